@@ -1,0 +1,248 @@
+//! The sightings batch: [`Envelope`] and its [`Sighting`]s.
+
+use std::fmt;
+
+use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::Millis;
+
+/// A device's keyed hash: the first 8 bytes of HMAC-SHA256(epoch key, MAC), big-endian.
+///
+/// Serialized as 16 lowercase hex digits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct DeviceKey(pub u64);
+
+impl fmt::Display for DeviceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
+impl std::str::FromStr for DeviceKey {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.len() != 16 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!("device key {s:?} is not 16 hex digits"));
+        }
+        u64::from_str_radix(s, 16)
+            .map(DeviceKey)
+            .map_err(|e| format!("device key {s:?}: {e}"))
+    }
+}
+
+impl Serialize for DeviceKey {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for DeviceKey {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(de::Error::custom)
+    }
+}
+
+/// A 32-bit digest of a probe request's capability information elements.
+///
+/// Stable for one device model and OS across MAC rotations, so it groups randomized
+/// addresses for footfall counting. Serialized as 8 lowercase hex digits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Fingerprint(pub u32);
+
+impl Serialize for Fingerprint {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&format_args!("{:08x}", self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Fingerprint {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        if s.len() != 8 {
+            return Err(de::Error::custom(format!(
+                "fingerprint {s:?} is not 8 hex digits"
+            )));
+        }
+        u32::from_str_radix(&s, 16)
+            .map(Fingerprint)
+            .map_err(|e| de::Error::custom(format!("fingerprint {s:?}: {e}")))
+    }
+}
+
+/// Whether a device address is stable and linkable across sites.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IdentityClass {
+    /// Universally administered address (U/L bit 0): stable, linkable across sites.
+    Global,
+    /// Locally administered address (U/L bit 1): randomized or private; counted for footfall,
+    /// not linked across sites.
+    Local,
+}
+
+impl IdentityClass {
+    /// The lowercase name used on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdentityClass::Global => "global",
+            IdentityClass::Local => "local",
+        }
+    }
+}
+
+/// One device seen by one sensor over one stretch of time.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sighting {
+    pub device: DeviceKey,
+    pub class: IdentityClass,
+    pub fingerprint: Fingerprint,
+    pub first_seen: Millis,
+    pub last_seen: Millis,
+    /// Frames from this device in `[first_seen, last_seen]`.
+    pub frames: u32,
+    /// Strongest received signal, dBm.
+    pub rssi_max: i8,
+    /// Mean received signal, dBm, rounded to 0.1.
+    pub rssi_mean: f32,
+    /// `false` for an interim update of a sighting that is still open.
+    #[serde(rename = "final")]
+    pub is_final: bool,
+}
+
+/// A batch of sightings from one sensor: the payload of a `.../sightings` message.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Envelope {
+    /// Contract version, [`crate::VERSION`].
+    pub v: u32,
+    pub sensor: String,
+    pub site: String,
+    /// Strictly rising per sensor, across restarts.
+    pub seq: u64,
+    /// The hashing epoch of every sighting in the batch.
+    pub epoch: u32,
+    /// When the batch was closed, in the sensor's clock (event time on replay).
+    pub sent_at: Millis,
+    pub sightings: Vec<Sighting>,
+}
+
+impl Envelope {
+    /// The topic this envelope is published on.
+    pub fn topic(&self) -> String {
+        crate::topic::sightings(&self.site, &self.sensor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn sample() -> Envelope {
+        Envelope {
+            v: crate::VERSION,
+            sensor: "s-01".into(),
+            site: "store-7".into(),
+            seq: 42,
+            epoch: 437,
+            sent_at: Millis(1_668_506_405_120),
+            sightings: vec![Sighting {
+                device: DeviceKey(0x9f86_d081_884c_7d65),
+                class: IdentityClass::Global,
+                fingerprint: Fingerprint(0x1a2b_3c4d),
+                first_seen: Millis(1_668_506_341_003),
+                last_seen: Millis(1_668_506_398_870),
+                frames: 12,
+                rssi_max: -51,
+                rssi_mean: -63.4,
+                is_final: true,
+            }],
+        }
+    }
+
+    #[test]
+    fn json_matches_the_documented_layout() {
+        let json = serde_json::to_string(&sample()).expect("serializable");
+        assert_eq!(
+            json,
+            concat!(
+                r#"{"v":1,"sensor":"s-01","site":"store-7","seq":42,"epoch":437,"#,
+                r#""sent_at":"2022-11-15T10:00:05.120Z","sightings":[{"device":"9f86d081884c7d65","#,
+                r#""class":"global","fingerprint":"1a2b3c4d","first_seen":"2022-11-15T09:59:01.003Z","#,
+                r#""last_seen":"2022-11-15T09:59:58.870Z","frames":12,"rssi_max":-51,"rssi_mean":-63.4,"#,
+                r#""final":true}]}"#
+            )
+        );
+    }
+
+    #[test]
+    fn device_keys_above_2_pow_53_survive_json() {
+        let mut e = sample();
+        e.sightings[0].device = DeviceKey(u64::MAX - 1);
+        let back: Envelope =
+            serde_json::from_slice(&serde_json::to_vec(&e).expect("serializable")).expect("valid");
+        assert_eq!(back.sightings[0].device, DeviceKey(u64::MAX - 1));
+    }
+
+    #[test]
+    fn rejects_a_numeric_device_key() {
+        let json = serde_json::to_string(&sample())
+            .expect("serializable")
+            .replace(r#""9f86d081884c7d65""#, "12345");
+        let err = serde_json::from_str::<Envelope>(&json).expect_err("numeric key");
+        assert!(err.to_string().contains("device"), "{err}");
+    }
+
+    #[test]
+    fn rejects_unknown_fields() {
+        let json = serde_json::to_string(&sample())
+            .expect("serializable")
+            .replace(r#""v":1,"#, r#""v":1,"mac":"aa:bb","#);
+        let err = serde_json::from_str::<Envelope>(&json).expect_err("unknown field");
+        assert!(err.to_string().contains("unknown field `mac`"), "{err}");
+    }
+
+    fn arb_sighting() -> impl Strategy<Value = Sighting> {
+        (
+            any::<u64>(),
+            any::<bool>(),
+            any::<u32>(),
+            0i64..4_000_000_000_000,
+            0i64..86_400_000,
+            1u32..100_000,
+            any::<i8>(),
+            -1000i32..0,
+            any::<bool>(),
+        )
+            .prop_map(|(d, g, fp, first, dur, frames, max, mean, fin)| Sighting {
+                device: DeviceKey(d),
+                class: if g {
+                    IdentityClass::Global
+                } else {
+                    IdentityClass::Local
+                },
+                fingerprint: Fingerprint(fp),
+                first_seen: Millis(first),
+                last_seen: Millis(first + dur),
+                frames,
+                rssi_max: max,
+                rssi_mean: mean as f32 / 10.0,
+                is_final: fin,
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn envelope_round_trips(seq in any::<u64>(), epoch in any::<u32>(),
+                                sightings in proptest::collection::vec(arb_sighting(), 0..20)) {
+            let e = Envelope { seq, epoch, sightings, ..sample() };
+            let json = serde_json::to_vec(&e).expect("serializable");
+            let back: Envelope = serde_json::from_slice(&json).expect("round trip");
+            prop_assert_eq!(back, e);
+        }
+    }
+}
