@@ -1,0 +1,339 @@
+//! The Footfall sensor agent: monitor-mode capture to durable MQTT sightings.
+//!
+//! Stages, one module each: [`capture`] (libpcap, live or replay) -> `parse` (radiotap,
+//! 802.11) -> `identity` (keyed hash; the raw address never leaves `mac`) -> `sessionize`
+//! -> [`pipeline`] (policy, batches) -> [`spool`] (durable) -> [`publish`] (MQTT QoS 1).
+//! [`run`] is the live sensor, [`replay`] processes a capture file deterministically.
+//! Both take a shutdown token so tests drive the real thing.
+
+pub mod capture;
+pub mod identity;
+mod mac;
+mod parse;
+pub mod pipeline;
+pub mod publish;
+mod sessionize;
+pub mod sink;
+pub mod spool;
+pub mod telemetry;
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use firmware_config::{Config, ConfigError, Secret};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+use wire::{DeviceKey, Millis};
+
+pub use parse::Reject;
+use pipeline::{BatchSink, Pipeline, PipelineSettings, Summary};
+use publish::{Delivered, Lifecycle, Publisher};
+use sink::{JsonLinesSink, Origin, SpoolSink};
+use spool::Spool;
+use telemetry::Telemetry;
+
+/// Minimum tenant secret length: 128 bits.
+pub const MIN_SECRET_BYTES: usize = 16;
+/// Upper bound of one sighting's JSON, for the MQTT packet size limit.
+const MAX_SIGHTING_JSON: usize = 320;
+/// How long a stopping sensor keeps delivering before leaving the rest in the spool.
+const SHUTDOWN_DRAIN: Duration = Duration::from_secs(10);
+
+/// Everything a process needs beyond the configuration file, loaded at start-up.
+pub struct Loaded {
+    pub config: Config,
+    pub secret: Secret,
+    pub opt_out: HashSet<DeviceKey>,
+}
+
+impl Loaded {
+    /// Reads the tenant secret and the opt-out list that `config` refers to.
+    pub fn from_config(config: Config) -> Result<Loaded, ConfigError> {
+        let secret = config
+            .identity()
+            .secret
+            .load("identity.secret_file", MIN_SECRET_BYTES)?;
+        let opt_out = match &config.identity().opt_out_file {
+            Some(p) => load_opt_out(p)?,
+            None => HashSet::new(),
+        };
+        publish::load_password(&config)?;
+        Ok(Loaded {
+            config,
+            secret,
+            opt_out,
+        })
+    }
+
+    fn pipeline(&self, count_devices: bool) -> Pipeline {
+        Pipeline::new(
+            PipelineSettings::from_config(&self.config, self.opt_out.clone()),
+            self.secret.clone(),
+            count_devices,
+        )
+    }
+
+    fn origin(&self) -> Origin {
+        Origin {
+            sensor: self.config.sensor().id.clone(),
+            site: self.config.sensor().site.clone(),
+        }
+    }
+}
+
+/// Reads an opt-out list: one 16-hex-digit device key per line, `#` comments.
+pub fn load_opt_out(path: &Path) -> Result<HashSet<DeviceKey>, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Secret {
+        field: "identity.opt_out_file",
+        reason: format!("cannot read {}: {e}", path.display()),
+    })?;
+    let mut keys = HashSet::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let key = line.parse::<DeviceKey>().map_err(|e| ConfigError::Invalid {
+            field: "identity.opt_out_file",
+            value: format!("{}:{}", path.display(), i + 1),
+            reason: e,
+        })?;
+        keys.insert(key);
+    }
+    Ok(keys)
+}
+
+/// Where `replay` sends its batches.
+#[derive(Clone, Debug)]
+pub enum ReplayOutput {
+    /// JSON lines to a file, or stdout for `-`.
+    JsonLines(PathBuf),
+    /// Through the spool to the configured broker, returning once all is delivered.
+    Broker,
+}
+
+/// Options of `footfall-agent replay`.
+#[derive(Clone, Debug)]
+pub struct ReplayOptions {
+    pub pcap: PathBuf,
+    pub output: ReplayOutput,
+    /// Replay at this multiple of real time; `None`: as fast as possible.
+    pub speed: Option<f64>,
+}
+
+/// Replays a capture file (or FIFO) in event time. Deterministic: the same capture and
+/// configuration give byte-identical output.
+pub async fn replay(
+    loaded: Loaded,
+    opts: ReplayOptions,
+    shutdown: CancellationToken,
+) -> anyhow::Result<(Summary, Option<Delivered>)> {
+    let loaded = Arc::new(loaded);
+    match opts.output.clone() {
+        ReplayOutput::JsonLines(path) => {
+            let out: Box<dyn Write + Send> = if path.as_os_str() == "-" {
+                Box::new(std::io::BufWriter::new(std::io::stdout()))
+            } else {
+                Box::new(std::io::BufWriter::new(
+                    std::fs::File::create(&path)
+                        .with_context(|| format!("failed to create {}", path.display()))?,
+                ))
+            };
+            let l = loaded.clone();
+            let summary = tokio::task::spawn_blocking(move || {
+                let mut sink = JsonLinesSink {
+                    origin: l.origin(),
+                    out,
+                    next_seq: 1,
+                };
+                let s = replay_into(&l, &opts, &mut sink, &shutdown)?;
+                sink.out.flush().context("failed to write envelopes")?;
+                Ok::<_, anyhow::Error>(s)
+            })
+            .await
+            .context("replay thread panicked")??;
+            Ok((summary, None))
+        }
+        ReplayOutput::Broker => {
+            let (delivered, summary) = with_publisher(
+                &loaded,
+                None,
+                shutdown.clone(),
+                move |l, sink, _| replay_into(l, &opts, sink, &shutdown),
+            )
+            .await?;
+            Ok((summary, Some(delivered)))
+        }
+    }
+}
+
+fn replay_into(
+    loaded: &Loaded,
+    opts: &ReplayOptions,
+    sink: &mut dyn BatchSink,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Summary> {
+    let mut cap = capture::open_file(&opts.pcap)?;
+    let mut pipeline = loaded.pipeline(true);
+    let started = Instant::now();
+    let mut first_ts = None;
+    loop {
+        let packet = match cap.next_packet() {
+            Ok(p) => p,
+            Err(pcap::Error::NoMorePackets) => break,
+            Err(e) => {
+                return Err(e).with_context(|| format!("failed to read {}", opts.pcap.display()))
+            }
+        };
+        let ts = capture::ts_ms(packet.header);
+        if let Some(speed) = opts.speed {
+            let t0 = *first_ts.get_or_insert(ts);
+            let due = Duration::from_millis(((ts - t0).max(0) as f64 / speed) as u64);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        if shutdown.is_cancelled() {
+            break;
+        }
+        let truncated = packet.header.caplen < packet.header.len;
+        pipeline.on_frame(ts, packet.data, truncated, sink)?;
+    }
+    pipeline.finish(sink)?;
+    Ok(pipeline.summary())
+}
+
+/// Runs `produce` on a blocking thread feeding the spool, beside the publisher; returns when
+/// the producer has finished and the publisher has drained (or timed out).
+async fn with_publisher<T: Send + 'static>(
+    loaded: &Arc<Loaded>,
+    drain_timeout: Option<Duration>,
+    stop: CancellationToken,
+    produce: impl FnOnce(&Loaded, &mut dyn BatchSink, &Telemetry) -> anyhow::Result<T>
+        + Send
+        + 'static,
+) -> anyhow::Result<(Delivered, T)> {
+    let cfg = &loaded.config;
+    let (spool, recovery) = Spool::open(&cfg.spool().dir, cfg.spool().max_bytes, cfg.spool().fsync)
+        .context("failed to open the spool")?;
+    info!(
+        next_seq = spool.next_seq(),
+        pending = recovery.pending,
+        "spool open"
+    );
+    let spool = Arc::new(Mutex::new(spool));
+    let wake = Arc::new(Notify::new());
+    let telemetry = Arc::new(Telemetry::default());
+    let publisher = Publisher::new(
+        cfg,
+        cfg.mqtt().batch_max_sightings * MAX_SIGHTING_JSON + 512,
+    )?;
+    let life = Lifecycle {
+        producer_done: CancellationToken::new(),
+        drain_timeout,
+        stop: CancellationToken::new(),
+    };
+    let publishing = tokio::spawn(publisher.run(
+        spool.clone(),
+        wake.clone(),
+        telemetry.clone(),
+        life.clone(),
+    ));
+    let (l, t) = (loaded.clone(), telemetry.clone());
+    let mut sink = SpoolSink {
+        origin: loaded.origin(),
+        spool,
+        wake: wake.clone(),
+    };
+    let producing = tokio::task::spawn_blocking(move || {
+        let r = produce(&l, &mut sink, &t);
+        sink.spool.lock().expect("spool lock").sync();
+        r
+    });
+    let produced = producing.await.context("capture thread panicked");
+    life.producer_done.cancel();
+    wake.notify_one();
+    // A second signal while draining stops at once; the spool keeps the rest.
+    let stop_watch = {
+        let life = life.clone();
+        tokio::spawn(async move {
+            stop.cancelled().await;
+            if life.producer_done.is_cancelled() {
+                life.stop.cancel();
+            }
+        })
+    };
+    let delivered = publishing.await.context("publisher panicked")??;
+    stop_watch.abort();
+    Ok((delivered, produced??))
+}
+
+/// The live sensor: capture from the configured monitor interface until `shutdown`, then
+/// close open sightings, deliver for up to 10 s, and leave the rest in the spool.
+pub async fn run(loaded: Loaded, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let loaded = Arc::new(loaded);
+    let mut cap = capture::open_live(loaded.config.capture())?;
+    let stop_capture = Arc::new(AtomicBool::new(false));
+    let hopper = capture::spawn_channel_hopper(
+        loaded.config.capture().interface.clone(),
+        loaded.config.capture().channel_plan.clone(),
+        stop_capture.clone(),
+    )
+    .context("failed to start the channel hopper")?;
+    let watcher = {
+        let (stop, token) = (stop_capture.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            token.cancelled().await;
+            stop.store(true, Relaxed);
+        })
+    };
+    info!(interface = %loaded.config.capture().interface, filter = capture::BPF_FILTER, "capturing");
+    let stop = stop_capture.clone();
+    let (delivered, ()) = with_publisher(
+        &loaded,
+        Some(SHUTDOWN_DRAIN),
+        shutdown,
+        move |l, sink, telemetry| {
+            let mut pipeline = l.pipeline(false);
+            let mut last_report = Instant::now();
+            while !stop.load(Relaxed) {
+                match cap.next_packet() {
+                    Ok(p) => {
+                        let truncated = p.header.caplen < p.header.len;
+                        pipeline.on_frame(capture::ts_ms(p.header), p.data, truncated, sink)?;
+                    }
+                    Err(pcap::Error::TimeoutExpired) => {
+                        pipeline.advance(Millis::now().0, sink)?;
+                    }
+                    Err(e) => return Err(e).context("capture failed"),
+                }
+                if last_report.elapsed() >= Duration::from_secs(1) {
+                    last_report = Instant::now();
+                    pipeline.advance(Millis::now().0, sink)?;
+                    telemetry.frames_captured.store(pipeline.frames(), Relaxed);
+                    telemetry.frames_malformed.store(pipeline.malformed(), Relaxed);
+                    if let Some(d) = capture::drops(&mut cap) {
+                        telemetry.frames_dropped.store(d, Relaxed);
+                    }
+                }
+            }
+            pipeline.finish(sink)
+        },
+    )
+    .await?;
+    watcher.abort();
+    stop_capture.store(true, Relaxed);
+    let _ = hopper.join();
+    info!(
+        acked = delivered.acked_batches,
+        left_in_spool = delivered.left_in_spool,
+        "stopped"
+    );
+    Ok(())
+}

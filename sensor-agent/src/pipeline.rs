@@ -1,0 +1,319 @@
+//! The per-frame path: parse -> policy -> keyed hash -> sessionize -> batch.
+//!
+//! [`Pipeline`] is synchronous and single-threaded; it is driven by a capture loop (live or
+//! replay) that hands it frames in event time and hands its batches to a [`BatchSink`].
+//! Nothing here allocates per frame once the maps have grown, and nothing logs per frame.
+
+use std::collections::{BTreeMap, HashSet};
+
+use firmware_config::{Config, FcsPolicy, Secret};
+use serde::Serialize;
+use wire::{DeviceKey, IdentityClass, Millis, Sighting};
+
+use crate::identity::Hasher;
+use crate::parse::{self, FrameType, Reject};
+use crate::sessionize::{Emitted, Observation, Sessionizer};
+
+/// A closed batch, before it is given a sequence number.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Batch {
+    pub epoch: u32,
+    pub sent_at: Millis,
+    pub sightings: Vec<Sighting>,
+}
+
+/// Where closed batches go: the spool (live and replay-to-broker) or a JSON-lines file.
+pub trait BatchSink {
+    fn put(&mut self, batch: Batch) -> anyhow::Result<()>;
+}
+
+/// What the pipeline has seen, by category: the `--summary` document.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct Summary {
+    pub frames: u64,
+    pub frames_by_type: BTreeMap<&'static str, u64>,
+    pub probe_requests: u64,
+    pub malformed: BTreeMap<&'static str, u64>,
+    pub dropped: BTreeMap<&'static str, u64>,
+    pub sightings: u64,
+    pub interim_updates: u64,
+    pub evicted_sightings: u64,
+    pub devices: BTreeMap<&'static str, u64>,
+    pub batches: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    frames: u64,
+    by_type: [u64; 4],
+    probes: u64,
+    rejects: [u64; 8],
+    below_floor: u64,
+    no_signal: u64,
+    opt_out: u64,
+    sightings: u64,
+    interim: u64,
+    batches: u64,
+}
+
+/// Settings of the per-frame path, from the sensor configuration.
+#[derive(Clone, Debug)]
+pub struct PipelineSettings {
+    pub fcs_policy: FcsPolicy,
+    pub rssi_floor_dbm: i8,
+    pub gap_secs: u32,
+    pub interim_secs: u32,
+    pub max_devices: usize,
+    pub epoch_days: u32,
+    pub batch_max_sightings: usize,
+    pub batch_max_age_ms: i64,
+    pub opt_out: HashSet<DeviceKey>,
+}
+
+impl PipelineSettings {
+    pub fn from_config(cfg: &Config, opt_out: HashSet<DeviceKey>) -> PipelineSettings {
+        PipelineSettings {
+            fcs_policy: cfg.capture().fcs_policy,
+            rssi_floor_dbm: cfg.capture().rssi_floor_dbm,
+            gap_secs: cfg.sightings().gap_secs,
+            interim_secs: cfg.sightings().interim_secs,
+            max_devices: cfg.sightings().max_devices,
+            epoch_days: cfg.identity().epoch_days,
+            batch_max_sightings: cfg.mqtt().batch_max_sightings,
+            batch_max_age_ms: cfg.mqtt().batch_max_age.as_millis() as i64,
+            opt_out,
+        }
+    }
+}
+
+pub struct Pipeline {
+    settings: PipelineSettings,
+    hasher: Hasher,
+    sessions: Sessionizer,
+    emitted: Vec<Emitted>,
+    batch: Vec<Sighting>,
+    batch_epoch: u32,
+    batch_opened: i64,
+    now_ms: i64,
+    next_sweep: i64,
+    counters: Counters,
+    devices: Option<HashSet<(u32, DeviceKey, bool)>>,
+}
+
+const SWEEP_EVERY_MS: i64 = 1000;
+
+impl Pipeline {
+    /// `count_devices` keeps the set of distinct device keys for the summary (replay);
+    /// a long-running sensor leaves it off to keep memory bounded.
+    pub fn new(settings: PipelineSettings, secret: Secret, count_devices: bool) -> Pipeline {
+        Pipeline {
+            hasher: Hasher::new(secret, settings.epoch_days, settings.max_devices),
+            sessions: Sessionizer::new(
+                settings.gap_secs,
+                settings.interim_secs,
+                settings.max_devices,
+            ),
+            emitted: Vec::new(),
+            batch: Vec::with_capacity(settings.batch_max_sightings),
+            batch_epoch: 0,
+            batch_opened: 0,
+            now_ms: i64::MIN,
+            next_sweep: i64::MIN,
+            counters: Counters::default(),
+            devices: count_devices.then(HashSet::new),
+            settings,
+        }
+    }
+
+    /// Processes one captured frame with capture timestamp `ts_ms`.
+    pub fn on_frame(
+        &mut self,
+        ts_ms: i64,
+        data: &[u8],
+        truncated: bool,
+        sink: &mut dyn BatchSink,
+    ) -> anyhow::Result<()> {
+        self.counters.frames += 1;
+        self.advance(ts_ms, sink)?;
+        let frame = match parse::parse(data, truncated, self.settings.fcs_policy) {
+            Ok(f) => f,
+            Err(r) => {
+                self.counters.rejects[r as usize] += 1;
+                return Ok(());
+            }
+        };
+        self.counters.by_type[frame.frame_type as usize] += 1;
+        let Some(probe) = frame.probe else {
+            return Ok(());
+        };
+        self.counters.probes += 1;
+        let Some(rssi) = frame.signal_dbm else {
+            self.counters.no_signal += 1;
+            return Ok(());
+        };
+        if rssi < self.settings.rssi_floor_dbm {
+            self.counters.below_floor += 1;
+            return Ok(());
+        }
+        let (epoch, device) = self.hasher.key(&probe.transmitter, ts_ms);
+        if self.settings.opt_out.contains(&device) {
+            self.counters.opt_out += 1;
+            return Ok(());
+        }
+        let class = if probe.transmitter.is_local() {
+            IdentityClass::Local
+        } else {
+            IdentityClass::Global
+        };
+        let obs = Observation {
+            ts_ms,
+            epoch,
+            device,
+            class,
+            fingerprint: probe.fingerprint,
+            rssi_dbm: rssi,
+        };
+        if self.sessions.observe(&obs, &mut self.emitted) {
+            if let Some(d) = &mut self.devices {
+                d.insert((epoch, device, class == IdentityClass::Global));
+            }
+        }
+        self.drain_emitted(sink)
+    }
+
+    /// Moves event time forward without a frame (an idle live capture calls this with the
+    /// wall clock): closes expired sightings and aged batches.
+    pub fn advance(&mut self, now_ms: i64, sink: &mut dyn BatchSink) -> anyhow::Result<()> {
+        if now_ms <= self.now_ms {
+            return Ok(());
+        }
+        self.now_ms = now_ms;
+        if now_ms >= self.next_sweep {
+            self.next_sweep = now_ms + SWEEP_EVERY_MS;
+            self.sessions.advance(now_ms, &mut self.emitted);
+            self.drain_emitted(sink)?;
+            if !self.batch.is_empty()
+                && now_ms - self.batch_opened >= self.settings.batch_max_age_ms
+            {
+                self.flush_batch(sink)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Closes every sighting and flushes the last batch (end of input, shutdown).
+    pub fn finish(&mut self, sink: &mut dyn BatchSink) -> anyhow::Result<()> {
+        self.sessions.close_all(&mut self.emitted);
+        self.drain_emitted(sink)?;
+        self.flush_batch(sink)
+    }
+
+    fn drain_emitted(&mut self, sink: &mut dyn BatchSink) -> anyhow::Result<()> {
+        if self.emitted.is_empty() {
+            return Ok(());
+        }
+        let mut emitted = std::mem::take(&mut self.emitted);
+        for e in emitted.drain(..) {
+            if e.sighting.is_final {
+                self.counters.sightings += 1;
+            } else {
+                self.counters.interim += 1;
+            }
+            if !self.batch.is_empty() && e.epoch != self.batch_epoch {
+                self.flush_batch(sink)?;
+            }
+            if self.batch.is_empty() {
+                self.batch_epoch = e.epoch;
+                self.batch_opened = self.now_ms;
+            }
+            self.batch.push(e.sighting);
+            if self.batch.len() >= self.settings.batch_max_sightings {
+                self.flush_batch(sink)?;
+            }
+        }
+        self.emitted = emitted;
+        Ok(())
+    }
+
+    fn flush_batch(&mut self, sink: &mut dyn BatchSink) -> anyhow::Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let sightings = std::mem::replace(
+            &mut self.batch,
+            Vec::with_capacity(self.settings.batch_max_sightings),
+        );
+        self.counters.batches += 1;
+        sink.put(Batch {
+            epoch: self.batch_epoch,
+            sent_at: Millis(self.now_ms),
+            sightings,
+        })
+    }
+
+    /// Frames seen, malformed frames, sightings tracked: for heartbeats.
+    pub fn frames(&self) -> u64 {
+        self.counters.frames
+    }
+
+    pub fn malformed(&self) -> u64 {
+        all_rejects()
+            .filter(|r| r.is_malformed())
+            .map(|r| self.counters.rejects[r as usize])
+            .sum()
+    }
+
+    pub fn summary(&self) -> Summary {
+        let c = &self.counters;
+        let types = [
+            (FrameType::Management, "management"),
+            (FrameType::Control, "control"),
+            (FrameType::Data, "data"),
+            (FrameType::Extension, "extension"),
+        ];
+        let mut s = Summary {
+            frames: c.frames,
+            frames_by_type: types
+                .iter()
+                .map(|(t, n)| (*n, c.by_type[*t as usize]))
+                .collect(),
+            probe_requests: c.probes,
+            sightings: c.sightings,
+            interim_updates: c.interim,
+            evicted_sightings: self.sessions.evicted,
+            batches: c.batches,
+            ..Summary::default()
+        };
+        for r in all_rejects() {
+            let target = if r.is_malformed() {
+                &mut s.malformed
+            } else {
+                &mut s.dropped
+            };
+            target.insert(r.name(), c.rejects[r as usize]);
+        }
+        s.dropped.insert("below_rssi_floor", c.below_floor);
+        s.dropped.insert("no_signal", c.no_signal);
+        s.dropped.insert("opt_out", c.opt_out);
+        if let Some(d) = &self.devices {
+            let global = d.iter().filter(|(_, _, g)| *g).count() as u64;
+            s.devices.insert("global", global);
+            s.devices.insert("local", d.len() as u64 - global);
+        }
+        s
+    }
+}
+
+fn all_rejects() -> impl Iterator<Item = Reject> {
+    [
+        Reject::RadiotapTruncated,
+        Reject::RadiotapVersion,
+        Reject::RadiotapLength,
+        Reject::RadiotapField,
+        Reject::FrameTruncated,
+        Reject::ProtocolVersion,
+        Reject::GroupTransmitter,
+        Reject::BadFcs,
+    ]
+    .into_iter()
+}

@@ -1,0 +1,71 @@
+//! Counters shared between the capture thread and the publisher, and the heartbeat built
+//! from them. Names of the status fields are the wire contract's ([`wire::Status`]).
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Instant;
+
+use wire::{Millis, Status};
+
+/// Updated by the capture loop (at most once per second), read by the heartbeat.
+#[derive(Debug)]
+pub struct Telemetry {
+    started: Instant,
+    pub frames_captured: AtomicU64,
+    pub frames_dropped: AtomicU64,
+    pub frames_malformed: AtomicU64,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Telemetry {
+            started: Instant::now(),
+            frames_captured: AtomicU64::new(0),
+            frames_dropped: AtomicU64::new(0),
+            frames_malformed: AtomicU64::new(0),
+        }
+    }
+}
+
+/// Identity fields of a status message.
+#[derive(Clone, Debug)]
+pub struct StatusIdentity {
+    pub sensor: String,
+    pub site: String,
+    pub config_version: u32,
+}
+
+/// Spool figures for a heartbeat.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SpoolFigures {
+    pub batches: u64,
+    pub bytes: u64,
+    pub dropped_batches: u64,
+}
+
+impl Telemetry {
+    pub fn status(&self, id: &StatusIdentity, online: bool, spool: SpoolFigures) -> Status {
+        Status {
+            v: wire::VERSION,
+            sensor: id.sensor.clone(),
+            site: id.site.clone(),
+            online,
+            at: Millis::now(),
+            uptime_secs: self.started.elapsed().as_secs(),
+            frames_captured: self.frames_captured.load(Relaxed),
+            frames_dropped: self.frames_dropped.load(Relaxed),
+            frames_malformed: self.frames_malformed.load(Relaxed),
+            spool_batches: spool.batches,
+            spool_bytes: spool.bytes,
+            spool_dropped_batches: spool.dropped_batches,
+            config_version: id.config_version,
+            clock_synced: clock_synced(),
+        }
+    }
+}
+
+/// systemd-timesyncd marks a synchronised clock with this file; chrony and ntpd users can
+/// create it from their own hooks.
+fn clock_synced() -> bool {
+    Path::new("/run/systemd/timesync/synchronized").exists()
+}
