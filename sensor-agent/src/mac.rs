@@ -18,11 +18,6 @@ impl RawMac {
         self.0[0] & 0x02 != 0
     }
 
-    /// A group (multicast/broadcast) address, never a valid transmitter.
-    pub(crate) fn is_group(&self) -> bool {
-        self.0[0] & 0x01 != 0
-    }
-
     pub(crate) fn octets(&self) -> &[u8; 6] {
         &self.0
     }

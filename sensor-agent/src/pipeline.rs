@@ -47,7 +47,7 @@ struct Counters {
     frames: u64,
     by_type: [u64; 4],
     probes: u64,
-    rejects: [u64; 8],
+    rejects: [u64; 7],
     below_floor: u64,
     no_signal: u64,
     opt_out: u64,
@@ -312,7 +312,6 @@ fn all_rejects() -> impl Iterator<Item = Reject> {
         Reject::RadiotapField,
         Reject::FrameTruncated,
         Reject::ProtocolVersion,
-        Reject::GroupTransmitter,
         Reject::BadFcs,
     ]
     .into_iter()

@@ -55,9 +55,6 @@ pub(super) fn parse(body: &[u8]) -> Result<MacFrame, Reject> {
         return Err(Reject::FrameTruncated);
     }
     let transmitter = RawMac::from_slice(&body[10..16]).ok_or(Reject::FrameTruncated)?;
-    if transmitter.is_group() {
-        return Err(Reject::GroupTransmitter);
-    }
     frame.probe = Some(Probe {
         transmitter,
         fingerprint: fingerprint(&body[header..]),

@@ -27,8 +27,6 @@ pub enum Reject {
     FrameTruncated,
     /// Malformed: the 802.11 protocol version is not 0.
     ProtocolVersion,
-    /// Malformed: a probe request whose transmitter is a group address.
-    GroupTransmitter,
     /// Policy: the FCS is wrong (by CRC or by the driver's bad-FCS flag).
     BadFcs,
 }
@@ -47,7 +45,6 @@ impl Reject {
             Reject::RadiotapField => "radiotap_field",
             Reject::FrameTruncated => "frame_truncated",
             Reject::ProtocolVersion => "protocol_version",
-            Reject::GroupTransmitter => "group_transmitter",
             Reject::BadFcs => "bad_fcs",
         }
     }
@@ -159,15 +156,6 @@ mod tests {
         for policy in [FcsPolicy::Verify, FcsPolicy::TrustFlag] {
             assert_eq!(parse(&f, false, policy).err(), Some(Reject::BadFcs));
         }
-    }
-
-    #[test]
-    fn refuses_group_transmitters() {
-        let f = probe_frame(0, -57, [0x01, 0, 0x5e, 0, 0, 1], &[]);
-        assert_eq!(
-            parse(&f, false, FcsPolicy::Verify).err(),
-            Some(Reject::GroupTransmitter)
-        );
     }
 
     #[test]
