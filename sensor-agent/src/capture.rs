@@ -19,12 +19,16 @@ use tracing::{info, warn};
 /// Only probe requests; libpcap compiles this for the radiotap link type.
 pub const BPF_FILTER: &str = "type mgt subtype probe-req";
 
-/// Opens a pcap or pcapng file (or a FIFO carrying one) for replay.
+/// Opens a pcap or pcapng file (or a FIFO carrying one) for replay. Its link type is
+/// checked by [`check_file_link`] once it shows a frame: an empty capture is just empty,
+/// whatever link type its header names.
 pub fn open_file(path: &Path) -> anyhow::Result<Capture<pcap::Offline>> {
-    let cap = Capture::from_file(path)
-        .with_context(|| format!("failed to open capture {}", path.display()))?;
-    require_radiotap(cap.get_datalink(), &path.display().to_string())?;
-    Ok(cap)
+    Capture::from_file(path).with_context(|| format!("failed to open capture {}", path.display()))
+}
+
+/// Refuses a capture file whose frames are not radiotap.
+pub fn check_file_link(link: Linktype, path: &Path) -> anyhow::Result<()> {
+    require_radiotap(link, &path.display().to_string())
 }
 
 /// Opens a live interface, which must already be in monitor mode.

@@ -183,6 +183,8 @@ fn replay_into(
     let mut pipeline = loaded.pipeline(true);
     let started = Instant::now();
     let mut first_ts = None;
+    let link = cap.get_datalink();
+    let mut checked = false;
     loop {
         let packet = match cap.next_packet() {
             Ok(p) => p,
@@ -191,6 +193,10 @@ fn replay_into(
                 return Err(e).with_context(|| format!("failed to read {}", opts.pcap.display()))
             }
         };
+        if !checked {
+            capture::check_file_link(link, &opts.pcap)?;
+            checked = true;
+        }
         let ts = capture::ts_ms(packet.header);
         if let Some(speed) = opts.speed {
             let t0 = *first_ts.get_or_insert(ts);

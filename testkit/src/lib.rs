@@ -1,1 +1,315 @@
-//! placeholder
+//! Test support: real servers and independent tools, never mocks of them.
+//!
+//! - [`Mosquitto`]: a real broker process on a free loopback port in a temp dir, which can be
+//!   stopped and restarted on the same port with its persistent sessions.
+//! - [`Subscription`]: `mosquitto_sub` (a client we did not write) recording payloads.
+//! - [`tshark_probes`]: tshark's view of a capture, the parser oracle.
+//! - [`pcaps_dir`]: where the shared real captures are, failing loudly when absent.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+/// The shared real captures: `$FOOTFALL_TESTDATA` or `../shared/testdata/pcaps` beside the
+/// workspace. Panics with instructions when they are absent.
+pub fn pcaps_dir() -> PathBuf {
+    let dir = std::env::var_os("FOOTFALL_TESTDATA").map(PathBuf::from).unwrap_or_else(|| {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/pcaps")
+    });
+    assert!(
+        dir.is_dir(),
+        "TEST CAPTURES ABSENT: {} does not exist. Put the shared captures there or set \
+         FOOTFALL_TESTDATA to their directory.",
+        dir.display()
+    );
+    dir.canonicalize().expect("an existing directory canonicalizes")
+}
+
+/// Every `.pcap`/`.pcapng` under `dir`, sorted.
+pub fn captures_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).expect("readable testdata directory") {
+            let p = e.expect("directory entry").path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p
+                .extension()
+                .is_some_and(|x| x == "pcap" || x == "pcapng")
+            {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// tshark's count of probe requests and their distinct source addresses (lowercase
+/// `aa:bb:cc:dd:ee:ff`).
+pub fn tshark_probes(pcap: &Path) -> (u64, HashSet<String>) {
+    let out = Command::new("tshark")
+        .args(["-n", "-r"])
+        .arg(pcap)
+        .args(["-Y", "wlan.fc.type_subtype == 4", "-T", "fields", "-e", "wlan.sa"])
+        .stderr(Stdio::null())
+        .output()
+        .expect("tshark is installed (deploy/setup.sh)");
+    assert!(out.status.success(), "tshark failed on {}", pcap.display());
+    let text = String::from_utf8(out.stdout).expect("tshark prints UTF-8");
+    let lines: Vec<&str> = text.lines().collect();
+    let macs = lines.iter().map(|l| l.trim().to_lowercase()).collect();
+    (lines.len() as u64, macs)
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("bind an ephemeral port")
+        .port()
+}
+
+/// Polls `f` every 20 ms until it returns `Some` or `timeout` passes.
+pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn running_as_root() -> bool {
+    fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(2) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// A Mosquitto broker process on a free loopback port, with persistence in a temp dir.
+pub struct Mosquitto {
+    pub port: u16,
+    dir: TempDir,
+    child: Option<Child>,
+}
+
+impl Mosquitto {
+    pub fn start() -> Mosquitto {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut m = Mosquitto {
+            port: free_port(),
+            dir,
+            child: None,
+        };
+        m.launch();
+        m
+    }
+
+    /// A broker configuration for `port`, not started: for tests that start it later.
+    pub fn stopped() -> Mosquitto {
+        Mosquitto {
+            port: free_port(),
+            dir: tempfile::tempdir().expect("tempdir"),
+            child: None,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.port)
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
+    }
+
+    /// Starts (or restarts) the broker on the same port and persistence directory.
+    pub fn launch(&mut self) {
+        assert!(self.child.is_none(), "broker already running");
+        let d = self.dir.path();
+        let conf = d.join("mosquitto.conf");
+        let mut c = format!(
+            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n\
+             persistence_location {dir}/\nlog_dest file {dir}/mosquitto.log\nlog_type all\n\
+             max_queued_messages 0\nmax_inflight_messages 0\n",
+            port = self.port,
+            dir = d.display()
+        );
+        if running_as_root() {
+            c.push_str("user root\n");
+        }
+        fs::write(&conf, c).expect("write mosquitto.conf");
+        let child = Command::new("mosquitto")
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto is installed (deploy/setup.sh)");
+        self.child = Some(child);
+        let port = self.port;
+        wait_for(Duration::from_secs(10), || {
+            TcpStream::connect(("127.0.0.1", port)).ok()
+        })
+        .unwrap_or_else(|| panic!("mosquitto did not listen on {port}:\n{}", self.log()));
+    }
+
+    /// Stops the broker gracefully (it saves sessions and queued messages).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let done = wait_for(Duration::from_secs(10), || child.try_wait().ok().flatten());
+            if done.is_none() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+
+    /// Starts `mosquitto_sub` on `topic` with a persistent QoS 1 session `client_id`, and
+    /// returns once the broker has its subscription.
+    pub fn subscribe(&self, topic: &str, client_id: &str) -> Subscription {
+        let out = self.dir.path().join(format!("{client_id}.out"));
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&out)
+            .expect("subscriber output file");
+        let before = self.log().matches(&format!("SUBSCRIBE from {client_id}")).count();
+        let child = Command::new("mosquitto_sub")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(["-t", topic, "-q", "1", "-c", "-i", client_id])
+            .stdout(file)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto_sub is installed (deploy/setup.sh)");
+        wait_for(Duration::from_secs(10), || {
+            (self.log().matches(&format!("SUBSCRIBE from {client_id}")).count() > before)
+                .then_some(())
+        })
+        .unwrap_or_else(|| panic!("mosquitto_sub did not subscribe:\n{}", self.log()));
+        Subscription {
+            child: Some(child),
+            out,
+        }
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A running `mosquitto_sub`, one payload per line in a file.
+pub struct Subscription {
+    child: Option<Child>,
+    out: PathBuf,
+}
+
+impl Subscription {
+    pub fn lines(&self) -> Vec<String> {
+        fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Waits until at least `n` payloads arrived; returns them all.
+    pub fn wait_for_lines(&self, n: usize, timeout: Duration) -> Vec<String> {
+        wait_for(timeout, || {
+            let l = self.lines();
+            (l.len() >= n).then_some(l)
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "expected {n} messages within {timeout:?}, got {}",
+                self.lines().len()
+            )
+        })
+    }
+
+    /// Waits until no new payload has arrived for `quiet`; returns them all.
+    pub fn settle(&self, quiet: Duration, timeout: Duration) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        let mut last = self.lines().len();
+        let mut since = Instant::now();
+        while Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+            let now = self.lines().len();
+            if now != last {
+                last = now;
+                since = Instant::now();
+            } else if since.elapsed() >= quiet {
+                break;
+            }
+        }
+        self.lines()
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A pcap file read into records, to be re-streamed (e.g. into a FIFO) in parts.
+pub struct PcapRecords {
+    pub header: Vec<u8>,
+    pub records: Vec<Vec<u8>>,
+}
+
+impl PcapRecords {
+    /// Reads a classic little-endian microsecond pcap file.
+    pub fn read(path: &Path) -> PcapRecords {
+        let data = fs::read(path).expect("readable capture");
+        assert_eq!(&data[..4], &[0xd4, 0xc3, 0xb2, 0xa1], "a little-endian pcap file");
+        let mut records = Vec::new();
+        let mut at = 24;
+        while at + 16 <= data.len() {
+            let caplen =
+                u32::from_le_bytes(data[at + 8..at + 12].try_into().expect("4 bytes")) as usize;
+            let end = at + 16 + caplen;
+            records.push(data[at..end].to_vec());
+            at = end;
+        }
+        PcapRecords {
+            header: data[..24].to_vec(),
+            records,
+        }
+    }
+
+    /// Writes the header and `records` to `w`.
+    pub fn write_to(&self, mut w: impl Write, records: &[Vec<u8>]) -> std::io::Result<()> {
+        w.write_all(&self.header)?;
+        for r in records {
+            w.write_all(r)?;
+        }
+        w.flush()
+    }
+}

@@ -1,0 +1,23 @@
+# The two commands of the README. Both install what they need first (deploy/setup.sh).
+SHELL := /bin/bash
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+
+.PHONY: demo test setup bench
+
+setup:
+	@bash deploy/setup.sh
+
+## make demo: the main job, end to end on this machine
+demo: setup
+	cargo build --release --locked -p sensor-agent --bins --examples
+	bash deploy/demo.sh
+
+## make test: formatting, lints, and the whole test suite
+test: setup
+	cargo fmt --all -- --check
+	cargo clippy --locked --workspace --all-targets -- -D warnings
+	cargo test --locked --workspace
+
+## make bench: the figures recorded in benches/README.md
+bench: setup
+	bash benches/agent.sh

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs what building, testing and the demo need on a fresh Debian machine:
+#   mosquitto, mosquitto-clients  the MQTT broker and its reference clients (tests, demo)
+#   libpcap-dev, pkg-config       libpcap for the agent's capture
+#   tshark                        an independent 802.11 dissector: the parser's test oracle
+#   tcpdump                       libpcap's raw read rate: the benchmark baseline
+#   build-essential, ca-certificates, curl  C toolchain for -sys crates; rustup bootstrap
+# and, if cargo is missing, a Rust toolchain through rustup; rustfmt and clippy components.
+# Uses sudo when not root. Idempotent: installs only what is missing.
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+need=()
+for pkg in mosquitto mosquitto-clients libpcap-dev pkg-config tshark tcpdump build-essential ca-certificates curl; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
+done
+if [ "${#need[@]}" -gt 0 ]; then
+  echo "setup: installing ${need[*]}"
+  $SUDO apt-get update -qq
+  # tshark asks whether non-root users may capture; answer no, non-interactively.
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | $SUDO debconf-set-selections
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+# The Debian package starts a system-wide broker where systemd runs; tests start their own.
+
+if ! command -v cargo >/dev/null 2>&1; then
+  if [ -x "$HOME/.cargo/bin/cargo" ]; then
+    export PATH="$HOME/.cargo/bin:$PATH"
+  else
+    echo "setup: installing a Rust toolchain with rustup"
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
+    export PATH="$HOME/.cargo/bin:$PATH"
+  fi
+fi
+if command -v rustup >/dev/null 2>&1; then
+  for c in rustfmt clippy; do
+    rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c"
+  done
+fi
+echo "setup: ok ($(cargo --version))"

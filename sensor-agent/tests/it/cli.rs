@@ -1,0 +1,98 @@
+//! The command line: configuration errors, defaults, refusing non-monitor interfaces.
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+use crate::util::{Sensor, AGENT};
+
+#[test]
+fn a_bad_config_exits_78_naming_the_field() {
+    let sensor = Sensor::new("mqtt://127.0.0.1:1", "[sightings]\ngap_secs = 0\n");
+    let o = Command::new(AGENT)
+        .arg("check-config")
+        .arg(&sensor.config)
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(78));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("sightings.gap_secs") && err.contains('0'), "{err}");
+}
+
+#[test]
+fn a_world_readable_secret_is_refused_with_exit_78() {
+    let sensor = Sensor::new("mqtt://127.0.0.1:1", "");
+    std::fs::set_permissions(sensor.path("tenant.key"), std::fs::Permissions::from_mode(0o644))
+        .expect("chmod");
+    let o = Command::new(AGENT)
+        .arg("check-config")
+        .arg(&sensor.config)
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(78));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("identity.secret_file") && err.contains("0644"), "{err}");
+    assert!(!err.contains("test-tenant-secret"), "the secret is never printed");
+}
+
+#[test]
+fn the_printed_default_config_is_accepted_by_check_config() {
+    let o = Command::new(AGENT).arg("print-default-config").output().expect("run");
+    assert!(o.status.success());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = String::from_utf8(o.stdout).expect("utf-8").replace(
+        "secret_file = \"/etc/footfall/tenant.key\"",
+        "secret_env = \"FOOTFALL_TEST_SECRET\"",
+    );
+    let path = dir.path().join("agent.toml");
+    std::fs::write(&path, text).expect("write");
+    let o = Command::new(AGENT)
+        .arg("check-config")
+        .arg(&path)
+        .env("FOOTFALL_TEST_SECRET", "a-long-enough-tenant-secret")
+        .output()
+        .expect("run");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("ok"));
+}
+
+#[test]
+fn an_interface_that_is_not_in_monitor_mode_is_refused_with_a_hint() {
+    let sensor = Sensor::new("mqtt://127.0.0.1:1", "[capture]\ninterface = \"lo\"\n");
+    let o = Command::new(AGENT)
+        .args(["run", "--config"])
+        .arg(&sensor.config)
+        .output()
+        .expect("run");
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    let root = std::fs::read_to_string("/proc/self/status")
+        .expect("status")
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
+    if root {
+        assert!(err.contains("not 802.11 radiotap") && err.contains("monitor mode"), "{err}");
+    } else {
+        assert!(err.contains("CAP_NET_RAW"), "{err}");
+    }
+}
+
+#[test]
+fn a_capture_that_is_not_radiotap_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("eth.pcap");
+    // An Ethernet (link type 1) capture with one frame.
+    let mut h = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    h.extend_from_slice(&65535u32.to_le_bytes());
+    h.extend_from_slice(&1u32.to_le_bytes());
+    let frame = [0u8; 60];
+    h.extend_from_slice(&[0; 8]);
+    h.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+    h.extend_from_slice(&(frame.len() as u32).to_le_bytes());
+    h.extend_from_slice(&frame);
+    std::fs::write(&path, h).expect("write");
+    let sensor = Sensor::new("mqtt://127.0.0.1:1", "");
+    let o = sensor.replay(&path).arg("--out").arg("-").output().expect("run");
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("EN10MB") || err.contains("(1)"), "{err}");
+}

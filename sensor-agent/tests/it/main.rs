@@ -1,0 +1,7 @@
+//! Integration tests of `footfall-agent`: the real binary, real captures, a real Mosquitto.
+
+mod cli;
+mod delivery;
+mod parity;
+mod privacy;
+mod util;

@@ -1,0 +1,119 @@
+//! The parser against tshark, an independent 802.11 dissector, on every real capture.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use crate::util::{capture, Sensor};
+
+#[test]
+fn probe_requests_and_distinct_sources_equal_tsharks_on_every_capture() {
+    let files = testkit::captures_under(&testkit::pcaps_dir());
+    assert!(files.len() >= 6, "expected the shared captures, found {files:?}");
+    let queue = Mutex::new(files);
+    let failures = Mutex::new(Vec::<String>::new());
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| loop {
+                let Some(f): Option<PathBuf> = queue.lock().expect("queue").pop() else {
+                    break;
+                };
+                let (probes, macs) = testkit::tshark_probes(&f);
+                let local = macs
+                    .iter()
+                    .filter(|m| u8::from_str_radix(&m[..2], 16).is_ok_and(|b| b & 2 != 0))
+                    .count() as u64;
+                let (_, sum) = Sensor::new("mqtt://127.0.0.1:1", "").replay_to_file(&f);
+                let ours = (
+                    sum["probe_requests"].as_u64().expect("count"),
+                    sum["devices"]["global"].as_u64().expect("count")
+                        + sum["devices"]["local"].as_u64().expect("count"),
+                    sum["devices"]["local"].as_u64().expect("count"),
+                );
+                if ours != (probes, macs.len() as u64, local) {
+                    failures.lock().expect("failures").push(format!(
+                        "{}: ours (probes, sources, local) = {ours:?}, tshark = {:?}",
+                        f.display(),
+                        (probes, macs.len(), local)
+                    ));
+                }
+            });
+        }
+    });
+    let failures = failures.into_inner().expect("failures");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn the_three_antenna_header_reports_the_combined_signal() {
+    // tshark's first radiotap.dbm_antsignal of each probe is the combined one.
+    let f = capture("misc/aircrack-test1-3antenna.pcap");
+    let out = std::process::Command::new("tshark")
+        .args(["-n", "-r"])
+        .arg(&f)
+        .args(["-Y", "wlan.fc.type_subtype == 4", "-T", "fields", "-E", "occurrence=f"])
+        .args(["-e", "radiotap.dbm_antsignal"])
+        .output()
+        .expect("tshark");
+    let tshark_max: i64 = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.trim().parse::<i64>().expect("a dBm value"))
+        .max()
+        .expect("probes");
+    let (lines, _) = Sensor::new("mqtt://127.0.0.1:1", "").replay_to_file(&f);
+    let ours_max = lines
+        .iter()
+        .flat_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("json");
+            v["sightings"]
+                .as_array()
+                .expect("sightings")
+                .iter()
+                .map(|s| s["rssi_max"].as_i64().expect("rssi"))
+                .collect::<Vec<_>>()
+        })
+        .max()
+        .expect("sightings");
+    assert_eq!(ours_max, tshark_max);
+}
+
+#[test]
+fn fcs_verify_drops_frames_whose_fcs_the_anonymizer_broke() {
+    let f = capture("baccichet/OppoFindX3Neo-A_anonymized.pcap");
+    let sensor = Sensor::new("mqtt://127.0.0.1:1", "");
+    let text = std::fs::read_to_string(&sensor.config).expect("config");
+    std::fs::write(
+        &sensor.config,
+        text.replace("fcs_policy = \"trust-flag\"", "fcs_policy = \"verify\""),
+    )
+    .expect("config");
+    let (lines, sum) = sensor.replay_to_file(&f);
+    assert_eq!(sum["dropped"]["bad_fcs"], 1185);
+    assert_eq!(sum["sightings"], 0);
+    assert!(lines.is_empty());
+}
+
+#[test]
+fn replay_is_deterministic() {
+    let f = capture("fryza/position_2_2024-02-08.pcap");
+    let a = Sensor::new("mqtt://127.0.0.1:1", "").replay_to_file(&f);
+    let b = Sensor::new("mqtt://127.0.0.1:1", "").replay_to_file(&f);
+    assert!(a.0.len() > 10);
+    assert_eq!(a, b);
+}
+
+#[test]
+fn sightings_respect_the_gap_and_the_rssi_floor() {
+    let f = capture("fryza/position_2_2024-02-08.pcap");
+    let loose = Sensor::new("mqtt://127.0.0.1:1", "").replay_to_file(&f).1;
+    let strict = Sensor::new("mqtt://127.0.0.1:1", "");
+    let text = std::fs::read_to_string(&strict.config).expect("config");
+    std::fs::write(
+        &strict.config,
+        text.replace("rssi_floor_dbm = -128", "rssi_floor_dbm = -70"),
+    )
+    .expect("config");
+    let strict = strict.replay_to_file(&f).1;
+    let below = strict["dropped"]["below_rssi_floor"].as_u64().expect("count");
+    assert!(below > 0, "a -70 dBm floor drops some of this capture");
+    assert!(strict["sightings"].as_u64() < loose["sightings"].as_u64());
+}

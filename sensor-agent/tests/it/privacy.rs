@@ -1,0 +1,140 @@
+//! The privacy invariant: no raw MAC leaves the agent's memory, in any spelling.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::util::{assert_success, capture, Sensor};
+
+/// Every common spelling of a MAC, as byte strings to search for.
+fn spellings(mac: &str) -> Vec<Vec<u8>> {
+    let octets: Vec<u8> = mac
+        .split(':')
+        .map(|o| u8::from_str_radix(o, 16).expect("hex octet"))
+        .collect();
+    let hex: Vec<String> = octets.iter().map(|o| format!("{o:02x}")).collect();
+    let mut out = Vec::new();
+    for sep in [":", "-", "", "."] {
+        let s = if sep == "." {
+            format!("{}{}.{}{}.{}{}", hex[0], hex[1], hex[2], hex[3], hex[4], hex[5])
+        } else {
+            hex.join(sep)
+        };
+        out.push(s.to_uppercase().into_bytes());
+        out.push(s.into_bytes());
+    }
+    out.push(octets);
+    out
+}
+
+fn all_files(dir: &Path) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).expect("dir") {
+        let p = e.expect("entry").path();
+        if p.is_dir() {
+            out.extend(all_files(&p));
+        } else {
+            out.push(std::fs::read(&p).expect("readable"));
+        }
+    }
+    out
+}
+
+fn find_leaks(haystacks: &[(&str, &[u8])], macs: &HashSet<String>) -> Vec<String> {
+    let mut leaks = Vec::new();
+    for mac in macs {
+        for needle in spellings(mac) {
+            for (name, hay) in haystacks {
+                if hay.windows(needle.len()).any(|w| w == needle.as_slice()) {
+                    leaks.push(format!("{name} contains a spelling of a captured MAC"));
+                }
+            }
+        }
+    }
+    leaks
+}
+
+#[test]
+fn no_raw_mac_reaches_logs_spool_files_or_published_payloads() {
+    let broker = testkit::Mosquitto::start();
+    let sub = broker.subscribe("footfall/#", "privacy-watch");
+    let files = [
+        "fryza/position_2_2024-02-08.pcap",
+        "baccichet/iPhoneXR-L_anonymized.pcap",
+        "baccichet/OppoFindX3Neo-A_anonymized.pcap",
+        "misc/aircrack-test1-3antenna.pcap",
+        "misc/tcpdump-ieee802.11_exthdr.pcap",
+        "pintor/B-ts-2021-Jun-03-h14-m28-s59-modeA-ch-11-th-60.pcap",
+    ];
+    let mut macs = HashSet::new();
+    let mut expected_batches = 0;
+    for f in files {
+        let pcap = capture(f);
+        let (_, found) = testkit::tshark_probes(&pcap);
+        assert!(!found.is_empty(), "{f} has probe requests");
+        macs.extend(found);
+
+        let sensor = Sensor::new(&broker.url(), "");
+        let (lines, _) = Sensor::new(&broker.url(), "").replay_to_file(&pcap);
+        expected_batches += lines.len();
+        let o = sensor
+            .replay(&pcap)
+            .arg("--summary")
+            .arg(sensor.path("summary.json"))
+            .env("RUST_LOG", "trace")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run agent");
+        assert_success(&o);
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("TRACE")
+                || String::from_utf8_lossy(&o.stderr).contains("DEBUG"),
+            "verbose logging was on"
+        );
+        let mut hay: Vec<(&str, Vec<u8>)> = vec![("stdout", o.stdout), ("stderr", o.stderr)];
+        // The spool as left after delivery, and a spool kept undelivered (broker absent).
+        hay.extend(all_files(&sensor.dir.path().to_owned()).into_iter().map(|b| ("sensor dir", b)));
+        let offline = Sensor::new("mqtt://127.0.0.1:1", "");
+        let mut child = offline
+            .replay(&pcap)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run agent");
+        testkit::wait_for(Duration::from_secs(20), || {
+            let n = std::fs::read_dir(offline.spool()).ok()?.count();
+            (n > 0).then_some(())
+        })
+        .expect("the offline agent spools");
+        std::thread::sleep(Duration::from_millis(500));
+        child.kill().expect("kill");
+        child.wait().expect("wait");
+        hay.extend(all_files(&offline.spool()).into_iter().map(|b| ("undelivered spool", b)));
+        let refs: Vec<(&str, &[u8])> = hay.iter().map(|(n, b)| (*n, b.as_slice())).collect();
+        let leaks = find_leaks(&refs, &macs);
+        assert!(leaks.is_empty(), "{f}: {leaks:?}");
+    }
+    let published = sub.wait_for_lines(expected_batches, Duration::from_secs(30)).join("\n");
+    let leaks = find_leaks(&[("published payloads", published.as_bytes())], &macs);
+    assert!(leaks.is_empty(), "{leaks:?}");
+    assert!(
+        published.contains("\"device\""),
+        "the payloads were searched, and they carry device keys"
+    );
+}
+
+#[test]
+fn the_search_finds_a_mac_where_there_is_one() {
+    // Guards the test above against searching wrongly and finding nothing.
+    let macs: HashSet<String> = ["3c:22:fb:0a:1b:2c".to_owned()].into();
+    for hay in [
+        "x 3C-22-FB-0A-1B-2C y",
+        "3c22fb0a1b2c",
+        "3c22.fb0a.1b2c",
+        "3c:22:fb:0a:1b:2c",
+    ] {
+        assert!(!find_leaks(&[("t", hay.as_bytes())], &macs).is_empty(), "{hay}");
+    }
+    let raw = [0u8, 0x3c, 0x22, 0xfb, 0x0a, 0x1b, 0x2c, 0];
+    assert!(!find_leaks(&[("t", &raw)], &macs).is_empty());
+}
