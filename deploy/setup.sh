@@ -13,7 +13,7 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 need=()
-for pkg in mosquitto mosquitto-clients libpcap-dev pkg-config tshark tcpdump build-essential ca-certificates curl; do
+for pkg in mosquitto mosquitto-clients libpcap-dev pkg-config tshark tcpdump time build-essential ca-certificates curl; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ "${#need[@]}" -gt 0 ]; then

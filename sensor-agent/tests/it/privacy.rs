@@ -41,14 +41,18 @@ fn all_files(dir: &Path) -> Vec<Vec<u8>> {
     out
 }
 
+/// Names of the haystacks that contain any spelling of any of `macs`: one pass over each
+/// haystack per spelling length, with every needle of that length in a set.
 fn find_leaks(haystacks: &[(&str, &[u8])], macs: &HashSet<String>) -> Vec<String> {
+    let mut by_len: std::collections::BTreeMap<usize, HashSet<Vec<u8>>> = Default::default();
+    for needle in macs.iter().flat_map(|m| spellings(m)) {
+        by_len.entry(needle.len()).or_default().insert(needle);
+    }
     let mut leaks = Vec::new();
-    for mac in macs {
-        for needle in spellings(mac) {
-            for (name, hay) in haystacks {
-                if hay.windows(needle.len()).any(|w| w == needle.as_slice()) {
-                    leaks.push(format!("{name} contains a spelling of a captured MAC"));
-                }
+    for (name, hay) in haystacks {
+        for (len, needles) in &by_len {
+            if hay.windows(*len).any(|w| needles.contains(w)) {
+                leaks.push(format!("{name} contains a {len}-byte spelling of a captured MAC"));
             }
         }
     }
