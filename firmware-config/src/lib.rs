@@ -80,7 +80,10 @@ mod tests {
             ),
             ("[mqtt]\nurl = \"http://x\"", "mqtt.url"),
             ("[mqtt]\nurl = \"mqtt://host:99999\"", "mqtt.url"),
-            ("[mqtt]\nbatch_max_sightings = 0", "mqtt.batch_max_sightings"),
+            (
+                "[mqtt]\nbatch_max_sightings = 0",
+                "mqtt.batch_max_sightings",
+            ),
             ("[mqtt]\ncert_file = \"/c.pem\"", "use an mqtts:// url"),
             (
                 "[mqtt]\nurl = \"mqtts://b\"\nca_file = \"/ca\"\ncert_file = \"/c\"",

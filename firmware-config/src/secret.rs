@@ -93,7 +93,10 @@ mod tests {
             .load("identity.secret_file", 16)
             .expect_err("0644 is refused")
             .to_string();
-        assert!(msg.contains("identity.secret_file") && msg.contains("0644"), "{msg}");
+        assert!(
+            msg.contains("identity.secret_file") && msg.contains("0644"),
+            "{msg}"
+        );
 
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
         let s = SecretSource::File(path)

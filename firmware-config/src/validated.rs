@@ -160,7 +160,13 @@ impl Config {
                 format!("this build reads version {VERSION}"),
             ));
         }
-        let abs = |p: PathBuf| if p.is_absolute() { p } else { raw.base_dir.join(p) };
+        let abs = |p: PathBuf| {
+            if p.is_absolute() {
+                p
+            } else {
+                raw.base_dir.join(p)
+            }
+        };
 
         let s = raw.sensor;
         wire::validate_id(&s.id).map_err(|e| E::invalid("sensor.id", &s.id, e.to_string()))?;
@@ -383,7 +389,9 @@ impl Config {
                 "a password is configured without a username",
             ));
         }
-        let client_id = m.client_id.unwrap_or_else(|| format!("footfall-{}", sensor.id));
+        let client_id = m
+            .client_id
+            .unwrap_or_else(|| format!("footfall-{}", sensor.id));
         if client_id.is_empty() || client_id.len() > 128 {
             return Err(E::invalid(
                 "mqtt.client_id",
@@ -407,8 +415,12 @@ impl Config {
                 "must be 1-1000",
             ));
         }
-        let status_interval =
-            secs_in("mqtt.status_interval_secs", m.status_interval_secs, 1, 86_400)?;
+        let status_interval = secs_in(
+            "mqtt.status_interval_secs",
+            m.status_interval_secs,
+            1,
+            86_400,
+        )?;
         let mqtt = Mqtt {
             host,
             port,
@@ -527,9 +539,18 @@ mod tests {
         let ok = |u: &str| parse_mqtt_url(u).expect(u);
         assert_eq!(ok("mqtt://broker"), (false, "broker".into(), 1883));
         assert_eq!(ok("mqtts://broker:9000"), (true, "broker".into(), 9000));
-        assert_eq!(ok("mqtt://127.0.0.1:1884/"), (false, "127.0.0.1".into(), 1884));
+        assert_eq!(
+            ok("mqtt://127.0.0.1:1884/"),
+            (false, "127.0.0.1".into(), 1884)
+        );
         assert_eq!(ok("mqtt://[::1]:1884"), (false, "::1".into(), 1884));
-        for bad in ["tcp://x", "mqtt://", "mqtt://h:0", "mqtt://h:x", "mqtt://h/p"] {
+        for bad in [
+            "tcp://x",
+            "mqtt://",
+            "mqtt://h:0",
+            "mqtt://h:x",
+            "mqtt://h/p",
+        ] {
             assert!(parse_mqtt_url(bad).is_err(), "{bad}");
         }
     }

@@ -79,7 +79,14 @@ fn main() -> Result<(), String> {
     for d in 0..a.devices {
         let global = rng.gen_bool(a.global_share);
         let oui = [0x3c, 0x22, 0xfb];
-        let fixed: [u8; 6] = [oui[0], oui[1], oui[2], (d >> 16) as u8, (d >> 8) as u8, d as u8];
+        let fixed: [u8; 6] = [
+            oui[0],
+            oui[1],
+            oui[2],
+            (d >> 16) as u8,
+            (d >> 8) as u8,
+            d as u8,
+        ];
         let model = rng.gen_range(0u8..8);
         let stay_us = rng.gen_range(60_000_000..=period_us.max(60_000_001));
         let arrive = rng.gen_range(0..=period_us.saturating_sub(stay_us));
@@ -112,8 +119,10 @@ fn main() -> Result<(), String> {
     let io = |e: std::io::Error| format!("{}: {e}", a.out);
     w.write_all(&header).map_err(io)?;
     for (t, f) in &records {
-        w.write_all(&((t / 1_000_000) as u32).to_le_bytes()).map_err(io)?;
-        w.write_all(&((t % 1_000_000) as u32).to_le_bytes()).map_err(io)?;
+        w.write_all(&((t / 1_000_000) as u32).to_le_bytes())
+            .map_err(io)?;
+        w.write_all(&((t % 1_000_000) as u32).to_le_bytes())
+            .map_err(io)?;
         w.write_all(&(f.len() as u32).to_le_bytes()).map_err(io)?;
         w.write_all(&(f.len() as u32).to_le_bytes()).map_err(io)?;
         w.write_all(f).map_err(io)?;

@@ -6,7 +6,6 @@
 //! HMAC-SHA256(epoch_key, MAC)` read big-endian. Every sensor of a tenant derives the same
 //! epoch key, so one phone has one key everywhere within an epoch, and a new key the next.
 
-use hashbrown::HashMap;
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -29,27 +28,23 @@ pub fn epoch_key(secret: &Secret, epoch: u32) -> [u8; 32] {
     okm
 }
 
-/// Maps addresses to device keys, caching recent results so the HMAC is computed once per
-/// address and epoch rather than once per frame.
+/// Maps addresses to device keys. It keeps the current epoch's keyed HMAC state; callers
+/// hash once per sighting (the session table caches the result), not once per frame.
 pub(crate) struct Hasher {
     secret: Secret,
     epoch_ms: i64,
     epoch: u32,
     mac: Hmac<Sha256>,
-    cache: HashMap<RawMac, DeviceKey>,
-    cache_cap: usize,
 }
 
 impl Hasher {
-    pub(crate) fn new(secret: Secret, epoch_days: u32, cache_cap: usize) -> Hasher {
+    pub(crate) fn new(secret: Secret, epoch_days: u32) -> Hasher {
         let mac = keyed(&secret, 0);
         Hasher {
             secret,
             epoch_ms: i64::from(epoch_days) * 86_400_000,
             epoch: 0,
             mac,
-            cache: HashMap::with_capacity(cache_cap.min(4096)),
-            cache_cap,
         }
     }
 
@@ -64,22 +59,13 @@ impl Hasher {
         if epoch != self.epoch {
             self.epoch = epoch;
             self.mac = keyed(&self.secret, epoch);
-            self.cache.clear();
-        }
-        if let Some(k) = self.cache.get(mac) {
-            return (epoch, *k);
-        }
-        if self.cache.len() >= self.cache_cap {
-            self.cache.clear();
         }
         let mut m = self.mac.clone();
         m.update(mac.octets());
         let digest = m.finalize().into_bytes();
         let mut first = [0u8; 8];
         first.copy_from_slice(&digest[..8]);
-        let key = DeviceKey(u64::from_be_bytes(first));
-        self.cache.insert(*mac, key);
-        (epoch, key)
+        (epoch, DeviceKey(u64::from_be_bytes(first)))
     }
 }
 
@@ -101,7 +87,7 @@ mod tests {
         //   prk = hmac(salt, secret); okm = hmac(prk, b"epoch" + epoch.to_bytes(4) + b"\x01")
         //   hmac(okm, mac).digest()[:8]
         let secret = Secret::from_bytes(b"tenant-secret-0123456789".to_vec());
-        let mut h = Hasher::new(secret, 45, 16);
+        let mut h = Hasher::new(secret, 45);
         let ts = 1_668_506_405_120; // 2022-11-15, epoch 429 at 45 days
         let (epoch, key) = h.key(&mac([0x3c, 0x22, 0xfb, 0x01, 0x02, 0x03]), ts);
         assert_eq!(epoch, 429);
@@ -111,7 +97,7 @@ mod tests {
     #[test]
     fn keys_are_stable_within_an_epoch_and_change_across_epochs() {
         let secret = Secret::from_bytes(b"tenant-secret-0123456789".to_vec());
-        let mut h = Hasher::new(secret.clone(), 1, 16);
+        let mut h = Hasher::new(secret.clone(), 1);
         let m = mac([0x3c, 0x22, 0xfb, 0x01, 0x02, 0x03]);
         let day = 86_400_000;
         let a = h.key(&m, 10 * day + 5);
@@ -119,20 +105,7 @@ mod tests {
         let b = h.key(&m, 11 * day);
         assert_eq!(b.0, 11);
         assert_ne!(a.1, b.1, "a new epoch gives a new key");
-        let mut other_sensor = Hasher::new(secret, 1, 16);
+        let mut other_sensor = Hasher::new(secret, 1);
         assert_eq!(other_sensor.key(&m, 10 * day), a, "every sensor agrees");
-    }
-
-    #[test]
-    fn the_cache_never_changes_a_result() {
-        let secret = Secret::from_bytes(b"tenant-secret-0123456789".to_vec());
-        let mut small = Hasher::new(secret.clone(), 45, 16);
-        let mut big = Hasher::new(secret, 45, 100_000);
-        for round in 0..3 {
-            for i in 0..100u8 {
-                let m = mac([0x02, i, i, 0, 0, round]);
-                assert_eq!(small.key(&m, 1000), big.key(&m, 1000));
-            }
-        }
     }
 }

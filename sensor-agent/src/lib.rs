@@ -99,11 +99,13 @@ pub fn load_opt_out(path: &Path) -> Result<HashSet<DeviceKey>, ConfigError> {
         if line.is_empty() {
             continue;
         }
-        let key = line.parse::<DeviceKey>().map_err(|e| ConfigError::Invalid {
-            field: "identity.opt_out_file",
-            value: format!("{}:{}", path.display(), i + 1),
-            reason: e,
-        })?;
+        let key = line
+            .parse::<DeviceKey>()
+            .map_err(|e| ConfigError::Invalid {
+                field: "identity.opt_out_file",
+                value: format!("{}:{}", path.display(), i + 1),
+                reason: e,
+            })?;
         keys.insert(key);
     }
     Ok(keys)
@@ -125,6 +127,8 @@ pub struct ReplayOptions {
     pub output: ReplayOutput,
     /// Replay at this multiple of real time; `None`: as fast as possible.
     pub speed: Option<f64>,
+    /// Keep the set of distinct device keys for [`Summary::devices`] (costs memory).
+    pub count_devices: bool,
 }
 
 /// Replays a capture file (or FIFO) in event time. Deterministic: the same capture and
@@ -147,13 +151,9 @@ pub async fn replay(
             };
             let l = loaded.clone();
             let summary = tokio::task::spawn_blocking(move || {
-                let mut sink = JsonLinesSink {
-                    origin: l.origin(),
-                    out,
-                    next_seq: 1,
-                };
+                let mut sink = JsonLinesSink::new(l.origin(), out);
                 let s = replay_into(&l, &opts, &mut sink, &shutdown)?;
-                sink.out.flush().context("failed to write envelopes")?;
+                sink.flush()?;
                 Ok::<_, anyhow::Error>(s)
             })
             .await
@@ -161,13 +161,11 @@ pub async fn replay(
             Ok((summary, None))
         }
         ReplayOutput::Broker => {
-            let (delivered, summary) = with_publisher(
-                &loaded,
-                None,
-                shutdown.clone(),
-                move |l, sink, _| replay_into(l, &opts, sink, &shutdown),
-            )
-            .await?;
+            let (delivered, summary) =
+                with_publisher(&loaded, None, shutdown.clone(), move |l, sink, _| {
+                    replay_into(l, &opts, sink, &shutdown)
+                })
+                .await?;
             Ok((summary, Some(delivered)))
         }
     }
@@ -180,7 +178,7 @@ fn replay_into(
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Summary> {
     let mut cap = capture::open_file(&opts.pcap)?;
-    let mut pipeline = loaded.pipeline(true);
+    let mut pipeline = loaded.pipeline(opts.count_devices);
     let started = Instant::now();
     let mut first_ts = None;
     let link = cap.get_datalink();
@@ -205,7 +203,7 @@ fn replay_into(
                 std::thread::sleep(wait);
             }
         }
-        if shutdown.is_cancelled() {
+        if pipeline.frames() % 4096 == 0 && shutdown.is_cancelled() {
             break;
         }
         let truncated = packet.header.caplen < packet.header.len;
@@ -221,9 +219,7 @@ async fn with_publisher<T: Send + 'static>(
     loaded: &Arc<Loaded>,
     drain_timeout: Option<Duration>,
     stop: CancellationToken,
-    produce: impl FnOnce(&Loaded, &mut dyn BatchSink, &Telemetry) -> anyhow::Result<T>
-        + Send
-        + 'static,
+    produce: impl FnOnce(&Loaded, &mut dyn BatchSink, &Telemetry) -> anyhow::Result<T> + Send + 'static,
 ) -> anyhow::Result<(Delivered, T)> {
     let cfg = &loaded.config;
     let (spool, recovery) = Spool::open(&cfg.spool().dir, cfg.spool().max_bytes, cfg.spool().fsync)
@@ -245,12 +241,8 @@ async fn with_publisher<T: Send + 'static>(
         drain_timeout,
         stop: CancellationToken::new(),
     };
-    let publishing = tokio::spawn(publisher.run(
-        spool.clone(),
-        wake.clone(),
-        telemetry.clone(),
-        life.clone(),
-    ));
+    let publishing =
+        tokio::spawn(publisher.run(spool.clone(), wake.clone(), telemetry.clone(), life.clone()));
     let (l, t) = (loaded.clone(), telemetry.clone());
     let mut sink = SpoolSink {
         origin: loaded.origin(),
@@ -323,7 +315,9 @@ pub async fn run(loaded: Loaded, shutdown: CancellationToken) -> anyhow::Result<
                     last_report = Instant::now();
                     pipeline.advance(Millis::now().0, sink)?;
                     telemetry.frames_captured.store(pipeline.frames(), Relaxed);
-                    telemetry.frames_malformed.store(pipeline.malformed(), Relaxed);
+                    telemetry
+                        .frames_malformed
+                        .store(pipeline.malformed(), Relaxed);
                     if let Some(d) = capture::drops(&mut cap) {
                         telemetry.frames_dropped.store(d, Relaxed);
                     }

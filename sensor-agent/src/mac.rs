@@ -5,7 +5,7 @@
 //! thing done with it is [`crate::identity::Hasher::key`], which turns it into a keyed hash.
 
 /// A 48-bit 802.11 address as captured.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct RawMac([u8; 6]);
 
 impl RawMac {

@@ -111,13 +111,17 @@ fn execute(command: Command) -> anyhow::Result<()> {
             speed,
         } => {
             if let Some(s) = speed {
-                anyhow::ensure!(s > 0.0 && s.is_finite(), "--speed must be a positive number, got {s}");
+                anyhow::ensure!(
+                    s > 0.0 && s.is_finite(),
+                    "--speed must be a positive number, got {s}"
+                );
             }
             let loaded = load(&config)?;
             let opts = ReplayOptions {
                 pcap,
                 output: out.map_or(ReplayOutput::Broker, ReplayOutput::JsonLines),
                 speed,
+                count_devices: summary.is_some(),
             };
             let (s, delivered) = runtime()?.block_on(async {
                 let shutdown = on_signal();
@@ -130,12 +134,11 @@ fn execute(command: Command) -> anyhow::Result<()> {
             }
             eprintln!(
                 "footfall-agent: {} frames, {} probe requests, {} malformed, {} sightings, \
-                 {} devices, {} batches{}",
+                 {} batches{}",
                 s.frames,
                 s.probe_requests,
                 s.malformed.values().sum::<u64>(),
                 s.sightings,
-                s.devices.values().sum::<u64>(),
                 s.batches,
                 delivered
                     .map(|d| format!(

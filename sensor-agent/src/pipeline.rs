@@ -8,11 +8,11 @@ use std::collections::{BTreeMap, HashSet};
 
 use firmware_config::{Config, FcsPolicy, Secret};
 use serde::Serialize;
-use wire::{DeviceKey, IdentityClass, Millis, Sighting};
+use wire::{DeviceKey, Millis, Sighting};
 
 use crate::identity::Hasher;
 use crate::parse::{self, FrameType, Reject};
-use crate::sessionize::{Emitted, Observation, Sessionizer};
+use crate::sessionize::{Emitted, Observed, Sessionizer};
 
 /// A closed batch, before it is given a sequence number.
 #[derive(Clone, Debug, PartialEq)]
@@ -88,7 +88,6 @@ impl PipelineSettings {
 
 pub struct Pipeline {
     settings: PipelineSettings,
-    hasher: Hasher,
     sessions: Sessionizer,
     emitted: Vec<Emitted>,
     batch: Vec<Sighting>,
@@ -107,8 +106,8 @@ impl Pipeline {
     /// a long-running sensor leaves it off to keep memory bounded.
     pub fn new(settings: PipelineSettings, secret: Secret, count_devices: bool) -> Pipeline {
         Pipeline {
-            hasher: Hasher::new(secret, settings.epoch_days, settings.max_devices),
             sessions: Sessionizer::new(
+                Hasher::new(secret, settings.epoch_days),
                 settings.gap_secs,
                 settings.interim_secs,
                 settings.max_devices,
@@ -155,27 +154,20 @@ impl Pipeline {
             self.counters.below_floor += 1;
             return Ok(());
         }
-        let (epoch, device) = self.hasher.key(&probe.transmitter, ts_ms);
-        if self.settings.opt_out.contains(&device) {
-            self.counters.opt_out += 1;
-            return Ok(());
-        }
-        let class = if probe.transmitter.is_local() {
-            IdentityClass::Local
-        } else {
-            IdentityClass::Global
-        };
-        let obs = Observation {
+        match self.sessions.observe(
+            &probe.transmitter,
             ts_ms,
-            epoch,
-            device,
-            class,
-            fingerprint: probe.fingerprint,
-            rssi_dbm: rssi,
-        };
-        if self.sessions.observe(&obs, &mut self.emitted) {
-            if let Some(d) = &mut self.devices {
-                d.insert((epoch, device, class == IdentityClass::Global));
+            rssi,
+            probe.ies,
+            &self.settings.opt_out,
+            &mut self.emitted,
+        ) {
+            Observed::Updated => {}
+            Observed::OptedOut => self.counters.opt_out += 1,
+            Observed::Opened(epoch, device) => {
+                if let Some(d) = &mut self.devices {
+                    d.insert((epoch, device, !probe.transmitter.is_local()));
+                }
             }
         }
         self.drain_emitted(sink)
@@ -190,8 +182,8 @@ impl Pipeline {
         self.now_ms = now_ms;
         if now_ms >= self.next_sweep {
             self.next_sweep = now_ms + SWEEP_EVERY_MS;
-            self.sessions.advance(now_ms, &mut self.emitted);
-            self.drain_emitted(sink)?;
+            self.sessions.advance(now_ms);
+            self.drain_closing(sink)?;
             if !self.batch.is_empty()
                 && now_ms - self.batch_opened >= self.settings.batch_max_age_ms
             {
@@ -203,9 +195,23 @@ impl Pipeline {
 
     /// Closes every sighting and flushes the last batch (end of input, shutdown).
     pub fn finish(&mut self, sink: &mut dyn BatchSink) -> anyhow::Result<()> {
-        self.sessions.close_all(&mut self.emitted);
-        self.drain_emitted(sink)?;
+        self.sessions.close_all();
+        self.drain_closing(sink)?;
         self.flush_batch(sink)
+    }
+
+    /// Emits queued closings a batch at a time, so closing many sightings at once never
+    /// holds them all in memory as sightings.
+    fn drain_closing(&mut self, sink: &mut dyn BatchSink) -> anyhow::Result<()> {
+        loop {
+            let more = self
+                .sessions
+                .drain_closing(self.settings.batch_max_sightings, &mut self.emitted);
+            self.drain_emitted(sink)?;
+            if !more {
+                return Ok(());
+            }
+        }
     }
 
     fn drain_emitted(&mut self, sink: &mut dyn BatchSink) -> anyhow::Result<()> {

@@ -81,8 +81,10 @@ impl Publisher {
         ));
         if let Some(user) = &m.username {
             let password = match &m.password {
-                Some(src) => String::from_utf8(src.load("mqtt.password_file", 1)?.expose().to_vec())
-                    .context("mqtt password is not UTF-8")?,
+                Some(src) => {
+                    String::from_utf8(src.load("mqtt.password_file", 1)?.expose().to_vec())
+                        .context("mqtt password is not UTF-8")?
+                }
                 None => String::new(),
             };
             options.set_credentials(user.clone(), password);
@@ -264,7 +266,9 @@ impl Publisher {
 }
 
 fn lock(spool: &Mutex<Spool>) -> std::sync::MutexGuard<'_, Spool> {
-    spool.lock().expect("spool lock: a panic while holding it already ended the agent")
+    spool
+        .lock()
+        .expect("spool lock: a panic while holding it already ended the agent")
 }
 
 fn install_crypto_provider() {

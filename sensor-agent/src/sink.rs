@@ -54,17 +54,37 @@ impl BatchSink for SpoolSink {
 
 /// Writes each envelope as one JSON line, numbering from 1 as a fresh spool would.
 pub struct JsonLinesSink<W: Write> {
-    pub origin: Origin,
-    pub out: W,
-    pub next_seq: u64,
+    origin: Origin,
+    out: W,
+    next_seq: u64,
+    line: Vec<u8>,
+}
+
+impl<W: Write> JsonLinesSink<W> {
+    pub fn new(origin: Origin, out: W) -> Self {
+        JsonLinesSink {
+            origin,
+            out,
+            next_seq: 1,
+            line: Vec::new(),
+        }
+    }
+
+    pub fn flush(&mut self) -> anyhow::Result<()> {
+        self.out.flush().context("failed to write envelopes")
+    }
 }
 
 impl<W: Write> BatchSink for JsonLinesSink<W> {
     fn put(&mut self, batch: Batch) -> anyhow::Result<()> {
         let e = self.origin.envelope(self.next_seq, batch);
         self.next_seq += 1;
-        serde_json::to_writer(&mut self.out, &e).context("failed to write envelope")?;
-        self.out.write_all(b"\n").context("failed to write envelope")?;
-        Ok(())
+        // Serialize into memory first: one write per envelope, not one per JSON token.
+        self.line.clear();
+        serde_json::to_writer(&mut self.line, &e).expect("envelopes serialize");
+        self.line.push(b'\n');
+        self.out
+            .write_all(&self.line)
+            .context("failed to write envelope")
     }
 }

@@ -19,16 +19,19 @@ use tempfile::TempDir;
 /// The shared real captures: `$FOOTFALL_TESTDATA` or `../shared/testdata/pcaps` beside the
 /// workspace. Panics with instructions when they are absent.
 pub fn pcaps_dir() -> PathBuf {
-    let dir = std::env::var_os("FOOTFALL_TESTDATA").map(PathBuf::from).unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/pcaps")
-    });
+    let dir = std::env::var_os("FOOTFALL_TESTDATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/pcaps")
+        });
     assert!(
         dir.is_dir(),
         "TEST CAPTURES ABSENT: {} does not exist. Put the shared captures there or set \
          FOOTFALL_TESTDATA to their directory.",
         dir.display()
     );
-    dir.canonicalize().expect("an existing directory canonicalizes")
+    dir.canonicalize()
+        .expect("an existing directory canonicalizes")
 }
 
 /// Every `.pcap`/`.pcapng` under `dir`, sorted.
@@ -40,10 +43,7 @@ pub fn captures_under(dir: &Path) -> Vec<PathBuf> {
             let p = e.expect("directory entry").path();
             if p.is_dir() {
                 stack.push(p);
-            } else if p
-                .extension()
-                .is_some_and(|x| x == "pcap" || x == "pcapng")
-            {
+            } else if p.extension().is_some_and(|x| x == "pcap" || x == "pcapng") {
                 out.push(p);
             }
         }
@@ -58,7 +58,14 @@ pub fn tshark_probes(pcap: &Path) -> (u64, HashSet<String>) {
     let out = Command::new("tshark")
         .args(["-n", "-r"])
         .arg(pcap)
-        .args(["-Y", "wlan.fc.type_subtype == 4", "-T", "fields", "-e", "wlan.sa"])
+        .args([
+            "-Y",
+            "wlan.fc.type_subtype == 4",
+            "-T",
+            "fields",
+            "-e",
+            "wlan.sa",
+        ])
         .stderr(Stdio::null())
         .output()
         .expect("tshark is installed (deploy/setup.sh)");
@@ -192,7 +199,10 @@ impl Mosquitto {
             .append(true)
             .open(&out)
             .expect("subscriber output file");
-        let before = self.log().matches(&format!("SUBSCRIBE from {client_id}")).count();
+        let before = self
+            .log()
+            .matches(&format!("SUBSCRIBE from {client_id}"))
+            .count();
         let child = Command::new("mosquitto_sub")
             .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
             .args(["-t", topic, "-q", "1", "-c", "-i", client_id])
@@ -201,7 +211,11 @@ impl Mosquitto {
             .spawn()
             .expect("mosquitto_sub is installed (deploy/setup.sh)");
         wait_for(Duration::from_secs(10), || {
-            (self.log().matches(&format!("SUBSCRIBE from {client_id}")).count() > before)
+            (self
+                .log()
+                .matches(&format!("SUBSCRIBE from {client_id}"))
+                .count()
+                > before)
                 .then_some(())
         })
         .unwrap_or_else(|| panic!("mosquitto_sub did not subscribe:\n{}", self.log()));
@@ -288,7 +302,11 @@ impl PcapRecords {
     /// Reads a classic little-endian microsecond pcap file.
     pub fn read(path: &Path) -> PcapRecords {
         let data = fs::read(path).expect("readable capture");
-        assert_eq!(&data[..4], &[0xd4, 0xc3, 0xb2, 0xa1], "a little-endian pcap file");
+        assert_eq!(
+            &data[..4],
+            &[0xd4, 0xc3, 0xb2, 0xa1],
+            "a little-endian pcap file"
+        );
         let mut records = Vec::new();
         let mut at = 24;
         while at + 16 <= data.len() {

@@ -17,16 +17,16 @@ pub(crate) enum FrameType {
     Extension,
 }
 
-pub(super) struct MacFrame {
+pub(super) struct MacFrame<'a> {
     pub frame_type: FrameType,
-    pub probe: Option<Probe>,
+    pub probe: Option<Probe<'a>>,
 }
 
 const MGMT_HEADER: usize = 24;
 const SUBTYPE_PROBE_REQUEST: u8 = 4;
 const FLAG_ORDER: u8 = 0x80;
 
-pub(super) fn parse(body: &[u8]) -> Result<MacFrame, Reject> {
+pub(super) fn parse(body: &[u8]) -> Result<MacFrame<'_>, Reject> {
     let [fc0, fc1, ..] = *body else {
         return Err(Reject::FrameTruncated);
     };
@@ -57,7 +57,7 @@ pub(super) fn parse(body: &[u8]) -> Result<MacFrame, Reject> {
     let transmitter = RawMac::from_slice(&body[10..16]).ok_or(Reject::FrameTruncated)?;
     frame.probe = Some(Probe {
         transmitter,
-        fingerprint: fingerprint(&body[header..]),
+        ies: &body[header..],
     });
     Ok(frame)
 }
@@ -73,7 +73,7 @@ const IE_CAPABILITIES: [u8; 6] = [1, 45, 50, 127, 191, 255];
 /// FNV-1a over the element ids in order, the contents of capability elements, and the
 /// OUI + type of vendor elements. SSIDs, the current channel and anything after a truncated
 /// element are left out: they vary per network, per hop, or are corrupt.
-fn fingerprint(mut ies: &[u8]) -> Fingerprint {
+pub(crate) fn fingerprint(mut ies: &[u8]) -> Fingerprint {
     let mut h: u32 = 0x811c_9dc5;
     let mut eat = |bytes: &[u8]| {
         for &b in bytes {

@@ -7,7 +7,6 @@ mod ieee80211;
 mod radiotap;
 
 use firmware_config::FcsPolicy;
-use wire::Fingerprint;
 
 use crate::mac::RawMac;
 pub(crate) use ieee80211::FrameType;
@@ -51,21 +50,24 @@ impl Reject {
 }
 
 /// A parsed frame; `probe` is set for probe requests only.
-pub(crate) struct Frame {
+pub(crate) struct Frame<'a> {
     pub frame_type: FrameType,
     pub signal_dbm: Option<i8>,
-    pub probe: Option<Probe>,
+    pub probe: Option<Probe<'a>>,
 }
 
-/// What a probe request tells about its sender.
-pub(crate) struct Probe {
+/// What a probe request tells about its sender. The fingerprint is computed from `ies` only
+/// when a sighting opens, not for every frame.
+pub(crate) struct Probe<'a> {
     pub transmitter: RawMac,
-    pub fingerprint: Fingerprint,
+    pub ies: &'a [u8],
 }
+
+pub(crate) use ieee80211::fingerprint;
 
 /// Parses one captured frame. `truncated` says the capture was cut by the snap length, in
 /// which case a trailing FCS is not present in the bytes and cannot be checked.
-pub(crate) fn parse(data: &[u8], truncated: bool, fcs: FcsPolicy) -> Result<Frame, Reject> {
+pub(crate) fn parse(data: &[u8], truncated: bool, fcs: FcsPolicy) -> Result<Frame<'_>, Reject> {
     let rt = radiotap::parse(data)?;
     let mut body = &data[rt.len..];
     if rt.flags & radiotap::FLAG_BAD_FCS != 0 {
@@ -160,15 +162,20 @@ mod tests {
 
     #[test]
     fn fingerprint_ignores_ssid_and_channel_but_not_capabilities() {
-        let a = probe_frame(0, -50, TA, &[0, 3, b'a', b'b', b'c', 3, 1, 6, 1, 2, 0x82, 0x84]);
+        let a = probe_frame(
+            0,
+            -50,
+            TA,
+            &[0, 3, b'a', b'b', b'c', 3, 1, 6, 1, 2, 0x82, 0x84],
+        );
         let b = probe_frame(0, -50, TA, &[0, 0, 3, 1, 11, 1, 2, 0x82, 0x84]);
         let c = probe_frame(0, -50, TA, &[0, 0, 3, 1, 11, 1, 2, 0x82, 0x8b]);
         let fp = |f: &[u8]| {
             parse(f, false, FcsPolicy::Verify)
                 .expect("valid")
                 .probe
+                .map(|p| fingerprint(p.ies))
                 .expect("probe")
-                .fingerprint
         };
         assert_eq!(fp(&a), fp(&b));
         assert_ne!(fp(&b), fp(&c));

@@ -86,7 +86,11 @@ pub struct Spool {
 }
 
 impl Spool {
-    pub fn open(dir: &Path, max_bytes: u64, fsync: FsyncPolicy) -> Result<(Spool, Recovery), SpoolError> {
+    pub fn open(
+        dir: &Path,
+        max_bytes: u64,
+        fsync: FsyncPolicy,
+    ) -> Result<(Spool, Recovery), SpoolError> {
         fs::create_dir_all(dir).map_err(io("create spool directory", dir))?;
         let acked_path = dir.join("acked");
         let acked_hint = fs::read_to_string(&acked_path)
@@ -98,7 +102,11 @@ impl Spool {
             .filter_map(|e| {
                 let path = e.ok()?.path();
                 let name = path.file_name()?.to_str()?;
-                let seq = name.strip_prefix("seg-")?.strip_suffix(".ffs")?.parse().ok()?;
+                let seq = name
+                    .strip_prefix("seg-")?
+                    .strip_suffix(".ffs")?
+                    .parse()
+                    .ok()?;
                 Some((seq, path))
             })
             .collect();
@@ -198,7 +206,10 @@ impl Spool {
         if needs_new || self.active.is_none() {
             self.roll(needs_new, seq)?;
         }
-        let seg = self.segments.back_mut().expect("roll leaves an active segment");
+        let seg = self
+            .segments
+            .back_mut()
+            .expect("roll leaves an active segment");
         let file = self.active.as_mut().expect("roll opens the active segment");
         file.write_all(&self.buf)
             .map_err(io("append to spool segment", &seg.path))?;
@@ -208,7 +219,8 @@ impl Spool {
             FsyncPolicy::Never => false,
         };
         if sync {
-            file.sync_data().map_err(io("sync spool segment", &seg.path))?;
+            file.sync_data()
+                .map_err(io("sync spool segment", &seg.path))?;
             self.last_sync = Instant::now();
         }
         self.pending.insert(
@@ -311,10 +323,18 @@ impl Spool {
         let Some(loc) = self.pending.remove(&seq) else {
             return;
         };
-        if let Some(seg) = self.segments.iter_mut().find(|s| s.first_seq == loc.segment) {
+        if let Some(seg) = self
+            .segments
+            .iter_mut()
+            .find(|s| s.first_seq == loc.segment)
+        {
             seg.unacked = seg.unacked.saturating_sub(1);
         }
-        let watermark = self.pending.keys().next().map_or(self.next_seq - 1, |s| s - 1);
+        let watermark = self
+            .pending
+            .keys()
+            .next()
+            .map_or(self.next_seq - 1, |s| s - 1);
         if watermark > self.acked_hint {
             self.acked_hint = watermark;
             let tmp = self.dir.join("acked.tmp");

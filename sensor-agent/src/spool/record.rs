@@ -95,7 +95,10 @@ mod tests {
         let buf = segment(&[(1, b"one"), (2, b""), (3, b"three")]);
         let (found, end, corrupt) = scan(&buf);
         assert_eq!(found.iter().map(|f| f.seq).collect::<Vec<_>>(), [1, 2, 3]);
-        assert_eq!(&buf[found[2].offset..found[2].offset + found[2].len], b"three");
+        assert_eq!(
+            &buf[found[2].offset..found[2].offset + found[2].len],
+            b"three"
+        );
         assert_eq!((end, corrupt), (buf.len(), 0));
     }
 

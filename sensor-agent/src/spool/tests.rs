@@ -114,7 +114,10 @@ fn seq_survives_a_restart_after_everything_was_acked() {
     fs::remove_file(dir.path().join("acked")).expect("the hint can be lost");
     let (s, rec) = Spool::open(dir.path(), 1 << 20, FsyncPolicy::EveryBatch).expect("reopen");
     assert_eq!(s.next_seq(), 6);
-    assert!(rec.pending <= 5, "acked batches may be re-sent, never renumbered");
+    assert!(
+        rec.pending <= 5,
+        "acked batches may be re-sent, never renumbered"
+    );
 }
 
 #[test]
@@ -138,9 +141,15 @@ fn acked_segments_are_deleted() {
     for _ in 0..100 {
         s.append(|seq| payload(seq, 5000)).expect("append");
     }
-    let segments = |d: &Path| fs::read_dir(d).expect("dir").filter(|e| {
-        e.as_ref().is_ok_and(|e| e.path().extension().is_some_and(|x| x == "ffs"))
-    }).count();
+    let segments = |d: &Path| {
+        fs::read_dir(d)
+            .expect("dir")
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "ffs"))
+            })
+            .count()
+    };
     assert!(segments(dir.path()) > 2);
     for seq in 1..=100 {
         s.ack(seq);

@@ -15,14 +15,20 @@ fn a_bad_config_exits_78_naming_the_field() {
         .expect("run");
     assert_eq!(o.status.code(), Some(78));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("sightings.gap_secs") && err.contains('0'), "{err}");
+    assert!(
+        err.contains("sightings.gap_secs") && err.contains('0'),
+        "{err}"
+    );
 }
 
 #[test]
 fn a_world_readable_secret_is_refused_with_exit_78() {
     let sensor = Sensor::new("mqtt://127.0.0.1:1", "");
-    std::fs::set_permissions(sensor.path("tenant.key"), std::fs::Permissions::from_mode(0o644))
-        .expect("chmod");
+    std::fs::set_permissions(
+        sensor.path("tenant.key"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .expect("chmod");
     let o = Command::new(AGENT)
         .arg("check-config")
         .arg(&sensor.config)
@@ -30,13 +36,22 @@ fn a_world_readable_secret_is_refused_with_exit_78() {
         .expect("run");
     assert_eq!(o.status.code(), Some(78));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("identity.secret_file") && err.contains("0644"), "{err}");
-    assert!(!err.contains("test-tenant-secret"), "the secret is never printed");
+    assert!(
+        err.contains("identity.secret_file") && err.contains("0644"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("test-tenant-secret"),
+        "the secret is never printed"
+    );
 }
 
 #[test]
 fn the_printed_default_config_is_accepted_by_check_config() {
-    let o = Command::new(AGENT).arg("print-default-config").output().expect("run");
+    let o = Command::new(AGENT)
+        .arg("print-default-config")
+        .output()
+        .expect("run");
     assert!(o.status.success());
     let dir = tempfile::tempdir().expect("tempdir");
     let text = String::from_utf8(o.stdout).expect("utf-8").replace(
@@ -70,7 +85,10 @@ fn an_interface_that_is_not_in_monitor_mode_is_refused_with_a_hint() {
         .lines()
         .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"));
     if root {
-        assert!(err.contains("not 802.11 radiotap") && err.contains("monitor mode"), "{err}");
+        assert!(
+            err.contains("not 802.11 radiotap") && err.contains("monitor mode"),
+            "{err}"
+        );
     } else {
         assert!(err.contains("CAP_NET_RAW"), "{err}");
     }
@@ -91,7 +109,12 @@ fn a_capture_that_is_not_radiotap_is_refused() {
     h.extend_from_slice(&frame);
     std::fs::write(&path, h).expect("write");
     let sensor = Sensor::new("mqtt://127.0.0.1:1", "");
-    let o = sensor.replay(&path).arg("--out").arg("-").output().expect("run");
+    let o = sensor
+        .replay(&path)
+        .arg("--out")
+        .arg("-")
+        .output()
+        .expect("run");
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("EN10MB") || err.contains("(1)"), "{err}");

@@ -25,7 +25,10 @@ fn a_subscriber_receives_exactly_what_replay_out_writes() {
     assert_eq!(got, expected, "same envelopes, same bytes, same order");
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(
-        stderr.contains(&format!("{} acknowledged by the broker, 0 left", expected.len())),
+        stderr.contains(&format!(
+            "{} acknowledged by the broker, 0 left",
+            expected.len()
+        )),
         "{stderr}"
     );
 }
@@ -36,7 +39,11 @@ fn status_is_retained_and_the_last_will_marks_a_killed_sensor_offline() {
     let sensor = Sensor::new(&broker.url(), "");
     let fifo = sensor.path("in.pcap");
     mkfifo(&fifo);
-    let mut agent = sensor.replay(&fifo).stderr(Stdio::piped()).spawn().expect("agent");
+    let mut agent = sensor
+        .replay(&fifo)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("agent");
     let mut w = open_fifo(&fifo, &mut agent);
     let records = testkit::PcapRecords::read(&capture("misc/aircrack-test1-3antenna.pcap"));
     records.write_to(&mut w, &records.records).expect("write");
@@ -98,7 +105,12 @@ fn mkfifo(path: &Path) {
 }
 
 /// Streams `records` into a FIFO read by a fresh agent, in chunks, and returns the agent.
-fn feed(sensor: &Sensor, fifo: &Path, records: &testkit::PcapRecords, part: &[Vec<u8>]) -> (Child, std::fs::File) {
+fn feed(
+    sensor: &Sensor,
+    fifo: &Path,
+    records: &testkit::PcapRecords,
+    part: &[Vec<u8>],
+) -> (Child, std::fs::File) {
     let mut agent = sensor
         .replay(fifo)
         .stderr(Stdio::piped())
@@ -139,7 +151,10 @@ fn an_agent_killed_mid_run_and_restarted_leaves_no_seq_missing() {
     assert_success(&o);
     let got = sub.settle(Duration::from_secs(2), Duration::from_secs(60));
     let max = assert_gapless(&got);
-    assert!(max as usize > delivered, "the restarted agent continued the sequence");
+    assert!(
+        max as usize > delivered,
+        "the restarted agent continued the sequence"
+    );
 }
 
 #[test]
@@ -148,10 +163,18 @@ fn a_torn_spool_tail_is_skipped_and_the_rest_delivered() {
     let sensor = Sensor::new("mqtt://127.0.0.1:1", "");
     let (expected, _) = Sensor::new("mqtt://127.0.0.1:1", "").replay_to_file(&pcap);
     // No broker: everything is spooled, then the agent dies.
-    let mut agent = sensor.replay(&pcap).stderr(Stdio::null()).spawn().expect("agent");
+    let mut agent = sensor
+        .replay(&pcap)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("agent");
     let seg_bytes = || -> u64 {
         std::fs::read_dir(sensor.spool())
-            .map(|d| d.filter_map(|e| e.ok()?.metadata().ok()).map(|m| m.len()).sum())
+            .map(|d| {
+                d.filter_map(|e| e.ok()?.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
             .unwrap_or(0)
     };
     testkit::wait_for(Duration::from_secs(30), || {
@@ -182,18 +205,31 @@ fn a_torn_spool_tail_is_skipped_and_the_rest_delivered() {
     let broker = testkit::Mosquitto::start();
     let sub = broker.subscribe(SIGHTINGS, "torn");
     let text = std::fs::read_to_string(&sensor.config).expect("config");
-    std::fs::write(&sensor.config, text.replace("mqtt://127.0.0.1:1", &broker.url())).expect("config");
+    std::fs::write(
+        &sensor.config,
+        text.replace("mqtt://127.0.0.1:1", &broker.url()),
+    )
+    .expect("config");
     // An empty capture: the agent only delivers what the spool holds.
     let empty = sensor.path("empty.pcap");
     let records = testkit::PcapRecords::read(&pcap);
-    records.write_to(std::fs::File::create(&empty).expect("create"), &[]).expect("write");
+    records
+        .write_to(std::fs::File::create(&empty).expect("create"), &[])
+        .expect("write");
     let o = sensor.replay(&empty).output().expect("agent");
     assert_success(&o);
     let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(stderr.contains("skipped corrupt or torn spool records"), "{stderr}");
+    assert!(
+        stderr.contains("skipped corrupt or torn spool records"),
+        "{stderr}"
+    );
     let got = sub.settle(Duration::from_secs(1), Duration::from_secs(30));
     let max = assert_gapless(&got);
-    assert_eq!(max as usize, expected.len() - 1, "all but the torn last batch");
+    assert_eq!(
+        max as usize,
+        expected.len() - 1,
+        "all but the torn last batch"
+    );
     for (g, e) in got.iter().zip(&expected) {
         assert_eq!(g, e);
     }

@@ -8,7 +8,10 @@ use crate::util::{capture, Sensor};
 #[test]
 fn probe_requests_and_distinct_sources_equal_tsharks_on_every_capture() {
     let files = testkit::captures_under(&testkit::pcaps_dir());
-    assert!(files.len() >= 6, "expected the shared captures, found {files:?}");
+    assert!(
+        files.len() >= 6,
+        "expected the shared captures, found {files:?}"
+    );
     let queue = Mutex::new(files);
     let failures = Mutex::new(Vec::<String>::new());
     std::thread::scope(|s| {
@@ -50,7 +53,14 @@ fn the_three_antenna_header_reports_the_combined_signal() {
     let out = std::process::Command::new("tshark")
         .args(["-n", "-r"])
         .arg(&f)
-        .args(["-Y", "wlan.fc.type_subtype == 4", "-T", "fields", "-E", "occurrence=f"])
+        .args([
+            "-Y",
+            "wlan.fc.type_subtype == 4",
+            "-T",
+            "fields",
+            "-E",
+            "occurrence=f",
+        ])
         .args(["-e", "radiotap.dbm_antsignal"])
         .output()
         .expect("tshark");
@@ -113,7 +123,9 @@ fn sightings_respect_the_gap_and_the_rssi_floor() {
     )
     .expect("config");
     let strict = strict.replay_to_file(&f).1;
-    let below = strict["dropped"]["below_rssi_floor"].as_u64().expect("count");
+    let below = strict["dropped"]["below_rssi_floor"]
+        .as_u64()
+        .expect("count");
     assert!(below > 0, "a -70 dBm floor drops some of this capture");
     assert!(strict["sightings"].as_u64() < loose["sightings"].as_u64());
 }

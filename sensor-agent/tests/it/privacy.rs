@@ -17,7 +17,10 @@ fn spellings(mac: &str) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     for sep in [":", "-", "", "."] {
         let s = if sep == "." {
-            format!("{}{}.{}{}.{}{}", hex[0], hex[1], hex[2], hex[3], hex[4], hex[5])
+            format!(
+                "{}{}.{}{}.{}{}",
+                hex[0], hex[1], hex[2], hex[3], hex[4], hex[5]
+            )
         } else {
             hex.join(sep)
         };
@@ -52,7 +55,9 @@ fn find_leaks(haystacks: &[(&str, &[u8])], macs: &HashSet<String>) -> Vec<String
     for (name, hay) in haystacks {
         for (len, needles) in &by_len {
             if hay.windows(*len).any(|w| needles.contains(w)) {
-                leaks.push(format!("{name} contains a {len}-byte spelling of a captured MAC"));
+                leaks.push(format!(
+                    "{name} contains a {len}-byte spelling of a captured MAC"
+                ));
             }
         }
     }
@@ -98,7 +103,11 @@ fn no_raw_mac_reaches_logs_spool_files_or_published_payloads() {
         );
         let mut hay: Vec<(&str, Vec<u8>)> = vec![("stdout", o.stdout), ("stderr", o.stderr)];
         // The spool as left after delivery, and a spool kept undelivered (broker absent).
-        hay.extend(all_files(&sensor.dir.path().to_owned()).into_iter().map(|b| ("sensor dir", b)));
+        hay.extend(
+            all_files(&sensor.dir.path().to_owned())
+                .into_iter()
+                .map(|b| ("sensor dir", b)),
+        );
         let offline = Sensor::new("mqtt://127.0.0.1:1", "");
         let mut child = offline
             .replay(&pcap)
@@ -113,12 +122,18 @@ fn no_raw_mac_reaches_logs_spool_files_or_published_payloads() {
         std::thread::sleep(Duration::from_millis(500));
         child.kill().expect("kill");
         child.wait().expect("wait");
-        hay.extend(all_files(&offline.spool()).into_iter().map(|b| ("undelivered spool", b)));
+        hay.extend(
+            all_files(&offline.spool())
+                .into_iter()
+                .map(|b| ("undelivered spool", b)),
+        );
         let refs: Vec<(&str, &[u8])> = hay.iter().map(|(n, b)| (*n, b.as_slice())).collect();
         let leaks = find_leaks(&refs, &macs);
         assert!(leaks.is_empty(), "{f}: {leaks:?}");
     }
-    let published = sub.wait_for_lines(expected_batches, Duration::from_secs(30)).join("\n");
+    let published = sub
+        .wait_for_lines(expected_batches, Duration::from_secs(30))
+        .join("\n");
     let leaks = find_leaks(&[("published payloads", published.as_bytes())], &macs);
     assert!(leaks.is_empty(), "{leaks:?}");
     assert!(
@@ -137,7 +152,10 @@ fn the_search_finds_a_mac_where_there_is_one() {
         "3c22.fb0a.1b2c",
         "3c:22:fb:0a:1b:2c",
     ] {
-        assert!(!find_leaks(&[("t", hay.as_bytes())], &macs).is_empty(), "{hay}");
+        assert!(
+            !find_leaks(&[("t", hay.as_bytes())], &macs).is_empty(),
+            "{hay}"
+        );
     }
     let raw = [0u8, 0x3c, 0x22, 0xfb, 0x0a, 0x1b, 0x2c, 0];
     assert!(!find_leaks(&[("t", &raw)], &macs).is_empty());

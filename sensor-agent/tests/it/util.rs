@@ -141,7 +141,10 @@ pub fn assert_gapless(lines: &[String]) -> u64 {
     for l in lines {
         let s = seq_of(l);
         if let Some(prev) = by_seq.insert(s, l.clone()) {
-            assert_eq!(&prev, l, "seq {s} was delivered twice with different content");
+            assert_eq!(
+                &prev, l,
+                "seq {s} was delivered twice with different content"
+            );
         }
     }
     let max = *by_seq.keys().next_back().expect("some envelopes");

@@ -1,0 +1,2 @@
+//! Benchmark support. The benchmarks are `benches/*.rs` (criterion) and `agent.sh` (whole
+//! processes against baselines); `repeat-pcap` builds their large inputs from real captures.
