@@ -1,7 +1,7 @@
-//! The agent's per-frame path, single thread: libpcap read + parse + keyed hash + sessionize
-//! + batch (batches discarded), over the Fryza lab capture repeated to >= 1 M frames, beside
-//! `tcpdump -r FILE -w /dev/null` (libpcap's raw read rate) on the same file in the same run;
-//! and the same path from memory, without libpcap.
+//! The agent's per-frame path, single thread: libpcap read, parse, keyed hash, sessionize
+//! and batch (batches discarded), over the Fryza lab capture repeated to >= 1 M frames,
+//! beside `tcpdump -r FILE -w /dev/null` (libpcap's raw read rate) on the same file in the
+//! same run; and the same path from memory, without libpcap.
 
 use std::collections::HashSet;
 use std::path::Path;

@@ -67,6 +67,8 @@ fn require_radiotap(link: Linktype, source: &str) -> anyhow::Result<()> {
 }
 
 /// Capture timestamp in milliseconds since the Unix epoch.
+// time_t and suseconds_t are 32 bits on some sensor targets (32-bit ARM), 64 here.
+#[allow(clippy::unnecessary_cast)]
 pub fn ts_ms(h: &pcap::PacketHeader) -> i64 {
     h.ts.tv_sec as i64 * 1000 + h.ts.tv_usec as i64 / 1000
 }

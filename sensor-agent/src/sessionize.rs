@@ -249,7 +249,7 @@ impl Sessionizer {
         if !self.closing_sorted {
             // Sorted descending so the next ones pop off the end.
             self.closing
-                .sort_unstable_by(|a, b| (b.0, b.1, b.2).cmp(&(a.0, a.1, a.2)));
+                .sort_unstable_by_key(|&(epoch, first, device, _)| Reverse((epoch, first, device)));
             self.closing_sorted = true;
         }
         for _ in 0..max {

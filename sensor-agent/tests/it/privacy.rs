@@ -104,7 +104,7 @@ fn no_raw_mac_reaches_logs_spool_files_or_published_payloads() {
         let mut hay: Vec<(&str, Vec<u8>)> = vec![("stdout", o.stdout), ("stderr", o.stderr)];
         // The spool as left after delivery, and a spool kept undelivered (broker absent).
         hay.extend(
-            all_files(&sensor.dir.path().to_owned())
+            all_files(sensor.dir.path())
                 .into_iter()
                 .map(|b| ("sensor dir", b)),
         );
