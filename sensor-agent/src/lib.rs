@@ -87,6 +87,21 @@ impl Loaded {
     }
 }
 
+/// The cargo-fuzz entry point: parses `data` as a captured frame under both FCS policies,
+/// truncated or not, and fingerprints any probe request found. Must never panic.
+#[cfg(feature = "fuzzing")]
+pub fn fuzz_frame(data: &[u8]) {
+    for fcs in [firmware_config::FcsPolicy::Verify, firmware_config::FcsPolicy::TrustFlag] {
+        for truncated in [false, true] {
+            if let Ok(f) = parse::parse(data, truncated, fcs) {
+                if let Some(p) = f.probe {
+                    std::hint::black_box(parse::fingerprint(p.ies));
+                }
+            }
+        }
+    }
+}
+
 /// Reads an opt-out list: one 16-hex-digit device key per line, `#` comments.
 pub fn load_opt_out(path: &Path) -> Result<HashSet<DeviceKey>, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Secret {
