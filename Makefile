@@ -15,7 +15,7 @@ demo: setup
 ## make test: formatting, lints, and the whole test suite
 test: setup
 	cargo fmt --all -- --check
-	cargo clippy --locked --workspace --all-targets -- -D warnings
+	cargo clippy --locked --workspace --all-targets --all-features -- -D warnings
 	cargo test --locked --workspace
 
 ## make bench: the figures recorded in benches/README.md

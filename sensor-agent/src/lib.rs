@@ -91,7 +91,10 @@ impl Loaded {
 /// truncated or not, and fingerprints any probe request found. Must never panic.
 #[cfg(feature = "fuzzing")]
 pub fn fuzz_frame(data: &[u8]) {
-    for fcs in [firmware_config::FcsPolicy::Verify, firmware_config::FcsPolicy::TrustFlag] {
+    for fcs in [
+        firmware_config::FcsPolicy::Verify,
+        firmware_config::FcsPolicy::TrustFlag,
+    ] {
         for truncated in [false, true] {
             if let Ok(f) = parse::parse(data, truncated, fcs) {
                 if let Some(p) = f.probe {
