@@ -33,6 +33,8 @@ pub struct Summary {
     pub frames: u64,
     pub frames_by_type: BTreeMap<&'static str, u64>,
     pub probe_requests: u64,
+    /// Probe requests by channel frequency (MHz; 0 where the header has none).
+    pub probe_requests_by_freq_mhz: BTreeMap<u16, u64>,
     pub malformed: BTreeMap<&'static str, u64>,
     pub dropped: BTreeMap<&'static str, u64>,
     pub sightings: u64,
@@ -47,6 +49,8 @@ struct Counters {
     frames: u64,
     by_type: [u64; 4],
     probes: u64,
+    /// (frequency, probes): a handful of channels, so a scan beats a map.
+    by_freq: Vec<(u16, u64)>,
     rejects: [u64; 7],
     below_floor: u64,
     no_signal: u64,
@@ -146,6 +150,11 @@ impl Pipeline {
             return Ok(());
         };
         self.counters.probes += 1;
+        let freq = frame.freq_mhz.unwrap_or(0);
+        match self.counters.by_freq.iter_mut().find(|(f, _)| *f == freq) {
+            Some((_, n)) => *n += 1,
+            None => self.counters.by_freq.push((freq, 1)),
+        }
         let Some(rssi) = frame.signal_dbm else {
             self.counters.no_signal += 1;
             return Ok(());
@@ -284,6 +293,7 @@ impl Pipeline {
                 .map(|(t, n)| (*n, c.by_type[*t as usize]))
                 .collect(),
             probe_requests: c.probes,
+            probe_requests_by_freq_mhz: c.by_freq.iter().copied().collect(),
             sightings: c.sightings,
             interim_updates: c.interim,
             evicted_sightings: self.sessions.evicted,

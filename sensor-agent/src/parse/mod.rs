@@ -53,6 +53,7 @@ impl Reject {
 pub(crate) struct Frame<'a> {
     pub frame_type: FrameType,
     pub signal_dbm: Option<i8>,
+    pub freq_mhz: Option<u16>,
     pub probe: Option<Probe<'a>>,
 }
 
@@ -90,6 +91,7 @@ pub(crate) fn parse(data: &[u8], truncated: bool, fcs: FcsPolicy) -> Result<Fram
     Ok(Frame {
         frame_type: mac.frame_type,
         signal_dbm: rt.signal_dbm,
+        freq_mhz: rt.freq_mhz,
         probe: mac.probe,
     })
 }
@@ -125,6 +127,7 @@ mod tests {
         let f = probe_frame(0, -57, TA, &[0, 0, 1, 2, 0x82, 0x84]);
         let p = parse(&f, false, FcsPolicy::Verify).expect("valid frame");
         assert_eq!(p.signal_dbm, Some(-57));
+        assert_eq!(p.freq_mhz, Some(2437));
         assert_eq!(p.frame_type, FrameType::Management);
         let probe = p.probe.expect("a probe request");
         assert!(probe.transmitter.is_local());

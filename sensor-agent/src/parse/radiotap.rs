@@ -16,6 +16,7 @@ pub(super) const FLAG_BAD_FCS: u8 = 0x40;
 const FLAGS: usize = 1;
 const CHANNEL: usize = 3;
 const DBM_ANTSIGNAL: usize = 5;
+const XCHANNEL: usize = 18;
 const RADIOTAP_NS: u32 = 1 << 29;
 const VENDOR_NS: u32 = 1 << 30;
 const EXT: u32 = 1 << 31;
@@ -58,6 +59,8 @@ pub(super) struct Radiotap {
     pub flags: u8,
     /// The first dBm antenna signal: the combined one when per-antenna values follow.
     pub signal_dbm: Option<i8>,
+    /// Channel centre frequency, MHz (the Channel field, else XChannel).
+    pub freq_mhz: Option<u16>,
 }
 
 fn u16_at(b: &[u8], at: usize) -> Option<u16> {
@@ -94,6 +97,7 @@ pub(super) fn parse(data: &[u8]) -> Result<Radiotap, Reject> {
         len,
         flags: 0,
         signal_dbm: None,
+        freq_mhz: None,
     };
     let mut off = words_end;
     let mut base = 0usize; // field index of bit 0 in the current word
@@ -117,7 +121,10 @@ pub(super) fn parse(data: &[u8]) -> Result<Radiotap, Reject> {
                     DBM_ANTSIGNAL if out.signal_dbm.is_none() => {
                         out.signal_dbm = Some(field[0] as i8)
                     }
-                    CHANNEL => {}
+                    CHANNEL => out.freq_mhz = Some(u16::from_le_bytes([field[0], field[1]])),
+                    XCHANNEL if out.freq_mhz.is_none() => {
+                        out.freq_mhz = Some(u16::from_le_bytes([field[4], field[5]]))
+                    }
                     _ => {}
                 }
                 off += size;

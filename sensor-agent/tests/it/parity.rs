@@ -129,3 +129,34 @@ fn sightings_respect_the_gap_and_the_rssi_floor() {
     assert!(below > 0, "a -70 dBm floor drops some of this capture");
     assert!(strict["sightings"].as_u64() < loose["sightings"].as_u64());
 }
+
+#[test]
+fn probe_requests_by_frequency_equal_tsharks() {
+    for rel in [
+        "fryza/position_1_2022-11-15.pcap",
+        "fryza/position_2_2024-02-08.pcap",
+        "misc/aircrack-test1-3antenna.pcap",
+        "baccichet/iPhoneXR-L_anonymized.pcap",
+    ] {
+        let f = capture(rel);
+        let out = std::process::Command::new("tshark")
+            .args(["-n", "-r"])
+            .arg(&f)
+            .args(["-Y", "wlan.fc.type_subtype == 4", "-T", "fields"])
+            .args(["-e", "radiotap.channel.freq"])
+            .output()
+            .expect("tshark");
+        let mut tshark = std::collections::BTreeMap::<String, u64>::new();
+        for l in String::from_utf8_lossy(&out.stdout).lines() {
+            *tshark.entry(l.trim().to_owned()).or_default() += 1;
+        }
+        let (_, sum) = Sensor::new("mqtt://127.0.0.1:1", "").replay_to_file(&f);
+        let ours: std::collections::BTreeMap<String, u64> = sum["probe_requests_by_freq_mhz"]
+            .as_object()
+            .expect("map")
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_u64().expect("count")))
+            .collect();
+        assert_eq!(ours, tshark, "{rel}");
+    }
+}
