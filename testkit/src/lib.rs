@@ -109,32 +109,111 @@ fn running_as_root() -> bool {
         .unwrap_or(false)
 }
 
+/// Runs `openssl` with `args` in `dir`, panicking with its output on failure.
+pub fn openssl(dir: &Path, args: &[&str]) {
+    let o = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl is installed");
+    assert!(
+        o.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Writes a throwaway CA (`ca.crt`) and a server certificate for 127.0.0.1 signed by it
+/// (`server.crt`, `server.key`) into `dir`.
+pub fn make_test_pki(dir: &Path) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=footfall-test-ca",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ],
+    );
+    fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").expect("write san.ext");
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+        ],
+    );
+}
+
 /// A Mosquitto broker process on a free loopback port, with persistence in a temp dir.
 pub struct Mosquitto {
+    /// The plain, anonymous listener.
     pub port: u16,
     dir: TempDir,
+    extra: String,
     child: Option<Child>,
 }
 
 impl Mosquitto {
     pub fn start() -> Mosquitto {
+        Mosquitto::start_with(|_| String::new())
+    }
+
+    /// Starts a broker whose configuration also has `extra(dir)` appended: further listeners
+    /// (TLS, passwords) with files in the broker's temp dir. Settings are per listener.
+    pub fn start_with(extra: impl FnOnce(&Path) -> String) -> Mosquitto {
         let dir = tempfile::tempdir().expect("tempdir");
+        let extra = extra(dir.path());
         let mut m = Mosquitto {
             port: free_port(),
             dir,
+            extra,
             child: None,
         };
         m.launch();
         m
     }
 
-    /// A broker configuration for `port`, not started: for tests that start it later.
-    pub fn stopped() -> Mosquitto {
-        Mosquitto {
-            port: free_port(),
-            dir: tempfile::tempdir().expect("tempdir"),
-            child: None,
-        }
+    /// The broker's temp dir (configuration, log, files written by `start_with`).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
 
     pub fn url(&self) -> String {
@@ -151,14 +230,16 @@ impl Mosquitto {
         let d = self.dir.path();
         let conf = d.join("mosquitto.conf");
         let mut c = format!(
-            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\n\
+            "per_listener_settings true\npersistence true\n\
              persistence_location {dir}/\nlog_dest file {dir}/mosquitto.log\nlog_type all\n\
-             max_queued_messages 0\nmax_inflight_messages 0\n",
+             max_queued_messages 0\nmax_inflight_messages 0\n\
+             listener {port} 127.0.0.1\nallow_anonymous true\n{extra}\n",
             port = self.port,
-            dir = d.display()
+            dir = d.display(),
+            extra = self.extra,
         );
         if running_as_root() {
-            c.push_str("user root\n");
+            c.insert_str(0, "user root\n");
         }
         fs::write(&conf, c).expect("write mosquitto.conf");
         let child = Command::new("mosquitto")

@@ -234,3 +234,83 @@ fn a_torn_spool_tail_is_skipped_and_the_rest_delivered() {
         assert_eq!(g, e);
     }
 }
+
+#[test]
+fn delivers_over_tls_with_username_and_password() {
+    let tls_port = testkit::free_port();
+    let broker = testkit::Mosquitto::start_with(|dir| {
+        testkit::make_test_pki(dir);
+        let passwd = dir.join("passwd");
+        let ok = Command::new("mosquitto_passwd")
+            .args(["-c", "-b"])
+            .arg(&passwd)
+            .args(["sensor-s-1", "correct horse"])
+            .status()
+            .expect("mosquitto_passwd");
+        assert!(ok.success());
+        format!(
+            "listener {tls_port} 127.0.0.1\ncafile {d}/ca.crt\ncertfile {d}/server.crt\n\
+             keyfile {d}/server.key\npassword_file {p}\nallow_anonymous false\n",
+            d = dir.display(),
+            p = passwd.display()
+        )
+    });
+    // The subscriber uses the plain listener; the sensor only the TLS one.
+    let sub = broker.subscribe(SIGHTINGS, "tls-watch");
+    let pki = tempfile::tempdir().expect("tempdir");
+    testkit::make_test_pki(pki.path());
+    let broker_ca = broker.dir().join("ca.crt");
+
+    let sensor_for = |password: &str, ca: &Path| {
+        let s = Sensor::new(
+            &format!("mqtts://127.0.0.1:{tls_port}"),
+            &format!(
+                "[mqtt]\nca_file = \"{}\"\nusername = \"sensor-s-1\"\npassword_file = \"mqtt.pass\"\n",
+                ca.display()
+            ),
+        );
+        let pass = s.path("mqtt.pass");
+        std::fs::write(&pass, password).expect("write password");
+        std::fs::set_permissions(&pass, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .expect("chmod");
+        s
+    };
+    let pcap = capture("misc/aircrack-test1-3antenna.pcap");
+
+    // Right CA, right password: delivered.
+    let good = sensor_for("correct horse", &broker_ca);
+    let o = good.replay(&pcap).output().expect("agent");
+    assert_success(&o);
+    let (expected, _) = good.replay_to_file(&pcap);
+    assert_eq!(
+        sub.wait_for_lines(expected.len(), Duration::from_secs(20)),
+        expected
+    );
+
+    // A wrong password or an untrusted CA never delivers: the batches stay in the spool.
+    for (why, s) in [
+        ("wrong password", sensor_for("battery staple", &broker_ca)),
+        (
+            "untrusted CA",
+            sensor_for("correct horse", &pki.path().join("ca.crt")),
+        ),
+    ] {
+        let mut agent = s
+            .replay(&pcap)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("agent");
+        std::thread::sleep(Duration::from_secs(3));
+        assert!(
+            agent.try_wait().expect("status").is_none(),
+            "{why}: still trying"
+        );
+        agent.kill().expect("kill");
+        agent.wait().expect("reaped");
+        assert_eq!(
+            sub.lines().len(),
+            expected.len(),
+            "{why}: nothing delivered"
+        );
+    }
+}
