@@ -3,7 +3,8 @@
 #   mosquitto, mosquitto-clients  the MQTT broker and its reference clients (tests, demo)
 #   libpcap-dev, pkg-config       libpcap for the agent's capture
 #   tshark                        an independent 802.11 dissector: the parser's test oracle
-#   tcpdump                       libpcap's raw read rate: the benchmark baseline
+#   tcpdump, time                 baselines and peak-RSS measurement for the benchmarks
+#   python3, openssl              the demo's summary; throwaway TLS certificates in tests
 #   build-essential, ca-certificates, curl  C toolchain for -sys crates; rustup bootstrap
 # and, if cargo is missing, a Rust toolchain through rustup; rustfmt and clippy components.
 # Uses sudo when not root. Idempotent: installs only what is missing.
@@ -13,7 +14,7 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 need=()
-for pkg in mosquitto mosquitto-clients libpcap-dev pkg-config tshark tcpdump time build-essential ca-certificates curl; do
+for pkg in mosquitto mosquitto-clients libpcap-dev pkg-config tshark tcpdump time python3 openssl build-essential ca-certificates curl; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ "${#need[@]}" -gt 0 ]; then
