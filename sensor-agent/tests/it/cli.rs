@@ -8,11 +8,7 @@ use crate::util::{Sensor, AGENT};
 #[test]
 fn a_bad_config_exits_78_naming_the_field() {
     let sensor = Sensor::new("mqtt://127.0.0.1:1", "[sightings]\ngap_secs = 0\n");
-    let o = Command::new(AGENT)
-        .arg("check-config")
-        .arg(&sensor.config)
-        .output()
-        .expect("run");
+    let o = sensor.check_config();
     assert_eq!(o.status.code(), Some(78));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
@@ -29,11 +25,7 @@ fn a_world_readable_secret_is_refused_with_exit_78() {
         std::fs::Permissions::from_mode(0o644),
     )
     .expect("chmod");
-    let o = Command::new(AGENT)
-        .arg("check-config")
-        .arg(&sensor.config)
-        .output()
-        .expect("run");
+    let o = sensor.check_config();
     assert_eq!(o.status.code(), Some(78));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(

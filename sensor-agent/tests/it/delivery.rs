@@ -204,12 +204,7 @@ fn a_torn_spool_tail_is_skipped_and_the_rest_delivered() {
 
     let broker = testkit::Mosquitto::start();
     let sub = broker.subscribe(SIGHTINGS, "torn");
-    let text = std::fs::read_to_string(&sensor.config).expect("config");
-    std::fs::write(
-        &sensor.config,
-        text.replace("mqtt://127.0.0.1:1", &broker.url()),
-    )
-    .expect("config");
+    sensor.edit_config("mqtt://127.0.0.1:1", &broker.url());
     // An empty capture: the agent only delivers what the spool holds.
     let empty = sensor.path("empty.pcap");
     let records = testkit::PcapRecords::read(&pcap);

@@ -90,12 +90,7 @@ fn the_three_antenna_header_reports_the_combined_signal() {
 fn fcs_verify_drops_frames_whose_fcs_the_anonymizer_broke() {
     let f = capture("baccichet/OppoFindX3Neo-A_anonymized.pcap");
     let sensor = Sensor::new("mqtt://127.0.0.1:1", "");
-    let text = std::fs::read_to_string(&sensor.config).expect("config");
-    std::fs::write(
-        &sensor.config,
-        text.replace("fcs_policy = \"trust-flag\"", "fcs_policy = \"verify\""),
-    )
-    .expect("config");
+    sensor.edit_config("fcs_policy = \"trust-flag\"", "fcs_policy = \"verify\"");
     let (lines, sum) = sensor.replay_to_file(&f);
     assert_eq!(sum["dropped"]["bad_fcs"], 1185);
     assert_eq!(sum["sightings"], 0);
@@ -116,12 +111,7 @@ fn sightings_respect_the_gap_and_the_rssi_floor() {
     let f = capture("fryza/position_2_2024-02-08.pcap");
     let loose = Sensor::new("mqtt://127.0.0.1:1", "").replay_to_file(&f).1;
     let strict = Sensor::new("mqtt://127.0.0.1:1", "");
-    let text = std::fs::read_to_string(&strict.config).expect("config");
-    std::fs::write(
-        &strict.config,
-        text.replace("rssi_floor_dbm = -128", "rssi_floor_dbm = -70"),
-    )
-    .expect("config");
+    strict.edit_config("rssi_floor_dbm = -128", "rssi_floor_dbm = -70");
     let strict = strict.replay_to_file(&f).1;
     let below = strict["dropped"]["below_rssi_floor"]
         .as_u64()

@@ -35,6 +35,22 @@ impl Sensor {
         self.dir.path().join(name)
     }
 
+    /// Replaces `from` with `to` in the configuration file (which must contain it).
+    pub fn edit_config(&self, from: &str, to: &str) {
+        let text = std::fs::read_to_string(&self.config).expect("config");
+        assert!(text.contains(from), "config has no {from:?}");
+        std::fs::write(&self.config, text.replace(from, to)).expect("config");
+    }
+
+    /// `footfall-agent check-config` on this sensor's configuration.
+    pub fn check_config(&self) -> Output {
+        Command::new(AGENT)
+            .arg("check-config")
+            .arg(&self.config)
+            .output()
+            .expect("run agent")
+    }
+
     pub fn spool(&self) -> PathBuf {
         self.path("spool")
     }
