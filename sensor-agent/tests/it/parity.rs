@@ -150,3 +150,45 @@ fn probe_requests_by_frequency_equal_tsharks() {
         assert_eq!(ours, tshark, "{rel}");
     }
 }
+
+#[test]
+fn an_opted_out_device_is_dropped_and_counted() {
+    let f = capture("misc/aircrack-test1-3antenna.pcap");
+    let before = Sensor::new("mqtt://127.0.0.1:1", "");
+    let (lines, _) = before.replay_to_file(&f);
+    let first: serde_json::Value = serde_json::from_str(&lines[0]).expect("json");
+    let victim = first["sightings"][0]["device"]
+        .as_str()
+        .expect("key")
+        .to_owned();
+
+    let sensor = Sensor::new(
+        "mqtt://127.0.0.1:1",
+        "[identity]\nopt_out_file = \"opt-out.txt\"\n",
+    );
+    std::fs::write(
+        sensor.path("opt-out.txt"),
+        format!("# device keys of epoch {}\n{victim}\n", first["epoch"]),
+    )
+    .expect("write opt-out list");
+    let (after, sum) = sensor.replay_to_file(&f);
+    assert!(sum["dropped"]["opt_out"].as_u64() > Some(0));
+    assert!(
+        !after.join("\n").contains(&victim),
+        "the opted-out key is gone"
+    );
+    assert_eq!(
+        sum["sightings"].as_u64(),
+        Some(4),
+        "the other four devices remain"
+    );
+
+    std::fs::write(sensor.path("opt-out.txt"), "not-a-key\n").expect("write");
+    let o = sensor.check_config();
+    assert_eq!(o.status.code(), Some(78));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("identity.opt_out_file") && err.contains(":1"),
+        "{err}"
+    );
+}
