@@ -11,6 +11,7 @@ use serde::Serialize;
 use wire::{DeviceKey, Millis, Sighting};
 
 use crate::identity::Hasher;
+use crate::mac::RawMac;
 use crate::parse::{self, FrameType, Reject};
 use crate::sessionize::{Emitted, Observed, Sessionizer};
 
@@ -53,6 +54,7 @@ struct Counters {
     by_freq: Vec<(u16, u64)>,
     rejects: [u64; 7],
     below_floor: u64,
+    duplicates: u64,
     no_signal: u64,
     opt_out: u64,
     sightings: u64,
@@ -99,6 +101,8 @@ pub struct Pipeline {
     batch_opened: i64,
     now_ms: i64,
     next_sweep: i64,
+    /// Transmitter and sequence number of the previous probe request.
+    last_probe: Option<(RawMac, u16)>,
     counters: Counters,
     devices: Option<HashSet<(u32, DeviceKey, bool)>>,
 }
@@ -122,6 +126,7 @@ impl Pipeline {
             batch_opened: 0,
             now_ms: i64::MIN,
             next_sweep: i64::MIN,
+            last_probe: None,
             counters: Counters::default(),
             devices: count_devices.then(HashSet::new),
             settings,
@@ -154,6 +159,13 @@ impl Pipeline {
         match self.counters.by_freq.iter_mut().find(|(f, _)| *f == freq) {
             Some((_, n)) => *n += 1,
             None => self.counters.by_freq.push((freq, 1)),
+        }
+        // The same transmission delivered twice in a row (a driver duplicate, or a retried
+        // directed probe) is one frame, not two.
+        let this = (probe.transmitter, probe.seq);
+        if self.last_probe.replace(this) == Some(this) {
+            self.counters.duplicates += 1;
+            return Ok(());
         }
         let Some(rssi) = frame.signal_dbm else {
             self.counters.no_signal += 1;
@@ -309,6 +321,7 @@ impl Pipeline {
             target.insert(r.name(), c.rejects[r as usize]);
         }
         s.dropped.insert("below_rssi_floor", c.below_floor);
+        s.dropped.insert("duplicate_frame", c.duplicates);
         s.dropped.insert("no_signal", c.no_signal);
         s.dropped.insert("opt_out", c.opt_out);
         if let Some(d) = &self.devices {

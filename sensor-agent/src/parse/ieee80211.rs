@@ -57,6 +57,7 @@ pub(super) fn parse(body: &[u8]) -> Result<MacFrame<'_>, Reject> {
     let transmitter = RawMac::from_slice(&body[10..16]).ok_or(Reject::FrameTruncated)?;
     frame.probe = Some(Probe {
         transmitter,
+        seq: u16::from_le_bytes([body[22], body[23]]) >> 4,
         ies: &body[header..],
     });
     Ok(frame)

@@ -61,6 +61,8 @@ pub(crate) struct Frame<'a> {
 /// when a sighting opens, not for every frame.
 pub(crate) struct Probe<'a> {
     pub transmitter: RawMac,
+    /// The 802.11 sequence number (12 bits).
+    pub seq: u16,
     pub ies: &'a [u8],
 }
 
@@ -132,6 +134,10 @@ mod tests {
         let probe = p.probe.expect("a probe request");
         assert!(probe.transmitter.is_local());
         assert_eq!(probe.transmitter.octets(), &TA);
+        assert_eq!(
+            probe.seq, 1,
+            "sequence control 0x0010: sequence 1, fragment 0"
+        );
     }
 
     #[test]

@@ -192,3 +192,41 @@ fn an_opted_out_device_is_dropped_and_counted() {
         "{err}"
     );
 }
+
+#[test]
+fn the_same_transmission_captured_twice_counts_once() {
+    // The Baccichet iPhone capture merges several radios: one transmission often appears on
+    // two channels microseconds apart, with the same transmitter and sequence number.
+    let f = capture("baccichet/iPhoneXR-L_anonymized.pcap");
+    let out = std::process::Command::new("tshark")
+        .args(["-n", "-r"])
+        .arg(&f)
+        .args(["-Y", "wlan.fc.type_subtype == 4", "-T", "fields"])
+        .args(["-e", "wlan.sa", "-e", "wlan.seq"])
+        .output()
+        .expect("tshark");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rows: Vec<&str> = text.lines().collect();
+    let repeats = rows.windows(2).filter(|w| w[0] == w[1]).count() as u64;
+    assert!(repeats > 100, "the capture has repeated transmissions");
+    let (lines, sum) = Sensor::new("mqtt://127.0.0.1:1", "").replay_to_file(&f);
+    assert_eq!(sum["dropped"]["duplicate_frame"].as_u64(), Some(repeats));
+    let frames: u64 = lines
+        .iter()
+        .flat_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("json");
+            v["sightings"]
+                .as_array()
+                .expect("sightings")
+                .iter()
+                .filter(|s| s["final"] == true)
+                .map(|s| s["frames"].as_u64().expect("frames"))
+                .collect::<Vec<_>>()
+        })
+        .sum();
+    assert_eq!(
+        frames,
+        rows.len() as u64 - repeats,
+        "sightings count each transmission once"
+    );
+}
