@@ -172,6 +172,15 @@ impl Publisher {
                     None => std::future::pending().await,
                 }
             };
+            // The `interval` fsync policy: sync batches that would otherwise wait for the
+            // next append.
+            let sync_due = lock(&spool).sync_due_in();
+            let sync_timer = async {
+                match sync_due {
+                    Some(d) => sleep(d).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 ev = eventloop.poll() => match ev {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
@@ -215,6 +224,7 @@ impl Publisher {
                     }
                 },
                 _ = wake.notified() => {}
+                _ = sync_timer => lock(&spool).sync(),
                 _ = status_tick.tick(), if connected => {
                     let status = telemetry.status(&self.id, true, figures(&lock(&spool)));
                     self.send_status(&client, &status, &mut awaiting);

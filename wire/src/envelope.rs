@@ -82,16 +82,6 @@ pub enum IdentityClass {
     Local,
 }
 
-impl IdentityClass {
-    /// The lowercase name used on the wire.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IdentityClass::Global => "global",
-            IdentityClass::Local => "local",
-        }
-    }
-}
-
 /// One device seen by one sensor over one stretch of time.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -15,11 +15,6 @@ impl Millis {
         Millis(Utc::now().timestamp_millis())
     }
 
-    /// Whole seconds since the Unix epoch (floor).
-    pub fn secs(self) -> i64 {
-        self.0.div_euclid(1000)
-    }
-
     fn to_datetime(self) -> Option<DateTime<Utc>> {
         DateTime::from_timestamp_millis(self.0)
     }

@@ -75,6 +75,8 @@ pub struct Spool {
     segment_bytes: u64,
     fsync: FsyncPolicy,
     last_sync: Instant,
+    /// Appended since the last fsync.
+    dirty: bool,
     segments: VecDeque<Segment>,
     active: Option<File>,
     pending: BTreeMap<u64, Loc>,
@@ -118,6 +120,7 @@ impl Spool {
             segment_bytes: (max_bytes / 16).clamp(64 << 10, 4 << 20),
             fsync,
             last_sync: Instant::now(),
+            dirty: false,
             segments: VecDeque::new(),
             active: None,
             pending: BTreeMap::new(),
@@ -223,6 +226,7 @@ impl Spool {
                 .map_err(io("sync spool segment", &seg.path))?;
             self.last_sync = Instant::now();
         }
+        self.dirty = !sync;
         self.pending.insert(
             seq,
             Loc {
@@ -360,6 +364,7 @@ impl Spool {
         if let Some(f) = &self.active {
             let _ = f.sync_data();
             self.last_sync = Instant::now();
+            self.dirty = false;
         }
     }
 
@@ -375,10 +380,13 @@ impl Spool {
         self.dropped_batches
     }
 
-    /// How long until an `interval` fsync policy wants a sync, if ever.
+    /// How long until an `interval` fsync policy wants unsynced batches synced; `None` when
+    /// nothing waits (or the policy never syncs on a timer).
     pub fn sync_due_in(&self) -> Option<Duration> {
         match self.fsync {
-            FsyncPolicy::Interval(d) => Some(d.saturating_sub(self.last_sync.elapsed())),
+            FsyncPolicy::Interval(d) if self.dirty => {
+                Some(d.saturating_sub(self.last_sync.elapsed()))
+            }
             _ => None,
         }
     }

@@ -157,3 +157,19 @@ fn acked_segments_are_deleted() {
     assert_eq!(segments(dir.path()), 1, "only the newest segment stays");
     assert_eq!(s.pending_batches(), 0);
 }
+
+#[test]
+fn interval_fsync_asks_for_a_sync_only_while_batches_wait() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let policy = FsyncPolicy::Interval(Duration::from_secs(60));
+    let (mut s, _) = Spool::open(dir.path(), 1 << 20, policy).expect("open");
+    assert_eq!(s.sync_due_in(), None, "nothing written");
+    s.append(|seq| payload(seq, 10)).expect("append");
+    let due = s.sync_due_in().expect("an unsynced batch waits");
+    assert!(due <= Duration::from_secs(60));
+    s.sync();
+    assert_eq!(s.sync_due_in(), None);
+    let (mut never, _) = Spool::open(dir.path(), 1 << 20, FsyncPolicy::Never).expect("open");
+    never.append(|seq| payload(seq, 10)).expect("append");
+    assert_eq!(never.sync_due_in(), None);
+}
