@@ -201,12 +201,22 @@ fn replay_into(
     let mut first_ts = None;
     let link = cap.get_datalink();
     let mut checked = false;
+    let mut input_error = None;
     loop {
         let packet = match cap.next_packet() {
             Ok(p) => p,
             Err(pcap::Error::NoMorePackets) => break,
             Err(e) => {
-                return Err(e).with_context(|| format!("failed to read {}", opts.pcap.display()))
+                // A damaged capture (cut mid-record, corrupt record header): keep everything
+                // read so far, close its sightings, and report the damage.
+                let msg = format!(
+                    "{} is damaged after frame {}: {e}",
+                    opts.pcap.display(),
+                    pipeline.frames()
+                );
+                tracing::error!(error = %msg, "stopped reading the capture");
+                input_error = Some(msg);
+                break;
             }
         };
         if !checked {
@@ -228,7 +238,10 @@ fn replay_into(
         pipeline.on_frame(ts, packet.data, truncated, sink)?;
     }
     pipeline.finish(sink)?;
-    Ok(pipeline.summary())
+    Ok(Summary {
+        input_error,
+        ..pipeline.summary()
+    })
 }
 
 /// Runs `produce` on a blocking thread feeding the spool, beside the publisher; returns when

@@ -147,7 +147,12 @@ fn execute(command: Command) -> anyhow::Result<()> {
                     ))
                     .unwrap_or_default()
             );
-            Ok(())
+            match s.input_error {
+                // Everything before the damage was processed and delivered; still fail, so
+                // that scripts notice.
+                Some(e) => anyhow::bail!("{e}"),
+                None => Ok(()),
+            }
         }
     }
 }

@@ -43,6 +43,9 @@ pub struct Summary {
     pub evicted_sightings: u64,
     pub devices: BTreeMap<&'static str, u64>,
     pub batches: u64,
+    /// Why reading the input stopped early, if it did (a damaged capture).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_error: Option<String>,
 }
 
 #[derive(Default)]

@@ -111,3 +111,52 @@ fn a_capture_that_is_not_radiotap_is_refused() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("EN10MB") || err.contains("(1)"), "{err}");
 }
+
+#[test]
+fn a_capture_cut_mid_record_is_processed_up_to_the_cut_then_reported() {
+    let records =
+        testkit::PcapRecords::read(&crate::util::capture("fryza/position_2_2024-02-08.pcap"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let n = records.records.len();
+    // The intact prefix, and the same prefix followed by half of the next record.
+    let prefix = dir.path().join("prefix.pcap");
+    records
+        .write_to(
+            std::fs::File::create(&prefix).expect("create"),
+            &records.records[..n - 1],
+        )
+        .expect("write");
+    let cut = dir.path().join("cut.pcap");
+    let mut bytes = std::fs::read(&prefix).expect("read");
+    let last = &records.records[n - 1];
+    bytes.extend_from_slice(&last[..last.len() / 2]);
+    std::fs::write(&cut, bytes).expect("write");
+
+    let (expected, expected_sum) = Sensor::new("mqtt://127.0.0.1:1", "").replay_to_file(&prefix);
+    let sensor = Sensor::new("mqtt://127.0.0.1:1", "");
+    let out = sensor.path("out.jsonl");
+    let summary = sensor.path("summary.json");
+    let o = sensor
+        .replay(&cut)
+        .arg("--out")
+        .arg(&out)
+        .arg("--summary")
+        .arg(&summary)
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(1), "damage is an error");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("cut.pcap is damaged after frame"), "{err}");
+    let got: Vec<String> = std::fs::read_to_string(&out)
+        .expect("out")
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(got, expected, "everything before the damage is delivered");
+    let sum: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&summary).expect("summary")).expect("json");
+    assert_eq!(sum["frames"], expected_sum["frames"]);
+    assert!(sum["input_error"]
+        .as_str()
+        .is_some_and(|e| e.contains("damaged")));
+}
