@@ -48,8 +48,13 @@ impl Hasher {
         }
     }
 
-    /// The epoch that contains `ts_ms`.
+    /// The epoch that contains `ts_ms`: a range check against the current epoch, which
+    /// answers for almost every frame, before a division.
     pub(crate) fn epoch_of(&self, ts_ms: i64) -> u32 {
+        let start = i64::from(self.epoch) * self.epoch_ms;
+        if (start..start + self.epoch_ms).contains(&ts_ms) {
+            return self.epoch;
+        }
         u32::try_from(ts_ms.div_euclid(self.epoch_ms)).unwrap_or(0)
     }
 
