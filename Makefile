@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: demo test setup bench
+.PHONY: demo test setup bench cross
 
 setup:
 	@bash deploy/setup.sh
@@ -21,3 +21,7 @@ test: setup
 ## make bench: the figures recorded in benches/README.md
 bench: setup
 	bash benches/agent.sh
+
+## make cross: the agent for a 64-bit Raspberry Pi, tested under qemu
+cross: setup
+	bash deploy/cross.sh
