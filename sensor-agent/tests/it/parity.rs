@@ -50,37 +50,15 @@ fn probe_requests_and_distinct_sources_equal_tsharks_on_every_capture() {
 fn the_three_antenna_header_reports_the_combined_signal() {
     // tshark's first radiotap.dbm_antsignal of each probe is the combined one.
     let f = capture("misc/aircrack-test1-3antenna.pcap");
-    let out = std::process::Command::new("tshark")
-        .args(["-n", "-r"])
-        .arg(&f)
-        .args([
-            "-Y",
-            "wlan.fc.type_subtype == 4",
-            "-T",
-            "fields",
-            "-E",
-            "occurrence=f",
-        ])
-        .args(["-e", "radiotap.dbm_antsignal"])
-        .output()
-        .expect("tshark");
-    let tshark_max: i64 = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| l.trim().parse::<i64>().expect("a dBm value"))
+    let tshark_max: i64 = testkit::tshark_probe_fields(&f, &["radiotap.dbm_antsignal"])
+        .iter()
+        .map(|l| l.parse::<i64>().expect("a dBm value"))
         .max()
         .expect("probes");
     let (lines, _) = Sensor::new("mqtt://127.0.0.1:1", "").replay_to_file(&f);
-    let ours_max = lines
+    let ours_max = final_sightings(&lines)
         .iter()
-        .flat_map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).expect("json");
-            v["sightings"]
-                .as_array()
-                .expect("sightings")
-                .iter()
-                .map(|s| s["rssi_max"].as_i64().expect("rssi"))
-                .collect::<Vec<_>>()
-        })
+        .map(|s| s["rssi_max"].as_i64().expect("rssi"))
         .max()
         .expect("sightings");
     assert_eq!(ours_max, tshark_max);
@@ -129,16 +107,9 @@ fn probe_requests_by_frequency_equal_tsharks() {
         "baccichet/iPhoneXR-L_anonymized.pcap",
     ] {
         let f = capture(rel);
-        let out = std::process::Command::new("tshark")
-            .args(["-n", "-r"])
-            .arg(&f)
-            .args(["-Y", "wlan.fc.type_subtype == 4", "-T", "fields"])
-            .args(["-e", "radiotap.channel.freq"])
-            .output()
-            .expect("tshark");
         let mut tshark = std::collections::BTreeMap::<String, u64>::new();
-        for l in String::from_utf8_lossy(&out.stdout).lines() {
-            *tshark.entry(l.trim().to_owned()).or_default() += 1;
+        for l in testkit::tshark_probe_fields(&f, &["radiotap.channel.freq"]) {
+            *tshark.entry(l).or_default() += 1;
         }
         let (_, sum) = Sensor::new("mqtt://127.0.0.1:1", "").replay_to_file(&f);
         let ours: std::collections::BTreeMap<String, u64> = sum["probe_requests_by_freq_mhz"]
@@ -198,35 +169,33 @@ fn the_same_transmission_captured_twice_counts_once() {
     // The Baccichet iPhone capture merges several radios: one transmission often appears on
     // two channels microseconds apart, with the same transmitter and sequence number.
     let f = capture("baccichet/iPhoneXR-L_anonymized.pcap");
-    let out = std::process::Command::new("tshark")
-        .args(["-n", "-r"])
-        .arg(&f)
-        .args(["-Y", "wlan.fc.type_subtype == 4", "-T", "fields"])
-        .args(["-e", "wlan.sa", "-e", "wlan.seq"])
-        .output()
-        .expect("tshark");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let rows: Vec<&str> = text.lines().collect();
+    let rows = testkit::tshark_probe_fields(&f, &["wlan.sa", "wlan.seq"]);
     let repeats = rows.windows(2).filter(|w| w[0] == w[1]).count() as u64;
     assert!(repeats > 100, "the capture has repeated transmissions");
     let (lines, sum) = Sensor::new("mqtt://127.0.0.1:1", "").replay_to_file(&f);
     assert_eq!(sum["dropped"]["duplicate_frame"].as_u64(), Some(repeats));
-    let frames: u64 = lines
+    let frames: u64 = final_sightings(&lines)
         .iter()
-        .flat_map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).expect("json");
-            v["sightings"]
-                .as_array()
-                .expect("sightings")
-                .iter()
-                .filter(|s| s["final"] == true)
-                .map(|s| s["frames"].as_u64().expect("frames"))
-                .collect::<Vec<_>>()
-        })
+        .map(|s| s["frames"].as_u64().expect("frames"))
         .sum();
     assert_eq!(
         frames,
         rows.len() as u64 - repeats,
         "sightings count each transmission once"
     );
+}
+
+/// The final sightings of every envelope line.
+fn final_sightings(lines: &[String]) -> Vec<serde_json::Value> {
+    lines
+        .iter()
+        .flat_map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).expect("envelope JSON");
+            match v["sightings"].take() {
+                serde_json::Value::Array(a) => a,
+                other => panic!("sightings is not an array: {other}"),
+            }
+        })
+        .filter(|s| s["final"] == true)
+        .collect()
 }
