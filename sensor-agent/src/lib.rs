@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use firmware_config::{Config, ConfigError, Secret};
+use firmware_config::{Config, ConfigError, Secret, SecretSource};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -50,24 +50,41 @@ pub struct Loaded {
     pub config: Config,
     pub secret: Secret,
     pub opt_out: HashSet<DeviceKey>,
+    /// The MQTT password, when the configuration names one.
+    pub mqtt_password: Option<Secret>,
 }
 
 impl Loaded {
     /// Reads the tenant secret and the opt-out list that `config` refers to.
     pub fn from_config(config: Config) -> Result<Loaded, ConfigError> {
-        let secret = config
-            .identity()
-            .secret
-            .load("identity.secret_file", MIN_SECRET_BYTES)?;
+        let src = &config.identity().secret;
+        let secret = src.load(
+            field_of(src, "identity.secret_file", "identity.secret_env"),
+            MIN_SECRET_BYTES,
+        )?;
         let opt_out = match &config.identity().opt_out_file {
             Some(p) => load_opt_out(p)?,
             None => HashSet::new(),
         };
-        publish::load_password(&config)?;
+        let mqtt_password = match &config.mqtt().password {
+            Some(src) => {
+                let field = field_of(src, "mqtt.password_file", "mqtt.password_env");
+                let p = src.load(field, 1)?;
+                if std::str::from_utf8(p.expose()).is_err() {
+                    return Err(ConfigError::Secret {
+                        field,
+                        reason: "the MQTT password is not UTF-8".into(),
+                    });
+                }
+                Some(p)
+            }
+            None => None,
+        };
         Ok(Loaded {
             config,
             secret,
             opt_out,
+            mqtt_password,
         })
     }
 
@@ -102,6 +119,14 @@ pub fn fuzz_frame(data: &[u8]) {
                 }
             }
         }
+    }
+}
+
+/// The configuration field that named a secret, for its errors.
+fn field_of(src: &SecretSource, file: &'static str, env: &'static str) -> &'static str {
+    match src {
+        SecretSource::File(_) => file,
+        SecretSource::Env(_) => env,
     }
 }
 
@@ -265,6 +290,7 @@ async fn with_publisher<T: Send + 'static>(
     let telemetry = Arc::new(Telemetry::default());
     let publisher = Publisher::new(
         cfg,
+        loaded.mqtt_password.as_ref(),
         cfg.mqtt().batch_max_sightings * MAX_SIGHTING_JSON + 512,
     )?;
     let life = Lifecycle {

@@ -53,7 +53,12 @@ pub struct Delivered {
 }
 
 impl Publisher {
-    pub fn new(cfg: &Config, max_batch_bytes: usize) -> anyhow::Result<Publisher> {
+    /// `password` is the loaded `mqtt.password_*` secret (UTF-8, checked at load).
+    pub fn new(
+        cfg: &Config,
+        password: Option<&Secret>,
+        max_batch_bytes: usize,
+    ) -> anyhow::Result<Publisher> {
         let m = cfg.mqtt();
         let s = cfg.sensor();
         let id = StatusIdentity {
@@ -69,10 +74,7 @@ impl Publisher {
             .set_max_packet_size(64 << 10, max_batch_bytes + 1024)
             .set_inflight(m.max_inflight.max(2))
             .set_request_channel_capacity(usize::from(m.max_inflight) + 8);
-        let will = wire::Status {
-            online: false,
-            ..Telemetry::default().status(&id, false, SpoolFigures::default())
-        };
+        let will = Telemetry::default().status(&id, false, SpoolFigures::default());
         options.set_last_will(LastWill::new(
             status_topic.clone(),
             serde_json::to_vec(&will).context("encode last will")?,
@@ -80,13 +82,9 @@ impl Publisher {
             true,
         ));
         if let Some(user) = &m.username {
-            let password = match &m.password {
-                Some(src) => {
-                    String::from_utf8(src.load("mqtt.password_file", 1)?.expose().to_vec())
-                        .context("mqtt password is not UTF-8")?
-                }
-                None => String::new(),
-            };
+            let password = password.map_or(String::new(), |p| {
+                String::from_utf8_lossy(p.expose()).into_owned()
+            });
             options.set_credentials(user.clone(), password);
         }
         if let Some(tls) = &m.tls {
@@ -284,13 +282,4 @@ fn lock(spool: &Mutex<Spool>) -> std::sync::MutexGuard<'_, Spool> {
 fn install_crypto_provider() {
     // Ignore the error: it only says a provider is installed already.
     let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
-/// Reads the MQTT password secret; exposed for `check-config`.
-pub fn load_password(cfg: &Config) -> Result<Option<Secret>, firmware_config::ConfigError> {
-    cfg.mqtt()
-        .password
-        .as_ref()
-        .map(|s| s.load("mqtt.password_file", 1))
-        .transpose()
 }
