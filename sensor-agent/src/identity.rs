@@ -28,6 +28,18 @@ pub fn epoch_key(secret: &Secret, epoch: u32) -> [u8; 32] {
     okm
 }
 
+/// The device key of the address `octets` under `epoch_key`: what a sensor publishes for it.
+/// For simulators and tests that hold synthetic addresses; the agent itself hashes through
+/// [`Hasher`], which never lets a raw address out of the crate.
+pub fn device_key(epoch_key: &[u8; 32], octets: &[u8; 6]) -> DeviceKey {
+    let mut m = Hmac::<Sha256>::new_from_slice(epoch_key).expect("HMAC takes any key length");
+    m.update(octets);
+    let digest = m.finalize().into_bytes();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    DeviceKey(u64::from_be_bytes(first))
+}
+
 /// Maps addresses to device keys. It keeps the current epoch's keyed HMAC state; callers
 /// hash once per sighting (the session table caches the result), not once per frame.
 pub(crate) struct Hasher {
@@ -97,6 +109,9 @@ mod tests {
         let (epoch, key) = h.key(&mac([0x3c, 0x22, 0xfb, 0x01, 0x02, 0x03]), ts);
         assert_eq!(epoch, 429);
         assert_eq!(key.to_string(), "29ba4513ff145db2");
+        let secret = Secret::from_bytes(b"tenant-secret-0123456789".to_vec());
+        let octets = [0x3c, 0x22, 0xfb, 0x01, 0x02, 0x03];
+        assert_eq!(device_key(&epoch_key(&secret, 429), &octets), key);
     }
 
     #[test]

@@ -74,7 +74,7 @@ const IE_CAPABILITIES: [u8; 6] = [1, 45, 50, 127, 191, 255];
 /// FNV-1a over the element ids in order, the contents of capability elements, and the
 /// OUI + type of vendor elements. SSIDs, the current channel and anything after a truncated
 /// element are left out: they vary per network, per hop, or are corrupt.
-pub(crate) fn fingerprint(mut ies: &[u8]) -> Fingerprint {
+pub fn fingerprint(mut ies: &[u8]) -> Fingerprint {
     let mut h: u32 = 0x811c_9dc5;
     let mut eat = |bytes: &[u8]| {
         for &b in bytes {

@@ -1,0 +1,719 @@
+//! The Footfall simulator: a seeded synthetic city that produces every input of the pipeline
+//! (sensor captures or the agents' MQTT batches, the fleet inventory, proof-of-play logs,
+//! campaigns, receipts, device-loyalty links) and the truth the pipeline should recover.
+//!
+//! Modules, in the order a day is simulated: [`world`] (the city, built once), [`activity`]
+//! (what each person does), [`plays`] (what each board shows), [`radio`] (what the sensors
+//! hear), [`sessions`] (frames to sightings and batches, as the agent does), [`pcap`] and
+//! [`output`] (files), [`truth`]. Every random draw comes from a stream keyed by the seed and
+//! the entity ([`rng`]), so the same seed and scenario give byte-identical files whatever the
+//! number of threads.
+
+pub mod activity;
+pub mod output;
+pub mod pcap;
+pub mod plays;
+pub mod radio;
+pub mod rng;
+pub mod scenario;
+pub mod sessions;
+pub mod truth;
+pub mod world;
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Context;
+use serde::Serialize;
+use wire::{DeviceKey, Envelope};
+
+use activity::{Activity, DayOut, PersonState, Visit};
+use plays::Plays;
+use radio::{Heard, Radio, CORRUPT};
+use scenario::{IdentityTruth, Mode, Scenario};
+use sessions::{Batcher, Closed, Sessions};
+use truth::{CampaignTruth, DeviceSighting};
+use world::{World, DAY, HOUR};
+
+/// Per-sensor counts of what was written.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SensorCounts {
+    pub probe_requests: u64,
+    pub corrupt_probe_requests: u64,
+    pub beacons: u64,
+    pub acks: u64,
+    pub sightings: u64,
+    pub envelopes: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub seed: u64,
+    pub start: String,
+    pub days: u32,
+    pub mode: Mode,
+    pub people: u64,
+    pub devices: u64,
+    pub devices_by_family: BTreeMap<&'static str, u64>,
+    pub linkable_devices: u64,
+    pub sites: u64,
+    pub sensors: u64,
+    pub probe_requests: u64,
+    pub corrupt_probe_requests: u64,
+    pub sightings: u64,
+    pub envelopes: u64,
+    pub plays: u64,
+    /// Customer visits (staff shifts excluded), those caused by campaigns, and those in which
+    /// the store's sensors captured at least one frame from the visitor's devices.
+    pub visits: u64,
+    pub extra_visits: u64,
+    pub visits_seen: u64,
+    /// visits_seen / visits: the share of the people entering that the store sensors see.
+    pub store_capture: f64,
+    pub passers_by: u64,
+    pub receipts: u64,
+    pub links: u64,
+    pub campaigns: Vec<CampaignTruth>,
+}
+
+/// Progress of a run: days done of days, and sightings so far.
+pub struct Progress {
+    pub day: u32,
+    pub days: u32,
+    pub sightings: u64,
+}
+
+/// Generates the scenario into `out` (created if missing). `threads` (at least 1) only changes the speed: every draw is keyed by its entity.
+pub fn generate(
+    s: &Scenario,
+    seed: u64,
+    out: &Path,
+    threads: usize,
+    progress: &mut dyn FnMut(Progress),
+) -> anyhow::Result<Summary> {
+    for sub in ["inventory", "truth"] {
+        std::fs::create_dir_all(out.join(sub))
+            .with_context(|| format!("cannot create {}", out.display()))?;
+    }
+    let streams = match s.output.mode {
+        Mode::Pcap => "captures",
+        Mode::Envelopes => "envelopes",
+    };
+    std::fs::create_dir_all(out.join(streams))?;
+    std::fs::write(out.join("scenario.toml"), toml::to_string(s)?)?;
+    write_secret(&out.join("tenant.key"), &s.city.tenant_secret)?;
+
+    let w = World::build(s, seed);
+    let plays = Plays::new(s, &w);
+    output::inventory(s, &w, &out.join("inventory"))?;
+    output::campaigns(s, &w, &out.join("campaigns.jsonl"))?;
+    let mut plays_out = output::create(&out.join("ad_plays.csv"))?;
+    writeln!(
+        plays_out,
+        "board_id,start,end,creative_id,brand,campaign_id"
+    )?;
+
+    let fingerprints: Vec<wire::Fingerprint> = w
+        .devices
+        .iter()
+        .map(|d| pcap::model_fingerprint(usize::from(d.family), usize::from(d.model)))
+        .collect();
+    let mut sessions = Sessions::new(&w, &s.tenant_secret(), s, fingerprints);
+    let mut pcaps = Vec::new();
+    let mut envelopes = Vec::new();
+    let mut batchers = Vec::new();
+    for sensor in &w.sensors {
+        match s.output.mode {
+            Mode::Pcap => pcaps.push(pcap::PcapWriter::create(
+                &out.join(streams).join(format!("{}.pcap", sensor.id)),
+            )?),
+            Mode::Envelopes => {
+                envelopes.push(output::create(
+                    &out.join(streams).join(format!("{}.jsonl", sensor.id)),
+                )?);
+                batchers.push(Batcher::new(
+                    sensor.id.clone(),
+                    w.sites[sensor.site as usize].id.clone(),
+                    s.output.batch_max_sightings,
+                    s.output.batch_max_age_secs,
+                ));
+            }
+        }
+    }
+    let mut identities = output::create(&out.join("truth/identities.csv"))?;
+    writeln!(identities, "device_id,epoch,device_key")?;
+
+    let act = Activity {
+        s,
+        w: &w,
+        plays: &plays,
+    };
+    let radio = Radio { s, w: &w };
+    let people = w.people.len();
+    let chunk = people.div_ceil(threads.max(1)).max(1);
+    let mut states = vec![PersonState::default(); people];
+    let mut carry: Vec<Heard> = Vec::new();
+    let mut counts = vec![SensorCounts::default(); w.sensors.len()];
+    let mut visits: Vec<Visit> = Vec::new();
+    let mut passes = Vec::new();
+    let mut frontage = Vec::new();
+    let mut exposures = Vec::new();
+    let mut device_sightings: Vec<DeviceSighting> = Vec::new();
+    let mut seen_keys: HashSet<(u32, DeviceKey)> = HashSet::new();
+    let mut n_plays = 0;
+    let mut closed: Vec<Closed> = Vec::new();
+    let mut batches: Vec<Envelope> = Vec::new();
+
+    let mut handle = |c: Closed,
+                      now_ms: i64,
+                      counts: &mut [SensorCounts],
+                      batchers: &mut [Batcher],
+                      batches: &mut Vec<Envelope>,
+                      envelopes: &mut [std::io::BufWriter<std::fs::File>]|
+     -> anyhow::Result<()> {
+        let dev = &w.devices[c.device as usize];
+        let linkable = dev.linkable();
+        counts[c.sensor as usize].sightings += 1;
+        let record = match s.output.identity_truth {
+            IdentityTruth::All => true,
+            IdentityTruth::Linkable => linkable,
+            IdentityTruth::None => false,
+        };
+        if record && seen_keys.insert((c.device, c.sighting.device)) {
+            writeln!(identities, "{},{},{}", c.device, c.epoch, c.sighting.device)?;
+        }
+        if linkable && w.people[dev.person as usize].staff_at.is_none() {
+            device_sightings.push(DeviceSighting {
+                device: c.device,
+                site: w.sensors[c.sensor as usize].site,
+                first_ms: c.sighting.first_seen.0,
+                last_ms: c.sighting.last_seen.0,
+                rssi_max: c.sighting.rssi_max,
+                kinds: c.kinds,
+            });
+        }
+        if let Some(b) = batchers.get_mut(c.sensor as usize) {
+            b.push(now_ms, c.epoch, c.sighting, batches);
+            for e in batches.drain(..) {
+                counts[c.sensor as usize].envelopes += 1;
+                let f = &mut envelopes[c.sensor as usize];
+                serde_json::to_writer(&mut *f, &e)?;
+                f.write_all(b"\n")?;
+            }
+        }
+        Ok(())
+    };
+
+    for d in 0..w.days {
+        n_plays += output::plays_of_day(s, &w, &plays, d, &mut plays_out)?;
+        let results: Vec<(DayOut, Vec<Heard>)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = states
+                .chunks_mut(chunk)
+                .enumerate()
+                .map(|(k, shard)| {
+                    let (act, radio) = (&act, &radio);
+                    scope.spawn(move || {
+                        let mut out = DayOut::default();
+                        let mut frames = Vec::new();
+                        for (j, state) in shard.iter_mut().enumerate() {
+                            let pid = (k * chunk + j) as u32;
+                            act.person_day(pid, d, state, &mut out);
+                            let heard = radio.emit(pid, d, &out.presences, &mut frames);
+                            for (p, n) in out.presences.iter().zip(heard) {
+                                if let (Some(vi), true) = (p.visit, n > 0) {
+                                    out.visits[vi].seen = true;
+                                }
+                            }
+                            out.presences.clear();
+                        }
+                        (out, frames)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("simulation threads do not panic"))
+                .collect()
+        });
+        let mut frames = std::mem::take(&mut carry);
+        for (day_out, f) in results {
+            frames.extend(f);
+            visits.extend(day_out.visits);
+            passes.extend(day_out.passes);
+            frontage.extend(day_out.frontage);
+            exposures.extend(day_out.exposures);
+        }
+        let (from, to) = (w.day_start(d), w.day_start(d + 1));
+        if s.output.mode == Mode::Pcap {
+            for sensor in 0..w.sensors.len() as u32 {
+                frames.extend(pcap::noise(
+                    seed,
+                    sensor,
+                    from,
+                    to,
+                    s.output.beacons_per_minute,
+                    s.output.noise_per_minute,
+                ));
+            }
+        }
+        frames.sort_unstable();
+        let (today, later): (Vec<Heard>, Vec<Heard>) = frames.into_iter().partition(|h| h.t < to);
+        carry = later;
+        for h in &today {
+            let c = &mut counts[h.sensor as usize];
+            match h.flags {
+                f if f & pcap::BEACON != 0 => c.beacons += 1,
+                f if f & pcap::ACK != 0 => c.acks += 1,
+                f => {
+                    c.probe_requests += 1;
+                    c.corrupt_probe_requests += u64::from(f & CORRUPT != 0);
+                }
+            }
+            if let Some(p) = pcaps.get_mut(h.sensor as usize) {
+                let (family, model) = match w.devices.get(h.device as usize) {
+                    Some(dev) => (usize::from(dev.family), usize::from(dev.model)),
+                    None => (0, 0),
+                };
+                p.write(h, family, model)?;
+            }
+            sessions.feed(h, &mut closed);
+            let now = h.t.div_euclid(1000);
+            for c in closed.drain(..) {
+                handle(
+                    c,
+                    now,
+                    &mut counts,
+                    &mut batchers,
+                    &mut batches,
+                    &mut envelopes,
+                )?;
+            }
+        }
+        let end_ms = to.div_euclid(1000);
+        for sensor in 0..w.sensors.len() as u32 {
+            sessions.expire(sensor, end_ms, &mut closed);
+            for c in closed.drain(..) {
+                handle(
+                    c,
+                    end_ms,
+                    &mut counts,
+                    &mut batchers,
+                    &mut batches,
+                    &mut envelopes,
+                )?;
+            }
+        }
+        progress(Progress {
+            day: d + 1,
+            days: w.days,
+            sightings: counts.iter().map(|c| c.sightings).sum(),
+        });
+    }
+    // Frames past the last midnight belong to the last day's trips.
+    for h in &carry {
+        let c = &mut counts[h.sensor as usize];
+        c.probe_requests += 1;
+        c.corrupt_probe_requests += u64::from(h.flags & CORRUPT != 0);
+        if let Some(p) = pcaps.get_mut(h.sensor as usize) {
+            let dev = &w.devices[h.device as usize];
+            p.write(h, usize::from(dev.family), usize::from(dev.model))?;
+        }
+        sessions.feed(h, &mut closed);
+        let now = h.t.div_euclid(1000);
+        for c in closed.drain(..) {
+            handle(
+                c,
+                now,
+                &mut counts,
+                &mut batchers,
+                &mut batches,
+                &mut envelopes,
+            )?;
+        }
+    }
+    let end_ms = w.day_start(w.days).div_euclid(1000) + DAY / 1000;
+    sessions.close_all(&mut closed);
+    for c in closed.drain(..) {
+        handle(
+            c,
+            end_ms,
+            &mut counts,
+            &mut batchers,
+            &mut batches,
+            &mut envelopes,
+        )?;
+    }
+    for (sensor, b) in batchers.iter_mut().enumerate() {
+        b.flush(end_ms, &mut batches);
+        for e in batches.drain(..) {
+            counts[sensor].envelopes += 1;
+            serde_json::to_writer(&mut envelopes[sensor], &e)?;
+            envelopes[sensor].write_all(b"\n")?;
+        }
+    }
+    for mut f in envelopes {
+        f.flush()?;
+    }
+    for p in pcaps {
+        p.finish()?;
+    }
+    identities.flush()?;
+    plays_out.flush()?;
+
+    // Importer files that depend on the whole run.
+    visits.sort_by_key(|v| (v.start, v.person, v.store));
+    let receipts = output::receipts(s, &w, &visits, &out.join("receipts.csv"))?;
+    let links = write_links(s, &w, &mut sessions, &out.join("links.csv"))?;
+
+    // Truth.
+    let campaigns = truth::campaigns(&truth::Inputs {
+        s,
+        w: &w,
+        plays: &plays,
+        passes: &passes,
+        visits: &visits,
+        exposures: &exposures,
+        sightings: &device_sightings,
+    });
+    write_truth(
+        s,
+        &w,
+        out,
+        &visits,
+        &passes,
+        &exposures,
+        &frontage,
+        &counts,
+        &campaigns,
+        &mut sessions,
+    )?;
+
+    let customer = |v: &&Visit| w.people[v.person as usize].staff_at.is_none();
+    let n_visits = visits.iter().filter(customer).count() as u64;
+    let seen = visits.iter().filter(customer).filter(|v| v.seen).count() as u64;
+    let mut by_family = BTreeMap::new();
+    for dev in &w.devices {
+        *by_family.entry(dev.profile().name).or_insert(0) += 1;
+    }
+    let summary = Summary {
+        seed,
+        start: s.city.start.to_string(),
+        days: s.city.days,
+        mode: s.output.mode,
+        people: w.people.len() as u64,
+        devices: w.devices.len() as u64,
+        devices_by_family: by_family,
+        linkable_devices: w.devices.iter().filter(|d| d.linkable()).count() as u64,
+        sites: w.sites.len() as u64,
+        sensors: w.sensors.len() as u64,
+        probe_requests: counts.iter().map(|c| c.probe_requests).sum(),
+        corrupt_probe_requests: counts.iter().map(|c| c.corrupt_probe_requests).sum(),
+        sightings: counts.iter().map(|c| c.sightings).sum(),
+        envelopes: counts.iter().map(|c| c.envelopes).sum(),
+        plays: n_plays,
+        visits: n_visits,
+        extra_visits: visits.iter().filter(|v| v.extra.is_some()).count() as u64,
+        visits_seen: seen,
+        store_capture: if n_visits > 0 {
+            seen as f64 / n_visits as f64
+        } else {
+            0.0
+        },
+        passers_by: frontage.len() as u64,
+        receipts,
+        links,
+        campaigns,
+    };
+    let mut f = output::create(&out.join("truth/summary.json"))?;
+    serde_json::to_writer_pretty(&mut f, &summary)?;
+    f.write_all(b"\n")?;
+    f.flush()?;
+    Ok(summary)
+}
+
+fn write_secret(path: &Path, secret: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::remove_file(path);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    // The agents read the file's bytes as the key.
+    f.write_all(secret.as_bytes())?;
+    Ok(())
+}
+
+/// Device-loyalty links: each consenting member's globally addressed devices, per epoch.
+fn write_links(
+    s: &Scenario,
+    w: &World,
+    sessions: &mut Sessions,
+    path: &Path,
+) -> anyhow::Result<u64> {
+    let first = sessions.epoch_of(w.start.div_euclid(1000));
+    let last = sessions.epoch_of(w.day_start(w.days).div_euclid(1000) - 1);
+    let mut f = output::create(path)?;
+    writeln!(f, "epoch,device_key,loyalty_id")?;
+    let mut n = 0;
+    for (pid, p) in w.people.iter().enumerate() {
+        if !p.consent {
+            continue;
+        }
+        for (bi, br) in s.brands.iter().enumerate() {
+            if !p.member[bi] {
+                continue;
+            }
+            let loyalty = output::loyalty_id(w, &br.name, pid as u32);
+            for &di in &p.devices {
+                let dev = &w.devices[di as usize];
+                if !dev.linkable() {
+                    continue;
+                }
+                for epoch in first..=last {
+                    writeln!(
+                        f,
+                        "{epoch},{},{loyalty}",
+                        sessions.key(epoch, &dev.global_mac)
+                    )?;
+                    n += 1;
+                }
+            }
+        }
+    }
+    f.flush()?;
+    Ok(n)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_truth(
+    s: &Scenario,
+    w: &World,
+    out: &Path,
+    visits: &[Visit],
+    passes: &[activity::CampaignPass],
+    exposures: &[(u32, u16, world::Micros)],
+    frontage: &[activity::Frontage],
+    counts: &[SensorCounts],
+    campaigns: &[CampaignTruth],
+    sessions: &mut Sessions,
+) -> anyhow::Result<()> {
+    let t = out.join("truth");
+    let site_id = |i: u32| w.sites[i as usize].id.as_str();
+
+    let mut f = output::create(&t.join("sensors.csv"))?;
+    writeln!(
+        f,
+        "sensor_id,probe_requests,corrupt_probe_requests,beacons,acks,sightings,envelopes"
+    )?;
+    for (sensor, c) in w.sensors.iter().zip(counts) {
+        writeln!(
+            f,
+            "{},{},{},{},{},{},{}",
+            sensor.id,
+            c.probe_requests,
+            c.corrupt_probe_requests,
+            c.beacons,
+            c.acks,
+            c.sightings,
+            c.envelopes
+        )?;
+    }
+    f.flush()?;
+
+    let first_epoch = sessions.epoch_of(w.start.div_euclid(1000));
+    let last_epoch = sessions.epoch_of(w.day_start(w.days).div_euclid(1000) - 1);
+    let mut f = output::create(&t.join("devices.csv"))?;
+    writeln!(f, "device_id,person_id,family,model,linkable,staff,keys")?;
+    for (i, dev) in w.devices.iter().enumerate() {
+        let keys = if dev.linkable() {
+            (first_epoch..=last_epoch)
+                .map(|e| format!("{e}:{}", sessions.key(e, &dev.global_mac)))
+                .collect::<Vec<_>>()
+                .join(";")
+        } else {
+            String::new()
+        };
+        writeln!(
+            f,
+            "{i},{},{},{},{},{},{keys}",
+            dev.person,
+            dev.profile().name,
+            dev.model,
+            dev.linkable(),
+            w.people[dev.person as usize].staff_at.is_some()
+        )?;
+    }
+    f.flush()?;
+
+    let mut f = output::create(&t.join("people.csv"))?;
+    let brands: Vec<String> = s
+        .brands
+        .iter()
+        .map(|b| format!("rate_{}", b.name))
+        .collect();
+    writeln!(
+        f,
+        "person_id,employed,staff_at,devices,{}",
+        brands.join(",")
+    )?;
+    for (pid, p) in w.people.iter().enumerate() {
+        let rates: Vec<String> = p.rates.iter().map(|r| format!("{r:.6}")).collect();
+        writeln!(
+            f,
+            "{pid},{},{},{},{}",
+            p.employed,
+            p.staff_at.map_or("", site_id),
+            p.devices.len(),
+            rates.join(",")
+        )?;
+    }
+    f.flush()?;
+
+    let mut sorted: Vec<&(u32, u16, world::Micros)> = exposures.iter().collect();
+    sorted.sort_by_key(|e| (e.2, e.0, e.1));
+    let mut f = output::create(&t.join("exposures.csv"))?;
+    writeln!(f, "person_id,campaign_id,first_exposure")?;
+    for &&(pid, c, at) in &sorted {
+        writeln!(
+            f,
+            "{pid},{},{}",
+            s.campaigns[usize::from(c)].id,
+            output::ts(at)
+        )?;
+    }
+    f.flush()?;
+
+    let mut f = output::create(&t.join("visits.csv"))?;
+    writeln!(
+        f,
+        "person_id,store_id,brand,start,end,kind,campaign_id,seen,receipt_id"
+    )?;
+    for v in visits {
+        writeln!(
+            f,
+            "{},{},{},{},{},{},{},{},{}",
+            v.person,
+            site_id(v.store),
+            s.brands[usize::from(v.brand)].name,
+            output::ts(v.start),
+            output::ts(v.end),
+            if v.extra.is_some() {
+                "extra"
+            } else {
+                "baseline"
+            },
+            v.extra
+                .map_or("", |c| s.campaigns[usize::from(c)].id.as_str()),
+            v.seen,
+            v.receipt
+                .map_or(String::new(), |r| format!("r-{:016x}", r.id)),
+        )?;
+    }
+    f.flush()?;
+
+    let mut sorted: Vec<&activity::CampaignPass> = passes.iter().collect();
+    sorted.sort_by_key(|p| (p.start, p.person, p.board, p.campaign));
+    let mut f = output::create(&t.join("passes.csv"))?;
+    writeln!(
+        f,
+        "person_id,campaign_id,board_id,start,end,overlap_ms,class"
+    )?;
+    for p in sorted {
+        writeln!(
+            f,
+            "{},{},{},{},{},{},{}",
+            p.person,
+            s.campaigns[usize::from(p.campaign)].id,
+            site_id(p.board),
+            output::ts(p.start),
+            output::ts(p.end),
+            p.overlap / 1000,
+            p.class.as_str()
+        )?;
+    }
+    f.flush()?;
+
+    // Per store and hour: visitors (customers arriving), those seen, and passers-by.
+    let mut hours: BTreeMap<(u32, i64), [u64; 3]> = BTreeMap::new();
+    for v in visits
+        .iter()
+        .filter(|v| w.people[v.person as usize].staff_at.is_none())
+    {
+        let e = hours
+            .entry((v.store, v.start.div_euclid(HOUR)))
+            .or_default();
+        e[0] += 1;
+        e[1] += u64::from(v.seen);
+    }
+    for p in frontage {
+        hours.entry((p.store, p.at.div_euclid(HOUR))).or_default()[2] += 1;
+    }
+    let mut f = output::create(&t.join("store_hours.csv"))?;
+    writeln!(f, "store_id,hour,visitors,visitors_seen,passers_by")?;
+    for ((store, hour), [v, seen, pb]) in hours {
+        writeln!(
+            f,
+            "{},{},{v},{seen},{pb}",
+            site_id(store),
+            output::ts(hour * HOUR)
+        )?;
+    }
+    f.flush()?;
+
+    for c in campaigns {
+        let mut f = output::create(&t.join(format!("campaign-{}-people.csv", c.id)))?;
+        let primary = c
+            .windows
+            .iter()
+            .position(|&x| x == c.window_days)
+            .expect("included");
+        let bit = |mask: u32| mask >> primary & 1 == 1;
+        writeln!(
+            f,
+            "person_id,arm,t0,board_id,full_follow_up,converted,converted_without_campaign"
+        )?;
+        for u in &c.people_units {
+            writeln!(
+                f,
+                "{},{},{},{},{},{},{}",
+                u.id,
+                arm(u.arm),
+                output::ts(u.t0),
+                site_id(u.board),
+                bit(u.full),
+                bit(u.y1),
+                bit(u.y0)
+            )?;
+        }
+        f.flush()?;
+        let mut f = output::create(&t.join(format!("campaign-{}-devices.csv", c.id)))?;
+        writeln!(f, "device_id,device_key,arm,t0,board_id,full_follow_up,converted,converted_without_campaign")?;
+        for u in &c.device_units {
+            let dev = &w.devices[u.id as usize];
+            let key = sessions.key(sessions.epoch_of(u.t0.div_euclid(1000)), &dev.global_mac);
+            writeln!(
+                f,
+                "{},{key},{},{},{},{},{},{}",
+                u.id,
+                arm(u.arm),
+                output::ts(u.t0),
+                site_id(u.board),
+                bit(u.full),
+                bit(u.y1),
+                bit(u.y0)
+            )?;
+        }
+        f.flush()?;
+    }
+    Ok(())
+}
+
+fn arm(a: truth::Arm) -> &'static str {
+    match a {
+        truth::Arm::Exposed => "exposed",
+        truth::Arm::Control => "control",
+    }
+}

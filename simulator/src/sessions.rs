@@ -1,0 +1,248 @@
+//! Frames to sightings and sightings to batches, as the agent does it: frames below its RSSI
+//! floor are dropped, damaged ones too; a sighting of one
+//! address at one sensor closes `gap` after its last frame; batches close by size, by age in
+//! event time, or when the epoch changes. The truth uses the sightings; the fast mode writes
+//! the batches as the agents' MQTT envelopes.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+
+use firmware_config::Secret;
+use sensor_agent::identity::{device_key, epoch_key};
+use wire::{DeviceKey, Envelope, Fingerprint, IdentityClass, Millis, Sighting};
+
+use crate::pcap::NOISE;
+use crate::radio::{Heard, CORRUPT};
+use crate::scenario::Scenario;
+use crate::world::World;
+
+/// A closed sighting, with what the simulator knows about it.
+#[derive(Clone, Debug)]
+pub struct Closed {
+    pub sensor: u32,
+    pub device: u32,
+    pub epoch: u32,
+    pub sighting: Sighting,
+    /// Union of the frames' `activity::kind` bits.
+    pub kinds: u8,
+}
+
+struct Open {
+    first: i64,
+    last: i64,
+    frames: u32,
+    rssi_max: i8,
+    rssi_sum: i64,
+    device: u32,
+    kinds: u8,
+}
+
+#[derive(Default)]
+struct PerSensor {
+    open: HashMap<[u8; 6], Open>,
+    expiry: BinaryHeap<Reverse<(i64, [u8; 6])>>,
+}
+
+pub struct Sessions {
+    floor: i8,
+    gap_ms: i64,
+    epoch_ms: i64,
+    secret: Secret,
+    keys: HashMap<u32, [u8; 32]>,
+    sensors: Vec<PerSensor>,
+    /// Fingerprint by device (its model's probe elements).
+    fingerprints: Vec<Fingerprint>,
+}
+
+impl Sessions {
+    pub fn new(w: &World, secret: &[u8], s: &Scenario, fingerprints: Vec<Fingerprint>) -> Self {
+        let (gap_secs, epoch_days) = (s.output.sighting_gap_secs, s.city.epoch_days);
+        Sessions {
+            floor: s.output.rssi_floor_dbm,
+            gap_ms: i64::from(gap_secs) * 1000,
+            epoch_ms: i64::from(epoch_days) * 86_400_000,
+            secret: Secret::from_bytes(secret.to_vec()),
+            keys: HashMap::new(),
+            sensors: (0..w.sensors.len()).map(|_| PerSensor::default()).collect(),
+            fingerprints,
+        }
+    }
+
+    pub fn epoch_of(&self, ms: i64) -> u32 {
+        u32::try_from(ms.div_euclid(self.epoch_ms)).unwrap_or(0)
+    }
+
+    /// The key sensors publish for `mac` in `epoch`.
+    pub fn key(&mut self, epoch: u32, mac: &[u8; 6]) -> DeviceKey {
+        let secret = &self.secret;
+        let k = self
+            .keys
+            .entry(epoch)
+            .or_insert_with(|| epoch_key(secret, epoch));
+        device_key(k, mac)
+    }
+
+    /// Feeds one frame; frames of one sensor must come in time order.
+    pub fn feed(&mut self, h: &Heard, out: &mut Vec<Closed>) {
+        if h.flags & (CORRUPT | NOISE) != 0 || h.rssi < self.floor {
+            return;
+        }
+        let ms = h.t.div_euclid(1000);
+        self.expire(h.sensor, ms, out);
+        let epoch = self.epoch_of(ms);
+        let gap = self.gap_ms;
+        let same_epoch = |o: &Open, e: u32, s: &Self| s.epoch_of(o.first) == e;
+        let ps = &self.sensors[h.sensor as usize];
+        let extend = ps
+            .open
+            .get(&h.mac)
+            .is_some_and(|o| same_epoch(o, epoch, self) && ms - o.last <= gap);
+        if !extend {
+            if let Some(o) = self.sensors[h.sensor as usize].open.remove(&h.mac) {
+                let c = self.close(h.sensor, &h.mac, o);
+                out.push(c);
+            }
+        }
+        let ps = &mut self.sensors[h.sensor as usize];
+        let o = ps.open.entry(h.mac).or_insert_with(|| {
+            ps.expiry.push(Reverse((ms + gap, h.mac)));
+            Open {
+                first: ms,
+                last: ms,
+                frames: 0,
+                rssi_max: i8::MIN,
+                rssi_sum: 0,
+                device: h.device,
+                kinds: 0,
+            }
+        });
+        o.last = o.last.max(ms);
+        o.frames += 1;
+        o.rssi_max = o.rssi_max.max(h.rssi);
+        o.rssi_sum += i64::from(h.rssi);
+        o.kinds |= h.flags;
+    }
+
+    /// Closes the sightings of `sensor` whose gap has passed at `now_ms`.
+    pub fn expire(&mut self, sensor: u32, now_ms: i64, out: &mut Vec<Closed>) {
+        loop {
+            let ps = &mut self.sensors[sensor as usize];
+            let Some(&Reverse((deadline, mac))) = ps.expiry.peek() else {
+                return;
+            };
+            if deadline >= now_ms {
+                return;
+            }
+            ps.expiry.pop();
+            let Some(o) = ps.open.get(&mac) else { continue };
+            if now_ms - o.last > self.gap_ms {
+                let o = ps.open.remove(&mac).expect("present");
+                let c = self.close(sensor, &mac, o);
+                out.push(c);
+            } else {
+                ps.expiry.push(Reverse((o.last + self.gap_ms, mac)));
+            }
+        }
+    }
+
+    /// Closes everything (end of the simulation), in (first_seen, key) order per sensor.
+    pub fn close_all(&mut self, out: &mut Vec<Closed>) {
+        for sensor in 0..self.sensors.len() {
+            let open: Vec<([u8; 6], Open)> = self.sensors[sensor].open.drain().collect();
+            self.sensors[sensor].expiry.clear();
+            let mut closed: Vec<Closed> = open
+                .into_iter()
+                .map(|(mac, o)| self.close(sensor as u32, &mac, o))
+                .collect();
+            closed.sort_by_key(|c| (c.sighting.first_seen.0, c.sighting.device));
+            out.extend(closed);
+        }
+    }
+
+    fn close(&mut self, sensor: u32, mac: &[u8; 6], o: Open) -> Closed {
+        let epoch = self.epoch_of(o.first);
+        let device = self.key(epoch, mac);
+        let mean = (o.rssi_sum as f64 / f64::from(o.frames.max(1)) * 10.0).round() / 10.0;
+        Closed {
+            sensor,
+            device: o.device,
+            epoch,
+            sighting: Sighting {
+                device,
+                class: if mac[0] & 0x02 != 0 {
+                    IdentityClass::Local
+                } else {
+                    IdentityClass::Global
+                },
+                fingerprint: self.fingerprints[o.device as usize],
+                first_seen: Millis(o.first),
+                last_seen: Millis(o.last),
+                frames: o.frames,
+                rssi_max: o.rssi_max,
+                rssi_mean: mean as f32,
+                is_final: true,
+            },
+            kinds: o.kinds,
+        }
+    }
+}
+
+/// Batches of one sensor, as the agent closes them.
+pub struct Batcher {
+    sensor: String,
+    site: String,
+    max: usize,
+    max_age_ms: i64,
+    next_seq: u64,
+    current: Vec<Sighting>,
+    epoch: u32,
+    opened_ms: i64,
+}
+
+impl Batcher {
+    pub fn new(sensor: String, site: String, max: u32, max_age_secs: u32) -> Self {
+        Batcher {
+            sensor,
+            site,
+            max: max as usize,
+            max_age_ms: i64::from(max_age_secs) * 1000,
+            next_seq: 1,
+            current: Vec::new(),
+            epoch: 0,
+            opened_ms: 0,
+        }
+    }
+
+    /// Adds a sighting that closed at `now_ms`; returns the batches that closed.
+    pub fn push(&mut self, now_ms: i64, epoch: u32, s: Sighting, out: &mut Vec<Envelope>) {
+        if !self.current.is_empty()
+            && (epoch != self.epoch || now_ms - self.opened_ms >= self.max_age_ms)
+        {
+            self.flush(now_ms, out);
+        }
+        if self.current.is_empty() {
+            self.epoch = epoch;
+            self.opened_ms = now_ms;
+        }
+        self.current.push(s);
+        if self.current.len() >= self.max {
+            self.flush(now_ms, out);
+        }
+    }
+
+    pub fn flush(&mut self, now_ms: i64, out: &mut Vec<Envelope>) {
+        if self.current.is_empty() {
+            return;
+        }
+        out.push(Envelope {
+            v: wire::VERSION,
+            sensor: self.sensor.clone(),
+            site: self.site.clone(),
+            seq: self.next_seq,
+            epoch: self.epoch,
+            sent_at: Millis(now_ms.max(self.opened_ms)),
+            sightings: std::mem::take(&mut self.current),
+        });
+        self.next_seq += 1;
+    }
+}
