@@ -17,6 +17,7 @@ pub mod radio;
 pub mod rng;
 pub mod scenario;
 pub mod sessions;
+pub mod stream;
 pub mod truth;
 pub mod world;
 
@@ -26,13 +27,13 @@ use std::path::Path;
 
 use anyhow::Context;
 use serde::Serialize;
-use wire::{DeviceKey, Envelope};
+use wire::DeviceKey;
 
 use activity::{Activity, DayOut, PersonState, Visit};
 use plays::Plays;
-use radio::{Heard, Radio, CORRUPT};
-use scenario::{IdentityTruth, Mode, Scenario};
-use sessions::{Batcher, Closed, Sessions};
+use radio::{Heard, Radio};
+use scenario::{Mode, Scenario};
+use sessions::Sessions;
 use truth::{CampaignTruth, DeviceSighting};
 use world::{World, DAY, HOUR};
 
@@ -45,6 +46,17 @@ pub struct SensorCounts {
     pub acks: u64,
     pub sightings: u64,
     pub envelopes: u64,
+}
+
+impl SensorCounts {
+    fn add(&mut self, o: &SensorCounts) {
+        self.probe_requests += o.probe_requests;
+        self.corrupt_probe_requests += o.corrupt_probe_requests;
+        self.beacons += o.beacons;
+        self.acks += o.acks;
+        self.sightings += o.sightings;
+        self.envelopes += o.envelopes;
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -104,7 +116,7 @@ pub fn generate(
     std::fs::write(out.join("scenario.toml"), toml::to_string(s)?)?;
     write_secret(&out.join("tenant.key"), &s.city.tenant_secret)?;
 
-    let w = World::build(s, seed);
+    let w = World::build(s, seed, threads.max(1));
     let plays = Plays::new(s, &w);
     output::inventory(s, &w, &out.join("inventory"))?;
     output::campaigns(s, &w, &out.join("campaigns.jsonl"))?;
@@ -119,30 +131,8 @@ pub fn generate(
         .iter()
         .map(|d| pcap::model_fingerprint(usize::from(d.family), usize::from(d.model)))
         .collect();
-    let mut sessions = Sessions::new(&w, &s.tenant_secret(), s, fingerprints);
-    let mut pcaps = Vec::new();
-    let mut envelopes = Vec::new();
-    let mut batchers = Vec::new();
-    for sensor in &w.sensors {
-        match s.output.mode {
-            Mode::Pcap => pcaps.push(pcap::PcapWriter::create(
-                &out.join(streams).join(format!("{}.pcap", sensor.id)),
-            )?),
-            Mode::Envelopes => {
-                envelopes.push(output::create(
-                    &out.join(streams).join(format!("{}.jsonl", sensor.id)),
-                )?);
-                batchers.push(Batcher::new(
-                    sensor.id.clone(),
-                    w.sites[sensor.site as usize].id.clone(),
-                    s.output.batch_max_sightings,
-                    s.output.batch_max_age_secs,
-                ));
-            }
-        }
-    }
-    let mut identities = output::create(&out.join("truth/identities.csv"))?;
-    writeln!(identities, "device_id,epoch,device_key")?;
+    let cx = stream::Ctx { s, w: &w, seed };
+    let mut shards = stream::Shard::create_all(&cx, &out.join(streams), &fingerprints)?;
 
     let act = Activity {
         s,
@@ -151,62 +141,18 @@ pub fn generate(
     };
     let radio = Radio { s, w: &w };
     let people = w.people.len();
-    let chunk = people.div_ceil(threads.max(1)).max(1);
+    let threads = threads.max(1);
+    let chunk = people.div_ceil(threads).max(1);
     let mut states = vec![PersonState::default(); people];
-    let mut carry: Vec<Heard> = Vec::new();
-    let mut counts = vec![SensorCounts::default(); w.sensors.len()];
     let mut visits: Vec<Visit> = Vec::new();
     let mut passes = Vec::new();
     let mut frontage = Vec::new();
     let mut exposures = Vec::new();
-    let mut device_sightings: Vec<DeviceSighting> = Vec::new();
-    let mut seen_keys: HashSet<(u32, DeviceKey)> = HashSet::new();
     let mut n_plays = 0;
-    let mut closed: Vec<Closed> = Vec::new();
-    let mut batches: Vec<Envelope> = Vec::new();
-
-    let mut handle = |c: Closed,
-                      now_ms: i64,
-                      counts: &mut [SensorCounts],
-                      batchers: &mut [Batcher],
-                      batches: &mut Vec<Envelope>,
-                      envelopes: &mut [std::io::BufWriter<std::fs::File>]|
-     -> anyhow::Result<()> {
-        let dev = &w.devices[c.device as usize];
-        let linkable = dev.linkable();
-        counts[c.sensor as usize].sightings += 1;
-        let record = match s.output.identity_truth {
-            IdentityTruth::All => true,
-            IdentityTruth::Linkable => linkable,
-            IdentityTruth::None => false,
-        };
-        if record && seen_keys.insert((c.device, c.sighting.device)) {
-            writeln!(identities, "{},{},{}", c.device, c.epoch, c.sighting.device)?;
-        }
-        if linkable && w.people[dev.person as usize].staff_at.is_none() {
-            device_sightings.push(DeviceSighting {
-                device: c.device,
-                site: w.sensors[c.sensor as usize].site,
-                first_ms: c.sighting.first_seen.0,
-                last_ms: c.sighting.last_seen.0,
-                rssi_max: c.sighting.rssi_max,
-                kinds: c.kinds,
-            });
-        }
-        if let Some(b) = batchers.get_mut(c.sensor as usize) {
-            b.push(now_ms, c.epoch, c.sighting, batches);
-            for e in batches.drain(..) {
-                counts[c.sensor as usize].envelopes += 1;
-                let f = &mut envelopes[c.sensor as usize];
-                serde_json::to_writer(&mut *f, &e)?;
-                f.write_all(b"\n")?;
-            }
-        }
-        Ok(())
-    };
 
     for d in 0..w.days {
         n_plays += output::plays_of_day(s, &w, &plays, d, &mut plays_out)?;
+        // People, in parallel shards of consecutive ids.
         let results: Vec<(DayOut, Vec<Heard>)> = std::thread::scope(|scope| {
             let handles: Vec<_> = states
                 .chunks_mut(chunk)
@@ -236,130 +182,68 @@ pub fn generate(
                 .map(|h| h.join().expect("simulation threads do not panic"))
                 .collect()
         });
-        let mut frames = std::mem::take(&mut carry);
-        for (day_out, f) in results {
-            frames.extend(f);
+        let mut by_shard: Vec<Vec<Heard>> = vec![Vec::new(); stream::SHARDS];
+        for (day_out, frames) in results {
+            for h in frames {
+                by_shard[h.sensor as usize % stream::SHARDS].push(h);
+            }
             visits.extend(day_out.visits);
             passes.extend(day_out.passes);
             frontage.extend(day_out.frontage);
             exposures.extend(day_out.exposures);
         }
+        // Sensors, in parallel shards.
         let (from, to) = (w.day_start(d), w.day_start(d + 1));
-        if s.output.mode == Mode::Pcap {
-            for sensor in 0..w.sensors.len() as u32 {
-                frames.extend(pcap::noise(
-                    seed,
-                    sensor,
-                    from,
-                    to,
-                    s.output.beacons_per_minute,
-                    s.output.noise_per_minute,
-                ));
-            }
-        }
-        frames.sort_unstable();
-        let (today, later): (Vec<Heard>, Vec<Heard>) = frames.into_iter().partition(|h| h.t < to);
-        carry = later;
-        for h in &today {
-            let c = &mut counts[h.sensor as usize];
-            match h.flags {
-                f if f & pcap::BEACON != 0 => c.beacons += 1,
-                f if f & pcap::ACK != 0 => c.acks += 1,
-                f => {
-                    c.probe_requests += 1;
-                    c.corrupt_probe_requests += u64::from(f & CORRUPT != 0);
-                }
-            }
-            if let Some(p) = pcaps.get_mut(h.sensor as usize) {
-                let (family, model) = match w.devices.get(h.device as usize) {
-                    Some(dev) => (usize::from(dev.family), usize::from(dev.model)),
-                    None => (0, 0),
-                };
-                p.write(h, family, model)?;
-            }
-            sessions.feed(h, &mut closed);
-            let now = h.t.div_euclid(1000);
-            for c in closed.drain(..) {
-                handle(
-                    c,
-                    now,
-                    &mut counts,
-                    &mut batchers,
-                    &mut batches,
-                    &mut envelopes,
-                )?;
-            }
-        }
-        let end_ms = to.div_euclid(1000);
-        for sensor in 0..w.sensors.len() as u32 {
-            sessions.expire(sensor, end_ms, &mut closed);
-            for c in closed.drain(..) {
-                handle(
-                    c,
-                    end_ms,
-                    &mut counts,
-                    &mut batchers,
-                    &mut batches,
-                    &mut envelopes,
-                )?;
-            }
-        }
+        let per_thread = stream::SHARDS.div_ceil(threads);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = shards
+                .chunks_mut(per_thread)
+                .zip(by_shard.chunks_mut(per_thread))
+                .map(|(group, frames)| {
+                    let cx = &cx;
+                    scope.spawn(move || {
+                        for (shard, f) in group.iter_mut().zip(frames) {
+                            shard.day(cx, std::mem::take(f), from, to)?;
+                        }
+                        Ok::<_, anyhow::Error>(())
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .try_for_each(|h| h.join().expect("sensor threads do not panic"))
+        })?;
         progress(Progress {
             day: d + 1,
             days: w.days,
-            sightings: counts.iter().map(|c| c.sightings).sum(),
+            sightings: shards
+                .iter()
+                .flat_map(|sh| &sh.counts)
+                .map(|c| c.sightings)
+                .sum(),
         });
     }
-    // Frames past the last midnight belong to the last day's trips.
-    for h in &carry {
-        let c = &mut counts[h.sensor as usize];
-        c.probe_requests += 1;
-        c.corrupt_probe_requests += u64::from(h.flags & CORRUPT != 0);
-        if let Some(p) = pcaps.get_mut(h.sensor as usize) {
-            let dev = &w.devices[h.device as usize];
-            p.write(h, usize::from(dev.family), usize::from(dev.model))?;
-        }
-        sessions.feed(h, &mut closed);
-        let now = h.t.div_euclid(1000);
-        for c in closed.drain(..) {
-            handle(
-                c,
-                now,
-                &mut counts,
-                &mut batchers,
-                &mut batches,
-                &mut envelopes,
-            )?;
-        }
-    }
     let end_ms = w.day_start(w.days).div_euclid(1000) + DAY / 1000;
-    sessions.close_all(&mut closed);
-    for c in closed.drain(..) {
-        handle(
-            c,
-            end_ms,
-            &mut counts,
-            &mut batchers,
-            &mut batches,
-            &mut envelopes,
-        )?;
-    }
-    for (sensor, b) in batchers.iter_mut().enumerate() {
-        b.flush(end_ms, &mut batches);
-        for e in batches.drain(..) {
-            counts[sensor].envelopes += 1;
-            serde_json::to_writer(&mut envelopes[sensor], &e)?;
-            envelopes[sensor].write_all(b"\n")?;
+    let mut counts = vec![SensorCounts::default(); w.sensors.len()];
+    let mut device_sightings: Vec<DeviceSighting> = Vec::new();
+    let mut seen_keys: HashSet<(u32, DeviceKey)> = HashSet::new();
+    let mut identities = output::create(&out.join("truth/identities.csv"))?;
+    writeln!(identities, "device_id,epoch,device_key")?;
+    for shard in &mut shards {
+        shard.finish(&cx, end_ms)?;
+        for (total, c) in counts.iter_mut().zip(&shard.counts) {
+            total.add(c);
         }
-    }
-    for mut f in envelopes {
-        f.flush()?;
-    }
-    for p in pcaps {
-        p.finish()?;
+        device_sightings.append(&mut shard.device_sightings);
+        for &(device, epoch, key) in &shard.identities {
+            if seen_keys.insert((device, key)) {
+                writeln!(identities, "{device},{epoch},{key}")?;
+            }
+        }
     }
     identities.flush()?;
     plays_out.flush()?;
+    let mut sessions = Sessions::new(&w, &s.tenant_secret(), s, fingerprints);
 
     // Importer files that depend on the whole run.
     visits.sort_by_key(|v| (v.start, v.person, v.store));

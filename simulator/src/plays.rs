@@ -111,7 +111,7 @@ mod tests {
     #[test]
     fn a_campaign_holds_its_share_of_the_loop_during_its_flight_only() {
         let s = Scenario::preset("tiny").expect("tiny");
-        let w = World::build(&s, 1);
+        let w = World::build(&s, 1, 2);
         let p = Plays::new(&s, &w);
         let board = w.boards[0];
         let day = |d: u32| w.day_start(d) + 12 * HOUR;

@@ -122,10 +122,10 @@ impl Radio<'_> {
                         let chan = rs.below(3) as u8;
                         let count = 1 + rs.poisson(prof.frames_per_burst - 1.0);
                         let mut tk = t;
+                        // A burst lasts tens of milliseconds: one distance for all its frames.
+                        let dist = p.geom.distance_m(t).max(1.0);
+                        let mean_rssi = r.tx_dbm_at_1m - 10.0 * n * dist.log10() - walls + shadow;
                         for _ in 0..count {
-                            let dist = p.geom.distance_m(tk).max(1.0);
-                            let mean_rssi =
-                                r.tx_dbm_at_1m - 10.0 * n * dist.log10() - walls + shadow;
                             for &sensor in &site.sensors {
                                 let rssi = mean_rssi + rs.normal() * r.fading_sigma_db;
                                 if rssi >= r.sensitivity_dbm && rs.chance(r.frame_capture) {

@@ -20,6 +20,8 @@ pub enum Tag {
 /// xoshiro256++, seeded through SplitMix64.
 pub struct Stream {
     s: [u64; 4],
+    /// The second value of the last Box-Muller pair.
+    spare: Option<f64>,
 }
 
 pub fn splitmix(mut x: u64) -> u64 {
@@ -44,7 +46,7 @@ impl Stream {
             x = splitmix(x);
             *w = x;
         }
-        Stream { s }
+        Stream { s, spare: None }
     }
 
     pub fn next_u64(&mut self) -> u64 {
@@ -82,11 +84,17 @@ impl Stream {
         -mean * (1.0 - self.unit()).ln()
     }
 
-    /// Standard normal (Box-Muller).
+    /// Standard normal (Box-Muller, both values of each pair).
     pub fn normal(&mut self) -> f64 {
+        if let Some(z) = self.spare.take() {
+            return z;
+        }
         let u1 = 1.0 - self.unit();
         let u2 = self.unit();
-        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+        let r = (-2.0 * u1.ln()).sqrt();
+        let (sin, cos) = (std::f64::consts::TAU * u2).sin_cos();
+        self.spare = Some(r * sin);
+        r * cos
     }
 
     pub fn lognormal(&mut self, median: f64, sigma: f64) -> f64 {

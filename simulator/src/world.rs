@@ -196,7 +196,7 @@ fn clampf(v: f64, lo: f64, hi: f64) -> f64 {
 }
 
 impl World {
-    pub fn build(s: &Scenario, seed: u64) -> World {
+    pub fn build(s: &Scenario, seed: u64, threads: usize) -> World {
         let start = s
             .city
             .start
@@ -307,90 +307,118 @@ impl World {
             })
             .collect();
         let p = &s.population;
-        let mut devices = Vec::new();
-        let people = (0..p.people)
-            .map(|pid| {
-                let mut rs = Stream::new(seed, Tag::Person, u64::from(pid), 0);
-                let home = (rs.range(0.0, w), rs.range(0.0, h));
-                let staff_at = (pid < staff_total).then(|| staff_sites[pid as usize]);
-                let employed = staff_at.is_some() || rs.chance(p.employed_share);
-                let work = match staff_at {
-                    Some(st) => Some((sites[st as usize].x, sites[st as usize].y)),
-                    None => employed.then(|| around(&mut rs, p.work_spread)),
-                };
-                let pedestrian = rs.chance(p.pedestrian_share);
-                let speed_mps = if pedestrian {
-                    rs.range(1.0, 1.6)
+        let by_x = ByX::new(&sites);
+        let make_person = |pid: u32| {
+            let mut devices = Vec::new();
+            let mut rs = Stream::new(seed, Tag::Person, u64::from(pid), 0);
+            let home = (rs.range(0.0, w), rs.range(0.0, h));
+            let staff_at = (pid < staff_total).then(|| staff_sites[pid as usize]);
+            let employed = staff_at.is_some() || rs.chance(p.employed_share);
+            let work = match staff_at {
+                Some(st) => Some((sites[st as usize].x, sites[st as usize].y)),
+                None => employed.then(|| around(&mut rs, p.work_spread)),
+            };
+            let pedestrian = rs.chance(p.pedestrian_share);
+            let speed_mps = if pedestrian {
+                rs.range(1.0, 1.6)
+            } else {
+                rs.range(5.0, 12.0)
+            } as f32;
+            let mut routes = vec![work
+                .map(|to| route(&by_x, home, to, hear_m))
+                .unwrap_or_default()];
+            for _ in 0..3 {
+                let to = if rs.chance(0.5) {
+                    (
+                        clampf(home.0 + rs.normal() * 0.15 * w, 0.0, w),
+                        clampf(home.1 + rs.normal() * 0.15 * h, 0.0, h),
+                    )
                 } else {
-                    rs.range(5.0, 12.0)
-                } as f32;
-                let mut routes = vec![work
-                    .map(|to| route(&sites, home, to, hear_m))
-                    .unwrap_or_default()];
-                for _ in 0..3 {
-                    let to = if rs.chance(0.5) {
-                        (
-                            clampf(home.0 + rs.normal() * 0.15 * w, 0.0, w),
-                            clampf(home.1 + rs.normal() * 0.15 * h, 0.0, h),
-                        )
-                    } else {
-                        around(&mut rs, 0.2)
-                    };
-                    routes.push(route(&sites, home, to, hear_m));
+                    around(&mut rs, 0.2)
+                };
+                routes.push(route(&by_x, home, to, hear_m));
+            }
+            // Within view of a board, a route follows the street in front of it.
+            for near in routes.iter_mut().flat_map(|r| r.near.iter_mut()) {
+                let board = sites[near.site as usize].kind == SiteKind::Billboard;
+                if board && f64::from(near.closest_m) <= b.view_radius_m {
+                    near.closest_m = rs.range(b.approach_m[0], b.approach_m[1]) as f32;
                 }
-                // Within view of a board, a route follows the street in front of it.
-                for near in routes.iter_mut().flat_map(|r| r.near.iter_mut()) {
-                    let board = sites[near.site as usize].kind == SiteKind::Billboard;
-                    if board && f64::from(near.closest_m) <= b.view_radius_m {
-                        near.closest_m = rs.range(b.approach_m[0], b.approach_m[1]) as f32;
-                    }
-                }
-                let n_dev = rs.pick(&p.devices_per_person);
-                let ids = (0..n_dev)
-                    .map(|_| {
-                        let family = rs.pick(&shares) as u8;
-                        let prof = &FAMILY_PROFILES[usize::from(family)];
-                        let model = rs.below(prof.models.len() as u64) as u8;
-                        let oui = prof.ouis[rs.below(prof.ouis.len() as u64) as usize];
-                        let tail = rs.next_u64().to_be_bytes();
-                        devices.push(Device {
-                            person: pid,
-                            family,
-                            model,
-                            global_mac: [oui[0], oui[1], oui[2], tail[0], tail[1], tail[2]],
-                            salt: rs.next_u64(),
-                        });
-                        devices.len() as u32 - 1
-                    })
-                    .collect();
-                let rates = s
-                    .brands
-                    .iter()
-                    .map(|br| {
-                        let k = br.affinity_shape;
-                        (rs.gamma(k, br.daily_visit_rate / k)).min(1.0) as f32
-                    })
-                    .collect();
-                let member = s
-                    .brands
-                    .iter()
-                    .map(|_| rs.chance(p.loyalty_share))
-                    .collect();
-                let first_off = rs.below(7) as u32;
-                Person {
-                    home,
-                    routes,
-                    employed,
-                    speed_mps,
-                    devices: ids,
-                    staff_at,
-                    days_off: [first_off, (first_off + 1 + rs.below(6) as u32) % 7],
-                    rates,
-                    member,
-                    consent: rs.chance(p.link_consent_share),
-                }
-            })
-            .collect();
+            }
+            let n_dev = rs.pick(&p.devices_per_person);
+            let ids = (0..n_dev)
+                .map(|_| {
+                    let family = rs.pick(&shares) as u8;
+                    let prof = &FAMILY_PROFILES[usize::from(family)];
+                    let model = rs.below(prof.models.len() as u64) as u8;
+                    let oui = prof.ouis[rs.below(prof.ouis.len() as u64) as usize];
+                    let tail = rs.next_u64().to_be_bytes();
+                    devices.push(Device {
+                        person: pid,
+                        family,
+                        model,
+                        global_mac: [oui[0], oui[1], oui[2], tail[0], tail[1], tail[2]],
+                        salt: rs.next_u64(),
+                    });
+                    // Renumbered below, once every person's devices are known.
+                    devices.len() as u32 - 1
+                })
+                .collect();
+            let rates = s
+                .brands
+                .iter()
+                .map(|br| {
+                    let k = br.affinity_shape;
+                    (rs.gamma(k, br.daily_visit_rate / k)).min(1.0) as f32
+                })
+                .collect();
+            let member = s
+                .brands
+                .iter()
+                .map(|_| rs.chance(p.loyalty_share))
+                .collect();
+            let first_off = rs.below(7) as u32;
+            let person = Person {
+                home,
+                routes,
+                employed,
+                speed_mps,
+                devices: ids,
+                staff_at,
+                days_off: [first_off, (first_off + 1 + rs.below(6) as u32) % 7],
+                rates,
+                member,
+                consent: rs.chance(p.link_consent_share),
+            };
+            (person, devices)
+        };
+        // People in parallel chunks: each draws from its own stream, so the result does not
+        // depend on the chunking.
+        let chunk = (p.people as usize).div_ceil(threads.max(1)).max(1);
+        let built: Vec<Vec<(Person, Vec<Device>)>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..p.people as usize)
+                .step_by(chunk)
+                .map(|first| {
+                    let make_person = &make_person;
+                    let last = (first + chunk).min(p.people as usize);
+                    scope.spawn(move || (first as u32..last as u32).map(make_person).collect())
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("world threads do not panic"))
+                .collect()
+        });
+        let mut people = Vec::with_capacity(p.people as usize);
+        let mut devices = Vec::new();
+        for (mut person, devs) in built.into_iter().flatten() {
+            let base = devices.len() as u32;
+            for id in &mut person.devices {
+                *id += base;
+            }
+            devices.extend(devs);
+            people.push(person);
+        }
         World {
             seed,
             start,
@@ -439,13 +467,46 @@ impl World {
     }
 }
 
+/// Sites sorted by x, to find the ones near a route without looking at all of them.
+struct ByX<'a> {
+    sites: &'a [Site],
+    order: Vec<u32>,
+}
+
+impl<'a> ByX<'a> {
+    fn new(sites: &'a [Site]) -> Self {
+        let mut order: Vec<u32> = (0..sites.len() as u32).collect();
+        order.sort_by(|&a, &b| sites[a as usize].x.total_cmp(&sites[b as usize].x));
+        ByX { sites, order }
+    }
+
+    /// Sites in the box `[x0, x1] x [y0, y1]`.
+    fn within(
+        &self,
+        x0: f64,
+        x1: f64,
+        y0: f64,
+        y1: f64,
+    ) -> impl Iterator<Item = (usize, &'a Site)> + '_ {
+        let start = self
+            .order
+            .partition_point(|&i| self.sites[i as usize].x < x0);
+        self.order[start..]
+            .iter()
+            .map(|&i| (i as usize, &self.sites[i as usize]))
+            .take_while(move |(_, s)| s.x <= x1)
+            .filter(move |(_, s)| s.y >= y0 && s.y <= y1)
+    }
+}
+
 /// The sites within `radius` of the straight route `from` -> `to`.
-fn route(sites: &[Site], from: (f64, f64), to: (f64, f64), radius: f64) -> Route {
+fn route(sites: &ByX, from: (f64, f64), to: (f64, f64), radius: f64) -> Route {
     let (dx, dy) = (to.0 - from.0, to.1 - from.1);
     let len = (dx * dx + dy * dy).sqrt();
+    let (x0, x1) = (from.0.min(to.0) - radius, from.0.max(to.0) + radius);
+    let (y0, y1) = (from.1.min(to.1) - radius, from.1.max(to.1) + radius);
     let mut near: Vec<Near> = sites
-        .iter()
-        .enumerate()
+        .within(x0, x1, y0, y1)
         .filter_map(|(i, s)| {
             let t = if len > 0.0 {
                 clampf(
@@ -466,7 +527,7 @@ fn route(sites: &[Site], from: (f64, f64), to: (f64, f64), radius: f64) -> Route
             })
         })
         .collect();
-    near.sort_by(|a, b| a.along_m.total_cmp(&b.along_m));
+    near.sort_by(|a, b| a.along_m.total_cmp(&b.along_m).then(a.site.cmp(&b.site)));
     Route {
         length_m: len as f32,
         near,
@@ -480,7 +541,7 @@ mod tests {
     #[test]
     fn local_addresses_are_local_and_global_ones_global() {
         let s = Scenario::preset("tiny").expect("tiny");
-        let w = World::build(&s, 3);
+        let w = World::build(&s, 3, 2);
         assert!(!w.devices.is_empty());
         for (i, d) in w.devices.iter().enumerate() {
             assert_eq!(
