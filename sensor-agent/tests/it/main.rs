@@ -4,4 +4,5 @@ mod cli;
 mod delivery;
 mod parity;
 mod privacy;
+mod simulated;
 mod util;
