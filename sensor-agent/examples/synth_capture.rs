@@ -1,5 +1,6 @@
-//! Writes a synthetic radiotap capture of phones probing near a sensor, for the demo and the
-//! memory benchmark (the `simulator` crate will supersede it with ground truth).
+//! Writes a synthetic radiotap capture of phones probing near a sensor, for the agent's memory
+//! benchmark: a worst case (100 k devices at once near one sensor) that the simulator's
+//! cities, which come with ground truth, do not produce.
 //!
 //! `synth_capture --out FILE [--devices N] [--minutes M] [--seed S] [--global-share F]`
 //!
