@@ -21,6 +21,7 @@ test: setup
 ## make bench: the figures recorded in benches/README.md
 bench: setup
 	bash benches/agent.sh
+	bash benches/sim.sh
 
 ## make cross: the agent for a 64-bit Raspberry Pi, tested under qemu
 cross: setup
