@@ -127,7 +127,9 @@ impl RawConfig {
     }
 }
 
-fn merge(base: &mut toml::Table, over: toml::Table) {
+/// Merges `over` into `base`: tables key by key, anything else (arrays included) replaced.
+/// Shared with other TOML files layered over defaults (the simulator's scenarios).
+pub fn merge(base: &mut toml::Table, over: toml::Table) {
     for (k, v) in over {
         match (base.get_mut(&k), v) {
             (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),

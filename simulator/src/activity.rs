@@ -377,40 +377,25 @@ impl Activity<'_> {
                 speed,
                 t_closest: tc,
             };
-            match site.kind {
-                SiteKind::Billboard => {
-                    out.presences.push(Presence {
-                        site: near.site,
-                        start: tc - hear,
-                        end: tc + hear,
-                        geom,
-                        indoor: false,
-                        kind: kind::PASS,
-                        visit: None,
-                    });
-                    if d <= view {
-                        let hv = half(view);
-                        self.classify(pid, near.site, tc - hv, tc + hv, out);
-                    }
-                }
-                SiteKind::Store { .. } => {
-                    out.presences.push(Presence {
-                        site: near.site,
-                        start: tc - hear,
-                        end: tc + hear,
-                        geom,
-                        indoor: false,
-                        kind: kind::FRONTAGE,
-                        visit: None,
-                    });
-                    if d <= self.s.stores.frontage_m {
-                        out.frontage.push(Frontage {
-                            person: pid,
-                            store: near.site,
-                            at: tc,
-                        });
-                    }
-                }
+            let board = site.kind == SiteKind::Billboard;
+            out.presences.push(Presence {
+                site: near.site,
+                start: tc - hear,
+                end: tc + hear,
+                geom,
+                indoor: false,
+                kind: if board { kind::PASS } else { kind::FRONTAGE },
+                visit: None,
+            });
+            if board && d <= view {
+                let hv = half(view);
+                self.classify(pid, near.site, tc - hv, tc + hv, out);
+            } else if !board && d <= self.s.stores.frontage_m {
+                out.frontage.push(Frontage {
+                    person: pid,
+                    store: near.site,
+                    at: tc,
+                });
             }
         }
     }

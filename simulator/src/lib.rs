@@ -548,50 +548,69 @@ fn write_truth(
     f.flush()?;
 
     for c in campaigns {
-        let mut f = output::create(&t.join(format!("campaign-{}-people.csv", c.id)))?;
         let primary = c
             .windows
             .iter()
             .position(|&x| x == c.window_days)
             .expect("included");
-        let bit = |mask: u32| mask >> primary & 1 == 1;
+        let people = t.join(format!("campaign-{}-people.csv", c.id));
+        write_units(
+            &people,
+            "person_id",
+            &c.people_units,
+            primary,
+            |_| String::new(),
+            &site_id,
+        )?;
+        let devices = t.join(format!("campaign-{}-devices.csv", c.id));
+        let mut key = |u: &truth::Unit| {
+            let dev = &w.devices[u.id as usize];
+            let epoch = sessions.epoch_of(u.t0.div_euclid(1000));
+            format!(",{}", sessions.key(epoch, &dev.global_mac))
+        };
+        write_units(
+            &devices,
+            "device_id,device_key",
+            &c.device_units,
+            primary,
+            &mut key,
+            &site_id,
+        )?;
+    }
+    Ok(())
+}
+
+/// A campaign's units with their arm and outcomes over the primary window (bit `primary`);
+/// `extra` adds columns after the id (with a leading comma).
+fn write_units<'a>(
+    path: &Path,
+    id_columns: &str,
+    units: &[truth::Unit],
+    primary: usize,
+    mut extra: impl FnMut(&truth::Unit) -> String,
+    site_id: &dyn Fn(u32) -> &'a str,
+) -> anyhow::Result<()> {
+    let bit = |mask: u32| mask >> primary & 1 == 1;
+    let mut f = output::create(path)?;
+    writeln!(
+        f,
+        "{id_columns},arm,t0,board_id,full_follow_up,converted,converted_without_campaign"
+    )?;
+    for u in units {
         writeln!(
             f,
-            "person_id,arm,t0,board_id,full_follow_up,converted,converted_without_campaign"
+            "{}{},{},{},{},{},{},{}",
+            u.id,
+            extra(u),
+            arm(u.arm),
+            output::ts(u.t0),
+            site_id(u.board),
+            bit(u.full),
+            bit(u.y1),
+            bit(u.y0)
         )?;
-        for u in &c.people_units {
-            writeln!(
-                f,
-                "{},{},{},{},{},{},{}",
-                u.id,
-                arm(u.arm),
-                output::ts(u.t0),
-                site_id(u.board),
-                bit(u.full),
-                bit(u.y1),
-                bit(u.y0)
-            )?;
-        }
-        f.flush()?;
-        let mut f = output::create(&t.join(format!("campaign-{}-devices.csv", c.id)))?;
-        writeln!(f, "device_id,device_key,arm,t0,board_id,full_follow_up,converted,converted_without_campaign")?;
-        for u in &c.device_units {
-            let dev = &w.devices[u.id as usize];
-            let key = sessions.key(sessions.epoch_of(u.t0.div_euclid(1000)), &dev.global_mac);
-            writeln!(
-                f,
-                "{},{key},{},{},{},{},{},{}",
-                u.id,
-                arm(u.arm),
-                output::ts(u.t0),
-                site_id(u.board),
-                bit(u.full),
-                bit(u.y1),
-                bit(u.y0)
-            )?;
-        }
-        f.flush()?;
     }
+    f.flush()?;
     Ok(())
 }
 

@@ -231,9 +231,9 @@ impl Scenario {
                 .iter()
                 .find(|(n, _)| *n == name)
                 .ok_or_else(|| ScenarioError::UnknownPreset(name.to_string()))?;
-            merge(&mut merged, parse(overlay, name)?);
+            firmware_config::merge_toml(&mut merged, parse(overlay, name)?);
         }
-        merge(&mut merged, user);
+        firmware_config::merge_toml(&mut merged, user);
         let scenario: Scenario =
             toml::Value::Table(merged)
                 .try_into()
@@ -447,18 +447,6 @@ impl Scenario {
         positive("output.batch_max_sightings", o.batch_max_sightings)?;
         positive("output.batch_max_age_secs", o.batch_max_age_secs)?;
         Ok(())
-    }
-}
-
-/// Tables merge key by key; anything else (arrays included) is replaced.
-fn merge(base: &mut toml::Table, over: toml::Table) {
-    for (k, v) in over {
-        match (base.get_mut(&k), v) {
-            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
-            (_, v) => {
-                base.insert(k, v);
-            }
-        }
     }
 }
 

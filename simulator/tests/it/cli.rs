@@ -6,24 +6,29 @@ fn sim() -> Command {
     Command::new(env!("CARGO_BIN_EXE_footfall-sim"))
 }
 
+/// `footfall-sim generate --preset tiny --quiet ARGS --out DIR`, which must succeed.
+fn generate_tiny(args: &[&str], dir: &std::path::Path) {
+    let out = sim()
+        .args(["generate", "--preset", "tiny", "--quiet"])
+        .args(args)
+        .arg("--out")
+        .arg(dir)
+        .output()
+        .expect("run footfall-sim");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn the_same_seed_gives_byte_identical_files_and_another_seed_does_not() {
     let dirs: Vec<tempfile::TempDir> = (0..3)
         .map(|_| tempfile::tempdir().expect("tempdir"))
         .collect();
     for (dir, seed) in dirs.iter().zip(["7", "7", "8"]) {
-        let out = sim()
-            .args([
-                "generate", "--preset", "tiny", "--quiet", "--seed", seed, "--out",
-            ])
-            .arg(dir.path())
-            .output()
-            .expect("run footfall-sim");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        generate_tiny(&["--seed", seed], dir.path());
     }
     let files = files_under(dirs[0].path());
     assert_eq!(files, files_under(dirs[1].path()));
@@ -56,24 +61,7 @@ fn the_thread_count_does_not_change_the_output() {
         .map(|_| tempfile::tempdir().expect("tempdir"))
         .collect();
     for (dir, threads) in dirs.iter().zip(["1", "3"]) {
-        let out = sim()
-            .args([
-                "generate",
-                "--preset",
-                "tiny",
-                "--quiet",
-                "--threads",
-                threads,
-                "--out",
-            ])
-            .arg(dir.path())
-            .output()
-            .expect("run footfall-sim");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        generate_tiny(&["--threads", threads], dir.path());
     }
     let files = files_under(dirs[0].path());
     assert!(files.len() > 10);
