@@ -316,8 +316,9 @@ fn device_keys_in_the_truth_are_the_keys_the_sensors_publish() {
         .filter(|p| p.2 == wire::IdentityClass::Local)
         .count() as f64;
     let share = local / published.len() as f64;
+    // Fryza: 0.932 and 0.967 of the distinct MACs were randomized.
     assert!(
-        (0.85..0.99).contains(&share),
+        (0.91..0.98).contains(&share),
         "share of distinct keys that are local: {share:.3}"
     );
 }
