@@ -139,7 +139,9 @@ pub fn plays_of_day(
 ) -> anyhow::Result<u64> {
     let mut n = 0;
     for &b in &w.boards {
-        for p in plays.between(b, w.day_start(d), w.day_start(d + 1)) {
+        // Plays that start this day (one crossing midnight belongs to the day it starts).
+        let from = w.day_start(d);
+        for p in plays.between(b, from, w.day_start(d + 1)).filter(|p| p.start >= from) {
             let (creative, brand, campaign) = match p.owner {
                 Owner::Campaign(c) => {
                     let camp = &s.campaigns[c];

@@ -25,7 +25,9 @@ fn scenario(dir: &Path) -> Scenario {
 /// The campaign's plays per board: (start, end) in ms.
 fn campaign_plays(dir: &Path, campaign: &str) -> HashMap<String, Vec<(i64, i64)>> {
     let mut plays: HashMap<String, Vec<(i64, i64)>> = HashMap::new();
+    let mut seen = HashSet::new();
     for r in Csv::read(&dir.join("ad_plays.csv")).rows {
+        assert!(seen.insert((r["board_id"].clone(), r["start"].clone())), "a play twice: {r:?}");
         if r["campaign_id"] == campaign {
             plays
                 .entry(r["board_id"].clone())
