@@ -6,6 +6,9 @@
 #   tcpdump, time                 baselines and peak-RSS measurement for the benchmarks
 #   python3, openssl              the demo's summary; throwaway TLS certificates in tests
 #   build-essential, ca-certificates, curl  C toolchain for -sys crates; rustup bootstrap
+#   clickhouse-server, clickhouse-client    ClickHouse 18.16 (tests start their own servers)
+#   python3-venv                  a Python environment for chdb-core (ClickHouse 26.x in-process),
+#                                 which proves the schema and queries on a current release
 # and, if cargo is missing, a Rust toolchain through rustup; rustfmt and clippy components.
 # Uses sudo when not root. Idempotent: installs only what is missing.
 set -euo pipefail
@@ -14,7 +17,7 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 need=()
-for pkg in mosquitto mosquitto-clients libpcap-dev pkg-config tshark tcpdump time python3 openssl build-essential ca-certificates curl; do
+for pkg in mosquitto mosquitto-clients libpcap-dev pkg-config tshark tcpdump time python3 python3-venv openssl build-essential ca-certificates curl clickhouse-server clickhouse-client; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ "${#need[@]}" -gt 0 ]; then
@@ -24,7 +27,16 @@ if [ "${#need[@]}" -gt 0 ]; then
   echo "wireshark-common wireshark-common/install-setuid boolean false" | $SUDO debconf-set-selections
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-# The Debian package starts a system-wide broker where systemd runs; tests start their own.
+# The Debian packages start a system-wide broker and ClickHouse where systemd runs; tests
+# start their own on free ports.
+
+# chdb-core, pinned, in its own environment (Debian's Python refuses system-wide pip).
+PYENV="${FOOTFALL_PYENV:-$HOME/.cache/footfall/py}"
+if ! "$PYENV/bin/python" -c "import chdb" >/dev/null 2>&1; then
+  echo "setup: installing chdb-core into $PYENV"
+  python3 -m venv "$PYENV"
+  "$PYENV/bin/pip" install -q --disable-pip-version-check "chdb-core==26.9.0"
+fi
 
 if ! command -v cargo >/dev/null 2>&1; then
   if [ -x "$HOME/.cargo/bin/cargo" ]; then

@@ -141,7 +141,10 @@ pub fn plays_of_day(
     for &b in &w.boards {
         // Plays that start this day (one crossing midnight belongs to the day it starts).
         let from = w.day_start(d);
-        for p in plays.between(b, from, w.day_start(d + 1)).filter(|p| p.start >= from) {
+        for p in plays
+            .between(b, from, w.day_start(d + 1))
+            .filter(|p| p.start >= from)
+        {
             let (creative, brand, campaign) = match p.owner {
                 Owner::Campaign(c) => {
                     let camp = &s.campaigns[c];

@@ -27,7 +27,10 @@ fn campaign_plays(dir: &Path, campaign: &str) -> HashMap<String, Vec<(i64, i64)>
     let mut plays: HashMap<String, Vec<(i64, i64)>> = HashMap::new();
     let mut seen = HashSet::new();
     for r in Csv::read(&dir.join("ad_plays.csv")).rows {
-        assert!(seen.insert((r["board_id"].clone(), r["start"].clone())), "a play twice: {r:?}");
+        assert!(
+            seen.insert((r["board_id"].clone(), r["start"].clone())),
+            "a play twice: {r:?}"
+        );
         if r["campaign_id"] == campaign {
             plays
                 .entry(r["board_id"].clone())

@@ -1,0 +1,471 @@
+//! `footfall-collector import KIND FILE`: the fleet inventory, proof-of-play logs, campaigns,
+//! receipts and device-loyalty links, in the formats the simulator writes (README.md).
+//! Good rows are all imported; each bad row is reported as FILE:LINE: reason. Every table
+//! is keyed so that importing a file again changes nothing (ReplacingMergeTree on the row's
+//! identity).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+use anyhow::Context;
+use clickhouse::Row;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    /// inventory/sites.csv
+    Sites,
+    /// inventory/sensors.csv
+    Sensors,
+    /// ad_plays.csv
+    AdPlays,
+    /// campaigns.jsonl
+    Campaigns,
+    /// receipts.csv
+    Receipts,
+    /// links.csv
+    Links,
+}
+
+/// What an import did.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub table: &'static str,
+    pub rows: u64,
+    /// "FILE:LINE: reason", in file order.
+    pub bad: Vec<String>,
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "imported {} rows into {}", self.rows, self.table)?;
+        if !self.bad.is_empty() {
+            write!(f, "; {} bad rows:", self.bad.len())?;
+            for b in self.bad.iter().take(50) {
+                write!(f, "\n  {b}")?;
+            }
+            if self.bad.len() > 50 {
+                write!(f, "\n  ... and {} more", self.bad.len() - 50)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One CSV line's fields, by column name.
+struct Fields<'a> {
+    columns: &'a HashMap<String, usize>,
+    values: Vec<&'a str>,
+}
+
+impl Fields<'_> {
+    fn str(&self, name: &str) -> &str {
+        self.values[self.columns[name]]
+    }
+
+    fn parse<T: FromStr>(&self, name: &str, what: &str) -> Result<T, String> {
+        let v = self.str(name);
+        v.parse()
+            .map_err(|_| format!("column {name}: {v:?} is not {what}"))
+    }
+
+    fn id(&self, name: &str) -> Result<String, String> {
+        let v = self.str(name);
+        wire::validate_id(v).map_err(|e| format!("column {name}: {e}"))?;
+        Ok(v.to_owned())
+    }
+
+    fn time_ms(&self, name: &str) -> Result<i64, String> {
+        let v = self.str(name);
+        chrono::DateTime::parse_from_rfc3339(v)
+            .map(|t| t.timestamp_millis())
+            .map_err(|e| format!("column {name}: {v:?} is not an RFC 3339 time ({e})"))
+    }
+}
+
+/// Reads a CSV file with a header naming at least `required`, calling `row` per line.
+fn read_csv<T>(
+    path: &Path,
+    required: &[&str],
+    mut row: impl FnMut(&Fields) -> Result<T, String>,
+    report: &mut Report,
+) -> anyhow::Result<Vec<T>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or("");
+    let columns: HashMap<String, usize> = header
+        .split(',')
+        .enumerate()
+        .map(|(i, c)| (c.trim().to_owned(), i))
+        .collect();
+    if let Some(missing) = required.iter().find(|c| !columns.contains_key(**c)) {
+        anyhow::bail!(
+            "{}:1: the header has no column {missing} (expected {})",
+            path.display(),
+            required.join(",")
+        );
+    }
+    let mut out = Vec::new();
+    for (i, line) in lines.enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let values: Vec<&str> = line.split(',').collect();
+        let result = if values.len() != columns.len() {
+            Err(format!(
+                "{} fields, the header has {}",
+                values.len(),
+                columns.len()
+            ))
+        } else {
+            row(&Fields {
+                columns: &columns,
+                values,
+            })
+        };
+        match result {
+            Ok(r) => out.push(r),
+            Err(reason) => report
+                .bad
+                .push(format!("{}:{}: {reason}", path.display(), i + 2)),
+        }
+    }
+    Ok(out)
+}
+
+fn day_of(ms: i64) -> u16 {
+    ms.div_euclid(86_400_000).clamp(0, i64::from(u16::MAX)) as u16
+}
+
+fn site_kind(v: &str) -> Result<i8, String> {
+    match v {
+        "store" => Ok(1),
+        "billboard" => Ok(2),
+        _ => Err(format!("column kind: {v:?} is not store or billboard")),
+    }
+}
+
+#[derive(Row, Serialize)]
+struct SiteRow {
+    site_id: String,
+    kind: i8,
+    brand: String,
+    lat: f64,
+    lon: f64,
+    open_hour: u8,
+    close_hour: u8,
+    rssi_threshold_dbm: i8,
+    min_dwell_secs: u32,
+    imported_ms: i64,
+}
+
+#[derive(Row, Serialize)]
+struct SensorRow {
+    sensor_id: String,
+    site_id: String,
+    kind: i8,
+    lat: f64,
+    lon: f64,
+    imported_ms: i64,
+}
+
+#[derive(Row, Serialize)]
+struct PlayRow {
+    board_id: String,
+    day: u16,
+    start_ms: i64,
+    end_ms: i64,
+    creative_id: String,
+    brand: String,
+    campaign_id: String,
+}
+
+#[derive(Row, Serialize)]
+struct CampaignRow {
+    campaign_id: String,
+    brand: String,
+    creative_id: String,
+    boards: Vec<String>,
+    start_ms: i64,
+    end_ms: i64,
+    spend: f64,
+    currency: String,
+    window_days: u16,
+    slot_secs: u16,
+    loop_slots: u16,
+    slots_per_loop: u16,
+    imported_ms: i64,
+}
+
+#[derive(Row, Serialize)]
+struct ReceiptRow {
+    store_id: String,
+    day: u16,
+    receipt_id: String,
+    at_ms: i64,
+    amount_cents: i64,
+    currency: String,
+    loyalty_id: String,
+}
+
+#[derive(Row, Serialize)]
+struct LinkRow {
+    epoch: u32,
+    device: u64,
+    loyalty_id: String,
+    imported_ms: i64,
+}
+
+/// A campaign line of campaigns.jsonl.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CampaignLine {
+    id: String,
+    brand: String,
+    creative: String,
+    boards: Vec<String>,
+    start: String,
+    end: String,
+    spend: f64,
+    currency: String,
+    window_days: u16,
+    slot_secs: u16,
+    loop_slots: u16,
+    slots_per_loop: u16,
+}
+
+fn lat_lon(f: &Fields) -> Result<(f64, f64), String> {
+    let lat: f64 = f.parse("lat", "a latitude")?;
+    let lon: f64 = f.parse("lon", "a longitude")?;
+    if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) {
+        return Err(format!("lat/lon {lat}, {lon} out of range"));
+    }
+    Ok((lat, lon))
+}
+
+fn amount_cents(v: &str) -> Result<i64, String> {
+    let bad = || format!("column amount: {v:?} is not an amount like 12.34");
+    let (units, cents) = v.split_once('.').unwrap_or((v, "0"));
+    if cents.len() > 2 || units.is_empty() {
+        return Err(bad());
+    }
+    let units: i64 = units.parse().map_err(|_| bad())?;
+    let cents: i64 = format!("{cents:0<2}").parse().map_err(|_| bad())?;
+    if units < 0 {
+        return Err(format!("column amount: {v:?} is negative"));
+    }
+    Ok(units * 100 + cents)
+}
+
+async fn insert<T: clickhouse::RowOwned + clickhouse::RowWrite>(
+    client: &clickhouse::Client,
+    table: &str,
+    rows: &[T],
+) -> anyhow::Result<()> {
+    for chunk in rows.chunks(100_000) {
+        let mut ins = client.insert::<T>(table).await?;
+        for r in chunk {
+            ins.write(r).await?;
+        }
+        ins.end()
+            .await
+            .with_context(|| format!("insert into {table} failed"))?;
+    }
+    Ok(())
+}
+
+/// Imports `path` as `kind` through `client` (the configured database).
+pub async fn import(
+    client: &clickhouse::Client,
+    kind: Kind,
+    path: &Path,
+) -> anyhow::Result<Report> {
+    let now = wire::Millis::now().0;
+    let mut report = Report::default();
+    macro_rules! csv {
+        ($table:literal, $cols:expr, $row:expr) => {{
+            report.table = $table;
+            let rows = read_csv(path, $cols, $row, &mut report)?;
+            insert(client, $table, &rows).await?;
+            rows.len()
+        }};
+    }
+    let n = match kind {
+        Kind::Sites => {
+            csv!(
+                "sites",
+                &[
+                    "site_id",
+                    "kind",
+                    "brand",
+                    "lat",
+                    "lon",
+                    "open_hour",
+                    "close_hour",
+                    "rssi_threshold_dbm",
+                    "min_dwell_secs"
+                ],
+                |f| {
+                    let (lat, lon) = lat_lon(f)?;
+                    let (open_hour, close_hour): (u8, u8) = (
+                        f.parse("open_hour", "an hour")?,
+                        f.parse("close_hour", "an hour")?,
+                    );
+                    if open_hour >= close_hour || close_hour > 24 {
+                        return Err(format!("opening hours {open_hour}-{close_hour} are not 0 <= open < close <= 24"));
+                    }
+                    Ok(SiteRow {
+                        site_id: f.id("site_id")?,
+                        kind: site_kind(f.str("kind"))?,
+                        brand: f.str("brand").to_owned(),
+                        lat,
+                        lon,
+                        open_hour,
+                        close_hour,
+                        rssi_threshold_dbm: f.parse("rssi_threshold_dbm", "a dBm value")?,
+                        min_dwell_secs: f.parse("min_dwell_secs", "a number of seconds")?,
+                        imported_ms: now,
+                    })
+                }
+            )
+        }
+        Kind::Sensors => csv!(
+            "sensors",
+            &["sensor_id", "site_id", "kind", "lat", "lon"],
+            |f| {
+                let (lat, lon) = lat_lon(f)?;
+                Ok(SensorRow {
+                    sensor_id: f.id("sensor_id")?,
+                    site_id: f.id("site_id")?,
+                    kind: site_kind(f.str("kind"))?,
+                    lat,
+                    lon,
+                    imported_ms: now,
+                })
+            }
+        ),
+        Kind::AdPlays => csv!(
+            "ad_plays",
+            &[
+                "board_id",
+                "start",
+                "end",
+                "creative_id",
+                "brand",
+                "campaign_id"
+            ],
+            |f| {
+                let (start_ms, end_ms) = (f.time_ms("start")?, f.time_ms("end")?);
+                if end_ms <= start_ms {
+                    return Err("end is not after start".into());
+                }
+                Ok(PlayRow {
+                    board_id: f.id("board_id")?,
+                    day: day_of(start_ms),
+                    start_ms,
+                    end_ms,
+                    creative_id: f.id("creative_id")?,
+                    brand: f.str("brand").to_owned(),
+                    campaign_id: f.str("campaign_id").to_owned(),
+                })
+            }
+        ),
+        Kind::Receipts => csv!(
+            "receipts",
+            &[
+                "receipt_id",
+                "store_id",
+                "at",
+                "amount",
+                "currency",
+                "loyalty_id"
+            ],
+            |f| {
+                let at_ms = f.time_ms("at")?;
+                Ok(ReceiptRow {
+                    store_id: f.id("store_id")?,
+                    day: day_of(at_ms),
+                    receipt_id: f.id("receipt_id")?,
+                    at_ms,
+                    amount_cents: amount_cents(f.str("amount"))?,
+                    currency: f.str("currency").to_owned(),
+                    loyalty_id: f.str("loyalty_id").to_owned(),
+                })
+            }
+        ),
+        Kind::Links => csv!("links", &["epoch", "device_key", "loyalty_id"], |f| {
+            let key: wire::DeviceKey = f.parse("device_key", "16 hex digits")?;
+            let loyalty_id = f.str("loyalty_id");
+            if loyalty_id.is_empty() {
+                return Err("column loyalty_id is empty".into());
+            }
+            Ok(LinkRow {
+                epoch: f.parse("epoch", "an epoch number")?,
+                device: key.0,
+                loyalty_id: loyalty_id.to_owned(),
+                imported_ms: now,
+            })
+        }),
+        Kind::Campaigns => {
+            report.table = "campaigns";
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            let mut rows = Vec::new();
+            for (i, line) in text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| !l.trim().is_empty())
+            {
+                let parsed = serde_json::from_str::<CampaignLine>(line)
+                    .map_err(|e| e.to_string())
+                    .and_then(|c| {
+                        let t = |v: &str| {
+                            chrono::DateTime::parse_from_rfc3339(v)
+                                .map(|t| t.timestamp_millis())
+                                .map_err(|e| format!("{v:?} is not an RFC 3339 time ({e})"))
+                        };
+                        wire::validate_id(&c.id).map_err(|e| format!("id: {e}"))?;
+                        let (start_ms, end_ms) = (t(&c.start)?, t(&c.end)?);
+                        if end_ms <= start_ms
+                            || c.slots_per_loop == 0
+                            || c.slots_per_loop >= c.loop_slots
+                        {
+                            return Err(
+                                "needs start < end and 0 < slots_per_loop < loop_slots".to_string()
+                            );
+                        }
+                        Ok(CampaignRow {
+                            campaign_id: c.id,
+                            brand: c.brand,
+                            creative_id: c.creative,
+                            boards: c.boards,
+                            start_ms,
+                            end_ms,
+                            spend: c.spend,
+                            currency: c.currency,
+                            window_days: c.window_days,
+                            slot_secs: c.slot_secs,
+                            loop_slots: c.loop_slots,
+                            slots_per_loop: c.slots_per_loop,
+                            imported_ms: now,
+                        })
+                    });
+                match parsed {
+                    Ok(r) => rows.push(r),
+                    Err(reason) => {
+                        report
+                            .bad
+                            .push(format!("{}:{}: {reason}", path.display(), i + 1))
+                    }
+                }
+            }
+            insert(client, "campaigns", &rows).await?;
+            rows.len()
+        }
+    };
+    report.rows = n as u64;
+    Ok(report)
+}

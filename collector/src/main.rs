@@ -1,0 +1,114 @@
+//! `footfall-collector`: schema migrations and imports (MQTT ingest follows).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use collector::config::Config;
+use collector::import::Kind;
+use firmware_config::ConfigError;
+
+#[derive(Parser)]
+#[command(name = "footfall-collector", version, about = "Footfall collector")]
+struct Cli {
+    /// Log filter (tracing env-filter syntax).
+    #[arg(long, default_value = "info")]
+    log: String,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Creates the database if needed and applies the missing schema migrations.
+    Migrate {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Imports a file the simulator (or a real system) writes; bad rows are reported with
+    /// FILE:LINE and the reason, good rows are all imported. Exit 65 if any row was bad.
+    Import {
+        #[arg(long)]
+        config: PathBuf,
+        kind: Kind,
+        file: PathBuf,
+    },
+    /// Validates a configuration file (secrets included).
+    CheckConfig { file: PathBuf },
+    /// Prints the default configuration, every field commented.
+    PrintDefaultConfig,
+}
+
+/// EX_CONFIG: a bad configuration.
+const EX_CONFIG: u8 = 78;
+/// EX_DATAERR: an import had bad rows (the good ones were imported).
+const EX_DATAERR: u8 = 65;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&cli.log))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    match runtime.block_on(run(cli.cmd)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("footfall-collector: {e:#}");
+            if e.downcast_ref::<ConfigError>().is_some() {
+                ExitCode::from(EX_CONFIG)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        Cmd::Migrate { config } => {
+            let c = Config::load(&config)?;
+            let applied = collector::migrate::migrate(&c.clickhouse).await?;
+            println!(
+                "{}: {} migration(s) applied{}",
+                c.clickhouse.database,
+                applied.len(),
+                if applied.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", applied.join(", "))
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Import { config, kind, file } => {
+            let c = Config::load(&config)?;
+            collector::migrate::migrate(&c.clickhouse).await?;
+            let (db, _) = collector::ch::clients(&c.clickhouse);
+            let report = collector::import::import(&db, kind, &file).await?;
+            println!("{}: {report}", file.display());
+            Ok(if report.bad.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EX_DATAERR)
+            })
+        }
+        Cmd::CheckConfig { file } => {
+            let c = Config::load(&file)?;
+            println!(
+                "{}: ok (ClickHouse {} database {})",
+                file.display(),
+                c.clickhouse.url,
+                c.clickhouse.database
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::PrintDefaultConfig => {
+            print!("{}", collector::config::DEFAULTS);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,111 @@
+use std::process::Command;
+
+use collector::migrate::{statements, MIGRATIONS};
+use testkit::ClickHouse;
+
+use crate::util::{assert_success, collector, config};
+
+const TABLES: [&str; 10] = [
+    "ad_plays",
+    "campaigns",
+    "links",
+    "receipts",
+    "rejected",
+    "sensor_status",
+    "sensors",
+    "sightings",
+    "sites",
+    "visits",
+];
+
+#[test]
+fn migrations_apply_once_and_history_is_append_only() {
+    let ch = ClickHouse::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(dir.path(), &ch, "footfall_test");
+    let first = collector(&["migrate"], &cfg);
+    assert_success(&first);
+    assert!(
+        String::from_utf8_lossy(&first.stdout).contains("1 migration(s) applied: 0001_schema.sql")
+    );
+    let again = collector(&["migrate"], &cfg);
+    assert_success(&again);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("0 migration(s) applied"));
+    let tables = ch.query("SHOW TABLES FROM footfall_test");
+    for t in TABLES {
+        assert!(tables.lines().any(|l| l == t), "{t} missing: {tables}");
+    }
+    assert_eq!(
+        ch.query("SELECT count() FROM footfall_test.schema_migrations FINAL")
+            .trim(),
+        "1"
+    );
+
+    // A database whose ledger says migration 1 had other text is refused, naming it.
+    ch.query("CREATE DATABASE tampered");
+    ch.query(
+        "CREATE TABLE tampered.schema_migrations (version UInt32, name String, checksum String, \
+         applied_ms Int64) ENGINE = ReplacingMergeTree ORDER BY version",
+    );
+    ch.query("INSERT INTO tampered.schema_migrations VALUES (1, '0001_schema.sql', 'abc', 0)");
+    let refused = collector(&["migrate"], &config(dir.path(), &ch, "tampered"));
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("0001_schema.sql was changed after it was applied"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_schema_also_runs_on_a_current_clickhouse() {
+    // chdb-core embeds ClickHouse 26.x; run every migration statement there, then check
+    // the tables and a de-duplicating read.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut script = String::from(
+        "import json, sys\nfrom chdb import session\ns = session.Session(sys.argv[1])\n\
+         s.query('CREATE DATABASE IF NOT EXISTS footfall')\ns.query('USE footfall')\n\
+         for stmt in json.load(open(sys.argv[2])):\n    s.query(stmt)\n\
+         print(s.query('SELECT version()', 'TSV').bytes().decode().strip())\n\
+         print(s.query('SHOW TABLES', 'TSV').bytes().decode().strip().replace('\\n', ','))\n\
+         s.query(\"INSERT INTO sightings (site, day, sensor, seq, idx, device) VALUES ('a', '2026-03-02', 's', 1, 0, 7), ('a', '2026-03-02', 's', 1, 0, 7)\")\n\
+         print(s.query('SELECT count() FROM sightings FINAL', 'TSV').bytes().decode().strip())\n",
+    );
+    script.push('\n');
+    let all: Vec<String> = MIGRATIONS
+        .iter()
+        .flat_map(|(_, _, sql)| statements(sql))
+        .collect();
+    let stmts = dir.path().join("statements.json");
+    std::fs::write(&stmts, serde_json::to_string(&all).expect("json")).expect("write");
+    let py = dir.path().join("run.py");
+    std::fs::write(&py, script).expect("write");
+    let out = Command::new(testkit::chdb_python())
+        .arg(&py)
+        .arg(dir.path().join("db"))
+        .arg(&stmts)
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    let major: u32 = lines[0]
+        .split('.')
+        .next()
+        .and_then(|m| m.parse().ok())
+        .expect("a version");
+    assert!(major >= 24, "chdb runs ClickHouse {}", lines[0]);
+    for t in TABLES {
+        assert!(
+            lines[1].split(',').any(|l| l == t),
+            "{t} missing on {}: {}",
+            lines[0],
+            lines[1]
+        );
+    }
+    assert_eq!(lines[2], "1", "a redelivered sighting is read once");
+}
