@@ -12,6 +12,65 @@ pub const DEFAULTS: &str = include_str!("defaults.toml");
 struct Raw {
     version: u32,
     clickhouse: RawClickHouse,
+    mqtt: RawMqtt,
+    ingest: Ingest,
+    metrics: RawMetrics,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMetrics {
+    listen: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMqtt {
+    url: String,
+    client_id: String,
+    shared_group: Option<String>,
+    username: Option<String>,
+    password_file: Option<PathBuf>,
+    password_env: Option<String>,
+    keepalive_secs: u16,
+}
+
+/// The broker and the subscription.
+#[derive(Debug, Clone)]
+pub struct MqttConfig {
+    pub host: String,
+    pub port: u16,
+    pub client_id: String,
+    pub shared_group: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub keepalive_secs: u16,
+}
+
+impl MqttConfig {
+    /// The topic filters to subscribe to (sightings and status of every sensor).
+    pub fn filters(&self) -> [String; 2] {
+        let prefix = match &self.shared_group {
+            Some(g) => format!("$share/{g}/"),
+            None => String::new(),
+        };
+        [
+            format!("{prefix}{}/+/+/sightings", wire::topic::PREFIX),
+            format!("{prefix}{}/+/+/status", wire::topic::PREFIX),
+        ]
+    }
+}
+
+/// Batching and validation bounds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ingest {
+    pub max_payload_bytes: usize,
+    pub batch_max_rows: usize,
+    pub batch_max_age_ms: u64,
+    pub max_future_secs: i64,
+    pub max_age_days: i64,
+    pub inventory_refresh_secs: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -36,6 +95,27 @@ pub struct ClickHouseConfig {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub clickhouse: ClickHouseConfig,
+    pub mqtt: MqttConfig,
+    pub ingest: Ingest,
+    /// Where the Prometheus endpoint listens.
+    pub metrics_listen: std::net::SocketAddr,
+}
+
+fn secret(
+    file: Option<PathBuf>,
+    env: Option<String>,
+    fields: (&'static str, &'static str),
+) -> Result<Option<Secret>, ConfigError> {
+    match (file, env) {
+        (Some(_), Some(_)) => Err(invalid(
+            fields.0,
+            "",
+            &format!("set {} or {}, not both", fields.0, fields.1),
+        )),
+        (Some(f), None) => Ok(Some(SecretSource::File(f).load(fields.0, 1)?)),
+        (None, Some(v)) => Ok(Some(SecretSource::Env(v).load(fields.1, 1)?)),
+        (None, None) => Ok(None),
+    }
 }
 
 fn invalid(field: &'static str, value: &str, reason: &str) -> ConfigError {
@@ -96,18 +176,82 @@ impl Config {
                 "must be letters, digits and _",
             ));
         }
-        let password = match (c.password_file, c.password_env) {
-            (Some(_), Some(_)) => {
-                return Err(invalid(
-                    "clickhouse.password_file",
-                    "",
-                    "set password_file or password_env, not both",
-                ))
-            }
-            (Some(f), None) => Some(SecretSource::File(f).load("clickhouse.password_file", 1)?),
-            (None, Some(v)) => Some(SecretSource::Env(v).load("clickhouse.password_env", 1)?),
-            (None, None) => None,
+        let password = secret(
+            c.password_file,
+            c.password_env,
+            ("clickhouse.password_file", "clickhouse.password_env"),
+        )?;
+        let m = raw.mqtt;
+        let Some(addr) = m.url.strip_prefix("mqtt://") else {
+            return Err(invalid("mqtt.url", &m.url, "must be mqtt://host:port"));
         };
+        let (host, port) = match addr.rsplit_once(':') {
+            Some((h, p)) => (
+                h.to_owned(),
+                p.parse::<u16>()
+                    .map_err(|_| invalid("mqtt.url", &m.url, "the port is not a number"))?,
+            ),
+            None => (addr.to_owned(), 1883),
+        };
+        if host.is_empty() {
+            return Err(invalid("mqtt.url", &m.url, "no host"));
+        }
+        if m.client_id.is_empty() || m.client_id.len() > 64 {
+            return Err(invalid("mqtt.client_id", &m.client_id, "1-64 characters"));
+        }
+        if let Some(g) = &m.shared_group {
+            wire::validate_id(g).map_err(|e| invalid("mqtt.shared_group", g, &e.to_string()))?;
+        }
+        if m.keepalive_secs < 5 {
+            return Err(invalid(
+                "mqtt.keepalive_secs",
+                &m.keepalive_secs.to_string(),
+                "at least 5",
+            ));
+        }
+        let mqtt_password = secret(
+            m.password_file,
+            m.password_env,
+            ("mqtt.password_file", "mqtt.password_env"),
+        )?;
+        let i = raw.ingest;
+        let bounds: [(&'static str, i64, i64, i64); 6] = [
+            (
+                "ingest.max_payload_bytes",
+                i.max_payload_bytes as i64,
+                1024,
+                16 << 20,
+            ),
+            (
+                "ingest.batch_max_rows",
+                i.batch_max_rows as i64,
+                1,
+                10_000_000,
+            ),
+            (
+                "ingest.batch_max_age_ms",
+                i.batch_max_age_ms as i64,
+                1,
+                600_000,
+            ),
+            ("ingest.max_future_secs", i.max_future_secs, 0, 86_400 * 7),
+            ("ingest.max_age_days", i.max_age_days, 1, 3650),
+            (
+                "ingest.inventory_refresh_secs",
+                i.inventory_refresh_secs as i64,
+                1,
+                86_400,
+            ),
+        ];
+        for (field, v, lo, hi) in bounds {
+            if !(lo..=hi).contains(&v) {
+                return Err(invalid(
+                    field,
+                    &v.to_string(),
+                    &format!("must be within [{lo}, {hi}]"),
+                ));
+            }
+        }
         Ok(Config {
             clickhouse: ClickHouseConfig {
                 url: c.url,
@@ -115,6 +259,23 @@ impl Config {
                 user: c.user,
                 password,
             },
+            mqtt: MqttConfig {
+                host,
+                port,
+                client_id: m.client_id,
+                shared_group: m.shared_group,
+                username: m.username,
+                password: mqtt_password,
+                keepalive_secs: m.keepalive_secs,
+            },
+            ingest: i,
+            metrics_listen: raw.metrics.listen.parse().map_err(|_| {
+                invalid(
+                    "metrics.listen",
+                    &raw.metrics.listen,
+                    "must be host:port, e.g. 127.0.0.1:9464",
+                )
+            })?,
         })
     }
 }
@@ -143,6 +304,14 @@ mod tests {
                 "clickhouse.password_env",
             ),
             ("[clickhouse]\nport = 8123", "port"),
+            ("[mqtt]\nurl = \"tcp://x\"", "mqtt.url"),
+            ("[mqtt]\nshared_group = \"a/b\"", "mqtt.shared_group"),
+            ("[ingest]\nbatch_max_rows = 0", "ingest.batch_max_rows"),
+            ("[metrics]\nlisten = \"localhost\"", "metrics.listen"),
+            (
+                "[ingest]\nmax_payload_bytes = 999999999",
+                "ingest.max_payload_bytes",
+            ),
         ] {
             let err = Config::parse(text).expect_err(text).to_string();
             assert!(err.contains(field), "{err} should name {field}");

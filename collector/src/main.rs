@@ -1,12 +1,18 @@
-//! `footfall-collector`: schema migrations and imports (MQTT ingest follows).
+//! `footfall-collector`: MQTT ingest, schema migrations, imports.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use collector::config::Config;
 use collector::import::Kind;
+use collector::metrics::Metrics;
 use firmware_config::ConfigError;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio_util::sync::CancellationToken;
 
 #[derive(Parser)]
 #[command(name = "footfall-collector", version, about = "Footfall collector")]
@@ -20,6 +26,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Ingests: MQTT sightings and status into ClickHouse until SIGTERM/SIGINT (then drains:
+    /// commits and acknowledges what it has read).
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Creates the database if needed and applies the missing schema migrations.
     Migrate {
         #[arg(long)]
@@ -69,6 +81,36 @@ fn main() -> ExitCode {
 
 async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
     match cmd {
+        Cmd::Run { config } => {
+            let c = Config::load(&config)?;
+            let metrics = Arc::new(Metrics::default());
+            let shutdown = CancellationToken::new();
+            let listener = tokio::net::TcpListener::bind(c.metrics_listen)
+                .await
+                .with_context(|| {
+                    format!("metrics.listen: cannot listen on {}", c.metrics_listen)
+                })?;
+            tokio::spawn(collector::metrics::serve(
+                listener,
+                metrics.clone(),
+                shutdown.clone(),
+            ));
+            tokio::spawn({
+                let shutdown = shutdown.clone();
+                async move {
+                    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+                    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
+                    tracing::info!("stopping: draining the current batch");
+                    shutdown.cancel();
+                }
+            });
+            collector::ingest::run(c, metrics, shutdown).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Cmd::Migrate { config } => {
             let c = Config::load(&config)?;
             let applied = collector::migrate::migrate(&c.clickhouse).await?;

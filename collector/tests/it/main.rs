@@ -2,5 +2,6 @@
 //! 18.16, started by the tests) and ClickHouse 26.x in-process (chdb).
 
 mod import;
+mod ingest;
 mod schema;
 mod util;

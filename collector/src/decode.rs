@@ -1,0 +1,461 @@
+//! One MQTT message to rows: sightings, a sensor status, or a rejection with its reason.
+//! Pure, so every rule is unit-tested; nothing here panics on any input.
+
+use std::collections::HashMap;
+
+use clickhouse::Row;
+use serde::{Deserialize, Serialize};
+use wire::topic::Parsed;
+
+use crate::config::Ingest;
+
+/// Why a message was refused; the `rejected` table's `reason`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reason {
+    PayloadTooLarge,
+    BadTopic,
+    MalformedJson,
+    UnsupportedVersion,
+    SchemaMismatch,
+    TopicMismatch,
+    UnknownSensor,
+    SiteMismatch,
+    ClockSkew,
+    InvalidSighting,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 10] = [
+        Reason::PayloadTooLarge,
+        Reason::BadTopic,
+        Reason::MalformedJson,
+        Reason::UnsupportedVersion,
+        Reason::SchemaMismatch,
+        Reason::TopicMismatch,
+        Reason::UnknownSensor,
+        Reason::SiteMismatch,
+        Reason::ClockSkew,
+        Reason::InvalidSighting,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::PayloadTooLarge => "payload_too_large",
+            Reason::BadTopic => "bad_topic",
+            Reason::MalformedJson => "malformed_json",
+            Reason::UnsupportedVersion => "unsupported_version",
+            Reason::SchemaMismatch => "schema_mismatch",
+            Reason::TopicMismatch => "topic_mismatch",
+            Reason::UnknownSensor => "unknown_sensor",
+            Reason::SiteMismatch => "site_mismatch",
+            Reason::ClockSkew => "clock_skew",
+            Reason::InvalidSighting => "invalid_sighting",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Row, Serialize, Deserialize)]
+pub struct SightingRow {
+    pub site: String,
+    pub day: u16,
+    pub sensor: String,
+    pub seq: u64,
+    pub idx: u16,
+    pub epoch: u32,
+    pub device: u64,
+    pub class: i8,
+    pub fingerprint: u32,
+    pub first_ms: i64,
+    pub last_ms: i64,
+    pub frames: u32,
+    pub rssi_max: i8,
+    pub rssi_mean: f32,
+    pub r#final: u8,
+    pub sent_ms: i64,
+    pub received_ms: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Row, Serialize, Deserialize)]
+pub struct StatusRow {
+    pub sensor: String,
+    pub day: u16,
+    pub at_ms: i64,
+    pub site: String,
+    pub online: u8,
+    pub uptime_secs: u64,
+    pub frames_captured: u64,
+    pub frames_dropped: u64,
+    pub frames_malformed: u64,
+    pub spool_batches: u64,
+    pub spool_bytes: u64,
+    pub spool_dropped_batches: u64,
+    pub config_version: u32,
+    pub clock_synced: u8,
+    pub received_ms: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Row, Serialize, Deserialize)]
+pub struct RejectedRow {
+    pub day: u16,
+    pub reason: String,
+    pub topic: String,
+    pub payload_hash: u64,
+    pub received_ms: i64,
+    pub detail: String,
+    pub payload: String,
+    pub payload_bytes: u32,
+}
+
+pub enum Decoded {
+    Sightings(Vec<SightingRow>),
+    Status(StatusRow),
+    Rejected(Reason, RejectedRow),
+}
+
+/// Kept of a refused payload, in bytes.
+pub const PAYLOAD_KEPT: usize = 4096;
+
+pub fn day_of(ms: i64) -> u16 {
+    ms.div_euclid(86_400_000).clamp(0, i64::from(u16::MAX)) as u16
+}
+
+fn fnv64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn reject(
+    reason: Reason,
+    detail: String,
+    topic: &str,
+    payload: &[u8],
+    received_ms: i64,
+) -> Decoded {
+    let kept = &payload[..payload.len().min(PAYLOAD_KEPT)];
+    Decoded::Rejected(
+        reason,
+        RejectedRow {
+            day: day_of(received_ms),
+            reason: reason.as_str().to_owned(),
+            topic: topic.chars().take(512).collect(),
+            payload_hash: fnv64(payload),
+            received_ms,
+            detail,
+            payload: String::from_utf8_lossy(kept).into_owned(),
+            payload_bytes: payload.len().min(u32::MAX as usize) as u32,
+        },
+    )
+}
+
+#[derive(Deserialize)]
+struct VersionOnly {
+    v: u32,
+}
+
+/// Tells a wrong version from other schema errors, for a payload that is not an envelope.
+fn classify(payload: &[u8], err: &serde_json::Error) -> (Reason, String) {
+    if err.is_syntax() || err.is_eof() {
+        return (Reason::MalformedJson, err.to_string());
+    }
+    match serde_json::from_slice::<VersionOnly>(payload) {
+        Ok(v) if v.v != wire::VERSION => (
+            Reason::UnsupportedVersion,
+            format!(
+                "contract version {} (this collector reads {})",
+                v.v,
+                wire::VERSION
+            ),
+        ),
+        _ => (Reason::SchemaMismatch, err.to_string()),
+    }
+}
+
+/// Decodes one message. `inventory` maps sensor -> site.
+pub fn decode(
+    topic: &str,
+    payload: &[u8],
+    received_ms: i64,
+    inventory: &HashMap<String, String>,
+    bounds: &Ingest,
+) -> Decoded {
+    let rej = |reason, detail: String| reject(reason, detail, topic, payload, received_ms);
+    if payload.len() > bounds.max_payload_bytes {
+        return rej(
+            Reason::PayloadTooLarge,
+            format!(
+                "{} bytes, the limit is {}",
+                payload.len(),
+                bounds.max_payload_bytes
+            ),
+        );
+    }
+    let Some(parsed) = wire::topic::parse(topic) else {
+        return rej(
+            Reason::BadTopic,
+            "not footfall/v1/{site}/{sensor}/{sightings|status}".into(),
+        );
+    };
+    let (t_site, t_sensor, is_status) = match parsed {
+        Parsed::Sightings { site, sensor } => (site, sensor, false),
+        Parsed::Status { site, sensor } => (site, sensor, true),
+    };
+    let check_origin = |sensor: &str, site: &str| -> Result<(), (Reason, String)> {
+        if sensor != t_sensor || site != t_site {
+            return Err((
+                Reason::TopicMismatch,
+                format!("payload says {site}/{sensor}, the topic {t_site}/{t_sensor}"),
+            ));
+        }
+        match inventory.get(sensor) {
+            None => Err((
+                Reason::UnknownSensor,
+                format!("sensor {sensor:?} is not in the fleet inventory"),
+            )),
+            Some(s) if s != site => Err((
+                Reason::SiteMismatch,
+                format!("sensor {sensor:?} belongs to site {s:?}, not {site:?}"),
+            )),
+            Some(_) => Ok(()),
+        }
+    };
+    let future = bounds.max_future_secs * 1000;
+    let past = bounds.max_age_days * 86_400_000;
+    let sane = |ms: i64| ms <= received_ms + future && ms >= received_ms - past;
+    if is_status {
+        let st: wire::Status = match serde_json::from_slice(payload) {
+            Ok(s) => s,
+            Err(e) => {
+                let (r, d) = classify(payload, &e);
+                return rej(r, d);
+            }
+        };
+        if st.v != wire::VERSION {
+            return rej(
+                Reason::UnsupportedVersion,
+                format!("contract version {}", st.v),
+            );
+        }
+        if let Err((r, d)) = check_origin(&st.sensor, &st.site) {
+            return rej(r, d);
+        }
+        if !sane(st.at.0) {
+            return rej(
+                Reason::ClockSkew,
+                format!("status at {} is outside the clock bounds", st.at),
+            );
+        }
+        return Decoded::Status(StatusRow {
+            day: day_of(st.at.0),
+            at_ms: st.at.0,
+            sensor: st.sensor,
+            site: st.site,
+            online: u8::from(st.online),
+            uptime_secs: st.uptime_secs,
+            frames_captured: st.frames_captured,
+            frames_dropped: st.frames_dropped,
+            frames_malformed: st.frames_malformed,
+            spool_batches: st.spool_batches,
+            spool_bytes: st.spool_bytes,
+            spool_dropped_batches: st.spool_dropped_batches,
+            config_version: st.config_version,
+            clock_synced: u8::from(st.clock_synced),
+            received_ms,
+        });
+    }
+    let env: wire::Envelope = match serde_json::from_slice(payload) {
+        Ok(e) => e,
+        Err(e) => {
+            let (r, d) = classify(payload, &e);
+            return rej(r, d);
+        }
+    };
+    if env.v != wire::VERSION {
+        return rej(
+            Reason::UnsupportedVersion,
+            format!("contract version {}", env.v),
+        );
+    }
+    if let Err((r, d)) = check_origin(&env.sensor, &env.site) {
+        return rej(r, d);
+    }
+    if env.sightings.len() > usize::from(u16::MAX) + 1 {
+        return rej(
+            Reason::InvalidSighting,
+            format!("{} sightings in one batch", env.sightings.len()),
+        );
+    }
+    if !sane(env.sent_at.0) {
+        return rej(
+            Reason::ClockSkew,
+            format!("sent_at {} is outside the clock bounds", env.sent_at),
+        );
+    }
+    let mut rows = Vec::with_capacity(env.sightings.len());
+    for (i, s) in env.sightings.iter().enumerate() {
+        if !sane(s.first_seen.0) || !sane(s.last_seen.0) {
+            return rej(
+                Reason::ClockSkew,
+                format!(
+                    "sighting {i}: {}..{} is outside the clock bounds",
+                    s.first_seen, s.last_seen
+                ),
+            );
+        }
+        if s.last_seen < s.first_seen || s.frames == 0 || !s.rssi_mean.is_finite() {
+            return rej(
+                Reason::InvalidSighting,
+                format!("sighting {i}: last_seen before first_seen, no frames, or a bad RSSI"),
+            );
+        }
+        rows.push(SightingRow {
+            site: env.site.clone(),
+            day: day_of(s.first_seen.0),
+            sensor: env.sensor.clone(),
+            seq: env.seq,
+            idx: i as u16,
+            epoch: env.epoch,
+            device: s.device.0,
+            class: match s.class {
+                wire::IdentityClass::Global => 0,
+                wire::IdentityClass::Local => 1,
+            },
+            fingerprint: s.fingerprint.0,
+            first_ms: s.first_seen.0,
+            last_ms: s.last_seen.0,
+            frames: s.frames,
+            rssi_max: s.rssi_max,
+            rssi_mean: s.rssi_mean,
+            r#final: u8::from(s.is_final),
+            sent_ms: env.sent_at.0,
+            received_ms,
+        });
+    }
+    Decoded::Sightings(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    const NOW: i64 = 1_772_445_600_000; // 2026-03-02 10:00 UTC
+
+    fn bounds() -> Ingest {
+        Config::parse("").expect("defaults").ingest
+    }
+
+    fn inventory() -> HashMap<String, String> {
+        [("s-1".to_string(), "store-1".to_string())].into()
+    }
+
+    fn envelope(v: u32, sensor: &str, site: &str, first: i64, last: i64) -> String {
+        format!(
+            r#"{{"v":{v},"sensor":"{sensor}","site":"{site}","seq":7,"epoch":437,"sent_at":"{sent}","sightings":[{{"device":"00000000000000ff","class":"local","fingerprint":"0000abcd","first_seen":"{f}","last_seen":"{l}","frames":3,"rssi_max":-60,"rssi_mean":-65.5,"final":true}}]}}"#,
+            sent = wire::Millis(last),
+            f = wire::Millis(first),
+            l = wire::Millis(last)
+        )
+    }
+
+    fn reason(topic: &str, payload: &str) -> Option<Reason> {
+        match decode(topic, payload.as_bytes(), NOW, &inventory(), &bounds()) {
+            Decoded::Rejected(r, row) => {
+                assert_eq!(row.reason, r.as_str());
+                assert!(!row.detail.is_empty());
+                Some(r)
+            }
+            _ => None,
+        }
+    }
+
+    const TOPIC: &str = "footfall/v1/store-1/s-1/sightings";
+
+    #[test]
+    fn a_good_envelope_becomes_rows() {
+        let p = envelope(1, "s-1", "store-1", NOW - 60_000, NOW - 1000);
+        let Decoded::Sightings(rows) = decode(TOPIC, p.as_bytes(), NOW, &inventory(), &bounds())
+        else {
+            panic!("accepted");
+        };
+        assert_eq!(rows.len(), 1);
+        let r = &rows[0];
+        assert_eq!(
+            (r.seq, r.idx, r.device, r.class, r.fingerprint),
+            (7, 0, 255, 1, 0xabcd)
+        );
+        assert_eq!(r.day, day_of(NOW));
+        assert_eq!(r.received_ms, NOW);
+    }
+
+    #[test]
+    fn every_rule_has_its_reason() {
+        let ok = envelope(1, "s-1", "store-1", NOW - 60_000, NOW - 1000);
+        assert_eq!(reason(TOPIC, &ok), None);
+        assert_eq!(reason(TOPIC, "{\"v\":1,"), Some(Reason::MalformedJson));
+        assert_eq!(reason(TOPIC, "not json"), Some(Reason::MalformedJson));
+        assert_eq!(
+            reason(TOPIC, &envelope(2, "s-1", "store-1", NOW - 60_000, NOW)),
+            Some(Reason::UnsupportedVersion)
+        );
+        assert_eq!(
+            reason(TOPIC, r#"{"v":1,"sensor":"s-1"}"#),
+            Some(Reason::SchemaMismatch)
+        );
+        assert_eq!(
+            reason(TOPIC, &ok.replace("\"frames\"", "\"frame_count\"")),
+            Some(Reason::SchemaMismatch)
+        );
+        assert_eq!(
+            reason("footfall/v1/store-1/s-2/sightings", &ok),
+            Some(Reason::TopicMismatch)
+        );
+        assert_eq!(
+            reason(
+                "footfall/v1/store-1/s-9/sightings",
+                &envelope(1, "s-9", "store-1", NOW - 1, NOW)
+            ),
+            Some(Reason::UnknownSensor)
+        );
+        assert_eq!(
+            reason(
+                "footfall/v1/store-2/s-1/sightings",
+                &envelope(1, "s-1", "store-2", NOW - 1, NOW)
+            ),
+            Some(Reason::SiteMismatch)
+        );
+        assert_eq!(
+            reason(TOPIC, &envelope(1, "s-1", "store-1", NOW, NOW + 3_600_000)),
+            Some(Reason::ClockSkew)
+        );
+        assert_eq!(
+            reason(
+                TOPIC,
+                &envelope(1, "s-1", "store-1", NOW - 200 * 86_400_000, NOW)
+            ),
+            Some(Reason::ClockSkew)
+        );
+        assert_eq!(
+            reason(TOPIC, &envelope(1, "s-1", "store-1", NOW, NOW - 5)),
+            Some(Reason::InvalidSighting)
+        );
+        assert_eq!(
+            reason("footfall/v1/store-1/s-1/other", &ok),
+            Some(Reason::BadTopic)
+        );
+        let big = format!("{}{}", ok, " ".repeat(2 << 20));
+        assert_eq!(reason(TOPIC, &big), Some(Reason::PayloadTooLarge));
+    }
+
+    #[test]
+    fn a_refused_payload_is_kept_truncated_and_hashed_whole() {
+        let big = "x".repeat(PAYLOAD_KEPT * 3);
+        let Decoded::Rejected(_, row) = decode(TOPIC, big.as_bytes(), NOW, &inventory(), &bounds())
+        else {
+            panic!("refused");
+        };
+        assert_eq!(row.payload.len(), PAYLOAD_KEPT);
+        assert_eq!(row.payload_bytes as usize, big.len());
+        assert_ne!(row.payload_hash, fnv64(&big.as_bytes()[..PAYLOAD_KEPT]));
+    }
+}

@@ -1,0 +1,267 @@
+//! MQTT -> rows -> ClickHouse, at least once: a message is acknowledged (manual QoS 1 acks,
+//! in arrival order) only after the rows it produced, or its rejection, are committed. A
+//! crash loses nothing (the broker redelivers what was not acknowledged), and redeliveries
+//! collapse on the tables' keys. While ClickHouse is down the batch is retried with the same
+//! rows and nothing more is read: the channel from the MQTT task fills, the task stops
+//! polling, and the broker holds the messages (backpressure, bounded memory).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clickhouse::Row;
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::decode::{decode, Decoded, RejectedRow, SightingRow, StatusRow};
+use crate::metrics::Metrics;
+
+/// Messages read ahead of the batch being committed.
+const CHANNEL: usize = 4096;
+
+#[derive(Default)]
+struct Batch {
+    sightings: Vec<SightingRow>,
+    status: Vec<StatusRow>,
+    rejected: Vec<RejectedRow>,
+    /// In arrival order, acknowledged after the commit.
+    messages: Vec<Publish>,
+    opened: Option<Instant>,
+    /// Oldest event time in the batch, for the lag gauge.
+    oldest_ms: Option<i64>,
+}
+
+impl Batch {
+    fn rows(&self) -> usize {
+        self.sightings.len() + self.status.len() + self.rejected.len()
+    }
+}
+
+#[derive(Row, Deserialize)]
+struct InventoryRow {
+    sensor_id: String,
+    site_id: String,
+}
+
+async fn load_inventory(db: &clickhouse::Client) -> anyhow::Result<HashMap<String, String>> {
+    let rows: Vec<InventoryRow> = db
+        .query("SELECT sensor_id, site_id FROM sensors FINAL")
+        .fetch_all()
+        .await
+        .context("cannot read the fleet inventory (table sensors)")?;
+    Ok(rows.into_iter().map(|r| (r.sensor_id, r.site_id)).collect())
+}
+
+fn options(cfg: &Config) -> MqttOptions {
+    let m = &cfg.mqtt;
+    let mut o = MqttOptions::new(m.client_id.clone(), m.host.clone(), m.port);
+    o.set_keep_alive(Duration::from_secs(u64::from(m.keepalive_secs)))
+        .set_clean_session(false)
+        .set_manual_acks(true)
+        .set_max_packet_size(16 << 20, 64 << 10)
+        .set_request_channel_capacity(CHANNEL * 2);
+    if let Some(user) = &m.username {
+        let password = m
+            .password
+            .as_ref()
+            .map(|p| String::from_utf8_lossy(p.expose()).into_owned())
+            .unwrap_or_default();
+        o.set_credentials(user.clone(), password);
+    }
+    o
+}
+
+/// Runs until `shutdown`; then commits and acknowledges what it holds and returns.
+pub async fn run(
+    cfg: Config,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    crate::migrate::migrate(&cfg.clickhouse).await?;
+    let (db, _) = crate::ch::clients(&cfg.clickhouse);
+    let mut inventory = load_inventory(&db).await?;
+    let mut inventory_at = Instant::now();
+    info!(sensors = inventory.len(), "fleet inventory loaded");
+
+    let (client, mut eventloop) = AsyncClient::new(options(&cfg), CHANNEL * 2);
+    let filters = cfg.mqtt.filters();
+    let (tx, mut rx) = mpsc::channel::<Publish>(CHANNEL);
+    let mqtt_stop = shutdown.child_token();
+    let sub_client = client.clone();
+    let mqtt = tokio::spawn({
+        let stop = mqtt_stop.clone();
+        let metrics = metrics.clone();
+        async move {
+            loop {
+                let event = tokio::select! {
+                    _ = stop.cancelled() => break,
+                    e = eventloop.poll() => e,
+                };
+                match event {
+                    Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                        info!(
+                            session_present = ack.session_present,
+                            "connected to the broker"
+                        );
+                        if !ack.session_present {
+                            for f in &filters {
+                                let _ = sub_client.subscribe(f.clone(), QoS::AtLeastOnce).await;
+                            }
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        metrics.messages_in.inc();
+                        // Blocks while the processor is committing: backpressure.
+                        if tx.send(p).await.is_err() {
+                            break;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        metrics.mqtt_errors.inc();
+                        warn!(error = %e, "MQTT connection lost; reconnecting");
+                        tokio::select! {
+                            _ = stop.cancelled() => break,
+                            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        }
+                    }
+                }
+            }
+        }
+    });
+
+    let bounds = cfg.ingest.clone();
+    let max_age = Duration::from_millis(bounds.batch_max_age_ms);
+    let mut batch = Batch::default();
+    loop {
+        let deadline = batch.opened.map(|t| t + max_age);
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            _ = async { tokio::time::sleep_until(deadline.expect("guarded").into()).await }, if deadline.is_some() => {
+                commit(&db, &client, &mut batch, &metrics, &shutdown).await?;
+            }
+            msg = rx.recv() => {
+                let Some(p) = msg else { break };
+                if p.dup {
+                    metrics.redeliveries.inc();
+                }
+                let now = wire::Millis::now().0;
+                let topic = p.topic.clone();
+                let mut decoded = decode(&topic, &p.payload, now, &inventory, &bounds);
+                if matches!(decoded, Decoded::Rejected(crate::decode::Reason::UnknownSensor, _))
+                    && inventory_at.elapsed() > Duration::from_secs(5)
+                {
+                    // A sensor imported since the last read: look again (at most every 5 s).
+                    inventory = load_inventory(&db).await?;
+                    inventory_at = Instant::now();
+                    decoded = decode(&topic, &p.payload, now, &inventory, &bounds);
+                }
+                match decoded {
+                    Decoded::Sightings(rows) => {
+                        if let Some(o) = rows.iter().map(|r| r.last_ms).min() {
+                            batch.oldest_ms = Some(batch.oldest_ms.map_or(o, |b| b.min(o)));
+                        }
+                        batch.sightings.extend(rows);
+                    }
+                    Decoded::Status(row) => batch.status.push(row),
+                    Decoded::Rejected(reason, row) => {
+                        metrics.rejected(reason);
+                        warn!(reason = reason.as_str(), topic = %row.topic, detail = %row.detail, "message rejected");
+                        batch.rejected.push(row);
+                    }
+                }
+                batch.messages.push(p);
+                batch.opened.get_or_insert_with(Instant::now);
+                if batch.rows() >= bounds.batch_max_rows {
+                    commit(&db, &client, &mut batch, &metrics, &shutdown).await?;
+                }
+                if inventory_at.elapsed() > Duration::from_secs(bounds.inventory_refresh_secs) {
+                    inventory = load_inventory(&db).await?;
+                    inventory_at = Instant::now();
+                }
+            }
+        }
+    }
+    // Drain: what is already read is committed and acknowledged; the rest stays at the broker.
+    commit(&db, &client, &mut batch, &metrics, &shutdown).await?;
+    let _ = client.disconnect().await;
+    mqtt_stop.cancel();
+    let _ = mqtt.await;
+    info!("stopped");
+    Ok(())
+}
+
+async fn insert<T: clickhouse::RowOwned + clickhouse::RowWrite>(
+    db: &clickhouse::Client,
+    table: &str,
+    rows: &[T],
+) -> Result<(), clickhouse::error::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut ins = db.insert::<T>(table).await?;
+    for r in rows {
+        ins.write(r).await?;
+    }
+    ins.end().await
+}
+
+/// Writes the batch (retrying the same rows until ClickHouse takes them), then acknowledges
+/// its messages in order. On shutdown while ClickHouse is down, gives up without
+/// acknowledging: the broker redelivers.
+async fn commit(
+    db: &clickhouse::Client,
+    client: &AsyncClient,
+    batch: &mut Batch,
+    metrics: &Metrics,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<()> {
+    if batch.messages.is_empty() {
+        *batch = Batch::default();
+        return Ok(());
+    }
+    let started = Instant::now();
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let result = async {
+            insert(db, "sightings", &batch.sightings).await?;
+            insert(db, "sensor_status", &batch.status).await?;
+            insert(db, "rejected", &batch.rejected).await
+        }
+        .await;
+        match result {
+            Ok(()) => break,
+            Err(e) => {
+                metrics.clickhouse_errors.inc();
+                warn!(error = %e, rows = batch.rows(), "ClickHouse write failed; retrying the same rows");
+                tokio::select! {
+                    _ = shutdown.cancelled() => {
+                        warn!("stopping with an uncommitted batch; the broker will redeliver it");
+                        *batch = Batch::default();
+                        return Ok(());
+                    }
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+    metrics.rows_written("sightings", batch.sightings.len());
+    metrics.rows_written("sensor_status", batch.status.len());
+    metrics.rows_written("rejected", batch.rejected.len());
+    metrics.batch_latency.observe(started.elapsed());
+    if let Some(oldest) = batch.oldest_ms {
+        metrics.event_lag_ms.set(wire::Millis::now().0 - oldest);
+    }
+    for p in &batch.messages {
+        client.ack(p).await.context("the MQTT client stopped")?;
+    }
+    *batch = Batch::default();
+    Ok(())
+}

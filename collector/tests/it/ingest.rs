@@ -1,0 +1,245 @@
+//! The ingest path against real processes: Mosquitto, ClickHouse 18.16, the collector
+//! binary, and `mosquitto_pub` (a client we did not write) as the publisher.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use simulator::scenario::Scenario;
+use testkit::{free_port, wait_for, ClickHouse, Mosquitto};
+
+use crate::util::{assert_success, collector, COLLECTOR};
+
+struct Collector {
+    child: Child,
+    metrics_port: u16,
+}
+
+impl Collector {
+    fn start(config: &Path, metrics_port: u16) -> Collector {
+        let child = Command::new(COLLECTOR)
+            .args(["--log", "info", "run", "--config"])
+            .arg(config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the collector");
+        Collector {
+            child,
+            metrics_port,
+        }
+    }
+
+    fn metrics(&self) -> String {
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.metrics_port)) else {
+            return String::new();
+        };
+        let _ = s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n");
+        let mut out = String::new();
+        let _ = s.read_to_string(&mut out);
+        out
+    }
+
+    fn stop(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        wait_for(Duration::from_secs(20), || {
+            self.child.try_wait().ok().flatten()
+        })
+        .expect("the collector stops on SIGTERM")
+    }
+}
+
+fn publish(broker: &Mosquitto, topic: &str, stdin_lines: Option<&Path>, message: Option<&str>) {
+    let mut c = Command::new("mosquitto_pub");
+    c.args([
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &broker.port.to_string(),
+        "-q",
+        "1",
+        "-t",
+        topic,
+    ]);
+    match (stdin_lines, message) {
+        (Some(path), _) => {
+            c.arg("-l")
+                .stdin(std::fs::File::open(path).expect("envelopes"));
+        }
+        (None, Some(m)) => {
+            c.args(["-m", m]);
+        }
+        _ => unreachable!(),
+    }
+    let out = c
+        .output()
+        .expect("mosquitto_pub is installed (deploy/setup.sh)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn count(ch: &ClickHouse, sql: &str) -> u64 {
+    ch.query(sql)
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("a count from {sql}"))
+}
+
+#[test]
+fn published_envelopes_land_once_and_bad_messages_are_rejected_with_their_reasons() {
+    let ch = ClickHouse::start();
+    let broker = Mosquitto::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let city = dir.path().join("city");
+    let s = Scenario::from_overlay(
+        "preset = \"tiny\"\n[output]\nmode = \"envelopes\"\n",
+        "test",
+    )
+    .expect("scenario");
+    let truth = simulator::generate(&s, 9, &city, 2, &mut |_| {}).expect("generate");
+
+    let metrics_port = free_port();
+    let cfg = dir.path().join("collector.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "version = 1\n[clickhouse]\nurl = \"{}\"\ndatabase = \"ingest\"\n\
+             [mqtt]\nurl = \"{}\"\nclient_id = \"collector-test\"\n\
+             [ingest]\nbatch_max_age_ms = 200\nmax_payload_bytes = 65536\nmax_age_days = 3650\n\
+             [metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n",
+            ch.url(),
+            broker.url()
+        ),
+    )
+    .expect("config");
+    let inventory = city.join("inventory/sensors.csv");
+    assert_success(&collector(
+        &["import", "sensors", inventory.to_str().expect("utf-8")],
+        &cfg,
+    ));
+    let run = Collector::start(&cfg, metrics_port);
+    wait_for(Duration::from_secs(20), || {
+        broker.log().contains("collector-test").then_some(())
+    })
+    .expect("the collector connects");
+    wait_for(Duration::from_secs(10), || {
+        broker
+            .log()
+            .contains("SUBSCRIBE from collector-test")
+            .then_some(())
+    })
+    .expect("the collector subscribes");
+
+    // Every sensor's envelopes, twice (a spool replay), through mosquitto_pub.
+    let sensors: Vec<(String, String)> = std::fs::read_to_string(&inventory)
+        .expect("inventory")
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0].to_owned(), f[1].to_owned())
+        })
+        .collect();
+    for _ in 0..2 {
+        for (sensor, site) in &sensors {
+            let topic = format!("footfall/v1/{site}/{sensor}/sightings");
+            publish(
+                &broker,
+                &topic,
+                Some(&city.join("envelopes").join(format!("{sensor}.jsonl"))),
+                None,
+            );
+        }
+    }
+    // Bad messages, one per reason.
+    let (sensor, site) = &sensors[0];
+    let good = std::fs::read_to_string(city.join("envelopes").join(format!("{sensor}.jsonl")))
+        .expect("envelopes")
+        .lines()
+        .next()
+        .expect("an envelope")
+        .to_owned();
+    let topic = format!("footfall/v1/{site}/{sensor}/sightings");
+    publish(&broker, &topic, None, Some("{\"v\":1, not json"));
+    publish(
+        &broker,
+        &topic,
+        None,
+        Some(&good.replacen("\"v\":1", "\"v\":9", 1)),
+    );
+    publish(
+        &broker,
+        &format!("footfall/v1/{site}/nobody/sightings"),
+        None,
+        Some(&good.replacen(sensor, "nobody", 1)),
+    );
+    publish(
+        &broker,
+        &format!("footfall/v1/{site}/{}/sightings", sensors[1].0),
+        None,
+        Some(&good),
+    );
+    let big = dir.path().join("big.txt");
+    std::fs::write(&big, "x".repeat(100_000)).expect("write");
+    let out = Command::new("mosquitto_pub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &broker.port.to_string(),
+            "-q",
+            "1",
+            "-t",
+            &topic,
+            "-f",
+        ])
+        .arg(&big)
+        .output()
+        .expect("mosquitto_pub");
+    assert!(out.status.success());
+
+    let want = truth.sightings;
+    let got = wait_for(Duration::from_secs(60), || {
+        let n = count(&ch, "SELECT count() FROM ingest.sightings FINAL");
+        let r = count(&ch, "SELECT count() FROM ingest.rejected FINAL");
+        (n == want && r == 5).then_some(n)
+    });
+    assert_eq!(
+        got,
+        Some(want),
+        "sightings {} of {want}, rejected: {}",
+        ch.query("SELECT count() FROM ingest.sightings FINAL"),
+        ch.query("SELECT reason, count() FROM ingest.rejected FINAL GROUP BY reason")
+    );
+    assert_eq!(
+        ch.query("SELECT reason FROM ingest.rejected FINAL ORDER BY reason"),
+        "malformed_json\npayload_too_large\ntopic_mismatch\nunknown_sensor\nunsupported_version\n"
+    );
+    // Stored bytes of what was refused: truncated, with the size and the topic.
+    assert_eq!(
+        ch.query("SELECT payload_bytes, length(payload), topic FROM ingest.rejected FINAL WHERE reason = 'payload_too_large'"),
+        format!("100000\t4096\t{topic}\n")
+    );
+    // Each sighting once per (sensor, seq, idx), whatever the redeliveries.
+    assert_eq!(
+        count(&ch, "SELECT count() FROM (SELECT sensor, seq, idx FROM ingest.sightings FINAL GROUP BY sensor, seq, idx)"),
+        want
+    );
+    let metrics = run.metrics();
+    assert!(
+        metrics.contains("footfall_rejected_total{reason=\"unknown_sensor\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("footfall_rows_written_total{table=\"sightings\"}"),
+        "{metrics}"
+    );
+    let status = run.stop();
+    assert!(status.success(), "{status:?}");
+}
