@@ -57,6 +57,13 @@ async fn load_inventory(db: &clickhouse::Client) -> anyhow::Result<HashMap<Strin
     Ok(rows.into_iter().map(|r| (r.sensor_id, r.site_id)).collect())
 }
 
+/// Room in the client's request channel for every acknowledgement a batch can need (a batch
+/// holds at most batch_max_rows messages): the processor acknowledges a whole batch while the MQTT
+/// task may be waiting to hand it the next message, so a smaller channel would deadlock.
+fn request_capacity(cfg: &Config) -> usize {
+    cfg.ingest.batch_max_rows + CHANNEL + 64
+}
+
 fn options(cfg: &Config) -> MqttOptions {
     let m = &cfg.mqtt;
     let mut o = MqttOptions::new(m.client_id.clone(), m.host.clone(), m.port);
@@ -64,7 +71,7 @@ fn options(cfg: &Config) -> MqttOptions {
         .set_clean_session(false)
         .set_manual_acks(true)
         .set_max_packet_size(16 << 20, 64 << 10)
-        .set_request_channel_capacity(CHANNEL * 2);
+        .set_request_channel_capacity(request_capacity(cfg));
     if let Some(user) = &m.username {
         let password = m
             .password
@@ -88,7 +95,7 @@ pub async fn run(
     let mut inventory_at = Instant::now();
     info!(sensors = inventory.len(), "fleet inventory loaded");
 
-    let (client, mut eventloop) = AsyncClient::new(options(&cfg), CHANNEL * 2);
+    let (client, mut eventloop) = AsyncClient::new(options(&cfg), request_capacity(&cfg));
     let filters = cfg.mqtt.filters();
     let (tx, mut rx) = mpsc::channel::<Publish>(CHANNEL);
     let mqtt_stop = shutdown.child_token();
@@ -178,7 +185,8 @@ pub async fn run(
                 }
                 batch.messages.push(p);
                 batch.opened.get_or_insert_with(Instant::now);
-                if batch.rows() >= bounds.batch_max_rows {
+                // Bounded in rows and in messages (an empty envelope makes no row).
+                if batch.rows().max(batch.messages.len()) >= bounds.batch_max_rows {
                     commit(&db, &client, &mut batch, &metrics, &shutdown).await?;
                 }
                 if inventory_at.elapsed() > Duration::from_secs(bounds.inventory_refresh_secs) {

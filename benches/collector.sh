@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# Collector ingest throughput for benches/README.md, beside Mosquitto's own delivery rate for
+# the same payloads to mosquitto_sub, in the same run: the `demo` city's envelopes (fast
+# mode) published with mosquitto_pub (one process per sensor, in parallel) to a local
+# Mosquitto, then (a) received by mosquitto_sub, (b) ingested by footfall-collector into a
+# local ClickHouse 18.16, timed from the first publish to the last message (a) or the last
+# sighting committed (b, read from the collector's metrics).
+# Usage: bash benches/collector.sh [PRESET [BATCH_AGE_SECS]]   (default demo, 10: the agent's
+# default batch age; a longer age makes fuller envelopes, up to 500 sightings)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PRESET=${1:-demo}
+AGE=${2:-10}
+cargo build --release --locked -q -p simulator -p collector --bins
+BIN=target/release
+W=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$W"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+printf 'preset = "%s"\n[output]\nmode = "envelopes"\nbatch_max_age_secs = %s\n' "$PRESET" "$AGE" \
+  > "$W/scenario.toml"
+"$BIN/footfall-sim" generate --config "$W/scenario.toml" --seed 1 --quiet --out "$W/fast" >/dev/null
+messages=$(cat "$W"/fast/envelopes/*.jsonl | wc -l)
+sightings=$(python3 -c "import json; print(json.load(open('$W/fast/truth/summary.json'))['sightings'])")
+bytes=$(cat "$W"/fast/envelopes/*.jsonl | wc -c)
+
+mport=$(free_port)
+cat > "$W/mosquitto.conf" <<CONF
+listener $mport 127.0.0.1
+allow_anonymous true
+persistence true
+persistence_location $W/
+max_inflight_messages 0
+max_queued_messages 0
+message_size_limit 16777216
+$( [ "$(id -u)" -eq 0 ] && echo "user root" )
+CONF
+mosquitto -c "$W/mosquitto.conf" >/dev/null 2>&1 & pids+=($!)
+for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$mport) 2>/dev/null && break; sleep 0.1; done
+
+publish_all() {
+  local ps=()
+  tail -n +2 "$W/fast/inventory/sensors.csv" | while IFS=, read -r sensor site _; do
+    echo "$sensor $site"
+  done > "$W/sensors.txt"
+  while read -r sensor site; do
+    mosquitto_pub -h 127.0.0.1 -p "$mport" -q 1 -t "footfall/v1/$site/$sensor/sightings" -l \
+      < "$W/fast/envelopes/$sensor.jsonl" & ps+=($!)
+  done < "$W/sensors.txt"
+  wait "${ps[@]}"
+}
+
+# (a) Mosquitto to mosquitto_sub.
+mosquitto_sub -h 127.0.0.1 -p "$mport" -q 1 -t 'footfall/v1/+/+/sightings' -C "$messages" > /dev/null &
+sub=$!
+sleep 0.5
+t0=$(date +%s.%N)
+publish_all
+wait "$sub"
+t_sub=$(python3 -c "print($(date +%s.%N) - $t0)")
+
+# (b) The collector into ClickHouse.
+hport=$(free_port); tport=$(free_port); D="$W/ch"
+mkdir -p "$D"
+cat > "$D/config.xml" <<XML
+<?xml version="1.0"?>
+<yandex><logger><level>warning</level><log>$D/server.log</log><errorlog>$D/error.log</errorlog></logger>
+<http_port>$hport</http_port><tcp_port>$tport</tcp_port><listen_host>127.0.0.1</listen_host>
+<path>$D/data/</path><tmp_path>$D/tmp/</tmp_path><user_files_path>$D/uf/</user_files_path>
+<format_schema_path>$D/fs/</format_schema_path><users_config>$D/users.xml</users_config>
+<default_profile>default</default_profile><default_database>default</default_database>
+<mark_cache_size>268435456</mark_cache_size></yandex>
+XML
+cat > "$D/users.xml" <<XML
+<?xml version="1.0"?>
+<yandex><profiles><default/></profiles><users><default><password></password>
+<networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></default></users>
+<quotas><default/></quotas></yandex>
+XML
+/usr/sbin/clickhouse-server --config-file="$D/config.xml" >/dev/null 2>&1 & pids+=($!)
+for _ in $(seq 300); do clickhouse-client --port "$tport" -q 'SELECT 1' >/dev/null 2>&1 && break; sleep 0.1; done
+metrics=$(free_port)
+cat > "$W/collector.toml" <<CONF
+version = 1
+[clickhouse]
+url = "http://127.0.0.1:$hport"
+[mqtt]
+url = "mqtt://127.0.0.1:$mport"
+client_id = "bench-collector"
+[ingest]
+max_age_days = 3650
+[metrics]
+listen = "127.0.0.1:$metrics"
+CONF
+"$BIN/footfall-collector" --log error import --config "$W/collector.toml" sensors "$W/fast/inventory/sensors.csv" >/dev/null
+"$BIN/footfall-collector" --log error run --config "$W/collector.toml" & pids+=($!)
+for _ in $(seq 100); do curl -s "127.0.0.1:$metrics/metrics" >/dev/null 2>&1 && break; sleep 0.1; done
+sleep 1
+written() { curl -s "127.0.0.1:$metrics/metrics" | awk '/rows_written_total\{table="sightings"\}/ {print $2}'; }
+t0=$(date +%s.%N)
+publish_all
+until [ "$(written)" = "$sightings" ]; do sleep 0.05; done
+t_col=$(python3 -c "print($(date +%s.%N) - $t0)")
+stored=$(clickhouse-client --port "$tport" -q 'SELECT count() FROM footfall.sightings FINAL')
+
+python3 - <<PY
+m, s, b = $messages, $sightings, $bytes
+ts, tc = $t_sub, $t_col
+print(f"input: {s:,} sightings in {m:,} envelopes ({b/2**20:.0f} MiB), preset $PRESET, batch age $AGE s")
+print(f"mosquitto_pub -> Mosquitto -> mosquitto_sub: {ts:.2f} s = {s/ts:,.0f} sightings/s ({m/ts:,.0f} msgs/s)")
+print(f"mosquitto_pub -> Mosquitto -> collector -> ClickHouse: {tc:.2f} s = {s/tc:,.0f} sightings/s ({m/tc:,.0f} msgs/s)")
+print(f"ratio to the broker's own delivery: {ts/tc:.2f}; rows in ClickHouse (FINAL): $stored")
+PY
