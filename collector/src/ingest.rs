@@ -57,11 +57,12 @@ async fn load_inventory(db: &clickhouse::Client) -> anyhow::Result<HashMap<Strin
     Ok(rows.into_iter().map(|r| (r.sensor_id, r.site_id)).collect())
 }
 
-/// Room in the client's request channel for every acknowledgement a batch can need (a batch
-/// holds at most batch_max_rows messages): the processor acknowledges a whole batch while the MQTT
-/// task may be waiting to hand it the next message, so a smaller channel would deadlock.
+/// Room in the client's request channel for every acknowledgement two batches can need (a
+/// batch holds at most batch_max_rows messages; one commits while the next fills): the
+/// acknowledgements are queued while the MQTT task may be waiting to hand the processor the
+/// next message, so a smaller channel could deadlock.
 fn request_capacity(cfg: &Config) -> usize {
-    cfg.ingest.batch_max_rows + CHANNEL + 64
+    2 * cfg.ingest.batch_max_rows + CHANNEL + 64
 }
 
 fn options(cfg: &Config) -> MqttOptions {
@@ -145,13 +146,20 @@ pub async fn run(
     let bounds = cfg.ingest.clone();
     let max_age = Duration::from_millis(bounds.batch_max_age_ms);
     let mut batch = Batch::default();
+    let mut committer = Committer {
+        db: db.clone(),
+        client: client.clone(),
+        metrics: metrics.clone(),
+        shutdown: shutdown.clone(),
+        inflight: None,
+    };
     loop {
         let deadline = batch.opened.map(|t| t + max_age);
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
             _ = async { tokio::time::sleep_until(deadline.expect("guarded").into()).await }, if deadline.is_some() => {
-                commit(&db, &client, &mut batch, &metrics, &shutdown).await?;
+                committer.start(std::mem::take(&mut batch)).await?;
             }
             msg = rx.recv() => {
                 let Some(p) = msg else { break };
@@ -187,7 +195,7 @@ pub async fn run(
                 batch.opened.get_or_insert_with(Instant::now);
                 // Bounded in rows and in messages (an empty envelope makes no row).
                 if batch.rows().max(batch.messages.len()) >= bounds.batch_max_rows {
-                    commit(&db, &client, &mut batch, &metrics, &shutdown).await?;
+                    committer.start(std::mem::take(&mut batch)).await?;
                 }
                 if inventory_at.elapsed() > Duration::from_secs(bounds.inventory_refresh_secs) {
                     inventory = load_inventory(&db).await?;
@@ -197,7 +205,8 @@ pub async fn run(
         }
     }
     // Drain: what is already read is committed and acknowledged; the rest stays at the broker.
-    commit(&db, &client, &mut batch, &metrics, &shutdown).await?;
+    committer.start(batch).await?;
+    committer.finish().await?;
     let _ = client.disconnect().await;
     mqtt_stop.cancel();
     let _ = mqtt.await;
@@ -220,20 +229,54 @@ async fn insert<T: clickhouse::RowOwned + clickhouse::RowWrite>(
     ins.end().await
 }
 
+/// Commits batches one at a time, in order, while the processor fills the next one: at most
+/// two batches in memory, and acknowledgements in arrival order.
+struct Committer {
+    db: clickhouse::Client,
+    client: AsyncClient,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+    inflight: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl Committer {
+    /// Waits for the previous commit, then starts committing `batch`.
+    async fn start(&mut self, batch: Batch) -> anyhow::Result<()> {
+        self.finish().await?;
+        if batch.messages.is_empty() {
+            return Ok(());
+        }
+        let (db, client, metrics, shutdown) = (
+            self.db.clone(),
+            self.client.clone(),
+            self.metrics.clone(),
+            self.shutdown.clone(),
+        );
+        self.inflight = Some(tokio::spawn(async move {
+            commit(&db, &client, batch, &metrics, &shutdown).await
+        }));
+        Ok(())
+    }
+
+    /// Waits for the commit in flight, if any.
+    async fn finish(&mut self) -> anyhow::Result<()> {
+        match self.inflight.take() {
+            Some(task) => task.await.context("the commit task panicked")?,
+            None => Ok(()),
+        }
+    }
+}
+
 /// Writes the batch (retrying the same rows until ClickHouse takes them), then acknowledges
 /// its messages in order. On shutdown while ClickHouse is down, gives up without
 /// acknowledging: the broker redelivers.
 async fn commit(
     db: &clickhouse::Client,
     client: &AsyncClient,
-    batch: &mut Batch,
+    batch: Batch,
     metrics: &Metrics,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
-    if batch.messages.is_empty() {
-        *batch = Batch::default();
-        return Ok(());
-    }
     let started = Instant::now();
     let mut backoff = Duration::from_millis(100);
     loop {
@@ -251,7 +294,6 @@ async fn commit(
                 tokio::select! {
                     _ = shutdown.cancelled() => {
                         warn!("stopping with an uncommitted batch; the broker will redeliver it");
-                        *batch = Batch::default();
                         return Ok(());
                     }
                     _ = tokio::time::sleep(backoff) => {}
@@ -270,6 +312,5 @@ async fn commit(
     for p in &batch.messages {
         client.ack(p).await.context("the MQTT client stopped")?;
     }
-    *batch = Batch::default();
     Ok(())
 }
