@@ -266,16 +266,7 @@ impl Mosquitto {
 
     /// Stops the broker gracefully (it saves sessions and queued messages).
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-            let done = wait_for(Duration::from_secs(10), || child.try_wait().ok().flatten());
-            if done.is_none() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-        }
+        terminate(self.child.take(), Duration::from_secs(10));
     }
 
     /// Starts `mosquitto_sub` on `topic` with a persistent QoS 1 session `client_id`, and
@@ -420,6 +411,19 @@ impl PcapRecords {
     }
 }
 
+/// SIGTERM, then SIGKILL if `child` has not exited after `grace`.
+fn terminate(child: Option<Child>, grace: Duration) {
+    if let Some(mut child) = child {
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        if wait_for(grace, || child.try_wait().ok().flatten()).is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// A ClickHouse server process (Debian's 18.16) on free loopback ports, data in a temp dir.
 /// Queried with `clickhouse-client`, a client we did not write.
 pub struct ClickHouse {
@@ -527,16 +531,7 @@ impl ClickHouse {
 
     /// Stops the server (SIGTERM, then SIGKILL after 20 s).
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &child.id().to_string()])
-                .status();
-            let done = wait_for(Duration::from_secs(20), || child.try_wait().ok().flatten());
-            if done.is_none() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-        }
+        terminate(self.child.take(), Duration::from_secs(20));
     }
 }
 

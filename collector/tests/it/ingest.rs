@@ -52,7 +52,14 @@ impl Collector {
     }
 }
 
-fn publish(broker: &Mosquitto, topic: &str, stdin_lines: Option<&Path>, message: Option<&str>) {
+/// What mosquitto_pub sends: each line of a file, one message, or a file as one message.
+enum Source<'a> {
+    Lines(&'a Path),
+    Message(&'a str),
+    File(&'a Path),
+}
+
+fn publish(broker: &Mosquitto, topic: &str, source: Source) {
     let mut c = Command::new("mosquitto_pub");
     c.args([
         "-h",
@@ -64,16 +71,13 @@ fn publish(broker: &Mosquitto, topic: &str, stdin_lines: Option<&Path>, message:
         "-t",
         topic,
     ]);
-    match (stdin_lines, message) {
-        (Some(path), _) => {
-            c.arg("-l")
-                .stdin(std::fs::File::open(path).expect("envelopes"));
-        }
-        (None, Some(m)) => {
-            c.args(["-m", m]);
-        }
-        _ => unreachable!(),
-    }
+    match source {
+        Source::Lines(path) => c
+            .arg("-l")
+            .stdin(std::fs::File::open(path).expect("envelopes")),
+        Source::Message(m) => c.args(["-m", m]),
+        Source::File(path) => c.arg("-f").arg(path),
+    };
     let out = c
         .output()
         .expect("mosquitto_pub is installed (deploy/setup.sh)");
@@ -152,8 +156,7 @@ fn published_envelopes_land_once_and_bad_messages_are_rejected_with_their_reason
             publish(
                 &broker,
                 &topic,
-                Some(&city.join("envelopes").join(format!("{sensor}.jsonl"))),
-                None,
+                Source::Lines(&city.join("envelopes").join(format!("{sensor}.jsonl"))),
             );
         }
     }
@@ -166,43 +169,25 @@ fn published_envelopes_land_once_and_bad_messages_are_rejected_with_their_reason
         .expect("an envelope")
         .to_owned();
     let topic = format!("footfall/v1/{site}/{sensor}/sightings");
-    publish(&broker, &topic, None, Some("{\"v\":1, not json"));
+    publish(&broker, &topic, Source::Message("{\"v\":1, not json"));
     publish(
         &broker,
         &topic,
-        None,
-        Some(&good.replacen("\"v\":1", "\"v\":9", 1)),
+        Source::Message(&good.replacen("\"v\":1", "\"v\":9", 1)),
     );
     publish(
         &broker,
         &format!("footfall/v1/{site}/nobody/sightings"),
-        None,
-        Some(&good.replacen(sensor, "nobody", 1)),
+        Source::Message(&good.replacen(sensor, "nobody", 1)),
     );
     publish(
         &broker,
         &format!("footfall/v1/{site}/{}/sightings", sensors[1].0),
-        None,
-        Some(&good),
+        Source::Message(&good),
     );
     let big = dir.path().join("big.txt");
     std::fs::write(&big, "x".repeat(100_000)).expect("write");
-    let out = Command::new("mosquitto_pub")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &broker.port.to_string(),
-            "-q",
-            "1",
-            "-t",
-            &topic,
-            "-f",
-        ])
-        .arg(&big)
-        .output()
-        .expect("mosquitto_pub");
-    assert!(out.status.success());
+    publish(&broker, &topic, Source::File(&big));
 
     let want = truth.sightings;
     let got = wait_for(Duration::from_secs(60), || {
