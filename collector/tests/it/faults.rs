@@ -62,13 +62,15 @@ fn setup() -> Setup {
 }
 
 impl Setup {
-    fn config(&self, db: &str) -> PathBuf {
-        let path = self.dir.path().join(format!("{db}.toml"));
+    /// A configuration for collector `name` writing to database `db`; `mqtt` adds lines to
+    /// its [mqtt] section.
+    fn config_for(&self, name: &str, db: &str, mqtt: &str) -> PathBuf {
+        let path = self.dir.path().join(format!("{name}.toml"));
         std::fs::write(
             &path,
             format!(
                 "version = 1\n[clickhouse]\nurl = \"{}\"\ndatabase = \"{db}\"\n\
-                 [mqtt]\nurl = \"{}\"\nclient_id = \"collector-{db}\"\nkeepalive_secs = 10\n\
+                 [mqtt]\nurl = \"{}\"\nclient_id = \"collector-{name}\"\nkeepalive_secs = 10\n{mqtt}\n\
                  [ingest]\nbatch_max_age_ms = 100\nmax_age_days = 3650\n\
                  [metrics]\nlisten = \"127.0.0.1:{}\"\n",
                 self.ch.url(),
@@ -83,6 +85,10 @@ impl Setup {
             &path,
         ));
         path
+    }
+
+    fn config(&self, db: &str) -> PathBuf {
+        self.config_for(db, db, "")
     }
 
     fn start(&self, config: &Path, db: &str) -> Child {
@@ -245,4 +251,42 @@ fn clickhouse_down_for_a_minute_loses_nothing_and_the_collector_recovers_by_itse
     assert_eq!(s.table("outage"), s.table("calm"));
     term(&mut run);
     term(&mut calm);
+}
+
+#[test]
+fn two_collectors_share_one_subscription_and_write_every_sighting_once() {
+    let s = setup();
+    let shared = "shared_group = \"collectors\"";
+    let configs = [
+        s.config_for("one", "fleet", shared),
+        s.config_for("two", "fleet", shared),
+    ];
+    let mut runs: Vec<Child> = ["one", "two"]
+        .iter()
+        .zip(&configs)
+        .map(|(n, c)| s.start(c, n))
+        .collect();
+    s.publish(8, Duration::from_millis(100))
+        .join()
+        .expect("publisher");
+    s.wait_complete("fleet", Duration::from_secs(60));
+    // The broker split the messages between the two members of the group.
+    let log = s.broker.log();
+    for n in ["one", "two"] {
+        let received = log
+            .matches(&format!("Sending PUBLISH to collector-{n}"))
+            .count();
+        assert!(received > 10, "collector-{n} received {received} messages");
+    }
+    let total: usize = ["one", "two"]
+        .iter()
+        .map(|n| {
+            log.matches(&format!("Sending PUBLISH to collector-{n}"))
+                .count()
+        })
+        .sum();
+    assert_eq!(total, s.messages.len(), "each message went to one member");
+    for r in &mut runs {
+        term(r);
+    }
 }
