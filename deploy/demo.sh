@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The main job, as far as it is built: a simulated city (the `demo` preset: a week's flight
 # on eight boards, six stores) -> its captures replayed through one footfall-agent per
-# sensor -> a real local Mosquitto -> an independent subscriber, checked against the
-# simulator's truth. Everything runs as user processes in target/demo; the broker is stopped
-# afterwards. (Collector, ClickHouse and the attribution report join in issues 4 and 5.)
+# sensor -> a real local Mosquitto -> footfall-collector -> a real local ClickHouse (with the
+# city's inventory, plays, campaigns, receipts and links imported), and an independent
+# subscriber; checked against the simulator's truth. Everything runs as user processes in
+# target/demo, stopped afterwards. (Site visits and the attribution report: issues 4 and 5.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=target/release
@@ -15,6 +16,9 @@ cat > "$WORK/mosquitto.conf" <<CONF
 listener $port 127.0.0.1
 allow_anonymous true
 persistence false
+# The collector acknowledges after each commit: let many messages be in flight.
+max_inflight_messages 0
+max_queued_messages 0
 log_dest file $PWD/$WORK/mosquitto.log
 log_type all
 $( [ "$(id -u)" -eq 0 ] && echo "user root" )
@@ -22,18 +26,69 @@ CONF
 mosquitto -c "$WORK/mosquitto.conf" >/dev/null 2>&1 &
 broker=$!
 sub=""
-cleanup() { [ -n "$sub" ] && kill "$sub" 2>/dev/null; kill "$broker" 2>/dev/null; wait 2>/dev/null || true; }
+collector=""
+clickhouse=""
+cleanup() {
+  for p in "$sub" "$collector" "$clickhouse" "$broker"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done
+  wait 2>/dev/null || true
+}
 trap cleanup EXIT
 for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
 
 echo "== 1. simulate the demo city (seed 1)"
 "$BIN/footfall-sim" generate --preset demo --seed 1 --out "$WORK/city"
 
-echo "== 2. one sensor agent per sensor, replaying its capture through Mosquitto on port $port"
+echo "== 2. ClickHouse and the collector (local processes), importing the city's files"
+hport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+tport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+mport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+D="$PWD/$WORK/clickhouse" && mkdir -p "$D"
+cat > "$D/config.xml" <<XML
+<?xml version="1.0"?>
+<yandex><logger><level>warning</level><log>$D/server.log</log><errorlog>$D/error.log</errorlog></logger>
+<http_port>$hport</http_port><tcp_port>$tport</tcp_port><listen_host>127.0.0.1</listen_host>
+<path>$D/data/</path><tmp_path>$D/tmp/</tmp_path><user_files_path>$D/uf/</user_files_path>
+<format_schema_path>$D/fs/</format_schema_path><users_config>$D/users.xml</users_config>
+<default_profile>default</default_profile><default_database>default</default_database>
+<mark_cache_size>268435456</mark_cache_size></yandex>
+XML
+cat > "$D/users.xml" <<XML
+<?xml version="1.0"?>
+<yandex><profiles><default/></profiles><users><default><password></password>
+<networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></default></users>
+<quotas><default/></quotas></yandex>
+XML
+/usr/sbin/clickhouse-server --config-file="$D/config.xml" >/dev/null 2>&1 &
+clickhouse=$!
+for _ in $(seq 300); do clickhouse-client --port "$tport" -q 'SELECT 1' >/dev/null 2>&1 && break; sleep 0.1; done
+cat > "$WORK/collector.toml" <<CONF
+version = 1
+[clickhouse]
+url = "http://127.0.0.1:$hport"
+[mqtt]
+url = "mqtt://127.0.0.1:$port"
+client_id = "demo-collector"
+[ingest]
+# The demo city lives in March 2026; accept data that old.
+max_age_days = 3650
+[metrics]
+listen = "127.0.0.1:$mport"
+CONF
+"$BIN/footfall-collector" check-config "$WORK/collector.toml"
+for kind_file in sites:inventory/sites.csv sensors:inventory/sensors.csv ad-plays:ad_plays.csv \
+                 campaigns:campaigns.jsonl receipts:receipts.csv links:links.csv; do
+  "$BIN/footfall-collector" --log warn import --config "$WORK/collector.toml" \
+    "${kind_file%%:*}" "$WORK/city/${kind_file#*:}"
+done
+"$BIN/footfall-collector" --log warn run --config "$WORK/collector.toml" 2> "$WORK/collector.log" &
+collector=$!
+for _ in $(seq 100); do grep -q "SUBSCRIBE from demo-collector" "$WORK/mosquitto.log" 2>/dev/null && break; sleep 0.1; done
+
+echo "== 3. one sensor agent per sensor, replaying its capture through Mosquitto on port $port"
 mosquitto_sub -h 127.0.0.1 -p "$port" -t 'footfall/v1/+/+/sightings' -q 1 -i demo-sub -v \
   > "$WORK/received.txt" &
 sub=$!
-for _ in $(seq 100); do grep -q "SUBSCRIBE from" "$WORK/mosquitto.log" 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 100); do grep -q "SUBSCRIBE from demo-sub" "$WORK/mosquitto.log" 2>/dev/null && break; sleep 0.1; done
 tail -n +2 "$WORK/city/inventory/sensors.csv" | while IFS=, read -r sensor site kind _; do
   d="$WORK/agents/$sensor" && mkdir -p "$d"
   cp "$WORK/city/tenant.key" "$d/tenant.key" && chmod 600 "$d/tenant.key"
@@ -54,9 +109,20 @@ CONF
   "$BIN/footfall-agent" --log warn replay --config "$d/agent.toml" \
     --pcap "$WORK/city/captures/$sensor.pcap" --summary "$d/summary.json"
 done
-sleep 1
+# The collector commits and acknowledges within a second of the last message.
+published=$(python3 -c "import glob, json; print(sum(json.load(open(p))['sightings'] + json.load(open(p))['interim_updates'] for p in glob.glob('$WORK/agents/*/summary.json')))")
+for _ in $(seq 600); do
+  [ "$(clickhouse-client --port "$tport" -q 'SELECT count() FROM footfall.sightings FINAL')" = "$published" ] && break
+  sleep 0.2
+done
+kill -TERM "$collector" && wait "$collector" || true
+collector=""
+clickhouse-client --port "$tport" -q "SELECT 'tables (rows, de-duplicated):', '' FORMAT TSV" > "$WORK/tables.txt"
+for t in sites sensors ad_plays campaigns receipts links sightings rejected; do
+  clickhouse-client --port "$tport" -q "SELECT '$t', count() FROM footfall.$t FINAL FORMAT TSV" >> "$WORK/tables.txt"
+done
 
-echo "== 3. summary"
+echo "== 4. summary"
 python3 - "$WORK" <<'PY'
 import glob, json, os, sys
 w = sys.argv[1]
@@ -79,5 +145,6 @@ for c in truth["campaigns"]:
     print(f"  sensed devices: exposed {d['n_exposed']}, control {d['n_control']}; the lift they can show "
           f"over {c['window_days']} d: {d['target_lift_pp']:+.2f} pp (observed {d['observed_lift_pp']:+.2f} pp)")
 print(f"store capture          {truth['store_capture']:.2f} of visitors seen by the store sensors")
+print("ClickHouse " + open(f"{w}/tables.txt").read().replace("\t", " ").strip().replace("\n", "\n  "))
 PY
-echo "== files in $WORK: city/ (captures, inventory, ad_plays.csv, receipts.csv, truth/), agents/, received.txt, mosquitto.log"
+echo "== files in $WORK: city/ (captures, inventory, ad_plays.csv, receipts.csv, truth/), agents/, received.txt, clickhouse/, collector.toml, collector.log, mosquitto.log"

@@ -23,6 +23,8 @@ use crate::metrics::Metrics;
 
 /// Messages read ahead of the batch being committed.
 const CHANNEL: usize = 4096;
+/// A batch closes after this long without a new message.
+const IDLE: Duration = Duration::from_millis(20);
 
 #[derive(Default)]
 struct Batch {
@@ -153,8 +155,12 @@ pub async fn run(
         shutdown: shutdown.clone(),
         inflight: None,
     };
+    // A batch also closes when no message came for IDLE: a broker that allows few messages in
+    // flight (Mosquitto's default is 20) would otherwise pace ingest at that many per
+    // batch_max_age.
+    let mut last_message = Instant::now();
     loop {
-        let deadline = batch.opened.map(|t| t + max_age);
+        let deadline = batch.opened.map(|t| (t + max_age).min(last_message + IDLE));
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
@@ -192,7 +198,8 @@ pub async fn run(
                     }
                 }
                 batch.messages.push(p);
-                batch.opened.get_or_insert_with(Instant::now);
+                last_message = Instant::now();
+                batch.opened.get_or_insert(last_message);
                 // Bounded in rows and in messages (an empty envelope makes no row).
                 if batch.rows().max(batch.messages.len()) >= bounds.batch_max_rows {
                     committer.start(std::mem::take(&mut batch)).await?;
