@@ -9,6 +9,7 @@
 # default batch age; a longer age makes fuller envelopes, up to 500 sightings)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. deploy/local.sh
 PRESET=${1:-demo}
 AGE=${2:-10}
 cargo build --release --locked -q -p simulator -p collector --bins
@@ -17,7 +18,6 @@ W=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$W"; }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 printf 'preset = "%s"\n[output]\nmode = "envelopes"\nbatch_max_age_secs = %s\n' "$PRESET" "$AGE" \
   > "$W/scenario.toml"
@@ -62,25 +62,9 @@ wait "$sub"
 t_sub=$(python3 -c "print($(date +%s.%N) - $t0)")
 
 # (b) The collector into ClickHouse.
-hport=$(free_port); tport=$(free_port); D="$W/ch"
-mkdir -p "$D"
-cat > "$D/config.xml" <<XML
-<?xml version="1.0"?>
-<yandex><logger><level>warning</level><log>$D/server.log</log><errorlog>$D/error.log</errorlog></logger>
-<http_port>$hport</http_port><tcp_port>$tport</tcp_port><listen_host>127.0.0.1</listen_host>
-<path>$D/data/</path><tmp_path>$D/tmp/</tmp_path><user_files_path>$D/uf/</user_files_path>
-<format_schema_path>$D/fs/</format_schema_path><users_config>$D/users.xml</users_config>
-<default_profile>default</default_profile><default_database>default</default_database>
-<mark_cache_size>268435456</mark_cache_size></yandex>
-XML
-cat > "$D/users.xml" <<XML
-<?xml version="1.0"?>
-<yandex><profiles><default/></profiles><users><default><password></password>
-<networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></default></users>
-<quotas><default/></quotas></yandex>
-XML
-/usr/sbin/clickhouse-server --config-file="$D/config.xml" >/dev/null 2>&1 & pids+=($!)
-for _ in $(seq 300); do clickhouse-client --port "$tport" -q 'SELECT 1' >/dev/null 2>&1 && break; sleep 0.1; done
+hport=$(free_port); tport=$(free_port)
+start_clickhouse "$W/ch" "$hport" "$tport"
+pids+=("$CLICKHOUSE_PID")
 metrics=$(free_port)
 cat > "$W/collector.toml" <<CONF
 version = 1

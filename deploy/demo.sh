@@ -7,11 +7,12 @@
 # target/demo, stopped afterwards. (Site visits and the attribution report: issues 4 and 5.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. deploy/local.sh
 BIN=target/release
 WORK=target/demo
 rm -rf "$WORK" && mkdir -p "$WORK"
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port)
 cat > "$WORK/mosquitto.conf" <<CONF
 listener $port 127.0.0.1
 allow_anonymous true
@@ -39,28 +40,9 @@ echo "== 1. simulate the demo city (seed 1)"
 "$BIN/footfall-sim" generate --preset demo --seed 1 --out "$WORK/city"
 
 echo "== 2. ClickHouse and the collector (local processes), importing the city's files"
-hport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-tport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-mport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-D="$PWD/$WORK/clickhouse" && mkdir -p "$D"
-cat > "$D/config.xml" <<XML
-<?xml version="1.0"?>
-<yandex><logger><level>warning</level><log>$D/server.log</log><errorlog>$D/error.log</errorlog></logger>
-<http_port>$hport</http_port><tcp_port>$tport</tcp_port><listen_host>127.0.0.1</listen_host>
-<path>$D/data/</path><tmp_path>$D/tmp/</tmp_path><user_files_path>$D/uf/</user_files_path>
-<format_schema_path>$D/fs/</format_schema_path><users_config>$D/users.xml</users_config>
-<default_profile>default</default_profile><default_database>default</default_database>
-<mark_cache_size>268435456</mark_cache_size></yandex>
-XML
-cat > "$D/users.xml" <<XML
-<?xml version="1.0"?>
-<yandex><profiles><default/></profiles><users><default><password></password>
-<networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></default></users>
-<quotas><default/></quotas></yandex>
-XML
-/usr/sbin/clickhouse-server --config-file="$D/config.xml" >/dev/null 2>&1 &
-clickhouse=$!
-for _ in $(seq 300); do clickhouse-client --port "$tport" -q 'SELECT 1' >/dev/null 2>&1 && break; sleep 0.1; done
+hport=$(free_port); tport=$(free_port); mport=$(free_port)
+start_clickhouse "$PWD/$WORK/clickhouse" "$hport" "$tport"
+clickhouse=$CLICKHOUSE_PID
 cat > "$WORK/collector.toml" <<CONF
 version = 1
 [clickhouse]

@@ -13,6 +13,8 @@ use anyhow::Context;
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 
+use crate::decode::day_of;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Kind {
     /// inventory/sites.csv
@@ -78,10 +80,7 @@ impl Fields<'_> {
     }
 
     fn time_ms(&self, name: &str) -> Result<i64, String> {
-        let v = self.str(name);
-        chrono::DateTime::parse_from_rfc3339(v)
-            .map(|t| t.timestamp_millis())
-            .map_err(|e| format!("column {name}: {v:?} is not an RFC 3339 time ({e})"))
+        rfc3339_ms(self.str(name)).map_err(|e| format!("column {name}: {e}"))
     }
 }
 
@@ -136,8 +135,11 @@ fn read_csv<T>(
     Ok(out)
 }
 
-fn day_of(ms: i64) -> u16 {
-    ms.div_euclid(86_400_000).clamp(0, i64::from(u16::MAX)) as u16
+/// Milliseconds since the epoch of an RFC 3339 time.
+fn rfc3339_ms(v: &str) -> Result<i64, String> {
+    chrono::DateTime::parse_from_rfc3339(v)
+        .map(|t| t.timestamp_millis())
+        .map_err(|e| format!("{v:?} is not an RFC 3339 time ({e})"))
 }
 
 fn site_kind(v: &str) -> Result<i8, String> {
@@ -422,13 +424,8 @@ pub async fn import(
                 let parsed = serde_json::from_str::<CampaignLine>(line)
                     .map_err(|e| e.to_string())
                     .and_then(|c| {
-                        let t = |v: &str| {
-                            chrono::DateTime::parse_from_rfc3339(v)
-                                .map(|t| t.timestamp_millis())
-                                .map_err(|e| format!("{v:?} is not an RFC 3339 time ({e})"))
-                        };
                         wire::validate_id(&c.id).map_err(|e| format!("id: {e}"))?;
-                        let (start_ms, end_ms) = (t(&c.start)?, t(&c.end)?);
+                        let (start_ms, end_ms) = (rfc3339_ms(&c.start)?, rfc3339_ms(&c.end)?);
                         if end_ms <= start_ms
                             || c.slots_per_loop == 0
                             || c.slots_per_loop >= c.loop_slots

@@ -126,7 +126,7 @@ pub fn generate(
         "board_id,start,end,creative_id,brand,campaign_id"
     )?;
 
-    let fingerprints: Vec<wire::Fingerprint> = w
+    let fingerprints: std::sync::Arc<[wire::Fingerprint]> = w
         .devices
         .iter()
         .map(|d| pcap::model_fingerprint(usize::from(d.family), usize::from(d.model)))

@@ -6,6 +6,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
 
 use firmware_config::Secret;
 use sensor_agent::identity::{device_key, epoch_key};
@@ -50,12 +51,12 @@ pub struct Sessions {
     secret: Secret,
     keys: HashMap<u32, [u8; 32]>,
     sensors: Vec<PerSensor>,
-    /// Fingerprint by device (its model's probe elements).
-    fingerprints: Vec<Fingerprint>,
+    /// Fingerprint by device (its model's probe elements), shared by every shard.
+    fingerprints: Arc<[Fingerprint]>,
 }
 
 impl Sessions {
-    pub fn new(w: &World, secret: &[u8], s: &Scenario, fingerprints: Vec<Fingerprint>) -> Self {
+    pub fn new(w: &World, secret: &[u8], s: &Scenario, fingerprints: Arc<[Fingerprint]>) -> Self {
         let (gap_secs, epoch_days) = (s.output.sighting_gap_secs, s.city.epoch_days);
         Sessions {
             floor: s.output.rssi_floor_dbm,

@@ -50,13 +50,13 @@ impl Shard {
     pub fn create_all(
         cx: &Ctx,
         dir: &Path,
-        fingerprints: &[wire::Fingerprint],
+        fingerprints: &std::sync::Arc<[wire::Fingerprint]>,
     ) -> anyhow::Result<Vec<Shard>> {
         let (s, w) = (cx.s, cx.w);
         let mut shards: Vec<Shard> = (0..SHARDS)
             .map(|_| Shard {
                 outs: (0..w.sensors.len()).map(|_| None).collect(),
-                sessions: Sessions::new(w, &s.tenant_secret(), s, fingerprints.to_vec()),
+                sessions: Sessions::new(w, &s.tenant_secret(), s, fingerprints.clone()),
                 carry: Vec::new(),
                 counts: vec![SensorCounts::default(); w.sensors.len()],
                 device_sightings: Vec::new(),

@@ -1,0 +1,37 @@
+# Shell helpers for running the servers as user processes (sourced by deploy/demo.sh and
+# benches/collector.sh; the Rust tests have the same in testkit).
+
+# A free TCP port on 127.0.0.1.
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# start_clickhouse DIR HTTP_PORT TCP_PORT: Debian's ClickHouse with its data in DIR, in the
+# background (its pid in CLICKHOUSE_PID); returns once it answers.
+start_clickhouse() {
+  local d=$1 http=$2 tcp=$3
+  mkdir -p "$d"
+  cat > "$d/config.xml" <<XML
+<?xml version="1.0"?>
+<yandex><logger><level>warning</level><log>$d/server.log</log><errorlog>$d/error.log</errorlog></logger>
+<http_port>$http</http_port><tcp_port>$tcp</tcp_port><listen_host>127.0.0.1</listen_host>
+<path>$d/data/</path><tmp_path>$d/tmp/</tmp_path><user_files_path>$d/uf/</user_files_path>
+<format_schema_path>$d/fs/</format_schema_path><users_config>$d/users.xml</users_config>
+<default_profile>default</default_profile><default_database>default</default_database>
+<mark_cache_size>268435456</mark_cache_size></yandex>
+XML
+  cat > "$d/users.xml" <<XML
+<?xml version="1.0"?>
+<yandex><profiles><default/></profiles><users><default><password></password>
+<networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></default></users>
+<quotas><default/></quotas></yandex>
+XML
+  /usr/sbin/clickhouse-server --config-file="$d/config.xml" >/dev/null 2>&1 &
+  CLICKHOUSE_PID=$!
+  for _ in $(seq 300); do
+    clickhouse-client --port "$tcp" -q 'SELECT 1' >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "ClickHouse did not start; see $d/error.log" >&2
+  return 1
+}
