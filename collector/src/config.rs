@@ -14,7 +14,38 @@ struct Raw {
     clickhouse: RawClickHouse,
     mqtt: RawMqtt,
     ingest: Ingest,
+    visits: VisitsConfig,
+    timely: RawTimely,
     metrics: RawMetrics,
+}
+
+/// The stream stage's rules and clocks.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VisitsConfig {
+    pub store_gap_secs: u32,
+    pub board_gap_secs: u32,
+    pub rssi_threshold_dbm: i8,
+    pub min_dwell_secs: u32,
+    pub bucket_secs: u32,
+    pub lateness_secs: u32,
+    pub horizon_hours: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTimely {
+    workers: usize,
+    hostfile: Option<PathBuf>,
+    process: Option<usize>,
+}
+
+/// The timely workers: this process's threads, and the cluster it belongs to, if any.
+#[derive(Debug, Clone)]
+pub struct TimelyConfig {
+    pub workers: usize,
+    /// (this process's index, every process's host:port)
+    pub cluster: Option<(usize, Vec<String>)>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -97,6 +128,8 @@ pub struct Config {
     pub clickhouse: ClickHouseConfig,
     pub mqtt: MqttConfig,
     pub ingest: Ingest,
+    pub visits: VisitsConfig,
+    pub timely: TimelyConfig,
     /// Where the Prometheus endpoint listens.
     pub metrics_listen: std::net::SocketAddr,
 }
@@ -252,7 +285,80 @@ impl Config {
                 ));
             }
         }
+        let v = &raw.visits;
+        let vbounds: [(&'static str, i64, i64, i64); 6] = [
+            ("visits.store_gap_secs", v.store_gap_secs.into(), 1, 86_400),
+            ("visits.board_gap_secs", v.board_gap_secs.into(), 1, 86_400),
+            ("visits.min_dwell_secs", v.min_dwell_secs.into(), 0, 86_400),
+            ("visits.bucket_secs", v.bucket_secs.into(), 1, 3600),
+            ("visits.lateness_secs", v.lateness_secs.into(), 0, 86_400),
+            ("visits.horizon_hours", v.horizon_hours.into(), 1, 24 * 60),
+        ];
+        for (field, x, lo, hi) in vbounds {
+            if !(lo..=hi).contains(&x) {
+                return Err(invalid(
+                    field,
+                    &x.to_string(),
+                    &format!("must be within [{lo}, {hi}]"),
+                ));
+            }
+        }
+        let t = raw.timely;
+        if !(1..=256).contains(&t.workers) {
+            return Err(invalid(
+                "timely.workers",
+                &t.workers.to_string(),
+                "must be within [1, 256]",
+            ));
+        }
+        let cluster = match (t.hostfile, t.process) {
+            (None, None) => None,
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(invalid(
+                    "timely.hostfile",
+                    "",
+                    "set timely.hostfile and timely.process together",
+                ))
+            }
+            (Some(path), Some(process)) => {
+                let text = std::fs::read_to_string(&path).map_err(|source| {
+                    ConfigError::Read {
+                        path: path.clone(),
+                        source,
+                    }
+                })?;
+                let hosts: Vec<String> = text
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(str::to_owned)
+                    .collect();
+                if let Some(bad) = hosts.iter().find(|h| {
+                    h.rsplit_once(':')
+                        .is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
+                }) {
+                    return Err(invalid(
+                        "timely.hostfile",
+                        bad,
+                        "every line must be host:port",
+                    ));
+                }
+                if process >= hosts.len() {
+                    return Err(invalid(
+                        "timely.process",
+                        &process.to_string(),
+                        &format!("the hostfile lists {} processes", hosts.len()),
+                    ));
+                }
+                Some((process, hosts))
+            }
+        };
         Ok(Config {
+            visits: raw.visits,
+            timely: TimelyConfig {
+                workers: t.workers,
+                cluster,
+            },
             clickhouse: ClickHouseConfig {
                 url: c.url,
                 database: c.database,
@@ -308,6 +414,9 @@ mod tests {
             ("[mqtt]\nshared_group = \"a/b\"", "mqtt.shared_group"),
             ("[ingest]\nbatch_max_rows = 0", "ingest.batch_max_rows"),
             ("[metrics]\nlisten = \"localhost\"", "metrics.listen"),
+            ("[visits]\nbucket_secs = 0", "visits.bucket_secs"),
+            ("[timely]\nworkers = 0", "timely.workers"),
+            ("[timely]\nprocess = 1", "timely.hostfile"),
             (
                 "[ingest]\nmax_payload_bytes = 999999999",
                 "ingest.max_payload_bytes",

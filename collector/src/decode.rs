@@ -119,7 +119,7 @@ pub fn day_of(ms: i64) -> u16 {
     ms.div_euclid(86_400_000).clamp(0, i64::from(u16::MAX)) as u16
 }
 
-fn fnv64(bytes: &[u8]) -> u64 {
+pub(crate) fn fnv64(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })

@@ -4,9 +4,12 @@
 //! collapse on the tables' keys. While ClickHouse is down the batch is retried with the same
 //! rows and nothing more is read: the channel from the MQTT task fills, the task stops
 //! polling, and the broker holds the messages (backpressure, bounded memory).
+//!
+//! Committed sightings go on to the stream stage ([`crate::stream`]), which turns them into
+//! site visits.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -20,6 +23,7 @@ use tracing::{info, warn};
 use crate::config::Config;
 use crate::decode::{decode, Decoded, RejectedRow, SightingRow, StatusRow};
 use crate::metrics::Metrics;
+use crate::stream::{load_rules, Feed, Stage};
 
 /// Messages read ahead of the batch being committed.
 const CHANNEL: usize = 4096;
@@ -97,6 +101,19 @@ pub async fn run(
     let mut inventory = load_inventory(&db).await?;
     let mut inventory_at = Instant::now();
     info!(sensors = inventory.len(), "fleet inventory loaded");
+    let rules = Arc::new(RwLock::new(load_rules(&db, &cfg).await?));
+    let stage = Stage::start(
+        &cfg,
+        rules.clone(),
+        db.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+    )?;
+    let feed = stage.feed();
+    if cfg.timely.cluster.as_ref().is_none_or(|(process, _)| *process == 0) {
+        let current = rules.read().expect("not poisoned").clone();
+        crate::stream::recover(&db, &cfg, &current, &feed).await?;
+    }
 
     let (client, mut eventloop) = AsyncClient::new(options(&cfg), request_capacity(&cfg));
     let filters = cfg.mqtt.filters();
@@ -153,6 +170,7 @@ pub async fn run(
         client: client.clone(),
         metrics: metrics.clone(),
         shutdown: shutdown.clone(),
+        feed,
         inflight: None,
     };
     // A batch also closes when no message came for IDLE: a broker that allows few messages in
@@ -206,6 +224,7 @@ pub async fn run(
                 }
                 if inventory_at.elapsed() > Duration::from_secs(bounds.inventory_refresh_secs) {
                     inventory = load_inventory(&db).await?;
+                    *rules.write().expect("not poisoned") = load_rules(&db, &cfg).await?;
                     inventory_at = Instant::now();
                 }
             }
@@ -217,11 +236,14 @@ pub async fn run(
     let _ = client.disconnect().await;
     mqtt_stop.cancel();
     let _ = mqtt.await;
+    drop(committer);
+    // The stream stage writes the stays it holds.
+    stage.finish().await?;
     info!("stopped");
     Ok(())
 }
 
-async fn insert<T: clickhouse::RowOwned + clickhouse::RowWrite>(
+pub(crate) async fn insert<T: clickhouse::RowOwned + clickhouse::RowWrite>(
     db: &clickhouse::Client,
     table: &str,
     rows: &[T],
@@ -243,6 +265,7 @@ struct Committer {
     client: AsyncClient,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
+    feed: Feed,
     inflight: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
 
@@ -253,14 +276,15 @@ impl Committer {
         if batch.messages.is_empty() {
             return Ok(());
         }
-        let (db, client, metrics, shutdown) = (
+        let (db, client, metrics, shutdown, feed) = (
             self.db.clone(),
             self.client.clone(),
             self.metrics.clone(),
             self.shutdown.clone(),
+            self.feed.clone(),
         );
         self.inflight = Some(tokio::spawn(async move {
-            commit(&db, &client, batch, &metrics, &shutdown).await
+            commit(&db, &client, &feed, batch, &metrics, &shutdown).await
         }));
         Ok(())
     }
@@ -280,6 +304,7 @@ impl Committer {
 async fn commit(
     db: &clickhouse::Client,
     client: &AsyncClient,
+    feed: &Feed,
     batch: Batch,
     metrics: &Metrics,
     shutdown: &CancellationToken,
@@ -316,6 +341,9 @@ async fn commit(
     if let Some(oldest) = batch.oldest_ms {
         metrics.event_lag_ms.set(wire::Millis::now().0 - oldest);
     }
+    // Committed: on to the stream stage, then acknowledged. (After a crash in between, the
+    // next start reads the sightings back from the table.)
+    feed.send(&batch.sightings).await?;
     for p in &batch.messages {
         client.ack(p).await.context("the MQTT client stopped")?;
     }

@@ -16,7 +16,11 @@ pub struct Counter(AtomicU64);
 
 impl Counter {
     pub fn inc(&self) {
-        self.0.fetch_add(1, Relaxed);
+        self.add(1);
+    }
+
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Relaxed);
     }
 
     pub fn get(&self) -> u64 {
@@ -30,6 +34,10 @@ pub struct Gauge(AtomicI64);
 impl Gauge {
     pub fn set(&self, v: i64) {
         self.0.store(v, Relaxed);
+    }
+
+    pub fn add(&self, delta: i64) {
+        self.0.fetch_add(delta, Relaxed);
     }
 }
 
@@ -57,6 +65,12 @@ pub struct Metrics {
     pub batch_latency: Latency,
     /// Now minus the oldest event time of the last committed batch.
     pub event_lag_ms: Gauge,
+    /// Sightings too late for the stream stage's state (behind its horizon).
+    pub visits_too_late: Counter,
+    /// Stays the stream stage holds (all workers of this process).
+    pub visit_stays: Gauge,
+    /// The stream stage's watermark (event time, ms).
+    pub watermark_ms: Gauge,
     rejected: Mutex<BTreeMap<Reason, u64>>,
     rows: Mutex<BTreeMap<&'static str, u64>>,
 }
@@ -109,6 +123,11 @@ impl Metrics {
             "Failed ClickHouse writes (retried).",
             self.clickhouse_errors.get(),
         );
+        counter(
+            "footfall_visits_too_late_total",
+            "Sightings that ended behind the stream stage's horizon (kept in sightings, not in visits).",
+            self.visits_too_late.get(),
+        );
         let rejected = self.rejected.lock().expect("not poisoned");
         s.push_str("# HELP footfall_rejected_total Messages rejected, by reason.\n# TYPE footfall_rejected_total counter\n");
         for r in Reason::ALL {
@@ -128,10 +147,16 @@ impl Metrics {
             "# HELP footfall_batch_seconds Time to commit a batch.\n# TYPE footfall_batch_seconds summary\n\
              footfall_batch_seconds_sum {}\nfootfall_batch_seconds_count {}\n\
              # HELP footfall_event_lag_seconds Now minus the oldest event time of the last batch.\n\
-             # TYPE footfall_event_lag_seconds gauge\nfootfall_event_lag_seconds {}\n",
+             # TYPE footfall_event_lag_seconds gauge\nfootfall_event_lag_seconds {}\n\
+             # HELP footfall_visit_stays Stays held by the stream stage.\n\
+             # TYPE footfall_visit_stays gauge\nfootfall_visit_stays {}\n\
+             # HELP footfall_watermark_seconds The stream stage's watermark (event time).\n\
+             # TYPE footfall_watermark_seconds gauge\nfootfall_watermark_seconds {}\n",
             self.batch_latency.sum_us.load(Relaxed) as f64 / 1e6,
             self.batch_latency.count.load(Relaxed),
             self.event_lag_ms.0.load(Relaxed) as f64 / 1e3,
+            self.visit_stays.0.load(Relaxed),
+            self.watermark_ms.0.load(Relaxed) as f64 / 1e3,
         );
         s
     }

@@ -11,11 +11,18 @@ use crate::ch;
 use crate::config::ClickHouseConfig;
 
 /// (version, file name, text), in order.
-pub const MIGRATIONS: &[(u32, &str, &str)] = &[(
-    1,
-    "0001_schema.sql",
-    include_str!("../../deploy/clickhouse/migrations/0001_schema.sql"),
-)];
+pub const MIGRATIONS: &[(u32, &str, &str)] = &[
+    (
+        1,
+        "0001_schema.sql",
+        include_str!("../../deploy/clickhouse/migrations/0001_schema.sql"),
+    ),
+    (
+        2,
+        "0002_stream_checkpoints.sql",
+        include_str!("../../deploy/clickhouse/migrations/0002_stream_checkpoints.sql"),
+    ),
+];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
     version UInt32, name String, checksum String, applied_ms Int64

@@ -63,8 +63,8 @@ fn setup() -> Setup {
 
 impl Setup {
     /// A configuration for collector `name` writing to database `db`; `mqtt` adds lines to
-    /// its [mqtt] section.
-    fn config_for(&self, name: &str, db: &str, mqtt: &str) -> PathBuf {
+    /// its [mqtt] section, `extra` whole sections.
+    fn config_for(&self, name: &str, db: &str, mqtt: &str, extra: &str) -> PathBuf {
         let path = self.dir.path().join(format!("{name}.toml"));
         std::fs::write(
             &path,
@@ -72,23 +72,25 @@ impl Setup {
                 "version = 1\n[clickhouse]\nurl = \"{}\"\ndatabase = \"{db}\"\n\
                  [mqtt]\nurl = \"{}\"\nclient_id = \"collector-{name}\"\nkeepalive_secs = 10\n{mqtt}\n\
                  [ingest]\nbatch_max_age_ms = 100\nmax_age_days = 3650\n\
-                 [metrics]\nlisten = \"127.0.0.1:{}\"\n",
+                 [metrics]\nlisten = \"127.0.0.1:{}\"\n{extra}\n",
                 self.ch.url(),
                 self.broker.url(),
                 free_port()
             ),
         )
         .expect("config");
-        let inventory = self.dir.path().join("city/inventory/sensors.csv");
-        assert_success(&collector(
-            &["import", "sensors", inventory.to_str().expect("utf-8")],
-            &path,
-        ));
+        for (kind, file) in [("sites", "sites.csv"), ("sensors", "sensors.csv")] {
+            let inventory = self.dir.path().join("city/inventory").join(file);
+            assert_success(&collector(
+                &["import", kind, inventory.to_str().expect("utf-8")],
+                &path,
+            ));
+        }
         path
     }
 
     fn config(&self, db: &str) -> PathBuf {
-        self.config_for(db, db, "")
+        self.config_for(db, db, "", "")
     }
 
     fn start(&self, config: &Path, db: &str) -> Child {
@@ -97,11 +99,16 @@ impl Setup {
             .log()
             .matches(&format!("SUBSCRIBE from collector-{db}"))
             .count();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("{db}.log")))
+            .expect("log file");
         let child = Command::new(COLLECTOR)
-            .args(["--log", "warn", "run", "--config"])
+            .args(["--log", "info", "run", "--config"])
             .arg(config)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("start the collector");
         if before == 0 {
@@ -170,6 +177,60 @@ impl Setup {
         ))
     }
 
+    /// The visits table as readers see it (FINAL, not retracted; versions aside).
+    fn visits(&self, db: &str) -> String {
+        let v = self.ch.query(&format!(
+            "SELECT site, day, device, visit_id, epoch, class, fingerprint, first_ms, last_ms, \
+             dwell_secs, rssi_max, sightings, kind FROM {db}.visits FINAL WHERE retracted = 0 \
+             ORDER BY site, device, first_ms"
+        ));
+        assert!(v.lines().count() > 100, "{db}: only {} visits", v.lines().count());
+        v
+    }
+
+    /// Stays computed from the sightings table in one pass, independently of the collector:
+    /// (site, device, first_ms, last_ms, rssi_max, distinct sightings), sorted.
+    fn stays_from_sightings(&self, db: &str) -> String {
+        let boards: Vec<String> = self
+            .ch
+            .query(&format!("SELECT site_id FROM {db}.sites FINAL WHERE kind = 'billboard'"))
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        let rows = self.ch.query(&format!(
+            "SELECT site, device, first_ms, max(last_ms), max(rssi_max), sensor \
+             FROM {db}.sightings FINAL GROUP BY site, device, sensor, first_ms \
+             ORDER BY site, device, first_ms"
+        ));
+        let mut out: Vec<(String, u64, i64, i64, i64, u32)> = Vec::new();
+        for line in rows.lines() {
+            let f: Vec<&str> = line.split('\t').collect();
+            let (site, device) = (f[0], f[1].parse::<u64>().expect("device"));
+            let (first, last) = (f[2].parse::<i64>().expect("first"), f[3].parse::<i64>().expect("last"));
+            let rssi = f[4].parse::<i64>().expect("rssi");
+            let gap = if boards.iter().any(|b| b == site) { 1_800_000 } else { 600_000 };
+            match out.last_mut() {
+                Some(c) if c.0 == site && c.1 == device && first <= c.3 + gap => {
+                    c.3 = c.3.max(last);
+                    c.4 = c.4.max(rssi);
+                    c.5 += 1;
+                }
+                _ => out.push((site.to_owned(), device, first, last, rssi, 1)),
+            }
+        }
+        out.iter()
+            .map(|c| format!("{}\t{}\t{}\t{}\t{}\t{}\n", c.0, c.1, c.2, c.3, c.4, c.5))
+            .collect()
+    }
+
+    /// The same columns from the visits table.
+    fn stays_from_visits(&self, db: &str) -> String {
+        self.ch.query(&format!(
+            "SELECT site, device, first_ms, last_ms, rssi_max, sightings FROM {db}.visits FINAL \
+             WHERE retracted = 0 ORDER BY site, device, first_ms"
+        ))
+    }
+
     fn wait_complete(&self, db: &str, timeout: Duration) {
         let want = self.sightings.to_string();
         let done = wait_for(timeout, || {
@@ -195,13 +256,28 @@ fn kill9(child: &mut Child) {
     let _ = child.wait();
 }
 
-fn term(child: &mut Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let status = wait_for(Duration::from_secs(30), || child.try_wait().ok().flatten())
-        .expect("stops on SIGTERM");
-    assert!(status.success(), "{status:?}");
+impl Setup {
+    /// Stops collector `name` with SIGTERM; it must drain and exit 0.
+    fn term(&self, child: &mut Child, name: &str) {
+        self.term_all(&mut [(child, name)]);
+    }
+
+    /// Sends SIGTERM to every collector, then waits for each: the processes of a timely
+    /// cluster stop together.
+    fn term_all(&self, children: &mut [(&mut Child, &str)]) {
+        for (child, _) in children.iter() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+        }
+        for (child, name) in children {
+            let status = wait_for(Duration::from_secs(30), || child.try_wait().ok().flatten());
+            let log = || std::fs::read_to_string(self.dir.path().join(format!("{name}.log")));
+            let status =
+                status.unwrap_or_else(|| panic!("{name} ignores SIGTERM; log:\n{:?}", log()));
+            assert!(status.success(), "{name}: {status:?}; log:\n{:?}", log());
+        }
+    }
 }
 
 #[test]
@@ -221,8 +297,10 @@ fn a_collector_killed_again_and_again_ends_with_the_undisturbed_tables() {
     s.wait_complete("calm", Duration::from_secs(60));
     s.wait_complete("hit", Duration::from_secs(60));
     assert_eq!(s.table("hit"), s.table("calm"));
-    term(&mut hit);
-    term(&mut calm);
+    // Stopped, each writes the stays it still holds: the visits match too.
+    s.term(&mut hit, "hit");
+    s.term(&mut calm, "calm");
+    assert_eq!(s.visits("hit"), s.visits("calm"));
 }
 
 #[test]
@@ -249,44 +327,74 @@ fn clickhouse_down_for_a_minute_loses_nothing_and_the_collector_recovers_by_itse
     s.publish(1, Duration::ZERO).join().expect("publisher");
     s.wait_complete("calm", Duration::from_secs(60));
     assert_eq!(s.table("outage"), s.table("calm"));
-    term(&mut run);
-    term(&mut calm);
+    s.term(&mut run, "outage");
+    s.term(&mut calm, "calm");
+    assert_eq!(s.visits("outage"), s.visits("calm"));
 }
 
 #[test]
-fn two_collectors_share_one_subscription_and_write_every_sighting_once() {
+fn visits_are_the_same_with_one_two_or_three_workers_and_as_a_two_process_cluster() {
     let s = setup();
+    let hostfile = s.dir.path().join("hosts");
+    std::fs::write(
+        &hostfile,
+        format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port()),
+    )
+    .expect("hostfile");
+    let cluster = |p: usize| {
+        format!(
+            "[timely]\nworkers = 1\nhostfile = \"{}\"\nprocess = {p}\n",
+            hostfile.display()
+        )
+    };
     let shared = "shared_group = \"collectors\"";
-    let configs = [
-        s.config_for("one", "fleet", shared),
-        s.config_for("two", "fleet", shared),
+    let runs = [
+        ("w1", "w1", "", "[timely]\nworkers = 1\n".to_owned()),
+        ("w2", "w2", "", "[timely]\nworkers = 2\n".to_owned()),
+        ("w3", "w3", "", "[timely]\nworkers = 3\n".to_owned()),
+        ("one", "fleet", shared, cluster(0)),
+        ("two", "fleet", shared, cluster(1)),
     ];
-    let mut runs: Vec<Child> = ["one", "two"]
+    let configs: Vec<PathBuf> = runs
+        .iter()
+        .map(|(name, db, mqtt, extra)| s.config_for(name, db, mqtt, extra))
+        .collect();
+    let mut children: Vec<Child> = runs
         .iter()
         .zip(&configs)
-        .map(|(n, c)| s.start(c, n))
+        .map(|((name, ..), c)| s.start(c, name))
         .collect();
     s.publish(8, Duration::from_millis(100))
         .join()
         .expect("publisher");
-    s.wait_complete("fleet", Duration::from_secs(60));
-    // The broker split the messages between the two members of the group.
+    for db in ["w1", "w2", "w3", "fleet"] {
+        s.wait_complete(db, Duration::from_secs(60));
+    }
+    // The broker split the messages between the cluster's two processes.
     let log = s.broker.log();
-    for n in ["one", "two"] {
-        let received = log
-            .matches(&format!("Sending PUBLISH to collector-{n}"))
-            .count();
-        assert!(received > 10, "collector-{n} received {received} messages");
+    let received = |n: &str| {
+        log.matches(&format!("Sending PUBLISH to collector-{n}"))
+            .count()
+    };
+    assert!(received("one") > 10 && received("two") > 10);
+    assert_eq!(received("one") + received("two"), s.messages.len());
+    let mut all: Vec<(&mut Child, &str)> = children
+        .iter_mut()
+        .zip(&runs)
+        .map(|(c, (name, ..))| (c, *name))
+        .collect();
+    s.term_all(&mut all);
+    let w1 = s.visits("w1");
+    for db in ["w2", "w3", "fleet"] {
+        assert_eq!(s.visits(db), w1, "{db} differs from one worker");
     }
-    let total: usize = ["one", "two"]
-        .iter()
-        .map(|n| {
-            log.matches(&format!("Sending PUBLISH to collector-{n}"))
-                .count()
-        })
-        .sum();
-    assert_eq!(total, s.messages.len(), "each message went to one member");
-    for r in &mut runs {
-        term(r);
-    }
+    // And they are the stays a batch computation finds in the sightings table.
+    assert_eq!(s.stays_from_visits("w1"), s.stays_from_sightings("w1"));
+    // Visitors and passers-by both occur, at stores; boards have qualifying passes.
+    let kinds = s.ch.query(
+        "SELECT site IN (SELECT site_id FROM w1.sites FINAL WHERE kind = 'billboard') AS board, \
+         kind, count() FROM w1.visits FINAL WHERE retracted = 0 \
+         GROUP BY board, kind ORDER BY board, kind",
+    );
+    assert_eq!(kinds.lines().count(), 4, "{kinds}");
 }

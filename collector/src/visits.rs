@@ -1,0 +1,597 @@
+//! Site visits: a site's sensors' sightings of one device merged into stays, each classified
+//! as a passer-by or a visitor by the site's thresholds.
+//!
+//! A stay is a connected run of the device's sightings at the site: two sightings belong to
+//! the same stay when the gap between them is at most the site kind's gap (stores 10 min,
+//! boards 30 min, the pass gap of ATTRIBUTION.md). The merge is a join in a lattice (first =
+//! min, last = max, RSSI = max, sightings = set union), so it does not depend on the order
+//! sightings arrive in, and a duplicate, a redelivery, a spool replay or an interim update
+//! followed by its final version changes nothing it should not.
+//!
+//! A stay is written when it is closed (the watermark has passed its end by more than the
+//! gap) and has changed since it was last written. A visit's identity is (site, day, device,
+//! visit_id), with visit_id derived from the device and the start, so late data that extends
+//! a written visit writes a new version of it, and data that moves its start or joins two
+//! visits retracts the old identities (a row with `retracted = 1`).
+//!
+//! State is kept for `horizon` of event time behind the watermark. A sighting that ends
+//! before that floor is too late to merge safely: it is counted and left out of the visits
+//! (it is in the sightings table all the same).
+
+use std::collections::{HashMap, HashSet};
+
+use clickhouse::Row;
+use serde::{Deserialize, Serialize};
+
+use crate::decode::{day_of, fnv64, SightingRow};
+
+/// A sighting as the stream stage needs it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Seen {
+    pub site: String,
+    pub device: u64,
+    pub epoch: u32,
+    pub class: i8,
+    pub fingerprint: u32,
+    pub first_ms: i64,
+    pub last_ms: i64,
+    pub rssi_max: i8,
+    /// Identifies the sighting (its sensor and start) among its versions: an interim update
+    /// and the final sighting share it.
+    pub key: u64,
+    /// Read back at start-up within a gap of the recovery floor: the stay it joins may have
+    /// begun before the floor, so it is not written again.
+    pub tainted: bool,
+}
+
+impl Seen {
+    pub fn new(row: &SightingRow, tainted: bool) -> Seen {
+        Seen {
+            site: row.site.clone(),
+            device: row.device,
+            epoch: row.epoch,
+            class: row.class,
+            fingerprint: row.fingerprint,
+            first_ms: row.first_ms,
+            last_ms: row.last_ms,
+            rssi_max: row.rssi_max,
+            key: sighting_key(&row.sensor, row.first_ms),
+            tainted,
+        }
+    }
+}
+
+/// A sighting's identity across its versions: its sensor and its start.
+pub fn sighting_key(sensor: &str, first_ms: i64) -> u64 {
+    let mut key = sensor.as_bytes().to_vec();
+    key.extend_from_slice(&first_ms.to_le_bytes());
+    fnv64(&key)
+}
+
+/// What the inventory says about a site (table `sites`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SiteRule {
+    pub board: bool,
+    pub rssi_threshold_dbm: i8,
+    pub min_dwell_secs: u32,
+    /// Opening hours, UTC: a visitor's stay starts in [open_hour, close_hour).
+    pub open_hour: u8,
+    pub close_hour: u8,
+}
+
+/// The rules of every site, with the defaults for a site not (yet) in the inventory.
+#[derive(Clone, Debug)]
+pub struct Rules {
+    pub sites: HashMap<String, SiteRule>,
+    pub default: SiteRule,
+    pub store_gap_ms: i64,
+    pub board_gap_ms: i64,
+}
+
+impl Rules {
+    pub fn site(&self, site: &str) -> SiteRule {
+        self.sites.get(site).copied().unwrap_or(self.default)
+    }
+
+    fn gap_ms(&self, site: &str) -> i64 {
+        if self.site(site).board {
+            self.board_gap_ms
+        } else {
+            self.store_gap_ms
+        }
+    }
+}
+
+/// A row of the `visits` table.
+#[derive(Clone, Debug, PartialEq, Row, Serialize, Deserialize)]
+pub struct VisitRow {
+    pub site: String,
+    pub day: u16,
+    pub device: u64,
+    pub visit_id: u64,
+    pub epoch: u32,
+    pub class: i8,
+    pub fingerprint: u32,
+    pub first_ms: i64,
+    pub last_ms: i64,
+    pub dwell_secs: u32,
+    pub rssi_max: i8,
+    pub sightings: u32,
+    /// 1 passer-by, 2 visitor.
+    pub kind: i8,
+    pub retracted: u8,
+    pub version: u64,
+}
+
+pub const PASSER_BY: i8 = 1;
+pub const VISITOR: i8 = 2;
+
+/// The identity of a written visit: (day, visit_id); site and device are the stay's own.
+type Written = (u16, u64);
+
+#[derive(Clone, Debug)]
+struct Stay {
+    first_ms: i64,
+    last_ms: i64,
+    rssi_max: i8,
+    /// Epoch, class and fingerprint of the earliest sighting (ties: the smallest
+    /// fingerprint), so the result does not depend on arrival order.
+    epoch: u32,
+    class: i8,
+    fingerprint: u32,
+    /// Sorted, distinct sighting keys.
+    sightings: Vec<u64>,
+    /// Identities written for this stay or the stays merged into it.
+    written: Vec<Written>,
+    dirty: bool,
+    tainted: bool,
+}
+
+impl Stay {
+    fn of(s: &Seen) -> Stay {
+        Stay {
+            first_ms: s.first_ms,
+            last_ms: s.last_ms.max(s.first_ms),
+            rssi_max: s.rssi_max,
+            epoch: s.epoch,
+            class: s.class,
+            fingerprint: s.fingerprint,
+            sightings: vec![s.key],
+            written: Vec::new(),
+            dirty: true,
+            tainted: s.tainted,
+        }
+    }
+
+    fn joins(&self, s: &Stay, gap_ms: i64) -> bool {
+        self.first_ms <= s.last_ms + gap_ms && s.first_ms <= self.last_ms + gap_ms
+    }
+
+    fn absorb(&mut self, o: Stay) {
+        if (o.first_ms, o.fingerprint) < (self.first_ms, self.fingerprint) {
+            (self.epoch, self.class, self.fingerprint) = (o.epoch, o.class, o.fingerprint);
+        }
+        self.first_ms = self.first_ms.min(o.first_ms);
+        self.last_ms = self.last_ms.max(o.last_ms);
+        self.rssi_max = self.rssi_max.max(o.rssi_max);
+        self.sightings.extend(o.sightings);
+        self.sightings.sort_unstable();
+        self.sightings.dedup();
+        self.written.extend(o.written);
+        self.tainted |= o.tainted;
+        self.dirty = true;
+    }
+
+    fn identity(&self, device: u64) -> Written {
+        let mut b = device.to_le_bytes().to_vec();
+        b.extend_from_slice(&self.first_ms.to_le_bytes());
+        (day_of(self.first_ms), fnv64(&b))
+    }
+}
+
+/// The visits of the sites one worker owns.
+#[derive(Default)]
+pub struct Visits {
+    /// Per site, per device: stays in start order, none joining another.
+    sites: HashMap<String, HashMap<u64, Vec<Stay>>>,
+    /// Devices with a stay not yet written as it stands.
+    dirty: HashSet<(String, u64)>,
+    /// Sightings ending before this are too late (event time, ms).
+    floor_ms: i64,
+    /// Counters for the metrics.
+    pub too_late: u64,
+    last_version: u64,
+}
+
+impl Visits {
+    pub fn new() -> Visits {
+        Visits {
+            floor_ms: i64::MIN,
+            ..Visits::default()
+        }
+    }
+
+    /// Merges a sighting into its device's stays. Returns false if it is too late.
+    pub fn insert(&mut self, s: &Seen, rules: &Rules) -> bool {
+        if s.last_ms < self.floor_ms {
+            self.too_late += 1;
+            return false;
+        }
+        let gap = rules.gap_ms(&s.site);
+        let stays = self
+            .sites
+            .entry(s.site.clone())
+            .or_default()
+            .entry(s.device)
+            .or_default();
+        let covered = |x: &Stay| {
+            x.first_ms <= s.first_ms
+                && x.last_ms >= s.last_ms
+                && x.rssi_max >= s.rssi_max
+                && x.sightings.binary_search(&s.key).is_ok()
+        };
+        if stays.iter().any(covered) {
+            // A duplicate, or an earlier version of a sighting already merged.
+            return true;
+        }
+        let mut merged = Stay::of(s);
+        let mut i = 0;
+        while i < stays.len() {
+            if stays[i].joins(&merged, gap) {
+                merged.absorb(stays.remove(i));
+                // The merged stay may now reach stays it did not before: look again.
+                i = 0;
+            } else {
+                i += 1;
+            }
+        }
+        let at = stays.partition_point(|x| x.first_ms < merged.first_ms);
+        stays.insert(at, merged);
+        self.dirty.insert((s.site.clone(), s.device));
+        true
+    }
+
+    fn version(&mut self) -> u64 {
+        let now = u64::try_from(wire::Millis::now().0).unwrap_or(0) * 1000;
+        self.last_version = now.max(self.last_version + 1);
+        self.last_version
+    }
+
+    /// Writes the changed stays that are closed at `watermark_ms` (all of them at `None`,
+    /// when the input has ended), then forgets what is older than `horizon_ms` behind the
+    /// watermark.
+    pub fn emit(
+        &mut self,
+        watermark_ms: Option<i64>,
+        horizon_ms: i64,
+        rules: &Rules,
+        out: &mut Vec<VisitRow>,
+    ) {
+        let mut still_dirty = HashSet::new();
+        let dirty = std::mem::take(&mut self.dirty);
+        for (site, device) in dirty {
+            let rule = rules.site(&site);
+            let gap = rules.gap_ms(&site);
+            let Some(stays) = self.sites.get_mut(&site).and_then(|d| d.get_mut(&device)) else {
+                continue;
+            };
+            let mut open = false;
+            let mut rows = Vec::new();
+            for stay in stays.iter_mut().filter(|s| s.dirty) {
+                if watermark_ms.is_some_and(|w| stay.last_ms + gap >= w) {
+                    open = true;
+                    continue;
+                }
+                stay.dirty = false;
+                let id = stay.identity(device);
+                for old in std::mem::take(&mut stay.written) {
+                    if old != id {
+                        rows.push(row(&site, device, old, stay, rule, 1));
+                    }
+                }
+                stay.written.push(id);
+                if !stay.tainted {
+                    rows.push(row(&site, device, id, stay, rule, 0));
+                }
+            }
+            for mut r in rows {
+                r.version = self.version();
+                out.push(r);
+            }
+            if open {
+                still_dirty.insert((site, device));
+            }
+        }
+        self.dirty = still_dirty;
+        if let Some(w) = watermark_ms {
+            self.evict(w - horizon_ms, rules);
+        }
+    }
+
+    /// Raises the floor; forgets the stays that no sighting at or above it can join.
+    fn evict(&mut self, floor_ms: i64, rules: &Rules) {
+        if floor_ms <= self.floor_ms {
+            return;
+        }
+        // Scanning every stay is linear in the state: do it once an hour of event time.
+        let sweep = floor_ms.div_euclid(3_600_000) != self.floor_ms.div_euclid(3_600_000);
+        self.floor_ms = floor_ms;
+        if !sweep {
+            return;
+        }
+        self.sites.retain(|site, devices| {
+            let gap = rules.gap_ms(site);
+            devices.retain(|_, stays| {
+                stays.retain(|s| s.dirty || s.last_ms + gap >= floor_ms);
+                !stays.is_empty()
+            });
+            !devices.is_empty()
+        });
+    }
+
+    /// Stays held, for the metrics.
+    pub fn stays(&self) -> usize {
+        self.sites
+            .values()
+            .flat_map(|d| d.values())
+            .map(Vec::len)
+            .sum()
+    }
+}
+
+fn row(site: &str, device: u64, id: Written, s: &Stay, rule: SiteRule, retracted: u8) -> VisitRow {
+    let dwell_ms = s.last_ms - s.first_ms;
+    let hour = s.first_ms.rem_euclid(86_400_000) / 3_600_000;
+    let in_hours = (i64::from(rule.open_hour)..i64::from(rule.close_hour)).contains(&hour);
+    let visitor = dwell_ms >= i64::from(rule.min_dwell_secs) * 1000
+        && s.rssi_max >= rule.rssi_threshold_dbm
+        && in_hours;
+    VisitRow {
+        site: site.to_owned(),
+        day: id.0,
+        device,
+        visit_id: id.1,
+        epoch: s.epoch,
+        class: s.class,
+        fingerprint: s.fingerprint,
+        first_ms: s.first_ms,
+        last_ms: s.last_ms,
+        dwell_secs: u32::try_from(dwell_ms / 1000).unwrap_or(u32::MAX),
+        rssi_max: s.rssi_max,
+        sightings: u32::try_from(s.sightings.len()).unwrap_or(u32::MAX),
+        kind: if visitor { VISITOR } else { PASSER_BY },
+        retracted,
+        version: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: i64 = 60_000;
+
+    fn rules() -> Rules {
+        Rules {
+            sites: HashMap::from([(
+                "board".to_owned(),
+                SiteRule {
+                    board: true,
+                    rssi_threshold_dbm: -75,
+                    min_dwell_secs: 0,
+                    open_hour: 0,
+                    close_hour: 24,
+                },
+            )]),
+            default: SiteRule {
+                board: false,
+                rssi_threshold_dbm: -70,
+                min_dwell_secs: 180,
+                open_hour: 8,
+                close_hour: 20,
+            },
+            store_gap_ms: 10 * MIN,
+            board_gap_ms: 30 * MIN,
+        }
+    }
+
+    fn seen(site: &str, device: u64, key: u64, first: i64, last: i64, rssi: i8) -> Seen {
+        Seen {
+            site: site.to_owned(),
+            device,
+            epoch: 1,
+            class: 0,
+            fingerprint: 7,
+            first_ms: first,
+            last_ms: last,
+            rssi_max: rssi,
+            key,
+            tainted: false,
+        }
+    }
+
+    /// The stays as a batch computation would find them: sort by start, chain over gaps.
+    fn naive(input: &[Seen], rules: &Rules) -> Vec<(String, u64, i64, i64, i8, usize)> {
+        let mut v = input.to_vec();
+        v.sort_by_key(|s| (s.site.clone(), s.device, s.first_ms));
+        let mut out: Vec<(String, u64, i64, i64, i8, HashSet<u64>)> = Vec::new();
+        for s in v {
+            let gap = rules.gap_ms(&s.site);
+            match out.last_mut() {
+                Some(c) if c.0 == s.site && c.1 == s.device && s.first_ms <= c.3 + gap => {
+                    c.3 = c.3.max(s.last_ms);
+                    c.4 = c.4.max(s.rssi_max);
+                    c.5.insert(s.key);
+                }
+                _ => out.push((
+                    s.site.clone(),
+                    s.device,
+                    s.first_ms,
+                    s.last_ms,
+                    s.rssi_max,
+                    HashSet::from([s.key]),
+                )),
+            }
+        }
+        out.into_iter()
+            .map(|c| (c.0, c.1, c.2, c.3, c.4, c.5.len()))
+            .collect()
+    }
+
+    /// The table as FINAL with retracted = 0 would read it.
+    fn table(rows: &[VisitRow]) -> Vec<(String, u64, i64, i64, i8, usize)> {
+        let mut latest: HashMap<(String, u16, u64, u64), &VisitRow> = HashMap::new();
+        for r in rows {
+            let k = (r.site.clone(), r.day, r.device, r.visit_id);
+            if latest.get(&k).is_none_or(|o| o.version < r.version) {
+                latest.insert(k, r);
+            }
+        }
+        let mut v: Vec<_> = latest
+            .values()
+            .filter(|r| r.retracted == 0)
+            .map(|r| {
+                (
+                    r.site.clone(),
+                    r.device,
+                    r.first_ms,
+                    r.last_ms,
+                    r.rssi_max,
+                    r.sightings as usize,
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// A deterministic shuffle (xorshift), so the test needs no RNG crate.
+    fn shuffle<T>(v: &mut [T], mut x: u64) {
+        for i in (1..v.len()).rev() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            v.swap(i, (x % (i as u64 + 1)) as usize);
+        }
+    }
+
+    fn workload(seed: u64) -> Vec<Seen> {
+        let mut x = seed;
+        let mut next = move |m: i64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % m as u64) as i64
+        };
+        let mut v = Vec::new();
+        for key in 0..400u64 {
+            let site = ["store-a", "store-b", "board"][next(3) as usize];
+            let first = 8 * 60 * MIN + next(6 * 60) * MIN + next(60_000);
+            let last = first + next(20) * MIN;
+            let s = seen(site, next(5) as u64, key, first, last, -90 + next(40) as i8);
+            // An interim version (shorter) and a redelivered duplicate of some sightings.
+            if next(4) == 0 {
+                let mut interim = s.clone();
+                interim.last_ms = first + (last - first) / 2;
+                v.push(interim);
+            }
+            if next(5) == 0 {
+                v.push(s.clone());
+            }
+            v.push(s);
+        }
+        v
+    }
+
+    #[test]
+    fn stays_do_not_depend_on_arrival_order_duplicates_or_lateness() {
+        let r = rules();
+        for seed in 1..20u64 {
+            let mut input = workload(seed);
+            let want = naive(&input, &r);
+            shuffle(&mut input, seed * 7919);
+            let mut v = Visits::new();
+            let mut rows = Vec::new();
+            // A watermark that runs ahead of part of the data: the rest arrives late.
+            for (i, s) in input.iter().enumerate() {
+                assert!(v.insert(s, &r));
+                if i % 37 == 0 {
+                    v.emit(Some(s.last_ms), 48 * 60 * MIN, &r, &mut rows);
+                }
+            }
+            v.emit(None, 48 * 60 * MIN, &r, &mut rows);
+            assert_eq!(table(&rows), want, "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn late_data_that_joins_two_visits_retracts_one() {
+        let r = rules();
+        let mut v = Visits::new();
+        let mut rows = Vec::new();
+        let t = 10 * 60 * MIN;
+        v.insert(&seen("s", 1, 1, t, t + 2 * MIN, -60), &r);
+        v.insert(&seen("s", 1, 2, t + 20 * MIN, t + 24 * MIN, -60), &r);
+        v.emit(Some(t + 60 * MIN), 48 * 60 * MIN, &r, &mut rows);
+        assert_eq!(rows.len(), 2);
+        assert!(rows.iter().all(|x| x.retracted == 0));
+        let (first, second) = (rows[0].clone(), rows[1].clone());
+        // A sensor's spool drains: the sighting in between arrives an hour late.
+        v.insert(&seen("s", 1, 3, t + 9 * MIN, t + 15 * MIN, -65), &r);
+        v.emit(Some(t + 61 * MIN), 48 * 60 * MIN, &r, &mut rows);
+        let late = &rows[2..];
+        let joined = late.iter().find(|x| x.retracted == 0).expect("the joined visit");
+        assert_eq!((joined.first_ms, joined.last_ms), (t, t + 24 * MIN));
+        assert_eq!(joined.visit_id, first.visit_id, "keeps the first visit's identity");
+        assert!(joined.version > first.version);
+        assert_eq!(joined.kind, VISITOR);
+        assert_eq!(joined.sightings, 3);
+        let gone = late.iter().find(|x| x.retracted == 1).expect("a retraction");
+        assert_eq!(gone.visit_id, second.visit_id);
+        assert_eq!(table(&rows).len(), 1);
+    }
+
+    #[test]
+    fn classification_follows_the_site_rules() {
+        let r = rules();
+        let mut v = Visits::new();
+        let mut rows = Vec::new();
+        let h = 60 * MIN;
+        let cases = [
+            // (site, first, last, rssi, visitor?)
+            ("store", 9 * h, 9 * h + 3 * MIN, -70, true),
+            ("store", 9 * h, 9 * h + 3 * MIN - 1000, -70, false), // too short
+            ("store", 9 * h, 9 * h + 30 * MIN, -71, false),       // too weak
+            ("store", 21 * h, 21 * h + 30 * MIN, -50, false),     // after closing
+            ("board", 22 * h, 22 * h, -75, true),                 // a qualifying pass
+            ("board", 22 * h, 22 * h + 5 * MIN, -76, false),
+        ];
+        for (i, c) in cases.iter().enumerate() {
+            v.insert(&seen(c.0, i as u64, 1, c.1, c.2, c.3), &r);
+        }
+        v.emit(None, 0, &r, &mut rows);
+        for (i, c) in cases.iter().enumerate() {
+            let got = rows.iter().find(|x| x.device == i as u64).expect("a row");
+            assert_eq!(got.kind == VISITOR, c.4, "case {i}: {c:?}");
+        }
+    }
+
+    #[test]
+    fn too_late_data_is_counted_not_merged_and_tainted_stays_are_not_written() {
+        let r = rules();
+        let mut v = Visits::new();
+        let mut rows = Vec::new();
+        let t = 100 * 60 * MIN;
+        v.insert(&seen("s", 1, 1, t, t + MIN, -60), &r);
+        v.emit(Some(t + 48 * 60 * MIN + 2 * 60 * MIN), 48 * 60 * MIN, &r, &mut rows);
+        assert_eq!(rows.len(), 1);
+        assert_eq!(v.stays(), 0, "forgotten behind the horizon");
+        assert!(!v.insert(&seen("s", 1, 2, t, t + 2 * MIN, -60), &r));
+        assert_eq!(v.too_late, 1);
+        let mut tainted = seen("s", 2, 3, t + 60 * 60 * MIN, t + 61 * 60 * MIN, -60);
+        tainted.tainted = true;
+        v.insert(&tainted, &r);
+        v.emit(None, 48 * 60 * MIN, &r, &mut rows);
+        assert_eq!(rows.len(), 1, "a tainted stay is state only");
+    }
+}
