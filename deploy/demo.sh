@@ -103,6 +103,9 @@ clickhouse-client --port "$tport" -q "SELECT 'tables (rows, de-duplicated):', ''
 for t in sites sensors ad_plays campaigns receipts links sightings rejected; do
   clickhouse-client --port "$tport" -q "SELECT '$t', count() FROM footfall.$t FINAL FORMAT TSV" >> "$WORK/tables.txt"
 done
+clickhouse-client --port "$tport" -q "SELECT 'visits (stream stage)', concat(toString(count()), ': ', \
+  toString(countIf(kind = 'visitor')), ' visitors, ', toString(countIf(kind = 'passer_by')), ' passers-by') \
+  FROM footfall.visits FINAL WHERE retracted = 0 FORMAT TSV" >> "$WORK/tables.txt"
 
 echo "== 4. summary"
 python3 - "$WORK" <<'PY'

@@ -321,11 +321,9 @@ impl Config {
                 ))
             }
             (Some(path), Some(process)) => {
-                let text = std::fs::read_to_string(&path).map_err(|source| {
-                    ConfigError::Read {
-                        path: path.clone(),
-                        source,
-                    }
+                let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
                 })?;
                 let hosts: Vec<String> = text
                     .lines()

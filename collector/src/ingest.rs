@@ -110,7 +110,12 @@ pub async fn run(
         shutdown.clone(),
     )?;
     let feed = stage.feed();
-    if cfg.timely.cluster.as_ref().is_none_or(|(process, _)| *process == 0) {
+    if cfg
+        .timely
+        .cluster
+        .as_ref()
+        .is_none_or(|(process, _)| *process == 0)
+    {
         let current = rules.read().expect("not poisoned").clone();
         crate::stream::recover(&db, &cfg, &current, &feed).await?;
     }

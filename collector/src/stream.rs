@@ -153,13 +153,18 @@ impl Stage {
                 worker: timely::WorkerConfig::default(),
             },
         };
-        let clock = Clock {
-            bucket_ms: i64::from(cfg.visits.bucket_secs) * 1000,
-            lateness_ms: i64::from(cfg.visits.lateness_secs) * 1000,
-            high_ms: None,
-            at: Instant::now(),
+        let env = WorkerEnv {
+            clock: Clock {
+                bucket_ms: i64::from(cfg.visits.bucket_secs) * 1000,
+                lateness_ms: i64::from(cfg.visits.lateness_secs) * 1000,
+                high_ms: None,
+                at: Instant::now(),
+            },
+            horizon_ms: i64::from(cfg.visits.horizon_hours) * 3_600_000,
+            rules,
+            out,
+            metrics,
         };
-        let horizon_ms = i64::from(cfg.visits.horizon_hours) * 3_600_000;
         let threads = t.workers;
         let rx = Mutex::new(Some(rx));
         let workers = std::thread::Builder::new()
@@ -173,20 +178,11 @@ impl Stage {
                     } else {
                         None
                     };
-                    run_worker(
-                        worker,
-                        local,
-                        feeder,
-                        clock.clone(),
-                        horizon_ms,
-                        rules.clone(),
-                        out.clone(),
-                        metrics.clone(),
-                    )
+                    run_worker(worker, local, feeder, env.clone())
                 })
                 .map_err(|e| anyhow::anyhow!("cannot start the timely workers: {e}"))?;
                 for r in guards.join() {
-                    r.map_err(|e| anyhow::anyhow!("a timely worker failed: {e}"))??;
+                    r.map_err(|e| anyhow::anyhow!("a timely worker failed: {e}"))?;
                 }
                 Ok(())
             })
@@ -245,18 +241,29 @@ impl Clock {
 }
 
 /// One worker: builds the dataflow; the feeding worker then pumps the channel into it.
-#[allow(clippy::too_many_arguments)]
-fn run_worker(
-    worker: &mut timely::worker::Worker,
-    local: usize,
-    feeder: Option<mpsc::Receiver<Vec<Seen>>>,
-    mut clock: Clock,
+/// What every worker gets.
+#[derive(Clone)]
+struct WorkerEnv {
+    clock: Clock,
     horizon_ms: i64,
     rules: Arc<RwLock<Rules>>,
     out: mpsc::Sender<Out>,
     metrics: Arc<Metrics>,
-) -> anyhow::Result<()> {
+}
 
+fn run_worker(
+    worker: &mut timely::worker::Worker,
+    local: usize,
+    feeder: Option<mpsc::Receiver<Vec<Seen>>>,
+    env: WorkerEnv,
+) {
+    let WorkerEnv {
+        mut clock,
+        horizon_ms,
+        rules,
+        out,
+        metrics,
+    } = env;
     let mut input: InputHandle<u64, CapacityContainerBuilder<Vec<Seen>>> = InputHandle::new();
     let probe = ProbeHandle::new();
     let bucket_ms = clock.bucket_ms;
@@ -332,7 +339,7 @@ fn run_worker(
     let Some(mut rx) = feeder else {
         drop(input);
         while worker.step_or_park(Some(PARK)) {}
-        return Ok(());
+        return;
     };
     loop {
         let mut closed = false;
@@ -370,11 +377,14 @@ fn run_worker(
         while probe.less_than(&input.time().saturating_sub(1)) {
             worker.step();
         }
-        worker.step_or_park(if fed > 0 { Some(Duration::ZERO) } else { Some(PARK) });
+        worker.step_or_park(if fed > 0 {
+            Some(Duration::ZERO)
+        } else {
+            Some(PARK)
+        });
     }
     drop(input);
     while worker.step_or_park(Some(PARK)) {}
-    Ok(())
 }
 
 /// What the workers hand the writer: visit rows, and each local worker's frontier (every
@@ -499,6 +509,19 @@ struct Recovered {
     rssi_max: i8,
 }
 
+#[derive(Row, Deserialize)]
+struct Written {
+    site: String,
+    device: u64,
+    day: u16,
+    visit_id: u64,
+    epoch: u32,
+    class: i8,
+    fingerprint: u32,
+    first_ms: i64,
+    last_ms: i64,
+}
+
 /// Reads the sightings from `horizon` before the checkpoint back into the dataflow, so the
 /// stays held before a restart (or a crash) are rebuilt and the visits a crash kept from
 /// being written are written. Returns the number of sightings read.
@@ -526,18 +549,17 @@ pub async fn recover(
     // A stay that starts within a gap of the floor may have begun before it: rebuilt as
     // state, so later sightings join it, but not written again.
     let taint_below = floor + rules.store_gap_ms.max(rules.board_gap_ms);
+    // The day before the floor's: rows are partitioned by the day of their start.
+    let since = chrono::DateTime::from_timestamp_millis(floor - 86_400_000)
+        .unwrap_or_default()
+        .format("%Y-%m-%d")
+        .to_string();
     let mut cursor = db
         .query(
             "SELECT site, sensor, epoch, device, class, fingerprint, first_ms, last_ms, rssi_max \
              FROM sightings WHERE day >= toDate(?) AND last_ms >= ?",
         )
-        // The day before the floor's: a sighting's day is its start's.
-        .bind(
-            chrono::DateTime::from_timestamp_millis(floor - 86_400_000)
-                .unwrap_or_default()
-                .format("%Y-%m-%d")
-                .to_string(),
-        )
+        .bind(&since)
         .bind(floor)
         .fetch::<Recovered>()?;
     let mut n = 0u64;
@@ -554,8 +576,40 @@ pub async fn recover(
             last_ms: r.last_ms,
             rssi_max: r.rssi_max,
             tainted: r.first_ms < taint_below,
+            written: None,
         });
         n += 1;
+        if batch.len() == 10_000 {
+            feed.0
+                .send(std::mem::take(&mut batch))
+                .await
+                .map_err(|_| anyhow::anyhow!("the stream stage has stopped"))?;
+        }
+    }
+    // The visits already written there, so the rebuilt stays retract those that data
+    // committed before the restart superseded.
+    let mut cursor = db
+        .query(
+            "SELECT site, device, day, visit_id, epoch, class, fingerprint, first_ms, last_ms \
+             FROM visits FINAL WHERE day >= toDate(?) AND last_ms >= ? AND retracted = 0",
+        )
+        .bind(since)
+        .bind(floor)
+        .fetch::<Written>()?;
+    while let Some(v) = cursor.next().await? {
+        batch.push(Seen {
+            site: v.site,
+            device: v.device,
+            epoch: v.epoch,
+            class: v.class,
+            fingerprint: v.fingerprint,
+            first_ms: v.first_ms,
+            last_ms: v.last_ms,
+            rssi_max: i8::MIN,
+            key: 0,
+            tainted: v.first_ms < taint_below,
+            written: Some((v.day, v.visit_id)),
+        });
         if batch.len() == 10_000 {
             feed.0
                 .send(std::mem::take(&mut batch))

@@ -42,6 +42,10 @@ pub struct Seen {
     /// Read back at start-up within a gap of the recovery floor: the stay it joins may have
     /// begun before the floor, so it is not written again.
     pub tainted: bool,
+    /// Not a sighting but a visit read back from the table at start-up: its identity, so
+    /// the stay it now belongs to retracts it if its own identity differs. Its interval is
+    /// a union of sightings read back too, so it joins that stay and changes nothing else.
+    pub written: Option<(u16, u64)>,
 }
 
 impl Seen {
@@ -57,6 +61,7 @@ impl Seen {
             rssi_max: row.rssi_max,
             key: sighting_key(&row.sensor, row.first_ms),
             tainted,
+            written: None,
         }
     }
 }
@@ -149,6 +154,10 @@ struct Stay {
 
 impl Stay {
     fn of(s: &Seen) -> Stay {
+        let (sightings, written) = match s.written {
+            Some(id) => (Vec::new(), vec![id]),
+            None => (vec![s.key], Vec::new()),
+        };
         Stay {
             first_ms: s.first_ms,
             last_ms: s.last_ms.max(s.first_ms),
@@ -156,8 +165,8 @@ impl Stay {
             epoch: s.epoch,
             class: s.class,
             fingerprint: s.fingerprint,
-            sightings: vec![s.key],
-            written: Vec::new(),
+            sightings,
+            written,
             dirty: true,
             tainted: s.tainted,
         }
@@ -230,7 +239,7 @@ impl Visits {
                 && x.rssi_max >= s.rssi_max
                 && x.sightings.binary_search(&s.key).is_ok()
         };
-        if stays.iter().any(covered) {
+        if s.written.is_none() && stays.iter().any(covered) {
             // A duplicate, or an earlier version of a sighting already merged.
             return true;
         }
@@ -252,7 +261,9 @@ impl Visits {
     }
 
     fn version(&mut self) -> u64 {
-        let now = u64::try_from(wire::Millis::now().0).unwrap_or(0) * 1000;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
         self.last_version = now.max(self.last_version + 1);
         self.last_version
     }
@@ -283,6 +294,10 @@ impl Visits {
                     continue;
                 }
                 stay.dirty = false;
+                if stay.tainted {
+                    // Perhaps only the end of a stay: its identity cannot be known.
+                    continue;
+                }
                 let id = stay.identity(device);
                 for old in std::mem::take(&mut stay.written) {
                     if old != id {
@@ -290,9 +305,7 @@ impl Visits {
                     }
                 }
                 stay.written.push(id);
-                if !stay.tainted {
-                    rows.push(row(&site, device, id, stay, rule, 0));
-                }
+                rows.push(row(&site, device, id, stay, rule, 0));
             }
             for mut r in rows {
                 r.version = self.version();
@@ -407,6 +420,7 @@ mod tests {
             rssi_max: rssi,
             key,
             tainted: false,
+            written: None,
         }
     }
 
@@ -540,15 +554,49 @@ mod tests {
         v.insert(&seen("s", 1, 3, t + 9 * MIN, t + 15 * MIN, -65), &r);
         v.emit(Some(t + 61 * MIN), 48 * 60 * MIN, &r, &mut rows);
         let late = &rows[2..];
-        let joined = late.iter().find(|x| x.retracted == 0).expect("the joined visit");
+        let joined = late
+            .iter()
+            .find(|x| x.retracted == 0)
+            .expect("the joined visit");
         assert_eq!((joined.first_ms, joined.last_ms), (t, t + 24 * MIN));
-        assert_eq!(joined.visit_id, first.visit_id, "keeps the first visit's identity");
+        assert_eq!(
+            joined.visit_id, first.visit_id,
+            "keeps the first visit's identity"
+        );
         assert!(joined.version > first.version);
         assert_eq!(joined.kind, VISITOR);
         assert_eq!(joined.sightings, 3);
-        let gone = late.iter().find(|x| x.retracted == 1).expect("a retraction");
+        let gone = late
+            .iter()
+            .find(|x| x.retracted == 1)
+            .expect("a retraction");
         assert_eq!(gone.visit_id, second.visit_id);
         assert_eq!(table(&rows).len(), 1);
+    }
+
+    #[test]
+    fn a_restart_retracts_visits_written_before_it_that_late_data_superseded() {
+        let r = rules();
+        let t = 10 * 60 * MIN;
+        let a = seen("s", 1, 1, t + 20 * MIN, t + 24 * MIN, -60);
+        let mut before = Visits::new();
+        let mut rows = Vec::new();
+        before.insert(&a, &r);
+        before.emit(Some(t + 60 * MIN), 48 * 60 * MIN, &r, &mut rows);
+        let written = rows[0].clone();
+        // A crash; the late sighting was committed to the table but its effect not written.
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let late = seen("s", 1, 2, t + 12 * MIN, t + 15 * MIN, -60);
+        let mut after = Visits::new();
+        let mut marker = seen("s", 1, 0, written.first_ms, written.last_ms, i8::MIN);
+        marker.written = Some((written.day, written.visit_id));
+        for s in [&marker, &a, &late] {
+            after.insert(s, &r);
+        }
+        after.emit(None, 48 * 60 * MIN, &r, &mut rows);
+        let t = table(&rows);
+        assert_eq!(t.len(), 1, "{rows:?}");
+        assert_eq!((t[0].2, t[0].3, t[0].5), (late.first_ms, a.last_ms, 2));
     }
 
     #[test]
@@ -583,7 +631,12 @@ mod tests {
         let mut rows = Vec::new();
         let t = 100 * 60 * MIN;
         v.insert(&seen("s", 1, 1, t, t + MIN, -60), &r);
-        v.emit(Some(t + 48 * 60 * MIN + 2 * 60 * MIN), 48 * 60 * MIN, &r, &mut rows);
+        v.emit(
+            Some(t + 48 * 60 * MIN + 2 * 60 * MIN),
+            48 * 60 * MIN,
+            &r,
+            &mut rows,
+        );
         assert_eq!(rows.len(), 1);
         assert_eq!(v.stays(), 0, "forgotten behind the horizon");
         assert!(!v.insert(&seen("s", 1, 2, t, t + 2 * MIN, -60), &r));

@@ -5,7 +5,7 @@ use testkit::ClickHouse;
 
 use crate::util::{assert_success, collector, config};
 
-const TABLES: [&str; 10] = [
+const TABLES: [&str; 11] = [
     "ad_plays",
     "campaigns",
     "links",
@@ -15,6 +15,7 @@ const TABLES: [&str; 10] = [
     "sensors",
     "sightings",
     "sites",
+    "stream_checkpoints",
     "visits",
 ];
 
@@ -26,7 +27,10 @@ fn migrations_apply_once_and_history_is_append_only() {
     let first = collector(&["migrate"], &cfg);
     assert_success(&first);
     assert!(
-        String::from_utf8_lossy(&first.stdout).contains("1 migration(s) applied: 0001_schema.sql")
+        String::from_utf8_lossy(&first.stdout)
+            .contains("2 migration(s) applied: 0001_schema.sql, 0002_stream_checkpoints.sql"),
+        "{}",
+        String::from_utf8_lossy(&first.stdout)
     );
     let again = collector(&["migrate"], &cfg);
     assert_success(&again);
@@ -38,7 +42,7 @@ fn migrations_apply_once_and_history_is_append_only() {
     assert_eq!(
         ch.query("SELECT count() FROM footfall_test.schema_migrations FINAL")
             .trim(),
-        "1"
+        "2"
     );
 
     // A database whose ledger says migration 1 had other text is refused, naming it.
