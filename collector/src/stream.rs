@@ -507,6 +507,7 @@ struct Recovered {
     first_ms: i64,
     last_ms: i64,
     rssi_max: i8,
+    is_final: u8,
 }
 
 #[derive(Row, Deserialize)]
@@ -520,6 +521,7 @@ struct Written {
     fingerprint: u32,
     first_ms: i64,
     last_ms: i64,
+    rssi_max: i8,
 }
 
 /// Reads the sightings from `horizon` before the checkpoint back into the dataflow, so the
@@ -556,8 +558,8 @@ pub async fn recover(
         .to_string();
     let mut cursor = db
         .query(
-            "SELECT site, sensor, epoch, device, class, fingerprint, first_ms, last_ms, rssi_max \
-             FROM sightings WHERE day >= toDate(?) AND last_ms >= ?",
+            "SELECT site, sensor, epoch, device, class, fingerprint, first_ms, last_ms, rssi_max, \
+             final AS is_final FROM sightings WHERE day >= toDate(?) AND last_ms >= ?",
         )
         .bind(&since)
         .bind(floor)
@@ -575,6 +577,7 @@ pub async fn recover(
             first_ms: r.first_ms,
             last_ms: r.last_ms,
             rssi_max: r.rssi_max,
+            is_final: r.is_final != 0,
             tainted: r.first_ms < taint_below,
             written: None,
         });
@@ -590,8 +593,8 @@ pub async fn recover(
     // committed before the restart superseded.
     let mut cursor = db
         .query(
-            "SELECT site, device, day, visit_id, epoch, class, fingerprint, first_ms, last_ms \
-             FROM visits FINAL WHERE day >= toDate(?) AND last_ms >= ? AND retracted = 0",
+            "SELECT site, device, day, visit_id, epoch, class, fingerprint, first_ms, last_ms, \
+             rssi_max FROM visits FINAL WHERE day >= toDate(?) AND last_ms >= ? AND retracted = 0",
         )
         .bind(since)
         .bind(floor)
@@ -605,7 +608,9 @@ pub async fn recover(
             fingerprint: v.fingerprint,
             first_ms: v.first_ms,
             last_ms: v.last_ms,
-            rssi_max: i8::MIN,
+            // Its sightings' strongest: in view of a board or not, as they are.
+            rssi_max: v.rssi_max,
+            is_final: true,
             key: 0,
             tainted: v.first_ms < taint_below,
             written: Some((v.day, v.visit_id)),

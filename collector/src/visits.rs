@@ -3,7 +3,9 @@
 //!
 //! A stay is a connected run of the device's sightings at the site: two sightings belong to
 //! the same stay when the gap between them is at most the site kind's gap (stores 10 min,
-//! boards 30 min, the pass gap of ATTRIBUTION.md). The merge is a join in a lattice (first =
+//! boards 30 min, the pass gap of ATTRIBUTION.md). At a board, sightings at or above the
+//! board's RSSI threshold (in view) and those below it chain separately: the in-view stays
+//! are ATTRIBUTION.md's passes. The merge is a join in a lattice (first =
 //! min, last = max, RSSI = max, sightings = set union), so it does not depend on the order
 //! sightings arrive in, and a duplicate, a redelivery, a spool replay or an interim update
 //! followed by its final version changes nothing it should not.
@@ -36,6 +38,8 @@ pub struct Seen {
     pub first_ms: i64,
     pub last_ms: i64,
     pub rssi_max: i8,
+    /// false for an interim update of a sighting still open.
+    pub is_final: bool,
     /// Identifies the sighting (its sensor and start) among its versions: an interim update
     /// and the final sighting share it.
     pub key: u64,
@@ -59,6 +63,7 @@ impl Seen {
             first_ms: row.first_ms,
             last_ms: row.last_ms,
             rssi_max: row.rssi_max,
+            is_final: row.r#final != 0,
             key: sighting_key(&row.sensor, row.first_ms),
             tainted,
             written: None,
@@ -98,6 +103,12 @@ impl Rules {
         self.sites.get(site).copied().unwrap_or(self.default)
     }
 
+    /// Whether a sighting chains with the site's in-view ones (always, at a store).
+    fn in_view(&self, site: &str, rssi_max: i8) -> bool {
+        let rule = self.site(site);
+        !rule.board || rssi_max >= rule.rssi_threshold_dbm
+    }
+
     fn gap_ms(&self, site: &str) -> i64 {
         if self.site(site).board {
             self.board_gap_ms
@@ -130,6 +141,9 @@ pub struct VisitRow {
 
 pub const PASSER_BY: i8 = 1;
 pub const VISITOR: i8 = 2;
+
+/// What chains: a device's sightings, in view of a board or not (always in view at a store).
+type Unit = (u64, bool);
 
 /// The identity of a written visit: (day, visit_id); site and device are the stay's own.
 type Written = (u16, u64);
@@ -191,8 +205,11 @@ impl Stay {
         self.dirty = true;
     }
 
-    fn identity(&self, device: u64) -> Written {
+    fn identity(&self, (device, in_view): Unit) -> Written {
         let mut b = device.to_le_bytes().to_vec();
+        if !in_view {
+            b.push(0);
+        }
         b.extend_from_slice(&self.first_ms.to_le_bytes());
         (day_of(self.first_ms), fnv64(&b))
     }
@@ -201,10 +218,10 @@ impl Stay {
 /// The visits of the sites one worker owns.
 #[derive(Default)]
 pub struct Visits {
-    /// Per site, per device: stays in start order, none joining another.
-    sites: HashMap<String, HashMap<u64, Vec<Stay>>>,
-    /// Devices with a stay not yet written as it stands.
-    dirty: HashSet<(String, u64)>,
+    /// Per site, per unit: stays in start order, none joining another.
+    sites: HashMap<String, HashMap<Unit, Vec<Stay>>>,
+    /// Units with a stay not yet written as it stands.
+    dirty: HashSet<(String, Unit)>,
     /// Sightings ending before this are too late (event time, ms).
     floor_ms: i64,
     /// Counters for the metrics.
@@ -220,18 +237,24 @@ impl Visits {
         }
     }
 
-    /// Merges a sighting into its device's stays. Returns false if it is too late.
+    /// Merges a sighting into its device's stays. Returns false if it is too late. At a board,
+    /// an interim update below the threshold is left for its final version.
     pub fn insert(&mut self, s: &Seen, rules: &Rules) -> bool {
         if s.last_ms < self.floor_ms {
             self.too_late += 1;
             return false;
         }
         let gap = rules.gap_ms(&s.site);
+        let unit = (s.device, rules.in_view(&s.site, s.rssi_max));
+        if !unit.1 && !s.is_final {
+            // Out of view so far: the final version may come into view, so wait for it.
+            return true;
+        }
         let stays = self
             .sites
             .entry(s.site.clone())
             .or_default()
-            .entry(s.device)
+            .entry(unit)
             .or_default();
         let covered = |x: &Stay| {
             x.first_ms <= s.first_ms
@@ -256,7 +279,7 @@ impl Visits {
         }
         let at = stays.partition_point(|x| x.first_ms < merged.first_ms);
         stays.insert(at, merged);
-        self.dirty.insert((s.site.clone(), s.device));
+        self.dirty.insert((s.site.clone(), unit));
         true
     }
 
@@ -280,10 +303,10 @@ impl Visits {
     ) {
         let mut still_dirty = HashSet::new();
         let dirty = std::mem::take(&mut self.dirty);
-        for (site, device) in dirty {
+        for (site, unit) in dirty {
             let rule = rules.site(&site);
             let gap = rules.gap_ms(&site);
-            let Some(stays) = self.sites.get_mut(&site).and_then(|d| d.get_mut(&device)) else {
+            let Some(stays) = self.sites.get_mut(&site).and_then(|d| d.get_mut(&unit)) else {
                 continue;
             };
             let mut open = false;
@@ -298,21 +321,21 @@ impl Visits {
                     // Perhaps only the end of a stay: its identity cannot be known.
                     continue;
                 }
-                let id = stay.identity(device);
+                let id = stay.identity(unit);
                 for old in std::mem::take(&mut stay.written) {
                     if old != id {
-                        rows.push(row(&site, device, old, stay, rule, 1));
+                        rows.push(row(&site, unit, old, stay, rule, 1));
                     }
                 }
                 stay.written.push(id);
-                rows.push(row(&site, device, id, stay, rule, 0));
+                rows.push(row(&site, unit, id, stay, rule, 0));
             }
             for mut r in rows {
                 r.version = self.version();
                 out.push(r);
             }
             if open {
-                still_dirty.insert((site, device));
+                still_dirty.insert((site, unit));
             }
         }
         self.dirty = still_dirty;
@@ -352,11 +375,13 @@ impl Visits {
     }
 }
 
-fn row(site: &str, device: u64, id: Written, s: &Stay, rule: SiteRule, retracted: u8) -> VisitRow {
+fn row(site: &str, unit: Unit, id: Written, s: &Stay, rule: SiteRule, retracted: u8) -> VisitRow {
+    let (device, in_view) = unit;
     let dwell_ms = s.last_ms - s.first_ms;
     let hour = s.first_ms.rem_euclid(86_400_000) / 3_600_000;
     let in_hours = (i64::from(rule.open_hour)..i64::from(rule.close_hour)).contains(&hour);
-    let visitor = dwell_ms >= i64::from(rule.min_dwell_secs) * 1000
+    let visitor = in_view
+        && dwell_ms >= i64::from(rule.min_dwell_secs) * 1000
         && s.rssi_max >= rule.rssi_threshold_dbm
         && in_hours;
     VisitRow {
@@ -418,6 +443,7 @@ mod tests {
             first_ms: first,
             last_ms: last,
             rssi_max: rssi,
+            is_final: true,
             key,
             tainted: false,
             written: None,
@@ -427,12 +453,24 @@ mod tests {
     /// The stays as a batch computation would find them: sort by start, chain over gaps.
     fn naive(input: &[Seen], rules: &Rules) -> Vec<(String, u64, i64, i64, i8, usize)> {
         let mut v = input.to_vec();
-        v.sort_by_key(|s| (s.site.clone(), s.device, s.first_ms));
+        v.sort_by_key(|s| {
+            (
+                s.site.clone(),
+                s.device,
+                rules.in_view(&s.site, s.rssi_max),
+                s.first_ms,
+            )
+        });
         let mut out: Vec<(String, u64, i64, i64, i8, HashSet<u64>)> = Vec::new();
         for s in v {
             let gap = rules.gap_ms(&s.site);
             match out.last_mut() {
-                Some(c) if c.0 == s.site && c.1 == s.device && s.first_ms <= c.3 + gap => {
+                Some(c)
+                    if c.0 == s.site
+                        && c.1 == s.device
+                        && rules.in_view(&c.0, c.4) == rules.in_view(&s.site, s.rssi_max)
+                        && s.first_ms <= c.3 + gap =>
+                {
                     c.3 = c.3.max(s.last_ms);
                     c.4 = c.4.max(s.rssi_max);
                     c.5.insert(s.key);
@@ -447,9 +485,12 @@ mod tests {
                 )),
             }
         }
-        out.into_iter()
+        let mut v: Vec<_> = out
+            .into_iter()
             .map(|c| (c.0, c.1, c.2, c.3, c.4, c.5.len()))
-            .collect()
+            .collect();
+        v.sort();
+        v
     }
 
     /// The table as FINAL with retracted = 0 would read it.

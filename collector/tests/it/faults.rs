@@ -204,44 +204,58 @@ impl Setup {
     /// Stays computed from the sightings table in one pass, independently of the collector:
     /// (site, device, first_ms, last_ms, rssi_max, distinct sightings), sorted.
     fn stays_from_sightings(&self, db: &str) -> String {
-        let boards: Vec<String> = self
+        // Board -> RSSI threshold: at a board, sightings in view and out of view chain apart
+        // (a sighting's final version decides).
+        let boards: std::collections::HashMap<String, i64> = self
             .ch
             .query(&format!(
-                "SELECT site_id FROM {db}.sites FINAL WHERE kind = 'billboard'"
+                "SELECT site_id, rssi_threshold_dbm FROM {db}.sites FINAL WHERE kind = 'billboard'"
             ))
             .lines()
-            .map(str::to_owned)
+            .map(|l| {
+                let (site, t) = l.split_once('\t').expect("two columns");
+                (site.to_owned(), t.parse().expect("threshold"))
+            })
             .collect();
         let rows = self.ch.query(&format!(
             "SELECT site, device, first_ms, max(last_ms), max(rssi_max), sensor \
-             FROM {db}.sightings FINAL GROUP BY site, device, sensor, first_ms \
-             ORDER BY site, device, first_ms"
+             FROM {db}.sightings FINAL GROUP BY site, device, sensor, first_ms"
         ));
-        let mut out: Vec<(String, u64, i64, i64, i64, u32)> = Vec::new();
-        for line in rows.lines() {
-            let f: Vec<&str> = line.split('\t').collect();
-            let (site, device) = (f[0], f[1].parse::<u64>().expect("device"));
-            let (first, last) = (
-                f[2].parse::<i64>().expect("first"),
-                f[3].parse::<i64>().expect("last"),
-            );
-            let rssi = f[4].parse::<i64>().expect("rssi");
-            let gap = if boards.iter().any(|b| b == site) {
+        let mut lines: Vec<(String, u64, bool, i64, i64, i64)> = rows
+            .lines()
+            .map(|line| {
+                let f: Vec<&str> = line.split('\t').collect();
+                let rssi = f[4].parse::<i64>().expect("rssi");
+                (
+                    f[0].to_owned(),
+                    f[1].parse::<u64>().expect("device"),
+                    boards.get(f[0]).is_none_or(|t| rssi >= *t),
+                    f[2].parse::<i64>().expect("first"),
+                    f[3].parse::<i64>().expect("last"),
+                    rssi,
+                )
+            })
+            .collect();
+        lines.sort();
+        let mut out: Vec<(String, u64, bool, i64, i64, i64, u32)> = Vec::new();
+        for (site, device, view, first, last, rssi) in lines {
+            let gap = if boards.contains_key(&site) {
                 1_800_000
             } else {
                 600_000
             };
             match out.last_mut() {
-                Some(c) if c.0 == site && c.1 == device && first <= c.3 + gap => {
-                    c.3 = c.3.max(last);
-                    c.4 = c.4.max(rssi);
-                    c.5 += 1;
+                Some(c) if c.0 == site && c.1 == device && c.2 == view && first <= c.4 + gap => {
+                    c.4 = c.4.max(last);
+                    c.5 = c.5.max(rssi);
+                    c.6 += 1;
                 }
-                _ => out.push((site.to_owned(), device, first, last, rssi, 1)),
+                _ => out.push((site, device, view, first, last, rssi, 1)),
             }
         }
+        out.sort_by_key(|c| (c.0.clone(), c.1, c.3));
         out.iter()
-            .map(|c| format!("{}\t{}\t{}\t{}\t{}\t{}\n", c.0, c.1, c.2, c.3, c.4, c.5))
+            .map(|c| format!("{}\t{}\t{}\t{}\t{}\t{}\n", c.0, c.1, c.3, c.4, c.5, c.6))
             .collect()
     }
 
