@@ -9,7 +9,7 @@ setup:
 
 ## make demo: the main job, end to end on this machine
 demo: setup
-	cargo build --release --locked -p sensor-agent -p simulator -p collector --bins
+	cargo build --release --locked -p sensor-agent -p simulator -p collector -p attribution --bins
 	bash deploy/demo.sh
 
 ## make test: formatting, lints, and the whole test suite

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# The main job, as far as it is built: a simulated city (the `demo` preset: a week's flight
-# on eight boards, six stores) -> its captures replayed through one footfall-agent per
-# sensor -> a real local Mosquitto -> footfall-collector -> a real local ClickHouse (with the
-# city's inventory, plays, campaigns, receipts and links imported), and an independent
-# subscriber; checked against the simulator's truth. Everything runs as user processes in
-# target/demo, stopped afterwards. (Site visits and the attribution report: issues 4 and 5.)
+# The main job: a simulated city (the `demo` preset: a week's flight on eight boards, six
+# stores) -> its captures replayed through one footfall-agent per sensor -> a real local
+# Mosquitto -> footfall-collector (sightings, and site visits from its timely stage) -> a real
+# local ClickHouse (with the city's inventory, plays, campaigns, receipts and links imported)
+# -> footfall-attribution's campaign report; an independent subscriber checks the delivery,
+# and the headline is printed beside the simulator's truth. Everything runs as user
+# processes in target/demo, stopped afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . deploy/local.sh
@@ -53,6 +54,10 @@ client_id = "demo-collector"
 [ingest]
 # The demo city lives in March 2026; accept data that old.
 max_age_days = 3650
+[visits]
+# The agents replay three weeks each as fast as they can, so one sensor's data can be days
+# behind another's: keep state for the whole city (live sensors are minutes apart).
+horizon_hours = 1000
 [metrics]
 listen = "127.0.0.1:$mport"
 CONF
@@ -107,7 +112,15 @@ clickhouse-client --port "$tport" -q "SELECT 'visits (stream stage)', concat(toS
   toString(countIf(kind = 'visitor')), ' visitors, ', toString(countIf(kind = 'passer_by')), ' passers-by') \
   FROM footfall.visits FINAL WHERE retracted = 0 FORMAT TSV" >> "$WORK/tables.txt"
 
-echo "== 4. summary"
+echo "== 4. the campaign report"
+campaign=$(python3 -c "import json; print(json.loads(open('$WORK/city/campaigns.jsonl').readline())['id'])")
+# People-scale inputs: the capture rates of the calibration (ATTRIBUTION.md's reference case:
+# store sensors see 40-45 % of visitors; board sensors, in view, most passers).
+"$BIN/footfall-attribution" report --campaign "$campaign" --out "$WORK/report" \
+  --clickhouse-url "http://127.0.0.1:$hport" --board-capture 0.8:0.05 --store-capture 0.43:0.03 \
+  | tee "$WORK/report.txt"
+
+echo "== 5. summary"
 python3 - "$WORK" <<'PY'
 import glob, json, os, sys
 w = sys.argv[1]
@@ -130,6 +143,18 @@ for c in truth["campaigns"]:
     print(f"  sensed devices: exposed {d['n_exposed']}, control {d['n_control']}; the lift they can show "
           f"over {c['window_days']} d: {d['target_lift_pp']:+.2f} pp (observed {d['observed_lift_pp']:+.2f} pp)")
 print(f"store capture          {truth['store_capture']:.2f} of visitors seen by the store sensors")
+report = json.load(open(f"{w}/report/report.json"))
+truth_c = {c["id"]: c for c in truth["campaigns"]}[report["campaign"]["id"]]
+for win in report["windows"]:
+    tw = [x for x in truth_c["devices_by_window"] if x["window_days"] == win["window_days"]]
+    if not tw or win["comparison"]["exposed"]["devices"] == 0:
+        continue
+    c = win["comparison"]
+    lo, hi, target = 100 * c["newcombe"]["lo"], 100 * c["newcombe"]["hi"], tw[0]["target_lift_pp"]
+    mark = "covers" if lo <= target <= hi else "MISSES"
+    print(f"report {win['window_days']:>2} d{' (primary)' if win['primary'] else '          '}  lift {100 * c['difference']:+.2f} pp, 95 % [{lo:+.2f}, {hi:+.2f}]"
+          f" {mark} the true device-level lift {target:+.2f} pp (n {c['exposed']['devices']}/{c['control']['devices']})")
+print(f"report status          {report['status']}; {os.path.abspath(w + '/report/report.html')}")
 print("ClickHouse " + open(f"{w}/tables.txt").read().replace("\t", " ").strip().replace("\n", "\n  "))
 PY
-echo "== files in $WORK: city/ (captures, inventory, ad_plays.csv, receipts.csv, truth/), agents/, received.txt, clickhouse/, collector.toml, collector.log, mosquitto.log"
+echo "== files in $WORK: city/ (captures, inventory, ad_plays.csv, receipts.csv, truth/), agents/, received.txt, clickhouse/, collector.toml, collector.log, mosquitto.log, report/ (report.html, report.json, CSV tables)"
