@@ -612,8 +612,13 @@ pub fn window(design: &Design, inp: &Inputs, p: &Params, window_days: u32) -> Wi
     let comparison = stats::compare(xe, ne, xc, nc, p.confidence);
     let z = stats::z_of(p.confidence);
 
-    // Revenue, winsorized at the pooled 99th percentile.
-    let mut revs: Vec<f64> = units.iter().map(|u| u.revenue(w)).collect();
+    // Revenue, winsorized at the 99th percentile of the devices that spent (most spend
+    // nothing: the percentile over all devices would cap ordinary baskets).
+    let mut revs: Vec<f64> = units
+        .iter()
+        .map(|u| u.revenue(w))
+        .filter(|&r| r > 0.0)
+        .collect();
     revs.sort_by(|a, b| a.total_cmp(b));
     let cap = percentile(&revs, 0.99);
     let cap = if cap.is_finite() { cap } else { 0.0 };

@@ -318,9 +318,8 @@ fn curves_svg(r: &Report) -> String {
     }
     let _ = write!(
         s,
-        "<text x=\"{}\" y=\"{}\" class=\"tick\" text-anchor=\"end\">{unit} after the first pass</text></svg>",
+        "<text x=\"{}\" y=\"12\" class=\"tick\" text-anchor=\"end\">x: {unit} after the first pass</text></svg>",
         W - 8.0,
-        H - 4.0
     );
     s
 }
@@ -329,7 +328,8 @@ fn curves_svg(r: &Report) -> String {
 /// A labelled estimate with its interval; `None` when suppressed or empty.
 type Bar = (String, Option<analysis::Estimate>);
 
-fn intervals_svg(title: &str, rows: &[Bar]) -> String {
+/// `missing` labels a row without an estimate.
+fn intervals_svg(title: &str, rows: &[Bar], missing: &str) -> String {
     let mut s = svg_open(title);
     let vals: Vec<f64> = rows
         .iter()
@@ -366,7 +366,7 @@ fn intervals_svg(title: &str, rows: &[Bar]) -> String {
             None => {
                 let _ = write!(
                     s,
-                    "<text x=\"{x:.1}\" y=\"{zero:.1}\" class=\"tick\" text-anchor=\"middle\">suppressed</text>"
+                    "<text x=\"{x:.1}\" y=\"{zero:.1}\" class=\"tick\" text-anchor=\"middle\">{missing}</text>"
                 );
             }
         }
@@ -523,7 +523,11 @@ fn html(r: &Report) -> String {
             )
         })
         .collect();
-    s.push_str(&intervals_svg("Lift by window", &rows));
+    s.push_str(&intervals_svg(
+        "Lift by window",
+        &rows,
+        "not yet followed up",
+    ));
     s.push_str(
         "<table><tr><th>window</th><th>exposed</th><th>control</th><th>lift</th><th>95 % interval</th>\
          <th>relative</th><th>p</th><th>incremental</th><th>attributed</th></tr>",
@@ -643,7 +647,7 @@ fn html(r: &Report) -> String {
         .iter()
         .map(|b| (b.board.clone(), b.difference))
         .collect();
-    s.push_str(&intervals_svg("Lift by board", &rows));
+    s.push_str(&intervals_svg("Lift by board", &rows, "suppressed"));
     s.push_str("<h2>Daily exposures</h2><p class=\"key\"><span style=\"background:#d6562b\"></span>exposed passes<span style=\"background:#2b6cd6\"></span>control passes</p>");
     s.push_str(&daily_svg(r));
     let _ = write!(
