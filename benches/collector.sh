@@ -40,24 +40,12 @@ CONF
 mosquitto -c "$W/mosquitto.conf" >/dev/null 2>&1 & pids+=($!)
 for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$mport) 2>/dev/null && break; sleep 0.1; done
 
-publish_all() {
-  local ps=()
-  tail -n +2 "$W/fast/inventory/sensors.csv" | while IFS=, read -r sensor site _; do
-    echo "$sensor $site"
-  done > "$W/sensors.txt"
-  while read -r sensor site; do
-    mosquitto_pub -h 127.0.0.1 -p "$mport" -q 1 -t "footfall/v1/$site/$sensor/sightings" -l \
-      < "$W/fast/envelopes/$sensor.jsonl" & ps+=($!)
-  done < "$W/sensors.txt"
-  wait "${ps[@]}"
-}
-
 # (a) Mosquitto to mosquitto_sub.
 mosquitto_sub -h 127.0.0.1 -p "$mport" -q 1 -t 'footfall/v1/+/+/sightings' -C "$messages" > /dev/null &
 sub=$!
 sleep 0.5
 t0=$(date +%s.%N)
-publish_all
+publish_city "$W/fast" "$mport"
 wait "$sub"
 t_sub=$(python3 -c "print($(date +%s.%N) - $t0)")
 
@@ -84,7 +72,7 @@ for _ in $(seq 100); do curl -s "127.0.0.1:$metrics/metrics" >/dev/null 2>&1 && 
 sleep 1
 written() { curl -s "127.0.0.1:$metrics/metrics" | awk '/rows_written_total\{table="sightings"\}/ {print $2}'; }
 t0=$(date +%s.%N)
-publish_all
+publish_city "$W/fast" "$mport"
 until [ "$(written)" = "$sightings" ]; do sleep 0.05; done
 t_col=$(python3 -c "print($(date +%s.%N) - $t0)")
 stored=$(clickhouse-client --port "$tport" -q 'SELECT count() FROM footfall.sightings FINAL')

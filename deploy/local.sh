@@ -1,5 +1,5 @@
-# Shell helpers for running the servers as user processes (sourced by deploy/demo.sh and
-# benches/collector.sh; the Rust tests have the same in testkit).
+# Shell helpers for running the servers as user processes (sourced by deploy/demo.sh and the
+# benches' scripts; the Rust tests have the same in testkit).
 
 # A free TCP port on 127.0.0.1.
 free_port() {
@@ -34,4 +34,15 @@ XML
   done
   echo "ClickHouse did not start; see $d/error.log" >&2
   return 1
+}
+
+# publish_city CITY PORT: every sensor's envelopes of a simulated city (fast mode) to the
+# broker on PORT with mosquitto_pub, QoS 1, one process per sensor, in parallel.
+publish_city() {
+  local city=$1 port=$2 ps=() sensor site
+  while IFS=, read -r sensor site _; do
+    mosquitto_pub -h 127.0.0.1 -p "$port" -q 1 -t "footfall/v1/$site/$sensor/sightings" -l \
+      < "$city/envelopes/$sensor.jsonl" & ps+=($!)
+  done < <(tail -n +2 "$city/inventory/sensors.csv")
+  wait "${ps[@]}"
 }

@@ -560,3 +560,76 @@ pub fn chdb_python() -> PathBuf {
     );
     python
 }
+
+/// A simulated city's envelopes (fast mode, `footfall-sim`): (topic, payload) of every
+/// sensor, in the order the sensors sent them.
+pub fn city_envelopes(city: &Path) -> Vec<(String, String)> {
+    let mut messages = Vec::new();
+    for line in fs::read_to_string(city.join("inventory/sensors.csv"))
+        .expect("inventory/sensors.csv")
+        .lines()
+        .skip(1)
+    {
+        let f: Vec<&str> = line.split(',').collect();
+        let topic = format!("footfall/v1/{}/{}/sightings", f[1], f[0]);
+        for env in fs::read_to_string(city.join("envelopes").join(format!("{}.jsonl", f[0])))
+            .expect("envelopes")
+            .lines()
+        {
+            // RFC 3339 UTC with milliseconds: sorts as text.
+            let at = env
+                .split("\"sent_at\":\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .expect("sent_at")
+                .to_owned();
+            messages.push((at, topic.clone(), env.to_owned()));
+        }
+    }
+    messages.sort();
+    messages.into_iter().map(|(_, t, e)| (t, e)).collect()
+}
+
+/// Publishes `messages` with mosquitto_pub (QoS 1) to the broker on `port`, in `chunks`
+/// pieces in order, `pause` apart; within a piece, one mosquitto_pub per topic with its
+/// lines on stdin (files in `dir`).
+pub fn mosquitto_pub_lines(
+    port: u16,
+    dir: &Path,
+    messages: &[(String, String)],
+    chunks: usize,
+    pause: Duration,
+) {
+    let tag = DIRS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    for (k, chunk) in messages
+        .chunks(messages.len().div_ceil(chunks).max(1))
+        .enumerate()
+    {
+        let mut topics: Vec<&str> = chunk.iter().map(|(t, _)| t.as_str()).collect();
+        topics.sort_unstable();
+        topics.dedup();
+        for (i, topic) in topics.into_iter().enumerate() {
+            let lines: Vec<&str> = chunk
+                .iter()
+                .filter(|(t, _)| t == topic)
+                .map(|(_, e)| e.as_str())
+                .collect();
+            let file = dir.join(format!("publish-{tag}-{k}-{i}.jsonl"));
+            fs::write(&file, lines.join("\n") + "\n").expect("write");
+            let out = Command::new("mosquitto_pub")
+                .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+                .args(["-q", "1", "-t", topic, "-l"])
+                .stdin(fs::File::open(&file).expect("chunk"))
+                .output()
+                .expect("mosquitto_pub is installed (deploy/setup.sh)");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(pause);
+    }
+}
+
+static DIRS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

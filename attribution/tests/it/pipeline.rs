@@ -2,67 +2,13 @@
 //! a real Mosquitto, the collector (in-process, its own code) writing to a real ClickHouse,
 //! the report computed from there and checked against the simulator's truth.
 
-use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
 use attribution::analysis::Params;
 use simulator::scenario::Scenario;
-use testkit::{wait_for, ClickHouse, Mosquitto};
+use testkit::{city_envelopes, mosquitto_pub_lines, wait_for, ClickHouse, Mosquitto};
 use tokio_util::sync::CancellationToken;
-
-/// (topic, envelope) of every sensor, in the order the sensors sent them.
-fn envelopes(city: &Path) -> Vec<(String, String)> {
-    let mut messages = Vec::new();
-    for line in std::fs::read_to_string(city.join("inventory/sensors.csv"))
-        .expect("inventory")
-        .lines()
-        .skip(1)
-    {
-        let f: Vec<&str> = line.split(',').collect();
-        let topic = format!("footfall/v1/{}/{}/sightings", f[1], f[0]);
-        for env in std::fs::read_to_string(city.join("envelopes").join(format!("{}.jsonl", f[0])))
-            .expect("envelopes")
-            .lines()
-        {
-            let sent: serde_json::Value = serde_json::from_str(env).expect("an envelope");
-            let at = sent["sent_at"].as_str().expect("sent_at").to_owned();
-            messages.push((at, topic.clone(), env.to_owned()));
-        }
-    }
-    messages.sort();
-    messages.into_iter().map(|(_, t, e)| (t, e)).collect()
-}
-
-/// Publishes with mosquitto_pub (QoS 1), one process per topic per chunk, chunks in order.
-fn publish(port: u16, dir: &Path, messages: &[(String, String)], chunks: usize) {
-    for (k, chunk) in messages.chunks(messages.len().div_ceil(chunks)).enumerate() {
-        let mut topics: Vec<&str> = chunk.iter().map(|(t, _)| t.as_str()).collect();
-        topics.sort_unstable();
-        topics.dedup();
-        for (i, topic) in topics.into_iter().enumerate() {
-            let lines: Vec<&str> = chunk
-                .iter()
-                .filter(|(t, _)| t == topic)
-                .map(|(_, e)| e.as_str())
-                .collect();
-            let file = dir.join(format!("chunk-{k}-{i}.jsonl"));
-            std::fs::write(&file, lines.join("\n") + "\n").expect("write");
-            let out = Command::new("mosquitto_pub")
-                .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-                .args(["-q", "1", "-t", topic, "-l"])
-                .stdin(std::fs::File::open(&file).expect("chunk"))
-                .output()
-                .expect("mosquitto_pub");
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-    }
-}
 
 #[test]
 fn a_simulated_campaigns_report_agrees_with_the_truth() {
@@ -120,7 +66,13 @@ fn a_simulated_campaigns_report_agrees_with_the_truth() {
             .then_some(())
     })
     .expect("the collector subscribes");
-    publish(broker.port, dir.path(), &envelopes(&city), 21);
+    mosquitto_pub_lines(
+        broker.port,
+        dir.path(),
+        &city_envelopes(&city),
+        21,
+        Duration::ZERO,
+    );
     let want = truth.sightings.to_string();
     wait_for(Duration::from_secs(300), || {
         (ch.query("SELECT count() FROM footfall.sightings FINAL")

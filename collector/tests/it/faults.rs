@@ -32,27 +32,7 @@ fn setup() -> Setup {
     )
     .expect("scenario");
     let truth = simulator::generate(&s, 5, &city, 2, &mut |_| {}).expect("generate");
-    let mut messages = Vec::new();
-    for line in std::fs::read_to_string(city.join("inventory/sensors.csv"))
-        .expect("inventory")
-        .lines()
-        .skip(1)
-    {
-        let f: Vec<&str> = line.split(',').collect();
-        let topic = format!("footfall/v1/{}/{}/sightings", f[1], f[0]);
-        for env in std::fs::read_to_string(city.join("envelopes").join(format!("{}.jsonl", f[0])))
-            .expect("envelopes")
-            .lines()
-        {
-            messages.push((topic.clone(), env.to_owned()));
-        }
-    }
-    // Interleave the sensors as they would arrive.
-    messages.sort_by_key(|(_, e)| {
-        serde_json::from_str::<wire::Envelope>(e)
-            .expect("envelope")
-            .sent_at
-    });
+    let messages = testkit::city_envelopes(&city);
     Setup {
         ch,
         broker,
@@ -94,7 +74,7 @@ impl Setup {
         self.config_for(db, db, "", "")
     }
 
-    fn start(&self, config: &Path, db: &str) -> Child {
+    fn start(&self, config: &Path, db: &str) -> Running {
         let before = self
             .broker
             .log()
@@ -121,7 +101,7 @@ impl Setup {
             })
             .expect("the collector subscribes");
         }
-        child
+        Running(child)
     }
 
     /// Publishes every message with mosquitto_pub, in `chunks` pieces `pause` apart.
@@ -138,43 +118,7 @@ impl Setup {
         let port = self.broker.port;
         let dir = self.dir.path().to_path_buf();
         std::thread::spawn(move || {
-            let per = messages.len().div_ceil(chunks);
-            for (k, chunk) in messages.chunks(per).enumerate() {
-                // One mosquitto_pub per topic in the chunk, its lines on stdin, in order.
-                let mut topics: Vec<&str> = chunk.iter().map(|(t, _)| t.as_str()).collect();
-                topics.sort_unstable();
-                topics.dedup();
-                for (i, topic) in topics.into_iter().enumerate() {
-                    let lines: Vec<&str> = chunk
-                        .iter()
-                        .filter(|(t, _)| t == topic)
-                        .map(|(_, e)| e.as_str())
-                        .collect();
-                    let file = dir.join(format!("chunk-{}-{k}-{i}.jsonl", messages.len()));
-                    std::fs::write(&file, lines.join("\n") + "\n").expect("write");
-                    let out = Command::new("mosquitto_pub")
-                        .args([
-                            "-h",
-                            "127.0.0.1",
-                            "-p",
-                            &port.to_string(),
-                            "-q",
-                            "1",
-                            "-t",
-                            topic,
-                            "-l",
-                        ])
-                        .stdin(std::fs::File::open(&file).expect("chunk"))
-                        .output()
-                        .expect("mosquitto_pub");
-                    assert!(
-                        out.status.success(),
-                        "{}",
-                        String::from_utf8_lossy(&out.stderr)
-                    );
-                }
-                std::thread::sleep(pause);
-            }
+            testkit::mosquitto_pub_lines(port, &dir, &messages, chunks, pause)
         })
     }
 
@@ -312,6 +256,31 @@ fn assert_same(left: &str, right: &str, what: &str) {
     );
 }
 
+/// A collector process, killed if a failing test leaves it running.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+impl std::ops::Deref for Running {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
 fn kill9(child: &mut Child) {
     let _ = child.kill();
     let _ = child.wait();
@@ -424,7 +393,7 @@ fn visits_are_the_same_with_one_two_or_three_workers_and_as_a_two_process_cluste
         .iter()
         .map(|(name, db, mqtt, extra)| s.config_for(name, db, mqtt, extra))
         .collect();
-    let mut children: Vec<Child> = runs
+    let mut children: Vec<Running> = runs
         .iter()
         .zip(&configs)
         .map(|((name, ..), c)| s.start(c, name))
@@ -458,7 +427,7 @@ fn visits_are_the_same_with_one_two_or_three_workers_and_as_a_two_process_cluste
     let mut all: Vec<(&mut Child, &str)> = children
         .iter_mut()
         .zip(&runs)
-        .map(|(c, (name, ..))| (c, *name))
+        .map(|(c, (name, ..))| (&mut c.0, *name))
         .collect();
     s.term_all(&mut all);
     let w1 = s.visits("w1");

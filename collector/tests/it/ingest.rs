@@ -116,6 +116,7 @@ fn published_envelopes_land_once_and_bad_messages_are_rejected_with_their_reason
             "version = 1\n[clickhouse]\nurl = \"{}\"\ndatabase = \"ingest\"\n\
              [mqtt]\nurl = \"{}\"\nclient_id = \"collector-test\"\n\
              [ingest]\nbatch_max_age_ms = 200\nmax_payload_bytes = 65536\nmax_age_days = 3650\n\
+             [visits]\nbucket_secs = 1\nlateness_secs = 0\nstore_gap_secs = 1\nboard_gap_secs = 1\n\
              [metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n",
             ch.url(),
             broker.url()
@@ -225,6 +226,24 @@ fn published_envelopes_land_once_and_bad_messages_are_rejected_with_their_reason
         metrics.contains("footfall_rows_written_total{table=\"sightings\"}"),
         "{metrics}"
     );
+    // The input is idle now: the watermark moves on with the clock, so even the newest stay
+    // closes and is written while the collector runs (1-s buckets and gaps, no lateness).
+    let newest = count(
+        &ch,
+        "SELECT max(last_ms) FROM ingest.sightings WHERE final = 1",
+    );
+    wait_for(Duration::from_secs(30), || {
+        let sql = format!("SELECT count() FROM ingest.visits FINAL WHERE last_ms = {newest}");
+        (count(&ch, &sql) > 0).then_some(())
+    })
+    .expect("the newest stay is written while the input is idle");
+    let watermark: f64 = run
+        .metrics()
+        .lines()
+        .find_map(|l| l.strip_prefix("footfall_watermark_seconds "))
+        .and_then(|v| v.parse().ok())
+        .expect("the watermark gauge");
+    assert!(watermark * 1000.0 > newest as f64, "{watermark}");
     let status = run.stop();
     assert!(status.success(), "{status:?}");
 }
