@@ -2,7 +2,7 @@
 //! against the creative's plays, one arm per linkable device from its first qualifying pass,
 //! conversions in windows, and the estimates with their intervals.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
@@ -94,28 +94,12 @@ pub struct Unit {
     pub cluster: usize,
     /// Visits to the brand's stores in the pre-period.
     pub pre: f64,
-    /// Starts of visits to the brand's stores after t0, sorted.
-    pub visits: Vec<i64>,
-    /// The same for the placebo brand.
-    pub placebo: Vec<i64>,
-    /// (time, cents) of loyalty-linked receipts at the brand's stores after t0.
-    pub receipts: Vec<(i64, i64)>,
-}
-
-impl Unit {
-    fn converted(&self, window_ms: i64) -> bool {
-        self.visits
-            .first()
-            .is_some_and(|&v| v <= self.t0 + window_ms)
-    }
-
-    fn revenue(&self, window_ms: i64) -> f64 {
-        self.receipts
-            .iter()
-            .filter(|r| r.0 <= self.t0 + window_ms)
-            .map(|r| r.1 as f64 / 100.0)
-            .sum()
-    }
+    /// The first visit to a brand store after t0.
+    pub first_after: Option<i64>,
+    /// Per window of the report: converted; converted to the placebo brand; revenue.
+    pub converted: Vec<bool>,
+    pub placebo: Vec<bool>,
+    pub revenue: Vec<f64>,
 }
 
 /// Devices and passes set aside, and why.
@@ -137,35 +121,31 @@ pub struct Design {
     /// (board index, day index) per cluster.
     pub clusters: Vec<(usize, i64)>,
     pub strata: Vec<(usize, u32, u32)>,
-    pub passers: u64,
-    pub linkable_passers: u64,
-    pub placebo_brand: Option<String>,
-    /// Per day of the flight: (exposed passes, control passes) of linkable devices.
-    pub daily_passes: BTreeMap<i64, (u64, u64)>,
 }
 
-/// Plays of the creative at one board, sorted by start, not overlapping.
-struct BoardPlays(Vec<(i64, i64)>);
-
-impl BoardPlays {
-    fn overlap_ms(&self, a: i64, b: i64) -> i64 {
-        let end = self.0.partition_point(|p| p.0 < b);
-        self.0[..end]
+impl Params {
+    /// The primary window's index in `windows`.
+    pub fn primary_index(&self) -> usize {
+        self.windows
             .iter()
-            .rev()
-            // Plays do not overlap, so their ends rise with their starts.
-            .take_while(|p| p.1 > a)
-            .map(|p| (p.1.min(b) - p.0.max(a)).max(0))
-            .sum()
+            .position(|&w| w == self.primary_window)
+            .expect("the primary window is among the windows")
     }
 
-    fn in_rotation(&self, t: i64, loop_ms: i64) -> bool {
-        let i = self.0.partition_point(|p| p.0 < t - loop_ms);
-        self.0.get(i).is_some_and(|p| p.0 <= t + loop_ms)
+    /// What the queries need.
+    pub fn rules(&self) -> crate::data::Rules {
+        crate::data::Rules {
+            pad_ms: i64::from(self.pad_secs) * 1000,
+            pre_ms: i64::from(self.pre_days) * DAY_MS,
+            staff_ms_per_day: (self.staff_hours_per_day * HOUR_MS as f64) as i64,
+            staff_days_per_week: self.staff_days_per_week,
+            windows_days: self.windows.clone(),
+        }
     }
 }
 
-/// Builds the arms from the campaign's rows.
+/// Builds the arms from the query's rows: staff and devices already inside are set aside,
+/// each unit gets its stratum (board x weekday x hour block of t0) and cluster (board-day).
 pub fn design(inp: &Inputs, p: &Params) -> Design {
     let c = &inp.campaign;
     let boards = c.boards.clone();
@@ -174,165 +154,41 @@ pub fn design(inp: &Inputs, p: &Params) -> Design {
         .enumerate()
         .map(|(i, b)| (b.as_str(), i))
         .collect();
-    let mut plays: Vec<BoardPlays> = boards.iter().map(|_| BoardPlays(Vec::new())).collect();
-    for pl in &inp.plays {
-        if let Some(&i) = board_index.get(pl.board_id.as_str()) {
-            plays[i].0.push((pl.start_ms, pl.end_ms));
-        }
-    }
-    for bp in &mut plays {
-        bp.0.sort_unstable();
-    }
-    let linked: HashSet<(u32, u64)> = inp.links.iter().map(|l| (l.epoch, l.device)).collect();
-    let pad = i64::from(p.pad_secs) * 1000;
-    let loop_ms = c.loop_ms();
-    let classify = |board: usize, a: i64, b: i64| {
-        let bp = &plays[board];
-        if !bp.in_rotation(a, loop_ms) {
-            return PassClass::OutOfRotation;
-        }
-        let (pa, pb) = (a - pad, b + pad);
-        if pb - pa > loop_ms {
-            return PassClass::Long;
-        }
-        match bp.overlap_ms(pa, pb) {
-            0 => PassClass::Control,
-            x if x >= 1000 => PassClass::Exposed,
-            _ => PassClass::Ambiguous,
-        }
-    };
-
-    let mut passes: Vec<&crate::data::Pass> = inp.passes.iter().collect();
-    passes.sort_by_key(|x| (x.device, x.first_ms, x.site.clone()));
     let mut ex = Exclusions::default();
-    let mut daily_passes: BTreeMap<i64, (u64, u64)> = BTreeMap::new();
-    let mut all_passers = HashSet::new();
-    let mut linkable_passers = HashSet::new();
-    // device -> (exposed, t0, board, epoch)
-    let mut assigned: Vec<(u64, bool, i64, usize, u32)> = Vec::new();
-    let mut i = 0;
-    while i < passes.len() {
-        let device = passes[i].device;
-        let j = i + passes[i..].partition_point(|x| x.device == device);
-        all_passers.insert(device);
-        let mut first = None;
-        for x in &passes[i..j] {
-            let linkable = x.class == 0 || linked.contains(&(x.epoch, x.device));
-            if !linkable {
-                continue;
-            }
-            linkable_passers.insert(device);
-            let Some(&board) = board_index.get(x.site.as_str()) else {
-                continue;
-            };
-            let class = classify(board, x.first_ms, x.last_ms);
-            *ex.passes.entry(class).or_default() += 1;
-            let day = x.first_ms.div_euclid(DAY_MS);
-            match class {
-                PassClass::Exposed => daily_passes.entry(day).or_default().0 += 1,
-                PassClass::Control => daily_passes.entry(day).or_default().1 += 1,
-                _ => {}
-            }
-            if first.is_none() && matches!(class, PassClass::Exposed | PassClass::Control) {
-                first = Some((class == PassClass::Exposed, x.first_ms, board, x.epoch));
-            }
-        }
-        match first {
-            Some((e, t0, b, epoch)) => assigned.push((device, e, t0, b, epoch)),
-            None if linkable_passers.contains(&device) => ex.devices_without_a_clean_pass += 1,
-            None => {}
-        }
-        i = j;
+    for (class, n) in &inp.pass_classes {
+        let k = match class.as_str() {
+            "exposed" => PassClass::Exposed,
+            "control" => PassClass::Control,
+            "ambiguous" => PassClass::Ambiguous,
+            "long" => PassClass::Long,
+            _ => PassClass::OutOfRotation,
+        };
+        *ex.passes.entry(k).or_default() += n;
     }
-
-    // Staff: > staff_hours at one store on a day, or >= staff_days days of a week there.
-    let mut per_day: HashMap<(u64, &str, u16), i64> = HashMap::new();
-    let mut per_week: HashMap<(u64, &str, i64), HashSet<u16>> = HashMap::new();
-    for s in &inp.stays {
-        *per_day.entry((s.device, &s.site, s.day)).or_default() += s.last_ms - s.first_ms;
-        // Day 0 (1970-01-01) was a Thursday: weeks run Monday to Sunday.
-        let week = (i64::from(s.day) + 3).div_euclid(7);
-        per_week
-            .entry((s.device, &s.site, week))
-            .or_default()
-            .insert(s.day);
-    }
-    let staff_ms = (p.staff_hours_per_day * HOUR_MS as f64) as i64;
-    let mut staff: HashSet<u64> = per_day
-        .iter()
-        .filter(|(_, &ms)| ms > staff_ms)
-        .map(|(k, _)| k.0)
-        .collect();
-    staff.extend(
-        per_week
-            .iter()
-            .filter(|(_, days)| days.len() >= p.staff_days_per_week as usize)
-            .map(|(k, _)| k.0),
-    );
-
-    // Visits (visitor stays) per device at the brand's stores and at the placebo brand's.
-    let placebo_brand = {
-        let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-        for b in inp.stores.values().filter(|b| **b != c.brand) {
-            *counts.entry(b.as_str()).or_default() += 1;
-        }
-        counts
-            .into_iter()
-            .max_by_key(|(b, n)| (*n, std::cmp::Reverse(*b)))
-            .map(|(b, _)| b.to_owned())
-    };
-    let mut brand_visits: HashMap<u64, Vec<(i64, i64)>> = HashMap::new();
-    let mut placebo_visits: HashMap<u64, Vec<i64>> = HashMap::new();
-    for s in inp.stays.iter().filter(|s| s.kind == 2) {
-        match inp.stores.get(&s.site) {
-            Some(b) if *b == c.brand => brand_visits
-                .entry(s.device)
-                .or_default()
-                .push((s.first_ms, s.last_ms)),
-            Some(b) if Some(b) == placebo_brand.as_ref() => {
-                placebo_visits.entry(s.device).or_default().push(s.first_ms)
-            }
-            _ => {}
-        }
-    }
-    let mut loyalty: HashMap<(u32, u64), Vec<&str>> = HashMap::new();
-    for l in &inp.links {
-        loyalty
-            .entry((l.epoch, l.device))
-            .or_default()
-            .push(&l.loyalty_id);
-    }
-    let mut receipts: HashMap<&str, Vec<(i64, i64)>> = HashMap::new();
-    for r in &inp.receipts {
-        if inp.stores.get(&r.store_id) == Some(&c.brand) {
-            receipts
-                .entry(&r.loyalty_id)
-                .or_default()
-                .push((r.at_ms, r.amount_cents));
-        }
-    }
-
+    ex.devices_without_a_clean_pass = inp.linkable_passers.saturating_sub(inp.units.len() as u64);
     let block = i64::from(p.hour_block_hours.max(1));
     let mut strata: Vec<(usize, u32, u32)> = Vec::new();
     let mut stratum_index: HashMap<(usize, u32, u32), usize> = HashMap::new();
     let mut clusters: Vec<(usize, i64)> = Vec::new();
     let mut cluster_index: HashMap<(usize, i64), usize> = HashMap::new();
     let mut units = Vec::new();
-    let pre_ms = i64::from(p.pre_days) * DAY_MS;
-    for (device, exposed, t0, board, epoch) in assigned {
-        if staff.contains(&device) {
+    let none = vec![0i64; p.windows.len()];
+    for u in &inp.units {
+        if inp.staff.contains(&u.device) {
             ex.staff_devices += 1;
             continue;
         }
-        let visits = brand_visits.get(&device).map(Vec::as_slice).unwrap_or(&[]);
-        if visits.iter().any(|&(a, b)| a <= t0 && t0 <= b) {
+        if u.inside != 0 {
             ex.already_inside_devices += 1;
             continue;
         }
-        let day = t0.div_euclid(DAY_MS);
-        // Day 0 was a Thursday: 0 = Monday.
+        let Some(&board) = board_index.get(u.board.as_str()) else {
+            continue;
+        };
+        let day = u.t0.div_euclid(DAY_MS);
+        // Day 0 (1970-01-01) was a Thursday: 0 = Monday.
         let weekday = ((day + 3).rem_euclid(7)) as u32;
-        let hour_block = (t0.rem_euclid(DAY_MS) / HOUR_MS / block) as u32;
+        let hour_block = (u.t0.rem_euclid(DAY_MS) / HOUR_MS / block) as u32;
         let key = (board, weekday, hour_block);
         let stratum = *stratum_index.entry(key).or_insert_with(|| {
             strata.push(key);
@@ -342,37 +198,18 @@ pub fn design(inp: &Inputs, p: &Params) -> Design {
             clusters.push((board, day));
             clusters.len() - 1
         });
-        let mut after: Vec<i64> = visits.iter().map(|v| v.0).filter(|&a| a > t0).collect();
-        after.sort_unstable();
-        let mut placebo: Vec<i64> = placebo_visits
-            .get(&device)
-            .map(|v| v.iter().copied().filter(|&a| a > t0).collect())
-            .unwrap_or_default();
-        placebo.sort_unstable();
-        let pre = visits
-            .iter()
-            .filter(|v| v.0 >= t0 - pre_ms && v.0 < t0)
-            .count() as f64;
-        let mut rec: Vec<(i64, i64)> = loyalty
-            .get(&(epoch, device))
-            .into_iter()
-            .flatten()
-            .flat_map(|id| receipts.get(id).into_iter().flatten())
-            .copied()
-            .filter(|r| r.0 > t0)
-            .collect();
-        rec.sort_unstable();
-        rec.dedup();
+        let cents = inp.revenue.get(&u.device).unwrap_or(&none);
         units.push(Unit {
-            exposed,
-            t0,
+            exposed: u.exposed != 0,
+            t0: u.t0,
             board,
             stratum,
             cluster,
-            pre,
-            visits: after,
-            placebo,
-            receipts: rec,
+            pre: u.pre as f64,
+            first_after: (u.first_after != 0).then_some(u.first_after),
+            converted: u.converted.iter().map(|&x| x != 0).collect(),
+            placebo: u.placebo.iter().map(|&x| x != 0).collect(),
+            revenue: cents.iter().map(|&x| x as f64 / 100.0).collect(),
         });
     }
     Design {
@@ -381,10 +218,6 @@ pub fn design(inp: &Inputs, p: &Params) -> Design {
         boards,
         clusters,
         strata,
-        passers: all_passers.len() as u64,
-        linkable_passers: linkable_passers.len() as u64,
-        placebo_brand,
-        daily_passes,
     }
 }
 
@@ -594,7 +427,8 @@ fn sd(v: &[f64]) -> f64 {
 }
 
 /// The estimates for one window over the units followed up for all of it.
-pub fn window(design: &Design, inp: &Inputs, p: &Params, window_days: u32) -> WindowResult {
+pub fn window(design: &Design, inp: &Inputs, p: &Params, wi: usize) -> WindowResult {
+    let window_days = p.windows[wi];
     let w = i64::from(window_days) * DAY_MS;
     let units: Vec<&Unit> = design
         .units
@@ -606,8 +440,8 @@ pub fn window(design: &Design, inp: &Inputs, p: &Params, window_days: u32) -> Wi
     };
     let (ne, nc) = (count(true, &|_| true), count(false, &|_| true));
     let (xe, xc) = (
-        count(true, &|u| u.converted(w)),
-        count(false, &|u| u.converted(w)),
+        count(true, &|u| u.converted[wi]),
+        count(false, &|u| u.converted[wi]),
     );
     let comparison = stats::compare(xe, ne, xc, nc, p.confidence);
     let z = stats::z_of(p.confidence);
@@ -616,7 +450,7 @@ pub fn window(design: &Design, inp: &Inputs, p: &Params, window_days: u32) -> Wi
     // nothing: the percentile over all devices would cap ordinary baskets).
     let mut revs: Vec<f64> = units
         .iter()
-        .map(|u| u.revenue(w))
+        .map(|u| u.revenue[wi])
         .filter(|&r| r > 0.0)
         .collect();
     revs.sort_by(|a, b| a.total_cmp(b));
@@ -629,14 +463,14 @@ pub fn window(design: &Design, inp: &Inputs, p: &Params, window_days: u32) -> Wi
         vec![HashMap::new(); design.clusters.len()];
     for u in &units {
         let a = arm(u.exposed);
-        let y = f64::from(u8::from(u.converted(w)));
+        let y = f64::from(u8::from(u.converted[wi]));
         let s = &mut sums[u.cluster];
         s.n[a] += 1.0;
         s.x[a] += y;
         s.pre[a] += u.pre;
         s.pre2[a] += u.pre * u.pre;
         s.pre_y[a] += u.pre * y;
-        s.rev[a] += u.revenue(w).min(cap);
+        s.rev[a] += u.revenue[wi].min(cap);
         let c = cells[u.cluster].entry((u.stratum, a)).or_default();
         c.0 += 1.0;
         c.1 += y;
@@ -693,14 +527,14 @@ pub fn window(design: &Design, inp: &Inputs, p: &Params, window_days: u32) -> Wi
         let var = all.iter().map(|u| (u.pre - mx).powi(2)).sum::<f64>() / n;
         let cov = all
             .iter()
-            .map(|u| (u.pre - mx) * (f64::from(u8::from(u.converted(w))) - my))
+            .map(|u| (u.pre - mx) * (f64::from(u8::from(u.converted[wi])) - my))
             .sum::<f64>()
             / n;
         let theta = if var > 0.0 { cov / var } else { 0.0 };
         let adjusted = |e: bool| -> Vec<f64> {
             all.iter()
                 .filter(|u| u.exposed == e)
-                .map(|u| f64::from(u8::from(u.converted(w))) - theta * (u.pre - mx))
+                .map(|u| f64::from(u8::from(u.converted[wi])) - theta * (u.pre - mx))
                 .collect()
         };
         let (ae, ac) = (adjusted(true), adjusted(false));
@@ -738,7 +572,7 @@ pub fn window(design: &Design, inp: &Inputs, p: &Params, window_days: u32) -> Wi
         let v: Vec<f64> = units
             .iter()
             .filter(|u| u.exposed == e)
-            .map(|u| u.revenue(w).min(cap))
+            .map(|u| u.revenue[wi].min(cap))
             .collect();
         if v.is_empty() {
             0.0
@@ -792,12 +626,12 @@ pub fn window(design: &Design, inp: &Inputs, p: &Params, window_days: u32) -> Wi
         }
         _ => None,
     };
-    let placebo = design.placebo_brand.as_ref().map(|_| {
+    let placebo = inp.placebo_brand.as_ref().map(|_| {
         let conv = |e: bool| {
             units
                 .iter()
                 .filter(|u| u.exposed == e)
-                .filter(|u| u.placebo.first().is_some_and(|&v| v <= u.t0 + w))
+                .filter(|u| u.placebo[wi])
                 .count() as u64
         };
         stats::compare(conv(true), ne, conv(false), nc, p.confidence)
@@ -822,7 +656,7 @@ pub fn window(design: &Design, inp: &Inputs, p: &Params, window_days: u32) -> Wi
         + sd(&pc_pre).powi(2) / pc_pre.len() as f64)
         .sqrt();
     let randomization_p = (window_days == p.primary_window && p.permutations > 0)
-        .then(|| permutation_p(&units, w, p, d));
+        .then(|| permutation_p(&units, wi, p, d));
 
     let mut reasons = Vec::new();
     for (name, n, x) in [("exposed", ne, xe), ("control", nc, xc)] {
@@ -881,13 +715,13 @@ pub fn window(design: &Design, inp: &Inputs, p: &Params, window_days: u32) -> Wi
 
 /// Randomization inference: arm labels permuted within strata; the share of permutations
 /// with |D| at least the observed.
-fn permutation_p(units: &[&Unit], w: i64, p: &Params, observed: f64) -> f64 {
+fn permutation_p(units: &[&Unit], wi: usize, p: &Params, observed: f64) -> f64 {
     let mut by_stratum: HashMap<usize, Vec<(bool, bool)>> = HashMap::new();
     for u in units {
         by_stratum
             .entry(u.stratum)
             .or_default()
-            .push((u.exposed, u.converted(w)));
+            .push((u.exposed, u.converted[wi]));
     }
     let mut groups: Vec<Vec<(bool, bool)>> = by_stratum.into_values().collect();
     groups.sort();
@@ -944,13 +778,14 @@ pub struct BoardRow {
 /// with an arm under k devices or k converters, and then the next smallest row too when
 /// only one would be hidden (so the total does not reveal it).
 pub fn by_board(design: &Design, inp: &Inputs, p: &Params) -> Vec<BoardRow> {
+    let wi = p.primary_index();
     let w = i64::from(p.primary_window) * DAY_MS;
     let mut counts = vec![[0u64; 4]; design.boards.len()];
     for u in design.units.iter().filter(|u| u.t0 + w <= inp.data_end_ms) {
         let c = &mut counts[u.board];
         let a = arm(u.exposed);
         c[2 * a] += 1;
-        c[2 * a + 1] += u64::from(u.converted(w));
+        c[2 * a + 1] += u64::from(u.converted[wi]);
     }
     let small = |c: &[u64; 4]| {
         c[0] < p.k_devices || c[2] < p.k_devices || c[1] < p.k_converters || c[3] < p.k_converters
@@ -1002,7 +837,11 @@ pub fn curves(design: &Design, inp: &Inputs, p: &Params) -> Vec<(f64, f64, f64)>
         if arm.is_empty() {
             return 0.0;
         }
-        arm.iter().filter(|u| u.converted(t)).count() as f64 / arm.len() as f64
+        let converted = arm
+            .iter()
+            .filter(|u| u.first_after.is_some_and(|v| v <= u.t0 + t))
+            .count();
+        converted as f64 / arm.len() as f64
     };
     (0..=w / step)
         .map(|k| {

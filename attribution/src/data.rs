@@ -1,7 +1,10 @@
-//! What a report reads from ClickHouse. Portable SQL (Debian's 18.16 and current releases):
-//! FINAL reads, equi-filters on the tables' sorting keys (site/board, day) so each query
-//! touches only the campaign's boards, the brand's stores and the flight's partitions. The
-//! per-device logic (passes x plays, arms, windows) runs in Rust over these rows.
+//! The report's queries. ClickHouse does the per-device work, in portable SQL (Debian's
+//! 18.16 and current releases; a test runs every query on both): passes at the campaign's
+//! boards classified against the creative's plays (a join on board and minute bucket, so
+//! each pass meets only the plays around it), one arm per linkable device from its first
+//! clean pass, and per device its outcomes (visits in each window, the pre-period, the
+//! placebo brand, already inside, staff) and loyalty-linked revenue per window. Rust gets
+//! one row per assigned device and does the statistics.
 
 use std::collections::HashMap;
 
@@ -9,7 +12,7 @@ use anyhow::{bail, Context};
 use clickhouse::Row;
 use serde::Deserialize;
 
-const DAY_MS: i64 = 86_400_000;
+pub const DAY_MS: i64 = 86_400_000;
 
 #[derive(Clone, Debug, Row, Deserialize)]
 pub struct Campaign {
@@ -32,50 +35,44 @@ impl Campaign {
     }
 }
 
-/// A pass: an in-view stay at a board (the stream stage's `visitor` at a board).
+/// One linkable device with an arm.
 #[derive(Clone, Debug, Row, Deserialize)]
-pub struct Pass {
-    pub site: String,
+pub struct UnitRow {
     pub device: u64,
-    pub epoch: u32,
-    /// 0 global, 1 local.
-    pub class: i8,
-    pub first_ms: i64,
-    pub last_ms: i64,
+    pub exposed: u8,
+    pub t0: i64,
+    pub board: String,
+    /// Visits to the brand's stores in the pre-period.
+    pub pre: u64,
+    /// Inside a brand store at t0.
+    pub inside: u8,
+    /// The first visit to a brand store after t0 (0: none).
+    pub first_after: i64,
+    /// The same for the placebo brand.
+    pub placebo_after: i64,
+    /// Per window of the report: a brand visit in (t0, t0 + W].
+    pub converted: Vec<u8>,
+    /// Per window: the placebo brand.
+    pub placebo: Vec<u8>,
 }
 
-/// A stay at a store of any brand.
-#[derive(Clone, Debug, Row, Deserialize)]
-pub struct StoreStay {
-    pub site: String,
-    pub device: u64,
-    pub day: u16,
-    pub first_ms: i64,
-    pub last_ms: i64,
-    /// 1 passer-by, 2 visitor.
-    pub kind: i8,
+#[derive(Row, Deserialize)]
+struct RevenueRow {
+    device: u64,
+    cents: Vec<i64>,
 }
 
-#[derive(Clone, Debug, Row, Deserialize)]
-pub struct Play {
-    pub board_id: String,
-    pub start_ms: i64,
-    pub end_ms: i64,
+#[derive(Row, Deserialize)]
+struct ClassRow {
+    klass: String,
+    passes: u64,
 }
 
-#[derive(Clone, Debug, Row, Deserialize)]
-pub struct Receipt {
-    pub store_id: String,
-    pub at_ms: i64,
-    pub amount_cents: i64,
-    pub loyalty_id: String,
-}
-
-#[derive(Clone, Debug, Row, Deserialize)]
-pub struct Link {
-    pub epoch: u32,
-    pub device: u64,
-    pub loyalty_id: String,
+#[derive(Row, Deserialize)]
+struct DailyRow {
+    day: u16,
+    exposed: u64,
+    control: u64,
 }
 
 #[derive(Clone, Debug, Row, Deserialize)]
@@ -85,32 +82,48 @@ struct Site {
     brand: String,
 }
 
-/// Everything a report needs.
+/// What a report reads.
 pub struct Inputs {
     pub campaign: Campaign,
-    /// Store -> brand.
-    pub stores: HashMap<String, String>,
-    pub plays: Vec<Play>,
-    pub passes: Vec<Pass>,
-    pub stays: Vec<StoreStay>,
-    pub links: Vec<Link>,
-    pub receipts: Vec<Receipt>,
+    pub placebo_brand: Option<String>,
+    pub units: Vec<UnitRow>,
+    /// Assigned devices more than 4 h a day, or 5 days a week, at one store.
+    pub staff: std::collections::HashSet<u64>,
+    /// Per device, per window: loyalty-linked receipts at the brand's stores, cents.
+    pub revenue: HashMap<u64, Vec<i64>>,
+    /// Passes of linkable devices in the flight, by class.
+    pub pass_classes: Vec<(String, u64)>,
+    pub passers: u64,
+    pub linkable_passers: u64,
+    /// Per day (days since 1970): exposed and control passes of linkable devices.
+    pub daily: Vec<(u16, u64, u64)>,
     /// The end of follow-up: the newest sighting.
     pub data_end_ms: i64,
+}
+
+/// How the queries classify passes and define visits (ATTRIBUTION.md's defaults).
+#[derive(Clone, Debug)]
+pub struct Rules {
+    pub pad_ms: i64,
+    pub pre_ms: i64,
+    pub staff_ms_per_day: i64,
+    pub staff_days_per_week: u32,
+    pub windows_days: Vec<u32>,
 }
 
 /// `'a', 'b'` for an IN list; ids are validated at import ([A-Za-z0-9_.-]), quotes escaped
 /// all the same.
 fn in_list<'a>(ids: impl IntoIterator<Item = &'a String>) -> String {
-    let v: Vec<String> = ids
-        .into_iter()
-        .map(|s| format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'")))
-        .collect();
+    let v: Vec<String> = ids.into_iter().map(|s| quote(s)).collect();
     if v.is_empty() {
         "''".to_owned()
     } else {
         v.join(", ")
     }
+}
+
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
 fn date(ms: i64) -> String {
@@ -120,14 +133,179 @@ fn date(ms: i64) -> String {
         .to_string()
 }
 
-/// Reads the campaign's rows: plays of its creative at its boards, passes there during the
-/// flight, the passers' store stays from `pre_days` before the flight to `post_days` after
-/// it, their loyalty links, and the receipts of those loyalty ids.
+/// The report's SQL, built for one campaign.
+pub struct Queries {
+    pub classified: String,
+    /// Assigned devices that look like staff.
+    pub staff: String,
+    pub arms: String,
+    pub units: String,
+    pub revenue: String,
+    pub classes: String,
+    pub passers: String,
+    pub daily: String,
+}
+
+/// Builds the queries. `stores` maps store -> brand; `placebo` is the placebo brand.
+pub fn queries(
+    c: &Campaign,
+    stores: &HashMap<String, String>,
+    placebo: Option<&str>,
+    r: &Rules,
+) -> Queries {
+    let boards = in_list(&c.boards);
+    let of = |brand: Option<&str>| {
+        in_list(
+            stores
+                .iter()
+                .filter(|(_, b)| Some(b.as_str()) == brand)
+                .map(|(s, _)| s),
+        )
+    };
+    let (brand_stores, placebo_stores) = (of(Some(&c.brand)), of(placebo));
+    let all_stores = in_list(stores.keys());
+    let (from, to, pad, lp) = (c.start_ms, c.end_ms, r.pad_ms, c.loop_ms());
+    let reach = pad.max(lp);
+    let longest = i64::from(r.windows_days.iter().copied().max().unwrap_or(14)) * DAY_MS;
+    let (lo, hi) = (from - r.pre_ms, to + longest);
+    let (d_from, d_to) = (date(from - DAY_MS), date(to + DAY_MS));
+    let (s_from, s_to) = (date(lo - DAY_MS), date(hi + DAY_MS));
+    // Passes, each with the plays of the creative within reach (joined on board and minute):
+    // the overlap of the padded pass with them, and whether one starts within a loop of the
+    // pass (the creative is in rotation). Linkable: a global address or a loyalty link.
+    let classified = format!(
+        "SELECT device, epoch, site, first_ms, last_ms, linkable, \
+         multiIf(rotation = 0, 'out_of_rotation', last_ms - first_ms + 2 * {pad} > {lp}, 'long', \
+         overlap >= 1000, 'exposed', overlap = 0, 'control', 'ambiguous') AS klass \
+         FROM (SELECT device, epoch, site, first_ms, last_ms, linkable, sum(ov) AS overlap, \
+         sum(near) AS rotation FROM (SELECT device, epoch, site, first_ms, last_ms, linkable, start_ms, \
+         any(greatest(0, least(end_ms, last_ms + {pad}) - greatest(start_ms, first_ms - {pad}))) AS ov, \
+         any(start_ms != 0 AND start_ms >= first_ms - {lp} AND start_ms <= first_ms + {lp}) AS near \
+         FROM (SELECT device, epoch, site, first_ms, last_ms, \
+         class = 'global' OR (epoch, device) IN (SELECT epoch, device FROM links FINAL) AS linkable, \
+         arrayJoin(range(toUInt64(intDiv(greatest(last_ms + {pad}, first_ms + {lp}), 60000) \
+         - intDiv(first_ms - {reach}, 60000) + 1))) + intDiv(first_ms - {reach}, 60000) AS bucket \
+         FROM visits FINAL WHERE site IN ({boards}) AND day >= toDate('{d_from}') \
+         AND day <= toDate('{d_to}') AND retracted = 0 AND kind = 'visitor' \
+         AND first_ms >= {from} AND first_ms < {to}) AS passes \
+         ALL LEFT JOIN (SELECT board_id AS site, start_ms, end_ms, \
+         arrayJoin(range(toUInt64(intDiv(end_ms, 60000) - intDiv(start_ms, 60000) + 1))) \
+         + intDiv(start_ms, 60000) AS bucket FROM ad_plays FINAL WHERE board_id IN ({boards}) \
+         AND day >= toDate('{d_from}') AND day <= toDate('{d_to}') AND creative_id = {creative}) \
+         AS plays USING (site, bucket) GROUP BY device, epoch, site, first_ms, last_ms, linkable, start_ms) \
+         GROUP BY device, epoch, site, first_ms, last_ms, linkable)",
+        creative = quote(&c.creative_id),
+    );
+    // Intention to treat: each linkable device's first clean pass.
+    let arms = format!(
+        "SELECT device, argMin(epoch, first_ms) AS epoch, toUInt8(argMin(klass = 'exposed', first_ms)) \
+         AS exposed, min(first_ms) AS t0, argMin(site, first_ms) AS board FROM ({classified}) \
+         WHERE linkable AND klass IN ('exposed', 'control') GROUP BY device"
+    );
+    let within = |col: &str, w: u32| {
+        format!(
+            "countIf({col} AND is_visitor AND v_first > t0 AND v_first <= t0 + {}) > 0",
+            i64::from(w) * DAY_MS
+        )
+    };
+    let converted: Vec<String> = r
+        .windows_days
+        .iter()
+        .map(|&w| within("is_brand", w))
+        .collect();
+    let placebo_w: Vec<String> = r
+        .windows_days
+        .iter()
+        .map(|&w| within("is_placebo", w))
+        .collect();
+    let staff = format!(
+        "SELECT DISTINCT device FROM (SELECT device, site, day, sum(last_ms - first_ms) AS stay FROM visits FINAL \
+         WHERE site IN ({all_stores}) AND day >= toDate('{s_from}') AND day <= toDate('{s_to}') \
+         AND retracted = 0 AND device IN (SELECT device FROM ({arms})) GROUP BY device, site, day) \
+         GROUP BY device, site, toMonday(day) HAVING max(stay) > {} OR count() >= {}",
+        r.staff_ms_per_day, r.staff_days_per_week
+    );
+    let units = format!(
+        "SELECT device, exposed, t0, board, \
+         toUInt64(countIf(is_brand AND is_visitor AND v_first >= t0 - {pre} AND v_first < t0)) AS pre, \
+         toUInt8(countIf(is_brand AND is_visitor AND v_first <= t0 AND v_last >= t0) > 0) AS inside, \
+         if(countIf(is_brand AND is_visitor AND v_first > t0) = 0, toInt64(0), \
+         minIf(v_first, is_brand AND is_visitor AND v_first > t0)) AS first_after, \
+         if(countIf(is_placebo AND is_visitor AND v_first > t0) = 0, toInt64(0), \
+         minIf(v_first, is_placebo AND is_visitor AND v_first > t0)) AS placebo_after, \
+         [{converted}] AS converted, [{placebo_w}] AS placebo \
+         FROM ({arms}) AS arms ALL LEFT JOIN (SELECT device, site IN ({brand_stores}) AS is_brand, \
+         site IN ({placebo_stores}) AS is_placebo, kind = 'visitor' AS is_visitor, first_ms AS v_first, \
+         last_ms AS v_last FROM visits FINAL WHERE site IN ({all_stores}) \
+         AND day >= toDate('{s_from}') AND day <= toDate('{s_to}') AND retracted = 0 \
+         AND last_ms >= {lo} AND first_ms < {hi}) AS stays USING device \
+         GROUP BY device, exposed, t0, board ORDER BY device",
+        pre = r.pre_ms,
+        converted = converted.join(", "),
+        placebo_w = placebo_w.join(", "),
+    );
+    let sums: Vec<String> = r
+        .windows_days
+        .iter()
+        .map(|&w| {
+            format!(
+                "sumIf(amount_cents, at_ms > t0 AND at_ms <= t0 + {})",
+                i64::from(w) * DAY_MS
+            )
+        })
+        .collect();
+    let revenue = format!(
+        "SELECT device, [{}] AS cents FROM (SELECT device, t0, loyalty_id FROM ({arms}) AS arms \
+         ALL INNER JOIN (SELECT epoch, device, loyalty_id FROM links FINAL) AS links \
+         USING (epoch, device)) AS linked \
+         ALL INNER JOIN (SELECT loyalty_id, at_ms, amount_cents FROM receipts FINAL \
+         WHERE store_id IN ({brand_stores}) AND day >= toDate('{s_from}') AND day <= toDate('{s_to}')) \
+         AS bought USING loyalty_id GROUP BY device",
+        sums.join(", ")
+    );
+    let classes = format!(
+        "SELECT klass, count() AS passes FROM ({classified}) WHERE linkable GROUP BY klass ORDER BY klass"
+    );
+    let passers =
+        format!("SELECT uniqExact(device), uniqExactIf(device, linkable) FROM ({classified})");
+    let daily = format!(
+        "SELECT toDate(toDateTime(intDiv(first_ms, 1000))) AS day, countIf(klass = 'exposed') AS exposed, \
+         countIf(klass = 'control') AS control FROM ({classified}) WHERE linkable \
+         GROUP BY day ORDER BY day"
+    );
+    Queries {
+        classified,
+        staff,
+        arms,
+        units,
+        revenue,
+        classes,
+        passers,
+        daily,
+    }
+}
+
+/// The campaign's own primary window (0 if unset), to settle the windows before `load`.
+pub async fn window_days(db: &clickhouse::Client, campaign_id: &str) -> anyhow::Result<u16> {
+    let w: Vec<u16> = db
+        .query("SELECT window_days FROM campaigns FINAL WHERE campaign_id = ?")
+        .bind(campaign_id)
+        .fetch_all()
+        .await
+        .context("reading table campaigns")?;
+    match w.first() {
+        Some(&w) => Ok(w),
+        None => {
+            bail!("no campaign {campaign_id:?} in table campaigns (import campaigns.jsonl first)")
+        }
+    }
+}
+
+/// Reads the campaign and runs the report's queries.
 pub async fn load(
     db: &clickhouse::Client,
     campaign_id: &str,
-    pre_days: i64,
-    post_days: i64,
+    rules: &Rules,
 ) -> anyhow::Result<Inputs> {
     let campaigns: Vec<Campaign> = db
         .query(
@@ -160,70 +338,48 @@ pub async fn load(
             campaign.brand
         );
     }
-    let boards = in_list(&campaign.boards);
-    let (from, to) = (campaign.start_ms, campaign.end_ms);
-    let plays: Vec<Play> = db
-        .query(&format!(
-            "SELECT board_id, start_ms, end_ms FROM ad_plays FINAL \
-             WHERE board_id IN ({boards}) AND day >= toDate(?) AND day <= toDate(?) \
-             AND creative_id = ? AND end_ms > ? AND start_ms < ? ORDER BY board_id, start_ms"
-        ))
-        .bind(date(from - DAY_MS))
-        .bind(date(to + DAY_MS))
-        .bind(&campaign.creative_id)
-        .bind(from - DAY_MS)
-        .bind(to + DAY_MS)
+    let placebo_brand = placebo_of(&stores, &campaign.brand);
+    let q = queries(&campaign, &stores, placebo_brand.as_deref(), rules);
+    tracing::debug!(units = %q.units, revenue = %q.revenue, "the report's queries");
+    let units: Vec<UnitRow> = db
+        .query(&q.units)
         .fetch_all()
         .await
-        .context("reading table ad_plays")?;
-    let passes_sql = format!(
-        "FROM visits FINAL WHERE site IN ({boards}) AND day >= toDate('{}') \
-         AND day <= toDate('{}') AND retracted = 0 AND kind = 'visitor' \
-         AND first_ms >= {from} AND first_ms < {to}",
-        date(from),
-        date(to)
-    );
-    let passes: Vec<Pass> = db
-        .query(&format!(
-            "SELECT site, device, epoch, class, first_ms, last_ms {passes_sql}"
-        ))
+        .context("the arms and outcomes query")?;
+    let staff: Vec<u64> = db
+        .query(&q.staff)
         .fetch_all()
         .await
-        .context("reading the passes (table visits)")?;
-    let store_list = in_list(stores.keys());
-    let (lo, hi) = (from - pre_days * DAY_MS, to + post_days * DAY_MS);
-    let stays: Vec<StoreStay> = db
-        .query(&format!(
-            "SELECT site, device, day, first_ms, last_ms, kind FROM visits FINAL \
-             WHERE site IN ({store_list}) AND day >= toDate('{}') AND day <= toDate('{}') \
-             AND retracted = 0 AND last_ms >= {lo} AND first_ms < {hi} \
-             AND device IN (SELECT device {passes_sql})",
-            date(lo - DAY_MS),
-            date(hi)
-        ))
-        .fetch_all()
+        .context("the staff query")?;
+    let revenue: HashMap<u64, Vec<i64>> = db
+        .query(&q.revenue)
+        .fetch_all::<RevenueRow>()
         .await
-        .context("reading the passers' store stays (table visits)")?;
-    let links: Vec<Link> = db
-        .query(&format!(
-            "SELECT epoch, device, loyalty_id FROM links FINAL \
-             WHERE device IN (SELECT device {passes_sql})"
-        ))
-        .fetch_all()
+        .context("the revenue query")?
+        .into_iter()
+        .map(|r| (r.device, r.cents))
+        .collect();
+    let pass_classes = db
+        .query(&q.classes)
+        .fetch_all::<ClassRow>()
         .await
-        .context("reading table links")?;
-    let receipts: Vec<Receipt> = db
-        .query(&format!(
-            "SELECT store_id, at_ms, amount_cents, loyalty_id FROM receipts FINAL \
-             WHERE store_id IN ({store_list}) AND day >= toDate('{}') AND day <= toDate('{}') \
-             AND loyalty_id IN (SELECT loyalty_id FROM links FINAL \
-             WHERE device IN (SELECT device {passes_sql}))",
-            date(lo - DAY_MS),
-            date(hi)
-        ))
-        .fetch_all()
+        .context("the pass classes query")?
+        .into_iter()
+        .map(|r| (r.klass, r.passes))
+        .collect();
+    let (passers, linkable_passers): (u64, u64) = db
+        .query(&q.passers)
+        .fetch_one()
         .await
-        .context("reading table receipts")?;
+        .context("the passers query")?;
+    let daily = db
+        .query(&q.daily)
+        .fetch_all::<DailyRow>()
+        .await
+        .context("the daily passes query")?
+        .into_iter()
+        .map(|r| (r.day, r.exposed, r.control))
+        .collect();
     let data_end_ms: i64 = db
         .query("SELECT max(last_ms) FROM sightings")
         .fetch_one()
@@ -231,12 +387,26 @@ pub async fn load(
         .context("reading the end of the data (table sightings)")?;
     Ok(Inputs {
         campaign,
-        stores,
-        plays,
-        passes,
-        stays,
-        links,
-        receipts,
+        placebo_brand,
+        units,
+        staff: staff.into_iter().collect(),
+        revenue,
+        pass_classes,
+        passers,
+        linkable_passers,
+        daily,
         data_end_ms,
     })
+}
+
+/// The other brand with the most stores (ties: the first by name).
+fn placebo_of(stores: &HashMap<String, String>, brand: &str) -> Option<String> {
+    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+    for b in stores.values().filter(|b| *b != brand) {
+        *counts.entry(b.as_str()).or_default() += 1;
+    }
+    counts
+        .into_iter()
+        .max_by_key(|(b, n)| (*n, std::cmp::Reverse(*b)))
+        .map(|(b, _)| b.to_owned())
 }

@@ -213,9 +213,8 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
                 .enable_all()
                 .build()
                 .context("a tokio runtime")?;
-            // Enough before the flight for the pre-period, after it for the longest window.
-            let inputs = runtime.block_on(data::load(&db, &campaign, 30, 31))?;
-            let primary = window_days.unwrap_or(match inputs.campaign.window_days {
+            let declared = runtime.block_on(data::window_days(&db, &campaign))?;
+            let primary = window_days.unwrap_or(match declared {
                 0 => 14,
                 w => u32::from(w),
             });
@@ -225,6 +224,7 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
             p.pad_secs = pad_secs;
             p.board_capture = board_capture;
             p.store_capture = store_capture;
+            let inputs = runtime.block_on(data::load(&db, &campaign, &p.rules()))?;
             let r = report::build(&inputs, &p);
             report::write(&r, &out)?;
             let w = r.windows.iter().find(|w| w.primary).expect("primary");

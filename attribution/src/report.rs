@@ -55,10 +55,8 @@ fn iso(ms: i64) -> String {
 
 pub fn build(inp: &Inputs, p: &Params) -> Report {
     let design: Design = analysis::design(inp, p);
-    let windows: Vec<WindowResult> = p
-        .windows
-        .iter()
-        .map(|&w| analysis::window(&design, inp, p, w))
+    let windows: Vec<WindowResult> = (0..p.windows.len())
+        .map(|wi| analysis::window(&design, inp, p, wi))
         .collect();
     let primary = windows.iter().find(|w| w.primary).expect("primary window");
     let status = if primary.gate.passed {
@@ -68,12 +66,12 @@ pub fn build(inp: &Inputs, p: &Params) -> Report {
     };
     let c = &inp.campaign;
     let k = p.k_devices;
-    let daily = design
-        .daily_passes
+    let daily = inp
+        .daily
         .iter()
-        .map(|(&day, &(e, ctl))| {
+        .map(|&(day, e, ctl)| {
             (
-                iso(day * DAY_MS)[..10].to_owned(),
+                iso(i64::from(day) * DAY_MS)[..10].to_owned(),
                 (e >= k).then_some(e),
                 (ctl >= k).then_some(ctl),
             )
@@ -108,12 +106,12 @@ pub fn build(inp: &Inputs, p: &Params) -> Report {
         params: p.clone(),
         status: status.to_owned(),
         data_end: iso(inp.data_end_ms),
-        passers: design.passers,
-        linkable_passers: design.linkable_passers,
-        linkable_share: crate::stats::ratio(design.linkable_passers, design.passers),
+        passers: inp.passers,
+        linkable_passers: inp.linkable_passers,
+        linkable_share: crate::stats::ratio(inp.linkable_passers, inp.passers),
         exposed_devices: design.units.iter().filter(|u| u.exposed).count() as u64,
         control_devices: design.units.iter().filter(|u| !u.exposed).count() as u64,
-        placebo_brand: design.placebo_brand.clone(),
+        placebo_brand: inp.placebo_brand.clone(),
         boards: analysis::by_board(&design, inp, p),
         curves: analysis::curves(&design, inp, p),
         daily,

@@ -25,7 +25,7 @@ use std::collections::{HashMap, HashSet};
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 
-use crate::decode::{day_of, fnv64, SightingRow};
+use crate::decode::{day_of, fnv64_parts, SightingRow};
 
 /// A sighting as the stream stage needs it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -73,9 +73,7 @@ impl Seen {
 
 /// A sighting's identity across its versions: its sensor and its start.
 pub fn sighting_key(sensor: &str, first_ms: i64) -> u64 {
-    let mut key = sensor.as_bytes().to_vec();
-    key.extend_from_slice(&first_ms.to_le_bytes());
-    fnv64(&key)
+    fnv64_parts(&[sensor.as_bytes(), &first_ms.to_le_bytes()])
 }
 
 /// What the inventory says about a site (table `sites`).
@@ -206,12 +204,9 @@ impl Stay {
     }
 
     fn identity(&self, (device, in_view): Unit) -> Written {
-        let mut b = device.to_le_bytes().to_vec();
-        if !in_view {
-            b.push(0);
-        }
-        b.extend_from_slice(&self.first_ms.to_le_bytes());
-        (day_of(self.first_ms), fnv64(&b))
+        let view: &[u8] = if in_view { &[] } else { &[0] };
+        let id = fnv64_parts(&[&device.to_le_bytes(), view, &self.first_ms.to_le_bytes()]);
+        (day_of(self.first_ms), id)
     }
 }
 

@@ -2,4 +2,5 @@
 //! simulated city run through the real collector and ClickHouse, checked against the truth.
 
 mod cli;
+mod modern;
 mod pipeline;

@@ -88,10 +88,10 @@ fn a_simulated_campaigns_report_agrees_with_the_truth() {
         .expect("the collector task")
         .expect("the collector");
 
-    let inputs = runtime
-        .block_on(attribution::data::load(&db, "acme-spring", 30, 31))
-        .expect("load");
     let p = Params::defaults(1);
+    let inputs = runtime
+        .block_on(attribution::data::load(&db, "acme-spring", &p.rules()))
+        .expect("load");
     let r = attribution::report::build(&inputs, &p);
     let out = dir.path().join("report");
     attribution::report::write(&r, &out).expect("write");
