@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 
-.PHONY: demo test setup bench cross
+.PHONY: demo test setup bench cross calibrate
 
 setup:
 	@bash deploy/setup.sh
@@ -12,11 +12,17 @@ demo: setup
 	cargo build --release --locked -p sensor-agent -p simulator -p collector -p attribution --bins
 	bash deploy/demo.sh
 
-## make test: formatting, lints, and the whole test suite
+## make test: formatting, lints, the whole test suite, and the attribution's calibration on
+## 50 seeded cities through the real pipeline (release build; about 20 minutes)
 test: setup
 	cargo fmt --all -- --check
 	cargo clippy --locked --workspace --all-targets --all-features -- -D warnings
 	cargo test --locked --workspace
+	rm -rf target/calibration-test && CHECK=1 bash benches/calibration.sh 50 1 target/calibration-test
+
+## make calibrate: the calibration alone (figures in benches/README.md)
+calibrate: setup
+	CHECK=1 bash benches/calibration.sh 50
 
 ## make bench: the figures recorded in benches/README.md
 bench: setup

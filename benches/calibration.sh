@@ -5,8 +5,10 @@
 # does the 95 % interval of the absolute lift cover the true device-level lift
 # (truth/summary.json: campaigns[].devices_by_window[primary].target_lift_pp), and what are
 # the mean error and the mean interval width. One line per seed in $OUT/seeds.csv, the summary
-# on stdout and in $OUT/summary.txt.
-# Usage: bash benches/calibration.sh [SEEDS [FIRST_SEED [OUT]]]   (default 50, 1,
+# on stdout and in $OUT/summary.txt. Seeds already in $OUT/seeds.csv are not run again, so an
+# interrupted run resumes. With CHECK=1 the exit status says whether the targets hold
+# (coverage >= 90 %, |mean error| < 0.05 pp).
+# Usage: [CHECK=1] bash benches/calibration.sh [SEEDS [FIRST_SEED [OUT]]]   (default 50, 1,
 # target/calibration)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,9 +61,10 @@ hport=$(free_port); tport=$(free_port)
 start_clickhouse "$W/ch" "$hport" "$tport"
 pids+=("$CLICKHOUSE_PID")
 
-echo "seed,n_exposed,n_control,truth_n_exposed,truth_n_control,target_pp,truth_observed_pp,lift_pp,newcombe_lo_pp,newcombe_hi_pp,bootstrap_lo_pp,bootstrap_hi_pp,covered,bootstrap_covered,status,seconds" \
+[ -s "$OUT/seeds.csv" ] || echo "seed,n_exposed,n_control,truth_n_exposed,truth_n_control,target_pp,truth_observed_pp,lift_pp,newcombe_lo_pp,newcombe_hi_pp,bootstrap_lo_pp,bootstrap_hi_pp,covered,bootstrap_covered,status,seconds" \
   > "$OUT/seeds.csv"
 for seed in $(seq "$FIRST" $((FIRST + SEEDS - 1))); do
+  if cut -d, -f1 "$OUT/seeds.csv" | grep -qx "$seed"; then continue; fi
   t0=$(date +%s.%N)
   city="$W/city-$seed"
   "$BIN/footfall-sim" generate --config "$W/scenario.toml" --seed "$seed" --quiet --out "$city" >/dev/null
@@ -130,9 +133,10 @@ PY
   rm -rf "$city"
 done
 
-python3 - "$OUT/seeds.csv" <<'PY' | tee "$OUT/summary.txt"
+python3 - "$OUT/seeds.csv" "$FIRST" "$SEEDS" "${CHECK:-0}" <<'PY' | tee "$OUT/summary.txt"
 import csv, math, sys
-rows = list(csv.DictReader(open(sys.argv[1])))
+first, count, check = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
+rows = [r for r in csv.DictReader(open(sys.argv[1])) if first <= int(r["seed"]) < first + count]
 n = len(rows)
 err = [float(r["lift_pp"]) - float(r["target_pp"]) for r in rows]
 fid = [float(r["lift_pp"]) - float(r["truth_observed_pp"]) for r in rows]
@@ -145,4 +149,7 @@ print(f"mean error (lift - true lift): {mean:+.3f} pp (sd {sd:.3f}, se of the me
 print(f"mean interval width (Newcombe): {width:.3f} pp; mean true lift {sum(float(r['target_pp']) for r in rows) / n:+.3f} pp")
 print(f"pipeline vs the truth's own sensed-device comparison (observed): mean |difference| {sum(abs(f) for f in fid) / n:.3f} pp")
 print(f"reports passing the gates: {sum(r['status'] == 'ok' for r in rows)} of {n}; mean run {sum(float(r['seconds']) for r in rows) / n:.0f} s")
+coverage = sum(int(r["covered"]) for r in rows) / n
+if check and not (coverage >= 0.9 and abs(mean) < 0.05):
+    sys.exit(f"calibration: coverage {coverage:.1%} (target >= 90 %), mean error {mean:+.3f} pp (target within 0.05)")
 PY
