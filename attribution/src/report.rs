@@ -453,8 +453,8 @@ fn html(r: &Report) -> String {
     if r.status == "ok" {
         let _ = write!(
             s,
-            "<p class=\"headline\">Devices that passed a board while this creative was on screen visited a \
-             {brand} store within {w} day(s) <b>{d}</b> more often than devices that passed the same boards \
+            "<p class=\"headline\">Devices that passed a board while this creative was on screen visited one of \
+             {brand}'s stores within {w} day(s) <b>{d}</b> more often than devices that passed the same boards \
              during other brands' ads (95 % interval {lo} to {hi}; {ce:.2} % vs {cc:.2} %; p = {pv:.3}).</p>",
             brand = esc(&r.campaign.brand),
             w = primary.window_days,
@@ -532,6 +532,14 @@ fn html(r: &Report) -> String {
     );
     for w in &r.windows {
         let c = &w.comparison;
+        if c.exposed.devices == 0 || c.control.devices == 0 {
+            let _ = write!(
+                s,
+                "<tr><td>{} d</td><td colspan=\"8\">not yet followed up for the whole window</td></tr>",
+                w.window_days
+            );
+            continue;
+        }
         let _ = write!(
             s,
             "<tr><td>{} d{}</td><td>{}/{}</td><td>{}/{}</td><td>{}</td><td>{} to {}</td><td>{}</td>\
