@@ -285,28 +285,8 @@ pub fn queries(
     }
 }
 
-/// The campaign's own primary window (0 if unset), to settle the windows before `load`.
-pub async fn window_days(db: &clickhouse::Client, campaign_id: &str) -> anyhow::Result<u16> {
-    let w: Vec<u16> = db
-        .query("SELECT window_days FROM campaigns FINAL WHERE campaign_id = ?")
-        .bind(campaign_id)
-        .fetch_all()
-        .await
-        .context("reading table campaigns")?;
-    match w.first() {
-        Some(&w) => Ok(w),
-        None => {
-            bail!("no campaign {campaign_id:?} in table campaigns (import campaigns.jsonl first)")
-        }
-    }
-}
-
-/// Reads the campaign and runs the report's queries.
-pub async fn load(
-    db: &clickhouse::Client,
-    campaign_id: &str,
-    rules: &Rules,
-) -> anyhow::Result<Inputs> {
+/// Reads one campaign from table `campaigns`.
+pub async fn campaign(db: &clickhouse::Client, campaign_id: &str) -> anyhow::Result<Campaign> {
     let campaigns: Vec<Campaign> = db
         .query(
             "SELECT campaign_id, brand, creative_id, boards, start_ms, end_ms, spend, currency, \
@@ -322,6 +302,15 @@ pub async fn load(
     if campaign.boards.is_empty() {
         bail!("campaign {campaign_id:?} lists no boards");
     }
+    Ok(campaign)
+}
+
+/// Runs the report's queries for `campaign`.
+pub async fn load(
+    db: &clickhouse::Client,
+    campaign: Campaign,
+    rules: &Rules,
+) -> anyhow::Result<Inputs> {
     let sites: Vec<Site> = db
         .query("SELECT site_id, kind, brand FROM sites FINAL")
         .fetch_all()

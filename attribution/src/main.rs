@@ -213,8 +213,8 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
                 .enable_all()
                 .build()
                 .context("a tokio runtime")?;
-            let declared = runtime.block_on(data::window_days(&db, &campaign))?;
-            let primary = window_days.unwrap_or(match declared {
+            let c = runtime.block_on(data::campaign(&db, &campaign))?;
+            let primary = window_days.unwrap_or(match c.window_days {
                 0 => 14,
                 w => u32::from(w),
             });
@@ -224,7 +224,7 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
             p.pad_secs = pad_secs;
             p.board_capture = board_capture;
             p.store_capture = store_capture;
-            let inputs = runtime.block_on(data::load(&db, &campaign, &p.rules()))?;
+            let inputs = runtime.block_on(data::load(&db, c, &p.rules()))?;
             let r = report::build(&inputs, &p);
             report::write(&r, &out)?;
             let w = r.windows.iter().find(|w| w.primary).expect("primary");

@@ -263,6 +263,35 @@ pub(crate) async fn insert<T: clickhouse::RowOwned + clickhouse::RowWrite>(
     ins.end().await
 }
 
+/// Runs `write` until it succeeds (the same rows each time), counting and logging each
+/// failure, with a backoff from 100 ms doubling to 5 s. Returns false if `shutdown` came
+/// first.
+pub(crate) async fn retry<F, Fut>(
+    metrics: &Metrics,
+    shutdown: &CancellationToken,
+    what: &str,
+    rows: usize,
+    mut write: F,
+) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), clickhouse::error::Error>>,
+{
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let Err(e) = write().await else {
+            return true;
+        };
+        metrics.clickhouse_errors.inc();
+        warn!(error = %e, rows, what, "ClickHouse write failed; retrying the same rows");
+        tokio::select! {
+            _ = shutdown.cancelled() => return false,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
 /// Commits batches one at a time, in order, while the processor fills the next one: at most
 /// two batches in memory, and acknowledgements in arrival order.
 struct Committer {
@@ -315,29 +344,16 @@ async fn commit(
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let result = async {
-            insert(db, "sightings", &batch.sightings).await?;
-            insert(db, "sensor_status", &batch.status).await?;
-            insert(db, "rejected", &batch.rejected).await
-        }
-        .await;
-        match result {
-            Ok(()) => break,
-            Err(e) => {
-                metrics.clickhouse_errors.inc();
-                warn!(error = %e, rows = batch.rows(), "ClickHouse write failed; retrying the same rows");
-                tokio::select! {
-                    _ = shutdown.cancelled() => {
-                        warn!("stopping with an uncommitted batch; the broker will redeliver it");
-                        return Ok(());
-                    }
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
-            }
-        }
+    let b = &batch;
+    let written = retry(metrics, shutdown, "sightings", b.rows(), || async move {
+        insert(db, "sightings", &b.sightings).await?;
+        insert(db, "sensor_status", &b.status).await?;
+        insert(db, "rejected", &b.rejected).await
+    })
+    .await;
+    if !written {
+        warn!("stopping with an uncommitted batch; the broker will redeliver it");
+        return Ok(());
     }
     metrics.rows_written("sightings", batch.sightings.len());
     metrics.rows_written("sensor_status", batch.status.len());

@@ -38,6 +38,8 @@ use crate::visits::{sighting_key, Rules, Seen, SiteRule, VisitRow, Visits};
 
 /// Batches of sightings queued for the dataflow.
 const FEED: usize = 64;
+/// Records read back at start-up are fed in batches of this many.
+const RECOVER_BATCH: usize = 10_000;
 /// How long an idle feeding worker waits for data before moving the clock on.
 const PARK: Duration = Duration::from_millis(50);
 
@@ -105,7 +107,12 @@ impl Feed {
         if rows.is_empty() {
             return Ok(());
         }
-        let batch = rows.iter().map(|r| Seen::new(r, false)).collect();
+        self.push(rows.iter().map(|r| Seen::new(r, false)).collect())
+            .await
+    }
+
+    /// Hands records to the dataflow, waiting while it is behind.
+    async fn push(&self, batch: Vec<Seen>) -> anyhow::Result<()> {
         self.0
             .send(batch)
             .await
@@ -455,44 +462,42 @@ impl Writer {
     async fn commit(&mut self, batch: &mut Vec<VisitRow>) {
         // The rows received so far cover every time before `least`.
         let least = self.frontiers.iter().copied().min().flatten();
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            let result = async {
-                crate::ingest::insert(&self.db, "visits", batch).await?;
-                match least {
-                    Some(t) if Some(t) > self.checkpoint => {
-                        let row = CheckpointRow {
-                            process: u16::try_from(self.process).unwrap_or(u16::MAX),
-                            watermark_ms: i64::try_from(t).unwrap_or(0) * self.bucket_ms,
-                            at_ms: wire::Millis::now().0,
-                        };
-                        crate::ingest::insert(&self.db, "stream_checkpoints", &[row]).await
+        let checkpoint = match least {
+            Some(t) if Some(t) > self.checkpoint => Some(CheckpointRow {
+                process: u16::try_from(self.process).unwrap_or(u16::MAX),
+                watermark_ms: i64::try_from(t).unwrap_or(0) * self.bucket_ms,
+                at_ms: wire::Millis::now().0,
+            }),
+            _ => None,
+        };
+        let (db, rows, checkpoint) = (&self.db, &*batch, &checkpoint);
+        let written = crate::ingest::retry(
+            &self.metrics,
+            &self.shutdown,
+            "visits",
+            rows.len(),
+            || async move {
+                crate::ingest::insert(db, "visits", rows).await?;
+                match checkpoint {
+                    Some(row) => {
+                        crate::ingest::insert(db, "stream_checkpoints", std::slice::from_ref(row))
+                            .await
                     }
-                    _ => Ok(()),
+                    None => Ok(()),
                 }
-            }
-            .await;
-            match result {
-                Ok(()) => {
-                    self.metrics.rows_written("visits", batch.len());
-                    batch.clear();
-                    self.checkpoint = self.checkpoint.max(least);
-                    return;
-                }
-                Err(e) => {
-                    self.metrics.clickhouse_errors.inc();
-                    warn!(error = %e, rows = batch.len(), "writing visits failed; retrying the same rows");
-                    tokio::select! {
-                        _ = self.shutdown.cancelled() => {
-                            warn!(rows = batch.len(), "stopping with unwritten visits; the next start rebuilds them");
-                            return;
-                        }
-                        _ = tokio::time::sleep(backoff) => {}
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-            }
+            },
+        )
+        .await;
+        if !written {
+            warn!(
+                rows = batch.len(),
+                "stopping with unwritten visits; the next start rebuilds them"
+            );
+            return;
         }
+        self.metrics.rows_written("visits", batch.len());
+        batch.clear();
+        self.checkpoint = self.checkpoint.max(least);
     }
 }
 
@@ -565,7 +570,7 @@ pub async fn recover(
         .bind(floor)
         .fetch::<Recovered>()?;
     let mut n = 0u64;
-    let mut batch = Vec::with_capacity(10_000);
+    let mut batch = Vec::with_capacity(RECOVER_BATCH);
     while let Some(r) = cursor.next().await? {
         batch.push(Seen {
             key: sighting_key(&r.sensor, r.first_ms),
@@ -582,11 +587,8 @@ pub async fn recover(
             written: None,
         });
         n += 1;
-        if batch.len() == 10_000 {
-            feed.0
-                .send(std::mem::take(&mut batch))
-                .await
-                .map_err(|_| anyhow::anyhow!("the stream stage has stopped"))?;
+        if batch.len() == RECOVER_BATCH {
+            feed.push(std::mem::take(&mut batch)).await?;
         }
     }
     // The visits already written there, so the rebuilt stays retract those that data
@@ -615,18 +617,12 @@ pub async fn recover(
             tainted: v.first_ms < taint_below,
             written: Some((v.day, v.visit_id)),
         });
-        if batch.len() == 10_000 {
-            feed.0
-                .send(std::mem::take(&mut batch))
-                .await
-                .map_err(|_| anyhow::anyhow!("the stream stage has stopped"))?;
+        if batch.len() == RECOVER_BATCH {
+            feed.push(std::mem::take(&mut batch)).await?;
         }
     }
     if !batch.is_empty() {
-        feed.0
-            .send(batch)
-            .await
-            .map_err(|_| anyhow::anyhow!("the stream stage has stopped"))?;
+        feed.push(batch).await?;
     }
     info!(sightings = n, "stays rebuilt from the sightings table");
     Ok(n)

@@ -90,7 +90,10 @@ fn a_simulated_campaigns_report_agrees_with_the_truth() {
 
     let p = Params::defaults(1);
     let inputs = runtime
-        .block_on(attribution::data::load(&db, "acme-spring", &p.rules()))
+        .block_on(async {
+            let c = attribution::data::campaign(&db, "acme-spring").await?;
+            attribution::data::load(&db, c, &p.rules()).await
+        })
         .expect("load");
     let r = attribution::report::build(&inputs, &p);
     let out = dir.path().join("report");
