@@ -1,7 +1,6 @@
 //! The report's queries also run on a current ClickHouse: chdb-core embeds 26.x in-process.
 
 use std::collections::HashMap;
-use std::process::Command;
 
 use attribution::analysis::Params;
 use attribution::data::{queries, Campaign};
@@ -55,56 +54,21 @@ fn the_report_queries_run_on_a_current_clickhouse() {
         q.passers.clone(),
         q.daily.clone(),
     ];
-    let dir = tempfile::tempdir().expect("tempdir");
-    let input = dir.path().join("statements.json");
-    std::fs::write(
-        &input,
-        serde_json::to_string(&(schema, rows, report)).expect("json"),
-    )
-    .expect("write");
-    let script = dir.path().join("run.py");
-    std::fs::write(
-        &script,
-        "import json, sys\nfrom chdb import session\ns = session.Session(sys.argv[1])\n\
-         s.query('CREATE DATABASE IF NOT EXISTS footfall')\ns.query('USE footfall')\n\
-         schema, rows, report = json.load(open(sys.argv[2]))\n\
-         for q in schema + rows:\n    s.query(q)\n\
-         print(s.query('SELECT version()', 'TSV').bytes().decode().strip())\n\
-         for q in report:\n    print(s.query(q, 'TSV').bytes().decode().strip().replace('\\n', ';'))\n",
-    )
-    .expect("write");
-    let out = Command::new(testkit::chdb_python())
-        .arg(&script)
-        .arg(dir.path().join("db"))
-        .arg(&input)
-        .output()
-        .expect("run python");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    let lines: Vec<&str> = text.lines().collect();
-    let major: u32 = lines[0]
-        .split('.')
-        .next()
-        .and_then(|m| m.parse().ok())
-        .expect("a version");
-    assert!(major >= 24, "chdb runs ClickHouse {}", lines[0]);
+    let setup: Vec<String> = schema.into_iter().chain(rows).collect();
+    let lines = testkit::chdb_queries(&setup, &report);
     // The one device: exposed (the creative overlapped its pass), converted within a day.
-    let unit: Vec<&str> = lines[1].split('\t').collect();
+    let unit: Vec<&str> = lines[0].split('\t').collect();
     assert_eq!(
         &unit[..4],
         ["7", "1", "1772960000000", "board-1"],
         "{}",
-        lines[1]
+        lines[0]
     );
     assert_eq!(
         unit[8], "[1,1,1,1,1]",
         "converted in every window: {}",
-        lines[1]
+        lines[0]
     );
-    assert_eq!(lines[4], "exposed\t1", "pass classes");
-    assert_eq!(lines[5], "1\t1", "passers, linkable");
+    assert_eq!(lines[3], "exposed\t1", "pass classes");
+    assert_eq!(lines[4], "1\t1", "passers, linkable");
 }

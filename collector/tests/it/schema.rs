@@ -1,5 +1,3 @@
-use std::process::Command;
-
 use collector::migrate::{statements, MIGRATIONS};
 use testkit::ClickHouse;
 
@@ -65,51 +63,28 @@ fn migrations_apply_once_and_history_is_append_only() {
 fn the_schema_also_runs_on_a_current_clickhouse() {
     // chdb-core embeds ClickHouse 26.x; run every migration statement there, then check
     // the tables and a de-duplicating read.
-    let dir = tempfile::tempdir().expect("tempdir");
-    let mut script = String::from(
-        "import json, sys\nfrom chdb import session\ns = session.Session(sys.argv[1])\n\
-         s.query('CREATE DATABASE IF NOT EXISTS footfall')\ns.query('USE footfall')\n\
-         for stmt in json.load(open(sys.argv[2])):\n    s.query(stmt)\n\
-         print(s.query('SELECT version()', 'TSV').bytes().decode().strip())\n\
-         print(s.query('SHOW TABLES', 'TSV').bytes().decode().strip().replace('\\n', ','))\n\
-         s.query(\"INSERT INTO sightings (site, day, sensor, seq, idx, device) VALUES ('a', '2026-03-02', 's', 1, 0, 7), ('a', '2026-03-02', 's', 1, 0, 7)\")\n\
-         print(s.query('SELECT count() FROM sightings FINAL', 'TSV').bytes().decode().strip())\n",
-    );
-    script.push('\n');
-    let all: Vec<String> = MIGRATIONS
+    let mut setup: Vec<String> = MIGRATIONS
         .iter()
         .flat_map(|(_, _, sql)| statements(sql))
         .collect();
-    let stmts = dir.path().join("statements.json");
-    std::fs::write(&stmts, serde_json::to_string(&all).expect("json")).expect("write");
-    let py = dir.path().join("run.py");
-    std::fs::write(&py, script).expect("write");
-    let out = Command::new(testkit::chdb_python())
-        .arg(&py)
-        .arg(dir.path().join("db"))
-        .arg(&stmts)
-        .output()
-        .expect("run python");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    setup.push(
+        "INSERT INTO sightings (site, day, sensor, seq, idx, device) VALUES \
+         ('a', '2026-03-02', 's', 1, 0, 7), ('a', '2026-03-02', 's', 1, 0, 7)"
+            .to_owned(),
     );
-    let text = String::from_utf8_lossy(&out.stdout);
-    let lines: Vec<&str> = text.lines().collect();
-    let major: u32 = lines[0]
-        .split('.')
-        .next()
-        .and_then(|m| m.parse().ok())
-        .expect("a version");
-    assert!(major >= 24, "chdb runs ClickHouse {}", lines[0]);
+    let lines = testkit::chdb_queries(
+        &setup,
+        &[
+            "SHOW TABLES".to_owned(),
+            "SELECT count() FROM sightings FINAL".to_owned(),
+        ],
+    );
     for t in TABLES {
         assert!(
-            lines[1].split(',').any(|l| l == t),
-            "{t} missing on {}: {}",
-            lines[0],
-            lines[1]
+            lines[0].split(';').any(|l| l == t),
+            "{t} missing: {}",
+            lines[0]
         );
     }
-    assert_eq!(lines[2], "1", "a redelivered sighting is read once");
+    assert_eq!(lines[1], "1", "a redelivered sighting is read once");
 }
