@@ -46,17 +46,8 @@ mode = "envelopes"
 TOML
 
 mport=$(free_port)
-cat > "$W/mosquitto.conf" <<CONF
-listener $mport 127.0.0.1
-allow_anonymous true
-persistence false
-max_inflight_messages 0
-max_queued_messages 0
-message_size_limit 16777216
-$( [ "$(id -u)" -eq 0 ] && echo "user root" )
-CONF
-mosquitto -c "$W/mosquitto.conf" >/dev/null 2>&1 & pids+=($!)
-for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$mport) 2>/dev/null && break; sleep 0.1; done
+start_mosquitto "$W/broker" "$mport"
+pids+=("$MOSQUITTO_PID")
 hport=$(free_port); tport=$(free_port)
 start_clickhouse "$W/ch" "$hport" "$tport"
 pids+=("$CLICKHOUSE_PID")
@@ -93,15 +84,7 @@ CONF
   "$BIN/footfall-collector" --log error run --config "$W/collector.toml" &
   collector=$!
   sleep 1
-  ps=()
-  tail -n +2 "$city/inventory/sensors.csv" | while IFS=, read -r sensor site _; do
-    echo "$sensor $site"
-  done > "$W/sensors.txt"
-  while read -r sensor site; do
-    mosquitto_pub -h 127.0.0.1 -p "$mport" -q 1 -t "footfall/v1/$site/$sensor/sightings" -l \
-      < "$city/envelopes/$sensor.jsonl" & ps+=($!)
-  done < "$W/sensors.txt"
-  wait "${ps[@]}"
+  publish_city "$city" "$mport"
   want=$(python3 -c "import json; print(json.load(open('$city/truth/summary.json'))['sightings'])")
   until [ "$(clickhouse-client --port "$tport" -q "SELECT count() FROM $db.sightings FINAL")" = "$want" ]; do
     sleep 0.2

@@ -27,18 +27,8 @@ sightings=$(python3 -c "import json; print(json.load(open('$W/fast/truth/summary
 bytes=$(cat "$W"/fast/envelopes/*.jsonl | wc -c)
 
 mport=$(free_port)
-cat > "$W/mosquitto.conf" <<CONF
-listener $mport 127.0.0.1
-allow_anonymous true
-persistence true
-persistence_location $W/
-max_inflight_messages 0
-max_queued_messages 0
-message_size_limit 16777216
-$( [ "$(id -u)" -eq 0 ] && echo "user root" )
-CONF
-mosquitto -c "$W/mosquitto.conf" >/dev/null 2>&1 & pids+=($!)
-for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$mport) 2>/dev/null && break; sleep 0.1; done
+start_mosquitto "$W/broker" "$mport"
+pids+=("$MOSQUITTO_PID")
 
 # (a) Mosquitto to mosquitto_sub.
 mosquitto_sub -h 127.0.0.1 -p "$mport" -q 1 -t 'footfall/v1/+/+/sightings' -C "$messages" > /dev/null &

@@ -14,19 +14,9 @@ WORK=target/demo
 rm -rf "$WORK" && mkdir -p "$WORK"
 
 port=$(free_port)
-cat > "$WORK/mosquitto.conf" <<CONF
-listener $port 127.0.0.1
-allow_anonymous true
-persistence false
-# The collector acknowledges after each commit: let many messages be in flight.
-max_inflight_messages 0
-max_queued_messages 0
-log_dest file $PWD/$WORK/mosquitto.log
-log_type all
-$( [ "$(id -u)" -eq 0 ] && echo "user root" )
-CONF
-mosquitto -c "$WORK/mosquitto.conf" >/dev/null 2>&1 &
-broker=$!
+# The log records every packet: the demo waits for the collector's SUBSCRIBE in it.
+start_mosquitto "$PWD/$WORK" "$port" all
+broker=$MOSQUITTO_PID
 sub=""
 collector=""
 clickhouse=""
@@ -35,7 +25,6 @@ cleanup() {
   wait 2>/dev/null || true
 }
 trap cleanup EXIT
-for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
 
 echo "== 1. simulate the demo city (seed 1)"
 "$BIN/footfall-sim" generate --preset demo --seed 1 --out "$WORK/city"

@@ -46,3 +46,31 @@ publish_city() {
   done < <(tail -n +2 "$city/inventory/sensors.csv")
   wait "${ps[@]}"
 }
+
+# start_mosquitto DIR PORT [LOG_TYPES]: a broker on 127.0.0.1:PORT in the background (its pid
+# in MOSQUITTO_PID), configured as the collector needs (deploy/mosquitto/footfall.conf: any
+# number of messages in flight and queued, 16 MiB messages), logging LOG_TYPES (default
+# error and warning) to DIR/mosquitto.log; returns once it listens.
+start_mosquitto() {
+  local d=$1 port=$2 log=${3:-error warning} t
+  mkdir -p "$d"
+  {
+    echo "listener $port 127.0.0.1"
+    echo "allow_anonymous true"
+    echo "persistence false"
+    echo "max_inflight_messages 0"
+    echo "max_queued_messages 0"
+    echo "message_size_limit 16777216"
+    echo "log_dest file $d/mosquitto.log"
+    for t in $log; do echo "log_type $t"; done
+    if [ "$(id -u)" -eq 0 ]; then echo "user root"; fi
+  } > "$d/mosquitto.conf"
+  mosquitto -c "$d/mosquitto.conf" >/dev/null 2>&1 &
+  MOSQUITTO_PID=$!
+  for _ in $(seq 100); do
+    (exec 3<>/dev/tcp/127.0.0.1/"$port") 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "Mosquitto did not start; see $d/mosquitto.log" >&2
+  return 1
+}
