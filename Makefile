@@ -13,12 +13,9 @@ demo: setup
 	bash deploy/demo.sh
 
 ## make test: formatting, lints, the whole test suite, and the attribution's calibration on
-## 50 seeded cities through the real pipeline (release build; about 20 minutes)
+## 50 seeded cities through the real pipeline (deploy/test.sh; about 25 minutes)
 test: setup
-	cargo fmt --all -- --check
-	cargo clippy --locked --workspace --all-targets --all-features -- -D warnings
-	cargo test --locked --workspace
-	rm -rf target/calibration-test && CHECK=1 bash benches/calibration.sh 50 1 target/calibration-test
+	bash deploy/test.sh
 
 ## make calibrate: the calibration alone (figures in benches/README.md)
 calibrate: setup

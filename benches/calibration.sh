@@ -7,17 +7,21 @@
 # the mean error and the mean interval width. One line per seed in $OUT/seeds.csv, the summary
 # on stdout and in $OUT/summary.txt. Seeds already in $OUT/seeds.csv are not run again, so an
 # interrupted run resumes. With CHECK=1 the exit status says whether the targets hold
-# (coverage >= 90 %, |mean error| < 0.05 pp).
-# Usage: [CHECK=1] bash benches/calibration.sh [SEEDS [FIRST_SEED [OUT]]]   (default 50, 1,
-# target/calibration)
+# (coverage >= 90 %, |mean error| < 0.05 pp). PROFILE picks the cargo profile of the binaries
+# (default release; `make test` uses ci). PROGRESS=N prints a line every N seeds instead of
+# every seed's row.
+# Usage: [CHECK=1] [PROFILE=P] [PROGRESS=N] bash benches/calibration.sh [SEEDS [FIRST_SEED [OUT]]]
+# (default 50, 1, target/calibration)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . deploy/local.sh
 SEEDS=${1:-50}
 FIRST=${2:-1}
 OUT=${3:-target/calibration}
-cargo build --release --locked -q -p simulator -p collector -p attribution --bins
-BIN=$PWD/target/release
+PROFILE=${PROFILE:-release}
+PROGRESS=${PROGRESS:-1}
+cargo build --profile "$PROFILE" --locked -q -p simulator -p collector -p attribution --bins
+BIN=$PWD/target/$PROFILE
 mkdir -p "$OUT"
 W=$(mktemp -d)
 pids=()
@@ -43,6 +47,8 @@ people = 60000
 shares = { ios = 0.2, android-random = 0.1, android-global = 0.6, laptop = 0.1 }
 [output]
 mode = "envelopes"
+# Fuller envelopes than the agents' default 10 s: the same sightings in fewer messages.
+batch_max_age_secs = 60
 TOML
 
 mport=$(free_port)
@@ -54,12 +60,14 @@ pids+=("$CLICKHOUSE_PID")
 
 [ -s "$OUT/seeds.csv" ] || echo "seed,n_exposed,n_control,truth_n_exposed,truth_n_control,target_pp,truth_observed_pp,lift_pp,newcombe_lo_pp,newcombe_hi_pp,bootstrap_lo_pp,bootstrap_hi_pp,covered,bootstrap_covered,status,seconds" \
   > "$OUT/seeds.csv"
+started=$(date +%s)
 for seed in $(seq "$FIRST" $((FIRST + SEEDS - 1))); do
   if cut -d, -f1 "$OUT/seeds.csv" | grep -qx "$seed"; then continue; fi
   t0=$(date +%s.%N)
   city="$W/city-$seed"
   "$BIN/footfall-sim" generate --config "$W/scenario.toml" --seed "$seed" --quiet --out "$city" >/dev/null
   db="cal_$seed"
+  metrics=$(free_port)
   cat > "$W/collector.toml" <<CONF
 version = 1
 [clickhouse]
@@ -74,7 +82,7 @@ max_age_days = 3650
 # The sensors are published in parallel, days apart in event time.
 horizon_hours = 1000
 [metrics]
-listen = "127.0.0.1:$(free_port)"
+listen = "127.0.0.1:$metrics"
 CONF
   for kind in sites:inventory/sites.csv sensors:inventory/sensors.csv ad-plays:ad_plays.csv \
       campaigns:campaigns.jsonl receipts:receipts.csv links:links.csv; do
@@ -83,11 +91,11 @@ CONF
   done
   "$BIN/footfall-collector" --log error run --config "$W/collector.toml" &
   collector=$!
-  sleep 1
+  wait_subscribed "$metrics"
   publish_city "$city" "$mport"
   want=$(python3 -c "import json; print(json.load(open('$city/truth/summary.json'))['sightings'])")
-  until [ "$(clickhouse-client --port "$tport" -q "SELECT count() FROM $db.sightings FINAL")" = "$want" ]; do
-    sleep 0.2
+  until [ "$(curl -s "127.0.0.1:$metrics/metrics" | awk '/rows_written_total\{table="sightings"\}/ {print $2}')" -ge "$want" ] 2>/dev/null; do
+    sleep 0.1
   done
   kill -TERM "$collector" && wait "$collector" || true
   collector=""
@@ -111,7 +119,11 @@ print(f"{seed},{cmp_['exposed']['devices']},{cmp_['control']['devices']},{tw['n_
       f"{target:.6f},{tw['observed_lift_pp']:.6f},{100 * cmp_['difference']:.6f},{lo:.6f},{hi:.6f},{blo:.6f},{bhi:.6f},"
       f"{int(lo <= target <= hi)},{int(blo <= target <= bhi)},{r['status']},{t1 - t0:.1f}")
 PY
-  tail -1 "$OUT/seeds.csv"
+  if [ "$PROGRESS" = 1 ]; then
+    tail -1 "$OUT/seeds.csv"
+  elif [ $(( (seed - FIRST + 1) % PROGRESS )) = 0 ]; then
+    echo "calibration: $((seed - FIRST + 1)) of $SEEDS seeds, $(( $(date +%s) - started )) s"
+  fi
   clickhouse-client --port "$tport" -q "DROP DATABASE $db"
   rm -rf "$city"
 done

@@ -58,8 +58,7 @@ listen = "127.0.0.1:$metrics"
 CONF
 "$BIN/footfall-collector" --log error import --config "$W/collector.toml" sensors "$W/fast/inventory/sensors.csv" >/dev/null
 "$BIN/footfall-collector" --log error run --config "$W/collector.toml" & pids+=($!)
-for _ in $(seq 100); do curl -s "127.0.0.1:$metrics/metrics" >/dev/null 2>&1 && break; sleep 0.1; done
-sleep 1
+wait_subscribed "$metrics"
 written() { curl -s "127.0.0.1:$metrics/metrics" | awk '/rows_written_total\{table="sightings"\}/ {print $2}'; }
 t0=$(date +%s.%N)
 publish_city "$W/fast" "$mport"

@@ -58,7 +58,7 @@ for kind_file in sites:inventory/sites.csv sensors:inventory/sensors.csv ad-play
 done
 "$BIN/footfall-collector" --log warn run --config "$WORK/collector.toml" 2> "$WORK/collector.log" &
 collector=$!
-for _ in $(seq 100); do grep -q "SUBSCRIBE from demo-collector" "$WORK/mosquitto.log" 2>/dev/null && break; sleep 0.1; done
+wait_subscribed "$mport"
 
 echo "== 3. one sensor agent per sensor, replaying its capture through Mosquitto on port $port"
 mosquitto_sub -h 127.0.0.1 -p "$port" -t 'footfall/v1/+/+/sightings' -q 1 -i demo-sub -v \

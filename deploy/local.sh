@@ -47,6 +47,18 @@ publish_city() {
   wait "${ps[@]}"
 }
 
+# wait_subscribed METRICS_PORT: returns once the collector serving metrics on METRICS_PORT has
+# its subscriptions in place (fails after 30 s).
+wait_subscribed() {
+  local t
+  for t in $(seq 300); do
+    curl -s "127.0.0.1:$1/metrics" 2>/dev/null | grep -qx "footfall_mqtt_subscribed 1" && return 0
+    sleep 0.1
+  done
+  echo "the collector did not subscribe within 30 s" >&2
+  return 1
+}
+
 # start_mosquitto DIR PORT [LOG_TYPES]: a broker on 127.0.0.1:PORT in the background (its pid
 # in MOSQUITTO_PID), configured as the collector needs (deploy/mosquitto/footfall.conf: any
 # number of messages in flight and queued, 16 MiB messages), logging LOG_TYPES (default

@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clickhouse::Row;
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS};
+use rumqttc::{
+    AsyncClient, Event, MqttOptions, Outgoing, Packet, Publish, QoS, SubscribeReasonCode,
+};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -123,12 +125,17 @@ pub async fn run(
     let (client, mut eventloop) = AsyncClient::new(options(&cfg), request_capacity(&cfg));
     let filters = cfg.mqtt.filters();
     let (tx, mut rx) = mpsc::channel::<Publish>(CHANNEL);
-    let mqtt_stop = shutdown.child_token();
+    // Not a child of `shutdown`: the MQTT task outlives the drain, to send its acknowledgements.
+    let mqtt_stop = CancellationToken::new();
     let sub_client = client.clone();
-    let mqtt = tokio::spawn({
+    let mut mqtt = tokio::spawn({
         let stop = mqtt_stop.clone();
         let metrics = metrics.clone();
         async move {
+            let mut pending_subacks = 0;
+            // False once the processor drains: what arrives then stays unacknowledged, and
+            // the broker redelivers it.
+            let mut forwarding = true;
             loop {
                 let event = tokio::select! {
                     _ = stop.cancelled() => break,
@@ -140,22 +147,44 @@ pub async fn run(
                             session_present = ack.session_present,
                             "connected to the broker"
                         );
-                        if !ack.session_present {
+                        if ack.session_present {
+                            metrics.mqtt_subscribed.set(1);
+                        } else {
+                            pending_subacks = filters.len();
                             for f in &filters {
                                 let _ = sub_client.subscribe(f.clone(), QoS::AtLeastOnce).await;
+                            }
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::SubAck(ack))) => {
+                        if ack
+                            .return_codes
+                            .iter()
+                            .any(|c| matches!(c, SubscribeReasonCode::Failure))
+                        {
+                            warn!("the broker refused a subscription");
+                        } else {
+                            pending_subacks = pending_subacks.saturating_sub(1);
+                            if pending_subacks == 0 {
+                                info!(filters = ?filters, "subscribed");
+                                metrics.mqtt_subscribed.set(1);
                             }
                         }
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
                         metrics.messages_in.inc();
                         // Blocks while the processor is committing: backpressure.
-                        if tx.send(p).await.is_err() {
-                            break;
+                        if forwarding && tx.send(p).await.is_err() {
+                            forwarding = false;
                         }
                     }
+                    // Written after every acknowledgement queued before it: done.
+                    Ok(Event::Outgoing(Outgoing::Disconnect)) => break,
                     Ok(_) => {}
+                    Err(_) if !forwarding => break,
                     Err(e) => {
                         metrics.mqtt_errors.inc();
+                        metrics.mqtt_subscribed.set(0);
                         warn!(error = %e, "MQTT connection lost; reconnecting");
                         tokio::select! {
                             _ = stop.cancelled() => break,
@@ -235,13 +264,22 @@ pub async fn run(
             }
         }
     }
-    // Drain: what is already read is committed and acknowledged; the rest stays at the broker.
+    // Drain: what is already read is committed and acknowledged; what waits in the channel or
+    // arrives now stays unacknowledged at the broker, which redelivers it.
+    rx.close();
     committer.start(batch).await?;
     committer.finish().await?;
-    let _ = client.disconnect().await;
-    mqtt_stop.cancel();
-    let _ = mqtt.await;
     drop(committer);
+    // The MQTT task ends once the disconnect, queued after the acknowledgements, is written.
+    let _ = client.disconnect().await;
+    if tokio::time::timeout(Duration::from_secs(5), &mut mqtt)
+        .await
+        .is_err()
+    {
+        warn!("the broker did not take the disconnect within 5 s");
+        mqtt_stop.cancel();
+        let _ = mqtt.await;
+    }
     // The stream stage writes the stays it holds.
     stage.finish().await?;
     info!("stopped");

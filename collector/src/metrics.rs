@@ -71,6 +71,9 @@ pub struct Metrics {
     pub visit_stays: Gauge,
     /// The stream stage's watermark (event time, ms).
     pub watermark_ms: Gauge,
+    /// 1 while connected with the subscriptions in place (acknowledged by the broker, or kept
+    /// in the persistent session), else 0.
+    pub mqtt_subscribed: Gauge,
     rejected: Mutex<BTreeMap<Reason, u64>>,
     rows: Mutex<BTreeMap<&'static str, u64>>,
 }
@@ -151,12 +154,15 @@ impl Metrics {
              # HELP footfall_visit_stays Stays held by the stream stage.\n\
              # TYPE footfall_visit_stays gauge\nfootfall_visit_stays {}\n\
              # HELP footfall_watermark_seconds The stream stage's watermark (event time).\n\
-             # TYPE footfall_watermark_seconds gauge\nfootfall_watermark_seconds {}\n",
+             # TYPE footfall_watermark_seconds gauge\nfootfall_watermark_seconds {}\n\
+             # HELP footfall_mqtt_subscribed 1 while connected with the subscriptions in place.\n\
+             # TYPE footfall_mqtt_subscribed gauge\nfootfall_mqtt_subscribed {}\n",
             self.batch_latency.sum_us.load(Relaxed) as f64 / 1e6,
             self.batch_latency.count.load(Relaxed),
             self.event_lag_ms.0.load(Relaxed) as f64 / 1e3,
             self.visit_stays.0.load(Relaxed),
             self.watermark_ms.0.load(Relaxed) as f64 / 1e3,
+            self.mqtt_subscribed.0.load(Relaxed),
         );
         s
     }

@@ -574,7 +574,7 @@ pub async fn recover(
     while let Some(r) = cursor.next().await? {
         batch.push(Seen {
             key: sighting_key(&r.sensor, r.first_ms),
-            site: r.site,
+            site: r.site.into(),
             device: r.device,
             epoch: r.epoch,
             class: r.class,
@@ -603,7 +603,7 @@ pub async fn recover(
         .fetch::<Written>()?;
     while let Some(v) = cursor.next().await? {
         batch.push(Seen {
-            site: v.site,
+            site: v.site.into(),
             device: v.device,
             epoch: v.epoch,
             class: v.class,

@@ -23,6 +23,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
@@ -32,7 +33,7 @@ use crate::decode::{day_of, fnv64_parts, SightingRow};
 /// A sighting as the stream stage needs it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Seen {
-    pub site: String,
+    pub site: Arc<str>,
     pub device: u64,
     pub epoch: u32,
     pub class: i8,
@@ -89,6 +90,13 @@ pub struct SiteRule {
     pub close_hour: u8,
 }
 
+impl SiteRule {
+    /// Whether a sighting chains with the site's in-view ones (always, at a store).
+    fn in_view(self, rssi_max: i8) -> bool {
+        !self.board || rssi_max >= self.rssi_threshold_dbm
+    }
+}
+
 /// The rules of every site, with the defaults for a site not (yet) in the inventory.
 #[derive(Clone, Debug)]
 pub struct Rules {
@@ -103,14 +111,8 @@ impl Rules {
         self.sites.get(site).copied().unwrap_or(self.default)
     }
 
-    /// Whether a sighting chains with the site's in-view ones (always, at a store).
-    fn in_view(&self, site: &str, rssi_max: i8) -> bool {
-        let rule = self.site(site);
-        !rule.board || rssi_max >= rule.rssi_threshold_dbm
-    }
-
-    fn gap_ms(&self, site: &str) -> i64 {
-        if self.site(site).board {
+    fn gap_ms(&self, rule: SiteRule) -> i64 {
+        if rule.board {
             self.board_gap_ms
         } else {
             self.store_gap_ms
@@ -240,7 +242,7 @@ type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<Fx>>;
 /// One site's state: per unit, stays in start order, none joining another.
 #[derive(Default)]
 struct Site {
-    name: String,
+    name: Arc<str>,
     units: FxMap<Unit, Vec<Stay>>,
 }
 
@@ -248,7 +250,7 @@ struct Site {
 #[derive(Default)]
 pub struct Visits {
     sites: Vec<Site>,
-    site_ids: FxMap<String, u32>,
+    site_ids: FxMap<Arc<str>, u32>,
     /// Units with a changed stay, by the time that stay closes (watermark passes its end by
     /// the gap); entries go stale when a stay grows, and are checked when they come up.
     pending: BinaryHeap<Reverse<(i64, u32, u64, bool)>>,
@@ -274,13 +276,14 @@ impl Visits {
             self.too_late += 1;
             return false;
         }
-        let gap = rules.gap_ms(&s.site);
-        let unit = (s.device, rules.in_view(&s.site, s.rssi_max));
+        let rule = rules.site(&s.site);
+        let gap = rules.gap_ms(rule);
+        let unit = (s.device, rule.in_view(s.rssi_max));
         if !unit.1 && !s.is_final {
             // Out of view so far: the final version may come into view, so wait for it.
             return true;
         }
-        let site = match self.site_ids.get(s.site.as_str()) {
+        let site = match self.site_ids.get(&*s.site) {
             Some(&id) => id,
             None => {
                 let id = u32::try_from(self.sites.len()).expect("fewer than 2^32 sites");
@@ -346,7 +349,8 @@ impl Visits {
             self.pending.pop();
             let unit = (device, view);
             let Site { name, units } = &mut self.sites[site as usize];
-            let (rule, gap) = (rules.site(name), rules.gap_ms(name));
+            let rule = rules.site(name);
+            let gap = rules.gap_ms(rule);
             let Some(stays) = units.get_mut(&unit) else {
                 continue;
             };
@@ -392,7 +396,7 @@ impl Visits {
             return;
         }
         for site in &mut self.sites {
-            let gap = rules.gap_ms(&site.name);
+            let gap = rules.gap_ms(rules.site(&site.name));
             site.units.retain(|_, stays| {
                 stays.retain(|s| s.dirty || s.last_ms + gap >= floor_ms);
                 !stays.is_empty()
@@ -472,7 +476,7 @@ mod tests {
 
     fn seen(site: &str, device: u64, key: u64, first: i64, last: i64, rssi: i8) -> Seen {
         Seen {
-            site: site.to_owned(),
+            site: site.into(),
             device,
             epoch: 1,
             class: 0,
@@ -494,18 +498,19 @@ mod tests {
             (
                 s.site.clone(),
                 s.device,
-                rules.in_view(&s.site, s.rssi_max),
+                rules.site(&s.site).in_view(s.rssi_max),
                 s.first_ms,
             )
         });
         let mut out: Vec<(String, u64, i64, i64, i8, HashSet<u64>)> = Vec::new();
         for s in v {
-            let gap = rules.gap_ms(&s.site);
+            let gap = rules.gap_ms(rules.site(&s.site));
             match out.last_mut() {
                 Some(c)
-                    if c.0 == s.site
+                    if *c.0 == *s.site
                         && c.1 == s.device
-                        && rules.in_view(&c.0, c.4) == rules.in_view(&s.site, s.rssi_max)
+                        && rules.site(&c.0).in_view(c.4)
+                            == rules.site(&s.site).in_view(s.rssi_max)
                         && s.first_ms <= c.3 + gap =>
                 {
                     c.3 = c.3.max(s.last_ms);
@@ -513,7 +518,7 @@ mod tests {
                     c.5.insert(s.key);
                 }
                 _ => out.push((
-                    s.site.clone(),
+                    s.site.to_string(),
                     s.device,
                     s.first_ms,
                     s.last_ms,

@@ -22,13 +22,45 @@ impl std::str::FromStr for DeviceKey {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if s.len() != 16 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(format!("device key {s:?} is not 16 hex digits"));
+        match s.len() {
+            16 => hex(s.as_bytes()).map(DeviceKey),
+            _ => None,
         }
-        u64::from_str_radix(s, 16)
-            .map(DeviceKey)
-            .map_err(|e| format!("device key {s:?}: {e}"))
+        .ok_or_else(|| format!("device key {s:?} is not 16 hex digits"))
     }
+}
+
+/// Up to 16 hex digits (either case) as a number; None if any byte is not one.
+fn hex(digits: &[u8]) -> Option<u64> {
+    digits.iter().try_fold(0u64, |n, &b| {
+        let v = match b {
+            b'0'..=b'9' => b - b'0',
+            b'a'..=b'f' => b - b'a' + 10,
+            b'A'..=b'F' => b - b'A' + 10,
+            _ => return None,
+        };
+        Some(n << 4 | u64::from(v))
+    })
+}
+
+/// Deserializes a string field with `T::from_str`, borrowing the text where the input allows
+/// (serde's `Cow<str>` always copies): sightings carry four such fields each.
+pub(crate) fn from_str_field<'de, D, T>(d: D, expecting: &'static str) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: std::str::FromStr<Err = String>,
+{
+    struct Visit<T>(&'static str, std::marker::PhantomData<T>);
+    impl<T: std::str::FromStr<Err = String>> de::Visitor<'_> for Visit<T> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.0)
+        }
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<T, E> {
+            s.parse().map_err(E::custom)
+        }
+    }
+    d.deserialize_str(Visit(expecting, std::marker::PhantomData))
 }
 
 impl Serialize for DeviceKey {
@@ -39,8 +71,7 @@ impl Serialize for DeviceKey {
 
 impl<'de> Deserialize<'de> for DeviceKey {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        s.parse().map_err(de::Error::custom)
+        from_str_field(d, "a device key of 16 hex digits")
     }
 }
 
@@ -57,17 +88,21 @@ impl Serialize for Fingerprint {
     }
 }
 
+impl std::str::FromStr for Fingerprint {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.len() {
+            8 => hex(s.as_bytes()).map(|v| Fingerprint(v as u32)),
+            _ => None,
+        }
+        .ok_or_else(|| format!("fingerprint {s:?} is not 8 hex digits"))
+    }
+}
+
 impl<'de> Deserialize<'de> for Fingerprint {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        if s.len() != 8 {
-            return Err(de::Error::custom(format!(
-                "fingerprint {s:?} is not 8 hex digits"
-            )));
-        }
-        u32::from_str_radix(&s, 16)
-            .map(Fingerprint)
-            .map_err(|e| de::Error::custom(format!("fingerprint {s:?}: {e}")))
+        from_str_field(d, "a fingerprint of 8 hex digits")
     }
 }
 
@@ -184,7 +219,32 @@ mod tests {
             .expect("serializable")
             .replace(r#""9f86d081884c7d65""#, "12345");
         let err = serde_json::from_str::<Envelope>(&json).expect_err("numeric key");
-        assert!(err.to_string().contains("expected a string"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("integer `12345`, expected a device key of 16 hex digits"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn device_keys_are_exactly_16_hex_digits() {
+        let key = DeviceKey(0x9f86_d081_884c_7d65);
+        assert_eq!("9f86d081884c7d65".parse(), Ok(key));
+        assert_eq!("9F86D081884C7D65".parse(), Ok(key));
+        assert_eq!("ffffffffffffffff".parse(), Ok(DeviceKey(u64::MAX)));
+        for bad in [
+            "9f86d081884c7d6g",
+            "9f86d081884c7d6",
+            "9f86d081884c7d655",
+            "+f86d081884c7d65",
+            "",
+        ] {
+            let err = bad.parse::<DeviceKey>().expect_err(bad);
+            assert!(err.contains("is not 16 hex digits"), "{err}");
+        }
+        assert_eq!("0000abcd".parse(), Ok(Fingerprint(0xabcd)));
+        assert!("0000abc".parse::<Fingerprint>().is_err());
+        assert!("0000abcx".parse::<Fingerprint>().is_err());
     }
 
     #[test]

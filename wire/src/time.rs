@@ -3,7 +3,7 @@
 use std::fmt;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Milliseconds since the Unix epoch, UTC.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -76,12 +76,68 @@ impl Serialize for Millis {
     }
 }
 
+impl std::str::FromStr for Millis {
+    type Err = String;
+
+    /// Any RFC 3339 time; the form this contract writes (`YYYY-MM-DDTHH:MM:SS.mmmZ`, two per
+    /// sighting on the collector's hot path) is read without the general-purpose parser.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(t) = parse_canonical(s.as_bytes()) {
+            return Ok(t);
+        }
+        DateTime::parse_from_rfc3339(s)
+            .map(|t| Millis(t.with_timezone(&Utc).timestamp_millis()))
+            .map_err(|e| format!("invalid timestamp {s:?}: {e}"))
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` with every field in range, or None (then chrono decides).
+fn parse_canonical(b: &[u8]) -> Option<Millis> {
+    let [y0, y1, y2, y3, b'-', m0, m1, b'-', d0, d1, b'T', h0, h1, b':', n0, n1, b':', s0, s1, b'.', f0, f1, f2, b'Z'] =
+        *b
+    else {
+        return None;
+    };
+    let mut digits = [
+        y0, y1, y2, y3, m0, m1, d0, d1, h0, h1, n0, n1, s0, s1, f0, f1, f2,
+    ];
+    for d in &mut digits {
+        *d = d.wrapping_sub(b'0');
+        if *d > 9 {
+            return None;
+        }
+    }
+    let num =
+        |r: std::ops::Range<usize>| digits[r].iter().fold(0i64, |n, &d| n * 10 + i64::from(d));
+    let (year, month, day) = (num(0..4), num(4..6), num(6..8));
+    let (hour, minute, second, milli) = (num(8..10), num(10..12), num(12..14), num(14..17));
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if day == 0 || day > month_days || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    // Howard Hinnant's days-from-civil algorithm.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(Millis(
+        days * 86_400_000 + ((hour * 60 + minute) * 60 + second) * 1000 + milli,
+    ))
+}
+
 impl<'de> Deserialize<'de> for Millis {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        let t = DateTime::parse_from_rfc3339(&s)
-            .map_err(|e| de::Error::custom(format!("invalid timestamp {s:?}: {e}")))?;
-        Ok(Millis(t.with_timezone(&Utc).timestamp_millis()))
+        crate::envelope::from_str_field(d, "an RFC 3339 timestamp")
     }
 }
 
@@ -114,6 +170,42 @@ mod tests {
             let chrono = t.to_datetime().expect("in range").to_rfc3339_opts(SecondsFormat::Millis, true);
             proptest::prop_assert_eq!(ours, format!("\"{chrono}\""));
         }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fast_parsing_agrees_with_chrono(ms in -62_167_219_200_000i64..253_402_300_799_999) {
+            let text = Millis(ms).to_string();
+            proptest::prop_assert_eq!(parse_canonical(text.as_bytes()), Some(Millis(ms)));
+        }
+
+        #[test]
+        fn fast_parsing_never_accepts_what_chrono_refuses(
+            y in 0u32..10_000, m in 0u32..14, d in 0u32..33, h in 0u32..26, n in 0u32..62, s in 0u32..62,
+        ) {
+            let text = format!("{y:04}-{m:02}-{d:02}T{h:02}:{n:02}:{s:02}.250Z");
+            let chrono = DateTime::parse_from_rfc3339(&text).ok().map(|t| Millis(t.timestamp_millis()));
+            match parse_canonical(text.as_bytes()) {
+                Some(ours) => proptest::prop_assert_eq!(Some(ours), chrono),
+                // Leap seconds (:60) are left to chrono.
+                None => proptest::prop_assert!(chrono.is_none() || s == 60),
+            }
+        }
+    }
+
+    #[test]
+    fn refuses_impossible_dates() {
+        for bad in [
+            "2023-02-29T00:00:00.000Z",
+            "2024-13-01T00:00:00.000Z",
+            "2024-04-31T10:00:00.000Z",
+        ] {
+            assert!(bad.parse::<Millis>().is_err(), "{bad}");
+        }
+        assert_eq!(
+            "2024-02-29T23:59:59.999Z".parse::<Millis>(),
+            Ok(Millis(1_709_251_199_999))
+        );
     }
 
     #[test]

@@ -134,12 +134,12 @@ fn published_envelopes_land_once_and_bad_messages_are_rejected_with_their_reason
     })
     .expect("the collector connects");
     wait_for(Duration::from_secs(10), || {
-        broker
-            .log()
-            .contains("SUBSCRIBE from collector-test")
+        run.metrics()
+            .contains("\nfootfall_mqtt_subscribed 1\n")
             .then_some(())
     })
-    .expect("the collector subscribes");
+    .expect("the collector reports its subscriptions in place");
+    assert!(broker.log().contains("SUBSCRIBE from collector-test"));
 
     // Every sensor's envelopes, twice (a spool replay), through mosquitto_pub.
     let sensors: Vec<(String, String)> = std::fs::read_to_string(&inventory)
