@@ -14,7 +14,7 @@ demo: setup
 
 ## make test: formatting, lints, the whole test suite, and the attribution's calibration on
 ## 50 seeded cities through the real pipeline (deploy/test.sh; about 25 minutes)
-test: setup
+test:
 	bash deploy/test.sh
 
 ## make calibrate: the calibration alone (figures in benches/README.md)

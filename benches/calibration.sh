@@ -9,8 +9,8 @@
 # interrupted run resumes. With CHECK=1 the exit status says whether the targets hold
 # (coverage >= 90 %, |mean error| < 0.05 pp). PROFILE picks the cargo profile of the binaries
 # (default release; `make test` uses ci). PROGRESS=N prints a line every N seeds instead of
-# every seed's row.
-# Usage: [CHECK=1] [PROFILE=P] [PROGRESS=N] bash benches/calibration.sh [SEEDS [FIRST_SEED [OUT]]]
+# every seed's row. LANES seeds run at a time (default 2).
+# Usage: [CHECK=1] [PROFILE=P] [PROGRESS=N] [LANES=L] bash benches/calibration.sh [SEEDS [FIRST_SEED [OUT]]]
 # (default 50, 1, target/calibration)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,14 +20,15 @@ FIRST=${2:-1}
 OUT=${3:-target/calibration}
 PROFILE=${PROFILE:-release}
 PROGRESS=${PROGRESS:-1}
+LANES=${LANES:-2}
 cargo build --profile "$PROFILE" --locked -q -p simulator -p collector -p attribution --bins
 BIN=$PWD/target/$PROFILE
 mkdir -p "$OUT"
 W=$(mktemp -d)
 pids=()
-collector=""
 cleanup() {
-  [ -n "$collector" ] && kill "$collector" 2>/dev/null
+  local p
+  for p in $(jobs -p); do kill "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$W"
@@ -51,24 +52,26 @@ mode = "envelopes"
 batch_max_age_secs = 60
 TOML
 
-mport=$(free_port)
-start_mosquitto "$W/broker" "$mport"
-pids+=("$MOSQUITTO_PID")
 hport=$(free_port); tport=$(free_port)
 start_clickhouse "$W/ch" "$hport" "$tport"
 pids+=("$CLICKHOUSE_PID")
 
 [ -s "$OUT/seeds.csv" ] || echo "seed,n_exposed,n_control,truth_n_exposed,truth_n_control,target_pp,truth_observed_pp,lift_pp,newcombe_lo_pp,newcombe_hi_pp,bootstrap_lo_pp,bootstrap_hi_pp,covered,bootstrap_covered,status,seconds" \
   > "$OUT/seeds.csv"
-started=$(date +%s)
-for seed in $(seq "$FIRST" $((FIRST + SEEDS - 1))); do
-  if cut -d, -f1 "$OUT/seeds.csv" | grep -qx "$seed"; then continue; fi
+
+# run_seed SEED: one city through the pipeline, its row appended to seeds.csv. Runs in a
+# subshell; LANES of them at a time share ClickHouse (a database each), each with its own
+# broker (every city has the same topics).
+run_seed() {
+  local seed=$1 t0 city db mport metrics collector want campaign row
   t0=$(date +%s.%N)
   city="$W/city-$seed"
-  "$BIN/footfall-sim" generate --config "$W/scenario.toml" --seed "$seed" --quiet --out "$city" >/dev/null
   db="cal_$seed"
   metrics=$(free_port)
-  cat > "$W/collector.toml" <<CONF
+  "$BIN/footfall-sim" generate --config "$W/scenario.toml" --seed "$seed" --quiet --out "$city" >/dev/null
+  mport=$(free_port)
+  start_mosquitto "$city/broker" "$mport"
+  cat > "$city/collector.toml" <<CONF
 version = 1
 [clickhouse]
 url = "http://127.0.0.1:$hport"
@@ -86,23 +89,27 @@ listen = "127.0.0.1:$metrics"
 CONF
   for kind in sites:inventory/sites.csv sensors:inventory/sensors.csv ad-plays:ad_plays.csv \
       campaigns:campaigns.jsonl receipts:receipts.csv links:links.csv; do
-    "$BIN/footfall-collector" --log error import --config "$W/collector.toml" "${kind%%:*}" \
+    "$BIN/footfall-collector" --log error import --config "$city/collector.toml" "${kind%%:*}" \
       "$city/${kind#*:}" >/dev/null
   done
-  "$BIN/footfall-collector" --log error run --config "$W/collector.toml" &
+  "$BIN/footfall-collector" --log error run --config "$city/collector.toml" &
   collector=$!
+  trap 'kill "$collector" "$MOSQUITTO_PID" 2>/dev/null' EXIT
   wait_subscribed "$metrics"
   publish_city "$city" "$mport"
   want=$(python3 -c "import json; print(json.load(open('$city/truth/summary.json'))['sightings'])")
   until [ "$(curl -s "127.0.0.1:$metrics/metrics" | awk '/rows_written_total\{table="sightings"\}/ {print $2}')" -ge "$want" ] 2>/dev/null; do
     sleep 0.1
   done
-  kill -TERM "$collector" && wait "$collector" || true
-  collector=""
+  # A clean drain writes every stay the stream stage holds; anything else fails the seed.
+  kill -TERM "$collector"
+  wait "$collector"
+  kill "$MOSQUITTO_PID"
+  trap - EXIT
   campaign=$(python3 -c "import json; print(json.loads(open('$city/campaigns.jsonl').readline())['id'])")
   "$BIN/footfall-attribution" report --campaign "$campaign" --out "$city/report" \
     --clickhouse-url "http://127.0.0.1:$hport" --database "$db" --seed "$seed" >/dev/null
-  python3 - "$city" "$seed" "$t0" "$(date +%s.%N)" >> "$OUT/seeds.csv" <<'PY'
+  row=$(python3 - "$city" "$seed" "$t0" "$(date +%s.%N)" <<'PY'
 import json, sys
 city, seed, t0, t1 = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
 r = json.load(open(f"{city}/report/report.json"))
@@ -119,14 +126,48 @@ print(f"{seed},{cmp_['exposed']['devices']},{cmp_['control']['devices']},{tw['n_
       f"{target:.6f},{tw['observed_lift_pp']:.6f},{100 * cmp_['difference']:.6f},{lo:.6f},{hi:.6f},{blo:.6f},{bhi:.6f},"
       f"{int(lo <= target <= hi)},{int(blo <= target <= bhi)},{r['status']},{t1 - t0:.1f}")
 PY
-  if [ "$PROGRESS" = 1 ]; then
-    tail -1 "$OUT/seeds.csv"
-  elif [ $(( (seed - FIRST + 1) % PROGRESS )) = 0 ]; then
-    echo "calibration: $((seed - FIRST + 1)) of $SEEDS seeds, $(( $(date +%s) - started )) s"
-  fi
+)
+  echo "$row" >> "$OUT/seeds.csv"
+  [ "$PROGRESS" = 1 ] && echo "$row"
   clickhouse-client --port "$tport" -q "DROP DATABASE $db"
   rm -rf "$city"
+}
+
+# reap N: waits until fewer than N seeds run; a failed seed stops the calibration.
+lanes=()
+reap() {
+  local p alive
+  while :; do
+    alive=()
+    for p in "${lanes[@]}"; do
+      if kill -0 "$p" 2>/dev/null; then
+        alive+=("$p")
+      elif ! wait "$p"; then
+        echo "calibration: a seed failed" >&2
+        exit 1
+      fi
+    done
+    lanes=("${alive[@]}")
+    [ "${#lanes[@]}" -lt "$1" ] && return
+    sleep 0.2
+  done
+}
+
+started=$(date +%s)
+done_before=$(($(wc -l < "$OUT/seeds.csv") - 1))
+reported=0
+for seed in $(seq "$FIRST" $((FIRST + SEEDS - 1))); do
+  if cut -d, -f1 "$OUT/seeds.csv" | grep -qx "$seed"; then continue; fi
+  reap "$LANES"
+  run_seed "$seed" &
+  lanes+=($!)
+  n=$(($(wc -l < "$OUT/seeds.csv") - 1 - done_before))
+  if [ "$PROGRESS" != 1 ] && [ $((n / PROGRESS)) -gt "$reported" ]; then
+    reported=$((n / PROGRESS))
+    echo "calibration: $n of $SEEDS seeds, $(( $(date +%s) - started )) s"
+  fi
 done
+reap 1
 
 python3 - "$OUT/seeds.csv" "$FIRST" "$SEEDS" "${CHECK:-0}" <<'PY' | tee "$OUT/summary.txt"
 import csv, math, sys

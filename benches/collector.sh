@@ -5,13 +5,15 @@
 # Mosquitto, then (a) received by mosquitto_sub, (b) ingested by footfall-collector into a
 # local ClickHouse 18.16, timed from the first publish to the last message (a) or the last
 # sighting committed (b, read from the collector's metrics).
-# Usage: bash benches/collector.sh [PRESET [BATCH_AGE_SECS]]   (default demo, 10: the agent's
-# default batch age; a longer age makes fuller envelopes, up to 500 sightings)
+# Usage: bash benches/collector.sh [PRESET [BATCH_AGE_SECS [PEOPLE]]]   (default demo, 10: the
+# agent's default batch age; a longer age makes fuller envelopes, up to 500 sightings; PEOPLE
+# scales the preset's population, for a longer, sustained run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . deploy/local.sh
 PRESET=${1:-demo}
 AGE=${2:-10}
+PEOPLE=${3:-}
 cargo build --release --locked -q -p simulator -p collector --bins
 BIN=target/release
 W=$(mktemp -d)
@@ -21,6 +23,7 @@ trap cleanup EXIT
 
 printf 'preset = "%s"\n[output]\nmode = "envelopes"\nbatch_max_age_secs = %s\n' "$PRESET" "$AGE" \
   > "$W/scenario.toml"
+[ -z "$PEOPLE" ] || printf '[population]\npeople = %s\n' "$PEOPLE" >> "$W/scenario.toml"
 "$BIN/footfall-sim" generate --config "$W/scenario.toml" --seed 1 --quiet --out "$W/fast" >/dev/null
 messages=$(cat "$W"/fast/envelopes/*.jsonl | wc -l)
 sightings=$(python3 -c "import json; print(json.load(open('$W/fast/truth/summary.json'))['sightings'])")
@@ -69,7 +72,7 @@ stored=$(clickhouse-client --port "$tport" -q 'SELECT count() FROM footfall.sigh
 python3 - <<PY
 m, s, b = $messages, $sightings, $bytes
 ts, tc = $t_sub, $t_col
-print(f"input: {s:,} sightings in {m:,} envelopes ({b/2**20:.0f} MiB), preset $PRESET, batch age $AGE s")
+print(f"input: {s:,} sightings in {m:,} envelopes ({b/2**20:.0f} MiB), preset $PRESET, batch age $AGE s, people ${PEOPLE:-as preset}")
 print(f"mosquitto_pub -> Mosquitto -> mosquitto_sub: {ts:.2f} s = {s/ts:,.0f} sightings/s ({m/ts:,.0f} msgs/s)")
 print(f"mosquitto_pub -> Mosquitto -> collector -> ClickHouse: {tc:.2f} s = {s/tc:,.0f} sightings/s ({m/tc:,.0f} msgs/s)")
 print(f"ratio to the broker's own delivery: {ts/tc:.2f}; rows in ClickHouse (FINAL): $stored")
