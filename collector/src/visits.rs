@@ -123,7 +123,7 @@ impl Rules {
 /// A row of the `visits` table.
 #[derive(Clone, Debug, PartialEq, Row, Serialize, Deserialize)]
 pub struct VisitRow {
-    pub site: String,
+    pub site: Arc<str>,
     pub day: u16,
     pub device: u64,
     pub visit_id: u64,
@@ -192,6 +192,26 @@ impl Stay {
         self.first_ms <= s.last_ms + gap_ms && s.first_ms <= self.last_ms + gap_ms
     }
 
+    /// `absorb(Stay::of(s))` without building the stay: most sightings extend a stay.
+    fn add(&mut self, s: &Seen) {
+        if (s.first_ms, s.fingerprint) < (self.first_ms, self.fingerprint) {
+            (self.epoch, self.class, self.fingerprint) = (s.epoch, s.class, s.fingerprint);
+        }
+        self.first_ms = self.first_ms.min(s.first_ms);
+        self.last_ms = self.last_ms.max(s.last_ms.max(s.first_ms));
+        self.rssi_max = self.rssi_max.max(s.rssi_max);
+        match s.written {
+            Some(id) => self.written.push(id),
+            None => {
+                if let Err(at) = self.sightings.binary_search(&s.key) {
+                    self.sightings.insert(at, s.key);
+                }
+            }
+        }
+        self.tainted |= s.tainted;
+        self.dirty = true;
+    }
+
     fn absorb(&mut self, o: Stay) {
         if (o.first_ms, o.fingerprint) < (self.first_ms, self.fingerprint) {
             (self.epoch, self.class, self.fingerprint) = (o.epoch, o.class, o.fingerprint);
@@ -258,6 +278,8 @@ pub struct Visits {
     floor_ms: i64,
     /// Counters for the metrics.
     pub too_late: u64,
+    /// Stays held.
+    held: usize,
     last_version: u64,
 }
 
@@ -306,17 +328,26 @@ impl Visits {
             // A duplicate, or an earlier version of a sighting already merged.
             return true;
         }
-        let mut merged = Stay::of(s);
-        let mut i = 0;
-        while i < stays.len() {
-            if stays[i].joins(&merged, gap) {
-                merged.absorb(stays.remove(i));
-                // The merged stay may now reach stays it did not before: look again.
-                i = 0;
-            } else {
-                i += 1;
+        let (first, last) = (s.first_ms, s.last_ms.max(s.first_ms));
+        let merged = match stays
+            .iter()
+            .position(|x| x.first_ms <= last + gap && first <= x.last_ms + gap)
+        {
+            None => {
+                self.held += 1;
+                Stay::of(s)
             }
-        }
+            Some(i) => {
+                // Grown, the stay may now reach its neighbours: merge them in.
+                let mut grown = stays.remove(i);
+                grown.add(s);
+                while let Some(j) = stays.iter().position(|x| x.joins(&grown, gap)) {
+                    grown.absorb(stays.remove(j));
+                    self.held -= 1;
+                }
+                grown
+            }
+        };
         let close_at = merged.last_ms + gap;
         let at = stays.partition_point(|x| x.first_ms < merged.first_ms);
         stays.insert(at, merged);
@@ -395,26 +426,32 @@ impl Visits {
         if !sweep {
             return;
         }
+        let mut held = 0;
         for site in &mut self.sites {
             let gap = rules.gap_ms(rules.site(&site.name));
             site.units.retain(|_, stays| {
                 stays.retain(|s| s.dirty || s.last_ms + gap >= floor_ms);
+                held += stays.len();
                 !stays.is_empty()
             });
         }
+        self.held = held;
     }
 
     /// Stays held, for the metrics.
     pub fn stays(&self) -> usize {
-        self.sites
-            .iter()
-            .flat_map(|s| s.units.values())
-            .map(Vec::len)
-            .sum()
+        self.held
     }
 }
 
-fn row(site: &str, unit: Unit, id: Written, s: &Stay, rule: SiteRule, retracted: u8) -> VisitRow {
+fn row(
+    site: &Arc<str>,
+    unit: Unit,
+    id: Written,
+    s: &Stay,
+    rule: SiteRule,
+    retracted: u8,
+) -> VisitRow {
     let (device, in_view) = unit;
     let dwell_ms = s.last_ms - s.first_ms;
     let hour = s.first_ms.rem_euclid(86_400_000) / 3_600_000;
@@ -424,7 +461,7 @@ fn row(site: &str, unit: Unit, id: Written, s: &Stay, rule: SiteRule, retracted:
         && s.rssi_max >= rule.rssi_threshold_dbm
         && in_hours;
     VisitRow {
-        site: site.to_owned(),
+        site: site.clone(),
         day: id.0,
         device,
         visit_id: id.1,
@@ -539,7 +576,7 @@ mod tests {
     fn table(rows: &[VisitRow]) -> Vec<(String, u64, i64, i64, i8, usize)> {
         let mut latest: HashMap<(String, u16, u64, u64), &VisitRow> = HashMap::new();
         for r in rows {
-            let k = (r.site.clone(), r.day, r.device, r.visit_id);
+            let k = (r.site.to_string(), r.day, r.device, r.visit_id);
             if latest.get(&k).is_none_or(|o| o.version < r.version) {
                 latest.insert(k, r);
             }
@@ -549,7 +586,7 @@ mod tests {
             .filter(|r| r.retracted == 0)
             .map(|r| {
                 (
-                    r.site.clone(),
+                    r.site.to_string(),
                     r.device,
                     r.first_ms,
                     r.last_ms,
@@ -618,6 +655,7 @@ mod tests {
             }
             v.emit(None, 48 * 60 * MIN, &r, &mut rows);
             assert_eq!(table(&rows), want, "seed {seed}");
+            assert_eq!(v.stays(), want.len(), "seed {seed}: the stays gauge");
         }
     }
 
