@@ -411,16 +411,25 @@ fn visits_are_the_same_with_one_two_or_three_workers_and_as_a_two_process_cluste
         .cloned()
         .partition(|(topic, _)| topic.contains("/acme-001-s2/"));
     assert!(!held.is_empty());
+    let prompt_sightings: usize = prompt
+        .iter()
+        .map(|(_, envelope)| {
+            let v: serde_json::Value = serde_json::from_str(envelope).expect("an envelope");
+            v["sightings"].as_array().expect("sightings").len()
+        })
+        .sum();
     s.publish_these(prompt, 8, Duration::from_millis(100))
         .join()
         .expect("publisher");
-    // The held sensor's store has visits written before its data comes (w1's are checked).
+    // Before the held sensor's data comes, w1 (whose tables are checked) has taken in all the
+    // rest and written visits at its store: the late data must change written visits.
     wait_for(Duration::from_secs(60), || {
-        let n =
+        let sightings = s.ch.query("SELECT count() FROM w1.sightings FINAL");
+        let visits =
             s.ch.query("SELECT count() FROM w1.visits WHERE site = 'acme-001'");
-        (n.trim() != "0").then_some(())
+        (sightings.trim() == prompt_sightings.to_string() && visits.trim() != "0").then_some(())
     })
-    .expect("visits at acme-001 before its late sensor's data");
+    .expect("w1 has every prompt sighting and visits at acme-001 before the late data");
     s.publish_these(held, 2, Duration::from_millis(100))
         .join()
         .expect("publisher");
