@@ -98,7 +98,7 @@ CONF
   wait_subscribed "$metrics"
   publish_city "$city" "$mport"
   want=$(python3 -c "import json; print(json.load(open('$city/truth/summary.json'))['sightings'])")
-  until [ "$(curl -s "127.0.0.1:$metrics/metrics" | awk '/rows_written_total\{table="sightings"\}/ {print $2}')" -ge "$want" ] 2>/dev/null; do
+  until [ "$(rows_written "$metrics" sightings)" -ge "$want" ] 2>/dev/null; do
     sleep 0.1
   done
   # A clean drain writes every stay the stream stage holds; anything else fails the seed.

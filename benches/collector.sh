@@ -62,10 +62,9 @@ CONF
 "$BIN/footfall-collector" --log error import --config "$W/collector.toml" sensors "$W/fast/inventory/sensors.csv" >/dev/null
 "$BIN/footfall-collector" --log error run --config "$W/collector.toml" & pids+=($!)
 wait_subscribed "$metrics"
-written() { curl -s "127.0.0.1:$metrics/metrics" | awk '/rows_written_total\{table="sightings"\}/ {print $2}'; }
 t0=$(date +%s.%N)
 publish_city "$W/fast" "$mport"
-until [ "$(written)" = "$sightings" ]; do sleep 0.05; done
+until [ "$(rows_written "$metrics" sightings)" = "$sightings" ]; do sleep 0.05; done
 t_col=$(python3 -c "print($(date +%s.%N) - $t0)")
 stored=$(clickhouse-client --port "$tport" -q 'SELECT count() FROM footfall.sightings FINAL')
 

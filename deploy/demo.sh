@@ -14,7 +14,7 @@ WORK=target/demo
 rm -rf "$WORK" && mkdir -p "$WORK"
 
 port=$(free_port)
-# The log records every packet: the demo waits for the collector's SUBSCRIBE in it.
+# The log records every packet: the demo waits for mosquitto_sub's SUBSCRIBE in it.
 start_mosquitto "$PWD/$WORK" "$port" all
 broker=$MOSQUITTO_PID
 sub=""

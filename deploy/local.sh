@@ -47,6 +47,12 @@ publish_city() {
   wait "${ps[@]}"
 }
 
+# rows_written METRICS_PORT TABLE: the rows the collector serving metrics on METRICS_PORT has
+# committed to TABLE (empty before its first).
+rows_written() {
+  curl -s "127.0.0.1:$1/metrics" | awk -v t="$2" '$1 == "footfall_rows_written_total{table=\"" t "\"}" {print $2}'
+}
+
 # wait_subscribed METRICS_PORT: returns once the collector serving metrics on METRICS_PORT has
 # its subscriptions in place (fails after 30 s).
 wait_subscribed() {

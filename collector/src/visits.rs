@@ -189,7 +189,12 @@ impl Stay {
     }
 
     fn joins(&self, s: &Stay, gap_ms: i64) -> bool {
-        self.first_ms <= s.last_ms + gap_ms && s.first_ms <= self.last_ms + gap_ms
+        self.reaches(s.first_ms, s.last_ms, gap_ms)
+    }
+
+    /// Whether `[first_ms, last_ms]` lies within `gap_ms` of this stay.
+    fn reaches(&self, first_ms: i64, last_ms: i64, gap_ms: i64) -> bool {
+        self.first_ms <= last_ms + gap_ms && first_ms <= self.last_ms + gap_ms
     }
 
     /// `absorb(Stay::of(s))` without building the stay: most sightings extend a stay.
@@ -328,11 +333,8 @@ impl Visits {
             // A duplicate, or an earlier version of a sighting already merged.
             return true;
         }
-        let (first, last) = (s.first_ms, s.last_ms.max(s.first_ms));
-        let merged = match stays
-            .iter()
-            .position(|x| x.first_ms <= last + gap && first <= x.last_ms + gap)
-        {
+        let last = s.last_ms.max(s.first_ms);
+        let merged = match stays.iter().position(|x| x.reaches(s.first_ms, last, gap)) {
             None => {
                 self.held += 1;
                 Stay::of(s)

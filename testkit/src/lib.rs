@@ -11,7 +11,7 @@ use std::fs;
 use std::io::Write;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
@@ -116,6 +116,17 @@ fn running_as_root() -> bool {
         .unwrap_or(false)
 }
 
+/// Asserts a finished command succeeded, showing its exit status, stdout and stderr if not.
+pub fn assert_success(o: &Output) {
+    assert!(
+        o.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
 /// Runs `openssl` with `args` in `dir`, panicking with its output on failure.
 pub fn openssl(dir: &Path, args: &[&str]) {
     let o = Command::new("openssl")
@@ -123,11 +134,7 @@ pub fn openssl(dir: &Path, args: &[&str]) {
         .current_dir(dir)
         .output()
         .expect("openssl is installed");
-    assert!(
-        o.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert_success(&o);
 }
 
 /// Writes a throwaway CA (`ca.crt`) and a server certificate for 127.0.0.1 signed by it
@@ -590,11 +597,7 @@ pub fn chdb_queries(setup: &[String], queries: &[String]) -> Vec<String> {
         .arg(&input)
         .output()
         .expect("run python");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_success(&out);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let mut lines = text.lines().map(str::to_owned);
     let version = lines.next().expect("a version");

@@ -6,11 +6,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_footfall-attribution");
 
 fn json(args: &[&str]) -> Value {
     let out = Command::new(BIN).args(args).output().expect("run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    testkit::assert_success(&out);
     serde_json::from_slice(&out.stdout).expect("JSON on stdout")
 }
 

@@ -78,13 +78,9 @@ fn publish(broker: &Mosquitto, topic: &str, source: Source) {
         Source::Message(m) => c.args(["-m", m]),
         Source::File(path) => c.arg("-f").arg(path),
     };
-    let out = c
-        .output()
-        .expect("mosquitto_pub is installed (deploy/setup.sh)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    assert_success(
+        &c.output()
+            .expect("mosquitto_pub is installed (deploy/setup.sh)"),
     );
 }
 

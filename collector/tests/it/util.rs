@@ -1,6 +1,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub use testkit::assert_success;
 use testkit::ClickHouse;
 
 pub const COLLECTOR: &str = env!("CARGO_BIN_EXE_footfall-collector");
@@ -26,14 +27,4 @@ pub fn collector(args: &[&str], config: &Path) -> Output {
         .arg("--config")
         .arg(config);
     c.args(&args[1..]).output().expect("run footfall-collector")
-}
-
-pub fn assert_success(o: &Output) {
-    assert!(
-        o.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
 }

@@ -58,7 +58,7 @@ fn the_printed_default_config_is_accepted_by_check_config() {
         .env("FOOTFALL_TEST_SECRET", "a-long-enough-tenant-secret")
         .output()
         .expect("run");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    testkit::assert_success(&o);
     assert!(String::from_utf8_lossy(&o.stdout).contains("ok"));
 }
 

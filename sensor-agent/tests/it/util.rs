@@ -3,6 +3,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use tempfile::TempDir;
+pub use testkit::assert_success;
 
 pub const AGENT: &str = env!("CARGO_BIN_EXE_footfall-agent");
 
@@ -129,15 +130,6 @@ pub fn open_fifo(fifo: &Path, agent: &mut std::process::Child) -> std::fs::File 
             panic!("the agent exited ({status}) before reading its input:\n{err}");
         }
     }
-}
-
-pub fn assert_success(o: &Output) {
-    assert!(
-        o.status.success(),
-        "agent failed ({}):\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stderr)
-    );
 }
 
 pub fn capture(rel: &str) -> PathBuf {

@@ -15,11 +15,7 @@ fn generate_tiny(args: &[&str], dir: &std::path::Path) {
         .arg(dir)
         .output()
         .expect("run footfall-sim");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    testkit::assert_success(&out);
 }
 
 #[test]
