@@ -10,7 +10,12 @@ pub fn clients(c: &ClickHouseConfig) -> (clickhouse::Client, clickhouse::Client)
     let mut server = clickhouse::Client::default()
         .with_url(&c.url)
         .with_user(&c.user)
-        .with_validation(false);
+        .with_validation(false)
+        .with_compression(if c.lz4 {
+            clickhouse::Compression::Lz4
+        } else {
+            clickhouse::Compression::None
+        });
     if let Some(p) = &c.password {
         server = server.with_password(String::from_utf8_lossy(p.expose()).into_owned());
     }

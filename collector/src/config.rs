@@ -112,6 +112,7 @@ struct RawClickHouse {
     user: String,
     password_file: Option<PathBuf>,
     password_env: Option<String>,
+    compression: String,
 }
 
 /// Where the tables live.
@@ -121,6 +122,8 @@ pub struct ClickHouseConfig {
     pub database: String,
     pub user: String,
     pub password: Option<Secret>,
+    /// LZ4 on the wire (inserts and results), or none.
+    pub lz4: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -209,6 +212,17 @@ impl Config {
                 "must be letters, digits and _",
             ));
         }
+        let lz4 = match c.compression.as_str() {
+            "lz4" => true,
+            "none" => false,
+            other => {
+                return Err(invalid(
+                    "clickhouse.compression",
+                    other,
+                    "must be \"lz4\" or \"none\"",
+                ))
+            }
+        };
         let password = secret(
             c.password_file,
             c.password_env,
@@ -362,6 +376,7 @@ impl Config {
                 database: c.database,
                 user: c.user,
                 password,
+                lz4,
             },
             mqtt: MqttConfig {
                 host,
@@ -408,6 +423,10 @@ mod tests {
                 "clickhouse.password_env",
             ),
             ("[clickhouse]\nport = 8123", "port"),
+            (
+                "[clickhouse]\ncompression = \"zstd\"",
+                "clickhouse.compression",
+            ),
             ("[mqtt]\nurl = \"tcp://x\"", "mqtt.url"),
             ("[mqtt]\nshared_group = \"a/b\"", "mqtt.shared_group"),
             ("[ingest]\nbatch_max_rows = 0", "ingest.batch_max_rows"),

@@ -1,6 +1,7 @@
 //! One MQTT message to rows: sightings, a sensor status, or a rejection with its reason.
 //! Pure, so every rule is unit-tested; nothing here panics on any input.
 
+use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -76,6 +77,27 @@ pub struct SightingRow {
     pub r#final: u8,
     pub sent_ms: i64,
     pub received_ms: i64,
+}
+
+impl SightingRow {
+    /// The sightings table's ORDER BY (site, day, sensor, seq, idx), compared as ClickHouse
+    /// does (strings byte by byte).
+    pub fn table_order(a: &SightingRow, b: &SightingRow) -> Ordering {
+        shared_cmp(&a.site, &b.site)
+            .then(a.day.cmp(&b.day))
+            .then_with(|| shared_cmp(&a.sensor, &b.sensor))
+            .then(a.seq.cmp(&b.seq))
+            .then(a.idx.cmp(&b.idx))
+    }
+}
+
+/// Rows of one message share their strings: equal without comparing the bytes.
+fn shared_cmp(a: &Arc<str>, b: &Arc<str>) -> Ordering {
+    if Arc::ptr_eq(a, b) {
+        Ordering::Equal
+    } else {
+        a.as_bytes().cmp(b.as_bytes())
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Row, Serialize, Deserialize)]
@@ -403,6 +425,56 @@ mod tests {
         );
         assert_eq!(r.day, day_of(NOW));
         assert_eq!(r.received_ms, NOW);
+    }
+
+    #[test]
+    fn batches_sort_in_the_tables_order() {
+        // Rows of four messages, interleaved as they arrive; "a" < "a-1" < "a1" < "b" byte by
+        // byte, as ClickHouse compares strings.
+        let p = envelope(1, "s-1", "store-1", NOW - 60_000, NOW - 1000);
+        let Decoded::Sightings(decoded) = decode(TOPIC, p.as_bytes(), NOW, &inventory(), &bounds())
+        else {
+            panic!("accepted");
+        };
+        let base = decoded[0].clone();
+        let mut rows = Vec::new();
+        for (site, sensor, seq, day) in [
+            ("b", "s-1", 3, 2),
+            ("a-1", "s-2", 9, 1),
+            ("a", "s-10", 4, 1),
+            ("a", "s-9", 4, 1),
+            ("a1", "s-3", 1, 1),
+        ] {
+            let (site, sensor): (Arc<str>, Arc<str>) = (site.into(), sensor.into());
+            for idx in 0..3 {
+                rows.push(SightingRow {
+                    site: site.clone(),
+                    day: day + idx / 2,
+                    sensor: sensor.clone(),
+                    seq,
+                    idx,
+                    ..base.clone()
+                });
+            }
+        }
+        rows.reverse();
+        rows.sort_by(SightingRow::table_order);
+        let key = |r: &SightingRow| {
+            (
+                r.site.to_string(),
+                r.day,
+                r.sensor.to_string(),
+                r.seq,
+                r.idx,
+            )
+        };
+        let got: Vec<_> = rows.iter().map(key).collect();
+        let mut want = got.clone();
+        want.sort();
+        assert_eq!(got, want);
+        assert_eq!(got[0].0, "a");
+        assert_eq!(got[0].2, "s-10");
+        assert_eq!(got.last().map(|k| k.0.as_str()), Some("b"));
     }
 
     #[test]

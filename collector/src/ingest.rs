@@ -377,11 +377,15 @@ async fn commit(
     db: &clickhouse::Client,
     client: &AsyncClient,
     feed: &Feed,
-    batch: Batch,
+    mut batch: Batch,
     metrics: &Metrics,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
+    // In the table's order, ClickHouse writes the rows as they come instead of sorting them
+    // (it checks): the rows of a message are already in order, so this costs the collector
+    // less than it saves the server.
+    batch.sightings.sort_by(SightingRow::table_order);
     let b = &batch;
     let written = retry(metrics, shutdown, "sightings", b.rows(), || async move {
         insert(db, "sightings", &b.sightings).await?;
