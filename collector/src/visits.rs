@@ -21,12 +21,13 @@
 //! (it is in the sightings table all the same).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
+use smallvec::{smallvec, SmallVec};
 
 use crate::decode::{day_of, fnv64_parts, SightingRow};
 
@@ -160,10 +161,11 @@ struct Stay {
     epoch: u32,
     class: i8,
     fingerprint: u32,
-    /// Sorted, distinct sighting keys.
-    sightings: Vec<u64>,
+    /// Sorted, distinct sighting keys. (Inline while few: a stay is one allocation less,
+    /// and one pointer less to follow.)
+    sightings: SmallVec<[u64; 2]>,
     /// Identities written for this stay or the stays merged into it.
-    written: Vec<Written>,
+    written: SmallVec<[Written; 1]>,
     dirty: bool,
     tainted: bool,
 }
@@ -171,8 +173,8 @@ struct Stay {
 impl Stay {
     fn of(s: &Seen) -> Stay {
         let (sightings, written) = match s.written {
-            Some(id) => (Vec::new(), vec![id]),
-            None => (vec![s.key], Vec::new()),
+            Some(id) => (SmallVec::new(), smallvec![id]),
+            None => (smallvec![s.key], SmallVec::new()),
         };
         Stay {
             first_ms: s.first_ms,
@@ -264,11 +266,46 @@ impl Hasher for Fx {
 
 type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<Fx>>;
 
-/// One site's state: per unit, stays in start order, none joining another.
+/// A unit's stays, in start order, none joining another.
+#[derive(Default)]
+struct Stays {
+    /// Inline: most units hold one stay.
+    list: SmallVec<[Stay; 1]>,
+    /// The time of the unit's live entry in [`Visits::due`]: no later than the close of any
+    /// changed stay.
+    due: Option<i64>,
+    /// Whether the unit is in [`Visits::expiry`].
+    expiring: bool,
+}
+
+impl Stays {
+    /// Asks to be looked at by `at`: pushes an entry unless an earlier one is queued.
+    fn call_by(&mut self, at: i64, site: u32, unit: Unit, queue: &mut Queue) {
+        if self.due.is_none_or(|d| at < d) {
+            self.due = Some(at);
+            queue.push(Reverse((at, site, unit.0, unit.1)));
+        }
+    }
+
+    /// When the earliest written stay falls behind the horizon, if any is held.
+    fn expires(&self, gap: i64, horizon_ms: i64) -> Option<i64> {
+        self.list
+            .iter()
+            .filter(|s| !s.dirty)
+            .map(|s| s.last_ms + gap + horizon_ms)
+            .min()
+    }
+}
+
+/// Units by the time a changed stay of theirs closes; an entry whose time is not its unit's
+/// `due` any more was superseded by an earlier one, and is skipped.
+type Queue = BinaryHeap<Reverse<(i64, u32, u64, bool)>>;
+
+/// One site's state.
 #[derive(Default)]
 struct Site {
     name: Arc<str>,
-    units: FxMap<Unit, Vec<Stay>>,
+    units: FxMap<Unit, Stays>,
 }
 
 /// The visits of the sites one worker owns.
@@ -276,9 +313,14 @@ struct Site {
 pub struct Visits {
     sites: Vec<Site>,
     site_ids: FxMap<Arc<str>, u32>,
-    /// Units with a changed stay, by the time that stay closes (watermark passes its end by
-    /// the gap); entries go stale when a stay grows, and are checked when they come up.
-    pending: BinaryHeap<Reverse<(i64, u32, u64, bool)>>,
+    /// Units by when a changed stay closes (the watermark passes its end by the gap). One
+    /// entry per unit, not per sighting: a stay that grew is queued again when its entry
+    /// comes up.
+    due: Queue,
+    /// Units holding written stays, by when the earliest falls behind the horizon, in the
+    /// order they were written: about the order of those times, so a queue, not a heap (a
+    /// unit behind a later one is forgotten a little later).
+    expiry: VecDeque<(i64, u32, u64, bool)>,
     /// Sightings ending before this are too late (event time, ms).
     floor_ms: i64,
     /// Counters for the metrics.
@@ -322,7 +364,8 @@ impl Visits {
                 id
             }
         };
-        let stays = self.sites[site as usize].units.entry(unit).or_default();
+        let unit_stays = self.sites[site as usize].units.entry(unit).or_default();
+        let stays = &mut unit_stays.list;
         let covered = |x: &Stay| {
             x.first_ms <= s.first_ms
                 && x.last_ms >= s.last_ms
@@ -353,21 +396,13 @@ impl Visits {
         let close_at = merged.last_ms + gap;
         let at = stays.partition_point(|x| x.first_ms < merged.first_ms);
         stays.insert(at, merged);
-        self.pending.push(Reverse((close_at, site, unit.0, unit.1)));
+        unit_stays.call_by(close_at, site, unit, &mut self.due);
         true
     }
 
-    fn version(&mut self) -> u64 {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
-        self.last_version = now.max(self.last_version + 1);
-        self.last_version
-    }
-
     /// Writes the changed stays that are closed at `watermark_ms` (all of them at `None`,
-    /// when the input has ended), then forgets what is older than `horizon_ms` behind the
-    /// watermark.
+    /// when the input has ended), and forgets the written ones older than `horizon_ms` behind
+    /// the watermark. The work is per unit that needs it, not a scan of the state.
     pub fn emit(
         &mut self,
         watermark_ms: Option<i64>,
@@ -375,22 +410,30 @@ impl Visits {
         rules: &Rules,
         out: &mut Vec<VisitRow>,
     ) {
-        while let Some(&Reverse((close_at, site, device, view))) = self.pending.peek() {
-            if watermark_ms.is_some_and(|w| close_at >= w) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
+        while let Some(&Reverse((due, site, device, view))) = self.due.peek() {
+            if watermark_ms.is_some_and(|w| due >= w) {
                 break;
             }
-            self.pending.pop();
+            self.due.pop();
             let unit = (device, view);
             let Site { name, units } = &mut self.sites[site as usize];
-            let rule = rules.site(name);
-            let gap = rules.gap_ms(rule);
             let Some(stays) = units.get_mut(&unit) else {
                 continue;
             };
-            let mut rows = Vec::new();
-            for stay in stays.iter_mut().filter(|s| s.dirty) {
-                if watermark_ms.is_some_and(|w| stay.last_ms + gap >= w) {
-                    // Still open: its own entry (pushed when it last grew) comes later.
+            if stays.due != Some(due) {
+                continue;
+            }
+            stays.due = None;
+            let rule = rules.site(name);
+            let gap = rules.gap_ms(rule);
+            let mut open = None::<i64>;
+            for stay in stays.list.iter_mut().filter(|s| s.dirty) {
+                let close = stay.last_ms + gap;
+                if watermark_ms.is_some_and(|w| close >= w) {
+                    open = Some(open.map_or(close, |o| o.min(close)));
                     continue;
                 }
                 stay.dirty = false;
@@ -399,51 +442,74 @@ impl Visits {
                     continue;
                 }
                 let id = stay.identity(unit);
-                for old in std::mem::take(&mut stay.written) {
+                for &old in &stay.written {
                     if old != id {
-                        rows.push(row(name, unit, old, stay, rule, 1));
+                        let mut r = row(name, unit, old, stay, rule, 1);
+                        r.version = next_version(&mut self.last_version, now);
+                        out.push(r);
                     }
                 }
+                stay.written.clear();
                 stay.written.push(id);
-                rows.push(row(name, unit, id, stay, rule, 0));
-            }
-            for mut r in rows {
-                r.version = self.version();
+                let mut r = row(name, unit, id, stay, rule, 0);
+                r.version = next_version(&mut self.last_version, now);
                 out.push(r);
+            }
+            if let Some(close) = open {
+                stays.call_by(close, site, unit, &mut self.due);
+            }
+            if !stays.expiring {
+                if let Some(at) = stays.expires(gap, horizon_ms) {
+                    stays.expiring = true;
+                    self.expiry.push_back((at, site, device, view));
+                }
             }
         }
         if let Some(w) = watermark_ms {
-            self.evict(w - horizon_ms, rules);
+            self.floor_ms = self.floor_ms.max(w - horizon_ms);
+            self.forget(horizon_ms, rules);
         }
     }
 
-    /// Raises the floor; forgets the stays that no sighting at or above it can join.
-    fn evict(&mut self, floor_ms: i64, rules: &Rules) {
-        if floor_ms <= self.floor_ms {
-            return;
+    /// Forgets the written stays that no sighting at or above the floor can join.
+    fn forget(&mut self, horizon_ms: i64, rules: &Rules) {
+        let floor_ms = self.floor_ms;
+        while let Some(&(at, site, device, view)) = self.expiry.front() {
+            if at - horizon_ms >= floor_ms {
+                break;
+            }
+            self.expiry.pop_front();
+            let unit = (device, view);
+            let Site { name, units } = &mut self.sites[site as usize];
+            let Some(stays) = units.get_mut(&unit) else {
+                continue;
+            };
+            stays.expiring = false;
+            let gap = rules.gap_ms(rules.site(name));
+            let before = stays.list.len();
+            stays
+                .list
+                .retain(|s| s.dirty || s.last_ms + gap >= floor_ms);
+            self.held -= before - stays.list.len();
+            if stays.list.is_empty() {
+                units.remove(&unit);
+            } else if let Some(at) = stays.expires(gap, horizon_ms) {
+                stays.expiring = true;
+                self.expiry.push_back((at, site, device, view));
+            }
         }
-        // Scanning every stay is linear in the state: do it once an hour of event time.
-        let sweep = floor_ms.div_euclid(3_600_000) != self.floor_ms.div_euclid(3_600_000);
-        self.floor_ms = floor_ms;
-        if !sweep {
-            return;
-        }
-        let mut held = 0;
-        for site in &mut self.sites {
-            let gap = rules.gap_ms(rules.site(&site.name));
-            site.units.retain(|_, stays| {
-                stays.retain(|s| s.dirty || s.last_ms + gap >= floor_ms);
-                held += stays.len();
-                !stays.is_empty()
-            });
-        }
-        self.held = held;
     }
 
     /// Stays held, for the metrics.
     pub fn stays(&self) -> usize {
         self.held
     }
+}
+
+/// A version for a row: the clock in µs (`now`), rising strictly.
+fn next_version(last: &mut u64, now: u64) -> u64 {
+    *last = now.max(*last + 1);
+    *last
 }
 
 fn row(
