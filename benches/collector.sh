@@ -2,9 +2,10 @@
 # Collector ingest throughput for benches/README.md, beside Mosquitto's own delivery rate for
 # the same payloads to mosquitto_sub, in the same run: the `demo` city's envelopes (fast
 # mode) published with mosquitto_pub (one process per sensor, in parallel) to a local
-# Mosquitto, then (a) received by mosquitto_sub, (b) ingested by footfall-collector into a
-# local ClickHouse 18.16, timed from the first publish to the last message (a) or the last
-# sighting committed (b, read from the collector's metrics).
+# Mosquitto, then (a) received by mosquitto_sub alone, (b) ingested by footfall-collector
+# into a local ClickHouse 18.16 while a second mosquitto_sub (b') receives them too, timed
+# from the first publish to the last message (a, b') or the last sighting committed (b, read
+# from the collector's metrics). Also the CPU each part used in (a) and (b).
 # Usage: bash benches/collector.sh [PRESET [BATCH_AGE_SECS [PEOPLE]]]   (default demo, 10: the
 # agent's default batch age; a longer age makes fuller envelopes, up to 500 sightings; PEOPLE
 # scales the preset's population, for a longer, sustained run)
@@ -37,10 +38,12 @@ pids+=("$MOSQUITTO_PID")
 mosquitto_sub -h 127.0.0.1 -p "$mport" -q 1 -t 'footfall/v1/+/+/sightings' -C "$messages" > /dev/null &
 sub=$!
 sleep 0.5
+cpu_a0="$(cpu_secs "$MOSQUITTO_PID") $(busy_secs)"
 t0=$(date +%s.%N)
 publish_city "$W/fast" "$mport"
 wait "$sub"
 t_sub=$(python3 -c "print($(date +%s.%N) - $t0)")
+cpu_a1="$(cpu_secs "$MOSQUITTO_PID") $(busy_secs)"
 
 # (b) The collector into ClickHouse.
 hport=$(free_port); tport=$(free_port)
@@ -51,6 +54,7 @@ cat > "$W/collector.toml" <<CONF
 version = 1
 [clickhouse]
 url = "http://127.0.0.1:$hport"
+compression = "none"
 [mqtt]
 url = "mqtt://127.0.0.1:$mport"
 client_id = "bench-collector"
@@ -60,19 +64,46 @@ max_age_days = 3650
 listen = "127.0.0.1:$metrics"
 CONF
 "$BIN/footfall-collector" --log error import --config "$W/collector.toml" sensors "$W/fast/inventory/sensors.csv" >/dev/null
-"$BIN/footfall-collector" --log error run --config "$W/collector.toml" & pids+=($!)
+"$BIN/footfall-collector" --log error run --config "$W/collector.toml" & col=$!
+pids+=("$col")
 wait_subscribed "$metrics"
+mosquitto_sub -h 127.0.0.1 -p "$mport" -q 1 -t 'footfall/v1/+/+/sightings' -C "$messages" \
+  -i bench-sub-b > /dev/null &
+sub=$!
+sleep 0.5
+cpu_before="$(cpu_secs "$col") $(cpu_secs "$CLICKHOUSE_PID") $(cpu_secs "$MOSQUITTO_PID") $(busy_secs)"
 t0=$(date +%s.%N)
 publish_city "$W/fast" "$mport"
-until [ "$(rows_written "$metrics" sightings)" = "$sightings" ]; do sleep 0.05; done
+t_sub_b=
+until [ "$(rows_written "$metrics" sightings)" = "$sightings" ]; do
+  if [ -z "$t_sub_b" ] && ! kill -0 "$sub" 2>/dev/null; then
+    t_sub_b=$(python3 -c "print($(date +%s.%N) - $t0)")
+  fi
+  sleep 0.05
+done
 t_col=$(python3 -c "print($(date +%s.%N) - $t0)")
+wait "$sub"
+[ -n "$t_sub_b" ] || t_sub_b=$(python3 -c "print($(date +%s.%N) - $t0)")
+cpu_after="$(cpu_secs "$col") $(cpu_secs "$CLICKHOUSE_PID") $(cpu_secs "$MOSQUITTO_PID") $(busy_secs)"
 stored=$(clickhouse-client --port "$tport" -q 'SELECT count() FROM footfall.sightings FINAL')
 
 python3 - <<PY
 m, s, b = $messages, $sightings, $bytes
-ts, tc = $t_sub, $t_col
+ts, tc, tb = $t_sub, $t_col, $t_sub_b
+rate = lambda t: f"{t:.2f} s = {s/t:,.0f} sightings/s ({m/t:,.0f} msgs/s)"
 print(f"input: {s:,} sightings in {m:,} envelopes ({b/2**20:.0f} MiB), preset $PRESET, batch age $AGE s, people ${PEOPLE:-as preset}")
-print(f"mosquitto_pub -> Mosquitto -> mosquitto_sub: {ts:.2f} s = {s/ts:,.0f} sightings/s ({m/ts:,.0f} msgs/s)")
-print(f"mosquitto_pub -> Mosquitto -> collector -> ClickHouse: {tc:.2f} s = {s/tc:,.0f} sightings/s ({m/tc:,.0f} msgs/s)")
-print(f"ratio to the broker's own delivery: {ts/tc:.2f}; rows in ClickHouse (FINAL): $stored")
+print(f"(a) mosquitto_pub -> Mosquitto -> mosquitto_sub, alone: {rate(ts)}")
+print(f"(b) mosquitto_pub -> Mosquitto -> collector -> ClickHouse: {rate(tc)}")
+print(f"(b') the same publish -> Mosquitto -> mosquitto_sub, beside (b): {rate(tb)}")
+print(f"ratio (b)/(a): {ts/tc:.2f}; (b)/(b'): {tb/tc:.2f}; rows in ClickHouse (FINAL): $stored")
+am0, aa0 = map(float, "$cpu_a0".split())
+am1, aa1 = map(float, "$cpu_a1".split())
+c0, h0, m0, a0 = map(float, "$cpu_before".split())
+c1, h1, m1, a1 = map(float, "$cpu_after".split())
+c, h, mq, al = c1 - c0, h1 - h0, m1 - m0, a1 - a0
+per = lambda x: f"{x:.1f} s ({x / s * 1e6:.2f} µs/sighting)"
+print(f"CPU in (a): Mosquitto {per(am1 - am0)}, the rest (publishers, mosquitto_sub) "
+      f"{per(aa1 - aa0 - am1 + am0)}; all {aa1 - aa0:.1f} s of {$(nproc) * ts:.1f} s")
+print(f"CPU in (b): collector {per(c)}, ClickHouse {per(h)}, Mosquitto {per(mq)}, "
+      f"the rest (publishers, mosquitto_sub) {per(al - c - h - mq)}; all {al:.1f} s of {$(nproc) * tc:.1f} s")
 PY

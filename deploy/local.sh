@@ -92,3 +92,13 @@ start_mosquitto() {
   echo "Mosquitto did not start; see $d/mosquitto.log" >&2
   return 1
 }
+
+# cpu_secs PID: CPU seconds (user + system) the process has used so far.
+cpu_secs() {
+  awk -v hz="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); print ($12 + $13) / hz }' "/proc/$1/stat"
+}
+
+# busy_secs: CPU seconds every core of the machine has spent busy so far.
+busy_secs() {
+  awk -v hz="$(getconf CLK_TCK)" '/^cpu / { print ($2 + $3 + $4 + $7 + $8) / hz }' /proc/stat
+}
