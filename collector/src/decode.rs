@@ -410,13 +410,19 @@ mod tests {
 
     const TOPIC: &str = "footfall/v1/store-1/s-1/sightings";
 
-    #[test]
-    fn a_good_envelope_becomes_rows() {
+    /// The rows of a good one-sighting envelope.
+    fn good_rows() -> Vec<SightingRow> {
         let p = envelope(1, "s-1", "store-1", NOW - 60_000, NOW - 1000);
         let Decoded::Sightings(rows) = decode(TOPIC, p.as_bytes(), NOW, &inventory(), &bounds())
         else {
             panic!("accepted");
         };
+        rows
+    }
+
+    #[test]
+    fn a_good_envelope_becomes_rows() {
+        let rows = good_rows();
         assert_eq!(rows.len(), 1);
         let r = &rows[0];
         assert_eq!(
@@ -431,12 +437,7 @@ mod tests {
     fn batches_sort_in_the_tables_order() {
         // Rows of four messages, interleaved as they arrive; "a" < "a-1" < "a1" < "b" byte by
         // byte, as ClickHouse compares strings.
-        let p = envelope(1, "s-1", "store-1", NOW - 60_000, NOW - 1000);
-        let Decoded::Sightings(decoded) = decode(TOPIC, p.as_bytes(), NOW, &inventory(), &bounds())
-        else {
-            panic!("accepted");
-        };
-        let base = decoded[0].clone();
+        let base = good_rows().remove(0);
         let mut rows = Vec::new();
         for (site, sensor, seq, day) in [
             ("b", "s-1", 3, 2),
