@@ -287,19 +287,31 @@ impl Stays {
         }
     }
 
-    /// When the earliest written stay falls behind the horizon, if any is held.
-    fn expires(&self, gap: i64, horizon_ms: i64) -> Option<i64> {
-        self.list
+    /// Joins the expiry queue, unless in it already, at the time the earliest written stay
+    /// falls behind the horizon (if any is held).
+    fn expire(&mut self, gap: i64, horizon_ms: i64, site: u32, unit: Unit, expiry: &mut Expiry) {
+        if self.expiring {
+            return;
+        }
+        let earliest = self
+            .list
             .iter()
             .filter(|s| !s.dirty)
             .map(|s| s.last_ms + gap + horizon_ms)
-            .min()
+            .min();
+        if let Some(at) = earliest {
+            self.expiring = true;
+            expiry.push_back((at, site, unit.0, unit.1));
+        }
     }
 }
 
 /// Units by the time a changed stay of theirs closes; an entry whose time is not its unit's
 /// `due` any more was superseded by an earlier one, and is skipped.
 type Queue = BinaryHeap<Reverse<(i64, u32, u64, bool)>>;
+
+/// Units holding written stays, by when the earliest falls behind the horizon.
+type Expiry = VecDeque<(i64, u32, u64, bool)>;
 
 /// One site's state.
 #[derive(Default)]
@@ -320,7 +332,7 @@ pub struct Visits {
     /// Units holding written stays, by when the earliest falls behind the horizon, in the
     /// order they were written: about the order of those times, so a queue, not a heap (a
     /// unit behind a later one is forgotten a little later).
-    expiry: VecDeque<(i64, u32, u64, bool)>,
+    expiry: Expiry,
     /// Sightings ending before this are too late (event time, ms).
     floor_ms: i64,
     /// Counters for the metrics.
@@ -444,26 +456,19 @@ impl Visits {
                 let id = stay.identity(unit);
                 for &old in &stay.written {
                     if old != id {
-                        let mut r = row(name, unit, old, stay, rule, 1);
-                        r.version = next_version(&mut self.last_version, now);
-                        out.push(r);
+                        let version = next_version(&mut self.last_version, now);
+                        out.push(row(name, unit, old, stay, rule, 1, version));
                     }
                 }
                 stay.written.clear();
                 stay.written.push(id);
-                let mut r = row(name, unit, id, stay, rule, 0);
-                r.version = next_version(&mut self.last_version, now);
-                out.push(r);
+                let version = next_version(&mut self.last_version, now);
+                out.push(row(name, unit, id, stay, rule, 0, version));
             }
             if let Some(close) = open {
                 stays.call_by(close, site, unit, &mut self.due);
             }
-            if !stays.expiring {
-                if let Some(at) = stays.expires(gap, horizon_ms) {
-                    stays.expiring = true;
-                    self.expiry.push_back((at, site, device, view));
-                }
-            }
+            stays.expire(gap, horizon_ms, site, unit, &mut self.expiry);
         }
         if let Some(w) = watermark_ms {
             self.floor_ms = self.floor_ms.max(w - horizon_ms);
@@ -493,9 +498,8 @@ impl Visits {
             self.held -= before - stays.list.len();
             if stays.list.is_empty() {
                 units.remove(&unit);
-            } else if let Some(at) = stays.expires(gap, horizon_ms) {
-                stays.expiring = true;
-                self.expiry.push_back((at, site, device, view));
+            } else {
+                stays.expire(gap, horizon_ms, site, unit, &mut self.expiry);
             }
         }
     }
@@ -519,6 +523,7 @@ fn row(
     s: &Stay,
     rule: SiteRule,
     retracted: u8,
+    version: u64,
 ) -> VisitRow {
     let (device, in_view) = unit;
     let dwell_ms = s.last_ms - s.first_ms;
@@ -543,7 +548,7 @@ fn row(
         sightings: u32::try_from(s.sightings.len()).unwrap_or(u32::MAX),
         kind: if visitor { VISITOR } else { PASSER_BY },
         retracted,
-        version: 0,
+        version,
     }
 }
 
