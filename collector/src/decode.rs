@@ -1,135 +1,15 @@
 //! One MQTT message to rows: sightings, a sensor status, or a rejection with its reason.
 //! Pure, so every rule is unit-tested; nothing here panics on any input.
 
-use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use clickhouse::Row;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use wire::topic::Parsed;
 
+use crate::ch::rows::{day_of, fnv64, RejectedRow, SightingRow, StatusRow};
 use crate::config::Ingest;
-
-/// Why a message was refused; the `rejected` table's `reason`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Reason {
-    PayloadTooLarge,
-    BadTopic,
-    MalformedJson,
-    UnsupportedVersion,
-    SchemaMismatch,
-    TopicMismatch,
-    UnknownSensor,
-    SiteMismatch,
-    ClockSkew,
-    InvalidSighting,
-}
-
-impl Reason {
-    pub const ALL: [Reason; 10] = [
-        Reason::PayloadTooLarge,
-        Reason::BadTopic,
-        Reason::MalformedJson,
-        Reason::UnsupportedVersion,
-        Reason::SchemaMismatch,
-        Reason::TopicMismatch,
-        Reason::UnknownSensor,
-        Reason::SiteMismatch,
-        Reason::ClockSkew,
-        Reason::InvalidSighting,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::PayloadTooLarge => "payload_too_large",
-            Reason::BadTopic => "bad_topic",
-            Reason::MalformedJson => "malformed_json",
-            Reason::UnsupportedVersion => "unsupported_version",
-            Reason::SchemaMismatch => "schema_mismatch",
-            Reason::TopicMismatch => "topic_mismatch",
-            Reason::UnknownSensor => "unknown_sensor",
-            Reason::SiteMismatch => "site_mismatch",
-            Reason::ClockSkew => "clock_skew",
-            Reason::InvalidSighting => "invalid_sighting",
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Row, Serialize, Deserialize)]
-pub struct SightingRow {
-    /// Shared by the rows of a message (and the stream stage's records): one allocation per
-    /// message, not per sighting.
-    pub site: Arc<str>,
-    pub day: u16,
-    pub sensor: Arc<str>,
-    pub seq: u64,
-    pub idx: u16,
-    pub epoch: u32,
-    pub device: u64,
-    pub class: i8,
-    pub fingerprint: u32,
-    pub first_ms: i64,
-    pub last_ms: i64,
-    pub frames: u32,
-    pub rssi_max: i8,
-    pub rssi_mean: f32,
-    pub r#final: u8,
-    pub sent_ms: i64,
-    pub received_ms: i64,
-}
-
-impl SightingRow {
-    /// The sightings table's ORDER BY (site, day, sensor, seq, idx), compared as ClickHouse
-    /// does (strings byte by byte).
-    pub fn table_order(a: &SightingRow, b: &SightingRow) -> Ordering {
-        shared_cmp(&a.site, &b.site)
-            .then(a.day.cmp(&b.day))
-            .then_with(|| shared_cmp(&a.sensor, &b.sensor))
-            .then(a.seq.cmp(&b.seq))
-            .then(a.idx.cmp(&b.idx))
-    }
-}
-
-/// Rows of one message share their strings: equal without comparing the bytes.
-fn shared_cmp(a: &Arc<str>, b: &Arc<str>) -> Ordering {
-    if Arc::ptr_eq(a, b) {
-        Ordering::Equal
-    } else {
-        a.as_bytes().cmp(b.as_bytes())
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Row, Serialize, Deserialize)]
-pub struct StatusRow {
-    pub sensor: String,
-    pub day: u16,
-    pub at_ms: i64,
-    pub site: String,
-    pub online: u8,
-    pub uptime_secs: u64,
-    pub frames_captured: u64,
-    pub frames_dropped: u64,
-    pub frames_malformed: u64,
-    pub spool_batches: u64,
-    pub spool_bytes: u64,
-    pub spool_dropped_batches: u64,
-    pub config_version: u32,
-    pub clock_synced: u8,
-    pub received_ms: i64,
-}
-
-#[derive(Clone, Debug, PartialEq, Row, Serialize, Deserialize)]
-pub struct RejectedRow {
-    pub day: u16,
-    pub reason: String,
-    pub topic: String,
-    pub payload_hash: u64,
-    pub received_ms: i64,
-    pub detail: String,
-    pub payload: String,
-    pub payload_bytes: u32,
-}
+use crate::reason::Reason;
 
 pub enum Decoded {
     Sightings(Vec<SightingRow>),
@@ -139,24 +19,6 @@ pub enum Decoded {
 
 /// Kept of a refused payload, in bytes.
 pub const PAYLOAD_KEPT: usize = 4096;
-
-pub fn day_of(ms: i64) -> u16 {
-    ms.div_euclid(86_400_000).clamp(0, i64::from(u16::MAX)) as u16
-}
-
-pub(crate) fn fnv64(bytes: &[u8]) -> u64 {
-    fnv64_parts(&[bytes])
-}
-
-/// FNV-1a over the concatenation of `parts`, without building it.
-pub(crate) fn fnv64_parts(parts: &[&[u8]]) -> u64 {
-    parts
-        .iter()
-        .flat_map(|p| p.iter())
-        .fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        })
-}
 
 fn reject(
     reason: Reason,
@@ -172,7 +34,7 @@ fn reject(
             day: day_of(received_ms),
             reason: reason.as_str().to_owned(),
             topic: topic.chars().take(512).collect(),
-            payload_hash: fnv64(payload),
+            payload_hash: fnv64(&[payload]),
             received_ms,
             detail,
             payload: String::from_utf8_lossy(kept).into_owned(),
@@ -560,6 +422,6 @@ mod tests {
         };
         assert_eq!(row.payload.len(), PAYLOAD_KEPT);
         assert_eq!(row.payload_bytes as usize, big.len());
-        assert_ne!(row.payload_hash, fnv64(&big.as_bytes()[..PAYLOAD_KEPT]));
+        assert_ne!(row.payload_hash, fnv64(&[&big.as_bytes()[..PAYLOAD_KEPT]]));
     }
 }

@@ -10,10 +10,10 @@ use std::path::Path;
 use std::str::FromStr;
 
 use anyhow::Context;
-use clickhouse::Row;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use crate::decode::day_of;
+use crate::ch;
+use crate::ch::rows::{day_of, CampaignRow, LinkRow, PlayRow, ReceiptRow, SensorRow, SiteRow};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Kind {
@@ -56,15 +56,17 @@ impl fmt::Display for Report {
     }
 }
 
-/// One CSV line's fields, by column name.
+/// One CSV record's fields, by column name.
 struct Fields<'a> {
     columns: &'a HashMap<String, usize>,
-    values: Vec<&'a str>,
+    record: &'a csv::StringRecord,
 }
 
 impl Fields<'_> {
     fn str(&self, name: &str) -> &str {
-        self.values[self.columns[name]]
+        // Every record has the header's length (checked before), and `name` is a required
+        // column.
+        self.record.get(self.columns[name]).unwrap_or("")
     }
 
     fn parse<T: FromStr>(&self, name: &str, what: &str) -> Result<T, String> {
@@ -84,21 +86,26 @@ impl Fields<'_> {
     }
 }
 
-/// Reads a CSV file with a header naming at least `required`, calling `row` per line.
+/// Reads a CSV file (RFC 4180: quoted fields may hold commas, quotes and line breaks) with
+/// a header naming at least `required`, calling `row` per record. A record that cannot be
+/// read (wrong field count, invalid UTF-8) is reported like a bad row, and the rest is read.
 fn read_csv<T>(
     path: &Path,
     required: &[&str],
     mut row: impl FnMut(&Fields) -> Result<T, String>,
     report: &mut Report,
 ) -> anyhow::Result<Vec<T>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut lines = text.lines();
-    let header = lines.next().unwrap_or("");
-    let columns: HashMap<String, usize> = header
-        .split(',')
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(true)
+        .trim(csv::Trim::Headers)
+        .from_path(path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let columns: HashMap<String, usize> = reader
+        .headers()
+        .with_context(|| format!("{}:1: cannot read the header", path.display()))?
+        .iter()
         .enumerate()
-        .map(|(i, c)| (c.trim().to_owned(), i))
+        .map(|(i, c)| (c.to_owned(), i))
         .collect();
     if let Some(missing) = required.iter().find(|c| !columns.contains_key(**c)) {
         anyhow::bail!(
@@ -108,28 +115,32 @@ fn read_csv<T>(
         );
     }
     let mut out = Vec::new();
-    for (i, line) in lines.enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let values: Vec<&str> = line.split(',').collect();
-        let result = if values.len() != columns.len() {
-            Err(format!(
+    let mut record = csv::StringRecord::new();
+    loop {
+        let line = reader.position().line();
+        let result = match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) if record.iter().all(|f| f.trim().is_empty()) && record.len() == 1 => continue,
+            Ok(true) if record.len() != columns.len() => Err(format!(
                 "{} fields, the header has {}",
-                values.len(),
+                record.len(),
                 columns.len()
-            ))
-        } else {
-            row(&Fields {
+            )),
+            Ok(true) => row(&Fields {
                 columns: &columns,
-                values,
-            })
+                record: &record,
+            }),
+            Err(e) => Err(match e.kind() {
+                csv::ErrorKind::Utf8 { .. } => "not valid UTF-8".to_owned(),
+                _ => e.to_string(),
+            }),
         };
+        let line = record.position().map_or(line, csv::Position::line);
         match result {
             Ok(r) => out.push(r),
             Err(reason) => report
                 .bad
-                .push(format!("{}:{}: {reason}", path.display(), i + 2)),
+                .push(format!("{}:{line}: {reason}", path.display())),
         }
     }
     Ok(out)
@@ -148,77 +159,6 @@ fn site_kind(v: &str) -> Result<i8, String> {
         "billboard" => Ok(2),
         _ => Err(format!("column kind: {v:?} is not store or billboard")),
     }
-}
-
-#[derive(Row, Serialize)]
-struct SiteRow {
-    site_id: String,
-    kind: i8,
-    brand: String,
-    lat: f64,
-    lon: f64,
-    open_hour: u8,
-    close_hour: u8,
-    rssi_threshold_dbm: i8,
-    min_dwell_secs: u32,
-    imported_ms: i64,
-}
-
-#[derive(Row, Serialize)]
-struct SensorRow {
-    sensor_id: String,
-    site_id: String,
-    kind: i8,
-    lat: f64,
-    lon: f64,
-    imported_ms: i64,
-}
-
-#[derive(Row, Serialize)]
-struct PlayRow {
-    board_id: String,
-    day: u16,
-    start_ms: i64,
-    end_ms: i64,
-    creative_id: String,
-    brand: String,
-    campaign_id: String,
-}
-
-#[derive(Row, Serialize)]
-struct CampaignRow {
-    campaign_id: String,
-    brand: String,
-    creative_id: String,
-    boards: Vec<String>,
-    start_ms: i64,
-    end_ms: i64,
-    spend: f64,
-    currency: String,
-    window_days: u16,
-    slot_secs: u16,
-    loop_slots: u16,
-    slots_per_loop: u16,
-    imported_ms: i64,
-}
-
-#[derive(Row, Serialize)]
-struct ReceiptRow {
-    store_id: String,
-    day: u16,
-    receipt_id: String,
-    at_ms: i64,
-    amount_cents: i64,
-    currency: String,
-    loyalty_id: String,
-}
-
-#[derive(Row, Serialize)]
-struct LinkRow {
-    epoch: u32,
-    device: u64,
-    loyalty_id: String,
-    imported_ms: i64,
 }
 
 /// A campaign line of campaigns.jsonl.
@@ -262,17 +202,14 @@ fn amount_cents(v: &str) -> Result<i64, String> {
     Ok(units * 100 + cents)
 }
 
+/// Inserts in chunks of 100 000 rows, so a large file does not make one huge request.
 async fn insert<T: clickhouse::RowOwned + clickhouse::RowWrite>(
     client: &clickhouse::Client,
     table: &str,
     rows: &[T],
 ) -> anyhow::Result<()> {
     for chunk in rows.chunks(100_000) {
-        let mut ins = client.insert::<T>(table).await?;
-        for r in chunk {
-            ins.write(r).await?;
-        }
-        ins.end()
+        ch::insert(client, table, chunk)
             .await
             .with_context(|| format!("insert into {table} failed"))?;
     }

@@ -5,27 +5,28 @@
 //! rows and nothing more is read: the channel from the MQTT task fills, the task stops
 //! polling, and the broker holds the messages (backpressure, bounded memory).
 //!
-//! Committed sightings go on to the stream stage ([`crate::stream`]), which turns them into
+//! Committed sightings go on to the stream stage through a [`Feed`], which turns them into
 //! site visits.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use clickhouse::Row;
 use rumqttc::{
     AsyncClient, Event, MqttOptions, Outgoing, Packet, Publish, QoS, SubscribeReasonCode,
 };
-use serde::Deserialize;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{info, trace, warn};
 
+use crate::ch;
+use crate::ch::rows::{RejectedRow, SightingRow, StatusRow};
 use crate::config::Config;
-use crate::decode::{decode, Decoded, RejectedRow, SightingRow, StatusRow};
+use crate::decode::{decode, Decoded};
+use crate::inventory::Inventory;
 use crate::metrics::Metrics;
-use crate::stream::{load_rules, Feed, Stage};
+use crate::reason::Reason;
+use crate::stream::Feed;
 
 /// Messages read ahead of the batch being committed.
 const CHANNEL: usize = 4096;
@@ -50,19 +51,54 @@ impl Batch {
     }
 }
 
-#[derive(Row, Deserialize)]
-struct InventoryRow {
-    sensor_id: String,
-    site_id: String,
+/// How often at most a summary of the rejected messages is logged.
+const REJECTIONS_LOGGED_EVERY: Duration = Duration::from_secs(10);
+
+/// Rejected messages are counted (metrics, the `rejected` table) and logged as one summary
+/// at most every 10 s, not a line per message: a flood of bad messages must not become a
+/// flood of log lines.
+struct RejectionLog {
+    /// When the last summary was logged; none yet, so the first rejection is logged at once.
+    logged: Option<Instant>,
+    counts: std::collections::BTreeMap<Reason, u64>,
 }
 
-async fn load_inventory(db: &clickhouse::Client) -> anyhow::Result<HashMap<String, String>> {
-    let rows: Vec<InventoryRow> = db
-        .query("SELECT sensor_id, site_id FROM sensors FINAL")
-        .fetch_all()
-        .await
-        .context("cannot read the fleet inventory (table sensors)")?;
-    Ok(rows.into_iter().map(|r| (r.sensor_id, r.site_id)).collect())
+impl RejectionLog {
+    fn new() -> RejectionLog {
+        RejectionLog {
+            logged: None,
+            counts: Default::default(),
+        }
+    }
+
+    fn note(&mut self, reason: Reason) {
+        *self.counts.entry(reason).or_default() += 1;
+        if self
+            .logged
+            .is_none_or(|t| t.elapsed() >= REJECTIONS_LOGGED_EVERY)
+        {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.counts.is_empty() {
+            return;
+        }
+        let total: u64 = self.counts.values().sum();
+        let by_reason = self
+            .counts
+            .iter()
+            .map(|(r, n)| format!("{}={n}", r.as_str()))
+            .collect::<Vec<_>>()
+            .join(" ");
+        warn!(
+            rejected = total,
+            by_reason, "messages rejected (each kept in the rejected table with its reason)"
+        );
+        self.counts.clear();
+        self.logged = Some(Instant::now());
+    }
 }
 
 /// Room in the client's request channel for every acknowledgement two batches can need (a
@@ -92,37 +128,17 @@ fn options(cfg: &Config) -> MqttOptions {
     o
 }
 
-/// Runs until `shutdown`; then commits and acknowledges what it holds and returns.
+/// Subscribes and ingests until `shutdown`; then commits and acknowledges what it holds,
+/// disconnects and returns. Committed sightings go to `feed`.
 pub async fn run(
-    cfg: Config,
+    cfg: &Config,
+    mut inventory: Inventory,
+    feed: Feed,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    crate::migrate::migrate(&cfg.clickhouse).await?;
-    let (db, _) = crate::ch::clients(&cfg.clickhouse);
-    let mut inventory = load_inventory(&db).await?;
-    let mut inventory_at = Instant::now();
-    info!(sensors = inventory.len(), "fleet inventory loaded");
-    let rules = Arc::new(RwLock::new(load_rules(&db, &cfg).await?));
-    let stage = Stage::start(
-        &cfg,
-        rules.clone(),
-        db.clone(),
-        metrics.clone(),
-        shutdown.clone(),
-    )?;
-    let feed = stage.feed();
-    if cfg
-        .timely
-        .cluster
-        .as_ref()
-        .is_none_or(|(process, _)| *process == 0)
-    {
-        let current = rules.read().expect("not poisoned").clone();
-        crate::stream::recover(&db, &cfg, &current, &feed).await?;
-    }
-
-    let (client, mut eventloop) = AsyncClient::new(options(&cfg), request_capacity(&cfg));
+    let (db, _) = ch::clients(&cfg.clickhouse);
+    let (client, mut eventloop) = AsyncClient::new(options(cfg), request_capacity(cfg));
     let filters = cfg.mqtt.filters();
     let (tx, mut rx) = mpsc::channel::<Publish>(CHANNEL);
     // Not a child of `shutdown`: the MQTT task outlives the drain, to send its acknowledgements.
@@ -211,6 +227,7 @@ pub async fn run(
     // flight (Mosquitto's default is 20) would otherwise pace ingest at that many per
     // batch_max_age.
     let mut last_message = Instant::now();
+    let mut rejections = RejectionLog::new();
     loop {
         let deadline = batch.opened.map(|t| (t + max_age).min(last_message + IDLE));
         tokio::select! {
@@ -226,14 +243,12 @@ pub async fn run(
                 }
                 let now = wire::Millis::now().0;
                 let topic = p.topic.clone();
-                let mut decoded = decode(&topic, &p.payload, now, &inventory, &bounds);
-                if matches!(decoded, Decoded::Rejected(crate::decode::Reason::UnknownSensor, _))
-                    && inventory_at.elapsed() > Duration::from_secs(5)
+                let mut decoded = decode(&topic, &p.payload, now, inventory.sensors(), &bounds);
+                if matches!(decoded, Decoded::Rejected(Reason::UnknownSensor, _))
+                    && inventory.reread_after_miss().await?
                 {
-                    // A sensor imported since the last read: look again (at most every 5 s).
-                    inventory = load_inventory(&db).await?;
-                    inventory_at = Instant::now();
-                    decoded = decode(&topic, &p.payload, now, &inventory, &bounds);
+                    // A sensor imported since the last read.
+                    decoded = decode(&topic, &p.payload, now, inventory.sensors(), &bounds);
                 }
                 match decoded {
                     Decoded::Sightings(rows) => {
@@ -245,7 +260,8 @@ pub async fn run(
                     Decoded::Status(row) => batch.status.push(row),
                     Decoded::Rejected(reason, row) => {
                         metrics.rejected(reason);
-                        warn!(reason = reason.as_str(), topic = %row.topic, detail = %row.detail, "message rejected");
+                        trace!(reason = reason.as_str(), topic = %row.topic, detail = %row.detail, "message rejected");
+                        rejections.note(reason);
                         batch.rejected.push(row);
                     }
                 }
@@ -256,16 +272,13 @@ pub async fn run(
                 if batch.rows().max(batch.messages.len()) >= bounds.batch_max_rows {
                     committer.start(std::mem::take(&mut batch)).await?;
                 }
-                if inventory_at.elapsed() > Duration::from_secs(bounds.inventory_refresh_secs) {
-                    inventory = load_inventory(&db).await?;
-                    *rules.write().expect("not poisoned") = load_rules(&db, &cfg).await?;
-                    inventory_at = Instant::now();
-                }
+                inventory.refresh_if_due().await?;
             }
         }
     }
     // Drain: what is already read is committed and acknowledged; what waits in the channel or
     // arrives now stays unacknowledged at the broker, which redelivers it.
+    rejections.flush();
     rx.close();
     committer.start(batch).await?;
     committer.finish().await?;
@@ -280,54 +293,7 @@ pub async fn run(
         mqtt_stop.cancel();
         let _ = mqtt.await;
     }
-    // The stream stage writes the stays it holds.
-    stage.finish().await?;
-    info!("stopped");
     Ok(())
-}
-
-pub(crate) async fn insert<T: clickhouse::RowOwned + clickhouse::RowWrite>(
-    db: &clickhouse::Client,
-    table: &str,
-    rows: &[T],
-) -> Result<(), clickhouse::error::Error> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let mut ins = db.insert::<T>(table).await?;
-    for r in rows {
-        ins.write(r).await?;
-    }
-    ins.end().await
-}
-
-/// Runs `write` until it succeeds (the same rows each time), counting and logging each
-/// failure, with a backoff from 100 ms doubling to 5 s. Returns false if `shutdown` came
-/// first.
-pub(crate) async fn retry<F, Fut>(
-    metrics: &Metrics,
-    shutdown: &CancellationToken,
-    what: &str,
-    rows: usize,
-    mut write: F,
-) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<(), clickhouse::error::Error>>,
-{
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let Err(e) = write().await else {
-            return true;
-        };
-        metrics.clickhouse_errors.inc();
-        warn!(error = %e, rows, what, "ClickHouse write failed; retrying the same rows");
-        tokio::select! {
-            _ = shutdown.cancelled() => return false,
-            _ = tokio::time::sleep(backoff) => {}
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
-    }
 }
 
 /// Commits batches one at a time, in order, while the processor fills the next one: at most
@@ -387,11 +353,17 @@ async fn commit(
     // less than it saves the server.
     batch.sightings.sort_by(SightingRow::table_order);
     let b = &batch;
-    let written = retry(metrics, shutdown, "sightings", b.rows(), || async move {
-        insert(db, "sightings", &b.sightings).await?;
-        insert(db, "sensor_status", &b.status).await?;
-        insert(db, "rejected", &b.rejected).await
-    })
+    let written = ch::retry(
+        &metrics.clickhouse_errors,
+        shutdown,
+        "sightings",
+        b.rows(),
+        || async move {
+            ch::insert(db, "sightings", &b.sightings).await?;
+            ch::insert(db, "sensor_status", &b.status).await?;
+            ch::insert(db, "rejected", &b.rejected).await
+        },
+    )
     .await;
     if !written {
         warn!("stopping with an uncommitted batch; the broker will redeliver it");

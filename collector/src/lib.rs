@@ -1,15 +1,76 @@
-//! The Footfall collector: MQTT sightings and sensor status into ClickHouse, at least once
-//! ([`ingest`], [`decode`]); the schema ([`migrate`]); importers of the fleet inventory,
-//! proof-of-play logs, campaigns, receipts and device-loyalty links ([`import`]);
-//! Prometheus metrics ([`metrics`]); the timely dataflow stage that merges a site's sightings
-//! into visits ([`stream`], [`visits`]).
+//! The Footfall collector: MQTT sightings and sensor status into ClickHouse, at least once,
+//! and the site visits derived from them.
+//!
+//! [`run`] is the service: it wires the parts below and is what `footfall-collector run`
+//! and the tests drive.
+//! - [`ingest`]: MQTT -> batches -> commit -> acknowledge; [`decode`] turns one message into
+//!   rows or a rejection ([`reason`]).
+//! - [`inventory`]: the sensors' sites and the sites' rules, refreshed.
+//! - [`stream`]: the timely dataflow stage that merges a site's sightings into visits
+//!   ([`visits`] is its pure state machine), its writer and its recovery.
+//! - [`ch`]: the ClickHouse client, the one insert and retry, every row type;
+//!   [`migrate`] applies the schema (`collector/migrations/`).
+//! - [`import`]: the fleet inventory, proof-of-play logs, campaigns, receipts and
+//!   device-loyalty links.
+//! - [`metrics`]: Prometheus text on `metrics.listen`; [`config`]: the configuration.
 
 pub mod ch;
 pub mod config;
 pub mod decode;
 pub mod import;
 pub mod ingest;
+pub mod inventory;
 pub mod metrics;
 pub mod migrate;
+pub mod reason;
 pub mod stream;
 pub mod visits;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::config::Config;
+use crate::inventory::Inventory;
+use crate::metrics::Metrics;
+use crate::stream::Stage;
+
+/// Runs the collector until `shutdown`: serves the metrics, applies the migrations, reads
+/// the inventory, starts the stream stage (process 0 of a cluster first rebuilds its state
+/// from the sightings table), and ingests. On `shutdown` it commits and acknowledges what
+/// it has read, then the stage writes every stay it holds.
+pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::default());
+    let listener = tokio::net::TcpListener::bind(cfg.metrics_listen)
+        .await
+        .with_context(|| format!("metrics.listen: cannot listen on {}", cfg.metrics_listen))?;
+    tokio::spawn(metrics::serve(listener, metrics.clone(), shutdown.clone()));
+    migrate::migrate(&cfg.clickhouse).await?;
+    let (db, _) = ch::clients(&cfg.clickhouse);
+    let inventory = Inventory::load(db.clone(), &cfg).await?;
+    let rules = inventory.rules();
+    let stage = Stage::start(
+        &cfg,
+        rules.clone(),
+        db.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+    )?;
+    let feed = stage.feed();
+    if cfg
+        .timely
+        .cluster
+        .as_ref()
+        .is_none_or(|(process, _)| *process == 0)
+    {
+        let current = rules.read().expect("not poisoned").clone();
+        stream::recover(&db, &cfg, &current, &feed).await?;
+    }
+    ingest::run(&cfg, inventory, feed, metrics, shutdown).await?;
+    // The stream stage writes the stays it holds.
+    stage.finish().await?;
+    info!("stopped");
+    Ok(())
+}

@@ -1,15 +1,12 @@
-//! `footfall-collector`: MQTT ingest, schema migrations, imports.
+//! `footfall-collector`: MQTT ingest, schema migrations, imports. Arguments, tracing, the
+//! runtime and the exit code; the service is [`collector::run`].
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use std::sync::Arc;
-
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 use collector::config::Config;
 use collector::import::Kind;
-use collector::metrics::Metrics;
 use firmware_config::ConfigError;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
@@ -83,18 +80,7 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
     match cmd {
         Cmd::Run { config } => {
             let c = Config::load(&config)?;
-            let metrics = Arc::new(Metrics::default());
             let shutdown = CancellationToken::new();
-            let listener = tokio::net::TcpListener::bind(c.metrics_listen)
-                .await
-                .with_context(|| {
-                    format!("metrics.listen: cannot listen on {}", c.metrics_listen)
-                })?;
-            tokio::spawn(collector::metrics::serve(
-                listener,
-                metrics.clone(),
-                shutdown.clone(),
-            ));
             tokio::spawn({
                 let shutdown = shutdown.clone();
                 async move {
@@ -108,7 +94,7 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
                     shutdown.cancel();
                 }
             });
-            collector::ingest::run(c, metrics, shutdown).await?;
+            collector::run(c, shutdown).await?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Migrate { config } => {

@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
-use crate::decode::Reason;
+use crate::reason::Reason;
 
 #[derive(Default)]
 pub struct Counter(AtomicU64);

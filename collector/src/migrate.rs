@@ -1,13 +1,12 @@
-//! Versioned schema migrations (deploy/clickhouse/migrations), applied in order, each once.
+//! Versioned schema migrations (`collector/migrations/`), applied in order, each once.
 //! Every statement is idempotent, so a migration cut short is simply applied again. An
 //! applied migration whose text changed since is refused: schema history is append-only.
 
 use anyhow::{bail, Context};
-use clickhouse::Row;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::ch;
+use crate::ch::rows::Migration;
 use crate::config::ClickHouseConfig;
 
 /// (version, file name, text), in order.
@@ -15,26 +14,18 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
     (
         1,
         "0001_schema.sql",
-        include_str!("../../deploy/clickhouse/migrations/0001_schema.sql"),
+        include_str!("../migrations/0001_schema.sql"),
     ),
     (
         2,
         "0002_stream_checkpoints.sql",
-        include_str!("../../deploy/clickhouse/migrations/0002_stream_checkpoints.sql"),
+        include_str!("../migrations/0002_stream_checkpoints.sql"),
     ),
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
     version UInt32, name String, checksum String, applied_ms Int64
 ) ENGINE = ReplacingMergeTree ORDER BY version";
-
-#[derive(Debug, Row, Serialize, Deserialize)]
-struct Applied {
-    version: u32,
-    name: String,
-    checksum: String,
-    applied_ms: i64,
-}
 
 /// The statements of a migration: `--` comment lines dropped, split at `;`.
 pub fn statements(sql: &str) -> Vec<String> {
@@ -68,7 +59,7 @@ pub async fn migrate(c: &ClickHouseConfig) -> anyhow::Result<Vec<&'static str>> 
     .await
     .with_context(|| format!("cannot reach ClickHouse at {}", c.url))?;
     ch::execute(&db, LEDGER).await?;
-    let applied: Vec<Applied> = db
+    let applied: Vec<Migration> = db
         .query("SELECT ?fields FROM schema_migrations FINAL ORDER BY version")
         .fetch_all()
         .await
@@ -92,16 +83,15 @@ pub async fn migrate(c: &ClickHouseConfig) -> anyhow::Result<Vec<&'static str>> 
                 .await
                 .with_context(|| format!("migration {name} failed"))?;
         }
-        let mut insert = db.insert::<Applied>("schema_migrations").await?;
-        insert
-            .write(&Applied {
-                version,
-                name: name.to_string(),
-                checksum: sum,
-                applied_ms: wire::Millis::now().0,
-            })
-            .await?;
-        insert.end().await?;
+        let applied = Migration {
+            version,
+            name: name.to_string(),
+            checksum: sum,
+            applied_ms: wire::Millis::now().0,
+        };
+        ch::insert(&db, "schema_migrations", &[applied])
+            .await
+            .with_context(|| format!("cannot record migration {name}"))?;
         tracing::info!(migration = name, "applied");
         now_applied.push(name);
     }

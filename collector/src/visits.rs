@@ -22,14 +22,13 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
-use clickhouse::Row;
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use smallvec::{smallvec, SmallVec};
 
-use crate::decode::{day_of, fnv64_parts, SightingRow};
+use crate::ch::rows::{day_of, fnv64, SightingRow, VisitRow, PASSER_BY, VISITOR};
 
 /// A sighting as the stream stage needs it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -77,7 +76,7 @@ impl Seen {
 
 /// A sighting's identity across its versions: its sensor and its start.
 pub fn sighting_key(sensor: &str, first_ms: i64) -> u64 {
-    fnv64_parts(&[sensor.as_bytes(), &first_ms.to_le_bytes()])
+    fnv64(&[sensor.as_bytes(), &first_ms.to_le_bytes()])
 }
 
 /// What the inventory says about a site (table `sites`).
@@ -120,30 +119,6 @@ impl Rules {
         }
     }
 }
-
-/// A row of the `visits` table.
-#[derive(Clone, Debug, PartialEq, Row, Serialize, Deserialize)]
-pub struct VisitRow {
-    pub site: Arc<str>,
-    pub day: u16,
-    pub device: u64,
-    pub visit_id: u64,
-    pub epoch: u32,
-    pub class: i8,
-    pub fingerprint: u32,
-    pub first_ms: i64,
-    pub last_ms: i64,
-    pub dwell_secs: u32,
-    pub rssi_max: i8,
-    pub sightings: u32,
-    /// 1 passer-by, 2 visitor.
-    pub kind: i8,
-    pub retracted: u8,
-    pub version: u64,
-}
-
-pub const PASSER_BY: i8 = 1;
-pub const VISITOR: i8 = 2;
 
 /// What chains: a device's sightings, in view of a board or not (always in view at a store).
 type Unit = (u64, bool);
@@ -236,35 +211,10 @@ impl Stay {
 
     fn identity(&self, (device, in_view): Unit) -> Written {
         let view: &[u8] = if in_view { &[] } else { &[0] };
-        let id = fnv64_parts(&[&device.to_le_bytes(), view, &self.first_ms.to_le_bytes()]);
+        let id = fnv64(&[&device.to_le_bytes(), view, &self.first_ms.to_le_bytes()]);
         (day_of(self.first_ms), id)
     }
 }
-
-/// FxHash (as in rustc): the state's maps are keyed by device keys (already uniform) and
-/// site ids; SipHash's DoS resistance is not needed and cost a tenth of the stage.
-#[derive(Default, Clone, Copy)]
-struct Fx(u64);
-
-impl Hasher for Fx {
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut b = [0u8; 8];
-            b[..chunk.len()].copy_from_slice(chunk);
-            self.write_u64(u64::from_le_bytes(b));
-        }
-    }
-
-    fn write_u64(&mut self, i: u64) {
-        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
-type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<Fx>>;
 
 /// A unit's stays, in start order, none joining another.
 #[derive(Default)]
@@ -313,18 +263,20 @@ type Queue = BinaryHeap<Reverse<(i64, u32, u64, bool)>>;
 /// Units holding written stays, by when the earliest falls behind the horizon.
 type Expiry = VecDeque<(i64, u32, u64, bool)>;
 
-/// One site's state.
+/// One site's state. The maps hash with FxHash (rustc-hash): their keys are device keys
+/// (already uniform) and site ids; SipHash's DoS resistance is not needed and cost a tenth
+/// of the stage.
 #[derive(Default)]
 struct Site {
     name: Arc<str>,
-    units: FxMap<Unit, Stays>,
+    units: FxHashMap<Unit, Stays>,
 }
 
 /// The visits of the sites one worker owns.
 #[derive(Default)]
 pub struct Visits {
     sites: Vec<Site>,
-    site_ids: FxMap<Arc<str>, u32>,
+    site_ids: FxHashMap<Arc<str>, u32>,
     /// Units by when a changed stay closes (the watermark passes its end by the gap). One
     /// entry per unit, not per sighting: a stay that grew is queued again when its entry
     /// comes up.
@@ -371,7 +323,7 @@ impl Visits {
                 self.site_ids.insert(s.site.clone(), id);
                 self.sites.push(Site {
                     name: s.site.clone(),
-                    units: FxMap::default(),
+                    units: FxHashMap::default(),
                 });
                 id
             }
@@ -420,11 +372,9 @@ impl Visits {
         watermark_ms: Option<i64>,
         horizon_ms: i64,
         rules: &Rules,
+        now_us: u64,
         out: &mut Vec<VisitRow>,
     ) {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX));
         while let Some(&Reverse((due, site, device, view))) = self.due.peek() {
             if watermark_ms.is_some_and(|w| due >= w) {
                 break;
@@ -456,13 +406,13 @@ impl Visits {
                 let id = stay.identity(unit);
                 for &old in &stay.written {
                     if old != id {
-                        let version = next_version(&mut self.last_version, now);
+                        let version = next_version(&mut self.last_version, now_us);
                         out.push(row(name, unit, old, stay, rule, 1, version));
                     }
                 }
                 stay.written.clear();
                 stay.written.push(id);
-                let version = next_version(&mut self.last_version, now);
+                let version = next_version(&mut self.last_version, now_us);
                 out.push(row(name, unit, id, stay, rule, 0, version));
             }
             if let Some(close) = open {
@@ -510,7 +460,7 @@ impl Visits {
     }
 }
 
-/// A version for a row: the clock in µs (`now`), rising strictly.
+/// A version for a row: the caller's clock in µs (`now`), rising strictly.
 fn next_version(last: &mut u64, now: u64) -> u64 {
     *last = now.max(*last + 1);
     *last
@@ -559,6 +509,8 @@ mod tests {
     use super::*;
 
     const MIN: i64 = 60_000;
+    /// The version clock: versions rise strictly whatever it says.
+    const NOW_US: u64 = 1_700_000_000_000_000;
 
     fn rules() -> Rules {
         Rules {
@@ -723,10 +675,10 @@ mod tests {
             for (i, s) in input.iter().enumerate() {
                 assert!(v.insert(s, &r));
                 if i % 37 == 0 {
-                    v.emit(Some(s.last_ms), 48 * 60 * MIN, &r, &mut rows);
+                    v.emit(Some(s.last_ms), 48 * 60 * MIN, &r, NOW_US, &mut rows);
                 }
             }
-            v.emit(None, 48 * 60 * MIN, &r, &mut rows);
+            v.emit(None, 48 * 60 * MIN, &r, NOW_US, &mut rows);
             assert_eq!(table(&rows), want, "seed {seed}");
             assert_eq!(v.stays(), want.len(), "seed {seed}: the stays gauge");
         }
@@ -740,13 +692,13 @@ mod tests {
         let t = 10 * 60 * MIN;
         v.insert(&seen("s", 1, 1, t, t + 2 * MIN, -60), &r);
         v.insert(&seen("s", 1, 2, t + 20 * MIN, t + 24 * MIN, -60), &r);
-        v.emit(Some(t + 60 * MIN), 48 * 60 * MIN, &r, &mut rows);
+        v.emit(Some(t + 60 * MIN), 48 * 60 * MIN, &r, NOW_US, &mut rows);
         assert_eq!(rows.len(), 2);
         assert!(rows.iter().all(|x| x.retracted == 0));
         let (first, second) = (rows[0].clone(), rows[1].clone());
         // A sensor's spool drains: the sighting in between arrives an hour late.
         v.insert(&seen("s", 1, 3, t + 9 * MIN, t + 15 * MIN, -65), &r);
-        v.emit(Some(t + 61 * MIN), 48 * 60 * MIN, &r, &mut rows);
+        v.emit(Some(t + 61 * MIN), 48 * 60 * MIN, &r, NOW_US, &mut rows);
         let late = &rows[2..];
         let joined = late
             .iter()
@@ -776,10 +728,10 @@ mod tests {
         let mut before = Visits::new();
         let mut rows = Vec::new();
         before.insert(&a, &r);
-        before.emit(Some(t + 60 * MIN), 48 * 60 * MIN, &r, &mut rows);
+        before.emit(Some(t + 60 * MIN), 48 * 60 * MIN, &r, NOW_US, &mut rows);
         let written = rows[0].clone();
         // A crash; the late sighting was committed to the table but its effect not written.
-        std::thread::sleep(std::time::Duration::from_millis(2));
+        // The next run's clock is later.
         let late = seen("s", 1, 2, t + 12 * MIN, t + 15 * MIN, -60);
         let mut after = Visits::new();
         let mut marker = seen("s", 1, 0, written.first_ms, written.last_ms, i8::MIN);
@@ -787,7 +739,7 @@ mod tests {
         for s in [&marker, &a, &late] {
             after.insert(s, &r);
         }
-        after.emit(None, 48 * 60 * MIN, &r, &mut rows);
+        after.emit(None, 48 * 60 * MIN, &r, NOW_US + 2_000, &mut rows);
         let t = table(&rows);
         assert_eq!(t.len(), 1, "{rows:?}");
         assert_eq!((t[0].2, t[0].3, t[0].5), (late.first_ms, a.last_ms, 2));
@@ -811,7 +763,7 @@ mod tests {
         for (i, c) in cases.iter().enumerate() {
             v.insert(&seen(c.0, i as u64, 1, c.1, c.2, c.3), &r);
         }
-        v.emit(None, 0, &r, &mut rows);
+        v.emit(None, 0, &r, NOW_US, &mut rows);
         for (i, c) in cases.iter().enumerate() {
             let got = rows.iter().find(|x| x.device == i as u64).expect("a row");
             assert_eq!(got.kind == VISITOR, c.4, "case {i}: {c:?}");
@@ -829,6 +781,7 @@ mod tests {
             Some(t + 48 * 60 * MIN + 2 * 60 * MIN),
             48 * 60 * MIN,
             &r,
+            NOW_US,
             &mut rows,
         );
         assert_eq!(rows.len(), 1);
@@ -838,7 +791,7 @@ mod tests {
         let mut tainted = seen("s", 2, 3, t + 60 * 60 * MIN, t + 61 * 60 * MIN, -60);
         tainted.tainted = true;
         v.insert(&tainted, &r);
-        v.emit(None, 48 * 60 * MIN, &r, &mut rows);
+        v.emit(None, 48 * 60 * MIN, &r, NOW_US, &mut rows);
         assert_eq!(rows.len(), 1, "a tainted stay is state only");
     }
 }

@@ -1,44 +1,12 @@
-//! Keyed hashing of device addresses (DESIGN.md, privacy invariant).
-//!
-//! `epoch = floor(unix_secs / epoch_len)`;
-//! `epoch_key = HKDF-SHA256(ikm = tenant secret, salt = "footfall/v1/device-key",
-//! info = "epoch" || epoch u32 BE)`, 32 bytes; `device key = first 8 bytes of
-//! HMAC-SHA256(epoch_key, MAC)` read big-endian. Every sensor of a tenant derives the same
-//! epoch key, so one phone has one key everywhere within an epoch, and a new key the next.
+//! Keyed hashing of device addresses (DESIGN.md, privacy invariant): `epoch =
+//! floor(unix_secs / epoch_len)`, and the epoch's key and the device key as `device_id`
+//! defines them. Here the raw address stays inside the crate: only [`Hasher::key`] reads it.
 
-use hkdf::Hkdf;
-use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use device_id::{epoch_key, EpochHasher};
+use firmware_config::Secret;
 use wire::DeviceKey;
 
-use firmware_config::Secret;
-
 use crate::mac::RawMac;
-
-const HKDF_SALT: &[u8] = b"footfall/v1/device-key";
-
-/// Derives the 32-byte key of one epoch from the tenant secret.
-pub fn epoch_key(secret: &Secret, epoch: u32) -> [u8; 32] {
-    let hk = Hkdf::<Sha256>::new(Some(HKDF_SALT), secret.expose());
-    let mut info = *b"epoch\0\0\0\0";
-    info[5..].copy_from_slice(&epoch.to_be_bytes());
-    let mut okm = [0u8; 32];
-    hk.expand(&info, &mut okm)
-        .expect("32 bytes is a valid HKDF-SHA256 output length");
-    okm
-}
-
-/// The device key of the address `octets` under `epoch_key`: what a sensor publishes for it.
-/// For simulators and tests that hold synthetic addresses; the agent itself hashes through
-/// [`Hasher`], which never lets a raw address out of the crate.
-pub fn device_key(epoch_key: &[u8; 32], octets: &[u8; 6]) -> DeviceKey {
-    let mut m = Hmac::<Sha256>::new_from_slice(epoch_key).expect("HMAC takes any key length");
-    m.update(octets);
-    let digest = m.finalize().into_bytes();
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&digest[..8]);
-    DeviceKey(u64::from_be_bytes(first))
-}
 
 /// Maps addresses to device keys. It keeps the current epoch's keyed HMAC state; callers
 /// hash once per sighting (the session table caches the result), not once per frame.
@@ -46,17 +14,17 @@ pub(crate) struct Hasher {
     secret: Secret,
     epoch_ms: i64,
     epoch: u32,
-    mac: Hmac<Sha256>,
+    hasher: EpochHasher,
 }
 
 impl Hasher {
     pub(crate) fn new(secret: Secret, epoch_days: u32) -> Hasher {
-        let mac = keyed(&secret, 0);
+        let hasher = keyed(&secret, 0);
         Hasher {
             secret,
             epoch_ms: i64::from(epoch_days) * 86_400_000,
             epoch: 0,
-            mac,
+            hasher,
         }
     }
 
@@ -75,19 +43,14 @@ impl Hasher {
         let epoch = self.epoch_of(ts_ms);
         if epoch != self.epoch {
             self.epoch = epoch;
-            self.mac = keyed(&self.secret, epoch);
+            self.hasher = keyed(&self.secret, epoch);
         }
-        let mut m = self.mac.clone();
-        m.update(mac.octets());
-        let digest = m.finalize().into_bytes();
-        let mut first = [0u8; 8];
-        first.copy_from_slice(&digest[..8]);
-        (epoch, DeviceKey(u64::from_be_bytes(first)))
+        (epoch, self.hasher.device_key(mac.octets()))
     }
 }
 
-fn keyed(secret: &Secret, epoch: u32) -> Hmac<Sha256> {
-    Hmac::<Sha256>::new_from_slice(&epoch_key(secret, epoch)).expect("HMAC takes any key length")
+fn keyed(secret: &Secret, epoch: u32) -> EpochHasher {
+    EpochHasher::new(&epoch_key(secret.expose(), epoch))
 }
 
 #[cfg(test)]
@@ -109,9 +72,6 @@ mod tests {
         let (epoch, key) = h.key(&mac([0x3c, 0x22, 0xfb, 0x01, 0x02, 0x03]), ts);
         assert_eq!(epoch, 429);
         assert_eq!(key.to_string(), "29ba4513ff145db2");
-        let secret = Secret::from_bytes(b"tenant-secret-0123456789".to_vec());
-        let octets = [0x3c, 0x22, 0xfb, 0x01, 0x02, 0x03];
-        assert_eq!(device_key(&epoch_key(&secret, 429), &octets), key);
     }
 
     #[test]

@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 use wire::{DeviceKey, Millis};
 
-pub use parse::{fingerprint, Reject};
+pub use parse::Reject;
 use pipeline::{BatchSink, Pipeline, PipelineSettings, Summary};
 use publish::{Delivered, Lifecycle, Publisher};
 use sink::{JsonLinesSink, Origin, SpoolSink};

@@ -47,7 +47,7 @@ pub fn probe_ies(family: usize, model: usize, chan: u8) -> Vec<u8> {
 
 /// The fingerprint the agent computes for a device of `family`'s `model`.
 pub fn model_fingerprint(family: usize, model: usize) -> Fingerprint {
-    sensor_agent::fingerprint(&probe_ies(family, model, 0))
+    device_id::fingerprint(&probe_ies(family, model, 0))
 }
 
 /// Writes one sensor's capture.

@@ -8,8 +8,8 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
+use device_id::{epoch_key, EpochHasher};
 use firmware_config::Secret;
-use sensor_agent::identity::{device_key, epoch_key};
 use wire::{DeviceKey, Envelope, Fingerprint, IdentityClass, Millis, Sighting};
 
 use crate::pcap::NOISE;
@@ -49,7 +49,7 @@ pub struct Sessions {
     gap_ms: i64,
     epoch_ms: i64,
     secret: Secret,
-    keys: HashMap<u32, [u8; 32]>,
+    keys: HashMap<u32, EpochHasher>,
     sensors: Vec<PerSensor>,
     /// Fingerprint by device (its model's probe elements), shared by every shard.
     fingerprints: Arc<[Fingerprint]>,
@@ -79,8 +79,8 @@ impl Sessions {
         let k = self
             .keys
             .entry(epoch)
-            .or_insert_with(|| epoch_key(secret, epoch));
-        device_key(k, mac)
+            .or_insert_with(|| EpochHasher::new(&epoch_key(secret.expose(), epoch)));
+        k.device_key(mac)
     }
 
     /// Feeds one frame; frames of one sensor must come in time order.

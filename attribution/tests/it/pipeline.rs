@@ -2,7 +2,6 @@
 //! a real Mosquitto, the collector (in-process, its own code) writing to a real ClickHouse,
 //! the report computed from there and checked against the simulator's truth.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use attribution::analysis::Params;
@@ -25,7 +24,7 @@ fn a_simulated_campaigns_report_agrees_with_the_truth() {
 
     let cfg = collector::config::Config::parse(&format!(
         "version = 1\n[clickhouse]\nurl = \"{}\"\n[mqtt]\nurl = \"{}\"\nclient_id = \"report-test\"\n\
-         [ingest]\nbatch_max_age_ms = 200\nmax_age_days = 3650\n",
+         [ingest]\nbatch_max_age_ms = 200\nmax_age_days = 3650\n[metrics]\nlisten = \"127.0.0.1:0\"\n",
         ch.url(),
         broker.url()
     ))
@@ -54,11 +53,7 @@ fn a_simulated_campaigns_report_agrees_with_the_truth() {
         }
     });
     let shutdown = CancellationToken::new();
-    let run = runtime.spawn(collector::ingest::run(
-        cfg,
-        Arc::new(collector::metrics::Metrics::default()),
-        shutdown.clone(),
-    ));
+    let run = runtime.spawn(collector::run(cfg, shutdown.clone()));
     wait_for(Duration::from_secs(20), || {
         broker
             .log()

@@ -173,4 +173,25 @@ fn bad_rows_are_reported_with_file_and_line_and_the_good_ones_imported() {
     let o = collector(&["import", "receipts", file.to_str().expect("utf-8")], &cfg);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains(":1: the header has no column receipt_id"));
+
+    // Quoted fields (RFC 4180) are read whole, commas, quotes and line breaks included, and
+    // a bad row after a multi-line field is reported at its own line.
+    std::fs::write(
+        &file,
+        "receipt_id,store_id,at,amount,currency,loyalty_id\n\
+         r-7,acme-001,2026-03-02T13:00:00.000Z,2.00,EUR,\"L, \"\"7\"\"\nx\"\n\
+         r-8,acme-001,never,2.00,EUR,\n",
+    )
+    .expect("write");
+    let o = collector(&["import", "receipts", file.to_str().expect("utf-8")], &cfg);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains(&format!("{f}:4: column at: \"never\"")),
+        "{out}"
+    );
+    assert_eq!(
+        ch.query("SELECT loyalty_id FROM bad_rows.receipts FINAL WHERE receipt_id = 'r-7'"),
+        "L, \"7\"\\nx\n",
+        "clickhouse-client escapes the line break in TSV"
+    );
 }

@@ -4,8 +4,6 @@
 //! addr3 | sequence control u16 | [HT control u32 when the +HTC/Order bit is set] | body`.
 //! A probe request's body is a list of information elements `id u8 | len u8 | data[len]`.
 
-use wire::Fingerprint;
-
 use super::{Probe, Reject};
 use crate::mac::RawMac;
 
@@ -61,44 +59,4 @@ pub(super) fn parse(body: &[u8]) -> Result<MacFrame<'_>, Reject> {
         ies: &body[header..],
     });
     Ok(frame)
-}
-
-const IE_SSID: u8 = 0;
-const IE_DS_PARAMETER: u8 = 3;
-const IE_REQUEST: u8 = 10;
-const IE_VENDOR: u8 = 221;
-/// Capability elements whose contents identify a chipset/OS: rates, HT, extended rates,
-/// extended capabilities, VHT, and element-id extensions (HE and later).
-const IE_CAPABILITIES: [u8; 6] = [1, 45, 50, 127, 191, 255];
-
-/// FNV-1a over the element ids in order, the contents of capability elements, and the
-/// OUI + type of vendor elements. SSIDs, the current channel and anything after a truncated
-/// element are left out: they vary per network, per hop, or are corrupt.
-pub fn fingerprint(mut ies: &[u8]) -> Fingerprint {
-    let mut h: u32 = 0x811c_9dc5;
-    let mut eat = |bytes: &[u8]| {
-        for &b in bytes {
-            h ^= u32::from(b);
-            h = h.wrapping_mul(0x0100_0193);
-        }
-    };
-    while let [id, len, rest @ ..] = ies {
-        let Some(data) = rest.get(..usize::from(*len)) else {
-            break;
-        };
-        match *id {
-            IE_SSID | IE_DS_PARAMETER | IE_REQUEST => {}
-            IE_VENDOR => {
-                eat(&[*id]);
-                eat(&data[..data.len().min(4)]);
-            }
-            id if IE_CAPABILITIES.contains(&id) => {
-                eat(&[id, *len]);
-                eat(data);
-            }
-            id => eat(&[id]),
-        }
-        ies = &rest[usize::from(*len)..];
-    }
-    Fingerprint(h)
 }

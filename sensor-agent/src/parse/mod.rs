@@ -66,7 +66,7 @@ pub(crate) struct Probe<'a> {
     pub ies: &'a [u8],
 }
 
-pub use ieee80211::fingerprint;
+pub(crate) use device_id::fingerprint;
 
 /// Parses one captured frame. `truncated` says the capture was cut by the snap length, in
 /// which case a trailing FCS is not present in the bytes and cannot be checked.

@@ -16,12 +16,14 @@
 //! it held (including those whose rows a crash kept from being written). When the input
 //! ends (SIGTERM), every stay still open is written as it stands; the next run updates it.
 
+mod clock;
+mod recover;
+mod writer;
+
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use clickhouse::Row;
-use serde::{Deserialize, Serialize};
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::operator::Operator;
@@ -29,12 +31,14 @@ use timely::dataflow::operators::Probe;
 use timely::dataflow::{InputHandle, ProbeHandle};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
 
+use self::clock::{wall_clock_us, Clock};
+pub use self::recover::recover;
+use self::writer::Writer;
+use crate::ch::rows::{fnv64, SightingRow, VisitRow};
 use crate::config::Config;
-use crate::decode::{fnv64, SightingRow};
 use crate::metrics::Metrics;
-use crate::visits::{sighting_key, Rules, Seen, SiteRule, VisitRow, Visits};
+use crate::visits::{Rules, Seen, Visits};
 
 /// Batches of sightings queued for the dataflow.
 const FEED: usize = 64;
@@ -42,53 +46,6 @@ const FEED: usize = 64;
 const RECOVER_BATCH: usize = 10_000;
 /// How long an idle feeding worker waits for data before moving the clock on.
 const PARK: Duration = Duration::from_millis(50);
-
-#[derive(Row, Deserialize)]
-struct SiteRow {
-    site_id: String,
-    kind: i8,
-    rssi_threshold_dbm: i8,
-    min_dwell_secs: u32,
-    open_hour: u8,
-    close_hour: u8,
-}
-
-/// The sites' rules from the inventory, over the configured defaults.
-pub async fn load_rules(db: &clickhouse::Client, cfg: &Config) -> anyhow::Result<Rules> {
-    let rows: Vec<SiteRow> = db
-        .query(
-            "SELECT site_id, kind, rssi_threshold_dbm, min_dwell_secs, open_hour, close_hour \
-             FROM sites FINAL",
-        )
-        .fetch_all()
-        .await
-        .context("cannot read the sites' rules (table sites)")?;
-    let v = &cfg.visits;
-    Ok(Rules {
-        sites: rows
-            .into_iter()
-            .map(|r| {
-                let rule = SiteRule {
-                    board: r.kind == 2,
-                    rssi_threshold_dbm: r.rssi_threshold_dbm,
-                    min_dwell_secs: r.min_dwell_secs,
-                    open_hour: r.open_hour,
-                    close_hour: r.close_hour,
-                };
-                (r.site_id, rule)
-            })
-            .collect(),
-        default: SiteRule {
-            board: false,
-            rssi_threshold_dbm: v.rssi_threshold_dbm,
-            min_dwell_secs: v.min_dwell_secs,
-            open_hour: 0,
-            close_hour: 24,
-        },
-        store_gap_ms: i64::from(v.store_gap_secs) * 1000,
-        board_gap_ms: i64::from(v.board_gap_secs) * 1000,
-    })
-}
 
 /// The running stage: feed it, then [`Stage::finish`].
 pub struct Stage {
@@ -112,7 +69,7 @@ impl Feed {
     }
 
     /// Hands records to the dataflow, waiting while it is behind.
-    async fn push(&self, batch: Vec<Seen>) -> anyhow::Result<()> {
+    pub(crate) async fn push(&self, batch: Vec<Seen>) -> anyhow::Result<()> {
         self.0
             .send(batch)
             .await
@@ -217,36 +174,6 @@ impl Stage {
     }
 }
 
-/// The input's event-time clock: the newest sighting seen, moving on with the wall clock
-/// while no data comes, minus the allowed lateness, in buckets.
-#[derive(Clone)]
-struct Clock {
-    bucket_ms: i64,
-    lateness_ms: i64,
-    high_ms: Option<i64>,
-    at: Instant,
-}
-
-impl Clock {
-    fn now_ms(&self) -> Option<i64> {
-        self.high_ms
-            .map(|h| h + i64::try_from(self.at.elapsed().as_millis()).unwrap_or(i64::MAX / 2))
-    }
-
-    fn saw(&mut self, newest_ms: i64) {
-        let high = self.now_ms().map_or(newest_ms, |h| h.max(newest_ms));
-        self.high_ms = Some(high);
-        self.at = Instant::now();
-    }
-
-    /// The input's time (a bucket number); 0 before any data.
-    fn time(&self) -> u64 {
-        self.now_ms().map_or(0, |h| {
-            u64::try_from((h - self.lateness_ms).div_euclid(self.bucket_ms)).unwrap_or(0)
-        })
-    }
-}
-
 /// One worker: builds the dataflow; the feeding worker then pumps the channel into it.
 /// What every worker gets.
 #[derive(Clone)]
@@ -283,7 +210,7 @@ fn run_worker(
         input
             .to_stream(scope)
             .unary_frontier(
-                Exchange::new(|s: &Seen| fnv64(s.site.as_bytes())),
+                Exchange::new(|s: &Seen| fnv64(&[s.site.as_bytes()])),
                 "Visits",
                 move |cap, _info| {
                     let mut cap = Some(cap);
@@ -305,7 +232,7 @@ fn run_worker(
                         if frontier != seen_frontier || late {
                             seen_frontier = frontier;
                             let before = visits.too_late;
-                            visits.emit(watermark, horizon_ms, &rules, &mut rows);
+                            visits.emit(watermark, horizon_ms, &rules, wall_clock_us(), &mut rows);
                             op_metrics.visits_too_late.add(visits.too_late - before);
                             let now = visits.stays() as i64;
                             op_metrics.visit_stays.add(now - held);
@@ -399,231 +326,4 @@ fn run_worker(
 pub enum Out {
     Rows(Vec<VisitRow>),
     Frontier(usize, u64),
-}
-
-#[derive(Row, Serialize)]
-struct CheckpointRow {
-    process: u16,
-    watermark_ms: i64,
-    at_ms: i64,
-}
-
-/// Commits visit rows in batches (by size and age), retrying the same rows while
-/// ClickHouse refuses them, and after each commit the checkpoint: the least frontier of
-/// this process's workers, up to which every visit is committed. Rows a crash loses are
-/// rebuilt from the checkpoint at the next start.
-struct Writer {
-    db: clickhouse::Client,
-    max_rows: usize,
-    max_age: Duration,
-    metrics: Arc<Metrics>,
-    shutdown: CancellationToken,
-    process: usize,
-    /// Per local worker, the frontier of the rows received so far.
-    frontiers: Vec<Option<u64>>,
-    checkpoint: Option<u64>,
-    bucket_ms: i64,
-}
-
-impl Writer {
-    async fn run(mut self, mut rx: mpsc::Receiver<Out>) {
-        let mut batch: Vec<VisitRow> = Vec::new();
-        let mut opened: Option<Instant> = None;
-        loop {
-            let deadline = opened.map(|t| t + self.max_age);
-            let more = tokio::select! {
-                r = rx.recv() => r,
-                _ = async { tokio::time::sleep_until(deadline.expect("guarded").into()).await }, if deadline.is_some() => {
-                    self.commit(&mut batch).await;
-                    opened = None;
-                    continue;
-                }
-            };
-            match more {
-                Some(Out::Rows(rows)) => {
-                    batch.extend(rows);
-                    opened.get_or_insert_with(Instant::now);
-                    if batch.len() >= self.max_rows {
-                        self.commit(&mut batch).await;
-                        opened = None;
-                    }
-                }
-                Some(Out::Frontier(worker, t)) => {
-                    self.frontiers[worker] = Some(t);
-                    opened.get_or_insert_with(Instant::now);
-                }
-                None => break,
-            }
-        }
-        self.commit(&mut batch).await;
-    }
-
-    /// Writes the rows, then the checkpoint they complete; gives up only on shutdown.
-    async fn commit(&mut self, batch: &mut Vec<VisitRow>) {
-        // The rows received so far cover every time before `least`.
-        let least = self.frontiers.iter().copied().min().flatten();
-        let checkpoint = match least {
-            Some(t) if Some(t) > self.checkpoint => Some(CheckpointRow {
-                process: u16::try_from(self.process).unwrap_or(u16::MAX),
-                watermark_ms: i64::try_from(t).unwrap_or(0) * self.bucket_ms,
-                at_ms: wire::Millis::now().0,
-            }),
-            _ => None,
-        };
-        let (db, rows, checkpoint) = (&self.db, &*batch, &checkpoint);
-        let written = crate::ingest::retry(
-            &self.metrics,
-            &self.shutdown,
-            "visits",
-            rows.len(),
-            || async move {
-                crate::ingest::insert(db, "visits", rows).await?;
-                match checkpoint {
-                    Some(row) => {
-                        crate::ingest::insert(db, "stream_checkpoints", std::slice::from_ref(row))
-                            .await
-                    }
-                    None => Ok(()),
-                }
-            },
-        )
-        .await;
-        if !written {
-            warn!(
-                rows = batch.len(),
-                "stopping with unwritten visits; the next start rebuilds them"
-            );
-            return;
-        }
-        self.metrics.rows_written("visits", batch.len());
-        batch.clear();
-        self.checkpoint = self.checkpoint.max(least);
-    }
-}
-
-#[derive(Row, Deserialize)]
-struct Recovered {
-    site: String,
-    sensor: String,
-    epoch: u32,
-    device: u64,
-    class: i8,
-    fingerprint: u32,
-    first_ms: i64,
-    last_ms: i64,
-    rssi_max: i8,
-    is_final: u8,
-}
-
-#[derive(Row, Deserialize)]
-struct Written {
-    site: String,
-    device: u64,
-    day: u16,
-    visit_id: u64,
-    epoch: u32,
-    class: i8,
-    fingerprint: u32,
-    first_ms: i64,
-    last_ms: i64,
-    rssi_max: i8,
-}
-
-/// Reads the sightings from `horizon` before the checkpoint back into the dataflow, so the
-/// stays held before a restart (or a crash) are rebuilt and the visits a crash kept from
-/// being written are written. Returns the number of sightings read.
-pub async fn recover(
-    db: &clickhouse::Client,
-    cfg: &Config,
-    rules: &Rules,
-    feed: &Feed,
-) -> anyhow::Result<u64> {
-    // The least checkpoint of the processes: every visit closed before it is committed.
-    let (checkpoint, processes): (i64, u64) = db
-        .query(
-            "SELECT min(w), count() FROM (SELECT process, argMax(watermark_ms, at_ms) AS w \
-             FROM stream_checkpoints GROUP BY process)",
-        )
-        .fetch_one()
-        .await
-        .context("reading the stream checkpoints")?;
-    // Without a checkpoint (no visit committed yet), every sighting is read back.
-    let floor = if processes == 0 {
-        0
-    } else {
-        checkpoint - i64::from(cfg.visits.horizon_hours) * 3_600_000
-    };
-    // A stay that starts within a gap of the floor may have begun before it: rebuilt as
-    // state, so later sightings join it, but not written again.
-    let taint_below = floor + rules.store_gap_ms.max(rules.board_gap_ms);
-    // The day before the floor's: rows are partitioned by the day of their start.
-    let since = chrono::DateTime::from_timestamp_millis(floor - 86_400_000)
-        .unwrap_or_default()
-        .format("%Y-%m-%d")
-        .to_string();
-    let mut cursor = db
-        .query(
-            "SELECT site, sensor, epoch, device, class, fingerprint, first_ms, last_ms, rssi_max, \
-             final AS is_final FROM sightings WHERE day >= toDate(?) AND last_ms >= ?",
-        )
-        .bind(&since)
-        .bind(floor)
-        .fetch::<Recovered>()?;
-    let mut n = 0u64;
-    let mut batch = Vec::with_capacity(RECOVER_BATCH);
-    while let Some(r) = cursor.next().await? {
-        batch.push(Seen {
-            key: sighting_key(&r.sensor, r.first_ms),
-            site: r.site.into(),
-            device: r.device,
-            epoch: r.epoch,
-            class: r.class,
-            fingerprint: r.fingerprint,
-            first_ms: r.first_ms,
-            last_ms: r.last_ms,
-            rssi_max: r.rssi_max,
-            is_final: r.is_final != 0,
-            tainted: r.first_ms < taint_below,
-            written: None,
-        });
-        n += 1;
-        if batch.len() == RECOVER_BATCH {
-            feed.push(std::mem::take(&mut batch)).await?;
-        }
-    }
-    // The visits already written there, so the rebuilt stays retract those that data
-    // committed before the restart superseded.
-    let mut cursor = db
-        .query(
-            "SELECT site, device, day, visit_id, epoch, class, fingerprint, first_ms, last_ms, \
-             rssi_max FROM visits FINAL WHERE day >= toDate(?) AND last_ms >= ? AND retracted = 0",
-        )
-        .bind(since)
-        .bind(floor)
-        .fetch::<Written>()?;
-    while let Some(v) = cursor.next().await? {
-        batch.push(Seen {
-            site: v.site.into(),
-            device: v.device,
-            epoch: v.epoch,
-            class: v.class,
-            fingerprint: v.fingerprint,
-            first_ms: v.first_ms,
-            last_ms: v.last_ms,
-            // Its sightings' strongest: in view of a board or not, as they are.
-            rssi_max: v.rssi_max,
-            is_final: true,
-            key: 0,
-            tainted: v.first_ms < taint_below,
-            written: Some((v.day, v.visit_id)),
-        });
-        if batch.len() == RECOVER_BATCH {
-            feed.push(std::mem::take(&mut batch)).await?;
-        }
-    }
-    if !batch.is_empty() {
-        feed.push(batch).await?;
-    }
-    info!(sightings = n, "stays rebuilt from the sightings table");
-    Ok(n)
 }

@@ -1,0 +1,85 @@
+//! ClickHouse: the client (the official crate over HTTP, without its schema validation: its
+//! check sends a setting that 18.16 rejects; DESIGN.md), the one way rows are written
+//! ([`insert`], [`retry`]), and every row type ([`rows`]).
+
+pub mod rows;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+
+use crate::config::ClickHouseConfig;
+use crate::metrics::Counter;
+
+/// A client for the configured database, and one for the server (to create the database).
+pub fn clients(c: &ClickHouseConfig) -> (clickhouse::Client, clickhouse::Client) {
+    let mut server = clickhouse::Client::default()
+        .with_url(&c.url)
+        .with_user(&c.user)
+        .with_validation(false)
+        .with_compression(if c.lz4 {
+            clickhouse::Compression::Lz4
+        } else {
+            clickhouse::Compression::None
+        });
+    if let Some(p) = &c.password {
+        server = server.with_password(String::from_utf8_lossy(p.expose()).into_owned());
+    }
+    (server.clone().with_database(&c.database), server)
+}
+
+/// Runs one statement; the error says which.
+pub async fn execute(client: &clickhouse::Client, sql: &str) -> anyhow::Result<()> {
+    client
+        .query(sql)
+        .execute()
+        .await
+        .with_context(|| format!("ClickHouse refused: {}", sql.lines().next().unwrap_or("")))
+}
+
+/// Writes `rows` into `table` in one INSERT (none when there are no rows).
+pub async fn insert<T: clickhouse::RowOwned + clickhouse::RowWrite>(
+    db: &clickhouse::Client,
+    table: &str,
+    rows: &[T],
+) -> Result<(), clickhouse::error::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut ins = db.insert::<T>(table).await?;
+    for r in rows {
+        ins.write(r).await?;
+    }
+    ins.end().await
+}
+
+/// Runs `write` until it succeeds (the same rows each time), counting each failure in
+/// `errors` and logging it, with a backoff from 100 ms doubling to 5 s. Returns false if
+/// `shutdown` came first.
+pub async fn retry<F, Fut>(
+    errors: &Counter,
+    shutdown: &CancellationToken,
+    what: &str,
+    rows: usize,
+    mut write: F,
+) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), clickhouse::error::Error>>,
+{
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let Err(e) = write().await else {
+            return true;
+        };
+        errors.inc();
+        warn!(error = %e, rows, what, "ClickHouse write failed; retrying the same rows");
+        tokio::select! {
+            _ = shutdown.cancelled() => return false,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}

@@ -1,0 +1,271 @@
+//! Every row the collector writes or reads, one type per table (or per query shape), with
+//! the helpers that define their key columns ([`day_of`], [`fnv64`]). Field order is the
+//! table's column order: the client writes RowBinary.
+
+use std::cmp::Ordering;
+use std::hash::Hasher;
+use std::sync::Arc;
+
+use clickhouse::Row;
+use serde::{Deserialize, Serialize};
+
+/// A row of the `sightings` table.
+#[derive(Clone, Debug, PartialEq, Row, Serialize, Deserialize)]
+pub struct SightingRow {
+    /// Shared by the rows of a message (and the stream stage's records): one allocation per
+    /// message, not per sighting.
+    pub site: Arc<str>,
+    pub day: u16,
+    pub sensor: Arc<str>,
+    pub seq: u64,
+    pub idx: u16,
+    pub epoch: u32,
+    pub device: u64,
+    pub class: i8,
+    pub fingerprint: u32,
+    pub first_ms: i64,
+    pub last_ms: i64,
+    pub frames: u32,
+    pub rssi_max: i8,
+    pub rssi_mean: f32,
+    pub r#final: u8,
+    pub sent_ms: i64,
+    pub received_ms: i64,
+}
+
+impl SightingRow {
+    /// The sightings table's ORDER BY (site, day, sensor, seq, idx), compared as ClickHouse
+    /// does (strings byte by byte).
+    pub fn table_order(a: &SightingRow, b: &SightingRow) -> Ordering {
+        shared_cmp(&a.site, &b.site)
+            .then(a.day.cmp(&b.day))
+            .then_with(|| shared_cmp(&a.sensor, &b.sensor))
+            .then(a.seq.cmp(&b.seq))
+            .then(a.idx.cmp(&b.idx))
+    }
+}
+
+/// Rows of one message share their strings: equal without comparing the bytes.
+fn shared_cmp(a: &Arc<str>, b: &Arc<str>) -> Ordering {
+    if Arc::ptr_eq(a, b) {
+        Ordering::Equal
+    } else {
+        a.as_bytes().cmp(b.as_bytes())
+    }
+}
+
+/// A row of the `sensor_status` table.
+#[derive(Clone, Debug, PartialEq, Row, Serialize, Deserialize)]
+pub struct StatusRow {
+    pub sensor: String,
+    pub day: u16,
+    pub at_ms: i64,
+    pub site: String,
+    pub online: u8,
+    pub uptime_secs: u64,
+    pub frames_captured: u64,
+    pub frames_dropped: u64,
+    pub frames_malformed: u64,
+    pub spool_batches: u64,
+    pub spool_bytes: u64,
+    pub spool_dropped_batches: u64,
+    pub config_version: u32,
+    pub clock_synced: u8,
+    pub received_ms: i64,
+}
+
+/// A row of the `rejected` table.
+#[derive(Clone, Debug, PartialEq, Row, Serialize, Deserialize)]
+pub struct RejectedRow {
+    pub day: u16,
+    pub reason: String,
+    pub topic: String,
+    pub payload_hash: u64,
+    pub received_ms: i64,
+    pub detail: String,
+    pub payload: String,
+    pub payload_bytes: u32,
+}
+
+/// A row of the `visits` table.
+#[derive(Clone, Debug, PartialEq, Row, Serialize, Deserialize)]
+pub struct VisitRow {
+    pub site: Arc<str>,
+    pub day: u16,
+    pub device: u64,
+    pub visit_id: u64,
+    pub epoch: u32,
+    pub class: i8,
+    pub fingerprint: u32,
+    pub first_ms: i64,
+    pub last_ms: i64,
+    pub dwell_secs: u32,
+    pub rssi_max: i8,
+    pub sightings: u32,
+    /// 1 passer-by, 2 visitor.
+    pub kind: i8,
+    pub retracted: u8,
+    pub version: u64,
+}
+
+pub const PASSER_BY: i8 = 1;
+pub const VISITOR: i8 = 2;
+
+/// The `day` column: days since the Unix epoch (UTC) of a time in ms, the tables' partition.
+pub fn day_of(ms: i64) -> u16 {
+    ms.div_euclid(86_400_000).clamp(0, i64::from(u16::MAX)) as u16
+}
+
+/// FNV-1a 64 over the concatenation of `parts`, without building it: the stable hash behind
+/// the stored identities (`visit_id`, `payload_hash`) and the exchange of records by site,
+/// the same in every process and every release.
+pub fn fnv64(parts: &[&[u8]]) -> u64 {
+    let mut h = fnv::FnvHasher::default();
+    for p in parts {
+        h.write(p);
+    }
+    h.finish()
+}
+
+/// A stream-stage checkpoint (`stream_checkpoints`): every visit of `process` closed before
+/// `watermark_ms` is committed.
+#[derive(Row, Serialize)]
+pub struct CheckpointRow {
+    pub process: u16,
+    pub watermark_ms: i64,
+    pub at_ms: i64,
+}
+
+/// A sighting read back at recovery.
+#[derive(Row, Deserialize)]
+pub struct RecoveredSighting {
+    pub site: String,
+    pub sensor: String,
+    pub epoch: u32,
+    pub device: u64,
+    pub class: i8,
+    pub fingerprint: u32,
+    pub first_ms: i64,
+    pub last_ms: i64,
+    pub rssi_max: i8,
+    pub is_final: u8,
+}
+
+/// A written visit read back at recovery.
+#[derive(Row, Deserialize)]
+pub struct RecoveredVisit {
+    pub site: String,
+    pub device: u64,
+    pub day: u16,
+    pub visit_id: u64,
+    pub epoch: u32,
+    pub class: i8,
+    pub fingerprint: u32,
+    pub first_ms: i64,
+    pub last_ms: i64,
+    pub rssi_max: i8,
+}
+
+/// A sensor's site, from the fleet inventory (`sensors`).
+#[derive(Row, Deserialize)]
+pub struct SensorSite {
+    pub sensor_id: String,
+    pub site_id: String,
+}
+
+/// A site's visit rules, from the inventory (`sites`).
+#[derive(Row, Deserialize)]
+pub struct SiteRules {
+    pub site_id: String,
+    pub kind: i8,
+    pub rssi_threshold_dbm: i8,
+    pub min_dwell_secs: u32,
+    pub open_hour: u8,
+    pub close_hour: u8,
+}
+
+/// A migration applied (`schema_migrations`).
+#[derive(Debug, Row, Serialize, Deserialize)]
+pub struct Migration {
+    pub version: u32,
+    pub name: String,
+    pub checksum: String,
+    pub applied_ms: i64,
+}
+
+/// A site of the inventory (`sites`).
+#[derive(Row, Serialize)]
+pub struct SiteRow {
+    pub site_id: String,
+    pub kind: i8,
+    pub brand: String,
+    pub lat: f64,
+    pub lon: f64,
+    pub open_hour: u8,
+    pub close_hour: u8,
+    pub rssi_threshold_dbm: i8,
+    pub min_dwell_secs: u32,
+    pub imported_ms: i64,
+}
+
+/// A sensor of the inventory (`sensors`).
+#[derive(Row, Serialize)]
+pub struct SensorRow {
+    pub sensor_id: String,
+    pub site_id: String,
+    pub kind: i8,
+    pub lat: f64,
+    pub lon: f64,
+    pub imported_ms: i64,
+}
+
+/// A proof-of-play record (`ad_plays`).
+#[derive(Row, Serialize)]
+pub struct PlayRow {
+    pub board_id: String,
+    pub day: u16,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub creative_id: String,
+    pub brand: String,
+    pub campaign_id: String,
+}
+
+/// A campaign (`campaigns`).
+#[derive(Row, Serialize)]
+pub struct CampaignRow {
+    pub campaign_id: String,
+    pub brand: String,
+    pub creative_id: String,
+    pub boards: Vec<String>,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub spend: f64,
+    pub currency: String,
+    pub window_days: u16,
+    pub slot_secs: u16,
+    pub loop_slots: u16,
+    pub slots_per_loop: u16,
+    pub imported_ms: i64,
+}
+
+/// A receipt (`receipts`).
+#[derive(Row, Serialize)]
+pub struct ReceiptRow {
+    pub store_id: String,
+    pub day: u16,
+    pub receipt_id: String,
+    pub at_ms: i64,
+    pub amount_cents: i64,
+    pub currency: String,
+    pub loyalty_id: String,
+}
+
+/// A device-loyalty link (`links`).
+#[derive(Row, Serialize)]
+pub struct LinkRow {
+    pub epoch: u32,
+    pub device: u64,
+    pub loyalty_id: String,
+    pub imported_ms: i64,
+}

@@ -1,0 +1,122 @@
+//! The fleet inventory as the ingest path and the stream stage need it: which site each
+//! sensor belongs to (table `sensors`) and each site's visit rules (table `sites`, over the
+//! `[visits]` defaults). Read at start, again after a message from an unknown sensor (at
+//! most every 5 s: a sensor imported since), and every `ingest.inventory_refresh_secs`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tracing::info;
+
+use crate::ch::rows::{SensorSite, SiteRules};
+use crate::config::{Config, VisitsConfig};
+use crate::visits::{Rules, SiteRule};
+
+/// How soon after the last read a miss reads the sensors again.
+const MISS_REREAD: Duration = Duration::from_secs(5);
+
+pub struct Inventory {
+    db: clickhouse::Client,
+    defaults: VisitsConfig,
+    refresh: Duration,
+    sensors: HashMap<String, String>,
+    /// Shared with the stream stage's workers, which read it at every step.
+    rules: Arc<RwLock<Rules>>,
+    read_at: Instant,
+}
+
+impl Inventory {
+    /// Reads the sensors and the sites' rules.
+    pub async fn load(db: clickhouse::Client, cfg: &Config) -> anyhow::Result<Inventory> {
+        let sensors = load_sensors(&db).await?;
+        info!(sensors = sensors.len(), "fleet inventory loaded");
+        let rules = load_rules(&db, &cfg.visits).await?;
+        Ok(Inventory {
+            db,
+            defaults: cfg.visits.clone(),
+            refresh: Duration::from_secs(cfg.ingest.inventory_refresh_secs),
+            sensors,
+            rules: Arc::new(RwLock::new(rules)),
+            read_at: Instant::now(),
+        })
+    }
+
+    /// Sensor id -> site id.
+    pub fn sensors(&self) -> &HashMap<String, String> {
+        &self.sensors
+    }
+
+    /// The sites' rules, as the stream stage shares them.
+    pub fn rules(&self) -> Arc<RwLock<Rules>> {
+        self.rules.clone()
+    }
+
+    /// After a message from a sensor not in the inventory: reads the sensors again unless
+    /// they were read in the last 5 s. True if it read them (decode the message again).
+    pub async fn reread_after_miss(&mut self) -> anyhow::Result<bool> {
+        if self.read_at.elapsed() <= MISS_REREAD {
+            return Ok(false);
+        }
+        self.sensors = load_sensors(&self.db).await?;
+        self.read_at = Instant::now();
+        Ok(true)
+    }
+
+    /// Reads the sensors and the rules again once `inventory_refresh_secs` have passed.
+    pub async fn refresh_if_due(&mut self) -> anyhow::Result<()> {
+        if self.read_at.elapsed() <= self.refresh {
+            return Ok(());
+        }
+        self.sensors = load_sensors(&self.db).await?;
+        *self.rules.write().expect("not poisoned") = load_rules(&self.db, &self.defaults).await?;
+        self.read_at = Instant::now();
+        Ok(())
+    }
+}
+
+async fn load_sensors(db: &clickhouse::Client) -> anyhow::Result<HashMap<String, String>> {
+    let rows: Vec<SensorSite> = db
+        .query("SELECT sensor_id, site_id FROM sensors FINAL")
+        .fetch_all()
+        .await
+        .context("cannot read the fleet inventory (table sensors)")?;
+    Ok(rows.into_iter().map(|r| (r.sensor_id, r.site_id)).collect())
+}
+
+/// The sites' rules from the inventory, over the configured defaults.
+async fn load_rules(db: &clickhouse::Client, v: &VisitsConfig) -> anyhow::Result<Rules> {
+    let rows: Vec<SiteRules> = db
+        .query(
+            "SELECT site_id, kind, rssi_threshold_dbm, min_dwell_secs, open_hour, close_hour \
+             FROM sites FINAL",
+        )
+        .fetch_all()
+        .await
+        .context("cannot read the sites' rules (table sites)")?;
+    Ok(Rules {
+        sites: rows
+            .into_iter()
+            .map(|r| {
+                let rule = SiteRule {
+                    board: r.kind == 2,
+                    rssi_threshold_dbm: r.rssi_threshold_dbm,
+                    min_dwell_secs: r.min_dwell_secs,
+                    open_hour: r.open_hour,
+                    close_hour: r.close_hour,
+                };
+                (r.site_id, rule)
+            })
+            .collect(),
+        default: SiteRule {
+            board: false,
+            rssi_threshold_dbm: v.rssi_threshold_dbm,
+            min_dwell_secs: v.min_dwell_secs,
+            open_hour: 0,
+            close_hour: 24,
+        },
+        store_gap_ms: i64::from(v.store_gap_secs) * 1000,
+        board_gap_ms: i64::from(v.board_gap_secs) * 1000,
+    })
+}

@@ -1,0 +1,47 @@
+//! Why a message was refused: the `rejected` table's `reason` column and the label of
+//! `footfall_rejected_total`.
+
+/// Why a message was refused; the `rejected` table's `reason`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reason {
+    PayloadTooLarge,
+    BadTopic,
+    MalformedJson,
+    UnsupportedVersion,
+    SchemaMismatch,
+    TopicMismatch,
+    UnknownSensor,
+    SiteMismatch,
+    ClockSkew,
+    InvalidSighting,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 10] = [
+        Reason::PayloadTooLarge,
+        Reason::BadTopic,
+        Reason::MalformedJson,
+        Reason::UnsupportedVersion,
+        Reason::SchemaMismatch,
+        Reason::TopicMismatch,
+        Reason::UnknownSensor,
+        Reason::SiteMismatch,
+        Reason::ClockSkew,
+        Reason::InvalidSighting,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::PayloadTooLarge => "payload_too_large",
+            Reason::BadTopic => "bad_topic",
+            Reason::MalformedJson => "malformed_json",
+            Reason::UnsupportedVersion => "unsupported_version",
+            Reason::SchemaMismatch => "schema_mismatch",
+            Reason::TopicMismatch => "topic_mismatch",
+            Reason::UnknownSensor => "unknown_sensor",
+            Reason::SiteMismatch => "site_mismatch",
+            Reason::ClockSkew => "clock_skew",
+            Reason::InvalidSighting => "invalid_sighting",
+        }
+    }
+}

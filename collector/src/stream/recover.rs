@@ -1,0 +1,108 @@
+//! Recovery: the sightings table is the log the visits are derived from.
+
+use anyhow::Context;
+use tracing::info;
+
+use super::{Feed, RECOVER_BATCH};
+use crate::ch::rows::{RecoveredSighting, RecoveredVisit};
+use crate::config::Config;
+use crate::visits::{sighting_key, Rules, Seen};
+
+/// Reads the sightings from `horizon` before the checkpoint back into the dataflow, so the
+/// stays held before a restart (or a crash) are rebuilt and the visits a crash kept from
+/// being written are written. Returns the number of sightings read.
+pub async fn recover(
+    db: &clickhouse::Client,
+    cfg: &Config,
+    rules: &Rules,
+    feed: &Feed,
+) -> anyhow::Result<u64> {
+    // The least checkpoint of the processes: every visit closed before it is committed.
+    let (checkpoint, processes): (i64, u64) = db
+        .query(
+            "SELECT min(w), count() FROM (SELECT process, argMax(watermark_ms, at_ms) AS w \
+             FROM stream_checkpoints GROUP BY process)",
+        )
+        .fetch_one()
+        .await
+        .context("reading the stream checkpoints")?;
+    // Without a checkpoint (no visit committed yet), every sighting is read back.
+    let floor = if processes == 0 {
+        0
+    } else {
+        checkpoint - i64::from(cfg.visits.horizon_hours) * 3_600_000
+    };
+    // A stay that starts within a gap of the floor may have begun before it: rebuilt as
+    // state, so later sightings join it, but not written again.
+    let taint_below = floor + rules.store_gap_ms.max(rules.board_gap_ms);
+    // The day before the floor's: rows are partitioned by the day of their start.
+    let since = chrono::DateTime::from_timestamp_millis(floor - 86_400_000)
+        .unwrap_or_default()
+        .format("%Y-%m-%d")
+        .to_string();
+    let mut cursor = db
+        .query(
+            "SELECT site, sensor, epoch, device, class, fingerprint, first_ms, last_ms, rssi_max, \
+             final AS is_final FROM sightings WHERE day >= toDate(?) AND last_ms >= ?",
+        )
+        .bind(&since)
+        .bind(floor)
+        .fetch::<RecoveredSighting>()?;
+    let mut n = 0u64;
+    let mut batch = Vec::with_capacity(RECOVER_BATCH);
+    while let Some(r) = cursor.next().await? {
+        batch.push(Seen {
+            key: sighting_key(&r.sensor, r.first_ms),
+            site: r.site.into(),
+            device: r.device,
+            epoch: r.epoch,
+            class: r.class,
+            fingerprint: r.fingerprint,
+            first_ms: r.first_ms,
+            last_ms: r.last_ms,
+            rssi_max: r.rssi_max,
+            is_final: r.is_final != 0,
+            tainted: r.first_ms < taint_below,
+            written: None,
+        });
+        n += 1;
+        if batch.len() == RECOVER_BATCH {
+            feed.push(std::mem::take(&mut batch)).await?;
+        }
+    }
+    // The visits already written there, so the rebuilt stays retract those that data
+    // committed before the restart superseded.
+    let mut cursor = db
+        .query(
+            "SELECT site, device, day, visit_id, epoch, class, fingerprint, first_ms, last_ms, \
+             rssi_max FROM visits FINAL WHERE day >= toDate(?) AND last_ms >= ? AND retracted = 0",
+        )
+        .bind(since)
+        .bind(floor)
+        .fetch::<RecoveredVisit>()?;
+    while let Some(v) = cursor.next().await? {
+        batch.push(Seen {
+            site: v.site.into(),
+            device: v.device,
+            epoch: v.epoch,
+            class: v.class,
+            fingerprint: v.fingerprint,
+            first_ms: v.first_ms,
+            last_ms: v.last_ms,
+            // Its sightings' strongest: in view of a board or not, as they are.
+            rssi_max: v.rssi_max,
+            is_final: true,
+            key: 0,
+            tainted: v.first_ms < taint_below,
+            written: Some((v.day, v.visit_id)),
+        });
+        if batch.len() == RECOVER_BATCH {
+            feed.push(std::mem::take(&mut batch)).await?;
+        }
+    }
+    if !batch.is_empty() {
+        feed.push(batch).await?;
+    }
+    info!(sightings = n, "stays rebuilt from the sightings table");
+    Ok(n)
+}

@@ -1,0 +1,131 @@
+//! ClickHouse 18.16 (Debian's) as a real server process.
+
+use std::fs;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+use crate::process::terminate;
+use crate::{free_port, wait_for};
+
+/// A ClickHouse server process (Debian's 18.16) on free loopback ports, data in a temp dir.
+/// Queried with `clickhouse-client`, a client we did not write.
+pub struct ClickHouse {
+    pub http_port: u16,
+    pub tcp_port: u16,
+    dir: TempDir,
+    child: Option<Child>,
+}
+
+impl ClickHouse {
+    pub fn start() -> ClickHouse {
+        let mut c = ClickHouse {
+            http_port: free_port(),
+            tcp_port: free_port(),
+            dir: tempfile::tempdir().expect("tempdir"),
+            child: None,
+        };
+        c.launch();
+        c
+    }
+
+    /// The HTTP interface, for the collector's configuration.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.http_port)
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Starts (or restarts) the server on the same ports and data directory.
+    pub fn launch(&mut self) {
+        assert!(self.child.is_none(), "ClickHouse already running");
+        let d = self.dir.path();
+        let conf = d.join("config.xml");
+        fs::write(
+            &conf,
+            format!(
+                "<?xml version=\"1.0\"?>\n<yandex>\n\
+                 <logger><level>warning</level><log>{d}/server.log</log>\
+                 <errorlog>{d}/error.log</errorlog><console>0</console></logger>\n\
+                 <http_port>{http}</http_port><tcp_port>{tcp}</tcp_port>\
+                 <listen_host>127.0.0.1</listen_host>\n\
+                 <path>{d}/data/</path><tmp_path>{d}/tmp/</tmp_path>\
+                 <user_files_path>{d}/user_files/</user_files_path>\
+                 <format_schema_path>{d}/format_schemas/</format_schema_path>\n\
+                 <users_config>{d}/users.xml</users_config>\
+                 <default_profile>default</default_profile>\
+                 <default_database>default</default_database>\n\
+                 <mark_cache_size>268435456</mark_cache_size>\
+                 <max_concurrent_queries>100</max_concurrent_queries>\n</yandex>\n",
+                d = d.display(),
+                http = self.http_port,
+                tcp = self.tcp_port,
+            ),
+        )
+        .expect("write config.xml");
+        fs::write(
+            d.join("users.xml"),
+            "<?xml version=\"1.0\"?>\n<yandex>\n\
+             <profiles><default><max_memory_usage>4000000000</max_memory_usage></default></profiles>\n\
+             <users><default><password></password><networks><ip>127.0.0.1</ip><ip>::1</ip>\
+             </networks><profile>default</profile><quota>default</quota></default></users>\n\
+             <quotas><default></default></quotas>\n</yandex>\n",
+        )
+        .expect("write users.xml");
+        let child = Command::new("/usr/sbin/clickhouse-server")
+            .arg(format!("--config-file={}", conf.display()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("clickhouse-server is installed (deploy/setup.sh)");
+        self.child = Some(child);
+        let ok = wait_for(Duration::from_secs(30), || {
+            self.try_query("SELECT 1").ok().filter(|o| o.trim() == "1")
+        });
+        if ok.is_none() {
+            panic!(
+                "ClickHouse did not answer on {}:\n{}",
+                self.tcp_port,
+                fs::read_to_string(d.join("error.log")).unwrap_or_default()
+            );
+        }
+    }
+
+    /// Runs `sql` with clickhouse-client; Err carries its stderr.
+    pub fn try_query(&self, sql: &str) -> Result<String, String> {
+        let out = Command::new("clickhouse-client")
+            .args(["--host", "127.0.0.1", "--port", &self.tcp_port.to_string()])
+            .args(["--query", sql])
+            .output()
+            .expect("clickhouse-client is installed (deploy/setup.sh)");
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    /// Runs `sql`, which must succeed, and returns its output (TabSeparated).
+    pub fn query(&self, sql: &str) -> String {
+        self.try_query(sql)
+            .unwrap_or_else(|e| panic!("ClickHouse refused {sql}: {e}"))
+    }
+
+    /// Stops the server (SIGTERM, then SIGKILL after 20 s).
+    pub fn stop(&mut self) {
+        terminate(self.child.take(), Duration::from_secs(20));
+    }
+}
+
+impl Drop for ClickHouse {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

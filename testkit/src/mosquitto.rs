@@ -1,0 +1,268 @@
+//! Mosquitto: a real broker process, `mosquitto_sub` recording what it delivers, and
+//! `mosquitto_pub` publishing a simulated city's envelopes.
+
+use std::fs;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+use crate::process::{running_as_root, terminate};
+use crate::{free_port, wait_for};
+
+/// A Mosquitto broker process on a free loopback port, with persistence in a temp dir.
+pub struct Mosquitto {
+    /// The plain, anonymous listener.
+    pub port: u16,
+    dir: TempDir,
+    extra: String,
+    child: Option<Child>,
+}
+
+impl Mosquitto {
+    pub fn start() -> Mosquitto {
+        Mosquitto::start_with(|_| String::new())
+    }
+
+    /// Starts a broker whose configuration also has `extra(dir)` appended: further listeners
+    /// (TLS, passwords) with files in the broker's temp dir. Settings are per listener.
+    pub fn start_with(extra: impl FnOnce(&Path) -> String) -> Mosquitto {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let extra = extra(dir.path());
+        let mut m = Mosquitto {
+            port: free_port(),
+            dir,
+            extra,
+            child: None,
+        };
+        m.launch();
+        m
+    }
+
+    /// The broker's temp dir (configuration, log, files written by `start_with`).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.port)
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
+    }
+
+    /// Starts (or restarts) the broker on the same port and persistence directory.
+    pub fn launch(&mut self) {
+        assert!(self.child.is_none(), "broker already running");
+        let d = self.dir.path();
+        let conf = d.join("mosquitto.conf");
+        let mut c = format!(
+            "per_listener_settings true\npersistence true\n\
+             persistence_location {dir}/\nlog_dest file {dir}/mosquitto.log\nlog_type all\n\
+             max_queued_messages 0\nmax_inflight_messages 0\n\
+             listener {port} 127.0.0.1\nallow_anonymous true\n{extra}\n",
+            port = self.port,
+            dir = d.display(),
+            extra = self.extra,
+        );
+        if running_as_root() {
+            c.insert_str(0, "user root\n");
+        }
+        fs::write(&conf, c).expect("write mosquitto.conf");
+        let child = Command::new("mosquitto")
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto is installed (deploy/setup.sh)");
+        self.child = Some(child);
+        let port = self.port;
+        wait_for(Duration::from_secs(10), || {
+            TcpStream::connect(("127.0.0.1", port)).ok()
+        })
+        .unwrap_or_else(|| panic!("mosquitto did not listen on {port}:\n{}", self.log()));
+    }
+
+    /// Stops the broker gracefully (it saves sessions and queued messages).
+    pub fn stop(&mut self) {
+        terminate(self.child.take(), Duration::from_secs(10));
+    }
+
+    /// Starts `mosquitto_sub` on `topic` with a persistent QoS 1 session `client_id`, and
+    /// returns once the broker has its subscription.
+    pub fn subscribe(&self, topic: &str, client_id: &str) -> Subscription {
+        let out = self.dir.path().join(format!("{client_id}.out"));
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&out)
+            .expect("subscriber output file");
+        let before = self
+            .log()
+            .matches(&format!("SUBSCRIBE from {client_id}"))
+            .count();
+        let child = Command::new("mosquitto_sub")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(["-t", topic, "-q", "1", "-c", "-i", client_id])
+            .stdout(file)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("mosquitto_sub is installed (deploy/setup.sh)");
+        wait_for(Duration::from_secs(10), || {
+            (self
+                .log()
+                .matches(&format!("SUBSCRIBE from {client_id}"))
+                .count()
+                > before)
+                .then_some(())
+        })
+        .unwrap_or_else(|| panic!("mosquitto_sub did not subscribe:\n{}", self.log()));
+        Subscription {
+            child: Some(child),
+            out,
+        }
+    }
+}
+
+impl Drop for Mosquitto {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A running `mosquitto_sub`, one payload per line in a file.
+pub struct Subscription {
+    child: Option<Child>,
+    out: PathBuf,
+}
+
+impl Subscription {
+    pub fn lines(&self) -> Vec<String> {
+        fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Waits until at least `n` payloads arrived; returns them all.
+    pub fn wait_for_lines(&self, n: usize, timeout: Duration) -> Vec<String> {
+        wait_for(timeout, || {
+            let l = self.lines();
+            (l.len() >= n).then_some(l)
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "expected {n} messages within {timeout:?}, got {}",
+                self.lines().len()
+            )
+        })
+    }
+
+    /// Waits until no new payload has arrived for `quiet`; returns them all.
+    pub fn settle(&self, quiet: Duration, timeout: Duration) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        let mut last = self.lines().len();
+        let mut since = Instant::now();
+        while Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+            let now = self.lines().len();
+            if now != last {
+                last = now;
+                since = Instant::now();
+            } else if since.elapsed() >= quiet {
+                break;
+            }
+        }
+        self.lines()
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A simulated city's envelopes (fast mode, `footfall-sim`): (topic, payload) of every
+/// sensor, in the order the sensors sent them.
+pub fn city_envelopes(city: &Path) -> Vec<(String, String)> {
+    let mut messages = Vec::new();
+    for line in fs::read_to_string(city.join("inventory/sensors.csv"))
+        .expect("inventory/sensors.csv")
+        .lines()
+        .skip(1)
+    {
+        let f: Vec<&str> = line.split(',').collect();
+        let topic = format!("footfall/v1/{}/{}/sightings", f[1], f[0]);
+        for env in fs::read_to_string(city.join("envelopes").join(format!("{}.jsonl", f[0])))
+            .expect("envelopes")
+            .lines()
+        {
+            // RFC 3339 UTC with milliseconds: sorts as text.
+            let at = env
+                .split("\"sent_at\":\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .expect("sent_at")
+                .to_owned();
+            messages.push((at, topic.clone(), env.to_owned()));
+        }
+    }
+    messages.sort();
+    messages.into_iter().map(|(_, t, e)| (t, e)).collect()
+}
+
+/// Publishes `messages` with mosquitto_pub (QoS 1) to the broker on `port`, in `chunks`
+/// pieces in order, `pause` apart; within a piece, one mosquitto_pub per topic with its
+/// lines on stdin (files in `dir`).
+pub fn mosquitto_pub_lines(
+    port: u16,
+    dir: &Path,
+    messages: &[(String, String)],
+    chunks: usize,
+    pause: Duration,
+) {
+    let tag = DIRS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    for (k, chunk) in messages
+        .chunks(messages.len().div_ceil(chunks).max(1))
+        .enumerate()
+    {
+        let mut topics: Vec<&str> = chunk.iter().map(|(t, _)| t.as_str()).collect();
+        topics.sort_unstable();
+        topics.dedup();
+        for (i, topic) in topics.into_iter().enumerate() {
+            let lines: Vec<&str> = chunk
+                .iter()
+                .filter(|(t, _)| t == topic)
+                .map(|(_, e)| e.as_str())
+                .collect();
+            let file = dir.join(format!("publish-{tag}-{k}-{i}.jsonl"));
+            fs::write(&file, lines.join("\n") + "\n").expect("write");
+            let out = Command::new("mosquitto_pub")
+                .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+                .args(["-q", "1", "-t", topic, "-l"])
+                .stdin(fs::File::open(&file).expect("chunk"))
+                .output()
+                .expect("mosquitto_pub is installed (deploy/setup.sh)");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(pause);
+    }
+}
+
+static DIRS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
