@@ -68,7 +68,7 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Elements(SIGHTINGS as u64));
     g.bench_function("decode 500-sighting envelope", |b| {
         b.iter(
-            || match decode(&topic, &payload, SENT_MS, &inventory, &cfg.ingest) {
+            || match decode(&topic, &payload, SENT_MS, &inventory, cfg.ingest()) {
                 Decoded::Sightings(rows) => rows,
                 _ => panic!("a valid envelope"),
             },
@@ -76,7 +76,7 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("decode + stream records", |b| {
         b.iter(
-            || match decode(&topic, &payload, SENT_MS, &inventory, &cfg.ingest) {
+            || match decode(&topic, &payload, SENT_MS, &inventory, cfg.ingest()) {
                 Decoded::Sightings(rows) => {
                     rows.iter().map(|r| Seen::new(r, false)).collect::<Vec<_>>()
                 }

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use wire::topic::Parsed;
 
 use crate::ch::rows::{day_of, fnv64, RejectedRow, SightingRow, StatusRow};
-use crate::config::Ingest;
+use crate::config::IngestConfig;
 use crate::reason::Reason;
 
 pub enum Decoded {
@@ -72,16 +72,16 @@ pub fn decode(
     payload: &[u8],
     received_ms: i64,
     inventory: &HashMap<String, String>,
-    bounds: &Ingest,
+    bounds: &IngestConfig,
 ) -> Decoded {
     let rej = |reason, detail: String| reject(reason, detail, topic, payload, received_ms);
-    if payload.len() > bounds.max_payload_bytes {
+    if payload.len() > bounds.max_payload_bytes() {
         return rej(
             Reason::PayloadTooLarge,
             format!(
                 "{} bytes, the limit is {}",
                 payload.len(),
-                bounds.max_payload_bytes
+                bounds.max_payload_bytes()
             ),
         );
     }
@@ -119,8 +119,8 @@ pub fn decode(
         Ok(text) => text,
         Err(e) => return rej(Reason::MalformedJson, format!("not UTF-8: {e}")),
     };
-    let future = bounds.max_future_secs * 1000;
-    let past = bounds.max_age_days * 86_400_000;
+    let future = bounds.max_future_ms();
+    let past = bounds.max_age_ms();
     let sane = |ms: i64| ms <= received_ms + future && ms >= received_ms - past;
     if is_status {
         let st: wire::Status = match serde_json::from_str(text) {
@@ -242,8 +242,8 @@ mod tests {
 
     const NOW: i64 = 1_772_445_600_000; // 2026-03-02 10:00 UTC
 
-    fn bounds() -> Ingest {
-        Config::parse("").expect("defaults").ingest
+    fn bounds() -> IngestConfig {
+        Config::parse("").expect("defaults").ingest().clone()
     }
 
     fn inventory() -> HashMap<String, String> {

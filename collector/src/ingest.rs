@@ -106,24 +106,23 @@ impl RejectionLog {
 /// acknowledgements are queued while the MQTT task may be waiting to hand the processor the
 /// next message, so a smaller channel could deadlock.
 fn request_capacity(cfg: &Config) -> usize {
-    2 * cfg.ingest.batch_max_rows + CHANNEL + 64
+    2 * cfg.ingest().batch_max_rows() + CHANNEL + 64
 }
 
 fn options(cfg: &Config) -> MqttOptions {
-    let m = &cfg.mqtt;
-    let mut o = MqttOptions::new(m.client_id.clone(), m.host.clone(), m.port);
-    o.set_keep_alive(Duration::from_secs(u64::from(m.keepalive_secs)))
+    let m = cfg.mqtt();
+    let mut o = MqttOptions::new(m.client_id(), m.host(), m.port());
+    o.set_keep_alive(m.keepalive())
         .set_clean_session(false)
         .set_manual_acks(true)
         .set_max_packet_size(16 << 20, 64 << 10)
         .set_request_channel_capacity(request_capacity(cfg));
-    if let Some(user) = &m.username {
+    if let Some(user) = m.username() {
         let password = m
-            .password
-            .as_ref()
+            .password()
             .map(|p| String::from_utf8_lossy(p.expose()).into_owned())
             .unwrap_or_default();
-        o.set_credentials(user.clone(), password);
+        o.set_credentials(user, password);
     }
     o
 }
@@ -137,9 +136,9 @@ pub async fn run(
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let (db, _) = ch::clients(&cfg.clickhouse);
+    let (db, _) = ch::clients(cfg.clickhouse());
     let (client, mut eventloop) = AsyncClient::new(options(cfg), request_capacity(cfg));
-    let filters = cfg.mqtt.filters();
+    let filters = cfg.mqtt().filters();
     let (tx, mut rx) = mpsc::channel::<Publish>(CHANNEL);
     // Not a child of `shutdown`: the MQTT task outlives the drain, to send its acknowledgements.
     let mqtt_stop = CancellationToken::new();
@@ -212,8 +211,8 @@ pub async fn run(
         }
     });
 
-    let bounds = cfg.ingest.clone();
-    let max_age = Duration::from_millis(bounds.batch_max_age_ms);
+    let bounds = cfg.ingest().clone();
+    let max_age = bounds.batch_max_age();
     let mut batch = Batch::default();
     let mut committer = Committer {
         db: db.clone(),
@@ -269,7 +268,7 @@ pub async fn run(
                 last_message = Instant::now();
                 batch.opened.get_or_insert(last_message);
                 // Bounded in rows and in messages (an empty envelope makes no row).
-                if batch.rows().max(batch.messages.len()) >= bounds.batch_max_rows {
+                if batch.rows().max(batch.messages.len()) >= bounds.batch_max_rows() {
                     committer.start(std::mem::take(&mut batch)).await?;
                 }
                 inventory.refresh_if_due().await?;
@@ -372,9 +371,9 @@ async fn commit(
     metrics.rows_written("sightings", batch.sightings.len());
     metrics.rows_written("sensor_status", batch.status.len());
     metrics.rows_written("rejected", batch.rejected.len());
-    metrics.batch_latency.observe(started.elapsed());
+    metrics.batch_committed(started.elapsed());
     if let Some(oldest) = batch.oldest_ms {
-        metrics.event_lag_ms.set(wire::Millis::now().0 - oldest);
+        metrics.event_lag(wire::Millis::now().0 - oldest);
     }
     // Committed: on to the stream stage, then acknowledged. (After a crash in between, the
     // next start reads the sightings back from the table.)

@@ -32,11 +32,11 @@ impl Inventory {
     pub async fn load(db: clickhouse::Client, cfg: &Config) -> anyhow::Result<Inventory> {
         let sensors = load_sensors(&db).await?;
         info!(sensors = sensors.len(), "fleet inventory loaded");
-        let rules = load_rules(&db, &cfg.visits).await?;
+        let rules = load_rules(&db, cfg.visits()).await?;
         Ok(Inventory {
             db,
-            defaults: cfg.visits.clone(),
-            refresh: Duration::from_secs(cfg.ingest.inventory_refresh_secs),
+            defaults: cfg.visits().clone(),
+            refresh: cfg.ingest().inventory_refresh(),
             sensors,
             rules: Arc::new(RwLock::new(rules)),
             read_at: Instant::now(),
@@ -111,12 +111,12 @@ async fn load_rules(db: &clickhouse::Client, v: &VisitsConfig) -> anyhow::Result
             .collect(),
         default: SiteRule {
             board: false,
-            rssi_threshold_dbm: v.rssi_threshold_dbm,
-            min_dwell_secs: v.min_dwell_secs,
+            rssi_threshold_dbm: v.rssi_threshold_dbm(),
+            min_dwell_secs: v.min_dwell_secs(),
             open_hour: 0,
             close_hour: 24,
         },
-        store_gap_ms: i64::from(v.store_gap_secs) * 1000,
-        board_gap_ms: i64::from(v.board_gap_secs) * 1000,
+        store_gap_ms: v.store_gap_ms(),
+        board_gap_ms: v.board_gap_ms(),
     })
 }

@@ -43,12 +43,12 @@ use crate::stream::Stage;
 /// it has read, then the stage writes every stay it holds.
 pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
-    let listener = tokio::net::TcpListener::bind(cfg.metrics_listen)
+    let listener = tokio::net::TcpListener::bind(cfg.metrics_listen())
         .await
-        .with_context(|| format!("metrics.listen: cannot listen on {}", cfg.metrics_listen))?;
+        .with_context(|| format!("metrics.listen: cannot listen on {}", cfg.metrics_listen()))?;
     tokio::spawn(metrics::serve(listener, metrics.clone(), shutdown.clone()));
-    migrate::migrate(&cfg.clickhouse).await?;
-    let (db, _) = ch::clients(&cfg.clickhouse);
+    migrate::migrate(cfg.clickhouse()).await?;
+    let (db, _) = ch::clients(cfg.clickhouse());
     let inventory = Inventory::load(db.clone(), &cfg).await?;
     let rules = inventory.rules();
     let stage = Stage::start(
@@ -59,12 +59,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()>
         shutdown.clone(),
     )?;
     let feed = stage.feed();
-    if cfg
-        .timely
-        .cluster
-        .as_ref()
-        .is_none_or(|(process, _)| *process == 0)
-    {
+    if cfg.timely().process() == 0 {
         let current = rules.read().expect("not poisoned").clone();
         stream::recover(&db, &cfg, &current, &feed).await?;
     }

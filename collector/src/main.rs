@@ -99,10 +99,10 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
         }
         Cmd::Migrate { config } => {
             let c = Config::load(&config)?;
-            let applied = collector::migrate::migrate(&c.clickhouse).await?;
+            let applied = collector::migrate::migrate(c.clickhouse()).await?;
             println!(
                 "{}: {} migration(s) applied{}",
-                c.clickhouse.database,
+                c.clickhouse().database(),
                 applied.len(),
                 if applied.is_empty() {
                     String::new()
@@ -114,8 +114,8 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
         }
         Cmd::Import { config, kind, file } => {
             let c = Config::load(&config)?;
-            collector::migrate::migrate(&c.clickhouse).await?;
-            let (db, _) = collector::ch::clients(&c.clickhouse);
+            collector::migrate::migrate(c.clickhouse()).await?;
+            let (db, _) = collector::ch::clients(c.clickhouse());
             let report = collector::import::import(&db, kind, &file).await?;
             println!("{}: {report}", file.display());
             Ok(if report.bad.is_empty() {
@@ -129,8 +129,8 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             println!(
                 "{}: ok (ClickHouse {} database {})",
                 file.display(),
-                c.clickhouse.url,
-                c.clickhouse.database
+                c.clickhouse().url(),
+                c.clickhouse().database()
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -54,10 +54,10 @@ pub async fn migrate(c: &ClickHouseConfig) -> anyhow::Result<Vec<&'static str>> 
     let (db, server) = ch::clients(c);
     ch::execute(
         &server,
-        &format!("CREATE DATABASE IF NOT EXISTS {}", c.database),
+        &format!("CREATE DATABASE IF NOT EXISTS {}", c.database()),
     )
     .await
-    .with_context(|| format!("cannot reach ClickHouse at {}", c.url))?;
+    .with_context(|| format!("cannot reach ClickHouse at {}", c.url()))?;
     ch::execute(&db, LEDGER).await?;
     let applied: Vec<Migration> = db
         .query("SELECT ?fields FROM schema_migrations FINAL ORDER BY version")
@@ -72,7 +72,7 @@ pub async fn migrate(c: &ClickHouseConfig) -> anyhow::Result<Vec<&'static str>> 
                 bail!(
                     "migration {name} was changed after it was applied to {} (checksum {} there, {sum} here); \
                      add a new migration instead",
-                    c.database,
+                    c.database(),
                     a.checksum
                 );
             }

@@ -11,23 +11,23 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use crate::config::ClickHouseConfig;
-use crate::metrics::Counter;
+use prometheus_client::metrics::counter::Counter;
 
 /// A client for the configured database, and one for the server (to create the database).
 pub fn clients(c: &ClickHouseConfig) -> (clickhouse::Client, clickhouse::Client) {
     let mut server = clickhouse::Client::default()
-        .with_url(&c.url)
-        .with_user(&c.user)
+        .with_url(c.url())
+        .with_user(c.user())
         .with_validation(false)
-        .with_compression(if c.lz4 {
+        .with_compression(if c.lz4() {
             clickhouse::Compression::Lz4
         } else {
             clickhouse::Compression::None
         });
-    if let Some(p) = &c.password {
+    if let Some(p) = c.password() {
         server = server.with_password(String::from_utf8_lossy(p.expose()).into_owned());
     }
-    (server.clone().with_database(&c.database), server)
+    (server.clone().with_database(c.database()), server)
 }
 
 /// Runs one statement; the error says which.

@@ -88,29 +88,29 @@ impl Stage {
     ) -> anyhow::Result<Stage> {
         let (feed, rx) = mpsc::channel::<Vec<Seen>>(FEED);
         let (out, visits_rx) = mpsc::channel::<Out>(FEED);
-        let t = &cfg.timely;
+        let t = cfg.timely();
         let writer = tokio::spawn(
             Writer {
                 db,
-                max_rows: cfg.ingest.batch_max_rows,
-                max_age: Duration::from_millis(cfg.ingest.batch_max_age_ms),
+                max_rows: cfg.ingest().batch_max_rows(),
+                max_age: cfg.ingest().batch_max_age(),
                 metrics: metrics.clone(),
                 shutdown,
-                process: t.cluster.as_ref().map_or(0, |c| c.0),
-                frontiers: vec![None; t.workers],
+                process: t.process(),
+                frontiers: vec![None; t.workers()],
                 checkpoint: None,
-                bucket_ms: i64::from(cfg.visits.bucket_secs) * 1000,
+                bucket_ms: cfg.visits().bucket_ms(),
             }
             .run(visits_rx),
         );
-        let config = match &t.cluster {
-            None if t.workers == 1 => timely::Config::thread(),
-            None => timely::Config::process(t.workers),
+        let config = match t.cluster() {
+            None if t.workers() == 1 => timely::Config::thread(),
+            None => timely::Config::process(t.workers()),
             Some((process, hosts)) => timely::Config {
                 communication: timely::CommunicationConfig::Cluster {
-                    threads: t.workers,
-                    process: *process,
-                    addresses: hosts.clone(),
+                    threads: t.workers(),
+                    process,
+                    addresses: hosts.to_vec(),
                     report: false,
                     zerocopy: false,
                 },
@@ -119,17 +119,17 @@ impl Stage {
         };
         let env = WorkerEnv {
             clock: Clock {
-                bucket_ms: i64::from(cfg.visits.bucket_secs) * 1000,
-                lateness_ms: i64::from(cfg.visits.lateness_secs) * 1000,
+                bucket_ms: cfg.visits().bucket_ms(),
+                lateness_ms: cfg.visits().lateness_ms(),
                 high_ms: None,
                 at: Instant::now(),
             },
-            horizon_ms: i64::from(cfg.visits.horizon_hours) * 3_600_000,
+            horizon_ms: cfg.visits().horizon_ms(),
             rules,
             out,
             metrics,
         };
-        let threads = t.workers;
+        let threads = t.workers();
         let rx = Mutex::new(Some(rx));
         let workers = std::thread::Builder::new()
             .name("timely".into())
@@ -233,9 +233,9 @@ fn run_worker(
                             seen_frontier = frontier;
                             let before = visits.too_late;
                             visits.emit(watermark, horizon_ms, &rules, wall_clock_us(), &mut rows);
-                            op_metrics.visits_too_late.add(visits.too_late - before);
+                            op_metrics.visits_too_late.inc_by(visits.too_late - before);
                             let now = visits.stays() as i64;
-                            op_metrics.visit_stays.add(now - held);
+                            op_metrics.visit_stays.inc_by(now - held);
                             held = now;
                         }
                         if let Some(c) = cap.as_mut() {
@@ -303,9 +303,7 @@ fn run_worker(
         let t = clock.time();
         if t > *input.time() {
             input.advance_to(t);
-            metrics
-                .watermark_ms
-                .set(i64::try_from(t).unwrap_or(0) * bucket_ms);
+            metrics.watermark(i64::try_from(t).unwrap_or(0) * bucket_ms);
         }
         // Do not run more than a bucket ahead of the dataflow.
         while probe.less_than(&input.time().saturating_sub(1)) {

@@ -30,7 +30,7 @@ pub async fn recover(
     let floor = if processes == 0 {
         0
     } else {
-        checkpoint - i64::from(cfg.visits.horizon_hours) * 3_600_000
+        checkpoint - cfg.visits().horizon_ms()
     };
     // A stay that starts within a gap of the floor may have begun before it: rebuilt as
     // state, so later sightings join it, but not written again.

@@ -1,0 +1,592 @@
+//! The collector's configuration, in two phases: the file as written ([`raw`]: TOML over
+//! the embedded defaults, unknown fields refused), then [`Config::from_raw`], which
+//! validates each section into a type with private fields and units in its accessors. A
+//! `Config` that exists is valid; every error names its field and value.
+
+mod raw;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use firmware_config::{ConfigError, Secret, SecretSource};
+
+use self::raw::{RawClickHouse, RawConfig, RawIngest, RawMetrics, RawMqtt, RawTimely, RawVisits};
+
+pub const DEFAULTS: &str = include_str!("defaults.toml");
+
+/// A valid configuration; sections are read through accessors.
+#[derive(Debug, Clone)]
+pub struct Config {
+    clickhouse: ClickHouseConfig,
+    mqtt: MqttConfig,
+    ingest: IngestConfig,
+    visits: VisitsConfig,
+    timely: TimelyConfig,
+    metrics_listen: SocketAddr,
+}
+
+impl Config {
+    /// Reads `path` over the defaults and validates it (secrets included).
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text)
+    }
+
+    /// Validates `text` over the defaults (secrets included).
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let parse = |t: &str| {
+            t.parse::<toml::Table>().map_err(|e| ConfigError::Parse {
+                message: e.to_string(),
+            })
+        };
+        let mut merged = parse(DEFAULTS)?;
+        firmware_config::merge_toml(&mut merged, parse(text)?);
+        let raw: RawConfig =
+            toml::Value::Table(merged)
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Parse {
+                    message: e.to_string(),
+                })?;
+        Self::from_raw(raw)
+    }
+
+    fn from_raw(raw: RawConfig) -> Result<Config, ConfigError> {
+        if raw.version != 1 {
+            return Err(invalid(
+                "version",
+                &raw.version.to_string(),
+                "this collector reads version 1",
+            ));
+        }
+        Ok(Config {
+            clickhouse: ClickHouseConfig::from_raw(raw.clickhouse)?,
+            mqtt: MqttConfig::from_raw(raw.mqtt)?,
+            ingest: IngestConfig::from_raw(raw.ingest)?,
+            visits: VisitsConfig::from_raw(raw.visits)?,
+            timely: TimelyConfig::from_raw(raw.timely)?,
+            metrics_listen: metrics_listen(raw.metrics)?,
+        })
+    }
+
+    pub fn clickhouse(&self) -> &ClickHouseConfig {
+        &self.clickhouse
+    }
+
+    pub fn mqtt(&self) -> &MqttConfig {
+        &self.mqtt
+    }
+
+    pub fn ingest(&self) -> &IngestConfig {
+        &self.ingest
+    }
+
+    pub fn visits(&self) -> &VisitsConfig {
+        &self.visits
+    }
+
+    pub fn timely(&self) -> &TimelyConfig {
+        &self.timely
+    }
+
+    /// Where the Prometheus endpoint listens.
+    pub fn metrics_listen(&self) -> SocketAddr {
+        self.metrics_listen
+    }
+}
+
+/// Where the tables live.
+#[derive(Debug, Clone)]
+pub struct ClickHouseConfig {
+    url: String,
+    database: String,
+    user: String,
+    password: Option<Secret>,
+    lz4: bool,
+}
+
+impl ClickHouseConfig {
+    fn from_raw(c: RawClickHouse) -> Result<ClickHouseConfig, ConfigError> {
+        if !(c.url.starts_with("http://") || c.url.starts_with("https://")) {
+            return Err(invalid(
+                "clickhouse.url",
+                &c.url,
+                "must be an http:// or https:// URL (the HTTP interface, port 8123 by default)",
+            ));
+        }
+        if c.database.is_empty()
+            || !c
+                .database
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            return Err(invalid(
+                "clickhouse.database",
+                &c.database,
+                "must be letters, digits and _",
+            ));
+        }
+        let lz4 = match c.compression.as_str() {
+            "lz4" => true,
+            "none" => false,
+            other => {
+                return Err(invalid(
+                    "clickhouse.compression",
+                    other,
+                    "must be \"lz4\" or \"none\"",
+                ))
+            }
+        };
+        let password = secret(
+            c.password_file,
+            c.password_env,
+            ("clickhouse.password_file", "clickhouse.password_env"),
+        )?;
+        Ok(ClickHouseConfig {
+            url: c.url,
+            database: c.database,
+            user: c.user,
+            password,
+            lz4,
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Letters, digits and `_` only: safe to name in a statement.
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    pub fn password(&self) -> Option<&Secret> {
+        self.password.as_ref()
+    }
+
+    /// LZ4 on the wire (inserts and results), or none.
+    pub fn lz4(&self) -> bool {
+        self.lz4
+    }
+}
+
+/// The broker and the subscription.
+#[derive(Debug, Clone)]
+pub struct MqttConfig {
+    host: String,
+    port: u16,
+    client_id: String,
+    shared_group: Option<String>,
+    username: Option<String>,
+    password: Option<Secret>,
+    keepalive: Duration,
+}
+
+impl MqttConfig {
+    fn from_raw(m: RawMqtt) -> Result<MqttConfig, ConfigError> {
+        let Some(addr) = m.url.strip_prefix("mqtt://") else {
+            return Err(invalid("mqtt.url", &m.url, "must be mqtt://host:port"));
+        };
+        let (host, port) = match addr.rsplit_once(':') {
+            Some((h, p)) => (
+                h.to_owned(),
+                p.parse::<u16>()
+                    .map_err(|_| invalid("mqtt.url", &m.url, "the port is not a number"))?,
+            ),
+            None => (addr.to_owned(), 1883),
+        };
+        if host.is_empty() {
+            return Err(invalid("mqtt.url", &m.url, "no host"));
+        }
+        if m.client_id.is_empty() || m.client_id.len() > 64 {
+            return Err(invalid("mqtt.client_id", &m.client_id, "1-64 characters"));
+        }
+        if let Some(g) = &m.shared_group {
+            wire::validate_id(g).map_err(|e| invalid("mqtt.shared_group", g, &e.to_string()))?;
+        }
+        if m.keepalive_secs < 5 {
+            return Err(invalid(
+                "mqtt.keepalive_secs",
+                &m.keepalive_secs.to_string(),
+                "at least 5",
+            ));
+        }
+        let password = secret(
+            m.password_file,
+            m.password_env,
+            ("mqtt.password_file", "mqtt.password_env"),
+        )?;
+        Ok(MqttConfig {
+            host,
+            port,
+            client_id: m.client_id,
+            shared_group: m.shared_group,
+            username: m.username,
+            password,
+            keepalive: Duration::from_secs(u64::from(m.keepalive_secs)),
+        })
+    }
+
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    pub fn username(&self) -> Option<&str> {
+        self.username.as_deref()
+    }
+
+    pub fn password(&self) -> Option<&Secret> {
+        self.password.as_ref()
+    }
+
+    pub fn keepalive(&self) -> Duration {
+        self.keepalive
+    }
+
+    /// The topic filters to subscribe to (sightings and status of every sensor).
+    pub fn filters(&self) -> [String; 2] {
+        let prefix = match &self.shared_group {
+            Some(g) => format!("$share/{g}/"),
+            None => String::new(),
+        };
+        [
+            format!("{prefix}{}/+/+/sightings", wire::topic::PREFIX),
+            format!("{prefix}{}/+/+/status", wire::topic::PREFIX),
+        ]
+    }
+}
+
+/// Batching and validation bounds.
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    max_payload_bytes: usize,
+    batch_max_rows: usize,
+    batch_max_age: Duration,
+    max_future_ms: i64,
+    max_age_ms: i64,
+    inventory_refresh: Duration,
+}
+
+impl IngestConfig {
+    fn from_raw(i: RawIngest) -> Result<IngestConfig, ConfigError> {
+        Ok(IngestConfig {
+            max_payload_bytes: within(
+                "ingest.max_payload_bytes",
+                i.max_payload_bytes,
+                1024,
+                16 << 20,
+            )? as usize,
+            batch_max_rows: within("ingest.batch_max_rows", i.batch_max_rows, 1, 10_000_000)?
+                as usize,
+            batch_max_age: Duration::from_millis(within(
+                "ingest.batch_max_age_ms",
+                i.batch_max_age_ms,
+                1,
+                600_000,
+            )? as u64),
+            max_future_ms: within("ingest.max_future_secs", i.max_future_secs, 0, 86_400 * 7)?
+                * 1000,
+            max_age_ms: within("ingest.max_age_days", i.max_age_days, 1, 3650)? * 86_400_000,
+            inventory_refresh: Duration::from_secs(within(
+                "ingest.inventory_refresh_secs",
+                i.inventory_refresh_secs,
+                1,
+                86_400,
+            )? as u64),
+        })
+    }
+
+    /// Larger payloads are rejected (`payload_too_large`).
+    pub fn max_payload_bytes(&self) -> usize {
+        self.max_payload_bytes
+    }
+
+    /// A batch is committed at this many rows (or messages)...
+    pub fn batch_max_rows(&self) -> usize {
+        self.batch_max_rows
+    }
+
+    /// ... or this long after it opened.
+    pub fn batch_max_age(&self) -> Duration {
+        self.batch_max_age
+    }
+
+    /// How far past its receipt a sighting may end (sensor clocks run ahead).
+    pub fn max_future_ms(&self) -> i64 {
+        self.max_future_ms
+    }
+
+    /// How long before its receipt a sighting may start.
+    pub fn max_age_ms(&self) -> i64 {
+        self.max_age_ms
+    }
+
+    /// How often the inventory is read again.
+    pub fn inventory_refresh(&self) -> Duration {
+        self.inventory_refresh
+    }
+}
+
+/// The stream stage's rules and clocks.
+#[derive(Debug, Clone)]
+pub struct VisitsConfig {
+    store_gap_ms: i64,
+    board_gap_ms: i64,
+    rssi_threshold_dbm: i8,
+    min_dwell_secs: u32,
+    bucket_ms: i64,
+    lateness_ms: i64,
+    horizon_ms: i64,
+}
+
+impl VisitsConfig {
+    fn from_raw(v: RawVisits) -> Result<VisitsConfig, ConfigError> {
+        Ok(VisitsConfig {
+            store_gap_ms: within("visits.store_gap_secs", v.store_gap_secs, 1, 86_400)? * 1000,
+            board_gap_ms: within("visits.board_gap_secs", v.board_gap_secs, 1, 86_400)? * 1000,
+            rssi_threshold_dbm: v.rssi_threshold_dbm,
+            min_dwell_secs: within("visits.min_dwell_secs", v.min_dwell_secs, 0, 86_400)? as u32,
+            bucket_ms: within("visits.bucket_secs", v.bucket_secs, 1, 3600)? * 1000,
+            lateness_ms: within("visits.lateness_secs", v.lateness_secs, 0, 86_400)? * 1000,
+            horizon_ms: within("visits.horizon_hours", v.horizon_hours, 1, 24 * 60)? * 3_600_000,
+        })
+    }
+
+    /// Sightings at a store join a stay across gaps up to this.
+    pub fn store_gap_ms(&self) -> i64 {
+        self.store_gap_ms
+    }
+
+    /// At a board (the pass gap).
+    pub fn board_gap_ms(&self) -> i64 {
+        self.board_gap_ms
+    }
+
+    /// For a site the inventory does not list.
+    pub fn rssi_threshold_dbm(&self) -> i8 {
+        self.rssi_threshold_dbm
+    }
+
+    /// For a site the inventory does not list.
+    pub fn min_dwell_secs(&self) -> u32 {
+        self.min_dwell_secs
+    }
+
+    /// Event time advances in buckets of this.
+    pub fn bucket_ms(&self) -> i64 {
+        self.bucket_ms
+    }
+
+    /// The watermark trails the newest sighting by this.
+    pub fn lateness_ms(&self) -> i64 {
+        self.lateness_ms
+    }
+
+    /// Stays are held this long behind the watermark.
+    pub fn horizon_ms(&self) -> i64 {
+        self.horizon_ms
+    }
+}
+
+/// The timely workers: this process's threads, and the cluster it belongs to, if any.
+#[derive(Debug, Clone)]
+pub struct TimelyConfig {
+    workers: usize,
+    /// (this process's index, every process's host:port)
+    cluster: Option<(usize, Vec<String>)>,
+}
+
+impl TimelyConfig {
+    fn from_raw(t: RawTimely) -> Result<TimelyConfig, ConfigError> {
+        let workers = within("timely.workers", t.workers, 1, 256)? as usize;
+        let cluster = match (t.hostfile, t.process) {
+            (None, None) => None,
+            (Some(_), None) | (None, Some(_)) => {
+                return Err(invalid(
+                    "timely.hostfile",
+                    "",
+                    "set timely.hostfile and timely.process together",
+                ))
+            }
+            (Some(path), Some(process)) => Some((process, hostfile(&path, process)?)),
+        };
+        Ok(TimelyConfig { workers, cluster })
+    }
+
+    /// Worker threads of this process.
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
+    /// This process's index and every process's `host:port`, in a cluster.
+    pub fn cluster(&self) -> Option<(usize, &[String])> {
+        self.cluster
+            .as_ref()
+            .map(|(p, hosts)| (*p, hosts.as_slice()))
+    }
+
+    /// This process's index (0 alone).
+    pub fn process(&self) -> usize {
+        self.cluster.as_ref().map_or(0, |c| c.0)
+    }
+}
+
+/// The hosts of a timely hostfile (one `host:port` a line, `#` comments), checked against
+/// this process's index.
+fn hostfile(path: &PathBuf, process: usize) -> Result<Vec<String>, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let hosts: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect();
+    if let Some(bad) = hosts.iter().find(|h| {
+        h.rsplit_once(':')
+            .is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
+    }) {
+        return Err(invalid(
+            "timely.hostfile",
+            bad,
+            "every line must be host:port",
+        ));
+    }
+    if process >= hosts.len() {
+        return Err(invalid(
+            "timely.process",
+            &process.to_string(),
+            &format!("the hostfile lists {} processes", hosts.len()),
+        ));
+    }
+    Ok(hosts)
+}
+
+fn metrics_listen(m: RawMetrics) -> Result<SocketAddr, ConfigError> {
+    m.listen.parse().map_err(|_| {
+        invalid(
+            "metrics.listen",
+            &m.listen,
+            "must be host:port, e.g. 127.0.0.1:9464",
+        )
+    })
+}
+
+/// `v` if it lies within `[lo, hi]`, else an error naming `field`.
+fn within(field: &'static str, v: i64, lo: i64, hi: i64) -> Result<i64, ConfigError> {
+    if (lo..=hi).contains(&v) {
+        Ok(v)
+    } else {
+        Err(invalid(
+            field,
+            &v.to_string(),
+            &format!("must be within [{lo}, {hi}]"),
+        ))
+    }
+}
+
+fn secret(
+    file: Option<PathBuf>,
+    env: Option<String>,
+    fields: (&'static str, &'static str),
+) -> Result<Option<Secret>, ConfigError> {
+    match (file, env) {
+        (Some(_), Some(_)) => Err(invalid(
+            fields.0,
+            "",
+            &format!("set {} or {}, not both", fields.0, fields.1),
+        )),
+        (Some(f), None) => Ok(Some(SecretSource::File(f).load(fields.0, 1)?)),
+        (None, Some(v)) => Ok(Some(SecretSource::Env(v).load(fields.1, 1)?)),
+        (None, None) => Ok(None),
+    }
+}
+
+fn invalid(field: &'static str, value: &str, reason: &str) -> ConfigError {
+    ConfigError::Invalid {
+        field,
+        value: format!("{value:?}"),
+        reason: reason.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_are_valid() {
+        let c = Config::parse("").expect("defaults");
+        assert_eq!(c.clickhouse().database(), "footfall");
+    }
+
+    #[test]
+    fn units_are_converted_once_at_validation() {
+        let c = Config::parse(
+            "[visits]\nstore_gap_secs = 90\nhorizon_hours = 2\n[ingest]\nbatch_max_age_ms = 250\n\
+             max_age_days = 3\n[mqtt]\nurl = \"mqtt://broker:1884\"\nkeepalive_secs = 7",
+        )
+        .expect("valid");
+        assert_eq!(c.visits().store_gap_ms(), 90_000);
+        assert_eq!(c.visits().horizon_ms(), 2 * 3_600_000);
+        assert_eq!(c.ingest().batch_max_age(), Duration::from_millis(250));
+        assert_eq!(c.ingest().max_age_ms(), 3 * 86_400_000);
+        assert_eq!((c.mqtt().host(), c.mqtt().port()), ("broker", 1884));
+        assert_eq!(c.mqtt().keepalive(), Duration::from_secs(7));
+        assert_eq!(c.timely().process(), 0);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        for (text, field) in [
+            ("version = 2", "version"),
+            ("[clickhouse]\nurl = \"tcp://x:9000\"", "clickhouse.url"),
+            (
+                "[clickhouse]\ndatabase = \"foot-fall\"",
+                "clickhouse.database",
+            ),
+            (
+                "[clickhouse]\npassword_env = \"FOOTFALL_TEST_UNSET_VAR\"",
+                "clickhouse.password_env",
+            ),
+            ("[clickhouse]\nport = 8123", "port"),
+            (
+                "[clickhouse]\ncompression = \"zstd\"",
+                "clickhouse.compression",
+            ),
+            ("[mqtt]\nurl = \"tcp://x\"", "mqtt.url"),
+            ("[mqtt]\nshared_group = \"a/b\"", "mqtt.shared_group"),
+            ("[ingest]\nbatch_max_rows = 0", "ingest.batch_max_rows"),
+            ("[ingest]\nbatch_max_rows = -5", "ingest.batch_max_rows"),
+            ("[visits]\nhorizon_hours = -1", "visits.horizon_hours"),
+            ("[metrics]\nlisten = \"localhost\"", "metrics.listen"),
+            ("[visits]\nbucket_secs = 0", "visits.bucket_secs"),
+            ("[timely]\nworkers = 0", "timely.workers"),
+            ("[timely]\nprocess = 1", "timely.hostfile"),
+            (
+                "[ingest]\nmax_payload_bytes = 999999999",
+                "ingest.max_payload_bytes",
+            ),
+        ] {
+            let err = Config::parse(text).expect_err(text).to_string();
+            assert!(err.contains(field), "{err} should name {field}");
+        }
+    }
+}
