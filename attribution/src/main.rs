@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use attribution::analysis::Params;
+use attribution::design::Params;
 use attribution::{data, report, stats};
 use clap::{Parser, Subcommand};
 use serde_json::json;

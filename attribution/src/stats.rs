@@ -3,6 +3,7 @@
 //! interval for the risk ratio, Wald for comparison only, the pooled two-proportion z test,
 //! and the sample size and minimum detectable effect of a planned campaign.
 
+use rand_xoshiro::rand_core::{RngCore, SeedableRng};
 use serde::Serialize;
 
 /// The standard normal CDF.
@@ -113,6 +114,14 @@ pub fn norm_ppf(p: f64) -> f64 {
 pub struct Interval {
     pub lo: f64,
     pub hi: f64,
+}
+
+impl Interval {
+    /// No interval (too few data for one).
+    pub const NAN: Interval = Interval {
+        lo: f64::NAN,
+        hi: f64::NAN,
+    };
 }
 
 impl Interval {
@@ -284,6 +293,53 @@ pub fn minimum_detectable(p0: f64, n_exposed: u64, ratio: f64, alpha: f64, power
     hi
 }
 
+/// The `q` quantile of `sorted` (ascending), interpolating linearly between order
+/// statistics (R's type 7); NaN when empty.
+pub fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let pos = q * (sorted.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
+/// The central `confidence` percentile interval of `v` (non-finite values dropped).
+pub fn percentile_interval(mut v: Vec<f64>, confidence: f64) -> Interval {
+    v.retain(|x| x.is_finite());
+    v.sort_by(|a, b| a.total_cmp(b));
+    let tail = (1.0 - confidence) / 2.0;
+    Interval {
+        lo: percentile(&v, tail),
+        hi: percentile(&v, 1.0 - tail),
+    }
+}
+
+/// The sample standard deviation (n - 1); NaN under two values.
+pub fn sd(v: &[f64]) -> f64 {
+    let n = v.len() as f64;
+    if n < 2.0 {
+        return f64::NAN;
+    }
+    let m = v.iter().sum::<f64>() / n;
+    (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+}
+
+/// The seeded generator of the bootstrap and the permutations: SplitMix64 (rand_xoshiro),
+/// so a report is reproducible from its seed.
+pub struct Rng(rand_xoshiro::SplitMix64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(rand_xoshiro::SplitMix64::from_seed(seed.to_le_bytes()))
+    }
+
+    /// Uniform in `0..n` (by remainder: the bias is below 2^-40 for the n used here).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.0.next_u64() % n as u64) as usize
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -354,5 +410,42 @@ mod tests {
         close(p_value(50, 1000, 50, 1000), 1.0, 1e-12);
         let p = p_value(288, 12000, 960, 48000);
         assert!(p > 0.005 && p < 0.01, "{p}");
+    }
+
+    #[test]
+    fn percentiles_interpolate_between_order_statistics() {
+        let v = [1.0, 2.0, 3.0, 4.0, 10.0];
+        close(percentile(&v, 0.0), 1.0, 0.0);
+        close(percentile(&v, 0.5), 3.0, 0.0);
+        // R: quantile(c(1,2,3,4,10), 0.9) = 7.6
+        close(percentile(&v, 0.9), 7.6, 1e-12);
+        assert!(percentile(&[], 0.5).is_nan());
+        let i = percentile_interval(vec![f64::NAN, 10.0, 1.0, 4.0, 3.0, 2.0], 0.8);
+        // R: quantile(c(1,2,3,4,10), c(0.1, 0.9)) = 1.4, 7.6
+        close(i.lo, 1.4, 1e-12);
+        close(i.hi, 7.6, 1e-12);
+    }
+
+    #[test]
+    fn sd_is_the_sample_standard_deviation() {
+        // R: sd(c(2,4,4,4,5,5,7,9)) = 2.13809
+        close(
+            sd(&[2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0]),
+            2.138_089_935_299_395,
+            1e-12,
+        );
+        assert!(sd(&[1.0]).is_nan());
+    }
+
+    /// SplitMix64's reference outputs (Vigna's splitmix64.c from state 0), so a seed gives
+    /// the same bootstrap in every release.
+    #[test]
+    fn the_generator_is_splitmix64() {
+        let mut r = Rng::new(0);
+        assert_eq!(r.0.next_u64(), 0xe220_a839_7b1d_cdaf);
+        assert_eq!(r.0.next_u64(), 0x6e78_9e6a_a1b9_65f4);
+        let mut a = Rng::new(7);
+        let mut b = Rng::new(7);
+        assert!((0..100).all(|_| a.below(13) == b.below(13)));
     }
 }

@@ -2,8 +2,8 @@
 
 use std::collections::HashMap;
 
-use attribution::analysis::Params;
 use attribution::data::{queries, Campaign};
+use attribution::design::Params;
 use collector::migrate::{statements, MIGRATIONS};
 
 #[test]

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use attribution::analysis::Params;
+use attribution::design::Params;
 use simulator::scenario::Scenario;
 use testkit::{city_envelopes, mosquitto_pub_lines, wait_for, ClickHouse, Mosquitto};
 use tokio_util::sync::CancellationToken;

@@ -1,0 +1,488 @@
+//! The estimates of one report (ATTRIBUTION.md, "Estimands" and "Inference"), per window
+//! over the devices followed up for all of it: the comparison with its intervals
+//! ([`crate::stats`]), and one module per estimator: [`stratified`], [`bootstrap`] (the
+//! board-day cluster bootstrap), [`cuped`], [`permutation`]. Then revenue, people-scale
+//! figures, the falsification checks and the gates; and the lift by board and the curves.
+
+pub mod bootstrap;
+pub mod cuped;
+pub mod permutation;
+pub mod stratified;
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+
+use self::bootstrap::{Draw, Sums};
+use self::cuped::Moments;
+use crate::data::Inputs;
+use crate::design::{Design, Params, Unit, DAY_MS, HOUR_MS};
+use crate::stats::{self, Comparison, Interval};
+
+/// An estimate with its interval.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Estimate {
+    pub estimate: f64,
+    pub interval: Interval,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Revenue {
+    pub winsorized_at: f64,
+    pub per_device_exposed: f64,
+    pub per_device_control: f64,
+    pub incremental: Estimate,
+    pub iroas: Option<Estimate>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct People {
+    pub incremental_visitors: Estimate,
+    pub cost_per_incremental_visitor: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Gate {
+    pub passed: bool,
+    pub reasons: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct WindowResult {
+    pub window_days: u32,
+    pub primary: bool,
+    pub gate: Gate,
+    pub clusters: usize,
+    /// Counts, rates and the interval statistics (Newcombe, Katz, Wald, p-value).
+    pub comparison: Comparison,
+    /// Over board x day-of-week x hour-block strata, exposed-weighted.
+    pub stratified: Option<Estimate>,
+    /// Day-cluster (board-day) bootstrap percentile interval of D, and its SE.
+    pub bootstrap: Option<Estimate>,
+    pub bootstrap_se: Option<f64>,
+    pub design_effect: Option<f64>,
+    pub cuped: Option<Estimate>,
+    pub cuped_theta: Option<f64>,
+    /// x_e: converters among the exposed.
+    pub attributed_converters: u64,
+    /// n_e * D, with the Newcombe interval scaled.
+    pub incremental_converters: Estimate,
+    pub attributable_fraction: Option<f64>,
+    pub revenue: Revenue,
+    pub people: Option<People>,
+    pub placebo_brand: Option<Comparison>,
+    /// Mean pre-period visits per arm, and the difference with a Welch interval.
+    pub pre_period_exposed: f64,
+    pub pre_period_control: f64,
+    pub pre_period_difference: Estimate,
+    pub randomization_p: Option<f64>,
+}
+
+/// The estimates for one window over the units followed up for all of it.
+pub fn window(design: &Design, inp: &Inputs, p: &Params, wi: usize) -> WindowResult {
+    let window_days = p.windows[wi];
+    let units = followed_up(design, inp, window_days);
+    let count = |e: bool, f: &dyn Fn(&Unit) -> bool| {
+        units.iter().filter(|u| u.exposed == e && f(u)).count() as u64
+    };
+    let (ne, nc) = (count(true, &|_| true), count(false, &|_| true));
+    let (xe, xc) = (
+        count(true, &|u| u.converted[wi]),
+        count(false, &|u| u.converted[wi]),
+    );
+    let comparison = stats::compare(xe, ne, xc, nc, p.confidence);
+    let z = stats::z_of(p.confidence);
+    let cap = revenue_cap(&units, wi);
+
+    let sums = cluster_sums(&units, wi, cap, design.clusters.len());
+    let present: Vec<&Sums> = sums
+        .iter()
+        .filter(|s| s.arms[0].n + s.arms[1].n > 0.0)
+        .collect();
+    let min = p.min_stratum_devices as f64;
+    let point = bootstrap::draw(&present, min);
+    let clusters = present.len();
+    let draws = bootstrap::resample(
+        &present,
+        p.bootstrap,
+        p.seed ^ u64::from(window_days).wrapping_mul(0x9e37_79b9),
+        min,
+    );
+    // The draws' percentile interval of one estimate, and their sd (its SE).
+    let boot = |f: &dyn Fn(&Draw) -> Option<f64>| -> Option<(Interval, f64)> {
+        let v: Vec<f64> = draws.iter().filter_map(f).collect();
+        (v.len() >= 2).then(|| {
+            (
+                stats::percentile_interval(v.clone(), p.confidence),
+                stats::sd(&v),
+            )
+        })
+    };
+    let d_boot = boot(&|d| Some(d.d));
+    let binom_var = {
+        let (pe, pc) = (comparison.exposed.rate, comparison.control.rate);
+        if ne > 0 && nc > 0 {
+            pe * (1.0 - pe) / ne as f64 + pc * (1.0 - pc) / nc as f64
+        } else {
+            f64::NAN
+        }
+    };
+    let stratified = point.strat.map(|e| Estimate {
+        estimate: e,
+        interval: boot(&|d| d.strat).map_or(Interval::NAN, |b| b.0),
+    });
+    // CUPED over every unit: the point estimate; the cluster bootstrap's interval when
+    // there is one (analytic, i.i.d., otherwise).
+    let mut arms = [Moments::default(); 2];
+    for s in &present {
+        arms[0].merge(&s.arms[0]);
+        arms[1].merge(&s.arms[1]);
+    }
+    let adjusted = cuped::cuped(&arms);
+    let cuped = adjusted.map(|c| Estimate {
+        estimate: c.difference,
+        interval: boot(&|d| d.cuped).map_or(
+            Interval {
+                lo: c.difference - z * c.se,
+                hi: c.difference + z * c.se,
+            },
+            |b| b.0,
+        ),
+    });
+
+    let d = comparison.difference;
+    let incremental = Estimate {
+        estimate: ne as f64 * d,
+        interval: Interval {
+            lo: ne as f64 * comparison.newcombe.lo,
+            hi: ne as f64 * comparison.newcombe.hi,
+        },
+    };
+    let revenue = revenue(
+        &units,
+        wi,
+        cap,
+        ne,
+        boot(&|d| Some(d.rev)),
+        inp.campaign.spend,
+    );
+    let people = people(
+        p,
+        d,
+        &incremental,
+        d_boot.map_or(binom_var.sqrt(), |b| b.1),
+        z,
+        inp.campaign.spend,
+    );
+    let placebo = inp.placebo_brand.as_ref().map(|_| {
+        let conv = |e: bool| {
+            units
+                .iter()
+                .filter(|u| u.exposed == e)
+                .filter(|u| u.placebo[wi])
+                .count() as u64
+        };
+        stats::compare(conv(true), ne, conv(false), nc, p.confidence)
+    });
+    let (pre_exposed, pre_control, pre_difference) = pre_period_balance(&units, z);
+    let randomization_p = (window_days == p.primary_window && p.permutations > 0)
+        .then(|| permutation::permutation_p(&units, wi, p.permutations, p.seed, d));
+
+    WindowResult {
+        window_days,
+        primary: window_days == p.primary_window,
+        gate: gate(p, (ne, xe), (nc, xc), clusters),
+        clusters,
+        attributed_converters: xe,
+        incremental_converters: incremental,
+        attributable_fraction: comparison
+            .risk_ratio
+            .filter(|rr| *rr > 0.0)
+            .map(|rr| (rr - 1.0) / rr),
+        comparison,
+        stratified,
+        bootstrap: d_boot.map(|b| Estimate {
+            estimate: d,
+            interval: b.0,
+        }),
+        bootstrap_se: d_boot.map(|b| b.1),
+        design_effect: d_boot.map(|b| b.1.powi(2) / binom_var),
+        cuped,
+        cuped_theta: adjusted.map(|c| c.theta),
+        revenue,
+        people,
+        placebo_brand: placebo,
+        pre_period_exposed: pre_exposed,
+        pre_period_control: pre_control,
+        pre_period_difference: pre_difference,
+        randomization_p,
+    }
+}
+
+/// The units whose follow-up covers `window_days` after t0.
+fn followed_up<'a>(design: &'a Design, inp: &Inputs, window_days: u32) -> Vec<&'a Unit> {
+    let w = i64::from(window_days) * DAY_MS;
+    design
+        .units
+        .iter()
+        .filter(|u| u.t0 + w <= inp.data_end_ms)
+        .collect()
+}
+
+fn arm(exposed: bool) -> usize {
+    usize::from(!exposed)
+}
+
+/// Revenue is winsorized at the 99th percentile of the devices that spent (most spend
+/// nothing: the percentile over all devices would cap ordinary baskets).
+fn revenue_cap(units: &[&Unit], wi: usize) -> f64 {
+    let mut revs: Vec<f64> = units
+        .iter()
+        .map(|u| u.revenue[wi])
+        .filter(|&r| r > 0.0)
+        .collect();
+    revs.sort_by(|a, b| a.total_cmp(b));
+    let cap = stats::percentile(&revs, 0.99);
+    if cap.is_finite() {
+        cap
+    } else {
+        0.0
+    }
+}
+
+/// Per board-day cluster: the sums the estimates and the bootstrap draws need.
+fn cluster_sums(units: &[&Unit], wi: usize, cap: f64, clusters: usize) -> Vec<Sums> {
+    let mut sums: Vec<Sums> = vec![Sums::default(); clusters];
+    let mut cells: Vec<HashMap<(usize, usize), (f64, f64)>> = vec![HashMap::new(); clusters];
+    for u in units {
+        let a = arm(u.exposed);
+        let y = f64::from(u8::from(u.converted[wi]));
+        let s = &mut sums[u.cluster];
+        s.arms[a].add(u.pre, y);
+        s.rev[a] += u.revenue[wi].min(cap);
+        let c = cells[u.cluster].entry((u.stratum, a)).or_default();
+        c.0 += 1.0;
+        c.1 += y;
+    }
+    for (s, c) in sums.iter_mut().zip(cells) {
+        s.strata = c
+            .into_iter()
+            .map(|((st, a), (n, x))| (st, a, n, x))
+            .collect();
+    }
+    sums
+}
+
+/// Revenue per device in each arm, the incremental revenue (n_e x the difference, with the
+/// bootstrap's interval `rev_boot`) and the iROAS.
+fn revenue(
+    units: &[&Unit],
+    wi: usize,
+    cap: f64,
+    ne: u64,
+    rev_boot: Option<(Interval, f64)>,
+    spend: f64,
+) -> Revenue {
+    let mean_rev = |e: bool| {
+        let v: Vec<f64> = units
+            .iter()
+            .filter(|u| u.exposed == e)
+            .map(|u| u.revenue[wi].min(cap))
+            .collect();
+        if v.is_empty() {
+            0.0
+        } else {
+            v.iter().sum::<f64>() / v.len() as f64
+        }
+    };
+    let (re, rc) = (mean_rev(true), mean_rev(false));
+    let incremental = Estimate {
+        estimate: ne as f64 * (re - rc),
+        interval: rev_boot.map_or(Interval::NAN, |b| Interval {
+            lo: ne as f64 * b.0.lo,
+            hi: ne as f64 * b.0.hi,
+        }),
+    };
+    Revenue {
+        winsorized_at: cap,
+        per_device_exposed: re,
+        per_device_control: rc,
+        incremental,
+        iroas: (spend > 0.0).then(|| Estimate {
+            estimate: incremental.estimate / spend,
+            interval: Interval {
+                lo: incremental.interval.lo / spend,
+                hi: incremental.interval.hi / spend,
+            },
+        }),
+    }
+}
+
+/// People-scale incremental visitors: the sensed incremental converters over the board and
+/// store capture rates, with their uncertainty propagated on the log scale
+/// (Var(ln I) ~ Var(D)/D^2 + Var(c_b)/c_b^2 + Var(c_s)/c_s^2).
+fn people(
+    p: &Params,
+    d: f64,
+    incremental: &Estimate,
+    se_d: f64,
+    z: f64,
+    spend: f64,
+) -> Option<People> {
+    match (p.board_capture, p.store_capture) {
+        (Some((cb, sb)), Some((cs, ss))) if d > 0.0 && cb > 0.0 && cs > 0.0 => {
+            let i = incremental.estimate / (cb * cs);
+            let se_ln = ((se_d / d).powi(2) + (sb / cb).powi(2) + (ss / cs).powi(2)).sqrt();
+            Some(People {
+                incremental_visitors: Estimate {
+                    estimate: i,
+                    interval: Interval {
+                        lo: i * (-z * se_ln).exp(),
+                        hi: i * (z * se_ln).exp(),
+                    },
+                },
+                cost_per_incremental_visitor: (spend > 0.0).then(|| spend / i),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Mean pre-period visits per arm, and their difference with a Welch interval.
+fn pre_period_balance(units: &[&Unit], z: f64) -> (f64, f64, Estimate) {
+    let pre = |e: bool| -> Vec<f64> {
+        units
+            .iter()
+            .filter(|u| u.exposed == e)
+            .map(|u| u.pre)
+            .collect()
+    };
+    let (pe_pre, pc_pre) = (pre(true), pre(false));
+    let mean = |v: &[f64]| {
+        if v.is_empty() {
+            0.0
+        } else {
+            v.iter().sum::<f64>() / v.len() as f64
+        }
+    };
+    let diff = mean(&pe_pre) - mean(&pc_pre);
+    let se = (stats::sd(&pe_pre).powi(2) / pe_pre.len() as f64
+        + stats::sd(&pc_pre).powi(2) / pc_pre.len() as f64)
+        .sqrt();
+    (
+        mean(&pe_pre),
+        mean(&pc_pre),
+        Estimate {
+            estimate: diff,
+            interval: Interval {
+                lo: diff - z * se,
+                hi: diff + z * se,
+            },
+        },
+    )
+}
+
+/// ATTRIBUTION.md's gates: devices and converters per arm, and clusters.
+fn gate(p: &Params, exposed: (u64, u64), control: (u64, u64), clusters: usize) -> Gate {
+    let mut reasons = Vec::new();
+    for (name, (n, x)) in [("exposed", exposed), ("control", control)] {
+        if n < p.gate_devices {
+            reasons.push(format!("{name}: {n} devices < {}", p.gate_devices));
+        }
+        if x < p.gate_converters {
+            reasons.push(format!("{name}: {x} converters < {}", p.gate_converters));
+        }
+    }
+    if clusters < p.gate_clusters {
+        reasons.push(format!(
+            "{clusters} board-day clusters < {}",
+            p.gate_clusters
+        ));
+    }
+    Gate {
+        passed: reasons.is_empty(),
+        reasons,
+    }
+}
+
+/// A row of the lift-by-board table; `None` cells are suppressed (k-anonymity).
+#[derive(Debug, Serialize)]
+pub struct BoardRow {
+    pub board: String,
+    pub suppressed: bool,
+    pub exposed: Option<(u64, u64)>,
+    pub control: Option<(u64, u64)>,
+    pub difference: Option<Estimate>,
+}
+
+/// Lift by board of assignment in the primary window, with small cells suppressed: a row
+/// with an arm under k devices or k converters, and then the next smallest row too when
+/// only one would be hidden (so the total does not reveal it).
+pub fn by_board(design: &Design, inp: &Inputs, p: &Params) -> Vec<BoardRow> {
+    let wi = p.primary_index();
+    let mut counts = vec![[0u64; 4]; design.boards.len()];
+    for u in followed_up(design, inp, p.primary_window) {
+        let c = &mut counts[u.board];
+        let a = arm(u.exposed);
+        c[2 * a] += 1;
+        c[2 * a + 1] += u64::from(u.converted[wi]);
+    }
+    let small = |c: &[u64; 4]| {
+        c[0] < p.k_devices || c[2] < p.k_devices || c[1] < p.k_converters || c[3] < p.k_converters
+    };
+    let mut hide: Vec<bool> = counts.iter().map(small).collect();
+    if hide.iter().filter(|h| **h).count() == 1 {
+        if let Some(i) = (0..counts.len())
+            .filter(|&i| !hide[i])
+            .min_by_key(|&i| counts[i][0] + counts[i][2])
+        {
+            hide[i] = true;
+        }
+    }
+    let z = stats::z_of(p.confidence);
+    design
+        .boards
+        .iter()
+        .zip(counts)
+        .zip(hide)
+        .map(|((board, c), hidden)| BoardRow {
+            board: board.clone(),
+            suppressed: hidden,
+            exposed: (!hidden).then_some((c[1], c[0])),
+            control: (!hidden).then_some((c[3], c[2])),
+            difference: (!hidden).then(|| Estimate {
+                estimate: stats::ratio(c[1], c[0]) - stats::ratio(c[3], c[2]),
+                interval: stats::newcombe(c[1], c[0], c[3], c[2], z),
+            }),
+        })
+        .collect()
+}
+
+/// Cumulative conversion of both arms over the primary window: (hours since t0, exposed,
+/// control), in hourly steps for windows up to 3 days, daily beyond.
+pub fn curves(design: &Design, inp: &Inputs, p: &Params) -> Vec<(f64, f64, f64)> {
+    let w = i64::from(p.primary_window) * DAY_MS;
+    let step = if p.primary_window <= 3 {
+        HOUR_MS
+    } else {
+        DAY_MS
+    };
+    let units = followed_up(design, inp, p.primary_window);
+    let share = |e: bool, t: i64| {
+        let arm: Vec<&&Unit> = units.iter().filter(|u| u.exposed == e).collect();
+        if arm.is_empty() {
+            return 0.0;
+        }
+        let converted = arm
+            .iter()
+            .filter(|u| u.first_after.is_some_and(|v| v <= u.t0 + t))
+            .count();
+        converted as f64 / arm.len() as f64
+    };
+    (0..=w / step)
+        .map(|k| {
+            let t = k * step;
+            (t as f64 / HOUR_MS as f64, share(true, t), share(false, t))
+        })
+        .collect()
+}

@@ -1,0 +1,196 @@
+//! The report's tables as CSV (the `csv` crate, serde rows): one file per table, numbers
+//! with 6 decimals, an empty cell where a figure is missing or suppressed.
+
+use anyhow::Context;
+use serde::{Serialize, Serializer};
+
+use super::Report;
+
+/// A figure: 6 decimals; empty when not finite or absent.
+#[derive(Clone, Copy, Default)]
+struct Num(Option<f64>);
+
+impl From<f64> for Num {
+    fn from(x: f64) -> Num {
+        Num(Some(x))
+    }
+}
+
+impl From<Option<f64>> for Num {
+    fn from(x: Option<f64>) -> Num {
+        Num(x)
+    }
+}
+
+impl Serialize for Num {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Some(x) if x.is_finite() => s.serialize_str(&format!("{x:.6}")),
+            _ => s.serialize_str(""),
+        }
+    }
+}
+
+/// `rows` as CSV with a header of the row type's fields (written for an empty table too).
+fn table<R: Serialize + Default>(rows: &[R]) -> anyhow::Result<String> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    if rows.is_empty() {
+        // The header, from a row that is then left out.
+        w.serialize(R::default()).context("writing a CSV header")?;
+        let text =
+            String::from_utf8(w.into_inner().context("a CSV buffer")?).context("CSV is UTF-8")?;
+        return Ok(text.lines().next().unwrap_or("").to_owned() + "\n");
+    }
+    for r in rows {
+        w.serialize(r).context("writing a CSV row")?;
+    }
+    String::from_utf8(w.into_inner().context("a CSV buffer")?).context("CSV is UTF-8")
+}
+
+#[derive(Serialize, Default)]
+struct WindowRow {
+    window_days: u32,
+    primary: bool,
+    gate_passed: bool,
+    n_exposed: u64,
+    converters_exposed: u64,
+    n_control: u64,
+    converters_control: u64,
+    p_exposed: Num,
+    p_control: Num,
+    difference: Num,
+    newcombe_lo: Num,
+    newcombe_hi: Num,
+    risk_ratio: Num,
+    katz_lo: Num,
+    katz_hi: Num,
+    p_value: Num,
+    stratified: Num,
+    bootstrap_lo: Num,
+    bootstrap_hi: Num,
+    design_effect: Num,
+    cuped: Num,
+    cuped_lo: Num,
+    cuped_hi: Num,
+    incremental_converters: Num,
+    attributed_converters: u64,
+    incremental_revenue: Num,
+    iroas: Num,
+}
+
+/// windows.csv: every window's estimates.
+pub(super) fn windows(r: &Report) -> anyhow::Result<String> {
+    let rows: Vec<WindowRow> = r
+        .windows
+        .iter()
+        .map(|w| {
+            let c = &w.comparison;
+            WindowRow {
+                window_days: w.window_days,
+                primary: w.primary,
+                gate_passed: w.gate.passed,
+                n_exposed: c.exposed.devices,
+                converters_exposed: c.exposed.converters,
+                n_control: c.control.devices,
+                converters_control: c.control.converters,
+                p_exposed: c.exposed.rate.into(),
+                p_control: c.control.rate.into(),
+                difference: c.difference.into(),
+                newcombe_lo: c.newcombe.lo.into(),
+                newcombe_hi: c.newcombe.hi.into(),
+                risk_ratio: c.risk_ratio.into(),
+                katz_lo: c.katz.map(|k| k.lo).into(),
+                katz_hi: c.katz.map(|k| k.hi).into(),
+                p_value: c.p_value.into(),
+                stratified: w.stratified.map(|e| e.estimate).into(),
+                bootstrap_lo: w.bootstrap.map(|e| e.interval.lo).into(),
+                bootstrap_hi: w.bootstrap.map(|e| e.interval.hi).into(),
+                design_effect: w.design_effect.into(),
+                cuped: w.cuped.map(|e| e.estimate).into(),
+                cuped_lo: w.cuped.map(|e| e.interval.lo).into(),
+                cuped_hi: w.cuped.map(|e| e.interval.hi).into(),
+                incremental_converters: w.incremental_converters.estimate.into(),
+                attributed_converters: w.attributed_converters,
+                incremental_revenue: w.revenue.incremental.estimate.into(),
+                iroas: w.revenue.iroas.map(|e| e.estimate).into(),
+            }
+        })
+        .collect();
+    table(&rows)
+}
+
+#[derive(Serialize, Default)]
+struct BoardRow {
+    board: String,
+    suppressed: bool,
+    n_exposed: Option<u64>,
+    converters_exposed: Option<u64>,
+    n_control: Option<u64>,
+    converters_control: Option<u64>,
+    difference: Num,
+    lo: Num,
+    hi: Num,
+}
+
+/// boards.csv: the lift by board, suppressed rows empty.
+pub(super) fn boards(r: &Report) -> anyhow::Result<String> {
+    let rows: Vec<BoardRow> = r
+        .boards
+        .iter()
+        .map(|b| BoardRow {
+            board: b.board.clone(),
+            suppressed: b.suppressed,
+            n_exposed: b.exposed.map(|e| e.1),
+            converters_exposed: b.exposed.map(|e| e.0),
+            n_control: b.control.map(|e| e.1),
+            converters_control: b.control.map(|e| e.0),
+            difference: b.difference.map(|d| d.estimate).into(),
+            lo: b.difference.map(|d| d.interval.lo).into(),
+            hi: b.difference.map(|d| d.interval.hi).into(),
+        })
+        .collect();
+    table(&rows)
+}
+
+#[derive(Serialize, Default)]
+struct DailyRow {
+    date: String,
+    exposed_passes: Option<u64>,
+    control_passes: Option<u64>,
+}
+
+/// daily.csv: exposed and control passes per day, small cells suppressed.
+pub(super) fn daily(r: &Report) -> anyhow::Result<String> {
+    let rows: Vec<DailyRow> = r
+        .daily
+        .iter()
+        .map(|(date, e, c)| DailyRow {
+            date: date.clone(),
+            exposed_passes: *e,
+            control_passes: *c,
+        })
+        .collect();
+    table(&rows)
+}
+
+#[derive(Serialize, Default)]
+struct CurveRow {
+    /// As the hours print (`24`, `1.5`), not as a float serializes (`24.0`).
+    hours_since_t0: String,
+    exposed: Num,
+    control: Num,
+}
+
+/// curves.csv: the cumulative conversion of both arms.
+pub(super) fn curves(r: &Report) -> anyhow::Result<String> {
+    let rows: Vec<CurveRow> = r
+        .curves
+        .iter()
+        .map(|&(h, e, c)| CurveRow {
+            hours_since_t0: h.to_string(),
+            exposed: e.into(),
+            control: c.into(),
+        })
+        .collect();
+    table(&rows)
+}

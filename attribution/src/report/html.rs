@@ -1,0 +1,263 @@
+//! `report.html`: the headline, the method in a sentence, the charts and the tables.
+
+use std::fmt::Write as _;
+
+use super::svg::{curves_svg, daily_svg, intervals_svg, Bar};
+use super::{esc, Report};
+use crate::design::PassClass;
+use crate::estimate::Estimate;
+
+fn pp(x: f64) -> String {
+    format!("{:+.2} pp", 100.0 * x)
+}
+
+/// The page.
+pub(super) fn page(r: &Report) -> String {
+    let primary = r.windows.iter().find(|w| w.primary).expect("primary");
+    let c = &primary.comparison;
+    let money = |x: f64| format!("{x:.0} {}", esc(&r.campaign.currency));
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>Campaign lift: {id}</title><style>\
+         body{{font:15px/1.5 system-ui,sans-serif;max-width:760px;margin:2em auto;padding:0 1em;color:#222}}\
+         h1{{font-size:1.5em}} h2{{font-size:1.15em;margin-top:2em}}\
+         table{{border-collapse:collapse;width:100%;font-size:.9em}} td,th{{padding:.3em .5em;border-bottom:1px solid #ddd;text-align:right}}\
+         td:first-child,th:first-child{{text-align:left}} .headline{{font-size:1.3em;background:#f3f6fa;padding:1em;border-radius:6px}}\
+         .warn{{background:#fff3cd;padding:1em;border-radius:6px}} .chart{{width:100%;height:auto}}\
+         .grid{{stroke:#eee}} .zero{{stroke:#888}} .tick{{font-size:11px;fill:#555}}\
+         .exposed{{stroke:#d6562b;stroke-width:2.5}} .control{{stroke:#2b6cd6;stroke-width:2.5}}\
+         .exposed-fill{{fill:#d6562b}} .control-fill{{fill:#2b6cd6}} .bar{{stroke:#333;stroke-width:2}} .point{{fill:#d6562b}}\
+         .key span{{display:inline-block;width:1em;height:.6em;margin:0 .3em 0 1em}} small{{color:#666}}\
+         </style></head><body>\
+         <h1>Did the campaign bring people to the stores?</h1>\
+         <p><b>{id}</b>: creative <b>{cr}</b> of <b>{brand}</b> on {boards} boards, {start} to {end}; \
+         spend {spend}. Data up to {dend}.</p>",
+        id = esc(&r.campaign.id),
+        cr = esc(&r.campaign.creative),
+        brand = esc(&r.campaign.brand),
+        boards = r.campaign.boards,
+        start = r.campaign.start,
+        end = r.campaign.end,
+        spend = money(r.campaign.spend),
+        dend = r.data_end,
+    );
+    if r.status == "ok" {
+        let _ = write!(
+            s,
+            "<p class=\"headline\">Devices that passed a board while this creative was on screen visited one of \
+             {brand}'s stores within {w} day(s) <b>{d}</b> more often than devices that passed the same boards \
+             during other brands' ads (95 % interval {lo} to {hi}; {ce:.2} % vs {cc:.2} %; p = {pv:.3}).</p>",
+            brand = esc(&r.campaign.brand),
+            w = primary.window_days,
+            d = pp(c.difference),
+            lo = pp(c.newcombe.lo),
+            hi = pp(c.newcombe.hi),
+            ce = 100.0 * c.exposed.rate,
+            cc = 100.0 * c.control.rate,
+            pv = c.p_value
+        );
+    } else {
+        let _ = write!(
+            s,
+            "<p class=\"warn\"><b>Insufficient data</b> for a published lift in the primary {w}-day window: {}. \
+             The figures below are for the analyst, not for publication.</p>",
+            esc(&primary.gate.reasons.join("; ")),
+            w = primary.window_days
+        );
+    }
+    let _ = write!(
+        s,
+        "<h2>Who was compared</h2><p>{passers} devices passed the campaign's boards during the flight; \
+         {linkable} ({share:.0} %) were linkable across sites (a stable address or a loyalty link), \
+         the rest are counted for footfall but cannot be followed to a store. Each linkable device joins \
+         one arm at its first clean pass: <b>{ne} exposed</b> (our creative on screen for at least 1 s \
+         of the pass) and <b>{nc} control</b> (the same boards, our creative not on screen). \
+         Set aside: {amb} ambiguous passes, {long} passes longer than a {loop_s} s loop, {oor} passes while \
+         the creative was out of rotation, {staff} staff devices, {inside} devices already inside a store.</p>",
+        passers = r.passers,
+        linkable = r.linkable_passers,
+        share = 100.0 * r.linkable_share,
+        ne = r.exposed_devices,
+        nc = r.control_devices,
+        amb = r
+            .exclusions
+            .passes
+            .get(&PassClass::Ambiguous)
+            .unwrap_or(&0),
+        long = r.exclusions.passes.get(&PassClass::Long).unwrap_or(&0),
+        oor = r
+            .exclusions
+            .passes
+            .get(&PassClass::OutOfRotation)
+            .unwrap_or(&0),
+        loop_s = r.campaign.loop_secs,
+        staff = r.exclusions.staff_devices,
+        inside = r.exclusions.already_inside_devices,
+    );
+    s.push_str("<h2>Conversion over the window</h2><p class=\"key\"><span class=\"exposed-fill\" style=\"background:#d6562b\"></span>exposed<span style=\"background:#2b6cd6\"></span>control</p>");
+    s.push_str(&curves_svg(r));
+    s.push_str("<h2>Lift by window</h2><p><small>Absolute lift in percentage points with its 95 % Newcombe interval; devices followed up for the whole window.</small></p>");
+    let rows: Vec<Bar> = r
+        .windows
+        .iter()
+        .map(|w| {
+            let c = &w.comparison;
+            let est = Estimate {
+                estimate: c.difference,
+                interval: c.newcombe,
+            };
+            (
+                format!("{} d", w.window_days),
+                (c.exposed.devices > 0 && c.control.devices > 0).then_some(est),
+            )
+        })
+        .collect();
+    s.push_str(&intervals_svg(
+        "Lift by window",
+        &rows,
+        "not yet followed up",
+    ));
+    s.push_str(
+        "<table><tr><th>window</th><th>exposed</th><th>control</th><th>lift</th><th>95 % interval</th>\
+         <th>relative</th><th>p</th><th>incremental</th><th>attributed</th></tr>",
+    );
+    for w in &r.windows {
+        let c = &w.comparison;
+        if c.exposed.devices == 0 || c.control.devices == 0 {
+            let _ = write!(
+                s,
+                "<tr><td>{} d</td><td colspan=\"8\">not yet followed up for the whole window</td></tr>",
+                w.window_days
+            );
+            continue;
+        }
+        let _ = write!(
+            s,
+            "<tr><td>{} d{}</td><td>{}/{}</td><td>{}/{}</td><td>{}</td><td>{} to {}</td><td>{}</td>\
+             <td>{:.3}</td><td>{:.0}</td><td>{}</td></tr>",
+            w.window_days,
+            if w.primary { " (primary)" } else { "" },
+            c.exposed.converters,
+            c.exposed.devices,
+            c.control.converters,
+            c.control.devices,
+            pp(c.difference),
+            pp(c.newcombe.lo),
+            pp(c.newcombe.hi),
+            c.relative_lift
+                .map_or("n/a".to_owned(), |l| format!("{:+.0} %", 100.0 * l)),
+            c.p_value,
+            w.incremental_converters.estimate,
+            w.attributed_converters,
+        );
+    }
+    s.push_str("</table>");
+    let _ = write!(
+        s,
+        "<p><small><b>Incremental</b> converters are the visits the campaign caused among sensed exposed \
+         devices (n<sub>e</sub> × lift); <b>attributed</b> are all exposed converters, most of whom would \
+         have come anyway.</small></p>"
+    );
+    s.push_str("<h2>Robustness (primary window)</h2><table>");
+    let est = |e: Option<Estimate>| {
+        e.map_or("n/a".to_owned(), |e| {
+            format!(
+                "{} ({} to {})",
+                pp(e.estimate),
+                pp(e.interval.lo),
+                pp(e.interval.hi)
+            )
+        })
+    };
+    let _ = write!(
+        s,
+        "<tr><td>Newcombe (primary)</td><td>{}</td></tr>\
+         <tr><td>Day-cluster bootstrap (board-day, B = {b}, {cl} clusters)</td><td>{}</td></tr>\
+         <tr><td>Design effect</td><td>{}</td></tr>\
+         <tr><td>Stratified (board × weekday × hour block)</td><td>{}</td></tr>\
+         <tr><td>CUPED (pre-period {pre} d visits)</td><td>{}</td></tr>\
+         <tr><td>Randomization inference p</td><td>{}</td></tr>\
+         <tr><td>Pre-period visits, exposed vs control</td><td>{:.3} vs {:.3} (difference {:+.3}, {:+.3} to {:+.3})</td></tr>\
+         <tr><td>Placebo brand ({})</td><td>{}</td></tr>\
+         <tr><td>Minimum detectable lift (80 % power)</td><td>{}</td></tr></table>",
+        est(Some(Estimate {
+            estimate: c.difference,
+            interval: c.newcombe
+        })),
+        est(primary.bootstrap),
+        primary
+            .design_effect
+            .map_or("n/a".to_owned(), |d| format!("{d:.2}")),
+        est(primary.stratified),
+        est(primary.cuped),
+        primary
+            .randomization_p
+            .map_or("n/a".to_owned(), |p| format!("{p:.3}")),
+        primary.pre_period_exposed,
+        primary.pre_period_control,
+        primary.pre_period_difference.estimate,
+        primary.pre_period_difference.interval.lo,
+        primary.pre_period_difference.interval.hi,
+        esc(r.placebo_brand.as_deref().unwrap_or("none")),
+        primary.placebo_brand.as_ref().map_or("n/a".to_owned(), |p| format!(
+            "{} ({} to {})",
+            pp(p.difference),
+            pp(p.newcombe.lo),
+            pp(p.newcombe.hi)
+        )),
+        r.mde_pp.map_or("n/a".to_owned(), |m| format!("{m:.2} pp")),
+        b = r.params.bootstrap,
+        cl = primary.clusters,
+        pre = r.params.pre_days,
+    );
+    let rv = &primary.revenue;
+    let _ = write!(
+        s,
+        "<h2>Revenue</h2><p>Loyalty-linked receipts at {brand} stores within the window, per device \
+         (winsorized at {cap:.2}): exposed {re:.2}, control {rc:.2}. Incremental revenue {inc} \
+         (95 % bootstrap interval {lo} to {hi}); iROAS {iroas}.{people}</p>",
+        brand = esc(&r.campaign.brand),
+        cap = rv.winsorized_at,
+        re = rv.per_device_exposed,
+        rc = rv.per_device_control,
+        inc = money(rv.incremental.estimate),
+        lo = money(rv.incremental.interval.lo),
+        hi = money(rv.incremental.interval.hi),
+        iroas = rv.iroas.map_or("n/a".to_owned(), |i| format!(
+            "{:.2} ({:.2} to {:.2})",
+            i.estimate, i.interval.lo, i.interval.hi
+        )),
+        people = primary.people.as_ref().map_or(
+            " People-scale figures need the board and store capture rates (--board-capture, --store-capture).".to_owned(),
+            |p| format!(
+                " At people scale (corrected for capture): {:.0} incremental visitors ({:.0} to {:.0}); cost per incremental visitor {}.",
+                p.incremental_visitors.estimate,
+                p.incremental_visitors.interval.lo,
+                p.incremental_visitors.interval.hi,
+                p.cost_per_incremental_visitor.map_or("n/a".to_owned(), money)
+            )
+        ),
+    );
+    s.push_str("<h2>Lift by board</h2><p><small>Primary window; boards with fewer than 50 devices or 10 converters in an arm are suppressed (and one more when only one would be).</small></p>");
+    let rows: Vec<Bar> = r
+        .boards
+        .iter()
+        .map(|b| (b.board.clone(), b.difference))
+        .collect();
+    s.push_str(&intervals_svg("Lift by board", &rows, "suppressed"));
+    s.push_str("<h2>Daily exposures</h2><p class=\"key\"><span style=\"background:#d6562b\"></span>exposed passes<span style=\"background:#2b6cd6\"></span>control passes</p>");
+    s.push_str(&daily_svg(r));
+    let _ = write!(
+        s,
+        "<h2>Method</h2><p><small>Exposed and control are passers-by of the same boards, told apart only \
+         by the creative on screen during their pass (a natural experiment, see ATTRIBUTION.md). \
+         A pass is an in-view stay at a board (RSSI at or above the board's threshold, new after a 30-min gap), \
+         padded by {pad} s; a visit is a stay at a store of at least its minimum dwell and RSSI threshold in \
+         opening hours. Sensed-device figures are primary; the tables in report.json and the CSV files hold \
+         every number.</small></p></body></html>",
+        pad = r.params.pad_secs
+    );
+    s
+}

@@ -1,0 +1,156 @@
+//! The report: the model ([`build`]: every number of a campaign's report), and its
+//! presentations, written by [`write`]: `report.json`, CSV tables ([`csv`]), and
+//! `report.html` ([`html`]), a self-contained page with inline SVG charts ([`svg`]) for a
+//! media planner.
+
+mod csv;
+mod html;
+mod svg;
+
+use std::path::Path;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use crate::data::Inputs;
+use crate::design::{self, Design, Exclusions, Params, DAY_MS};
+use crate::estimate::{self, BoardRow, WindowResult};
+
+#[derive(Serialize)]
+pub struct CampaignInfo {
+    pub id: String,
+    pub brand: String,
+    pub creative: String,
+    pub boards: usize,
+    pub start: String,
+    pub end: String,
+    pub spend: f64,
+    pub currency: String,
+    pub loop_secs: i64,
+}
+
+#[derive(Serialize)]
+pub struct Report {
+    pub campaign: CampaignInfo,
+    pub params: Params,
+    /// "ok", or "insufficient_data" when the primary window fails a gate.
+    pub status: String,
+    pub data_end: String,
+    pub passers: u64,
+    pub linkable_passers: u64,
+    pub linkable_share: f64,
+    pub exposed_devices: u64,
+    pub control_devices: u64,
+    pub exclusions: Exclusions,
+    pub placebo_brand: Option<String>,
+    pub windows: Vec<WindowResult>,
+    pub boards: Vec<BoardRow>,
+    /// (hours since t0, exposed, control) over the primary window.
+    pub curves: Vec<(f64, f64, f64)>,
+    /// (date, exposed passes, control passes), cells under k devices suppressed (null).
+    pub daily: Vec<(String, Option<u64>, Option<u64>)>,
+    /// Minimum detectable effect for the exposed devices found (80 % power).
+    pub mde_pp: Option<f64>,
+}
+
+fn iso(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|d| d.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_default()
+}
+
+pub fn build(inp: &Inputs, p: &Params) -> Report {
+    let design: Design = design::design(inp, p);
+    let windows: Vec<WindowResult> = (0..p.windows.len())
+        .map(|wi| estimate::window(&design, inp, p, wi))
+        .collect();
+    let primary = windows.iter().find(|w| w.primary).expect("primary window");
+    let status = if primary.gate.passed {
+        "ok"
+    } else {
+        "insufficient_data"
+    };
+    let c = &inp.campaign;
+    let k = p.k_devices;
+    let daily = inp
+        .daily
+        .iter()
+        .map(|&(day, e, ctl)| {
+            (
+                iso(i64::from(day) * DAY_MS)[..10].to_owned(),
+                (e >= k).then_some(e),
+                (ctl >= k).then_some(ctl),
+            )
+        })
+        .collect();
+    let (ne, nc) = (
+        primary.comparison.exposed.devices,
+        primary.comparison.control.devices,
+    );
+    let mde_pp = (ne > 0 && nc > 0).then(|| {
+        100.0
+            * crate::stats::minimum_detectable(
+                primary.comparison.control.rate.max(1e-6),
+                ne,
+                nc as f64 / ne as f64,
+                1.0 - p.confidence,
+                0.8,
+            )
+    });
+    Report {
+        campaign: CampaignInfo {
+            id: c.campaign_id.clone(),
+            brand: c.brand.clone(),
+            creative: c.creative_id.clone(),
+            boards: c.boards.len(),
+            start: iso(c.start_ms),
+            end: iso(c.end_ms),
+            spend: c.spend,
+            currency: c.currency.clone(),
+            loop_secs: c.loop_ms() / 1000,
+        },
+        params: p.clone(),
+        status: status.to_owned(),
+        data_end: iso(inp.data_end_ms),
+        passers: inp.passers,
+        linkable_passers: inp.linkable_passers,
+        linkable_share: crate::stats::ratio(inp.linkable_passers, inp.passers),
+        exposed_devices: design.units.iter().filter(|u| u.exposed).count() as u64,
+        control_devices: design.units.iter().filter(|u| !u.exposed).count() as u64,
+        placebo_brand: inp.placebo_brand.clone(),
+        boards: estimate::by_board(&design, inp, p),
+        curves: estimate::curves(&design, inp, p),
+        daily,
+        mde_pp,
+        windows,
+        exclusions: design.exclusions,
+    }
+}
+
+/// Writes report.json, report.html and the CSV tables into `dir`.
+pub fn write(r: &Report, dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let put = |name: &str, text: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
+    };
+    put(
+        "report.json",
+        serde_json::to_string_pretty(r).context("serializing the report")? + "\n",
+    )?;
+    put("windows.csv", csv::windows(r)?)?;
+    put("boards.csv", csv::boards(r)?)?;
+    put("daily.csv", csv::daily(r)?)?;
+    put("curves.csv", csv::curves(r)?)?;
+    put("report.html", html::page(r))?;
+    Ok(())
+}
+
+/// Escapes text for HTML (element content and quoted attributes): the one escaping helper
+/// of the page and its charts.
+pub(crate) fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
