@@ -199,16 +199,18 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
             board_capture,
             store_capture,
         } => {
-            let mut db = clickhouse::Client::default()
-                .with_url(&clickhouse_url)
-                .with_user(&user)
-                .with_database(&database)
-                .with_validation(false);
-            if let Some(var) = password_env {
-                let pw = std::env::var(&var)
-                    .with_context(|| format!("--password-env: {var} is not set"))?;
-                db = db.with_password(pw);
-            }
+            let password = password_env
+                .map(|var| {
+                    std::env::var(&var).with_context(|| format!("--password-env: {var} is not set"))
+                })
+                .transpose()?;
+            let (db, _) = warehouse::clients(&warehouse::Target {
+                url: &clickhouse_url,
+                user: &user,
+                password: password.as_deref(),
+                database: &database,
+                lz4: true,
+            });
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()

@@ -1,11 +1,12 @@
 //! `footfall-sim`: generate a synthetic city with ground truth.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
 use simulator::scenario::{Scenario, ScenarioError, PRESETS};
 
 #[derive(Parser)]
@@ -79,39 +80,41 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 (None, None) => unreachable!("clap requires one"),
             };
             let started = Instant::now();
+            // A bar on a terminal; a line per day in a log.
             let tty = std::io::stderr().is_terminal();
-            let mut bar = |p: simulator::Progress| {
+            let bar = if quiet || !tty {
+                ProgressBar::hidden()
+            } else {
+                ProgressBar::new(0).with_style(
+                    ProgressStyle::with_template(
+                        "[{bar:30}] day {pos}/{len}  {msg}  {elapsed} elapsed, about {eta} left",
+                    )
+                    .expect("a valid template")
+                    .progress_chars("##."),
+                )
+            };
+            let mut progress = |p: simulator::Progress| {
                 if quiet {
                     return;
                 }
-                let done = f64::from(p.day) / f64::from(p.days);
-                let elapsed = started.elapsed().as_secs_f64();
-                let eta = elapsed / done - elapsed;
-                let filled = (done * 30.0).round() as usize;
-                let line = format!(
-                    "[{}{}] day {}/{}  {} sightings  {:.0} s, about {:.0} s left",
-                    "#".repeat(filled),
-                    ".".repeat(30 - filled),
-                    p.day,
-                    p.days,
-                    p.sightings,
-                    elapsed,
-                    eta
-                );
-                let mut err = std::io::stderr();
-                if tty {
-                    let _ = write!(err, "\r{line}");
-                    if p.day == p.days {
-                        let _ = writeln!(err);
-                    }
-                } else {
-                    let _ = writeln!(err, "{line}");
+                bar.set_length(u64::from(p.days));
+                bar.set_position(u64::from(p.day));
+                bar.set_message(format!("{} sightings", p.sightings));
+                if !tty {
+                    eprintln!(
+                        "day {}/{}  {} sightings  {:.0} s",
+                        p.day,
+                        p.days,
+                        p.sightings,
+                        started.elapsed().as_secs_f64()
+                    );
                 }
             };
             let threads = threads
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
                 .max(1);
-            let summary = simulator::generate(&scenario, seed, &out, threads, &mut bar)?;
+            let summary = simulator::generate(&scenario, seed, &out, threads, &mut progress)?;
+            bar.finish_and_clear();
             println!(
                 "{}: {} people, {} devices, {} sensors, {} probe requests, {} sightings, {} visits \
                  (store capture {:.2}), {} receipts in {:.1} s",

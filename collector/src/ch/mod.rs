@@ -1,6 +1,5 @@
-//! ClickHouse: the client (the official crate over HTTP, without its schema validation: its
-//! check sends a setting that 18.16 rejects; DESIGN.md), the one way rows are written
-//! ([`insert`], [`retry`]), and every row type ([`rows`]).
+//! ClickHouse: the client (`warehouse`'s, from the configuration), the one way rows are
+//! written ([`insert`], [`retry`]), and every row type ([`rows`]).
 
 pub mod rows;
 
@@ -15,19 +14,16 @@ use prometheus_client::metrics::counter::Counter;
 
 /// A client for the configured database, and one for the server (to create the database).
 pub fn clients(c: &ClickHouseConfig) -> (clickhouse::Client, clickhouse::Client) {
-    let mut server = clickhouse::Client::default()
-        .with_url(c.url())
-        .with_user(c.user())
-        .with_validation(false)
-        .with_compression(if c.lz4() {
-            clickhouse::Compression::Lz4
-        } else {
-            clickhouse::Compression::None
-        });
-    if let Some(p) = c.password() {
-        server = server.with_password(String::from_utf8_lossy(p.expose()).into_owned());
-    }
-    (server.clone().with_database(c.database()), server)
+    let password = c
+        .password()
+        .map(|p| String::from_utf8_lossy(p.expose()).into_owned());
+    warehouse::clients(&warehouse::Target {
+        url: c.url(),
+        user: c.user(),
+        password: password.as_deref(),
+        database: c.database(),
+        lz4: c.lz4(),
+    })
 }
 
 /// Runs one statement; the error says which.

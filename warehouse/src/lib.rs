@@ -1,0 +1,32 @@
+//! How every server part reaches ClickHouse (the collector writes, the attribution and the
+//! dashboards read): one builder of the official client, over HTTP, without its schema
+//! validation (its check sends a setting that Debian's 18.16 rejects; DESIGN.md).
+
+/// Where the tables are and how to reach them.
+#[derive(Clone, Copy, Debug)]
+pub struct Target<'a> {
+    /// The HTTP interface, e.g. `http://127.0.0.1:8123`.
+    pub url: &'a str,
+    pub user: &'a str,
+    pub password: Option<&'a str>,
+    pub database: &'a str,
+    /// LZ4 on the wire (inserts and results); off suits a ClickHouse on the same host.
+    pub lz4: bool,
+}
+
+/// A client for the target's database, and one for the server (to create the database).
+pub fn clients(t: &Target) -> (clickhouse::Client, clickhouse::Client) {
+    let mut server = clickhouse::Client::default()
+        .with_url(t.url)
+        .with_user(t.user)
+        .with_validation(false)
+        .with_compression(if t.lz4 {
+            clickhouse::Compression::Lz4
+        } else {
+            clickhouse::Compression::None
+        });
+    if let Some(p) = t.password {
+        server = server.with_password(p);
+    }
+    (server.clone().with_database(t.database), server)
+}
