@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make test`: what the tests need (deploy/setup.sh), formatting, lints, the whole test suite,
 # then the attribution's calibration on 50 seeded cities through the real pipeline
-# (benches/calibration.sh with CHECK=1, two seeds at a time).
+# (benches/calibration.sh with CHECK=1, two seeds at a time: benches/benches/calibration.rs).
 # Everything is built once, in the `ci` profile (optimized like release, without LTO: quick to
 # build and fast to run); the calibration uses the same binaries. How long each step took is
 # printed before the calibration and at the end (also when a step fails), so a slow run says
@@ -30,6 +30,7 @@ step setup bash deploy/setup.sh
 step fmt cargo fmt --all -- --check
 step clippy cargo clippy --locked --workspace --all-targets --all-features -- -D warnings
 step build cargo test --locked --workspace --profile ci --no-run
+step build-calibration cargo bench --locked --workspace --profile ci --bench calibration --no-run
 step tests cargo test --locked --workspace --profile ci
 timings
 rm -rf target/calibration-test

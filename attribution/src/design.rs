@@ -40,6 +40,14 @@ pub struct Params {
 }
 
 impl Params {
+    /// The defaults for `campaign`: its own window (14 days when it names none) is primary.
+    pub fn for_campaign(campaign: &crate::data::Campaign) -> Params {
+        Params::defaults(match campaign.window_days {
+            0 => 14,
+            w => u32::from(w),
+        })
+    }
+
     pub fn defaults(primary_window: u32) -> Params {
         let mut windows = vec![1, 3, 7, 14, 30, primary_window];
         windows.sort_unstable();

@@ -216,11 +216,10 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
                 .build()
                 .context("a tokio runtime")?;
             let c = runtime.block_on(data::campaign(&db, &campaign))?;
-            let primary = window_days.unwrap_or(match c.window_days {
-                0 => 14,
-                w => u32::from(w),
-            });
-            let mut p = Params::defaults(primary);
+            let mut p = match window_days {
+                Some(w) => Params::defaults(w),
+                None => Params::for_campaign(&c),
+            };
             p.bootstrap = bootstrap;
             p.seed = seed;
             p.pad_secs = pad_secs;

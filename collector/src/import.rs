@@ -6,10 +6,9 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use anyhow::Context;
 use serde::Deserialize;
 
 use crate::ch;
@@ -56,6 +55,37 @@ impl fmt::Display for Report {
     }
 }
 
+/// Why a file could not be imported at all (a bad row is reported in [`Report::bad`]
+/// instead, and the good rows are imported).
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("cannot read {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}:1: cannot read the header", path.display())]
+    Header {
+        path: PathBuf,
+        #[source]
+        source: csv::Error,
+    },
+    /// The file is not of the kind named: check the KIND argument.
+    #[error("{}:1: the header has no column {column} (expected {expected})", path.display())]
+    MissingColumn {
+        path: PathBuf,
+        column: String,
+        expected: String,
+    },
+    #[error("insert into {table} failed")]
+    Insert {
+        table: String,
+        #[source]
+        source: clickhouse::error::Error,
+    },
+}
+
 /// One CSV record's fields, by column name.
 struct Fields<'a> {
     columns: &'a HashMap<String, usize>,
@@ -94,25 +124,31 @@ fn read_csv<T>(
     required: &[&str],
     mut row: impl FnMut(&Fields) -> Result<T, String>,
     report: &mut Report,
-) -> anyhow::Result<Vec<T>> {
+) -> Result<Vec<T>, ImportError> {
+    let file = std::fs::File::open(path).map_err(|source| ImportError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
         .trim(csv::Trim::Headers)
-        .from_path(path)
-        .with_context(|| format!("cannot read {}", path.display()))?;
+        .from_reader(std::io::BufReader::new(file));
     let columns: HashMap<String, usize> = reader
         .headers()
-        .with_context(|| format!("{}:1: cannot read the header", path.display()))?
+        .map_err(|source| ImportError::Header {
+            path: path.to_owned(),
+            source,
+        })?
         .iter()
         .enumerate()
         .map(|(i, c)| (c.to_owned(), i))
         .collect();
     if let Some(missing) = required.iter().find(|c| !columns.contains_key(**c)) {
-        anyhow::bail!(
-            "{}:1: the header has no column {missing} (expected {})",
-            path.display(),
-            required.join(",")
-        );
+        return Err(ImportError::MissingColumn {
+            path: path.to_owned(),
+            column: (*missing).to_owned(),
+            expected: required.join(","),
+        });
     }
     let mut out = Vec::new();
     let mut record = csv::StringRecord::new();
@@ -207,11 +243,14 @@ async fn insert<T: clickhouse::RowOwned + clickhouse::RowWrite>(
     client: &clickhouse::Client,
     table: &str,
     rows: &[T],
-) -> anyhow::Result<()> {
+) -> Result<(), ImportError> {
     for chunk in rows.chunks(100_000) {
         ch::insert(client, table, chunk)
             .await
-            .with_context(|| format!("insert into {table} failed"))?;
+            .map_err(|source| ImportError::Insert {
+                table: table.to_owned(),
+                source,
+            })?;
     }
     Ok(())
 }
@@ -221,7 +260,7 @@ pub async fn import(
     client: &clickhouse::Client,
     kind: Kind,
     path: &Path,
-) -> anyhow::Result<Report> {
+) -> Result<Report, ImportError> {
     let now = wire::Millis::now().0;
     let mut report = Report::default();
     macro_rules! csv {
@@ -350,8 +389,10 @@ pub async fn import(
         }),
         Kind::Campaigns => {
             report.table = "campaigns";
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
+            let text = std::fs::read_to_string(path).map_err(|source| ImportError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
             let mut rows = Vec::new();
             for (i, line) in text
                 .lines()

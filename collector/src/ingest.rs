@@ -11,7 +11,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use rumqttc::{
     AsyncClient, Event, MqttOptions, Outgoing, Packet, Publish, QoS, SubscribeReasonCode,
 };
@@ -19,14 +18,14 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, trace, warn};
 
-use crate::ch;
 use crate::ch::rows::{RejectedRow, SightingRow, StatusRow};
+use crate::ch::{self, QueryError};
 use crate::config::Config;
 use crate::decode::{decode, Decoded};
 use crate::inventory::Inventory;
 use crate::metrics::Metrics;
 use crate::reason::Reason;
-use crate::stream::Feed;
+use crate::stream::{Feed, StageError};
 
 /// Messages read ahead of the batch being committed.
 const CHANNEL: usize = 4096;
@@ -49,6 +48,22 @@ impl Batch {
     fn rows(&self) -> usize {
         self.sightings.len() + self.status.len() + self.rejected.len()
     }
+}
+
+/// Why ingest stopped. What was read and not committed stays unacknowledged at the broker,
+/// which redelivers it to the next start.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The inventory could not be read again (ClickHouse).
+    #[error("cannot refresh the inventory")]
+    Inventory(#[from] QueryError),
+    #[error(transparent)]
+    Stage(#[from] StageError),
+    /// The MQTT client's request channel closed (its event loop ended).
+    #[error("the MQTT client stopped")]
+    Mqtt(#[source] rumqttc::ClientError),
+    #[error("the commit task panicked")]
+    Commit(#[source] tokio::task::JoinError),
 }
 
 /// How often at most a summary of the rejected messages is logged.
@@ -135,7 +150,7 @@ pub async fn run(
     feed: Feed,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+) -> Result<(), IngestError> {
     let (db, _) = ch::clients(cfg.clickhouse());
     let (client, mut eventloop) = AsyncClient::new(options(cfg), request_capacity(cfg));
     let filters = cfg.mqtt().filters();
@@ -303,12 +318,12 @@ struct Committer {
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
     feed: Feed,
-    inflight: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    inflight: Option<tokio::task::JoinHandle<Result<(), IngestError>>>,
 }
 
 impl Committer {
     /// Waits for the previous commit, then starts committing `batch`.
-    async fn start(&mut self, batch: Batch) -> anyhow::Result<()> {
+    async fn start(&mut self, batch: Batch) -> Result<(), IngestError> {
         self.finish().await?;
         if batch.messages.is_empty() {
             return Ok(());
@@ -327,9 +342,9 @@ impl Committer {
     }
 
     /// Waits for the commit in flight, if any.
-    async fn finish(&mut self) -> anyhow::Result<()> {
+    async fn finish(&mut self) -> Result<(), IngestError> {
         match self.inflight.take() {
-            Some(task) => task.await.context("the commit task panicked")?,
+            Some(task) => task.await.map_err(IngestError::Commit)?,
             None => Ok(()),
         }
     }
@@ -345,7 +360,7 @@ async fn commit(
     mut batch: Batch,
     metrics: &Metrics,
     shutdown: &CancellationToken,
-) -> anyhow::Result<()> {
+) -> Result<(), IngestError> {
     let started = Instant::now();
     // In the table's order, ClickHouse writes the rows as they come instead of sorting them
     // (it checks): the rows of a message are already in order, so this costs the collector
@@ -379,7 +394,7 @@ async fn commit(
     // next start reads the sightings back from the table.)
     feed.send(&batch.sightings).await?;
     for p in &batch.messages {
-        client.ack(p).await.context("the MQTT client stopped")?;
+        client.ack(p).await.map_err(IngestError::Mqtt)?;
     }
     Ok(())
 }

@@ -7,10 +7,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use tracing::info;
 
 use crate::ch::rows::{SensorSite, SiteRules};
+use crate::ch::{QueryError, What};
 use crate::config::{Config, VisitsConfig};
 use crate::visits::{Rules, SiteRule};
 
@@ -29,7 +29,7 @@ pub struct Inventory {
 
 impl Inventory {
     /// Reads the sensors and the sites' rules.
-    pub async fn load(db: clickhouse::Client, cfg: &Config) -> anyhow::Result<Inventory> {
+    pub async fn load(db: clickhouse::Client, cfg: &Config) -> Result<Inventory, QueryError> {
         let sensors = load_sensors(&db).await?;
         info!(sensors = sensors.len(), "fleet inventory loaded");
         let rules = load_rules(&db, cfg.visits()).await?;
@@ -55,7 +55,7 @@ impl Inventory {
 
     /// After a message from a sensor not in the inventory: reads the sensors again unless
     /// they were read in the last 5 s. True if it read them (decode the message again).
-    pub async fn reread_after_miss(&mut self) -> anyhow::Result<bool> {
+    pub async fn reread_after_miss(&mut self) -> Result<bool, QueryError> {
         if self.read_at.elapsed() <= MISS_REREAD {
             return Ok(false);
         }
@@ -65,7 +65,7 @@ impl Inventory {
     }
 
     /// Reads the sensors and the rules again once `inventory_refresh_secs` have passed.
-    pub async fn refresh_if_due(&mut self) -> anyhow::Result<()> {
+    pub async fn refresh_if_due(&mut self) -> Result<(), QueryError> {
         if self.read_at.elapsed() <= self.refresh {
             return Ok(());
         }
@@ -76,17 +76,17 @@ impl Inventory {
     }
 }
 
-async fn load_sensors(db: &clickhouse::Client) -> anyhow::Result<HashMap<String, String>> {
+async fn load_sensors(db: &clickhouse::Client) -> Result<HashMap<String, String>, QueryError> {
     let rows: Vec<SensorSite> = db
         .query("SELECT sensor_id, site_id FROM sensors FINAL")
         .fetch_all()
         .await
-        .context("cannot read the fleet inventory (table sensors)")?;
+        .what(|| "cannot read the fleet inventory (table sensors)".into())?;
     Ok(rows.into_iter().map(|r| (r.sensor_id, r.site_id)).collect())
 }
 
 /// The sites' rules from the inventory, over the configured defaults.
-async fn load_rules(db: &clickhouse::Client, v: &VisitsConfig) -> anyhow::Result<Rules> {
+async fn load_rules(db: &clickhouse::Client, v: &VisitsConfig) -> Result<Rules, QueryError> {
     let rows: Vec<SiteRules> = db
         .query(
             "SELECT site_id, kind, rssi_threshold_dbm, min_dwell_secs, open_hour, close_hour \
@@ -94,7 +94,7 @@ async fn load_rules(db: &clickhouse::Client, v: &VisitsConfig) -> anyhow::Result
         )
         .fetch_all()
         .await
-        .context("cannot read the sites' rules (table sites)")?;
+        .what(|| "cannot read the sites' rules (table sites)".into())?;
     Ok(Rules {
         sites: rows
             .into_iter()

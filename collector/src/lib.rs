@@ -26,30 +26,57 @@ pub mod reason;
 pub mod stream;
 pub mod visits;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
+use crate::ch::QueryError;
 use crate::config::Config;
+use crate::ingest::IngestError;
 use crate::inventory::Inventory;
 use crate::metrics::Metrics;
-use crate::stream::Stage;
+use crate::migrate::MigrateError;
+use crate::stream::{Stage, StageError};
+
+/// Why the collector stopped. What it had read and not committed stays unacknowledged at
+/// the broker and is redelivered to the next start; visits not written are rebuilt then.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Another process holds the port: change `metrics.listen`.
+    #[error("metrics.listen: cannot listen on {addr}")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Migrate(#[from] MigrateError),
+    #[error("cannot read the inventory")]
+    Inventory(#[source] QueryError),
+    #[error(transparent)]
+    Stage(#[from] StageError),
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+}
 
 /// Runs the collector until `shutdown`: serves the metrics, applies the migrations, reads
 /// the inventory, starts the stream stage (process 0 of a cluster first rebuilds its state
 /// from the sightings table), and ingests. On `shutdown` it commits and acknowledges what
 /// it has read, then the stage writes every stay it holds.
-pub async fn run(cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), Error> {
     let metrics = Arc::new(Metrics::default());
-    let listener = tokio::net::TcpListener::bind(cfg.metrics_listen())
+    let addr = cfg.metrics_listen();
+    let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .with_context(|| format!("metrics.listen: cannot listen on {}", cfg.metrics_listen()))?;
+        .map_err(|source| Error::Listen { addr, source })?;
     tokio::spawn(metrics::serve(listener, metrics.clone(), shutdown.clone()));
     migrate::migrate(cfg.clickhouse()).await?;
     let (db, _) = ch::clients(cfg.clickhouse());
-    let inventory = Inventory::load(db.clone(), &cfg).await?;
+    let inventory = Inventory::load(db.clone(), &cfg)
+        .await
+        .map_err(Error::Inventory)?;
     let rules = inventory.rules();
     let stage = Stage::start(
         &cfg,

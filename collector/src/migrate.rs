@@ -2,11 +2,10 @@
 //! Every statement is idempotent, so a migration cut short is simply applied again. An
 //! applied migration whose text changed since is refused: schema history is append-only.
 
-use anyhow::{bail, Context};
 use sha2::{Digest, Sha256};
 
-use crate::ch;
 use crate::ch::rows::Migration;
+use crate::ch::{self, QueryError, What};
 use crate::config::ClickHouseConfig;
 
 /// (version, file name, text), in order.
@@ -48,40 +47,77 @@ fn checksum(sql: &str) -> String {
         .collect()
 }
 
+/// Why the schema could not be brought up to date.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    /// The server is down or refuses the user: start it, or fix `[clickhouse]`.
+    #[error("cannot reach ClickHouse at {url}")]
+    Unreachable {
+        url: String,
+        #[source]
+        source: QueryError,
+    },
+    /// A statement was refused: the server is older than the schema needs, or the tables
+    /// were changed by hand.
+    #[error("migration {name} failed")]
+    Failed {
+        name: &'static str,
+        #[source]
+        source: QueryError,
+    },
+    /// Schema history is append-only: restore the file and add a new migration.
+    #[error(
+        "migration {name} was changed after it was applied to {database} (checksum {applied} \
+         there, {here} here); add a new migration instead"
+    )]
+    Changed {
+        name: &'static str,
+        database: String,
+        applied: String,
+        here: String,
+    },
+    /// The ledger table could not be read or written.
+    #[error(transparent)]
+    Ledger(#[from] QueryError),
+}
+
 /// Creates the database if needed and applies the missing migrations; returns the names of
 /// those applied now.
-pub async fn migrate(c: &ClickHouseConfig) -> anyhow::Result<Vec<&'static str>> {
+pub async fn migrate(c: &ClickHouseConfig) -> Result<Vec<&'static str>, MigrateError> {
     let (db, server) = ch::clients(c);
     ch::execute(
         &server,
         &format!("CREATE DATABASE IF NOT EXISTS {}", c.database()),
     )
     .await
-    .with_context(|| format!("cannot reach ClickHouse at {}", c.url()))?;
+    .map_err(|source| MigrateError::Unreachable {
+        url: c.url().to_owned(),
+        source,
+    })?;
     ch::execute(&db, LEDGER).await?;
     let applied: Vec<Migration> = db
         .query("SELECT ?fields FROM schema_migrations FINAL ORDER BY version")
         .fetch_all()
         .await
-        .context("cannot read schema_migrations")?;
+        .what(|| "cannot read schema_migrations".into())?;
     let mut now_applied = Vec::new();
     for &(version, name, sql) in MIGRATIONS {
         let sum = checksum(sql);
         if let Some(a) = applied.iter().find(|a| a.version == version) {
             if a.checksum != sum {
-                bail!(
-                    "migration {name} was changed after it was applied to {} (checksum {} there, {sum} here); \
-                     add a new migration instead",
-                    c.database(),
-                    a.checksum
-                );
+                return Err(MigrateError::Changed {
+                    name,
+                    database: c.database().to_owned(),
+                    applied: a.checksum.clone(),
+                    here: sum,
+                });
             }
             continue;
         }
         for stmt in statements(sql) {
             ch::execute(&db, &stmt)
                 .await
-                .with_context(|| format!("migration {name} failed"))?;
+                .map_err(|source| MigrateError::Failed { name, source })?;
         }
         let applied = Migration {
             version,
@@ -91,7 +127,7 @@ pub async fn migrate(c: &ClickHouseConfig) -> anyhow::Result<Vec<&'static str>> 
         };
         ch::insert(&db, "schema_migrations", &[applied])
             .await
-            .with_context(|| format!("cannot record migration {name}"))?;
+            .what(|| format!("cannot record migration {name}"))?;
         tracing::info!(migration = name, "applied");
         now_applied.push(name);
     }

@@ -18,6 +18,8 @@ pub struct Mosquitto {
     pub port: u16,
     dir: TempDir,
     extra: String,
+    /// For load (benches, the calibration): no persistence, errors and warnings logged only.
+    quiet: bool,
     child: Option<Child>,
 }
 
@@ -29,12 +31,23 @@ impl Mosquitto {
     /// Starts a broker whose configuration also has `extra(dir)` appended: further listeners
     /// (TLS, passwords) with files in the broker's temp dir. Settings are per listener.
     pub fn start_with(extra: impl FnOnce(&Path) -> String) -> Mosquitto {
+        Mosquitto::launched(extra, false)
+    }
+
+    /// A broker for load: as [`Mosquitto::start`], without persistence and logging only
+    /// errors and warnings (a log of every packet would cost as much as the broker).
+    pub fn start_quiet() -> Mosquitto {
+        Mosquitto::launched(|_| String::new(), true)
+    }
+
+    fn launched(extra: impl FnOnce(&Path) -> String, quiet: bool) -> Mosquitto {
         let dir = tempfile::tempdir().expect("tempdir");
         let extra = extra(dir.path());
         let mut m = Mosquitto {
             port: free_port(),
             dir,
             extra,
+            quiet,
             child: None,
         };
         m.launch();
@@ -59,9 +72,14 @@ impl Mosquitto {
         assert!(self.child.is_none(), "broker already running");
         let d = self.dir.path();
         let conf = d.join("mosquitto.conf");
+        let (persistence, logged) = if self.quiet {
+            ("false", "log_type error\nlog_type warning")
+        } else {
+            ("true", "log_type all")
+        };
         let mut c = format!(
-            "per_listener_settings true\npersistence true\n\
-             persistence_location {dir}/\nlog_dest file {dir}/mosquitto.log\nlog_type all\n\
+            "per_listener_settings true\npersistence {persistence}\n\
+             persistence_location {dir}/\nlog_dest file {dir}/mosquitto.log\n{logged}\n\
              max_queued_messages 0\nmax_inflight_messages 0\n\
              listener {port} 127.0.0.1\nallow_anonymous true\n{extra}\n",
             port = self.port,
@@ -221,6 +239,37 @@ pub fn city_envelopes(city: &Path) -> Vec<(String, String)> {
     }
     messages.sort();
     messages.into_iter().map(|(_, t, e)| (t, e)).collect()
+}
+
+/// Publishes a simulated city's envelopes (fast mode) to the broker on `port`: one
+/// mosquitto_pub per sensor, all at once, each sending its sensor's envelopes in order (as
+/// the sensors would), QoS 1. Returns once every one has had its envelopes acknowledged.
+pub fn publish_city(city: &Path, port: u16) {
+    let publishers: Vec<Child> = fs::read_to_string(city.join("inventory/sensors.csv"))
+        .expect("inventory/sensors.csv")
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let f: Vec<&str> = line.split(',').collect();
+            let envelopes = city.join("envelopes").join(format!("{}.jsonl", f[0]));
+            Command::new("mosquitto_pub")
+                .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1", "-l"])
+                .args(["-t", &format!("footfall/v1/{}/{}/sightings", f[1], f[0])])
+                .stdin(fs::File::open(&envelopes).expect("the sensor's envelopes"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("mosquitto_pub is installed (deploy/setup.sh)")
+        })
+        .collect();
+    for p in publishers {
+        let out = p.wait_with_output().expect("mosquitto_pub runs");
+        assert!(
+            out.status.success(),
+            "mosquitto_pub: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 /// Publishes `messages` with mosquitto_pub (QoS 1) to the broker on `port`, in `chunks`

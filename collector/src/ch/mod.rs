@@ -5,7 +5,6 @@ pub mod rows;
 
 use std::time::Duration;
 
-use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
@@ -26,13 +25,37 @@ pub fn clients(c: &ClickHouseConfig) -> (clickhouse::Client, clickhouse::Client)
     })
 }
 
+/// A ClickHouse request that failed, and what it was for. The server is down, refused the
+/// statement, or the table is not what the code expects: check the server and the schema.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}")]
+pub struct QueryError {
+    pub what: String,
+    #[source]
+    pub source: clickhouse::error::Error,
+}
+
+/// `.what(...)`: names what a ClickHouse request was for.
+pub trait What<T> {
+    fn what(self, what: impl FnOnce() -> String) -> Result<T, QueryError>;
+}
+
+impl<T> What<T> for Result<T, clickhouse::error::Error> {
+    fn what(self, what: impl FnOnce() -> String) -> Result<T, QueryError> {
+        self.map_err(|source| QueryError {
+            what: what(),
+            source,
+        })
+    }
+}
+
 /// Runs one statement; the error says which.
-pub async fn execute(client: &clickhouse::Client, sql: &str) -> anyhow::Result<()> {
+pub async fn execute(client: &clickhouse::Client, sql: &str) -> Result<(), QueryError> {
     client
         .query(sql)
         .execute()
         .await
-        .with_context(|| format!("ClickHouse refused: {}", sql.lines().next().unwrap_or("")))
+        .what(|| format!("ClickHouse refused: {}", sql.lines().next().unwrap_or("")))
 }
 
 /// Writes `rows` into `table` in one INSERT (none when there are no rows).

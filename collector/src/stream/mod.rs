@@ -23,7 +23,6 @@ mod writer;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use timely::container::CapacityContainerBuilder;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
 use timely::dataflow::operators::generic::operator::Operator;
@@ -47,10 +46,33 @@ const RECOVER_BATCH: usize = 10_000;
 /// How long an idle feeding worker waits for data before moving the clock on.
 const PARK: Duration = Duration::from_millis(50);
 
+/// Why the stream stage stopped or could not start. The visits it had not written are
+/// rebuilt from the sightings table at the next start.
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    /// Its input is closed: the stage failed before (see the error it returned).
+    #[error("the stream stage has stopped")]
+    Stopped,
+    /// timely could not start (in a cluster: a peer in the hostfile did not answer).
+    #[error("cannot start the timely workers: {0}")]
+    Start(String),
+    #[error("cannot start the timely thread")]
+    Thread(#[source] std::io::Error),
+    #[error("a timely worker failed: {0}")]
+    Worker(String),
+    #[error("the timely thread panicked")]
+    Panicked,
+    #[error("the visits writer panicked")]
+    Writer(#[source] tokio::task::JoinError),
+    /// Reading the sightings back at start failed (ClickHouse).
+    #[error("cannot rebuild the stays from the sightings table")]
+    Recover(#[from] crate::ch::QueryError),
+}
+
 /// The running stage: feed it, then [`Stage::finish`].
 pub struct Stage {
     feed: mpsc::Sender<Vec<Seen>>,
-    workers: std::thread::JoinHandle<anyhow::Result<()>>,
+    workers: std::thread::JoinHandle<Result<(), StageError>>,
     writer: tokio::task::JoinHandle<()>,
 }
 
@@ -60,7 +82,7 @@ pub struct Feed(mpsc::Sender<Vec<Seen>>);
 
 impl Feed {
     /// Hands committed sightings to the dataflow (waits while it is behind: backpressure).
-    pub async fn send(&self, rows: &[SightingRow]) -> anyhow::Result<()> {
+    pub async fn send(&self, rows: &[SightingRow]) -> Result<(), StageError> {
         if rows.is_empty() {
             return Ok(());
         }
@@ -69,11 +91,8 @@ impl Feed {
     }
 
     /// Hands records to the dataflow, waiting while it is behind.
-    pub(crate) async fn push(&self, batch: Vec<Seen>) -> anyhow::Result<()> {
-        self.0
-            .send(batch)
-            .await
-            .map_err(|_| anyhow::anyhow!("the stream stage has stopped"))
+    pub(crate) async fn push(&self, batch: Vec<Seen>) -> Result<(), StageError> {
+        self.0.send(batch).await.map_err(|_| StageError::Stopped)
     }
 }
 
@@ -85,7 +104,7 @@ impl Stage {
         db: clickhouse::Client,
         metrics: Arc<Metrics>,
         shutdown: CancellationToken,
-    ) -> anyhow::Result<Stage> {
+    ) -> Result<Stage, StageError> {
         let (feed, rx) = mpsc::channel::<Vec<Seen>>(FEED);
         let (out, visits_rx) = mpsc::channel::<Out>(FEED);
         let t = cfg.timely();
@@ -144,13 +163,13 @@ impl Stage {
                     };
                     run_worker(worker, local, feeder, env.clone())
                 })
-                .map_err(|e| anyhow::anyhow!("cannot start the timely workers: {e}"))?;
+                .map_err(StageError::Start)?;
                 for r in guards.join() {
-                    r.map_err(|e| anyhow::anyhow!("a timely worker failed: {e}"))?;
+                    r.map_err(StageError::Worker)?;
                 }
                 Ok(())
             })
-            .context("cannot start the timely thread")?;
+            .map_err(StageError::Thread)?;
         Ok(Stage {
             feed,
             workers,
@@ -163,14 +182,14 @@ impl Stage {
     }
 
     /// Ends the input: the workers write every stay still open, the writer commits them.
-    pub async fn finish(self) -> anyhow::Result<()> {
+    pub async fn finish(self) -> Result<(), StageError> {
         drop(self.feed);
         let workers = self.workers;
         tokio::task::spawn_blocking(move || workers.join())
             .await
-            .context("joining the timely thread")?
-            .map_err(|_| anyhow::anyhow!("the timely thread panicked"))??;
-        self.writer.await.context("the visits writer panicked")
+            .map_err(|_| StageError::Panicked)?
+            .map_err(|_| StageError::Panicked)??;
+        self.writer.await.map_err(StageError::Writer)
     }
 }
 

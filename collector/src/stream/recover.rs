@@ -1,10 +1,10 @@
 //! Recovery: the sightings table is the log the visits are derived from.
 
-use anyhow::Context;
 use tracing::info;
 
-use super::{Feed, RECOVER_BATCH};
+use super::{Feed, StageError, RECOVER_BATCH};
 use crate::ch::rows::{RecoveredSighting, RecoveredVisit};
+use crate::ch::What;
 use crate::config::Config;
 use crate::visits::{sighting_key, Rules, Seen};
 
@@ -16,7 +16,7 @@ pub async fn recover(
     cfg: &Config,
     rules: &Rules,
     feed: &Feed,
-) -> anyhow::Result<u64> {
+) -> Result<u64, StageError> {
     // The least checkpoint of the processes: every visit closed before it is committed.
     let (checkpoint, processes): (i64, u64) = db
         .query(
@@ -25,7 +25,7 @@ pub async fn recover(
         )
         .fetch_one()
         .await
-        .context("reading the stream checkpoints")?;
+        .what(|| "reading the stream checkpoints".into())?;
     // Without a checkpoint (no visit committed yet), every sighting is read back.
     let floor = if processes == 0 {
         0
@@ -47,10 +47,15 @@ pub async fn recover(
         )
         .bind(&since)
         .bind(floor)
-        .fetch::<RecoveredSighting>()?;
+        .fetch::<RecoveredSighting>()
+        .what(|| "reading the sightings back".into())?;
     let mut n = 0u64;
     let mut batch = Vec::with_capacity(RECOVER_BATCH);
-    while let Some(r) = cursor.next().await? {
+    while let Some(r) = cursor
+        .next()
+        .await
+        .what(|| "reading the sightings back".into())?
+    {
         batch.push(Seen {
             key: sighting_key(&r.sensor, r.first_ms),
             site: r.site.into(),
@@ -79,8 +84,13 @@ pub async fn recover(
         )
         .bind(since)
         .bind(floor)
-        .fetch::<RecoveredVisit>()?;
-    while let Some(v) = cursor.next().await? {
+        .fetch::<RecoveredVisit>()
+        .what(|| "reading the written visits back".into())?;
+    while let Some(v) = cursor
+        .next()
+        .await
+        .what(|| "reading the written visits back".into())?
+    {
         batch.push(Seen {
             site: v.site.into(),
             device: v.device,

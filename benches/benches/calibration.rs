@@ -1,0 +1,425 @@
+//! The attribution's calibration on ground truth: SEEDS seeded cities, each through the real
+//! pipeline (the simulator's fast envelopes -> mosquitto_pub -> a real Mosquitto -> the
+//! collector -> a real ClickHouse 18.16 -> the campaign report), compared with the
+//! simulator's truth: does the 95 % interval of the absolute lift cover the true
+//! device-level lift (the truth's `target_lift_pp` in the primary window), and what are the
+//! mean error and the mean interval width.
+//!
+//! The simulator, the collector and the report run in this process through their libraries,
+//! so the figures are read from their own types (the report's `Report`, the truth's
+//! `Summary`), not from JSON by string keys. Servers are testkit's real processes.
+//!
+//! One row per seed is appended to `OUT/seeds.csv`; seeds already there are not run again,
+//! so an interrupted run resumes. The summary goes to stdout and `OUT/summary.txt`. With
+//! `--check`, the exit status says whether the targets hold (coverage >= 90 %, |mean error|
+//! < 0.05 pp). `benches/calibration.sh` is the command line.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use attribution::design::Params;
+use clap::Parser;
+use serde::{Deserialize, Serialize, Serializer};
+use simulator::scenario::Scenario;
+use testkit::{ClickHouse, Mosquitto};
+use tokio_util::sync::CancellationToken;
+
+/// The demo city, two weeks (a week before the flight, the flight, a day of follow-up), with
+/// more people and more globally addressed phones than the demo: more linkable devices per
+/// arm, so that each run's interval is narrow enough for the mean error to be measured.
+const SCENARIO: &str = r#"preset = "demo"
+[city]
+days = 15
+[population]
+people = 60000
+[devices]
+shares = { ios = 0.2, android-random = 0.1, android-global = 0.6, laptop = 0.1 }
+[output]
+mode = "envelopes"
+# Fuller envelopes than the agents' default 10 s: the same sightings in fewer messages.
+batch_max_age_secs = 60
+"#;
+
+#[derive(Parser)]
+#[command(about = "The attribution's calibration on simulated cities")]
+struct Args {
+    /// How many seeds.
+    #[arg(long, default_value_t = 50)]
+    seeds: u64,
+    /// The first seed.
+    #[arg(long, default_value_t = 1)]
+    first: u64,
+    #[arg(long, default_value = "target/calibration")]
+    out: PathBuf,
+    /// Seeds run at a time (a broker each, one ClickHouse).
+    #[arg(long, default_value_t = 2)]
+    lanes: usize,
+    /// Exit non-zero unless the targets hold.
+    #[arg(long)]
+    check: bool,
+    /// Print a line every N seeds instead of every seed's row.
+    #[arg(long, default_value_t = 1)]
+    progress: usize,
+    /// Passed by `cargo bench`.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+/// A number with 6 decimals in the CSV.
+fn six<S: Serializer>(x: &f64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{x:.6}"))
+}
+
+fn one<S: Serializer>(x: &f64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{x:.1}"))
+}
+
+/// One seed's row of seeds.csv.
+#[derive(Serialize, Deserialize)]
+struct SeedRow {
+    seed: u64,
+    n_exposed: u64,
+    n_control: u64,
+    truth_n_exposed: u64,
+    truth_n_control: u64,
+    #[serde(serialize_with = "six")]
+    target_pp: f64,
+    #[serde(serialize_with = "six")]
+    truth_observed_pp: f64,
+    #[serde(serialize_with = "six")]
+    lift_pp: f64,
+    #[serde(serialize_with = "six")]
+    newcombe_lo_pp: f64,
+    #[serde(serialize_with = "six")]
+    newcombe_hi_pp: f64,
+    #[serde(serialize_with = "six")]
+    bootstrap_lo_pp: f64,
+    #[serde(serialize_with = "six")]
+    bootstrap_hi_pp: f64,
+    covered: u8,
+    bootstrap_covered: u8,
+    status: String,
+    #[serde(serialize_with = "one")]
+    seconds: f64,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("calibration: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the missing seeds, then summarizes; false if `--check` and a target is missed.
+fn run(args: &Args) -> anyhow::Result<bool> {
+    fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    let csv_path = args.out.join("seeds.csv");
+    let done: Vec<u64> = read_rows(&csv_path)?.iter().map(|r| r.seed).collect();
+    let todo: Vec<u64> = (args.first..args.first + args.seeds)
+        .filter(|s| !done.contains(s))
+        .collect();
+    let ch = ClickHouse::start();
+    let scenario = Scenario::from_overlay(SCENARIO, "calibration").context("the scenario")?;
+    let started = Instant::now();
+    let queue = Mutex::new(todo.into_iter());
+    let finished = Mutex::new(0usize);
+    let failure: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .div_ceil(args.lanes)
+        .max(1);
+    std::thread::scope(|scope| {
+        for _ in 0..args.lanes.max(1) {
+            scope.spawn(|| loop {
+                if failure.lock().expect("not poisoned").is_some() {
+                    return;
+                }
+                let Some(seed) = queue.lock().expect("not poisoned").next() else {
+                    return;
+                };
+                match run_seed(&ch, &scenario, seed, threads) {
+                    Ok(row) => {
+                        let mut n = finished.lock().expect("not poisoned");
+                        if let Err(e) = append_row(&csv_path, &row) {
+                            *failure.lock().expect("not poisoned") = Some(e);
+                            return;
+                        }
+                        *n += 1;
+                        if args.progress <= 1 {
+                            println!("{}", row_line(&row));
+                        } else if *n % args.progress == 0 {
+                            println!(
+                                "calibration: {n} of {} seeds, {} s",
+                                args.seeds,
+                                started.elapsed().as_secs()
+                            );
+                        }
+                    }
+                    Err(e) => {
+                        *failure.lock().expect("not poisoned") =
+                            Some(e.context(format!("seed {seed} failed")));
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = failure.into_inner().expect("not poisoned") {
+        return Err(e);
+    }
+    let rows: Vec<SeedRow> = read_rows(&csv_path)?
+        .into_iter()
+        .filter(|r| (args.first..args.first + args.seeds).contains(&r.seed))
+        .collect();
+    let (text, ok) = summary(&rows);
+    print!("{text}");
+    fs::write(args.out.join("summary.txt"), &text).context("writing summary.txt")?;
+    Ok(ok || !args.check)
+}
+
+/// One city through the pipeline, and its row.
+fn run_seed(
+    ch: &ClickHouse,
+    scenario: &Scenario,
+    seed: u64,
+    threads: usize,
+) -> anyhow::Result<SeedRow> {
+    let t0 = Instant::now();
+    let dir = tempfile::tempdir().context("a temp dir")?;
+    let city = dir.path().join("city");
+    let truth = simulator::generate(scenario, seed, &city, threads, &mut |_| {})
+        .context("simulating the city")?;
+    let broker = Mosquitto::start_quiet();
+    let metrics_port = testkit::free_port();
+    let db = format!("cal_{seed}");
+    let cfg = collector::config::Config::parse(&format!(
+        "version = 1\n[clickhouse]\nurl = \"{}\"\ndatabase = \"{db}\"\n\
+         [mqtt]\nurl = \"{}\"\nclient_id = \"calibration-{seed}\"\n\
+         [ingest]\nmax_age_days = 3650\n\
+         # The sensors are published in parallel, days apart in event time.\n\
+         [visits]\nhorizon_hours = 1000\n\
+         [metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n",
+        ch.url(),
+        broker.url()
+    ))
+    .context("the collector's configuration")?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("a tokio runtime")?;
+    let (client, _) = collector::ch::clients(cfg.clickhouse());
+    runtime.block_on(async {
+        collector::migrate::migrate(cfg.clickhouse()).await?;
+        use collector::import::Kind;
+        for (kind, file) in [
+            (Kind::Sites, "inventory/sites.csv"),
+            (Kind::Sensors, "inventory/sensors.csv"),
+            (Kind::AdPlays, "ad_plays.csv"),
+            (Kind::Campaigns, "campaigns.jsonl"),
+            (Kind::Receipts, "receipts.csv"),
+            (Kind::Links, "links.csv"),
+        ] {
+            let r = collector::import::import(&client, kind, &city.join(file)).await?;
+            if !r.bad.is_empty() {
+                bail!("{file}: {r}");
+            }
+        }
+        anyhow::Ok(())
+    })?;
+    let shutdown = CancellationToken::new();
+    let collector = runtime.spawn(collector::run(cfg, shutdown.clone()));
+    let metric = |name: &str| -> Option<u64> {
+        metrics_text(metrics_port)?
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    testkit::wait_for(Duration::from_secs(30), || {
+        (metric("footfall_mqtt_subscribed ") == Some(1)).then_some(())
+    })
+    .context("the collector did not subscribe within 30 s")?;
+    testkit::publish_city(&city, broker.port);
+    // Every sighting committed; then a clean drain writes every stay the stream stage holds.
+    while metric("footfall_rows_written_total{table=\"sightings\"} ").unwrap_or(0) < truth.sightings
+    {
+        if collector.is_finished() {
+            bail!("the collector stopped before every sighting was written");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    shutdown.cancel();
+    runtime
+        .block_on(collector)
+        .context("the collector panicked")?
+        .context("the collector did not drain cleanly")?;
+    drop(broker);
+    let report = runtime.block_on(async {
+        let campaign_id = truth.campaigns.first().context("a campaign")?.id.clone();
+        let campaign = attribution::data::campaign(&client, &campaign_id).await?;
+        let mut p = Params::for_campaign(&campaign);
+        p.seed = seed;
+        let inputs = attribution::data::load(&client, campaign, &p.rules()).await?;
+        anyhow::Ok(attribution::report::build(&inputs, &p))
+    })?;
+    ch.query(&format!("DROP DATABASE {db}"));
+    let w = report
+        .windows
+        .iter()
+        .find(|w| w.primary)
+        .context("the primary window")?;
+    let truth_campaign = truth
+        .campaigns
+        .iter()
+        .find(|c| c.id == report.campaign.id)
+        .context("the campaign in the truth")?;
+    let tw = truth_campaign
+        .devices_by_window
+        .iter()
+        .find(|x| x.window_days == w.window_days)
+        .context("the primary window in the truth")?;
+    let c = &w.comparison;
+    let (lo, hi) = (100.0 * c.newcombe.lo, 100.0 * c.newcombe.hi);
+    let (blo, bhi) = w.bootstrap.map_or((f64::NAN, f64::NAN), |b| {
+        (100.0 * b.interval.lo, 100.0 * b.interval.hi)
+    });
+    let target = tw.lift.target_lift_pp;
+    Ok(SeedRow {
+        seed,
+        n_exposed: c.exposed.devices,
+        n_control: c.control.devices,
+        truth_n_exposed: tw.lift.n_exposed,
+        truth_n_control: tw.lift.n_control,
+        target_pp: target,
+        truth_observed_pp: tw.lift.observed_lift_pp,
+        lift_pp: 100.0 * c.difference,
+        newcombe_lo_pp: lo,
+        newcombe_hi_pp: hi,
+        bootstrap_lo_pp: blo,
+        bootstrap_hi_pp: bhi,
+        covered: u8::from(lo <= target && target <= hi),
+        bootstrap_covered: u8::from(blo <= target && target <= bhi),
+        status: report.status.clone(),
+        seconds: t0.elapsed().as_secs_f64(),
+    })
+}
+
+/// `GET /metrics` of the collector on `port`, or None while it does not answer.
+fn metrics_text(port: u16) -> Option<String> {
+    use std::io::Read as _;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    Some(text)
+}
+
+fn read_rows(path: &Path) -> anyhow::Result<Vec<SeedRow>> {
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    csv::Reader::from_path(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .deserialize()
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("reading {}", path.display()))
+}
+
+fn append_row(path: &Path, row: &SeedRow) -> anyhow::Result<()> {
+    let new = !path.exists();
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    let mut w = csv::WriterBuilder::new().has_headers(new).from_writer(file);
+    w.serialize(row).context("writing a row")?;
+    w.flush().context("writing a row")?;
+    Ok(())
+}
+
+fn row_line(row: &SeedRow) -> String {
+    let mut w = csv::WriterBuilder::new()
+        .has_headers(false)
+        .from_writer(Vec::new());
+    let _ = w.serialize(row);
+    String::from_utf8_lossy(&w.into_inner().unwrap_or_default())
+        .trim_end()
+        .to_owned()
+}
+
+/// The summary over `rows`, and whether the targets hold (coverage >= 90 %, |mean error| <
+/// 0.05 pp).
+fn summary(rows: &[SeedRow]) -> (String, bool) {
+    let n = rows.len() as f64;
+    if rows.is_empty() {
+        return ("calibration: no seeds\n".into(), false);
+    }
+    let mean = |f: &dyn Fn(&SeedRow) -> f64| rows.iter().map(f).sum::<f64>() / n;
+    let err: Vec<f64> = rows.iter().map(|r| r.lift_pp - r.target_pp).collect();
+    let m = err.iter().sum::<f64>() / n;
+    let sd = if rows.len() > 1 {
+        (err.iter().map(|e| (e - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+    } else {
+        f64::NAN
+    };
+    let coverage = mean(&|r| f64::from(r.covered));
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "seeds: {}; exposed devices per run: {:.0}, control {:.0}",
+        rows.len(),
+        mean(&|r| r.n_exposed as f64),
+        mean(&|r| r.n_control as f64)
+    );
+    let _ = writeln!(
+        s,
+        "coverage of the true device-level lift: Newcombe {:.1}%, board-day bootstrap {:.1}%",
+        100.0 * coverage,
+        100.0 * mean(&|r| f64::from(r.bootstrap_covered))
+    );
+    let _ = writeln!(
+        s,
+        "mean error (lift - true lift): {m:+.3} pp (sd {sd:.3}, se of the mean {:.3}); mean |error| {:.3} pp",
+        sd / n.sqrt(),
+        mean(&|r| (r.lift_pp - r.target_pp).abs())
+    );
+    let _ = writeln!(
+        s,
+        "mean interval width (Newcombe): {:.3} pp; mean true lift {:+.3} pp",
+        mean(&|r| r.newcombe_hi_pp - r.newcombe_lo_pp),
+        mean(&|r| r.target_pp)
+    );
+    let _ = writeln!(
+        s,
+        "pipeline vs the truth's own sensed-device comparison (observed): mean |difference| {:.3} pp",
+        mean(&|r| (r.lift_pp - r.truth_observed_pp).abs())
+    );
+    let _ = writeln!(
+        s,
+        "reports passing the gates: {} of {}; mean run {:.0} s",
+        rows.iter().filter(|r| r.status == "ok").count(),
+        rows.len(),
+        mean(&|r| r.seconds)
+    );
+    let ok = coverage >= 0.9 && m.abs() < 0.05;
+    if !ok {
+        let _ = writeln!(
+            s,
+            "calibration: coverage {:.1}% (target >= 90 %), mean error {m:+.3} pp (target within 0.05)",
+            100.0 * coverage
+        );
+    }
+    (s, ok)
+}
