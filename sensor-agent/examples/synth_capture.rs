@@ -9,7 +9,11 @@
 //! the rest draw a new locally administered MAC per burst, as randomizing phones do.
 //! RSSI falls with a random distance. Deterministic for a given seed.
 
-use std::io::{BufWriter, Write};
+use std::io::BufWriter;
+use std::time::Duration;
+
+use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
+use pcap_file::{DataLink, Endianness, TsResolution};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -113,22 +117,27 @@ fn main() -> Result<(), String> {
     }
     records.sort_by_key(|(t, _)| *t);
     let file = std::fs::File::create(&a.out).map_err(|e| format!("{}: {e}", a.out))?;
-    let mut w = BufWriter::new(file);
-    let mut header = vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-    header.extend_from_slice(&65535u32.to_le_bytes());
-    header.extend_from_slice(&127u32.to_le_bytes());
-    let io = |e: std::io::Error| format!("{}: {e}", a.out);
-    w.write_all(&header).map_err(io)?;
+    let fail = |e: pcap_file::PcapError| format!("{}: {e}", a.out);
+    let header = PcapHeader {
+        version_major: 2,
+        version_minor: 4,
+        ts_correction: 0,
+        ts_accuracy: 0,
+        snaplen: 65535,
+        datalink: DataLink::IEEE802_11_RADIOTAP,
+        ts_resolution: TsResolution::MicroSecond,
+        endianness: Endianness::Little,
+    };
+    let mut w = PcapWriter::with_header(BufWriter::new(file), header).map_err(fail)?;
     for (t, f) in &records {
-        w.write_all(&((t / 1_000_000) as u32).to_le_bytes())
-            .map_err(io)?;
-        w.write_all(&((t % 1_000_000) as u32).to_le_bytes())
-            .map_err(io)?;
-        w.write_all(&(f.len() as u32).to_le_bytes()).map_err(io)?;
-        w.write_all(&(f.len() as u32).to_le_bytes()).map_err(io)?;
-        w.write_all(f).map_err(io)?;
+        w.write_packet(&PcapPacket::new(
+            Duration::from_micros(*t),
+            f.len() as u32,
+            f,
+        ))
+        .map_err(fail)?;
     }
-    w.flush().map_err(io)?;
+    std::io::Write::flush(&mut w.into_writer()).map_err(|e| format!("{}: {e}", a.out))?;
     eprintln!(
         "synth_capture: {} frames from {} devices over {} min -> {}",
         records.len(),

@@ -6,9 +6,12 @@
 //! computed (as a bit error in the air would).
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::BufWriter;
 use std::path::Path;
+use std::time::Duration;
 
+use pcap_file::pcap::{PcapHeader, PcapPacket};
+use pcap_file::{DataLink, Endianness, TsResolution};
 use wire::Fingerprint;
 
 use crate::radio::{Heard, CHANNEL_MHZ, CORRUPT};
@@ -18,8 +21,6 @@ use crate::world::{Micros, FAMILY_PROFILES, SEC};
 pub const BEACON: u8 = 0x40;
 pub const ACK: u8 = 0x20;
 pub const NOISE: u8 = BEACON | ACK;
-
-const LINKTYPE_IEEE802_11_RADIOTAP: u32 = 127;
 
 /// The information elements of a probe request from `family`'s `model` on channel `chan`.
 pub fn probe_ies(family: usize, model: usize, chan: u8) -> Vec<u8> {
@@ -50,9 +51,9 @@ pub fn model_fingerprint(family: usize, model: usize) -> Fingerprint {
     device_id::fingerprint(&probe_ies(family, model, 0))
 }
 
-/// Writes one sensor's capture.
+/// Writes one sensor's capture: classic pcap, little-endian, microseconds, radiotap.
 pub struct PcapWriter {
-    out: BufWriter<File>,
+    out: pcap_file::pcap::PcapWriter<BufWriter<File>>,
     frame: Vec<u8>,
     /// Probe request bodies by (family, model, channel).
     ies: Vec<Vec<[Vec<u8>; 3]>>,
@@ -60,14 +61,20 @@ pub struct PcapWriter {
 
 impl PcapWriter {
     pub fn create(path: &Path) -> std::io::Result<Self> {
-        let mut out = BufWriter::with_capacity(1 << 16, File::create(path)?);
-        out.write_all(&0xa1b2_c3d4u32.to_le_bytes())?;
-        out.write_all(&2u16.to_le_bytes())?;
-        out.write_all(&4u16.to_le_bytes())?;
-        out.write_all(&0i32.to_le_bytes())?;
-        out.write_all(&0u32.to_le_bytes())?;
-        out.write_all(&65535u32.to_le_bytes())?;
-        out.write_all(&LINKTYPE_IEEE802_11_RADIOTAP.to_le_bytes())?;
+        let out = pcap_file::pcap::PcapWriter::with_header(
+            BufWriter::with_capacity(1 << 16, File::create(path)?),
+            PcapHeader {
+                version_major: 2,
+                version_minor: 4,
+                ts_correction: 0,
+                ts_accuracy: 0,
+                snaplen: 65535,
+                datalink: DataLink::IEEE802_11_RADIOTAP,
+                ts_resolution: TsResolution::MicroSecond,
+                endianness: Endianness::Little,
+            },
+        )
+        .map_err(std::io::Error::other)?;
         let ies = FAMILY_PROFILES
             .iter()
             .enumerate()
@@ -125,18 +132,16 @@ impl PcapWriter {
             f[last] ^= 0x04;
         }
         f.extend_from_slice(&fcs.to_le_bytes());
-        let len = f.len() as u32;
+        let at = Duration::from_micros(u64::try_from(h.t).unwrap_or(0));
         self.out
-            .write_all(&((h.t.div_euclid(SEC)) as u32).to_le_bytes())?;
-        self.out
-            .write_all(&((h.t.rem_euclid(SEC)) as u32).to_le_bytes())?;
-        self.out.write_all(&len.to_le_bytes())?;
-        self.out.write_all(&len.to_le_bytes())?;
-        self.out.write_all(&self.frame)
+            .write_packet(&PcapPacket::new(at, f.len() as u32, f))
+            .map(drop)
+            .map_err(std::io::Error::other)
     }
 
-    pub fn finish(mut self) -> std::io::Result<()> {
-        self.out.flush()
+    pub fn finish(self) -> std::io::Result<()> {
+        use std::io::Write as _;
+        self.out.into_writer().flush()
     }
 }
 

@@ -1,51 +1,49 @@
 //! `repeat-pcap IN OUT TIMES`: writes a classic pcap file TIMES over, each copy shifted in
 //! time to start one hour after the previous one ended, so sessions do not merge.
 
-use std::io::{BufWriter, Write};
+use std::io::{BufReader, BufWriter};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
+use pcap_file::pcap::{PcapReader, PcapWriter};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [input, output, times] = args.as_slice() else {
         bail!("usage: repeat-pcap IN OUT TIMES");
     };
-    let times: u64 = times.parse().context("TIMES must be a whole number")?;
-    let data = std::fs::read(input).with_context(|| format!("failed to read {input}"))?;
-    if data.len() < 24 || data[..4] != [0xd4, 0xc3, 0xb2, 0xa1] {
-        bail!("{input} is not a little-endian microsecond pcap file");
+    let times: u32 = times.parse().context("TIMES must be a whole number")?;
+    let file = std::fs::File::open(input).with_context(|| format!("failed to read {input}"))?;
+    let mut reader = PcapReader::new(BufReader::new(file))
+        .with_context(|| format!("{input} is not a classic pcap file"))?;
+    let header = reader.header();
+    let mut packets = Vec::new();
+    while let Some(p) = reader.next_packet() {
+        packets.push(
+            p.with_context(|| format!("{input}: a damaged record"))?
+                .into_owned(),
+        );
     }
-    let mut records = Vec::new();
-    let mut at = 24;
-    while at + 16 <= data.len() {
-        let word = |o: usize| u32::from_le_bytes(data[at + o..at + o + 4].try_into().expect("4"));
-        let (sec, caplen) = (word(0), word(8) as usize);
-        if at + 16 + caplen > data.len() {
-            bail!("{input} ends inside a record");
-        }
-        records.push((sec, &data[at..at + 16 + caplen]));
-        at += 16 + caplen;
-    }
-    let (first, last) = match (records.first(), records.last()) {
-        (Some(f), Some(l)) => (f.0, l.0),
-        _ => bail!("{input} has no records"),
+    let (Some(first), Some(last)) = (packets.first(), packets.last()) else {
+        bail!("{input} has no records");
     };
-    let span = last - first + 3600;
-    let mut w = BufWriter::new(
-        std::fs::File::create(output).with_context(|| format!("failed to create {output}"))?,
-    );
-    w.write_all(&data[..24])?;
+    let span = Duration::from_secs(last.timestamp.as_secs() - first.timestamp.as_secs() + 3600);
+    let out =
+        std::fs::File::create(output).with_context(|| format!("failed to create {output}"))?;
+    let mut w = PcapWriter::with_header(BufWriter::new(out), header)
+        .with_context(|| format!("writing {output}"))?;
     for i in 0..times {
-        let shift = u32::try_from(i * u64::from(span)).context("too many repetitions")?;
-        for (sec, rec) in &records {
-            w.write_all(&(sec + shift).to_le_bytes())?;
-            w.write_all(&rec[4..])?;
+        for p in &packets {
+            let mut shifted = p.clone();
+            shifted.timestamp += span * i;
+            w.write_packet(&shifted)
+                .with_context(|| format!("writing {output}"))?;
         }
     }
-    w.flush()?;
+    std::io::Write::flush(&mut w.into_writer()).with_context(|| format!("writing {output}"))?;
     eprintln!(
         "repeat-pcap: {} frames -> {output}",
-        records.len() as u64 * times
+        packets.len() as u64 * u64::from(times)
     );
     Ok(())
 }
