@@ -12,7 +12,8 @@
 # (default 50, 1, target/calibration)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-args=(--seeds "${1:-50}" --first "${2:-1}" --out "${3:-target/calibration}"
+# cargo runs the program in benches/: the output directory is made absolute here.
+args=(--seeds "${1:-50}" --first "${2:-1}" --out "$(realpath -m "${3:-target/calibration}")"
       --lanes "${LANES:-2}" --progress "${PROGRESS:-1}")
 [ "${CHECK:-0}" = 1 ] && args+=(--check)
 exec cargo bench --profile "${PROFILE:-release}" --locked --workspace --bench calibration -- "${args[@]}"
