@@ -120,10 +120,16 @@ pub fn generate(
     let plays = Plays::new(s, &w);
     output::inventory(s, &w, &out.join("inventory"))?;
     output::campaigns(s, &w, &out.join("campaigns.jsonl"))?;
-    let mut plays_out = output::create(&out.join("ad_plays.csv"))?;
-    writeln!(
-        plays_out,
-        "board_id,start,end,creative_id,brand,campaign_id"
+    let mut plays_out = output::csv_file(
+        &out.join("ad_plays.csv"),
+        &[
+            "board_id",
+            "start",
+            "end",
+            "creative_id",
+            "brand",
+            "campaign_id",
+        ],
     )?;
 
     let fingerprints: std::sync::Arc<[wire::Fingerprint]> = w
@@ -227,8 +233,10 @@ pub fn generate(
     let mut counts = vec![SensorCounts::default(); w.sensors.len()];
     let mut device_sightings: Vec<DeviceSighting> = Vec::new();
     let mut seen_keys: HashSet<(u32, DeviceKey)> = HashSet::new();
-    let mut identities = output::create(&out.join("truth/identities.csv"))?;
-    writeln!(identities, "device_id,epoch,device_key")?;
+    let mut identities = output::csv_file(
+        &out.join("truth/identities.csv"),
+        &["device_id", "epoch", "device_key"],
+    )?;
     for shard in &mut shards {
         shard.finish(&cx, end_ms)?;
         for (total, c) in counts.iter_mut().zip(&shard.counts) {
@@ -237,7 +245,7 @@ pub fn generate(
         device_sightings.append(&mut shard.device_sightings);
         for &(device, epoch, key) in &shard.identities {
             if seen_keys.insert((device, key)) {
-                writeln!(identities, "{device},{epoch},{key}")?;
+                identities.serialize((device, epoch, key.to_string()))?;
             }
         }
     }
@@ -339,8 +347,7 @@ fn write_links(
 ) -> anyhow::Result<u64> {
     let first = sessions.epoch_of(w.start.div_euclid(1000));
     let last = sessions.epoch_of(w.day_start(w.days).div_euclid(1000) - 1);
-    let mut f = output::create(path)?;
-    writeln!(f, "epoch,device_key,loyalty_id")?;
+    let mut f = output::csv_file(path, &["epoch", "device_key", "loyalty_id"])?;
     let mut n = 0;
     for (pid, p) in w.people.iter().enumerate() {
         if !p.consent {
@@ -357,11 +364,11 @@ fn write_links(
                     continue;
                 }
                 for epoch in first..=last {
-                    writeln!(
-                        f,
-                        "{epoch},{},{loyalty}",
-                        sessions.key(epoch, &dev.global_mac)
-                    )?;
+                    f.serialize((
+                        epoch,
+                        sessions.key(epoch, &dev.global_mac).to_string(),
+                        &loyalty,
+                    ))?;
                     n += 1;
                 }
             }
@@ -387,30 +394,45 @@ fn write_truth(
     let t = out.join("truth");
     let site_id = |i: u32| w.sites[i as usize].id.as_str();
 
-    let mut f = output::create(&t.join("sensors.csv"))?;
-    writeln!(
-        f,
-        "sensor_id,probe_requests,corrupt_probe_requests,beacons,acks,sightings,envelopes"
+    let mut f = output::csv_file(
+        &t.join("sensors.csv"),
+        &[
+            "sensor_id",
+            "probe_requests",
+            "corrupt_probe_requests",
+            "beacons",
+            "acks",
+            "sightings",
+            "envelopes",
+        ],
     )?;
     for (sensor, c) in w.sensors.iter().zip(counts) {
-        writeln!(
-            f,
-            "{},{},{},{},{},{},{}",
-            sensor.id,
+        f.serialize((
+            &sensor.id,
             c.probe_requests,
             c.corrupt_probe_requests,
             c.beacons,
             c.acks,
             c.sightings,
-            c.envelopes
-        )?;
+            c.envelopes,
+        ))?;
     }
     f.flush()?;
 
     let first_epoch = sessions.epoch_of(w.start.div_euclid(1000));
     let last_epoch = sessions.epoch_of(w.day_start(w.days).div_euclid(1000) - 1);
-    let mut f = output::create(&t.join("devices.csv"))?;
-    writeln!(f, "device_id,person_id,family,model,linkable,staff,keys")?;
+    let mut f = output::csv_file(
+        &t.join("devices.csv"),
+        &[
+            "device_id",
+            "person_id",
+            "family",
+            "model",
+            "linkable",
+            "staff",
+            "keys",
+        ],
+    )?;
     for (i, dev) in w.devices.iter().enumerate() {
         let keys = if dev.linkable() {
             (first_epoch..=last_epoch)
@@ -420,70 +442,74 @@ fn write_truth(
         } else {
             String::new()
         };
-        writeln!(
-            f,
-            "{i},{},{},{},{},{},{keys}",
+        f.serialize((
+            i,
             dev.person,
             dev.profile().name,
             dev.model,
             dev.linkable(),
-            w.people[dev.person as usize].staff_at.is_some()
-        )?;
+            w.people[dev.person as usize].staff_at.is_some(),
+            keys,
+        ))?;
     }
     f.flush()?;
 
-    let mut f = output::create(&t.join("people.csv"))?;
-    let brands: Vec<String> = s
+    let rate_columns: Vec<String> = s
         .brands
         .iter()
         .map(|b| format!("rate_{}", b.name))
         .collect();
-    writeln!(
-        f,
-        "person_id,employed,staff_at,devices,{}",
-        brands.join(",")
-    )?;
+    let mut header = vec!["person_id", "employed", "staff_at", "devices"];
+    header.extend(rate_columns.iter().map(String::as_str));
+    let mut f = output::csv_file(&t.join("people.csv"), &header)?;
     for (pid, p) in w.people.iter().enumerate() {
-        let rates: Vec<String> = p.rates.iter().map(|r| format!("{r:.6}")).collect();
-        writeln!(
-            f,
-            "{pid},{},{},{},{}",
-            p.employed,
-            p.staff_at.map_or("", site_id),
-            p.devices.len(),
-            rates.join(",")
-        )?;
+        let mut record = vec![
+            pid.to_string(),
+            p.employed.to_string(),
+            p.staff_at.map_or("", site_id).to_owned(),
+            p.devices.len().to_string(),
+        ];
+        record.extend(p.rates.iter().map(|r| format!("{r:.6}")));
+        f.write_record(&record)?;
     }
     f.flush()?;
 
     let mut sorted: Vec<&(u32, u16, world::Micros)> = exposures.iter().collect();
     sorted.sort_by_key(|e| (e.2, e.0, e.1));
-    let mut f = output::create(&t.join("exposures.csv"))?;
-    writeln!(f, "person_id,campaign_id,first_exposure")?;
+    let mut f = output::csv_file(
+        &t.join("exposures.csv"),
+        &["person_id", "campaign_id", "first_exposure"],
+    )?;
     for &&(pid, c, at) in &sorted {
-        writeln!(
-            f,
-            "{pid},{},{}",
-            s.campaigns[usize::from(c)].id,
-            output::ts(at)
-        )?;
+        f.serialize((
+            pid,
+            &s.campaigns[usize::from(c)].id,
+            output::ts(at).to_string(),
+        ))?;
     }
     f.flush()?;
 
-    let mut f = output::create(&t.join("visits.csv"))?;
-    writeln!(
-        f,
-        "person_id,store_id,brand,start,end,kind,campaign_id,seen,receipt_id"
+    let mut f = output::csv_file(
+        &t.join("visits.csv"),
+        &[
+            "person_id",
+            "store_id",
+            "brand",
+            "start",
+            "end",
+            "kind",
+            "campaign_id",
+            "seen",
+            "receipt_id",
+        ],
     )?;
     for v in visits {
-        writeln!(
-            f,
-            "{},{},{},{},{},{},{},{},{}",
+        f.serialize((
             v.person,
             site_id(v.store),
-            s.brands[usize::from(v.brand)].name,
-            output::ts(v.start),
-            output::ts(v.end),
+            &s.brands[usize::from(v.brand)].name,
+            output::ts(v.start).to_string(),
+            output::ts(v.end).to_string(),
             if v.extra.is_some() {
                 "extra"
             } else {
@@ -494,29 +520,34 @@ fn write_truth(
             v.seen,
             v.receipt
                 .map_or(String::new(), |r| format!("r-{:016x}", r.id)),
-        )?;
+        ))?;
     }
     f.flush()?;
 
     let mut sorted: Vec<&activity::CampaignPass> = passes.iter().collect();
     sorted.sort_by_key(|p| (p.start, p.person, p.board, p.campaign));
-    let mut f = output::create(&t.join("passes.csv"))?;
-    writeln!(
-        f,
-        "person_id,campaign_id,board_id,start,end,overlap_ms,class"
+    let mut f = output::csv_file(
+        &t.join("passes.csv"),
+        &[
+            "person_id",
+            "campaign_id",
+            "board_id",
+            "start",
+            "end",
+            "overlap_ms",
+            "class",
+        ],
     )?;
     for p in sorted {
-        writeln!(
-            f,
-            "{},{},{},{},{},{},{}",
+        f.serialize((
             p.person,
-            s.campaigns[usize::from(p.campaign)].id,
+            &s.campaigns[usize::from(p.campaign)].id,
             site_id(p.board),
-            output::ts(p.start),
-            output::ts(p.end),
+            output::ts(p.start).to_string(),
+            output::ts(p.end).to_string(),
             p.overlap / 1000,
-            p.class.as_str()
-        )?;
+            p.class.as_str(),
+        ))?;
     }
     f.flush()?;
 
@@ -535,15 +566,24 @@ fn write_truth(
     for p in frontage {
         hours.entry((p.store, p.at.div_euclid(HOUR))).or_default()[2] += 1;
     }
-    let mut f = output::create(&t.join("store_hours.csv"))?;
-    writeln!(f, "store_id,hour,visitors,visitors_seen,passers_by")?;
+    let mut f = output::csv_file(
+        &t.join("store_hours.csv"),
+        &[
+            "store_id",
+            "hour",
+            "visitors",
+            "visitors_seen",
+            "passers_by",
+        ],
+    )?;
     for ((store, hour), [v, seen, pb]) in hours {
-        writeln!(
-            f,
-            "{},{},{v},{seen},{pb}",
+        f.serialize((
             site_id(store),
-            output::ts(hour * HOUR)
-        )?;
+            output::ts(hour * HOUR).to_string(),
+            v,
+            seen,
+            pb,
+        ))?;
     }
     f.flush()?;
 
@@ -556,21 +596,21 @@ fn write_truth(
         let people = t.join(format!("campaign-{}-people.csv", c.id));
         write_units(
             &people,
-            "person_id",
+            &["person_id"],
             &c.people_units,
             primary,
-            |_| String::new(),
+            |_| None,
             &site_id,
         )?;
         let devices = t.join(format!("campaign-{}-devices.csv", c.id));
         let mut key = |u: &truth::Unit| {
             let dev = &w.devices[u.id as usize];
             let epoch = sessions.epoch_of(u.t0.div_euclid(1000));
-            format!(",{}", sessions.key(epoch, &dev.global_mac))
+            Some(sessions.key(epoch, &dev.global_mac).to_string())
         };
         write_units(
             &devices,
-            "device_id,device_key",
+            &["device_id", "device_key"],
             &c.device_units,
             primary,
             &mut key,
@@ -581,34 +621,38 @@ fn write_truth(
 }
 
 /// A campaign's units with their arm and outcomes over the primary window (bit `primary`);
-/// `extra` adds columns after the id (with a leading comma).
+/// `extra` adds a column after the id (named in `id_columns`).
 fn write_units<'a>(
     path: &Path,
-    id_columns: &str,
+    id_columns: &[&str],
     units: &[truth::Unit],
     primary: usize,
-    mut extra: impl FnMut(&truth::Unit) -> String,
+    mut extra: impl FnMut(&truth::Unit) -> Option<String>,
     site_id: &dyn Fn(u32) -> &'a str,
 ) -> anyhow::Result<()> {
     let bit = |mask: u32| mask >> primary & 1 == 1;
-    let mut f = output::create(path)?;
-    writeln!(
-        f,
-        "{id_columns},arm,t0,board_id,full_follow_up,converted,converted_without_campaign"
-    )?;
+    let mut header = id_columns.to_vec();
+    header.extend([
+        "arm",
+        "t0",
+        "board_id",
+        "full_follow_up",
+        "converted",
+        "converted_without_campaign",
+    ]);
+    let mut f = output::csv_file(path, &header)?;
     for u in units {
-        writeln!(
-            f,
-            "{}{},{},{},{},{},{},{}",
-            u.id,
-            extra(u),
-            arm(u.arm),
-            output::ts(u.t0),
-            site_id(u.board),
-            bit(u.full),
-            bit(u.y1),
-            bit(u.y0)
-        )?;
+        let mut record = vec![u.id.to_string()];
+        record.extend(extra(u));
+        record.extend([
+            arm(u.arm).to_owned(),
+            output::ts(u.t0).to_string(),
+            site_id(u.board).to_owned(),
+            bit(u.full).to_string(),
+            bit(u.y1).to_string(),
+            bit(u.y0).to_string(),
+        ]);
+        f.write_record(&record)?;
     }
     f.flush()?;
     Ok(())

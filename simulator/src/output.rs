@@ -22,6 +22,16 @@ pub fn create(path: &Path) -> anyhow::Result<BufWriter<File>> {
     ))
 }
 
+/// A CSV file with its `header` written (the csv crate: a field with a comma, a quote or a
+/// line break, such as a brand name, is quoted, as the importers expect).
+pub fn csv_file(path: &Path, header: &[&str]) -> anyhow::Result<csv::Writer<File>> {
+    let mut w = csv::Writer::from_path(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    w.write_record(header)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(w)
+}
+
 /// RFC 3339 UTC with milliseconds.
 pub fn ts(t: Micros) -> Millis {
     Millis(t.div_euclid(1000))
@@ -41,10 +51,19 @@ pub fn brand_of(s: &Scenario, w: &World, site: u32) -> String {
 }
 
 pub fn inventory(s: &Scenario, w: &World, dir: &Path) -> anyhow::Result<()> {
-    let mut f = create(&dir.join("sites.csv"))?;
-    writeln!(
-        f,
-        "site_id,kind,brand,lat,lon,open_hour,close_hour,rssi_threshold_dbm,min_dwell_secs"
+    let mut f = csv_file(
+        &dir.join("sites.csv"),
+        &[
+            "site_id",
+            "kind",
+            "brand",
+            "lat",
+            "lon",
+            "open_hour",
+            "close_hour",
+            "rssi_threshold_dbm",
+            "min_dwell_secs",
+        ],
     )?;
     for (i, site) in w.sites.iter().enumerate() {
         let (lat, lon) = lat_lon(s, site.x, site.y);
@@ -56,18 +75,23 @@ pub fn inventory(s: &Scenario, w: &World, dir: &Path) -> anyhow::Result<()> {
             ),
             SiteKind::Billboard => ("billboard", s.billboards.rssi_threshold_dbm, 0),
         };
-        writeln!(
-            f,
-            "{},{kind},{},{lat:.6},{lon:.6},{},{},{rssi},{dwell}",
-            site.id,
+        f.serialize((
+            &site.id,
+            kind,
             brand_of(s, w, i as u32),
+            format!("{lat:.6}"),
+            format!("{lon:.6}"),
             site.open_hour,
-            site.close_hour
-        )?;
+            site.close_hour,
+            rssi,
+            dwell,
+        ))?;
     }
     f.flush()?;
-    let mut f = create(&dir.join("sensors.csv"))?;
-    writeln!(f, "sensor_id,site_id,kind,lat,lon")?;
+    let mut f = csv_file(
+        &dir.join("sensors.csv"),
+        &["sensor_id", "site_id", "kind", "lat", "lon"],
+    )?;
     for sensor in &w.sensors {
         let site = &w.sites[sensor.site as usize];
         let (lat, lon) = lat_lon(s, site.x, site.y);
@@ -75,7 +99,13 @@ pub fn inventory(s: &Scenario, w: &World, dir: &Path) -> anyhow::Result<()> {
             SiteKind::Store { .. } => "store",
             SiteKind::Billboard => "billboard",
         };
-        writeln!(f, "{},{},{kind},{lat:.6},{lon:.6}", sensor.id, site.id)?;
+        f.serialize((
+            &sensor.id,
+            &site.id,
+            kind,
+            format!("{lat:.6}"),
+            format!("{lon:.6}"),
+        ))?;
     }
     f.flush()?;
     Ok(())
@@ -135,7 +165,7 @@ pub fn plays_of_day(
     w: &World,
     plays: &Plays,
     d: u32,
-    f: &mut impl Write,
+    f: &mut csv::Writer<File>,
 ) -> anyhow::Result<u64> {
     let mut n = 0;
     for &b in &w.boards {
@@ -155,13 +185,14 @@ pub fn plays_of_day(
                     (format!("{brand}-house"), brand, "")
                 }
             };
-            writeln!(
-                f,
-                "{},{},{},{creative},{brand},{campaign}",
-                w.sites[b as usize].id,
-                ts(p.start),
-                ts(p.end)
-            )?;
+            f.serialize((
+                &w.sites[b as usize].id,
+                ts(p.start).to_string(),
+                ts(p.end).to_string(),
+                creative,
+                brand,
+                campaign,
+            ))?;
             n += 1;
         }
     }
@@ -180,8 +211,17 @@ pub fn receipts(s: &Scenario, w: &World, visits: &[Visit], path: &Path) -> anyho
         .filter_map(|v| v.receipt.map(|r| (v, r)))
         .collect();
     rows.sort_by_key(|(v, r)| (r.at, v.store, r.id));
-    let mut f = create(path)?;
-    writeln!(f, "receipt_id,store_id,at,amount,currency,loyalty_id")?;
+    let mut f = csv_file(
+        path,
+        &[
+            "receipt_id",
+            "store_id",
+            "at",
+            "amount",
+            "currency",
+            "loyalty_id",
+        ],
+    )?;
     for (v, r) in &rows {
         let brand = &s.brands[usize::from(v.brand)].name;
         let loyalty = if w.people[v.person as usize].member[usize::from(v.brand)] {
@@ -189,16 +229,14 @@ pub fn receipts(s: &Scenario, w: &World, visits: &[Visit], path: &Path) -> anyho
         } else {
             String::new()
         };
-        writeln!(
-            f,
-            "r-{:016x},{},{},{}.{:02},{},{loyalty}",
-            r.id,
-            w.sites[v.store as usize].id,
-            ts(r.at),
-            r.cents / 100,
-            r.cents % 100,
-            s.city.currency
-        )?;
+        f.serialize((
+            format!("r-{:016x}", r.id),
+            &w.sites[v.store as usize].id,
+            ts(r.at).to_string(),
+            format!("{}.{:02}", r.cents / 100, r.cents % 100),
+            &s.city.currency,
+            loyalty,
+        ))?;
     }
     f.flush()?;
     Ok(rows.len() as u64)
