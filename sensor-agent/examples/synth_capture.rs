@@ -12,8 +12,7 @@
 use std::io::BufWriter;
 use std::time::Duration;
 
-use pcap_file::pcap::{PcapHeader, PcapPacket, PcapWriter};
-use pcap_file::{DataLink, Endianness, TsResolution};
+use pcap_file::pcap::{PcapPacket, PcapWriter};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -118,16 +117,7 @@ fn main() -> Result<(), String> {
     records.sort_by_key(|(t, _)| *t);
     let file = std::fs::File::create(&a.out).map_err(|e| format!("{}: {e}", a.out))?;
     let fail = |e: pcap_file::PcapError| format!("{}: {e}", a.out);
-    let header = PcapHeader {
-        version_major: 2,
-        version_minor: 4,
-        ts_correction: 0,
-        ts_accuracy: 0,
-        snaplen: 65535,
-        datalink: DataLink::IEEE802_11_RADIOTAP,
-        ts_resolution: TsResolution::MicroSecond,
-        endianness: Endianness::Little,
-    };
+    let header = simulator::pcap::radiotap_header();
     let mut w = PcapWriter::with_header(BufWriter::new(file), header).map_err(fail)?;
     for (t, f) in &records {
         w.write_packet(&PcapPacket::new(

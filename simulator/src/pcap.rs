@@ -51,6 +51,20 @@ pub fn model_fingerprint(family: usize, model: usize) -> Fingerprint {
     device_id::fingerprint(&probe_ies(family, model, 0))
 }
 
+/// The global header of a radiotap capture: classic pcap, little-endian, microseconds.
+pub fn radiotap_header() -> PcapHeader {
+    PcapHeader {
+        version_major: 2,
+        version_minor: 4,
+        ts_correction: 0,
+        ts_accuracy: 0,
+        snaplen: 65535,
+        datalink: DataLink::IEEE802_11_RADIOTAP,
+        ts_resolution: TsResolution::MicroSecond,
+        endianness: Endianness::Little,
+    }
+}
+
 /// Writes one sensor's capture: classic pcap, little-endian, microseconds, radiotap.
 pub struct PcapWriter {
     out: pcap_file::pcap::PcapWriter<BufWriter<File>>,
@@ -63,16 +77,7 @@ impl PcapWriter {
     pub fn create(path: &Path) -> std::io::Result<Self> {
         let out = pcap_file::pcap::PcapWriter::with_header(
             BufWriter::with_capacity(1 << 16, File::create(path)?),
-            PcapHeader {
-                version_major: 2,
-                version_minor: 4,
-                ts_correction: 0,
-                ts_accuracy: 0,
-                snaplen: 65535,
-                datalink: DataLink::IEEE802_11_RADIOTAP,
-                ts_resolution: TsResolution::MicroSecond,
-                endianness: Endianness::Little,
-            },
+            radiotap_header(),
         )
         .map_err(std::io::Error::other)?;
         let ies = FAMILY_PROFILES
