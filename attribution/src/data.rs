@@ -8,11 +8,42 @@
 
 use std::collections::HashMap;
 
-use anyhow::{bail, Context};
 use clickhouse::Row;
 use serde::Deserialize;
 
 pub const DAY_MS: i64 = 86_400_000;
+
+/// Why a campaign's rows could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// Import campaigns.jsonl first, or check the id.
+    #[error("no campaign {0:?} in table campaigns (import campaigns.jsonl first)")]
+    NoCampaign(String),
+    #[error("campaign {0:?} lists no boards")]
+    NoBoards(String),
+    /// Import the sites (inventory/sites.csv) with the brand's stores.
+    #[error("no store of brand {0:?} in table sites: nothing to convert to")]
+    NoStores(String),
+    /// ClickHouse is down, or the schema is older than this report needs (run the
+    /// collector's migrations).
+    #[error("{what}")]
+    Query {
+        what: &'static str,
+        #[source]
+        source: clickhouse::error::Error,
+    },
+}
+
+/// `.what(...)`: names the query that failed.
+trait What<T> {
+    fn what(self, what: &'static str) -> Result<T, DataError>;
+}
+
+impl<T> What<T> for Result<T, clickhouse::error::Error> {
+    fn what(self, what: &'static str) -> Result<T, DataError> {
+        self.map_err(|source| DataError::Query { what, source })
+    }
+}
 
 #[derive(Clone, Debug, Row, Deserialize)]
 pub struct Campaign {
@@ -286,7 +317,7 @@ pub fn queries(
 }
 
 /// Reads one campaign from table `campaigns`.
-pub async fn campaign(db: &clickhouse::Client, campaign_id: &str) -> anyhow::Result<Campaign> {
+pub async fn campaign(db: &clickhouse::Client, campaign_id: &str) -> Result<Campaign, DataError> {
     let campaigns: Vec<Campaign> = db
         .query(
             "SELECT campaign_id, brand, creative_id, boards, start_ms, end_ms, spend, currency, \
@@ -295,12 +326,12 @@ pub async fn campaign(db: &clickhouse::Client, campaign_id: &str) -> anyhow::Res
         .bind(campaign_id)
         .fetch_all()
         .await
-        .context("reading table campaigns")?;
+        .what("reading table campaigns")?;
     let Some(campaign) = campaigns.into_iter().next() else {
-        bail!("no campaign {campaign_id:?} in table campaigns (import campaigns.jsonl first)");
+        return Err(DataError::NoCampaign(campaign_id.to_owned()));
     };
     if campaign.boards.is_empty() {
-        bail!("campaign {campaign_id:?} lists no boards");
+        return Err(DataError::NoBoards(campaign_id.to_owned()));
     }
     Ok(campaign)
 }
@@ -310,22 +341,19 @@ pub async fn load(
     db: &clickhouse::Client,
     campaign: Campaign,
     rules: &Rules,
-) -> anyhow::Result<Inputs> {
+) -> Result<Inputs, DataError> {
     let sites: Vec<Site> = db
         .query("SELECT site_id, kind, brand FROM sites FINAL")
         .fetch_all()
         .await
-        .context("reading table sites")?;
+        .what("reading table sites")?;
     let stores: HashMap<String, String> = sites
         .into_iter()
         .filter(|s| s.kind == 1)
         .map(|s| (s.site_id, s.brand))
         .collect();
     if !stores.values().any(|b| *b == campaign.brand) {
-        bail!(
-            "no store of brand {:?} in table sites: nothing to convert to",
-            campaign.brand
-        );
+        return Err(DataError::NoStores(campaign.brand));
     }
     let placebo_brand = placebo_of(&stores, &campaign.brand);
     let q = queries(&campaign, &stores, placebo_brand.as_deref(), rules);
@@ -334,17 +362,17 @@ pub async fn load(
         .query(&q.units)
         .fetch_all()
         .await
-        .context("the arms and outcomes query")?;
+        .what("the arms and outcomes query")?;
     let staff: Vec<u64> = db
         .query(&q.staff)
         .fetch_all()
         .await
-        .context("the staff query")?;
+        .what("the staff query")?;
     let revenue: HashMap<u64, Vec<i64>> = db
         .query(&q.revenue)
         .fetch_all::<RevenueRow>()
         .await
-        .context("the revenue query")?
+        .what("the revenue query")?
         .into_iter()
         .map(|r| (r.device, r.cents))
         .collect();
@@ -352,7 +380,7 @@ pub async fn load(
         .query(&q.classes)
         .fetch_all::<ClassRow>()
         .await
-        .context("the pass classes query")?
+        .what("the pass classes query")?
         .into_iter()
         .map(|r| (r.klass, r.passes))
         .collect();
@@ -360,12 +388,12 @@ pub async fn load(
         .query(&q.passers)
         .fetch_one()
         .await
-        .context("the passers query")?;
+        .what("the passers query")?;
     let daily = db
         .query(&q.daily)
         .fetch_all::<DailyRow>()
         .await
-        .context("the daily passes query")?
+        .what("the daily passes query")?
         .into_iter()
         .map(|r| (r.day, r.exposed, r.control))
         .collect();
@@ -373,7 +401,7 @@ pub async fn load(
         .query("SELECT max(last_ms) FROM sightings")
         .fetch_one()
         .await
-        .context("reading the end of the data (table sightings)")?;
+        .what("reading the end of the data (table sightings)")?;
     Ok(Inputs {
         campaign,
         placebo_brand,

@@ -1,7 +1,6 @@
 //! The report's tables as CSV (the `csv` crate, serde rows): one file per table, numbers
 //! with 6 decimals, an empty cell where a figure is missing or suppressed.
 
-use anyhow::Context;
 use serde::{Serialize, Serializer};
 
 use super::Report;
@@ -32,19 +31,25 @@ impl Serialize for Num {
 }
 
 /// `rows` as CSV with a header of the row type's fields (written for an empty table too).
-fn table<R: Serialize + Default>(rows: &[R]) -> anyhow::Result<String> {
-    let mut w = csv::Writer::from_writer(Vec::new());
+fn table<R: Serialize + Default>(rows: &[R]) -> Result<String, ::csv::Error> {
+    let mut w = ::csv::Writer::from_writer(Vec::new());
     if rows.is_empty() {
         // The header, from a row that is then left out.
-        w.serialize(R::default()).context("writing a CSV header")?;
-        let text =
-            String::from_utf8(w.into_inner().context("a CSV buffer")?).context("CSV is UTF-8")?;
-        return Ok(text.lines().next().unwrap_or("").to_owned() + "\n");
+        w.serialize(R::default())?;
     }
     for r in rows {
-        w.serialize(r).context("writing a CSV row")?;
+        w.serialize(r)?;
     }
-    String::from_utf8(w.into_inner().context("a CSV buffer")?).context("CSV is UTF-8")
+    let bytes = w
+        .into_inner()
+        .map_err(|e| ::csv::Error::from(e.into_error()))?;
+    // The fields are Rust strings and numbers: UTF-8 by construction.
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    Ok(if rows.is_empty() {
+        text.lines().next().unwrap_or("").to_owned() + "\n"
+    } else {
+        text
+    })
 }
 
 #[derive(Serialize, Default)]
@@ -79,7 +84,7 @@ struct WindowRow {
 }
 
 /// windows.csv: every window's estimates.
-pub(super) fn windows(r: &Report) -> anyhow::Result<String> {
+pub(super) fn windows(r: &Report) -> Result<String, ::csv::Error> {
     let rows: Vec<WindowRow> = r
         .windows
         .iter()
@@ -133,7 +138,7 @@ struct BoardRow {
 }
 
 /// boards.csv: the lift by board, suppressed rows empty.
-pub(super) fn boards(r: &Report) -> anyhow::Result<String> {
+pub(super) fn boards(r: &Report) -> Result<String, ::csv::Error> {
     let rows: Vec<BoardRow> = r
         .boards
         .iter()
@@ -160,7 +165,7 @@ struct DailyRow {
 }
 
 /// daily.csv: exposed and control passes per day, small cells suppressed.
-pub(super) fn daily(r: &Report) -> anyhow::Result<String> {
+pub(super) fn daily(r: &Report) -> Result<String, ::csv::Error> {
     let rows: Vec<DailyRow> = r
         .daily
         .iter()
@@ -182,7 +187,7 @@ struct CurveRow {
 }
 
 /// curves.csv: the cumulative conversion of both arms.
-pub(super) fn curves(r: &Report) -> anyhow::Result<String> {
+pub(super) fn curves(r: &Report) -> Result<String, ::csv::Error> {
     let rows: Vec<CurveRow> = r
         .curves
         .iter()

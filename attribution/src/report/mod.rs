@@ -9,7 +9,6 @@ mod svg;
 
 use std::path::Path;
 
-use anyhow::Context;
 use serde::Serialize;
 
 use crate::data::Inputs;
@@ -127,21 +126,49 @@ pub fn build(inp: &Inputs, p: &Params) -> Report {
     }
 }
 
+/// Why the report's files could not be written: the directory is not writable, or the disk
+/// is full.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("cannot write {}", path.display())]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot encode {file}")]
+    Encode {
+        file: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
 /// Writes report.json, report.html and the CSV tables into `dir`.
-pub fn write(r: &Report, dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+pub fn write(r: &Report, dir: &Path) -> Result<(), WriteError> {
+    std::fs::create_dir_all(dir).map_err(|source| WriteError::Io {
+        path: dir.to_owned(),
+        source,
+    })?;
     let put = |name: &str, text: String| {
         let path = dir.join(name);
-        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
+        std::fs::write(&path, text).map_err(|source| WriteError::Io { path, source })
     };
-    put(
-        "report.json",
-        serde_json::to_string_pretty(r).context("serializing the report")? + "\n",
-    )?;
-    put("windows.csv", csv::windows(r)?)?;
-    put("boards.csv", csv::boards(r)?)?;
-    put("daily.csv", csv::daily(r)?)?;
-    put("curves.csv", csv::curves(r)?)?;
+    let json = serde_json::to_string_pretty(r).map_err(|e| WriteError::Encode {
+        file: "report.json",
+        source: e.into(),
+    })?;
+    put("report.json", json + "\n")?;
+    let encoded = |file: &'static str, text: Result<String, ::csv::Error>| {
+        text.map_err(|e| WriteError::Encode {
+            file,
+            source: e.into(),
+        })
+    };
+    put("windows.csv", encoded("windows.csv", csv::windows(r))?)?;
+    put("boards.csv", encoded("boards.csv", csv::boards(r))?)?;
+    put("daily.csv", encoded("daily.csv", csv::daily(r))?)?;
+    put("curves.csv", encoded("curves.csv", csv::curves(r))?)?;
     put("report.html", html::page(r))?;
     Ok(())
 }
