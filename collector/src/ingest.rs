@@ -143,15 +143,16 @@ fn options(cfg: &Config) -> MqttOptions {
 }
 
 /// Subscribes and ingests until `shutdown`; then commits and acknowledges what it holds,
-/// disconnects and returns. Committed sightings go to `feed`.
+/// disconnects and returns. Rows are written through `db`; committed sightings go to
+/// `feed`.
 pub async fn run(
     cfg: &Config,
+    db: clickhouse::Client,
     mut inventory: Inventory,
     feed: Feed,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) -> Result<(), IngestError> {
-    let (db, _) = ch::clients(cfg.clickhouse());
     let (client, mut eventloop) = AsyncClient::new(options(cfg), request_capacity(cfg));
     let filters = cfg.mqtt().filters();
     let (tx, mut rx) = mpsc::channel::<Publish>(CHANNEL);
@@ -230,7 +231,7 @@ pub async fn run(
     let max_age = bounds.batch_max_age();
     let mut batch = Batch::default();
     let mut committer = Committer {
-        db: db.clone(),
+        db,
         client: client.clone(),
         metrics: metrics.clone(),
         shutdown: shutdown.clone(),

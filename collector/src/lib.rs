@@ -90,7 +90,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), Error> 
         let current = rules.read().expect("not poisoned").clone();
         stream::recover(&db, &cfg, &current, &feed).await?;
     }
-    ingest::run(&cfg, inventory, feed, metrics, shutdown).await?;
+    ingest::run(&cfg, db, inventory, feed, metrics, shutdown).await?;
     // The stream stage writes the stays it holds.
     stage.finish().await?;
     info!("stopped");

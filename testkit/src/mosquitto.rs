@@ -212,21 +212,29 @@ impl Drop for Subscription {
     }
 }
 
+/// Every sensor of a simulated city (fast mode, `footfall-sim`): its sightings topic and
+/// the file of its envelopes.
+fn city_sensors(city: &Path) -> Vec<(String, PathBuf)> {
+    fs::read_to_string(city.join("inventory/sensors.csv"))
+        .expect("inventory/sensors.csv")
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let f: Vec<&str> = line.split(',').collect();
+            (
+                format!("footfall/v1/{}/{}/sightings", f[1], f[0]),
+                city.join("envelopes").join(format!("{}.jsonl", f[0])),
+            )
+        })
+        .collect()
+}
+
 /// A simulated city's envelopes (fast mode, `footfall-sim`): (topic, payload) of every
 /// sensor, in the order the sensors sent them.
 pub fn city_envelopes(city: &Path) -> Vec<(String, String)> {
     let mut messages = Vec::new();
-    for line in fs::read_to_string(city.join("inventory/sensors.csv"))
-        .expect("inventory/sensors.csv")
-        .lines()
-        .skip(1)
-    {
-        let f: Vec<&str> = line.split(',').collect();
-        let topic = format!("footfall/v1/{}/{}/sightings", f[1], f[0]);
-        for env in fs::read_to_string(city.join("envelopes").join(format!("{}.jsonl", f[0])))
-            .expect("envelopes")
-            .lines()
-        {
+    for (topic, envelopes) in city_sensors(city) {
+        for env in fs::read_to_string(envelopes).expect("envelopes").lines() {
             // RFC 3339 UTC with milliseconds: sorts as text.
             let at = env
                 .split("\"sent_at\":\"")
@@ -245,16 +253,12 @@ pub fn city_envelopes(city: &Path) -> Vec<(String, String)> {
 /// mosquitto_pub per sensor, all at once, each sending its sensor's envelopes in order (as
 /// the sensors would), QoS 1. Returns once every one has had its envelopes acknowledged.
 pub fn publish_city(city: &Path, port: u16) {
-    let publishers: Vec<Child> = fs::read_to_string(city.join("inventory/sensors.csv"))
-        .expect("inventory/sensors.csv")
-        .lines()
-        .skip(1)
-        .map(|line| {
-            let f: Vec<&str> = line.split(',').collect();
-            let envelopes = city.join("envelopes").join(format!("{}.jsonl", f[0]));
+    let publishers: Vec<Child> = city_sensors(city)
+        .into_iter()
+        .map(|(topic, envelopes)| {
             Command::new("mosquitto_pub")
                 .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-q", "1", "-l"])
-                .args(["-t", &format!("footfall/v1/{}/{}/sightings", f[1], f[0])])
+                .args(["-t", &topic])
                 .stdin(fs::File::open(&envelopes).expect("the sensor's envelopes"))
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())

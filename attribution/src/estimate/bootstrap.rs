@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use super::cuped::{cuped, Moments};
+use super::cuped::{cuped, Cuped, Moments};
 use super::stratified::{stratified, Cell};
 use crate::stats::Rng;
 
@@ -23,7 +23,7 @@ pub struct Sums {
 pub struct Draw {
     pub d: f64,
     pub strat: Option<f64>,
-    pub cuped: Option<f64>,
+    pub cuped: Option<Cuped>,
     pub rev: f64,
 }
 
@@ -47,7 +47,7 @@ pub fn draw(sums: &[&Sums], min_stratum: f64) -> Draw {
     Draw {
         d: per_device(arms[0].y, 0) - per_device(arms[1].y, 1),
         strat: stratified(&cells, min_stratum),
-        cuped: cuped(&arms).map(|c| c.difference),
+        cuped: cuped(&arms),
         rev: per_device(rev[0], 0) - per_device(rev[1], 1),
     }
 }

@@ -14,7 +14,6 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use self::bootstrap::{Draw, Sums};
-use self::cuped::Moments;
 use crate::data::Inputs;
 use crate::design::{Design, Params, Unit, DAY_MS, HOUR_MS};
 use crate::stats::{self, Comparison, Interval};
@@ -131,17 +130,12 @@ pub fn window(design: &Design, inp: &Inputs, p: &Params, wi: usize) -> WindowRes
         estimate: e,
         interval: boot(&|d| d.strat).map_or(Interval::NAN, |b| b.0),
     });
-    // CUPED over every unit: the point estimate; the cluster bootstrap's interval when
-    // there is one (analytic, i.i.d., otherwise).
-    let mut arms = [Moments::default(); 2];
-    for s in &present {
-        arms[0].merge(&s.arms[0]);
-        arms[1].merge(&s.arms[1]);
-    }
-    let adjusted = cuped::cuped(&arms);
+    // CUPED over every unit (the sample's draw): the point estimate; the cluster
+    // bootstrap's interval when there is one (analytic, i.i.d., otherwise).
+    let adjusted = point.cuped;
     let cuped = adjusted.map(|c| Estimate {
         estimate: c.difference,
-        interval: boot(&|d| d.cuped).map_or(
+        interval: boot(&|d| d.cuped.map(|c| c.difference)).map_or(
             Interval {
                 lo: c.difference - z * c.se,
                 hi: c.difference + z * c.se,
