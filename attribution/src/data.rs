@@ -142,26 +142,35 @@ pub struct Rules {
     pub windows_days: Vec<u32>,
 }
 
-/// `'a', 'b'` for an IN list; ids are validated at import ([A-Za-z0-9_.-]), quotes escaped
-/// all the same.
+/// `'a', 'b'` for an IN list (`''` when empty, which matches no id).
 fn in_list<'a>(ids: impl IntoIterator<Item = &'a String>) -> String {
-    let v: Vec<String> = ids.into_iter().map(|s| quote(s)).collect();
+    let v: Vec<String> = ids.into_iter().map(bound).collect();
     if v.is_empty() {
-        "''".to_owned()
+        bound("")
     } else {
         v.join(", ")
     }
 }
 
-fn quote(s: &str) -> String {
-    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
+/// `value` as an SQL literal, written by the clickhouse crate's client-side binding (its
+/// escaping, not ours). ClickHouse 18.16 has no server-side query parameters, and the report's
+/// queries nest one another, so each value is bound where it appears; the finished text is
+/// what both servers run (and what the portability test runs verbatim).
+fn bound(value: impl clickhouse::sql::Bind) -> String {
+    clickhouse::Client::default()
+        .query("?")
+        .bind(value)
+        .sql_display()
+        .to_string()
 }
 
+/// `toDate('YYYY-MM-DD')` of the UTC day of `ms`.
 fn date(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
+    let day = chrono::DateTime::from_timestamp_millis(ms)
         .unwrap_or_default()
         .format("%Y-%m-%d")
-        .to_string()
+        .to_string();
+    format!("toDate({})", bound(day))
 }
 
 /// The report's SQL, built for one campaign.
@@ -216,16 +225,16 @@ pub fn queries(
          class = 'global' OR (epoch, device) IN (SELECT epoch, device FROM links FINAL) AS linkable, \
          arrayJoin(range(toUInt64(intDiv(greatest(last_ms + {pad}, first_ms + {lp}), 60000) \
          - intDiv(first_ms - {reach}, 60000) + 1))) + intDiv(first_ms - {reach}, 60000) AS bucket \
-         FROM visits FINAL WHERE site IN ({boards}) AND day >= toDate('{d_from}') \
-         AND day <= toDate('{d_to}') AND retracted = 0 AND kind = 'visitor' \
+         FROM visits FINAL WHERE site IN ({boards}) AND day >= {d_from} \
+         AND day <= {d_to} AND retracted = 0 AND kind = 'visitor' \
          AND first_ms >= {from} AND first_ms < {to}) AS passes \
          ALL LEFT JOIN (SELECT board_id AS site, start_ms, end_ms, \
          arrayJoin(range(toUInt64(intDiv(end_ms, 60000) - intDiv(start_ms, 60000) + 1))) \
          + intDiv(start_ms, 60000) AS bucket FROM ad_plays FINAL WHERE board_id IN ({boards}) \
-         AND day >= toDate('{d_from}') AND day <= toDate('{d_to}') AND creative_id = {creative}) \
+         AND day >= {d_from} AND day <= {d_to} AND creative_id = {creative}) \
          AS plays USING (site, bucket) GROUP BY device, epoch, site, first_ms, last_ms, linkable, start_ms) \
          GROUP BY device, epoch, site, first_ms, last_ms, linkable)",
-        creative = quote(&c.creative_id),
+        creative = bound(&c.creative_id),
     );
     // Intention to treat: each linkable device's first clean pass.
     let arms = format!(
@@ -251,7 +260,7 @@ pub fn queries(
         .collect();
     let staff = format!(
         "SELECT DISTINCT device FROM (SELECT device, site, day, sum(last_ms - first_ms) AS stay FROM visits FINAL \
-         WHERE site IN ({all_stores}) AND day >= toDate('{s_from}') AND day <= toDate('{s_to}') \
+         WHERE site IN ({all_stores}) AND day >= {s_from} AND day <= {s_to} \
          AND retracted = 0 AND device IN (SELECT device FROM ({arms})) GROUP BY device, site, day) \
          GROUP BY device, site, toMonday(day) HAVING max(stay) > {} OR count() >= {}",
         r.staff_ms_per_day, r.staff_days_per_week
@@ -268,7 +277,7 @@ pub fn queries(
          FROM ({arms}) AS arms ALL LEFT JOIN (SELECT device, site IN ({brand_stores}) AS is_brand, \
          site IN ({placebo_stores}) AS is_placebo, kind = 'visitor' AS is_visitor, first_ms AS v_first, \
          last_ms AS v_last FROM visits FINAL WHERE site IN ({all_stores}) \
-         AND day >= toDate('{s_from}') AND day <= toDate('{s_to}') AND retracted = 0 \
+         AND day >= {s_from} AND day <= {s_to} AND retracted = 0 \
          AND last_ms >= {lo} AND first_ms < {hi}) AS stays USING device \
          GROUP BY device, exposed, t0, board ORDER BY device",
         pre = r.pre_ms,
@@ -290,7 +299,7 @@ pub fn queries(
          ALL INNER JOIN (SELECT epoch, device, loyalty_id FROM links FINAL) AS links \
          USING (epoch, device)) AS linked \
          ALL INNER JOIN (SELECT loyalty_id, at_ms, amount_cents FROM receipts FINAL \
-         WHERE store_id IN ({brand_stores}) AND day >= toDate('{s_from}') AND day <= toDate('{s_to}')) \
+         WHERE store_id IN ({brand_stores}) AND day >= {s_from} AND day <= {s_to}) \
          AS bought USING loyalty_id GROUP BY device",
         sums.join(", ")
     );
@@ -426,4 +435,52 @@ fn placebo_of(stores: &HashMap<String, String>, brand: &str) -> Option<String> {
         .into_iter()
         .max_by_key(|(b, n)| (*n, std::cmp::Reverse(*b)))
         .map(|(b, _)| b.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_reach_the_sql_escaped_and_dates_as_utc_days() {
+        let c = Campaign {
+            campaign_id: "c1".into(),
+            brand: "Acme".into(),
+            creative_id: r"it's\n".into(),
+            boards: vec!["b-1".into(), "b'2".into()],
+            start_ms: 1_772_323_200_000, // 2026-03-01T00:00Z
+            end_ms: 1_772_323_200_000 + 7 * DAY_MS,
+            spend: 0.0,
+            currency: "EUR".into(),
+            window_days: 14,
+            slot_secs: 10,
+            loop_slots: 6,
+        };
+        let rules = Rules {
+            pad_ms: 0,
+            pre_ms: 0,
+            staff_ms_per_day: 0,
+            staff_days_per_week: 5,
+            windows_days: vec![14],
+        };
+        let q = queries(&c, &HashMap::new(), None, &rules);
+        assert!(
+            q.classified.contains(r"creative_id = 'it\'s\\n'"),
+            "{}",
+            q.classified
+        );
+        assert!(
+            q.classified.contains(r"site IN ('b-1', 'b\'2')"),
+            "{}",
+            q.classified
+        );
+        // A day before the flight, in UTC.
+        assert!(
+            q.classified.contains("day >= toDate('2026-02-28')"),
+            "{}",
+            q.classified
+        );
+        // No store: an IN list that matches nothing, still valid SQL.
+        assert!(q.units.contains("site IN ('')"), "{}", q.units);
+    }
 }

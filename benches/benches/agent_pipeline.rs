@@ -16,7 +16,7 @@ const REPEAT: u64 = 48; // 48 x 21257 = 1 020 336 frames
 struct Discard(usize);
 
 impl BatchSink for Discard {
-    fn put(&mut self, batch: Batch) -> anyhow::Result<()> {
+    fn put(&mut self, batch: Batch) -> Result<(), sensor_agent::Error> {
         self.0 += batch.sightings.len();
         Ok(())
     }

@@ -11,10 +11,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
 use firmware_config::{Capture as CaptureConfig, ChannelPlan};
 use pcap::{Activated, Capture, Linktype};
 use tracing::{info, warn};
+
+use crate::Error;
 
 /// Only probe requests; libpcap compiles this for the radiotap link type.
 pub const BPF_FILTER: &str = "type mgt subtype probe-req";
@@ -22,46 +23,47 @@ pub const BPF_FILTER: &str = "type mgt subtype probe-req";
 /// Opens a pcap or pcapng file (or a FIFO carrying one) for replay. Its link type is
 /// checked by [`check_file_link`] once it shows a frame: an empty capture is just empty,
 /// whatever link type its header names.
-pub fn open_file(path: &Path) -> anyhow::Result<Capture<pcap::Offline>> {
-    Capture::from_file(path).with_context(|| format!("failed to open capture {}", path.display()))
+pub fn open_file(path: &Path) -> Result<Capture<pcap::Offline>, Error> {
+    Capture::from_file(path).map_err(|source| Error::OpenFile {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// Refuses a capture file whose frames are not radiotap.
-pub fn check_file_link(link: Linktype, path: &Path) -> anyhow::Result<()> {
+pub fn check_file_link(link: Linktype, path: &Path) -> Result<(), Error> {
     require_radiotap(link, &path.display().to_string())
 }
 
 /// Opens a live interface, which must already be in monitor mode.
-pub fn open_live(cfg: &CaptureConfig) -> anyhow::Result<Capture<pcap::Active>> {
+pub fn open_live(cfg: &CaptureConfig) -> Result<Capture<pcap::Active>, Error> {
     let mut cap = Capture::from_device(cfg.interface.as_str())
-        .with_context(|| format!("no capture device {}", cfg.interface))?
+        .map_err(|source| Error::NoDevice {
+            interface: cfg.interface.clone(),
+            source,
+        })?
         .immediate_mode(true)
         .promisc(false)
         .snaplen(cfg.snaplen_bytes as i32)
         .buffer_size(cfg.buffer_bytes as i32)
         .timeout(250)
         .open()
-        .with_context(|| {
-            format!(
-                "failed to open {} for capture (root or CAP_NET_RAW is needed)",
-                cfg.interface
-            )
+        .map_err(|source| Error::OpenLive {
+            interface: cfg.interface.clone(),
+            source,
         })?;
     require_radiotap(cap.get_datalink(), &cfg.interface)?;
-    cap.filter(BPF_FILTER, true)
-        .with_context(|| format!("failed to set the BPF filter {BPF_FILTER:?}"))?;
+    cap.filter(BPF_FILTER, true).map_err(Error::Filter)?;
     Ok(cap)
 }
 
-fn require_radiotap(link: Linktype, source: &str) -> anyhow::Result<()> {
+fn require_radiotap(link: Linktype, input: &str) -> Result<(), Error> {
     if link != Linktype::IEEE802_11_RADIOTAP {
-        bail!(
-            "{source} has link type {} ({}), not 802.11 radiotap (127): put the interface in \
-             monitor mode first, e.g. `iw phy phy0 interface add mon0 type monitor && ip link \
-             set mon0 up`, and set capture.interface = \"mon0\"",
-            link.get_name().unwrap_or_else(|_| "unknown".into()),
-            link.0
-        );
+        return Err(Error::NotRadiotap {
+            input: input.to_owned(),
+            name: link.get_name().unwrap_or_else(|_| "unknown".into()),
+            link: link.0,
+        });
     }
     Ok(())
 }

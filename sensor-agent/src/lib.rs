@@ -7,6 +7,7 @@
 //! Both take a shutdown token so tests drive the real thing.
 
 pub mod capture;
+mod error;
 pub mod identity;
 mod mac;
 mod parse;
@@ -24,13 +25,13 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use firmware_config::{Config, ConfigError, Secret, SecretSource};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 use wire::{DeviceKey, Millis};
 
+pub use error::Error;
 pub use parse::Reject;
 use pipeline::{BatchSink, Pipeline, PipelineSettings, Summary};
 use publish::{Delivered, Lifecycle, Publisher};
@@ -180,7 +181,7 @@ pub async fn replay(
     loaded: Loaded,
     opts: ReplayOptions,
     shutdown: CancellationToken,
-) -> anyhow::Result<(Summary, Option<Delivered>)> {
+) -> Result<(Summary, Option<Delivered>), Error> {
     let loaded = Arc::new(loaded);
     match opts.output.clone() {
         ReplayOutput::JsonLines(path) => {
@@ -188,8 +189,10 @@ pub async fn replay(
                 Box::new(std::io::BufWriter::new(std::io::stdout()))
             } else {
                 Box::new(std::io::BufWriter::new(
-                    std::fs::File::create(&path)
-                        .with_context(|| format!("failed to create {}", path.display()))?,
+                    std::fs::File::create(&path).map_err(|source| Error::Create {
+                        path: path.clone(),
+                        source,
+                    })?,
                 ))
             };
             let l = loaded.clone();
@@ -197,10 +200,10 @@ pub async fn replay(
                 let mut sink = JsonLinesSink::new(l.origin(), out);
                 let s = replay_into(&l, &opts, &mut sink, &shutdown)?;
                 sink.flush()?;
-                Ok::<_, anyhow::Error>(s)
+                Ok::<_, Error>(s)
             })
             .await
-            .context("replay thread panicked")??;
+            .map_err(|_| Error::Panicked("replay thread"))??;
             Ok((summary, None))
         }
         ReplayOutput::Broker => {
@@ -219,7 +222,7 @@ fn replay_into(
     opts: &ReplayOptions,
     sink: &mut dyn BatchSink,
     shutdown: &CancellationToken,
-) -> anyhow::Result<Summary> {
+) -> Result<Summary, Error> {
     let mut cap = capture::open_file(&opts.pcap)?;
     let mut pipeline = loaded.pipeline(opts.count_devices);
     let started = Instant::now();
@@ -275,11 +278,11 @@ async fn with_publisher<T: Send + 'static>(
     loaded: &Arc<Loaded>,
     drain_timeout: Option<Duration>,
     stop: CancellationToken,
-    produce: impl FnOnce(&Loaded, &mut dyn BatchSink, &Telemetry) -> anyhow::Result<T> + Send + 'static,
-) -> anyhow::Result<(Delivered, T)> {
+    produce: impl FnOnce(&Loaded, &mut dyn BatchSink, &Telemetry) -> Result<T, Error> + Send + 'static,
+) -> Result<(Delivered, T), Error> {
     let cfg = &loaded.config;
-    let (spool, recovery) = Spool::open(&cfg.spool().dir, cfg.spool().max_bytes, cfg.spool().fsync)
-        .context("failed to open the spool")?;
+    let (spool, recovery) =
+        Spool::open(&cfg.spool().dir, cfg.spool().max_bytes, cfg.spool().fsync)?;
     info!(
         next_seq = spool.next_seq(),
         pending = recovery.pending,
@@ -311,7 +314,9 @@ async fn with_publisher<T: Send + 'static>(
         sink.spool.lock().expect("spool lock").sync();
         r
     });
-    let produced = producing.await.context("capture thread panicked");
+    let produced = producing
+        .await
+        .map_err(|_| Error::Panicked("capture thread"));
     life.producer_done.cancel();
     wake.notify_one();
     // A second signal while draining stops at once; the spool keeps the rest.
@@ -324,14 +329,16 @@ async fn with_publisher<T: Send + 'static>(
             }
         })
     };
-    let delivered = publishing.await.context("publisher panicked")??;
+    let delivered = publishing
+        .await
+        .map_err(|_| Error::Panicked("publisher"))??;
     stop_watch.abort();
     Ok((delivered, produced??))
 }
 
 /// The live sensor: capture from the configured monitor interface until `shutdown`, then
 /// close open sightings, deliver for up to 10 s, and leave the rest in the spool.
-pub async fn run(loaded: Loaded, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(loaded: Loaded, shutdown: CancellationToken) -> Result<(), Error> {
     let loaded = Arc::new(loaded);
     let mut cap = capture::open_live(loaded.config.capture())?;
     let stop_capture = Arc::new(AtomicBool::new(false));
@@ -340,7 +347,7 @@ pub async fn run(loaded: Loaded, shutdown: CancellationToken) -> anyhow::Result<
         loaded.config.capture().channel_plan.clone(),
         stop_capture.clone(),
     )
-    .context("failed to start the channel hopper")?;
+    .map_err(Error::Hopper)?;
     let watcher = {
         let (stop, token) = (stop_capture.clone(), shutdown.clone());
         tokio::spawn(async move {
@@ -366,7 +373,7 @@ pub async fn run(loaded: Loaded, shutdown: CancellationToken) -> anyhow::Result<
                     Err(pcap::Error::TimeoutExpired) => {
                         pipeline.advance(Millis::now().0, sink)?;
                     }
-                    Err(e) => return Err(e).context("capture failed"),
+                    Err(e) => return Err(Error::Capture(e)),
                 }
                 if last_report.elapsed() >= Duration::from_secs(1) {
                     last_report = Instant::now();

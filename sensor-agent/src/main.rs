@@ -101,7 +101,8 @@ fn execute(command: Command) -> anyhow::Result<()> {
             runtime()?.block_on(async {
                 let shutdown = on_signal();
                 sensor_agent::run(loaded, shutdown).await
-            })
+            })?;
+            Ok(())
         }
         Command::Replay {
             config,

@@ -14,6 +14,7 @@ use crate::identity::Hasher;
 use crate::mac::RawMac;
 use crate::parse::{self, FrameType, Reject};
 use crate::sessionize::{Emitted, Observed, Sessionizer};
+use crate::Error;
 
 /// A closed batch, before it is given a sequence number.
 #[derive(Clone, Debug, PartialEq)]
@@ -25,7 +26,7 @@ pub struct Batch {
 
 /// Where closed batches go: the spool (live and replay-to-broker) or a JSON-lines file.
 pub trait BatchSink {
-    fn put(&mut self, batch: Batch) -> anyhow::Result<()>;
+    fn put(&mut self, batch: Batch) -> Result<(), Error>;
 }
 
 /// What the pipeline has seen, by category: the `--summary` document.
@@ -143,7 +144,7 @@ impl Pipeline {
         data: &[u8],
         truncated: bool,
         sink: &mut dyn BatchSink,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), Error> {
         self.counters.frames += 1;
         self.advance(ts_ms, sink)?;
         let frame = match parse::parse(data, truncated, self.settings.fcs_policy) {
@@ -199,7 +200,7 @@ impl Pipeline {
 
     /// Moves event time forward without a frame (an idle live capture calls this with the
     /// wall clock): closes expired sightings and aged batches.
-    pub fn advance(&mut self, now_ms: i64, sink: &mut dyn BatchSink) -> anyhow::Result<()> {
+    pub fn advance(&mut self, now_ms: i64, sink: &mut dyn BatchSink) -> Result<(), Error> {
         if now_ms <= self.now_ms {
             return Ok(());
         }
@@ -218,7 +219,7 @@ impl Pipeline {
     }
 
     /// Closes every sighting and flushes the last batch (end of input, shutdown).
-    pub fn finish(&mut self, sink: &mut dyn BatchSink) -> anyhow::Result<()> {
+    pub fn finish(&mut self, sink: &mut dyn BatchSink) -> Result<(), Error> {
         self.sessions.close_all();
         self.drain_closing(sink)?;
         self.flush_batch(sink)
@@ -226,7 +227,7 @@ impl Pipeline {
 
     /// Emits queued closings a batch at a time, so closing many sightings at once never
     /// holds them all in memory as sightings.
-    fn drain_closing(&mut self, sink: &mut dyn BatchSink) -> anyhow::Result<()> {
+    fn drain_closing(&mut self, sink: &mut dyn BatchSink) -> Result<(), Error> {
         loop {
             let more = self
                 .sessions
@@ -238,7 +239,7 @@ impl Pipeline {
         }
     }
 
-    fn drain_emitted(&mut self, sink: &mut dyn BatchSink) -> anyhow::Result<()> {
+    fn drain_emitted(&mut self, sink: &mut dyn BatchSink) -> Result<(), Error> {
         if self.emitted.is_empty() {
             return Ok(());
         }
@@ -265,7 +266,7 @@ impl Pipeline {
         Ok(())
     }
 
-    fn flush_batch(&mut self, sink: &mut dyn BatchSink) -> anyhow::Result<()> {
+    fn flush_batch(&mut self, sink: &mut dyn BatchSink) -> Result<(), Error> {
         if self.batch.is_empty() {
             return Ok(());
         }

@@ -11,7 +11,6 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::Context;
 use firmware_config::{Config, Secret};
 use rand::Rng;
 use rumqttc::{
@@ -24,6 +23,7 @@ use tracing::{debug, info, warn};
 
 use crate::spool::Spool;
 use crate::telemetry::{SpoolFigures, StatusIdentity, Telemetry};
+use crate::Error;
 
 /// How the publisher ends.
 #[derive(Clone, Debug)]
@@ -58,7 +58,7 @@ impl Publisher {
         cfg: &Config,
         password: Option<&Secret>,
         max_batch_bytes: usize,
-    ) -> anyhow::Result<Publisher> {
+    ) -> Result<Publisher, Error> {
         let m = cfg.mqtt();
         let s = cfg.sensor();
         let id = StatusIdentity {
@@ -77,7 +77,7 @@ impl Publisher {
         let will = Telemetry::default().status(&id, false, SpoolFigures::default());
         options.set_last_will(LastWill::new(
             status_topic.clone(),
-            serde_json::to_vec(&will).context("encode last will")?,
+            serde_json::to_vec(&will).expect("status serializes"),
             QoS::AtLeastOnce,
             true,
         ));
@@ -90,7 +90,10 @@ impl Publisher {
         if let Some(tls) = &m.tls {
             install_crypto_provider();
             let read = |p: &std::path::Path| {
-                std::fs::read(p).with_context(|| format!("failed to read {}", p.display()))
+                std::fs::read(p).map_err(|source| Error::Read {
+                    path: p.to_owned(),
+                    source,
+                })
             };
             let client_auth = match &tls.client_auth {
                 Some((cert, key)) => Some((read(cert)?, read(key)?)),
@@ -119,7 +122,7 @@ impl Publisher {
         wake: Arc<Notify>,
         telemetry: Arc<Telemetry>,
         life: Lifecycle,
-    ) -> anyhow::Result<Delivered> {
+    ) -> Result<Delivered, Error> {
         let (client, mut eventloop) = AsyncClient::new(self.options.clone(), self.max_inflight + 8);
         let mut connected = false;
         let mut backoff = Duration::from_millis(500);

@@ -3,12 +3,12 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
-use anyhow::Context;
 use tokio::sync::Notify;
 use wire::Envelope;
 
 use crate::pipeline::{Batch, BatchSink};
 use crate::spool::Spool;
+use crate::Error;
 
 /// Names a sensor's batches on the wire.
 #[derive(Clone, Debug)]
@@ -39,7 +39,7 @@ pub struct SpoolSink {
 }
 
 impl BatchSink for SpoolSink {
-    fn put(&mut self, batch: Batch) -> anyhow::Result<()> {
+    fn put(&mut self, batch: Batch) -> Result<(), Error> {
         let mut batch = Some(batch);
         let mut spool = self.spool.lock().expect("spool lock is never poisoned");
         spool.append(|seq| {
@@ -70,21 +70,19 @@ impl<W: Write> JsonLinesSink<W> {
         }
     }
 
-    pub fn flush(&mut self) -> anyhow::Result<()> {
-        self.out.flush().context("failed to write envelopes")
+    pub fn flush(&mut self) -> Result<(), Error> {
+        self.out.flush().map_err(Error::Write)
     }
 }
 
 impl<W: Write> BatchSink for JsonLinesSink<W> {
-    fn put(&mut self, batch: Batch) -> anyhow::Result<()> {
+    fn put(&mut self, batch: Batch) -> Result<(), Error> {
         let e = self.origin.envelope(self.next_seq, batch);
         self.next_seq += 1;
         // Serialize into memory first: one write per envelope, not one per JSON token.
         self.line.clear();
         serde_json::to_writer(&mut self.line, &e).expect("envelopes serialize");
         self.line.push(b'\n');
-        self.out
-            .write_all(&self.line)
-            .context("failed to write envelope")
+        self.out.write_all(&self.line).map_err(Error::Write)
     }
 }

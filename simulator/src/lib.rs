@@ -25,11 +25,12 @@ use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
 use std::path::Path;
 
-use anyhow::Context;
 use serde::Serialize;
 use wire::DeviceKey;
 
 use activity::{Activity, DayOut, PersonState, Visit};
+use output::Creating;
+pub use output::Error;
 use plays::Plays;
 use radio::{Heard, Radio};
 use scenario::{Mode, Scenario};
@@ -103,10 +104,9 @@ pub fn generate(
     out: &Path,
     threads: usize,
     progress: &mut dyn FnMut(Progress),
-) -> anyhow::Result<Summary> {
+) -> Result<Summary, Error> {
     for sub in ["inventory", "truth"] {
-        std::fs::create_dir_all(out.join(sub))
-            .with_context(|| format!("cannot create {}", out.display()))?;
+        std::fs::create_dir_all(out.join(sub)).creating(out)?;
     }
     let streams = match s.output.mode {
         Mode::Pcap => "captures",
@@ -211,7 +211,7 @@ pub fn generate(
                         for (shard, f) in group.iter_mut().zip(frames) {
                             shard.day(cx, std::mem::take(f), from, to)?;
                         }
-                        Ok::<_, anyhow::Error>(())
+                        Ok::<_, Error>(())
                     })
                 })
                 .collect();
@@ -324,7 +324,7 @@ pub fn generate(
     Ok(summary)
 }
 
-fn write_secret(path: &Path, secret: &str) -> anyhow::Result<()> {
+fn write_secret(path: &Path, secret: &str) -> Result<(), Error> {
     use std::os::unix::fs::OpenOptionsExt;
     let _ = std::fs::remove_file(path);
     let mut f = std::fs::OpenOptions::new()
@@ -332,7 +332,7 @@ fn write_secret(path: &Path, secret: &str) -> anyhow::Result<()> {
         .create_new(true)
         .mode(0o600)
         .open(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
+        .creating(path)?;
     // The agents read the file's bytes as the key.
     f.write_all(secret.as_bytes())?;
     Ok(())
@@ -344,7 +344,7 @@ fn write_links(
     w: &World,
     sessions: &mut Sessions,
     path: &Path,
-) -> anyhow::Result<u64> {
+) -> Result<u64, Error> {
     let first = sessions.epoch_of(w.start.div_euclid(1000));
     let last = sessions.epoch_of(w.day_start(w.days).div_euclid(1000) - 1);
     let mut f = output::csv_file(path, &["epoch", "device_key", "loyalty_id"])?;
@@ -390,7 +390,7 @@ fn write_truth(
     counts: &[SensorCounts],
     campaigns: &[CampaignTruth],
     sessions: &mut Sessions,
-) -> anyhow::Result<()> {
+) -> Result<(), Error> {
     let t = out.join("truth");
     let site_id = |i: u32| w.sites[i as usize].id.as_str();
 
@@ -629,7 +629,7 @@ fn write_units<'a>(
     primary: usize,
     mut extra: impl FnMut(&truth::Unit) -> Option<String>,
     site_id: &dyn Fn(u32) -> &'a str,
-) -> anyhow::Result<()> {
+) -> Result<(), Error> {
     let bit = |mask: u32| mask >> primary & 1 == 1;
     let mut header = id_columns.to_vec();
     header.extend([

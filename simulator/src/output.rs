@@ -2,10 +2,9 @@
 //! simulator/README.md.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use serde::Serialize;
 use wire::Millis;
 
@@ -15,20 +14,53 @@ use crate::rng::{hash, Tag};
 use crate::scenario::Scenario;
 use crate::world::{Micros, SiteKind, World};
 
-pub fn create(path: &Path) -> anyhow::Result<BufWriter<File>> {
+/// Why a city's files could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The output directory is missing its permissions, or a path names a directory.
+    #[error("cannot create {}", path.display())]
+    Create {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// The disk is full, or the file went away while it was written.
+    #[error("writing the city's files failed")]
+    Io(#[from] io::Error),
+    #[error("writing a CSV file failed")]
+    Csv(#[from] csv::Error),
+    #[error("encoding JSON failed")]
+    Json(#[from] serde_json::Error),
+    #[error("encoding the scenario as TOML failed")]
+    Toml(#[from] toml::ser::Error),
+}
+
+/// `.creating(path)`: names the file an I/O error was met creating.
+pub(crate) trait Creating<T> {
+    fn creating(self, path: &Path) -> Result<T, Error>;
+}
+
+impl<T> Creating<T> for io::Result<T> {
+    fn creating(self, path: &Path) -> Result<T, Error> {
+        self.map_err(|source| Error::Create {
+            path: path.to_owned(),
+            source,
+        })
+    }
+}
+
+pub fn create(path: &Path) -> Result<BufWriter<File>, Error> {
     Ok(BufWriter::with_capacity(
         1 << 16,
-        File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+        File::create(path).creating(path)?,
     ))
 }
 
 /// A CSV file with its `header` written (the csv crate: a field with a comma, a quote or a
 /// line break, such as a brand name, is quoted, as the importers expect).
-pub fn csv_file(path: &Path, header: &[&str]) -> anyhow::Result<csv::Writer<File>> {
-    let mut w = csv::Writer::from_path(path)
-        .with_context(|| format!("cannot create {}", path.display()))?;
-    w.write_record(header)
-        .with_context(|| format!("cannot write {}", path.display()))?;
+pub fn csv_file(path: &Path, header: &[&str]) -> Result<csv::Writer<File>, Error> {
+    let mut w = csv::Writer::from_writer(File::create(path).creating(path)?);
+    w.write_record(header)?;
     Ok(w)
 }
 
@@ -50,7 +82,7 @@ pub fn brand_of(s: &Scenario, w: &World, site: u32) -> String {
     }
 }
 
-pub fn inventory(s: &Scenario, w: &World, dir: &Path) -> anyhow::Result<()> {
+pub fn inventory(s: &Scenario, w: &World, dir: &Path) -> Result<(), Error> {
     let mut f = csv_file(
         &dir.join("sites.csv"),
         &[
@@ -127,7 +159,7 @@ struct CampaignLine<'a> {
     slots_per_loop: u32,
 }
 
-pub fn campaigns(s: &Scenario, w: &World, path: &Path) -> anyhow::Result<()> {
+pub fn campaigns(s: &Scenario, w: &World, path: &Path) -> Result<(), Error> {
     let mut f = create(path)?;
     for c in &s.campaigns {
         let boards = if c.boards == 0 {
@@ -166,7 +198,7 @@ pub fn plays_of_day(
     plays: &Plays,
     d: u32,
     f: &mut csv::Writer<File>,
-) -> anyhow::Result<u64> {
+) -> Result<u64, Error> {
     let mut n = 0;
     for &b in &w.boards {
         // Plays that start this day (one crossing midnight belongs to the day it starts).
@@ -205,7 +237,7 @@ pub fn loyalty_id(w: &World, brand: &str, person: u32) -> String {
     format!("{brand}-L{:010x}", h & 0xff_ffff_ffff)
 }
 
-pub fn receipts(s: &Scenario, w: &World, visits: &[Visit], path: &Path) -> anyhow::Result<u64> {
+pub fn receipts(s: &Scenario, w: &World, visits: &[Visit], path: &Path) -> Result<u64, Error> {
     let mut rows: Vec<(&Visit, crate::activity::Receipt)> = visits
         .iter()
         .filter_map(|v| v.receipt.map(|r| (v, r)))

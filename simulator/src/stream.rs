@@ -10,6 +10,7 @@ use std::path::Path;
 
 use wire::{DeviceKey, Envelope};
 
+use crate::output::{Creating, Error};
 use crate::pcap::{self, PcapWriter};
 use crate::radio::{Heard, CORRUPT};
 use crate::scenario::{IdentityTruth, Mode, Scenario};
@@ -51,7 +52,7 @@ impl Shard {
         cx: &Ctx,
         dir: &Path,
         fingerprints: &std::sync::Arc<[wire::Fingerprint]>,
-    ) -> anyhow::Result<Vec<Shard>> {
+    ) -> Result<Vec<Shard>, Error> {
         let (s, w) = (cx.s, cx.w);
         let mut shards: Vec<Shard> = (0..SHARDS)
             .map(|_| Shard {
@@ -68,9 +69,10 @@ impl Shard {
             .collect();
         for (i, sensor) in w.sensors.iter().enumerate() {
             let out = match s.output.mode {
-                Mode::Pcap => Out::Pcap(PcapWriter::create(
-                    &dir.join(format!("{}.pcap", sensor.id)),
-                )?),
+                Mode::Pcap => {
+                    let path = dir.join(format!("{}.pcap", sensor.id));
+                    Out::Pcap(PcapWriter::create(&path).creating(&path)?)
+                }
                 Mode::Envelopes => Out::Envelopes(
                     crate::output::create(&dir.join(format!("{}.jsonl", sensor.id)))?,
                     Batcher::new(
@@ -101,7 +103,7 @@ impl Shard {
         mut frames: Vec<Heard>,
         from: Micros,
         to: Micros,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), Error> {
         frames.append(&mut self.carry);
         if cx.s.output.mode == Mode::Pcap {
             let o = &cx.s.output;
@@ -131,7 +133,7 @@ impl Shard {
     }
 
     /// Writes what is left (frames past the last midnight), closes every sighting and flushes.
-    pub fn finish(&mut self, cx: &Ctx, end_ms: i64) -> anyhow::Result<()> {
+    pub fn finish(&mut self, cx: &Ctx, end_ms: i64) -> Result<(), Error> {
         for h in std::mem::take(&mut self.carry) {
             self.frame(cx, &h)?;
         }
@@ -155,7 +157,7 @@ impl Shard {
         Ok(())
     }
 
-    fn frame(&mut self, cx: &Ctx, h: &Heard) -> anyhow::Result<()> {
+    fn frame(&mut self, cx: &Ctx, h: &Heard) -> Result<(), Error> {
         let c = &mut self.counts[h.sensor as usize];
         match h.flags {
             f if f & pcap::BEACON != 0 => c.beacons += 1,
@@ -176,7 +178,7 @@ impl Shard {
         self.drain_closed(cx, h.t.div_euclid(1000))
     }
 
-    fn drain_closed(&mut self, cx: &Ctx, now_ms: i64) -> anyhow::Result<()> {
+    fn drain_closed(&mut self, cx: &Ctx, now_ms: i64) -> Result<(), Error> {
         let (s, w) = (cx.s, cx.w);
         for c in self.closed.drain(..) {
             let dev = &w.devices[c.device as usize];
