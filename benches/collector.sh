@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 PRESET=${1:-demo}
 AGE=${2:-10}
 PEOPLE=${3:-}
-cargo build --release --locked -q -p simulator -p collector --bins
+cargo build --release --locked -q -p simulator -p collector -p testkit --bins
 BIN=target/release
 W=$(mktemp -d)
 pids=()
@@ -30,9 +30,9 @@ messages=$(cat "$W"/fast/envelopes/*.jsonl | wc -l)
 sightings=$(python3 -c "import json; print(json.load(open('$W/fast/truth/summary.json'))['sightings'])")
 bytes=$(cat "$W"/fast/envelopes/*.jsonl | wc -c)
 
-mport=$(free_port)
-start_mosquitto "$W/broker" "$mport"
-pids+=("$MOSQUITTO_PID")
+start_servers "$W/broker" --mosquitto quiet
+pids+=("$SERVERS_PID")
+mport=$MOSQUITTO_PORT
 
 # (a) Mosquitto to mosquitto_sub.
 mosquitto_sub -h 127.0.0.1 -p "$mport" -q 1 -t 'footfall/v1/+/+/sightings' -C "$messages" > /dev/null &
@@ -46,9 +46,10 @@ t_sub=$(python3 -c "print($(date +%s.%N) - $t0)")
 cpu_a1="$(cpu_secs "$MOSQUITTO_PID") $(busy_secs)"
 
 # (b) The collector into ClickHouse.
-hport=$(free_port); tport=$(free_port)
-start_clickhouse "$W/ch" "$hport" "$tport"
-pids+=("$CLICKHOUSE_PID")
+start_servers "$W/ch" --clickhouse
+pids+=("$SERVERS_PID")
+hport=$CLICKHOUSE_HTTP_PORT
+tport=$CLICKHOUSE_TCP_PORT
 metrics=$(free_port)
 cat > "$W/collector.toml" <<CONF
 version = 1

@@ -13,15 +13,17 @@ BIN=target/release
 WORK=target/demo
 rm -rf "$WORK" && mkdir -p "$WORK"
 
-port=$(free_port)
-# The log records every packet: the demo waits for mosquitto_sub's SUBSCRIBE in it.
-start_mosquitto "$PWD/$WORK" "$port" all
-broker=$MOSQUITTO_PID
+# Mosquitto and ClickHouse as in the tests (footfall-local). The broker's log records every
+# packet: the demo waits for mosquitto_sub's SUBSCRIBE in it.
+start_servers "$WORK/servers" --mosquitto all --clickhouse
+servers=$SERVERS_PID
+port=$MOSQUITTO_PORT
+hport=$CLICKHOUSE_HTTP_PORT
+tport=$CLICKHOUSE_TCP_PORT
 sub=""
 collector=""
-clickhouse=""
 cleanup() {
-  for p in "$sub" "$collector" "$clickhouse" "$broker"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done
+  for p in "$sub" "$collector" "$servers"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done
   wait 2>/dev/null || true
 }
 trap cleanup EXIT
@@ -29,10 +31,8 @@ trap cleanup EXIT
 echo "== 1. simulate the demo city (seed 1)"
 "$BIN/footfall-sim" generate --preset demo --seed 1 --out "$WORK/city"
 
-echo "== 2. ClickHouse and the collector (local processes), importing the city's files"
-hport=$(free_port); tport=$(free_port); mport=$(free_port)
-start_clickhouse "$PWD/$WORK/clickhouse" "$hport" "$tport"
-clickhouse=$CLICKHOUSE_PID
+echo "== 2. the collector (a local process), importing the city's files"
+mport=$(free_port)
 cat > "$WORK/collector.toml" <<CONF
 version = 1
 [clickhouse]
@@ -64,7 +64,7 @@ echo "== 3. one sensor agent per sensor, replaying its capture through Mosquitto
 mosquitto_sub -h 127.0.0.1 -p "$port" -t 'footfall/v1/+/+/sightings' -q 1 -i demo-sub -v \
   > "$WORK/received.txt" &
 sub=$!
-for _ in $(seq 100); do grep -q "SUBSCRIBE from demo-sub" "$WORK/mosquitto.log" 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 100); do grep -q "SUBSCRIBE from demo-sub" "$MOSQUITTO_LOG" 2>/dev/null && break; sleep 0.1; done
 tail -n +2 "$WORK/city/inventory/sensors.csv" | while IFS=, read -r sensor site kind _; do
   d="$WORK/agents/$sensor" && mkdir -p "$d"
   cp "$WORK/city/tenant.key" "$d/tenant.key" && chmod 600 "$d/tenant.key"
@@ -146,4 +146,4 @@ for win in report["windows"]:
 print(f"report status          {report['status']}; {os.path.abspath(w + '/report/report.html')}")
 print("ClickHouse " + open(f"{w}/tables.txt").read().replace("\t", " ").strip().replace("\n", "\n  "))
 PY
-echo "== files in $WORK: city/ (captures, inventory, ad_plays.csv, receipts.csv, truth/), agents/, received.txt, clickhouse/, collector.toml, collector.log, mosquitto.log, report/ (report.html, report.json, CSV tables)"
+echo "== files in $WORK: city/ (captures, inventory, ad_plays.csv, receipts.csv, truth/), agents/, received.txt, servers/ (clickhouse/, mosquitto/ with its log), collector.toml, collector.log, report/ (report.html, report.json, CSV tables)"

@@ -5,9 +5,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use tempfile::TempDir;
-
-use crate::process::terminate;
+use crate::process::{terminate, Workdir};
 use crate::{free_port, wait_for};
 
 /// A ClickHouse server process (Debian's 18.16) on free loopback ports, data in a temp dir.
@@ -15,20 +13,34 @@ use crate::{free_port, wait_for};
 pub struct ClickHouse {
     pub http_port: u16,
     pub tcp_port: u16,
-    dir: TempDir,
+    dir: Workdir,
     child: Option<Child>,
 }
 
 impl ClickHouse {
     pub fn start() -> ClickHouse {
+        ClickHouse::launched(Workdir::temp())
+    }
+
+    /// As [`ClickHouse::start`], with its configuration, data and logs in `dir`, kept.
+    pub fn start_in(dir: &Path) -> ClickHouse {
+        ClickHouse::launched(Workdir::kept(dir))
+    }
+
+    fn launched(dir: Workdir) -> ClickHouse {
         let mut c = ClickHouse {
             http_port: free_port(),
             tcp_port: free_port(),
-            dir: tempfile::tempdir().expect("tempdir"),
+            dir,
             child: None,
         };
         c.launch();
         c
+    }
+
+    /// The server's process id (for its CPU time in the benches).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// The HTTP interface, for the collector's configuration.

@@ -7,16 +7,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tempfile::TempDir;
-
-use crate::process::{running_as_root, terminate};
+use crate::process::{running_as_root, terminate, Workdir};
 use crate::{free_port, wait_for};
 
 /// A Mosquitto broker process on a free loopback port, with persistence in a temp dir.
 pub struct Mosquitto {
     /// The plain, anonymous listener.
     pub port: u16,
-    dir: TempDir,
+    dir: Workdir,
     extra: String,
     /// For load (benches, the calibration): no persistence, errors and warnings logged only.
     quiet: bool,
@@ -31,17 +29,23 @@ impl Mosquitto {
     /// Starts a broker whose configuration also has `extra(dir)` appended: further listeners
     /// (TLS, passwords) with files in the broker's temp dir. Settings are per listener.
     pub fn start_with(extra: impl FnOnce(&Path) -> String) -> Mosquitto {
-        Mosquitto::launched(extra, false)
+        Mosquitto::launched(Workdir::temp(), extra, false)
     }
 
     /// A broker for load: as [`Mosquitto::start`], without persistence and logging only
     /// errors and warnings (a log of every packet would cost as much as the broker).
     pub fn start_quiet() -> Mosquitto {
-        Mosquitto::launched(|_| String::new(), true)
+        Mosquitto::launched(Workdir::temp(), |_| String::new(), true)
     }
 
-    fn launched(extra: impl FnOnce(&Path) -> String, quiet: bool) -> Mosquitto {
-        let dir = tempfile::tempdir().expect("tempdir");
+    /// A broker with its configuration, persistence and log in `dir`, kept: for load
+    /// (`quiet`, as [`Mosquitto::start_quiet`]) or logging every packet (as
+    /// [`Mosquitto::start`]).
+    pub fn start_in(dir: &Path, quiet: bool) -> Mosquitto {
+        Mosquitto::launched(Workdir::kept(dir), |_| String::new(), quiet)
+    }
+
+    fn launched(dir: Workdir, extra: impl FnOnce(&Path) -> String, quiet: bool) -> Mosquitto {
         let extra = extra(dir.path());
         let mut m = Mosquitto {
             port: free_port(),
@@ -61,6 +65,11 @@ impl Mosquitto {
 
     pub fn url(&self) -> String {
         format!("mqtt://127.0.0.1:{}", self.port)
+    }
+
+    /// The broker's process id (for its CPU time in the benches).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     pub fn log(&self) -> String {

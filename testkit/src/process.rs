@@ -1,10 +1,39 @@
-//! Child processes: who we run as, and stopping them.
+//! Child processes: who we run as, where their files go, and stopping them.
 
 use std::fs;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::Duration;
 
+use tempfile::TempDir;
+
 use crate::wait_for;
+
+/// A server's directory: a temp dir removed with it (tests), or one the caller keeps
+/// (scripts: `footfall-local`, whose logs and data outlive the run).
+pub(crate) enum Workdir {
+    Temp(TempDir),
+    Kept(PathBuf),
+}
+
+impl Workdir {
+    pub(crate) fn temp() -> Workdir {
+        Workdir::Temp(tempfile::tempdir().expect("tempdir"))
+    }
+
+    /// `dir`, created if missing.
+    pub(crate) fn kept(dir: &Path) -> Workdir {
+        fs::create_dir_all(dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+        Workdir::Kept(dir.to_owned())
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        match self {
+            Workdir::Temp(t) => t.path(),
+            Workdir::Kept(p) => p,
+        }
+    }
+}
 
 pub(crate) fn running_as_root() -> bool {
     fs::read_to_string("/proc/self/status")
