@@ -12,7 +12,10 @@ use signal_hook::iterator::Signals;
 use testkit::{ClickHouse, Mosquitto};
 
 #[derive(Parser)]
-#[command(name = "footfall-local", about = "Local servers and tools for Footfall's scripts")]
+#[command(
+    name = "footfall-local",
+    about = "Local servers and tools for Footfall's scripts"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
