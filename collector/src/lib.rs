@@ -16,12 +16,14 @@
 
 pub mod ch;
 pub mod config;
+pub mod counting;
 pub mod decode;
 pub mod import;
 pub mod ingest;
 pub mod inventory;
 pub mod metrics;
 pub mod migrate;
+pub mod offline;
 pub mod reason;
 pub mod stream;
 pub mod visits;

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use collector::config::Config;
+use collector::counting::{self, Calibration, FitError};
 use collector::import::Kind;
+use collector::offline::{self, OfflineError};
 use firmware_config::ConfigError;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
@@ -42,6 +44,30 @@ enum Cmd {
         kind: Kind,
         file: PathBuf,
     },
+    /// People per window at one site, from its agents' envelopes (JSON lines, as
+    /// `footfall-agent replay --out` writes them): CSV `window_start,people,lo,hi` on stdout,
+    /// one row per window from the first sighting's to the last's. The estimator the
+    /// collector runs (`counting`); calibrated with --calibration, else uncalibrated.
+    Occupancy {
+        #[arg(long)]
+        envelopes: PathBuf,
+        /// Window length; windows are aligned to multiples of it since the Unix epoch.
+        #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..=1440))]
+        window_mins: u32,
+        /// A calibration file written by `calibrate`.
+        #[arg(long)]
+        calibration: Option<PathBuf>,
+    },
+    /// Fits a site's calibration from its envelopes and the true number of people in some
+    /// windows (CSV `window_start,people`); the calibration (TOML) on stdout.
+    Calibrate {
+        #[arg(long)]
+        envelopes: PathBuf,
+        #[arg(long)]
+        truth: PathBuf,
+        #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..=1440))]
+        window_mins: u32,
+    },
     /// Validates a configuration file (secrets included).
     CheckConfig { file: PathBuf },
     /// Prints the default configuration, every field commented.
@@ -50,7 +76,8 @@ enum Cmd {
 
 /// EX_CONFIG: a bad configuration.
 const EX_CONFIG: u8 = 78;
-/// EX_DATAERR: an import had bad rows (the good ones were imported).
+/// EX_DATAERR: an import had bad rows (the good ones were imported), or an offline input
+/// (envelopes, truth) is malformed.
 const EX_DATAERR: u8 = 65;
 
 fn main() -> ExitCode {
@@ -67,8 +94,17 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("footfall-collector: {e:#}");
-            if e.downcast_ref::<ConfigError>().is_some() {
+            if e.downcast_ref::<ConfigError>().is_some()
+                || matches!(
+                    e.downcast_ref::<OfflineError>(),
+                    Some(OfflineError::Calibration { .. })
+                )
+            {
                 ExitCode::from(EX_CONFIG)
+            } else if e.downcast_ref::<OfflineError>().is_some()
+                || e.downcast_ref::<FitError>().is_some()
+            {
+                ExitCode::from(EX_DATAERR)
             } else {
                 ExitCode::FAILURE
             }
@@ -132,6 +168,41 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 c.clickhouse().url(),
                 c.clickhouse().database()
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Occupancy {
+            envelopes,
+            window_mins,
+            calibration,
+        } => {
+            let cal = match calibration {
+                Some(path) => offline::read_calibration(&path)?,
+                None => Calibration::uncalibrated(),
+            };
+            let sightings = offline::read_envelopes(&envelopes)?;
+            let windows = counting::estimate(&sightings, i64::from(window_mins) * 60_000, &cal);
+            offline::write_occupancy(std::io::stdout().lock(), &windows)?;
+            eprintln!(
+                "{}: {} windows of {window_mins} min, {} ({}: floor {} dBm, {:.2} people per device)",
+                envelopes.display(),
+                windows.len(),
+                cal.kind(),
+                counting::VERSION,
+                cal.rssi_min_dbm,
+                cal.people_per_device
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Calibrate {
+            envelopes,
+            truth,
+            window_mins,
+        } => {
+            let window_ms = i64::from(window_mins) * 60_000;
+            let sightings = offline::read_envelopes(&envelopes)?;
+            let truth = offline::read_truth(&truth, window_ms)?;
+            let cal = counting::fit(&[(&sightings, &truth)], window_ms)?;
+            print!("{}", toml::to_string(&cal)?);
             Ok(ExitCode::SUCCESS)
         }
         Cmd::PrintDefaultConfig => {

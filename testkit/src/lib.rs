@@ -6,12 +6,14 @@
 //!   `mosquitto_sub` (a client we did not write) recording payloads; [`mosquitto_pub_lines`].
 //! - [`ClickHouse`]: Debian's 18.16 as a server process; [`chdb_queries`]: 26.x in-process.
 //! - [`tshark_probes`]: tshark's view of a capture, the parser oracle.
-//! - [`pcaps_dir`]: where the shared real captures are, failing loudly when absent.
+//! - [`pcaps_dir`]: where the shared real captures are, failing loudly when absent;
+//!   [`FryzaDay`]: a labelled lab day (frames with the people in the room).
 //! - [`make_test_pki`]: a throwaway CA and server certificate.
 //! - [`module_cycles`]: the modules of a crate that import one another.
 
 mod chdb;
 mod clickhouse;
+mod fryza;
 mod layers;
 mod mosquitto;
 mod pcap;
@@ -25,6 +27,7 @@ use std::time::{Duration, Instant};
 
 pub use crate::chdb::*;
 pub use crate::clickhouse::*;
+pub use crate::fryza::*;
 pub use crate::layers::*;
 pub use crate::mosquitto::*;
 pub use crate::pcap::*;

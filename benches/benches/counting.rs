@@ -1,0 +1,216 @@
+//! People counting on real labelled days: every Fryza lab day in `../shared/testdata/pcaps/
+//! fryza/`, replayed by `footfall-agent replay --out DIR/NAME.jsonl` (`benches/counting.sh`
+//! does that first), through the collector's counting estimator ([`collector::counting`], the
+//! code the collector runs), against the true number of people in the room.
+//!
+//! Truth per 15-min window (UTC, aligned to the epoch): the mean `occupancy` of the window's
+//! frames (row i of the day's CSV is frame i of its pcap; the CSV's clock is local time, the
+//! pcap's UTC, so the window comes from the pcap). `nan` cells are skipped; windows without a
+//! labelled frame have no truth and are not scored.
+//!
+//! Scored: the estimator uncalibrated, and calibrated leave-one-day-out (fitted on the other
+//! days, never on the day scored), beside four baselines computed from the CSV's anonymized
+//! addresses on the same windows: distinct addresses, globally administered addresses, global
+//! addresses minus the day's always-present ones (heard in 4 or more hours), and zero. MAE over
+//! all windows and over occupied windows (>= 1 person), per position and in all; and how often
+//! the 95 % interval covers the truth. `benches/counting.sh` is the command line.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
+use std::fs;
+use std::path::Path;
+
+use anyhow::Context;
+use collector::counting::{self, Calibration, Labelled, Sensed};
+use testkit::FryzaDay;
+
+const WINDOW_MS: i64 = 15 * 60_000;
+const HOUR_MS: i64 = 3_600_000;
+
+/// One labelled day at one position.
+struct Day {
+    name: String,
+    position: String,
+    sensed: Vec<Sensed>,
+    truth: BTreeMap<i64, f64>,
+    /// Per window: distinct addresses, global addresses, global minus the day's always-present.
+    baselines: BTreeMap<i64, [f64; 3]>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let dir = std::path::absolute(
+        std::env::args()
+            .skip(1)
+            .find(|a| !a.starts_with('-'))
+            .context("usage: counting DIR (the agent's envelopes, DIR/NAME.jsonl)")?,
+    )?;
+    let days: Vec<Day> = testkit::fryza_days()
+        .iter()
+        .map(|n| day(&dir, n).with_context(|| format!("day {n}")))
+        .collect::<anyhow::Result<_>>()?;
+
+    let uncal = Calibration::uncalibrated();
+    let mut scored: Vec<Scored> = Vec::new();
+    for (i, d) in days.iter().enumerate() {
+        let others: Vec<Labelled<'_>> = days
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(_, o)| (o.sensed.as_slice(), &o.truth))
+            .collect();
+        let cal = counting::fit(&others, WINDOW_MS)?;
+        let ours = |c: &Calibration| -> BTreeMap<i64, (f64, f64, f64)> {
+            counting::estimate(&d.sensed, WINDOW_MS, c)
+                .into_iter()
+                .map(|w| (w.start_ms, (w.people, w.lo, w.hi)))
+                .collect()
+        };
+        let (u, c) = (ours(&uncal), ours(&cal));
+        for (start, &truth) in &d.truth {
+            let b = d.baselines.get(start).copied().unwrap_or_default();
+            let get = |m: &BTreeMap<i64, (f64, f64, f64)>| {
+                m.get(start).copied().unwrap_or((0.0, 0.0, 0.0))
+            };
+            scored.push(Scored {
+                day: d.name.clone(),
+                position: d.position.clone(),
+                truth,
+                estimates: [get(&u), get(&c)],
+                baselines: [b[0], b[1], b[2], 0.0],
+            });
+        }
+        eprintln!(
+            "{}: {} labelled windows; leave-one-day-out calibration: floor {} dBm, {:.2} people per device",
+            d.name,
+            d.truth.len(),
+            cal.rssi_min_dbm,
+            cal.people_per_device
+        );
+    }
+    let table = summary(&scored);
+    print!("{table}");
+    fs::write(dir.join("summary.txt"), &table)?;
+    Ok(())
+}
+
+struct Scored {
+    day: String,
+    position: String,
+    truth: f64,
+    /// (people, lo, hi): uncalibrated, calibrated leave-one-day-out.
+    estimates: [(f64, f64, f64); 2],
+    /// Distinct addresses, global, global minus always-present, zero.
+    baselines: [f64; 4],
+}
+
+fn summary(scored: &[Scored]) -> String {
+    let mut t = String::new();
+    let names = [
+        "ours, uncalibrated",
+        "ours, calibrated (leave-one-day-out)",
+        "distinct addresses",
+        "global addresses",
+        "global minus the day's always-present",
+        "always zero",
+    ];
+    let groups: Vec<(String, Vec<&Scored>)> = {
+        let mut g: Vec<(String, Vec<&Scored>)> = vec![("all days".into(), scored.iter().collect())];
+        let mut positions: Vec<&String> = scored.iter().map(|s| &s.position).collect();
+        positions.sort();
+        positions.dedup();
+        for p in positions {
+            g.push((
+                p.clone(),
+                scored.iter().filter(|s| &s.position == p).collect(),
+            ));
+        }
+        g
+    };
+    for (label, rows) in &groups {
+        let occupied = rows.iter().filter(|s| s.truth >= 1.0).count();
+        let days: HashSet<&String> = rows.iter().map(|s| &s.day).collect();
+        let _ = writeln!(
+            t,
+            "\n{label}: {} days, {} windows ({occupied} occupied)\n{:<40} {:>8} {:>10} {:>9}",
+            days.len(),
+            rows.len(),
+            "estimator",
+            "MAE all",
+            "MAE occ.",
+            "coverage"
+        );
+        for (k, name) in names.iter().enumerate() {
+            let value = |s: &Scored| {
+                if k < 2 {
+                    s.estimates[k].0
+                } else {
+                    s.baselines[k - 2]
+                }
+            };
+            let mae = |f: &dyn Fn(&&&Scored) -> bool| {
+                let v: Vec<f64> = rows
+                    .iter()
+                    .filter(f)
+                    .map(|s| (value(s) - s.truth).abs())
+                    .collect();
+                v.iter().sum::<f64>() / v.len().max(1) as f64
+            };
+            let coverage = if k < 2 {
+                let c = rows
+                    .iter()
+                    .filter(|s| s.estimates[k].1 <= s.truth && s.truth <= s.estimates[k].2)
+                    .count();
+                format!("{:.0} %", 100.0 * c as f64 / rows.len().max(1) as f64)
+            } else {
+                String::new()
+            };
+            let _ = writeln!(
+                t,
+                "{name:<40} {:>8.2} {:>10.2} {coverage:>9}",
+                mae(&|_| true),
+                mae(&|s| s.truth >= 1.0)
+            );
+        }
+    }
+    t
+}
+
+/// One day: the agent's envelopes (replayed by benches/counting.sh) and the labels.
+fn day(dir: &Path, name: &str) -> anyhow::Result<Day> {
+    let sensed = collector::offline::read_envelopes(&dir.join(format!("{name}.jsonl")))?;
+    let labelled = FryzaDay::load(name);
+    let mut addresses: BTreeMap<i64, (HashSet<&str>, HashSet<&str>)> = BTreeMap::new();
+    let mut global_hours: HashMap<&str, HashSet<i64>> = HashMap::new();
+    for f in &labelled.frames {
+        let a = addresses
+            .entry(f.ms.div_euclid(WINDOW_MS) * WINDOW_MS)
+            .or_default();
+        a.0.insert(&f.src);
+        if f.global {
+            a.1.insert(&f.src);
+            global_hours
+                .entry(&f.src)
+                .or_default()
+                .insert(f.ms.div_euclid(HOUR_MS));
+        }
+    }
+    let always: HashSet<&str> = global_hours
+        .into_iter()
+        .filter(|(_, h)| h.len() >= counting::FIXTURE_HOURS)
+        .map(|(m, _)| m)
+        .collect();
+    let baselines = addresses
+        .iter()
+        .map(|(w, (all, global))| {
+            let kept = global.iter().filter(|m| !always.contains(*m)).count();
+            (*w, [all.len() as f64, global.len() as f64, kept as f64])
+        })
+        .collect();
+    Ok(Day {
+        name: name.to_owned(),
+        position: name.split('_').take(2).collect::<Vec<_>>().join("_"),
+        sensed,
+        truth: labelled.truth(WINDOW_MS),
+        baselines,
+    })
+}

@@ -1,0 +1,485 @@
+//! People, not device keys: how many people were at a site in each window, from its sensors'
+//! sightings.
+//!
+//! Most phones randomize their address, per burst or every few minutes, so a count of device
+//! keys counts address changes, not people. The estimator (version [`VERSION`]) counts
+//! *present devices* in each window instead, and turns them into people with the site's
+//! calibration:
+//! - **in the room**: a sighting counts only if its strongest frame reaches the
+//!   calibration's RSSI floor (a phone in the corridor or next door is heard, weaker);
+//! - **one device, one count**: a globally addressed device counts once by its key; randomized
+//!   addresses count once per probe fingerprint (the IE fingerprint a device keeps across its
+//!   address changes). Two phones of one model and OS share a fingerprint, so this undercounts
+//!   crowds of identical phones; the calibration's scale absorbs the average;
+//! - **fixtures and staff apart**: a globally addressed device heard in at least
+//!   [`FIXTURE_HOURS`] distinct hours of a UTC day (a lab PC, a printer, a phone that stays all
+//!   day) is counted apart for that day, never as a visitor. Decided from what the sensors
+//!   heard, never from vendor prefixes or lists.
+//!
+//! `people = devices x people_per_device`, with the Poisson 95 % interval of the device count
+//! scaled the same way: it covers the count's sampling noise, not the estimator's bias (the
+//! counting bench measures how often it covers the truth). Uncalibrated sites use
+//! [`Calibration::uncalibrated`]; [`fit`] fits a calibration from a labelled period.
+//!
+//! Pure: the same sightings give the same windows, whatever their order.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use serde::{Deserialize, Serialize};
+
+/// The estimator's name and version, written beside every estimate.
+pub const VERSION: &str = "present-devices/1";
+/// A globally addressed device heard in this many distinct hours of a day is a fixture.
+pub const FIXTURE_HOURS: usize = 4;
+const HOUR_MS: i64 = 3_600_000;
+const DAY_MS: i64 = 86_400_000;
+
+/// One sighting, as the estimator needs it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sensed {
+    pub device: u64,
+    /// Globally addressed (a stable key), or randomized.
+    pub global: bool,
+    pub fingerprint: u32,
+    pub first_ms: i64,
+    pub last_ms: i64,
+    pub rssi_max: i8,
+}
+
+/// A site's calibration: the RSSI floor of its room and people per present device.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Calibration {
+    /// Format version of the calibration file, 1.
+    pub version: u32,
+    /// Sightings whose strongest frame is weaker than this are outside the site, dBm.
+    pub rssi_min_dbm: i8,
+    /// People per present device: corrects for phones that do not probe within a window
+    /// (more than 1) and for people with several devices (less than 1).
+    pub people_per_device: f64,
+    /// What it was fitted on; absent for the built-in default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fitted: Option<Fitted>,
+}
+
+/// The labelled period a calibration was fitted on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fitted {
+    /// Labelled windows used.
+    pub windows: usize,
+    /// Mean absolute error on them, people (in-sample: optimistic).
+    pub mae: f64,
+}
+
+impl Calibration {
+    /// The default for a site without a fitted calibration: a floor of -65 dBm (a phone in
+    /// a room of a few metres around the sensor) and one person per present device.
+    pub fn uncalibrated() -> Calibration {
+        Calibration {
+            version: 1,
+            rssi_min_dbm: -65,
+            people_per_device: 1.0,
+            fitted: None,
+        }
+    }
+
+    /// "calibrated" or "uncalibrated", for the outputs.
+    pub fn kind(&self) -> &'static str {
+        if self.fitted.is_some() {
+            "calibrated"
+        } else {
+            "uncalibrated"
+        }
+    }
+
+    /// Checks a calibration read from a file; the error names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.version != 1 {
+            return Err(format!(
+                "version: {} is not a calibration version this collector reads (1)",
+                self.version
+            ));
+        }
+        if !(self.people_per_device.is_finite() && self.people_per_device > 0.0) {
+            return Err(format!(
+                "people_per_device: {} is not a positive number",
+                self.people_per_device
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One window's estimate.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Window {
+    pub start_ms: i64,
+    pub people: f64,
+    /// 95 % interval.
+    pub lo: f64,
+    pub hi: f64,
+    /// Present devices in the room: globally addressed, and randomized (by fingerprint).
+    pub global: u32,
+    pub randomized: u32,
+    /// Fixtures heard in the window (counted apart, not in `people`).
+    pub fixtures: u32,
+}
+
+/// The globally addressed devices that are fixtures, per UTC day: heard (at any strength) in
+/// at least [`FIXTURE_HOURS`] distinct hours of that day.
+pub fn fixtures(sightings: &[Sensed]) -> HashSet<(i64, u64)> {
+    let mut hours: HashMap<(i64, u64), HashSet<i64>> = HashMap::new();
+    for s in sightings.iter().filter(|s| s.global) {
+        for hour in s.first_ms.div_euclid(HOUR_MS)..=s.last_ms.div_euclid(HOUR_MS) {
+            hours
+                .entry((hour.div_euclid(24), s.device))
+                .or_default()
+                .insert(hour);
+        }
+    }
+    hours
+        .into_iter()
+        .filter(|(_, h)| h.len() >= FIXTURE_HOURS)
+        .map(|(k, _)| k)
+        .collect()
+}
+
+/// Present devices per window at an RSSI floor: (global, randomized, fixtures) by window
+/// start. Windows are aligned to multiples of `window_ms` since the Unix epoch.
+fn present(
+    sightings: &[Sensed],
+    fixed: &HashSet<(i64, u64)>,
+    window_ms: i64,
+    rssi_min: i8,
+) -> BTreeMap<i64, (u32, u32, u32)> {
+    #[derive(Default)]
+    struct Sets {
+        global: HashSet<u64>,
+        randomized: HashSet<u32>,
+        fixtures: HashSet<u64>,
+    }
+    let mut by: BTreeMap<i64, Sets> = BTreeMap::new();
+    for s in sightings {
+        for w in s.first_ms.div_euclid(window_ms)..=s.last_ms.div_euclid(window_ms) {
+            let start = w * window_ms;
+            let day = start.max(s.first_ms).div_euclid(DAY_MS);
+            let sets = by.entry(start).or_default();
+            if s.global && fixed.contains(&(day, s.device)) {
+                sets.fixtures.insert(s.device);
+            } else if s.rssi_max < rssi_min {
+            } else if s.global {
+                sets.global.insert(s.device);
+            } else {
+                sets.randomized.insert(s.fingerprint);
+            }
+        }
+    }
+    by.into_iter()
+        .map(|(k, s)| {
+            let n = |x: usize| u32::try_from(x).unwrap_or(u32::MAX);
+            (
+                k,
+                (
+                    n(s.global.len()),
+                    n(s.randomized.len()),
+                    n(s.fixtures.len()),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// The windows of `window_ms` from the first sighting's window to the last's, empty ones
+/// included, each with its estimate.
+pub fn estimate(sightings: &[Sensed], window_ms: i64, cal: &Calibration) -> Vec<Window> {
+    let (Some(first), Some(last)) = (
+        sightings.iter().map(|s| s.first_ms).min(),
+        sightings.iter().map(|s| s.last_ms).max(),
+    ) else {
+        return Vec::new();
+    };
+    let counts = present(sightings, &fixtures(sightings), window_ms, cal.rssi_min_dbm);
+    (first.div_euclid(window_ms)..=last.div_euclid(window_ms))
+        .map(|w| {
+            let start_ms = w * window_ms;
+            let (global, randomized, fixtures) = counts.get(&start_ms).copied().unwrap_or_default();
+            let n = f64::from(global + randomized);
+            let (lo, hi) = poisson_interval(n);
+            let k = cal.people_per_device;
+            Window {
+                start_ms,
+                people: k * n,
+                lo: k * lo,
+                hi: k * hi,
+                global,
+                randomized,
+                fixtures,
+            }
+        })
+        .collect()
+}
+
+/// The exact (Garwood) 95 % interval of a Poisson mean from one count `n`: the means under
+/// which a count of `n` or more (lower end), or of `n` or fewer (upper end), has probability
+/// 2.5 %. Found by bisection on the Poisson distribution function.
+fn poisson_interval(n: f64) -> (f64, f64) {
+    const TAIL: f64 = 0.025;
+    let k = n.max(0.0).round() as u64;
+    // P(X <= k) for a Poisson mean mu, summed in log space (no overflow for large counts).
+    let cdf = |k: u64, mu: f64| -> f64 {
+        if mu <= 0.0 {
+            return 1.0;
+        }
+        let (mut ln_term, mut sum) = (-mu, (-mu).exp());
+        for i in 1..=k {
+            ln_term += mu.ln() - (i as f64).ln();
+            sum += ln_term.exp();
+        }
+        sum.min(1.0)
+    };
+    // The mu in [lo, hi] where f (decreasing in mu) crosses target.
+    let solve = |f: &dyn Fn(f64) -> f64, target: f64, mut lo: f64, mut hi: f64| {
+        for _ in 0..100 {
+            let mid = 0.5 * (lo + hi);
+            if f(mid) > target {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        0.5 * (lo + hi)
+    };
+    let top = k as f64 + 10.0 * (k as f64 + 1.0).sqrt() + 10.0;
+    let upper = solve(&|mu| cdf(k, mu), TAIL, 0.0, top);
+    let lower = if k == 0 {
+        0.0
+    } else {
+        solve(&|mu| cdf(k - 1, mu), 1.0 - TAIL, 0.0, k as f64)
+    };
+    (lower, upper)
+}
+
+/// Why a calibration could not be fitted.
+#[derive(Debug, thiserror::Error)]
+pub enum FitError {
+    #[error("no labelled window has sightings: the truth and the envelopes do not overlap")]
+    NoOverlap,
+    #[error("no labelled window has anyone present: a scale cannot be fitted from empty rooms")]
+    NobodyPresent,
+}
+
+/// A labelled period: a site's sightings, and the true number of people in some of its
+/// windows (window start -> people).
+pub type Labelled<'a> = (&'a [Sensed], &'a BTreeMap<i64, f64>);
+
+/// Fits a calibration from labelled periods (one site's, or several alike): the RSSI floor
+/// (every whole dBm from -95 to -40) and the scale that together minimize the mean absolute
+/// error over the labelled windows. For a floor, the best scale is exact: the median of
+/// truth / devices weighted by devices.
+pub fn fit(periods: &[Labelled<'_>], window_ms: i64) -> Result<Calibration, FitError> {
+    let fixed: Vec<HashSet<(i64, u64)>> = periods.iter().map(|(s, _)| fixtures(s)).collect();
+    let mut best: Option<(f64, i8, f64)> = None;
+    let mut overlap = false;
+    for floor in -95..=-40 {
+        let mut pairs: Vec<(f64, f64)> = Vec::new();
+        for ((sightings, truth), fixed) in periods.iter().zip(&fixed) {
+            let counts = present(sightings, fixed, window_ms, floor);
+            overlap |= truth.keys().any(|k| counts.contains_key(k));
+            pairs.extend(truth.iter().map(|(start, &people)| {
+                let (g, r, _) = counts.get(start).copied().unwrap_or_default();
+                (f64::from(g + r), people)
+            }));
+        }
+        let Some(scale) = weighted_median(pairs.iter().filter(|(n, _)| *n > 0.0).copied()) else {
+            continue;
+        };
+        let mae = pairs
+            .iter()
+            .map(|(n, t)| (scale * n - t).abs())
+            .sum::<f64>()
+            / pairs.len() as f64;
+        if best.is_none_or(|(m, _, _)| mae < m) {
+            best = Some((mae, floor, scale));
+        }
+    }
+    let (true, Some((mae, floor, scale))) = (overlap, best) else {
+        return Err(FitError::NoOverlap);
+    };
+    if scale <= 0.0 {
+        return Err(FitError::NobodyPresent);
+    }
+    Ok(Calibration {
+        version: 1,
+        rssi_min_dbm: floor,
+        people_per_device: scale,
+        fitted: Some(Fitted {
+            windows: periods.iter().map(|(_, t)| t.len()).sum(),
+            mae,
+        }),
+    })
+}
+
+/// The s minimizing sum |s n - t| over (n, t) with n > 0: the median of t / n weighted by n.
+fn weighted_median(pairs: impl Iterator<Item = (f64, f64)>) -> Option<f64> {
+    let mut v: Vec<(f64, f64)> = pairs.map(|(n, t)| (t / n, n)).collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let half = v.iter().map(|(_, w)| w).sum::<f64>() / 2.0;
+    let mut acc = 0.0;
+    for (ratio, w) in &v {
+        acc += w;
+        if acc >= half {
+            return Some(*ratio);
+        }
+    }
+    v.last().map(|(r, _)| *r)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: i64 = 60_000;
+    const T0: i64 = 1_710_403_200_000; // 2024-03-14T08:00Z
+
+    fn s(device: u64, global: bool, fp: u32, first_min: i64, last_min: i64, rssi: i8) -> Sensed {
+        Sensed {
+            device,
+            global,
+            fingerprint: fp,
+            first_ms: T0 + first_min * MIN,
+            last_ms: T0 + last_min * MIN,
+            rssi_max: rssi,
+        }
+    }
+
+    #[test]
+    fn rotating_addresses_of_one_phone_count_once_and_weak_or_fixed_devices_not_at_all() {
+        let mut v = vec![
+            // One phone, five random addresses in 15 min, one fingerprint.
+            s(1, false, 7, 0, 0, -50),
+            s(2, false, 7, 3, 3, -52),
+            s(3, false, 7, 6, 6, -49),
+            s(4, false, 7, 9, 9, -55),
+            s(5, false, 7, 12, 12, -51),
+            // Another model.
+            s(6, false, 9, 4, 4, -60),
+            // A global phone.
+            s(10, true, 1, 2, 8, -58),
+            // In the corridor.
+            s(11, true, 2, 5, 5, -85),
+            s(12, false, 3, 5, 5, -80),
+        ];
+        // A lab PC heard all day (4 distinct hours).
+        for h in 0..5 {
+            v.push(s(20, true, 4, h * 60 + 1, h * 60 + 2, -40));
+        }
+        let w = estimate(&v, 15 * MIN, &Calibration::uncalibrated());
+        assert_eq!(w[0].start_ms, T0);
+        assert_eq!((w[0].global, w[0].randomized, w[0].fixtures), (1, 2, 1));
+        assert_eq!(w[0].people, 3.0);
+        assert!(w[0].lo < 3.0 && w[0].hi > 3.0);
+        // From the first window to the last, empty ones included, aligned to :00/:15/:30/:45.
+        assert_eq!(w.len(), 4 * 4 + 1);
+        assert!(w.iter().all(|x| x.start_ms % (15 * MIN) == 0));
+        assert_eq!(w[1].people, 0.0);
+        assert!(w[1].hi > 3.0 && w[1].hi < 3.8, "{}", w[1].hi);
+    }
+
+    #[test]
+    fn the_order_of_sightings_does_not_matter() {
+        let v: Vec<Sensed> = (0..40)
+            .map(|i: i64| {
+                s(
+                    i as u64,
+                    i % 3 == 0,
+                    (i % 5) as u32,
+                    i,
+                    i + 2,
+                    -40 - (i as i8),
+                )
+            })
+            .collect();
+        let mut r = v.clone();
+        r.reverse();
+        let cal = Calibration::uncalibrated();
+        assert_eq!(estimate(&v, 5 * MIN, &cal), estimate(&r, 5 * MIN, &cal));
+    }
+
+    #[test]
+    fn poisson_interval_matches_the_exact_one() {
+        // Exact (Garwood) 95 % intervals.
+        for (n, lo, hi) in [
+            (0.0, 0.0, 3.689),
+            (1.0, 0.0253, 5.572),
+            (10.0, 4.795, 18.39),
+        ] {
+            let (l, h) = poisson_interval(n);
+            assert!((l - lo).abs() <= 0.01 * lo.max(0.1), "{n}: {l} vs {lo}");
+            assert!((h - hi).abs() <= 0.01 * hi, "{n}: {h} vs {hi}");
+        }
+    }
+
+    #[test]
+    fn a_fit_recovers_the_floor_and_scale_of_a_known_room() {
+        // Each window w has w + 1 people in the room, each heard at -50 dBm with a phone of
+        // its own model, and 5 devices in the corridor at -80 dBm. Half of the people's
+        // phones probe in a window: people = 2 x devices, floor between -80 and -50.
+        let mut v = Vec::new();
+        let mut truth = BTreeMap::new();
+        let mut id = 0;
+        for w in 0..8i64 {
+            truth.insert(T0 + w * 15 * MIN, 2.0 * (w as f64 + 1.0));
+            for p in 0..=w {
+                id += 1;
+                v.push(s(
+                    id,
+                    false,
+                    (w * 100 + p) as u32,
+                    w * 15 + 1,
+                    w * 15 + 2,
+                    -50,
+                ));
+            }
+            for c in 0..5 {
+                id += 1;
+                v.push(s(
+                    id,
+                    false,
+                    (10_000 + w * 100 + c) as u32,
+                    w * 15 + 3,
+                    w * 15 + 3,
+                    -80,
+                ));
+            }
+        }
+        let cal = fit(&[(&v, &truth)], 15 * MIN).expect("fits");
+        assert!(cal.rssi_min_dbm > -80 && cal.rssi_min_dbm <= -50, "{cal:?}");
+        assert_eq!(cal.people_per_device, 2.0);
+        assert_eq!(cal.fitted.as_ref().map(|f| f.mae), Some(0.0));
+        let w = estimate(&v, 15 * MIN, &cal);
+        assert_eq!(w[3].people, 8.0);
+        // Nothing in common with the truth: refused, with the reason.
+        let later: BTreeMap<i64, f64> = [(T0 + 100 * DAY_MS, 3.0)].into();
+        assert!(matches!(
+            fit(&[(&v, &later)], 15 * MIN),
+            Err(FitError::NoOverlap)
+        ));
+    }
+
+    #[test]
+    fn a_bad_calibration_file_names_its_field() {
+        let mut c = Calibration::uncalibrated();
+        c.people_per_device = -1.0;
+        assert!(c
+            .validate()
+            .expect_err("refused")
+            .starts_with("people_per_device"));
+        c = Calibration::uncalibrated();
+        c.version = 2;
+        assert!(c.validate().expect_err("refused").starts_with("version"));
+    }
+}

@@ -1,0 +1,241 @@
+//! `footfall-collector occupancy` and `calibrate` on real labelled lab days (pcaps/fryza):
+//! the agent replays the day's capture (its library, as `footfall-agent replay --out`), the
+//! collector's binary estimates, the labels judge.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use sensor_agent::{Loaded, ReplayOptions, ReplayOutput};
+use testkit::{assert_success, FryzaDay};
+use tokio_util::sync::CancellationToken;
+
+use crate::util::COLLECTOR;
+
+const WINDOW_MS: i64 = 15 * 60_000;
+
+/// The agent's envelopes of a day's capture, in `dir`.
+fn replay(dir: &Path, day: &FryzaDay) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let key = dir.join("tenant.key");
+    std::fs::write(&key, "collector-test-tenant-secret-0123456789").expect("key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let config = dir.join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "version = 1\n[sensor]\nid = \"lab\"\nsite = \"lab\"\nsite_kind = \"store\"\n\
+             [identity]\nsecret_file = \"{}\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:1\"\n\
+             client_id = \"t\"\n[spool]\ndir = \"{}\"\n",
+            key.display(),
+            dir.join("spool").display()
+        ),
+    )
+    .expect("agent config");
+    let out = dir.join(format!("{}.jsonl", day.name));
+    let loaded = Loaded::from_config(firmware_config::Config::load(&config).expect("config"))
+        .expect("loads");
+    let opts = ReplayOptions {
+        pcap: day.pcap.clone(),
+        output: ReplayOutput::JsonLines(out.clone()),
+        speed: None,
+        count_devices: false,
+    };
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(sensor_agent::replay(loaded, opts, CancellationToken::new()))
+        .expect("replay");
+    out
+}
+
+fn collector(args: &[&str]) -> Output {
+    Command::new(COLLECTOR)
+        .args(["--log", "warn"])
+        .args(args)
+        .output()
+        .expect("run footfall-collector")
+}
+
+/// (window start ms, people, lo, hi) rows of the occupancy CSV.
+fn occupancy(args: &[&str]) -> Vec<(i64, f64, f64, f64)> {
+    let o = collector(&[&["occupancy"], args].concat());
+    assert_success(&o);
+    let text = String::from_utf8(o.stdout).expect("UTF-8");
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("window_start,people,lo,hi"));
+    lines
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            let start = chrono::DateTime::parse_from_rfc3339(f[0]).expect("RFC 3339");
+            let n = |i: usize| f[i].parse::<f64>().expect("a number");
+            (start.timestamp_millis(), n(1), n(2), n(3))
+        })
+        .collect()
+}
+
+fn mae(truth: &BTreeMap<i64, f64>, est: impl Fn(i64) -> f64) -> f64 {
+    truth.iter().map(|(w, t)| (est(*w) - t).abs()).sum::<f64>() / truth.len() as f64
+}
+
+#[test]
+fn occupancy_counts_people_not_addresses_on_a_real_lab_day() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let day = FryzaDay::load("position_2_2024-03-14");
+    let env = replay(dir.path(), &day);
+    let env = env.to_str().expect("UTF-8 path");
+    let rows = occupancy(&["--envelopes", env]);
+
+    // One row per 15-min window (aligned to :00/:15/:30/:45 UTC), empty ones included, from
+    // the first frame's window to the last's.
+    let first = day.frames.iter().map(|f| f.ms).min().expect("frames");
+    let last = day.frames.iter().map(|f| f.ms).max().expect("frames");
+    assert_eq!(rows[0].0, first.div_euclid(WINDOW_MS) * WINDOW_MS);
+    assert_eq!(
+        rows.last().expect("rows").0,
+        last.div_euclid(WINDOW_MS) * WINDOW_MS
+    );
+    assert!(rows.windows(2).all(|p| p[1].0 - p[0].0 == WINDOW_MS));
+    assert!(rows.iter().all(|r| r.2 <= r.1 && r.1 <= r.3));
+
+    // Closer to the people in the room than saying nobody, and than counting device keys
+    // (one per randomized address).
+    let truth = day.truth(WINDOW_MS);
+    let est: BTreeMap<i64, f64> = rows.iter().map(|r| (r.0, r.1)).collect();
+    let ours = mae(&truth, |w| est.get(&w).copied().unwrap_or(0.0));
+    let zero = mae(&truth, |_| 0.0);
+    let mut keys: BTreeMap<i64, HashSet<String>> = BTreeMap::new();
+    for line in std::fs::read_to_string(env).expect("envelopes").lines() {
+        let e: wire::Envelope = serde_json::from_str(line).expect("an envelope");
+        for s in e.sightings {
+            keys.entry(s.first_seen.0.div_euclid(WINDOW_MS) * WINDOW_MS)
+                .or_default()
+                .insert(s.device.to_string());
+        }
+    }
+    let by_keys = mae(&truth, |w| keys.get(&w).map_or(0.0, |k| k.len() as f64));
+    assert!(
+        ours < 0.6 * zero && ours < 0.2 * by_keys,
+        "MAE {ours:.2} people; always zero {zero:.2}, device keys {by_keys:.2}"
+    );
+
+    // 5-min windows: three per 15 min.
+    let fine = occupancy(&["--envelopes", env, "--window-mins", "5"]);
+    assert!(
+        fine.len().abs_diff(3 * rows.len()) <= 2,
+        "{} vs {}",
+        fine.len(),
+        rows.len()
+    );
+}
+
+#[test]
+fn a_calibration_fitted_on_a_labelled_day_is_used_and_said() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let day = FryzaDay::load("position_1_2024-03-14");
+    let env = replay(dir.path(), &day);
+    let env = env.to_str().expect("UTF-8 path");
+    let truth_csv = dir.path().join("truth.csv");
+    std::fs::write(&truth_csv, day.truth_csv(WINDOW_MS)).expect("truth");
+    let cal = dir.path().join("cal.toml");
+    let o = collector(&[
+        "calibrate",
+        "--envelopes",
+        env,
+        "--truth",
+        truth_csv.to_str().expect("UTF-8"),
+    ]);
+    assert_success(&o);
+    std::fs::write(&cal, &o.stdout).expect("calibration");
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("rssi_min_dbm") && text.contains("people_per_device"),
+        "{text}"
+    );
+
+    let truth = day.truth(WINDOW_MS);
+    let score = |rows: &[(i64, f64, f64, f64)]| {
+        let est: BTreeMap<i64, f64> = rows.iter().map(|r| (r.0, r.1)).collect();
+        mae(&truth, |w| est.get(&w).copied().unwrap_or(0.0))
+    };
+    let uncal = score(&occupancy(&["--envelopes", env]));
+    let o = collector(&[
+        "occupancy",
+        "--envelopes",
+        env,
+        "--calibration",
+        cal.to_str().expect("UTF-8"),
+    ]);
+    assert_success(&o);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("calibrated"));
+    let calibrated = score(&occupancy(&[
+        "--envelopes",
+        env,
+        "--calibration",
+        cal.to_str().expect("UTF-8"),
+    ]));
+    // Fitted on this very day: it must do better than the defaults here.
+    assert!(
+        calibrated < uncal,
+        "calibrated {calibrated:.2}, uncalibrated {uncal:.2}"
+    );
+    let o = collector(&["occupancy", "--envelopes", env]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("uncalibrated"));
+}
+
+#[test]
+fn bad_offline_inputs_are_named_and_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = |n: &str| dir.path().join(n).to_str().expect("UTF-8").to_owned();
+    std::fs::write(p("env.jsonl"), "\n{\"v\": 1, \"oops\": true}\n").expect("write");
+    let o = collector(&["occupancy", "--envelopes", &p("env.jsonl")]);
+    assert_eq!(o.status.code(), Some(65));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&format!("{}:2", p("env.jsonl"))), "{err}");
+
+    std::fs::write(p("empty.jsonl"), "").expect("write");
+    std::fs::write(
+        p("cal.toml"),
+        "version = 1\nrssi_min_dbm = -60\npeople_per_device = -2.0\n",
+    )
+    .expect("write");
+    let o = collector(&[
+        "occupancy",
+        "--envelopes",
+        &p("empty.jsonl"),
+        "--calibration",
+        &p("cal.toml"),
+    ]);
+    assert_eq!(o.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("people_per_device"));
+
+    let o = collector(&[
+        "occupancy",
+        "--envelopes",
+        &p("empty.jsonl"),
+        "--window-mins",
+        "0",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--window-mins"));
+
+    std::fs::write(
+        p("truth.csv"),
+        "window_start,people\n2024-03-14T10:00:00Z,3\n2024-03-14T10:07:00Z,2\n",
+    )
+    .expect("write");
+    let o = collector(&[
+        "calibrate",
+        "--envelopes",
+        &p("empty.jsonl"),
+        "--truth",
+        &p("truth.csv"),
+    ]);
+    assert_eq!(o.status.code(), Some(65));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!("{}:3", p("truth.csv"))) && err.contains("aligned"),
+        "{err}"
+    );
+}
