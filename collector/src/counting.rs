@@ -11,6 +11,11 @@
 //!   addresses count once per probe fingerprint (the IE fingerprint a device keeps across its
 //!   address changes). Two phones of one model and OS share a fingerprint, so this undercounts
 //!   crowds of identical phones; the calibration's scale absorbs the average;
+//! - **present between probes**: a device is in the room from its first probe to its last
+//!   while its silences last at most [`PRESENCE_GAP_MS`] (a phone with its screen off probes
+//!   every few minutes), widened by [`PRESENCE_PAD_MS`]; a window counts the fraction of it
+//!   each device was present, so a window's devices are a mean over the window, as the
+//!   people it is judged against are;
 //! - **fixtures and staff apart**: a globally addressed device heard in at least
 //!   [`FIXTURE_HOURS`] distinct hours of a UTC day (a lab PC, a printer, a phone that stays all
 //!   day) is counted apart for that day, never as a visitor. Decided from what the sensors
@@ -31,6 +36,11 @@ use serde::{Deserialize, Serialize};
 pub const VERSION: &str = "present-devices/1";
 /// A globally addressed device heard in this many distinct hours of a day is a fixture.
 pub const FIXTURE_HOURS: usize = 4;
+/// A device silent for longer than this has left (phones with the screen off probe every
+/// few minutes; the pass gap of ATTRIBUTION.md is the same 30 min).
+pub const PRESENCE_GAP_MS: i64 = 30 * 60_000;
+/// A device is taken to be present this long before its first and after its last probe.
+pub const PRESENCE_PAD_MS: i64 = 2 * 60_000;
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 86_400_000;
 
@@ -119,9 +129,10 @@ pub struct Window {
     /// 95 % interval.
     pub lo: f64,
     pub hi: f64,
-    /// Present devices in the room: globally addressed, and randomized (by fingerprint).
-    pub global: u32,
-    pub randomized: u32,
+    /// Devices in the room, the mean over the window: globally addressed, and randomized
+    /// (by fingerprint).
+    pub global: f64,
+    pub randomized: f64,
     /// Fixtures heard in the window (counted apart, not in `people`).
     pub fixtures: u32,
 }
@@ -145,49 +156,81 @@ pub fn fixtures(sightings: &[Sensed]) -> HashSet<(i64, u64)> {
         .collect()
 }
 
-/// Present devices per window at an RSSI floor: (global, randomized, fixtures) by window
-/// start. Windows are aligned to multiples of `window_ms` since the Unix epoch.
+/// Present devices per window at an RSSI floor, by window start (windows aligned to
+/// multiples of `window_ms` since the Unix epoch).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+struct Present {
+    /// Time-weighted: the mean number of devices in the room over the window.
+    global: f64,
+    randomized: f64,
+    /// Fixtures heard in the window.
+    fixtures: u32,
+}
+
+impl Present {
+    fn devices(&self) -> f64 {
+        self.global + self.randomized
+    }
+}
+
+/// Each device's presence: from its first sighting above the floor to its last, bridging
+/// silences of up to [`PRESENCE_GAP_MS`], widened by [`PRESENCE_PAD_MS`] on both sides;
+/// a window counts the fraction of it each device was present (the truth it is judged
+/// against is a mean over the window too).
 fn present(
     sightings: &[Sensed],
     fixed: &HashSet<(i64, u64)>,
     window_ms: i64,
     rssi_min: i8,
-) -> BTreeMap<i64, (u32, u32, u32)> {
-    #[derive(Default)]
-    struct Sets {
-        global: HashSet<u64>,
-        randomized: HashSet<u32>,
-        fixtures: HashSet<u64>,
-    }
-    let mut by: BTreeMap<i64, Sets> = BTreeMap::new();
+) -> BTreeMap<i64, Present> {
+    let mut by: BTreeMap<i64, Present> = BTreeMap::new();
+    let mut fixtures: BTreeMap<i64, HashSet<u64>> = BTreeMap::new();
+    // Intervals per identity: a global key, or a randomized device's fingerprint.
+    let mut spans: HashMap<(bool, u64), Vec<(i64, i64)>> = HashMap::new();
     for s in sightings {
-        for w in s.first_ms.div_euclid(window_ms)..=s.last_ms.div_euclid(window_ms) {
-            let start = w * window_ms;
-            let day = start.max(s.first_ms).div_euclid(DAY_MS);
-            let sets = by.entry(start).or_default();
-            if s.global && fixed.contains(&(day, s.device)) {
-                sets.fixtures.insert(s.device);
-            } else if s.rssi_max < rssi_min {
-            } else if s.global {
-                sets.global.insert(s.device);
+        if s.global && fixed.contains(&(s.first_ms.div_euclid(DAY_MS), s.device)) {
+            for w in s.first_ms.div_euclid(window_ms)..=s.last_ms.div_euclid(window_ms) {
+                fixtures.entry(w * window_ms).or_default().insert(s.device);
+            }
+        } else if s.rssi_max >= rssi_min {
+            let id = if s.global {
+                s.device
             } else {
-                sets.randomized.insert(s.fingerprint);
+                u64::from(s.fingerprint)
+            };
+            spans
+                .entry((s.global, id))
+                .or_default()
+                .push((s.first_ms, s.last_ms));
+        }
+    }
+    for ((global, _), mut v) in spans {
+        v.sort_unstable();
+        let mut stays: Vec<(i64, i64)> = Vec::new();
+        for (first, last) in v {
+            match stays.last_mut() {
+                Some(stay) if first - stay.1 <= PRESENCE_GAP_MS => stay.1 = stay.1.max(last),
+                _ => stays.push((first, last)),
+            }
+        }
+        for (first, last) in stays {
+            let (from, to) = (first - PRESENCE_PAD_MS, last + PRESENCE_PAD_MS);
+            for w in from.div_euclid(window_ms)..=to.div_euclid(window_ms) {
+                let start = w * window_ms;
+                let part = (to.min(start + window_ms) - from.max(start)) as f64 / window_ms as f64;
+                let p = by.entry(start).or_default();
+                if global {
+                    p.global += part;
+                } else {
+                    p.randomized += part;
+                }
             }
         }
     }
-    by.into_iter()
-        .map(|(k, s)| {
-            let n = |x: usize| u32::try_from(x).unwrap_or(u32::MAX);
-            (
-                k,
-                (
-                    n(s.global.len()),
-                    n(s.randomized.len()),
-                    n(s.fixtures.len()),
-                ),
-            )
-        })
-        .collect()
+    for (start, devices) in fixtures {
+        by.entry(start).or_default().fixtures = u32::try_from(devices.len()).unwrap_or(u32::MAX);
+    }
+    by
 }
 
 /// The windows of `window_ms` from the first sighting's window to the last's, empty ones
@@ -203,8 +246,8 @@ pub fn estimate(sightings: &[Sensed], window_ms: i64, cal: &Calibration) -> Vec<
     (first.div_euclid(window_ms)..=last.div_euclid(window_ms))
         .map(|w| {
             let start_ms = w * window_ms;
-            let (global, randomized, fixtures) = counts.get(&start_ms).copied().unwrap_or_default();
-            let n = f64::from(global + randomized);
+            let p = counts.get(&start_ms).copied().unwrap_or_default();
+            let n = p.devices();
             let (lo, hi) = poisson_interval(n);
             let k = cal.people_per_device;
             Window {
@@ -212,17 +255,18 @@ pub fn estimate(sightings: &[Sensed], window_ms: i64, cal: &Calibration) -> Vec<
                 people: k * n,
                 lo: k * lo,
                 hi: k * hi,
-                global,
-                randomized,
-                fixtures,
+                global: p.global,
+                randomized: p.randomized,
+                fixtures: p.fixtures,
             }
         })
         .collect()
 }
 
-/// The exact (Garwood) 95 % interval of a Poisson mean from one count `n`: the means under
-/// which a count of `n` or more (lower end), or of `n` or fewer (upper end), has probability
-/// 2.5 %. Found by bisection on the Poisson distribution function.
+/// The exact (Garwood) 95 % interval of a Poisson mean from one count `n` (rounded: the
+/// devices of a window are a time-weighted mean): the means under which a count of `n` or
+/// more (lower end), or of `n` or fewer (upper end), has probability 2.5 %. Found by
+/// bisection on the Poisson distribution function.
 fn poisson_interval(n: f64) -> (f64, f64) {
     const TAIL: f64 = 0.025;
     let k = n.max(0.0).round() as u64;
@@ -286,10 +330,11 @@ pub fn fit(periods: &[Labelled<'_>], window_ms: i64) -> Result<Calibration, FitE
         for ((sightings, truth), fixed) in periods.iter().zip(&fixed) {
             let counts = present(sightings, fixed, window_ms, floor);
             overlap |= truth.keys().any(|k| counts.contains_key(k));
-            pairs.extend(truth.iter().map(|(start, &people)| {
-                let (g, r, _) = counts.get(start).copied().unwrap_or_default();
-                (f64::from(g + r), people)
-            }));
+            pairs.extend(
+                truth.iter().map(|(start, &people)| {
+                    (counts.get(start).map_or(0.0, Present::devices), people)
+                }),
+            );
         }
         let Some(scale) = weighted_median(pairs.iter().filter(|(n, _)| *n > 0.0).copied()) else {
             continue;
@@ -379,14 +424,38 @@ mod tests {
         }
         let w = estimate(&v, 15 * MIN, &Calibration::uncalibrated());
         assert_eq!(w[0].start_ms, T0);
-        assert_eq!((w[0].global, w[0].randomized, w[0].fixtures), (1, 2, 1));
-        assert_eq!(w[0].people, 3.0);
-        assert!(w[0].lo < 3.0 && w[0].hi > 3.0);
+        // Present from first to last probe, 2 min either side, as a share of the window: the
+        // phone of fingerprint 7 for 14 of its 15 min (not 5 addresses), fingerprint 9 for 4,
+        // the global phone for 10; the corridor's devices not at all; the PC apart.
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
+        assert!(close(w[0].randomized, 18.0 / 15.0), "{:?}", w[0]);
+        assert!(close(w[0].global, 10.0 / 15.0), "{:?}", w[0]);
+        assert_eq!(w[0].fixtures, 1);
+        assert!(close(w[0].people, 28.0 / 15.0));
+        assert!(w[0].lo < w[0].people && w[0].hi > w[0].people);
         // From the first window to the last, empty ones included, aligned to :00/:15/:30/:45.
         assert_eq!(w.len(), 4 * 4 + 1);
         assert!(w.iter().all(|x| x.start_ms % (15 * MIN) == 0));
         assert_eq!(w[1].people, 0.0);
         assert!(w[1].hi > 3.0 && w[1].hi < 3.8, "{}", w[1].hi);
+    }
+
+    #[test]
+    fn a_silent_phone_stays_present_for_up_to_half_an_hour() {
+        let v = [
+            // Probes at 0 and 25 min: present throughout.
+            s(1, true, 1, 0, 0, -50),
+            s(1, true, 1, 25, 25, -50),
+            // Probes at 60 and 100 min: two stays, gone between 62 and 98.
+            s(2, true, 1, 60, 60, -50),
+            s(2, true, 1, 100, 100, -50),
+        ];
+        let w = estimate(&v, 15 * MIN, &Calibration::uncalibrated());
+        // 0-15: device 1 throughout; 15-30: until 27 min (its last probe and 2 min).
+        assert_eq!(w[0].people, 1.0, "{:?}", w[0]);
+        assert!((w[1].people - 0.8).abs() < 1e-9, "{:?}", w[1]);
+        // 75-90: nobody (device 2 left at 62 min and came back at 98).
+        assert_eq!(w[5].people, 0.0, "{:?}", w[5]);
     }
 
     #[test]
@@ -425,33 +494,29 @@ mod tests {
 
     #[test]
     fn a_fit_recovers_the_floor_and_scale_of_a_known_room() {
-        // Each window w has w + 1 people in the room, each heard at -50 dBm with a phone of
-        // its own model, and 5 devices in the corridor at -80 dBm. Half of the people's
-        // phones probe in a window: people = 2 x devices, floor between -80 and -50.
+        // Every other window (w = 0, 2, 4, ...) has w / 2 + 1 people in the room, each
+        // heard from 2 to 13 min into it at -50 dBm (present, with the 2 min either side, for
+        // the whole window) with a phone of its own model, and 5 devices in the corridor at
+        // -80 dBm. Half of the people's phones probe: people = 2 x devices, floor between -80
+        // and -50.
         let mut v = Vec::new();
         let mut truth = BTreeMap::new();
         let mut id = 0;
-        for w in 0..8i64 {
-            truth.insert(T0 + w * 15 * MIN, 2.0 * (w as f64 + 1.0));
-            for p in 0..=w {
+        for k in 0..8i64 {
+            let m = 30 * k;
+            truth.insert(T0 + m * MIN, 2.0 * (k as f64 + 1.0));
+            for p in 0..=k {
                 id += 1;
-                v.push(s(
-                    id,
-                    false,
-                    (w * 100 + p) as u32,
-                    w * 15 + 1,
-                    w * 15 + 2,
-                    -50,
-                ));
+                v.push(s(id, false, (k * 100 + p) as u32, m + 2, m + 13, -50));
             }
             for c in 0..5 {
                 id += 1;
                 v.push(s(
                     id,
                     false,
-                    (10_000 + w * 100 + c) as u32,
-                    w * 15 + 3,
-                    w * 15 + 3,
+                    (10_000 + k * 100 + c) as u32,
+                    m + 2,
+                    m + 13,
                     -80,
                 ));
             }
@@ -461,7 +526,8 @@ mod tests {
         assert_eq!(cal.people_per_device, 2.0);
         assert_eq!(cal.fitted.as_ref().map(|f| f.mae), Some(0.0));
         let w = estimate(&v, 15 * MIN, &cal);
-        assert_eq!(w[3].people, 8.0);
+        assert_eq!(w[6].people, 8.0); // 90 min in: 4 phones, 8 people
+        assert_eq!(w[7].people, 0.0);
         // Nothing in common with the truth: refused, with the reason.
         let later: BTreeMap<i64, f64> = [(T0 + 100 * DAY_MS, 3.0)].into();
         assert!(matches!(
