@@ -3,7 +3,8 @@
 # capture replayed by footfall-agent (the ci profile: optimized, and the build make test
 # already has) to OUT/NAME.jsonl, then the counting bench
 # program (benches/benches/counting.rs) scores the collector's estimator against the labels,
-# beside the baselines, and writes OUT/summary.txt.
+# beside the baselines; the Pintor captures (one labelled phone each) the same way, for how
+# well its identities group one phone's addresses. Writes OUT/summary.txt.
 # Usage: bash benches/counting.sh [OUT]   (default target/counting)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,5 +30,10 @@ CONF
 for pcap in "$DATA"/fryza/*.pcap; do
   target/ci/footfall-agent --log warn replay --config "$OUT/agent.toml" --pcap "$pcap" \
     --out "$OUT/$(basename "$pcap" .pcap).jsonl"
+done
+mkdir -p "$OUT/pintor"
+for pcap in "$DATA"/pintor/*.pcap; do
+  target/ci/footfall-agent --log error replay --config "$OUT/agent.toml" --pcap "$pcap" \
+    --out "$OUT/pintor/$(basename "$pcap" .pcap).jsonl" 2>/dev/null
 done
 cargo bench --profile ci --locked -q --workspace --bench counting -- "$OUT"

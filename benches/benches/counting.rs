@@ -13,7 +13,13 @@
 //! addresses on the same windows: distinct addresses, globally administered addresses, global
 //! addresses minus the day's always-present ones (heard in 4 or more hours), and zero. MAE over
 //! all windows and over occupied windows (>= 1 person), per position and in all; and how often
-//! the 95 % interval covers the truth. `benches/counting.sh` is the command line.
+//! the 95 % interval covers the truth.
+//!
+//! Grouping: the Pintor captures (one labelled phone per file, 10 phones, each with up to
+//! over a thousand random addresses), replayed the same way to `DIR/pintor/NAME.jsonl`: how
+//! well the estimator's identities (a global key; a randomized address's probe fingerprint)
+//! group one phone's addresses, as a V-measure over the addresses, beside one identity per
+//! address. `benches/counting.sh` is the command line.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
@@ -87,7 +93,8 @@ fn main() -> anyhow::Result<()> {
             cal.people_per_device
         );
     }
-    let table = summary(&scored);
+    let mut table = summary(&scored);
+    table.push_str(&pintor(&dir.join("pintor"))?);
     print!("{table}");
     fs::write(dir.join("summary.txt"), &table)?;
     Ok(())
@@ -213,4 +220,78 @@ fn day(dir: &Path, name: &str) -> anyhow::Result<Day> {
         truth: labelled.truth(WINDOW_MS),
         baselines,
     })
+}
+
+/// The V-measure of the estimator's identities against the phones of the Pintor captures.
+fn pintor(dir: &Path) -> anyhow::Result<String> {
+    // Per address (device key): its phone (the file name's first letter) and its identity.
+    let mut addresses: HashMap<u64, (char, u64)> = HashMap::new();
+    for e in fs::read_dir(dir)? {
+        let path = e?.path();
+        let phone = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.chars().next())
+            .context("a named file")?;
+        for s in collector::offline::read_envelopes(&path)? {
+            let identity = if s.global {
+                s.device
+            } else {
+                1 << 63 | u64::from(s.fingerprint)
+            };
+            addresses.entry(s.device).or_insert((phone, identity));
+        }
+    }
+    let phones: HashSet<char> = addresses.values().map(|(p, _)| *p).collect();
+    let pairs = |by_identity: bool| -> Vec<(char, u64)> {
+        addresses
+            .iter()
+            .map(|(key, (p, id))| (*p, if by_identity { *id } else { *key }))
+            .collect()
+    };
+    let mut t = format!(
+        "\nPintor: {} addresses of {} phones\n{:<40} {:>9} {:>12} {:>13} {:>10}\n",
+        addresses.len(),
+        phones.len(),
+        "grouping",
+        "V-measure",
+        "homogeneity",
+        "completeness",
+        "groups"
+    );
+    for (name, by_identity) in [("ours (global key / fingerprint)", true), ("one per address", false)] {
+        let p = pairs(by_identity);
+        let (h, c) = homogeneity_completeness(&p);
+        let groups: HashSet<u64> = p.iter().map(|(_, g)| *g).collect();
+        let v = if h + c > 0.0 { 2.0 * h * c / (h + c) } else { 0.0 };
+        let _ = writeln!(t, "{name:<40} {v:>9.3} {h:>12.3} {c:>13.3} {:>10}", groups.len());
+    }
+    Ok(t)
+}
+
+/// Homogeneity and completeness (Rosenberg & Hirschberg 2007) of groups against classes.
+fn homogeneity_completeness(items: &[(char, u64)]) -> (f64, f64) {
+    let n = items.len() as f64;
+    let mut joint: HashMap<(char, u64), f64> = HashMap::new();
+    let mut classes: HashMap<char, f64> = HashMap::new();
+    let mut groups: HashMap<u64, f64> = HashMap::new();
+    for &(c, g) in items {
+        *joint.entry((c, g)).or_default() += 1.0;
+        *classes.entry(c).or_default() += 1.0;
+        *groups.entry(g).or_default() += 1.0;
+    }
+    let entropy = |m: &dyn Fn() -> Vec<f64>| -> f64 {
+        m().iter().map(|&k| -(k / n) * (k / n).ln()).sum()
+    };
+    let h_c = entropy(&|| classes.values().copied().collect());
+    let h_g = entropy(&|| groups.values().copied().collect());
+    // H(C|G) and H(G|C).
+    let (mut h_c_g, mut h_g_c) = (0.0, 0.0);
+    for (&(c, g), &k) in &joint {
+        h_c_g -= (k / n) * (k / groups[&g]).ln();
+        h_g_c -= (k / n) * (k / classes[&c]).ln();
+    }
+    let h = if h_c > 0.0 { 1.0 - h_c_g / h_c } else { 1.0 };
+    let c = if h_g > 0.0 { 1.0 - h_g_c / h_g } else { 1.0 };
+    (h, c)
 }
