@@ -259,12 +259,23 @@ fn pintor(dir: &Path) -> anyhow::Result<String> {
         "completeness",
         "groups"
     );
-    for (name, by_identity) in [("ours (global key / fingerprint)", true), ("one per address", false)] {
+    for (name, by_identity) in [
+        ("ours (global key / fingerprint)", true),
+        ("one per address", false),
+    ] {
         let p = pairs(by_identity);
         let (h, c) = homogeneity_completeness(&p);
         let groups: HashSet<u64> = p.iter().map(|(_, g)| *g).collect();
-        let v = if h + c > 0.0 { 2.0 * h * c / (h + c) } else { 0.0 };
-        let _ = writeln!(t, "{name:<40} {v:>9.3} {h:>12.3} {c:>13.3} {:>10}", groups.len());
+        let v = if h + c > 0.0 {
+            2.0 * h * c / (h + c)
+        } else {
+            0.0
+        };
+        let _ = writeln!(
+            t,
+            "{name:<40} {v:>9.3} {h:>12.3} {c:>13.3} {:>10}",
+            groups.len()
+        );
     }
     Ok(t)
 }
@@ -280,9 +291,8 @@ fn homogeneity_completeness(items: &[(char, u64)]) -> (f64, f64) {
         *classes.entry(c).or_default() += 1.0;
         *groups.entry(g).or_default() += 1.0;
     }
-    let entropy = |m: &dyn Fn() -> Vec<f64>| -> f64 {
-        m().iter().map(|&k| -(k / n) * (k / n).ln()).sum()
-    };
+    let entropy =
+        |m: &dyn Fn() -> Vec<f64>| -> f64 { m().iter().map(|&k| -(k / n) * (k / n).ln()).sum() };
     let h_c = entropy(&|| classes.values().copied().collect());
     let h_g = entropy(&|| groups.values().copied().collect());
     // H(C|G) and H(G|C).

@@ -186,7 +186,9 @@ fn present(
     let mut by: BTreeMap<i64, Present> = BTreeMap::new();
     let mut fixtures: BTreeMap<i64, HashSet<u64>> = BTreeMap::new();
     // Intervals per identity: a global key, or a randomized device's fingerprint.
-    let mut spans: HashMap<(bool, u64), Vec<(i64, i64)>> = HashMap::new();
+    // (Ordered: the windows' sums are added in one order, so the same sightings give the
+    // same figures to the last bit.)
+    let mut spans: BTreeMap<(bool, u64), Vec<(i64, i64)>> = BTreeMap::new();
     for s in sightings {
         if s.global && fixed.contains(&(s.first_ms.div_euclid(DAY_MS), s.device)) {
             for w in s.first_ms.div_euclid(window_ms)..=s.last_ms.div_euclid(window_ms) {
@@ -242,8 +244,20 @@ pub fn estimate(sightings: &[Sensed], window_ms: i64, cal: &Calibration) -> Vec<
     ) else {
         return Vec::new();
     };
+    estimate_between(sightings, window_ms, cal, first, last)
+}
+
+/// The windows of `window_ms` from the one holding `from_ms` to the one holding `to_ms`,
+/// each with its estimate from `sightings` (the stream stage estimates a day at a time).
+pub fn estimate_between(
+    sightings: &[Sensed],
+    window_ms: i64,
+    cal: &Calibration,
+    from_ms: i64,
+    to_ms: i64,
+) -> Vec<Window> {
     let counts = present(sightings, &fixtures(sightings), window_ms, cal.rssi_min_dbm);
-    (first.div_euclid(window_ms)..=last.div_euclid(window_ms))
+    (from_ms.div_euclid(window_ms)..=to_ms.div_euclid(window_ms))
         .map(|w| {
             let start_ms = w * window_ms;
             let p = counts.get(&start_ms).copied().unwrap_or_default();

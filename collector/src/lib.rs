@@ -23,6 +23,7 @@ pub mod ingest;
 pub mod inventory;
 pub mod metrics;
 pub mod migrate;
+pub mod occupancy;
 pub mod offline;
 pub mod reason;
 pub mod stream;

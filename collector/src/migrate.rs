@@ -20,6 +20,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0002_stream_checkpoints.sql",
         include_str!("../migrations/0002_stream_checkpoints.sql"),
     ),
+    (
+        3,
+        "0003_occupancy.sql",
+        include_str!("../migrations/0003_occupancy.sql"),
+    ),
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -108,6 +108,24 @@ pub struct VisitRow {
     pub version: u64,
 }
 
+/// A row of the `occupancy` table: people at a site in one window.
+#[derive(Clone, Debug, PartialEq, Row, Serialize)]
+pub struct OccupancyRow {
+    pub site: Arc<str>,
+    pub day: u16,
+    pub window_mins: u16,
+    pub start_ms: i64,
+    pub people: f64,
+    pub lo: f64,
+    pub hi: f64,
+    pub global_devices: f64,
+    pub randomized_devices: f64,
+    pub fixtures: u32,
+    pub estimator: &'static str,
+    pub calibrated: u8,
+    pub version: u64,
+}
+
 pub const PASSER_BY: i8 = 1;
 pub const VISITOR: i8 = 2;
 

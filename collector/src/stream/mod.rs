@@ -34,9 +34,11 @@ use tokio_util::sync::CancellationToken;
 use self::clock::{wall_clock_us, Clock};
 pub use self::recover::recover;
 use self::writer::Writer;
-use crate::ch::rows::{fnv64, SightingRow, VisitRow};
+use crate::ch::rows::{fnv64, OccupancyRow, SightingRow, VisitRow};
 use crate::config::Config;
+use crate::counting::Calibration;
 use crate::metrics::Metrics;
+use crate::occupancy::Occupancy;
 use crate::visits::{Rules, Seen, Visits};
 
 /// Batches of sightings queued for the dataflow.
@@ -225,37 +227,32 @@ fn run_worker(
         r.store_gap_ms.max(r.board_gap_ms)
     };
     let op_metrics = metrics.clone();
+    let occupancy_out = out.clone();
     worker.dataflow::<u64, _, _>(|scope| {
-        input
-            .to_stream(scope)
+        let seen = input.to_stream(scope);
+        // People per window, beside the visits: the same exchange by site, the same
+        // watermark (crate::occupancy).
+        seen.clone()
             .unary_frontier(
                 Exchange::new(|s: &Seen| fnv64(&[s.site.as_bytes()])),
-                "Visits",
+                "Occupancy",
                 move |cap, _info| {
                     let mut cap = Some(cap);
-                    let mut visits = Visits::new();
+                    let mut occupancy = Occupancy::default();
+                    let cal = Calibration::uncalibrated();
                     let mut rows = Vec::new();
                     let mut seen_frontier: Option<u64> = None;
-                    let mut held = 0i64;
                     move |(input, frontier), output| {
-                        let rules = rules.read().expect("not poisoned");
                         let frontier = frontier.frontier().first().copied();
                         let watermark = frontier.map(|t| (t as i64).saturating_mul(bucket_ms));
-                        let mut late = false;
                         input.for_each(|_time, data| {
                             for s in data.drain(..) {
-                                late |= watermark.is_some_and(|w| s.last_ms + max_gap < w);
-                                visits.insert(&s, &rules);
+                                occupancy.insert(&s, watermark, horizon_ms);
                             }
                         });
-                        if frontier != seen_frontier || late {
+                        if frontier != seen_frontier {
                             seen_frontier = frontier;
-                            let before = visits.too_late;
-                            visits.emit(watermark, horizon_ms, &rules, wall_clock_us(), &mut rows);
-                            op_metrics.visits_too_late.inc_by(visits.too_late - before);
-                            let now = visits.stays() as i64;
-                            op_metrics.visit_stays.inc_by(now - held);
-                            held = now;
+                            occupancy.emit(watermark, horizon_ms, &cal, wall_clock_us(), &mut rows);
                         }
                         if let Some(c) = cap.as_mut() {
                             if !rows.is_empty() {
@@ -270,24 +267,73 @@ fn run_worker(
                     }
                 },
             )
-            .container::<Vec<VisitRow>>()
+            .container::<Vec<OccupancyRow>>()
             .probe_with(&probe)
-            .sink(Pipeline, "WriteVisits", {
-                let mut reported = Some(0u64);
-                move |(input, frontier)| {
-                    // Blocks while the writer is behind (ClickHouse down): backpressure.
-                    input.for_each(|_, data| {
-                        let _ = out.blocking_send(Out::Rows(std::mem::take(data)));
+            .sink(Pipeline, "WriteOccupancy", move |(input, _frontier)| {
+                input.for_each(|_, data| {
+                    let _ = occupancy_out.blocking_send(Out::Occupancy(std::mem::take(data)));
+                });
+            });
+        seen.unary_frontier(
+            Exchange::new(|s: &Seen| fnv64(&[s.site.as_bytes()])),
+            "Visits",
+            move |cap, _info| {
+                let mut cap = Some(cap);
+                let mut visits = Visits::new();
+                let mut rows = Vec::new();
+                let mut seen_frontier: Option<u64> = None;
+                let mut held = 0i64;
+                move |(input, frontier), output| {
+                    let rules = rules.read().expect("not poisoned");
+                    let frontier = frontier.frontier().first().copied();
+                    let watermark = frontier.map(|t| (t as i64).saturating_mul(bucket_ms));
+                    let mut late = false;
+                    input.for_each(|_time, data| {
+                        for s in data.drain(..) {
+                            late |= watermark.is_some_and(|w| s.last_ms + max_gap < w);
+                            visits.insert(&s, &rules);
+                        }
                     });
-                    let now = frontier.frontier().first().copied();
-                    if now != reported {
-                        reported = now;
-                        if let Some(t) = now {
-                            let _ = out.blocking_send(Out::Frontier(local, t));
+                    if frontier != seen_frontier || late {
+                        seen_frontier = frontier;
+                        let before = visits.too_late;
+                        visits.emit(watermark, horizon_ms, &rules, wall_clock_us(), &mut rows);
+                        op_metrics.visits_too_late.inc_by(visits.too_late - before);
+                        let now = visits.stays() as i64;
+                        op_metrics.visit_stays.inc_by(now - held);
+                        held = now;
+                    }
+                    if let Some(c) = cap.as_mut() {
+                        if !rows.is_empty() {
+                            output.session(&*c).give_container(&mut rows);
+                            rows.clear();
+                        }
+                        match frontier {
+                            Some(t) => c.downgrade(&t),
+                            None => cap = None,
                         }
                     }
                 }
-            });
+            },
+        )
+        .container::<Vec<VisitRow>>()
+        .probe_with(&probe)
+        .sink(Pipeline, "WriteVisits", {
+            let mut reported = Some(0u64);
+            move |(input, frontier)| {
+                // Blocks while the writer is behind (ClickHouse down): backpressure.
+                input.for_each(|_, data| {
+                    let _ = out.blocking_send(Out::Rows(std::mem::take(data)));
+                });
+                let now = frontier.frontier().first().copied();
+                if now != reported {
+                    reported = now;
+                    if let Some(t) = now {
+                        let _ = out.blocking_send(Out::Frontier(local, t));
+                    }
+                }
+            }
+        });
     });
     let Some(mut rx) = feeder else {
         drop(input);
@@ -338,9 +384,11 @@ fn run_worker(
     while worker.step_or_park(Some(PARK)) {}
 }
 
-/// What the workers hand the writer: visit rows, and each local worker's frontier (every
-/// row of an earlier time has been handed over).
+/// What the workers hand the writer: visit rows, occupancy rows, and each local worker's
+/// frontier (every visit row of an earlier time has been handed over; occupancy rows a crash
+/// loses are rebuilt from the sightings read back at start-up, as the visits are).
 pub enum Out {
     Rows(Vec<VisitRow>),
+    Occupancy(Vec<OccupancyRow>),
     Frontier(usize, u64),
 }

@@ -1,4 +1,5 @@
-//! The visits writer: the workers' rows into ClickHouse, in batches, then the checkpoint.
+//! The stage's writer: the workers' visit and occupancy rows into ClickHouse, in batches,
+//! then the checkpoint.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,7 +10,7 @@ use tracing::warn;
 
 use super::Out;
 use crate::ch;
-use crate::ch::rows::{CheckpointRow, VisitRow};
+use crate::ch::rows::{CheckpointRow, OccupancyRow, VisitRow};
 use crate::metrics::Metrics;
 
 /// Commits visit rows in batches (by size and age), retrying the same rows while
@@ -29,9 +30,22 @@ pub(super) struct Writer {
     pub(super) bucket_ms: i64,
 }
 
+/// The rows of one commit.
+#[derive(Default)]
+struct Batch {
+    visits: Vec<VisitRow>,
+    occupancy: Vec<OccupancyRow>,
+}
+
+impl Batch {
+    fn len(&self) -> usize {
+        self.visits.len() + self.occupancy.len()
+    }
+}
+
 impl Writer {
     pub(super) async fn run(mut self, mut rx: mpsc::Receiver<Out>) {
-        let mut batch: Vec<VisitRow> = Vec::new();
+        let mut batch = Batch::default();
         let mut opened: Option<Instant> = None;
         loop {
             let deadline = opened.map(|t| t + self.max_age);
@@ -45,7 +59,15 @@ impl Writer {
             };
             match more {
                 Some(Out::Rows(rows)) => {
-                    batch.extend(rows);
+                    batch.visits.extend(rows);
+                    opened.get_or_insert_with(Instant::now);
+                    if batch.len() >= self.max_rows {
+                        self.commit(&mut batch).await;
+                        opened = None;
+                    }
+                }
+                Some(Out::Occupancy(rows)) => {
+                    batch.occupancy.extend(rows);
                     opened.get_or_insert_with(Instant::now);
                     if batch.len() >= self.max_rows {
                         self.commit(&mut batch).await;
@@ -63,7 +85,7 @@ impl Writer {
     }
 
     /// Writes the rows, then the checkpoint they complete; gives up only on shutdown.
-    async fn commit(&mut self, batch: &mut Vec<VisitRow>) {
+    async fn commit(&mut self, batch: &mut Batch) {
         // The rows received so far cover every time before `least`.
         let least = self.frontiers.iter().copied().min().flatten();
         let checkpoint = match least {
@@ -81,7 +103,8 @@ impl Writer {
             "visits",
             rows.len(),
             || async move {
-                ch::insert(db, "visits", rows).await?;
+                ch::insert(db, "visits", &rows.visits).await?;
+                ch::insert(db, "occupancy", &rows.occupancy).await?;
                 match checkpoint {
                     Some(row) => {
                         ch::insert(db, "stream_checkpoints", std::slice::from_ref(row)).await
@@ -98,8 +121,11 @@ impl Writer {
             );
             return;
         }
-        self.metrics.rows_written("visits", batch.len());
-        batch.clear();
+        self.metrics.rows_written("visits", batch.visits.len());
+        self.metrics
+            .rows_written("occupancy", batch.occupancy.len());
+        batch.visits.clear();
+        batch.occupancy.clear();
         self.checkpoint = self.checkpoint.max(least);
     }
 }

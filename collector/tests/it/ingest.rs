@@ -113,6 +113,7 @@ fn published_envelopes_land_once_and_bad_messages_are_rejected_with_their_reason
              [mqtt]\nurl = \"{}\"\nclient_id = \"collector-test\"\n\
              [ingest]\nbatch_max_age_ms = 200\nmax_payload_bytes = 65536\nmax_age_days = 3650\n\
              [visits]\nbucket_secs = 1\nlateness_secs = 0\nstore_gap_secs = 1\nboard_gap_secs = 1\n\
+             horizon_hours = 1440\n\
              [metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n",
             ch.url(),
             broker.url()
@@ -242,4 +243,51 @@ fn published_envelopes_land_once_and_bad_messages_are_rejected_with_their_reason
     assert!(watermark * 1000.0 > newest as f64, "{watermark}");
     let status = run.stop();
     assert!(status.success(), "{status:?}");
+
+    // People per site and 15-min window, from the stage (the sensors published one after
+    // another: most of it arrived late, and rewrote windows), are what the offline estimate
+    // over each site's envelopes says.
+    let mut by_site: std::collections::BTreeMap<&str, Vec<collector::counting::Sensed>> =
+        Default::default();
+    for (sensor, site) in &sensors {
+        let file = city.join("envelopes").join(format!("{sensor}.jsonl"));
+        by_site
+            .entry(site)
+            .or_default()
+            .extend(collector::offline::read_envelopes(&file).expect("envelopes"));
+    }
+    let cal = collector::counting::Calibration::uncalibrated();
+    let mut offline = std::collections::BTreeMap::new();
+    for (site, sensed) in &by_site {
+        for w in collector::counting::estimate(sensed, 15 * 60_000, &cal) {
+            offline.insert((site.to_string(), w.start_ms), w.people);
+        }
+    }
+    let stored: std::collections::BTreeMap<(String, i64), f64> = ch
+        .query(
+            "SELECT site, start_ms, people FROM ingest.occupancy FINAL WHERE window_mins = 15 \
+             AND estimator = 'present-devices/1' AND calibrated = 0",
+        )
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            let n = |i: usize| f[i].parse::<f64>().expect("a number");
+            ((f[0].to_owned(), n(1) as i64), n(2))
+        })
+        .collect();
+    let occupied = offline.iter().filter(|(_, p)| **p > 0.0).count();
+    assert!(occupied > 100, "{occupied} occupied windows");
+    for (key, people) in &offline {
+        let got = stored.get(key).copied();
+        assert!(
+            got.map_or(*people == 0.0, |g| (g - people).abs() < 1e-6),
+            "{key:?}: stored {got:?}, offline {people}"
+        );
+    }
+    for (key, people) in &stored {
+        assert!(
+            offline.contains_key(key),
+            "{key:?} ({people}) is not an offline window"
+        );
+    }
 }

@@ -3,10 +3,11 @@ use testkit::ClickHouse;
 
 use crate::util::{assert_success, collector, config};
 
-const TABLES: [&str; 11] = [
+const TABLES: [&str; 12] = [
     "ad_plays",
     "campaigns",
     "links",
+    "occupancy",
     "receipts",
     "rejected",
     "sensor_status",
@@ -25,8 +26,10 @@ fn migrations_apply_once_and_history_is_append_only() {
     let first = collector(&["migrate"], &cfg);
     assert_success(&first);
     assert!(
-        String::from_utf8_lossy(&first.stdout)
-            .contains("2 migration(s) applied: 0001_schema.sql, 0002_stream_checkpoints.sql"),
+        String::from_utf8_lossy(&first.stdout).contains(
+            "3 migration(s) applied: 0001_schema.sql, 0002_stream_checkpoints.sql, \
+                 0003_occupancy.sql"
+        ),
         "{}",
         String::from_utf8_lossy(&first.stdout)
     );
@@ -40,7 +43,7 @@ fn migrations_apply_once_and_history_is_append_only() {
     assert_eq!(
         ch.query("SELECT count() FROM footfall_test.schema_migrations FINAL")
             .trim(),
-        "2"
+        "3"
     );
 
     // A database whose ledger says migration 1 had other text is refused, naming it.

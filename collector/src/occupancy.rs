@@ -1,0 +1,297 @@
+//! People per site and window in the stream stage: [`crate::counting`]'s estimator, the one
+//! `footfall-collector occupancy` runs offline, over each site's sightings as they arrive.
+//!
+//! A site's sightings are kept by UTC day (the estimator finds fixtures per day). A window
+//! is written once the watermark has passed its end by the presence gap and pad (no later
+//! sighting can change it then, unless it is late), and written again, with a new version,
+//! whenever late data or a device turning out to be a fixture changes it. When the input
+//! ends, every window up to the last sighting is written as it stands.
+//!
+//! Each change re-estimates the days it touches from their sightings (and their neighbours'
+//! within the gap, for stays across midnight): simple and exactly the offline estimate, at
+//! the cost of a day's sightings per change.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use crate::ch::rows::{day_of, OccupancyRow};
+use crate::counting::{self, Calibration, Sensed, PRESENCE_GAP_MS, PRESENCE_PAD_MS};
+use crate::visits::Seen;
+
+/// The window lengths written, minutes.
+pub const WINDOW_MINS: [u16; 2] = [5, 15];
+const DAY_MS: i64 = 86_400_000;
+/// How far a sighting can change the estimate of an earlier (or later) window.
+const REACH_MS: i64 = PRESENCE_GAP_MS + PRESENCE_PAD_MS;
+
+/// The stage's state for the sites one worker owns.
+#[derive(Default)]
+pub struct Occupancy {
+    sites: HashMap<Arc<str>, Site>,
+    /// Sightings older than the horizon behind the watermark, left out.
+    pub too_late: u64,
+    /// Days up to this one are incomplete: sightings read back at start-up begin in it (a
+    /// day's fixtures need all of it), so their windows, written before, are not rewritten.
+    incomplete_through: Option<i64>,
+}
+
+#[derive(Default)]
+struct Site {
+    /// Sightings by UTC day (days since the epoch).
+    days: BTreeMap<i64, Vec<Sensed>>,
+    /// Days to re-estimate.
+    dirty: BTreeSet<i64>,
+    /// What was last written per (window length, start): people, lo, hi, global,
+    /// randomized, fixtures.
+    written: HashMap<(u16, i64), [f64; 6]>,
+    /// Windows ending at or before this were final at the last emit.
+    final_to: i64,
+    /// The first and last times of the site's sightings: the windows written lie between.
+    first_ms: i64,
+    last_ms: i64,
+}
+
+impl Occupancy {
+    /// Adds a sighting (an interim update too: its final version covers the same span).
+    pub fn insert(&mut self, s: &Seen, watermark_ms: Option<i64>, horizon_ms: i64) {
+        if s.written.is_some() {
+            return; // a visit read back at start-up, not a sighting
+        }
+        if s.tainted {
+            let day = s.first_ms.div_euclid(DAY_MS);
+            self.incomplete_through = self.incomplete_through.max(Some(day));
+        }
+        if watermark_ms.is_some_and(|w| s.last_ms < w - horizon_ms) {
+            self.too_late += 1;
+            return;
+        }
+        let site = self.sites.entry(s.site.clone()).or_insert_with(|| Site {
+            first_ms: s.first_ms,
+            last_ms: s.last_ms,
+            ..Site::default()
+        });
+        site.first_ms = site.first_ms.min(s.first_ms);
+        site.last_ms = site.last_ms.max(s.last_ms);
+        let day = s.first_ms.div_euclid(DAY_MS);
+        site.days.entry(day).or_default().push(Sensed {
+            device: s.device,
+            global: s.class == 0,
+            fingerprint: s.fingerprint,
+            first_ms: s.first_ms,
+            last_ms: s.last_ms,
+            rssi_max: s.rssi_max,
+        });
+        // The days whose windows it can change.
+        let from = (s.first_ms - REACH_MS).div_euclid(DAY_MS);
+        let to = (s.last_ms + REACH_MS).div_euclid(DAY_MS);
+        site.dirty.extend(from..=to);
+    }
+
+    /// Writes the windows that are final at `watermark_ms` (all of them at `None`, when the
+    /// input has ended) and changed since they were last written; forgets the days older
+    /// than `horizon_ms` behind the watermark.
+    pub fn emit(
+        &mut self,
+        watermark_ms: Option<i64>,
+        horizon_ms: i64,
+        cal: &Calibration,
+        now_us: u64,
+        out: &mut Vec<OccupancyRow>,
+    ) {
+        for (name, site) in &mut self.sites {
+            let final_to = watermark_ms.map_or(i64::MAX, |w| w - REACH_MS);
+            if final_to > site.final_to {
+                // Windows that became final: their days.
+                let first = site.days.keys().next().copied().unwrap_or(0);
+                let from = site.final_to.max(first * DAY_MS).div_euclid(DAY_MS);
+                let last = site.days.keys().next_back().copied().unwrap_or(0);
+                let to = final_to.min((last + 1) * DAY_MS).div_euclid(DAY_MS);
+                site.dirty.extend(from..=to);
+                site.final_to = final_to;
+            }
+            for day in std::mem::take(&mut site.dirty) {
+                if self.incomplete_through.is_some_and(|d| day <= d) {
+                    continue;
+                }
+                site.estimate_day(name, day, cal, now_us, out);
+            }
+            if let Some(w) = watermark_ms {
+                let keep_from = (w - horizon_ms).div_euclid(DAY_MS) - 1;
+                site.days = site.days.split_off(&keep_from);
+                site.written
+                    .retain(|(_, start), _| start.div_euclid(DAY_MS) >= keep_from);
+            }
+        }
+        self.sites.retain(|_, s| !s.days.is_empty());
+    }
+}
+
+impl Site {
+    /// Re-estimates day `day`'s final windows; writes those that changed.
+    fn estimate_day(
+        &mut self,
+        name: &Arc<str>,
+        day: i64,
+        cal: &Calibration,
+        now_us: u64,
+        out: &mut Vec<OccupancyRow>,
+    ) {
+        let (start, end) = (day * DAY_MS, (day + 1) * DAY_MS);
+        // The day's sightings, and its neighbours' within reach of it.
+        let sightings: Vec<Sensed> = self
+            .days
+            .range(day - 1..=day + 1)
+            .flat_map(|(_, v)| v)
+            .filter(|s| s.last_ms >= start - REACH_MS && s.first_ms < end + REACH_MS)
+            .copied()
+            .collect();
+        for mins in WINDOW_MINS {
+            let window_ms = i64::from(mins) * 60_000;
+            let (from, to) = (start.max(self.first_ms), (end - 1).min(self.last_ms));
+            if from > to {
+                continue;
+            }
+            for w in counting::estimate_between(&sightings, window_ms, cal, from, to) {
+                if w.start_ms + window_ms > self.final_to {
+                    continue;
+                }
+                let values = [
+                    w.people,
+                    w.lo,
+                    w.hi,
+                    w.global,
+                    w.randomized,
+                    f64::from(w.fixtures),
+                ];
+                if self.written.get(&(mins, w.start_ms)) == Some(&values) {
+                    continue;
+                }
+                self.written.insert((mins, w.start_ms), values);
+                out.push(OccupancyRow {
+                    site: name.clone(),
+                    day: day_of(w.start_ms),
+                    window_mins: mins,
+                    start_ms: w.start_ms,
+                    people: w.people,
+                    lo: w.lo,
+                    hi: w.hi,
+                    global_devices: w.global,
+                    randomized_devices: w.randomized,
+                    fixtures: w.fixtures,
+                    estimator: counting::VERSION,
+                    calibrated: u8::from(cal.fitted.is_some()),
+                    version: now_us,
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: i64 = 60_000;
+    const T0: i64 = 1_710_403_200_000; // 2024-03-14T08:00Z
+
+    fn seen(device: u64, first_min: i64, last_min: i64) -> Seen {
+        Seen {
+            site: "lab".into(),
+            device,
+            epoch: 1,
+            class: 0,
+            fingerprint: 1,
+            first_ms: T0 + first_min * MIN,
+            last_ms: T0 + last_min * MIN,
+            rssi_max: -50,
+            is_final: true,
+            key: device,
+            tainted: false,
+            written: None,
+        }
+    }
+
+    /// The 15-min windows written so far, latest version of each.
+    fn latest(rows: &[OccupancyRow]) -> BTreeMap<i64, f64> {
+        rows.iter()
+            .filter(|r| r.window_mins == 15)
+            .map(|r| (r.start_ms, r.people))
+            .collect()
+    }
+
+    #[test]
+    fn windows_are_written_when_final_and_again_when_late_data_changes_them() {
+        let cal = Calibration::uncalibrated();
+        let mut o = Occupancy::default();
+        let mut rows = Vec::new();
+        let horizon = 48 * 60 * MIN;
+        o.insert(&seen(1, 3, 10), None, horizon);
+        // At 20 min nothing is final (a sighting up to 32 min later may extend the stay).
+        o.emit(Some(T0 + 20 * MIN), horizon, &cal, 1, &mut rows);
+        assert!(rows.is_empty(), "{rows:?}");
+        // At 60 min, 0-15 is final: device 1 from 1 to 12 min of it.
+        o.emit(Some(T0 + 60 * MIN), horizon, &cal, 2, &mut rows);
+        let w = latest(&rows);
+        assert!((w[&T0] - 11.0 / 15.0).abs() < 1e-9, "{w:?}");
+        let written = rows.len();
+        // Nothing new: nothing written.
+        o.emit(Some(T0 + 61 * MIN), horizon, &cal, 3, &mut rows);
+        assert_eq!(rows.len(), written);
+        // A late sighting of another device in 0-15: a new version of that window.
+        o.insert(&seen(2, 0, 14), Some(T0 + 61 * MIN), horizon);
+        o.emit(Some(T0 + 62 * MIN), horizon, &cal, 4, &mut rows);
+        let again: Vec<&OccupancyRow> = rows[written..]
+            .iter()
+            .filter(|r| r.window_mins == 15)
+            .collect();
+        assert_eq!(again.len(), 1, "{again:?}");
+        assert_eq!((again[0].start_ms, again[0].version), (T0, 4));
+        assert!((again[0].people - (11.0 + 15.0) / 15.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_stream_writes_what_the_offline_estimate_says() {
+        // Sightings arriving in pieces, out of order, across midnight; at the end of input
+        // every window equals the offline estimate over all of them.
+        let cal = Calibration::uncalibrated();
+        let all: Vec<Seen> = (0..300i64)
+            .map(|i| {
+                let mut s = seen(
+                    (i % 23) as u64,
+                    (i * 37) % 1500 + 900,
+                    (i * 37) % 1500 + 903,
+                );
+                s.class = (i % 3 == 0) as i8;
+                s.fingerprint = (i % 7) as u32;
+                s.rssi_max = -40 - (i % 40) as i8;
+                s
+            })
+            .collect();
+        let mut o = Occupancy::default();
+        let mut rows = Vec::new();
+        for (k, chunk) in all.chunks(50).enumerate() {
+            let w = T0 + (900 + 250 * k as i64) * MIN;
+            for s in chunk {
+                o.insert(s, Some(w), 48 * 60 * MIN);
+            }
+            o.emit(Some(w), 48 * 60 * MIN, &cal, k as u64, &mut rows);
+        }
+        o.emit(None, 48 * 60 * MIN, &cal, 99, &mut rows);
+        let sensed: Vec<Sensed> = all
+            .iter()
+            .map(|s| Sensed {
+                device: s.device,
+                global: s.class == 0,
+                fingerprint: s.fingerprint,
+                first_ms: s.first_ms,
+                last_ms: s.last_ms,
+                rssi_max: s.rssi_max,
+            })
+            .collect();
+        let offline: BTreeMap<i64, f64> = counting::estimate(&sensed, 15 * MIN, &cal)
+            .into_iter()
+            .map(|w| (w.start_ms, w.people))
+            .collect();
+        assert_eq!(latest(&rows), offline);
+    }
+}
