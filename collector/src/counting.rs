@@ -141,12 +141,9 @@ pub struct Window {
 /// at least [`FIXTURE_HOURS`] distinct hours of that day.
 pub fn fixtures(sightings: &[Sensed]) -> HashSet<(i64, u64)> {
     let mut hours: HashMap<(i64, u64), HashSet<i64>> = HashMap::new();
-    for s in sightings.iter().filter(|s| s.global) {
-        for hour in s.first_ms.div_euclid(HOUR_MS)..=s.last_ms.div_euclid(HOUR_MS) {
-            hours
-                .entry((hour.div_euclid(24), s.device))
-                .or_default()
-                .insert(hour);
+    for s in sightings {
+        for (key, hour) in hours_heard(s) {
+            hours.entry(key).or_default().insert(hour);
         }
     }
     hours
@@ -154,6 +151,14 @@ pub fn fixtures(sightings: &[Sensed]) -> HashSet<(i64, u64)> {
         .filter(|(_, h)| h.len() >= FIXTURE_HOURS)
         .map(|(k, _)| k)
         .collect()
+}
+
+/// The hours a sighting of a globally addressed device was heard in, each with its (UTC day,
+/// device): what [`fixtures`] counts (randomized addresses: none).
+pub fn hours_heard(s: &Sensed) -> impl Iterator<Item = ((i64, u64), i64)> + '_ {
+    (s.first_ms.div_euclid(HOUR_MS)..=s.last_ms.div_euclid(HOUR_MS))
+        .filter(|_| s.global)
+        .map(|hour| ((hour.div_euclid(24), s.device), hour))
 }
 
 /// Present devices per window at an RSSI floor, by window start (windows aligned to
@@ -244,19 +249,22 @@ pub fn estimate(sightings: &[Sensed], window_ms: i64, cal: &Calibration) -> Vec<
     ) else {
         return Vec::new();
     };
-    estimate_between(sightings, window_ms, cal, first, last)
+    estimate_between(sightings, &fixtures(sightings), window_ms, cal, first, last)
 }
 
 /// The windows of `window_ms` from the one holding `from_ms` to the one holding `to_ms`,
-/// each with its estimate from `sightings` (the stream stage estimates a day at a time).
+/// each with its estimate from `sightings` and the fixtures `fixed` (the stream stage
+/// estimates the windows that became final, from the sightings within reach of them, with
+/// the fixtures of whole days).
 pub fn estimate_between(
     sightings: &[Sensed],
+    fixed: &HashSet<(i64, u64)>,
     window_ms: i64,
     cal: &Calibration,
     from_ms: i64,
     to_ms: i64,
 ) -> Vec<Window> {
-    let counts = present(sightings, &fixtures(sightings), window_ms, cal.rssi_min_dbm);
+    let counts = present(sightings, fixed, window_ms, cal.rssi_min_dbm);
     (from_ms.div_euclid(window_ms)..=to_ms.div_euclid(window_ms))
         .map(|w| {
             let start_ms = w * window_ms;

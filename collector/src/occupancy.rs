@@ -1,25 +1,27 @@
 //! People per site and window in the stream stage: [`crate::counting`]'s estimator, the one
 //! `footfall-collector occupancy` runs offline, over each site's sightings as they arrive.
 //!
-//! A site's sightings are kept by UTC day (the estimator finds fixtures per day). A window
-//! is written once the watermark has passed its end by the presence gap and pad (no later
-//! sighting can change it then, unless it is late), and written again, with a new version,
-//! whenever late data or a device turning out to be a fixture changes it. When the input
-//! ends, every window up to the last sighting is written as it stands.
+//! A window is written once the watermark has passed its end by the presence gap and pad
+//! (no sighting that is not late can change it then), and written again, with a new
+//! version, when late data changes it, or when a device turns out to be a fixture (heard in
+//! [`counting::FIXTURE_HOURS`] hours of its day: that day is estimated again).
 //!
-//! Each change re-estimates the days it touches from their sightings (and their neighbours'
-//! within the gap, for stays across midnight): simple and exactly the offline estimate, at
-//! the cost of a day's sightings per change.
+//! The work is incremental: each emit estimates only the windows that became final or that
+//! late data touched, from the sightings within reach of them, with the fixtures of whole
+//! days kept up to date as sightings arrive. When the input ends, every window up to the
+//! last sighting is written as it stands.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::ch::rows::{day_of, OccupancyRow};
 use crate::counting::{self, Calibration, Sensed, PRESENCE_GAP_MS, PRESENCE_PAD_MS};
 use crate::visits::Seen;
 
-/// The window lengths written, minutes.
+/// The window lengths written, minutes. Both divide [`ALIGN_MS`].
 pub const WINDOW_MINS: [u16; 2] = [5, 15];
+/// Ranges of windows to estimate start and end on multiples of this.
+const ALIGN_MS: i64 = 15 * 60_000;
 const DAY_MS: i64 = 86_400_000;
 /// How far a sighting can change the estimate of an earlier (or later) window.
 const REACH_MS: i64 = PRESENCE_GAP_MS + PRESENCE_PAD_MS;
@@ -35,20 +37,25 @@ pub struct Occupancy {
     incomplete_through: Option<i64>,
 }
 
-#[derive(Default)]
 struct Site {
-    /// Sightings by UTC day (days since the epoch).
-    days: BTreeMap<i64, Vec<Sensed>>,
-    /// Days to re-estimate.
-    dirty: BTreeSet<i64>,
-    /// What was last written per (window length, start): people, lo, hi, global,
-    /// randomized, fixtures.
-    written: HashMap<(u16, i64), [f64; 6]>,
+    /// Sightings by start time.
+    sightings: BTreeMap<i64, Vec<Sensed>>,
+    /// The longest sighting held, ms: how far back a window's sightings can start.
+    longest_ms: i64,
+    /// Hours each globally addressed device was heard in, per (UTC day, device).
+    hours: HashMap<(i64, u64), HashSet<i64>>,
+    /// (day, device) heard in enough hours: fixtures.
+    fixed: HashSet<(i64, u64)>,
+    /// Windows from here on may have changed (late data, a new fixture).
+    dirty_from: Option<i64>,
     /// Windows ending at or before this were final at the last emit.
     final_to: i64,
     /// The first and last times of the site's sightings: the windows written lie between.
     first_ms: i64,
     last_ms: i64,
+    /// What was last written per (window length, start): people, lo, hi, global,
+    /// randomized, fixtures.
+    written: HashMap<(u16, i64), [f64; 6]>,
 }
 
 impl Occupancy {
@@ -57,38 +64,55 @@ impl Occupancy {
         if s.written.is_some() {
             return; // a visit read back at start-up, not a sighting
         }
-        if s.tainted {
-            let day = s.first_ms.div_euclid(DAY_MS);
-            self.incomplete_through = self.incomplete_through.max(Some(day));
-        }
         if watermark_ms.is_some_and(|w| s.last_ms < w - horizon_ms) {
             self.too_late += 1;
             return;
         }
-        let site = self.sites.entry(s.site.clone()).or_insert_with(|| Site {
-            first_ms: s.first_ms,
-            last_ms: s.last_ms,
-            ..Site::default()
-        });
-        site.first_ms = site.first_ms.min(s.first_ms);
-        site.last_ms = site.last_ms.max(s.last_ms);
-        let day = s.first_ms.div_euclid(DAY_MS);
-        site.days.entry(day).or_default().push(Sensed {
+        if s.tainted {
+            let day = s.first_ms.div_euclid(DAY_MS);
+            self.incomplete_through = self.incomplete_through.max(Some(day));
+        }
+        let sensed = Sensed {
             device: s.device,
             global: s.class == 0,
             fingerprint: s.fingerprint,
             first_ms: s.first_ms,
             last_ms: s.last_ms,
             rssi_max: s.rssi_max,
+        };
+        let site = self.sites.entry(s.site.clone()).or_insert_with(|| Site {
+            sightings: BTreeMap::new(),
+            longest_ms: 0,
+            hours: HashMap::new(),
+            fixed: HashSet::new(),
+            dirty_from: None,
+            final_to: i64::MIN,
+            first_ms: s.first_ms,
+            last_ms: s.last_ms,
+            written: HashMap::new(),
         });
-        // The days whose windows it can change.
-        let from = (s.first_ms - REACH_MS).div_euclid(DAY_MS);
-        let to = (s.last_ms + REACH_MS).div_euclid(DAY_MS);
-        site.dirty.extend(from..=to);
+        site.first_ms = site.first_ms.min(s.first_ms);
+        site.last_ms = site.last_ms.max(s.last_ms);
+        site.longest_ms = site.longest_ms.max(s.last_ms - s.first_ms);
+        let mut dirty = s.first_ms - REACH_MS;
+        for (key, hour) in counting::hours_heard(&sensed) {
+            let hours = site.hours.entry(key).or_default();
+            if hours.insert(hour)
+                && hours.len() >= counting::FIXTURE_HOURS
+                && site.fixed.insert(key)
+            {
+                // A fixture from now: its whole day counts it apart.
+                dirty = dirty.min(key.0 * DAY_MS);
+            }
+        }
+        if dirty < site.final_to {
+            site.dirty_from = Some(site.dirty_from.map_or(dirty, |d| d.min(dirty)));
+        }
+        site.sightings.entry(s.first_ms).or_default().push(sensed);
     }
 
     /// Writes the windows that are final at `watermark_ms` (all of them at `None`, when the
-    /// input has ended) and changed since they were last written; forgets the days older
+    /// input has ended) and changed since they were last written; forgets what is older
     /// than `horizon_ms` behind the watermark.
     pub fn emit(
         &mut self,
@@ -98,61 +122,78 @@ impl Occupancy {
         now_us: u64,
         out: &mut Vec<OccupancyRow>,
     ) {
+        let final_to =
+            watermark_ms.map_or(i64::MAX, |w| (w - REACH_MS).div_euclid(ALIGN_MS) * ALIGN_MS);
+        // Windows of days read back only in part are not estimated again.
+        let floor = self
+            .incomplete_through
+            .map_or(i64::MIN, |d| (d + 1) * DAY_MS);
         for (name, site) in &mut self.sites {
-            let final_to = watermark_ms.map_or(i64::MAX, |w| w - REACH_MS);
+            let from = site
+                .dirty_from
+                .take()
+                .map_or(site.final_to, |d| d.min(site.final_to))
+                .max(site.first_ms.div_euclid(ALIGN_MS) * ALIGN_MS)
+                .max(floor);
+            let to = final_to.min(site.last_ms);
             if final_to > site.final_to {
-                // Windows that became final: their days.
-                let first = site.days.keys().next().copied().unwrap_or(0);
-                let from = site.final_to.max(first * DAY_MS).div_euclid(DAY_MS);
-                let last = site.days.keys().next_back().copied().unwrap_or(0);
-                let to = final_to.min((last + 1) * DAY_MS).div_euclid(DAY_MS);
-                site.dirty.extend(from..=to);
                 site.final_to = final_to;
             }
-            for day in std::mem::take(&mut site.dirty) {
-                if self.incomplete_through.is_some_and(|d| day <= d) {
-                    continue;
-                }
-                site.estimate_day(name, day, cal, now_us, out);
+            if from <= to {
+                site.estimate(
+                    name,
+                    from.div_euclid(ALIGN_MS) * ALIGN_MS,
+                    to,
+                    cal,
+                    now_us,
+                    out,
+                );
             }
             if let Some(w) = watermark_ms {
-                let keep_from = (w - horizon_ms).div_euclid(DAY_MS) - 1;
-                site.days = site.days.split_off(&keep_from);
-                site.written
-                    .retain(|(_, start), _| start.div_euclid(DAY_MS) >= keep_from);
+                let keep = w - horizon_ms;
+                site.sightings = site.sightings.split_off(&(keep - site.longest_ms));
+                let day = keep.div_euclid(DAY_MS) - 1;
+                site.hours.retain(|(d, _), _| *d >= day);
+                site.fixed.retain(|(d, _)| *d >= day);
+                site.written.retain(|(_, start), _| *start >= keep - DAY_MS);
             }
         }
-        self.sites.retain(|_, s| !s.days.is_empty());
+        self.sites.retain(|_, s| !s.sightings.is_empty());
     }
 }
 
 impl Site {
-    /// Re-estimates day `day`'s final windows; writes those that changed.
-    fn estimate_day(
+    /// Estimates the final windows from `from` (aligned) to the one holding `to`; writes those
+    /// that changed.
+    fn estimate(
         &mut self,
         name: &Arc<str>,
-        day: i64,
+        from: i64,
+        to: i64,
         cal: &Calibration,
         now_us: u64,
         out: &mut Vec<OccupancyRow>,
     ) {
-        let (start, end) = (day * DAY_MS, (day + 1) * DAY_MS);
-        // The day's sightings, and its neighbours' within reach of it.
+        // The sightings within reach of the windows.
         let sightings: Vec<Sensed> = self
-            .days
-            .range(day - 1..=day + 1)
+            .sightings
+            .range(from - REACH_MS - self.longest_ms..=to + REACH_MS)
             .flat_map(|(_, v)| v)
-            .filter(|s| s.last_ms >= start - REACH_MS && s.first_ms < end + REACH_MS)
+            .filter(|s| s.last_ms >= from - REACH_MS)
             .copied()
             .collect();
         for mins in WINDOW_MINS {
             let window_ms = i64::from(mins) * 60_000;
-            let (from, to) = (start.max(self.first_ms), (end - 1).min(self.last_ms));
-            if from > to {
-                continue;
-            }
-            for w in counting::estimate_between(&sightings, window_ms, cal, from, to) {
-                if w.start_ms + window_ms > self.final_to {
+            let windows = counting::estimate_between(
+                &sightings,
+                &self.fixed,
+                window_ms,
+                cal,
+                from.max(self.first_ms),
+                to,
+            );
+            for w in windows {
+                if w.start_ms < from || w.start_ms + window_ms > self.final_to {
                     continue;
                 }
                 let values = [
