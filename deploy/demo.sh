@@ -101,6 +101,13 @@ clickhouse-client --port "$tport" -q "SELECT 'visits (stream stage)', concat(toS
   toString(countIf(kind = 'visitor')), ' visitors, ', toString(countIf(kind = 'passer_by')), ' passers-by') \
   FROM footfall.visits FINAL WHERE retracted = 0 FORMAT TSV" >> "$WORK/tables.txt"
 
+# People per store and 15-min window (the stream stage's occupancy table), and device keys
+# heard per window, for the summary.
+clickhouse-client --port "$tport" -q "SELECT site, start_ms, people FROM footfall.occupancy FINAL \
+  WHERE window_mins = 15 FORMAT TSV" > "$WORK/occupancy.tsv"
+clickhouse-client --port "$tport" -q "SELECT site, intDiv(first_ms, 900000) * 900000 AS w, \
+  uniqExact(device) FROM footfall.sightings FINAL GROUP BY site, w FORMAT TSV" > "$WORK/keys.tsv"
+
 echo "== 4. the campaign report"
 campaign=$(python3 -c "import json; print(json.loads(open('$WORK/city/campaigns.jsonl').readline())['id'])")
 # People-scale inputs: the capture rates of the calibration (ATTRIBUTION.md's reference case:
@@ -144,6 +151,33 @@ for win in report["windows"]:
     print(f"report {win['window_days']:>2} d{' (primary)' if win['primary'] else '          '}  lift {100 * c['difference']:+.2f} pp, 95 % [{lo:+.2f}, {hi:+.2f}]"
           f" {mark} the true device-level lift {target:+.2f} pp (n {c['exposed']['devices']}/{c['control']['devices']})")
 print(f"report status          {report['status']}; {os.path.abspath(w + '/report/report.html')}")
+# People, not device keys: person-hours per store over the city's weeks (15-min windows),
+# estimated by the collector's occupancy stage (uncalibrated) against the truth (everyone
+# inside; and those the store's sensors could see), beside device keys heard per window.
+import collections, csv, datetime
+W = 900_000
+def ms(t):
+    return int(datetime.datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp() * 1000)
+true_all, true_seen = collections.Counter(), collections.Counter()
+for v in csv.DictReader(open(f"{w}/city/truth/visits.csv")):
+    a, b = ms(v["start"]), ms(v["end"])
+    for k in range(a // W, b // W + 1):
+        part = (min(b, (k + 1) * W) - max(a, k * W)) / W
+        if part > 0:
+            true_all[v["store_id"]] += part / 4
+            if v["seen"] == "true":
+                true_seen[v["store_id"]] += part / 4
+est, keys = collections.Counter(), collections.Counter()
+for line in open(f"{w}/occupancy.tsv"):
+    site, _, people = line.split("\t")
+    est[site] += float(people) / 4
+for line in open(f"{w}/keys.tsv"):
+    site, _, n = line.split("\t")
+    keys[site] += int(n) / 4
+print("people per store, person-hours (occupancy stage, uncalibrated) vs the truth, beside device-key-hours:")
+print(f"  {'store':<18} {'estimated':>10} {'true':>8} {'true, seen':>11} {'device keys':>12}")
+for s in sorted(true_all):
+    print(f"  {s:<18} {est[s]:>10.0f} {true_all[s]:>8.0f} {true_seen[s]:>11.0f} {keys[s]:>12.0f}")
 print("ClickHouse " + open(f"{w}/tables.txt").read().replace("\t", " ").strip().replace("\n", "\n  "))
 PY
 echo "== files in $WORK: city/ (captures, inventory, ad_plays.csv, receipts.csv, truth/), agents/, received.txt, servers/ (clickhouse/, mosquitto/ with its log), collector.toml, collector.log, report/ (report.html, report.json, CSV tables)"
