@@ -184,7 +184,7 @@ fn summary(scored: &[Scored]) -> String {
 
 /// One day: the agent's envelopes (replayed by benches/counting.sh) and the labels.
 fn day(dir: &Path, name: &str) -> anyhow::Result<Day> {
-    let sensed = collector::offline::read_envelopes(&dir.join(format!("{name}.jsonl")))?;
+    let (_, sensed) = collector::offline::read_envelopes(&dir.join(format!("{name}.jsonl")))?;
     let labelled = FryzaDay::load(name);
     let mut addresses: BTreeMap<i64, (HashSet<&str>, HashSet<&str>)> = BTreeMap::new();
     let mut global_hours: HashMap<&str, HashSet<i64>> = HashMap::new();
@@ -233,7 +233,7 @@ fn pintor(dir: &Path) -> anyhow::Result<String> {
             .and_then(|n| n.to_str())
             .and_then(|n| n.chars().next())
             .context("a named file")?;
-        for s in collector::offline::read_envelopes(&path)? {
+        for s in collector::offline::read_envelopes(&path)?.1 {
             let identity = if s.global {
                 s.device
             } else {

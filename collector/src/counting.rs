@@ -30,8 +30,6 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use serde::{Deserialize, Serialize};
-
 /// The estimator's name and version, written beside every estimate.
 pub const VERSION: &str = "present-devices/1";
 /// A globally addressed device heard in this many distinct hours of a day is a fixture.
@@ -56,25 +54,21 @@ pub struct Sensed {
     pub rssi_max: i8,
 }
 
-/// A site's calibration: the RSSI floor of its room and people per present device.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// A site's calibration: the RSSI floor of its room and people per present device. Stored
+/// in the inventory (table `site_calibrations`, imported from the CSV `calibrate` writes).
+#[derive(Clone, Debug, PartialEq)]
 pub struct Calibration {
-    /// Format version of the calibration file, 1.
-    pub version: u32,
     /// Sightings whose strongest frame is weaker than this are outside the site, dBm.
     pub rssi_min_dbm: i8,
     /// People per present device: corrects for phones that do not probe within a window
     /// (more than 1) and for people with several devices (less than 1).
     pub people_per_device: f64,
     /// What it was fitted on; absent for the built-in default.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fitted: Option<Fitted>,
 }
 
 /// The labelled period a calibration was fitted on.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Fitted {
     /// Labelled windows used.
     pub windows: usize,
@@ -87,7 +81,6 @@ impl Calibration {
     /// a room of a few metres around the sensor) and one person per present device.
     pub fn uncalibrated() -> Calibration {
         Calibration {
-            version: 1,
             rssi_min_dbm: -65,
             people_per_device: 1.0,
             fitted: None,
@@ -105,10 +98,10 @@ impl Calibration {
 
     /// Checks a calibration read from a file; the error names the field.
     pub fn validate(&self) -> Result<(), String> {
-        if self.version != 1 {
+        if !(-120..=0).contains(&self.rssi_min_dbm) {
             return Err(format!(
-                "version: {} is not a calibration version this collector reads (1)",
-                self.version
+                "rssi_min_dbm: {} is not a signal level in [-120, 0] dBm",
+                self.rssi_min_dbm
             ));
         }
         if !(self.people_per_device.is_finite() && self.people_per_device > 0.0) {
@@ -377,7 +370,6 @@ pub fn fit(periods: &[Labelled<'_>], window_ms: i64) -> Result<Calibration, FitE
         return Err(FitError::NobodyPresent);
     }
     Ok(Calibration {
-        version: 1,
         rssi_min_dbm: floor,
         people_per_device: scale,
         fitted: Some(Fitted {
@@ -567,7 +559,10 @@ mod tests {
             .expect_err("refused")
             .starts_with("people_per_device"));
         c = Calibration::uncalibrated();
-        c.version = 2;
-        assert!(c.validate().expect_err("refused").starts_with("version"));
+        c.rssi_min_dbm = 5;
+        assert!(c
+            .validate()
+            .expect_err("refused")
+            .starts_with("rssi_min_dbm"));
     }
 }

@@ -12,7 +12,10 @@ use std::str::FromStr;
 use serde::Deserialize;
 
 use crate::ch;
-use crate::ch::rows::{day_of, CampaignRow, LinkRow, PlayRow, ReceiptRow, SensorRow, SiteRow};
+use crate::ch::rows::{
+    day_of, CampaignRow, LinkRow, PlayRow, ReceiptRow, SensorRow, SiteCalibrationRow, SiteRow,
+};
+use crate::counting::{Calibration, Fitted};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Kind {
@@ -28,6 +31,8 @@ pub enum Kind {
     Receipts,
     /// links.csv
     Links,
+    /// A site's counting calibration: the CSV `footfall-collector calibrate` writes.
+    Calibrations,
 }
 
 /// What an import did.
@@ -180,6 +185,38 @@ fn read_csv<T>(
         }
     }
     Ok(out)
+}
+
+/// The columns of a calibrations CSV (`footfall-collector calibrate` writes one).
+pub const CALIBRATION_COLUMNS: [&str; 5] = [
+    "site_id",
+    "rssi_min_dbm",
+    "people_per_device",
+    "windows",
+    "mae",
+];
+
+fn calibration(f: &Fields) -> Result<(String, Calibration), String> {
+    let cal = Calibration {
+        rssi_min_dbm: f.parse("rssi_min_dbm", "a signal level in dBm")?,
+        people_per_device: f.parse("people_per_device", "a number")?,
+        fitted: Some(Fitted {
+            windows: f.parse("windows", "a count of windows")?,
+            mae: f.parse("mae", "a number")?,
+        }),
+    };
+    cal.validate().map_err(|e| format!("column {e}"))?;
+    Ok((f.id("site_id")?, cal))
+}
+
+/// Reads a calibrations CSV: (site, calibration) per good row; the bad rows are in the report.
+pub fn read_calibrations(path: &Path) -> Result<(Vec<(String, Calibration)>, Report), ImportError> {
+    let mut report = Report {
+        table: "site_calibrations",
+        ..Report::default()
+    };
+    let rows = read_csv(path, &CALIBRATION_COLUMNS, calibration, &mut report)?;
+    Ok((rows, report))
 }
 
 /// Milliseconds since the epoch of an RFC 3339 time.
@@ -384,6 +421,21 @@ pub async fn import(
                 epoch: f.parse("epoch", "an epoch number")?,
                 device: key.0,
                 loyalty_id: loyalty_id.to_owned(),
+                imported_ms: now,
+            })
+        }),
+        Kind::Calibrations => csv!("site_calibrations", &CALIBRATION_COLUMNS, |f| {
+            let (site_id, c) = calibration(f)?;
+            let fitted = c.fitted.unwrap_or(Fitted {
+                windows: 0,
+                mae: f64::NAN,
+            });
+            Ok(SiteCalibrationRow {
+                site_id,
+                rssi_min_dbm: c.rssi_min_dbm,
+                people_per_device: c.people_per_device,
+                windows: u32::try_from(fitted.windows).unwrap_or(u32::MAX),
+                mae: fitted.mae,
                 imported_ms: now,
             })
         }),

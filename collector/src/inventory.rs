@@ -1,6 +1,6 @@
 //! The fleet inventory as the ingest path and the stream stage need it: which site each
-//! sensor belongs to (table `sensors`) and each site's visit rules (table `sites`, over the
-//! `[visits]` defaults). Read at start, again after a message from an unknown sensor (at
+//! sensor belongs to (table `sensors`), each site's visit rules (table `sites`, over the
+//! `[visits]` defaults) and counting calibration (table `site_calibrations`). Read at start, again after a message from an unknown sensor (at
 //! most every 5 s: a sensor imported since), and every `ingest.inventory_refresh_secs`.
 
 use std::collections::HashMap;
@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use tracing::info;
 
-use crate::ch::rows::{SensorSite, SiteRules};
+use crate::ch::rows::{SensorSite, SiteCalibrationRow, SiteRules};
 use crate::ch::{QueryError, What};
 use crate::config::{Config, VisitsConfig};
+use crate::counting::{Calibration, Fitted};
 use crate::visits::{Rules, SiteRule};
 
 /// How soon after the last read a miss reads the sensors again.
@@ -95,7 +96,29 @@ async fn load_rules(db: &clickhouse::Client, v: &VisitsConfig) -> Result<Rules, 
         .fetch_all()
         .await
         .what(|| "cannot read the sites' rules (table sites)".into())?;
+    let calibrations: Vec<SiteCalibrationRow> = db
+        .query(
+            "SELECT site_id, rssi_min_dbm, people_per_device, windows, mae, imported_ms \
+             FROM site_calibrations FINAL",
+        )
+        .fetch_all()
+        .await
+        .what(|| "cannot read the sites' calibrations (table site_calibrations)".into())?;
     Ok(Rules {
+        calibrations: calibrations
+            .into_iter()
+            .map(|r| {
+                let cal = Calibration {
+                    rssi_min_dbm: r.rssi_min_dbm,
+                    people_per_device: r.people_per_device,
+                    fitted: Some(Fitted {
+                        windows: r.windows as usize,
+                        mae: r.mae,
+                    }),
+                };
+                (r.site_id, cal)
+            })
+            .collect(),
         sites: rows
             .into_iter()
             .map(|r| {

@@ -54,12 +54,13 @@ enum Cmd {
         /// Window length; windows are aligned to multiples of it since the Unix epoch.
         #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..=1440))]
         window_mins: u32,
-        /// A calibration file written by `calibrate`.
+        /// A calibrations CSV (as `calibrate` writes it): the row of the envelopes' site.
         #[arg(long)]
         calibration: Option<PathBuf>,
     },
     /// Fits a site's calibration from its envelopes and the true number of people in some
-    /// windows (CSV `window_start,people`); the calibration (TOML) on stdout.
+    /// windows (CSV `window_start,people`): a calibrations CSV on stdout, for `import
+    /// calibrations` and `occupancy --calibration`.
     Calibrate {
         #[arg(long)]
         envelopes: PathBuf,
@@ -175,11 +176,11 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             window_mins,
             calibration,
         } => {
+            let (site, sightings) = offline::read_envelopes(&envelopes)?;
             let cal = match calibration {
-                Some(path) => offline::read_calibration(&path)?,
+                Some(path) => offline::read_calibration(&path, &site)?,
                 None => Calibration::uncalibrated(),
             };
-            let sightings = offline::read_envelopes(&envelopes)?;
             let windows = counting::estimate(&sightings, i64::from(window_mins) * 60_000, &cal);
             offline::write_occupancy(std::io::stdout().lock(), &windows)?;
             eprintln!(
@@ -199,10 +200,10 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             window_mins,
         } => {
             let window_ms = i64::from(window_mins) * 60_000;
-            let sightings = offline::read_envelopes(&envelopes)?;
+            let (site, sightings) = offline::read_envelopes(&envelopes)?;
             let truth = offline::read_truth(&truth, window_ms)?;
             let cal = counting::fit(&[(&sightings, &truth)], window_ms)?;
-            print!("{}", toml::to_string(&cal)?);
+            offline::write_calibration(std::io::stdout().lock(), &site, &cal)?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::PrintDefaultConfig => {

@@ -25,6 +25,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0003_occupancy.sql",
         include_str!("../migrations/0003_occupancy.sql"),
     ),
+    (
+        4,
+        "0004_site_calibrations.sql",
+        include_str!("../migrations/0004_site_calibrations.sql"),
+    ),
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

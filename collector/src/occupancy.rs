@@ -118,7 +118,7 @@ impl Occupancy {
         &mut self,
         watermark_ms: Option<i64>,
         horizon_ms: i64,
-        cal: &Calibration,
+        calibration: &dyn Fn(&str) -> Calibration,
         now_us: u64,
         out: &mut Vec<OccupancyRow>,
     ) {
@@ -140,11 +140,12 @@ impl Occupancy {
                 site.final_to = final_to;
             }
             if from <= to {
+                let cal = calibration(name);
                 site.estimate(
                     name,
                     from.div_euclid(ALIGN_MS) * ALIGN_MS,
                     to,
-                    cal,
+                    &cal,
                     now_us,
                     out,
                 );
@@ -268,19 +269,19 @@ mod tests {
         let horizon = 48 * 60 * MIN;
         o.insert(&seen(1, 3, 10), None, horizon);
         // At 20 min nothing is final (a sighting up to 32 min later may extend the stay).
-        o.emit(Some(T0 + 20 * MIN), horizon, &cal, 1, &mut rows);
+        o.emit(Some(T0 + 20 * MIN), horizon, &|_| cal.clone(), 1, &mut rows);
         assert!(rows.is_empty(), "{rows:?}");
         // At 60 min, 0-15 is final: device 1 from 1 to 12 min of it.
-        o.emit(Some(T0 + 60 * MIN), horizon, &cal, 2, &mut rows);
+        o.emit(Some(T0 + 60 * MIN), horizon, &|_| cal.clone(), 2, &mut rows);
         let w = latest(&rows);
         assert!((w[&T0] - 11.0 / 15.0).abs() < 1e-9, "{w:?}");
         let written = rows.len();
         // Nothing new: nothing written.
-        o.emit(Some(T0 + 61 * MIN), horizon, &cal, 3, &mut rows);
+        o.emit(Some(T0 + 61 * MIN), horizon, &|_| cal.clone(), 3, &mut rows);
         assert_eq!(rows.len(), written);
         // A late sighting of another device in 0-15: a new version of that window.
         o.insert(&seen(2, 0, 14), Some(T0 + 61 * MIN), horizon);
-        o.emit(Some(T0 + 62 * MIN), horizon, &cal, 4, &mut rows);
+        o.emit(Some(T0 + 62 * MIN), horizon, &|_| cal.clone(), 4, &mut rows);
         let again: Vec<&OccupancyRow> = rows[written..]
             .iter()
             .filter(|r| r.window_mins == 15)
@@ -315,9 +316,15 @@ mod tests {
             for s in chunk {
                 o.insert(s, Some(w), 48 * 60 * MIN);
             }
-            o.emit(Some(w), 48 * 60 * MIN, &cal, k as u64, &mut rows);
+            o.emit(
+                Some(w),
+                48 * 60 * MIN,
+                &|_| cal.clone(),
+                k as u64,
+                &mut rows,
+            );
         }
-        o.emit(None, 48 * 60 * MIN, &cal, 99, &mut rows);
+        o.emit(None, 48 * 60 * MIN, &|_| cal.clone(), 99, &mut rows);
         let sensed: Vec<Sensed> = all
             .iter()
             .map(|s| Sensed {

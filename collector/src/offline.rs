@@ -38,8 +38,9 @@ pub enum OfflineError {
         line: u64,
         reason: String,
     },
-    #[error("{}: {reason}", path.display())]
-    Calibration { path: PathBuf, reason: String },
+    /// A calibrations file that cannot be read, a bad row, or no row for the site.
+    #[error("{reason}")]
+    Calibration { reason: String },
     #[error("cannot write the CSV")]
     Write(#[source] std::io::Error),
 }
@@ -51,9 +52,10 @@ fn read_error(path: &Path) -> impl FnOnce(std::io::Error) -> OfflineError + '_ {
     }
 }
 
-/// Every sighting in a file of envelopes (JSON lines) of one site. Interim updates are kept:
-/// their final version covers the same span, and a device counts once per window anyway.
-pub fn read_envelopes(path: &Path) -> Result<Vec<Sensed>, OfflineError> {
+/// Every sighting in a file of envelopes (JSON lines) of one site, and the site (empty for
+/// an empty file). Interim updates are kept: their final version covers the same span, and a
+/// device counts once per window anyway.
+pub fn read_envelopes(path: &Path) -> Result<(String, Vec<Sensed>), OfflineError> {
     let file = File::open(path).map_err(read_error(path))?;
     let mut sightings = Vec::new();
     let mut sites = std::collections::BTreeSet::new();
@@ -92,19 +94,57 @@ pub fn read_envelopes(path: &Path) -> Result<Vec<Sensed>, OfflineError> {
             sites: sites.into_iter().collect::<Vec<_>>().join(", "),
         });
     }
-    Ok(sightings)
+    Ok((sites.pop_first().unwrap_or_default(), sightings))
 }
 
-/// A calibration file (TOML, as `calibrate` writes it), checked.
-pub fn read_calibration(path: &Path) -> Result<Calibration, OfflineError> {
-    let text = std::fs::read_to_string(path).map_err(read_error(path))?;
-    let bad = |reason: String| OfflineError::Calibration {
-        path: path.to_owned(),
-        reason,
-    };
-    let cal: Calibration = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
-    cal.validate().map_err(bad)?;
-    Ok(cal)
+/// `site`'s calibration from a calibrations CSV (as `calibrate` writes it, and as `import
+/// calibrations` reads it), checked.
+pub fn read_calibration(path: &Path, site: &str) -> Result<Calibration, OfflineError> {
+    let bad = |reason: String| OfflineError::Calibration { reason };
+    let (rows, report) = crate::import::read_calibrations(path).map_err(|e| {
+        let chain: Vec<String> =
+            std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source())
+                .map(ToString::to_string)
+                .collect();
+        bad(chain.join(": "))
+    })?;
+    if let Some(first) = report.bad.into_iter().next() {
+        return Err(bad(first));
+    }
+    rows.into_iter()
+        .find(|(s, _)| s == site)
+        .map(|(_, c)| c)
+        .ok_or_else(|| {
+            bad(format!(
+                "{}: no calibration for site {site:?}",
+                path.display()
+            ))
+        })
+}
+
+/// A calibrations CSV of one row: `site`'s calibration.
+pub fn write_calibration(
+    out: impl Write,
+    site: &str,
+    cal: &Calibration,
+) -> Result<(), OfflineError> {
+    let mut w = csv::Writer::from_writer(out);
+    let io = |e: csv::Error| OfflineError::Write(e.into());
+    w.write_record(crate::import::CALIBRATION_COLUMNS)
+        .map_err(io)?;
+    let (windows, mae) = cal
+        .fitted
+        .as_ref()
+        .map_or((0, f64::NAN), |f| (f.windows, f.mae));
+    w.write_record([
+        site.to_owned(),
+        cal.rssi_min_dbm.to_string(),
+        format!("{:.6}", cal.people_per_device),
+        windows.to_string(),
+        format!("{mae:.4}"),
+    ])
+    .map_err(io)?;
+    w.flush().map_err(OfflineError::Write)
 }
 
 /// A truth CSV: header `window_start,people`, one labelled window per row (RFC 3339 start,

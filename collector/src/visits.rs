@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use smallvec::{smallvec, SmallVec};
 
 use crate::ch::rows::{day_of, fnv64, SightingRow, VisitRow, PASSER_BY, VISITOR};
+use crate::counting::Calibration;
 
 /// A sighting as the stream stage needs it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -102,6 +103,8 @@ impl SiteRule {
 pub struct Rules {
     pub sites: HashMap<String, SiteRule>,
     pub default: SiteRule,
+    /// Sites' counting calibrations (the rest are estimated uncalibrated).
+    pub calibrations: HashMap<String, Calibration>,
     pub store_gap_ms: i64,
     pub board_gap_ms: i64,
 }
@@ -109,6 +112,14 @@ pub struct Rules {
 impl Rules {
     pub fn site(&self, site: &str) -> SiteRule {
         self.sites.get(site).copied().unwrap_or(self.default)
+    }
+
+    /// The site's counting calibration, or the uncalibrated default.
+    pub fn calibration(&self, site: &str) -> Calibration {
+        self.calibrations
+            .get(site)
+            .cloned()
+            .unwrap_or_else(Calibration::uncalibrated)
     }
 
     fn gap_ms(&self, rule: SiteRule) -> i64 {
@@ -514,6 +525,7 @@ mod tests {
 
     fn rules() -> Rules {
         Rules {
+            calibrations: HashMap::new(),
             sites: HashMap::from([(
                 "board".to_owned(),
                 SiteRule {

@@ -279,6 +279,17 @@ pub struct ReceiptRow {
     pub loyalty_id: String,
 }
 
+/// A site's counting calibration (`site_calibrations`).
+#[derive(Debug, Row, Serialize, Deserialize)]
+pub struct SiteCalibrationRow {
+    pub site_id: String,
+    pub rssi_min_dbm: i8,
+    pub people_per_device: f64,
+    pub windows: u32,
+    pub mae: f64,
+    pub imported_ms: i64,
+}
+
 /// A device-loyalty link (`links`).
 #[derive(Row, Serialize)]
 pub struct LinkRow {

@@ -36,7 +36,6 @@ pub use self::recover::recover;
 use self::writer::Writer;
 use crate::ch::rows::{fnv64, OccupancyRow, SightingRow, VisitRow};
 use crate::config::Config;
-use crate::counting::Calibration;
 use crate::metrics::Metrics;
 use crate::occupancy::Occupancy;
 use crate::visits::{Rules, Seen, Visits};
@@ -228,6 +227,7 @@ fn run_worker(
     };
     let op_metrics = metrics.clone();
     let occupancy_out = out.clone();
+    let occupancy_rules = rules.clone();
     worker.dataflow::<u64, _, _>(|scope| {
         let seen = input.to_stream(scope);
         // People per window, beside the visits: the same exchange by site, the same
@@ -239,7 +239,6 @@ fn run_worker(
                 move |cap, _info| {
                     let mut cap = Some(cap);
                     let mut occupancy = Occupancy::default();
-                    let cal = Calibration::uncalibrated();
                     let mut rows = Vec::new();
                     let mut seen_frontier: Option<u64> = None;
                     move |(input, frontier), output| {
@@ -252,7 +251,14 @@ fn run_worker(
                         });
                         if frontier != seen_frontier {
                             seen_frontier = frontier;
-                            occupancy.emit(watermark, horizon_ms, &cal, wall_clock_us(), &mut rows);
+                            let rules = occupancy_rules.read().expect("not poisoned");
+                            occupancy.emit(
+                                watermark,
+                                horizon_ms,
+                                &|site| rules.calibration(site),
+                                wall_clock_us(),
+                                &mut rows,
+                            );
                         }
                         if let Some(c) = cap.as_mut() {
                             if !rows.is_empty() {

@@ -138,7 +138,7 @@ fn a_calibration_fitted_on_a_labelled_day_is_used_and_said() {
     let env = env.to_str().expect("UTF-8 path");
     let truth_csv = dir.path().join("truth.csv");
     std::fs::write(&truth_csv, day.truth_csv(WINDOW_MS)).expect("truth");
-    let cal = dir.path().join("cal.toml");
+    let cal = dir.path().join("calibrations.csv");
     let o = collector(&[
         "calibrate",
         "--envelopes",
@@ -148,11 +148,14 @@ fn a_calibration_fitted_on_a_labelled_day_is_used_and_said() {
     ]);
     assert_success(&o);
     std::fs::write(&cal, &o.stdout).expect("calibration");
+    // A calibrations CSV for the envelopes' site, as `import calibrations` reads it.
     let text = String::from_utf8_lossy(&o.stdout);
-    assert!(
-        text.contains("rssi_min_dbm") && text.contains("people_per_device"),
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0], "site_id,rssi_min_dbm,people_per_device,windows,mae",
         "{text}"
     );
+    assert!(lines[1].starts_with("lab,") && lines.len() == 2, "{text}");
 
     let truth = day.truth(WINDOW_MS);
     let score = |rows: &[(i64, f64, f64, f64)]| {
@@ -168,7 +171,8 @@ fn a_calibration_fitted_on_a_labelled_day_is_used_and_said() {
         cal.to_str().expect("UTF-8"),
     ]);
     assert_success(&o);
-    assert!(String::from_utf8_lossy(&o.stderr).contains("calibrated"));
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(said.contains("min, calibrated ("), "{said}");
     let calibrated = score(&occupancy(&[
         "--envelopes",
         env,
@@ -181,7 +185,8 @@ fn a_calibration_fitted_on_a_labelled_day_is_used_and_said() {
         "calibrated {calibrated:.2}, uncalibrated {uncal:.2}"
     );
     let o = collector(&["occupancy", "--envelopes", env]);
-    assert!(String::from_utf8_lossy(&o.stderr).contains("uncalibrated"));
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(said.contains("min, uncalibrated ("), "{said}");
 }
 
 #[test]
@@ -196,8 +201,8 @@ fn bad_offline_inputs_are_named_and_refused() {
 
     std::fs::write(p("empty.jsonl"), "").expect("write");
     std::fs::write(
-        p("cal.toml"),
-        "version = 1\nrssi_min_dbm = -60\npeople_per_device = -2.0\n",
+        p("cal.csv"),
+        "site_id,rssi_min_dbm,people_per_device,windows,mae\nlab,-60,-2.0,10,1.0\n",
     )
     .expect("write");
     let o = collector(&[
@@ -205,10 +210,14 @@ fn bad_offline_inputs_are_named_and_refused() {
         "--envelopes",
         &p("empty.jsonl"),
         "--calibration",
-        &p("cal.toml"),
+        &p("cal.csv"),
     ]);
     assert_eq!(o.status.code(), Some(78));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("people_per_device"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!("{}:2", p("cal.csv"))) && err.contains("people_per_device"),
+        "{err}"
+    );
 
     let o = collector(&[
         "occupancy",

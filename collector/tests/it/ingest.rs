@@ -125,6 +125,29 @@ fn published_envelopes_land_once_and_bad_messages_are_rejected_with_their_reason
         &["import", "sensors", inventory.to_str().expect("utf-8")],
         &cfg,
     ));
+    // One store calibrated (imported into the inventory as `calibrate` writes it): its
+    // windows are estimated with its floor and scale, the others uncalibrated.
+    let calibrated_site = std::fs::read_to_string(city.join("inventory/sites.csv"))
+        .expect("sites")
+        .lines()
+        .find(|l| l.contains(",store,"))
+        .and_then(|l| l.split(',').next())
+        .expect("a store")
+        .to_owned();
+    let calibrations = dir.path().join("calibrations.csv");
+    std::fs::write(
+        &calibrations,
+        format!("site_id,rssi_min_dbm,people_per_device,windows,mae\n{calibrated_site},-70,2.5,96,0.8\n"),
+    )
+    .expect("calibrations");
+    assert_success(&collector(
+        &[
+            "import",
+            "calibrations",
+            calibrations.to_str().expect("utf-8"),
+        ],
+        &cfg,
+    ));
     let run = Collector::start(&cfg, metrics_port);
     wait_for(Duration::from_secs(20), || {
         broker.log().contains("collector-test").then_some(())
@@ -251,14 +274,19 @@ fn published_envelopes_land_once_and_bad_messages_are_rejected_with_their_reason
         Default::default();
     for (sensor, site) in &sensors {
         let file = city.join("envelopes").join(format!("{sensor}.jsonl"));
-        by_site
-            .entry(site)
-            .or_default()
-            .extend(collector::offline::read_envelopes(&file).expect("envelopes"));
+        by_site.entry(site).or_default().extend(
+            collector::offline::read_envelopes(&file)
+                .expect("envelopes")
+                .1,
+        );
     }
-    let cal = collector::counting::Calibration::uncalibrated();
     let mut offline = std::collections::BTreeMap::new();
     for (site, sensed) in &by_site {
+        let cal = if *site == calibrated_site {
+            collector::offline::read_calibration(&calibrations, site).expect("calibration")
+        } else {
+            collector::counting::Calibration::uncalibrated()
+        };
         for w in collector::counting::estimate(sensed, 15 * 60_000, &cal) {
             offline.insert((site.to_string(), w.start_ms), w.people);
         }
@@ -266,7 +294,7 @@ fn published_envelopes_land_once_and_bad_messages_are_rejected_with_their_reason
     let stored: std::collections::BTreeMap<(String, i64), f64> = ch
         .query(
             "SELECT site, start_ms, people FROM ingest.occupancy FINAL WHERE window_mins = 15 \
-             AND estimator = 'present-devices/1' AND calibrated = 0",
+             AND estimator = 'present-devices/1'",
         )
         .lines()
         .map(|l| {
@@ -275,6 +303,14 @@ fn published_envelopes_land_once_and_bad_messages_are_rejected_with_their_reason
             ((f[0].to_owned(), n(1) as i64), n(2))
         })
         .collect();
+    // Said in every row: calibrated for that store only.
+    assert_eq!(
+        ch.query(
+            "SELECT site, max(calibrated) FROM ingest.occupancy FINAL GROUP BY site \
+             HAVING max(calibrated) = 1",
+        ),
+        format!("{calibrated_site}\t1\n")
+    );
     let occupied = offline.iter().filter(|(_, p)| **p > 0.0).count();
     assert!(occupied > 100, "{occupied} occupied windows");
     for (key, people) in &offline {

@@ -3,7 +3,7 @@ use testkit::ClickHouse;
 
 use crate::util::{assert_success, collector, config};
 
-const TABLES: [&str; 12] = [
+const TABLES: [&str; 13] = [
     "ad_plays",
     "campaigns",
     "links",
@@ -13,6 +13,7 @@ const TABLES: [&str; 12] = [
     "sensor_status",
     "sensors",
     "sightings",
+    "site_calibrations",
     "sites",
     "stream_checkpoints",
     "visits",
@@ -27,8 +28,8 @@ fn migrations_apply_once_and_history_is_append_only() {
     assert_success(&first);
     assert!(
         String::from_utf8_lossy(&first.stdout).contains(
-            "3 migration(s) applied: 0001_schema.sql, 0002_stream_checkpoints.sql, \
-                 0003_occupancy.sql"
+            "4 migration(s) applied: 0001_schema.sql, 0002_stream_checkpoints.sql, \
+                 0003_occupancy.sql, 0004_site_calibrations.sql"
         ),
         "{}",
         String::from_utf8_lossy(&first.stdout)
@@ -43,7 +44,7 @@ fn migrations_apply_once_and_history_is_append_only() {
     assert_eq!(
         ch.query("SELECT count() FROM footfall_test.schema_migrations FINAL")
             .trim(),
-        "3"
+        "4"
     );
 
     // A database whose ledger says migration 1 had other text is refused, naming it.
