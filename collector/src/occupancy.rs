@@ -72,14 +72,7 @@ impl Occupancy {
             let day = s.first_ms.div_euclid(DAY_MS);
             self.incomplete_through = self.incomplete_through.max(Some(day));
         }
-        let sensed = Sensed {
-            device: s.device,
-            global: s.class == 0,
-            fingerprint: s.fingerprint,
-            first_ms: s.first_ms,
-            last_ms: s.last_ms,
-            rssi_max: s.rssi_max,
-        };
+        let sensed = sensed(s);
         let site = self.sites.entry(s.site.clone()).or_insert_with(|| Site {
             sightings: BTreeMap::new(),
             longest_ms: 0,
@@ -160,6 +153,18 @@ impl Occupancy {
             }
         }
         self.sites.retain(|_, s| !s.sightings.is_empty());
+    }
+}
+
+/// A stage record as the estimator sees it.
+fn sensed(s: &Seen) -> Sensed {
+    Sensed {
+        device: s.device,
+        global: s.class == 0,
+        fingerprint: s.fingerprint,
+        first_ms: s.first_ms,
+        last_ms: s.last_ms,
+        rssi_max: s.rssi_max,
     }
 }
 
@@ -325,17 +330,7 @@ mod tests {
             );
         }
         o.emit(None, 48 * 60 * MIN, &|_| cal.clone(), 99, &mut rows);
-        let sensed: Vec<Sensed> = all
-            .iter()
-            .map(|s| Sensed {
-                device: s.device,
-                global: s.class == 0,
-                fingerprint: s.fingerprint,
-                first_ms: s.first_ms,
-                last_ms: s.last_ms,
-                rssi_max: s.rssi_max,
-            })
-            .collect();
+        let sensed: Vec<Sensed> = all.iter().map(sensed).collect();
         let offline: BTreeMap<i64, f64> = counting::estimate(&sensed, 15 * MIN, &cal)
             .into_iter()
             .map(|w| (w.start_ms, w.people))

@@ -227,6 +227,22 @@ fn run_worker(
     };
     let op_metrics = metrics.clone();
     let occupancy_out = out.clone();
+    // An operator's rows go out at its capability, which then follows the input's frontier
+    // (and is dropped when the input ends).
+    macro_rules! hand_over {
+        ($cap:ident, $output:ident, $rows:ident, $frontier:ident) => {
+            if let Some(c) = $cap.as_mut() {
+                if !$rows.is_empty() {
+                    $output.session(&*c).give_container(&mut $rows);
+                    $rows.clear();
+                }
+                match $frontier {
+                    Some(t) => c.downgrade(&t),
+                    None => $cap = None,
+                }
+            }
+        };
+    }
     let occupancy_rules = rules.clone();
     worker.dataflow::<u64, _, _>(|scope| {
         let seen = input.to_stream(scope);
@@ -260,16 +276,7 @@ fn run_worker(
                                 &mut rows,
                             );
                         }
-                        if let Some(c) = cap.as_mut() {
-                            if !rows.is_empty() {
-                                output.session(&*c).give_container(&mut rows);
-                                rows.clear();
-                            }
-                            match frontier {
-                                Some(t) => c.downgrade(&t),
-                                None => cap = None,
-                            }
-                        }
+                        hand_over!(cap, output, rows, frontier);
                     }
                 },
             )
@@ -309,16 +316,7 @@ fn run_worker(
                         op_metrics.visit_stays.inc_by(now - held);
                         held = now;
                     }
-                    if let Some(c) = cap.as_mut() {
-                        if !rows.is_empty() {
-                            output.session(&*c).give_container(&mut rows);
-                            rows.clear();
-                        }
-                        match frontier {
-                            Some(t) => c.downgrade(&t),
-                            None => cap = None,
-                        }
-                    }
+                    hand_over!(cap, output, rows, frontier);
                 }
             },
         )
