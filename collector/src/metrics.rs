@@ -96,7 +96,7 @@ impl Default for Metrics {
         );
         registry.register(
             "footfall_visits_too_late",
-            "Sightings that ended behind the stream stage's horizon (kept in sightings, not in visits)",
+            "Sightings that ended behind the stream stage's horizon (kept in sightings, not in visits or occupancy)",
             m.visits_too_late.clone(),
         );
         registry.register(

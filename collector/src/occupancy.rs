@@ -30,8 +30,6 @@ const REACH_MS: i64 = PRESENCE_GAP_MS + PRESENCE_PAD_MS;
 #[derive(Default)]
 pub struct Occupancy {
     sites: HashMap<Arc<str>, Site>,
-    /// Sightings older than the horizon behind the watermark, left out.
-    pub too_late: u64,
     /// Days up to this one are incomplete: sightings read back at start-up begin in it (a
     /// day's fixtures need all of it), so their windows, written before, are not rewritten.
     incomplete_through: Option<i64>,
@@ -65,7 +63,8 @@ impl Occupancy {
             return; // a visit read back at start-up, not a sighting
         }
         if watermark_ms.is_some_and(|w| s.last_ms < w - horizon_ms) {
-            self.too_late += 1;
+            // Behind the horizon: left out, as the visits leave it out (and count it in
+            // footfall_visits_too_late).
             return;
         }
         if s.tainted {
