@@ -20,6 +20,8 @@ use crate::visits::Seen;
 
 /// The window lengths written, minutes. Both divide [`ALIGN_MS`].
 pub const WINDOW_MINS: [u16; 2] = [5, 15];
+/// The shortest window, ms ([`WINDOW_MINS`] is ascending).
+const SHORTEST_MS: i64 = WINDOW_MINS[0] as i64 * 60_000;
 /// Ranges of windows to estimate start and end on multiples of this.
 const ALIGN_MS: i64 = 15 * 60_000;
 const DAY_MS: i64 = 86_400_000;
@@ -54,6 +56,8 @@ struct Site {
     /// What was last written per (window length, start): people, lo, hi, global,
     /// randomized, fixtures.
     written: HashMap<(u16, i64), [f64; 6]>,
+    /// The state holds nothing before this day (UTC days since the epoch).
+    kept_from_day: i64,
 }
 
 impl Occupancy {
@@ -82,6 +86,7 @@ impl Occupancy {
             first_ms: s.first_ms,
             last_ms: s.last_ms,
             written: HashMap::new(),
+            kept_from_day: i64::MIN,
         });
         site.first_ms = site.first_ms.min(s.first_ms);
         site.last_ms = site.last_ms.max(s.last_ms);
@@ -131,7 +136,9 @@ impl Occupancy {
             if final_to > site.final_to {
                 site.final_to = final_to;
             }
-            if from <= to {
+            // Nothing to do unless a window in [from, to] can be final: most emits, when
+            // the watermark has not passed another window's end and no late data came.
+            if from <= to && from + SHORTEST_MS <= site.final_to {
                 let cal = calibration(name);
                 site.estimate(
                     name,
@@ -142,13 +149,15 @@ impl Occupancy {
                     out,
                 );
             }
-            if let Some(w) = watermark_ms {
-                let keep = w - horizon_ms;
+            // Forget what is behind the horizon, a day at a time (not a scan per emit).
+            let keep_day = watermark_ms.map(|w| (w - horizon_ms).div_euclid(DAY_MS) - 1);
+            if let Some(day) = keep_day.filter(|&d| d > site.kept_from_day) {
+                let keep = day * DAY_MS;
                 site.sightings = site.sightings.split_off(&(keep - site.longest_ms));
-                let day = keep.div_euclid(DAY_MS) - 1;
                 site.hours.retain(|(d, _), _| *d >= day);
                 site.fixed.retain(|(d, _)| *d >= day);
-                site.written.retain(|(_, start), _| *start >= keep - DAY_MS);
+                site.written.retain(|(_, start), _| *start >= keep);
+                site.kept_from_day = day;
             }
         }
         self.sites.retain(|_, s| !s.sightings.is_empty());
