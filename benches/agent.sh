@@ -2,7 +2,8 @@
 # Agent figures for benches/README.md, each beside a baseline measured in the same run:
 #  1. replay throughput (libpcap read + parse + hash + sessionize + batch + JSON to /dev/null,
 #     one thread) over the Fryza capture repeated to >= 1 M frames, vs `tcpdump -r F -w /dev/null`
-#  2. peak RSS with 100 k devices tracked at once, vs the same binary on an empty capture
+#  2. peak RSS with 100 k devices tracked at once (global addresses; and randomized ones,
+#     a new address per burst, which the linker chains), vs the same binary on an empty capture
 # Usage: bash benches/agent.sh   (after `cargo build --release -p sensor-agent -p benches --bins --examples`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,13 +47,16 @@ print(f"replay {n} frames: tcpdump -r {td:.3f} s ({n/td/1e6:.2f} M frames/s), "
 PY
 
 "$BIN/examples/synth_capture" --out "$W/100k.pcap" --devices 100000 --minutes 1 --global-share 1 --seed 3 2>/dev/null
+"$BIN/examples/synth_capture" --out "$W/100k-random.pcap" --devices 100000 --minutes 1 --global-share 0 --seed 3 2>/dev/null
 "$BIN/examples/synth_capture" --out "$W/empty.pcap" --devices 0 --minutes 1 2>/dev/null
 rss() { /usr/bin/time -f %M "$BIN/footfall-agent" --log error replay --config "$W/agent.toml" --pcap "$1" --out /dev/null 2>&1 >/dev/null | tail -1; }
 r_empty=$(rss "$W/empty.pcap")
 r_100k=$(rss "$W/100k.pcap")
-python3 - "$r_empty" "$r_100k" <<'PY'
+r_random=$(rss "$W/100k-random.pcap")
+python3 - "$r_empty" "$r_100k" "$r_random" <<'PY'
 import sys
-e, f = int(sys.argv[1]), int(sys.argv[2])
-print(f"peak RSS: empty capture {e/1024:.1f} MiB, 100 k devices tracked {f/1024:.1f} MiB "
-      f"(+{(f-e)/1024:.1f} MiB, {(f-e)*1024/100000:.0f} bytes per device)")
+e, f, r = (int(a) for a in sys.argv[1:])
+print(f"peak RSS: empty capture {e/1024:.2f} MiB; 100 k devices tracked: global {f/1024:.2f} MiB "
+      f"(+{(f-e)/1024:.1f} MiB, {(f-e)*1024/100000:.0f} bytes per device), randomized and linked "
+      f"{r/1024:.2f} MiB (+{(r-e)/1024:.1f} MiB, {(r-e)*1024/100000:.0f} bytes per device)")
 PY

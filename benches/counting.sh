@@ -3,8 +3,8 @@
 # capture replayed by footfall-agent (the ci profile: optimized, and the build make test
 # already has) to OUT/NAME.jsonl, then the counting bench
 # program (benches/benches/counting.rs) scores the collector's estimator against the labels,
-# beside the baselines; the Pintor captures (one labelled phone each) the same way, for how
-# well its identities group one phone's addresses. Writes OUT/summary.txt.
+# beside the baselines; the Pintor captures (one labelled phone each) overlaid into one room,
+# for how well the agent's links group one phone's addresses. Writes OUT/summary.txt.
 # Usage: bash benches/counting.sh [OUT]   (default target/counting)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,9 +31,12 @@ for pcap in "$DATA"/fryza/*.pcap; do
   target/ci/footfall-agent --log warn replay --config "$OUT/agent.toml" --pcap "$pcap" \
     --out "$OUT/$(basename "$pcap" .pcap).jsonl"
 done
-mkdir -p "$OUT/pintor"
-for pcap in "$DATA"/pintor/*.pcap; do
+# Pintor: every labelled phone in the room at once (overlay-pcap shifts each phone's
+# captures to one start), and each phone alone with the same shift, for its device keys.
+rm -rf "$OUT/pintor" && mkdir -p "$OUT/pintor"
+target/ci/overlay-pcap "$OUT/pintor" "$DATA"/pintor/*.pcap
+for pcap in "$OUT"/pintor/*.pcap; do
   target/ci/footfall-agent --log error replay --config "$OUT/agent.toml" --pcap "$pcap" \
-    --out "$OUT/pintor/$(basename "$pcap" .pcap).jsonl" 2>/dev/null
+    --out "${pcap%.pcap}.jsonl" 2>/dev/null
 done
 cargo bench --profile ci --locked -q --workspace --bench counting -- "$OUT"

@@ -9,7 +9,7 @@ use collector::config::Config;
 use collector::decode::{decode, Decoded};
 use collector::visits::Seen;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use wire::{DeviceKey, Envelope, Fingerprint, IdentityClass, Millis, Sighting};
+use wire::{DeviceKey, Envelope, Fingerprint, IdentityClass, LinkKey, Millis, Sighting};
 
 const SIGHTINGS: usize = 500;
 const SENT_MS: i64 = 1_668_506_405_120;
@@ -28,6 +28,7 @@ fn envelope() -> Vec<u8> {
             let first = SENT_MS - 600_000 + (next() % 540_000) as i64;
             Sighting {
                 device: DeviceKey(next()),
+                link: Some(LinkKey(next())),
                 class: if next() % 3 == 0 {
                     IdentityClass::Global
                 } else {

@@ -16,10 +16,11 @@
 //! the 95 % interval covers the truth.
 //!
 //! Grouping: the Pintor captures (one labelled phone per file, 10 phones, each with up to
-//! over a thousand random addresses), replayed the same way to `DIR/pintor/NAME.jsonl`: how
-//! well the estimator's identities (a global key; a randomized address's probe fingerprint)
-//! group one phone's addresses, as a V-measure over the addresses, beside one identity per
-//! address. `benches/counting.sh` is the command line.
+//! over a thousand random addresses), every phone's captures shifted to one start so all ten
+//! are in the room at once (`overlay-pcap`), replayed the same way to `DIR/pintor/all.jsonl`:
+//! how well the agent's links group one phone's addresses, as a V-measure over the addresses,
+//! beside the probe fingerprint and one group per address. `benches/counting.sh` is the
+//! command line.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
@@ -222,35 +223,39 @@ fn day(dir: &Path, name: &str) -> anyhow::Result<Day> {
     })
 }
 
-/// The V-measure of the estimator's identities against the phones of the Pintor captures.
+/// How well the agent's links group the Pintor phones' addresses, all phones in one room
+/// (`DIR/all.jsonl`; each phone's own replay `DIR/X.jsonl` says which addresses are its):
+/// V-measure over the addresses, beside the probe fingerprint and one group per address.
 fn pintor(dir: &Path) -> anyhow::Result<String> {
-    // Per address (device key): its phone (the file name's first letter) and its identity.
-    let mut addresses: HashMap<u64, (char, u64)> = HashMap::new();
+    let mut phone_of: HashMap<u64, char> = HashMap::new();
     for e in fs::read_dir(dir)? {
         let path = e?.path();
-        let phone = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.chars().next())
-            .context("a named file")?;
-        for s in collector::offline::read_envelopes(&path)?.1 {
-            let identity = if s.global {
-                s.device
-            } else {
-                1 << 63 | u64::from(s.fingerprint)
-            };
-            addresses.entry(s.device).or_insert((phone, identity));
+        let name = path.file_stem().and_then(|n| n.to_str()).unwrap_or("");
+        if path.extension().is_some_and(|x| x == "jsonl") && name.len() == 1 {
+            let phone = name.chars().next().context("a named file")?;
+            for s in collector::offline::read_envelopes(&path)?.1 {
+                phone_of.insert(s.device, phone);
+            }
         }
     }
-    let phones: HashSet<char> = addresses.values().map(|(p, _)| *p).collect();
-    let pairs = |by_identity: bool| -> Vec<(char, u64)> {
+    // Per address: its phone, its link (the first it carried), its fingerprint.
+    let mut addresses: HashMap<u64, (char, u64, u64)> = HashMap::new();
+    for s in collector::offline::read_envelopes(&dir.join("all.jsonl"))?.1 {
+        let phone = *phone_of
+            .get(&s.device)
+            .context("an address of the overlay that no phone's replay has")?;
+        let fingerprint = if s.global {
+            s.device
+        } else {
+            1 << 63 | u64::from(s.fingerprint)
+        };
         addresses
-            .iter()
-            .map(|(key, (p, id))| (*p, if by_identity { *id } else { *key }))
-            .collect()
-    };
+            .entry(s.device)
+            .or_insert((phone, s.link, fingerprint));
+    }
+    let phones: HashSet<char> = addresses.values().map(|a| a.0).collect();
     let mut t = format!(
-        "\nPintor: {} addresses of {} phones\n{:<40} {:>9} {:>12} {:>13} {:>10}\n",
+        "\nPintor, every phone in one room: {} addresses of {} phones\n{:<40} {:>9} {:>12} {:>13} {:>10}\n",
         addresses.len(),
         phones.len(),
         "grouping",
@@ -259,11 +264,14 @@ fn pintor(dir: &Path) -> anyhow::Result<String> {
         "completeness",
         "groups"
     );
-    for (name, by_identity) in [
-        ("ours (global key / fingerprint)", true),
-        ("one per address", false),
-    ] {
-        let p = pairs(by_identity);
+    type Group = fn(u64, &(char, u64, u64)) -> u64;
+    let groupings: [(&str, Group); 3] = [
+        ("the agent's links", |_, a| a.1),
+        ("probe fingerprint", |_, a| a.2),
+        ("one per address", |key, _| key),
+    ];
+    for (name, group) in groupings {
+        let p: Vec<(char, u64)> = addresses.iter().map(|(k, a)| (a.0, group(*k, a))).collect();
         let (h, c) = homogeneity_completeness(&p);
         let groups: HashSet<u64> = p.iter().map(|(_, g)| *g).collect();
         let v = if h + c > 0.0 {

@@ -8,9 +8,10 @@
 //! - **in the room**: a sighting counts only if its strongest frame reaches the
 //!   calibration's RSSI floor (a phone in the corridor or next door is heard, weaker);
 //! - **one device, one count**: a globally addressed device counts once by its key; randomized
-//!   addresses count once per probe fingerprint (the IE fingerprint a device keeps across its
-//!   address changes). Two phones of one model and OS share a fingerprint, so this undercounts
-//!   crowds of identical phones; the calibration's scale absorbs the average;
+//!   addresses count once per link (the chain of one device's addresses its sensor linked:
+//!   wire crate docs, "Links"), and two sensors' chains that share an address are one device.
+//!   A randomized sighting without a link (a version 1 agent) is a device of its own, and
+//!   counted as `unlinked` beside the estimate, which it inflates;
 //! - **present between probes**: a device is in the room from its first probe to its last
 //!   while its silences last at most [`PRESENCE_GAP_MS`] (a phone with its screen off probes
 //!   every few minutes), widened by [`PRESENCE_PAD_MS`]; a window counts the fraction of it
@@ -31,7 +32,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// The estimator's name and version, written beside every estimate.
-pub const VERSION: &str = "present-devices/1";
+pub const VERSION: &str = "present-devices/2";
 /// A globally addressed device heard in this many distinct hours of a day is a fixture.
 pub const FIXTURE_HOURS: usize = 4;
 /// A device silent for longer than this has left (phones with the screen off probe every
@@ -46,6 +47,8 @@ const DAY_MS: i64 = 86_400_000;
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Sensed {
     pub device: u64,
+    /// The sensor's link of the device's addresses; 0 if it came without one.
+    pub link: u64,
     /// Globally addressed (a stable key), or randomized.
     pub global: bool,
     pub fingerprint: u32,
@@ -123,9 +126,10 @@ pub struct Window {
     pub lo: f64,
     pub hi: f64,
     /// Devices in the room, the mean over the window: globally addressed, and randomized
-    /// (by fingerprint).
+    /// (by link); of the randomized, those without a link (each address its own device).
     pub global: f64,
     pub randomized: f64,
+    pub unlinked: f64,
     /// Fixtures heard in the window (counted apart, not in `people`).
     pub fixtures: u32,
 }
@@ -161,8 +165,50 @@ struct Present {
     /// Time-weighted: the mean number of devices in the room over the window.
     global: f64,
     randomized: f64,
+    unlinked: f64,
     /// Fixtures heard in the window.
     fixtures: u32,
+}
+
+/// Who a sighting is: a global key, a randomized device's link (its chains joined through
+/// the addresses they share), or, without a link, its own address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Identity {
+    Global(u64),
+    Linked(u64),
+    Unlinked(u64),
+}
+
+/// The links of randomized sightings joined when two chains (two sensors', or one sensor's
+/// before and after a restart) share an address: a union-find over link values.
+fn joined_links(sightings: &[Sensed]) -> HashMap<u64, u64> {
+    fn root(parent: &mut HashMap<u64, u64>, mut x: u64) -> u64 {
+        while let Some(&p) = parent.get(&x).filter(|&&p| p != x) {
+            let grand = parent.get(&p).copied().unwrap_or(p);
+            parent.insert(x, grand);
+            x = p;
+        }
+        x
+    }
+    let mut parent: HashMap<u64, u64> = HashMap::new();
+    let mut by_address: HashMap<u64, u64> = HashMap::new();
+    for s in sightings.iter().filter(|s| !s.global && s.link != 0) {
+        parent.entry(s.link).or_insert(s.link);
+        if let Some(&other) = by_address.get(&s.device) {
+            let (a, b) = (root(&mut parent, other), root(&mut parent, s.link));
+            if a != b {
+                // The smaller value is the root, so the result does not depend on the order.
+                parent.insert(a.max(b), a.min(b));
+            }
+        } else {
+            by_address.insert(s.device, s.link);
+        }
+    }
+    let links: Vec<u64> = parent.keys().copied().collect();
+    links
+        .into_iter()
+        .map(|l| (l, root(&mut parent, l)))
+        .collect()
 }
 
 impl Present {
@@ -183,28 +229,25 @@ fn present(
 ) -> BTreeMap<i64, Present> {
     let mut by: BTreeMap<i64, Present> = BTreeMap::new();
     let mut fixtures: BTreeMap<i64, HashSet<u64>> = BTreeMap::new();
-    // Intervals per identity: a global key, or a randomized device's fingerprint.
-    // (Ordered: the windows' sums are added in one order, so the same sightings give the
-    // same figures to the last bit.)
-    let mut spans: BTreeMap<(bool, u64), Vec<(i64, i64)>> = BTreeMap::new();
+    // Intervals per identity. (Ordered: the windows' sums are added in one order, so the
+    // same sightings give the same figures to the last bit.)
+    let mut spans: BTreeMap<Identity, Vec<(i64, i64)>> = BTreeMap::new();
+    let links = joined_links(sightings);
     for s in sightings {
         if s.global && fixed.contains(&(s.first_ms.div_euclid(DAY_MS), s.device)) {
             for w in s.first_ms.div_euclid(window_ms)..=s.last_ms.div_euclid(window_ms) {
                 fixtures.entry(w * window_ms).or_default().insert(s.device);
             }
         } else if s.rssi_max >= rssi_min {
-            let id = if s.global {
-                s.device
-            } else {
-                u64::from(s.fingerprint)
+            let id = match links.get(&s.link) {
+                _ if s.global => Identity::Global(s.device),
+                Some(&joined) => Identity::Linked(joined),
+                None => Identity::Unlinked(s.device),
             };
-            spans
-                .entry((s.global, id))
-                .or_default()
-                .push((s.first_ms, s.last_ms));
+            spans.entry(id).or_default().push((s.first_ms, s.last_ms));
         }
     }
-    for ((global, _), mut v) in spans {
+    for (id, mut v) in spans {
         v.sort_unstable();
         let mut stays: Vec<(i64, i64)> = Vec::new();
         for (first, last) in v {
@@ -219,10 +262,13 @@ fn present(
                 let start = w * window_ms;
                 let part = (to.min(start + window_ms) - from.max(start)) as f64 / window_ms as f64;
                 let p = by.entry(start).or_default();
-                if global {
-                    p.global += part;
-                } else {
-                    p.randomized += part;
+                match id {
+                    Identity::Global(_) => p.global += part,
+                    Identity::Linked(_) => p.randomized += part,
+                    Identity::Unlinked(_) => {
+                        p.randomized += part;
+                        p.unlinked += part;
+                    }
                 }
             }
         }
@@ -272,6 +318,7 @@ pub fn estimate_between(
                 hi: k * hi,
                 global: p.global,
                 randomized: p.randomized,
+                unlinked: p.unlinked,
                 fixtures: p.fixtures,
             }
         })
@@ -404,11 +451,13 @@ mod tests {
     const MIN: i64 = 60_000;
     const T0: i64 = 1_710_403_200_000; // 2024-03-14T08:00Z
 
-    fn s(device: u64, global: bool, fp: u32, first_min: i64, last_min: i64, rssi: i8) -> Sensed {
+    /// A sighting of address `device` with the link `link` (a randomized address's chain).
+    fn s(device: u64, global: bool, link: u64, first_min: i64, last_min: i64, rssi: i8) -> Sensed {
         Sensed {
             device,
+            link,
             global,
-            fingerprint: fp,
+            fingerprint: 0,
             first_ms: T0 + first_min * MIN,
             last_ms: T0 + last_min * MIN,
             rssi_max: rssi,
@@ -418,13 +467,13 @@ mod tests {
     #[test]
     fn rotating_addresses_of_one_phone_count_once_and_weak_or_fixed_devices_not_at_all() {
         let mut v = vec![
-            // One phone, five random addresses in 15 min, one fingerprint.
+            // One phone, five random addresses in 15 min, one link.
             s(1, false, 7, 0, 0, -50),
             s(2, false, 7, 3, 3, -52),
             s(3, false, 7, 6, 6, -49),
             s(4, false, 7, 9, 9, -55),
             s(5, false, 7, 12, 12, -51),
-            // Another model.
+            // Another phone.
             s(6, false, 9, 4, 4, -60),
             // A global phone.
             s(10, true, 1, 2, 8, -58),
@@ -439,7 +488,7 @@ mod tests {
         let w = estimate(&v, 15 * MIN, &Calibration::uncalibrated());
         assert_eq!(w[0].start_ms, T0);
         // Present from first to last probe, 2 min either side, as a share of the window: the
-        // phone of fingerprint 7 for 14 of its 15 min (not 5 addresses), fingerprint 9 for 4,
+        // phone of link 7 for 14 of its 15 min (not 5 addresses), link 9 for 4,
         // the global phone for 10; the corridor's devices not at all; the PC apart.
         let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
         assert!(close(w[0].randomized, 18.0 / 15.0), "{:?}", w[0]);
@@ -452,6 +501,34 @@ mod tests {
         assert!(w.iter().all(|x| x.start_ms % (15 * MIN) == 0));
         assert_eq!(w[1].people, 0.0);
         assert!(w[1].hi > 3.0 && w[1].hi < 3.8, "{}", w[1].hi);
+    }
+
+    #[test]
+    fn chains_sharing_an_address_are_one_device_and_unlinked_addresses_are_flagged() {
+        let v = [
+            // Two sensors' chains of one phone: they share address 2.
+            s(1, false, 100, 0, 0, -50),
+            s(2, false, 100, 5, 5, -50),
+            s(2, false, 200, 5, 6, -50),
+            s(3, false, 200, 10, 10, -50),
+            // A version 1 agent's sightings: two addresses, two devices, flagged.
+            s(30, false, 0, 0, 0, -50),
+            s(31, false, 0, 4, 4, -50),
+        ];
+        let w = estimate(&v, 15 * MIN, &Calibration::uncalibrated());
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
+        // The phone from 0 to 10 min, 2 min either side, clipped to the window: 12 min; the
+        // two unlinked addresses 2 min and 4 min each.
+        assert!(
+            close(w[0].randomized, (12.0 + 2.0 + 4.0) / 15.0),
+            "{:?}",
+            w[0]
+        );
+        assert!(close(w[0].unlinked, 6.0 / 15.0), "{:?}", w[0]);
+        let mut reversed = v;
+        reversed.reverse();
+        let r = estimate(&reversed, 15 * MIN, &Calibration::uncalibrated());
+        assert_eq!(r, w, "joined whatever the order");
     }
 
     #[test]
@@ -479,7 +556,7 @@ mod tests {
                 s(
                     i as u64,
                     i % 3 == 0,
-                    (i % 5) as u32,
+                    (i % 5) as u64,
                     i,
                     i + 2,
                     -40 - (i as i8),
@@ -521,14 +598,14 @@ mod tests {
             truth.insert(T0 + m * MIN, 2.0 * (k as f64 + 1.0));
             for p in 0..=k {
                 id += 1;
-                v.push(s(id, false, (k * 100 + p) as u32, m + 2, m + 13, -50));
+                v.push(s(id, false, (k * 100 + p) as u64, m + 2, m + 13, -50));
             }
             for c in 0..5 {
                 id += 1;
                 v.push(s(
                     id,
                     false,
-                    (10_000 + k * 100 + c) as u32,
+                    (10_000 + k * 100 + c) as u64,
                     m + 2,
                     m + 13,
                     -80,

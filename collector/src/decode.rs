@@ -48,20 +48,21 @@ struct VersionOnly {
     v: u32,
 }
 
+fn unsupported(v: u32) -> String {
+    format!(
+        "contract version {v} (this collector reads {}-{})",
+        wire::MIN_VERSION,
+        wire::VERSION
+    )
+}
+
 /// Tells a wrong version from other schema errors, for a payload that is not an envelope.
 fn classify(payload: &str, err: &serde_json::Error) -> (Reason, String) {
     if err.is_syntax() || err.is_eof() {
         return (Reason::MalformedJson, err.to_string());
     }
     match serde_json::from_str::<VersionOnly>(payload) {
-        Ok(v) if v.v != wire::VERSION => (
-            Reason::UnsupportedVersion,
-            format!(
-                "contract version {} (this collector reads {})",
-                v.v,
-                wire::VERSION
-            ),
-        ),
+        Ok(v) if !wire::readable(v.v) => (Reason::UnsupportedVersion, unsupported(v.v)),
         _ => (Reason::SchemaMismatch, err.to_string()),
     }
 }
@@ -130,11 +131,8 @@ pub fn decode(
                 return rej(r, d);
             }
         };
-        if st.v != wire::VERSION {
-            return rej(
-                Reason::UnsupportedVersion,
-                format!("contract version {}", st.v),
-            );
+        if !wire::readable(st.v) {
+            return rej(Reason::UnsupportedVersion, unsupported(st.v));
         }
         if let Err((r, d)) = check_origin(&st.sensor, &st.site) {
             return rej(r, d);
@@ -170,11 +168,8 @@ pub fn decode(
             return rej(r, d);
         }
     };
-    if env.v != wire::VERSION {
-        return rej(
-            Reason::UnsupportedVersion,
-            format!("contract version {}", env.v),
-        );
+    if !wire::readable(env.v) {
+        return rej(Reason::UnsupportedVersion, unsupported(env.v));
     }
     if let Err((r, d)) = check_origin(&env.sensor, &env.site) {
         return rej(r, d);
@@ -209,6 +204,15 @@ pub fn decode(
                 format!("sighting {i}: last_seen before first_seen, no frames, or a bad RSSI"),
             );
         }
+        if env.v < 2 && s.link.is_some() {
+            return rej(
+                Reason::SchemaMismatch,
+                format!(
+                    "sighting {i}: a link in a contract version {} envelope",
+                    env.v
+                ),
+            );
+        }
         rows.push(SightingRow {
             site: site.clone(),
             day: day_of(s.first_seen.0),
@@ -217,6 +221,7 @@ pub fn decode(
             idx: i as u16,
             epoch: env.epoch,
             device: s.device.0,
+            link: s.link.map_or(0, |l| l.0),
             class: match s.class {
                 wire::IdentityClass::Global => 0,
                 wire::IdentityClass::Local => 1,
@@ -341,13 +346,41 @@ mod tests {
     }
 
     #[test]
+    fn links_are_kept_from_version_2_and_refused_in_version_1() {
+        assert_eq!(good_rows()[0].link, 0, "version 1: no link");
+        let linked = |v: u32| {
+            envelope(v, "s-1", "store-1", NOW - 60_000, NOW - 1000).replace(
+                r#""class":"local""#,
+                r#""link":"00000000000000aa","class":"local""#,
+            )
+        };
+        let Decoded::Sightings(rows) =
+            decode(TOPIC, linked(2).as_bytes(), NOW, &inventory(), &bounds())
+        else {
+            panic!("accepted");
+        };
+        assert_eq!(rows[0].link, 0xaa);
+        assert_eq!(reason(TOPIC, &linked(1)), Some(Reason::SchemaMismatch));
+        let unlinked = envelope(2, "s-1", "store-1", NOW - 60_000, NOW - 1000);
+        assert_eq!(
+            reason(TOPIC, &unlinked),
+            None,
+            "a version 2 sighting may lack one"
+        );
+    }
+
+    #[test]
     fn every_rule_has_its_reason() {
         let ok = envelope(1, "s-1", "store-1", NOW - 60_000, NOW - 1000);
         assert_eq!(reason(TOPIC, &ok), None);
         assert_eq!(reason(TOPIC, "{\"v\":1,"), Some(Reason::MalformedJson));
         assert_eq!(reason(TOPIC, "not json"), Some(Reason::MalformedJson));
         assert_eq!(
-            reason(TOPIC, &envelope(2, "s-1", "store-1", NOW - 60_000, NOW)),
+            reason(TOPIC, &envelope(3, "s-1", "store-1", NOW - 60_000, NOW)),
+            Some(Reason::UnsupportedVersion)
+        );
+        assert_eq!(
+            reason(TOPIC, &envelope(0, "s-1", "store-1", NOW - 60_000, NOW)),
             Some(Reason::UnsupportedVersion)
         );
         assert_eq!(

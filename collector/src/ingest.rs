@@ -270,6 +270,8 @@ pub async fn run(
                         if let Some(o) = rows.iter().map(|r| r.last_ms).min() {
                             batch.oldest_ms = Some(batch.oldest_ms.map_or(o, |b| b.min(o)));
                         }
+                        let unlinked = rows.iter().filter(|r| r.link == 0).count();
+                        metrics.sightings_unlinked.inc_by(unlinked as u64);
                         batch.sightings.extend(rows);
                     }
                     Decoded::Status(row) => batch.status.push(row),

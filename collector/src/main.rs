@@ -192,6 +192,15 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 cal.rssi_min_dbm,
                 cal.people_per_device
             );
+            let unlinked = sightings.iter().filter(|s| s.link == 0).count();
+            if unlinked > 0 {
+                eprintln!(
+                    "{}: {unlinked} of {} sightings came without a link (contract version 1): \
+                     each of their addresses counted as a device",
+                    envelopes.display(),
+                    sightings.len()
+                );
+            }
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Calibrate {

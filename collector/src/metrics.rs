@@ -44,6 +44,8 @@ pub struct Metrics {
     event_lag_seconds: Gauge<f64, AtomicU64>,
     /// Sightings too late for the stream stage's state (behind its horizon).
     pub visits_too_late: Counter,
+    /// Sightings without a link (contract version 1 agents): each address counts as a device.
+    pub sightings_unlinked: Counter,
     /// Stays the stream stage holds (all workers of this process).
     pub visit_stays: Gauge,
     /// The stream stage's watermark (event time), in seconds.
@@ -67,6 +69,7 @@ impl Default for Metrics {
             batch_seconds: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
             event_lag_seconds: Gauge::default(),
             visits_too_late: Counter::default(),
+            sightings_unlinked: Counter::default(),
             visit_stays: Gauge::default(),
             watermark_seconds: Gauge::default(),
             mqtt_subscribed: Gauge::default(),
@@ -98,6 +101,11 @@ impl Default for Metrics {
             "footfall_visits_too_late",
             "Sightings that ended behind the stream stage's horizon (kept in sightings, not in visits or occupancy)",
             m.visits_too_late.clone(),
+        );
+        registry.register(
+            "footfall_sightings_unlinked",
+            "Sightings that came without a link (contract version 1 agents): each address counts as a device",
+            m.sightings_unlinked.clone(),
         );
         registry.register(
             "footfall_rejected",

@@ -30,6 +30,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0004_site_calibrations.sql",
         include_str!("../migrations/0004_site_calibrations.sql"),
     ),
+    (
+        5,
+        "0005_links.sql",
+        include_str!("../migrations/0005_links.sql"),
+    ),
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -48,6 +53,16 @@ pub fn statements(sql: &str) -> Vec<String> {
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
         .collect()
+}
+
+/// The (table, column) of an `ALTER TABLE t ADD COLUMN c ...` statement: ClickHouse 18.16
+/// has no `IF NOT EXISTS` there, so the migrator checks for the column itself.
+fn added_column(stmt: &str) -> Option<(&str, &str)> {
+    let words: Vec<&str> = stmt.split_whitespace().take(6).collect();
+    match words[..] {
+        ["ALTER", "TABLE", table, "ADD", "COLUMN", column] => Some((table, column)),
+        _ => None,
+    }
 }
 
 fn checksum(sql: &str) -> String {
@@ -125,6 +140,21 @@ pub async fn migrate(c: &ClickHouseConfig) -> Result<Vec<&'static str>, MigrateE
             continue;
         }
         for stmt in statements(sql) {
+            if let Some((table, column)) = added_column(&stmt) {
+                let there: u64 = db
+                    .query(
+                        "SELECT count() FROM system.columns \
+                         WHERE database = currentDatabase() AND table = ? AND name = ?",
+                    )
+                    .bind(table)
+                    .bind(column)
+                    .fetch_one()
+                    .await
+                    .what(|| format!("cannot read the columns of {table}"))?;
+                if there > 0 {
+                    continue;
+                }
+            }
             ch::execute(&db, &stmt)
                 .await
                 .map_err(|source| MigrateError::Failed { name, source })?;
@@ -142,4 +172,23 @@ pub async fn migrate(c: &ClickHouseConfig) -> Result<Vec<&'static str>, MigrateE
         now_applied.push(name);
     }
     Ok(now_applied)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_column_an_alter_adds() {
+        assert_eq!(
+            added_column("ALTER TABLE sightings ADD COLUMN link UInt64 DEFAULT 0 AFTER device"),
+            Some(("sightings", "link"))
+        );
+        assert_eq!(added_column("ALTER TABLE sightings DROP COLUMN link"), None);
+        assert_eq!(added_column("CREATE TABLE t (a UInt8)"), None);
+        let every: Vec<String> = MIGRATIONS.iter().flat_map(|m| statements(m.2)).collect();
+        let alters = every.iter().filter(|s| s.starts_with("ALTER")).count();
+        let found = every.iter().filter_map(|s| added_column(s)).count();
+        assert_eq!(found, alters, "every ALTER of the migrations adds a column");
+    }
 }

@@ -55,7 +55,7 @@ struct Site {
     last_ms: i64,
     /// What was last written per (window length, start): people, lo, hi, global,
     /// randomized, fixtures.
-    written: HashMap<(u16, i64), [f64; 6]>,
+    written: HashMap<(u16, i64), [f64; 7]>,
     /// The state holds nothing before this day (UTC days since the epoch).
     kept_from_day: i64,
 }
@@ -168,6 +168,7 @@ impl Occupancy {
 fn sensed(s: &Seen) -> Sensed {
     Sensed {
         device: s.device,
+        link: s.link,
         global: s.class == 0,
         fingerprint: s.fingerprint,
         first_ms: s.first_ms,
@@ -216,6 +217,7 @@ impl Site {
                     w.hi,
                     w.global,
                     w.randomized,
+                    w.unlinked,
                     f64::from(w.fixtures),
                 ];
                 if self.written.get(&(mins, w.start_ms)) == Some(&values) {
@@ -232,6 +234,7 @@ impl Site {
                     hi: w.hi,
                     global_devices: w.global,
                     randomized_devices: w.randomized,
+                    unlinked_devices: w.unlinked,
                     fixtures: w.fixtures,
                     estimator: counting::VERSION,
                     calibrated: u8::from(cal.fitted.is_some()),
@@ -253,6 +256,7 @@ mod tests {
         Seen {
             site: "lab".into(),
             device,
+            link: device,
             epoch: 1,
             class: 0,
             fingerprint: 1,

@@ -20,7 +20,12 @@ pub enum OfflineError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{}:{line}: not an envelope of contract version {}: {reason}", path.display(), wire::VERSION)]
+    #[error(
+        "{}:{line}: not an envelope of contract version {}-{}: {reason}",
+        path.display(),
+        wire::MIN_VERSION,
+        wire::VERSION
+    )]
     Envelope {
         path: PathBuf,
         line: usize,
@@ -70,7 +75,7 @@ pub fn read_envelopes(path: &Path) -> Result<(String, Vec<Sensed>), OfflineError
                 line: i + 1,
                 reason: e.to_string(),
             })?;
-        if env.v != wire::VERSION {
+        if !wire::readable(env.v) {
             return Err(OfflineError::Envelope {
                 path: path.to_owned(),
                 line: i + 1,
@@ -80,6 +85,7 @@ pub fn read_envelopes(path: &Path) -> Result<(String, Vec<Sensed>), OfflineError
         sites.insert(env.site);
         sightings.extend(env.sightings.iter().map(|s| Sensed {
             device: s.device.0,
+            link: s.link.map_or(0, |l| l.0),
             global: s.class == wire::IdentityClass::Global,
             fingerprint: s.fingerprint.0,
             first_ms: s.first_seen.0,

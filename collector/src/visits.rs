@@ -36,6 +36,8 @@ use crate::counting::Calibration;
 pub struct Seen {
     pub site: Arc<str>,
     pub device: u64,
+    /// The sensor's link (0: none, from a version 1 agent).
+    pub link: u64,
     pub epoch: u32,
     pub class: i8,
     pub fingerprint: u32,
@@ -61,6 +63,7 @@ impl Seen {
         Seen {
             site: row.site.clone(),
             device: row.device,
+            link: row.link,
             epoch: row.epoch,
             class: row.class,
             fingerprint: row.fingerprint,
@@ -552,6 +555,7 @@ mod tests {
         Seen {
             site: site.into(),
             device,
+            link: device,
             epoch: 1,
             class: 0,
             fingerprint: 7,

@@ -8,13 +8,17 @@
 //! - [`EpochHasher::device_key`]: the first 8 bytes of `HMAC-SHA256(epoch_key, MAC)` read
 //!   big-endian. A keyed hash with a secret that never leaves the sensors cannot be reversed
 //!   by enumerating the ~39-bit allocated address space, as an unsalted hash can.
+//! - [`EpochHasher::link_key`] and [`link::Linker`]: the link of a chain of one device's
+//!   randomized addresses (wire crate docs, "Links").
 //! - [`fingerprint`]: FNV-1a 32 over the stable parts of a probe request's information
 //!   elements (chipset and OS capabilities, not networks or channels).
 
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use wire::{DeviceKey, Fingerprint};
+use wire::{DeviceKey, Fingerprint, LinkKey};
+
+pub mod link;
 
 const HKDF_SALT: &[u8] = b"footfall/v1/device-key";
 
@@ -47,6 +51,21 @@ impl EpochHasher {
         let mut first = [0u8; 8];
         first.copy_from_slice(&digest[..8]);
         DeviceKey(u64::from_be_bytes(first))
+    }
+
+    /// The link of a chain of randomized addresses that began on UTC day `day` (days since
+    /// the Unix epoch) with the address `octets`: the first 8 bytes of `HMAC-SHA256(epoch
+    /// key, "footfall/link" || day u32 BE || octets)` read big-endian. Its message is longer
+    /// than a device key's (the bare 6 octets), so the two never collide by construction.
+    pub fn link_key(&self, day: u32, octets: &[u8; 6]) -> LinkKey {
+        let mut m = self.0.clone();
+        m.update(b"footfall/link");
+        m.update(&day.to_be_bytes());
+        m.update(octets);
+        let digest = m.finalize().into_bytes();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        LinkKey(u64::from_be_bytes(first))
     }
 }
 
@@ -112,6 +131,17 @@ mod tests {
             EpochHasher::new(&key).device_key(&octets).to_string(),
             "29ba4513ff145db2"
         );
+    }
+
+    #[test]
+    fn link_keys_match_an_independent_hmac_computation() {
+        // Python: hmac.new(okm, b"footfall/link" + (20407).to_bytes(4, "big") + mac,
+        //                  hashlib.sha256).digest()[:8]
+        let h = EpochHasher::new(&epoch_key(b"tenant-secret-0123456789", 429));
+        let octets = [0xda, 0xa1, 0x19, 0x01, 0x02, 0x03];
+        assert_eq!(h.link_key(20407, &octets).to_string(), "8ad35f5e602bb34c");
+        assert_ne!(h.link_key(20408, &octets), h.link_key(20407, &octets));
+        assert_ne!(h.link_key(20407, &octets).0, h.device_key(&octets).0);
     }
 
     #[test]

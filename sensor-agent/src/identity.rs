@@ -2,9 +2,10 @@
 //! floor(unix_secs / epoch_len)`, and the epoch's key and the device key as `device_id`
 //! defines them. Here the raw address stays inside the crate: only [`Hasher::key`] reads it.
 
+use device_id::link::{ChainId, Linker};
 use device_id::{epoch_key, EpochHasher};
 use firmware_config::Secret;
-use wire::DeviceKey;
+use wire::{DeviceKey, Fingerprint};
 
 use crate::mac::RawMac;
 
@@ -40,12 +41,32 @@ impl Hasher {
 
     /// The device key of `mac` at time `ts_ms`, with its epoch.
     pub(crate) fn key(&mut self, mac: &RawMac, ts_ms: i64) -> (u32, DeviceKey) {
+        let epoch = self.at(ts_ms);
+        (epoch, self.hasher.device_key(mac.octets()))
+    }
+
+    /// The chain of the randomized address `mac`, first heard at `ts_ms` (`link::Linker`).
+    pub(crate) fn chain(
+        &mut self,
+        linker: &mut Linker,
+        mac: &RawMac,
+        fingerprint: Fingerprint,
+        seq: u16,
+        ts_ms: i64,
+        rssi: i8,
+    ) -> ChainId {
+        self.at(ts_ms);
+        linker.open(&self.hasher, mac.octets(), fingerprint, seq, ts_ms, rssi)
+    }
+
+    /// Keys the hasher for the epoch of `ts_ms`; returns the epoch.
+    fn at(&mut self, ts_ms: i64) -> u32 {
         let epoch = self.epoch_of(ts_ms);
         if epoch != self.epoch {
             self.epoch = epoch;
             self.hasher = keyed(&self.secret, epoch);
         }
-        (epoch, self.hasher.device_key(mac.octets()))
+        epoch
     }
 }
 

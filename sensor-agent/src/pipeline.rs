@@ -42,6 +42,8 @@ pub struct Summary {
     pub sightings: u64,
     pub interim_updates: u64,
     pub evicted_sightings: u64,
+    /// New randomized addresses linked to a chain of earlier ones (wire docs, "Links").
+    pub linked_addresses: u64,
     pub devices: BTreeMap<&'static str, u64>,
     pub batches: u64,
     /// Why reading the input stopped early, if it did (a damaged capture).
@@ -182,6 +184,7 @@ impl Pipeline {
         match self.sessions.observe(
             &probe.transmitter,
             ts_ms,
+            probe.seq,
             rssi,
             probe.ies,
             &self.settings.opt_out,
@@ -313,6 +316,7 @@ impl Pipeline {
             sightings: c.sightings,
             interim_updates: c.interim,
             evicted_sightings: self.sessions.evicted,
+            linked_addresses: self.sessions.linked(),
             batches: c.batches,
             ..Summary::default()
         };

@@ -1,4 +1,5 @@
-//! Sessionization: frames of one address become sightings of one device key.
+//! Sessionization: frames of one address become sightings of one device key, and the
+//! randomized addresses of one device are linked into chains (`device_id::link`).
 //!
 //! A sighting opens with an address's first frame and closes when no frame has come for
 //! `gap`; a sighting open longer than `interim` is also emitted as an interim update
@@ -8,8 +9,10 @@
 //! The table is keyed by the raw address and holds the device key computed when the sighting
 //! opened: it is the hashing cache, so the HMAC runs once per sighting, not per frame (the
 //! address stays in this process's memory only, as DESIGN.md allows). Memory is bounded: at
-//! `max_devices` the stalest eighth is closed early and counted as evicted. An open sighting
-//! costs 32 bytes in the table plus 16 in the expiry heap; closing emits in sorted order
+//! `max_devices` the stalest 1/32 is closed early and counted as evicted (a small share, so
+//! the sightings an eviction emits at once stay small beside the table). An open sighting
+//! costs 36 bytes in the slab, a 12-byte slot in the map and 16 in the expiry heap, and a randomized one holds a
+//! 24-byte chain; closing emits in sorted order
 //! (epoch, first_seen, device key), so replay is deterministic and the order reveals nothing
 //! about addresses.
 //!
@@ -21,8 +24,9 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashSet};
 
+use device_id::link::{ChainId, Linker};
 use hashbrown::HashMap;
-use wire::{DeviceKey, Fingerprint, IdentityClass, Millis, Sighting};
+use wire::{DeviceKey, Fingerprint, IdentityClass, LinkKey, Millis, Sighting};
 
 use crate::identity::Hasher;
 use crate::mac::RawMac;
@@ -34,8 +38,12 @@ pub(crate) struct Emitted {
     pub sighting: Sighting,
 }
 
-/// 32 bytes: times are offsets from `first`; `frames_max` packs the frame count (low 24
-/// bits, saturating) and the strongest RSSI (high 8 bits).
+/// 36 bytes, packed to 2-byte alignment (every read is by value: no reference to a field is
+/// ever taken). Times are
+/// offsets from `first`; `frames_max` packs the frame count (low 24 bits, saturating) and the
+/// strongest RSSI (high 8 bits).
+#[repr(Rust, packed(2))]
+#[derive(Clone, Copy)]
 struct Open {
     first: i64,
     device: DeviceKey,
@@ -43,6 +51,8 @@ struct Open {
     frames_max: u32,
     rssi_sum: i32,
     fingerprint: Fingerprint,
+    /// A randomized address's chain; a global address is its own link.
+    chain: Option<ChainId>,
 }
 
 const FRAMES_MASK: u32 = 0x00ff_ffff;
@@ -76,13 +86,18 @@ impl Open {
         self.rssi_sum = self.rssi_sum.saturating_add(i32::from(rssi));
     }
 
-    fn sighting(&self, mac: &RawMac, epoch: u32, is_final: bool) -> Emitted {
+    fn sighting(&self, mac: &RawMac, epoch: u32, linker: &Linker, is_final: bool) -> Emitted {
         let frames = self.frames();
         let mean = (f64::from(self.rssi_sum) / f64::from(frames.max(1)) * 10.0).round() / 10.0;
+        let link = match self.chain {
+            Some(c) => linker.link(c),
+            None => LinkKey(self.device.0),
+        };
         Emitted {
             epoch,
             sighting: Sighting {
                 device: self.device,
+                link: Some(link),
                 class: class_of(mac),
                 fingerprint: self.fingerprint,
                 first_seen: Millis(self.first),
@@ -104,6 +119,96 @@ pub(crate) fn class_of(mac: &RawMac) -> IdentityClass {
     }
 }
 
+/// The open sightings by address: a map from address to slot (12 bytes a slot) beside a
+/// dense slab of records. A hash table that fills up with the tombstones of removed entries
+/// is rebuilt in place while it is at most half full, and reallocated at twice its size (two
+/// tables at once) when it is fuller: with rotating addresses that happens at the cap. So
+/// the map is sized for twice the cap, and holds small slots rather than the records.
+struct Table {
+    slots: HashMap<RawMac, u32>,
+    records: Vec<Open>,
+    free: Vec<u32>,
+}
+
+impl Table {
+    fn with_capacity(n: usize) -> Table {
+        Table {
+            slots: HashMap::with_capacity(2 * n),
+            records: Vec::with_capacity(n),
+            free: Vec::new(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    fn contains_key(&self, mac: &RawMac) -> bool {
+        self.slots.contains_key(mac)
+    }
+
+    fn get(&self, mac: &RawMac) -> Option<&Open> {
+        self.slots.get(mac).map(|&i| &self.records[i as usize])
+    }
+
+    fn get_mut(&mut self, mac: &RawMac) -> Option<&mut Open> {
+        self.slots.get(mac).map(|&i| &mut self.records[i as usize])
+    }
+
+    fn insert(&mut self, mac: RawMac, open: Open) {
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.records[i as usize] = open;
+                i
+            }
+            None => {
+                self.records.push(open);
+                u32::try_from(self.records.len() - 1).expect("fewer than 2^32 sightings")
+            }
+        };
+        self.slots.insert(mac, i);
+    }
+
+    fn remove(&mut self, mac: &RawMac) -> Option<Open> {
+        let i = self.slots.remove(mac)?;
+        self.free.push(i);
+        Some(self.records[i as usize])
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&RawMac, &Open)> {
+        self.slots
+            .iter()
+            .map(|(m, &i)| (m, &self.records[i as usize]))
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Open> {
+        self.iter().map(|(_, s)| s)
+    }
+}
+
+/// A sighting queued for closing: its sort key and its address. 22 bytes, packed like
+/// [`Open`]: at shutdown every open sighting is queued at once.
+#[repr(Rust, packed(2))]
+#[derive(Clone, Copy)]
+struct Closing {
+    first: i64,
+    device: DeviceKey,
+    mac: RawMac,
+}
+
+impl Closing {
+    fn of(mac: &RawMac, s: &Open) -> Closing {
+        Closing {
+            first: s.first,
+            device: s.device,
+            mac: *mac,
+        }
+    }
+}
+
+/// How often the linker frees the chains past their horizon, in event time.
+const LINK_SWEEP_MS: i64 = 60_000;
+
 /// What one frame did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Observed {
@@ -117,10 +222,12 @@ pub(crate) enum Observed {
 
 pub(crate) struct Sessionizer {
     hasher: Hasher,
-    open: HashMap<RawMac, Open>,
+    linker: Linker,
+    next_link_sweep: i64,
+    open: Table,
     expiry: BinaryHeap<Reverse<(i64, RawMac)>>,
-    /// Sightings to close, sorted by [`Sessionizer::take_closing`].
-    closing: Vec<(u32, i64, DeviceKey, RawMac)>,
+    /// Sightings to close, sorted by [`Sessionizer::drain_closing`].
+    closing: Vec<Closing>,
     closing_sorted: bool,
     gap_ms: i64,
     interim_ms: i64,
@@ -137,9 +244,11 @@ impl Sessionizer {
     ) -> Sessionizer {
         Sessionizer {
             hasher,
+            linker: Linker::default(),
+            next_link_sweep: i64::MIN,
             // Allocated whole once: untouched pages cost no memory, and no resize ever
             // holds two tables at once.
-            open: HashMap::with_capacity(max_devices),
+            open: Table::with_capacity(max_devices),
             expiry: BinaryHeap::with_capacity(max_devices),
             closing: Vec::new(),
             closing_sorted: true,
@@ -155,13 +264,28 @@ impl Sessionizer {
         self.open.len()
     }
 
+    /// New randomized addresses that continued a chain.
+    pub(crate) fn linked(&self) -> u64 {
+        self.linker.continued()
+    }
+
+    /// Closes the open sighting `s` of `mac`: its last version, and its chain let go.
+    fn close(&mut self, mac: &RawMac, s: Open, epoch: u32, out: &mut Vec<Emitted>) {
+        out.push(s.sighting(mac, epoch, &self.linker, true));
+        if let Some(c) = s.chain {
+            self.linker.release(c);
+        }
+    }
+
     /// Adds a frame from `mac`. An interim update that falls due is pushed to `out`; a
     /// sighting that must close first (gap passed, epoch changed, table full) is queued for
     /// [`Sessionizer::drain_closing`].
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn observe(
         &mut self,
         mac: &RawMac,
         ts_ms: i64,
+        seq: u16,
         rssi: i8,
         ies: &[u8],
         opt_out: &HashSet<DeviceKey>,
@@ -173,14 +297,18 @@ impl Sessionizer {
             if same_epoch && ts_ms - s.last() <= self.gap_ms {
                 let before = i64::from(s.last_ms) / self.interim_ms;
                 s.add(ts_ms, rssi);
+                if let Some(c) = s.chain {
+                    self.linker.heard(c, ts_ms, seq, rssi);
+                }
                 if i64::from(s.last_ms) / self.interim_ms > before {
-                    out.push(s.sighting(mac, epoch, false));
+                    out.push(s.sighting(mac, epoch, &self.linker, false));
                 }
                 return Observed::Updated;
             }
             // The gap passed before a sweep noticed, or a new epoch began: close it first.
             let s = self.open.remove(mac).expect("present: just looked up");
-            out.push(s.sighting(mac, self.hasher.epoch_of(s.first), true));
+            let epoch = self.hasher.epoch_of(s.first);
+            self.close(mac, s, epoch, out);
         }
         let (epoch, device) = self.hasher.key(mac, ts_ms);
         if opt_out.contains(&device) {
@@ -189,6 +317,11 @@ impl Sessionizer {
         if self.open.len() >= self.max_devices {
             self.evict(out);
         }
+        let fingerprint = crate::parse::fingerprint(ies);
+        let chain = mac.is_local().then(|| {
+            self.hasher
+                .chain(&mut self.linker, mac, fingerprint, seq, ts_ms, rssi)
+        });
         self.expiry.push(Reverse((ts_ms + self.gap_ms, *mac)));
         self.open.insert(
             *mac,
@@ -198,7 +331,8 @@ impl Sessionizer {
                 last_ms: 0,
                 frames_max: 1 | (u32::from(rssi as u8) << 24),
                 rssi_sum: i32::from(rssi),
-                fingerprint: crate::parse::fingerprint(ies),
+                fingerprint,
+                chain,
             },
         );
         Observed::Opened(epoch, device)
@@ -206,6 +340,10 @@ impl Sessionizer {
 
     /// Queues every sighting whose gap has passed at event time `now_ms` for closing.
     pub(crate) fn advance(&mut self, now_ms: i64) {
+        if now_ms >= self.next_link_sweep {
+            self.next_link_sweep = now_ms + LINK_SWEEP_MS;
+            self.linker.sweep(now_ms);
+        }
         while let Some(&Reverse((deadline, mac))) = self.expiry.peek() {
             if deadline >= now_ms {
                 break;
@@ -219,8 +357,7 @@ impl Sessionizer {
             }
             if now_ms - s.last() > self.gap_ms {
                 // Stays in the table until drained: no second copy of it is made.
-                let epoch = self.hasher.epoch_of(s.first);
-                self.closing.push((epoch, s.first, s.device, mac));
+                self.closing.push(Closing::of(&mac, s));
                 self.closing_sorted = false;
             } else {
                 self.expiry.push(Reverse((s.last() + self.gap_ms, mac)));
@@ -232,32 +369,30 @@ impl Sessionizer {
     pub(crate) fn close_all(&mut self) {
         // The heap is not needed any more; free it before the closing list grows.
         self.expiry = BinaryHeap::new();
-        let epoch_of = |h: &Hasher, s: &Open| h.epoch_of(s.first);
-        let hasher = &self.hasher;
-        self.closing.extend(
-            self.open
-                .iter()
-                .map(|(mac, s)| (epoch_of(hasher, s), s.first, s.device, *mac)),
-        );
+        self.closing
+            .extend(self.open.iter().map(|(mac, s)| Closing::of(mac, s)));
         self.closing_sorted = false;
     }
 
-    /// Emits up to `max` queued closings, in (epoch, first_seen, device key) order; returns
-    /// whether more remain. The pipeline drains the queue completely before the next frame,
-    /// so a queued sighting is never updated or reopened.
+    /// Emits up to `max` queued closings, in (epoch, first_seen, device key) order (the
+    /// epoch follows from first_seen); returns whether more remain. The pipeline drains the
+    /// queue completely before the next frame, so a queued sighting is never updated or
+    /// reopened.
     pub(crate) fn drain_closing(&mut self, max: usize, out: &mut Vec<Emitted>) -> bool {
         if !self.closing_sorted {
             // Sorted descending so the next ones pop off the end.
             self.closing
-                .sort_unstable_by_key(|&(epoch, first, device, _)| Reverse((epoch, first, device)));
+                .sort_unstable_by_key(|c| Reverse((c.first, c.device)));
             self.closing_sorted = true;
         }
         for _ in 0..max {
-            let Some((epoch, _, _, mac)) = self.closing.pop() else {
+            let Some(c) = self.closing.pop() else {
                 break;
             };
+            let mac = c.mac;
             if let Some(s) = self.open.remove(&mac) {
-                out.push(s.sighting(&mac, epoch, true));
+                let epoch = self.hasher.epoch_of(s.first);
+                self.close(&mac, s, epoch, out);
             }
         }
         if self.closing.is_empty() {
@@ -268,27 +403,47 @@ impl Sessionizer {
         }
     }
 
-    /// Closes the stalest eighth of the tracked sightings to make room.
+    /// Closes the stalest 1/32 of the tracked sightings to make room, and drops their
+    /// entries from the expiry heap (with addresses that rotate, eviction is routine, and
+    /// their entries would otherwise grow the heap past the table).
     fn evict(&mut self, out: &mut Vec<Emitted>) {
-        let n = (self.max_devices / 8).max(1);
-        let mut lasts: Vec<(i64, DeviceKey)> =
-            self.open.values().map(|s| (s.last(), s.device)).collect();
-        let nth = n.min(lasts.len()) - 1;
-        lasts.select_nth_unstable(nth);
-        let cutoff = lasts[nth];
-        drop(lasts);
-        let mut stale: Vec<(u32, i64, DeviceKey, RawMac)> = self
-            .open
-            .iter()
-            .filter(|(_, s)| (s.last(), s.device) <= cutoff)
-            .map(|(m, s)| (self.hasher.epoch_of(s.first), s.first, s.device, *m))
-            .collect();
+        let n = (self.max_devices / 32).max(1).min(self.open.len());
+        if n == 0 {
+            return;
+        }
+        // The n stalest by (last frame, device key), found without a 16-byte copy of every
+        // sighting: the millisecond (after the stalest, 4 bytes) that the n-th falls in, then
+        // the few ties within that millisecond by (last, device).
+        let oldest = self.open.values().map(Open::last).min().unwrap_or(0);
+        let offset = |s: &Open| u32::try_from(s.last() - oldest).unwrap_or(u32::MAX);
+        let mut offsets: Vec<u32> = self.open.values().map(offset).collect();
+        let cut = *offsets.select_nth_unstable(n - 1).1;
+        drop(offsets);
+        let mut stale: Vec<(u32, i64, DeviceKey, RawMac)> = Vec::with_capacity(n);
+        let mut tied: Vec<(i64, DeviceKey, RawMac)> = Vec::new();
+        for (m, s) in self.open.iter() {
+            match offset(s).cmp(&cut) {
+                std::cmp::Ordering::Less => {
+                    stale.push((self.hasher.epoch_of(s.first), s.first, s.device, *m));
+                }
+                std::cmp::Ordering::Equal => tied.push((s.last(), s.device, *m)),
+                std::cmp::Ordering::Greater => {}
+            }
+        }
+        tied.sort_unstable_by_key(|t| (t.0, t.1));
+        tied.truncate(n - stale.len());
+        for (_, _, m) in tied {
+            let s = self.open.get(&m).expect("present: just listed");
+            stale.push((self.hasher.epoch_of(s.first), s.first, s.device, m));
+        }
         stale.sort_unstable_by_key(|e| (e.0, e.1, e.2));
         self.evicted += stale.len() as u64;
         for (epoch, _, _, mac) in stale {
             let s = self.open.remove(&mac).expect("present: just listed");
-            out.push(s.sighting(&mac, epoch, true));
+            self.close(&mac, s, epoch, out);
         }
+        let open = &self.open;
+        self.expiry.retain(|Reverse((_, m))| open.contains_key(m));
     }
 }
 
@@ -309,7 +464,7 @@ mod tests {
     }
 
     fn see(s: &mut Sessionizer, n: u32, ts: i64, rssi: i8, out: &mut Vec<Emitted>) -> Observed {
-        s.observe(&mac(n), ts, rssi, &[], &HashSet::new(), out)
+        s.observe(&mac(n), ts, 0, rssi, &[], &HashSet::new(), out)
     }
 
     fn drain(s: &mut Sessionizer, out: &mut Vec<Emitted>) {
@@ -423,7 +578,7 @@ mod tests {
         };
         let mut fresh = sessions(60, 300, 100);
         let opt_out: HashSet<DeviceKey> = [key].into();
-        let seen = fresh.observe(&mac(9), 0, -60, &[], &opt_out, &mut out);
+        let seen = fresh.observe(&mac(9), 0, 0, -60, &[], &opt_out, &mut out);
         assert_eq!(seen, Observed::OptedOut);
         assert_eq!(fresh.tracked(), 0);
     }
@@ -443,6 +598,51 @@ mod tests {
             Millis(0),
             "the stalest went first"
         );
+    }
+
+    #[test]
+    fn a_rotating_phone_keeps_one_link_and_a_global_address_is_its_own() {
+        let mut s = sessions(60, 300, 100);
+        let mut out = vec![];
+        let local = |n: u32| {
+            let b = n.to_be_bytes();
+            RawMac::from_slice(&[0xda, 0xa1, b[1], b[2], b[3], 1]).expect("six bytes")
+        };
+        let none = HashSet::new();
+        // One phone: a new address every burst, its sequence counter running on; and at
+        // 60 s another phone of the same model, farther away, its counter elsewhere.
+        for (n, t, seq, rssi) in [
+            (0, 0, 100, -60),
+            (1, 40_000, 107, -60),
+            (99, 60_000, 3000, -85),
+            (2, 95_000, 114, -60),
+            (3, 130_000, 121, -60),
+        ] {
+            s.observe(&local(n), t, seq, rssi, &[], &none, &mut out);
+        }
+        see(&mut s, 7, 10_000, -60, &mut out);
+        s.close_all();
+        drain(&mut s, &mut out);
+        let link_of = |first: i64| {
+            out.iter()
+                .find(|e| e.sighting.first_seen.0 == first)
+                .and_then(|e| e.sighting.link)
+                .expect("a link")
+        };
+        let phone = link_of(0);
+        for t in [40_000, 95_000, 130_000] {
+            assert_eq!(link_of(t), phone, "address at {t} ms");
+        }
+        assert_ne!(link_of(60_000), phone);
+        let global = out
+            .iter()
+            .find(|e| e.sighting.first_seen.0 == 10_000)
+            .expect("the global sighting");
+        assert_eq!(
+            global.sighting.link.map(|l| l.0),
+            Some(global.sighting.device.0)
+        );
+        assert_eq!(s.linked(), 3);
     }
 
     #[test]

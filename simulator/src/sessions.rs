@@ -1,6 +1,8 @@
 //! Frames to sightings and sightings to batches, as the agent does it: frames below its RSSI
 //! floor are dropped, damaged ones too; a sighting of one
-//! address at one sensor closes `gap` after its last frame; batches close by size, by age in
+//! address at one sensor closes `gap` after its last frame; randomized addresses are linked
+//! into chains by the agent's own linker (`device_id::link`), from the cues each device
+//! family really gives (its sequence counter, burst timing, signal); batches close by size, by age in
 //! event time, or when the epoch changes. The truth uses the sightings; the fast mode writes
 //! the batches as the agents' MQTT envelopes.
 
@@ -8,9 +10,10 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
+use device_id::link::{ChainId, Linker};
 use device_id::{epoch_key, EpochHasher};
 use firmware_config::Secret;
-use wire::{DeviceKey, Envelope, Fingerprint, IdentityClass, Millis, Sighting};
+use wire::{DeviceKey, Envelope, Fingerprint, IdentityClass, LinkKey, Millis, Sighting};
 
 use crate::pcap::NOISE;
 use crate::radio::{Heard, CORRUPT};
@@ -36,13 +39,19 @@ struct Open {
     rssi_sum: i64,
     device: u32,
     kinds: u8,
+    chain: Option<ChainId>,
 }
 
 #[derive(Default)]
 struct PerSensor {
     open: HashMap<[u8; 6], Open>,
     expiry: BinaryHeap<Reverse<(i64, [u8; 6])>>,
+    linker: Linker,
+    next_link_sweep: i64,
 }
+
+/// How often a sensor's linker frees the chains past their horizon (as the agent's).
+const LINK_SWEEP_MS: i64 = 60_000;
 
 pub struct Sessions {
     floor: i8,
@@ -75,12 +84,14 @@ impl Sessions {
 
     /// The key sensors publish for `mac` in `epoch`.
     pub fn key(&mut self, epoch: u32, mac: &[u8; 6]) -> DeviceKey {
+        self.hasher(epoch).device_key(mac)
+    }
+
+    fn hasher(&mut self, epoch: u32) -> &EpochHasher {
         let secret = &self.secret;
-        let k = self
-            .keys
+        self.keys
             .entry(epoch)
-            .or_insert_with(|| EpochHasher::new(&epoch_key(secret.expose(), epoch)));
-        k.device_key(mac)
+            .or_insert_with(|| EpochHasher::new(&epoch_key(secret.expose(), epoch)))
     }
 
     /// Feeds one frame; frames of one sensor must come in time order.
@@ -104,19 +115,35 @@ impl Sessions {
                 out.push(c);
             }
         }
-        let ps = &mut self.sensors[h.sensor as usize];
-        let o = ps.open.entry(h.mac).or_insert_with(|| {
+        if !self.sensors[h.sensor as usize].open.contains_key(&h.mac) {
+            let fingerprint = self.fingerprints[h.device as usize];
+            let local = h.mac[0] & 0x02 != 0;
+            let chain = local.then(|| {
+                let hasher = self.hasher(epoch).clone();
+                let linker = &mut self.sensors[h.sensor as usize].linker;
+                linker.open(&hasher, &h.mac, fingerprint, h.seq, ms, h.rssi)
+            });
+            let ps = &mut self.sensors[h.sensor as usize];
             ps.expiry.push(Reverse((ms + gap, h.mac)));
-            Open {
-                first: ms,
-                last: ms,
-                frames: 0,
-                rssi_max: i8::MIN,
-                rssi_sum: 0,
-                device: h.device,
-                kinds: 0,
-            }
-        });
+            ps.open.insert(
+                h.mac,
+                Open {
+                    first: ms,
+                    last: ms,
+                    frames: 0,
+                    rssi_max: i8::MIN,
+                    rssi_sum: 0,
+                    device: h.device,
+                    kinds: 0,
+                    chain,
+                },
+            );
+        }
+        let ps = &mut self.sensors[h.sensor as usize];
+        let o = ps.open.get_mut(&h.mac).expect("opened above");
+        if let Some(c) = o.chain {
+            ps.linker.heard(c, ms, h.seq, h.rssi);
+        }
         o.last = o.last.max(ms);
         o.frames += 1;
         o.rssi_max = o.rssi_max.max(h.rssi);
@@ -126,6 +153,11 @@ impl Sessions {
 
     /// Closes the sightings of `sensor` whose gap has passed at `now_ms`.
     pub fn expire(&mut self, sensor: u32, now_ms: i64, out: &mut Vec<Closed>) {
+        let ps = &mut self.sensors[sensor as usize];
+        if now_ms >= ps.next_link_sweep {
+            ps.next_link_sweep = now_ms + LINK_SWEEP_MS;
+            ps.linker.sweep(now_ms);
+        }
         loop {
             let ps = &mut self.sensors[sensor as usize];
             let Some(&Reverse((deadline, mac))) = ps.expiry.peek() else {
@@ -163,6 +195,14 @@ impl Sessions {
     fn close(&mut self, sensor: u32, mac: &[u8; 6], o: Open) -> Closed {
         let epoch = self.epoch_of(o.first);
         let device = self.key(epoch, mac);
+        let linker = &mut self.sensors[sensor as usize].linker;
+        let link = match o.chain {
+            Some(c) => {
+                linker.release(c);
+                linker.link(c)
+            }
+            None => LinkKey(device.0),
+        };
         let mean = (o.rssi_sum as f64 / f64::from(o.frames.max(1)) * 10.0).round() / 10.0;
         Closed {
             sensor,
@@ -170,6 +210,7 @@ impl Sessions {
             epoch,
             sighting: Sighting {
                 device,
+                link: Some(link),
                 class: if mac[0] & 0x02 != 0 {
                     IdentityClass::Local
                 } else {

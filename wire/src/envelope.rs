@@ -6,28 +6,69 @@ use serde::{de, Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::Millis;
 
-/// A device's keyed hash: the first 8 bytes of HMAC-SHA256(epoch key, MAC), big-endian.
-///
-/// Serialized as 16 lowercase hex digits.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct DeviceKey(pub u64);
+/// A 64-bit keyed identifier serialized as 16 lowercase hex digits (JSON numbers lose
+/// precision past 2^53): [`DeviceKey`] and [`LinkKey`].
+macro_rules! hex_key {
+    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(pub u64);
 
-impl fmt::Display for DeviceKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:016x}", self.0)
-    }
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{:016x}", self.0)
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = String;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s.len() {
+                    16 => hex(s.as_bytes()).map($name),
+                    _ => None,
+                }
+                .ok_or_else(|| format!(concat!($what, " {:?} is not 16 hex digits"), s))
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(hex_digits(self.0, &mut [0; 16]))
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                from_str_field(d, concat!("a ", $what, " of 16 hex digits"))
+            }
+        }
+    };
 }
 
-impl std::str::FromStr for DeviceKey {
-    type Err = String;
+hex_key!(
+    /// A device's keyed hash: the first 8 bytes of HMAC-SHA256(epoch key, MAC), big-endian.
+    DeviceKey,
+    "device key"
+);
 
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.len() {
-            16 => hex(s.as_bytes()).map(DeviceKey),
-            _ => None,
-        }
-        .ok_or_else(|| format!("device key {s:?} is not 16 hex digits"))
+hex_key!(
+    /// The sensor's link of a device's addresses (contract version 2): the rotating addresses
+    /// one device used, as one sensor linked them (see the crate docs, "Links"). For a
+    /// globally addressed device it equals the device key.
+    LinkKey,
+    "link"
+);
+
+/// `value`'s low `out.len()` nibbles as lowercase hex digits, written into `out` (the keys
+/// and fingerprints of every sighting are serialized this way: a tenth of the agent's JSON
+/// time went to the formatting machinery).
+fn hex_digits(mut value: u64, out: &mut [u8]) -> &str {
+    for b in out.iter_mut().rev() {
+        *b = b"0123456789abcdef"[(value & 0xf) as usize];
+        value >>= 4;
     }
+    std::str::from_utf8(out).expect("hex digits are ASCII")
 }
 
 /// Up to 16 hex digits (either case) as a number; None if any byte is not one.
@@ -63,18 +104,6 @@ where
     d.deserialize_str(Visit(expecting, std::marker::PhantomData))
 }
 
-impl Serialize for DeviceKey {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for DeviceKey {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        from_str_field(d, "a device key of 16 hex digits")
-    }
-}
-
 /// A 32-bit digest of a probe request's capability information elements.
 ///
 /// Stable for one device model and OS across MAC rotations, so it groups randomized
@@ -84,7 +113,7 @@ pub struct Fingerprint(pub u32);
 
 impl Serialize for Fingerprint {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&format_args!("{:08x}", self.0))
+        s.serialize_str(hex_digits(u64::from(self.0), &mut [0; 8]))
     }
 }
 
@@ -122,6 +151,10 @@ pub enum IdentityClass {
 #[serde(deny_unknown_fields)]
 pub struct Sighting {
     pub device: DeviceKey,
+    /// The device's link (version 2; absent from version 1 agents: such a sighting is its
+    /// own device).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<LinkKey>,
     pub class: IdentityClass,
     pub fingerprint: Fingerprint,
     pub first_seen: Millis,
@@ -177,6 +210,7 @@ mod tests {
             sent_at: Millis(1_668_506_405_120),
             sightings: vec![Sighting {
                 device: DeviceKey(0x9f86_d081_884c_7d65),
+                link: Some(LinkKey(0x0b1e_55ed_c0ff_ee00)),
                 class: IdentityClass::Global,
                 fingerprint: Fingerprint(0x1a2b_3c4d),
                 first_seen: Millis(1_668_506_341_003),
@@ -195,12 +229,31 @@ mod tests {
         assert_eq!(
             json,
             concat!(
-                r#"{"v":1,"sensor":"s-01","site":"store-7","seq":42,"epoch":437,"#,
+                r#"{"v":2,"sensor":"s-01","site":"store-7","seq":42,"epoch":437,"#,
                 r#""sent_at":"2022-11-15T10:00:05.120Z","sightings":[{"device":"9f86d081884c7d65","#,
-                r#""class":"global","fingerprint":"1a2b3c4d","first_seen":"2022-11-15T09:59:01.003Z","#,
+                r#""link":"0b1e55edc0ffee00","class":"global","fingerprint":"1a2b3c4d","first_seen":"2022-11-15T09:59:01.003Z","#,
                 r#""last_seen":"2022-11-15T09:59:58.870Z","frames":12,"rssi_max":-51,"rssi_mean":-63.4,"#,
                 r#""final":true}]}"#
             )
+        );
+    }
+
+    #[test]
+    fn a_version_1_sighting_has_no_link() {
+        let json = serde_json::to_string(&sample())
+            .expect("serializable")
+            .replace(r#""v":2"#, r#""v":1"#)
+            .replace(r#""link":"0b1e55edc0ffee00","#, "");
+        let e: Envelope = serde_json::from_str(&json).expect("a version 1 envelope");
+        assert_eq!((e.v, e.sightings[0].link), (1, None));
+        let bad = serde_json::to_string(&sample())
+            .expect("serializable")
+            .replace("0b1e55edc0ffee00", "0b1e55edc0ffee0");
+        let err = serde_json::from_str::<Envelope>(&bad).expect_err("short link");
+        assert!(
+            err.to_string()
+                .contains("link \"0b1e55edc0ffee0\" is not 16 hex digits"),
+            "{err}"
         );
     }
 
@@ -251,14 +304,14 @@ mod tests {
     fn rejects_unknown_fields() {
         let json = serde_json::to_string(&sample())
             .expect("serializable")
-            .replace(r#""v":1,"#, r#""v":1,"mac":"aa:bb","#);
+            .replace(r#""v":2,"#, r#""v":2,"mac":"aa:bb","#);
         let err = serde_json::from_str::<Envelope>(&json).expect_err("unknown field");
         assert!(err.to_string().contains("unknown field `mac`"), "{err}");
     }
 
     fn arb_sighting() -> impl Strategy<Value = Sighting> {
         (
-            any::<u64>(),
+            (any::<u64>(), proptest::option::of(any::<u64>())),
             any::<bool>(),
             any::<u32>(),
             0i64..4_000_000_000_000,
@@ -268,21 +321,24 @@ mod tests {
             -1000i32..0,
             any::<bool>(),
         )
-            .prop_map(|(d, g, fp, first, dur, frames, max, mean, fin)| Sighting {
-                device: DeviceKey(d),
-                class: if g {
-                    IdentityClass::Global
-                } else {
-                    IdentityClass::Local
+            .prop_map(
+                |((d, link), g, fp, first, dur, frames, max, mean, fin)| Sighting {
+                    device: DeviceKey(d),
+                    link: link.map(LinkKey),
+                    class: if g {
+                        IdentityClass::Global
+                    } else {
+                        IdentityClass::Local
+                    },
+                    fingerprint: Fingerprint(fp),
+                    first_seen: Millis(first),
+                    last_seen: Millis(first + dur),
+                    frames,
+                    rssi_max: max,
+                    rssi_mean: mean as f32 / 10.0,
+                    is_final: fin,
                 },
-                fingerprint: Fingerprint(fp),
-                first_seen: Millis(first),
-                last_seen: Millis(first + dur),
-                frames,
-                rssi_max: max,
-                rssi_mean: mean as f32 / 10.0,
-                is_final: fin,
-            })
+            )
     }
 
     proptest! {

@@ -42,7 +42,7 @@ pub async fn recover(
         .to_string();
     let mut cursor = db
         .query(
-            "SELECT site, sensor, epoch, device, class, fingerprint, first_ms, last_ms, rssi_max, \
+            "SELECT site, sensor, epoch, device, link, class, fingerprint, first_ms, last_ms, rssi_max, \
              final AS is_final FROM sightings WHERE day >= toDate(?) AND last_ms >= ?",
         )
         .bind(&since)
@@ -60,6 +60,7 @@ pub async fn recover(
             key: sighting_key(&r.sensor, r.first_ms),
             site: r.site.into(),
             device: r.device,
+            link: r.link,
             epoch: r.epoch,
             class: r.class,
             fingerprint: r.fingerprint,
@@ -94,6 +95,7 @@ pub async fn recover(
         batch.push(Seen {
             site: v.site.into(),
             device: v.device,
+            link: 0,
             epoch: v.epoch,
             class: v.class,
             fingerprint: v.fingerprint,

@@ -120,6 +120,44 @@ fn occupancy_counts_people_not_addresses_on_a_real_lab_day() {
         "MAE {ours:.2} people; always zero {zero:.2}, device keys {by_keys:.2}"
     );
 
+    // The same day from an agent of contract version 1 (no links): every randomized address
+    // is a device of its own, so more people, and stderr says why.
+    let old = dir.path().join("v1.jsonl");
+    let v1: String = std::fs::read_to_string(env)
+        .expect("envelopes")
+        .lines()
+        .map(|l| {
+            let mut e: wire::Envelope = serde_json::from_str(l).expect("an envelope");
+            e.v = 1;
+            e.sightings.iter_mut().for_each(|s| s.link = None);
+            serde_json::to_string(&e).expect("serializable") + "\n"
+        })
+        .collect();
+    std::fs::write(&old, v1).expect("write");
+    let o = collector(&["occupancy", "--envelopes", old.to_str().expect("UTF-8")]);
+    assert_success(&o);
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(said.contains("sightings came without a link"), "{said}");
+    let sum = |rows: &[(i64, f64, f64, f64)]| rows.iter().map(|r| r.1).sum::<f64>();
+    let unlinked: Vec<(i64, f64, f64, f64)> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<f64> = l
+                .split(',')
+                .skip(1)
+                .map(|x| x.parse().expect("a number"))
+                .collect();
+            (0, f[0], f[1], f[2])
+        })
+        .collect();
+    assert!(
+        sum(&unlinked) > 1.2 * sum(&rows),
+        "person-windows: {:.1} without links, {:.1} with",
+        sum(&unlinked),
+        sum(&rows)
+    );
+
     // 5-min windows: three per 15 min.
     let fine = occupancy(&["--envelopes", env, "--window-mins", "5"]);
     assert!(

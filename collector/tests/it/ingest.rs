@@ -194,7 +194,7 @@ fn published_envelopes_land_once_and_bad_messages_are_rejected_with_their_reason
     publish(
         &broker,
         &topic,
-        Source::Message(&good.replacen("\"v\":1", "\"v\":9", 1)),
+        Source::Message(&good.replacen("\"v\":2", "\"v\":9", 1)),
     );
     publish(
         &broker,
@@ -246,6 +246,11 @@ fn published_envelopes_land_once_and_bad_messages_are_rejected_with_their_reason
         metrics.contains("footfall_rows_written_total{table=\"sightings\"}"),
         "{metrics}"
     );
+    // The simulated agents link their addresses: no sighting came without a link.
+    assert!(
+        metrics.contains("\nfootfall_sightings_unlinked_total 0\n"),
+        "{metrics}"
+    );
     // The input is idle now: the watermark moves on with the clock, so even the newest stay
     // closes and is written while the collector runs (1-s buckets and gaps, no lateness).
     let newest = count(
@@ -292,10 +297,11 @@ fn published_envelopes_land_once_and_bad_messages_are_rejected_with_their_reason
         }
     }
     let stored: std::collections::BTreeMap<(String, i64), f64> = ch
-        .query(
+        .query(&format!(
             "SELECT site, start_ms, people FROM ingest.occupancy FINAL WHERE window_mins = 15 \
-             AND estimator = 'present-devices/1'",
-        )
+             AND estimator = '{}'",
+            collector::counting::VERSION
+        ))
         .lines()
         .map(|l| {
             let f: Vec<&str> = l.split('\t').collect();

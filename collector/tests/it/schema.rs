@@ -28,8 +28,8 @@ fn migrations_apply_once_and_history_is_append_only() {
     assert_success(&first);
     assert!(
         String::from_utf8_lossy(&first.stdout).contains(
-            "4 migration(s) applied: 0001_schema.sql, 0002_stream_checkpoints.sql, \
-                 0003_occupancy.sql, 0004_site_calibrations.sql"
+            "5 migration(s) applied: 0001_schema.sql, 0002_stream_checkpoints.sql, \
+                 0003_occupancy.sql, 0004_site_calibrations.sql, 0005_links.sql"
         ),
         "{}",
         String::from_utf8_lossy(&first.stdout)
@@ -44,8 +44,22 @@ fn migrations_apply_once_and_history_is_append_only() {
     assert_eq!(
         ch.query("SELECT count() FROM footfall_test.schema_migrations FINAL")
             .trim(),
-        "4"
+        "5"
     );
+    assert_eq!(
+        ch.query(
+            "SELECT table, name, type FROM system.columns WHERE database = 'footfall_test' \
+             AND name IN ('link', 'unlinked_devices') ORDER BY table"
+        ),
+        "occupancy\tunlinked_devices\tFloat64\nsightings\tlink\tUInt64\n"
+    );
+
+    // Every statement can be applied again (a migration cut short before its ledger row),
+    // the columns an ALTER adds included: ClickHouse 18.16 has no ADD COLUMN IF NOT EXISTS.
+    ch.query("DROP TABLE footfall_test.schema_migrations");
+    let replayed = collector(&["migrate"], &cfg);
+    assert_success(&replayed);
+    assert!(String::from_utf8_lossy(&replayed.stdout).contains("5 migration(s) applied"));
 
     // A database whose ledger says migration 1 had other text is refused, naming it.
     ch.query("CREATE DATABASE tampered");

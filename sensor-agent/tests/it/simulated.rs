@@ -1,5 +1,6 @@
 //! The agent against the simulator: a simulated city's captures, replayed through the real
-//! binary, give exactly the sightings the simulator's fast mode writes for the same seed,
+//! binary, give exactly the sightings (links included) the simulator's fast mode writes for
+//! the same seed,
 //! and the agent's counters match the simulator's truth.
 
 use std::collections::BTreeSet;
@@ -8,8 +9,9 @@ use simulator::scenario::Scenario;
 
 use crate::util::Sensor;
 
-/// (key, class, fingerprint, first, last, frames, rssi max, rssi mean x 10) of final sightings.
-type Row = (String, String, String, i64, i64, u32, i8, i64);
+/// (key, link, class, fingerprint, first, last, frames, rssi max, rssi mean x 10) of final
+/// sightings.
+type Row = (String, String, String, String, i64, i64, u32, i8, i64);
 
 fn rows(lines: &[String]) -> BTreeSet<Row> {
     let mut out = BTreeSet::new();
@@ -19,6 +21,7 @@ fn rows(lines: &[String]) -> BTreeSet<Row> {
             let class = serde_json::to_string(&s.class).expect("class");
             out.insert((
                 s.device.to_string(),
+                s.link.map(|l| l.to_string()).unwrap_or_default(),
                 class,
                 format!("{:08x}", s.fingerprint.0),
                 s.first_seen.0,
