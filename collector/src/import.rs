@@ -104,6 +104,13 @@ impl Fields<'_> {
         self.record.get(self.columns[name]).unwrap_or("")
     }
 
+    /// An optional column's value: None when the file has no such column or the cell is
+    /// empty.
+    fn optional(&self, name: &str) -> Option<&str> {
+        let i = *self.columns.get(name)?;
+        self.record.get(i).filter(|v| !v.is_empty())
+    }
+
     fn parse<T: FromStr>(&self, name: &str, what: &str) -> Result<T, String> {
         let v = self.str(name);
         v.parse()
@@ -332,12 +339,17 @@ pub async fn import(
                     if open_hour >= close_hour || close_hour > 24 {
                         return Err(format!("opening hours {open_hour}-{close_hour} are not 0 <= open < close <= 24"));
                     }
+                    let tz = f.optional("tz").unwrap_or("UTC");
+                    if tz.parse::<chrono_tz::Tz>().is_err() {
+                        return Err(format!("column tz: {tz:?} is not an IANA time zone name"));
+                    }
                     Ok(SiteRow {
                         site_id: f.id("site_id")?,
                         kind: site_kind(f.str("kind"))?,
                         brand: f.str("brand").to_owned(),
                         lat,
                         lon,
+                        tz: tz.to_owned(),
                         open_hour,
                         close_hour,
                         rssi_threshold_dbm: f.parse("rssi_threshold_dbm", "a dBm value")?,

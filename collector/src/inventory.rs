@@ -90,8 +90,8 @@ async fn load_sensors(db: &clickhouse::Client) -> Result<HashMap<String, String>
 async fn load_rules(db: &clickhouse::Client, v: &VisitsConfig) -> Result<Rules, QueryError> {
     let rows: Vec<SiteRules> = db
         .query(
-            "SELECT site_id, kind, rssi_threshold_dbm, min_dwell_secs, open_hour, close_hour \
-             FROM sites FINAL",
+            "SELECT site_id, kind, tz, rssi_threshold_dbm, min_dwell_secs, open_hour, \
+             close_hour FROM sites FINAL",
         )
         .fetch_all()
         .await
@@ -122,12 +122,18 @@ async fn load_rules(db: &clickhouse::Client, v: &VisitsConfig) -> Result<Rules, 
         sites: rows
             .into_iter()
             .map(|r| {
+                // The importer checks the name; a row edited by hand to a bad one is UTC.
+                let tz = r.tz.parse().unwrap_or_else(|_| {
+                    tracing::warn!(site = %r.site_id, tz = %r.tz, "not an IANA time zone name: UTC");
+                    chrono_tz::UTC
+                });
                 let rule = SiteRule {
                     board: r.kind == 2,
                     rssi_threshold_dbm: r.rssi_threshold_dbm,
                     min_dwell_secs: r.min_dwell_secs,
                     open_hour: r.open_hour,
                     close_hour: r.close_hour,
+                    tz,
                 };
                 (r.site_id, rule)
             })
@@ -138,6 +144,7 @@ async fn load_rules(db: &clickhouse::Client, v: &VisitsConfig) -> Result<Rules, 
             min_dwell_secs: v.min_dwell_secs(),
             open_hour: 0,
             close_hour: 24,
+            tz: chrono_tz::UTC,
         },
         store_gap_ms: v.store_gap_ms(),
         board_gap_ms: v.board_gap_ms(),

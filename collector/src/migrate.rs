@@ -35,6 +35,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0005_links.sql",
         include_str!("../migrations/0005_links.sql"),
     ),
+    (
+        6,
+        "0006_site_time_zones.sql",
+        include_str!("../migrations/0006_site_time_zones.sql"),
+    ),
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -89,9 +89,10 @@ pub struct SiteRule {
     pub board: bool,
     pub rssi_threshold_dbm: i8,
     pub min_dwell_secs: u32,
-    /// Opening hours, UTC: a visitor's stay starts in [open_hour, close_hour).
+    /// Opening hours, local time in `tz`: a visitor's stay starts in [open_hour, close_hour).
     pub open_hour: u8,
     pub close_hour: u8,
+    pub tz: chrono_tz::Tz,
 }
 
 impl SiteRule {
@@ -480,6 +481,15 @@ fn next_version(last: &mut u64, now: u64) -> u64 {
     *last
 }
 
+/// The hour of day (0-23) at `ms` on the clocks of `tz`.
+fn local_hour(ms: i64, tz: chrono_tz::Tz) -> u32 {
+    use chrono::Timelike;
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .with_timezone(&tz)
+        .hour()
+}
+
 fn row(
     site: &Arc<str>,
     unit: Unit,
@@ -491,8 +501,8 @@ fn row(
 ) -> VisitRow {
     let (device, in_view) = unit;
     let dwell_ms = s.last_ms - s.first_ms;
-    let hour = s.first_ms.rem_euclid(86_400_000) / 3_600_000;
-    let in_hours = (i64::from(rule.open_hour)..i64::from(rule.close_hour)).contains(&hour);
+    let hour = local_hour(s.first_ms, rule.tz);
+    let in_hours = (u32::from(rule.open_hour)..u32::from(rule.close_hour)).contains(&hour);
     let visitor = in_view
         && dwell_ms >= i64::from(rule.min_dwell_secs) * 1000
         && s.rssi_max >= rule.rssi_threshold_dbm
@@ -537,6 +547,7 @@ mod tests {
                     min_dwell_secs: 0,
                     open_hour: 0,
                     close_hour: 24,
+                    tz: chrono_tz::UTC,
                 },
             )]),
             default: SiteRule {
@@ -545,6 +556,7 @@ mod tests {
                 min_dwell_secs: 180,
                 open_hour: 8,
                 close_hour: 20,
+                tz: chrono_tz::UTC,
             },
             store_gap_ms: 10 * MIN,
             board_gap_ms: 30 * MIN,
@@ -783,6 +795,32 @@ mod tests {
         for (i, c) in cases.iter().enumerate() {
             let got = rows.iter().find(|x| x.device == i as u64).expect("a row");
             assert_eq!(got.kind == VISITOR, c.4, "case {i}: {c:?}");
+        }
+    }
+
+    #[test]
+    fn opening_hours_are_the_sites_local_time() {
+        let mut r = rules();
+        let mut ny = r.default;
+        ny.tz = chrono_tz::America::New_York; // UTC-5 in January 1970, the clock here
+        r.sites.insert("ny".to_owned(), ny);
+        let mut v = Visits::new();
+        let mut rows = Vec::new();
+        let h = 60 * MIN;
+        let cases = [
+            // (site, first, visitor?): open 8-20 local.
+            ("ny", 12 * h, false),    // 07:00 in New York
+            ("ny", 13 * h, true),     // 08:00
+            ("ny", 23 * h, true),     // 18:00 (after closing in UTC)
+            ("store", 23 * h, false), // the same instant at a UTC store
+        ];
+        for (i, c) in cases.iter().enumerate() {
+            v.insert(&seen(c.0, i as u64, 1, c.1, c.1 + 30 * MIN, -50), &r);
+        }
+        v.emit(None, 0, &r, NOW_US, &mut rows);
+        for (i, c) in cases.iter().enumerate() {
+            let got = rows.iter().find(|x| x.device == i as u64).expect("a row");
+            assert_eq!(got.kind == VISITOR, c.2, "case {i}: {c:?}");
         }
     }
 

@@ -200,6 +200,7 @@ pub struct SensorSite {
 pub struct SiteRules {
     pub site_id: String,
     pub kind: i8,
+    pub tz: String,
     pub rssi_threshold_dbm: i8,
     pub min_dwell_secs: u32,
     pub open_hour: u8,
@@ -223,6 +224,8 @@ pub struct SiteRow {
     pub brand: String,
     pub lat: f64,
     pub lon: f64,
+    /// IANA time zone name; the opening hours are local time in it.
+    pub tz: String,
     pub open_hour: u8,
     pub close_hour: u8,
     pub rssi_threshold_dbm: i8,

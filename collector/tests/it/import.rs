@@ -194,4 +194,28 @@ fn bad_rows_are_reported_with_file_and_line_and_the_good_ones_imported() {
         "L, \"7\"\\nx\n",
         "clickhouse-client escapes the line break in TSV"
     );
+
+    // Sites: the time zone column is optional (UTC without it) and must be an IANA name.
+    let sites = dir.path().join("sites.csv");
+    std::fs::write(
+        &sites,
+        "site_id,kind,brand,lat,lon,tz,open_hour,close_hour,rssi_threshold_dbm,min_dwell_secs\n\
+         ny-1,store,acme,40.71,-74.0,America/New_York,9,21,-70,180\n\
+         mars-1,store,acme,40.71,-74.0,Mars/Olympus_Mons,9,21,-70,180\n\
+         utc-1,store,acme,40.71,-74.0,,9,21,-70,180\n",
+    )
+    .expect("write");
+    let o = collector(&["import", "sites", sites.to_str().expect("utf-8")], &cfg);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains(&format!(
+            "{}:3: column tz: \"Mars/Olympus_Mons\" is not an IANA time zone name",
+            sites.display()
+        )),
+        "{out}"
+    );
+    assert_eq!(
+        ch.query("SELECT site_id, tz FROM bad_rows.sites FINAL ORDER BY site_id"),
+        "ny-1\tAmerica/New_York\nutc-1\tUTC\n"
+    );
 }

@@ -28,8 +28,9 @@ fn migrations_apply_once_and_history_is_append_only() {
     assert_success(&first);
     assert!(
         String::from_utf8_lossy(&first.stdout).contains(
-            "5 migration(s) applied: 0001_schema.sql, 0002_stream_checkpoints.sql, \
-                 0003_occupancy.sql, 0004_site_calibrations.sql, 0005_links.sql"
+            "6 migration(s) applied: 0001_schema.sql, 0002_stream_checkpoints.sql, \
+                 0003_occupancy.sql, 0004_site_calibrations.sql, 0005_links.sql, \
+                 0006_site_time_zones.sql"
         ),
         "{}",
         String::from_utf8_lossy(&first.stdout)
@@ -44,14 +45,14 @@ fn migrations_apply_once_and_history_is_append_only() {
     assert_eq!(
         ch.query("SELECT count() FROM footfall_test.schema_migrations FINAL")
             .trim(),
-        "5"
+        "6"
     );
     assert_eq!(
         ch.query(
             "SELECT table, name, type FROM system.columns WHERE database = 'footfall_test' \
-             AND name IN ('link', 'unlinked_devices') ORDER BY table"
+             AND name IN ('link', 'unlinked_devices', 'tz') ORDER BY table"
         ),
-        "occupancy\tunlinked_devices\tFloat64\nsightings\tlink\tUInt64\n"
+        "occupancy\tunlinked_devices\tFloat64\nsightings\tlink\tUInt64\nsites\ttz\tString\n"
     );
 
     // Every statement can be applied again (a migration cut short before its ledger row),
@@ -59,7 +60,7 @@ fn migrations_apply_once_and_history_is_append_only() {
     ch.query("DROP TABLE footfall_test.schema_migrations");
     let replayed = collector(&["migrate"], &cfg);
     assert_success(&replayed);
-    assert!(String::from_utf8_lossy(&replayed.stdout).contains("5 migration(s) applied"));
+    assert!(String::from_utf8_lossy(&replayed.stdout).contains("6 migration(s) applied"));
 
     // A database whose ledger says migration 1 had other text is refused, naming it.
     ch.query("CREATE DATABASE tampered");
