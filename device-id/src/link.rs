@@ -27,7 +27,7 @@
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 
-use wire::{Fingerprint, LinkKey};
+use wire::{DeviceKey, Fingerprint, LinkKey};
 
 use crate::EpochHasher;
 
@@ -46,6 +46,8 @@ pub const SEQ_PER_SEC: i64 = 16;
 const SEQ_MAX_STEP: i64 = 2048;
 /// Without sequence continuity, the new frame's signal is within this of the chain's last.
 pub const RSSI_SPREAD_DB: i16 = 12;
+/// How often [`Linker::advance`] frees the chains past their horizon, in event time.
+const SWEEP_EVERY_MS: i64 = 60_000;
 const DAY_MS: i64 = 86_400_000;
 const NONE: u32 = u32::MAX;
 const SEQ_MASK: u16 = 0x0fff;
@@ -89,6 +91,8 @@ pub struct Linker {
     heads: HashMap<Fingerprint, u32>,
     /// Chains continued by a later address (not counting new chains).
     continued: u64,
+    /// Event time of the next sweep.
+    next_sweep: i64,
 }
 
 impl Linker {
@@ -170,9 +174,13 @@ impl Linker {
         }
     }
 
-    /// The chain's link.
-    pub fn link(&self, id: ChainId) -> LinkKey {
-        self.chains[id.index()].link
+    /// The link of a sighting of the device `device` holding `chain`: its chain's, or for a
+    /// globally addressed device (no chain), its device key.
+    pub fn link(&self, chain: Option<ChainId>, device: DeviceKey) -> LinkKey {
+        match chain {
+            Some(id) => self.chains[id.index()].link,
+            None => LinkKey(device.0),
+        }
     }
 
     /// The sighting that held the chain closed.
@@ -183,9 +191,16 @@ impl Linker {
         }
     }
 
-    /// Frees the chains no sighting holds whose horizon passed at `now_ms` (callers sweep
-    /// every few minutes: a chain outlives its horizon by at most that).
-    pub fn sweep(&mut self, now_ms: i64) {
+    /// Moves event time to `now_ms`: every [`SWEEP_EVERY_MS`], frees the chains no sighting
+    /// holds whose horizon passed (a chain outlives its horizon by at most that).
+    pub fn advance(&mut self, now_ms: i64) {
+        if now_ms >= self.next_sweep {
+            self.next_sweep = now_ms + SWEEP_EVERY_MS;
+            self.sweep(now_ms);
+        }
+    }
+
+    fn sweep(&mut self, now_ms: i64) {
         let (chains, free) = (&mut self.chains, &mut self.free);
         self.heads.retain(|_, head| {
             let (mut prev, mut i) = (NONE, *head);
@@ -207,7 +222,8 @@ impl Linker {
     }
 
     /// Chains alive (held, or within their horizon when last swept).
-    pub fn chains(&self) -> usize {
+    #[cfg(test)]
+    fn chains(&self) -> usize {
         self.chains.len() - self.free.len()
     }
 
@@ -227,6 +243,17 @@ mod tests {
         EpochHasher::new(&crate::epoch_key(b"tenant-secret-0123456789", 429))
     }
 
+    /// A randomized address's link.
+    fn link(l: &Linker, id: ChainId) -> LinkKey {
+        l.link(Some(id), DeviceKey(0))
+    }
+
+    #[test]
+    fn a_global_address_is_its_own_link() {
+        let key = DeviceKey(0x9f86_d081_884c_7d65);
+        assert_eq!(Linker::default().link(None, key), LinkKey(key.0));
+    }
+
     fn addr(n: u8) -> [u8; 6] {
         [0xda, 0xa1, 0x19, 0, 0, n]
     }
@@ -243,8 +270,8 @@ mod tests {
         let b2 = l.open(&h, &addr(3), FP, 3040, 61_000, -70);
         let a2 = l.open(&h, &addr(4), FP, 131, 61_500, -70);
         assert_eq!((a2, b2), (a, b));
-        assert_eq!(l.link(a2), l.link(a));
-        assert_ne!(l.link(a), l.link(b));
+        assert_eq!(link(&l, a2), link(&l, a));
+        assert_ne!(link(&l, a), link(&l, b));
         assert_eq!(l.continued(), 2);
         // Another fingerprint never continues them.
         let c = l.open(&h, &addr(5), Fingerprint(1), 132, 62_000, -70);
@@ -272,8 +299,12 @@ mod tests {
         let e = l.open(&h, &addr(3), FP, 500, evening, -50);
         let morning = l.open(&h, &addr(4), FP, 501, DAY_MS + 1_000, -50);
         assert_ne!(morning, e, "not across midnight");
-        assert_eq!(l.link(morning), h.link_key(1, &addr(4)), "named by its day");
-        assert_eq!(l.link(e), h.link_key(0, &addr(3)));
+        assert_eq!(
+            link(&l, morning),
+            h.link_key(1, &addr(4)),
+            "named by its day"
+        );
+        assert_eq!(link(&l, e), h.link_key(0, &addr(3)));
     }
 
     #[test]
@@ -290,7 +321,7 @@ mod tests {
         l.sweep(HORIZON_MS + 1);
         assert_eq!(l.chains(), 4, "the held ones stay");
         for (n, &id) in ids.iter().enumerate().skip(6) {
-            assert_eq!(l.link(id), h.link_key(0, &addr(n as u8)));
+            assert_eq!(link(&l, id), h.link_key(0, &addr(n as u8)));
         }
         let again = l.open(&h, &addr(99), FP, 0, HORIZON_MS + 2, -50);
         assert!(ids[..6].contains(&again), "a freed slot is reused");

@@ -11,8 +11,8 @@
 //! address stays in this process's memory only, as DESIGN.md allows). Memory is bounded: at
 //! `max_devices` the stalest 1/32 is closed early and counted as evicted (a small share, so
 //! the sightings an eviction emits at once stay small beside the table). An open sighting
-//! costs 36 bytes in the slab, a 12-byte slot in the map and 16 in the expiry heap, and a randomized one holds a
-//! 24-byte chain; closing emits in sorted order
+//! costs 36 bytes in the slab, a 12-byte slot in the map and 16 in the expiry heap, and a
+//! randomized one holds a 24-byte chain; closing emits in sorted order
 //! (epoch, first_seen, device key), so replay is deterministic and the order reveals nothing
 //! about addresses.
 //!
@@ -26,7 +26,7 @@ use std::collections::{BinaryHeap, HashSet};
 
 use device_id::link::{ChainId, Linker};
 use hashbrown::HashMap;
-use wire::{DeviceKey, Fingerprint, IdentityClass, LinkKey, Millis, Sighting};
+use wire::{DeviceKey, Fingerprint, IdentityClass, Millis, Sighting};
 
 use crate::identity::Hasher;
 use crate::mac::RawMac;
@@ -39,9 +39,8 @@ pub(crate) struct Emitted {
 }
 
 /// 36 bytes, packed to 2-byte alignment (every read is by value: no reference to a field is
-/// ever taken). Times are
-/// offsets from `first`; `frames_max` packs the frame count (low 24 bits, saturating) and the
-/// strongest RSSI (high 8 bits).
+/// ever taken). Times are offsets from `first`; `frames_max` packs the frame count (low 24
+/// bits, saturating) and the strongest RSSI (high 8 bits).
 #[repr(Rust, packed(2))]
 #[derive(Clone, Copy)]
 struct Open {
@@ -89,15 +88,11 @@ impl Open {
     fn sighting(&self, mac: &RawMac, epoch: u32, linker: &Linker, is_final: bool) -> Emitted {
         let frames = self.frames();
         let mean = (f64::from(self.rssi_sum) / f64::from(frames.max(1)) * 10.0).round() / 10.0;
-        let link = match self.chain {
-            Some(c) => linker.link(c),
-            None => LinkKey(self.device.0),
-        };
         Emitted {
             epoch,
             sighting: Sighting {
                 device: self.device,
-                link: Some(link),
+                link: Some(linker.link(self.chain, self.device)),
                 class: class_of(mac),
                 fingerprint: self.fingerprint,
                 first_seen: Millis(self.first),
@@ -206,9 +201,6 @@ impl Closing {
     }
 }
 
-/// How often the linker frees the chains past their horizon, in event time.
-const LINK_SWEEP_MS: i64 = 60_000;
-
 /// What one frame did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Observed {
@@ -223,7 +215,6 @@ pub(crate) enum Observed {
 pub(crate) struct Sessionizer {
     hasher: Hasher,
     linker: Linker,
-    next_link_sweep: i64,
     open: Table,
     expiry: BinaryHeap<Reverse<(i64, RawMac)>>,
     /// Sightings to close, sorted by [`Sessionizer::drain_closing`].
@@ -245,7 +236,6 @@ impl Sessionizer {
         Sessionizer {
             hasher,
             linker: Linker::default(),
-            next_link_sweep: i64::MIN,
             // Allocated whole once: untouched pages cost no memory, and no resize ever
             // holds two tables at once.
             open: Table::with_capacity(max_devices),
@@ -269,8 +259,10 @@ impl Sessionizer {
         self.linker.continued()
     }
 
-    /// Closes the open sighting `s` of `mac`: its last version, and its chain let go.
-    fn close(&mut self, mac: &RawMac, s: Open, epoch: u32, out: &mut Vec<Emitted>) {
+    /// Closes the open sighting `s` of `mac`: its last version (in the epoch of its start),
+    /// and its chain let go.
+    fn close(&mut self, mac: &RawMac, s: Open, out: &mut Vec<Emitted>) {
+        let epoch = self.hasher.epoch_of(s.first);
         out.push(s.sighting(mac, epoch, &self.linker, true));
         if let Some(c) = s.chain {
             self.linker.release(c);
@@ -307,8 +299,7 @@ impl Sessionizer {
             }
             // The gap passed before a sweep noticed, or a new epoch began: close it first.
             let s = self.open.remove(mac).expect("present: just looked up");
-            let epoch = self.hasher.epoch_of(s.first);
-            self.close(mac, s, epoch, out);
+            self.close(mac, s, out);
         }
         let (epoch, device) = self.hasher.key(mac, ts_ms);
         if opt_out.contains(&device) {
@@ -340,10 +331,7 @@ impl Sessionizer {
 
     /// Queues every sighting whose gap has passed at event time `now_ms` for closing.
     pub(crate) fn advance(&mut self, now_ms: i64) {
-        if now_ms >= self.next_link_sweep {
-            self.next_link_sweep = now_ms + LINK_SWEEP_MS;
-            self.linker.sweep(now_ms);
-        }
+        self.linker.advance(now_ms);
         while let Some(&Reverse((deadline, mac))) = self.expiry.peek() {
             if deadline >= now_ms {
                 break;
@@ -391,8 +379,7 @@ impl Sessionizer {
             };
             let mac = c.mac;
             if let Some(s) = self.open.remove(&mac) {
-                let epoch = self.hasher.epoch_of(s.first);
-                self.close(&mac, s, epoch, out);
+                self.close(&mac, s, out);
             }
         }
         if self.closing.is_empty() {
@@ -419,28 +406,24 @@ impl Sessionizer {
         let mut offsets: Vec<u32> = self.open.values().map(offset).collect();
         let cut = *offsets.select_nth_unstable(n - 1).1;
         drop(offsets);
-        let mut stale: Vec<(u32, i64, DeviceKey, RawMac)> = Vec::with_capacity(n);
-        let mut tied: Vec<(i64, DeviceKey, RawMac)> = Vec::new();
+        let mut stale: Vec<Closing> = Vec::with_capacity(n);
+        let mut tied: Vec<(i64, Closing)> = Vec::new();
         for (m, s) in self.open.iter() {
             match offset(s).cmp(&cut) {
-                std::cmp::Ordering::Less => {
-                    stale.push((self.hasher.epoch_of(s.first), s.first, s.device, *m));
-                }
-                std::cmp::Ordering::Equal => tied.push((s.last(), s.device, *m)),
+                std::cmp::Ordering::Less => stale.push(Closing::of(m, s)),
+                std::cmp::Ordering::Equal => tied.push((s.last(), Closing::of(m, s))),
                 std::cmp::Ordering::Greater => {}
             }
         }
-        tied.sort_unstable_by_key(|t| (t.0, t.1));
+        tied.sort_unstable_by_key(|(last, c)| (*last, c.device));
         tied.truncate(n - stale.len());
-        for (_, _, m) in tied {
-            let s = self.open.get(&m).expect("present: just listed");
-            stale.push((self.hasher.epoch_of(s.first), s.first, s.device, m));
-        }
-        stale.sort_unstable_by_key(|e| (e.0, e.1, e.2));
+        stale.extend(tied.into_iter().map(|(_, c)| c));
+        stale.sort_unstable_by_key(|c| (c.first, c.device));
         self.evicted += stale.len() as u64;
-        for (epoch, _, _, mac) in stale {
+        for c in stale {
+            let mac = c.mac;
             let s = self.open.remove(&mac).expect("present: just listed");
-            self.close(&mac, s, epoch, out);
+            self.close(&mac, s, out);
         }
         let open = &self.open;
         self.expiry.retain(|Reverse((_, m))| open.contains_key(m));

@@ -2,8 +2,8 @@
 //! floor are dropped, damaged ones too; a sighting of one
 //! address at one sensor closes `gap` after its last frame; randomized addresses are linked
 //! into chains by the agent's own linker (`device_id::link`), from the cues each device
-//! family really gives (its sequence counter, burst timing, signal); batches close by size, by age in
-//! event time, or when the epoch changes. The truth uses the sightings; the fast mode writes
+//! family really gives (its sequence counter, burst timing, signal); batches close by size,
+//! by age in event time, or when the epoch changes. The truth uses the sightings; the fast mode writes
 //! the batches as the agents' MQTT envelopes.
 
 use std::cmp::Reverse;
@@ -13,7 +13,7 @@ use std::sync::Arc;
 use device_id::link::{ChainId, Linker};
 use device_id::{epoch_key, EpochHasher};
 use firmware_config::Secret;
-use wire::{DeviceKey, Envelope, Fingerprint, IdentityClass, LinkKey, Millis, Sighting};
+use wire::{DeviceKey, Envelope, Fingerprint, IdentityClass, Millis, Sighting};
 
 use crate::pcap::NOISE;
 use crate::radio::{Heard, CORRUPT};
@@ -47,11 +47,7 @@ struct PerSensor {
     open: HashMap<[u8; 6], Open>,
     expiry: BinaryHeap<Reverse<(i64, [u8; 6])>>,
     linker: Linker,
-    next_link_sweep: i64,
 }
-
-/// How often a sensor's linker frees the chains past their horizon (as the agent's).
-const LINK_SWEEP_MS: i64 = 60_000;
 
 pub struct Sessions {
     floor: i8,
@@ -84,14 +80,7 @@ impl Sessions {
 
     /// The key sensors publish for `mac` in `epoch`.
     pub fn key(&mut self, epoch: u32, mac: &[u8; 6]) -> DeviceKey {
-        self.hasher(epoch).device_key(mac)
-    }
-
-    fn hasher(&mut self, epoch: u32) -> &EpochHasher {
-        let secret = &self.secret;
-        self.keys
-            .entry(epoch)
-            .or_insert_with(|| EpochHasher::new(&epoch_key(secret.expose(), epoch)))
+        hasher(&mut self.keys, &self.secret, epoch).device_key(mac)
     }
 
     /// Feeds one frame; frames of one sensor must come in time order.
@@ -119,9 +108,9 @@ impl Sessions {
             let fingerprint = self.fingerprints[h.device as usize];
             let local = h.mac[0] & 0x02 != 0;
             let chain = local.then(|| {
-                let hasher = self.hasher(epoch).clone();
+                let hasher = hasher(&mut self.keys, &self.secret, epoch);
                 let linker = &mut self.sensors[h.sensor as usize].linker;
-                linker.open(&hasher, &h.mac, fingerprint, h.seq, ms, h.rssi)
+                linker.open(hasher, &h.mac, fingerprint, h.seq, ms, h.rssi)
             });
             let ps = &mut self.sensors[h.sensor as usize];
             ps.expiry.push(Reverse((ms + gap, h.mac)));
@@ -153,11 +142,7 @@ impl Sessions {
 
     /// Closes the sightings of `sensor` whose gap has passed at `now_ms`.
     pub fn expire(&mut self, sensor: u32, now_ms: i64, out: &mut Vec<Closed>) {
-        let ps = &mut self.sensors[sensor as usize];
-        if now_ms >= ps.next_link_sweep {
-            ps.next_link_sweep = now_ms + LINK_SWEEP_MS;
-            ps.linker.sweep(now_ms);
-        }
+        self.sensors[sensor as usize].linker.advance(now_ms);
         loop {
             let ps = &mut self.sensors[sensor as usize];
             let Some(&Reverse((deadline, mac))) = ps.expiry.peek() else {
@@ -196,13 +181,10 @@ impl Sessions {
         let epoch = self.epoch_of(o.first);
         let device = self.key(epoch, mac);
         let linker = &mut self.sensors[sensor as usize].linker;
-        let link = match o.chain {
-            Some(c) => {
-                linker.release(c);
-                linker.link(c)
-            }
-            None => LinkKey(device.0),
-        };
+        let link = linker.link(o.chain, device);
+        if let Some(c) = o.chain {
+            linker.release(c);
+        }
         let mean = (o.rssi_sum as f64 / f64::from(o.frames.max(1)) * 10.0).round() / 10.0;
         Closed {
             sensor,
@@ -227,6 +209,16 @@ impl Sessions {
             kinds: o.kinds,
         }
     }
+}
+
+/// The keyed hash state of `epoch`, made once per epoch.
+fn hasher<'a>(
+    keys: &'a mut HashMap<u32, EpochHasher>,
+    secret: &Secret,
+    epoch: u32,
+) -> &'a EpochHasher {
+    keys.entry(epoch)
+        .or_insert_with(|| EpochHasher::new(&epoch_key(secret.expose(), epoch)))
 }
 
 /// Batches of one sensor, as the agent closes them.
