@@ -30,6 +30,21 @@ trap cleanup EXIT
 
 echo "== 1. simulate the demo city (seed 1)"
 "$BIN/footfall-sim" generate --preset demo --seed 1 --out "$WORK/city"
+# The share of their visitors the store sensors hear, as a manual count at install measures
+# it: ATTRIBUTION.md's reference case (stores hear 40-45 %). The stores' rows of the
+# inventory carry it (the traffic table's visitors are corrected with it), and the report
+# takes it too.
+STORE_CAPTURE=0.43
+python3 - "$WORK/city/inventory/sites.csv" "$STORE_CAPTURE" <<'PY'
+import csv, sys
+path, rate = sys.argv[1], sys.argv[2]
+rows = list(csv.DictReader(open(path)))
+with open(path, "w", newline="") as f:
+    w = csv.DictWriter(f, fieldnames=list(rows[0]) + ["capture_rate"])
+    w.writeheader()
+    for r in rows:
+        w.writerow({**r, "capture_rate": rate if r["kind"] == "store" else ""})
+PY
 
 echo "== 2. the collector (a local process), importing the city's files"
 mport=$(free_port)
@@ -101,19 +116,26 @@ clickhouse-client --port "$tport" -q "SELECT 'visits (stream stage)', concat(toS
   toString(countIf(kind = 'visitor')), ' visitors, ', toString(countIf(kind = 'passer_by')), ' passers-by') \
   FROM footfall.visits FINAL WHERE retracted = 0 FORMAT TSV" >> "$WORK/tables.txt"
 
-# People per store and 15-min window (the stream stage's occupancy table), and device keys
-# heard per window, for the summary.
+# People per store and 15-min window (the stream stage's occupancy table), device keys
+# heard per window, store traffic per day (the traffic table, in people) and the visits
+# table's visitors (device keys), for the summary.
 clickhouse-client --port "$tport" -q "SELECT site, start_ms, people FROM footfall.occupancy FINAL \
   WHERE window_mins = 15 FORMAT TSV" > "$WORK/occupancy.tsv"
 clickhouse-client --port "$tport" -q "SELECT site, intDiv(first_ms, 900000) * 900000 AS w, \
   uniqExact(device) FROM footfall.sightings FINAL GROUP BY site, w FORMAT TSV" > "$WORK/keys.tsv"
+clickhouse-client --port "$tport" -q "SELECT site, toString(day), sum(visitors), sum(visitor_devices), \
+  sum(passers_by), max(capture_rate) FROM footfall.traffic FINAL GROUP BY site, day FORMAT TSV" \
+  > "$WORK/traffic.tsv"
+clickhouse-client --port "$tport" -q "SELECT site, toString(day), count() FROM footfall.visits FINAL \
+  WHERE retracted = 0 AND kind = 'visitor' GROUP BY site, day FORMAT TSV" > "$WORK/visit_keys.tsv"
 
 echo "== 4. the campaign report"
 campaign=$(python3 -c "import json; print(json.loads(open('$WORK/city/campaigns.jsonl').readline())['id'])")
 # People-scale inputs: the capture rates of the calibration (ATTRIBUTION.md's reference case:
 # store sensors see 40-45 % of visitors; board sensors, in view, most passers).
 "$BIN/footfall-attribution" report --campaign "$campaign" --out "$WORK/report" \
-  --clickhouse-url "http://127.0.0.1:$hport" --board-capture 0.8:0.05 --store-capture 0.43:0.03 \
+  --clickhouse-url "http://127.0.0.1:$hport" --board-capture 0.8:0.05 \
+  --store-capture "$STORE_CAPTURE:0.03" \
   | tee "$WORK/report.txt"
 
 echo "== 5. summary"
@@ -152,21 +174,14 @@ for win in report["windows"]:
           f" {mark} the true device-level lift {target:+.2f} pp (n {c['exposed']['devices']}/{c['control']['devices']})")
 print(f"report status          {report['status']}; {os.path.abspath(w + '/report/report.html')}")
 # People, not device keys: person-hours per store over the city's weeks (15-min windows),
-# estimated by the collector's occupancy stage (uncalibrated) against the truth (everyone
-# inside; and those the store's sensors could see), beside device keys heard per window.
-import collections, csv, datetime
-W = 900_000
-def ms(t):
-    return int(datetime.datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp() * 1000)
+# estimated by the collector's occupancy stage (uncalibrated) against the simulator's truth
+# (everyone inside; and those the store's sensors could see), beside device keys heard per
+# window.
+import collections, csv
 true_all, true_seen = collections.Counter(), collections.Counter()
-for v in csv.DictReader(open(f"{w}/city/truth/visits.csv")):
-    a, b = ms(v["start"]), ms(v["end"])
-    for k in range(a // W, b // W + 1):
-        part = (min(b, (k + 1) * W) - max(a, k * W)) / W
-        if part > 0:
-            true_all[v["store_id"]] += part / 4
-            if v["seen"] == "true":
-                true_seen[v["store_id"]] += part / 4
+for r in csv.DictReader(open(f"{w}/city/truth/store_occupancy.csv")):
+    true_all[r["store_id"]] += float(r["people"]) / 4
+    true_seen[r["store_id"]] += float(r["people_seen"]) / 4
 est, keys = collections.Counter(), collections.Counter()
 for line in open(f"{w}/occupancy.tsv"):
     site, _, people = line.split("\t")
@@ -178,6 +193,33 @@ print("people per store, person-hours (occupancy stage, uncalibrated) vs the tru
 print(f"  {'store':<18} {'estimated':>10} {'true':>8} {'true, seen':>11} {'device keys':>12}")
 for s in sorted(true_all):
     print(f"  {s:<18} {est[s]:>10.0f} {true_all[s]:>8.0f} {true_seen[s]:>11.0f} {keys[s]:>12.0f}")
+# Store visitors per day: the traffic table (people; capture-corrected where the site has a
+# capture rate) against the truth (customers arriving; and those a store sensor heard),
+# beside the visits table's visitors (device keys).
+true_days, seen_days = collections.Counter(), collections.Counter()
+for r in csv.DictReader(open(f"{w}/city/truth/store_hours.csv")):
+    true_days[(r["store_id"], r["hour"][:10])] += int(r["visitors"])
+    seen_days[(r["store_id"], r["hour"][:10])] += int(r["visitors_seen"])
+traffic, devices, capture = {}, collections.Counter(), {}
+for line in open(f"{w}/traffic.tsv"):
+    site, day, visitors, visitor_devices, _, rate = line.rstrip("\n").split("\t")
+    traffic[(site, day)] = float(visitors)
+    devices[(site, day)] = int(visitor_devices)
+    capture[site] = float(rate)
+visit_keys = collections.Counter()
+for line in open(f"{w}/visit_keys.tsv"):
+    site, day, n = line.rstrip("\n").split("\t")
+    visit_keys[(site, day)] = int(n)
+print("store visitors per day (traffic table, people) vs the truth, beside device keys (visits table):")
+print(f"  {'store':<18} {'capture':>8} {'estimated':>10} {'true':>7} {'error':>7} {'days within 10 %':>17} {'heard':>7} {'true, heard':>12} {'device keys':>12}")
+for s in sorted({k[0] for k in true_days}):
+    days = sorted(d for (x, d) in true_days if x == s)
+    e, t = sum(traffic.get((s, d), 0) for d in days), sum(true_days[(s, d)] for d in days)
+    within = sum(1 for d in days if abs(traffic.get((s, d), 0) - true_days[(s, d)]) <= 0.1 * true_days[(s, d)])
+    rate = f"{capture[s]:.2f}" if capture.get(s) else "none"
+    print(f"  {s:<18} {rate:>8} {e:>10.0f} {t:>7} {100 * (e - t) / t:>+6.0f}% {within:>9} of {len(days):<4}"
+          f" {sum(devices[(s, d)] for d in days):>7} {sum(seen_days[(s, d)] for d in days):>12}"
+          f" {sum(visit_keys[(s, d)] for d in days):>12}")
 print("ClickHouse " + open(f"{w}/tables.txt").read().replace("\t", " ").strip().replace("\n", "\n  "))
 PY
 echo "== files in $WORK: city/ (captures, inventory, ad_plays.csv, receipts.csv, truth/), agents/, received.txt, servers/ (clickhouse/, mosquitto/ with its log), collector.toml, collector.log, report/ (report.html, report.json, CSV tables)"

@@ -17,10 +17,11 @@
 //!   every few minutes), widened by [`PRESENCE_PAD_MS`]; a window counts the fraction of it
 //!   each device was present, so a window's devices are a mean over the window, as the
 //!   people it is judged against are;
-//! - **fixtures and staff apart**: a globally addressed device heard in at least
-//!   [`FIXTURE_HOURS`] distinct hours of a UTC day (a lab PC, a printer, a phone that stays all
-//!   day) is counted apart for that day, never as a visitor. Decided from what the sensors
-//!   heard, never from vendor prefixes or lists.
+//! - **fixtures and staff apart**: a device heard in at least [`FIXTURE_HOURS`] distinct
+//!   hours of a UTC day (a lab PC, a printer, a staff phone that stays all day) is counted
+//!   apart for that day, never as a visitor: a globally addressed device by its key, a
+//!   randomized one by its link (a chain of addresses that went on for hours). Decided from
+//!   what the sensors heard, never from vendor prefixes or lists.
 //!
 //! `people = devices x people_per_device`, with the Poisson 95 % interval of the device count
 //! scaled the same way: it covers the count's sampling noise, not the estimator's bias (the
@@ -32,8 +33,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// The estimator's name and version, written beside every estimate.
-pub const VERSION: &str = "present-devices/2";
-/// A globally addressed device heard in this many distinct hours of a day is a fixture.
+pub const VERSION: &str = "present-devices/3";
+/// A device (a global key, or a link) heard in this many distinct hours of a day is a
+/// fixture.
 pub const FIXTURE_HOURS: usize = 4;
 /// A device silent for longer than this has left (phones with the screen off probe every
 /// few minutes; the pass gap of ATTRIBUTION.md is the same 30 min).
@@ -134,8 +136,8 @@ pub struct Window {
     pub fixtures: u32,
 }
 
-/// The globally addressed devices that are fixtures, per UTC day: heard (at any strength) in
-/// at least [`FIXTURE_HOURS`] distinct hours of that day.
+/// The devices that are fixtures, per (UTC day, [`fixture_key`]): heard (at any strength)
+/// in at least [`FIXTURE_HOURS`] distinct hours of that day.
 pub fn fixtures(sightings: &[Sensed]) -> HashSet<(i64, u64)> {
     let mut hours: HashMap<(i64, u64), HashSet<i64>> = HashMap::new();
     for s in sightings {
@@ -150,12 +152,22 @@ pub fn fixtures(sightings: &[Sensed]) -> HashSet<(i64, u64)> {
         .collect()
 }
 
-/// The hours a sighting of a globally addressed device was heard in, each with its (UTC day,
-/// device): what [`fixtures`] counts (randomized addresses: none).
+/// The hours a sighting was heard in, each with its (UTC day, [`fixture_key`]): what
+/// [`fixtures`] counts (a randomized address without a link: none).
 pub fn hours_heard(s: &Sensed) -> impl Iterator<Item = ((i64, u64), i64)> + '_ {
+    let key = fixture_key(s);
     (s.first_ms.div_euclid(HOUR_MS)..=s.last_ms.div_euclid(HOUR_MS))
-        .filter(|_| s.global)
-        .map(|hour| ((hour.div_euclid(24), s.device), hour))
+        .filter_map(move |hour| key.map(|k| ((hour.div_euclid(24), k), hour)))
+}
+
+/// What a fixture is known by: a global address's key, a randomized address's link (none
+/// without one: a single address of a rotating phone says nothing about its day).
+pub(crate) fn fixture_key(s: &Sensed) -> Option<u64> {
+    match (s.global, s.link) {
+        (true, _) => Some(s.device),
+        (false, 0) => None,
+        (false, link) => Some(link),
+    }
 }
 
 /// Present devices per window at an RSSI floor, by window start (windows aligned to
@@ -172,11 +184,33 @@ struct Present {
 
 /// Who a sighting is: a global key, a randomized device's link (its chains joined through
 /// the addresses they share), or, without a link, its own address.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Identity {
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum Identity {
     Global(u64),
     Linked(u64),
     Unlinked(u64),
+}
+
+/// The identities of a set of sightings: one device, one identity (see [`Identity`]).
+pub(crate) struct Identities(HashMap<u64, u64>);
+
+impl Identities {
+    pub(crate) fn of(sightings: &[Sensed]) -> Identities {
+        Identities(joined_links(sightings))
+    }
+
+    pub(crate) fn identity(&self, s: &Sensed) -> Identity {
+        match self.0.get(&s.link) {
+            _ if s.global => Identity::Global(s.device),
+            Some(&joined) => Identity::Linked(joined),
+            None => Identity::Unlinked(s.device),
+        }
+    }
+}
+
+/// Whether a sighting is of a fixture (`fixed`: see [`fixtures`]), counted apart.
+pub(crate) fn is_fixture(s: &Sensed, fixed: &HashSet<(i64, u64)>) -> bool {
+    fixture_key(s).is_some_and(|k| fixed.contains(&(s.first_ms.div_euclid(DAY_MS), k)))
 }
 
 /// The links of randomized sightings joined when two chains (two sensors', or one sensor's
@@ -232,19 +266,20 @@ fn present(
     // Intervals per identity. (Ordered: the windows' sums are added in one order, so the
     // same sightings give the same figures to the last bit.)
     let mut spans: BTreeMap<Identity, Vec<(i64, i64)>> = BTreeMap::new();
-    let links = joined_links(sightings);
+    let identities = Identities::of(sightings);
     for s in sightings {
-        if s.global && fixed.contains(&(s.first_ms.div_euclid(DAY_MS), s.device)) {
+        if is_fixture(s, fixed) {
             for w in s.first_ms.div_euclid(window_ms)..=s.last_ms.div_euclid(window_ms) {
-                fixtures.entry(w * window_ms).or_default().insert(s.device);
+                fixtures
+                    .entry(w * window_ms)
+                    .or_default()
+                    .extend(fixture_key(s));
             }
         } else if s.rssi_max >= rssi_min {
-            let id = match links.get(&s.link) {
-                _ if s.global => Identity::Global(s.device),
-                Some(&joined) => Identity::Linked(joined),
-                None => Identity::Unlinked(s.device),
-            };
-            spans.entry(id).or_default().push((s.first_ms, s.last_ms));
+            spans
+                .entry(identities.identity(s))
+                .or_default()
+                .push((s.first_ms, s.last_ms));
         }
     }
     for (id, mut v) in spans {
@@ -481,9 +516,11 @@ mod tests {
             s(11, true, 2, 5, 5, -85),
             s(12, false, 3, 5, 5, -80),
         ];
-        // A lab PC heard all day (4 distinct hours).
+        // A lab PC heard all day (4 distinct hours), and a staff phone whose rotating
+        // addresses one link chains for 5 hours.
         for h in 0..5 {
             v.push(s(20, true, 4, h * 60 + 1, h * 60 + 2, -40));
+            v.push(s(30 + h as u64, false, 5, h * 60 + 3, h * 60 + 4, -40));
         }
         let w = estimate(&v, 15 * MIN, &Calibration::uncalibrated());
         assert_eq!(w[0].start_ms, T0);
@@ -493,7 +530,7 @@ mod tests {
         let close = |a: f64, b: f64| (a - b).abs() < 1e-9;
         assert!(close(w[0].randomized, 18.0 / 15.0), "{:?}", w[0]);
         assert!(close(w[0].global, 10.0 / 15.0), "{:?}", w[0]);
-        assert_eq!(w[0].fixtures, 1);
+        assert_eq!(w[0].fixtures, 2);
         assert!(close(w[0].people, 28.0 / 15.0));
         assert!(w[0].lo < w[0].people && w[0].hi > w[0].people);
         // From the first window to the last, empty ones included, aligned to :00/:15/:30/:45.

@@ -343,6 +343,17 @@ pub async fn import(
                     if tz.parse::<chrono_tz::Tz>().is_err() {
                         return Err(format!("column tz: {tz:?} is not an IANA time zone name"));
                     }
+                    let capture_rate = match f.optional("capture_rate") {
+                        None => 0.0,
+                        Some(c) => match c.parse::<f32>() {
+                            Ok(r) if r > 0.0 && r <= 1.0 => r,
+                            _ => {
+                                return Err(format!(
+                                    "column capture_rate: {c:?} is not a share in (0, 1]"
+                                ))
+                            }
+                        },
+                    };
                     Ok(SiteRow {
                         site_id: f.id("site_id")?,
                         kind: site_kind(f.str("kind"))?,
@@ -350,6 +361,7 @@ pub async fn import(
                         lat,
                         lon,
                         tz: tz.to_owned(),
+                        capture_rate,
                         open_hour,
                         close_hour,
                         rssi_threshold_dbm: f.parse("rssi_threshold_dbm", "a dBm value")?,

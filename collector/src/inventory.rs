@@ -90,8 +90,8 @@ async fn load_sensors(db: &clickhouse::Client) -> Result<HashMap<String, String>
 async fn load_rules(db: &clickhouse::Client, v: &VisitsConfig) -> Result<Rules, QueryError> {
     let rows: Vec<SiteRules> = db
         .query(
-            "SELECT site_id, kind, tz, rssi_threshold_dbm, min_dwell_secs, open_hour, \
-             close_hour FROM sites FINAL",
+            "SELECT site_id, kind, tz, capture_rate, rssi_threshold_dbm, min_dwell_secs, \
+             open_hour, close_hour FROM sites FINAL",
         )
         .fetch_all()
         .await
@@ -134,19 +134,32 @@ async fn load_rules(db: &clickhouse::Client, v: &VisitsConfig) -> Result<Rules, 
                     open_hour: r.open_hour,
                     close_hour: r.close_hour,
                     tz,
+                    capture_rate: (r.capture_rate > 0.0).then_some(r.capture_rate),
                 };
                 (r.site_id, rule)
             })
             .collect(),
-        default: SiteRule {
-            board: false,
-            rssi_threshold_dbm: v.rssi_threshold_dbm(),
-            min_dwell_secs: v.min_dwell_secs(),
-            open_hour: 0,
-            close_hour: 24,
-            tz: chrono_tz::UTC,
-        },
-        store_gap_ms: v.store_gap_ms(),
-        board_gap_ms: v.board_gap_ms(),
+        ..Rules::defaults(v)
     })
+}
+
+impl Rules {
+    /// The rules of a site not in the inventory: the `[visits]` defaults, uncalibrated.
+    pub fn defaults(v: &VisitsConfig) -> Rules {
+        Rules {
+            sites: HashMap::new(),
+            calibrations: HashMap::new(),
+            default: SiteRule {
+                board: false,
+                rssi_threshold_dbm: v.rssi_threshold_dbm(),
+                min_dwell_secs: v.min_dwell_secs(),
+                open_hour: 0,
+                close_hour: 24,
+                tz: chrono_tz::UTC,
+                capture_rate: None,
+            },
+            store_gap_ms: v.store_gap_ms(),
+            board_gap_ms: v.board_gap_ms(),
+        }
+    }
 }

@@ -27,6 +27,7 @@ pub mod occupancy;
 pub mod offline;
 pub mod reason;
 pub mod stream;
+pub mod traffic;
 pub mod visits;
 
 use std::net::SocketAddr;

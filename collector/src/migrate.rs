@@ -40,6 +40,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0006_site_time_zones.sql",
         include_str!("../migrations/0006_site_time_zones.sql"),
     ),
+    (
+        7,
+        "0007_traffic.sql",
+        include_str!("../migrations/0007_traffic.sql"),
+    ),
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

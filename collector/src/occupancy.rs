@@ -1,5 +1,8 @@
 //! People per site and window in the stream stage: [`crate::counting`]'s estimator, the one
-//! `footfall-collector occupancy` runs offline, over each site's sightings as they arrive.
+//! `footfall-collector occupancy` runs offline, over each site's sightings as they arrive;
+//! and from the same sightings, each site's traffic per local hour ([`crate::traffic`]),
+//! written once the watermark has passed the end of what decides the hour, and again when
+//! late data or a new fixture changes it.
 //!
 //! A window is written once the watermark has passed its end by the presence gap and pad
 //! (no sighting that is not late can change it then), and written again, with a new
@@ -14,9 +17,10 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use crate::ch::rows::{day_of, OccupancyRow};
+use crate::ch::rows::{day_of, OccupancyRow, TrafficRow};
 use crate::counting::{self, Calibration, Sensed, PRESENCE_GAP_MS, PRESENCE_PAD_MS};
-use crate::visits::Seen;
+use crate::traffic::{self, Hour, Setting, HOUR_MS};
+use crate::visits::{local_hour, Rules, Seen};
 
 /// The window lengths written, minutes. Both divide [`ALIGN_MS`].
 pub const WINDOW_MINS: [u16; 2] = [5, 15];
@@ -27,6 +31,13 @@ const ALIGN_MS: i64 = 15 * 60_000;
 const DAY_MS: i64 = 86_400_000;
 /// How far a sighting can change the estimate of an earlier (or later) window.
 const REACH_MS: i64 = PRESENCE_GAP_MS + PRESENCE_PAD_MS;
+
+/// What the stage writes.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Counted {
+    Occupancy(OccupancyRow),
+    Traffic(TrafficRow),
+}
 
 /// The stage's state for the sites one worker owns.
 #[derive(Default)]
@@ -56,6 +67,12 @@ struct Site {
     /// What was last written per (window length, start): people, lo, hi, global,
     /// randomized, fixtures.
     written: HashMap<(u16, i64), [f64; 7]>,
+    /// Hours decided by sightings up to here were final at the last emit.
+    traffic_final: i64,
+    /// Hours decided by sightings from here on may have changed (late data, a new fixture).
+    traffic_dirty: Option<i64>,
+    /// What was last written per hour.
+    traffic_written: HashMap<i64, Hour>,
     /// The state holds nothing before this day (UTC days since the epoch).
     kept_from_day: i64,
 }
@@ -86,38 +103,46 @@ impl Occupancy {
             first_ms: s.first_ms,
             last_ms: s.last_ms,
             written: HashMap::new(),
+            traffic_final: i64::MIN,
+            traffic_dirty: None,
+            traffic_written: HashMap::new(),
             kept_from_day: i64::MIN,
         });
         site.first_ms = site.first_ms.min(s.first_ms);
         site.last_ms = site.last_ms.max(s.last_ms);
         site.longest_ms = site.longest_ms.max(s.last_ms - s.first_ms);
-        let mut dirty = s.first_ms - REACH_MS;
+        // The earliest time the sighting changes: its start, or its day if it makes a
+        // fixture (its whole day counts it apart).
+        let mut changes = s.first_ms;
         for (key, hour) in counting::hours_heard(&sensed) {
             let hours = site.hours.entry(key).or_default();
             if hours.insert(hour)
                 && hours.len() >= counting::FIXTURE_HOURS
                 && site.fixed.insert(key)
             {
-                // A fixture from now: its whole day counts it apart.
-                dirty = dirty.min(key.0 * DAY_MS);
+                changes = changes.min(key.0 * DAY_MS);
             }
         }
+        let dirty = changes.min(s.first_ms - REACH_MS);
         if dirty < site.final_to {
             site.dirty_from = Some(site.dirty_from.map_or(dirty, |d| d.min(dirty)));
+        }
+        if changes <= site.traffic_final {
+            site.traffic_dirty = Some(site.traffic_dirty.map_or(changes, |d| d.min(changes)));
         }
         site.sightings.entry(s.first_ms).or_default().push(sensed);
     }
 
-    /// Writes the windows that are final at `watermark_ms` (all of them at `None`, when the
-    /// input has ended) and changed since they were last written; forgets what is older
-    /// than `horizon_ms` behind the watermark.
+    /// Writes the windows and hours that are final at `watermark_ms` (all of them at
+    /// `None`, when the input has ended) and changed since they were last written; forgets
+    /// what is older than `horizon_ms` behind the watermark.
     pub fn emit(
         &mut self,
         watermark_ms: Option<i64>,
         horizon_ms: i64,
-        calibration: &dyn Fn(&str) -> Calibration,
+        rules: &Rules,
         now_us: u64,
-        out: &mut Vec<OccupancyRow>,
+        out: &mut Vec<Counted>,
     ) {
         let final_to =
             watermark_ms.map_or(i64::MAX, |w| (w - REACH_MS).div_euclid(ALIGN_MS) * ALIGN_MS);
@@ -136,18 +161,43 @@ impl Occupancy {
             if final_to > site.final_to {
                 site.final_to = final_to;
             }
+            let setting = Setting::of(rules, name);
             // Nothing to do unless a window in [from, to] can be final: most emits, when
             // the watermark has not passed another window's end and no late data came.
             if from <= to && from + SHORTEST_MS <= site.final_to {
-                let cal = calibration(name);
                 site.estimate(
                     name,
                     from.div_euclid(ALIGN_MS) * ALIGN_MS,
                     to,
-                    &cal,
+                    &setting.calibration,
                     now_us,
                     out,
                 );
+            }
+            // The hours decided by sightings after the last emit's end, or changed since.
+            let decided_to = watermark_ms.unwrap_or(i64::MAX);
+            let changed_from = site
+                .traffic_dirty
+                .take()
+                .map_or(site.traffic_final.saturating_add(1), |d| {
+                    d.min(site.traffic_final.saturating_add(1))
+                });
+            site.traffic_final = site.traffic_final.max(decided_to);
+            let reach = setting.decided_by(0);
+            // The first hour decided by a sighting at `changed_from` or later, and the last
+            // decided by the watermark.
+            let first = traffic::hour_start(
+                changed_from
+                    .saturating_sub(reach)
+                    .saturating_add(HOUR_MS - 1)
+                    .max(site.first_ms)
+                    .max(floor),
+                setting.rule.tz,
+            )
+            .max(traffic::hour_start(site.first_ms, setting.rule.tz));
+            let last = decided_to.saturating_sub(reach).min(site.last_ms);
+            if first <= last {
+                site.traffic(name, first, last, &setting, now_us, out);
             }
             // Forget what is behind the horizon, a day at a time (not a scan per emit).
             let keep_day = watermark_ms.map(|w| (w - horizon_ms).div_euclid(DAY_MS) - 1);
@@ -157,6 +207,7 @@ impl Occupancy {
                 site.hours.retain(|(d, _), _| *d >= day);
                 site.fixed.retain(|(d, _)| *d >= day);
                 site.written.retain(|(_, start), _| *start >= keep);
+                site.traffic_written.retain(|start, _| *start >= keep);
                 site.kept_from_day = day;
             }
         }
@@ -178,6 +229,62 @@ fn sensed(s: &Seen) -> Sensed {
 }
 
 impl Site {
+    /// Computes the site's hours from the one holding `from` to the one holding `to`; writes
+    /// those that changed.
+    fn traffic(
+        &mut self,
+        name: &Arc<str>,
+        from: i64,
+        to: i64,
+        setting: &Setting,
+        now_us: u64,
+        out: &mut Vec<Counted>,
+    ) {
+        let reach_from = from - setting.gap_ms;
+        let sightings: Vec<Sensed> = self
+            .sightings
+            .range(reach_from - self.longest_ms..=setting.decided_by(to))
+            .flat_map(|(_, v)| v)
+            .filter(|s| s.last_ms >= reach_from)
+            .copied()
+            .collect();
+        let tz = setting.rule.tz;
+        for hour in traffic::hours_between(&sightings, &self.fixed, setting, from, to) {
+            if self.traffic_written.get(&hour.start_ms) == Some(&hour) {
+                continue;
+            }
+            let local = chrono::DateTime::from_timestamp_millis(hour.start_ms)
+                .unwrap_or_default()
+                .with_timezone(&tz)
+                .date_naive();
+            let day = local
+                .signed_duration_since(chrono::DateTime::UNIX_EPOCH.date_naive())
+                .num_days();
+            out.push(Counted::Traffic(TrafficRow {
+                site: name.clone(),
+                day: u16::try_from(day).unwrap_or(0),
+                local_hour: u8::try_from(local_hour(hour.start_ms, tz)).unwrap_or(0),
+                hour_ms: hour.start_ms,
+                visitors: hour.visitors,
+                passers_by: hour.passers_by,
+                visitor_devices: hour.visitor_devices,
+                passer_by_devices: hour.passer_by_devices,
+                addresses: hour.addresses,
+                unlinked_devices: hour.unlinked_devices,
+                fixtures: hour.fixtures,
+                dwell_under_5: hour.dwell[0],
+                dwell_5_20: hour.dwell[1],
+                dwell_20_60: hour.dwell[2],
+                dwell_over_60: hour.dwell[3],
+                capture_rate: setting.rule.capture_rate.unwrap_or(0.0),
+                estimator: counting::VERSION,
+                calibrated: u8::from(setting.calibration.fitted.is_some()),
+                version: now_us,
+            }));
+            self.traffic_written.insert(hour.start_ms, hour);
+        }
+    }
+
     /// Estimates the final windows from `from` (aligned) to the one holding `to`; writes those
     /// that changed.
     fn estimate(
@@ -187,7 +294,7 @@ impl Site {
         to: i64,
         cal: &Calibration,
         now_us: u64,
-        out: &mut Vec<OccupancyRow>,
+        out: &mut Vec<Counted>,
     ) {
         // The sightings within reach of the windows.
         let sightings: Vec<Sensed> = self
@@ -224,7 +331,7 @@ impl Site {
                     continue;
                 }
                 self.written.insert((mins, w.start_ms), values);
-                out.push(OccupancyRow {
+                out.push(Counted::Occupancy(OccupancyRow {
                     site: name.clone(),
                     day: day_of(w.start_ms),
                     window_mins: mins,
@@ -239,7 +346,7 @@ impl Site {
                     estimator: counting::VERSION,
                     calibrated: u8::from(cal.fitted.is_some()),
                     version: now_us,
-                });
+                }));
             }
         }
     }
@@ -270,37 +377,76 @@ mod tests {
         }
     }
 
-    /// The 15-min windows written so far, latest version of each.
-    fn latest(rows: &[OccupancyRow]) -> BTreeMap<i64, f64> {
+    /// The rules of a store open all day, uncalibrated.
+    fn rules() -> Rules {
+        Rules {
+            sites: HashMap::new(),
+            default: crate::visits::SiteRule {
+                board: false,
+                rssi_threshold_dbm: -70,
+                min_dwell_secs: 180,
+                open_hour: 0,
+                close_hour: 24,
+                tz: chrono_tz::UTC,
+                capture_rate: None,
+            },
+            calibrations: HashMap::new(),
+            store_gap_ms: 10 * MIN,
+            board_gap_ms: 30 * MIN,
+        }
+    }
+
+    fn occupancy(rows: &[Counted]) -> Vec<&OccupancyRow> {
         rows.iter()
+            .filter_map(|r| match r {
+                Counted::Occupancy(o) => Some(o),
+                Counted::Traffic(_) => None,
+            })
+            .collect()
+    }
+
+    /// The 15-min windows written so far, latest version of each.
+    fn latest(rows: &[Counted]) -> BTreeMap<i64, f64> {
+        occupancy(rows)
+            .into_iter()
             .filter(|r| r.window_mins == 15)
             .map(|r| (r.start_ms, r.people))
             .collect()
     }
 
+    /// The hours written so far, latest version of each.
+    fn hours(rows: &[Counted]) -> BTreeMap<i64, TrafficRow> {
+        rows.iter()
+            .filter_map(|r| match r {
+                Counted::Traffic(t) => Some((t.hour_ms, t.clone())),
+                Counted::Occupancy(_) => None,
+            })
+            .collect()
+    }
+
     #[test]
     fn windows_are_written_when_final_and_again_when_late_data_changes_them() {
-        let cal = Calibration::uncalibrated();
+        let rules = rules();
         let mut o = Occupancy::default();
         let mut rows = Vec::new();
         let horizon = 48 * 60 * MIN;
         o.insert(&seen(1, 3, 10), None, horizon);
         // At 20 min nothing is final (a sighting up to 32 min later may extend the stay).
-        o.emit(Some(T0 + 20 * MIN), horizon, &|_| cal.clone(), 1, &mut rows);
+        o.emit(Some(T0 + 20 * MIN), horizon, &rules, 1, &mut rows);
         assert!(rows.is_empty(), "{rows:?}");
         // At 60 min, 0-15 is final: device 1 from 1 to 12 min of it.
-        o.emit(Some(T0 + 60 * MIN), horizon, &|_| cal.clone(), 2, &mut rows);
+        o.emit(Some(T0 + 60 * MIN), horizon, &rules, 2, &mut rows);
         let w = latest(&rows);
         assert!((w[&T0] - 11.0 / 15.0).abs() < 1e-9, "{w:?}");
         let written = rows.len();
         // Nothing new: nothing written.
-        o.emit(Some(T0 + 61 * MIN), horizon, &|_| cal.clone(), 3, &mut rows);
+        o.emit(Some(T0 + 61 * MIN), horizon, &rules, 3, &mut rows);
         assert_eq!(rows.len(), written);
         // A late sighting of another device in 0-15: a new version of that window.
         o.insert(&seen(2, 0, 14), Some(T0 + 61 * MIN), horizon);
-        o.emit(Some(T0 + 62 * MIN), horizon, &|_| cal.clone(), 4, &mut rows);
-        let again: Vec<&OccupancyRow> = rows[written..]
-            .iter()
+        o.emit(Some(T0 + 62 * MIN), horizon, &rules, 4, &mut rows);
+        let again: Vec<&OccupancyRow> = occupancy(&rows[written..])
+            .into_iter()
             .filter(|r| r.window_mins == 15)
             .collect();
         assert_eq!(again.len(), 1, "{again:?}");
@@ -311,7 +457,8 @@ mod tests {
     #[test]
     fn the_stream_writes_what_the_offline_estimate_says() {
         // Sightings arriving in pieces, out of order, across midnight; at the end of input
-        // every window equals the offline estimate over all of them.
+        // every window and hour equals the offline estimate over all of them.
+        let rules = rules();
         let cal = Calibration::uncalibrated();
         let all: Vec<Seen> = (0..300i64)
             .map(|i| {
@@ -333,20 +480,109 @@ mod tests {
             for s in chunk {
                 o.insert(s, Some(w), 48 * 60 * MIN);
             }
-            o.emit(
-                Some(w),
-                48 * 60 * MIN,
-                &|_| cal.clone(),
-                k as u64,
-                &mut rows,
-            );
+            o.emit(Some(w), 48 * 60 * MIN, &rules, k as u64, &mut rows);
         }
-        o.emit(None, 48 * 60 * MIN, &|_| cal.clone(), 99, &mut rows);
+        o.emit(None, 48 * 60 * MIN, &rules, 99, &mut rows);
         let sensed: Vec<Sensed> = all.iter().map(sensed).collect();
         let offline: BTreeMap<i64, f64> = counting::estimate(&sensed, 15 * MIN, &cal)
             .into_iter()
             .map(|w| (w.start_ms, w.people))
             .collect();
         assert_eq!(latest(&rows), offline);
+        let setting = Setting::of(&rules, "lab");
+        let offline: Vec<Hour> = traffic::hours_between(
+            &sensed,
+            &counting::fixtures(&sensed),
+            &setting,
+            T0 + 900 * MIN,
+            T0 + 2400 * MIN,
+        );
+        let streamed = hours(&rows);
+        assert_eq!(streamed.len(), offline.len());
+        for h in &offline {
+            let row = &streamed[&h.start_ms];
+            let got = [row.visitor_devices, row.passer_by_devices, row.addresses];
+            let want = [h.visitor_devices, h.passer_by_devices, h.addresses];
+            assert_eq!(got, want, "hour {}", (h.start_ms - T0) / MIN);
+            assert_eq!(row.dwell_over_60, h.dwell[3]);
+        }
+        assert!(offline.iter().map(|h| h.visitor_devices).sum::<u32>() > 10);
+    }
+
+    #[test]
+    fn the_stream_writes_the_hours_an_offline_run_gives() {
+        // Six phones that stay for minutes to hours and come back, every few minutes a
+        // sighting, delivered in chunks, partly late; at the end of input every hour equals
+        // the offline run over all of them.
+        let rules = rules();
+        let mut all: Vec<Seen> = Vec::new();
+        for d in 0..6u64 {
+            let mut t = (d * 17) as i64;
+            let mut k = 0;
+            while t < 600 {
+                // Randomized: a new address every sighting, one link per phone and stay (a
+                // chain ends in a pause).
+                let mut x = seen(d * 1000 + k as u64, t, t + 1);
+                (x.class, x.link) = (1, 100 + 100 * d + k as u64 / 11);
+                x.rssi_max = -60 - (k % 20) as i8;
+                all.push(x);
+                // Mostly 3-9 min apart, now and then a pause of 25-65 min.
+                t += if k % 11 == 10 {
+                    25 + 8 * d as i64
+                } else {
+                    3 + (k + d as i64) % 7
+                };
+                k += 1;
+            }
+        }
+        let mut o = Occupancy::default();
+        let mut rows = Vec::new();
+        let horizon = 48 * 60 * MIN;
+        let order: Vec<usize> = (0..all.len()).map(|i| (i * 7919) % all.len()).collect();
+        let mut sorted = order.clone();
+        sorted.sort_by_key(|&i| all[i].first_ms);
+        for (k, chunk) in sorted.chunks(25).enumerate() {
+            // Each chunk's watermark is its newest sighting; a third of the chunks come late.
+            let w = chunk.iter().map(|&i| all[i].last_ms).max().unwrap_or(T0) + 30 * MIN;
+            for &i in chunk {
+                o.insert(&all[i], Some(w), horizon);
+            }
+            if k % 3 != 1 {
+                o.emit(Some(w), horizon, &rules, k as u64, &mut rows);
+            }
+        }
+        o.emit(None, horizon, &rules, 999, &mut rows);
+        let sensed: Vec<Sensed> = all.iter().map(sensed).collect();
+        let offline = traffic::hours_between(
+            &sensed,
+            &counting::fixtures(&sensed),
+            &Setting::of(&rules, "lab"),
+            T0,
+            T0 + 601 * MIN,
+        );
+        let streamed = hours(&rows);
+        assert_eq!(streamed.len(), offline.len());
+        for h in &offline {
+            let row = &streamed[&h.start_ms];
+            let got = [row.visitor_devices, row.passer_by_devices, row.addresses]
+                .into_iter()
+                .chain([
+                    row.dwell_under_5,
+                    row.dwell_5_20,
+                    row.dwell_20_60,
+                    row.dwell_over_60,
+                ]);
+            let want = [h.visitor_devices, h.passer_by_devices, h.addresses]
+                .into_iter()
+                .chain(h.dwell);
+            assert!(
+                got.eq(want),
+                "hour {}: {row:?} vs {h:?}",
+                (h.start_ms - T0) / MIN
+            );
+        }
+        let visits: u32 = offline.iter().map(|h| h.visitor_devices).sum();
+        assert!(visits >= 12, "{offline:?}");
+        assert!(offline.iter().any(|h| h.dwell[3] > 0) && offline.iter().any(|h| h.dwell[1] > 0));
     }
 }

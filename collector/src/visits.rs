@@ -93,12 +93,24 @@ pub struct SiteRule {
     pub open_hour: u8,
     pub close_hour: u8,
     pub tz: chrono_tz::Tz,
+    /// The share of its visitors whose devices the site's sensors hear, if measured (a
+    /// manual count at install): traffic in people is divided by it.
+    pub capture_rate: Option<f32>,
 }
 
 impl SiteRule {
     /// Whether a sighting chains with the site's in-view ones (always, at a store).
     fn in_view(self, rssi_max: i8) -> bool {
         !self.board || rssi_max >= self.rssi_threshold_dbm
+    }
+
+    /// Whether a stay (of one in-view unit) is a visit: it starts within opening hours,
+    /// lasts the minimum dwell, and its strongest frame reaches the threshold.
+    pub fn visitor(self, first_ms: i64, dwell_ms: i64, rssi_max: i8) -> bool {
+        let hour = local_hour(first_ms, self.tz);
+        dwell_ms >= i64::from(self.min_dwell_secs) * 1000
+            && rssi_max >= self.rssi_threshold_dbm
+            && (u32::from(self.open_hour)..u32::from(self.close_hour)).contains(&hour)
     }
 }
 
@@ -126,7 +138,8 @@ impl Rules {
             .unwrap_or_else(Calibration::uncalibrated)
     }
 
-    fn gap_ms(&self, rule: SiteRule) -> i64 {
+    /// How far apart two sightings of one stay may be at a site of this rule.
+    pub fn gap_ms(&self, rule: SiteRule) -> i64 {
         if rule.board {
             self.board_gap_ms
         } else {
@@ -482,7 +495,7 @@ fn next_version(last: &mut u64, now: u64) -> u64 {
 }
 
 /// The hour of day (0-23) at `ms` on the clocks of `tz`.
-fn local_hour(ms: i64, tz: chrono_tz::Tz) -> u32 {
+pub(crate) fn local_hour(ms: i64, tz: chrono_tz::Tz) -> u32 {
     use chrono::Timelike;
     chrono::DateTime::from_timestamp_millis(ms)
         .unwrap_or_default()
@@ -501,12 +514,7 @@ fn row(
 ) -> VisitRow {
     let (device, in_view) = unit;
     let dwell_ms = s.last_ms - s.first_ms;
-    let hour = local_hour(s.first_ms, rule.tz);
-    let in_hours = (u32::from(rule.open_hour)..u32::from(rule.close_hour)).contains(&hour);
-    let visitor = in_view
-        && dwell_ms >= i64::from(rule.min_dwell_secs) * 1000
-        && s.rssi_max >= rule.rssi_threshold_dbm
-        && in_hours;
+    let visitor = in_view && rule.visitor(s.first_ms, dwell_ms, s.rssi_max);
     VisitRow {
         site: site.clone(),
         day: id.0,
@@ -548,6 +556,7 @@ mod tests {
                     open_hour: 0,
                     close_hour: 24,
                     tz: chrono_tz::UTC,
+                    capture_rate: None,
                 },
             )]),
             default: SiteRule {
@@ -557,6 +566,7 @@ mod tests {
                 open_hour: 8,
                 close_hour: 20,
                 tz: chrono_tz::UTC,
+                capture_rate: None,
             },
             store_gap_ms: 10 * MIN,
             board_gap_ms: 30 * MIN,

@@ -38,6 +38,10 @@ use sessions::Sessions;
 use truth::{CampaignTruth, DeviceSighting};
 use world::{World, DAY, HOUR};
 
+/// The windows of the truth's people present per store (`store_occupancy.csv`): 15 min, the
+/// collector's `occupancy` windows.
+const OCCUPANCY_WINDOW: world::Micros = 15 * 60 * 1_000_000;
+
 /// Per-sensor counts of what was written.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct SensorCounts {
@@ -583,6 +587,44 @@ fn write_truth(
             v,
             seen,
             pb,
+        ))?;
+    }
+    f.flush()?;
+
+    // Per store and 15-min window: people present (the mean over the window, staff included,
+    // and customers only), and those of them whose devices a store sensor heard.
+    let mut windows: BTreeMap<(u32, i64), [f64; 3]> = BTreeMap::new();
+    for v in visits {
+        let customer = w.people[v.person as usize].staff_at.is_none();
+        for k in v.start.div_euclid(OCCUPANCY_WINDOW)..=v.end.div_euclid(OCCUPANCY_WINDOW) {
+            let start = k * OCCUPANCY_WINDOW;
+            let part = (v.end.min(start + OCCUPANCY_WINDOW) - v.start.max(start)) as f64
+                / OCCUPANCY_WINDOW as f64;
+            if part > 0.0 {
+                let e = windows.entry((v.store, start)).or_default();
+                e[0] += part;
+                e[1] += if customer { part } else { 0.0 };
+                e[2] += if v.seen { part } else { 0.0 };
+            }
+        }
+    }
+    let mut f = output::csv_file(
+        &t.join("store_occupancy.csv"),
+        &[
+            "store_id",
+            "window_start",
+            "people",
+            "customers",
+            "people_seen",
+        ],
+    )?;
+    for ((store, start), [people, customers, seen]) in windows {
+        f.serialize((
+            site_id(store),
+            output::ts(start).to_string(),
+            format!("{people:.3}"),
+            format!("{customers:.3}"),
+            format!("{seen:.3}"),
         ))?;
     }
     f.flush()?;

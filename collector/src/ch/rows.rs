@@ -129,6 +129,33 @@ pub struct OccupancyRow {
     pub version: u64,
 }
 
+/// A row of the `traffic` table: a site's visitors and passers-by in one local hour
+/// ([`crate::traffic`]).
+#[derive(Clone, Debug, PartialEq, Row, Serialize)]
+pub struct TrafficRow {
+    pub site: Arc<str>,
+    /// The hour's date on the site's clocks.
+    pub day: u16,
+    pub local_hour: u8,
+    pub hour_ms: i64,
+    pub visitors: f64,
+    pub passers_by: f64,
+    pub visitor_devices: u32,
+    pub passer_by_devices: u32,
+    pub addresses: u32,
+    pub unlinked_devices: u32,
+    pub fixtures: u32,
+    pub dwell_under_5: u32,
+    pub dwell_5_20: u32,
+    pub dwell_20_60: u32,
+    pub dwell_over_60: u32,
+    /// 0: not corrected for capture.
+    pub capture_rate: f32,
+    pub estimator: &'static str,
+    pub calibrated: u8,
+    pub version: u64,
+}
+
 pub const PASSER_BY: i8 = 1;
 pub const VISITOR: i8 = 2;
 
@@ -201,6 +228,8 @@ pub struct SiteRules {
     pub site_id: String,
     pub kind: i8,
     pub tz: String,
+    /// 0: not measured.
+    pub capture_rate: f32,
     pub rssi_threshold_dbm: i8,
     pub min_dwell_secs: u32,
     pub open_hour: u8,
@@ -226,6 +255,9 @@ pub struct SiteRow {
     pub lon: f64,
     /// IANA time zone name; the opening hours are local time in it.
     pub tz: String,
+    /// The share of visitors the site's sensors hear (a manual count at install); 0: not
+    /// measured.
+    pub capture_rate: f32,
     pub open_hour: u8,
     pub close_hour: u8,
     pub rssi_threshold_dbm: i8,

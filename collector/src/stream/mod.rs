@@ -34,10 +34,10 @@ use tokio_util::sync::CancellationToken;
 use self::clock::{wall_clock_us, Clock};
 pub use self::recover::recover;
 use self::writer::Writer;
-use crate::ch::rows::{fnv64, OccupancyRow, SightingRow, VisitRow};
+use crate::ch::rows::{fnv64, SightingRow, VisitRow};
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::occupancy::Occupancy;
+use crate::occupancy::{Counted, Occupancy};
 use crate::visits::{Rules, Seen, Visits};
 
 /// Batches of sightings queued for the dataflow.
@@ -271,7 +271,7 @@ fn run_worker(
                             occupancy.emit(
                                 watermark,
                                 horizon_ms,
-                                &|site| rules.calibration(site),
+                                &rules,
                                 wall_clock_us(),
                                 &mut rows,
                             );
@@ -280,11 +280,11 @@ fn run_worker(
                     }
                 },
             )
-            .container::<Vec<OccupancyRow>>()
+            .container::<Vec<Counted>>()
             .probe_with(&probe)
             .sink(Pipeline, "WriteOccupancy", move |(input, _frontier)| {
                 input.for_each(|_, data| {
-                    let _ = occupancy_out.blocking_send(Out::Occupancy(std::mem::take(data)));
+                    let _ = occupancy_out.blocking_send(Out::Counted(std::mem::take(data)));
                 });
             });
         seen.unary_frontier(
@@ -388,11 +388,12 @@ fn run_worker(
     while worker.step_or_park(Some(PARK)) {}
 }
 
-/// What the workers hand the writer: visit rows, occupancy rows, and each local worker's
-/// frontier (every visit row of an earlier time has been handed over; occupancy rows a crash
-/// loses are rebuilt from the sightings read back at start-up, as the visits are).
+/// What the workers hand the writer: visit rows, occupancy and traffic rows, and each local
+/// worker's frontier (every visit row of an earlier time has been handed over; occupancy and
+/// traffic rows a crash loses are rebuilt from the sightings read back at start-up, as the
+/// visits are).
 pub enum Out {
     Rows(Vec<VisitRow>),
-    Occupancy(Vec<OccupancyRow>),
+    Counted(Vec<Counted>),
     Frontier(usize, u64),
 }

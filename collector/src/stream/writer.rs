@@ -1,5 +1,5 @@
-//! The stage's writer: the workers' visit and occupancy rows into ClickHouse, in batches,
-//! then the checkpoint.
+//! The stage's writer: the workers' visit, occupancy and traffic rows into ClickHouse, in
+//! batches, then the checkpoint.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,8 +10,9 @@ use tracing::warn;
 
 use super::Out;
 use crate::ch;
-use crate::ch::rows::{CheckpointRow, OccupancyRow, VisitRow};
+use crate::ch::rows::{CheckpointRow, OccupancyRow, TrafficRow, VisitRow};
 use crate::metrics::Metrics;
+use crate::occupancy::Counted;
 
 /// Commits visit rows in batches (by size and age), retrying the same rows while
 /// ClickHouse refuses them, and after each commit the checkpoint: the least frontier of
@@ -35,11 +36,12 @@ pub(super) struct Writer {
 struct Batch {
     visits: Vec<VisitRow>,
     occupancy: Vec<OccupancyRow>,
+    traffic: Vec<TrafficRow>,
 }
 
 impl Batch {
     fn len(&self) -> usize {
-        self.visits.len() + self.occupancy.len()
+        self.visits.len() + self.occupancy.len() + self.traffic.len()
     }
 }
 
@@ -66,8 +68,13 @@ impl Writer {
                         opened = None;
                     }
                 }
-                Some(Out::Occupancy(rows)) => {
-                    batch.occupancy.extend(rows);
+                Some(Out::Counted(rows)) => {
+                    for row in rows {
+                        match row {
+                            Counted::Occupancy(r) => batch.occupancy.push(r),
+                            Counted::Traffic(r) => batch.traffic.push(r),
+                        }
+                    }
                     opened.get_or_insert_with(Instant::now);
                     if batch.len() >= self.max_rows {
                         self.commit(&mut batch).await;
@@ -105,6 +112,7 @@ impl Writer {
             || async move {
                 ch::insert(db, "visits", &rows.visits).await?;
                 ch::insert(db, "occupancy", &rows.occupancy).await?;
+                ch::insert(db, "traffic", &rows.traffic).await?;
                 match checkpoint {
                     Some(row) => {
                         ch::insert(db, "stream_checkpoints", std::slice::from_ref(row)).await
@@ -124,8 +132,10 @@ impl Writer {
         self.metrics.rows_written("visits", batch.visits.len());
         self.metrics
             .rows_written("occupancy", batch.occupancy.len());
+        self.metrics.rows_written("traffic", batch.traffic.len());
         batch.visits.clear();
         batch.occupancy.clear();
+        batch.traffic.clear();
         self.checkpoint = self.checkpoint.max(least);
     }
 }

@@ -195,14 +195,16 @@ fn bad_rows_are_reported_with_file_and_line_and_the_good_ones_imported() {
         "clickhouse-client escapes the line break in TSV"
     );
 
-    // Sites: the time zone column is optional (UTC without it) and must be an IANA name.
+    // Sites: the time zone column is optional (UTC without it) and must be an IANA name;
+    // the capture rate is optional too (0: not measured) and must be a share.
     let sites = dir.path().join("sites.csv");
     std::fs::write(
         &sites,
-        "site_id,kind,brand,lat,lon,tz,open_hour,close_hour,rssi_threshold_dbm,min_dwell_secs\n\
-         ny-1,store,acme,40.71,-74.0,America/New_York,9,21,-70,180\n\
-         mars-1,store,acme,40.71,-74.0,Mars/Olympus_Mons,9,21,-70,180\n\
-         utc-1,store,acme,40.71,-74.0,,9,21,-70,180\n",
+        "site_id,kind,brand,lat,lon,tz,capture_rate,open_hour,close_hour,rssi_threshold_dbm,min_dwell_secs\n\
+         ny-1,store,acme,40.71,-74.0,America/New_York,0.42,9,21,-70,180\n\
+         mars-1,store,acme,40.71,-74.0,Mars/Olympus_Mons,,9,21,-70,180\n\
+         utc-1,store,acme,40.71,-74.0,,,9,21,-70,180\n\
+         over-1,store,acme,40.71,-74.0,,1.5,9,21,-70,180\n",
     )
     .expect("write");
     let o = collector(&["import", "sites", sites.to_str().expect("utf-8")], &cfg);
@@ -214,8 +216,15 @@ fn bad_rows_are_reported_with_file_and_line_and_the_good_ones_imported() {
         )),
         "{out}"
     );
+    assert!(
+        out.contains(&format!(
+            "{}:5: column capture_rate: \"1.5\" is not a share in (0, 1]",
+            sites.display()
+        )),
+        "{out}"
+    );
     assert_eq!(
-        ch.query("SELECT site_id, tz FROM bad_rows.sites FINAL ORDER BY site_id"),
-        "ny-1\tAmerica/New_York\nutc-1\tUTC\n"
+        ch.query("SELECT site_id, tz, capture_rate FROM bad_rows.sites FINAL ORDER BY site_id"),
+        "ny-1\tAmerica/New_York\t0.42\nutc-1\tUTC\t0\n"
     );
 }

@@ -318,7 +318,7 @@ fn published_envelopes_land_once_and_bad_messages_are_rejected_with_their_reason
         format!("{calibrated_site}\t1\n")
     );
     let occupied = offline.iter().filter(|(_, p)| **p > 0.0).count();
-    assert!(occupied > 100, "{occupied} occupied windows");
+    assert!(occupied > 50, "{occupied} occupied windows");
     for (key, people) in &offline {
         let got = stored.get(key).copied();
         assert!(
@@ -331,5 +331,86 @@ fn published_envelopes_land_once_and_bad_messages_are_rejected_with_their_reason
             offline.contains_key(key),
             "{key:?} ({people}) is not an offline window"
         );
+    }
+
+    // Traffic per site and hour, from the stage, is what the same code says offline over
+    // each site's envelopes (the sites are not in the inventory: the [visits] defaults).
+    let mut rules = collector::visits::Rules::defaults(
+        collector::config::Config::load(&cfg)
+            .expect("config")
+            .visits(),
+    );
+    rules.calibrations.insert(
+        calibrated_site.clone(),
+        collector::offline::read_calibration(&calibrations, &calibrated_site).expect("calibration"),
+    );
+    let mut offline = std::collections::BTreeMap::new();
+    for (site, sensed) in &by_site {
+        let (from, to) = (
+            sensed.iter().map(|s| s.first_ms).min().expect("sightings"),
+            sensed.iter().map(|s| s.last_ms).max().expect("sightings"),
+        );
+        let fixed = collector::counting::fixtures(sensed);
+        let hours = collector::traffic::hours_between(
+            sensed,
+            &fixed,
+            &collector::traffic::Setting::of(&rules, site),
+            from,
+            to,
+        );
+        for h in hours {
+            let row = format!(
+                "{}\t{:.3}\t{:.3}\t{}\t{}\t{}\t{}",
+                h.visitor_devices,
+                h.visitors,
+                h.passers_by,
+                h.passer_by_devices,
+                h.addresses,
+                h.dwell.map(|d| d.to_string()).join(","),
+                u8::from(*site == calibrated_site),
+            );
+            offline.insert((site.to_string(), h.start_ms), row);
+        }
+    }
+    let stored: std::collections::BTreeMap<(String, i64), String> = ch
+        .query(
+            "SELECT site, hour_ms, visitor_devices, round(visitors, 3), round(passers_by, 3), \
+             passer_by_devices, addresses, \
+             arrayStringConcat([toString(dwell_under_5), toString(dwell_5_20), \
+             toString(dwell_20_60), toString(dwell_over_60)], ','), calibrated \
+             FROM ingest.traffic FINAL",
+        )
+        .lines()
+        .map(|l| {
+            let (site, rest) = l.split_once('\t').expect("site");
+            let (hour, rest) = rest.split_once('\t').expect("hour");
+            let fix = |v: &str| format!("{:.3}", v.parse::<f64>().expect("a number"));
+            let f: Vec<String> = rest
+                .split('\t')
+                .enumerate()
+                .map(|(i, v)| {
+                    if i == 1 || i == 2 {
+                        fix(v)
+                    } else {
+                        v.to_owned()
+                    }
+                })
+                .collect();
+            ((site.to_owned(), hour.parse().expect("ms")), f.join("\t"))
+        })
+        .collect();
+    assert_eq!(stored.len(), offline.len());
+    // Not a comparison of empty hours: stays counted (visitors and passers-by; with this
+    // test's 1-s gap, most are passers-by).
+    let stays: u32 = offline
+        .values()
+        .map(|r| {
+            let f: Vec<&str> = r.split('\t').collect();
+            f[0].parse::<u32>().unwrap_or(0) + f[3].parse::<u32>().unwrap_or(0)
+        })
+        .sum();
+    assert!(stays > 500, "{stays} stays");
+    for (key, row) in &offline {
+        assert_eq!(stored.get(key), Some(row), "{key:?}");
     }
 }

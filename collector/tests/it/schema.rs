@@ -3,7 +3,7 @@ use testkit::ClickHouse;
 
 use crate::util::{assert_success, collector, config};
 
-const TABLES: [&str; 13] = [
+const TABLES: [&str; 14] = [
     "ad_plays",
     "campaigns",
     "links",
@@ -16,6 +16,7 @@ const TABLES: [&str; 13] = [
     "site_calibrations",
     "sites",
     "stream_checkpoints",
+    "traffic",
     "visits",
 ];
 
@@ -28,9 +29,9 @@ fn migrations_apply_once_and_history_is_append_only() {
     assert_success(&first);
     assert!(
         String::from_utf8_lossy(&first.stdout).contains(
-            "6 migration(s) applied: 0001_schema.sql, 0002_stream_checkpoints.sql, \
+            "7 migration(s) applied: 0001_schema.sql, 0002_stream_checkpoints.sql, \
                  0003_occupancy.sql, 0004_site_calibrations.sql, 0005_links.sql, \
-                 0006_site_time_zones.sql"
+                 0006_site_time_zones.sql, 0007_traffic.sql"
         ),
         "{}",
         String::from_utf8_lossy(&first.stdout)
@@ -45,14 +46,16 @@ fn migrations_apply_once_and_history_is_append_only() {
     assert_eq!(
         ch.query("SELECT count() FROM footfall_test.schema_migrations FINAL")
             .trim(),
-        "6"
+        "7"
     );
     assert_eq!(
         ch.query(
             "SELECT table, name, type FROM system.columns WHERE database = 'footfall_test' \
-             AND name IN ('link', 'unlinked_devices', 'tz') ORDER BY table"
+             AND name IN ('link', 'unlinked_devices', 'tz', 'capture_rate') \
+             AND table != 'traffic' ORDER BY table, name"
         ),
-        "occupancy\tunlinked_devices\tFloat64\nsightings\tlink\tUInt64\nsites\ttz\tString\n"
+        "occupancy\tunlinked_devices\tFloat64\nsightings\tlink\tUInt64\n\
+         sites\tcapture_rate\tFloat32\nsites\ttz\tString\n"
     );
 
     // Every statement can be applied again (a migration cut short before its ledger row),
@@ -60,7 +63,7 @@ fn migrations_apply_once_and_history_is_append_only() {
     ch.query("DROP TABLE footfall_test.schema_migrations");
     let replayed = collector(&["migrate"], &cfg);
     assert_success(&replayed);
-    assert!(String::from_utf8_lossy(&replayed.stdout).contains("6 migration(s) applied"));
+    assert!(String::from_utf8_lossy(&replayed.stdout).contains("7 migration(s) applied"));
 
     // A database whose ledger says migration 1 had other text is refused, naming it.
     ch.query("CREATE DATABASE tampered");

@@ -256,6 +256,33 @@ fn visits_follow_from_the_hazards_and_receipts_from_visits() {
         .map(|h| h["visitors"].parse::<u64>().expect("n"))
         .sum();
     assert_eq!(total, summary.visits);
+    // People present per store and 15-min window add up to the time spent in visits, store
+    // by store; those heard are fewer, and customers (staff aside) are no more.
+    let windows = Csv::read(&dir.join("truth/store_occupancy.csv")).rows;
+    let mut hours: HashMap<&str, [f64; 4]> = HashMap::new();
+    for v in &visits {
+        hours.entry(&v["store_id"]).or_default()[0] +=
+            (ms(&v["end"]) - ms(&v["start"])) as f64 / 3_600_000.0;
+    }
+    for w in &windows {
+        assert_eq!(ms(&w["window_start"]) % 900_000, 0, "{w:?}");
+        let e = hours
+            .get_mut(w["store_id"].as_str())
+            .expect("a store with visits");
+        for (i, col) in ["people", "customers", "people_seen"].iter().enumerate() {
+            e[i + 1] += w[*col].parse::<f64>().expect("a number") / 4.0;
+        }
+    }
+    for (store, [visits, people, customers, seen]) in &hours {
+        assert!(
+            (visits - people).abs() < 0.01 * visits,
+            "{store}: {visits} vs {people}"
+        );
+        assert!(
+            customers <= people && seen < people && *seen > 0.0,
+            "{store}"
+        );
+    }
     assert!(
         (0.33..=0.53).contains(&summary.store_capture),
         "{}",

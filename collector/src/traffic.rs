@@ -1,0 +1,332 @@
+//! Store traffic per site and local hour, in people: visitors and passers-by, with the sensed
+//! counts beside them and the visitors' dwell distribution.
+//!
+//! A **stay** is one device's sightings at the site, apart by at most the site kind's gap (as
+//! in [`crate::visits`]), with one device counted once ([`crate::counting`]'s identities: a
+//! global key, a link of rotating addresses, or an unlinked address), and fixtures (devices
+//! heard all day) apart. A stay counts in the local hour it starts in: as a **visitor** if it
+//! meets the site's visit rule ([`SiteRule::visitor`]: opening hours, minimum dwell, signal),
+//! else as a **passer-by**.
+//!
+//! People = stays x the calibration's people per device, divided by the site's capture rate
+//! when one was measured (stores hear 40-45 % of their visitors: an uncorrected count is
+//! the visitors whose phones were heard, and the row says which it is).
+//!
+//! An hour is decided by the sightings from `gap` before it (did a stay begin before the
+//! hour?) to [`FOLLOW_MS`] plus `gap` after it: a stay that lasts longer is in the over-60-min
+//! bucket whatever follows, and its signal is judged on what was heard until then. So an hour
+//! is final once the watermark has passed that end, and the stream stage and an offline run
+//! over the same sightings give the same rows.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use crate::counting::{fixture_key, is_fixture, Calibration, Identities, Identity, Sensed};
+use crate::visits::{Rules, SiteRule};
+
+pub const HOUR_MS: i64 = 3_600_000;
+/// How long after its hour a stay is followed: the longest dwell bucket's lower end.
+pub const FOLLOW_MS: i64 = 60 * 60_000;
+/// Dwell buckets' upper ends, minutes: under 5, 5-20, 20-60, and over 60.
+const DWELL_MINS: [i64; 3] = [5, 20, 60];
+
+/// What decides a site's traffic.
+#[derive(Clone, Debug)]
+pub struct Setting {
+    pub rule: SiteRule,
+    /// Sightings of one device apart by at most this are one stay.
+    pub gap_ms: i64,
+    pub calibration: Calibration,
+}
+
+impl Setting {
+    /// What decides `site`'s traffic under `rules`: its rule, gap and calibration.
+    pub fn of(rules: &Rules, site: &str) -> Setting {
+        let rule = rules.site(site);
+        Setting {
+            rule,
+            gap_ms: rules.gap_ms(rule),
+            calibration: rules.calibration(site),
+        }
+    }
+
+    /// The end of the sightings that decide the hour starting at `hour_ms`.
+    pub fn decided_by(&self, hour_ms: i64) -> i64 {
+        hour_ms + HOUR_MS + FOLLOW_MS + self.gap_ms
+    }
+}
+
+/// One local hour of a site.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Hour {
+    /// The hour's start, UTC ms (a whole hour on the site's clocks).
+    pub start_ms: i64,
+    /// People (see the module docs).
+    pub visitors: f64,
+    pub passers_by: f64,
+    /// Stays counted.
+    pub visitor_devices: u32,
+    pub passer_by_devices: u32,
+    /// Distinct device keys of sightings starting in the hour (fixtures' aside).
+    pub addresses: u32,
+    /// Stays of sightings without a link (each address its own device).
+    pub unlinked_devices: u32,
+    /// Fixtures heard in the hour.
+    pub fixtures: u32,
+    /// Visitor stays by dwell: under 5, 5-20, 20-60, over 60 min.
+    pub dwell: [u32; 4],
+}
+
+/// The start (UTC ms) of the hour on the clocks of `tz` that holds `ms`. Every UTC offset
+/// in use is a whole number of minutes, so the hour is an hour long.
+pub fn hour_start(ms: i64, tz: chrono_tz::Tz) -> i64 {
+    use chrono::Offset;
+    use chrono::TimeZone;
+    let offset_ms = chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| {
+            i64::from(
+                tz.offset_from_utc_datetime(&t.naive_utc())
+                    .fix()
+                    .local_minus_utc(),
+            )
+        })
+        .unwrap_or(0)
+        * 1000;
+    ms - (ms + offset_ms).rem_euclid(HOUR_MS)
+}
+
+/// A stay being built: start, last time, strongest frame until the hour is decided.
+struct Stay {
+    first_ms: i64,
+    last_ms: i64,
+    rssi_max: i8,
+    decided_by: i64,
+}
+
+/// The site's hours from the one holding `from_ms` to the one holding `to_ms`, empty ones
+/// included. `sightings` must hold every sighting that reaches from `gap` before the first
+/// hour to [`Setting::decided_by`] the last (more is fine); `fixed` are the fixtures.
+pub fn hours_between(
+    sightings: &[Sensed],
+    fixed: &HashSet<(i64, u64)>,
+    setting: &Setting,
+    from_ms: i64,
+    to_ms: i64,
+) -> Vec<Hour> {
+    let tz = setting.rule.tz;
+    let mut hours: BTreeMap<i64, Hour> = BTreeMap::new();
+    let mut h = hour_start(from_ms, tz);
+    while h <= to_ms {
+        hours.insert(
+            h,
+            Hour {
+                start_ms: h,
+                ..Hour::default()
+            },
+        );
+        h += HOUR_MS;
+    }
+    let (Some(&first_hour), Some(&last_hour)) = (hours.keys().next(), hours.keys().next_back())
+    else {
+        return Vec::new();
+    };
+    let identities = Identities::of(sightings);
+    let mut spans: BTreeMap<Identity, Vec<&Sensed>> = BTreeMap::new();
+    let mut addresses: HashMap<i64, HashSet<u64>> = HashMap::new();
+    let mut fixtures: HashMap<i64, HashSet<u64>> = HashMap::new();
+    for s in sightings {
+        if is_fixture(s, fixed) {
+            let mut h = hour_start(s.first_ms, tz);
+            while h <= s.last_ms {
+                fixtures.entry(h).or_default().extend(fixture_key(s));
+                h += HOUR_MS;
+            }
+        } else {
+            addresses
+                .entry(hour_start(s.first_ms, tz))
+                .or_default()
+                .insert(s.device);
+            spans.entry(identities.identity(s)).or_default().push(s);
+        }
+    }
+    let count = |stay: &Stay, unlinked: bool, hours: &mut BTreeMap<i64, Hour>| {
+        let Some(hour) = hours.get_mut(&hour_start(stay.first_ms, tz)) else {
+            return;
+        };
+        let dwell_ms = stay.last_ms - stay.first_ms;
+        if setting.rule.visitor(stay.first_ms, dwell_ms, stay.rssi_max) {
+            hour.visitor_devices += 1;
+            let bucket = DWELL_MINS
+                .iter()
+                .position(|&m| dwell_ms < m * 60_000)
+                .unwrap_or(DWELL_MINS.len());
+            hour.dwell[bucket] += 1;
+        } else {
+            hour.passer_by_devices += 1;
+        }
+        hour.unlinked_devices += u32::from(unlinked);
+    };
+    for (id, mut v) in spans {
+        v.sort_unstable_by_key(|s| (s.first_ms, s.last_ms));
+        let unlinked = matches!(id, Identity::Unlinked(_));
+        let mut stay: Option<Stay> = None;
+        for s in v {
+            match stay.as_mut() {
+                Some(st) if s.first_ms - st.last_ms <= setting.gap_ms => {
+                    st.last_ms = st.last_ms.max(s.last_ms);
+                    if s.first_ms <= st.decided_by {
+                        st.rssi_max = st.rssi_max.max(s.rssi_max);
+                    }
+                }
+                _ => {
+                    if let Some(done) = stay.take() {
+                        count(&done, unlinked, &mut hours);
+                    }
+                    stay = Some(Stay {
+                        first_ms: s.first_ms,
+                        last_ms: s.last_ms,
+                        rssi_max: s.rssi_max,
+                        decided_by: setting.decided_by(hour_start(s.first_ms, tz)),
+                    });
+                }
+            }
+        }
+        if let Some(done) = stay {
+            count(&done, unlinked, &mut hours);
+        }
+    }
+    let scale =
+        setting.calibration.people_per_device / setting.rule.capture_rate.map_or(1.0, f64::from);
+    hours
+        .into_values()
+        .map(|mut hour| {
+            let h = hour.start_ms;
+            hour.addresses = len(addresses.get(&h));
+            hour.fixtures = len(fixtures.get(&h));
+            hour.visitors = scale * f64::from(hour.visitor_devices);
+            hour.passers_by = scale * f64::from(hour.passer_by_devices);
+            hour
+        })
+        .filter(|hour| (first_hour..=last_hour).contains(&hour.start_ms))
+        .collect()
+}
+
+fn len(set: Option<&HashSet<u64>>) -> u32 {
+    set.map_or(0, |s| u32::try_from(s.len()).unwrap_or(u32::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: i64 = 60_000;
+    const T0: i64 = 1_710_403_200_000; // 2024-03-14T08:00Z
+
+    fn s(device: u64, global: bool, link: u64, first_min: i64, last_min: i64, rssi: i8) -> Sensed {
+        Sensed {
+            device,
+            link,
+            global,
+            fingerprint: 0,
+            first_ms: T0 + first_min * MIN,
+            last_ms: T0 + last_min * MIN,
+            rssi_max: rssi,
+        }
+    }
+
+    fn store() -> Setting {
+        Setting {
+            rule: SiteRule {
+                board: false,
+                rssi_threshold_dbm: -70,
+                min_dwell_secs: 180,
+                open_hour: 8,
+                close_hour: 20,
+                tz: chrono_tz::UTC,
+                capture_rate: None,
+            },
+            gap_ms: 10 * MIN,
+            calibration: Calibration::uncalibrated(),
+        }
+    }
+
+    #[test]
+    fn stays_count_once_per_device_in_the_hour_they_start_by_the_visit_rule() {
+        let v = [
+            // A rotating phone: three addresses, one link, 8:05-8:17, strong: one visitor
+            // (5-20 min), not three.
+            s(1, false, 7, 5, 6, -50),
+            s(2, false, 7, 10, 11, -55),
+            s(3, false, 7, 16, 17, -52),
+            // A global phone 8:50-10:20, strong: one visitor of the 8:00 hour, over 60 min.
+            s(10, true, 10, 50, 70, -60),
+            s(10, true, 10, 75, 140, -60),
+            // Weak, long: a passer-by (the neighbour's shop).
+            s(11, true, 11, 20, 40, -85),
+            // Strong but brief: a passer-by.
+            s(12, false, 12, 30, 31, -50),
+            // Back after 40 min: a second stay, in the 9:00 hour, 3 min: a visitor under 5.
+            s(12, false, 12, 71, 74, -50),
+            // Without a link: an address of its own, flagged.
+            s(13, false, 0, 62, 63, -80),
+        ];
+        let hours = hours_between(&v, &HashSet::new(), &store(), T0, T0 + HOUR_MS);
+        assert_eq!(hours.len(), 2);
+        let (h8, h9) = (&hours[0], &hours[1]);
+        assert_eq!(h8.start_ms, T0);
+        assert_eq!((h8.visitor_devices, h8.passer_by_devices), (2, 2));
+        assert_eq!(h8.dwell, [0, 1, 0, 1]);
+        assert_eq!(h8.addresses, 6);
+        assert_eq!(h8.visitors, 2.0);
+        assert_eq!((h9.visitor_devices, h9.passer_by_devices), (1, 1));
+        assert_eq!(h9.dwell, [1, 0, 0, 0]);
+        assert_eq!(h9.unlinked_devices, 1);
+    }
+
+    #[test]
+    fn people_are_scaled_by_the_calibration_and_corrected_for_capture() {
+        let v = [s(1, true, 1, 5, 15, -50), s(2, true, 2, 5, 6, -50)];
+        let mut setting = store();
+        setting.calibration.people_per_device = 1.5;
+        setting.rule.capture_rate = Some(0.5);
+        let h = &hours_between(&v, &HashSet::new(), &setting, T0, T0)[0];
+        assert_eq!((h.visitors, h.passers_by), (3.0, 3.0));
+    }
+
+    #[test]
+    fn hours_are_the_sites_local_hours() {
+        // Kathmandu is UTC+5:45: its hours start at :15 past UTC hours.
+        let mut setting = store();
+        setting.rule.tz = chrono_tz::Asia::Kathmandu;
+        setting.rule.open_hour = 0;
+        setting.rule.close_hour = 24;
+        let v = [s(1, true, 1, 10, 14, -50), s(2, true, 2, 20, 24, -50)];
+        let hours = hours_between(&v, &HashSet::new(), &setting, T0, T0 + 30 * MIN);
+        let starts: Vec<i64> = hours.iter().map(|h| (h.start_ms - T0) / MIN).collect();
+        assert_eq!(starts, [-45, 15]);
+        assert_eq!(hours[0].visitor_devices, 1);
+        assert_eq!(hours[1].visitor_devices, 1);
+    }
+
+    #[test]
+    fn fixtures_are_apart_and_an_hour_needs_only_its_reach() {
+        let fixed: HashSet<(i64, u64)> = [(T0.div_euclid(86_400_000), 20)].into();
+        let mut v = vec![s(20, true, 20, 0, 59, -40)];
+        // A phone every 7 minutes all day long: one stay, started at 8:00.
+        v.extend((0..100).map(|k| s(1, true, 1, 7 * k, 7 * k, -50)));
+        let all = hours_between(&v, &fixed, &store(), T0, T0 + 9 * HOUR_MS);
+        assert_eq!(all[0].fixtures, 1);
+        assert_eq!((all[0].visitor_devices, all[0].passer_by_devices), (1, 0));
+        assert!(all[1..]
+            .iter()
+            .all(|h| h.visitor_devices + h.passer_by_devices == 0));
+        // Hour 10:00 from only the sightings that reach it: the same row.
+        let setting = store();
+        let h = T0 + 2 * HOUR_MS;
+        let near: Vec<Sensed> = v
+            .iter()
+            .filter(|s| s.last_ms >= h - setting.gap_ms && s.first_ms <= setting.decided_by(h))
+            .copied()
+            .collect();
+        assert_eq!(hours_between(&near, &fixed, &setting, h, h)[0], all[2]);
+    }
+}
