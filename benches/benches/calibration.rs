@@ -218,7 +218,7 @@ fn run_seed(
         .enable_all()
         .build()
         .context("a tokio runtime")?;
-    let (client, _) = collector::ch::clients(cfg.clickhouse());
+    let (client, _) = cfg.clickhouse().clients();
     runtime.block_on(async {
         collector::migrate::migrate(cfg.clickhouse()).await?;
         use collector::import::Kind;

@@ -77,7 +77,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), Error> 
         .map_err(|source| Error::Listen { addr, source })?;
     tokio::spawn(metrics::serve(listener, metrics.clone(), shutdown.clone()));
     migrate::migrate(cfg.clickhouse()).await?;
-    let (db, _) = ch::clients(cfg.clickhouse());
+    let (db, _) = cfg.clickhouse().clients();
     let inventory = Inventory::load(db.clone(), &cfg)
         .await
         .map_err(Error::Inventory)?;

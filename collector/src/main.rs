@@ -152,7 +152,7 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
         Cmd::Import { config, kind, file } => {
             let c = Config::load(&config)?;
             collector::migrate::migrate(c.clickhouse()).await?;
-            let (db, _) = collector::ch::clients(c.clickhouse());
+            let (db, _) = c.clickhouse().clients();
             let report = collector::import::import(&db, kind, &file).await?;
             println!("{}: {report}", file.display());
             Ok(if report.bad.is_empty() {

@@ -119,7 +119,7 @@ pub enum MigrateError {
 /// Creates the database if needed and applies the missing migrations; returns the names of
 /// those applied now.
 pub async fn migrate(c: &ClickHouseConfig) -> Result<Vec<&'static str>, MigrateError> {
-    let (db, server) = ch::clients(c);
+    let (db, server) = c.clients();
     ch::execute(
         &server,
         &format!("CREATE DATABASE IF NOT EXISTS {}", c.database()),

@@ -29,7 +29,8 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
-    pub(crate) fn invalid(
+    /// A field with a value outside its domain.
+    pub fn invalid(
         field: &'static str,
         value: impl std::fmt::Debug,
         reason: impl Into<String>,

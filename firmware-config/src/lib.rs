@@ -16,7 +16,7 @@ mod validated;
 
 pub use error::ConfigError;
 pub use raw::{merge as merge_toml, RawConfig};
-pub use secret::{Secret, SecretSource};
+pub use secret::{secret, Secret, SecretSource};
 pub use validated::{
     Capture, ChannelPlan, Config, FcsPolicy, FsyncPolicy, Identity, Mqtt, MqttTls, Sensor,
     Sightings, SiteKind, Spool,

@@ -79,6 +79,25 @@ impl SecretSource {
     }
 }
 
+/// A secret that a configuration names by file or by environment variable (one of the two,
+/// or neither): `fields` are the two fields' names, for the error.
+pub fn secret(
+    file: Option<PathBuf>,
+    env: Option<String>,
+    fields: (&'static str, &'static str),
+) -> Result<Option<Secret>, ConfigError> {
+    match (file, env) {
+        (Some(_), Some(_)) => Err(ConfigError::invalid(
+            fields.0,
+            "",
+            format!("set {} or {}, not both", fields.0, fields.1),
+        )),
+        (Some(f), None) => Ok(Some(SecretSource::File(f).load(fields.0, 1)?)),
+        (None, Some(v)) => Ok(Some(SecretSource::Env(v).load(fields.1, 1)?)),
+        (None, None) => Ok(None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,11 @@
 //! How every server part reaches ClickHouse (the collector writes, the attribution and the
 //! dashboards read): one builder of the official client, over HTTP, without its schema
 //! validation (its check sends a setting that Debian's 18.16 rejects; DESIGN.md).
+//! The `[clickhouse]` configuration section is here too ([`ClickHouseConfig`]).
+
+mod config;
+
+pub use config::{ClickHouseConfig, RawClickHouse};
 
 /// Where the tables are and how to reach them.
 #[derive(Clone, Copy, Debug)]

@@ -33,7 +33,7 @@ fn a_simulated_campaigns_report_agrees_with_the_truth() {
         .enable_all()
         .build()
         .expect("runtime");
-    let (db, _) = collector::ch::clients(cfg.clickhouse());
+    let (db, _) = cfg.clickhouse().clients();
     runtime.block_on(async {
         collector::migrate::migrate(cfg.clickhouse())
             .await

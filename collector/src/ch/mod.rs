@@ -1,5 +1,5 @@
-//! ClickHouse: the client (`warehouse`'s, from the configuration), the one way rows are
-//! written ([`insert`], [`retry`]), and every row type ([`rows`]).
+//! ClickHouse: the one way rows are written ([`insert`], [`retry`]), and every row type
+//! ([`rows`]). The client comes from `warehouse` (the configured [`warehouse::ClickHouseConfig`]).
 
 pub mod rows;
 
@@ -8,22 +8,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use crate::config::ClickHouseConfig;
 use prometheus_client::metrics::counter::Counter;
-
-/// A client for the configured database, and one for the server (to create the database).
-pub fn clients(c: &ClickHouseConfig) -> (clickhouse::Client, clickhouse::Client) {
-    let password = c
-        .password()
-        .map(|p| String::from_utf8_lossy(p.expose()).into_owned());
-    warehouse::clients(&warehouse::Target {
-        url: c.url(),
-        user: c.user(),
-        password: password.as_deref(),
-        database: c.database(),
-        lz4: c.lz4(),
-    })
-}
 
 /// A ClickHouse request that failed, and what it was for. The server is down, refused the
 /// statement, or the table is not what the code expects: check the server and the schema.

@@ -9,9 +9,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use firmware_config::{ConfigError, Secret, SecretSource};
+use firmware_config::{secret, ConfigError, Secret};
+pub use warehouse::ClickHouseConfig;
 
-use self::raw::{RawClickHouse, RawConfig, RawIngest, RawMetrics, RawMqtt, RawTimely, RawVisits};
+use self::raw::{RawConfig, RawIngest, RawMetrics, RawMqtt, RawTimely, RawVisits};
 
 pub const DEFAULTS: &str = include_str!("defaults.toml");
 
@@ -95,85 +96,6 @@ impl Config {
     /// Where the Prometheus endpoint listens.
     pub fn metrics_listen(&self) -> SocketAddr {
         self.metrics_listen
-    }
-}
-
-/// Where the tables live.
-#[derive(Debug, Clone)]
-pub struct ClickHouseConfig {
-    url: String,
-    database: String,
-    user: String,
-    password: Option<Secret>,
-    lz4: bool,
-}
-
-impl ClickHouseConfig {
-    fn from_raw(c: RawClickHouse) -> Result<ClickHouseConfig, ConfigError> {
-        if !(c.url.starts_with("http://") || c.url.starts_with("https://")) {
-            return Err(invalid(
-                "clickhouse.url",
-                &c.url,
-                "must be an http:// or https:// URL (the HTTP interface, port 8123 by default)",
-            ));
-        }
-        if c.database.is_empty()
-            || !c
-                .database
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        {
-            return Err(invalid(
-                "clickhouse.database",
-                &c.database,
-                "must be letters, digits and _",
-            ));
-        }
-        let lz4 = match c.compression.as_str() {
-            "lz4" => true,
-            "none" => false,
-            other => {
-                return Err(invalid(
-                    "clickhouse.compression",
-                    other,
-                    "must be \"lz4\" or \"none\"",
-                ))
-            }
-        };
-        let password = secret(
-            c.password_file,
-            c.password_env,
-            ("clickhouse.password_file", "clickhouse.password_env"),
-        )?;
-        Ok(ClickHouseConfig {
-            url: c.url,
-            database: c.database,
-            user: c.user,
-            password,
-            lz4,
-        })
-    }
-
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
-    /// Letters, digits and `_` only: safe to name in a statement.
-    pub fn database(&self) -> &str {
-        &self.database
-    }
-
-    pub fn user(&self) -> &str {
-        &self.user
-    }
-
-    pub fn password(&self) -> Option<&Secret> {
-        self.password.as_ref()
-    }
-
-    /// LZ4 on the wire (inserts and results), or none.
-    pub fn lz4(&self) -> bool {
-        self.lz4
     }
 }
 
@@ -499,23 +421,6 @@ fn within(field: &'static str, v: i64, lo: i64, hi: i64) -> Result<i64, ConfigEr
             &v.to_string(),
             &format!("must be within [{lo}, {hi}]"),
         ))
-    }
-}
-
-fn secret(
-    file: Option<PathBuf>,
-    env: Option<String>,
-    fields: (&'static str, &'static str),
-) -> Result<Option<Secret>, ConfigError> {
-    match (file, env) {
-        (Some(_), Some(_)) => Err(invalid(
-            fields.0,
-            "",
-            &format!("set {} or {}, not both", fields.0, fields.1),
-        )),
-        (Some(f), None) => Ok(Some(SecretSource::File(f).load(fields.0, 1)?)),
-        (None, Some(v)) => Ok(Some(SecretSource::Env(v).load(fields.1, 1)?)),
-        (None, None) => Ok(None),
     }
 }
 

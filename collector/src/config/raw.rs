@@ -10,23 +10,12 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub(super) struct RawConfig {
     pub version: u32,
-    pub clickhouse: RawClickHouse,
+    pub clickhouse: warehouse::RawClickHouse,
     pub mqtt: RawMqtt,
     pub ingest: RawIngest,
     pub visits: RawVisits,
     pub timely: RawTimely,
     pub metrics: RawMetrics,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawClickHouse {
-    pub url: String,
-    pub database: String,
-    pub user: String,
-    pub password_file: Option<PathBuf>,
-    pub password_env: Option<String>,
-    pub compression: String,
 }
 
 #[derive(Debug, Deserialize)]

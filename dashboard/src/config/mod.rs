@@ -1,0 +1,195 @@
+//! The dashboard's configuration, in two phases like the collector's: the file as written
+//! (TOML over the embedded defaults, unknown fields refused), then validated into types with
+//! private fields. A `Config` that exists is valid; every error names its field and value.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use firmware_config::{ConfigError, Secret, SecretSource};
+use serde::Deserialize;
+use warehouse::{ClickHouseConfig, RawClickHouse};
+
+pub const DEFAULTS: &str = include_str!("defaults.toml");
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    version: u32,
+    clickhouse: RawClickHouse,
+    http: RawHttp,
+    auth: RawAuth,
+    privacy: RawPrivacy,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    listen: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAuth {
+    users_file: PathBuf,
+    session_key_file: PathBuf,
+    session_hours: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPrivacy {
+    min_devices: u32,
+}
+
+/// A valid configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    clickhouse: ClickHouseConfig,
+    listen: SocketAddr,
+    users_file: PathBuf,
+    session_key: Secret,
+    session: Duration,
+    min_devices: u32,
+}
+
+/// The shortest session key accepted (the cookie signature's key is derived from it).
+const MIN_KEY_BYTES: usize = 64;
+
+impl Config {
+    /// Reads `path` over the defaults and validates it (the session key included).
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text)
+    }
+
+    /// Validates `text` over the defaults.
+    pub fn parse(text: &str) -> Result<Config, ConfigError> {
+        let parse = |t: &str| {
+            t.parse::<toml::Table>().map_err(|e| ConfigError::Parse {
+                message: e.to_string(),
+            })
+        };
+        let mut merged = parse(DEFAULTS)?;
+        firmware_config::merge_toml(&mut merged, parse(text)?);
+        let raw: RawConfig =
+            toml::Value::Table(merged)
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Parse {
+                    message: e.to_string(),
+                })?;
+        if raw.version != 1 {
+            return Err(ConfigError::invalid(
+                "version",
+                raw.version,
+                "this dashboard reads version 1",
+            ));
+        }
+        let listen = raw.http.listen.parse().map_err(|_| {
+            ConfigError::invalid(
+                "http.listen",
+                &raw.http.listen,
+                "must be host:port, e.g. 127.0.0.1:8080",
+            )
+        })?;
+        if !(1..=24 * 30).contains(&raw.auth.session_hours) {
+            return Err(ConfigError::invalid(
+                "auth.session_hours",
+                raw.auth.session_hours,
+                "must be within [1, 720]",
+            ));
+        }
+        if raw.privacy.min_devices < 1 {
+            return Err(ConfigError::invalid(
+                "privacy.min_devices",
+                raw.privacy.min_devices,
+                "must be at least 1",
+            ));
+        }
+        let session_key = SecretSource::File(raw.auth.session_key_file)
+            .load("auth.session_key_file", MIN_KEY_BYTES)?;
+        Ok(Config {
+            clickhouse: ClickHouseConfig::from_raw(raw.clickhouse)?,
+            listen,
+            users_file: raw.auth.users_file,
+            session_key,
+            session: Duration::from_secs(u64::from(raw.auth.session_hours) * 3600),
+            min_devices: raw.privacy.min_devices,
+        })
+    }
+
+    pub fn clickhouse(&self) -> &ClickHouseConfig {
+        &self.clickhouse
+    }
+
+    pub fn listen(&self) -> SocketAddr {
+        self.listen
+    }
+
+    /// The users file (read at start; `add-user` appends to it).
+    pub fn users_file(&self) -> &Path {
+        &self.users_file
+    }
+
+    pub fn session_key(&self) -> &Secret {
+        &self.session_key
+    }
+
+    pub fn session(&self) -> Duration {
+        self.session
+    }
+
+    /// Figures built on fewer devices are suppressed.
+    pub fn min_devices(&self) -> u32 {
+        self.min_devices
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_key(extra: &str) -> (tempfile::TempDir, Result<Config, ConfigError>) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = dir.path().join("session.key");
+        std::fs::write(&key, [7u8; 64]).expect("key");
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .expect("mode");
+        let text = format!(
+            "version = 1\n[auth]\nsession_key_file = \"{}\"\n{extra}",
+            key.display()
+        );
+        let c = Config::parse(&text);
+        (dir, c)
+    }
+
+    #[test]
+    fn the_defaults_with_a_key_are_valid() {
+        let (_d, c) = with_key("");
+        let c = c.expect("valid");
+        assert_eq!(c.listen().port(), 8080);
+        assert_eq!(c.session(), Duration::from_secs(12 * 3600));
+        assert_eq!(c.min_devices(), 50);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        for (extra, field) in [
+            ("[http]\nlisten = \"nowhere\"\n", "http.listen"),
+            ("session_hours = 0\n", "auth.session_hours"),
+            ("[privacy]\nmin_devices = 0\n", "privacy.min_devices"),
+            ("[clickhouse]\nurl = \"ftp://x\"\n", "clickhouse.url"),
+        ] {
+            let (_d, c) = with_key(extra);
+            let e = c.expect_err(extra).to_string();
+            assert!(e.contains(field), "{extra}: {e}");
+        }
+        let e = Config::parse("version = 1\n[auth]\nsession_key_file = \"/nonexistent/key\"\n")
+            .expect_err("no key")
+            .to_string();
+        assert!(e.contains("auth.session_key_file"), "{e}");
+    }
+}

@@ -1,0 +1,454 @@
+//! `footfall-dashboard`: the store-visit dashboards, server-rendered from ClickHouse.
+//!
+//! Pages (HTML, and the same figures as CSV and JSON): `/stores` (every store over a period,
+//! sortable, filtered by brand; the period and filters in the URL), `/definitions` (what
+//! every figure means, one click from each). Everything but `/login` needs a session
+//! ([`auth`]); every response carries security headers, and a POST from another origin is
+//! refused.
+
+pub mod auth;
+pub mod config;
+pub mod stores;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use askama::Template;
+use axum::extract::{FromRef, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use axum_extra::extract::cookie::{Key, SignedCookieJar};
+use serde::Deserialize;
+use tokio::net::TcpListener;
+use tracing::{info, warn};
+
+use crate::auth::{Session, User};
+use crate::config::Config;
+use crate::stores::{Sort, StoreFigures};
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct App {
+    db: clickhouse::Client,
+    users: Arc<HashMap<String, User>>,
+    key: Key,
+    session_secs: i64,
+    min_devices: u32,
+}
+
+impl FromRef<App> for Key {
+    fn from_ref(app: &App) -> Key {
+        app.key.clone()
+    }
+}
+
+/// Why the dashboard could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Users(#[from] auth::UsersError),
+    #[error("cannot listen on {addr}")]
+    Listen {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the HTTP server failed")]
+    Serve(#[source] std::io::Error),
+}
+
+/// Serves the dashboard until `shutdown` completes.
+pub async fn serve(
+    cfg: &Config,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), Error> {
+    let users = auth::read_users(cfg.users_file())?;
+    let (db, _) = cfg.clickhouse().clients();
+    let app = App {
+        db,
+        users: Arc::new(users),
+        // The configuration holds at least the 64 bytes a key needs.
+        key: Key::from(cfg.session_key().expose()),
+        session_secs: i64::try_from(cfg.session().as_secs()).unwrap_or(i64::MAX),
+        min_devices: cfg.min_devices(),
+    };
+    let listener = TcpListener::bind(cfg.listen())
+        .await
+        .map_err(|source| Error::Listen {
+            addr: cfg.listen(),
+            source,
+        })?;
+    info!(listen = %cfg.listen(), users = app.users.len(), "dashboard serving");
+    axum::serve(listener, router(app))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(Error::Serve)
+}
+
+fn router(app: App) -> Router {
+    let signed_in = Router::new()
+        .route("/", get(|| async { Redirect::to("/stores") }))
+        .route("/stores", get(stores_html))
+        .route("/stores.csv", get(stores_csv))
+        .route("/stores.json", get(stores_json))
+        .route("/definitions", get(definitions))
+        .route("/logout", post(logout))
+        .route_layer(middleware::from_fn_with_state(app.clone(), require_session));
+    Router::new()
+        .route("/login", get(login_page).post(login))
+        .route("/static/style.css", get(style))
+        .merge(signed_in)
+        .layer(middleware::from_fn(same_origin_posts))
+        .layer(middleware::from_fn(security_headers))
+        .with_state(app)
+}
+
+fn now_secs() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// Pages need a session: without one, to the sign-in page (and back afterwards).
+async fn require_session(
+    State(app): State<App>,
+    jar: SignedCookieJar,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    match auth::session(&jar, now_secs()).filter(|s| app.users.contains_key(&s.user)) {
+        Some(s) => {
+            req.extensions_mut().insert(s);
+            next.run(req).await
+        }
+        None => {
+            let path = req
+                .uri()
+                .path_and_query()
+                .map_or("/stores", |p| p.as_str())
+                .to_owned();
+            Redirect::to(&format!("/login?next={}", urlencode(&path))).into_response()
+        }
+    }
+}
+
+/// A POST whose Origin is another site's is refused (the session cookie is SameSite=Strict
+/// too, and forms post a per-session token).
+async fn same_origin_posts(headers: HeaderMap, req: Request, next: Next) -> Response {
+    if req.method() == Method::POST {
+        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+        let origin = headers.get(header::ORIGIN).and_then(|h| h.to_str().ok());
+        if let (Some(origin), Some(host)) = (origin, host) {
+            let origin_host = origin.split_once("://").map_or(origin, |(_, h)| h);
+            if origin_host != host {
+                return (StatusCode::FORBIDDEN, "cross-origin form refused\n").into_response();
+            }
+        }
+    }
+    next.run(req).await
+}
+
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    for (name, value) in [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        ),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "same-origin"),
+        (header::CACHE_CONTROL, "no-store"),
+    ] {
+        h.insert(name, HeaderValue::from_static(value));
+    }
+    res
+}
+
+fn urlencode(v: &str) -> String {
+    v.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// A 4xx with a message naming what was wrong.
+fn bad_request(msg: String) -> Response {
+    (StatusCode::BAD_REQUEST, format!("{msg}\n")).into_response()
+}
+
+fn server_error(e: impl std::fmt::Display) -> Response {
+    warn!(error = %e, "a page failed");
+    (
+        StatusCode::BAD_GATEWAY,
+        "ClickHouse did not answer; try again\n",
+    )
+        .into_response()
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    next: &'a str,
+    error: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+struct NextParam {
+    next: Option<String>,
+}
+
+/// Only a local path is followed after sign-in.
+fn local_path(next: Option<&str>) -> &str {
+    next.filter(|n| n.starts_with('/') && !n.starts_with("//"))
+        .unwrap_or("/stores")
+}
+
+async fn login_page(Query(q): Query<NextParam>) -> Response {
+    render(&LoginPage {
+        next: local_path(q.next.as_deref()),
+        error: None,
+    })
+}
+
+#[derive(Deserialize)]
+struct LoginForm {
+    user: String,
+    password: String,
+    next: Option<String>,
+}
+
+async fn login(State(app): State<App>, jar: SignedCookieJar, Form(f): Form<LoginForm>) -> Response {
+    let next = local_path(f.next.as_deref()).to_owned();
+    match app.users.get(&f.user) {
+        Some(u) if u.verify(&f.password) => {
+            info!(user = %f.user, "signed in");
+            let jar = jar.add(auth::session_cookie(&f.user, now_secs() + app.session_secs));
+            (jar, Redirect::to(&next)).into_response()
+        }
+        _ => {
+            warn!(user = %f.user, "sign-in refused");
+            let page = LoginPage {
+                next: &next,
+                error: Some("Wrong user name or password."),
+            };
+            (StatusCode::UNAUTHORIZED, render(&page)).into_response()
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+async fn logout(
+    jar: SignedCookieJar,
+    axum::Extension(s): axum::Extension<Session>,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    if f.csrf != s.csrf {
+        return (
+            StatusCode::FORBIDDEN,
+            "the form's token is not this session's\n",
+        )
+            .into_response();
+    }
+    (jar.remove(auth::removal()), Redirect::to("/login")).into_response()
+}
+
+fn render(t: &impl Template) -> Response {
+    match t.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => server_error(e),
+    }
+}
+
+async fn style() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css")],
+        include_str!("../templates/style.css"),
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct StoresParams {
+    from: Option<String>,
+    to: Option<String>,
+    brand: Option<String>,
+    sort: Option<String>,
+    order: Option<String>,
+}
+
+/// The figures of a request, or the response that says why not.
+async fn figures(
+    app: &App,
+    s: &Session,
+    p: &StoresParams,
+) -> Result<(stores::Query, Vec<StoreFigures>), Response> {
+    let q = stores::Query::parse(
+        p.from.as_deref(),
+        p.to.as_deref(),
+        p.brand.as_deref(),
+        p.sort.as_deref(),
+        p.order.as_deref(),
+        chrono::Utc::now().date_naive(),
+    )
+    .map_err(bad_request)?;
+    let brands = app
+        .users
+        .get(&s.user)
+        .map(|u| u.brands.clone())
+        .unwrap_or_default();
+    if let Some(b) = &q.brand {
+        if !brands.is_empty() && !brands.contains(b) {
+            return Err((
+                StatusCode::FORBIDDEN,
+                format!("brand: {b:?} is not yours\n"),
+            )
+                .into_response());
+        }
+    }
+    let rows = stores::load(&app.db, &q, &brands, app.min_devices)
+        .await
+        .map_err(server_error)?;
+    Ok((q, rows))
+}
+
+#[derive(Template)]
+#[template(path = "stores.html")]
+struct StoresPage<'a> {
+    user: &'a str,
+    csrf: &'a str,
+    q: &'a stores::Query,
+    rows: Vec<Row>,
+    headers: Vec<(&'static str, String)>,
+    brands: Vec<String>,
+    min_devices: u32,
+    csv: String,
+    json: String,
+}
+
+/// A row as the page prints it.
+struct Row {
+    store: String,
+    brand: String,
+    visitors: String,
+    passers_by: String,
+    capture_rate: String,
+    median_dwell: String,
+    change_previous: String,
+    change_week: String,
+    corrected: bool,
+}
+
+fn cell(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
+    v.map_or_else(|| "—".to_owned(), f)
+}
+
+fn percent(v: f64) -> String {
+    format!("{:+.0} %", 100.0 * v)
+}
+
+async fn stores_html(
+    State(app): State<App>,
+    axum::Extension(s): axum::Extension<Session>,
+    Query(p): Query<StoresParams>,
+) -> Response {
+    let (q, rows) = match figures(&app, &s, &p).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let mut brands: Vec<String> = rows.iter().map(|r| r.brand.clone()).collect();
+    if let Some(b) = &q.brand {
+        brands.push(b.clone());
+    }
+    brands.sort();
+    brands.dedup();
+    let headers = Sort::ALL
+        .iter()
+        .map(|(name, sort)| {
+            let descending = q.sort == *sort && !q.descending;
+            (*name, q.url_query(*sort, descending))
+        })
+        .collect();
+    let page = StoresPage {
+        user: &s.user,
+        csrf: &s.csrf,
+        q: &q,
+        rows: rows
+            .iter()
+            .map(|r| Row {
+                store: r.store.clone(),
+                brand: r.brand.clone(),
+                visitors: cell(r.visitors, |v| format!("{v:.0}")),
+                passers_by: cell(r.passers_by, |v| format!("{v:.0}")),
+                capture_rate: cell(r.capture_rate, |v| format!("{:.1} %", 100.0 * v)),
+                median_dwell: r
+                    .median_dwell_min
+                    .map_or("—".into(), |b| format!("{b} min")),
+                change_previous: cell(r.change_previous, percent),
+                change_week: cell(r.change_week, percent),
+                corrected: r.capture_corrected,
+            })
+            .collect(),
+        headers,
+        brands,
+        min_devices: app.min_devices,
+        csv: format!("/stores.csv?{}", q.url_query(q.sort, q.descending)),
+        json: format!("/stores.json?{}", q.url_query(q.sort, q.descending)),
+    };
+    render(&page)
+}
+
+async fn stores_csv(
+    State(app): State<App>,
+    axum::Extension(s): axum::Extension<Session>,
+    Query(p): Query<StoresParams>,
+) -> Response {
+    match figures(&app, &s, &p).await {
+        Ok((_, rows)) => match stores::csv(&rows) {
+            Ok(text) => ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], text).into_response(),
+            Err(e) => server_error(e),
+        },
+        Err(r) => r,
+    }
+}
+
+async fn stores_json(
+    State(app): State<App>,
+    axum::Extension(s): axum::Extension<Session>,
+    Query(p): Query<StoresParams>,
+) -> Response {
+    match figures(&app, &s, &p).await {
+        Ok((q, rows)) => axum::Json(serde_json::json!({
+            "from": q.from.to_string(),
+            "to": q.to.to_string(),
+            "brand": q.brand,
+            "min_devices": app.min_devices,
+            "stores": rows,
+        }))
+        .into_response(),
+        Err(r) => r,
+    }
+}
+
+#[derive(Template)]
+#[template(path = "definitions.html")]
+struct DefinitionsPage {
+    min_devices: u32,
+}
+
+async fn definitions(State(app): State<App>) -> Response {
+    render(&DefinitionsPage {
+        min_devices: app.min_devices,
+    })
+}

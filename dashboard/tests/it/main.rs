@@ -1,0 +1,4 @@
+//! The dashboard as its users meet it: the binary serving real ClickHouse's tables over
+//! HTTP, signed in with a user from its users file.
+
+mod stores;

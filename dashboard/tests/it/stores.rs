@@ -1,0 +1,341 @@
+//! The Stores page and its CSV/JSON against a real ClickHouse holding the collector's schema,
+//! with traffic rows whose sums are known; sign-in, sessions, brand limits, bad parameters.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use testkit::{free_port, wait_for, ClickHouse};
+
+/// The dashboard process, stopped when dropped.
+struct Dashboard {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Dashboard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_footfall-dashboard")
+}
+
+fn add_user(users: &Path, name: &str, password: &str, brands: &str) {
+    let mut args = vec!["add-user", "--users", users.to_str().expect("utf-8"), name];
+    if !brands.is_empty() {
+        args.extend(["--brands", brands]);
+    }
+    let mut child = Command::new(bin())
+        .args(&args)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("add-user");
+    writeln!(child.stdin.take().expect("stdin"), "{password}").expect("password");
+    assert!(child.wait().expect("wait").success());
+}
+
+fn start(dir: &Path, ch: &ClickHouse) -> Dashboard {
+    let key = dir.join("session.key");
+    std::fs::write(&key, (0..64u8).collect::<Vec<u8>>()).expect("key");
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("mode");
+    let users = dir.join("users");
+    add_user(&users, "ana", "ana's long password", "");
+    add_user(&users, "bo", "bo's long password!", "bolt-cola");
+    let port = free_port();
+    let cfg = dir.join("dashboard.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "version = 1\n[clickhouse]\nurl = \"{}\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n\
+             [auth]\nusers_file = \"{}\"\nsession_key_file = \"{}\"\n[privacy]\nmin_devices = 20\n",
+            ch.url(),
+            users.display(),
+            key.display()
+        ),
+    )
+    .expect("config");
+    let child = Command::new(bin())
+        .args(["serve", "--config", cfg.to_str().expect("utf-8")])
+        .spawn()
+        .expect("serve");
+    let base = format!("http://127.0.0.1:{port}");
+    let d = Dashboard { child, base };
+    wait_for(Duration::from_secs(20), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    })
+    .expect("the dashboard listens");
+    d
+}
+
+fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new().redirects(0).build()
+}
+
+/// Status, headers we look at, body.
+fn get(url: &str, cookie: Option<&str>) -> (u16, ureq::Response) {
+    let mut r = agent().get(url);
+    if let Some(c) = cookie {
+        r = r.set("Cookie", c);
+    }
+    match r.call() {
+        Ok(res) => (res.status(), res),
+        Err(ureq::Error::Status(code, res)) => (code, res),
+        Err(e) => panic!("{url}: {e}"),
+    }
+}
+
+fn post(
+    url: &str,
+    cookie: Option<&str>,
+    origin: Option<&str>,
+    form: &[(&str, &str)],
+) -> (u16, ureq::Response) {
+    let mut r = agent().post(url);
+    if let Some(c) = cookie {
+        r = r.set("Cookie", c);
+    }
+    if let Some(o) = origin {
+        r = r.set("Origin", o);
+    }
+    match r.send_form(form) {
+        Ok(res) => (res.status(), res),
+        Err(ureq::Error::Status(code, res)) => (code, res),
+        Err(e) => panic!("{url}: {e}"),
+    }
+}
+
+fn sign_in(base: &str, user: &str, password: &str) -> String {
+    let (status, res) = post(
+        &format!("{base}/login"),
+        None,
+        None,
+        &[("user", user), ("password", password), ("next", "/stores")],
+    );
+    assert_eq!(status, 303, "{user}");
+    let set = res
+        .header("Set-Cookie")
+        .expect("a session cookie")
+        .to_owned();
+    for attr in ["HttpOnly", "Secure", "SameSite=Strict"] {
+        assert!(set.contains(attr), "{set}");
+    }
+    set.split(';').next().expect("name=value").to_owned()
+}
+
+/// Sites and traffic whose figures are known: acme-1 has 60 visitors (30 devices) and 240
+/// passers-by a day from 2026-03-07 to 2026-03-20, except 50 visitors a day in the first
+/// week; bolt-1 has 5 devices on two days (under the threshold of 20); acme-2 nothing.
+fn fill(ch: &ClickHouse) {
+    ch.query(
+        "INSERT INTO footfall.sites (site_id, kind, brand, lat, lon, tz, capture_rate, open_hour, \
+         close_hour, rssi_threshold_dbm, min_dwell_secs, imported_ms) VALUES \
+         ('acme-1', 'store', 'acme', 52.5, 13.4, 'Europe/Berlin', 0.43, 8, 21, -70, 180, 1), \
+         ('acme-2', 'store', 'acme', 52.5, 13.4, 'Europe/Berlin', 0, 8, 21, -70, 180, 1), \
+         ('bolt-1', 'store', 'bolt-cola', 52.5, 13.4, 'UTC', 0, 8, 21, -70, 180, 1), \
+         ('board-1', 'billboard', '', 52.5, 13.4, 'UTC', 0, 6, 24, -75, 0, 1)",
+    );
+    let mut rows = Vec::new();
+    for d in 7..=20 {
+        let visitors = if d <= 13 { 50.0 } else { 60.0 };
+        rows.push(format!(
+            "('acme-1', '2026-03-{d:02}', 10, 0, {visitors}, 240, 30, 120, 400, 0, 1, 5, 15, 8, 2, 0.43, 'v', 0, 1)"
+        ));
+    }
+    for d in [15, 16] {
+        rows.push(format!(
+            "('bolt-1', '2026-03-{d:02}', 10, 0, 12, 40, 5, 20, 60, 0, 0, 1, 2, 2, 0, 0, 'v', 0, 1)"
+        ));
+    }
+    ch.query(&format!(
+        "INSERT INTO footfall.traffic (site, day, local_hour, hour_ms, visitors, passers_by, \
+         visitor_devices, passer_by_devices, addresses, unlinked_devices, fixtures, dwell_under_5, \
+         dwell_5_20, dwell_20_60, dwell_over_60, capture_rate, estimator, calibrated, version) \
+         VALUES {}",
+        rows.join(", ")
+    ));
+}
+
+#[test]
+fn signed_in_analysts_see_each_stores_figures_and_the_same_in_csv_and_json() {
+    let ch = ClickHouse::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = collector::config::Config::parse(&format!(
+        "version = 1\n[clickhouse]\nurl = \"{}\"\n",
+        ch.url()
+    ))
+    .expect("config");
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(collector::migrate::migrate(cfg.clickhouse()))
+        .expect("migrate");
+    fill(&ch);
+    let d = start(dir.path(), &ch);
+    let base = &d.base;
+    let period = "from=2026-03-14&to=2026-03-20";
+
+    // Not signed in: to the sign-in page, and back to the page asked for afterwards.
+    let (status, res) = get(&format!("{base}/stores?{period}"), None);
+    assert_eq!(status, 303);
+    assert_eq!(
+        res.header("Location"),
+        Some("/login?next=/stores%3Ffrom%3D2026-03-14%26to%3D2026-03-20")
+    );
+    let (status, res) = post(
+        &format!("{base}/login"),
+        None,
+        None,
+        &[("user", "ana"), ("password", "not ana's password")],
+    );
+    assert_eq!(status, 401);
+    assert!(res
+        .into_string()
+        .expect("body")
+        .contains("Wrong user name or password."));
+
+    let ana = sign_in(base, "ana", "ana's long password");
+    let (status, res) = get(&format!("{base}/stores?{period}"), Some(&ana));
+    assert_eq!(status, 200);
+    for (h, v) in [
+        ("X-Frame-Options", "DENY"),
+        ("X-Content-Type-Options", "nosniff"),
+        ("Cache-Control", "no-store"),
+    ] {
+        assert_eq!(res.header(h), Some(v), "{h}");
+    }
+    assert!(res
+        .header("Content-Security-Policy")
+        .is_some_and(|c| c.contains("frame-ancestors 'none'")));
+    let html = res.into_string().expect("body");
+    // acme-1: 7 x 60 visitors, 7 x 240 passers-by, capture 25 %, +20 % on the week before
+    // (350), and the 20th against the 13th (+20 %); median dwell in 5-20 min.
+    let acme1 = html
+        .split("<tr>")
+        .find(|r| r.contains("<td>acme-1</td>"))
+        .expect("acme-1's row");
+    for cell in ["420", "1680", "25.0 %", "5-20 min", "+20 %"] {
+        assert!(acme1.contains(cell), "{cell} in {acme1}");
+    }
+    let bolt = html
+        .split("<tr>")
+        .find(|r| r.contains("<td>bolt-1</td>"))
+        .expect("bolt-1's row");
+    assert!(
+        !bolt.contains("24") && bolt.contains("—"),
+        "suppressed: {bolt}"
+    );
+    assert!(!html.contains("board-1"), "boards are not stores");
+    assert!(html.contains("href=\"/definitions#visitor\""));
+
+    let (status, res) = get(
+        &format!("{base}/stores.csv?{period}&sort=visitors&order=desc"),
+        Some(&ana),
+    );
+    assert_eq!(status, 200);
+    let csv = res.into_string().expect("body");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "store,brand,visitors,passers_by,capture_rate,median_dwell_min,change_previous,change_week,capture_corrected"
+    );
+    assert_eq!(
+        lines[1],
+        "acme-1,acme,420.0,1680.0,0.2500,5-20,0.2000,0.2000,true"
+    );
+    assert_eq!(lines.len(), 4, "{csv}");
+    let (_, res) = get(
+        &format!("{base}/stores.json?{period}&brand=bolt-cola"),
+        Some(&ana),
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&res.into_string().expect("body")).expect("json");
+    assert_eq!(json["stores"].as_array().map(Vec::len), Some(1));
+    assert_eq!(json["stores"][0]["store"], "bolt-1");
+    assert!(json["stores"][0]["visitors"].is_null());
+
+    // A bad parameter: 400 naming it.
+    for (q, msg) in [
+        (
+            "from=2026-03-32",
+            "from: \"2026-03-32\" is not a date (YYYY-MM-DD)",
+        ),
+        (
+            "from=2026-03-20&to=2026-03-01",
+            "from: 2026-03-20 is after to (2026-03-01)",
+        ),
+        (
+            "sort=size",
+            "sort: \"size\" is not one of store, visitors, passers_by, capture, change",
+        ),
+    ] {
+        let (status, res) = get(&format!("{base}/stores?{q}"), Some(&ana));
+        assert_eq!(status, 400, "{q}");
+        assert_eq!(res.into_string().expect("body").trim(), msg);
+    }
+
+    // A user limited to a brand sees only its stores, and not another brand's by asking.
+    let bo = sign_in(base, "bo", "bo's long password!");
+    let (_, res) = get(&format!("{base}/stores.csv?{period}"), Some(&bo));
+    let csv = res.into_string().expect("body");
+    assert_eq!(csv.lines().count(), 2, "{csv}");
+    assert!(csv.contains("bolt-1"));
+    let (status, _) = get(&format!("{base}/stores?{period}&brand=acme"), Some(&bo));
+    assert_eq!(status, 403);
+
+    // A forged or altered cookie is no session; a form from another origin, or without the
+    // session's token, is refused; signing out ends the session.
+    let forged = ana.replace("ana", "bo");
+    assert_eq!(get(&format!("{base}/stores"), Some(&forged)).0, 303);
+    let (status, _) = post(
+        &format!("{base}/logout"),
+        Some(&ana),
+        Some("https://evil.example"),
+        &[("csrf", "x")],
+    );
+    assert_eq!(status, 403);
+    let (status, _) = post(
+        &format!("{base}/logout"),
+        Some(&ana),
+        None,
+        &[("csrf", "wrong")],
+    );
+    assert_eq!(status, 403);
+    let (status, res) = get(&format!("{base}/stores"), Some(&ana));
+    assert_eq!(status, 200);
+    let html = res.into_string().expect("body");
+    let token = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|t| t.split('"').next())
+        .expect("the form's token");
+    let (status, res) = post(
+        &format!("{base}/logout"),
+        Some(&ana),
+        None,
+        &[("csrf", token)],
+    );
+    assert_eq!(status, 303);
+    assert!(res
+        .header("Set-Cookie")
+        .is_some_and(|c| c.contains("footfall_session=;")));
+}
+
+#[test]
+fn a_bad_configuration_names_its_field_and_exits_78() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, "version = 1\n[http]\nlisten = \"everywhere\"\n").expect("write");
+    let o = Command::new(bin())
+        .args(["check-config", cfg.to_str().expect("utf-8")])
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("http.listen"));
+}
