@@ -128,7 +128,7 @@ async fn require_session(
                 .path_and_query()
                 .map_or("/stores", |p| p.as_str())
                 .to_owned();
-            Redirect::to(&format!("/login?next={}", urlencode(&path))).into_response()
+            Redirect::to(&format!("/login?next={}", stores::percent(&path))).into_response()
         }
     }
 }
@@ -165,18 +165,6 @@ async fn security_headers(req: Request, next: Next) -> Response {
         h.insert(name, HeaderValue::from_static(value));
     }
     res
-}
-
-fn urlencode(v: &str) -> String {
-    v.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 /// A 4xx with a message naming what was wrong.

@@ -120,11 +120,12 @@ impl Query {
     }
 }
 
-/// Percent-encodes a query value (everything but unreserved characters).
-fn percent(v: &str) -> String {
+/// Percent-encodes a query value (everything but unreserved characters and `/`, which a
+/// query may hold as it is).
+pub fn percent(v: &str) -> String {
     v.bytes()
         .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
                 (b as char).to_string()
             } else {
                 format!("%{b:02X}")

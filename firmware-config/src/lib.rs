@@ -15,7 +15,7 @@ mod secret;
 mod validated;
 
 pub use error::ConfigError;
-pub use raw::{merge as merge_toml, RawConfig};
+pub use raw::{merge as merge_toml, over_defaults, read_file, RawConfig};
 pub use secret::{secret, Secret, SecretSource};
 pub use validated::{
     Capture, ChannelPlan, Config, FcsPolicy, FsyncPolicy, Identity, Mqtt, MqttTls, Sensor,

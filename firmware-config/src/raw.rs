@@ -139,3 +139,32 @@ pub fn merge(base: &mut toml::Table, over: toml::Table) {
         }
     }
 }
+
+/// A server part's configuration: the file's `text` over the binary's `defaults` (both
+/// TOML), read into its raw type `T` (whose serde attributes refuse unknown fields). The
+/// error says which file is not TOML or which field has the wrong type.
+pub fn over_defaults<T: serde::de::DeserializeOwned>(
+    defaults: &str,
+    text: &str,
+) -> Result<T, ConfigError> {
+    let parse = |t: &str| {
+        t.parse::<toml::Table>().map_err(|e| ConfigError::Parse {
+            message: e.to_string(),
+        })
+    };
+    let mut merged = parse(defaults)?;
+    merge(&mut merged, parse(text)?);
+    toml::Value::Table(merged)
+        .try_into()
+        .map_err(|e: toml::de::Error| ConfigError::Parse {
+            message: e.to_string(),
+        })
+}
+
+/// A configuration file's text; the error names the file.
+pub fn read_file(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}

@@ -30,36 +30,20 @@ pub struct Config {
 impl Config {
     /// Reads `path` over the defaults and validates it (secrets included).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::parse(&text)
+        Self::parse(&firmware_config::read_file(path)?)
     }
 
     /// Validates `text` over the defaults (secrets included).
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
-        let parse = |t: &str| {
-            t.parse::<toml::Table>().map_err(|e| ConfigError::Parse {
-                message: e.to_string(),
-            })
-        };
-        let mut merged = parse(DEFAULTS)?;
-        firmware_config::merge_toml(&mut merged, parse(text)?);
-        let raw: RawConfig =
-            toml::Value::Table(merged)
-                .try_into()
-                .map_err(|e: toml::de::Error| ConfigError::Parse {
-                    message: e.to_string(),
-                })?;
+        let raw: RawConfig = firmware_config::over_defaults(DEFAULTS, text)?;
         Self::from_raw(raw)
     }
 
     fn from_raw(raw: RawConfig) -> Result<Config, ConfigError> {
         if raw.version != 1 {
-            return Err(invalid(
+            return Err(ConfigError::invalid(
                 "version",
-                &raw.version.to_string(),
+                raw.version.to_string(),
                 "this collector reads version 1",
             ));
         }
@@ -114,29 +98,39 @@ pub struct MqttConfig {
 impl MqttConfig {
     fn from_raw(m: RawMqtt) -> Result<MqttConfig, ConfigError> {
         let Some(addr) = m.url.strip_prefix("mqtt://") else {
-            return Err(invalid("mqtt.url", &m.url, "must be mqtt://host:port"));
+            return Err(ConfigError::invalid(
+                "mqtt.url",
+                &m.url,
+                "must be mqtt://host:port",
+            ));
         };
         let (host, port) = match addr.rsplit_once(':') {
             Some((h, p)) => (
                 h.to_owned(),
-                p.parse::<u16>()
-                    .map_err(|_| invalid("mqtt.url", &m.url, "the port is not a number"))?,
+                p.parse::<u16>().map_err(|_| {
+                    ConfigError::invalid("mqtt.url", &m.url, "the port is not a number")
+                })?,
             ),
             None => (addr.to_owned(), 1883),
         };
         if host.is_empty() {
-            return Err(invalid("mqtt.url", &m.url, "no host"));
+            return Err(ConfigError::invalid("mqtt.url", &m.url, "no host"));
         }
         if m.client_id.is_empty() || m.client_id.len() > 64 {
-            return Err(invalid("mqtt.client_id", &m.client_id, "1-64 characters"));
+            return Err(ConfigError::invalid(
+                "mqtt.client_id",
+                &m.client_id,
+                "1-64 characters",
+            ));
         }
         if let Some(g) = &m.shared_group {
-            wire::validate_id(g).map_err(|e| invalid("mqtt.shared_group", g, &e.to_string()))?;
+            wire::validate_id(g)
+                .map_err(|e| ConfigError::invalid("mqtt.shared_group", g, e.to_string()))?;
         }
         if m.keepalive_secs < 5 {
-            return Err(invalid(
+            return Err(ConfigError::invalid(
                 "mqtt.keepalive_secs",
-                &m.keepalive_secs.to_string(),
+                m.keepalive_secs.to_string(),
                 "at least 5",
             ));
         }
@@ -339,7 +333,7 @@ impl TimelyConfig {
         let cluster = match (t.hostfile, t.process) {
             (None, None) => None,
             (Some(_), None) | (None, Some(_)) => {
-                return Err(invalid(
+                return Err(ConfigError::invalid(
                     "timely.hostfile",
                     "",
                     "set timely.hostfile and timely.process together",
@@ -385,17 +379,17 @@ fn hostfile(path: &PathBuf, process: usize) -> Result<Vec<String>, ConfigError> 
         h.rsplit_once(':')
             .is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err())
     }) {
-        return Err(invalid(
+        return Err(ConfigError::invalid(
             "timely.hostfile",
             bad,
             "every line must be host:port",
         ));
     }
     if process >= hosts.len() {
-        return Err(invalid(
+        return Err(ConfigError::invalid(
             "timely.process",
-            &process.to_string(),
-            &format!("the hostfile lists {} processes", hosts.len()),
+            process.to_string(),
+            format!("the hostfile lists {} processes", hosts.len()),
         ));
     }
     Ok(hosts)
@@ -403,7 +397,7 @@ fn hostfile(path: &PathBuf, process: usize) -> Result<Vec<String>, ConfigError> 
 
 fn metrics_listen(m: RawMetrics) -> Result<SocketAddr, ConfigError> {
     m.listen.parse().map_err(|_| {
-        invalid(
+        ConfigError::invalid(
             "metrics.listen",
             &m.listen,
             "must be host:port, e.g. 127.0.0.1:9464",
@@ -416,19 +410,11 @@ fn within(field: &'static str, v: i64, lo: i64, hi: i64) -> Result<i64, ConfigEr
     if (lo..=hi).contains(&v) {
         Ok(v)
     } else {
-        Err(invalid(
+        Err(ConfigError::invalid(
             field,
-            &v.to_string(),
-            &format!("must be within [{lo}, {hi}]"),
+            v.to_string(),
+            format!("must be within [{lo}, {hi}]"),
         ))
-    }
-}
-
-fn invalid(field: &'static str, value: &str, reason: &str) -> ConfigError {
-    ConfigError::Invalid {
-        field,
-        value: format!("{value:?}"),
-        reason: reason.to_string(),
     }
 }
 

@@ -59,28 +59,12 @@ const MIN_KEY_BYTES: usize = 64;
 impl Config {
     /// Reads `path` over the defaults and validates it (the session key included).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        Self::parse(&text)
+        Self::parse(&firmware_config::read_file(path)?)
     }
 
     /// Validates `text` over the defaults.
     pub fn parse(text: &str) -> Result<Config, ConfigError> {
-        let parse = |t: &str| {
-            t.parse::<toml::Table>().map_err(|e| ConfigError::Parse {
-                message: e.to_string(),
-            })
-        };
-        let mut merged = parse(DEFAULTS)?;
-        firmware_config::merge_toml(&mut merged, parse(text)?);
-        let raw: RawConfig =
-            toml::Value::Table(merged)
-                .try_into()
-                .map_err(|e: toml::de::Error| ConfigError::Parse {
-                    message: e.to_string(),
-                })?;
+        let raw: RawConfig = firmware_config::over_defaults(DEFAULTS, text)?;
         if raw.version != 1 {
             return Err(ConfigError::invalid(
                 "version",
