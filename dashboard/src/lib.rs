@@ -1,13 +1,15 @@
 //! `footfall-dashboard`: the store-visit dashboards, server-rendered from ClickHouse.
 //!
 //! Pages (HTML, and the same figures as CSV and JSON): `/stores` (every store over a period,
-//! sortable, filtered by brand; the period and filters in the URL), `/definitions` (what
-//! every figure means, one click from each). Everything but `/login` needs a session
+//! sortable, filtered by brand; the period and filters in the URL), `/sensors` (the fleet's
+//! health, offline sensors first), `/definitions` (what every figure means, one click from
+//! each). Everything but `/login` needs a session
 //! ([`auth`]); every response carries security headers, and a POST from another origin is
 //! refused.
 
 pub mod auth;
 pub mod config;
+pub mod sensors;
 pub mod stores;
 
 use std::collections::HashMap;
@@ -36,6 +38,7 @@ pub struct App {
     users: Arc<HashMap<String, User>>,
     key: Key,
     session_secs: i64,
+    offline_after_ms: i64,
     min_devices: u32,
 }
 
@@ -73,6 +76,7 @@ pub async fn serve(
         // The configuration holds at least the 64 bytes a key needs.
         key: Key::from(cfg.session_key().expose()),
         session_secs: i64::try_from(cfg.session().as_secs()).unwrap_or(i64::MAX),
+        offline_after_ms: i64::try_from(cfg.offline_after().as_millis()).unwrap_or(i64::MAX),
         min_devices: cfg.min_devices(),
     };
     let listener = TcpListener::bind(cfg.listen())
@@ -94,6 +98,9 @@ fn router(app: App) -> Router {
         .route("/stores", get(stores_html))
         .route("/stores.csv", get(stores_csv))
         .route("/stores.json", get(stores_json))
+        .route("/sensors", get(sensors_html))
+        .route("/sensors.csv", get(sensors_csv))
+        .route("/sensors.json", get(sensors_json))
         .route("/definitions", get(definitions))
         .route("/logout", post(logout))
         .route_layer(middleware::from_fn_with_state(app.clone(), require_session));
@@ -291,11 +298,7 @@ async fn figures(
         chrono::Utc::now().date_naive(),
     )
     .map_err(bad_request)?;
-    let brands = app
-        .users
-        .get(&s.user)
-        .map(|u| u.brands.clone())
-        .unwrap_or_default();
+    let brands = brands_of(app, s);
     if let Some(b) = &q.brand {
         if !brands.is_empty() && !brands.contains(b) {
             return Err((
@@ -439,4 +442,106 @@ async fn definitions(State(app): State<App>) -> Response {
     render(&DefinitionsPage {
         min_devices: app.min_devices,
     })
+}
+
+/// The signed-in user's brands (empty: every brand).
+fn brands_of(app: &App, s: &Session) -> Vec<String> {
+    app.users
+        .get(&s.user)
+        .map(|u| u.brands.clone())
+        .unwrap_or_default()
+}
+
+async fn sensor_rows(app: &App, s: &Session) -> Result<Vec<sensors::SensorRow>, Response> {
+    sensors::load(
+        &app.db,
+        &brands_of(app, s),
+        chrono::Utc::now().timestamp_millis(),
+        app.offline_after_ms,
+    )
+    .await
+    .map_err(server_error)
+}
+
+#[derive(Template)]
+#[template(path = "sensors.html")]
+struct SensorsPage<'a> {
+    user: &'a str,
+    csrf: &'a str,
+    rows: Vec<SensorCells>,
+    offline: usize,
+}
+
+/// A sensor as the page prints it.
+struct SensorCells {
+    sensor: String,
+    site: String,
+    online: bool,
+    last_heartbeat: String,
+    spool: String,
+    frames_dropped: String,
+    clock_synced: bool,
+    refused: String,
+}
+
+async fn sensors_html(
+    State(app): State<App>,
+    axum::Extension(s): axum::Extension<Session>,
+) -> Response {
+    let rows = match sensor_rows(&app, &s).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let page = SensorsPage {
+        user: &s.user,
+        csrf: &s.csrf,
+        offline: rows.iter().filter(|r| !r.online).count(),
+        rows: rows
+            .iter()
+            .map(|r| SensorCells {
+                sensor: r.sensor.clone(),
+                site: r.site.clone(),
+                online: r.online,
+                last_heartbeat: r
+                    .last_heartbeat_ms
+                    .and_then(chrono::DateTime::from_timestamp_millis)
+                    .map_or("never".into(), |t| {
+                        t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+                    }),
+                spool: format!("{} batches, {} KiB", r.spool_batches, r.spool_bytes / 1024),
+                frames_dropped: format!("{} of {}", r.frames_dropped, r.frames_captured),
+                clock_synced: r.clock_synced,
+                refused: r
+                    .refused
+                    .iter()
+                    .map(|(k, v)| format!("{k}: {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+            .collect(),
+    };
+    render(&page)
+}
+
+async fn sensors_csv(
+    State(app): State<App>,
+    axum::Extension(s): axum::Extension<Session>,
+) -> Response {
+    match sensor_rows(&app, &s).await {
+        Ok(rows) => match sensors::csv(&rows) {
+            Ok(text) => ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], text).into_response(),
+            Err(e) => server_error(e),
+        },
+        Err(r) => r,
+    }
+}
+
+async fn sensors_json(
+    State(app): State<App>,
+    axum::Extension(s): axum::Extension<Session>,
+) -> Response {
+    match sensor_rows(&app, &s).await {
+        Ok(rows) => axum::Json(serde_json::json!({ "sensors": rows })).into_response(),
+        Err(r) => r,
+    }
 }

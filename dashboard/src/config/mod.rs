@@ -19,7 +19,14 @@ struct RawConfig {
     clickhouse: RawClickHouse,
     http: RawHttp,
     auth: RawAuth,
+    sensors: RawSensors,
     privacy: RawPrivacy,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSensors {
+    offline_after_secs: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -50,6 +57,7 @@ pub struct Config {
     users_file: PathBuf,
     session_key: Secret,
     session: Duration,
+    offline_after: Duration,
     min_devices: u32,
 }
 
@@ -86,6 +94,13 @@ impl Config {
                 "must be within [1, 720]",
             ));
         }
+        if !(60..=86_400).contains(&raw.sensors.offline_after_secs) {
+            return Err(ConfigError::invalid(
+                "sensors.offline_after_secs",
+                raw.sensors.offline_after_secs,
+                "must be within [60, 86400]",
+            ));
+        }
         if raw.privacy.min_devices < 1 {
             return Err(ConfigError::invalid(
                 "privacy.min_devices",
@@ -101,6 +116,7 @@ impl Config {
             users_file: raw.auth.users_file,
             session_key,
             session: Duration::from_secs(u64::from(raw.auth.session_hours) * 3600),
+            offline_after: Duration::from_secs(u64::from(raw.sensors.offline_after_secs)),
             min_devices: raw.privacy.min_devices,
         })
     }
@@ -124,6 +140,11 @@ impl Config {
 
     pub fn session(&self) -> Duration {
         self.session
+    }
+
+    /// A sensor whose last status is older is offline.
+    pub fn offline_after(&self) -> Duration {
+        self.offline_after
     }
 
     /// Figures built on fewer devices are suppressed.
@@ -165,6 +186,10 @@ mod tests {
             ("[http]\nlisten = \"nowhere\"\n", "http.listen"),
             ("session_hours = 0\n", "auth.session_hours"),
             ("[privacy]\nmin_devices = 0\n", "privacy.min_devices"),
+            (
+                "[sensors]\noffline_after_secs = 5\n",
+                "sensors.offline_after_secs",
+            ),
             ("[clickhouse]\nurl = \"ftp://x\"\n", "clickhouse.url"),
         ] {
             let (_d, c) = with_key(extra);

@@ -1,4 +1,6 @@
 //! The dashboard as its users meet it: the binary serving real ClickHouse's tables over
 //! HTTP, signed in with a user from its users file.
 
+mod sensors;
 mod stores;
+mod util;
