@@ -9,7 +9,7 @@ setup:
 
 ## make demo: the main job, end to end on this machine
 demo: setup
-	cargo build --release --locked -p sensor-agent -p simulator -p collector -p attribution -p testkit --bins
+	cargo build --release --locked -p sensor-agent -p simulator -p collector -p attribution -p dashboard -p testkit --bins
 	bash deploy/demo.sh
 
 ## make test: formatting, lints, the whole test suite, and the attribution's calibration on

@@ -3,8 +3,9 @@
 # stores) -> its captures replayed through one footfall-agent per sensor -> a real local
 # Mosquitto -> footfall-collector (sightings, and site visits from its timely stage) -> a real
 # local ClickHouse (with the city's inventory, plays, campaigns, receipts and links imported)
-# -> footfall-attribution's campaign report; an independent subscriber checks the delivery,
-# and the headline is printed beside the simulator's truth. Everything runs as user
+# -> footfall-attribution's campaign report, and footfall-dashboard's Stores page over the
+# same tables; an independent subscriber checks the delivery, and the headline is printed
+# beside the simulator's truth. Everything runs as user
 # processes in target/demo, stopped afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,8 +23,9 @@ hport=$CLICKHOUSE_HTTP_PORT
 tport=$CLICKHOUSE_TCP_PORT
 sub=""
 collector=""
+dashboard=""
 cleanup() {
-  for p in "$sub" "$collector" "$servers"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done
+  for p in "$sub" "$collector" "$dashboard" "$servers"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done
   wait 2>/dev/null || true
 }
 trap cleanup EXIT
@@ -138,7 +140,56 @@ campaign=$(python3 -c "import json; print(json.loads(open('$WORK/city/campaigns.
   --store-capture "$STORE_CAPTURE:0.03" \
   | tee "$WORK/report.txt"
 
-echo "== 5. summary"
+echo "== 5. the dashboard (footfall-dashboard), signed in as a demo user"
+mkdir -p "$WORK/dashboard"
+head -c 64 /dev/urandom > "$WORK/dashboard/session.key" && chmod 600 "$WORK/dashboard/session.key"
+rm -f "$WORK/dashboard/users"
+echo "demo-password-1" | "$BIN/footfall-dashboard" --log warn add-user --users "$WORK/dashboard/users" demo
+dport=$(free_port)
+cat > "$WORK/dashboard/dashboard.toml" <<CONF
+version = 1
+[clickhouse]
+url = "http://127.0.0.1:$hport"
+[http]
+listen = "127.0.0.1:$dport"
+[auth]
+users_file = "$PWD/$WORK/dashboard/users"
+session_key_file = "$PWD/$WORK/dashboard/session.key"
+CONF
+"$BIN/footfall-dashboard" --log warn serve --config "$WORK/dashboard/dashboard.toml" &
+dashboard=$!
+# The city's last week, as the Stores page shows it (CSV: the same figures).
+python3 - "$dport" "$WORK" <<'PY'
+import csv, http.client, sys, time, urllib.parse
+port, w = sys.argv[1], sys.argv[2]
+days = sorted({r["hour"][:10] for r in csv.DictReader(open(f"{w}/city/truth/store_hours.csv"))})
+def request(method, path, body=None, headers={}):
+    for _ in range(100):
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", int(port), timeout=30)
+            c.request(method, path, body=body, headers=headers)
+            return c.getresponse()
+        except OSError:
+            time.sleep(0.1)
+    sys.exit("demo: the dashboard does not answer")
+# The session cookie is Secure (browsers send it to localhost over plain HTTP; Python's
+# cookie jar does not), so it is carried by hand.
+form = urllib.parse.urlencode({"user": "demo", "password": "demo-password-1", "next": "/stores"})
+r = request("POST", "/login", form, {"Content-Type": "application/x-www-form-urlencoded"})
+cookie = (r.getheader("Set-Cookie") or "").split(";")[0]
+if r.status != 303 or not cookie:
+    sys.exit(f"demo: signing in to the dashboard failed ({r.status})")
+path = f"/stores.csv?from={days[-7]}&to={days[-1]}&sort=visitors&order=desc"
+r = request("GET", path, headers={"Cookie": cookie})
+body = r.read().decode()
+if r.status != 200 or not body.startswith("store,brand,"):
+    sys.exit(f"demo: the dashboard's {path} answered {r.status}: {body[:200]}")
+open(f"{w}/dashboard/stores.csv", "w").write(body)
+print(f"http://127.0.0.1:{port}/stores?from={days[-7]}&to={days[-1]} (user demo), as CSV:")
+print("  " + body.strip().replace("\n", "\n  "))
+PY
+
+echo "== 6. summary"
 python3 - "$WORK" <<'PY'
 import glob, json, os, sys
 w = sys.argv[1]
@@ -222,4 +273,4 @@ for s in sorted({k[0] for k in true_days}):
           f" {sum(visit_keys[(s, d)] for d in days):>12}")
 print("ClickHouse " + open(f"{w}/tables.txt").read().replace("\t", " ").strip().replace("\n", "\n  "))
 PY
-echo "== files in $WORK: city/ (captures, inventory, ad_plays.csv, receipts.csv, truth/), agents/, received.txt, servers/ (clickhouse/, mosquitto/ with its log), collector.toml, collector.log, report/ (report.html, report.json, CSV tables)"
+echo "== files in $WORK: city/ (captures, inventory, ad_plays.csv, receipts.csv, truth/), agents/, received.txt, servers/ (clickhouse/, mosquitto/ with its log), collector.toml, collector.log, report/ (report.html, report.json, CSV tables), dashboard/ (its configuration, users, stores.csv)"
