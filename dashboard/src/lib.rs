@@ -259,6 +259,14 @@ async fn logout(
     (jar.remove(auth::removal()), Redirect::to("/login")).into_response()
 }
 
+/// A CSV body, or the error that kept it from being written.
+fn csv_response(text: Result<String, csv::Error>) -> Response {
+    match text {
+        Ok(text) => ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], text).into_response(),
+        Err(e) => server_error(e),
+    }
+}
+
 fn render(t: &impl Template) -> Response {
     match t.render() {
         Ok(html) => Html(html).into_response(),
@@ -406,10 +414,7 @@ async fn stores_csv(
     Query(p): Query<StoresParams>,
 ) -> Response {
     match figures(&app, &s, &p).await {
-        Ok((_, rows)) => match stores::csv(&rows) {
-            Ok(text) => ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], text).into_response(),
-            Err(e) => server_error(e),
-        },
+        Ok((_, rows)) => csv_response(stores::csv(&rows)),
         Err(r) => r,
     }
 }
@@ -528,10 +533,7 @@ async fn sensors_csv(
     axum::Extension(s): axum::Extension<Session>,
 ) -> Response {
     match sensor_rows(&app, &s).await {
-        Ok(rows) => match sensors::csv(&rows) {
-            Ok(text) => ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], text).into_response(),
-            Err(e) => server_error(e),
-        },
+        Ok(rows) => csv_response(sensors::csv(&rows)),
         Err(r) => r,
     }
 }
