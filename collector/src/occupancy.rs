@@ -229,6 +229,16 @@ fn sensed(s: &Seen) -> Sensed {
 }
 
 impl Site {
+    /// The sightings held that reach into `[from, to]` (ms).
+    fn reaching(&self, from: i64, to: i64) -> Vec<Sensed> {
+        self.sightings
+            .range(from - self.longest_ms..=to)
+            .flat_map(|(_, v)| v)
+            .filter(|s| s.last_ms >= from)
+            .copied()
+            .collect()
+    }
+
     /// Computes the site's hours from the one holding `from` to the one holding `to`; writes
     /// those that changed.
     fn traffic(
@@ -240,14 +250,7 @@ impl Site {
         now_us: u64,
         out: &mut Vec<Counted>,
     ) {
-        let reach_from = from - setting.gap_ms;
-        let sightings: Vec<Sensed> = self
-            .sightings
-            .range(reach_from - self.longest_ms..=setting.decided_by(to))
-            .flat_map(|(_, v)| v)
-            .filter(|s| s.last_ms >= reach_from)
-            .copied()
-            .collect();
+        let sightings = self.reaching(from - setting.gap_ms, setting.decided_by(to));
         let tz = setting.rule.tz;
         for hour in traffic::hours_between(&sightings, &self.fixed, setting, from, to) {
             if self.traffic_written.get(&hour.start_ms) == Some(&hour) {
@@ -296,14 +299,7 @@ impl Site {
         now_us: u64,
         out: &mut Vec<Counted>,
     ) {
-        // The sightings within reach of the windows.
-        let sightings: Vec<Sensed> = self
-            .sightings
-            .range(from - REACH_MS - self.longest_ms..=to + REACH_MS)
-            .flat_map(|(_, v)| v)
-            .filter(|s| s.last_ms >= from - REACH_MS)
-            .copied()
-            .collect();
+        let sightings = self.reaching(from - REACH_MS, to + REACH_MS);
         for mins in WINDOW_MINS {
             let window_ms = i64::from(mins) * 60_000;
             let windows = counting::estimate_between(

@@ -125,10 +125,9 @@ pub fn hours_between(
         );
         h += HOUR_MS;
     }
-    let (Some(&first_hour), Some(&last_hour)) = (hours.keys().next(), hours.keys().next_back())
-    else {
+    if hours.is_empty() {
         return Vec::new();
-    };
+    }
     let identities = Identities::of(sightings);
     let mut spans: BTreeMap<Identity, Vec<&Sensed>> = BTreeMap::new();
     let mut addresses: HashMap<i64, HashSet<u64>> = HashMap::new();
@@ -206,7 +205,6 @@ pub fn hours_between(
             hour.passers_by = scale * f64::from(hour.passer_by_devices);
             hour
         })
-        .filter(|hour| (first_hour..=last_hour).contains(&hour.start_ms))
         .collect()
 }
 
