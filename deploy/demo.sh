@@ -185,7 +185,9 @@ body = r.read().decode()
 if r.status != 200 or not body.startswith("store,brand,"):
     sys.exit(f"demo: the dashboard's {path} answered {r.status}: {body[:200]}")
 open(f"{w}/dashboard/stores.csv", "w").write(body)
-print(f"http://127.0.0.1:{port}/stores?from={days[-7]}&to={days[-1]} (user demo), as CSV:")
+url = f"http://127.0.0.1:{port}/stores?from={days[-7]}&to={days[-1]}"
+open(f"{w}/dashboard/url", "w").write(url)
+print(f"{url} (user demo), as CSV:")
 print("  " + body.strip().replace("\n", "\n  "))
 PY
 
@@ -274,3 +276,10 @@ for s in sorted({k[0] for k in true_days}):
 print("ClickHouse " + open(f"{w}/tables.txt").read().replace("\t", " ").strip().replace("\n", "\n  "))
 PY
 echo "== files in $WORK: city/ (captures, inventory, ad_plays.csv, receipts.csv, truth/), agents/, received.txt, servers/ (clickhouse/, mosquitto/ with its log), collector.toml, collector.log, report/ (report.html, report.json, CSV tables), dashboard/ (its configuration, users, stores.csv)"
+# The main job ends by serving the dashboard over the demo city until Ctrl-C
+# (DEMO_SERVE=0: stop here, for scripts).
+if [ "${DEMO_SERVE:-1}" != 0 ]; then
+  echo "== the dashboard over the demo city: $(cat "$WORK/dashboard/url")"
+  echo "   user demo, password demo-password-1; Ctrl-C stops it and the servers"
+  wait "$dashboard"
+fi

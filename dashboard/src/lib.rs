@@ -8,9 +8,14 @@
 //! refused.
 
 pub mod auth;
+mod charts;
 pub mod config;
+pub mod period;
+pub mod privacy;
 pub mod sensors;
+pub mod store;
 pub mod stores;
+pub mod svg;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,6 +34,8 @@ use tracing::{info, warn};
 
 use crate::auth::{Session, User};
 use crate::config::Config;
+use crate::privacy::Thresholds;
+use crate::store::{StoreDetail, StoreQuery};
 use crate::stores::{Sort, StoreFigures};
 
 /// What every handler shares.
@@ -39,7 +46,7 @@ pub struct App {
     key: Key,
     session_secs: i64,
     offline_after_ms: i64,
-    min_devices: u32,
+    thresholds: Thresholds,
 }
 
 impl FromRef<App> for Key {
@@ -77,7 +84,7 @@ pub async fn serve(
         key: Key::from(cfg.session_key().expose()),
         session_secs: i64::try_from(cfg.session().as_secs()).unwrap_or(i64::MAX),
         offline_after_ms: i64::try_from(cfg.offline_after().as_millis()).unwrap_or(i64::MAX),
-        min_devices: cfg.min_devices(),
+        thresholds: cfg.thresholds(),
     };
     let listener = TcpListener::bind(cfg.listen())
         .await
@@ -98,6 +105,9 @@ fn router(app: App) -> Router {
         .route("/stores", get(stores_html))
         .route("/stores.csv", get(stores_csv))
         .route("/stores.json", get(stores_json))
+        .route("/store", get(store_html))
+        .route("/store.csv", get(store_csv))
+        .route("/store.json", get(store_json))
         .route("/sensors", get(sensors_html))
         .route("/sensors.csv", get(sensors_csv))
         .route("/sensors.json", get(sensors_json))
@@ -316,7 +326,7 @@ async fn figures(
                 .into_response());
         }
     }
-    let rows = stores::load(&app.db, &q, &brands, app.min_devices)
+    let rows = stores::load(&app.db, &q, &brands, app.thresholds.counts)
         .await
         .map_err(server_error)?;
     Ok((q, rows))
@@ -339,6 +349,8 @@ struct StoresPage<'a> {
 /// A row as the page prints it.
 struct Row {
     store: String,
+    /// The store page's query string for the same period.
+    store_link: String,
     brand: String,
     visitors: String,
     passers_by: String,
@@ -386,6 +398,12 @@ async fn stores_html(
         rows: rows
             .iter()
             .map(|r| Row {
+                store_link: format!(
+                    "{}&from={}&to={}",
+                    stores::percent(&r.store),
+                    q.period.from,
+                    q.period.to
+                ),
                 store: r.store.clone(),
                 brand: r.brand.clone(),
                 visitors: cell(r.visitors, |v| format!("{v:.0}")),
@@ -401,7 +419,7 @@ async fn stores_html(
             .collect(),
         headers,
         brands,
-        min_devices: app.min_devices,
+        min_devices: app.thresholds.counts,
         csv: format!("/stores.csv?{}", q.url_query(q.sort, q.descending)),
         json: format!("/stores.json?{}", q.url_query(q.sort, q.descending)),
     };
@@ -426,10 +444,10 @@ async fn stores_json(
 ) -> Response {
     match figures(&app, &s, &p).await {
         Ok((q, rows)) => axum::Json(serde_json::json!({
-            "from": q.from.to_string(),
-            "to": q.to.to_string(),
+            "from": q.period.from.to_string(),
+            "to": q.period.to.to_string(),
             "brand": q.brand,
-            "min_devices": app.min_devices,
+            "thresholds": app.thresholds,
             "stores": rows,
         }))
         .into_response(),
@@ -437,16 +455,166 @@ async fn stores_json(
     }
 }
 
+#[derive(Deserialize)]
+struct StoreParams {
+    site: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    table: Option<String>,
+}
+
+/// The Store page's figures for a request, or the response that says why not.
+async fn store_detail(
+    app: &App,
+    s: &Session,
+    p: &StoreParams,
+) -> Result<(StoreQuery, StoreDetail, Vec<String>), Response> {
+    let q = StoreQuery::parse(
+        p.site.as_deref(),
+        p.from.as_deref(),
+        p.to.as_deref(),
+        chrono::Utc::now().date_naive(),
+    )
+    .map_err(bad_request)?;
+    match store::load(&app.db, &q, &brands_of(app, s), app.thresholds).await {
+        Ok((detail, names)) => Ok((q, detail, names)),
+        Err(e @ store::StoreError::Unknown(_)) => {
+            Err((StatusCode::NOT_FOUND, format!("{e}\n")).into_response())
+        }
+        Err(store::StoreError::ClickHouse(e)) => Err(server_error(e)),
+    }
+}
+
+/// New and returning visitors as the Store page prints them.
+struct ReturningCells {
+    linkable: String,
+    new: String,
+    back: String,
+    frequency: Vec<(&'static str, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "store.html")]
+struct StorePage<'a> {
+    user: &'a str,
+    csrf: &'a str,
+    q: &'a StoreQuery,
+    d: &'a StoreDetail,
+    stores: Vec<String>,
+    visitors: String,
+    passers_by: String,
+    capture_rate: String,
+    median_dwell: String,
+    change_previous: String,
+    change_week: String,
+    latest: String,
+    peak_hours: String,
+    charts: charts::StoreCharts,
+    returning: Option<ReturningCells>,
+    link: String,
+}
+
+async fn store_html(
+    State(app): State<App>,
+    axum::Extension(s): axum::Extension<Session>,
+    Query(p): Query<StoreParams>,
+) -> Response {
+    let (q, d, stores) = match store_detail(&app, &s, &p).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let f = &d.figures;
+    let count = |v: Option<u64>| v.map_or("—".to_owned(), |v| v.to_string());
+    let page = StorePage {
+        user: &s.user,
+        csrf: &s.csrf,
+        q: &q,
+        d: &d,
+        stores,
+        visitors: cell(f.visitors, |v| format!("{v:.0}")),
+        passers_by: cell(f.passers_by, |v| format!("{v:.0}")),
+        capture_rate: cell(f.capture_rate, |v| format!("{:.1} %", 100.0 * v)),
+        median_dwell: f
+            .median_dwell_min
+            .map_or("—".into(), |b| format!("{b} min")),
+        change_previous: cell(f.change_previous, percent),
+        change_week: cell(f.change_week, percent),
+        latest: d.occupancy_latest.as_ref().map_or("no data".into(), |w| {
+            match (w.people, w.lo, w.hi) {
+                (Some(p), Some(lo), Some(hi)) => {
+                    format!("{p:.0} people (95 %: {lo:.0}–{hi:.0}) at {}", w.start)
+                }
+                _ => format!("— at {}", w.start),
+            }
+        }),
+        peak_hours: if d.peak_hours.is_empty() {
+            "—".into()
+        } else {
+            d.peak_hours
+                .iter()
+                .map(|h| format!("{h:02}:00–{:02}:00", h + 1))
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+        charts: charts::store(&d),
+        returning: d.returning.as_ref().map(|r| ReturningCells {
+            linkable: format!(
+                "{} devices{}",
+                r.linkable_devices,
+                r.share.map_or(String::new(), |s| format!(
+                    ", {:.0} % of the visitor devices",
+                    100.0 * s
+                ))
+            ),
+            new: count(r.new),
+            back: count(r.returning),
+            frequency: r.frequency.iter().map(|(l, v)| (*l, count(*v))).collect(),
+        }),
+        link: format!(
+            "site={}&from={}&to={}",
+            stores::percent(&q.site),
+            q.period.from,
+            q.period.to
+        ),
+    };
+    render(&page)
+}
+
+async fn store_csv(
+    State(app): State<App>,
+    axum::Extension(s): axum::Extension<Session>,
+    Query(p): Query<StoreParams>,
+) -> Response {
+    match store_detail(&app, &s, &p).await {
+        Ok((_, d, _)) => match store::csv(&d, p.table.as_deref().unwrap_or("hours")) {
+            Ok(text) => csv_response(text),
+            Err(msg) => bad_request(msg),
+        },
+        Err(r) => r,
+    }
+}
+
+async fn store_json(
+    State(app): State<App>,
+    axum::Extension(s): axum::Extension<Session>,
+    Query(p): Query<StoreParams>,
+) -> Response {
+    match store_detail(&app, &s, &p).await {
+        Ok((q, d, _)) => {
+            axum::Json(serde_json::json!({ "store": q.site, "detail": d })).into_response()
+        }
+        Err(r) => r,
+    }
+}
+
 #[derive(Template)]
 #[template(path = "definitions.html")]
 struct DefinitionsPage {
-    min_devices: u32,
+    t: Thresholds,
 }
 
 async fn definitions(State(app): State<App>) -> Response {
-    render(&DefinitionsPage {
-        min_devices: app.min_devices,
-    })
+    render(&DefinitionsPage { t: app.thresholds })
 }
 
 /// The signed-in user's brands (empty: every brand).

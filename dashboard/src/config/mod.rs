@@ -10,6 +10,8 @@ use firmware_config::{ConfigError, Secret, SecretSource};
 use serde::Deserialize;
 use warehouse::{ClickHouseConfig, RawClickHouse};
 
+use crate::privacy::Thresholds;
+
 pub const DEFAULTS: &str = include_str!("defaults.toml");
 
 #[derive(Debug, Deserialize)]
@@ -47,6 +49,7 @@ struct RawAuth {
 #[serde(deny_unknown_fields)]
 struct RawPrivacy {
     min_devices: u32,
+    count_min_devices: u32,
 }
 
 /// A valid configuration.
@@ -58,7 +61,7 @@ pub struct Config {
     session_key: Secret,
     session: Duration,
     offline_after: Duration,
-    min_devices: u32,
+    thresholds: Thresholds,
 }
 
 /// The shortest session key accepted (the cookie signature's key is derived from it).
@@ -108,6 +111,13 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        if !(1..=raw.privacy.min_devices).contains(&raw.privacy.count_min_devices) {
+            return Err(ConfigError::invalid(
+                "privacy.count_min_devices",
+                raw.privacy.count_min_devices,
+                "must be within [1, privacy.min_devices]",
+            ));
+        }
         let session_key = SecretSource::File(raw.auth.session_key_file)
             .load("auth.session_key_file", MIN_KEY_BYTES)?;
         Ok(Config {
@@ -117,7 +127,10 @@ impl Config {
             session_key,
             session: Duration::from_secs(u64::from(raw.auth.session_hours) * 3600),
             offline_after: Duration::from_secs(u64::from(raw.sensors.offline_after_secs)),
-            min_devices: raw.privacy.min_devices,
+            thresholds: Thresholds {
+                followed: raw.privacy.min_devices,
+                counts: raw.privacy.count_min_devices,
+            },
         })
     }
 
@@ -148,8 +161,8 @@ impl Config {
     }
 
     /// Figures built on fewer devices are suppressed.
-    pub fn min_devices(&self) -> u32 {
-        self.min_devices
+    pub fn thresholds(&self) -> Thresholds {
+        self.thresholds
     }
 }
 
@@ -177,7 +190,13 @@ mod tests {
         let c = c.expect("valid");
         assert_eq!(c.listen().port(), 8080);
         assert_eq!(c.session(), Duration::from_secs(12 * 3600));
-        assert_eq!(c.min_devices(), 50);
+        assert_eq!(
+            c.thresholds(),
+            Thresholds {
+                followed: 50,
+                counts: 5
+            }
+        );
     }
 
     #[test]
@@ -186,6 +205,10 @@ mod tests {
             ("[http]\nlisten = \"nowhere\"\n", "http.listen"),
             ("session_hours = 0\n", "auth.session_hours"),
             ("[privacy]\nmin_devices = 0\n", "privacy.min_devices"),
+            (
+                "[privacy]\nmin_devices = 20\ncount_min_devices = 30\n",
+                "privacy.count_min_devices",
+            ),
             (
                 "[sensors]\noffline_after_secs = 5\n",
                 "sensors.offline_after_secs",

@@ -1,52 +1,14 @@
 //! The Sensors page against a real ClickHouse: offline sensors first (silent too long, or
 //! their Last Will), spool depth, frames dropped, clock sync, refusals of the last day.
 
-use crate::util::{clickhouse, get, sign_in, start};
+use crate::util::{clickhouse, fill_sensors, fill_stores, get, sign_in, start};
 
 #[test]
 fn offline_sensors_come_first_with_their_health_and_refusals() {
     let ch = clickhouse();
     let dir = tempfile::tempdir().expect("tempdir");
-    ch.query(
-        "INSERT INTO footfall.sites (site_id, kind, brand, lat, lon, open_hour, close_hour, \
-         rssi_threshold_dbm, min_dwell_secs, imported_ms) VALUES \
-         ('acme-1', 'store', 'acme', 0, 0, 8, 21, -70, 180, 1), \
-         ('bolt-1', 'store', 'bolt-cola', 0, 0, 8, 21, -70, 180, 1)",
-    );
-    ch.query(
-        "INSERT INTO footfall.sensors (sensor_id, site_id, kind, lat, lon, imported_ms) VALUES \
-         ('s-a', 'acme-1', 'store', 0, 0, 1), ('s-b', 'bolt-1', 'store', 0, 0, 1), \
-         ('s-c', 'acme-1', 'store', 0, 0, 1), ('s-d', 'acme-1', 'store', 0, 0, 1)",
-    );
-    // s-a: a minute ago, online, a spool of 3 batches; s-b: online, but two hours ago;
-    // s-c: its Last Will a minute ago (an earlier status said online); s-d: never.
-    let status = |sensor: &str, ago_secs: u32, online: u8, spool: u32, synced: u8| {
-        format!(
-            "('{sensor}', today(), toUInt64(now()) * 1000 - {ago_secs}000, 'x', {online}, 100, \
-             5000, 7, 0, {spool}, {}, 0, 1, {synced}, 0)",
-            spool * 2048
-        )
-    };
-    ch.query(&format!(
-        "INSERT INTO footfall.sensor_status (sensor, day, at_ms, site, online, uptime_secs, \
-         frames_captured, frames_dropped, frames_malformed, spool_batches, spool_bytes, \
-         spool_dropped_batches, config_version, clock_synced, received_ms) VALUES {}",
-        [
-            status("s-a", 60, 1, 3, 1),
-            status("s-b", 7200, 1, 0, 0),
-            status("s-c", 600, 1, 0, 1),
-            status("s-c", 60, 0, 0, 1),
-        ]
-        .join(", ")
-    ));
-    // Refused from s-a: two malformed messages this hour, one two days ago (not counted).
-    ch.query(
-        "INSERT INTO footfall.rejected (day, reason, topic, payload_hash, received_ms, detail, \
-         payload, payload_bytes) VALUES \
-         (today(), 'malformed_json', 'footfall/v1/acme-1/s-a/sightings', 1, toUInt64(now()) * 1000 - 60000, '', '', 3), \
-         (today(), 'malformed_json', 'footfall/v1/acme-1/s-a/sightings', 2, toUInt64(now()) * 1000 - 120000, '', '', 3), \
-         (today() - 2, 'malformed_json', 'footfall/v1/acme-1/s-a/sightings', 3, toUInt64(now()) * 1000 - 172800000, '', '', 3)",
-    );
+    fill_stores(&ch);
+    fill_sensors(&ch);
     let d = start(dir.path(), &ch);
     let ana = sign_in(&d.base, "ana", "ana's long password");
     let (status, res) = get(&format!("{}/sensors.csv", d.base), Some(&ana));

@@ -3,48 +3,13 @@
 
 use std::process::Command;
 
-use testkit::ClickHouse;
-
-use crate::util::{bin, clickhouse, get, post, sign_in, start};
-
-/// Sites and traffic whose figures are known: acme-1 has 60 visitors (30 devices) and 240
-/// passers-by a day from 2026-03-07 to 2026-03-20, except 50 visitors a day in the first
-/// week; bolt-1 has 5 devices on two days (under the threshold of 20); acme-2 nothing.
-fn fill(ch: &ClickHouse) {
-    ch.query(
-        "INSERT INTO footfall.sites (site_id, kind, brand, lat, lon, tz, capture_rate, open_hour, \
-         close_hour, rssi_threshold_dbm, min_dwell_secs, imported_ms) VALUES \
-         ('acme-1', 'store', 'acme', 52.5, 13.4, 'Europe/Berlin', 0.43, 8, 21, -70, 180, 1), \
-         ('acme-2', 'store', 'acme', 52.5, 13.4, 'Europe/Berlin', 0, 8, 21, -70, 180, 1), \
-         ('bolt-1', 'store', 'bolt-cola', 52.5, 13.4, 'UTC', 0, 8, 21, -70, 180, 1), \
-         ('board-1', 'billboard', '', 52.5, 13.4, 'UTC', 0, 6, 24, -75, 0, 1)",
-    );
-    let mut rows = Vec::new();
-    for d in 7..=20 {
-        let visitors = if d <= 13 { 50.0 } else { 60.0 };
-        rows.push(format!(
-            "('acme-1', '2026-03-{d:02}', 10, 0, {visitors}, 240, 30, 120, 400, 0, 1, 5, 15, 8, 2, 0.43, 'v', 0, 1)"
-        ));
-    }
-    for d in [15, 16] {
-        rows.push(format!(
-            "('bolt-1', '2026-03-{d:02}', 10, 0, 12, 40, 5, 20, 60, 0, 0, 1, 2, 2, 0, 0, 'v', 0, 1)"
-        ));
-    }
-    ch.query(&format!(
-        "INSERT INTO footfall.traffic (site, day, local_hour, hour_ms, visitors, passers_by, \
-         visitor_devices, passer_by_devices, addresses, unlinked_devices, fixtures, dwell_under_5, \
-         dwell_5_20, dwell_20_60, dwell_over_60, capture_rate, estimator, calibrated, version) \
-         VALUES {}",
-        rows.join(", ")
-    ));
-}
+use crate::util::{bin, clickhouse, fill_stores, get, post, sign_in, start};
 
 #[test]
 fn signed_in_analysts_see_each_stores_figures_and_the_same_in_csv_and_json() {
     let ch = clickhouse();
     let dir = tempfile::tempdir().expect("tempdir");
-    fill(&ch);
+    fill_stores(&ch);
     let d = start(dir.path(), &ch);
     let base = &d.base;
     let period = "from=2026-03-14&to=2026-03-20";
@@ -86,14 +51,14 @@ fn signed_in_analysts_see_each_stores_figures_and_the_same_in_csv_and_json() {
     // (350), and the 20th against the 13th (+20 %); median dwell in 5-20 min.
     let acme1 = html
         .split("<tr>")
-        .find(|r| r.contains("<td>acme-1</td>"))
+        .find(|r| r.contains(">acme-1</a></td>"))
         .expect("acme-1's row");
     for cell in ["420", "1680", "25.0 %", "5-20 min", "+20 %"] {
         assert!(acme1.contains(cell), "{cell} in {acme1}");
     }
     let bolt = html
         .split("<tr>")
-        .find(|r| r.contains("<td>bolt-1</td>"))
+        .find(|r| r.contains(">bolt-1</a></td>"))
         .expect("bolt-1's row");
     assert!(
         !bolt.contains("24") && bolt.contains("—"),

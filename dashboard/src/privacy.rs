@@ -1,0 +1,66 @@
+//! k-anonymity on the pages (ATTRIBUTION.md): no figure built on fewer than k devices, and
+//! no figure that the published ones reveal by subtraction.
+
+use serde::Serialize;
+
+/// The fewest devices a shown figure is built on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Thresholds {
+    /// Figures that follow devices from visit to visit (new and returning, frequency): the
+    /// campaign reports' k.
+    pub followed: u32,
+    /// Counts of people (traffic, occupancy, dwell buckets): the small-cell rule.
+    pub counts: u32,
+}
+
+/// The cells of one group (the hours of a day, the dwell buckets, a weekday's hours) whose
+/// total is published elsewhere: `(value, devices)` each. A cell is shown when its devices
+/// reach `k`, or when it has none (an empty hour reveals no one). When exactly one cell is
+/// hidden, the smallest shown one with devices is hidden too, so that the total minus the
+/// shown cells does not give the hidden one away.
+pub fn suppress(cells: &[(f64, u64)], k: u64) -> Vec<Option<f64>> {
+    let mut shown: Vec<Option<f64>> = cells
+        .iter()
+        .map(|&(v, n)| (n == 0 || n >= k).then_some(v))
+        .collect();
+    if shown.iter().filter(|v| v.is_none()).count() == 1 {
+        let smallest = cells
+            .iter()
+            .enumerate()
+            .filter(|(i, (_, n))| shown[*i].is_some() && *n > 0)
+            .min_by(|a, b| a.1 .0.total_cmp(&b.1 .0))
+            .map(|(i, _)| i);
+        if let Some(i) = smallest {
+            shown[i] = None;
+        }
+    }
+    shown
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lone_small_cell_takes_the_next_smallest_with_it() {
+        let k = 50;
+        // Every cell large: all shown.
+        assert_eq!(
+            suppress(&[(60.0, 60), (90.0, 90)], k),
+            vec![Some(60.0), Some(90.0)]
+        );
+        // One small cell: it and the smallest other (not the empty one) are hidden.
+        assert_eq!(
+            suppress(&[(3.0, 3), (0.0, 0), (70.0, 70), (60.0, 60)], k),
+            vec![None, Some(0.0), Some(70.0), None]
+        );
+        // Two small cells hide each other.
+        assert_eq!(
+            suppress(&[(3.0, 3), (4.0, 4), (70.0, 70)], k),
+            vec![None, None, Some(70.0)]
+        );
+        // Nothing else to hide: the lone cell alone (its group's total is then its own,
+        // and hidden where it is published).
+        assert_eq!(suppress(&[(3.0, 3), (0.0, 0)], k), vec![None, Some(0.0)]);
+    }
+}
