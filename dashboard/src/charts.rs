@@ -129,3 +129,30 @@ pub fn store(d: &StoreDetail) -> StoreCharts {
         dwell,
     }
 }
+
+/// The Compare page's chart: visitors per day of each column, by day of its period.
+pub fn compare(
+    columns: &[crate::compare::Column],
+    title: &dyn Fn(&crate::compare::Column) -> String,
+) -> String {
+    const CLASSES: [&str; 6] = ["visitors", "passers", "c3", "c4", "c5", "c6"];
+    let names: Vec<String> = columns.iter().map(title).collect();
+    let series: Vec<Series> = columns
+        .iter()
+        .zip(&names)
+        .zip(CLASSES)
+        .map(|((c, name), class)| Series {
+            name,
+            class,
+            values: &c.days,
+        })
+        .collect();
+    let n = columns.iter().map(|c| c.days.len()).max().unwrap_or(0);
+    svg::lines(
+        "chart-compare",
+        "Visitors per day",
+        &series,
+        None,
+        &every(n, 8, |i| format!("day {}", i + 1)),
+    )
+}

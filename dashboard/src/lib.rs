@@ -8,7 +8,9 @@
 //! refused.
 
 pub mod auth;
+pub mod campaigns;
 mod charts;
+pub mod compare;
 pub mod config;
 pub mod period;
 pub mod privacy;
@@ -33,7 +35,9 @@ use tokio::net::TcpListener;
 use tracing::{info, warn};
 
 use crate::auth::{Session, User};
+use crate::compare::CompareQuery;
 use crate::config::Config;
+use crate::period::Period;
 use crate::privacy::Thresholds;
 use crate::store::{StoreDetail, StoreQuery};
 use crate::stores::{Sort, StoreFigures};
@@ -47,6 +51,7 @@ pub struct App {
     session_secs: i64,
     offline_after_ms: i64,
     thresholds: Thresholds,
+    reports: Arc<std::path::PathBuf>,
 }
 
 impl FromRef<App> for Key {
@@ -85,6 +90,7 @@ pub async fn serve(
         session_secs: i64::try_from(cfg.session().as_secs()).unwrap_or(i64::MAX),
         offline_after_ms: i64::try_from(cfg.offline_after().as_millis()).unwrap_or(i64::MAX),
         thresholds: cfg.thresholds(),
+        reports: Arc::new(cfg.reports().to_owned()),
     };
     let listener = TcpListener::bind(cfg.listen())
         .await
@@ -108,6 +114,11 @@ fn router(app: App) -> Router {
         .route("/store", get(store_html))
         .route("/store.csv", get(store_csv))
         .route("/store.json", get(store_json))
+        .route("/compare", get(compare_html))
+        .route("/compare.json", get(compare_json))
+        .route("/campaigns", get(campaigns_html))
+        .route("/campaigns.json", get(campaigns_json))
+        .route("/campaigns/report", get(campaign_report))
         .route("/sensors", get(sensors_html))
         .route("/sensors.csv", get(sensors_csv))
         .route("/sensors.json", get(sensors_json))
@@ -169,11 +180,16 @@ async fn same_origin_posts(headers: HeaderMap, req: Request, next: Next) -> Resp
 async fn security_headers(req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
     let h = res.headers_mut();
-    for (name, value) in [
-        (
+    // A response that set its own (stricter) policy keeps it.
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(
             header::CONTENT_SECURITY_POLICY,
-            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
-        ),
+            HeaderValue::from_static(
+                "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+            ),
+        );
+    }
+    for (name, value) in [
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::REFERRER_POLICY, "same-origin"),
@@ -604,6 +620,248 @@ async fn store_json(
             axum::Json(serde_json::json!({ "store": q.site, "detail": d })).into_response()
         }
         Err(r) => r,
+    }
+}
+
+#[derive(Deserialize)]
+struct CompareParams {
+    stores: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    from2: Option<String>,
+    to2: Option<String>,
+}
+
+async fn comparison(
+    app: &App,
+    s: &Session,
+    p: &CompareParams,
+) -> Result<(CompareQuery, Vec<compare::Column>), Response> {
+    let today = chrono::Utc::now().date_naive();
+    let period = Period::parse(p.from.as_deref(), p.to.as_deref(), today).map_err(bad_request)?;
+    let second = match (&p.from2, &p.to2) {
+        (None, None) => None,
+        (from2, to2) => Some(
+            Period::parse_named(("from2", "to2"), from2.as_deref(), to2.as_deref(), today)
+                .map_err(bad_request)?,
+        ),
+    };
+    // No stores named: the first the user can see, as many as fit.
+    let every = match &p.stores {
+        Some(_) => None,
+        None => {
+            let all = stores::Query {
+                period,
+                brand: None,
+                sort: Sort::Store,
+                descending: false,
+            };
+            let rows = stores::load(&app.db, &all, &brands_of(app, s), app.thresholds.counts)
+                .await
+                .map_err(server_error)?;
+            let names: Vec<String> = rows.into_iter().map(|r| r.store).collect();
+            Some(names[..names.len().min(compare::MAX_COLUMNS)].join(","))
+        }
+    };
+    let named = p.stores.as_deref().or(every.as_deref());
+    let q = CompareQuery::parse(named, period, second).map_err(bad_request)?;
+    match compare::load(&app.db, &q, &brands_of(app, s), app.thresholds.counts).await {
+        Ok(Ok(columns)) => Ok((q, columns)),
+        Ok(Err(msg)) => Err((StatusCode::NOT_FOUND, format!("{msg}\n")).into_response()),
+        Err(e) => Err(server_error(e)),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "compare.html")]
+struct ComparePage<'a> {
+    user: &'a str,
+    csrf: &'a str,
+    columns: Vec<CompareCells>,
+    stores: String,
+    from: String,
+    to: String,
+    from2: String,
+    to2: String,
+    chart: String,
+    json: String,
+}
+
+/// A column as the page prints it.
+struct CompareCells {
+    title: String,
+    visitors: String,
+    passers_by: String,
+    capture_rate: String,
+    median_dwell: String,
+    change_previous: String,
+}
+
+async fn compare_html(
+    State(app): State<App>,
+    axum::Extension(s): axum::Extension<Session>,
+    Query(p): Query<CompareParams>,
+) -> Response {
+    let (q, columns) = match comparison(&app, &s, &p).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let two_periods = q.columns.len() == 2 && q.columns[0].0 == q.columns[1].0;
+    let names = q
+        .columns
+        .iter()
+        .take(if two_periods { 1 } else { q.columns.len() })
+        .map(|(s, _)| s.as_str())
+        .collect::<Vec<_>>()
+        .join(",");
+    let title = |c: &compare::Column| {
+        if two_periods {
+            format!("{} to {}", c.from, c.to)
+        } else {
+            c.store.clone()
+        }
+    };
+    let page = ComparePage {
+        user: &s.user,
+        csrf: &s.csrf,
+        chart: charts::compare(&columns, &title),
+        columns: columns
+            .iter()
+            .map(|c| CompareCells {
+                title: title(c),
+                visitors: cell(c.figures.visitors, |v| format!("{v:.0}")),
+                passers_by: cell(c.figures.passers_by, |v| format!("{v:.0}")),
+                capture_rate: cell(c.figures.capture_rate, |v| format!("{:.1} %", 100.0 * v)),
+                median_dwell: c
+                    .figures
+                    .median_dwell_min
+                    .map_or("—".into(), |b| format!("{b} min")),
+                change_previous: cell(c.figures.change_previous, percent),
+            })
+            .collect(),
+        stores: names.clone(),
+        from: q.columns[0].1.from.to_string(),
+        to: q.columns[0].1.to.to_string(),
+        from2: p.from2.clone().unwrap_or_default(),
+        to2: p.to2.clone().unwrap_or_default(),
+        json: format!(
+            "/compare.json?stores={}&from={}&to={}{}",
+            stores::percent(&names),
+            q.columns[0].1.from,
+            q.columns[0].1.to,
+            if two_periods {
+                format!("&from2={}&to2={}", q.columns[1].1.from, q.columns[1].1.to)
+            } else {
+                String::new()
+            }
+        ),
+    };
+    render(&page)
+}
+
+async fn compare_json(
+    State(app): State<App>,
+    axum::Extension(s): axum::Extension<Session>,
+    Query(p): Query<CompareParams>,
+) -> Response {
+    match comparison(&app, &s, &p).await {
+        Ok((_, columns)) => axum::Json(serde_json::json!({ "columns": columns })).into_response(),
+        Err(r) => r,
+    }
+}
+
+async fn campaign_list(
+    app: &App,
+    s: &Session,
+) -> Result<Vec<campaigns::CampaignFigures>, Response> {
+    campaigns::load(&app.db, &brands_of(app, s), &app.reports)
+        .await
+        .map_err(server_error)
+}
+
+#[derive(Template)]
+#[template(path = "campaigns.html")]
+struct CampaignsPage<'a> {
+    user: &'a str,
+    csrf: &'a str,
+    rows: Vec<(campaigns::CampaignFigures, String, String)>,
+}
+
+async fn campaigns_html(
+    State(app): State<App>,
+    axum::Extension(s): axum::Extension<Session>,
+) -> Response {
+    let rows = match campaign_list(&app, &s).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let page = CampaignsPage {
+        user: &s.user,
+        csrf: &s.csrf,
+        rows: rows
+            .into_iter()
+            .map(|c| {
+                let lift = c.lift_pp.map_or("—".into(), |l| format!("{l:+.2} pp"));
+                let interval = match (c.lo_pp, c.hi_pp) {
+                    (Some(lo), Some(hi)) => format!("{lo:+.2} to {hi:+.2} pp"),
+                    _ => "—".into(),
+                };
+                (c, lift, interval)
+            })
+            .collect(),
+    };
+    render(&page)
+}
+
+async fn campaigns_json(
+    State(app): State<App>,
+    axum::Extension(s): axum::Extension<Session>,
+) -> Response {
+    match campaign_list(&app, &s).await {
+        Ok(rows) => axum::Json(serde_json::json!({ "campaigns": rows })).into_response(),
+        Err(r) => r,
+    }
+}
+
+#[derive(Deserialize)]
+struct ReportParams {
+    id: Option<String>,
+}
+
+/// The attribution's report.html of a campaign the user can see (its own policy: the report
+/// carries its style inline and runs no script).
+async fn campaign_report(
+    State(app): State<App>,
+    axum::Extension(s): axum::Extension<Session>,
+    Query(p): Query<ReportParams>,
+) -> Response {
+    let Some(id) = p.id.filter(|i| !i.is_empty()) else {
+        return bad_request("id: missing (which campaign?)".into());
+    };
+    let rows = match campaign_list(&app, &s).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let not_found = || {
+        (
+            StatusCode::NOT_FOUND,
+            format!("id: {id:?} has no report you can see\n"),
+        )
+            .into_response()
+    };
+    if !rows.iter().any(|c| c.id == id && c.has_report) || !campaigns::safe_id(&id) {
+        return not_found();
+    }
+    match tokio::fs::read_to_string(app.reports.join(&id).join("report.html")).await {
+        Ok(html) => (
+            [(
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'; base-uri 'none'",
+            )],
+            Html(html),
+        )
+            .into_response(),
+        Err(_) => not_found(),
     }
 }
 

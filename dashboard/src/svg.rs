@@ -86,9 +86,15 @@ fn open(out: &mut String, id: &str, title: &str, top: f64, x_labels: &[(f64, Str
         );
     }
     for (x, label) in x_labels {
+        // A label at the right edge ends there rather than running off it.
+        let anchor = if *x > WIDTH - RIGHT - 30.0 {
+            "end"
+        } else {
+            "middle"
+        };
         let _ = write!(
             out,
-            "<text class=\"axis\" x=\"{x:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
+            "<text class=\"axis\" x=\"{x:.1}\" y=\"{}\" text-anchor=\"{anchor}\">{}</text>",
             HEIGHT - BOTTOM + 16.0,
             escape(label)
         );

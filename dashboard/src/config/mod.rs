@@ -22,7 +22,14 @@ struct RawConfig {
     http: RawHttp,
     auth: RawAuth,
     sensors: RawSensors,
+    reports: RawReports,
     privacy: RawPrivacy,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReports {
+    dir: PathBuf,
 }
 
 #[derive(Debug, Deserialize)]
@@ -62,6 +69,7 @@ pub struct Config {
     session: Duration,
     offline_after: Duration,
     thresholds: Thresholds,
+    reports: PathBuf,
 }
 
 /// The shortest session key accepted (the cookie signature's key is derived from it).
@@ -127,6 +135,7 @@ impl Config {
             session_key,
             session: Duration::from_secs(u64::from(raw.auth.session_hours) * 3600),
             offline_after: Duration::from_secs(u64::from(raw.sensors.offline_after_secs)),
+            reports: raw.reports.dir,
             thresholds: Thresholds {
                 followed: raw.privacy.min_devices,
                 counts: raw.privacy.count_min_devices,
@@ -158,6 +167,11 @@ impl Config {
     /// A sensor whose last status is older is offline.
     pub fn offline_after(&self) -> Duration {
         self.offline_after
+    }
+
+    /// The campaign reports' directory (one folder per campaign).
+    pub fn reports(&self) -> &Path {
+        &self.reports
     }
 
     /// Figures built on fewer devices are suppressed.

@@ -13,7 +13,9 @@ use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder, Locator};
 use testkit::{free_port, wait_for, ClickHouse};
 
-use crate::util::{clickhouse, fill_sensors, fill_store_detail, fill_stores, get, sign_in, start};
+use crate::util::{
+    clickhouse, fill_campaigns, fill_sensors, fill_store_detail, fill_stores, get, sign_in, start,
+};
 
 /// chromedriver on a free loopback port, stopped when dropped.
 struct ChromeDriver {
@@ -159,6 +161,7 @@ fn an_analyst_signs_in_and_every_page_shows_the_endpoints_figures_in_chromium() 
     fill_stores(&ch);
     fill_store_detail(&ch);
     fill_sensors(&ch);
+    fill_campaigns(&ch, dir.path());
     let d = start(dir.path(), &ch);
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -273,6 +276,61 @@ async fn pages(ch: &ClickHouse, base: &str, dir: &Path) {
         .filter(|v| !v.is_null())
         .count();
     assert_eq!(bars.len(), drawn_hours, "one bar per shown hour");
+
+    // Compare: every column's visitors on screen = the JSON's; the chart drawn.
+    let cq = "stores=acme-1,acme-2&from=2026-03-16&to=2026-03-22";
+    assert_eq!(
+        open(&c, base, &format!("/compare?{cq}"), &shots, "compare").await,
+        1
+    );
+    let compared = json(base, &format!("/compare.json?{cq}"), &cookie);
+    let row = c
+        .find(Locator::XPath(
+            "//table[@id='compare']//tr[th[starts-with(text(), 'Visitors')]][1]",
+        ))
+        .await
+        .expect("the visitors row");
+    let cells = row.find_all(Locator::Css("td")).await.expect("cells");
+    for (cell, col) in cells
+        .iter()
+        .zip(compared["columns"].as_array().expect("columns"))
+    {
+        let v = col["figures"]["visitors"].as_f64().expect("visitors");
+        assert_eq!(cell.text().await.expect("text"), format!("{v:.0}"));
+    }
+
+    // Campaigns: the headline on screen = the JSON's; its report opens from the list.
+    open(&c, base, "/campaigns", &shots, "campaigns").await;
+    let campaigns = json(base, "/campaigns.json", &cookie);
+    let spring = campaigns["campaigns"]
+        .as_array()
+        .expect("campaigns")
+        .iter()
+        .find(|x| x["id"] == "acme-spring")
+        .expect("acme-spring");
+    let lift = spring["lift_pp"].as_f64().expect("lift");
+    let row = c
+        .find(Locator::XPath(
+            "//table[@id='campaigns']//tr[td[text()='acme-spring']]",
+        ))
+        .await
+        .expect("acme-spring's row")
+        .text()
+        .await
+        .expect("text");
+    assert!(row.contains(&format!("{lift:+.2} pp")), "{row}");
+    c.find(Locator::LinkText("open"))
+        .await
+        .expect("the report's link")
+        .click()
+        .await
+        .expect("click");
+    assert_eq!(
+        text(&c, "h1").await,
+        "Did the campaign bring people to the stores?"
+    );
+    let errors = console_errors(&c).await;
+    assert!(errors.is_empty(), "the report: {errors:?}");
 
     // Sensors and definitions.
     open(&c, base, "/sensors", &shots, "sensors").await;

@@ -2,6 +2,7 @@
 //! HTTP, signed in with a user from its users file.
 
 mod browser;
+mod compare;
 mod sensors;
 mod store;
 mod stores;

@@ -70,10 +70,12 @@ pub fn start(dir: &Path, ch: &ClickHouse) -> Dashboard {
         &cfg,
         format!(
             "version = 1\n[clickhouse]\nurl = \"{}\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n\
-             [auth]\nusers_file = \"{}\"\nsession_key_file = \"{}\"\n[privacy]\nmin_devices = 20\ncount_min_devices = 15\n",
+             [auth]\nusers_file = \"{}\"\nsession_key_file = \"{}\"\n[privacy]\nmin_devices = 20\ncount_min_devices = 15\n\
+             [reports]\ndir = \"{}\"\n",
             ch.url(),
             users.display(),
-            key.display()
+            key.display(),
+            dir.join("reports").display()
         ),
     )
     .expect("config");
@@ -320,4 +322,32 @@ pub fn fill_store_detail(ch: &ClickHouse) {
          first_ms, last_ms, dwell_secs, rssi_max, sightings, kind, retracted, version) VALUES {}",
         visits.join(", ")
     ));
+}
+
+/// Two campaigns: acme's spring flight, whose report (status ok, +1.42 pp in [+0.15, +2.67]
+/// over 1 day) is in `<dir>/reports/acme-spring/`, and bolt-cola's, without a report yet.
+pub fn fill_campaigns(ch: &ClickHouse, dir: &Path) {
+    ch.query(
+        "INSERT INTO footfall.campaigns (campaign_id, brand, creative_id, boards, start_ms, end_ms, \
+         spend, currency, window_days, slot_secs, loop_slots, slots_per_loop, imported_ms) VALUES \
+         ('acme-spring', 'acme', 'acme-01', ['board-1', 'board-2'], 1773014400000, 1773619200000, \
+          40000, 'EUR', 14, 10, 12, 1, 1), \
+         ('bolt-summer', 'bolt-cola', 'bolt-01', ['board-1'], 1780000000000, 1780600000000, \
+          9000, 'EUR', 14, 10, 12, 1, 1)",
+    );
+    let report = dir.join("reports/acme-spring");
+    std::fs::create_dir_all(&report).expect("mkdir");
+    std::fs::write(
+        report.join("report.json"),
+        r#"{"status": "ok", "windows": [{"window_days": 1, "primary": true, "comparison":
+            {"difference": 0.0142, "newcombe": {"lo": 0.0015, "hi": 0.0267}}}]}"#,
+    )
+    .expect("report.json");
+    std::fs::write(
+        report.join("report.html"),
+        "<!doctype html><html lang=\"en\"><head><title>Campaign lift: acme-spring</title>\
+         <style>body{font:15px system-ui}</style></head><body><h1>Did the campaign bring people \
+         to the stores?</h1><p class=\"headline\">+1.42 pp</p></body></html>",
+    )
+    .expect("report.html");
 }
