@@ -29,7 +29,7 @@ struct Latest {
 /// them); bound: the earliest day to look at. (One join: ClickHouse 18.16 takes no more; the
 /// sites' brands are read apart. Aliases differ from the columns, which ClickHouse would
 /// otherwise resolve to the aliases inside the aggregates.)
-const LATEST_SQL: &str = "SELECT s.sensor_id, s.site_id, t.l_at, t.l_online, t.l_uptime, \
+pub const LATEST_SQL: &str = "SELECT s.sensor_id, s.site_id, t.l_at, t.l_online, t.l_uptime, \
     t.l_captured, t.l_dropped, t.l_batches, t.l_bytes, t.l_spool_dropped, t.l_synced \
     FROM (SELECT sensor_id, site_id FROM sensors FINAL) AS s \
     ANY LEFT JOIN (SELECT sensor AS sensor_id, max(at_ms) AS l_at, \
@@ -49,7 +49,7 @@ struct Refused {
 }
 
 /// Refused messages per sensor (the topic's fourth level) and reason since a time (ms).
-const REFUSED_SQL: &str = "SELECT splitByChar('/', topic)[4] AS sensor, reason, count() AS n \
+pub const REFUSED_SQL: &str = "SELECT splitByChar('/', topic)[4] AS sensor, reason, count() AS n \
     FROM rejected FINAL WHERE day >= toDate(?) AND received_ms >= ? GROUP BY sensor, reason";
 
 /// One sensor, as every output shows it.

@@ -3,6 +3,7 @@
 
 mod browser;
 mod compare;
+mod modern;
 mod sensors;
 mod store;
 mod stores;
