@@ -3,10 +3,12 @@
 //! The users file has one user per line, `name:argon2-hash[:brand,brand...]`; a user with
 //! brands sees only those brands' stores. The session cookie holds the user, its expiry and a
 //! per-session token that every form posts back (CSRF); it is signed with the configured key
-//! (`axum-extra`'s signed jar), `HttpOnly`, `Secure` and `SameSite=Strict`.
+//! (`axum-extra`'s signed jar), `HttpOnly`, `Secure` and `SameSite=Strict`. A [`Guard`]
+//! refuses a signed-out session's cookie and throttles guessing.
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Mutex;
 
 use argon2::password_hash::rand_core::{OsRng, RngCore};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -171,8 +173,10 @@ impl User {
 #[derive(Clone, Debug)]
 pub struct Session {
     pub user: String,
-    /// Posted back by every form.
+    /// Posted back by every form; unique to the session.
     pub csrf: String,
+    /// Seconds since the epoch.
+    pub expires: i64,
 }
 
 /// The session in `jar`, if its cookie is there, correctly signed and not expired.
@@ -180,9 +184,11 @@ pub fn session(jar: &SignedCookieJar, now_secs: i64) -> Option<Session> {
     let value = jar.get(COOKIE)?.value().to_owned();
     let mut parts = value.splitn(3, '|');
     let (user, expires, csrf) = (parts.next()?, parts.next()?, parts.next()?);
-    (expires.parse::<i64>().ok()? > now_secs).then(|| Session {
+    let expires = expires.parse::<i64>().ok()?;
+    (expires > now_secs).then(|| Session {
         user: user.to_owned(),
         csrf: csrf.to_owned(),
+        expires,
     })
 }
 
@@ -197,6 +203,79 @@ pub fn session_cookie(user: &str, expires_secs: i64) -> Cookie<'static> {
         .secure(true)
         .same_site(SameSite::Strict)
         .build()
+}
+
+/// Failed sign-ins of one user name that lock it for [`LOCKOUT_SECS`].
+pub const MAX_FAILURES: u32 = 5;
+/// How long failures count, and how long a lock lasts.
+pub const LOCKOUT_SECS: i64 = 900;
+/// Past this many remembered entries, the expired ones are dropped.
+const PRUNE_AT: usize = 10_000;
+
+/// Signed-out sessions and failed sign-ins, in memory: a signed cookie stays valid until it
+/// expires, so signing out records its session here until then; and a user name with
+/// [`MAX_FAILURES`] failed sign-ins within [`LOCKOUT_SECS`] is refused until they pass
+/// (names that do not exist too, so that the lock does not tell which do). A restart forgets
+/// both (a new session key signs everyone out).
+#[derive(Debug, Default)]
+pub struct Guard {
+    state: Mutex<GuardState>,
+}
+
+#[derive(Debug, Default)]
+struct GuardState {
+    /// Session token -> its expiry.
+    revoked: HashMap<String, i64>,
+    /// User name -> failures and when the first of them was.
+    failures: HashMap<String, (u32, i64)>,
+}
+
+impl Guard {
+    fn state(&self) -> std::sync::MutexGuard<'_, GuardState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Seconds until `user` may try again, if locked.
+    pub fn locked(&self, user: &str, now_secs: i64) -> Option<i64> {
+        let state = self.state();
+        let &(n, since) = state.failures.get(user)?;
+        let left = since + LOCKOUT_SECS - now_secs;
+        (n >= MAX_FAILURES && left > 0).then_some(left)
+    }
+
+    pub fn failed(&self, user: &str, now_secs: i64) {
+        let mut state = self.state();
+        if state.failures.len() >= PRUNE_AT {
+            state
+                .failures
+                .retain(|_, (_, since)| *since + LOCKOUT_SECS > now_secs);
+        }
+        let entry = state
+            .failures
+            .entry(user.to_owned())
+            .or_insert((0, now_secs));
+        if entry.1 + LOCKOUT_SECS <= now_secs {
+            *entry = (0, now_secs);
+        }
+        entry.0 += 1;
+    }
+
+    pub fn succeeded(&self, user: &str) {
+        self.state().failures.remove(user);
+    }
+
+    /// Ends `s` for good (its cookie may have been copied).
+    pub fn revoke(&self, s: &Session, now_secs: i64) {
+        let mut state = self.state();
+        if state.revoked.len() >= PRUNE_AT {
+            state.revoked.retain(|_, expires| *expires > now_secs);
+        }
+        state.revoked.insert(s.csrf.clone(), s.expires);
+    }
+
+    pub fn is_revoked(&self, s: &Session) -> bool {
+        self.state().revoked.contains_key(&s.csrf)
+    }
 }
 
 /// The cookie that ends a session.
@@ -235,5 +314,39 @@ mod tests {
             e.ends_with(":1: the hash is not an argon2 PHC string"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn guessing_locks_a_name_for_a_while_and_signed_out_sessions_stay_out() {
+        let g = Guard::default();
+        for i in 0..MAX_FAILURES {
+            assert_eq!(g.locked("ana", 1000), None, "after {i} failures");
+            g.failed("ana", 1000 + i64::from(i));
+        }
+        assert_eq!(g.locked("ana", 1100), Some(LOCKOUT_SECS - 100));
+        assert_eq!(g.locked("bo", 1100), None, "another name is not locked");
+        assert_eq!(
+            g.locked("ana", 1000 + LOCKOUT_SECS),
+            None,
+            "the lock passes"
+        );
+        g.failed("ana", 1000 + LOCKOUT_SECS);
+        assert_eq!(
+            g.locked("ana", 1001 + LOCKOUT_SECS),
+            None,
+            "failures count afresh"
+        );
+        g.succeeded("ana");
+        let s = Session {
+            user: "ana".into(),
+            csrf: "t1".into(),
+            expires: 5000,
+        };
+        let other = Session {
+            csrf: "t2".into(),
+            ..s.clone()
+        };
+        g.revoke(&s, 1000);
+        assert!(g.is_revoked(&s) && !g.is_revoked(&other));
     }
 }

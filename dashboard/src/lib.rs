@@ -52,6 +52,7 @@ pub struct App {
     offline_after_ms: i64,
     thresholds: Thresholds,
     reports: Arc<std::path::PathBuf>,
+    guard: Arc<auth::Guard>,
 }
 
 impl FromRef<App> for Key {
@@ -91,6 +92,7 @@ pub async fn serve(
         offline_after_ms: i64::try_from(cfg.offline_after().as_millis()).unwrap_or(i64::MAX),
         thresholds: cfg.thresholds(),
         reports: Arc::new(cfg.reports().to_owned()),
+        guard: Arc::default(),
     };
     let listener = TcpListener::bind(cfg.listen())
         .await
@@ -145,7 +147,9 @@ async fn require_session(
     mut req: Request,
     next: Next,
 ) -> Response {
-    match auth::session(&jar, now_secs()).filter(|s| app.users.contains_key(&s.user)) {
+    match auth::session(&jar, now_secs())
+        .filter(|s| app.users.contains_key(&s.user) && !app.guard.is_revoked(s))
+    {
         Some(s) => {
             req.extensions_mut().insert(s);
             next.run(req).await
@@ -248,13 +252,28 @@ struct LoginForm {
 
 async fn login(State(app): State<App>, jar: SignedCookieJar, Form(f): Form<LoginForm>) -> Response {
     let next = local_path(f.next.as_deref()).to_owned();
+    let now = now_secs();
+    if let Some(left) = app.guard.locked(&f.user, now) {
+        warn!(user = %f.user, "sign-in refused: locked after failures");
+        let msg = format!(
+            "Too many failed sign-ins for this user: try again in {} min.",
+            (left + 59) / 60
+        );
+        let page = LoginPage {
+            next: &next,
+            error: Some(&msg),
+        };
+        return (StatusCode::TOO_MANY_REQUESTS, render(&page)).into_response();
+    }
     match app.users.get(&f.user) {
         Some(u) if u.verify(&f.password) => {
+            app.guard.succeeded(&f.user);
             info!(user = %f.user, "signed in");
             let jar = jar.add(auth::session_cookie(&f.user, now_secs() + app.session_secs));
             (jar, Redirect::to(&next)).into_response()
         }
         _ => {
+            app.guard.failed(&f.user, now);
             warn!(user = %f.user, "sign-in refused");
             let page = LoginPage {
                 next: &next,
@@ -271,6 +290,7 @@ struct CsrfForm {
 }
 
 async fn logout(
+    State(app): State<App>,
     jar: SignedCookieJar,
     axum::Extension(s): axum::Extension<Session>,
     Form(f): Form<CsrfForm>,
@@ -282,6 +302,7 @@ async fn logout(
         )
             .into_response();
     }
+    app.guard.revoke(&s, now_secs());
     (jar.remove(auth::removal()), Redirect::to("/login")).into_response()
 }
 

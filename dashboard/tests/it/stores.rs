@@ -158,6 +158,30 @@ fn signed_in_analysts_see_each_stores_figures_and_the_same_in_csv_and_json() {
     assert!(res
         .header("Set-Cookie")
         .is_some_and(|c| c.contains("footfall_session=;")));
+    // The signed-out session's cookie, kept by someone, opens nothing any more.
+    assert_eq!(get(&format!("{base}/stores"), Some(&ana)).0, 303);
+
+    // Guessing: five wrong passwords lock the name for a while, the right one included.
+    for _ in 0..5 {
+        let (status, _) = post(
+            &format!("{base}/login"),
+            None,
+            None,
+            &[("user", "bo"), ("password", "a guess at bo's password")],
+        );
+        assert_eq!(status, 401);
+    }
+    let (status, res) = post(
+        &format!("{base}/login"),
+        None,
+        None,
+        &[("user", "bo"), ("password", "bo's long password!")],
+    );
+    assert_eq!(status, 429);
+    assert!(res
+        .into_string()
+        .expect("body")
+        .contains("Too many failed sign-ins for this user: try again in 15 min."));
 }
 
 #[test]
