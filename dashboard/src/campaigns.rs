@@ -63,7 +63,7 @@ pub async fn load(
     brands: &[String],
     reports: &Path,
 ) -> Result<Vec<CampaignFigures>, clickhouse::error::Error> {
-    let rows: Vec<CampaignRow> = db.query(CAMPAIGNS_SQL).fetch_all().await?;
+    let rows: Vec<CampaignRow> = crate::db::fetch_all(db.query(CAMPAIGNS_SQL)).await?;
     Ok(rows
         .into_iter()
         .filter(|r| brands.is_empty() || brands.contains(&r.brand))

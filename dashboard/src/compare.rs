@@ -103,13 +103,13 @@ pub async fn load(
         else {
             return Ok(Err(format!("stores: {store:?} is not a store you can see")));
         };
-        let rows: Vec<DailyRow> = db
-            .query(DAILY_SQL)
-            .bind(vec![store.as_str()])
-            .bind(period.from.to_string())
-            .bind(period.to.to_string())
-            .fetch_all()
-            .await?;
+        let rows: Vec<DailyRow> = crate::db::fetch_all(
+            db.query(DAILY_SQL)
+                .bind(vec![store.as_str()])
+                .bind(period.from.to_string())
+                .bind(period.to.to_string()),
+        )
+        .await?;
         let cells: Vec<Option<(f64, u64)>> = period
             .dates()
             .map(|d| {

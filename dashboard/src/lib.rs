@@ -12,6 +12,7 @@ pub mod campaigns;
 mod charts;
 pub mod compare;
 pub mod config;
+mod db;
 pub mod period;
 pub mod privacy;
 pub mod sensors;
@@ -133,6 +134,7 @@ fn router(app: App) -> Router {
         .merge(signed_in)
         .layer(middleware::from_fn(same_origin_posts))
         .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn(db::timing))
         .with_state(app)
 }
 

@@ -85,24 +85,18 @@ pub async fn load(
             .date_naive()
             .to_string()
     };
-    let latest: Vec<Latest> = db
-        .query(LATEST_SQL)
-        .bind(day(now_ms - 30 * 86_400_000))
-        .fetch_all()
-        .await?;
-    let brand_of: std::collections::HashMap<String, String> = db
-        .query("SELECT site_id, brand FROM sites FINAL")
-        .fetch_all::<(String, String)>()
+    let latest: Vec<Latest> =
+        crate::db::fetch_all(db.query(LATEST_SQL).bind(day(now_ms - 30 * 86_400_000))).await?;
+    let brand_of: std::collections::HashMap<String, String> =
+        crate::db::fetch_all::<(String, String)>(
+            db.query("SELECT site_id, brand FROM sites FINAL"),
+        )
         .await?
         .into_iter()
         .collect();
     let since = now_ms - 86_400_000;
-    let refused: Vec<Refused> = db
-        .query(REFUSED_SQL)
-        .bind(day(since))
-        .bind(since)
-        .fetch_all()
-        .await?;
+    let refused: Vec<Refused> =
+        crate::db::fetch_all(db.query(REFUSED_SQL).bind(day(since)).bind(since)).await?;
     let mut by_sensor: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
     for r in refused {
         by_sensor.entry(r.sensor).or_default().insert(r.reason, r.n);

@@ -218,13 +218,8 @@ pub async fn load(
         .ok_or_else(|| StoreError::Unknown(q.site.clone()))?;
     let tz: chrono_tz::Tz = figures.tz.parse().unwrap_or(chrono_tz::UTC);
     let (from, to) = (q.period.from.to_string(), q.period.to.to_string());
-    let hours: Vec<HourRow> = db
-        .query(HOURS_SQL)
-        .bind(&q.site)
-        .bind(&from)
-        .bind(&to)
-        .fetch_all()
-        .await?;
+    let hours: Vec<HourRow> =
+        crate::db::fetch_all(db.query(HOURS_SQL).bind(&q.site).bind(&from).bind(&to)).await?;
 
     // Occupancy on the period's last day, and its latest 5-minute window.
     let last = Period {
@@ -236,17 +231,17 @@ pub async fn load(
 
     let (start, end) = q.period.utc_ms(tz);
     let lookback = start_ms(q.period.from - chrono::Days::new(LOOKBACK_DAYS), tz);
-    let returning: Vec<ReturningRow> = db
-        .query(RETURNING_SQL)
-        .bind(start)
-        .bind(start)
-        .bind(&q.site)
-        .bind(utc_date(lookback))
-        .bind(utc_date(end))
-        .bind(lookback)
-        .bind(end)
-        .fetch_all()
-        .await?;
+    let returning: Vec<ReturningRow> = crate::db::fetch_all(
+        db.query(RETURNING_SQL)
+            .bind(start)
+            .bind(start)
+            .bind(&q.site)
+            .bind(utc_date(lookback))
+            .bind(utc_date(end))
+            .bind(lookback)
+            .bind(end),
+    )
+    .await?;
 
     let k = u64::from(t.counts);
     let window = |w: &WindowRow, format: &str| {
@@ -285,15 +280,16 @@ async fn fetch_windows(
     minutes: u16,
     (start, end): (i64, i64),
 ) -> Result<Vec<WindowRow>, clickhouse::error::Error> {
-    db.query(sql)
-        .bind(site)
-        .bind(minutes)
-        .bind(utc_date(start))
-        .bind(utc_date(end))
-        .bind(start)
-        .bind(end)
-        .fetch_all()
-        .await
+    crate::db::fetch_all(
+        db.query(sql)
+            .bind(site)
+            .bind(minutes)
+            .bind(utc_date(start))
+            .bind(utc_date(end))
+            .bind(start)
+            .bind(end),
+    )
+    .await
 }
 
 /// The UTC date of an instant, for the tables' `day` partitions.

@@ -169,9 +169,10 @@ pub async fn load(
     brands: &[String],
     min_devices: u32,
 ) -> Result<Vec<StoreFigures>, clickhouse::error::Error> {
-    let sites: Vec<SiteRow> = db
-        .query("SELECT site_id, brand, tz FROM sites FINAL WHERE kind = 'store' ORDER BY site_id")
-        .fetch_all()
+    let sites: Vec<SiteRow> =
+        crate::db::fetch_all(db.query(
+            "SELECT site_id, brand, tz FROM sites FINAL WHERE kind = 'store' ORDER BY site_id",
+        ))
         .await?;
     let previous = q.period.previous();
     let (from, to, pf, pt) = (
@@ -192,7 +193,7 @@ pub async fn load(
         sql = sql.bind(&from).bind(&to);
     }
     sql = sql.bind(&pf).bind(&to).bind(&to);
-    let sums: Vec<TrafficSums> = sql.fetch_all().await?;
+    let sums: Vec<TrafficSums> = crate::db::fetch_all(sql).await?;
     let mut by_site: std::collections::HashMap<String, TrafficSums> =
         sums.into_iter().map(|s| (s.site.clone(), s)).collect();
     let mut rows: Vec<StoreFigures> = sites

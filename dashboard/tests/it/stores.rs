@@ -46,6 +46,18 @@ fn signed_in_analysts_see_each_stores_figures_and_the_same_in_csv_and_json() {
     assert!(res
         .header("Content-Security-Policy")
         .is_some_and(|c| c.contains("frame-ancestors 'none'")));
+    // The time the page spent in ClickHouse, and the rest, for the browser's tools and the
+    // bench.
+    let timing = res
+        .header("Server-Timing")
+        .expect("Server-Timing")
+        .to_owned();
+    let db: f64 = timing
+        .strip_prefix("db;dur=")
+        .and_then(|t| t.split(';').next())
+        .and_then(|t| t.parse().ok())
+        .expect("db;dur=MS");
+    assert!(db > 0.0 && timing.contains(", app;dur="), "{timing}");
     let html = res.into_string().expect("body");
     // acme-1: 7 x 60 visitors, 7 x 240 passers-by, capture 25 %, +20 % on the week before
     // (350), and the 20th against the 13th (+20 %); median dwell in 5-20 min.
