@@ -90,9 +90,9 @@ pub fn store(d: &StoreDetail) -> StoreCharts {
         &hour_names,
         &d.weekday_hours,
     );
-    let people: Vec<Option<f64>> = d.occupancy.iter().map(|w| w.people).collect();
-    let lo: Vec<Option<f64>> = d.occupancy.iter().map(|w| w.lo).collect();
-    let hi: Vec<Option<f64>> = d.occupancy.iter().map(|w| w.hi).collect();
+    let people: Vec<Option<f64>> = d.occupancy.iter().map(|w| Some(w.people)).collect();
+    let lo: Vec<Option<f64>> = d.occupancy.iter().map(|w| Some(w.lo)).collect();
+    let hi: Vec<Option<f64>> = d.occupancy.iter().map(|w| Some(w.hi)).collect();
     let occupancy = svg::lines(
         "chart-occupancy",
         "People present per 15 minutes, with the 95 % interval",

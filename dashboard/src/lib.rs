@@ -579,12 +579,10 @@ async fn store_html(
         change_previous: cell(f.change_previous, percent),
         change_week: cell(f.change_week, percent),
         latest: d.occupancy_latest.as_ref().map_or("no data".into(), |w| {
-            match (w.people, w.lo, w.hi) {
-                (Some(p), Some(lo), Some(hi)) => {
-                    format!("{p:.0} people (95 %: {lo:.0}–{hi:.0}) at {}", w.start)
-                }
-                _ => format!("— at {}", w.start),
-            }
+            format!(
+                "{:.0} people (95 %: {:.0}–{:.0}) at {}",
+                w.people, w.lo, w.hi, w.start
+            )
         }),
         peak_hours: if d.peak_hours.is_empty() {
             "—".into()

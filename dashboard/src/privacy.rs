@@ -9,7 +9,8 @@ pub struct Thresholds {
     /// Figures that follow devices from visit to visit (new and returning, frequency): the
     /// campaign reports' k.
     pub followed: u32,
-    /// Counts of people (traffic, occupancy, dwell buckets): the small-cell rule.
+    /// Counts of stays (visitors, passers-by, dwell buckets): the small-cell rule. (Occupancy,
+    /// a modelled count of people present, is not suppressed.)
     pub counts: u32,
 }
 

@@ -69,21 +69,18 @@ struct WindowRow {
     people: f64,
     lo: f64,
     hi: f64,
-    devices: f64,
 }
 
 /// The store's windows of a length in [start, end) ms; bound: site, window minutes, the
 /// UTC dates around the range (first, last), start, end.
-pub const WINDOWS_SQL: &str = "SELECT start_ms, people, lo, hi, \
-    global_devices + randomized_devices AS devices \
-    FROM occupancy FINAL WHERE site = ? AND window_mins = ? \
+pub const WINDOWS_SQL: &str =
+    "SELECT start_ms, people, lo, hi FROM occupancy FINAL WHERE site = ? AND window_mins = ? \
     AND day >= toDate(?) AND day <= toDate(?) AND start_ms >= ? AND start_ms < ? \
     ORDER BY start_ms";
 
 /// The store's latest 5-minute window before an instant; bound as [`WINDOWS_SQL`].
-pub const LATEST_SQL: &str = "SELECT start_ms, people, lo, hi, \
-    global_devices + randomized_devices AS devices \
-    FROM occupancy FINAL WHERE site = ? AND window_mins = ? \
+pub const LATEST_SQL: &str =
+    "SELECT start_ms, people, lo, hi FROM occupancy FINAL WHERE site = ? AND window_mins = ? \
     AND day >= toDate(?) AND day <= toDate(?) AND start_ms >= ? AND start_ms < ? \
     ORDER BY start_ms DESC LIMIT 1";
 
@@ -133,13 +130,15 @@ pub struct DwellBucket {
     pub share: Option<f64>,
 }
 
-/// An occupancy window, on the store's clocks.
+/// An occupancy window, on the store's clocks: an estimate of the people present, with its
+/// 95 % interval. Not suppressed: a modelled count of people in a public place, with no
+/// attribute of anyone (the thresholds guard counts of stays and followed devices).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Window {
     pub start: String,
-    pub people: Option<f64>,
-    pub lo: Option<f64>,
-    pub hi: Option<f64>,
+    pub people: f64,
+    pub lo: f64,
+    pub hi: f64,
 }
 
 /// New and returning visitors among the devices that can be followed.
@@ -244,14 +243,11 @@ pub async fn load(
     .await?;
 
     let k = u64::from(t.counts);
-    let window = |w: &WindowRow, format: &str| {
-        let shown = w.devices >= k as f64 || w.devices == 0.0;
-        Window {
-            start: local(w.start_ms, tz, format),
-            people: shown.then_some(w.people),
-            lo: shown.then_some(w.lo),
-            hi: shown.then_some(w.hi),
-        }
+    let window = |w: &WindowRow, format: &str| Window {
+        start: local(w.start_ms, tz, format),
+        people: w.people,
+        lo: w.lo,
+        hi: w.hi,
     };
     let visitor_devices: u64 = hours.iter().map(|h| u64::from(h.visitor_devices)).sum();
     let profile = hour_profile(&q.period, &hours, k);
@@ -497,7 +493,7 @@ pub fn csv(d: &StoreDetail, table: &str) -> Result<Result<String, csv::Error>, S
         "occupancy" => {
             rows.push(vec!["start".into(), "people".into(), "lo".into(), "hi".into()]);
             for w in &d.occupancy {
-                rows.push(vec![w.start.clone(), f(w.people), f(w.lo), f(w.hi)]);
+                rows.push(vec![w.start.clone(), f(Some(w.people)), f(Some(w.lo)), f(Some(w.hi))]);
             }
         }
         "weekday_hours" => {
