@@ -139,6 +139,8 @@ campaign=$(python3 -c "import json; print(json.loads(open('$WORK/city/campaigns.
   --clickhouse-url "http://127.0.0.1:$hport" --board-capture 0.8:0.05 \
   --store-capture "$STORE_CAPTURE:0.03" \
   | tee "$WORK/report.txt"
+# The dashboard finds each campaign's report in its own folder of the reports directory.
+mkdir -p "$WORK/reports" && ln -sfn ../report "$WORK/reports/$campaign"
 
 echo "== 5. the dashboard (footfall-dashboard), signed in as a demo user"
 mkdir -p "$WORK/dashboard"
@@ -155,6 +157,8 @@ listen = "127.0.0.1:$dport"
 [auth]
 users_file = "$PWD/$WORK/dashboard/users"
 session_key_file = "$PWD/$WORK/dashboard/session.key"
+[reports]
+dir = "$PWD/$WORK/reports"
 CONF
 "$BIN/footfall-dashboard" --log warn serve --config "$WORK/dashboard/dashboard.toml" &
 dashboard=$!
@@ -189,6 +193,50 @@ url = f"http://127.0.0.1:{port}/stores?from={days[-7]}&to={days[-1]}"
 open(f"{w}/dashboard/url", "w").write(url)
 print(f"{url} (user demo), as CSV:")
 print("  " + body.strip().replace("\n", "\n  "))
+PY
+# Screenshots of the main pages, taken by Debian's Chromium (driven over WebDriver), next to
+# the report.
+python3 - "$dport" "$WORK" "$(free_port)" <<'PY'
+import base64, json, subprocess, sys, tempfile, time, urllib.request
+port, w, wport = sys.argv[1], sys.argv[2], sys.argv[3]
+base = open(f"{w}/dashboard/url").read().split("/stores")[0]
+period = open(f"{w}/dashboard/url").read().split("?")[1]
+store = open(f"{w}/dashboard/stores.csv").read().splitlines()[1].split(",")[0]
+driver = subprocess.Popen(["chromedriver", f"--port={wport}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def wd(method, path, body=None):
+    req = urllib.request.Request(f"http://127.0.0.1:{wport}{path}", method=method,
+                                 data=None if body is None else json.dumps(body).encode(),
+                                 headers={"Content-Type": "application/json"})
+    return json.load(urllib.request.urlopen(req, timeout=60))["value"]
+try:
+    for _ in range(100):
+        try:
+            wd("GET", "/status"); break
+        except OSError:
+            time.sleep(0.1)
+    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--window-size=1280,1700", f"--user-data-dir={tempfile.mkdtemp()}"]
+    sid = wd("POST", "/session", {"capabilities": {"alwaysMatch": {"goog:chromeOptions":
+             {"binary": "/usr/bin/chromium", "args": args}}}})["sessionId"]
+    s = f"/session/{sid}"
+    def element(css):
+        return list(wd("POST", f"{s}/element", {"using": "css selector", "value": css}).values())[0]
+    wd("POST", f"{s}/url", {"url": f"{base}/login"})
+    wd("POST", f"{s}/element/{element('input[name=user]')}/value", {"text": "demo"})
+    wd("POST", f"{s}/element/{element('input[name=password]')}/value", {"text": "demo-password-1"})
+    wd("POST", f"{s}/element/{element('button[type=submit]')}/click", {})
+    pages = {"stores": f"/stores?{period}", "store": f"/store?site={store}&{period}",
+             "compare": f"/compare?{period}", "campaigns": "/campaigns", "sensors": "/sensors"}
+    for name, path in pages.items():
+        wd("POST", f"{s}/url", {"url": base + path})
+        if not wd("GET", f"{s}/url").startswith(base + path.split("?")[0]):
+            sys.exit(f"demo: the dashboard's {path} did not open in Chromium")
+        open(f"{w}/report/dashboard-{name}.png", "wb").write(base64.b64decode(wd("GET", f"{s}/screenshot")))
+    wd("DELETE", s)
+finally:
+    driver.kill()
+print(f"screenshots of the dashboard: {w}/report/dashboard-{{{','.join(pages)}}}.png")
 PY
 
 echo "== 6. summary"
@@ -275,7 +323,7 @@ for s in sorted({k[0] for k in true_days}):
           f" {sum(visit_keys[(s, d)] for d in days):>12}")
 print("ClickHouse " + open(f"{w}/tables.txt").read().replace("\t", " ").strip().replace("\n", "\n  "))
 PY
-echo "== files in $WORK: city/ (captures, inventory, ad_plays.csv, receipts.csv, truth/), agents/, received.txt, servers/ (clickhouse/, mosquitto/ with its log), collector.toml, collector.log, report/ (report.html, report.json, CSV tables), dashboard/ (its configuration, users, stores.csv)"
+echo "== files in $WORK: city/ (captures, inventory, ad_plays.csv, receipts.csv, truth/), agents/, received.txt, servers/ (clickhouse/, mosquitto/ with its log), collector.toml, collector.log, report/ (report.html, report.json, CSV tables, the dashboard's screenshots), dashboard/ (its configuration, users, stores.csv)"
 # The main job ends by serving the dashboard over the demo city until Ctrl-C
 # (DEMO_SERVE=0: stop here, for scripts).
 if [ "${DEMO_SERVE:-1}" != 0 ]; then
