@@ -24,8 +24,8 @@
 //!   what the sensors heard, never from vendor prefixes or lists.
 //!
 //! `people = devices x people_per_device`, with the Poisson 95 % interval of the device count
-//! scaled the same way: it covers the count's sampling noise, not the estimator's bias (the
-//! counting bench measures how often it covers the truth). Uncalibrated sites use
+//! ([`intervals::poisson`]) scaled the same way: it covers the count's sampling noise, not
+//! the estimator's bias (the counting bench measures how often it covers the truth). Uncalibrated sites use
 //! [`Calibration::uncalibrated`]; [`fit`] fits a calibration from a labelled period.
 //!
 //! Pure: the same sightings give the same windows, whatever their order.
@@ -344,7 +344,7 @@ pub fn estimate_between(
             let start_ms = w * window_ms;
             let p = counts.get(&start_ms).copied().unwrap_or_default();
             let n = p.devices();
-            let (lo, hi) = poisson_interval(n);
+            let (lo, hi) = intervals::poisson(n);
             let k = cal.people_per_device;
             Window {
                 start_ms,
@@ -358,47 +358,6 @@ pub fn estimate_between(
             }
         })
         .collect()
-}
-
-/// The exact (Garwood) 95 % interval of a Poisson mean from one count `n` (rounded: the
-/// devices of a window are a time-weighted mean): the means under which a count of `n` or
-/// more (lower end), or of `n` or fewer (upper end), has probability 2.5 %. Found by
-/// bisection on the Poisson distribution function.
-fn poisson_interval(n: f64) -> (f64, f64) {
-    const TAIL: f64 = 0.025;
-    let k = n.max(0.0).round() as u64;
-    // P(X <= k) for a Poisson mean mu, summed in log space (no overflow for large counts).
-    let cdf = |k: u64, mu: f64| -> f64 {
-        if mu <= 0.0 {
-            return 1.0;
-        }
-        let (mut ln_term, mut sum) = (-mu, (-mu).exp());
-        for i in 1..=k {
-            ln_term += mu.ln() - (i as f64).ln();
-            sum += ln_term.exp();
-        }
-        sum.min(1.0)
-    };
-    // The mu in [lo, hi] where f (decreasing in mu) crosses target.
-    let solve = |f: &dyn Fn(f64) -> f64, target: f64, mut lo: f64, mut hi: f64| {
-        for _ in 0..100 {
-            let mid = 0.5 * (lo + hi);
-            if f(mid) > target {
-                lo = mid;
-            } else {
-                hi = mid;
-            }
-        }
-        0.5 * (lo + hi)
-    };
-    let top = k as f64 + 10.0 * (k as f64 + 1.0).sqrt() + 10.0;
-    let upper = solve(&|mu| cdf(k, mu), TAIL, 0.0, top);
-    let lower = if k == 0 {
-        0.0
-    } else {
-        solve(&|mu| cdf(k - 1, mu), 1.0 - TAIL, 0.0, k as f64)
-    };
-    (lower, upper)
 }
 
 /// Why a calibration could not be fitted.
@@ -604,20 +563,6 @@ mod tests {
         r.reverse();
         let cal = Calibration::uncalibrated();
         assert_eq!(estimate(&v, 5 * MIN, &cal), estimate(&r, 5 * MIN, &cal));
-    }
-
-    #[test]
-    fn poisson_interval_matches_the_exact_one() {
-        // Exact (Garwood) 95 % intervals.
-        for (n, lo, hi) in [
-            (0.0, 0.0, 3.689),
-            (1.0, 0.0253, 5.572),
-            (10.0, 4.795, 18.39),
-        ] {
-            let (l, h) = poisson_interval(n);
-            assert!((l - lo).abs() <= 0.01 * lo.max(0.1), "{n}: {l} vs {lo}");
-            assert!((h - hi).abs() <= 0.01 * hi, "{n}: {h} vs {hi}");
-        }
     }
 
     #[test]

@@ -27,6 +27,16 @@ fn every(n: usize, most: usize, label: impl Fn(usize) -> String) -> Vec<(usize, 
 pub fn store(d: &StoreDetail) -> StoreCharts {
     let visitors: Vec<Option<f64>> = d.days.iter().map(|x| x.visitors).collect();
     let passers_by: Vec<Option<f64>> = d.days.iter().map(|x| x.passers_by).collect();
+    let (lo, hi): (Vec<Option<f64>>, Vec<Option<f64>>) = d
+        .days
+        .iter()
+        .map(|x| {
+            (
+                x.visitors_interval.map(|i| i[0]),
+                x.visitors_interval.map(|i| i[1]),
+            )
+        })
+        .unzip();
     let day_label = |i: usize| {
         d.days
             .get(i)
@@ -34,7 +44,7 @@ pub fn store(d: &StoreDetail) -> StoreCharts {
     };
     let days = svg::lines(
         "chart-days",
-        "Visitors and passers-by per day",
+        "Visitors (with their 95 % interval) and passers-by per day",
         &[
             Series {
                 name: "visitors",
@@ -47,7 +57,7 @@ pub fn store(d: &StoreDetail) -> StoreCharts {
                 values: &passers_by,
             },
         ],
-        None,
+        Some(Band { lo: &lo, hi: &hi }),
         &every(d.days.len(), 8, day_label),
     );
     let hours = (d.days.len() <= HOURLY_DAYS).then(|| {

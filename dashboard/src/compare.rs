@@ -81,40 +81,53 @@ pub struct Column {
     pub days: Vec<Option<f64>>,
 }
 
-/// Reads the columns; a store the user cannot see is an error naming it.
+/// Reads the columns (one query of each kind per period); a store the user cannot see is an
+/// error naming it.
 pub async fn load(
     db: &clickhouse::Client,
     q: &CompareQuery,
     brands: &[String],
     k: u32,
 ) -> Result<Result<Vec<Column>, String>, clickhouse::error::Error> {
-    let mut out = Vec::new();
-    for (store, period) in &q.columns {
+    let mut periods: Vec<Period> = q.columns.iter().map(|(_, p)| *p).collect();
+    periods.dedup();
+    let mut figures = Vec::new();
+    let mut daily = Vec::new();
+    for period in &periods {
+        let names: Vec<String> = q
+            .columns
+            .iter()
+            .filter(|(_, p)| p == period)
+            .map(|(s, _)| s.clone())
+            .collect();
         let query = stores::Query {
             period: *period,
             brand: None,
             sort: stores::Sort::Store,
             descending: false,
         };
-        let Some(figures) = stores::load(db, &query, brands, k)
-            .await?
-            .into_iter()
-            .find(|f| f.store == *store)
-        else {
-            return Ok(Err(format!("stores: {store:?} is not a store you can see")));
-        };
+        figures.push(stores::load(db, &query, brands, &names, k).await?);
         let rows: Vec<DailyRow> = crate::db::fetch_all(
             db.query(DAILY_SQL)
-                .bind(vec![store.as_str()])
+                .bind(&names)
                 .bind(period.from.to_string())
                 .bind(period.to.to_string()),
         )
         .await?;
+        daily.push(rows);
+    }
+    let mut out = Vec::new();
+    for (store, period) in &q.columns {
+        let i = periods.iter().position(|p| p == period).unwrap_or(0);
+        let Some(f) = figures[i].iter().find(|f| f.store == *store) else {
+            return Ok(Err(format!("stores: {store:?} is not a store you can see")));
+        };
         let cells: Vec<Option<(f64, u64)>> = period
             .dates()
             .map(|d| {
                 let date = d.to_string();
-                rows.iter()
+                daily[i]
+                    .iter()
                     .find(|r| r.site == *store && r.date == date)
                     .map(|r| (r.visitors, r.devices))
             })
@@ -130,7 +143,7 @@ pub async fn load(
             store: store.clone(),
             from: period.from.to_string(),
             to: period.to.to_string(),
-            figures,
+            figures: f.clone(),
             // A day without data is no data, not zero.
             days: shown
                 .into_iter()

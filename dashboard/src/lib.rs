@@ -365,7 +365,7 @@ async fn figures(
                 .into_response());
         }
     }
-    let rows = stores::load(&app.db, &q, &brands, app.thresholds.counts)
+    let rows = stores::load(&app.db, &q, &brands, &[], app.thresholds.counts)
         .await
         .map_err(server_error)?;
     Ok((q, rows))
@@ -391,13 +391,44 @@ struct Row {
     /// The store page's query string for the same period.
     store_link: String,
     brand: String,
+    cells: Cells,
+}
+
+/// A store's figures as the pages print them (a Stores row, the Store page's summary, a
+/// Compare column): people with their 95 % interval beneath.
+struct Cells {
     visitors: String,
+    visitors_interval: String,
     passers_by: String,
+    passers_by_interval: String,
     capture_rate: String,
     median_dwell: String,
     change_previous: String,
+    last_day: String,
     change_week: String,
     corrected: bool,
+}
+
+impl Cells {
+    fn of(f: &stores::StoreFigures) -> Cells {
+        let people = |v: f64| format!("{v:.0}");
+        let interval =
+            |i: Option<[f64; 2]>| i.map_or(String::new(), |[lo, hi]| format!("{lo:.0}–{hi:.0}"));
+        Cells {
+            visitors: cell(f.visitors, people),
+            visitors_interval: interval(f.visitors_interval),
+            passers_by: cell(f.passers_by, people),
+            passers_by_interval: interval(f.passers_by_interval),
+            capture_rate: cell(f.capture_rate, |v| format!("{:.1} %", 100.0 * v)),
+            median_dwell: f
+                .median_dwell_min
+                .map_or("—".into(), |b| format!("{b} min")),
+            change_previous: cell(f.change_previous, percent),
+            last_day: cell(f.last_day, people),
+            change_week: cell(f.change_week, percent),
+            corrected: f.capture_corrected,
+        }
+    }
 }
 
 fn cell(v: Option<f64>, f: impl Fn(f64) -> String) -> String {
@@ -445,15 +476,7 @@ async fn stores_html(
                 ),
                 store: r.store.clone(),
                 brand: r.brand.clone(),
-                visitors: cell(r.visitors, |v| format!("{v:.0}")),
-                passers_by: cell(r.passers_by, |v| format!("{v:.0}")),
-                capture_rate: cell(r.capture_rate, |v| format!("{:.1} %", 100.0 * v)),
-                median_dwell: r
-                    .median_dwell_min
-                    .map_or("—".into(), |b| format!("{b} min")),
-                change_previous: cell(r.change_previous, percent),
-                change_week: cell(r.change_week, percent),
-                corrected: r.capture_corrected,
+                cells: Cells::of(r),
             })
             .collect(),
         headers,
@@ -540,12 +563,7 @@ struct StorePage<'a> {
     q: &'a StoreQuery,
     d: &'a StoreDetail,
     stores: Vec<String>,
-    visitors: String,
-    passers_by: String,
-    capture_rate: String,
-    median_dwell: String,
-    change_previous: String,
-    change_week: String,
+    cells: Cells,
     latest: String,
     peak_hours: String,
     charts: charts::StoreCharts,
@@ -570,14 +588,7 @@ async fn store_html(
         q: &q,
         d: &d,
         stores,
-        visitors: cell(f.visitors, |v| format!("{v:.0}")),
-        passers_by: cell(f.passers_by, |v| format!("{v:.0}")),
-        capture_rate: cell(f.capture_rate, |v| format!("{:.1} %", 100.0 * v)),
-        median_dwell: f
-            .median_dwell_min
-            .map_or("—".into(), |b| format!("{b} min")),
-        change_previous: cell(f.change_previous, percent),
-        change_week: cell(f.change_week, percent),
+        cells: Cells::of(f),
         latest: d.occupancy_latest.as_ref().map_or("no data".into(), |w| {
             format!(
                 "{:.0} people (95 %: {:.0}–{:.0}) at {}",
@@ -671,16 +682,12 @@ async fn comparison(
     let every = match &p.stores {
         Some(_) => None,
         None => {
-            let all = stores::Query {
-                period,
-                brand: None,
-                sort: Sort::Store,
-                descending: false,
-            };
-            let rows = stores::load(&app.db, &all, &brands_of(app, s), app.thresholds.counts)
+            let names: Vec<String> = stores::sites(&app.db, &brands_of(app, s))
                 .await
-                .map_err(server_error)?;
-            let names: Vec<String> = rows.into_iter().map(|r| r.store).collect();
+                .map_err(server_error)?
+                .into_iter()
+                .map(|r| r.site_id)
+                .collect();
             Some(names[..names.len().min(compare::MAX_COLUMNS)].join(","))
         }
     };
@@ -711,11 +718,7 @@ struct ComparePage<'a> {
 /// A column as the page prints it.
 struct CompareCells {
     title: String,
-    visitors: String,
-    passers_by: String,
-    capture_rate: String,
-    median_dwell: String,
-    change_previous: String,
+    cells: Cells,
 }
 
 async fn compare_html(
@@ -750,14 +753,7 @@ async fn compare_html(
             .iter()
             .map(|c| CompareCells {
                 title: title(c),
-                visitors: cell(c.figures.visitors, |v| format!("{v:.0}")),
-                passers_by: cell(c.figures.passers_by, |v| format!("{v:.0}")),
-                capture_rate: cell(c.figures.capture_rate, |v| format!("{:.1} %", 100.0 * v)),
-                median_dwell: c
-                    .figures
-                    .median_dwell_min
-                    .map_or("—".into(), |b| format!("{b} min")),
-                change_previous: cell(c.figures.change_previous, percent),
+                cells: Cells::of(&c.figures),
             })
             .collect(),
         stores: names.clone(),

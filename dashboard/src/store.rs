@@ -109,6 +109,8 @@ pub struct DayFigures {
     pub weekday: &'static str,
     pub visitors: Option<f64>,
     pub passers_by: Option<f64>,
+    /// The visitors' 95 % interval ([`stores::interval`]), where they are shown.
+    pub visitors_interval: Option<[f64; 2]>,
 }
 
 /// One local hour of one day.
@@ -209,12 +211,25 @@ pub async fn load(
         sort: stores::Sort::Store,
         descending: false,
     };
-    let all = stores::load(db, &stores_query, brands, t.counts).await?;
-    let names = all.iter().map(|f| f.store.clone()).collect();
-    let figures = all
+    let names: Vec<String> = stores::sites(db, brands)
+        .await?
         .into_iter()
-        .find(|f| f.store == q.site)
-        .ok_or_else(|| StoreError::Unknown(q.site.clone()))?;
+        .map(|s| s.site_id)
+        .collect();
+    if !names.contains(&q.site) {
+        return Err(StoreError::Unknown(q.site.clone()));
+    }
+    let figures = stores::load(
+        db,
+        &stores_query,
+        brands,
+        std::slice::from_ref(&q.site),
+        t.counts,
+    )
+    .await?
+    .into_iter()
+    .next()
+    .ok_or_else(|| StoreError::Unknown(q.site.clone()))?;
     let tz: chrono_tz::Tz = figures.tz.parse().unwrap_or(chrono_tz::UTC);
     let (from, to) = (q.period.from.to_string(), q.period.to.to_string());
     let hours: Vec<HourRow> =
@@ -323,11 +338,13 @@ fn days(period: &Period, hours: &[HourRow], k: u64) -> Vec<DayFigures> {
     period
         .dates()
         .zip(visitors.into_iter().zip(passers_by))
-        .map(|(d, (visitors, passers_by))| DayFigures {
+        .zip(&sums)
+        .map(|((d, (visitors, passers_by)), &((v, n), _))| DayFigures {
             date: d.to_string(),
             weekday: WEEKDAYS[d.weekday().num_days_from_monday() as usize],
             visitors,
             passers_by,
+            visitors_interval: visitors.and(stores::interval(v, n)),
         })
         .collect()
 }
@@ -479,9 +496,20 @@ pub fn csv(d: &StoreDetail, table: &str) -> Result<Result<String, csv::Error>, S
     let mut rows: Vec<Vec<String>> = Vec::new();
     match table {
         "days" => {
-            rows.push(vec!["date".into(), "weekday".into(), "visitors".into(), "passers_by".into()]);
+            rows.push(
+                ["date", "weekday", "visitors", "visitors_lo", "visitors_hi", "passers_by"]
+                    .map(String::from)
+                    .to_vec(),
+            );
             for r in &d.days {
-                rows.push(vec![r.date.clone(), r.weekday.into(), f(r.visitors), f(r.passers_by)]);
+                rows.push(vec![
+                    r.date.clone(),
+                    r.weekday.into(),
+                    f(r.visitors),
+                    f(r.visitors_interval.map(|i| i[0])),
+                    f(r.visitors_interval.map(|i| i[1])),
+                    f(r.passers_by),
+                ]);
             }
         }
         "hours" => {

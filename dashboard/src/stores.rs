@@ -141,7 +141,10 @@ pub struct TrafficSums {
 }
 
 /// The traffic sums per store; bound: from, to, previous from, previous to, the last day
-/// (three times, for its own, a week before, and the scan's start).
+/// (three times, for its own, a week before, and the scan's start), and which stores:
+/// every one (1, and any non-empty array), or those in the array (0, the array). (`has` on
+/// every row costs as many comparisons as the array is long: 760 stores made the page 17
+/// times slower; and 18.16 refuses it on an empty array.)
 pub const TRAFFIC_SQL: &str = "SELECT site, \
     sumIf(visitors, day >= toDate(?) AND day <= toDate(?)) AS s_visitors, \
     sumIf(passers_by, day >= toDate(?) AND day <= toDate(?)) AS s_passers_by, \
@@ -160,20 +163,48 @@ pub const TRAFFIC_SQL: &str = "SELECT site, \
     max(capture_rate) AS s_capture_rate \
     FROM traffic FINAL \
     WHERE day >= least(toDate(?), toDate(?) - 7) AND day <= toDate(?) \
+    AND (? OR has(?, site)) \
     GROUP BY site";
 
-/// Reads the figures of `q` for the stores of `brands` (empty: every brand).
-pub async fn load(
+/// The stores of `brands` (empty: every brand), by name.
+pub async fn sites(
     db: &clickhouse::Client,
-    q: &Query,
     brands: &[String],
-    min_devices: u32,
-) -> Result<Vec<StoreFigures>, clickhouse::error::Error> {
+) -> Result<Vec<SiteRow>, clickhouse::error::Error> {
     let sites: Vec<SiteRow> =
         crate::db::fetch_all(db.query(
             "SELECT site_id, brand, tz FROM sites FINAL WHERE kind = 'store' ORDER BY site_id",
         ))
         .await?;
+    Ok(sites
+        .into_iter()
+        .filter(|s| brands.is_empty() || brands.contains(&s.brand))
+        .collect())
+}
+
+/// Reads the figures of `q` for the stores of `brands` (empty: every brand), and of those
+/// only the stores in `only` (empty: all of them).
+pub async fn load(
+    db: &clickhouse::Client,
+    q: &Query,
+    brands: &[String],
+    only: &[String],
+    min_devices: u32,
+) -> Result<Vec<StoreFigures>, clickhouse::error::Error> {
+    let sites: Vec<SiteRow> = sites(db, brands)
+        .await?
+        .into_iter()
+        .filter(|s| only.is_empty() || only.contains(&s.site_id))
+        .filter(|s| q.brand.as_ref().is_none_or(|b| *b == s.brand))
+        .collect();
+    if sites.is_empty() {
+        return Ok(Vec::new());
+    }
+    let wanted: Vec<&str> = if only.is_empty() {
+        vec![""]
+    } else {
+        only.iter().map(String::as_str).collect()
+    };
     let previous = q.period.previous();
     let (from, to, pf, pt) = (
         q.period.from.to_string(),
@@ -192,14 +223,17 @@ pub async fn load(
     for _ in 0..4 {
         sql = sql.bind(&from).bind(&to);
     }
-    sql = sql.bind(&pf).bind(&to).bind(&to);
+    sql = sql
+        .bind(&pf)
+        .bind(&to)
+        .bind(&to)
+        .bind(u8::from(only.is_empty()))
+        .bind(&wanted);
     let sums: Vec<TrafficSums> = crate::db::fetch_all(sql).await?;
     let mut by_site: std::collections::HashMap<String, TrafficSums> =
         sums.into_iter().map(|s| (s.site.clone(), s)).collect();
     let mut rows: Vec<StoreFigures> = sites
         .into_iter()
-        .filter(|s| brands.is_empty() || brands.contains(&s.brand))
-        .filter(|s| q.brand.as_ref().is_none_or(|b| *b == s.brand))
         .map(|s| {
             let t = by_site.remove(&s.site_id).unwrap_or_default();
             StoreFigures::new(s, &t, min_devices)
@@ -222,8 +256,13 @@ pub struct StoreFigures {
     pub capture_rate: Option<f64>,
     /// The dwell bucket holding the median visitor: "under 5", "5-20", "20-60", "over 60".
     pub median_dwell_min: Option<&'static str>,
+    /// The visitors' and passers-by's 95 % intervals ([`interval`]), where they are shown.
+    pub visitors_interval: Option<[f64; 2]>,
+    pub passers_by_interval: Option<[f64; 2]>,
     /// Against the previous period, relative.
     pub change_previous: Option<f64>,
+    /// Visitors on the period's last day (today, by default).
+    pub last_day: Option<f64>,
     /// The period's last day against the same weekday a week before, relative.
     pub change_week: Option<f64>,
     /// Whether the people are corrected for the share of visitors the sensors hear.
@@ -259,7 +298,10 @@ impl StoreFigures {
             brand: s.brand,
             tz: s.tz,
             capture_rate: ratio(visitors, passers_by),
+            visitors_interval: visitors.and(interval(t.visitors, t.visitor_devices)),
+            passers_by_interval: passers_by.and(interval(t.passers_by, t.passer_by_devices)),
             change_previous: change(visitors, shown(t.previous_visitors, t.previous_devices)),
+            last_day: shown(t.last_day, t.last_day_devices),
             change_week: change(
                 shown(t.last_day, t.last_day_devices),
                 shown(t.week_before, t.week_before_devices),
@@ -270,6 +312,17 @@ impl StoreFigures {
             capture_corrected: t.capture_rate > 0.0,
         }
     }
+}
+
+/// The 95 % interval of `people` estimated from `stays` stays: the stays' Poisson interval
+/// ([`intervals::poisson`], as the collector's occupancy windows), scaled as the people are
+/// (people per device, capture correction). `None` without stays (nothing to scale).
+pub fn interval(people: f64, stays: u64) -> Option<[f64; 2]> {
+    (stays > 0).then(|| {
+        let scale = people / stays as f64;
+        let (lo, hi) = intervals::poisson(stays as f64);
+        [lo * scale, hi * scale]
+    })
 }
 
 fn sort(rows: &mut [StoreFigures], by: Sort, descending: bool) {
@@ -306,10 +359,15 @@ pub fn csv(rows: &[StoreFigures]) -> Result<String, csv::Error> {
         "store",
         "brand",
         "visitors",
+        "visitors_lo",
+        "visitors_hi",
         "passers_by",
+        "passers_by_lo",
+        "passers_by_hi",
         "capture_rate",
         "median_dwell_min",
         "change_previous",
+        "last_day",
         "change_week",
         "capture_corrected",
     ])?;
@@ -319,10 +377,15 @@ pub fn csv(rows: &[StoreFigures]) -> Result<String, csv::Error> {
             r.store.clone(),
             r.brand.clone(),
             f(r.visitors, 1),
+            f(r.visitors_interval.map(|i| i[0]), 1),
+            f(r.visitors_interval.map(|i| i[1]), 1),
             f(r.passers_by, 1),
+            f(r.passers_by_interval.map(|i| i[0]), 1),
+            f(r.passers_by_interval.map(|i| i[1]), 1),
             f(r.capture_rate, 4),
             r.median_dwell_min.unwrap_or("").to_owned(),
             f(r.change_previous, 4),
+            f(r.last_day, 1),
             f(r.change_week, 4),
             r.capture_corrected.to_string(),
         ])?;
@@ -381,14 +444,32 @@ mod tests {
         };
         let f = StoreFigures::new(site(), &t, 50);
         assert_eq!(f.visitors, Some(200.0));
+        // 80 stays' Garwood interval (63.435, 99.567; scipy's chi2) times 2.5 people a stay;
+        // 400 stays' (361.756, 441.187) times 2.
+        let [lo, hi] = f.visitors_interval.expect("shown");
+        assert!(
+            (lo - 158.59).abs() < 0.05 && (hi - 248.92).abs() < 0.05,
+            "{lo}, {hi}"
+        );
+        let [lo, hi] = f.passers_by_interval.expect("shown");
+        assert!(
+            (lo - 723.51).abs() < 0.1 && (hi - 882.37).abs() < 0.1,
+            "{lo}, {hi}"
+        );
         assert_eq!(f.capture_rate, Some(0.25));
         assert!((f.change_previous.expect("shown") - 0.25).abs() < 1e-12);
         assert_eq!(f.change_week, None, "12 and 8 devices are under 50");
+        assert_eq!(f.last_day, None);
         assert_eq!(f.median_dwell_min, Some("5-20"));
         assert!(f.capture_corrected);
         let small = StoreFigures::new(site(), &t, 8);
         assert!((small.change_week.expect("shown") - 0.5).abs() < 1e-12);
+        assert_eq!(small.last_day, Some(30.0));
         let hidden = StoreFigures::new(site(), &t, 100);
         assert_eq!((hidden.visitors, hidden.median_dwell_min), (None, None));
+        assert_eq!(
+            hidden.visitors_interval, None,
+            "a hidden figure's interval too"
+        );
     }
 }

@@ -221,11 +221,19 @@ async fn pages(ch: &ClickHouse, base: &str, dir: &Path) {
             .await
             .expect("the store's row");
         let cells = row.find_all(Locator::Css("td")).await.expect("cells");
-        let shown = cells[2].text().await.expect("visitors");
+        let shown = cells[2].find(Locator::Css(".v")).await.expect("visitors");
         let expected = s["visitors"]
             .as_f64()
             .map_or("—".to_owned(), |v| format!("{v:.0}"));
-        assert_eq!(shown.trim_end_matches('*'), expected, "{name}");
+        assert_eq!(shown.text().await.expect("text"), expected, "{name}");
+        let interval = cells[2].find(Locator::Css(".ci")).await.expect("interval");
+        let expected = s["visitors_interval"]
+            .as_array()
+            .map_or(String::new(), |i| {
+                let end = |j: usize| i[j].as_f64().expect("an end");
+                format!("{:.0}–{:.0}", end(0), end(1))
+            });
+        assert_eq!(interval.text().await.expect("text"), expected, "{name}");
     }
     let sum = ch.query(
         "SELECT sum(visitors) FROM footfall.traffic FINAL WHERE site = 'acme-1' \
@@ -258,6 +266,11 @@ async fn pages(ch: &ClickHouse, base: &str, dir: &Path) {
     assert_eq!(
         text(&c, "#passers_by").await,
         format!("{:.0}", f["passers_by"].as_f64().expect("p"))
+    );
+    let end = |j: usize| f["visitors_interval"][j].as_f64().expect("an interval");
+    assert_eq!(
+        text(&c, "#visitors_interval").await,
+        format!("{:.0}–{:.0}", end(0), end(1))
     );
     let r = &detail["detail"]["returning"];
     assert_eq!(text(&c, "#new").await, r["new"].to_string());
@@ -296,7 +309,8 @@ async fn pages(ch: &ClickHouse, base: &str, dir: &Path) {
         .zip(compared["columns"].as_array().expect("columns"))
     {
         let v = col["figures"]["visitors"].as_f64().expect("visitors");
-        assert_eq!(cell.text().await.expect("text"), format!("{v:.0}"));
+        let shown = cell.find(Locator::Css(".v")).await.expect("value");
+        assert_eq!(shown.text().await.expect("text"), format!("{v:.0}"));
     }
 
     // Campaigns: the headline on screen = the JSON's; its report opens from the list.

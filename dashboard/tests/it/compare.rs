@@ -64,7 +64,8 @@ fn stores_side_by_side_one_store_over_two_periods_and_the_campaigns() {
     assert_eq!(status, 200);
     let html = res.into_string().expect("body");
     assert!(html.contains("<th>2026-03-16 to 2026-03-22</th><th>2026-03-23 to 2026-03-29</th>"));
-    assert!(html.contains("<td class=\"n\">2584</td><td class=\"n\">2580</td>"));
+    assert!(html.contains("<span class=\"v\">2584</span>"));
+    assert!(html.contains("<span class=\"v\">2580</span>"));
     assert!(html.contains("<svg id=\"chart-compare\""));
 
     // Bad input: named, 4xx.

@@ -78,6 +78,8 @@ fn the_dashboards_queries_run_on_a_current_clickhouse() {
                 "'2026-03-07'",
                 to,
                 to,
+                "0",
+                "['acme-1']",
             ],
         ),
         bound(store::HOURS_SQL, &["'acme-1'", from, to]),

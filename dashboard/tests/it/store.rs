@@ -107,7 +107,11 @@ fn a_stores_page_shows_its_days_hours_occupancy_dwell_and_returning_visitors() {
     assert_eq!(status, 200);
     let csv = res.into_string().expect("body");
     assert_eq!(csv.lines().count(), 15, "{csv}");
-    assert!(csv.contains("2026-03-21,Sat,420.00,1440.00"), "{csv}");
+    // 350 stays on the Saturday, 1.2 people each: the exact Poisson interval (scipy's chi2).
+    assert!(
+        csv.contains("2026-03-21,Sat,420.00,377.15,466.39,1440.00"),
+        "{csv}"
+    );
 
     // Bad input: a clear 4xx naming what was wrong, never a 500 or ClickHouse's words.
     let bo = sign_in(base, "bo", "bo's long password!");

@@ -88,11 +88,12 @@ fn signed_in_analysts_see_each_stores_figures_and_the_same_in_csv_and_json() {
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(
         lines[0],
-        "store,brand,visitors,passers_by,capture_rate,median_dwell_min,change_previous,change_week,capture_corrected"
+        "store,brand,visitors,visitors_lo,visitors_hi,passers_by,passers_by_lo,passers_by_hi,capture_rate,median_dwell_min,change_previous,last_day,change_week,capture_corrected"
     );
+    // 210 and 840 stays, two people each: the exact Poisson intervals (scipy's chi2) doubled.
     assert_eq!(
         lines[1],
-        "acme-1,acme,420.0,1680.0,0.2500,5-20,0.2000,0.2000,true"
+        "acme-1,acme,420.0,365.1,480.8,1680.0,1568.3,1797.6,0.2500,5-20,0.2000,60.0,0.2000,true"
     );
     assert_eq!(lines.len(), 4, "{csv}");
     let (_, res) = get(
