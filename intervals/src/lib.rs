@@ -90,12 +90,28 @@ mod tests {
 
     #[test]
     fn the_interval_widens_with_the_count_and_never_jumps_at_the_switch() {
-        let mut last = poisson(0.0);
+        // Each end moves by about one per count (the upper by more at small counts: 1.9
+        // from 0 to 1), and the step changes smoothly, also where the approximation starts.
+        let step = |n: u32| {
+            let ((l0, h0), (l1, h1)) = (poisson(f64::from(n - 1)), poisson(f64::from(n)));
+            (l1 - l0, h1 - h0)
+        };
         for n in 1..300 {
-            let (l, h) = poisson(f64::from(n));
-            assert!(l > last.0 && h > last.1, "{n}: {l}, {h} after {last:?}");
-            assert!(l - last.0 < 1.5 && h - last.1 < 1.5, "{n}: a jump");
-            last = (l, h);
+            let (dl, dh) = step(n);
+            assert!(dl > 0.0 && dh > 0.0, "{n}: the interval does not widen");
+            assert!(dl < 1.0 && dh < 2.0, "{n}: a step of {dl}, {dh}");
         }
+        for n in 2..300 {
+            let ((dl0, dh0), (dl1, dh1)) = (step(n - 1), step(n));
+            assert!(
+                (dl1 - dl0).abs() < 0.3 && (dh1 - dh0).abs() < 0.3,
+                "{n}: a jump"
+            );
+        }
+        let ((dl0, dh0), (dl1, dh1)) = (step(99), step(100));
+        assert!(
+            (dl1 - dl0).abs() < 5e-3 && (dh1 - dh0).abs() < 5e-3,
+            "a jump at the switch: {dl0} {dh0} then {dl1} {dh1}"
+        );
     }
 }
