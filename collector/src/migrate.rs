@@ -45,6 +45,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0007_traffic.sql",
         include_str!("../migrations/0007_traffic.sql"),
     ),
+    (
+        8,
+        "0008_sensor_latest.sql",
+        include_str!("../migrations/0008_sensor_latest.sql"),
+    ),
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -1,8 +1,8 @@
 //! The Sensors page's rows: every sensor of the inventory with its last heartbeat (table
-//! `sensor_status`: the agent's status every minute, and its Last Will, `online = 0`, when
-//! it drops off the broker), spool depth, frames dropped, clock sync, and the messages the
-//! collector refused from it in the last day, by reason (table `rejected`). Offline sensors
-//! first.
+//! `sensor_latest`, the latest of `sensor_status`: the agent's status every minute, and its
+//! Last Will, `online = 0`, when it drops off the broker), spool depth, frames dropped, clock
+//! sync, and the messages the collector refused from it in the last day, by reason (table
+//! `rejected`). Offline sensors first.
 
 use std::collections::BTreeMap;
 
@@ -26,9 +26,10 @@ struct Latest {
 }
 
 /// Every sensor with its latest status (a sensor never heard: zeros, as a LEFT JOIN gives
-/// them); bound: the earliest day to look at. (One join: ClickHouse 18.16 takes no more; the
-/// sites' brands are read apart. Aliases differ from the columns, which ClickHouse would
-/// otherwise resolve to the aliases inside the aggregates.)
+/// them), from `sensor_latest` (kept by a materialized view of `sensor_status`: a row per
+/// sensor once merged; argMax covers the parts not merged yet). (One join: ClickHouse 18.16
+/// takes no more; the sites' brands are read apart. Aliases differ from the columns, which
+/// ClickHouse would otherwise resolve to the aliases inside the aggregates.)
 pub const LATEST_SQL: &str = "SELECT s.sensor_id, s.site_id, t.l_at, t.l_online, t.l_uptime, \
     t.l_captured, t.l_dropped, t.l_batches, t.l_bytes, t.l_spool_dropped, t.l_synced \
     FROM (SELECT sensor_id, site_id FROM sensors FINAL) AS s \
@@ -39,7 +40,7 @@ pub const LATEST_SQL: &str = "SELECT s.sensor_id, s.site_id, t.l_at, t.l_online,
         argMax(spool_batches, at_ms) AS l_batches, argMax(spool_bytes, at_ms) AS l_bytes, \
         argMax(spool_dropped_batches, at_ms) AS l_spool_dropped, \
         argMax(clock_synced, at_ms) AS l_synced \
-        FROM sensor_status WHERE day >= toDate(?) GROUP BY sensor) AS t USING sensor_id";
+        FROM sensor_latest GROUP BY sensor) AS t USING sensor_id";
 
 #[derive(Debug, Row, Deserialize)]
 struct Refused {
@@ -85,8 +86,7 @@ pub async fn load(
             .date_naive()
             .to_string()
     };
-    let latest: Vec<Latest> =
-        crate::db::fetch_all(db.query(LATEST_SQL).bind(day(now_ms - 30 * 86_400_000))).await?;
+    let latest: Vec<Latest> = crate::db::fetch_all(db.query(LATEST_SQL)).await?;
     let brand_of: std::collections::HashMap<String, String> =
         crate::db::fetch_all::<(String, String)>(
             db.query("SELECT site_id, brand FROM sites FINAL"),

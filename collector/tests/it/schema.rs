@@ -3,13 +3,14 @@ use testkit::ClickHouse;
 
 use crate::util::{assert_success, collector, config};
 
-const TABLES: [&str; 14] = [
+const TABLES: [&str; 15] = [
     "ad_plays",
     "campaigns",
     "links",
     "occupancy",
     "receipts",
     "rejected",
+    "sensor_latest",
     "sensor_status",
     "sensors",
     "sightings",
@@ -29,9 +30,9 @@ fn migrations_apply_once_and_history_is_append_only() {
     assert_success(&first);
     assert!(
         String::from_utf8_lossy(&first.stdout).contains(
-            "7 migration(s) applied: 0001_schema.sql, 0002_stream_checkpoints.sql, \
+            "8 migration(s) applied: 0001_schema.sql, 0002_stream_checkpoints.sql, \
                  0003_occupancy.sql, 0004_site_calibrations.sql, 0005_links.sql, \
-                 0006_site_time_zones.sql, 0007_traffic.sql"
+                 0006_site_time_zones.sql, 0007_traffic.sql, 0008_sensor_latest.sql"
         ),
         "{}",
         String::from_utf8_lossy(&first.stdout)
@@ -46,7 +47,7 @@ fn migrations_apply_once_and_history_is_append_only() {
     assert_eq!(
         ch.query("SELECT count() FROM footfall_test.schema_migrations FINAL")
             .trim(),
-        "7"
+        "8"
     );
     assert_eq!(
         ch.query(
@@ -58,12 +59,34 @@ fn migrations_apply_once_and_history_is_append_only() {
          sites\tcapture_rate\tFloat32\nsites\ttz\tString\n"
     );
 
+    // A database from before migration 8, with heartbeats in it.
+    ch.query("DROP TABLE footfall_test.sensor_latest_mv");
+    ch.query("TRUNCATE TABLE footfall_test.sensor_latest");
+    let status = |at_ms: i64, batches: u32| {
+        ch.query(&format!(
+            "INSERT INTO footfall_test.sensor_status (sensor, day, at_ms, site, spool_batches) \
+             VALUES ('s-1', '2026-03-02', {at_ms}, 'a', {batches})"
+        ))
+    };
+    status(2, 20);
+    status(1, 10);
+    let latest = || {
+        ch.query(
+            "SELECT sensor, max(at_ms), argMax(spool_batches, at_ms) \
+             FROM footfall_test.sensor_latest GROUP BY sensor",
+        )
+    };
+
     // Every statement can be applied again (a migration cut short before its ledger row),
     // the columns an ALTER adds included: ClickHouse 18.16 has no ADD COLUMN IF NOT EXISTS.
     ch.query("DROP TABLE footfall_test.schema_migrations");
     let replayed = collector(&["migrate"], &cfg);
     assert_success(&replayed);
-    assert!(String::from_utf8_lossy(&replayed.stdout).contains("7 migration(s) applied"));
+    assert!(String::from_utf8_lossy(&replayed.stdout).contains("8 migration(s) applied"));
+    // Migration 8 copied the sensor's heartbeats, and its view keeps the latest from then on.
+    assert_eq!(latest(), "s-1\t2\t20\n");
+    status(3, 30);
+    assert_eq!(latest(), "s-1\t3\t30\n");
 
     // A database whose ledger says migration 1 had other text is refused, naming it.
     ch.query("CREATE DATABASE tampered");
