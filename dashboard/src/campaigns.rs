@@ -76,31 +76,53 @@ fn date(ms: i64) -> String {
         .map_or_else(String::new, |t| t.format("%Y-%m-%d").to_string())
 }
 
+/// What the page reads of the attribution's report.json (serde skips the rest).
+#[derive(Deserialize)]
+struct ReportHead {
+    status: String,
+    windows: Vec<WindowHead>,
+}
+
+#[derive(Deserialize)]
+struct WindowHead {
+    window_days: u64,
+    primary: bool,
+    comparison: Option<ComparisonHead>,
+}
+
+#[derive(Deserialize)]
+struct ComparisonHead {
+    difference: Option<f64>,
+    newcombe: Option<Interval>,
+}
+
+#[derive(Deserialize)]
+struct Interval {
+    lo: Option<f64>,
+    hi: Option<f64>,
+}
+
 fn figures(r: CampaignRow, reports: &Path) -> CampaignFigures {
     let dir = safe_id(&r.campaign_id).then(|| reports.join(&r.campaign_id));
-    let report: Option<serde_json::Value> = dir
+    let report: Option<ReportHead> = dir
         .as_ref()
         .and_then(|d| std::fs::read(d.join("report.json")).ok())
         .and_then(|b| serde_json::from_slice(&b).ok());
-    let primary = report.as_ref().and_then(|j| {
-        j["windows"]
-            .as_array()?
-            .iter()
-            .find(|w| w["primary"] == true)
-            .cloned()
-    });
-    let pp = |v: &serde_json::Value| v.as_f64().map(|x| 100.0 * x);
-    let c = primary.as_ref().map(|w| &w["comparison"]);
+    let primary = report
+        .as_ref()
+        .and_then(|j| j.windows.iter().find(|w| w.primary));
+    let c = primary.and_then(|w| w.comparison.as_ref());
+    let interval = c.and_then(|c| c.newcombe.as_ref());
+    let pp = |v: Option<f64>| v.map(|x| 100.0 * x);
     CampaignFigures {
         status: report
             .as_ref()
-            .and_then(|j| j["status"].as_str())
-            .unwrap_or("no report")
+            .map_or("no report", |j| j.status.as_str())
             .to_owned(),
-        window_days: primary.as_ref().and_then(|w| w["window_days"].as_u64()),
-        lift_pp: c.and_then(|c| pp(&c["difference"])),
-        lo_pp: c.and_then(|c| pp(&c["newcombe"]["lo"])),
-        hi_pp: c.and_then(|c| pp(&c["newcombe"]["hi"])),
+        window_days: primary.map(|w| w.window_days),
+        lift_pp: pp(c.and_then(|c| c.difference)),
+        lo_pp: pp(interval.and_then(|i| i.lo)),
+        hi_pp: pp(interval.and_then(|i| i.hi)),
         has_report: dir.is_some_and(|d| d.join("report.html").is_file()),
         id: r.campaign_id,
         brand: r.brand,
