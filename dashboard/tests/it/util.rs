@@ -171,13 +171,7 @@ pub fn fill_stores(ch: &ClickHouse) {
             "('bolt-1', '2026-03-{d:02}', 10, 0, 12, 40, 5, 20, 60, 0, 0, 1, 2, 2, 0, 0, 'v', 0, 1)"
         ));
     }
-    ch.query(&format!(
-        "INSERT INTO footfall.traffic (site, day, local_hour, hour_ms, visitors, passers_by, \
-         visitor_devices, passer_by_devices, addresses, unlinked_devices, fixtures, dwell_under_5, \
-         dwell_5_20, dwell_20_60, dwell_over_60, capture_rate, estimator, calibrated, version) \
-         VALUES {}",
-        rows.join(", ")
-    ));
+    insert_traffic(ch, &rows);
 }
 
 /// Sensors of acme-1 and bolt-1 (after [`fill_stores`]) whose health is known: s-a a minute ago,
@@ -260,13 +254,7 @@ pub fn fill_store_detail(ch: &ClickHouse) {
             ));
         }
     }
-    ch.query(&format!(
-        "INSERT INTO footfall.traffic (site, day, local_hour, hour_ms, visitors, passers_by, \
-         visitor_devices, passer_by_devices, addresses, unlinked_devices, fixtures, dwell_under_5, \
-         dwell_5_20, dwell_20_60, dwell_over_60, capture_rate, estimator, calibrated, version) \
-         VALUES {}",
-        rows.join(", ")
-    ));
+    insert_traffic(ch, &rows);
     let mut windows = Vec::new();
     for q in 0..44 {
         let start = at(day(29), 9, 0) + q * 900_000;
@@ -350,4 +338,15 @@ pub fn fill_campaigns(ch: &ClickHouse, dir: &Path) {
          to the stores?</h1><p class=\"headline\">+1.42 pp</p></body></html>",
     )
     .expect("report.html");
+}
+
+/// `rows`: `traffic` rows as SQL tuples, in the table's column order.
+fn insert_traffic(ch: &ClickHouse, rows: &[String]) {
+    ch.query(&format!(
+        "INSERT INTO footfall.traffic (site, day, local_hour, hour_ms, visitors, passers_by, \
+         visitor_devices, passer_by_devices, addresses, unlinked_devices, fixtures, dwell_under_5, \
+         dwell_5_20, dwell_20_60, dwell_over_60, capture_rate, estimator, calibrated, version) \
+         VALUES {}",
+        rows.join(", ")
+    ));
 }
