@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use attribution::design::Params;
+use attribution::stats;
 use clap::Parser;
 use serde::{Deserialize, Serialize, Serializer};
 use simulator::scenario::Scenario;
@@ -395,11 +396,8 @@ fn row_line(row: &SeedRow) -> String {
         .to_owned()
 }
 
-/// The standard normal quantile of 97.5 %: a 95 % interval is the estimate +- Z x its SE.
-const Z: f64 = 1.959_963_984_540_054;
-
 /// How one interval (per seed: (estimate, lo, hi), pp) fares against `target` over the seeds:
-/// coverage, the sd of (estimate - target) / SE with SE = half the interval's width / Z,
+/// coverage, the sd of (estimate - target) / SE with SE = half the interval's width / z(95 %),
 /// and the share of intervals that exclude 0.
 struct Fit {
     coverage: f64,
@@ -412,14 +410,14 @@ impl Fit {
         let n = seeds.len() as f64;
         let share =
             |f: &dyn Fn(&(f64, f64, f64)) -> bool| seeds.iter().filter(|s| f(s)).count() as f64 / n;
+        let z95 = stats::z_of(0.95);
         let z: Vec<f64> = seeds
             .iter()
-            .map(|&(x, lo, hi)| (x - target) / ((hi - lo) / (2.0 * Z)))
+            .map(|&(x, lo, hi)| (x - target) / ((hi - lo) / (2.0 * z95)))
             .collect();
-        let mz = z.iter().sum::<f64>() / n;
         Fit {
             coverage: share(&|&(_, lo, hi)| lo <= target && target <= hi),
-            sd_z: (z.iter().map(|v| (v - mz).powi(2)).sum::<f64>() / (n - 1.0)).sqrt(),
+            sd_z: stats::sd(&z),
             excludes_zero: share(&|&(_, lo, hi)| lo > 0.0 || hi < 0.0),
         }
     }
@@ -450,7 +448,8 @@ fn summary(rows: &[SeedRow]) -> (String, bool) {
         .collect();
     let err: Vec<f64> = rows.iter().map(|r| r.lift_pp - expected).collect();
     let m = err.iter().sum::<f64>() / n;
-    let sd = (err.iter().map(|e| (e - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+    let sd = stats::sd(&err);
+    let targets: Vec<f64> = rows.iter().map(|r| r.target_pp).collect();
     let mut s = String::new();
     let _ = writeln!(
         s,
@@ -464,12 +463,7 @@ fn summary(rows: &[SeedRow]) -> (String, bool) {
         s,
         "expected device-level lift (mean of the seeds' true lifts): {expected:+.3} pp \
          (sd over seeds {:.3})",
-        (rows
-            .iter()
-            .map(|r| (r.target_pp - expected).powi(2))
-            .sum::<f64>()
-            / (n - 1.0))
-            .sqrt()
+        stats::sd(&targets)
     );
     let _ = writeln!(
         s,
