@@ -5,9 +5,9 @@
 # benches/benches/calibration.rs (its doc says what it measures); this is its command line.
 # One row per seed in $OUT/seeds.csv (seeds already there are not run again, so an
 # interrupted run resumes), the summary on stdout and in $OUT/summary.txt. With CHECK=1 the
-# exit status says whether the targets hold (the Newcombe interval covers the expected lift
-# in 90-98.5 % of seeds, the sd of error / SE is within 0.8-1.25; with EFFECT_PP=0, null
-# seeds, the interval excludes 0 in at most 7 %). EFFECT_PP sets the campaign's true lift.
+# exit status says whether the targets hold (the report's headline interval, the board-day
+# cluster bootstrap's, covers the expected lift in 90-98.5 % of seeds, the sd of error / SE
+# is within 0.8-1.25; with EFFECT_PP=0, null seeds, the interval excludes 0 in at most 7 %). EFFECT_PP sets the campaign's true lift.
 # PROFILE picks the cargo profile (default release; `make test` uses ci). PROGRESS=N prints a
 # line every N seeds instead of every seed's row. LANES seeds run at a time (default 2).
 # Usage: [CHECK=1] [EFFECT_PP=X] [PROFILE=P] [PROGRESS=N] [LANES=L] bash benches/calibration.sh [SEEDS [FIRST_SEED [OUT]]]

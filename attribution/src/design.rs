@@ -26,7 +26,7 @@ pub struct Params {
     pub seed: u64,
     pub confidence: f64,
     pub hour_block_hours: u32,
-    /// Strata with fewer devices than this in an arm are pooled.
+    /// Strata with fewer devices than this in an arm are sparse: combined by Mantel-Haenszel.
     pub min_stratum_devices: u64,
     pub gate_devices: u64,
     pub gate_converters: u64,

@@ -232,7 +232,7 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
             let c = &w.comparison;
             println!(
                 "{}: {} within {} d: exposed {}/{} ({:.2} %), control {}/{} ({:.2} %); lift {:+.2} pp \
-                 (95 % {:+.2} to {:+.2}), p = {:.4}{}",
+                 (95 % {:+.2} to {:+.2}, {}), p = {:.4}{}",
                 r.campaign.id,
                 r.status,
                 w.window_days,
@@ -242,9 +242,10 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
                 c.control.converters,
                 c.control.devices,
                 100.0 * c.control.rate,
-                100.0 * c.difference,
-                100.0 * c.newcombe.lo,
-                100.0 * c.newcombe.hi,
+                100.0 * w.headline.estimate,
+                100.0 * w.headline.interval.lo,
+                100.0 * w.headline.interval.hi,
+                w.headline.method.label(),
                 c.p_value,
                 if w.gate.passed {
                     String::new()

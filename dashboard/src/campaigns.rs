@@ -39,7 +39,8 @@ pub struct CampaignFigures {
     pub currency: String,
     /// The report's status (`ok`, `underpowered`, ...), or `no report`.
     pub status: String,
-    /// The primary window's absolute lift and its 95 % interval, in percentage points.
+    /// The primary window's absolute lift and its 95 % headline interval, in percentage
+    /// points.
     pub window_days: Option<u64>,
     pub lift_pp: Option<f64>,
     pub lo_pp: Option<f64>,
@@ -87,7 +88,15 @@ struct ReportHead {
 struct WindowHead {
     window_days: u64,
     primary: bool,
+    /// The interval the report leads with (the cluster bootstrap's or Newcombe's); reports
+    /// written before it existed have Newcombe's only, in `comparison`.
+    headline: Option<HeadlineHead>,
     comparison: Option<ComparisonHead>,
+}
+
+#[derive(Deserialize)]
+struct HeadlineHead {
+    interval: Option<Interval>,
 }
 
 #[derive(Deserialize)]
@@ -112,7 +121,10 @@ fn figures(r: CampaignRow, reports: &Path) -> CampaignFigures {
         .as_ref()
         .and_then(|j| j.windows.iter().find(|w| w.primary));
     let c = primary.and_then(|w| w.comparison.as_ref());
-    let interval = c.and_then(|c| c.newcombe.as_ref());
+    let interval = primary
+        .and_then(|w| w.headline.as_ref())
+        .and_then(|h| h.interval.as_ref())
+        .or(c.and_then(|c| c.newcombe.as_ref()));
     let pp = |v: Option<f64>| v.map(|x| 100.0 * x);
     CampaignFigures {
         status: report
@@ -146,8 +158,18 @@ mod tests {
         std::fs::write(
             dir.path().join("spring/report.json"),
             r#"{"status": "ok", "windows": [
-                {"window_days": 1, "primary": true, "comparison": {"difference": 0.0142, "newcombe": {"lo": 0.0015, "hi": 0.0267}}},
+                {"window_days": 1, "primary": true,
+                 "headline": {"method": "cluster_bootstrap", "estimate": 0.0142, "interval": {"lo": 0.0011, "hi": 0.0291}},
+                 "comparison": {"difference": 0.0142, "newcombe": {"lo": 0.0015, "hi": 0.0267}}},
                 {"window_days": 3, "primary": false, "comparison": {"difference": 0.5}}]}"#,
+        )
+        .expect("write");
+        // A report written before the headline existed: Newcombe's interval.
+        std::fs::create_dir(dir.path().join("winter")).expect("mkdir");
+        std::fs::write(
+            dir.path().join("winter/report.json"),
+            r#"{"status": "ok", "windows": [
+                {"window_days": 1, "primary": true, "comparison": {"difference": 0.0142, "newcombe": {"lo": 0.0015, "hi": 0.0267}}}]}"#,
         )
         .expect("write");
         let row = |id: &str| CampaignRow {
@@ -163,7 +185,9 @@ mod tests {
         let f = figures(row("spring"), dir.path());
         assert_eq!((f.status.as_str(), f.window_days), ("ok", Some(1)));
         assert!((f.lift_pp.expect("lift") - 1.42).abs() < 1e-9);
-        assert!((f.hi_pp.expect("hi") - 2.67).abs() < 1e-9);
+        assert!((f.hi_pp.expect("hi") - 2.91).abs() < 1e-9);
+        let old = figures(row("winter"), dir.path());
+        assert!((old.hi_pp.expect("hi") - 2.67).abs() < 1e-9);
         assert!(!f.has_report, "no report.html");
         assert_eq!(
             (f.start.as_str(), f.end.as_str()),

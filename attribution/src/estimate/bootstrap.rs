@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use super::cuped::{cuped, Cuped, Moments};
-use super::stratified::{stratified, Cell};
+use super::stratified::{stratified, Cell, Stratified};
 use crate::stats::Rng;
 
 /// One cluster's sums per arm (index 0 exposed, 1 control).
@@ -22,7 +22,7 @@ pub struct Sums {
 /// The estimates of one draw (or of the sample itself).
 pub struct Draw {
     pub d: f64,
-    pub strat: Option<f64>,
+    pub strat: Option<Stratified>,
     pub cuped: Option<Cuped>,
     pub rev: f64,
 }

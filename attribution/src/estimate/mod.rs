@@ -40,6 +40,46 @@ pub struct People {
     pub cost_per_incremental_visitor: Option<f64>,
 }
 
+/// The lift D and the interval the report leads with. Devices that passed one board on one
+/// day share the weather, an event, the crowd: they are not independent, so with at least
+/// `gate_clusters` board-day clusters the interval is the cluster bootstrap's
+/// (ATTRIBUTION.md: the primary SE), and Newcombe's, which assumes independent devices,
+/// stands beside it in the comparison. With fewer clusters the bootstrap has too little to
+/// resample and Newcombe's leads.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct Headline {
+    pub method: HeadlineMethod,
+    pub estimate: f64,
+    pub interval: Interval,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HeadlineMethod {
+    ClusterBootstrap,
+    Newcombe,
+}
+
+impl HeadlineMethod {
+    /// The method's name in a sentence of the report.
+    pub fn label(self) -> &'static str {
+        match self {
+            HeadlineMethod::ClusterBootstrap => "board-day cluster bootstrap",
+            HeadlineMethod::Newcombe => "Newcombe, devices independent",
+        }
+    }
+}
+
+/// How the stratified estimate used the strata: each dense one on its own, the sparse ones
+/// (an arm under `min_stratum_devices`) by Mantel-Haenszel, and the devices of strata where
+/// the other arm has nobody, which compare nothing and are left out.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct StrataUse {
+    pub dense: usize,
+    pub sparse: usize,
+    pub excluded_devices: u64,
+}
+
 #[derive(Debug, Serialize)]
 pub struct Gate {
     pub passed: bool,
@@ -52,10 +92,16 @@ pub struct WindowResult {
     pub primary: bool,
     pub gate: Gate,
     pub clusters: usize,
+    /// The lift D with the interval the report leads with ([`Headline`]).
+    pub headline: Headline,
     /// Counts, rates and the interval statistics (Newcombe, Katz, Wald, p-value).
     pub comparison: Comparison,
-    /// Over board x day-of-week x hour-block strata, exposed-weighted.
+    /// Over board x day-of-week x hour-block strata, exposed-weighted, sparse strata by
+    /// Mantel-Haenszel ([`stratified`]); the bootstrap's interval, or the analytic one.
     pub stratified: Option<Estimate>,
+    /// The analytic SE of the stratified estimate, and how its strata were used.
+    pub stratified_se: Option<f64>,
+    pub strata: Option<StrataUse>,
     /// Day-cluster (board-day) bootstrap percentile interval of D, and its SE.
     pub bootstrap: Option<Estimate>,
     pub bootstrap_se: Option<f64>,
@@ -64,7 +110,7 @@ pub struct WindowResult {
     pub cuped_theta: Option<f64>,
     /// x_e: converters among the exposed.
     pub attributed_converters: u64,
-    /// n_e * D, with the Newcombe interval scaled.
+    /// n_e * D, with the headline interval scaled.
     pub incremental_converters: Estimate,
     pub attributable_fraction: Option<f64>,
     pub revenue: Revenue,
@@ -126,9 +172,17 @@ pub fn window(design: &Design, inp: &Inputs, p: &Params, wi: usize) -> WindowRes
             f64::NAN
         }
     };
-    let stratified = point.strat.map(|e| Estimate {
-        estimate: e,
-        interval: boot(&|d| d.strat).map_or(Interval::NAN, |b| b.0),
+    // Stratified: the cluster bootstrap's interval when there is one, the analytic one
+    // (strata independent) otherwise.
+    let stratified = point.strat.map(|s| Estimate {
+        estimate: s.estimate,
+        interval: boot(&|d| d.strat.map(|s| s.estimate)).map_or(
+            Interval {
+                lo: s.estimate - z * s.variance.sqrt(),
+                hi: s.estimate + z * s.variance.sqrt(),
+            },
+            |b| b.0,
+        ),
     });
     // CUPED over every unit (the sample's draw): the point estimate; the cluster
     // bootstrap's interval when there is one (analytic, i.i.d., otherwise).
@@ -145,11 +199,23 @@ pub fn window(design: &Design, inp: &Inputs, p: &Params, wi: usize) -> WindowRes
     });
 
     let d = comparison.difference;
+    let headline = match d_boot {
+        Some((interval, _)) if clusters >= p.gate_clusters => Headline {
+            method: HeadlineMethod::ClusterBootstrap,
+            estimate: d,
+            interval,
+        },
+        _ => Headline {
+            method: HeadlineMethod::Newcombe,
+            estimate: d,
+            interval: comparison.newcombe,
+        },
+    };
     let incremental = Estimate {
         estimate: ne as f64 * d,
         interval: Interval {
-            lo: ne as f64 * comparison.newcombe.lo,
-            hi: ne as f64 * comparison.newcombe.hi,
+            lo: ne as f64 * headline.interval.lo,
+            hi: ne as f64 * headline.interval.hi,
         },
     };
     let revenue = revenue(
@@ -187,6 +253,7 @@ pub fn window(design: &Design, inp: &Inputs, p: &Params, wi: usize) -> WindowRes
         primary: window_days == p.primary_window,
         gate: gate(p, (ne, xe), (nc, xc), clusters),
         clusters,
+        headline,
         attributed_converters: xe,
         incremental_converters: incremental,
         attributable_fraction: comparison
@@ -195,6 +262,12 @@ pub fn window(design: &Design, inp: &Inputs, p: &Params, wi: usize) -> WindowRes
             .map(|rr| (rr - 1.0) / rr),
         comparison,
         stratified,
+        stratified_se: point.strat.map(|s| s.variance.sqrt()),
+        strata: point.strat.map(|s| StrataUse {
+            dense: s.dense_strata,
+            sparse: s.sparse_strata,
+            excluded_devices: s.excluded_devices as u64,
+        }),
         bootstrap: d_boot.map(|b| Estimate {
             estimate: d,
             interval: b.0,

@@ -4,6 +4,7 @@
 use serde::{Serialize, Serializer};
 
 use super::Report;
+use crate::estimate::HeadlineMethod;
 
 /// A figure: 6 decimals; empty when not finite or absent.
 #[derive(Clone, Copy, Default)]
@@ -64,6 +65,9 @@ struct WindowRow {
     p_exposed: Num,
     p_control: Num,
     difference: Num,
+    headline_method: Option<HeadlineMethod>,
+    headline_lo: Num,
+    headline_hi: Num,
     newcombe_lo: Num,
     newcombe_hi: Num,
     risk_ratio: Num,
@@ -71,6 +75,10 @@ struct WindowRow {
     katz_hi: Num,
     p_value: Num,
     stratified: Num,
+    stratified_lo: Num,
+    stratified_hi: Num,
+    sparse_strata: Option<usize>,
+    one_arm_strata_devices: Option<u64>,
     bootstrap_lo: Num,
     bootstrap_hi: Num,
     design_effect: Num,
@@ -101,6 +109,9 @@ pub(super) fn windows(r: &Report) -> Result<String, ::csv::Error> {
                 p_exposed: c.exposed.rate.into(),
                 p_control: c.control.rate.into(),
                 difference: c.difference.into(),
+                headline_method: Some(w.headline.method),
+                headline_lo: w.headline.interval.lo.into(),
+                headline_hi: w.headline.interval.hi.into(),
                 newcombe_lo: c.newcombe.lo.into(),
                 newcombe_hi: c.newcombe.hi.into(),
                 risk_ratio: c.risk_ratio.into(),
@@ -108,6 +119,10 @@ pub(super) fn windows(r: &Report) -> Result<String, ::csv::Error> {
                 katz_hi: c.katz.map(|k| k.hi).into(),
                 p_value: c.p_value.into(),
                 stratified: w.stratified.map(|e| e.estimate).into(),
+                stratified_lo: w.stratified.map(|e| e.interval.lo).into(),
+                stratified_hi: w.stratified.map(|e| e.interval.hi).into(),
+                sparse_strata: w.strata.map(|s| s.sparse),
+                one_arm_strata_devices: w.strata.map(|s| s.excluded_devices),
                 bootstrap_lo: w.bootstrap.map(|e| e.interval.lo).into(),
                 bootstrap_hi: w.bootstrap.map(|e| e.interval.hi).into(),
                 design_effect: w.design_effect.into(),

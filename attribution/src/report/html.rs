@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use super::svg::{curves_svg, daily_svg, intervals_svg, Bar};
 use super::{esc, Report};
 use crate::design::PassClass;
-use crate::estimate::Estimate;
+use crate::estimate::{Estimate, HeadlineMethod};
 
 fn pp(x: f64) -> String {
     format!("{:+.2} pp", 100.0 * x)
@@ -48,12 +48,13 @@ pub(super) fn page(r: &Report) -> String {
             s,
             "<p class=\"headline\">Devices that passed a board while this creative was on screen visited one of \
              {brand}'s stores within {w} day(s) <b>{d}</b> more often than devices that passed the same boards \
-             during other brands' ads (95 % interval {lo} to {hi}; {ce:.2} % vs {cc:.2} %; p = {pv:.3}).</p>",
+             during other brands' ads (95 % interval {lo} to {hi}, {method}; {ce:.2} % vs {cc:.2} %; p = {pv:.3}).</p>",
             brand = esc(&r.campaign.brand),
             w = primary.window_days,
-            d = pp(c.difference),
-            lo = pp(c.newcombe.lo),
-            hi = pp(c.newcombe.hi),
+            d = pp(primary.headline.estimate),
+            lo = pp(primary.headline.interval.lo),
+            hi = pp(primary.headline.interval.hi),
+            method = primary.headline.method.label(),
             ce = 100.0 * c.exposed.rate,
             cc = 100.0 * c.control.rate,
             pv = c.p_value
@@ -98,15 +99,17 @@ pub(super) fn page(r: &Report) -> String {
     );
     s.push_str("<h2>Conversion over the window</h2><p class=\"key\"><span class=\"exposed-fill\" style=\"background:#d6562b\"></span>exposed<span style=\"background:#2b6cd6\"></span>control</p>");
     s.push_str(&curves_svg(r));
-    s.push_str("<h2>Lift by window</h2><p><small>Absolute lift in percentage points with its 95 % Newcombe interval; devices followed up for the whole window.</small></p>");
+    s.push_str("<h2>Lift by window</h2><p><small>Absolute lift in percentage points with its 95 % interval \
+        (the board-day cluster bootstrap's with at least as many clusters as the gate asks, else Newcombe's); \
+        devices followed up for the whole window.</small></p>");
     let rows: Vec<Bar> = r
         .windows
         .iter()
         .map(|w| {
             let c = &w.comparison;
             let est = Estimate {
-                estimate: c.difference,
-                interval: c.newcombe,
+                estimate: w.headline.estimate,
+                interval: w.headline.interval,
             };
             (
                 format!("{} d", w.window_days),
@@ -143,9 +146,9 @@ pub(super) fn page(r: &Report) -> String {
             c.exposed.devices,
             c.control.converters,
             c.control.devices,
-            pp(c.difference),
-            pp(c.newcombe.lo),
-            pp(c.newcombe.hi),
+            pp(w.headline.estimate),
+            pp(w.headline.interval.lo),
+            pp(w.headline.interval.hi),
             c.relative_lift
                 .map_or("n/a".to_owned(), |l| format!("{:+.0} %", 100.0 * l)),
             c.p_value,
@@ -173,10 +176,10 @@ pub(super) fn page(r: &Report) -> String {
     };
     let _ = write!(
         s,
-        "<tr><td>Newcombe (primary)</td><td>{}</td></tr>\
-         <tr><td>Day-cluster bootstrap (board-day, B = {b}, {cl} clusters)</td><td>{}</td></tr>\
+        "<tr><td>Newcombe (devices independent){nh}</td><td>{}</td></tr>\
+         <tr><td>Day-cluster bootstrap (board-day, B = {b}, {cl} clusters){bh}</td><td>{}</td></tr>\
          <tr><td>Design effect</td><td>{}</td></tr>\
-         <tr><td>Stratified (board × weekday × hour block)</td><td>{}</td></tr>\
+         <tr><td>Stratified (board × weekday × hour block{strata})</td><td>{}</td></tr>\
          <tr><td>CUPED (pre-period {pre} d visits)</td><td>{}</td></tr>\
          <tr><td>Randomization inference p</td><td>{}</td></tr>\
          <tr><td>Pre-period visits, exposed vs control</td><td>{:.3} vs {:.3} (difference {:+.3}, {:+.3} to {:+.3})</td></tr>\
@@ -210,6 +213,20 @@ pub(super) fn page(r: &Report) -> String {
         r.mde_pp.map_or("n/a".to_owned(), |m| format!("{m:.2} pp")),
         b = r.params.bootstrap,
         cl = primary.clusters,
+        nh = if primary.headline.method == HeadlineMethod::Newcombe {
+            " (headline)"
+        } else {
+            ""
+        },
+        bh = if primary.headline.method == HeadlineMethod::ClusterBootstrap {
+            " (headline)"
+        } else {
+            ""
+        },
+        strata = primary.strata.map_or(String::new(), |st| format!(
+            "; {} strata on their own, {} sparse ones by Mantel-Haenszel, {} devices in one-arm strata left out",
+            st.dense, st.sparse, st.excluded_devices
+        )),
         pre = r.params.pre_days,
     );
     let rv = &primary.revenue;

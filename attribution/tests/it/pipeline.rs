@@ -139,10 +139,18 @@ fn a_simulated_campaigns_report_agrees_with_the_truth() {
         "lift {} vs the truth's observed {observed}",
         c.difference
     );
+    // The headline interval is the board-day cluster bootstrap's (the city has far more
+    // than 20 board-day clusters), and the page names it.
+    assert_eq!(
+        primary.headline.method,
+        attribution::estimate::HeadlineMethod::ClusterBootstrap,
+        "{} clusters",
+        primary.clusters
+    );
     assert!(
-        c.newcombe.contains(target),
+        primary.headline.interval.contains(target),
         "{:?} misses the true device-level lift {target}",
-        c.newcombe
+        primary.headline.interval
     );
     assert_eq!(r.status, "ok", "{:?}", primary.gate.reasons);
     assert!(primary.bootstrap.is_some() && primary.cuped.is_some());
@@ -153,6 +161,10 @@ fn a_simulated_campaigns_report_agrees_with_the_truth() {
     let html = std::fs::read_to_string(out.join("report.html")).expect("html");
     assert_eq!(html.matches("<svg").count(), 4, "four charts");
     assert!(html.contains("more often than devices that passed the same boards"));
+    assert!(
+        html.contains("board-day cluster bootstrap;"),
+        "the headline's method"
+    );
     for f in [
         "report.json",
         "windows.csv",
