@@ -16,26 +16,16 @@ pub struct Thresholds {
 
 /// The cells of one group (the hours of a day, the dwell buckets, a weekday's hours) whose
 /// total is published elsewhere: `(value, devices)` each. A cell is shown when its devices
-/// reach `k`, or when it has none (an empty hour reveals no one). When exactly one cell is
-/// hidden, the smallest shown one with devices is hidden too, so that the total minus the
-/// shown cells does not give the hidden one away.
+/// reach `k`, or when it has none (an empty hour reveals no one); the small ones are hidden
+/// with complements, so that the total minus the shown cells gives no small figure away
+/// ([`disclosure::hide`], the attribution report's rule too).
 pub fn suppress(cells: &[(f64, u64)], k: u64) -> Vec<Option<f64>> {
-    let mut shown: Vec<Option<f64>> = cells
-        .iter()
-        .map(|&(v, n)| (n == 0 || n >= k).then_some(v))
-        .collect();
-    if shown.iter().filter(|v| v.is_none()).count() == 1 {
-        let smallest = cells
-            .iter()
-            .enumerate()
-            .filter(|(i, (_, n))| shown[*i].is_some() && *n > 0)
-            .min_by(|a, b| a.1 .0.total_cmp(&b.1 .0))
-            .map(|(i, _)| i);
-        if let Some(i) = smallest {
-            shown[i] = None;
-        }
-    }
-    shown
+    let devices: Vec<Vec<u64>> = cells.iter().map(|&(_, n)| vec![n]).collect();
+    disclosure::hide(&devices, &[k], true)
+        .into_iter()
+        .zip(cells)
+        .map(|(hidden, &(v, _))| (!hidden).then_some(v))
+        .collect()
 }
 
 #[cfg(test)]
@@ -55,10 +45,15 @@ mod tests {
             suppress(&[(3.0, 3), (0.0, 0), (70.0, 70), (60.0, 60)], k),
             vec![None, Some(0.0), Some(70.0), None]
         );
-        // Two small cells hide each other.
+        // Two small cells hide each other when their sum is not small, and take the
+        // smallest other with them when it is.
         assert_eq!(
-            suppress(&[(3.0, 3), (4.0, 4), (70.0, 70)], k),
+            suppress(&[(30.0, 30), (40.0, 40), (70.0, 70)], k),
             vec![None, None, Some(70.0)]
+        );
+        assert_eq!(
+            suppress(&[(3.0, 3), (4.0, 4), (70.0, 70), (90.0, 90)], k),
+            vec![None, None, None, Some(90.0)]
         );
         // Nothing else to hide: the lone cell alone (its group's total is then its own,
         // and hidden where it is published).

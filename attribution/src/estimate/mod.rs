@@ -115,7 +115,10 @@ pub struct WindowResult {
     pub attributable_fraction: Option<f64>,
     pub revenue: Revenue,
     pub people: Option<People>,
+    /// The placebo brand's comparison; None when there is none or it is suppressed (an arm
+    /// under k converters).
     pub placebo_brand: Option<Comparison>,
+    pub placebo_suppressed: bool,
     /// Mean pre-period visits per arm, and the difference with a Welch interval.
     pub pre_period_exposed: f64,
     pub pre_period_control: f64,
@@ -244,6 +247,11 @@ pub fn window(design: &Design, inp: &Inputs, p: &Params, wi: usize) -> WindowRes
         };
         stats::compare(conv(true), ne, conv(false), nc, p.confidence)
     });
+    // The placebo's converters are cells like the brand's: hidden under k.
+    let placebo_suppressed = placebo.as_ref().is_some_and(|c| {
+        c.exposed.converters < p.k_converters || c.control.converters < p.k_converters
+    });
+    let placebo = placebo.filter(|_| !placebo_suppressed);
     let (pre_exposed, pre_control, pre_difference) = pre_period_balance(&units, z);
     let randomization_p = (window_days == p.primary_window && p.permutations > 0)
         .then(|| permutation::permutation_p(&units, wi, p.permutations, p.seed, d));
@@ -279,6 +287,7 @@ pub fn window(design: &Design, inp: &Inputs, p: &Params, wi: usize) -> WindowRes
         revenue,
         people,
         placebo_brand: placebo,
+        placebo_suppressed,
         pre_period_exposed: pre_exposed,
         pre_period_control: pre_control,
         pre_period_difference: pre_difference,
@@ -483,8 +492,8 @@ pub struct BoardRow {
 }
 
 /// Lift by board of assignment in the primary window, with small cells suppressed: a row
-/// with an arm under k devices or k converters, and then the next smallest row too when
-/// only one would be hidden (so the total does not reveal it).
+/// with an arm under k devices or k converters, with complements so that the primary
+/// window's counts minus the shown rows reveal nothing small ([`disclosure::hide`]).
 pub fn by_board(design: &Design, inp: &Inputs, p: &Params) -> Vec<BoardRow> {
     let wi = p.primary_index();
     let mut counts = vec![[0u64; 4]; design.boards.len()];
@@ -494,18 +503,9 @@ pub fn by_board(design: &Design, inp: &Inputs, p: &Params) -> Vec<BoardRow> {
         c[2 * a] += 1;
         c[2 * a + 1] += u64::from(u.converted[wi]);
     }
-    let small = |c: &[u64; 4]| {
-        c[0] < p.k_devices || c[2] < p.k_devices || c[1] < p.k_converters || c[3] < p.k_converters
-    };
-    let mut hide: Vec<bool> = counts.iter().map(small).collect();
-    if hide.iter().filter(|h| **h).count() == 1 {
-        if let Some(i) = (0..counts.len())
-            .filter(|&i| !hide[i])
-            .min_by_key(|&i| counts[i][0] + counts[i][2])
-        {
-            hide[i] = true;
-        }
-    }
+    let cells: Vec<Vec<u64>> = counts.iter().map(|c| c.to_vec()).collect();
+    let (kd, kc) = (p.k_devices, p.k_converters);
+    let hide = disclosure::hide(&cells, &[kd, kc, kd, kc], false);
     let z = stats::z_of(p.confidence);
     design
         .boards
@@ -526,8 +526,11 @@ pub fn by_board(design: &Design, inp: &Inputs, p: &Params) -> Vec<BoardRow> {
 }
 
 /// Cumulative conversion of both arms over the primary window: (hours since t0, exposed,
-/// control), in hourly steps for windows up to 3 days, daily beyond.
-pub fn curves(design: &Design, inp: &Inputs, p: &Params) -> Vec<(f64, f64, f64)> {
+/// control), in hourly steps for windows up to 3 days, daily beyond. A point is published
+/// (per arm) only where the converters behind it, and those between it and the next
+/// published point, reach k: the curve gives away no small group of converters by
+/// difference. The origin (nobody converted yet, by definition) is always shown.
+pub fn curves(design: &Design, inp: &Inputs, p: &Params) -> Vec<(f64, Option<f64>, Option<f64>)> {
     let w = i64::from(p.primary_window) * DAY_MS;
     let step = if p.primary_window <= 3 {
         HOUR_MS
@@ -535,21 +538,39 @@ pub fn curves(design: &Design, inp: &Inputs, p: &Params) -> Vec<(f64, f64, f64)>
         DAY_MS
     };
     let units = followed_up(design, inp, p.primary_window);
-    let share = |e: bool, t: i64| {
+    let times: Vec<i64> = (0..=w / step).map(|k| k * step).collect();
+    // Per arm: the share at every published time, None elsewhere.
+    let arm_curve = |e: bool| -> Vec<Option<f64>> {
         let arm: Vec<&&Unit> = units.iter().filter(|u| u.exposed == e).collect();
         if arm.is_empty() {
-            return 0.0;
+            return vec![None; times.len()];
         }
-        let converted = arm
+        let converted: Vec<u64> = times
             .iter()
-            .filter(|u| u.first_after.is_some_and(|v| v <= u.t0 + t))
-            .count();
-        converted as f64 / arm.len() as f64
+            .map(|&t| {
+                arm.iter()
+                    .filter(|u| u.first_after.is_some_and(|v| v <= u.t0 + t))
+                    .count() as u64
+            })
+            .collect();
+        let mut shown = vec![None; times.len()];
+        // From the end backwards: each published count at least k below the one after it.
+        let mut next = u64::MAX;
+        for i in (0..times.len()).rev() {
+            let x = converted[i];
+            let first = next == u64::MAX;
+            if (i == 0 && x == 0) || (x >= p.k_converters && (first || next - x >= p.k_converters))
+            {
+                shown[i] = Some(x as f64 / arm.len() as f64);
+                next = x;
+            }
+        }
+        shown
     };
-    (0..=w / step)
-        .map(|k| {
-            let t = k * step;
-            (t as f64 / HOUR_MS as f64, share(true, t), share(false, t))
-        })
+    let (exposed, control) = (arm_curve(true), arm_curve(false));
+    times
+        .iter()
+        .zip(exposed.into_iter().zip(control))
+        .map(|(&t, (e, c))| (t as f64 / HOUR_MS as f64, e, c))
         .collect()
 }

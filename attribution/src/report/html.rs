@@ -204,7 +204,11 @@ pub(super) fn page(r: &Report) -> String {
         primary.pre_period_difference.interval.lo,
         primary.pre_period_difference.interval.hi,
         esc(r.placebo_brand.as_deref().unwrap_or("none")),
-        primary.placebo_brand.as_ref().map_or("n/a".to_owned(), |p| format!(
+        primary.placebo_brand.as_ref().map_or(if primary.placebo_suppressed {
+            format!("suppressed: an arm has fewer than {} converters", r.params.k_converters)
+        } else {
+            "n/a".to_owned()
+        }, |p| format!(
             "{} ({} to {})",
             pp(p.difference),
             pp(p.newcombe.lo),

@@ -44,9 +44,12 @@ pub struct Report {
     pub placebo_brand: Option<String>,
     pub windows: Vec<WindowResult>,
     pub boards: Vec<BoardRow>,
-    /// (hours since t0, exposed, control) over the primary window.
-    pub curves: Vec<(f64, f64, f64)>,
-    /// (date, exposed passes, control passes), cells under k devices suppressed (null).
+    /// (hours since t0, exposed, control) over the primary window; null where a point
+    /// would give away fewer than k converters ([`estimate::curves`]).
+    pub curves: Vec<(f64, Option<f64>, Option<f64>)>,
+    /// (date, exposed passes, control passes): days under k passes suppressed (null), with
+    /// complements in each arm so that its total (the passes by class) minus the shown days
+    /// reveals no small figure.
     pub daily: Vec<(String, Option<u64>, Option<u64>)>,
     /// Minimum detectable effect for the exposed devices found (80 % power).
     pub mde_pp: Option<f64>,
@@ -70,15 +73,20 @@ pub fn build(inp: &Inputs, p: &Params) -> Report {
         "insufficient_data"
     };
     let c = &inp.campaign;
-    let k = p.k_devices;
+    let hidden = |arm: &dyn Fn(&(u16, u64, u64)) -> u64| {
+        let cells: Vec<Vec<u64>> = inp.daily.iter().map(|d| vec![arm(d)]).collect();
+        disclosure::hide(&cells, &[p.k_devices], true)
+    };
+    let (hide_e, hide_c) = (hidden(&|d| d.1), hidden(&|d| d.2));
     let daily = inp
         .daily
         .iter()
-        .map(|&(day, e, ctl)| {
+        .zip(hide_e.into_iter().zip(hide_c))
+        .map(|(&(day, e, ctl), (he, hc))| {
             (
                 iso(i64::from(day) * DAY_MS)[..10].to_owned(),
-                (e >= k).then_some(e),
-                (ctl >= k).then_some(ctl),
+                (!he).then_some(e),
+                (!hc).then_some(ctl),
             )
         })
         .collect();

@@ -43,7 +43,8 @@ pub(super) fn curves_svg(r: &Report) -> String {
     let hi = r
         .curves
         .iter()
-        .map(|c| c.1.max(c.2))
+        .flat_map(|c| [c.1, c.2])
+        .flatten()
         .fold(0.0, f64::max)
         .max(1e-3)
         * 1.1;
@@ -54,9 +55,9 @@ pub(super) fn curves_svg(r: &Report) -> String {
         let pts: Vec<String> = r
             .curves
             .iter()
-            .map(|c| {
+            .filter_map(|c| {
                 let v = if i == 1 { c.1 } else { c.2 };
-                format!("{:.1},{:.1}", x_of(c.0), y_of(v, 0.0, hi))
+                v.map(|v| format!("{:.1},{:.1}", x_of(c.0), y_of(v, 0.0, hi)))
             })
             .collect();
         let _ = write!(

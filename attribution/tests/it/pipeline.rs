@@ -155,9 +155,33 @@ fn a_simulated_campaigns_report_agrees_with_the_truth() {
     assert_eq!(r.status, "ok", "{:?}", primary.gate.reasons);
     assert!(primary.bootstrap.is_some() && primary.cuped.is_some());
     assert!(r.linkable_share > 0.0 && r.linkable_share < 1.0);
-    // The placebo brand shows no lift.
-    let placebo = primary.placebo_brand.as_ref().expect("a placebo brand");
-    assert!(placebo.newcombe.contains(0.0), "{:?}", placebo.newcombe);
+    // The placebo brand shows no lift, or has too few converters to be published.
+    match primary.placebo_brand.as_ref() {
+        Some(placebo) => assert!(placebo.newcombe.contains(0.0), "{:?}", placebo.newcombe),
+        None => assert!(primary.placebo_suppressed, "a placebo brand"),
+    }
+    // The conversion curves give away no small group of converters: every published
+    // point, and every step between published points, is at least k converters.
+    let w = r.windows.iter().find(|w| w.primary).expect("primary");
+    for (arm, n) in [
+        (1, w.comparison.exposed.devices),
+        (2, w.comparison.control.devices),
+    ] {
+        let counts: Vec<u64> = r
+            .curves
+            .iter()
+            .filter_map(|c| if arm == 1 { c.1 } else { c.2 })
+            .map(|share| (share * n as f64).round() as u64)
+            .collect();
+        assert!(counts.len() >= 2, "arm {arm}: a curve to draw: {counts:?}");
+        assert_eq!(counts[0], 0, "the origin");
+        for pair in counts.windows(2) {
+            assert!(
+                pair[1] >= pair[0] + r.params.k_converters,
+                "arm {arm}: a step of fewer than k converters: {counts:?}"
+            );
+        }
+    }
     let html = std::fs::read_to_string(out.join("report.html")).expect("html");
     assert_eq!(html.matches("<svg").count(), 4, "four charts");
     assert!(html.contains("more often than devices that passed the same boards"));
