@@ -120,4 +120,26 @@ mod tests {
         assert_eq!(ds, again);
         assert!(resample(&refs[..1], 500, 1, 20.0).is_empty());
     }
+
+    /// The cluster-robust variance, computed independently: with equal clusters (the same
+    /// devices per arm), D is the mean of the clusters' differences d_i, and the bootstrap's
+    /// variance tends to the plug-in (CR0) variance of a mean of k clusters,
+    /// sum (d_i - mean)^2 / k^2, whatever the devices within a cluster do.
+    #[test]
+    fn the_bootstrap_se_is_the_cluster_robust_one() {
+        // 40 clusters of 100 + 100 devices; the exposed convert 5 to 44 of 100, the
+        // control 10: cluster differences spread from -0.05 to +0.34.
+        let clusters: Vec<Sums> = (0..40).map(|i| cluster(100, 5 + i, 100, 10)).collect();
+        let d: Vec<f64> = (0..40).map(|i| f64::from(5 + i - 10) / 100.0).collect();
+        let mean = d.iter().sum::<f64>() / 40.0;
+        let cr0 = (d.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 1600.0).sqrt();
+        let refs: Vec<&Sums> = clusters.iter().collect();
+        let draws: Vec<f64> = resample(&refs, 8000, 7, 20.0).iter().map(|d| d.d).collect();
+        let se = sd(&draws);
+        assert!((se / cr0 - 1.0).abs() < 0.03, "bootstrap {se} vs CR0 {cr0}");
+        // And it is far from the binomial SE that treats the 8000 devices as independent.
+        let (pe, pc) = (mean + 0.1, 0.1);
+        let binomial = (pe * (1.0 - pe) / 4000.0 + pc * (1.0 - pc) / 4000.0).sqrt();
+        assert!(se > 2.0 * binomial, "{se} vs {binomial}");
+    }
 }

@@ -60,6 +60,30 @@ pub enum HeadlineMethod {
     Newcombe,
 }
 
+impl Headline {
+    /// The bootstrap's interval with at least `min_clusters` clusters, else Newcombe's.
+    fn choose(
+        d: f64,
+        newcombe: Interval,
+        bootstrap: Option<Interval>,
+        clusters: usize,
+        min_clusters: usize,
+    ) -> Headline {
+        match bootstrap {
+            Some(interval) if clusters >= min_clusters => Headline {
+                method: HeadlineMethod::ClusterBootstrap,
+                estimate: d,
+                interval,
+            },
+            _ => Headline {
+                method: HeadlineMethod::Newcombe,
+                estimate: d,
+                interval: newcombe,
+            },
+        }
+    }
+}
+
 impl HeadlineMethod {
     /// The method's name in a sentence of the report.
     pub fn label(self) -> &'static str {
@@ -202,18 +226,13 @@ pub fn window(design: &Design, inp: &Inputs, p: &Params, wi: usize) -> WindowRes
     });
 
     let d = comparison.difference;
-    let headline = match d_boot {
-        Some((interval, _)) if clusters >= p.gate_clusters => Headline {
-            method: HeadlineMethod::ClusterBootstrap,
-            estimate: d,
-            interval,
-        },
-        _ => Headline {
-            method: HeadlineMethod::Newcombe,
-            estimate: d,
-            interval: comparison.newcombe,
-        },
-    };
+    let headline = Headline::choose(
+        d,
+        comparison.newcombe,
+        d_boot.map(|b| b.0),
+        clusters,
+        p.gate_clusters,
+    );
     let incremental = Estimate {
         estimate: ne as f64 * d,
         interval: Interval {
@@ -573,4 +592,27 @@ pub fn curves(design: &Design, inp: &Inputs, p: &Params) -> Vec<(f64, Option<f64
         .zip(exposed.into_iter().zip(control))
         .map(|(&t, (e, c))| (t as f64 / HOUR_MS as f64, e, c))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bootstrap_leads_with_enough_clusters_and_newcombe_otherwise() {
+        let n = Interval { lo: 0.0, hi: 0.02 };
+        let b = Interval {
+            lo: -0.01,
+            hi: 0.03,
+        };
+        let h = Headline::choose(0.01, n, Some(b), 20, 20);
+        assert_eq!(
+            (h.method, h.interval.lo),
+            (HeadlineMethod::ClusterBootstrap, -0.01)
+        );
+        let h = Headline::choose(0.01, n, Some(b), 19, 20);
+        assert_eq!((h.method, h.interval.lo), (HeadlineMethod::Newcombe, 0.0));
+        let h = Headline::choose(0.01, n, None, 50, 20);
+        assert_eq!(h.method, HeadlineMethod::Newcombe);
+    }
 }
