@@ -88,9 +88,17 @@ pub struct UnitRow {
 }
 
 #[derive(Row, Deserialize)]
-struct RevenueRow {
+struct LoyaltyRow {
     device: u64,
     cents: Vec<i64>,
+    receipts: Vec<u64>,
+}
+
+/// A loyalty-linked device's receipts at the brand's stores, per window of the report.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Loyalty {
+    pub cents: Vec<i64>,
+    pub receipts: Vec<u64>,
 }
 
 #[derive(Row, Deserialize)]
@@ -120,8 +128,9 @@ pub struct Inputs {
     pub units: Vec<UnitRow>,
     /// Assigned devices more than 4 h a day, or 5 days a week, at one store.
     pub staff: std::collections::HashSet<u64>,
-    /// Per device, per window: loyalty-linked receipts at the brand's stores, cents.
-    pub revenue: HashMap<u64, Vec<i64>>,
+    /// Per loyalty-linked assigned device (and only those): its receipts at the brand's
+    /// stores per window, none for a member who bought nothing.
+    pub loyalty: HashMap<u64, Loyalty>,
     /// Passes of linkable devices in the flight, by class.
     pub pass_classes: Vec<(String, u64)>,
     pub passers: u64,
@@ -284,24 +293,31 @@ pub fn queries(
         converted = converted.join(", "),
         placebo_w = placebo_w.join(", "),
     );
-    let sums: Vec<String> = r
-        .windows_days
-        .iter()
-        .map(|&w| {
-            format!(
-                "sumIf(amount_cents, at_ms > t0 AND at_ms <= t0 + {})",
-                i64::from(w) * DAY_MS
-            )
-        })
-        .collect();
+    // One aggregate per window, over the receipts in (t0, t0 + W].
+    let per_window = |aggregate: &dyn Fn(&str) -> String| -> String {
+        r.windows_days
+            .iter()
+            .map(|&w| {
+                aggregate(&format!(
+                    "at_ms > t0 AND at_ms <= t0 + {}",
+                    i64::from(w) * DAY_MS
+                ))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    // Every linked device, with or without receipts (a LEFT JOIN: a member who bought
+    // nothing has at_ms 0, before any t0).
     let revenue = format!(
-        "SELECT device, [{}] AS cents FROM (SELECT device, t0, loyalty_id FROM ({arms}) AS arms \
+        "SELECT device, [{}] AS cents, [{}] AS receipts \
+         FROM (SELECT device, t0, loyalty_id FROM ({arms}) AS arms \
          ALL INNER JOIN (SELECT epoch, device, loyalty_id FROM links FINAL) AS links \
          USING (epoch, device)) AS linked \
-         ALL INNER JOIN (SELECT loyalty_id, at_ms, amount_cents FROM receipts FINAL \
+         ALL LEFT JOIN (SELECT loyalty_id, at_ms, amount_cents FROM receipts FINAL \
          WHERE store_id IN ({brand_stores}) AND day >= {s_from} AND day <= {s_to}) \
          AS bought USING loyalty_id GROUP BY device",
-        sums.join(", ")
+        per_window(&|c| format!("sumIf(amount_cents, {c})")),
+        per_window(&|c| format!("countIf({c})"))
     );
     let classes = format!(
         "SELECT klass, count() AS passes FROM ({classified}) WHERE linkable GROUP BY klass ORDER BY klass"
@@ -377,13 +393,21 @@ pub async fn load(
         .fetch_all()
         .await
         .what("the staff query")?;
-    let revenue: HashMap<u64, Vec<i64>> = db
+    let loyalty: HashMap<u64, Loyalty> = db
         .query(&q.revenue)
-        .fetch_all::<RevenueRow>()
+        .fetch_all::<LoyaltyRow>()
         .await
-        .what("the revenue query")?
+        .what("the loyalty receipts query")?
         .into_iter()
-        .map(|r| (r.device, r.cents))
+        .map(|r| {
+            (
+                r.device,
+                Loyalty {
+                    cents: r.cents,
+                    receipts: r.receipts,
+                },
+            )
+        })
         .collect();
     let pass_classes = db
         .query(&q.classes)
@@ -416,7 +440,7 @@ pub async fn load(
         placebo_brand,
         units,
         staff: staff.into_iter().collect(),
-        revenue,
+        loyalty,
         pass_classes,
         passers,
         linkable_passers,

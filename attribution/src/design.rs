@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-use crate::data::Inputs;
+use crate::data::{Inputs, Loyalty};
 
 pub const DAY_MS: i64 = 86_400_000;
 pub const HOUR_MS: i64 = 3_600_000;
@@ -103,10 +103,14 @@ pub struct Unit {
     pub pre: f64,
     /// The first visit to a brand store after t0.
     pub first_after: Option<i64>,
-    /// Per window of the report: converted; converted to the placebo brand; revenue.
+    /// Per window of the report: converted; converted to the placebo brand; revenue
+    /// (loyalty-linked receipts, 0 for a device without a link) and receipts.
     pub converted: Vec<bool>,
     pub placebo: Vec<bool>,
     pub revenue: Vec<f64>,
+    pub receipts: Vec<f64>,
+    /// Linked to a loyalty card: its receipts are known, also when there are none.
+    pub linked: bool,
 }
 
 /// Devices and passes set aside, and why.
@@ -179,7 +183,6 @@ pub fn design(inp: &Inputs, p: &Params) -> Design {
     let mut clusters: Vec<(usize, i64)> = Vec::new();
     let mut cluster_index: HashMap<(usize, i64), usize> = HashMap::new();
     let mut units = Vec::new();
-    let none = vec![0i64; p.windows.len()];
     for u in &inp.units {
         if inp.staff.contains(&u.device) {
             ex.staff_devices += 1;
@@ -205,7 +208,11 @@ pub fn design(inp: &Inputs, p: &Params) -> Design {
             clusters.push((board, day));
             clusters.len() - 1
         });
-        let cents = inp.revenue.get(&u.device).unwrap_or(&none);
+        let loyalty = inp.loyalty.get(&u.device);
+        // Per window, in currency units and receipts; zeros without a link.
+        let per_window = |f: &dyn Fn(&Loyalty) -> Vec<f64>| {
+            loyalty.map_or_else(|| vec![0.0; p.windows.len()], f)
+        };
         units.push(Unit {
             exposed: u.exposed != 0,
             t0: u.t0,
@@ -216,7 +223,9 @@ pub fn design(inp: &Inputs, p: &Params) -> Design {
             first_after: (u.first_after != 0).then_some(u.first_after),
             converted: u.converted.iter().map(|&x| x != 0).collect(),
             placebo: u.placebo.iter().map(|&x| x != 0).collect(),
-            revenue: cents.iter().map(|&x| x as f64 / 100.0).collect(),
+            revenue: per_window(&|l| l.cents.iter().map(|&x| x as f64 / 100.0).collect()),
+            receipts: per_window(&|l| l.receipts.iter().map(|&x| x as f64).collect()),
+            linked: loyalty.is_some(),
         });
     }
     Design {
@@ -282,7 +291,13 @@ mod tests {
                 row(6, true, monday_9h + DAY_MS, "b2"),
             ],
             staff: [5].into_iter().collect(),
-            revenue: HashMap::from([(1, vec![250; 6])]),
+            loyalty: HashMap::from([(
+                1,
+                Loyalty {
+                    cents: vec![250; 6],
+                    receipts: vec![1; 6],
+                },
+            )]),
             pass_classes: vec![("exposed".into(), 4), ("long".into(), 2)],
             passers: 20,
             linkable_passers: 9,
@@ -311,5 +326,7 @@ mod tests {
         assert_eq!(d.units[3].cluster, 1);
         assert_eq!(d.units[0].revenue[0], 2.5, "cents to currency units");
         assert_eq!(d.units[1].revenue[0], 0.0, "no receipts");
+        assert!(d.units[0].linked && !d.units[1].linked);
+        assert_eq!((d.units[0].receipts[0], d.units[1].receipts[0]), (1.0, 0.0));
     }
 }

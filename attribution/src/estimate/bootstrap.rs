@@ -15,6 +15,11 @@ pub struct Sums {
     pub arms: [Moments; 2],
     /// Winsorized revenue.
     pub rev: [f64; 2],
+    /// Loyalty-linked devices, their receipts and what the receipts came to (not
+    /// winsorized: a check is a check).
+    pub linked: [f64; 2],
+    pub receipts: [f64; 2],
+    pub spent: [f64; 2],
     /// (stratum, arm, devices, converters).
     pub strata: Vec<(usize, usize, f64, f64)>,
 }
@@ -25,17 +30,25 @@ pub struct Draw {
     pub strat: Option<Stratified>,
     pub cuped: Option<Cuped>,
     pub rev: f64,
+    /// Loyalty outcomes, exposed minus control: receipts per linked device, and the mean
+    /// check (spent / receipts); None where an arm has no linked device or no receipt.
+    pub frequency: Option<f64>,
+    pub check: Option<f64>,
 }
 
 /// The estimates over the clusters `sums` (with repeats, in a draw).
 pub fn draw(sums: &[&Sums], min_stratum: f64) -> Draw {
     let mut arms = [Moments::default(); 2];
     let mut rev = [0.0; 2];
+    let (mut linked, mut receipts, mut spent) = ([0.0; 2], [0.0; 2], [0.0; 2]);
     let mut cells: BTreeMap<usize, Cell> = BTreeMap::new();
     for s in sums {
         for a in 0..2 {
             arms[a].merge(&s.arms[a]);
             rev[a] += s.rev[a];
+            linked[a] += s.linked[a];
+            receipts[a] += s.receipts[a];
+            spent[a] += s.spent[a];
         }
         for &(stratum, a, n, x) in &s.strata {
             let c = cells.entry(stratum).or_default();
@@ -49,7 +62,14 @@ pub fn draw(sums: &[&Sums], min_stratum: f64) -> Draw {
         strat: stratified(&cells, min_stratum),
         cuped: cuped(&arms),
         rev: per_device(rev[0], 0) - per_device(rev[1], 1),
+        frequency: ratio_difference(receipts, linked),
+        check: ratio_difference(spent, receipts),
     }
+}
+
+/// num[0] / den[0] - num[1] / den[1]; None with an empty denominator.
+fn ratio_difference(num: [f64; 2], den: [f64; 2]) -> Option<f64> {
+    (den[0] > 0.0 && den[1] > 0.0).then(|| num[0] / den[0] - num[1] / den[1])
 }
 
 /// `b` draws of `clusters.len()` clusters with replacement, seeded; none under two clusters.
@@ -81,6 +101,28 @@ mod tests {
             s.arms[1].add(0.0, f64::from(u8::from(i < xc)));
         }
         s
+    }
+
+    /// A hand-worked case: cluster a has 4 linked exposed devices with 6 receipts of 90
+    /// in all and 5 linked control devices with 5 receipts of 50; cluster b 6 exposed with
+    /// 4 receipts of 30, 5 control with 10 receipts of 100. Frequency: 10/10 - 15/10 = -0.5
+    /// receipts per device; check: 120/10 - 150/15 = +2.
+    #[test]
+    fn loyalty_outcomes_are_ratios_over_all_the_clusters() {
+        let mut a = cluster(10, 1, 10, 1);
+        (a.linked, a.receipts, a.spent) = ([4.0, 5.0], [6.0, 5.0], [90.0, 50.0]);
+        let mut b = cluster(10, 1, 10, 1);
+        (b.linked, b.receipts, b.spent) = ([6.0, 5.0], [4.0, 10.0], [30.0, 100.0]);
+        let d = draw(&[&a, &b], 20.0);
+        assert_eq!(d.frequency, Some(-0.5));
+        assert_eq!(d.check, Some(2.0));
+        // No linked control device: nothing to compare.
+        a.linked[1] = 0.0;
+        a.receipts[1] = 0.0;
+        assert_eq!(
+            (draw(&[&a], 20.0).frequency, draw(&[&a], 20.0).check),
+            (None, None)
+        );
     }
 
     #[test]

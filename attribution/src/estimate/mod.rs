@@ -34,6 +34,26 @@ pub struct Revenue {
     pub iroas: Option<Estimate>,
 }
 
+/// What loyalty programmes judge a campaign by, among the loyalty-linked devices of each
+/// arm (their receipts at the brand's stores within the window, also when there are none):
+/// receipts per device (purchase frequency) and the mean check (what the receipts came to
+/// over their number), exposed minus control, with the board-day cluster bootstrap's
+/// intervals (NaN without one).
+#[derive(Debug, Serialize)]
+pub struct LoyaltyOutcomes {
+    pub linked_exposed: u64,
+    pub linked_control: u64,
+    /// Linked devices with at least one receipt.
+    pub buyers_exposed: u64,
+    pub buyers_control: u64,
+    pub frequency_exposed: f64,
+    pub frequency_control: f64,
+    pub frequency_difference: Estimate,
+    pub check_exposed: f64,
+    pub check_control: f64,
+    pub check_difference: Option<Estimate>,
+}
+
 #[derive(Debug, Serialize)]
 pub struct People {
     pub incremental_visitors: Estimate,
@@ -138,6 +158,11 @@ pub struct WindowResult {
     pub incremental_converters: Estimate,
     pub attributable_fraction: Option<f64>,
     pub revenue: Revenue,
+    /// Purchase frequency and mean check of the loyalty-linked devices; None when there
+    /// are none or they are suppressed (`loyalty_suppressed`: an arm under k linked devices
+    /// or k buyers).
+    pub loyalty: Option<LoyaltyOutcomes>,
+    pub loyalty_suppressed: bool,
     pub people: Option<People>,
     /// The placebo brand's comparison; None when there is none or it is suppressed (an arm
     /// under k converters).
@@ -248,6 +273,7 @@ pub fn window(design: &Design, inp: &Inputs, p: &Params, wi: usize) -> WindowRes
         boot(&|d| Some(d.rev)),
         inp.campaign.spend,
     );
+    let (loyalty, loyalty_suppressed) = loyalty(&units, wi, p, &point, &boot);
     let people = people(
         p,
         d,
@@ -304,6 +330,8 @@ pub fn window(design: &Design, inp: &Inputs, p: &Params, wi: usize) -> WindowRes
         cuped,
         cuped_theta: adjusted.map(|c| c.theta),
         revenue,
+        loyalty,
+        loyalty_suppressed,
         people,
         placebo_brand: placebo,
         placebo_suppressed,
@@ -355,6 +383,11 @@ fn cluster_sums(units: &[&Unit], wi: usize, cap: f64, clusters: usize) -> Vec<Su
         let s = &mut sums[u.cluster];
         s.arms[a].add(u.pre, y);
         s.rev[a] += u.revenue[wi].min(cap);
+        if u.linked {
+            s.linked[a] += 1.0;
+            s.receipts[a] += u.receipts[wi];
+            s.spent[a] += u.revenue[wi];
+        }
         let c = cells[u.cluster].entry((u.stratum, a)).or_default();
         c.0 += 1.0;
         c.1 += y;
@@ -411,6 +444,61 @@ fn revenue(
             },
         }),
     }
+}
+
+/// The bootstrap of one estimate: its draws' percentile interval and sd, from a function of
+/// a draw.
+type Boot<'a> = dyn Fn(&dyn Fn(&Draw) -> Option<f64>) -> Option<(Interval, f64)> + 'a;
+
+/// The loyalty outcomes of window `wi` (the sample's `point` draw, intervals by `boot`), and
+/// whether they are suppressed.
+fn loyalty(
+    units: &[&Unit],
+    wi: usize,
+    p: &Params,
+    point: &Draw,
+    boot: &Boot,
+) -> (Option<LoyaltyOutcomes>, bool) {
+    let of = |e: bool, f: &dyn Fn(&Unit) -> f64| -> f64 {
+        units
+            .iter()
+            .filter(|u| u.exposed == e && u.linked)
+            .map(|u| f(u))
+            .sum()
+    };
+    let linked = |e: bool| of(e, &|_| 1.0) as u64;
+    let buyers = |e: bool| of(e, &|u| f64::from(u8::from(u.receipts[wi] > 0.0))) as u64;
+    let (le, lc, be, bc) = (linked(true), linked(false), buyers(true), buyers(false));
+    let Some(frequency) = point.frequency else {
+        return (None, false);
+    };
+    if le.min(lc) < p.k_devices || be.min(bc) < p.k_converters {
+        return (None, true);
+    }
+    let estimate = |x: f64, f: &dyn Fn(&Draw) -> Option<f64>| Estimate {
+        estimate: x,
+        interval: boot(f).map_or(Interval::NAN, |b| b.0),
+    };
+    let (re, rc) = (
+        of(true, &|u| u.receipts[wi]),
+        of(false, &|u| u.receipts[wi]),
+    );
+    let (se, sc) = (of(true, &|u| u.revenue[wi]), of(false, &|u| u.revenue[wi]));
+    (
+        Some(LoyaltyOutcomes {
+            linked_exposed: le,
+            linked_control: lc,
+            buyers_exposed: be,
+            buyers_control: bc,
+            frequency_exposed: re / le as f64,
+            frequency_control: rc / lc as f64,
+            frequency_difference: estimate(frequency, &|d| d.frequency),
+            check_exposed: se / re,
+            check_control: sc / rc,
+            check_difference: point.check.map(|c| estimate(c, &|d| d.check)),
+        }),
+        false,
+    )
 }
 
 /// People-scale incremental visitors: the sensed incremental converters over the board and

@@ -79,6 +79,8 @@ mod tests {
             converted: vec![converted],
             placebo: vec![false],
             revenue: vec![0.0],
+            receipts: vec![0.0],
+            linked: false,
         }
     }
 

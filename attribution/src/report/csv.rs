@@ -89,6 +89,18 @@ struct WindowRow {
     attributed_converters: u64,
     incremental_revenue: Num,
     iroas: Num,
+    loyalty_linked_exposed: Option<u64>,
+    loyalty_linked_control: Option<u64>,
+    purchases_per_device_exposed: Num,
+    purchases_per_device_control: Num,
+    purchases_difference: Num,
+    purchases_difference_lo: Num,
+    purchases_difference_hi: Num,
+    mean_check_exposed: Num,
+    mean_check_control: Num,
+    mean_check_difference: Num,
+    mean_check_difference_lo: Num,
+    mean_check_difference_hi: Num,
 }
 
 /// windows.csv: every window's estimates.
@@ -98,6 +110,8 @@ pub(super) fn windows(r: &Report) -> Result<String, ::csv::Error> {
         .iter()
         .map(|w| {
             let c = &w.comparison;
+            let l = w.loyalty.as_ref();
+            let check = l.and_then(|l| l.check_difference);
             WindowRow {
                 window_days: w.window_days,
                 primary: w.primary,
@@ -133,6 +147,18 @@ pub(super) fn windows(r: &Report) -> Result<String, ::csv::Error> {
                 attributed_converters: w.attributed_converters,
                 incremental_revenue: w.revenue.incremental.estimate.into(),
                 iroas: w.revenue.iroas.map(|e| e.estimate).into(),
+                loyalty_linked_exposed: l.map(|l| l.linked_exposed),
+                loyalty_linked_control: l.map(|l| l.linked_control),
+                purchases_per_device_exposed: l.map(|l| l.frequency_exposed).into(),
+                purchases_per_device_control: l.map(|l| l.frequency_control).into(),
+                purchases_difference: l.map(|l| l.frequency_difference.estimate).into(),
+                purchases_difference_lo: l.map(|l| l.frequency_difference.interval.lo).into(),
+                purchases_difference_hi: l.map(|l| l.frequency_difference.interval.hi).into(),
+                mean_check_exposed: l.map(|l| l.check_exposed).into(),
+                mean_check_control: l.map(|l| l.check_control).into(),
+                mean_check_difference: check.map(|d| d.estimate).into(),
+                mean_check_difference_lo: check.map(|d| d.interval.lo).into(),
+                mean_check_difference_hi: check.map(|d| d.interval.hi).into(),
             }
         })
         .collect();

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use super::svg::{curves_svg, daily_svg, intervals_svg, Bar};
 use super::{esc, Report};
 use crate::design::PassClass;
-use crate::estimate::{Estimate, HeadlineMethod};
+use crate::estimate::{Estimate, HeadlineMethod, WindowResult};
 
 fn pp(x: f64) -> String {
     format!("{:+.2} pp", 100.0 * x)
@@ -261,7 +261,15 @@ pub(super) fn page(r: &Report) -> String {
             )
         ),
     );
-    s.push_str("<h2>Lift by board</h2><p><small>Primary window; boards with fewer than 50 devices or 10 converters in an arm are suppressed (and one more when only one would be).</small></p>");
+    s.push_str(&loyalty_paragraph(r, primary));
+    let _ = write!(
+        s,
+        "<h2>Lift by board</h2><p><small>Primary window; boards with fewer than {kd} devices or {kc} \
+         converters in an arm are suppressed, with others until the hidden boards' sum is not small \
+         either, so that no subtraction from the window's totals reveals them.</small></p>",
+        kd = r.params.k_devices,
+        kc = r.params.k_converters
+    );
     let rows: Vec<Bar> = r
         .boards
         .iter()
@@ -281,4 +289,41 @@ pub(super) fn page(r: &Report) -> String {
         pad = r.params.pad_secs
     );
     s
+}
+
+/// Purchase frequency and mean check of the loyalty-linked devices, primary window.
+fn loyalty_paragraph(r: &Report, w: &WindowResult) -> String {
+    let money = |x: f64| format!("{x:.2} {}", esc(&r.campaign.currency));
+    let interval = |e: &Estimate, f: &dyn Fn(f64) -> String| {
+        format!("{} to {}", f(e.interval.lo), f(e.interval.hi))
+    };
+    match &w.loyalty {
+        Some(l) => format!(
+            "<h2>Loyalty members</h2><p>Of the devices linked to a loyalty card ({le} exposed, {lc} control; \
+             {be} and {bc} bought), the exposed made <b>{fe:.3}</b> purchases each at {brand} within the \
+             window and the control {fc:.3}: a difference of <b>{fd:+.3}</b> (95 % bootstrap interval {fi}). \
+             Mean check: exposed {ce}, control {cc}, difference {cd}.</p>",
+            le = l.linked_exposed,
+            lc = l.linked_control,
+            be = l.buyers_exposed,
+            bc = l.buyers_control,
+            fe = l.frequency_exposed,
+            fc = l.frequency_control,
+            fd = l.frequency_difference.estimate,
+            fi = interval(&l.frequency_difference, &|x| format!("{x:+.3}")),
+            brand = esc(&r.campaign.brand),
+            ce = money(l.check_exposed),
+            cc = money(l.check_control),
+            cd = l.check_difference.as_ref().map_or("n/a".to_owned(), |d| format!(
+                "{:+.2} ({})",
+                d.estimate,
+                interval(d, &|x| format!("{x:+.2}"))
+            )),
+        ),
+        None if w.loyalty_suppressed => format!(
+            "<h2>Loyalty members</h2><p>Suppressed: an arm has fewer than {} loyalty-linked devices or {} buyers.</p>",
+            r.params.k_devices, r.params.k_converters
+        ),
+        None => "<h2>Loyalty members</h2><p>No loyalty-linked devices in both arms.</p>".to_owned(),
+    }
 }

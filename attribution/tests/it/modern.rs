@@ -46,6 +46,12 @@ fn the_report_queries_run_on_a_current_clickhouse() {
          VALUES ('acme-1', '2026-03-09', 7, 2, 'global', 1773000000000, 1773000600000, 'visitor', 1)"
             .to_owned(),
     ];
+    // Device 7 is a loyalty member who bought nothing: it is counted among the members,
+    // with no receipts, not left out.
+    let rows: Vec<String> = rows
+        .into_iter()
+        .chain(["INSERT INTO links VALUES (0, 7, 'card-7', 0)".to_owned()])
+        .collect();
     let report = vec![
         q.units.clone(),
         q.staff.clone(),
@@ -68,6 +74,10 @@ fn the_report_queries_run_on_a_current_clickhouse() {
         unit[8], "[1,1,1,1,1]",
         "converted in every window: {}",
         lines[0]
+    );
+    assert_eq!(
+        lines[2], "7\t[0,0,0,0,0]\t[0,0,0,0,0]",
+        "a loyalty member without receipts"
     );
     assert_eq!(lines[3], "exposed\t1", "pass classes");
     assert_eq!(lines[4], "1\t1", "passers, linkable");

@@ -160,6 +160,34 @@ fn a_simulated_campaigns_report_agrees_with_the_truth() {
         Some(placebo) => assert!(placebo.newcombe.contains(0.0), "{:?}", placebo.newcombe),
         None => assert!(primary.placebo_suppressed, "a placebo brand"),
     }
+    // Loyalty outcomes over every linked device of each arm, buyers or not (most members
+    // buy nothing within a day; a join on receipts alone would see buyers only).
+    let l = primary
+        .loyalty
+        .as_ref()
+        .expect("loyalty-linked devices in both arms");
+    eprintln!(
+        "loyalty: linked {} / {}, buyers {} / {}, purchases per device {:.4} vs {:.4}, check {:.2} vs {:.2}",
+        l.linked_exposed,
+        l.linked_control,
+        l.buyers_exposed,
+        l.buyers_control,
+        l.frequency_exposed,
+        l.frequency_control,
+        l.check_exposed,
+        l.check_control
+    );
+    assert!(l.linked_exposed <= c.exposed.devices && l.linked_control <= c.control.devices);
+    assert!(
+        l.buyers_exposed < l.linked_exposed && l.buyers_control < l.linked_control,
+        "buyers are a part of the members"
+    );
+    assert!(
+        (l.frequency_difference.estimate - (l.frequency_exposed - l.frequency_control)).abs()
+            < 1e-12
+    );
+    assert!(l.frequency_difference.interval.lo < l.frequency_difference.interval.hi);
+    assert!(l.check_exposed > 0.0 && l.check_control > 0.0);
     // The conversion curves give away no small group of converters: every published
     // point, and every step between published points, is at least k converters.
     let w = r.windows.iter().find(|w| w.primary).expect("primary");
@@ -185,6 +213,7 @@ fn a_simulated_campaigns_report_agrees_with_the_truth() {
     let html = std::fs::read_to_string(out.join("report.html")).expect("html");
     assert_eq!(html.matches("<svg").count(), 4, "four charts");
     assert!(html.contains("more often than devices that passed the same boards"));
+    assert!(html.contains("purchases each at"), "the loyalty outcomes");
     assert!(
         html.contains("board-day cluster bootstrap;"),
         "the headline's method"
