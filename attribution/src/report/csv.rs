@@ -56,6 +56,8 @@ fn table<R: Serialize + Default>(rows: &[R]) -> Result<String, ::csv::Error> {
 #[derive(Serialize, Default)]
 struct WindowRow {
     window_days: u32,
+    /// Left out by k-anonymity: every other cell of the row is empty.
+    suppressed: bool,
     primary: bool,
     gate_passed: bool,
     n_exposed: u64,
@@ -105,7 +107,7 @@ struct WindowRow {
 
 /// windows.csv: every window's estimates.
 pub(super) fn windows(r: &Report) -> Result<String, ::csv::Error> {
-    let rows: Vec<WindowRow> = r
+    let mut rows: Vec<WindowRow> = r
         .windows
         .iter()
         .map(|w| {
@@ -114,6 +116,7 @@ pub(super) fn windows(r: &Report) -> Result<String, ::csv::Error> {
             let check = l.and_then(|l| l.check_difference);
             WindowRow {
                 window_days: w.window_days,
+                suppressed: false,
                 primary: w.primary,
                 gate_passed: w.gate.passed,
                 n_exposed: c.exposed.devices,
@@ -162,6 +165,12 @@ pub(super) fn windows(r: &Report) -> Result<String, ::csv::Error> {
             }
         })
         .collect();
+    rows.extend(r.suppressed_windows.iter().map(|&window_days| WindowRow {
+        window_days,
+        suppressed: true,
+        ..WindowRow::default()
+    }));
+    rows.sort_by_key(|w| w.window_days);
     table(&rows)
 }
 

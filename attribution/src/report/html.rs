@@ -68,34 +68,34 @@ pub(super) fn page(r: &Report) -> String {
             w = primary.window_days
         );
     }
+    let t = &r.totals;
+    let few = format!("fewer than {}", r.params.k_devices);
+    let n = |x: Option<u64>| x.map_or(few.clone(), |x| x.to_string());
+    let passes = |c: PassClass| n(t.passes.get(&c).copied().unwrap_or(Some(0)));
     let _ = write!(
         s,
         "<h2>Who was compared</h2><p>{passers} devices passed the campaign's boards during the flight; \
-         {linkable} ({share:.0} %) were linkable across sites (a stable address or a loyalty link), \
+         {linkable} ({share}) were linkable across sites (a stable address or a loyalty link), \
          the rest are counted for footfall but cannot be followed to a store. Each linkable device joins \
          one arm at its first clean pass: <b>{ne} exposed</b> (our creative on screen for at least 1 s \
          of the pass) and <b>{nc} control</b> (the same boards, our creative not on screen). \
          Set aside: {amb} ambiguous passes, {long} passes longer than a {loop_s} s loop, {oor} passes while \
-         the creative was out of rotation, {staff} staff devices, {inside} devices already inside a store.</p>",
-        passers = r.passers,
-        linkable = r.linkable_passers,
-        share = 100.0 * r.linkable_share,
-        ne = r.exposed_devices,
-        nc = r.control_devices,
-        amb = r
-            .exclusions
-            .passes
-            .get(&PassClass::Ambiguous)
-            .unwrap_or(&0),
-        long = r.exclusions.passes.get(&PassClass::Long).unwrap_or(&0),
-        oor = r
-            .exclusions
-            .passes
-            .get(&PassClass::OutOfRotation)
-            .unwrap_or(&0),
+         the creative was out of rotation, {staff} staff devices, {inside} devices already inside a store. \
+         <small>Counts under {k} are not published.</small></p>",
+        passers = n(t.passers),
+        linkable = n(t.linkable_passers),
+        share = r
+            .linkable_share
+            .map_or("n/a".to_owned(), |x| format!("{:.0} %", 100.0 * x)),
+        ne = n(t.exposed_devices),
+        nc = n(t.control_devices),
+        amb = passes(PassClass::Ambiguous),
+        long = passes(PassClass::Long),
+        oor = passes(PassClass::OutOfRotation),
         loop_s = r.campaign.loop_secs,
-        staff = r.exclusions.staff_devices,
-        inside = r.exclusions.already_inside_devices,
+        staff = n(t.staff_devices),
+        inside = n(t.already_inside_devices),
+        k = r.params.k_devices,
     );
     s.push_str("<h2>Conversion over the window</h2><p class=\"key\"><span class=\"exposed-fill\" style=\"background:#d6562b\"></span>exposed<span style=\"background:#2b6cd6\"></span>control</p>");
     s.push_str(&curves_svg(r));
@@ -154,6 +154,14 @@ pub(super) fn page(r: &Report) -> String {
             c.p_value,
             w.incremental_converters.estimate,
             w.attributed_converters,
+        );
+    }
+    for days in &r.suppressed_windows {
+        let _ = write!(
+            s,
+            "<tr><td>{days} d</td><td colspan=\"8\">suppressed: an arm has fewer than {} devices or {} \
+             converters, or differs by fewer than {} converters from another window over the same devices</td></tr>",
+            r.params.k_devices, r.params.k_converters, r.params.k_converters
         );
     }
     s.push_str("</table>");

@@ -7,12 +7,13 @@ mod csv;
 mod html;
 mod svg;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Serialize;
 
 use crate::data::Inputs;
-use crate::design::{self, Design, Exclusions, Params, DAY_MS};
+use crate::design::{self, Design, Params, PassClass, DAY_MS};
 use crate::estimate::{self, BoardRow, WindowResult};
 
 #[derive(Serialize)]
@@ -35,14 +36,18 @@ pub struct Report {
     /// "ok", or "insufficient_data" when the primary window fails a gate.
     pub status: String,
     pub data_end: String,
-    pub passers: u64,
-    pub linkable_passers: u64,
-    pub linkable_share: f64,
-    pub exposed_devices: u64,
-    pub control_devices: u64,
-    pub exclusions: Exclusions,
+    /// Who passed and who was compared or set aside, small counts suppressed.
+    pub totals: Totals,
+    /// linkable / passers; None when either is suppressed.
+    pub linkable_share: Option<f64>,
     pub placebo_brand: Option<String>,
+    /// The published windows: the primary always (a primary under k fails the gates, and
+    /// the report says it is not for publication), the others unless small.
     pub windows: Vec<WindowResult>,
+    /// Windows left out because an arm has fewer than k devices or converters, or their
+    /// converters differ by fewer than k from those of a published window over the same
+    /// devices (the difference would be a small cell).
+    pub suppressed_windows: Vec<u32>,
     pub boards: Vec<BoardRow>,
     /// (hours since t0, exposed, control) over the primary window; null where a point
     /// would give away fewer than k converters ([`estimate::curves`]).
@@ -55,6 +60,117 @@ pub struct Report {
     pub mde_pp: Option<f64>,
 }
 
+/// The report's totals; None where a count is small (k devices; passes count like devices),
+/// with complements in each group whose total is published: passers are linkable or not;
+/// linkable passers were exposed, control, staff, already inside, or had no clean pass.
+#[derive(Serialize)]
+pub struct Totals {
+    pub passers: Option<u64>,
+    pub linkable_passers: Option<u64>,
+    pub exposed_devices: Option<u64>,
+    pub control_devices: Option<u64>,
+    pub staff_devices: Option<u64>,
+    pub already_inside_devices: Option<u64>,
+    pub devices_without_a_clean_pass: Option<u64>,
+    /// Passes of linkable devices in the flight, by class.
+    pub passes: BTreeMap<PassClass, Option<u64>>,
+}
+
+impl Totals {
+    fn new(inp: &Inputs, design: &Design, k: u64) -> Totals {
+        let shown = |group: &[u64]| -> Vec<Option<u64>> {
+            let cells: Vec<Vec<u64>> = group.iter().map(|&n| vec![n]).collect();
+            disclosure::hide(&cells, &[k], true)
+                .into_iter()
+                .zip(group)
+                .map(|(hidden, &n)| (!hidden).then_some(n))
+                .collect()
+        };
+        let small_total = |n: u64| n > 0 && n < k;
+        let ex = &design.exclusions;
+        let arm = |e: bool| design.units.iter().filter(|u| u.exposed == e).count() as u64;
+        let passers = shown(&[
+            inp.linkable_passers,
+            inp.passers.saturating_sub(inp.linkable_passers),
+        ]);
+        let linkable = if small_total(inp.passers) {
+            None
+        } else {
+            passers[0]
+        };
+        let devices = shown(&[
+            arm(true),
+            arm(false),
+            ex.staff_devices,
+            ex.already_inside_devices,
+            ex.devices_without_a_clean_pass,
+        ]);
+        // A small linkable total hides its whole group (each part is then small too).
+        let device = |i: usize| if linkable.is_some() { devices[i] } else { None };
+        Totals {
+            passers: (!small_total(inp.passers)).then_some(inp.passers),
+            linkable_passers: linkable,
+            exposed_devices: device(0),
+            control_devices: device(1),
+            staff_devices: device(2),
+            already_inside_devices: device(3),
+            devices_without_a_clean_pass: device(4),
+            // No total of all passes is published: each class stands alone.
+            passes: ex
+                .passes
+                .iter()
+                .map(|(&class, &n)| (class, (!small_total(n)).then_some(n)))
+                .collect(),
+        }
+    }
+}
+
+/// The windows to leave out (by index): a non-primary window with an arm under k devices
+/// or k converters, and then, among the rest over the same devices (equal arms: the
+/// followed-up devices of a longer window are a subset), one whose converters differ by
+/// fewer than k from the next published window's in an arm.
+fn small_windows(windows: &[WindowResult], p: &Params) -> Vec<bool> {
+    let counts = |w: &WindowResult| {
+        let c = &w.comparison;
+        [
+            c.exposed.devices,
+            c.exposed.converters,
+            c.control.devices,
+            c.control.converters,
+        ]
+    };
+    let (kd, kc) = (p.k_devices, p.k_converters);
+    let mut hidden: Vec<bool> = windows
+        .iter()
+        .map(|w| {
+            let c = counts(w);
+            let empty = c[0] == 0 && c[2] == 0;
+            !w.primary && !empty && (c[0] < kd || c[1] < kc || c[2] < kd || c[3] < kc)
+        })
+        .collect();
+    // Windows are in increasing length; compare each published one with the next
+    // published one, hiding the non-primary of a pair that differs by a small cell.
+    loop {
+        let shown: Vec<usize> = (0..windows.len()).filter(|&i| !hidden[i]).collect();
+        let leak = shown.windows(2).find_map(|pair| {
+            let (a, b) = (counts(&windows[pair[0]]), counts(&windows[pair[1]]));
+            let same_devices = a[0] == b[0] && a[2] == b[2] && a[0] + a[2] > 0;
+            let small = |j: usize| a[j].abs_diff(b[j]) < kc;
+            (same_devices && (small(1) || small(3))).then(|| {
+                if windows[pair[0]].primary {
+                    pair[1]
+                } else {
+                    pair[0]
+                }
+            })
+        });
+        match leak {
+            Some(i) => hidden[i] = true,
+            None => return hidden,
+        }
+    }
+}
+
 fn iso(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|d| d.format("%Y-%m-%d %H:%M UTC").to_string())
@@ -63,9 +179,23 @@ fn iso(ms: i64) -> String {
 
 pub fn build(inp: &Inputs, p: &Params) -> Report {
     let design: Design = design::design(inp, p);
-    let windows: Vec<WindowResult> = (0..p.windows.len())
+    let all: Vec<WindowResult> = (0..p.windows.len())
         .map(|wi| estimate::window(&design, inp, p, wi))
         .collect();
+    let hidden = small_windows(&all, p);
+    let suppressed_windows: Vec<u32> = all
+        .iter()
+        .zip(&hidden)
+        .filter(|(_, h)| **h)
+        .map(|(w, _)| w.window_days)
+        .collect();
+    let windows: Vec<WindowResult> = all
+        .into_iter()
+        .zip(hidden)
+        .filter(|(_, h)| !h)
+        .map(|(w, _)| w)
+        .collect();
+    let totals = Totals::new(inp, &design, p.k_devices);
     let primary = windows.iter().find(|w| w.primary).expect("primary window");
     let status = if primary.gate.passed {
         "ok"
@@ -119,18 +249,18 @@ pub fn build(inp: &Inputs, p: &Params) -> Report {
         params: p.clone(),
         status: status.to_owned(),
         data_end: iso(inp.data_end_ms),
-        passers: inp.passers,
-        linkable_passers: inp.linkable_passers,
-        linkable_share: crate::stats::ratio(inp.linkable_passers, inp.passers),
-        exposed_devices: design.units.iter().filter(|u| u.exposed).count() as u64,
-        control_devices: design.units.iter().filter(|u| !u.exposed).count() as u64,
+        linkable_share: totals
+            .passers
+            .zip(totals.linkable_passers)
+            .map(|(n, l)| crate::stats::ratio(l, n)),
+        totals,
         placebo_brand: inp.placebo_brand.clone(),
         boards: estimate::by_board(&design, inp, p),
         curves: estimate::curves(&design, inp, p),
         daily,
         mde_pp,
         windows,
-        exclusions: design.exclusions,
+        suppressed_windows,
     }
 }
 

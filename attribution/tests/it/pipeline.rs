@@ -154,7 +154,60 @@ fn a_simulated_campaigns_report_agrees_with_the_truth() {
     );
     assert_eq!(r.status, "ok", "{:?}", primary.gate.reasons);
     assert!(primary.bootstrap.is_some() && primary.cuped.is_some());
-    assert!(r.linkable_share > 0.0 && r.linkable_share < 1.0);
+    let share = r.linkable_share.expect("a published linkable share");
+    assert!(share > 0.0 && share < 1.0);
+    // k-anonymity on the windows and totals: every published window is empty, the primary
+    // or at least k in each cell, and over the same devices two published windows differ
+    // by at least k converters; every published total is at least k, and a group with a
+    // hidden part hides two.
+    let (kd, kc) = (r.params.k_devices, r.params.k_converters);
+    eprintln!("suppressed windows: {:?}", r.suppressed_windows);
+    let cells = |w: &attribution::estimate::WindowResult| {
+        let c = &w.comparison;
+        [
+            c.exposed.devices,
+            c.exposed.converters,
+            c.control.devices,
+            c.control.converters,
+        ]
+    };
+    for w in &r.windows {
+        let c = cells(w);
+        assert!(
+            w.primary || c[0] + c[2] == 0 || (c[0] >= kd && c[2] >= kd && c[1] >= kc && c[3] >= kc),
+            "{} d: {c:?}",
+            w.window_days
+        );
+    }
+    for (a, b) in r.windows.iter().zip(r.windows.iter().skip(1)) {
+        let (x, y) = (cells(a), cells(b));
+        if x[0] == y[0] && x[2] == y[2] && x[0] > 0 {
+            assert!(
+                x[1].abs_diff(y[1]) >= kc && x[3].abs_diff(y[3]) >= kc,
+                "{} d and {} d differ by a small cell: {x:?} {y:?}",
+                a.window_days,
+                b.window_days
+            );
+        }
+    }
+    let t = &r.totals;
+    let group = [
+        t.exposed_devices,
+        t.control_devices,
+        t.staff_devices,
+        t.already_inside_devices,
+        t.devices_without_a_clean_pass,
+    ];
+    assert!(
+        group.iter().flatten().all(|&n| n == 0 || n >= kd),
+        "{group:?}"
+    );
+    assert_ne!(group.iter().filter(|n| n.is_none()).count(), 1, "{group:?}");
+    assert!(
+        t.exposed_devices.is_some_and(|n| n >= c.exposed.devices),
+        "the arms are published: {:?}",
+        t.exposed_devices
+    );
     // The placebo brand shows no lift, or has too few converters to be published.
     match primary.placebo_brand.as_ref() {
         Some(placebo) => assert!(placebo.newcombe.contains(0.0), "{:?}", placebo.newcombe),
