@@ -633,11 +633,20 @@ pub fn by_board(design: &Design, inp: &Inputs, p: &Params) -> Vec<BoardRow> {
 }
 
 /// Cumulative conversion of both arms over the primary window: (hours since t0, exposed,
-/// control), in hourly steps for windows up to 3 days, daily beyond. A point is published
-/// (per arm) only where the converters behind it, and those between it and the next
-/// published point, reach k: the curve gives away no small group of converters by
-/// difference. The origin (nobody converted yet, by definition) is always shown.
-pub fn curves(design: &Design, inp: &Inputs, p: &Params) -> Vec<(f64, Option<f64>, Option<f64>)> {
+/// control), in hourly steps for windows up to 3 days, daily beyond.
+///
+/// A point is a count of converters, so it is published (per arm) only where it differs by
+/// at least k converters from the published points on either side: the curve gives away
+/// no small group of converters by difference. Some points are fixed: the origin (nobody
+/// converted yet, by definition), the end (the primary window's converters) and the ends
+/// of the shorter windows published over the same devices (`anchor_days`: their counts are
+/// in the windows table anyway, so a point beside them must keep its distance too).
+pub fn curves(
+    design: &Design,
+    inp: &Inputs,
+    p: &Params,
+    anchor_days: &[u32],
+) -> Vec<(f64, Option<f64>, Option<f64>)> {
     let w = i64::from(p.primary_window) * DAY_MS;
     let step = if p.primary_window <= 3 {
         HOUR_MS
@@ -646,6 +655,14 @@ pub fn curves(design: &Design, inp: &Inputs, p: &Params) -> Vec<(f64, Option<f64
     };
     let units = followed_up(design, inp, p.primary_window);
     let times: Vec<i64> = (0..=w / step).map(|k| k * step).collect();
+    let last = times.len() - 1;
+    let fixed: Vec<bool> = times
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            i == 0 || i == last || anchor_days.iter().any(|&d| i64::from(d) * DAY_MS == *t)
+        })
+        .collect();
     // Per arm: the share at every published time, None elsewhere.
     let arm_curve = |e: bool| -> Vec<Option<f64>> {
         let arm: Vec<&&Unit> = units.iter().filter(|u| u.exposed == e).collect();
@@ -660,16 +677,17 @@ pub fn curves(design: &Design, inp: &Inputs, p: &Params) -> Vec<(f64, Option<f64
                     .count() as u64
             })
             .collect();
+        let k = p.k_converters;
         let mut shown = vec![None; times.len()];
-        // From the end backwards: each published count at least k below the one after it.
-        let mut next = u64::MAX;
-        for i in (0..times.len()).rev() {
+        let mut before = 0;
+        for i in 0..times.len() {
             let x = converted[i];
-            let first = next == u64::MAX;
-            if (i == 0 && x == 0) || (x >= p.k_converters && (first || next - x >= p.k_converters))
-            {
+            let next_fixed = (i..times.len())
+                .find(|&j| fixed[j])
+                .map_or(x, |j| converted[j]);
+            if fixed[i] || (x >= before + k && next_fixed >= x + k) {
                 shown[i] = Some(x as f64 / arm.len() as f64);
-                next = x;
+                before = x;
             }
         }
         shown
@@ -685,6 +703,96 @@ pub fn curves(design: &Design, inp: &Inputs, p: &Params) -> Vec<(f64, Option<f64
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A 14-day primary window (daily points) whose 1- and 7-day windows are published
+    /// over the same devices: those days are points of the curve, kept, and the points
+    /// around them are published only k converters away, as is every other point.
+    #[test]
+    fn curve_points_keep_k_converters_from_every_published_neighbour() {
+        use crate::data::{Campaign, Inputs};
+        use crate::design::Exclusions;
+        // Converters first visiting on each day 1..=14 (exposed arm); the control none.
+        let per_day = [12u64, 3, 15, 4, 4, 30, 2, 9, 9, 9, 0, 40, 1, 5];
+        let mut units = Vec::new();
+        for (d, &n) in per_day.iter().enumerate() {
+            for _ in 0..n {
+                units.push(unit(true, Some(d as i64 * DAY_MS + HOUR_MS)));
+            }
+        }
+        units.extend((0..300).map(|_| unit(true, None)));
+        units.extend((0..300).map(|_| unit(false, None)));
+        let design = Design {
+            units,
+            exclusions: Exclusions::default(),
+            boards: vec!["b".into()],
+            clusters: vec![(0, 0)],
+            strata: vec![(0, 0, 0)],
+        };
+        let inp = Inputs {
+            campaign: Campaign {
+                campaign_id: "c".into(),
+                brand: "acme".into(),
+                creative_id: "x".into(),
+                boards: vec!["b".into()],
+                start_ms: 0,
+                end_ms: 0,
+                spend: 0.0,
+                currency: "EUR".into(),
+                window_days: 14,
+                slot_secs: 10,
+                loop_slots: 6,
+            },
+            placebo_brand: None,
+            units: vec![],
+            staff: Default::default(),
+            loyalty: Default::default(),
+            pass_classes: vec![],
+            passers: 0,
+            linkable_passers: 0,
+            daily: vec![],
+            data_end_ms: 30 * DAY_MS,
+        };
+        let p = Params::defaults(14);
+        let n = (per_day.iter().sum::<u64>() + 300) as f64;
+        let curve = curves(&design, &inp, &p, &[1, 7]);
+        let counts: Vec<(usize, u64)> = curve
+            .iter()
+            .enumerate()
+            .filter_map(|(day, c)| c.1.map(|s| (day, (s * n).round() as u64)))
+            .collect();
+        // Cumulative by day: 0, 12, 15, 30, 34, 38, 68, 70, 79, ... 143.
+        assert_eq!(counts.first(), Some(&(0, 0)), "the origin");
+        assert!(
+            counts.contains(&(1, 12)) && counts.contains(&(7, 70)),
+            "{counts:?}"
+        );
+        assert_eq!(counts.last(), Some(&(14, 143)), "the end");
+        // Day 6 (68) is only 2 from day 7's anchor: hidden, though 30 above the last point.
+        assert!(!counts.iter().any(|c| c.0 == 6), "{counts:?}");
+        for pair in counts.windows(2) {
+            assert!(pair[1].1 >= pair[0].1 + 10, "{counts:?}");
+        }
+        // The control arm converted nobody: only its fixed points are shown.
+        let control: Vec<usize> = (0..curve.len()).filter(|&d| curve[d].2.is_some()).collect();
+        assert_eq!(control, [0, 1, 7, 14]);
+    }
+
+    fn unit(exposed: bool, first_after: Option<i64>) -> Unit {
+        Unit {
+            exposed,
+            t0: 0,
+            board: 0,
+            stratum: 0,
+            cluster: 0,
+            pre: 0.0,
+            first_after,
+            converted: vec![false; 6],
+            placebo: vec![false; 6],
+            revenue: vec![0.0; 6],
+            receipts: vec![0.0; 6],
+            linked: false,
+        }
+    }
 
     #[test]
     fn the_bootstrap_leads_with_enough_clusters_and_newcombe_otherwise() {

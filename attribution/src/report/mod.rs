@@ -195,8 +195,15 @@ pub fn build(inp: &Inputs, p: &Params) -> Report {
         .filter(|(_, h)| !h)
         .map(|(w, _)| w)
         .collect();
-    let totals = Totals::new(inp, &design, p.k_devices);
     let primary = windows.iter().find(|w| w.primary).expect("primary window");
+    let totals = Totals::new(inp, &design, p.k_devices);
+    // The shorter published windows over the primary's devices: points of its curve.
+    let arms = |w: &WindowResult| (w.comparison.exposed.devices, w.comparison.control.devices);
+    let anchor_days: Vec<u32> = windows
+        .iter()
+        .filter(|w| w.window_days < primary.window_days && arms(w) == arms(primary))
+        .map(|w| w.window_days)
+        .collect();
     let status = if primary.gate.passed {
         "ok"
     } else {
@@ -256,7 +263,7 @@ pub fn build(inp: &Inputs, p: &Params) -> Report {
         totals,
         placebo_brand: inp.placebo_brand.clone(),
         boards: estimate::by_board(&design, inp, p),
-        curves: estimate::curves(&design, inp, p),
+        curves: estimate::curves(&design, inp, p, &anchor_days),
         daily,
         mde_pp,
         windows,
