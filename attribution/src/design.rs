@@ -34,6 +34,10 @@ pub struct Params {
     pub k_devices: u64,
     pub k_converters: u64,
     pub permutations: usize,
+    /// The lift the campaign was planned to detect, percentage points (ATTRIBUTION.md's
+    /// reference: +0.4 pp). A report whose interval includes 0 while the minimum detectable
+    /// lift exceeds it says `underpowered`, not "no effect".
+    pub target_lift_pp: f64,
     /// Capture rates (value, standard error) for people-scale figures.
     pub board_capture: Option<(f64, f64)>,
     pub store_capture: Option<(f64, f64)>,
@@ -70,6 +74,7 @@ impl Params {
             k_devices: 50,
             k_converters: 10,
             permutations: 1000,
+            target_lift_pp: 0.4,
             board_capture: None,
             store_capture: None,
         }

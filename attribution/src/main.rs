@@ -50,6 +50,11 @@ enum Cmd {
         /// Padding of a pass on each side, seconds (half the median probe interval).
         #[arg(long, default_value_t = 15)]
         pad_secs: u32,
+        /// The lift the campaign was planned to detect, percentage points: with an interval
+        /// that includes 0 and a minimum detectable lift above it, the report says
+        /// `underpowered`.
+        #[arg(long, default_value_t = 0.4, value_parser = positive)]
+        target_lift_pp: f64,
         /// The share of passers the board sensors see, as VALUE:SE (for people-scale figures).
         #[arg(long, value_parser = capture)]
         board_capture: Option<(f64, f64)>,
@@ -121,6 +126,15 @@ fn capture(s: &str) -> Result<(f64, f64), String> {
         return Err(format!("{s:?}: need 0 < VALUE <= 1 and SE >= 0"));
     }
     Ok((v, se))
+}
+
+fn positive(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        _ => Err(format!(
+            "{s:?}: expected a number of percentage points above 0"
+        )),
+    }
 }
 
 fn main() -> ExitCode {
@@ -196,6 +210,7 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
             bootstrap,
             seed,
             pad_secs,
+            target_lift_pp,
             board_capture,
             store_capture,
         } => {
@@ -223,6 +238,7 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
             p.bootstrap = bootstrap;
             p.seed = seed;
             p.pad_secs = pad_secs;
+            p.target_lift_pp = target_lift_pp;
             p.board_capture = board_capture;
             p.store_capture = store_capture;
             let inputs = runtime.block_on(data::load(&db, c, &p.rules()))?;

@@ -523,8 +523,12 @@ fn summary(rows: &[SeedRow]) -> (String, bool) {
     );
     let _ = writeln!(
         s,
-        "reports passing the gates: {} of {}; mean run {:.0} s",
+        "report status: ok {}, underpowered {}, insufficient_data {}, of {}; mean run {:.0} s",
         rows.iter().filter(|r| r.status == "ok").count(),
+        rows.iter().filter(|r| r.status == "underpowered").count(),
+        rows.iter()
+            .filter(|r| r.status == "insufficient_data")
+            .count(),
         rows.len(),
         mean(&|r| r.seconds)
     );

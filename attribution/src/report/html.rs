@@ -43,7 +43,7 @@ pub(super) fn page(r: &Report) -> String {
         spend = money(r.campaign.spend),
         dend = r.data_end,
     );
-    if r.status == "ok" {
+    if r.status != "insufficient_data" {
         let _ = write!(
             s,
             "<p class=\"headline\">Devices that passed a board while this creative was on screen visited one of \
@@ -59,6 +59,17 @@ pub(super) fn page(r: &Report) -> String {
             cc = 100.0 * c.control.rate,
             pv = c.p_value
         );
+        if r.status == "underpowered" {
+            let _ = write!(
+                s,
+                "<p class=\"warn\"><b>Underpowered.</b> The interval includes 0, and with these devices the \
+                 smallest lift this comparison detects with 80 % power is {mde}, above the {target:.2} pp the \
+                 campaign was planned to detect. This does not show that the campaign had no effect: a longer \
+                 flight, more boards or more linkable devices would be needed to tell.</p>",
+                mde = r.mde_pp.map_or("unknown".to_owned(), |m| format!("{m:.2} pp")),
+                target = r.params.target_lift_pp,
+            );
+        }
     } else {
         let _ = write!(
             s,

@@ -15,6 +15,7 @@ use serde::Serialize;
 use crate::data::Inputs;
 use crate::design::{self, Design, Params, PassClass, DAY_MS};
 use crate::estimate::{self, BoardRow, WindowResult};
+use crate::stats::Interval;
 
 #[derive(Serialize)]
 pub struct CampaignInfo {
@@ -33,7 +34,7 @@ pub struct CampaignInfo {
 pub struct Report {
     pub campaign: CampaignInfo,
     pub params: Params,
-    /// "ok", or "insufficient_data" when the primary window fails a gate.
+    /// "ok", "underpowered" or "insufficient_data" ([`status`]).
     pub status: String,
     pub data_end: String,
     /// Who passed and who was compared or set aside, small counts suppressed.
@@ -171,6 +172,25 @@ fn small_windows(windows: &[WindowResult], p: &Params) -> Vec<bool> {
     }
 }
 
+/// The report's status: `insufficient_data` when the primary window fails a gate;
+/// `underpowered` when its headline interval includes 0 while the minimum detectable lift
+/// (80 % power) is above the planned target (a miss that says nothing of the effect);
+/// `ok` otherwise (detected, or precise enough that the target would have been).
+fn status(
+    gate_passed: bool,
+    interval: Interval,
+    mde_pp: Option<f64>,
+    target_pp: f64,
+) -> &'static str {
+    if !gate_passed {
+        "insufficient_data"
+    } else if interval.contains(0.0) && mde_pp.is_none_or(|m| m > target_pp) {
+        "underpowered"
+    } else {
+        "ok"
+    }
+}
+
 fn iso(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|d| d.format("%Y-%m-%d %H:%M UTC").to_string())
@@ -204,11 +224,7 @@ pub fn build(inp: &Inputs, p: &Params) -> Report {
         .filter(|w| w.window_days < primary.window_days && arms(w) == arms(primary))
         .map(|w| w.window_days)
         .collect();
-    let status = if primary.gate.passed {
-        "ok"
-    } else {
-        "insufficient_data"
-    };
+
     let c = &inp.campaign;
     let hidden = |arm: &dyn Fn(&(u16, u64, u64)) -> u64| {
         let cells: Vec<Vec<u64>> = inp.daily.iter().map(|d| vec![arm(d)]).collect();
@@ -241,6 +257,12 @@ pub fn build(inp: &Inputs, p: &Params) -> Report {
                 0.8,
             )
     });
+    let status = status(
+        primary.gate.passed,
+        primary.headline.interval,
+        mde_pp,
+        p.target_lift_pp,
+    );
     Report {
         campaign: CampaignInfo {
             id: c.campaign_id.clone(),
@@ -325,4 +347,32 @@ pub(crate) fn esc(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_miss_is_underpowered_only_when_the_target_was_out_of_reach() {
+        let around_zero = Interval {
+            lo: -0.002,
+            hi: 0.004,
+        };
+        let above_zero = Interval {
+            lo: 0.001,
+            hi: 0.004,
+        };
+        // Gates first.
+        assert_eq!(
+            status(false, above_zero, Some(0.3), 0.4),
+            "insufficient_data"
+        );
+        // Includes 0, and a 0.4 pp lift was beyond reach (MDE 0.9 pp): underpowered.
+        assert_eq!(status(true, around_zero, Some(0.9), 0.4), "underpowered");
+        // Includes 0, though 0.4 pp would have been detected: a real null result.
+        assert_eq!(status(true, around_zero, Some(0.3), 0.4), "ok");
+        // Detected, whatever the power.
+        assert_eq!(status(true, above_zero, Some(0.9), 0.4), "ok");
+    }
 }

@@ -72,6 +72,18 @@ fn bad_arguments_are_named() {
             vec!["plan", "--baseline", "2", "--lift-pp", "1"],
             "--baseline",
         ),
+        (
+            vec![
+                "report",
+                "--campaign",
+                "c",
+                "--out",
+                "/nonexistent",
+                "--target-lift-pp",
+                "0",
+            ],
+            "--target-lift-pp",
+        ),
     ] {
         let out = Command::new(BIN).args(&args).output().expect("run");
         assert!(!out.status.success(), "{args:?}");
