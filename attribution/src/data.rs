@@ -141,6 +141,37 @@ pub struct Inputs {
     pub data_end_ms: i64,
 }
 
+#[cfg(test)]
+impl Inputs {
+    /// Inputs for unit tests: a 14-day campaign of acme's on `boards`, and nothing else.
+    pub(crate) fn for_test(boards: &[&str]) -> Inputs {
+        Inputs {
+            campaign: Campaign {
+                campaign_id: "c".into(),
+                brand: "acme".into(),
+                creative_id: "x".into(),
+                boards: boards.iter().map(|b| (*b).to_owned()).collect(),
+                start_ms: 0,
+                end_ms: 0,
+                spend: 0.0,
+                currency: "EUR".into(),
+                window_days: 14,
+                slot_secs: 10,
+                loop_slots: 6,
+            },
+            placebo_brand: None,
+            units: vec![],
+            staff: Default::default(),
+            loyalty: Default::default(),
+            pass_classes: vec![],
+            passers: 0,
+            linkable_passers: 0,
+            daily: vec![],
+            data_end_ms: 0,
+        }
+    }
+}
+
 /// How the queries classify passes and define visits (ATTRIBUTION.md's defaults).
 #[derive(Clone, Debug)]
 pub struct Rules {

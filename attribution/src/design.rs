@@ -247,7 +247,7 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
-    use crate::data::{Campaign, UnitRow};
+    use crate::data::UnitRow;
 
     fn row(device: u64, exposed: bool, t0: i64, board: &str) -> UnitRow {
         UnitRow {
@@ -273,20 +273,6 @@ mod tests {
         let mut inside = row(4, true, monday_9h, "b1");
         inside.inside = 1;
         let inp = Inputs {
-            campaign: Campaign {
-                campaign_id: "c".into(),
-                brand: "acme".into(),
-                creative_id: "x".into(),
-                boards: vec!["b1".into(), "b2".into()],
-                start_ms: 0,
-                end_ms: 0,
-                spend: 0.0,
-                currency: "EUR".into(),
-                window_days: 14,
-                slot_secs: 10,
-                loop_slots: 6,
-            },
-            placebo_brand: None,
             units: vec![
                 row(1, true, monday_9h, "b1"),
                 row(2, false, monday_9h + 2 * HOUR_MS, "b1"), // same 8-12 h block
@@ -306,8 +292,7 @@ mod tests {
             pass_classes: vec![("exposed".into(), 4), ("long".into(), 2)],
             passers: 20,
             linkable_passers: 9,
-            daily: vec![],
-            data_end_ms: 0,
+            ..Inputs::for_test(&["b1", "b2"])
         };
         let d = design(&inp, &Params::defaults(14));
         let devices = |f: &dyn Fn(&Unit) -> bool| d.units.iter().filter(|u| f(u)).count();

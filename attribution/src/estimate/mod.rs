@@ -709,7 +709,7 @@ mod tests {
     /// around them are published only k converters away, as is every other point.
     #[test]
     fn curve_points_keep_k_converters_from_every_published_neighbour() {
-        use crate::data::{Campaign, Inputs};
+        use crate::data::Inputs;
         use crate::design::Exclusions;
         // Converters first visiting on each day 1..=14 (exposed arm); the control none.
         let per_day = [12u64, 3, 15, 4, 4, 30, 2, 9, 9, 9, 0, 40, 1, 5];
@@ -729,28 +729,8 @@ mod tests {
             strata: vec![(0, 0, 0)],
         };
         let inp = Inputs {
-            campaign: Campaign {
-                campaign_id: "c".into(),
-                brand: "acme".into(),
-                creative_id: "x".into(),
-                boards: vec!["b".into()],
-                start_ms: 0,
-                end_ms: 0,
-                spend: 0.0,
-                currency: "EUR".into(),
-                window_days: 14,
-                slot_secs: 10,
-                loop_slots: 6,
-            },
-            placebo_brand: None,
-            units: vec![],
-            staff: Default::default(),
-            loyalty: Default::default(),
-            pass_classes: vec![],
-            passers: 0,
-            linkable_passers: 0,
-            daily: vec![],
             data_end_ms: 30 * DAY_MS,
+            ..Inputs::for_test(&["b"])
         };
         let p = Params::defaults(14);
         let n = (per_day.iter().sum::<u64>() + 300) as f64;
