@@ -27,7 +27,9 @@ pub struct Estimate {
 
 #[derive(Debug, Serialize)]
 pub struct Revenue {
-    pub winsorized_at: f64,
+    /// The cap (the 99th percentile of the spenders' revenue); None when fewer than k
+    /// spenders reach it, since it would then be about one person's receipts.
+    pub winsorized_at: Option<f64>,
     pub per_device_exposed: f64,
     pub per_device_control: f64,
     pub incremental: Estimate,
@@ -272,6 +274,7 @@ pub fn window(design: &Design, inp: &Inputs, p: &Params, wi: usize) -> WindowRes
         ne,
         boot(&|d| Some(d.rev)),
         inp.campaign.spend,
+        p.k_converters,
     );
     let (loyalty, loyalty_suppressed) = loyalty(&units, wi, p, &point, &boot);
     let people = people(
@@ -410,7 +413,12 @@ fn revenue(
     ne: u64,
     rev_boot: Option<(Interval, f64)>,
     spend: f64,
+    k: u64,
 ) -> Revenue {
+    let at_cap = units
+        .iter()
+        .filter(|u| u.revenue[wi] >= cap && cap > 0.0)
+        .count() as u64;
     let mean_rev = |e: bool| {
         let v: Vec<f64> = units
             .iter()
@@ -432,7 +440,7 @@ fn revenue(
         }),
     };
     Revenue {
-        winsorized_at: cap,
+        winsorized_at: (at_cap >= k).then_some(cap),
         per_device_exposed: re,
         per_device_control: rc,
         incremental,

@@ -256,10 +256,13 @@ pub(super) fn page(r: &Report) -> String {
     let _ = write!(
         s,
         "<h2>Revenue</h2><p>Loyalty-linked receipts at {brand} stores within the window, per device \
-         (winsorized at {cap:.2}): exposed {re:.2}, control {rc:.2}. Incremental revenue {inc} \
+         (winsorized at the 99th percentile of the spenders{cap}): exposed {re:.2}, control {rc:.2}. Incremental revenue {inc} \
          (95 % bootstrap interval {lo} to {hi}); iROAS {iroas}.{people}</p>",
         brand = esc(&r.campaign.brand),
-        cap = rv.winsorized_at,
+        cap = rv.winsorized_at.map_or_else(
+            || format!(", not shown: fewer than {} spenders reach it", r.params.k_converters),
+            |c| format!(", {c:.2}")
+        ),
         re = rv.per_device_exposed,
         rc = rv.per_device_control,
         inc = money(rv.incremental.estimate),
