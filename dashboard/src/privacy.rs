@@ -20,8 +20,8 @@ pub struct Thresholds {
 /// with complements, so that the total minus the shown cells gives no small figure away
 /// ([`disclosure::hide`], the attribution report's rule too).
 pub fn suppress(cells: &[(f64, u64)], k: u64) -> Vec<Option<f64>> {
-    let devices: Vec<Vec<u64>> = cells.iter().map(|&(_, n)| vec![n]).collect();
-    disclosure::hide(&devices, &[k], true)
+    let devices: Vec<u64> = cells.iter().map(|&(_, n)| n).collect();
+    disclosure::hide_counts(&devices, k)
         .into_iter()
         .zip(cells)
         .map(|(hidden, &(v, _))| (!hidden).then_some(v))

@@ -34,6 +34,12 @@ pub fn hide(cells: &[Vec<u64>], k: &[u64], empty_is_safe: bool) -> Vec<bool> {
     hidden
 }
 
+/// [`hide`] for cells of one count each (devices, or passes), empty cells shown.
+pub fn hide_counts(counts: &[u64], k: u64) -> Vec<bool> {
+    let cells: Vec<Vec<u64>> = counts.iter().map(|&n| vec![n]).collect();
+    hide(&cells, &[k], true)
+}
+
 /// Whether the hidden cells are at least two and their sum is not small.
 fn safe(cells: &[Vec<u64>], hidden: &[bool], k: &[u64]) -> bool {
     let rows: Vec<&Vec<u64>> = cells

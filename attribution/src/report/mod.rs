@@ -80,8 +80,7 @@ pub struct Totals {
 impl Totals {
     fn new(inp: &Inputs, design: &Design, k: u64) -> Totals {
         let shown = |group: &[u64]| -> Vec<Option<u64>> {
-            let cells: Vec<Vec<u64>> = group.iter().map(|&n| vec![n]).collect();
-            disclosure::hide(&cells, &[k], true)
+            disclosure::hide_counts(group, k)
                 .into_iter()
                 .zip(group)
                 .map(|(hidden, &n)| (!hidden).then_some(n))
@@ -227,8 +226,8 @@ pub fn build(inp: &Inputs, p: &Params) -> Report {
 
     let c = &inp.campaign;
     let hidden = |arm: &dyn Fn(&(u16, u64, u64)) -> u64| {
-        let cells: Vec<Vec<u64>> = inp.daily.iter().map(|d| vec![arm(d)]).collect();
-        disclosure::hide(&cells, &[p.k_devices], true)
+        let passes: Vec<u64> = inp.daily.iter().map(arm).collect();
+        disclosure::hide_counts(&passes, p.k_devices)
     };
     let (hide_e, hide_c) = (hidden(&|d| d.1), hidden(&|d| d.2));
     let daily = inp
