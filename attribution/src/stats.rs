@@ -125,6 +125,14 @@ impl Interval {
 }
 
 impl Interval {
+    /// The normal interval `estimate` ± `z` x `se`.
+    pub fn normal(estimate: f64, se: f64, z: f64) -> Interval {
+        Interval {
+            lo: estimate - z * se,
+            hi: estimate + z * se,
+        }
+    }
+
     pub fn contains(&self, x: f64) -> bool {
         self.lo <= x && x <= self.hi
     }
@@ -169,10 +177,7 @@ pub fn newcombe(xe: u64, ne: u64, xc: u64, nc: u64, z: f64) -> Interval {
 pub fn wald(xe: u64, ne: u64, xc: u64, nc: u64, z: f64) -> Interval {
     let (pe, pc) = (ratio(xe, ne), ratio(xc, nc));
     let se = (pe * (1.0 - pe) / ne as f64 + pc * (1.0 - pc) / nc as f64).sqrt();
-    Interval {
-        lo: pe - pc - z * se,
-        hi: pe - pc + z * se,
-    }
+    Interval::normal(pe - pc, se, z)
 }
 
 /// Katz's log interval for the risk ratio p_e / p_c; None when a cell is empty.

@@ -230,26 +230,16 @@ pub fn window(design: &Design, inp: &Inputs, p: &Params, wi: usize) -> WindowRes
     // (strata independent) otherwise.
     let stratified = point.strat.map(|s| Estimate {
         estimate: s.estimate,
-        interval: boot(&|d| d.strat.map(|s| s.estimate)).map_or(
-            Interval {
-                lo: s.estimate - z * s.variance.sqrt(),
-                hi: s.estimate + z * s.variance.sqrt(),
-            },
-            |b| b.0,
-        ),
+        interval: boot(&|d| d.strat.map(|s| s.estimate))
+            .map_or(Interval::normal(s.estimate, s.variance.sqrt(), z), |b| b.0),
     });
     // CUPED over every unit (the sample's draw): the point estimate; the cluster
     // bootstrap's interval when there is one (analytic, i.i.d., otherwise).
     let adjusted = point.cuped;
     let cuped = adjusted.map(|c| Estimate {
         estimate: c.difference,
-        interval: boot(&|d| d.cuped.map(|c| c.difference)).map_or(
-            Interval {
-                lo: c.difference - z * c.se,
-                hi: c.difference + z * c.se,
-            },
-            |b| b.0,
-        ),
+        interval: boot(&|d| d.cuped.map(|c| c.difference))
+            .map_or(Interval::normal(c.difference, c.se, z), |b| b.0),
     });
 
     let d = comparison.difference;
@@ -565,10 +555,7 @@ fn pre_period_balance(units: &[&Unit], z: f64) -> (f64, f64, Estimate) {
         mean(&pc_pre),
         Estimate {
             estimate: diff,
-            interval: Interval {
-                lo: diff - z * se,
-                hi: diff + z * se,
-            },
+            interval: Interval::normal(diff, se, z),
         },
     )
 }
