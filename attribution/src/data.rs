@@ -5,6 +5,12 @@
 //! clean pass, and per device its outcomes (visits in each window, the pre-period, the
 //! placebo brand, already inside, staff) and loyalty-linked revenue per window. Rust gets
 //! one row per assigned device and does the statistics.
+//!
+//! Device keys change with the epoch. When the report's period crosses a boundary, its
+//! visits and loyalty links of the new epoch are read through the collector's `bridges`
+//! (wire crate docs, "Epoch bridges"): a key that has a pair is replaced by its device's key
+//! of the epoch before, so one phone is one unit on both sides. One boundary per report (the
+//! first in or after the flight), never a chain of them.
 
 use std::collections::HashMap;
 
@@ -114,6 +120,25 @@ struct DailyRow {
     control: u64,
 }
 
+#[derive(Row, Deserialize)]
+struct EpochRow {
+    epoch: u32,
+    began_ms: i64,
+}
+
+/// An epoch boundary inside the report's period (pre-period to the longest window's end).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Boundary {
+    /// The epoch that begins.
+    pub epoch: u32,
+    /// The UTC day its keys first appear in the period's visits.
+    pub day: String,
+    /// Devices of the epoch before with their next key (the collector's `bridges`).
+    pub pairs: u64,
+    /// Whether the report follows devices across it (the one boundary it bridges, with pairs).
+    pub bridged: bool,
+}
+
 #[derive(Clone, Debug, Row, Deserialize)]
 struct Site {
     site_id: String,
@@ -139,6 +164,8 @@ pub struct Inputs {
     pub daily: Vec<(u16, u64, u64)>,
     /// The end of follow-up: the newest sighting.
     pub data_end_ms: i64,
+    /// Epoch boundaries inside the report's period.
+    pub boundaries: Vec<Boundary>,
 }
 
 #[cfg(test)]
@@ -168,6 +195,7 @@ impl Inputs {
             linkable_passers: 0,
             daily: vec![],
             data_end_ms: 0,
+            boundaries: vec![],
         }
     }
 }
@@ -206,11 +234,83 @@ fn bound(value: impl clickhouse::sql::Bind) -> String {
 
 /// `toDate('YYYY-MM-DD')` of the UTC day of `ms`.
 fn date(ms: i64) -> String {
-    let day = chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .format("%Y-%m-%d")
-        .to_string();
-    format!("toDate({})", bound(day))
+    format!("toDate({})", bound(iso_day(ms)))
+}
+
+/// The epoch whose keys replace the next epoch's: `visits` (the columns the queries read)
+/// and `links`, each as a subquery whose `(epoch, device)` of the next epoch is its device's
+/// pair in `bridges`, where it has one. Without a bridge, the tables as they are.
+struct Sources {
+    bridge: Option<u32>,
+}
+
+impl Sources {
+    /// `(SELECT device, epoch, {cols} FROM {table} WHERE {cond})`, through the bridge.
+    fn read(&self, table: &str, cols: &str, cond: &str) -> String {
+        let Some(e) = self.bridge else {
+            return format!("(SELECT device, epoch, {cols} FROM {table} WHERE {cond})");
+        };
+        // Renamed on both sides of the join (ClickHouse resolves aliases query-wide); a next
+        // key with two pairs (a hash collision) keeps one, so no row is doubled.
+        format!(
+            "(SELECT if(b_old = 0, v_device, b_old) AS device, if(b_old = 0, v_epoch, toUInt32({e}))              AS epoch, {cols} FROM (SELECT device AS v_device, epoch AS v_epoch, {cols} FROM {table}              WHERE {cond}) AS keyed ALL LEFT JOIN (SELECT next AS v_device, toUInt32({next}) AS v_epoch,              any(device) AS b_old FROM bridges WHERE epoch = {e} GROUP BY next) AS pairs              USING (v_device, v_epoch))",
+            next = u64::from(e) + 1
+        )
+    }
+
+    /// Retained visits (FINAL) meeting `cond`, with the columns the report reads.
+    fn visits(&self, cond: &str) -> String {
+        self.read(
+            "visits FINAL",
+            "site, day, class, kind, first_ms, last_ms",
+            &format!("retracted = 0 AND {cond}"),
+        )
+    }
+
+    /// Loyalty links, one per (epoch, device, card) after the bridge (a member linked in both
+    /// epochs is one link, not two).
+    fn links(&self) -> String {
+        format!(
+            "(SELECT DISTINCT epoch, device, loyalty_id FROM {})",
+            self.read("links FINAL", "loyalty_id", "1")
+        )
+    }
+}
+
+/// The period a report reads, and its partitions' days.
+struct Span {
+    lo: i64,
+    hi: i64,
+    s_from: String,
+    s_to: String,
+}
+
+fn span(c: &Campaign, r: &Rules) -> Span {
+    let longest = i64::from(r.windows_days.iter().copied().max().unwrap_or(14)) * DAY_MS;
+    let (lo, hi) = (c.start_ms - r.pre_ms, c.end_ms + longest);
+    Span {
+        lo,
+        hi,
+        s_from: date(lo - DAY_MS),
+        s_to: date(hi + DAY_MS),
+    }
+}
+
+/// The epochs of the visits in the report's period, each with its first visit: where keys
+/// changed.
+pub fn epochs_query(c: &Campaign, stores: &HashMap<String, String>, r: &Rules) -> String {
+    let Span {
+        lo,
+        hi,
+        s_from,
+        s_to,
+    } = span(c, r);
+    format!(
+        "SELECT epoch, min(first_ms) AS began_ms FROM visits WHERE site IN ({}) \
+         AND day >= {s_from} AND day <= {s_to} AND last_ms >= {lo} AND first_ms < {hi} \
+         GROUP BY epoch ORDER BY epoch",
+        in_list(c.boards.iter().chain(stores.keys()))
+    )
 }
 
 /// The report's SQL, built for one campaign.
@@ -226,13 +326,16 @@ pub struct Queries {
     pub daily: String,
 }
 
-/// Builds the queries. `stores` maps store -> brand; `placebo` is the placebo brand.
+/// Builds the queries. `stores` maps store -> brand; `placebo` is the placebo brand;
+/// `bridge`, the epoch whose devices are followed into the next ([`Boundary`]).
 pub fn queries(
     c: &Campaign,
     stores: &HashMap<String, String>,
     placebo: Option<&str>,
     r: &Rules,
+    bridge: Option<u32>,
 ) -> Queries {
+    let src = Sources { bridge };
     let boards = in_list(&c.boards);
     let of = |brand: Option<&str>| {
         in_list(
@@ -246,10 +349,13 @@ pub fn queries(
     let all_stores = in_list(stores.keys());
     let (from, to, pad, lp) = (c.start_ms, c.end_ms, r.pad_ms, c.loop_ms());
     let reach = pad.max(lp);
-    let longest = i64::from(r.windows_days.iter().copied().max().unwrap_or(14)) * DAY_MS;
-    let (lo, hi) = (from - r.pre_ms, to + longest);
+    let Span {
+        lo,
+        hi,
+        s_from,
+        s_to,
+    } = span(c, r);
     let (d_from, d_to) = (date(from - DAY_MS), date(to + DAY_MS));
-    let (s_from, s_to) = (date(lo - DAY_MS), date(hi + DAY_MS));
     // Passes, each with the plays of the creative within reach (joined on board and minute):
     // the overlap of the padded pass with them, and whether one starts within a loop of the
     // pass (the creative is in rotation). Linkable: a global address or a loyalty link.
@@ -262,12 +368,10 @@ pub fn queries(
          any(greatest(0, least(end_ms, last_ms + {pad}) - greatest(start_ms, first_ms - {pad}))) AS ov, \
          any(start_ms != 0 AND start_ms >= first_ms - {lp} AND start_ms <= first_ms + {lp}) AS near \
          FROM (SELECT device, epoch, site, first_ms, last_ms, \
-         class = 'global' OR (epoch, device) IN (SELECT epoch, device FROM links FINAL) AS linkable, \
+         class = 'global' OR (epoch, device) IN (SELECT epoch, device FROM {links}) AS linkable, \
          arrayJoin(range(toUInt64(intDiv(greatest(last_ms + {pad}, first_ms + {lp}), 60000) \
          - intDiv(first_ms - {reach}, 60000) + 1))) + intDiv(first_ms - {reach}, 60000) AS bucket \
-         FROM visits FINAL WHERE site IN ({boards}) AND day >= {d_from} \
-         AND day <= {d_to} AND retracted = 0 AND kind = 'visitor' \
-         AND first_ms >= {from} AND first_ms < {to}) AS passes \
+         FROM {passes}) AS passes \
          ALL LEFT JOIN (SELECT board_id AS site, start_ms, end_ms, \
          arrayJoin(range(toUInt64(intDiv(end_ms, 60000) - intDiv(start_ms, 60000) + 1))) \
          + intDiv(start_ms, 60000) AS bucket FROM ad_plays FINAL WHERE board_id IN ({boards}) \
@@ -275,6 +379,11 @@ pub fn queries(
          AS plays USING (site, bucket) GROUP BY device, epoch, site, first_ms, last_ms, linkable, start_ms) \
          GROUP BY device, epoch, site, first_ms, last_ms, linkable)",
         creative = bound(&c.creative_id),
+        links = src.links(),
+        passes = src.visits(&format!(
+            "site IN ({boards}) AND day >= {d_from} AND day <= {d_to} AND kind = 'visitor' \
+             AND first_ms >= {from} AND first_ms < {to}"
+        )),
     );
     // Intention to treat: each linkable device's first clean pass.
     let arms = format!(
@@ -299,11 +408,14 @@ pub fn queries(
         .map(|&w| within("is_placebo", w))
         .collect();
     let staff = format!(
-        "SELECT DISTINCT device FROM (SELECT device, site, day, sum(last_ms - first_ms) AS stay FROM visits FINAL \
-         WHERE site IN ({all_stores}) AND day >= {s_from} AND day <= {s_to} \
-         AND retracted = 0 AND device IN (SELECT device FROM ({arms})) GROUP BY device, site, day) \
+        "SELECT DISTINCT device FROM (SELECT device, site, day, sum(last_ms - first_ms) AS stay FROM {stays} \
+         WHERE device IN (SELECT device FROM ({arms})) GROUP BY device, site, day) \
          GROUP BY device, site, toMonday(day) HAVING max(stay) > {} OR count() >= {}",
-        r.staff_ms_per_day, r.staff_days_per_week
+        r.staff_ms_per_day,
+        r.staff_days_per_week,
+        stays = src.visits(&format!(
+            "site IN ({all_stores}) AND day >= {s_from} AND day <= {s_to}"
+        )),
     );
     let units = format!(
         "SELECT device, exposed, t0, board, \
@@ -316,11 +428,13 @@ pub fn queries(
          [{converted}] AS converted, [{placebo_w}] AS placebo \
          FROM ({arms}) AS arms ALL LEFT JOIN (SELECT device, site IN ({brand_stores}) AS is_brand, \
          site IN ({placebo_stores}) AS is_placebo, kind = 'visitor' AS is_visitor, first_ms AS v_first, \
-         last_ms AS v_last FROM visits FINAL WHERE site IN ({all_stores}) \
-         AND day >= {s_from} AND day <= {s_to} AND retracted = 0 \
-         AND last_ms >= {lo} AND first_ms < {hi}) AS stays USING device \
+         last_ms AS v_last FROM {stays}) AS stays USING device \
          GROUP BY device, exposed, t0, board ORDER BY device",
         pre = r.pre_ms,
+        stays = src.visits(&format!(
+            "site IN ({all_stores}) AND day >= {s_from} AND day <= {s_to} \
+             AND last_ms >= {lo} AND first_ms < {hi}"
+        )),
         converted = converted.join(", "),
         placebo_w = placebo_w.join(", "),
     );
@@ -342,13 +456,14 @@ pub fn queries(
     let revenue = format!(
         "SELECT device, [{}] AS cents, [{}] AS receipts \
          FROM (SELECT device, t0, loyalty_id FROM ({arms}) AS arms \
-         ALL INNER JOIN (SELECT epoch, device, loyalty_id FROM links FINAL) AS links \
+         ALL INNER JOIN {links} AS links \
          USING (epoch, device)) AS linked \
          ALL LEFT JOIN (SELECT loyalty_id, at_ms, amount_cents FROM receipts FINAL \
          WHERE store_id IN ({brand_stores}) AND day >= {s_from} AND day <= {s_to}) \
          AS bought USING loyalty_id GROUP BY device",
         per_window(&|c| format!("sumIf(amount_cents, {c})")),
-        per_window(&|c| format!("countIf({c})"))
+        per_window(&|c| format!("countIf({c})")),
+        links = src.links(),
     );
     let classes = format!(
         "SELECT klass, count() AS passes FROM ({classified}) WHERE linkable GROUP BY klass ORDER BY klass"
@@ -412,7 +527,29 @@ pub async fn load(
         return Err(DataError::NoStores(campaign.brand));
     }
     let placebo_brand = placebo_of(&stores, &campaign.brand);
-    let q = queries(&campaign, &stores, placebo_brand.as_deref(), rules);
+    let epochs: Vec<EpochRow> = db
+        .query(&epochs_query(&campaign, &stores, rules))
+        .fetch_all()
+        .await
+        .what("the epochs query")?;
+    let mut boundaries = Vec::new();
+    for pair in epochs.windows(2) {
+        let (before, after) = (&pair[0], &pair[1]);
+        let pairs: u64 = db
+            .query("SELECT uniqExact(device) FROM bridges WHERE epoch = ?")
+            .bind(before.epoch)
+            .fetch_one()
+            .await
+            .what("reading table bridges")?;
+        boundaries.push(Boundary {
+            epoch: after.epoch,
+            day: iso_day(after.began_ms),
+            pairs,
+            bridged: false,
+        });
+    }
+    let bridge = bridged(&mut boundaries, &epochs, campaign.start_ms);
+    let q = queries(&campaign, &stores, placebo_brand.as_deref(), rules, bridge);
     tracing::debug!(units = %q.units, revenue = %q.revenue, "the report's queries");
     let units: Vec<UnitRow> = db
         .query(&q.units)
@@ -477,7 +614,33 @@ pub async fn load(
         linkable_passers,
         daily,
         data_end_ms,
+        boundaries,
     })
+}
+
+/// Picks the one boundary the report bridges: the first whose new keys appear at or after
+/// the flight's start (exposures and conversions straddle it), else the last before it (the
+/// look-back does), among those with pairs; marks it; returns the epoch before it.
+fn bridged(boundaries: &mut [Boundary], epochs: &[EpochRow], start_ms: i64) -> Option<u32> {
+    let firsts: Vec<i64> = epochs.iter().skip(1).map(|e| e.began_ms).collect();
+    let candidates: Vec<usize> = (0..boundaries.len())
+        .filter(|&i| boundaries[i].pairs > 0)
+        .collect();
+    let chosen = candidates
+        .iter()
+        .copied()
+        .find(|&i| firsts[i] >= start_ms)
+        .or_else(|| candidates.last().copied())?;
+    boundaries[chosen].bridged = true;
+    Some(boundaries[chosen].epoch - 1)
+}
+
+/// The UTC day of `ms`, `YYYY-MM-DD`.
+fn iso_day(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .format("%Y-%m-%d")
+        .to_string()
 }
 
 /// The other brand with the most stores (ties: the first by name).
@@ -518,7 +681,7 @@ mod tests {
             staff_days_per_week: 5,
             windows_days: vec![14],
         };
-        let q = queries(&c, &HashMap::new(), None, &rules);
+        let q = queries(&c, &HashMap::new(), None, &rules, None);
         assert!(
             q.classified.contains(r"creative_id = 'it\'s\\n'"),
             "{}",

@@ -29,6 +29,7 @@ fn envelope() -> Vec<u8> {
             Sighting {
                 device: DeviceKey(next()),
                 link: Some(LinkKey(next())),
+                next: None,
                 class: if next() % 3 == 0 {
                     IdentityClass::Global
                 } else {
@@ -70,7 +71,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("decode 500-sighting envelope", |b| {
         b.iter(
             || match decode(&topic, &payload, SENT_MS, &inventory, cfg.ingest()) {
-                Decoded::Sightings(rows) => rows,
+                Decoded::Sightings(rows, _) => rows,
                 _ => panic!("a valid envelope"),
             },
         )
@@ -78,7 +79,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("decode + stream records", |b| {
         b.iter(
             || match decode(&topic, &payload, SENT_MS, &inventory, cfg.ingest()) {
-                Decoded::Sightings(rows) => {
+                Decoded::Sightings(rows, _) => {
                     rows.iter().map(|r| Seen::new(r, false)).collect::<Vec<_>>()
                 }
                 _ => panic!("a valid envelope"),

@@ -7,12 +7,13 @@ use std::sync::Arc;
 use serde::Deserialize;
 use wire::topic::Parsed;
 
-use crate::ch::rows::{day_of, fnv64, RejectedRow, SightingRow, StatusRow};
+use crate::ch::rows::{day_of, fnv64, BridgeRow, RejectedRow, SightingRow, StatusRow};
 use crate::config::IngestConfig;
 use crate::reason::Reason;
 
 pub enum Decoded {
-    Sightings(Vec<SightingRow>),
+    /// The envelope's sightings, and the epoch bridges they carry.
+    Sightings(Vec<SightingRow>, Vec<BridgeRow>),
     Status(StatusRow),
     Rejected(Reason, RejectedRow),
 }
@@ -187,6 +188,7 @@ pub fn decode(
         );
     }
     let mut rows = Vec::with_capacity(env.sightings.len());
+    let mut bridges = Vec::new();
     let (site, sensor): (Arc<str>, Arc<str>) = (env.site.into(), env.sensor.into());
     for (i, s) in env.sightings.iter().enumerate() {
         if !sane(s.first_seen.0) || !sane(s.last_seen.0) {
@@ -204,6 +206,15 @@ pub fn decode(
                 format!("sighting {i}: last_seen before first_seen, no frames, or a bad RSSI"),
             );
         }
+        if env.v < 3 && s.next.is_some() {
+            return rej(
+                Reason::SchemaMismatch,
+                format!(
+                    "sighting {i}: a next key in a contract version {} envelope",
+                    env.v
+                ),
+            );
+        }
         if env.v < 2 && s.link.is_some() {
             return rej(
                 Reason::SchemaMismatch,
@@ -212,6 +223,13 @@ pub fn decode(
                     env.v
                 ),
             );
+        }
+        if let Some(next) = s.next {
+            bridges.push(BridgeRow {
+                epoch: env.epoch,
+                device: s.device.0,
+                next: next.0,
+            });
         }
         rows.push(SightingRow {
             site: site.clone(),
@@ -237,7 +255,7 @@ pub fn decode(
             received_ms,
         });
     }
-    Decoded::Sightings(rows)
+    Decoded::Sightings(rows, bridges)
 }
 
 #[cfg(test)]
@@ -280,7 +298,7 @@ mod tests {
     /// The rows of a good one-sighting envelope.
     fn good_rows() -> Vec<SightingRow> {
         let p = envelope(1, "s-1", "store-1", NOW - 60_000, NOW - 1000);
-        let Decoded::Sightings(rows) = decode(TOPIC, p.as_bytes(), NOW, &inventory(), &bounds())
+        let Decoded::Sightings(rows, _) = decode(TOPIC, p.as_bytes(), NOW, &inventory(), &bounds())
         else {
             panic!("accepted");
         };
@@ -354,7 +372,7 @@ mod tests {
                 r#""link":"00000000000000aa","class":"local""#,
             )
         };
-        let Decoded::Sightings(rows) =
+        let Decoded::Sightings(rows, _) =
             decode(TOPIC, linked(2).as_bytes(), NOW, &inventory(), &bounds())
         else {
             panic!("accepted");
@@ -370,13 +388,48 @@ mod tests {
     }
 
     #[test]
+    fn next_keys_become_bridges_from_version_3_and_are_refused_before() {
+        let bridged = |v: u32| {
+            envelope(v, "s-1", "store-1", NOW - 60_000, NOW - 1000).replace(
+                r#""class":"local""#,
+                r#""link":"00000000000000aa","next":"00000000000000bb","class":"local""#,
+            )
+        };
+        let Decoded::Sightings(rows, bridges) =
+            decode(TOPIC, bridged(3).as_bytes(), NOW, &inventory(), &bounds())
+        else {
+            panic!("accepted");
+        };
+        assert_eq!(rows.len(), 1);
+        assert_eq!(
+            bridges,
+            [BridgeRow {
+                epoch: 437,
+                device: 0xff,
+                next: 0xbb
+            }]
+        );
+        assert_eq!(reason(TOPIC, &bridged(2)), Some(Reason::SchemaMismatch));
+        let Decoded::Sightings(_, none) = decode(
+            TOPIC,
+            envelope(3, "s-1", "store-1", NOW - 60_000, NOW - 1000).as_bytes(),
+            NOW,
+            &inventory(),
+            &bounds(),
+        ) else {
+            panic!("accepted");
+        };
+        assert!(none.is_empty(), "outside the bridge: no pair");
+    }
+
+    #[test]
     fn every_rule_has_its_reason() {
         let ok = envelope(1, "s-1", "store-1", NOW - 60_000, NOW - 1000);
         assert_eq!(reason(TOPIC, &ok), None);
         assert_eq!(reason(TOPIC, "{\"v\":1,"), Some(Reason::MalformedJson));
         assert_eq!(reason(TOPIC, "not json"), Some(Reason::MalformedJson));
         assert_eq!(
-            reason(TOPIC, &envelope(3, "s-1", "store-1", NOW - 60_000, NOW)),
+            reason(TOPIC, &envelope(4, "s-1", "store-1", NOW - 60_000, NOW)),
             Some(Reason::UnsupportedVersion)
         );
         assert_eq!(

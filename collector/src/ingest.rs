@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, trace, warn};
 
-use crate::ch::rows::{RejectedRow, SightingRow, StatusRow};
+use crate::ch::rows::{BridgeRow, RejectedRow, SightingRow, StatusRow};
 use crate::ch::{self, QueryError};
 use crate::config::Config;
 use crate::decode::{decode, Decoded};
@@ -35,6 +35,10 @@ const IDLE: Duration = Duration::from_millis(20);
 #[derive(Default)]
 struct Batch {
     sightings: Vec<SightingRow>,
+    bridges: Vec<BridgeRow>,
+    /// Sightings of a newer epoch came: the bridges of epochs before this one are dropped
+    /// after the commit (wire crate docs, "Epoch bridges").
+    drop_bridges_before: Option<u32>,
     status: Vec<StatusRow>,
     rejected: Vec<RejectedRow>,
     /// In arrival order, acknowledged after the commit.
@@ -243,6 +247,8 @@ pub async fn run(
     // batch_max_age.
     let mut last_message = Instant::now();
     let mut rejections = RejectionLog::new();
+    // The newest epoch of a sighting so far (0: none yet, so the first batch checks).
+    let mut newest_epoch = 0;
     loop {
         let deadline = batch.opened.map(|t| (t + max_age).min(last_message + IDLE));
         tokio::select! {
@@ -266,10 +272,17 @@ pub async fn run(
                     decoded = decode(&topic, &p.payload, now, inventory.sensors(), &bounds);
                 }
                 match decoded {
-                    Decoded::Sightings(rows) => {
+                    Decoded::Sightings(rows, bridges) => {
                         if let Some(o) = rows.iter().map(|r| r.last_ms).min() {
                             batch.oldest_ms = Some(batch.oldest_ms.map_or(o, |b| b.min(o)));
                         }
+                        if let Some(epoch) = rows.first().map(|r| r.epoch) {
+                            if epoch > newest_epoch {
+                                newest_epoch = epoch;
+                                batch.drop_bridges_before = epoch.checked_sub(1);
+                            }
+                        }
+                        batch.bridges.extend(bridges);
                         let unlinked = rows.iter().filter(|r| r.link == 0).count();
                         metrics.sightings_unlinked.inc_by(unlinked as u64);
                         batch.sightings.extend(rows);
@@ -369,6 +382,9 @@ async fn commit(
     // (it checks): the rows of a message are already in order, so this costs the collector
     // less than it saves the server.
     batch.sightings.sort_by(SightingRow::table_order);
+    // One pair per device and epoch, however many of its sightings carried it.
+    batch.bridges.sort_unstable();
+    batch.bridges.dedup();
     let b = &batch;
     let written = ch::retry(
         &metrics.clickhouse_errors,
@@ -377,8 +393,13 @@ async fn commit(
         b.rows(),
         || async move {
             ch::insert(db, "sightings", &b.sightings).await?;
+            ch::insert(db, "bridges", &b.bridges).await?;
             ch::insert(db, "sensor_status", &b.status).await?;
-            ch::insert(db, "rejected", &b.rejected).await
+            ch::insert(db, "rejected", &b.rejected).await?;
+            match b.drop_bridges_before {
+                Some(epoch) => drop_bridges_before(db, epoch).await,
+                None => Ok(()),
+            }
         },
     )
     .await;
@@ -387,6 +408,7 @@ async fn commit(
         return Ok(());
     }
     metrics.rows_written("sightings", batch.sightings.len());
+    metrics.rows_written("bridges", batch.bridges.len());
     metrics.rows_written("sensor_status", batch.status.len());
     metrics.rows_written("rejected", batch.rejected.len());
     metrics.batch_committed(started.elapsed());
@@ -398,6 +420,32 @@ async fn commit(
     feed.send(&batch.sightings).await?;
     for p in &batch.messages {
         client.ack(p).await.map_err(IngestError::Mqtt)?;
+    }
+    Ok(())
+}
+
+/// Drops the epoch bridges of epochs before `epoch` (their partitions): a pair links a key to
+/// the next epoch's only while sightings of that next epoch may still come, so no stored
+/// pair links keys more than one boundary apart (wire crate docs, "Epoch bridges").
+async fn drop_bridges_before(
+    db: &clickhouse::Client,
+    epoch: u32,
+) -> Result<(), clickhouse::error::Error> {
+    let old: Vec<u32> = db
+        .query("SELECT DISTINCT epoch FROM bridges WHERE epoch < ?")
+        .bind(epoch)
+        .fetch_all()
+        .await?;
+    for e in old {
+        // A partition id is bound like any value: the epoch is a number.
+        db.query("ALTER TABLE bridges DROP PARTITION ?")
+            .bind(e)
+            .execute()
+            .await?;
+        info!(
+            epoch = e,
+            "dropped the epoch's bridges: sightings two epochs later came"
+        );
     }
     Ok(())
 }

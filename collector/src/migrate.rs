@@ -50,6 +50,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0008_sensor_latest.sql",
         include_str!("../migrations/0008_sensor_latest.sql"),
     ),
+    (
+        9,
+        "0009_bridges.sql",
+        include_str!("../migrations/0009_bridges.sql"),
+    ),
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -10,6 +10,8 @@
 //!   by enumerating the ~39-bit allocated address space, as an unsalted hash can.
 //! - [`EpochHasher::link_key`] and [`link::Linker`]: the link of a chain of one device's
 //!   randomized addresses (wire crate docs, "Links").
+//! - [`Epochs`]: which epoch a time falls in, and whether a sighting is in its epoch's last
+//!   days, where it also carries its next epoch's key (wire crate docs, "Epoch bridges").
 //! - [`fingerprint`]: FNV-1a 32 over the stable parts of a probe request's information
 //!   elements (chipset and OS capabilities, not networks or channels).
 
@@ -31,6 +33,50 @@ pub fn epoch_key(secret: &[u8], epoch: u32) -> [u8; 32] {
     hk.expand(&info, &mut okm)
         .expect("32 bytes is a valid HKDF-SHA256 output length");
     okm
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// The epoch calendar of a tenant: `epoch = floor(unix_ms / epoch length)`, and the bridge,
+/// the last `bridge_days` of each epoch, in which a sighting also carries its device key
+/// under the next epoch's key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Epochs {
+    epoch_ms: i64,
+    bridge_ms: i64,
+}
+
+impl Epochs {
+    /// Epochs of `epoch_days` (at least 1) with a bridge of `bridge_days` (0: none; capped
+    /// below the epoch's length, so a key is never published more than one epoch ahead).
+    pub fn new(epoch_days: u32, bridge_days: u32) -> Epochs {
+        let epoch_days = epoch_days.max(1);
+        Epochs {
+            epoch_ms: i64::from(epoch_days) * DAY_MS,
+            bridge_ms: i64::from(bridge_days.min(epoch_days - 1)) * DAY_MS,
+        }
+    }
+
+    /// The epoch's length in milliseconds.
+    pub fn epoch_ms(&self) -> i64 {
+        self.epoch_ms
+    }
+
+    /// The epoch that contains `ms` (0 before 1970).
+    pub fn epoch_of(&self, ms: i64) -> u32 {
+        u32::try_from(ms.div_euclid(self.epoch_ms)).unwrap_or(0)
+    }
+
+    /// When `epoch` begins, in ms since 1970.
+    pub fn start_of(&self, epoch: u32) -> i64 {
+        i64::from(epoch) * self.epoch_ms
+    }
+
+    /// The next epoch, if a sighting that began at `first_ms` is in its epoch's bridge.
+    pub fn bridge_to(&self, first_ms: i64) -> Option<u32> {
+        let next = self.epoch_of(first_ms).checked_add(1)?;
+        (self.bridge_ms > 0 && first_ms >= self.start_of(next) - self.bridge_ms).then_some(next)
+    }
 }
 
 /// The keyed HMAC state of one epoch: hashing an address clones it instead of keying a new
@@ -142,6 +188,29 @@ mod tests {
         assert_eq!(h.link_key(20407, &octets).to_string(), "8ad35f5e602bb34c");
         assert_ne!(h.link_key(20408, &octets), h.link_key(20407, &octets));
         assert_ne!(h.link_key(20407, &octets).0, h.device_key(&octets).0);
+    }
+
+    #[test]
+    fn the_bridge_is_the_last_days_of_each_epoch() {
+        let e = Epochs::new(45, 30);
+        let boundary = e.start_of(456); // 2026-03-08T00:00Z
+        assert_eq!(boundary, 1_772_928_000_000);
+        assert_eq!(e.epoch_of(boundary - 1), 455);
+        assert_eq!(e.epoch_of(boundary), 456);
+        assert_eq!(e.bridge_to(boundary - 1), Some(456));
+        assert_eq!(e.bridge_to(boundary - 30 * DAY_MS), Some(456));
+        assert_eq!(e.bridge_to(boundary - 30 * DAY_MS - 1), None, "15 days in");
+        assert_eq!(e.bridge_to(boundary), None, "the new epoch's first day");
+        assert_eq!(
+            Epochs::new(45, 0).bridge_to(boundary - 1),
+            None,
+            "no bridge"
+        );
+        // A bridge as long as the epoch is cut to one day less: a key is never published
+        // more than an epoch ahead.
+        let whole = Epochs::new(2, 9);
+        assert_eq!(whole.bridge_to(0), None);
+        assert_eq!(whole.bridge_to(DAY_MS), Some(1));
     }
 
     #[test]

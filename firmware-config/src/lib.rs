@@ -40,6 +40,7 @@ mod tests {
         assert_eq!(cfg.sensor().id, "sensor-01");
         assert_eq!(cfg.sightings().gap_secs, 60);
         assert_eq!(cfg.identity().epoch_days, 45);
+        assert_eq!(cfg.identity().bridge_days, 30);
         assert!(matches!(cfg.capture().fcs_policy, FcsPolicy::Verify));
     }
 
@@ -74,6 +75,7 @@ mod tests {
             ("[sightings]\ngap_secs = 0", "sightings.gap_secs"),
             ("[sightings]\ninterim_secs = 10", "sightings.interim_secs"),
             ("[identity]\nepoch_days = 0", "identity.epoch_days"),
+            ("[identity]\nepoch_days = 7", "identity.bridge_days"),
             (
                 "[identity]\nsecret_env = \"X\"\nsecret_file = \"/k\"",
                 "identity.secret_file",

@@ -56,6 +56,7 @@ pub struct RawIdentity {
     pub secret_file: Option<PathBuf>,
     pub secret_env: Option<String>,
     pub epoch_days: u32,
+    pub bridge_days: u32,
     pub opt_out_file: Option<PathBuf>,
 }
 

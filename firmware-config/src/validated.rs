@@ -71,6 +71,9 @@ pub struct Sightings {
 pub struct Identity {
     pub secret: SecretSource,
     pub epoch_days: u32,
+    /// The last days of each epoch in which sightings also carry the next epoch's key (wire
+    /// crate docs, "Epoch bridges"); 0: none.
+    pub bridge_days: u32,
     pub opt_out_file: Option<PathBuf>,
 }
 
@@ -325,9 +328,17 @@ impl Config {
                 "must be 1-366",
             ));
         }
+        if i.bridge_days >= i.epoch_days {
+            return Err(E::invalid(
+                "identity.bridge_days",
+                i.bridge_days,
+                "must be less than identity.epoch_days (a key is never published an epoch ahead)",
+            ));
+        }
         let identity = Identity {
             secret,
             epoch_days: i.epoch_days,
+            bridge_days: i.bridge_days,
             opt_out_file: i.opt_out_file.map(abs),
         };
 

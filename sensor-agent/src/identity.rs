@@ -1,42 +1,57 @@
 //! Keyed hashing of device addresses (DESIGN.md, privacy invariant): `epoch =
 //! floor(unix_secs / epoch_len)`, and the epoch's key and the device key as `device_id`
-//! defines them. Here the raw address stays inside the crate: only [`Hasher::key`] reads it.
+//! defines them, with the next epoch's key in an epoch's bridge (wire crate docs, "Epoch
+//! bridges"). Here the raw address stays inside the crate: only [`Hasher`] reads it.
 
 use device_id::link::{ChainId, Linker};
-use device_id::{epoch_key, EpochHasher};
+use device_id::{epoch_key, EpochHasher, Epochs};
 use firmware_config::Secret;
 use wire::{DeviceKey, Fingerprint};
 
 use crate::mac::RawMac;
 
-/// Maps addresses to device keys. It keeps the current epoch's keyed HMAC state; callers
-/// hash once per sighting (the session table caches the result), not once per frame.
+/// Maps addresses to device keys. It keeps the current epoch's keyed HMAC state (and the
+/// next one's, in the bridge); callers hash once per sighting (the session table caches the
+/// result), not once per frame.
 pub(crate) struct Hasher {
     secret: Secret,
-    epoch_ms: i64,
+    epochs: Epochs,
     epoch: u32,
     hasher: EpochHasher,
+    next: Option<(u32, EpochHasher)>,
 }
 
 impl Hasher {
-    pub(crate) fn new(secret: Secret, epoch_days: u32) -> Hasher {
+    pub(crate) fn new(secret: Secret, epochs: Epochs) -> Hasher {
         let hasher = keyed(&secret, 0);
         Hasher {
             secret,
-            epoch_ms: i64::from(epoch_days) * 86_400_000,
+            epochs,
             epoch: 0,
             hasher,
+            next: None,
         }
     }
 
     /// The epoch that contains `ts_ms`: a range check against the current epoch, which
     /// answers for almost every frame, before a division.
     pub(crate) fn epoch_of(&self, ts_ms: i64) -> u32 {
-        let start = i64::from(self.epoch) * self.epoch_ms;
-        if (start..start + self.epoch_ms).contains(&ts_ms) {
+        let start = self.epochs.start_of(self.epoch);
+        if (start..start + self.epochs.epoch_ms()).contains(&ts_ms) {
             return self.epoch;
         }
-        u32::try_from(ts_ms.div_euclid(self.epoch_ms)).unwrap_or(0)
+        self.epochs.epoch_of(ts_ms)
+    }
+
+    /// The next epoch's key of `mac`, if a sighting of it that began at `first_ms` is in its
+    /// epoch's bridge. Hashed once per published sighting version, in the bridge only.
+    pub(crate) fn next_key(&mut self, mac: &RawMac, first_ms: i64) -> Option<DeviceKey> {
+        let next = self.epochs.bridge_to(first_ms)?;
+        if self.next.as_ref().is_none_or(|(e, _)| *e != next) {
+            self.next = Some((next, keyed(&self.secret, next)));
+        }
+        let (_, hasher) = self.next.as_ref().expect("keyed above");
+        Some(hasher.device_key(mac.octets()))
     }
 
     /// The device key of `mac` at time `ts_ms`, with its epoch.
@@ -88,7 +103,7 @@ mod tests {
         //   prk = hmac(salt, secret); okm = hmac(prk, b"epoch" + epoch.to_bytes(4) + b"\x01")
         //   hmac(okm, mac).digest()[:8]
         let secret = Secret::from_bytes(b"tenant-secret-0123456789".to_vec());
-        let mut h = Hasher::new(secret, 45);
+        let mut h = Hasher::new(secret, Epochs::new(45, 30));
         let ts = 1_668_506_405_120; // 2022-11-15, epoch 429 at 45 days
         let (epoch, key) = h.key(&mac([0x3c, 0x22, 0xfb, 0x01, 0x02, 0x03]), ts);
         assert_eq!(epoch, 429);
@@ -98,7 +113,7 @@ mod tests {
     #[test]
     fn keys_are_stable_within_an_epoch_and_change_across_epochs() {
         let secret = Secret::from_bytes(b"tenant-secret-0123456789".to_vec());
-        let mut h = Hasher::new(secret.clone(), 1);
+        let mut h = Hasher::new(secret.clone(), Epochs::new(1, 0));
         let m = mac([0x3c, 0x22, 0xfb, 0x01, 0x02, 0x03]);
         let day = 86_400_000;
         let a = h.key(&m, 10 * day + 5);
@@ -106,7 +121,26 @@ mod tests {
         let b = h.key(&m, 11 * day);
         assert_eq!(b.0, 11);
         assert_ne!(a.1, b.1, "a new epoch gives a new key");
-        let mut other_sensor = Hasher::new(secret, 1);
+        let mut other_sensor = Hasher::new(secret, Epochs::new(1, 0));
         assert_eq!(other_sensor.key(&m, 10 * day), a, "every sensor agrees");
+    }
+
+    #[test]
+    fn in_the_bridge_the_next_key_is_the_key_the_next_epoch_gives() {
+        let secret = Secret::from_bytes(b"tenant-secret-0123456789".to_vec());
+        let mut h = Hasher::new(secret, Epochs::new(10, 3));
+        let m = mac([0x3c, 0x22, 0xfb, 0x01, 0x02, 0x03]);
+        let day = 86_400_000;
+        assert_eq!(h.next_key(&m, 16 * day), None, "day 6 of 10");
+        let next = h.next_key(&m, 17 * day).expect("day 7 of 10: the bridge");
+        assert_eq!(
+            h.key(&m, 20 * day),
+            (2, next),
+            "what the next epoch publishes"
+        );
+        assert_ne!(h.key(&m, 17 * day).1, next);
+        // The next epoch's own bridge: its next key is the one after.
+        let after = h.next_key(&m, 29 * day).expect("the bridge into epoch 3");
+        assert_eq!(h.key(&m, 30 * day), (3, after));
     }
 }

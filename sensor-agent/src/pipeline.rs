@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use device_id::Epochs;
 use firmware_config::{Config, FcsPolicy, Secret};
 use serde::Serialize;
 use wire::{DeviceKey, Millis, Sighting};
@@ -76,7 +77,7 @@ pub struct PipelineSettings {
     pub gap_secs: u32,
     pub interim_secs: u32,
     pub max_devices: usize,
-    pub epoch_days: u32,
+    pub epochs: Epochs,
     pub batch_max_sightings: usize,
     pub batch_max_age_ms: i64,
     pub opt_out: HashSet<DeviceKey>,
@@ -90,7 +91,7 @@ impl PipelineSettings {
             gap_secs: cfg.sightings().gap_secs,
             interim_secs: cfg.sightings().interim_secs,
             max_devices: cfg.sightings().max_devices,
-            epoch_days: cfg.identity().epoch_days,
+            epochs: Epochs::new(cfg.identity().epoch_days, cfg.identity().bridge_days),
             batch_max_sightings: cfg.mqtt().batch_max_sightings,
             batch_max_age_ms: cfg.mqtt().batch_max_age.as_millis() as i64,
             opt_out,
@@ -121,7 +122,7 @@ impl Pipeline {
     pub fn new(settings: PipelineSettings, secret: Secret, count_devices: bool) -> Pipeline {
         Pipeline {
             sessions: Sessionizer::new(
-                Hasher::new(secret, settings.epoch_days),
+                Hasher::new(secret, settings.epochs),
                 settings.gap_secs,
                 settings.interim_secs,
                 settings.max_devices,

@@ -85,7 +85,14 @@ impl Open {
         self.rssi_sum = self.rssi_sum.saturating_add(i32::from(rssi));
     }
 
-    fn sighting(&self, mac: &RawMac, epoch: u32, linker: &Linker, is_final: bool) -> Emitted {
+    fn sighting(
+        &self,
+        mac: &RawMac,
+        epoch: u32,
+        next: Option<DeviceKey>,
+        linker: &Linker,
+        is_final: bool,
+    ) -> Emitted {
         let frames = self.frames();
         let mean = (f64::from(self.rssi_sum) / f64::from(frames.max(1)) * 10.0).round() / 10.0;
         Emitted {
@@ -93,6 +100,7 @@ impl Open {
             sighting: Sighting {
                 device: self.device,
                 link: Some(linker.link(self.chain, self.device)),
+                next,
                 class: class_of(mac),
                 fingerprint: self.fingerprint,
                 first_seen: Millis(self.first),
@@ -263,7 +271,8 @@ impl Sessionizer {
     /// and its chain let go.
     fn close(&mut self, mac: &RawMac, s: Open, out: &mut Vec<Emitted>) {
         let epoch = self.hasher.epoch_of(s.first);
-        out.push(s.sighting(mac, epoch, &self.linker, true));
+        let next = self.hasher.next_key(mac, s.first);
+        out.push(s.sighting(mac, epoch, next, &self.linker, true));
         if let Some(c) = s.chain {
             self.linker.release(c);
         }
@@ -293,7 +302,8 @@ impl Sessionizer {
                     self.linker.heard(c, ts_ms, seq, rssi);
                 }
                 if i64::from(s.last_ms) / self.interim_ms > before {
-                    out.push(s.sighting(mac, epoch, &self.linker, false));
+                    let next = self.hasher.next_key(mac, s.first);
+                    out.push(s.sighting(mac, epoch, next, &self.linker, false));
                 }
                 return Observed::Updated;
             }
@@ -437,7 +447,10 @@ mod tests {
     use super::*;
 
     fn sessions(gap: u32, interim: u32, max: usize) -> Sessionizer {
-        let h = Hasher::new(Secret::from_bytes(b"0123456789abcdef".to_vec()), 45);
+        let h = Hasher::new(
+            Secret::from_bytes(b"0123456789abcdef".to_vec()),
+            device_id::Epochs::new(45, 30),
+        );
         Sessionizer::new(h, gap, interim, max)
     }
 

@@ -63,6 +63,8 @@ pub struct City {
     pub origin_lon: f64,
     pub tenant_secret: String,
     pub epoch_days: u32,
+    /// The agents' `identity.bridge_days`.
+    pub bridge_days: u32,
     pub currency: String,
 }
 
@@ -272,6 +274,12 @@ impl Scenario {
             ));
         }
         positive("city.epoch_days", c.epoch_days)?;
+        if c.bridge_days >= c.epoch_days {
+            return Err(invalid(
+                "city.bridge_days",
+                "must be less than city.epoch_days",
+            ));
+        }
 
         let p = &self.population;
         positive("population.people", p.people)?;

@@ -11,7 +11,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
 use device_id::link::{ChainId, Linker};
-use device_id::{epoch_key, EpochHasher};
+use device_id::{epoch_key, EpochHasher, Epochs};
 use firmware_config::Secret;
 use wire::{DeviceKey, Envelope, Fingerprint, IdentityClass, Millis, Sighting};
 
@@ -52,7 +52,7 @@ struct PerSensor {
 pub struct Sessions {
     floor: i8,
     gap_ms: i64,
-    epoch_ms: i64,
+    epochs: Epochs,
     secret: Secret,
     keys: HashMap<u32, EpochHasher>,
     sensors: Vec<PerSensor>,
@@ -62,11 +62,11 @@ pub struct Sessions {
 
 impl Sessions {
     pub fn new(w: &World, secret: &[u8], s: &Scenario, fingerprints: Arc<[Fingerprint]>) -> Self {
-        let (gap_secs, epoch_days) = (s.output.sighting_gap_secs, s.city.epoch_days);
+        let gap_secs = s.output.sighting_gap_secs;
         Sessions {
             floor: s.output.rssi_floor_dbm,
             gap_ms: i64::from(gap_secs) * 1000,
-            epoch_ms: i64::from(epoch_days) * 86_400_000,
+            epochs: Epochs::new(s.city.epoch_days, s.city.bridge_days),
             secret: Secret::from_bytes(secret.to_vec()),
             keys: HashMap::new(),
             sensors: (0..w.sensors.len()).map(|_| PerSensor::default()).collect(),
@@ -75,7 +75,7 @@ impl Sessions {
     }
 
     pub fn epoch_of(&self, ms: i64) -> u32 {
-        u32::try_from(ms.div_euclid(self.epoch_ms)).unwrap_or(0)
+        self.epochs.epoch_of(ms)
     }
 
     /// The key sensors publish for `mac` in `epoch`.
@@ -185,6 +185,7 @@ impl Sessions {
         if let Some(c) = o.chain {
             linker.release(c);
         }
+        let next = self.epochs.bridge_to(o.first).map(|e| self.key(e, mac));
         let mean = (o.rssi_sum as f64 / f64::from(o.frames.max(1)) * 10.0).round() / 10.0;
         Closed {
             sensor,
@@ -193,6 +194,7 @@ impl Sessions {
             sighting: Sighting {
                 device,
                 link: Some(link),
+                next,
                 class: if mac[0] & 0x02 != 0 {
                     IdentityClass::Local
                 } else {

@@ -155,6 +155,10 @@ pub struct Sighting {
     /// own device).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<LinkKey>,
+    /// The device key under the next epoch's key (version 3), only on a sighting that began in
+    /// the last days of its epoch (see the crate docs, "Epoch bridges").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<DeviceKey>,
     pub class: IdentityClass,
     pub fingerprint: Fingerprint,
     pub first_seen: Millis,
@@ -211,6 +215,7 @@ mod tests {
             sightings: vec![Sighting {
                 device: DeviceKey(0x9f86_d081_884c_7d65),
                 link: Some(LinkKey(0x0b1e_55ed_c0ff_ee00)),
+                next: None,
                 class: IdentityClass::Global,
                 fingerprint: Fingerprint(0x1a2b_3c4d),
                 first_seen: Millis(1_668_506_341_003),
@@ -229,7 +234,7 @@ mod tests {
         assert_eq!(
             json,
             concat!(
-                r#"{"v":2,"sensor":"s-01","site":"store-7","seq":42,"epoch":437,"#,
+                r#"{"v":3,"sensor":"s-01","site":"store-7","seq":42,"epoch":437,"#,
                 r#""sent_at":"2022-11-15T10:00:05.120Z","sightings":[{"device":"9f86d081884c7d65","#,
                 r#""link":"0b1e55edc0ffee00","class":"global","fingerprint":"1a2b3c4d","first_seen":"2022-11-15T09:59:01.003Z","#,
                 r#""last_seen":"2022-11-15T09:59:58.870Z","frames":12,"rssi_max":-51,"rssi_mean":-63.4,"#,
@@ -242,7 +247,7 @@ mod tests {
     fn a_version_1_sighting_has_no_link() {
         let json = serde_json::to_string(&sample())
             .expect("serializable")
-            .replace(r#""v":2"#, r#""v":1"#)
+            .replace(r#""v":3"#, r#""v":1"#)
             .replace(r#""link":"0b1e55edc0ffee00","#, "");
         let e: Envelope = serde_json::from_str(&json).expect("a version 1 envelope");
         assert_eq!((e.v, e.sightings[0].link), (1, None));
@@ -255,6 +260,22 @@ mod tests {
                 .contains("link \"0b1e55edc0ffee0\" is not 16 hex digits"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_bridged_sighting_carries_its_next_key_after_the_link() {
+        let mut e = sample();
+        e.sightings[0].next = Some(DeviceKey(0x00c0_ffee_0000_0001));
+        let json = serde_json::to_string(&e).expect("serializable");
+        assert!(
+            json.contains(r#""link":"0b1e55edc0ffee00","next":"00c0ffee00000001","class""#),
+            "{json}"
+        );
+        let back: Envelope = serde_json::from_str(&json).expect("round trip");
+        assert_eq!(back, e);
+        let err = serde_json::from_str::<Envelope>(&json.replace("00c0ffee00000001", "x"))
+            .expect_err("a bad next key");
+        assert!(err.to_string().contains("device key \"x\""), "{err}");
     }
 
     #[test]
@@ -304,14 +325,18 @@ mod tests {
     fn rejects_unknown_fields() {
         let json = serde_json::to_string(&sample())
             .expect("serializable")
-            .replace(r#""v":2,"#, r#""v":2,"mac":"aa:bb","#);
+            .replace(r#""v":3,"#, r#""v":3,"mac":"aa:bb","#);
         let err = serde_json::from_str::<Envelope>(&json).expect_err("unknown field");
         assert!(err.to_string().contains("unknown field `mac`"), "{err}");
     }
 
     fn arb_sighting() -> impl Strategy<Value = Sighting> {
         (
-            (any::<u64>(), proptest::option::of(any::<u64>())),
+            (
+                any::<u64>(),
+                proptest::option::of(any::<u64>()),
+                proptest::option::of(any::<u64>()),
+            ),
             any::<bool>(),
             any::<u32>(),
             0i64..4_000_000_000_000,
@@ -322,9 +347,10 @@ mod tests {
             any::<bool>(),
         )
             .prop_map(
-                |((d, link), g, fp, first, dur, frames, max, mean, fin)| Sighting {
+                |((d, link, next), g, fp, first, dur, frames, max, mean, fin)| Sighting {
                     device: DeviceKey(d),
                     link: link.map(LinkKey),
+                    next: next.map(DeviceKey),
                     class: if g {
                         IdentityClass::Global
                     } else {

@@ -1,4 +1,4 @@
-//! The Footfall MQTT contract, version 2.
+//! The Footfall MQTT contract, version 3.
 //!
 //! Everything that crosses the broker is defined here: [`topic`] names, the batch
 //! [`Envelope`] of [`Sighting`]s, and the retained [`Status`] heartbeat. Sensors produce
@@ -14,10 +14,10 @@
 //!
 //! # Envelope layout (JSON, one object per message)
 //! ```json
-//! {"v":2,"sensor":"s-01","site":"store-7","seq":42,"epoch":437,
+//! {"v":3,"sensor":"s-01","site":"store-7","seq":42,"epoch":437,
 //!  "sent_at":"2022-11-15T10:00:05.120Z",
 //!  "sightings":[{"device":"9f86d081884c7d65","link":"0b1e55edc0ffee00","class":"global",
-//!                "fingerprint":"1a2b3c4d",
+//!                "fingerprint":"1a2b3c4d",   (in an epoch's bridge also "next":"...", after link)
 //!                "first_seen":"2022-11-15T09:59:01.003Z","last_seen":"2022-11-15T09:59:58.870Z",
 //!                "frames":12,"rssi_max":-51,"rssi_mean":-63.4,"final":true}]}
 //! ```
@@ -33,8 +33,11 @@
 //!
 //! # Versions
 //! - **1**: the layout above without `link`.
-//! - **2** (current): every sighting carries `link`. Consumers accept both; a sighting
+//! - **2**: every sighting carries `link`. Consumers accept both; a sighting
 //!   without a link (a version 1 agent) is counted as a device of its own and flagged.
+//! - **3** (current): a sighting in the last days of its epoch also carries `next`, the
+//!   device key under the next epoch's key ("Epoch bridges"). Consumers accept 1-3; `next`
+//!   in a version 1 or 2 envelope is a schema mismatch.
 //!
 //! # Links
 //! Most phones randomize their address, per burst or every few minutes, so one phone makes
@@ -61,6 +64,29 @@
 //! - A link is an inference: two phones of one model crossing paths can swap or merge
 //!   chains. It is good for counting; it is not an identity.
 
+//! # Epoch bridges
+//! Device keys change with the epoch (45 days by default), so a phone followed across a
+//! boundary would be two devices: a campaign whose flight, follow-up window or look-back
+//! crosses it (about half of them) would lose the conversions after it and count its
+//! passers twice. So in the last `bridge_days` of an epoch (30 by default: the longest
+//! attribution window), the sensor also publishes each sighting's `next` key, the device key
+//! the same address will have in the next epoch. The collector keeps the pairs (table
+//! `bridges`), and a report whose period crosses a boundary follows a device across it as one
+//! unit.
+//!
+//! The privacy trade, and its bounds:
+//! - While both epochs' data are kept, a device seen in the bridge can be followed across
+//!   the boundary: two epochs, up to 90 days, instead of one. That is the point.
+//! - Not further: a key is never published before the last `bridge_days` of the epoch before
+//!   its own (a sensor derives only the current and the next epoch's keys), and the
+//!   collector drops an epoch's pairs once sightings of two epochs later arrive, so no
+//!   stored pair links a key to one more than an epoch away, and reports bridge one
+//!   boundary at a time, never chaining epochs into a longer history.
+//! - `next` is a device key like any other: keyed, irreversible without the tenant secret,
+//!   never the address. A randomized address's `next` key is as short-lived as the address.
+//! - A report run after its boundary's pairs were dropped (more than an epoch after it)
+//!   splits devices at the boundary again, and says so (`bridged_boundaries`).
+
 mod envelope;
 mod status;
 mod time;
@@ -72,7 +98,7 @@ pub use time::Millis;
 pub use topic::{validate_id, InvalidId};
 
 /// The contract version carried in every message as `v`.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 /// The oldest version consumers still accept.
 pub const MIN_VERSION: u32 = 1;
 

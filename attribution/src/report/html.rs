@@ -108,6 +108,26 @@ pub(super) fn page(r: &Report) -> String {
         inside = n(t.already_inside_devices),
         k = r.params.k_devices,
     );
+    for b in &r.epoch_boundaries {
+        let _ = write!(
+            s,
+            "<p{warn}>Device keys changed on {day} (epoch {e}), inside the period this report reads. {what}</p>",
+            warn = if b.bridged { "" } else { " class=\"warn\"" },
+            day = b.day,
+            e = b.epoch,
+            what = if b.bridged {
+                format!(
+                    "Devices were followed across it as one ({} had their next key from the sensors' bridge).",
+                    b.pairs
+                )
+            } else {
+                "Devices were <b>not</b> followed across it (no bridge pairs, or another boundary was \
+                 bridged): a device seen on both sides counts as two, and its conversions after the change \
+                 are missed."
+                    .to_owned()
+            },
+        );
+    }
     s.push_str("<h2>Conversion over the window</h2><p class=\"key\"><span class=\"exposed-fill\" style=\"background:#d6562b\"></span>exposed<span style=\"background:#2b6cd6\"></span>control</p>");
     s.push_str(&curves_svg(r));
     s.push_str("<h2>Lift by window</h2><p><small>Absolute lift in percentage points with its 95 % interval \

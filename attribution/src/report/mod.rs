@@ -59,6 +59,9 @@ pub struct Report {
     pub daily: Vec<(String, Option<u64>, Option<u64>)>,
     /// Minimum detectable effect for the exposed devices found (80 % power).
     pub mde_pp: Option<f64>,
+    /// Epoch boundaries (device keys changed) inside the period the report reads, and
+    /// whether it followed devices across them ([`crate::data::Boundary`]).
+    pub epoch_boundaries: Vec<crate::data::Boundary>,
 }
 
 /// The report's totals; None where a count is small (k devices; passes count like devices),
@@ -289,6 +292,7 @@ pub fn build(inp: &Inputs, p: &Params) -> Report {
         mde_pp,
         windows,
         suppressed_windows,
+        epoch_boundaries: inp.boundaries.clone(),
     }
 }
 

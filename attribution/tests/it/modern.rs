@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use attribution::data::{queries, Campaign};
+use attribution::data::{epochs_query, queries, Campaign};
 use attribution::design::Params;
 use collector::migrate::{statements, MIGRATIONS};
 
@@ -30,6 +30,7 @@ fn the_report_queries_run_on_a_current_clickhouse() {
         &stores,
         Some("other"),
         &Params::defaults(14).rules(),
+        None,
     );
     let schema: Vec<String> = MIGRATIONS
         .iter()
@@ -59,8 +60,9 @@ fn the_report_queries_run_on_a_current_clickhouse() {
         q.classes.clone(),
         q.passers.clone(),
         q.daily.clone(),
+        epochs_query(&campaign, &stores, &Params::defaults(14).rules()),
     ];
-    let setup: Vec<String> = schema.into_iter().chain(rows).collect();
+    let setup: Vec<String> = schema.iter().cloned().chain(rows).collect();
     let lines = testkit::chdb_queries(&setup, &report);
     // The one device: exposed (the creative overlapped its pass), converted within a day.
     let unit: Vec<&str> = lines[0].split('\t').collect();
@@ -81,4 +83,69 @@ fn the_report_queries_run_on_a_current_clickhouse() {
     );
     assert_eq!(lines[3], "exposed\t1", "pass classes");
     assert_eq!(lines[4], "1\t1", "passers, linkable");
+    assert_eq!(lines[6], "0\t1772960000000", "one epoch, from the pass");
+}
+
+/// Across an epoch boundary: the pass under one key, the store visit (and the loyalty link)
+/// under the next epoch's, with the collector's pair between them. Bridged, one unit that
+/// converted; not bridged, a unit that did not.
+#[test]
+fn a_bridged_boundary_keeps_one_device_one_unit() {
+    let campaign = Campaign {
+        campaign_id: "c".into(),
+        brand: "acme".into(),
+        creative_id: "acme-01".into(),
+        boards: vec!["board-1".into()],
+        start_ms: 1_772_928_000_000 - 7 * 86_400_000,
+        end_ms: 1_772_928_000_000,
+        spend: 1000.0,
+        currency: "EUR".into(),
+        window_days: 14,
+        slot_secs: 10,
+        loop_slots: 6,
+    };
+    let stores = HashMap::from([("acme-1".to_owned(), "acme".to_owned())]);
+    let schema = MIGRATIONS.iter().flat_map(|(_, _, sql)| statements(sql));
+    // Epoch 455 ends at 2026-03-08T00:00Z: device 7's pass on the 7th, its visit (as 8) on
+    // the 9th; its loyalty link only under the new key.
+    let rows = [
+        "INSERT INTO visits (site, day, device, visit_id, epoch, class, first_ms, last_ms, kind, version) \
+         VALUES ('board-1', '2026-03-07', 7, 1, 455, 'global', 1772900000000, 1772900005000, 'visitor', 1)",
+        "INSERT INTO ad_plays VALUES ('board-1', '2026-03-07', 1772899998000, 1772900008000, 'acme-01', 'acme', 'c')",
+        "INSERT INTO visits (site, day, device, visit_id, epoch, class, first_ms, last_ms, kind, version) \
+         VALUES ('acme-1', '2026-03-09', 8, 2, 456, 'global', 1773000000000, 1773000600000, 'visitor', 1)",
+        "INSERT INTO bridges VALUES (455, 7, 8), (455, 7, 8), (455, 70, 80)",
+        "INSERT INTO links VALUES (456, 8, 'card-7', 0)",
+        "INSERT INTO receipts VALUES ('acme-1', '2026-03-09', 'r1', 1773000300000, 1250, 'EUR', 'card-7')",
+    ];
+    let setup: Vec<String> = schema.chain(rows.map(str::to_owned)).collect();
+    let rules = Params::defaults(14).rules();
+    let run = |bridge: Option<u32>| {
+        let q = queries(&campaign, &stores, None, &rules, bridge);
+        testkit::chdb_queries(&setup, &[q.units, q.revenue, q.passers])
+    };
+    let bridged = run(Some(455));
+    let unit: Vec<&str> = bridged[0].split('\t').collect();
+    assert_eq!(
+        &unit[..4],
+        ["7", "1", "1772900000000", "board-1"],
+        "{bridged:?}"
+    );
+    // The visit is 1.2 days after the pass: converted in the 3-day window and longer.
+    assert_eq!(
+        unit[8], "[0,1,1,1,1]",
+        "the visit after the change counts: {bridged:?}"
+    );
+    assert_eq!(
+        bridged[1], "7\t[0,1250,1250,1250,1250]\t[0,1,1,1,1]",
+        "the link under the new key, and its receipt, once"
+    );
+    assert_eq!(bridged[2], "1\t1", "one passer");
+    let split = run(None);
+    let unit: Vec<&str> = split[0].split('\t').collect();
+    assert_eq!(
+        unit[8], "[0,0,0,0,0]",
+        "not bridged: the visit is another device's"
+    );
+    assert_eq!(split[1], "", "no link for key 7: {split:?}");
 }

@@ -56,6 +56,14 @@ fn shared_cmp(a: &Arc<str>, b: &Arc<str>) -> Ordering {
     }
 }
 
+/// A row of the `bridges` table: a device key and its key in the next epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Row, Serialize, Deserialize)]
+pub struct BridgeRow {
+    pub epoch: u32,
+    pub device: u64,
+    pub next: u64,
+}
+
 /// A row of the `sensor_status` table.
 #[derive(Clone, Debug, PartialEq, Row, Serialize, Deserialize)]
 pub struct StatusRow {

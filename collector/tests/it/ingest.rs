@@ -194,7 +194,7 @@ fn published_envelopes_land_once_and_bad_messages_are_rejected_with_their_reason
     publish(
         &broker,
         &topic,
-        Source::Message(&good.replacen("\"v\":2", "\"v\":9", 1)),
+        Source::Message(&good.replacen(&format!("\"v\":{}", wire::VERSION), "\"v\":9", 1)),
     );
     publish(
         &broker,
@@ -236,6 +236,14 @@ fn published_envelopes_land_once_and_bad_messages_are_rejected_with_their_reason
     assert_eq!(
         count(&ch, "SELECT count() FROM (SELECT sensor, seq, idx FROM ingest.sightings FINAL GROUP BY sensor, seq, idx)"),
         want
+    );
+    // The tiny city's days are in the last 30 of epoch 455: every sighting carried its next
+    // key, and the collector kept one pair per device.
+    let pairs = count(&ch, "SELECT count() FROM ingest.bridges FINAL");
+    assert!(pairs > 0);
+    assert_eq!(
+        pairs,
+        count(&ch, "SELECT uniqExact(epoch, device) FROM ingest.sightings")
     );
     let metrics = run.metrics();
     assert!(
@@ -413,4 +421,47 @@ fn published_envelopes_land_once_and_bad_messages_are_rejected_with_their_reason
     for (key, row) in &offline {
         assert_eq!(stored.get(key), Some(row), "{key:?}");
     }
+
+    // The pairs of epoch 455 stay while epoch 456's sightings may come, and go once a
+    // sighting of epoch 457 arrives: no stored pair links keys two boundaries apart.
+    let run = Collector::start(&cfg, metrics_port);
+    let later = |epoch: u32, seq: u64| {
+        let first = good.find("\"seq\":").expect("a seq") + 6;
+        let end = first + good[first..].find(',').expect("a comma");
+        let e = good.find("\"epoch\":").expect("an epoch") + 8;
+        let e_end = e + good[e..].find(',').expect("a comma");
+        format!(
+            "{}{seq}{}{epoch}{}",
+            &good[..first],
+            &good[end..e],
+            &good[e_end..]
+        )
+    };
+    publish(&broker, &topic, Source::Message(&later(456, 1_000_001)));
+    wait_for(Duration::from_secs(30), || {
+        (count(
+            &ch,
+            "SELECT count() FROM ingest.sightings WHERE epoch = 456",
+        ) > 0)
+            .then_some(())
+    })
+    .expect("the epoch 456 sightings land");
+    let of = |epoch: u32| {
+        count(
+            &ch,
+            &format!("SELECT count() FROM ingest.bridges FINAL WHERE epoch = {epoch}"),
+        )
+    };
+    assert_eq!(of(455), pairs);
+    publish(&broker, &topic, Source::Message(&later(457, 1_000_002)));
+    wait_for(Duration::from_secs(30), || {
+        (of(455) == 0 && of(456) > 0).then_some(())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "epoch 455's pairs dropped, 456's kept: {}",
+            ch.query("SELECT epoch, count() FROM ingest.bridges GROUP BY epoch")
+        )
+    });
+    assert!(run.stop().success());
 }
