@@ -299,17 +299,16 @@ fn span(c: &Campaign, r: &Rules) -> Span {
 /// The epochs of the visits in the report's period, each with its first visit: where keys
 /// changed.
 pub fn epochs_query(c: &Campaign, stores: &HashMap<String, String>, r: &Rules) -> String {
-    let Span {
-        lo,
-        hi,
-        s_from,
-        s_to,
-    } = span(c, r);
+    let s = span(c, r);
     format!(
         "SELECT epoch, min(first_ms) AS began_ms FROM visits WHERE site IN ({}) \
-         AND day >= {s_from} AND day <= {s_to} AND last_ms >= {lo} AND first_ms < {hi} \
+         AND day >= {} AND day <= {} AND last_ms >= {} AND first_ms < {} \
          GROUP BY epoch ORDER BY epoch",
-        in_list(c.boards.iter().chain(stores.keys()))
+        in_list(c.boards.iter().chain(stores.keys())),
+        s.s_from,
+        s.s_to,
+        s.lo,
+        s.hi
     )
 }
 

@@ -206,23 +206,20 @@ pub fn decode(
                 format!("sighting {i}: last_seen before first_seen, no frames, or a bad RSSI"),
             );
         }
-        if env.v < 3 && s.next.is_some() {
-            return rej(
-                Reason::SchemaMismatch,
-                format!(
-                    "sighting {i}: a next key in a contract version {} envelope",
-                    env.v
-                ),
-            );
-        }
-        if env.v < 2 && s.link.is_some() {
-            return rej(
-                Reason::SchemaMismatch,
-                format!(
-                    "sighting {i}: a link in a contract version {} envelope",
-                    env.v
-                ),
-            );
+        // Fields a contract version introduced, refused in an older envelope.
+        for (since, present, what) in [
+            (2, s.link.is_some(), "a link"),
+            (3, s.next.is_some(), "a next key"),
+        ] {
+            if env.v < since && present {
+                return rej(
+                    Reason::SchemaMismatch,
+                    format!(
+                        "sighting {i}: {what} in a contract version {} envelope",
+                        env.v
+                    ),
+                );
+            }
         }
         if let Some(next) = s.next {
             bridges.push(BridgeRow {
