@@ -59,7 +59,7 @@ batch_max_age_secs = 60
 /// with a global address: real captures show 3-7 % of distinct addresses global, Pintor 4 of
 /// 10 phones sometimes), loyalty links by 10 % of members, +0.4 pp within 14 days of a first
 /// exposure (the published reference), a 14-day flight on 24 boards and 14 days of
-/// follow-up, 100,000 people. The report must be honest there: an interval that excludes 0,
+/// follow-up, 200,000 people. The report must be honest there: an interval that excludes 0,
 /// or "underpowered" with the smallest lift it could have detected.
 const REALISTIC: &str = r#"preset = "demo"
 [city]
@@ -67,7 +67,7 @@ days = 35
 width_m = 5000.0
 height_m = 5000.0
 [population]
-people = 100000
+people = 200000
 loyalty_share = 0.3
 link_consent_share = 0.1
 [devices]

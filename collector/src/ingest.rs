@@ -8,6 +8,7 @@
 //! Committed sightings go on to the stream stage through a [`Feed`], which turns them into
 //! site visits.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -120,10 +121,10 @@ impl RejectionLog {
     }
 }
 
-/// Room in the client's request channel for every acknowledgement two batches can need (a
-/// batch holds at most batch_max_rows messages; one commits while the next fills): the
-/// acknowledgements are queued while the MQTT task may be waiting to hand the processor the
-/// next message, so a smaller channel could deadlock.
+/// Room in the client's request channel for the acknowledgements two batches need (a batch
+/// holds at most batch_max_rows messages; one commits while the next fills). The event loop
+/// sends one per poll and the MQTT task never stops polling it, so a fuller channel only
+/// makes a commit wait.
 fn request_capacity(cfg: &Config) -> usize {
     2 * cfg.ingest().batch_max_rows() + CHANNEL + 64
 }
@@ -171,9 +172,26 @@ pub async fn run(
             // False once the processor drains: what arrives then stays unacknowledged, and
             // the broker redelivers it.
             let mut forwarding = true;
+            // Received, not yet handed to the processor. The event loop is polled even while
+            // the processor is behind: it sends the acknowledgements (one per poll, while a
+            // poll reads up to a bunch of messages), and a loop that waited for the processor
+            // instead would stop sending them; past the client's request capacity the commit
+            // waits on an acknowledgement the loop never sends (it did: a 200,000-person
+            // city stalled after 242,326 messages). Bounded by the broker's in-flight limit.
+            let mut held: VecDeque<Publish> = VecDeque::new();
             loop {
                 let event = tokio::select! {
                     _ = stop.cancelled() => break,
+                    permit = tx.reserve(), if forwarding && !held.is_empty() => {
+                        match permit {
+                            Ok(permit) => permit.send(held.pop_front().expect("not empty")),
+                            Err(_) => {
+                                forwarding = false;
+                                held.clear();
+                            }
+                        }
+                        continue;
+                    }
                     e = eventloop.poll() => e,
                 };
                 match event {
@@ -208,9 +226,8 @@ pub async fn run(
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
                         metrics.messages_in.inc();
-                        // Blocks while the processor is committing: backpressure.
-                        if forwarding && tx.send(p).await.is_err() {
-                            forwarding = false;
+                        if forwarding {
+                            held.push_back(p);
                         }
                     }
                     // Written after every acknowledgement queued before it: done.
