@@ -635,7 +635,7 @@ fn bridged(boundaries: &mut [Boundary], epochs: &[EpochRow], start_ms: i64) -> O
 }
 
 /// The UTC day of `ms`, `YYYY-MM-DD`.
-fn iso_day(ms: i64) -> String {
+pub(crate) fn iso_day(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .unwrap_or_default()
         .format("%Y-%m-%d")

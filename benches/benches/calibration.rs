@@ -569,7 +569,10 @@ fn summary(rows: &[SeedRow]) -> (String, bool) {
         Fit::of(
             &rows
                 .iter()
-                .map(|r| (r.lift_pp, f(r).0, f(r).1, expected(r)))
+                .map(|r| {
+                    let (lo, hi) = f(r);
+                    (r.lift_pp, lo, hi, expected(r))
+                })
                 .filter(|s| s.1.is_finite())
                 .collect::<Vec<_>>(),
         )

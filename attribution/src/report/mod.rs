@@ -239,7 +239,7 @@ pub fn build(inp: &Inputs, p: &Params) -> Report {
         .zip(hide_e.into_iter().zip(hide_c))
         .map(|(&(day, e, ctl), (he, hc))| {
             (
-                iso(i64::from(day) * DAY_MS)[..10].to_owned(),
+                crate::data::iso_day(i64::from(day) * DAY_MS),
                 (!he).then_some(e),
                 (!hc).then_some(ctl),
             )
