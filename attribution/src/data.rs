@@ -144,6 +144,35 @@ struct Site {
     site_id: String,
     kind: i8,
     brand: String,
+    lat: f64,
+    lon: f64,
+}
+
+/// A site where it stands.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Place {
+    pub id: String,
+    pub lat: f64,
+    pub lon: f64,
+}
+
+/// What the store-level estimate reads ([`crate::estimate::geo`]).
+#[derive(Clone, Debug, Default)]
+pub struct GeoInputs {
+    /// The brand's stores.
+    pub stores: Vec<Place>,
+    /// The campaign's boards found in table `sites`.
+    pub boards: Vec<Place>,
+    /// (store, day since 1970 on the store's clock, visitors that day: people, from table
+    /// `traffic`) over the pre-period and the test period; days without a row had none.
+    pub daily: Vec<(String, u16, f64)>,
+}
+
+#[derive(Row, Deserialize)]
+struct TrafficRow {
+    site: String,
+    day: u16,
+    people: f64,
 }
 
 /// What a report reads.
@@ -166,6 +195,7 @@ pub struct Inputs {
     pub data_end_ms: i64,
     /// Epoch boundaries inside the report's period.
     pub boundaries: Vec<Boundary>,
+    pub geo: GeoInputs,
 }
 
 #[cfg(test)]
@@ -196,6 +226,7 @@ impl Inputs {
             daily: vec![],
             data_end_ms: 0,
             boundaries: vec![],
+            geo: GeoInputs::default(),
         }
     }
 }
@@ -323,6 +354,8 @@ pub struct Queries {
     pub classes: String,
     pub passers: String,
     pub daily: String,
+    /// Visitors (people) per brand store and day over the report's period.
+    pub traffic: String,
 }
 
 /// Builds the queries. `stores` maps store -> brand; `placebo` is the placebo brand;
@@ -474,6 +507,12 @@ pub fn queries(
          countIf(klass = 'control') AS control FROM ({classified}) WHERE linkable \
          GROUP BY day ORDER BY day"
     );
+    let period = span(c, r);
+    let traffic = format!(
+        "SELECT site, day, sum(visitors) AS people FROM traffic FINAL WHERE site IN \
+         ({brand_stores}) AND day >= {} AND day <= {} GROUP BY site, day ORDER BY site, day",
+        period.s_from, period.s_to
+    );
     Queries {
         classified,
         staff,
@@ -483,6 +522,7 @@ pub fn queries(
         classes,
         passers,
         daily,
+        traffic,
     }
 }
 
@@ -513,10 +553,28 @@ pub async fn load(
     rules: &Rules,
 ) -> Result<Inputs, DataError> {
     let sites: Vec<Site> = db
-        .query("SELECT site_id, kind, brand FROM sites FINAL")
+        .query("SELECT site_id, kind, brand, lat, lon FROM sites FINAL")
         .fetch_all()
         .await
         .what("reading table sites")?;
+    let place = |s: &Site| Place {
+        id: s.site_id.clone(),
+        lat: s.lat,
+        lon: s.lon,
+    };
+    let mut geo = GeoInputs {
+        stores: sites
+            .iter()
+            .filter(|s| s.kind == 1 && s.brand == campaign.brand)
+            .map(place)
+            .collect(),
+        boards: sites
+            .iter()
+            .filter(|s| s.kind == 2 && campaign.boards.contains(&s.site_id))
+            .map(place)
+            .collect(),
+        daily: Vec::new(),
+    };
     let stores: HashMap<String, String> = sites
         .into_iter()
         .filter(|s| s.kind == 1)
@@ -602,6 +660,14 @@ pub async fn load(
         .fetch_one()
         .await
         .what("reading the end of the data (table sightings)")?;
+    geo.daily = db
+        .query(&q.traffic)
+        .fetch_all::<TrafficRow>()
+        .await
+        .what("the store traffic query")?
+        .into_iter()
+        .map(|r| (r.site, r.day, r.people))
+        .collect();
     Ok(Inputs {
         campaign,
         placebo_brand,
@@ -614,6 +680,7 @@ pub async fn load(
         daily,
         data_end_ms,
         boundaries,
+        geo,
     })
 }
 

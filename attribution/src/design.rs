@@ -41,6 +41,8 @@ pub struct Params {
     /// Capture rates (value, standard error) for people-scale figures.
     pub board_capture: Option<(f64, f64)>,
     pub store_capture: Option<(f64, f64)>,
+    /// The store-level estimate's treated stores: within this distance of a campaign board.
+    pub geo_radius_m: f64,
 }
 
 impl Params {
@@ -77,6 +79,7 @@ impl Params {
             target_lift_pp: 0.4,
             board_capture: None,
             store_capture: None,
+            geo_radius_m: 1000.0,
         }
     }
 }

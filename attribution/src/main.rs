@@ -61,6 +61,10 @@ enum Cmd {
         /// The share of store visitors the store sensors see, as VALUE:SE.
         #[arg(long, value_parser = capture)]
         store_capture: Option<(f64, f64)>,
+        /// The store-level estimate's treated stores: those within this many metres of one
+        /// of the campaign's boards (the others are its control stores).
+        #[arg(long, default_value_t = 1000.0, value_parser = positive)]
+        geo_radius_m: f64,
     },
     /// Interval statistics for two arms' counts, as JSON.
     Compare {
@@ -131,9 +135,7 @@ fn capture(s: &str) -> Result<(f64, f64), String> {
 fn positive(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
-        _ => Err(format!(
-            "{s:?}: expected a number of percentage points above 0"
-        )),
+        _ => Err(format!("{s:?}: expected a number above 0")),
     }
 }
 
@@ -213,6 +215,7 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
             target_lift_pp,
             board_capture,
             store_capture,
+            geo_radius_m,
         } => {
             let password = password_env
                 .map(|var| {
@@ -241,6 +244,7 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
             p.target_lift_pp = target_lift_pp;
             p.board_capture = board_capture;
             p.store_capture = store_capture;
+            p.geo_radius_m = geo_radius_m;
             let inputs = runtime.block_on(data::load(&db, c, &p.rules()))?;
             let r = report::build(&inputs, &p);
             report::write(&r, &out)?;
@@ -267,6 +271,23 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
                     String::new()
                 } else {
                     format!(" [{}]", w.gate.reasons.join("; "))
+                }
+            );
+            let g = &r.geo;
+            println!(
+                "store-level: {} treated / {} control stores within {} m; {}",
+                g.treated.len(),
+                g.control.len(),
+                g.radius_m,
+                match (g.lift, g.interval) {
+                    (Some(l), Some(i)) => format!(
+                        "visitors {:+.1} % (95 % {:+.1} to {:+.1} %), p = {:.4}",
+                        100.0 * l,
+                        100.0 * i.lo,
+                        100.0 * i.hi,
+                        g.p_value.unwrap_or(f64::NAN)
+                    ),
+                    _ => format!("no interval ({:?})", g.status),
                 }
             );
             println!("report: {}", out.join("report.html").display());

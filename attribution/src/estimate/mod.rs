@@ -1,11 +1,13 @@
 //! The estimates of one report (ATTRIBUTION.md, "Estimands" and "Inference"), per window
 //! over the devices followed up for all of it: the comparison with its intervals
 //! ([`crate::stats`]), and one module per estimator: [`stratified`], [`bootstrap`] (the
-//! board-day cluster bootstrap), [`cuped`], [`permutation`]. Then revenue, people-scale
+//! board-day cluster bootstrap), [`cuped`], [`permutation`], and the store-level [`geo`]
+//! estimate beside the device comparison. Then revenue, people-scale
 //! figures, the falsification checks and the gates; and the lift by board and the curves.
 
 pub mod bootstrap;
 pub mod cuped;
+pub mod geo;
 pub mod permutation;
 pub mod stratified;
 

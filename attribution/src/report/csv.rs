@@ -249,3 +249,36 @@ pub(super) fn curves(r: &Report) -> Result<String, ::csv::Error> {
         .collect();
     table(&rows)
 }
+
+#[derive(Serialize, Default)]
+struct GeoStoreRow {
+    store: String,
+    /// treated (near a campaign board), control, or excluded.
+    group: &'static str,
+    /// Why an excluded store was left out.
+    reason: &'static str,
+}
+
+/// The store-level estimate's stores: which group each was in.
+pub(super) fn geo_stores(r: &Report) -> Result<String, ::csv::Error> {
+    let g = &r.geo;
+    let group = |ids: &[String], group: &'static str| {
+        ids.iter()
+            .map(|store| GeoStoreRow {
+                store: store.clone(),
+                group,
+                reason: "",
+            })
+            .collect::<Vec<_>>()
+    };
+    let rows: Vec<GeoStoreRow> = group(&g.treated, "treated")
+        .into_iter()
+        .chain(group(&g.control, "control"))
+        .chain(g.excluded.iter().map(|e| GeoStoreRow {
+            store: e.store.clone(),
+            group: "excluded",
+            reason: e.reason,
+        }))
+        .collect();
+    table(&rows)
+}

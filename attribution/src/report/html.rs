@@ -3,7 +3,7 @@
 use std::fmt::Write as _;
 
 use super::svg::{curves_svg, daily_svg, intervals_svg, Bar};
-use super::{esc, Report};
+use super::{esc, Agreement, Report};
 use crate::design::PassClass;
 use crate::estimate::{Estimate, HeadlineMethod, WindowResult};
 
@@ -128,6 +128,7 @@ pub(super) fn page(r: &Report) -> String {
             },
         );
     }
+    s.push_str(&geo_section(r));
     s.push_str("<h2>Conversion over the window</h2><p class=\"key\"><span class=\"exposed-fill\" style=\"background:#d6562b\"></span>exposed<span style=\"background:#2b6cd6\"></span>control</p>");
     s.push_str(&curves_svg(r));
     s.push_str("<h2>Lift by window</h2><p><small>Absolute lift in percentage points with its 95 % interval \
@@ -329,6 +330,98 @@ pub(super) fn page(r: &Report) -> String {
          opening hours. Sensed-device figures are primary; the tables in report.json and the CSV files hold \
          every number.</small></p></body></html>",
         pad = r.params.pad_secs
+    );
+    s
+}
+
+/// The store-level estimate beside the device comparison, and where the two agree.
+fn geo_section(r: &Report) -> String {
+    let g = &r.geo;
+    let pct = |x: f64| format!("{:+.1} %", 100.0 * x);
+    let mut s = format!(
+        "<h2>Store-level estimate: everyone the stores counted</h2><p>Most phones change their          address, so the comparison above follows only the linkable few. This estimate uses every          visitor the store sensors counted (people, from the store traffic counts): {brand}'s          {nt} store(s) within {radius:.0} m of a campaign board against its {nc} other store(s),          visitors a day in the test period ({t0} to {t1}: the flight and the primary window) over          the pre-period ({p0} to {p1}), as a difference in differences with randomization inference          over which stores are near the boards. Near the boards: {tp:.1} then {tt:.1} visitors a day;          the others: {cp:.1} then {ct:.1}.",
+        brand = esc(&r.campaign.brand),
+        nt = g.treated.len(),
+        nc = g.control.len(),
+        radius = g.radius_m,
+        t0 = g.test_period[0],
+        t1 = g.test_period[1],
+        p0 = g.pre_period[0],
+        p1 = g.pre_period[1],
+        tp = g.treated_daily[0],
+        tt = g.treated_daily[1],
+        cp = g.control_daily[0],
+        ct = g.control_daily[1],
+    );
+    if !g.excluded.is_empty() {
+        let _ = write!(
+            s,
+            " Left out: {}.",
+            g.excluded
+                .iter()
+                .map(|e| format!("{} ({})", esc(&e.store), e.reason))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    s.push_str("</p>");
+    let _ = match (g.lift, g.interval, g.incremental_visitors, g.incremental_interval) {
+        (Some(l), Some(i), Some(v), Some(vi)) => write!(
+            s,
+            "<p class=\"headline\">Visitors at the stores near the boards: <b>{l}</b> beyond the other \
+             stores' trend (95 % interval {lo} to {hi}; p = {p:.3} over {n} {how} assignments), about \
+             <b>{v:.0}</b> incremental visitors ({vlo:.0} to {vhi:.0}). The smallest lift this comparison \
+             detects with 80 % power: {mde}.</p>",
+            l = pct(l),
+            lo = pct(i.lo),
+            hi = pct(i.hi),
+            p = g.p_value.unwrap_or(f64::NAN),
+            n = g.assignments,
+            how = if g.exact { "(all)" } else { "sampled" },
+            vlo = vi.lo,
+            vhi = vi.hi,
+            mde = g.mde.map_or("n/a".to_owned(), pct),
+        ),
+        (Some(l), None, _, _) => write!(
+            s,
+            "<p class=\"warn\"><b>Too few stores for a store-level interval.</b> With {nt} store(s) \
+             near the boards and {nc} away, the rarest assignment of stores still has a p-value of \
+             {min:.2}, above 0.05: no effect, however large, could be told from chance. The point \
+             estimate, {l}, is for the analyst, not for publication.</p>",
+            nt = g.treated.len(),
+            nc = g.control.len(),
+            min = g.min_p,
+            l = pct(l),
+        ),
+        _ => write!(
+            s,
+            "<p class=\"warn\"><b>No store-level comparison:</b> {} within {:.0} m of the campaign's \
+             boards (with traffic counts in both periods).</p>",
+            if g.treated.is_empty() {
+                "no store"
+            } else {
+                "every store"
+            },
+            g.radius_m
+        ),
+    };
+    let _ = write!(
+        s,
+        "<p><b>The two estimators:</b> {}</p>",
+        match r.agreement {
+            Agreement::BothFindAnEffect => "both find an effect, in the same direction: they agree.",
+            Agreement::NeitherFindsAnEffect =>
+                "neither interval excludes 0: they agree that no effect is shown.",
+            Agreement::OnlyOneFindsAnEffect =>
+                "one interval excludes 0 and the other does not: they do not conflict, one is less \
+                 precise (they measure different things: devices that saw the creative, and all \
+                 visitors of the nearby stores).",
+            Agreement::Opposite =>
+                "<b>they disagree</b>: both intervals exclude 0, on opposite sides. Neither should be \
+                 published before the analyst has found why.",
+            Agreement::GeoUnavailable =>
+                "only the device comparison has an interval.",
+        }
     );
     s
 }

@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::data::Inputs;
 use crate::design::{self, Design, Params, PassClass, DAY_MS};
+use crate::estimate::geo::Geo;
 use crate::estimate::{self, BoardRow, WindowResult};
 use crate::stats::Interval;
 
@@ -62,6 +63,50 @@ pub struct Report {
     /// Epoch boundaries (device keys changed) inside the period the report reads, and
     /// whether it followed devices across them ([`crate::data::Boundary`]).
     pub epoch_boundaries: Vec<crate::data::Boundary>,
+    /// The store-level estimate from everyone the store sensors counted
+    /// ([`estimate::geo`]), and how it compares with the device comparison's.
+    pub geo: Geo,
+    pub agreement: Agreement,
+}
+
+/// How the two estimators' 95 % intervals compare: the device comparison's headline (the
+/// primary window) and the store-level one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Agreement {
+    /// Both exclude 0, on the same side.
+    BothFindAnEffect,
+    /// Both include 0.
+    NeitherFindsAnEffect,
+    /// One excludes 0, the other includes it: not in conflict, one is less precise.
+    OnlyOneFindsAnEffect,
+    /// Both exclude 0, on opposite sides: they disagree.
+    Opposite,
+    /// The store-level estimate has no interval.
+    GeoUnavailable,
+}
+
+impl Agreement {
+    fn of(device: Interval, geo: Option<Interval>) -> Agreement {
+        let side = |i: Interval| {
+            if i.lo > 0.0 {
+                1
+            } else if i.hi < 0.0 {
+                -1
+            } else {
+                0
+            }
+        };
+        let Some(geo) = geo else {
+            return Agreement::GeoUnavailable;
+        };
+        match (side(device), side(geo)) {
+            (0, 0) => Agreement::NeitherFindsAnEffect,
+            (a, b) if a == b => Agreement::BothFindAnEffect,
+            (0, _) | (_, 0) => Agreement::OnlyOneFindsAnEffect,
+            _ => Agreement::Opposite,
+        }
+    }
 }
 
 /// The report's totals; None where a count is small (k devices; passes count like devices),
@@ -259,6 +304,8 @@ pub fn build(inp: &Inputs, p: &Params) -> Report {
                 0.8,
             )
     });
+    let geo = estimate::geo::of_campaign(inp, p);
+    let agreement = Agreement::of(primary.headline.interval, geo.interval);
     let status = status(
         primary.gate.passed,
         primary.headline.interval,
@@ -293,6 +340,8 @@ pub fn build(inp: &Inputs, p: &Params) -> Report {
         windows,
         suppressed_windows,
         epoch_boundaries: inp.boundaries.clone(),
+        geo,
+        agreement,
     }
 }
 
@@ -339,6 +388,10 @@ pub fn write(r: &Report, dir: &Path) -> Result<(), WriteError> {
     put("boards.csv", encoded("boards.csv", csv::boards(r))?)?;
     put("daily.csv", encoded("daily.csv", csv::daily(r))?)?;
     put("curves.csv", encoded("curves.csv", csv::curves(r))?)?;
+    put(
+        "geo_stores.csv",
+        encoded("geo_stores.csv", csv::geo_stores(r))?,
+    )?;
     put("report.html", html::page(r))?;
     Ok(())
 }

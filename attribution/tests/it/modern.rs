@@ -52,6 +52,16 @@ fn the_report_queries_run_on_a_current_clickhouse() {
     let rows: Vec<String> = rows
         .into_iter()
         .chain(["INSERT INTO links VALUES (0, 7, 'card-7', 0)".to_owned()])
+        // Store traffic: an hour written twice (the later version wins), another hour, and a
+        // store of another brand.
+        .chain([
+            "INSERT INTO traffic (site, day, local_hour, hour_ms, visitors, version) VALUES \
+             ('acme-1', '2026-03-09', 10, 1773050400000, 3.5, 1), \
+             ('acme-1', '2026-03-09', 10, 1773050400000, 4.5, 2), \
+             ('acme-1', '2026-03-09', 11, 1773054000000, 2.0, 1), \
+             ('other-1', '2026-03-09', 11, 1773054000000, 9.0, 1)"
+                .to_owned(),
+        ])
         .collect();
     let report = vec![
         q.units.clone(),
@@ -61,6 +71,7 @@ fn the_report_queries_run_on_a_current_clickhouse() {
         q.passers.clone(),
         q.daily.clone(),
         epochs_query(&campaign, &stores, &Params::defaults(14).rules()),
+        q.traffic.clone(),
     ];
     let setup: Vec<String> = schema.iter().cloned().chain(rows).collect();
     let lines = testkit::chdb_queries(&setup, &report);
@@ -84,6 +95,11 @@ fn the_report_queries_run_on_a_current_clickhouse() {
     assert_eq!(lines[3], "exposed\t1", "pass classes");
     assert_eq!(lines[4], "1\t1", "passers, linkable");
     assert_eq!(lines[6], "0\t1772960000000", "one epoch, from the pass");
+    assert_eq!(
+        lines[7], "acme-1\t2026-03-09\t6.5",
+        "the brand's store's visitors that day, the latest version of each hour"
+    );
+    assert_eq!(lines.len(), 8, "{lines:?}");
 }
 
 /// Across an epoch boundary: the pass under one key, the store visit (and the loyalty link)

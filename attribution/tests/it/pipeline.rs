@@ -294,6 +294,40 @@ fn a_simulated_campaigns_report_agrees_with_the_truth() {
         html.contains("board-day cluster bootstrap;"),
         "the headline's method"
     );
+    // The store-level estimate: the demo's four acme stores, each in one group, all with
+    // traffic; four stores cannot give a 95 % interval, and the page says so.
+    let g = &r.geo;
+    let mut stores: Vec<&String> = g.treated.iter().chain(&g.control).collect();
+    stores.sort();
+    assert_eq!(
+        stores,
+        ["acme-001", "acme-002", "acme-003", "acme-004"],
+        "{g:?}"
+    );
+    assert!(g.excluded.is_empty(), "{:?}", g.excluded);
+    assert_eq!(g.interval, None, "{g:?}");
+    if g.treated.is_empty() || g.control.is_empty() {
+        assert!(html.contains("No store-level comparison"));
+    } else {
+        assert!(g.min_p > 0.05 && g.lift.is_some(), "{g:?}");
+        assert!(html.contains("Too few stores for a store-level interval"));
+        // Visitors counted in both periods, by both groups.
+        assert!(
+            g.treated_daily
+                .iter()
+                .chain(&g.control_daily)
+                .all(|v| *v > 1.0),
+            "{g:?}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(out.join("geo_stores.csv"))
+            .expect("geo_stores.csv")
+            .lines()
+            .count(),
+        5,
+        "a header and the four stores"
+    );
     for f in [
         "report.json",
         "windows.csv",
