@@ -11,10 +11,12 @@
 # at most 7 %; units within 2 % of the truth's devices; no interval including 0 without
 # "underpowered" when the planned lift was beyond reach). EFFECT_PP sets the campaign's true
 # lift. SETTING=realistic runs the real world's city (address mix, consent, +0.4 pp over 14
-# days: the program's REALISTIC) instead of the demo's.
+# days: the program's REALISTIC) instead of the demo's; SETTING=geo a city with 30 stores of the
+# brand for the store-level estimate (GEO), judged like the device comparison: coverage and
+# spread from 20 seeds with a store-level interval, and with EFFECT_PP=0 excluding 0 in <= 7 %.
 # PROFILE picks the cargo profile (default release; `make test` uses ci). PROGRESS=N prints a
 # line every N seeds instead of every seed's row. LANES seeds run at a time (default 2).
-# Usage: [CHECK=1] [EFFECT_PP=X] [SETTING=demo|realistic] [PROFILE=P] [PROGRESS=N] [LANES=L] bash benches/calibration.sh [SEEDS [FIRST_SEED [OUT]]]
+# Usage: [CHECK=1] [EFFECT_PP=X] [SETTING=demo|realistic|geo] [PROFILE=P] [PROGRESS=N] [LANES=L] bash benches/calibration.sh [SEEDS [FIRST_SEED [OUT]]]
 # (default 50, 1, target/calibration)
 set -euo pipefail
 cd "$(dirname "$0")/.."

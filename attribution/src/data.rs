@@ -127,7 +127,7 @@ struct EpochRow {
 }
 
 /// An epoch boundary inside the report's period (pre-period to the longest window's end).
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Boundary {
     /// The epoch that begins.
     pub epoch: u32,

@@ -7,6 +7,11 @@
 //! errors the one the intervals claim, and, with `--effect-pp 0` (null seeds), how often an
 //! interval excludes 0.
 //!
+//! The report's second estimator, the store-level one, is judged the same way where it has an
+//! interval (`--setting geo`: the demo's 4 stores are too few for one, and every demo seed
+//! must say so): against the mean over the seeds of the truth's store-level effect, from the
+//! simulator's visits per store and day, with and without the campaign's extra visits.
+//!
 //! Odd seeds move the city so that an epoch boundary (every device key changes) falls in the
 //! middle of the flight, as it does for about half of real campaigns; even seeds have it a
 //! day before the flight. Each half is judged against its own expected lift, and every seed's
@@ -91,6 +96,65 @@ mode = "envelopes"
 batch_max_age_secs = 60
 "#;
 
+/// The store-level estimate's setting (`--setting geo`): a city with 30 stores of the
+/// campaign's brand (the demo has 4, too few for any store-level interval), the real address
+/// mix, and a 7-day flight on 6 of 16 boards with a 7-day primary window after a week before
+/// it. The store-level estimate compares the stores within 1 km of those boards with the
+/// others; its target comes from the truth's visits per store and day (baseline and extra).
+const GEO: &str = r#"preset = "demo"
+[city]
+days = 21
+width_m = 6000.0
+height_m = 6000.0
+[population]
+people = 60000
+[devices]
+shares = { ios = 0.55, android-random = 0.32, android-global = 0.05, laptop = 0.08 }
+[billboards]
+count = 16
+[[brands]]
+name = "acme"
+stores = 30
+daily_visit_rate = 0.008
+affinity_shape = 0.6
+open_hour = 8
+close_hour = 21
+dwell_median_mins = 11.0
+dwell_sigma = 0.6
+purchase_share = 0.6
+basket_median = 28.0
+basket_sigma = 0.7
+staff_per_store = 3
+[[brands]]
+name = "bolt-cola"
+stores = 2
+daily_visit_rate = 0.006
+affinity_shape = 0.8
+open_hour = 7
+close_hour = 22
+dwell_median_mins = 6.0
+dwell_sigma = 0.5
+purchase_share = 0.8
+basket_median = 9.0
+basket_sigma = 0.5
+staff_per_store = 2
+[[campaigns]]
+id = "acme-spring"
+brand = "acme"
+creative = "acme-spring-01"
+boards = 6
+start_day = 7
+days = 7
+slots_per_loop = 1
+spend = 40000.0
+true_lift_pp = 20.0
+effect_days = 1
+window_days = 7
+[output]
+mode = "envelopes"
+batch_max_age_secs = 60
+"#;
+
 /// Which city the seeds simulate.
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum Setting {
@@ -98,6 +162,8 @@ enum Setting {
     Demo,
     /// The real world's address mix, consent and effect (`REALISTIC`).
     Realistic,
+    /// Many stores, for the store-level estimate (`GEO`).
+    Geo,
 }
 
 #[derive(Parser)]
@@ -121,7 +187,7 @@ struct Args {
     /// runs null seeds, where a 95 % interval should exclude 0 in about 5 % of them.
     #[arg(long)]
     effect_pp: Option<f64>,
-    /// The city: the demo's, or the real world's.
+    /// The city: the demo's, the real world's, or one with many stores.
     #[arg(long, value_enum, default_value = "demo")]
     setting: Setting,
     /// Print a line every N seeds instead of every seed's row.
@@ -182,6 +248,19 @@ struct SeedRow {
     /// The smallest lift the report could detect (80 % power), pp; NaN without both arms.
     #[serde(serialize_with = "six")]
     mde_pp: f64,
+    /// The store-level estimate: its status, its groups' sizes, the lift on the treated
+    /// stores' visitors and its interval (%, NaN without), and the truth's ([`geo_target`]).
+    geo_status: String,
+    geo_treated: usize,
+    geo_control: usize,
+    #[serde(serialize_with = "six")]
+    geo_lift_pct: f64,
+    #[serde(serialize_with = "six")]
+    geo_lo_pct: f64,
+    #[serde(serialize_with = "six")]
+    geo_hi_pct: f64,
+    #[serde(serialize_with = "six")]
+    geo_target_pct: f64,
     #[serde(serialize_with = "one")]
     seconds: f64,
 }
@@ -211,6 +290,7 @@ fn run(args: &Args) -> anyhow::Result<bool> {
     let overlay = match args.setting {
         Setting::Demo => SCENARIO,
         Setting::Realistic => REALISTIC,
+        Setting::Geo => GEO,
     };
     let mut scenario = Scenario::from_overlay(overlay, "calibration").context("the scenario")?;
     if let Some(pp) = args.effect_pp {
@@ -403,6 +483,8 @@ fn run_seed(
         .find(|x| x.window_days == w.window_days)
         .context("the primary window in the truth")?;
     let c = &w.comparison;
+    let g = &report.geo;
+    let pct = |x: Option<f64>| x.map_or(f64::NAN, |x| 100.0 * x);
     let (lo, hi) = (100.0 * c.newcombe.lo, 100.0 * c.newcombe.hi);
     let (blo, bhi) = w.bootstrap.map_or((f64::NAN, f64::NAN), |b| {
         (100.0 * b.interval.lo, 100.0 * b.interval.hi)
@@ -436,11 +518,44 @@ fn run_seed(
             .epoch_boundaries
             .iter()
             .find(|b| b.bridged)
-            .map_or(0, |b| b.pairs),
+            .map_or(0, |b| b.pairs.unwrap_or(0)),
         status: report.status.clone(),
         mde_pp: report.mde_pp.unwrap_or(f64::NAN),
+        geo_status: serde_json::to_value(g.status)?
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        geo_treated: g.treated.len(),
+        geo_control: g.control.len(),
+        geo_lift_pct: pct(g.lift),
+        geo_lo_pct: pct(g.interval.map(|i| i.lo)),
+        geo_hi_pct: pct(g.interval.map(|i| i.hi)),
+        geo_target_pct: 100.0 * geo_target(&truth.store_days, g).exp_m1(),
         seconds: t0.elapsed().as_secs_f64(),
     })
+}
+
+/// The store-level estimate's target, θ on the log scale: the mean over the treated stores of
+/// ln(1 + extra / baseline visits in the test period), minus the control stores' (what the
+/// difference in differences of logs estimates when the baseline trends alike); NaN
+/// without both groups. From the truth's visits, sensed or not: capture scales a store's
+/// baseline and extra visits alike.
+fn geo_target(days: &[simulator::StoreDay], g: &attribution::estimate::geo::Geo) -> f64 {
+    let [first, last] = &g.test_period;
+    let mean = |stores: &[String]| {
+        let logs: Vec<f64> = stores
+            .iter()
+            .map(|s| {
+                let (base, extra) = days
+                    .iter()
+                    .filter(|d| d.store == *s && (first..=last).contains(&&d.day))
+                    .fold((0, 0), |(b, e), d| (b + d.baseline, e + d.extra));
+                (extra as f64 / base.max(1) as f64).ln_1p()
+            })
+            .collect();
+        logs.iter().sum::<f64>() / logs.len() as f64
+    };
+    mean(&g.treated) - mean(&g.control)
 }
 
 /// `s` with its city moved so that the epoch boundary nearest the flight's middle day falls
@@ -536,6 +651,77 @@ impl Fit {
             excludes_zero: share(&|&(_, lo, hi, _)| lo > 0.0 || hi < 0.0),
         }
     }
+}
+
+/// The store-level estimate over `rows`: its statuses, and where it has intervals, how they
+/// fare against the expected target (the mean of the seeds' [`geo_target`]s, as for the
+/// device comparison); the targets missed, judged as the device comparison's (coverage and
+/// spread from [`JUDGED_FROM`] seeds with an interval; with no effect, excluding 0 in at most
+/// 7 %).
+fn geo_summary(rows: &[SeedRow], null: bool) -> (String, Vec<String>) {
+    let mut s = String::new();
+    let mut missed = Vec::new();
+    let mut statuses: std::collections::BTreeMap<&str, usize> = Default::default();
+    for r in rows {
+        *statuses.entry(r.geo_status.as_str()).or_default() += 1;
+    }
+    let with: Vec<&SeedRow> = rows.iter().filter(|r| r.geo_lo_pct.is_finite()).collect();
+    let n = with.len().max(1) as f64;
+    let targets: Vec<f64> = with.iter().map(|r| r.geo_target_pct).collect();
+    let expected = targets.iter().sum::<f64>() / n;
+    let _ = writeln!(
+        s,
+        "store-level: {statuses:?} of {}; stores treated / control per seed: {:.1} / {:.1}",
+        rows.len(),
+        rows.iter().map(|r| r.geo_treated as f64).sum::<f64>() / rows.len() as f64,
+        rows.iter().map(|r| r.geo_control as f64).sum::<f64>() / rows.len() as f64,
+    );
+    if with.is_empty() {
+        return (s, missed);
+    }
+    let f = Fit::of(
+        &with
+            .iter()
+            .map(|r| (r.geo_lift_pct, r.geo_lo_pct, r.geo_hi_pct, expected))
+            .collect::<Vec<_>>(),
+    );
+    let err: Vec<f64> = with.iter().map(|r| r.geo_lift_pct - expected).collect();
+    let _ =
+        writeln!(
+        s,
+        "store-level, {} seeds with an interval: expected lift {expected:+.2} % (sd over seeds \
+         {:.2}), error mean {:+.2} % sd {:.2}, mean interval width {:.2} %; covers the expected \
+         lift in {:.1} %, sd of error / SE {:.2}, excludes 0 in {:.1} %",
+        with.len(),
+        stats::sd(&targets),
+        err.iter().sum::<f64>() / n,
+        stats::sd(&err),
+        with.iter().map(|r| r.geo_hi_pct - r.geo_lo_pct).sum::<f64>() / n,
+        100.0 * f.coverage,
+        f.sd_z,
+        100.0 * f.excludes_zero
+    );
+    if with.len() >= JUDGED_FROM {
+        if !(0.90..=0.985).contains(&f.coverage) {
+            missed.push(format!(
+                "store-level coverage {:.1} % (target 90-98.5 %)",
+                100.0 * f.coverage
+            ));
+        }
+        if !(0.8..=1.25).contains(&f.sd_z) {
+            missed.push(format!(
+                "store-level sd of error / SE {:.2} (target 0.8-1.25)",
+                f.sd_z
+            ));
+        }
+    }
+    if null && f.excludes_zero > 0.07 {
+        missed.push(format!(
+            "no effect, yet the store-level interval excludes 0 in {:.1} % (target <= 7 %)",
+            100.0 * f.excludes_zero
+        ));
+    }
+    (s, missed)
 }
 
 /// The summary over `rows`, and whether the targets hold. The target is the expected lift:
@@ -699,8 +885,10 @@ fn summary(rows: &[SeedRow]) -> (String, bool) {
         (mean_mde / planned).powi(2),
         silent.len()
     );
+    let (geo_text, geo_missed) = geo_summary(rows, null);
+    s.push_str(&geo_text);
     let f = &fits[0].1;
-    let mut missed = Vec::new();
+    let mut missed = geo_missed;
     if rows.len() < JUDGED_FROM {
         let _ = writeln!(
             s,

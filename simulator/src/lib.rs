@@ -92,6 +92,20 @@ pub struct Summary {
     pub receipts: u64,
     pub links: u64,
     pub campaigns: Vec<CampaignTruth>,
+    /// Customer visits per store and UTC day (the day a visit starts in), the truth of the
+    /// store-level estimate.
+    pub store_days: Vec<StoreDay>,
+}
+
+/// One store's customer visits (staff shifts excluded) on one day: those that would have
+/// happened without the campaigns, and those their effect caused.
+#[derive(Debug, Serialize)]
+pub struct StoreDay {
+    pub store: String,
+    /// `YYYY-MM-DD`.
+    pub day: String,
+    pub baseline: u64,
+    pub extra: u64,
 }
 
 /// Progress of a run: days done of days, and sightings so far.
@@ -287,6 +301,29 @@ pub fn generate(
 
     let customer = |v: &&Visit| w.people[v.person as usize].staff_at.is_none();
     let n_visits = visits.iter().filter(customer).count() as u64;
+    let mut by_store_day: BTreeMap<(u32, i64), (u64, u64)> = BTreeMap::new();
+    for v in visits.iter().filter(customer) {
+        let counts = by_store_day
+            .entry((v.store, v.start.div_euclid(DAY)))
+            .or_default();
+        if v.extra.is_some() {
+            counts.1 += 1;
+        } else {
+            counts.0 += 1;
+        }
+    }
+    let store_days = by_store_day
+        .into_iter()
+        .map(|((store, day), (baseline, extra))| StoreDay {
+            store: w.sites[store as usize].id.clone(),
+            day: chrono::DateTime::from_timestamp(day * 86_400, 0)
+                .unwrap_or_default()
+                .format("%Y-%m-%d")
+                .to_string(),
+            baseline,
+            extra,
+        })
+        .collect();
     let seen = visits.iter().filter(customer).filter(|v| v.seen).count() as u64;
     let mut by_family = BTreeMap::new();
     for dev in &w.devices {
@@ -320,6 +357,7 @@ pub fn generate(
         receipts,
         links,
         campaigns,
+        store_days,
     };
     let mut f = output::create(&out.join("truth/summary.json"))?;
     serde_json::to_writer_pretty(&mut f, &summary)?;

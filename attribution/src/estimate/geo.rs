@@ -93,6 +93,16 @@ pub struct Geo {
     pub min_p: f64,
     /// The smallest lift detectable with 80 % power (from the assignments' spread of θ).
     pub mde: Option<f64>,
+    /// A placebo in time: the same estimate between the pre-period's halves, where there was
+    /// no campaign. A small p-value says the two groups' trends differed before the flight,
+    /// and the estimate above may be that trend.
+    pub pre_trend: Option<PreTrend>,
+}
+
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct PreTrend {
+    pub lift: f64,
+    pub p_value: f64,
 }
 
 /// The geo estimate of a campaign's report: the test period is the flight and the primary
@@ -135,6 +145,8 @@ struct StoreMeans {
     pre: f64,
     test: f64,
     test_days: f64,
+    /// ln(mean of the pre-period's second half / its first half), when both had visitors.
+    pre_trend: Option<f64>,
 }
 
 /// The geo estimate for `inp` with `p`.
@@ -182,12 +194,17 @@ pub fn estimate(inp: &GeoInputs, p: &GeoParams) -> Geo {
             });
             continue;
         }
+        let mid = pre_first + pre_days / 2;
+        let (early, late) = (sum(pre_first, mid - 1), sum(mid, p.test_first - 1));
         stores.push(StoreMeans {
             id: s.id.clone(),
             treated: inp.boards.iter().any(|b| distance_m(s, b) <= p.radius_m),
             pre: pre / pre_days as f64,
             test: test / test_days as f64,
             test_days: test_days as f64,
+            pre_trend: (pre_days >= 2 && early > 0.0 && late > 0.0).then(|| {
+                ((late / (p.test_first - mid) as f64) / (early / (mid - pre_first) as f64)).ln()
+            }),
         });
     }
     let group =
@@ -219,6 +236,7 @@ pub fn estimate(inp: &GeoInputs, p: &GeoParams) -> Geo {
         exact: false,
         min_p: 1.0,
         mde: None,
+        pre_trend: None,
     };
     if treated.is_empty() || control.is_empty() {
         return geo;
@@ -240,6 +258,14 @@ pub fn estimate(inp: &GeoInputs, p: &GeoParams) -> Geo {
     geo.min_p = test.min_p();
     let z = stats::z_of(p.confidence) + stats::norm_ppf(0.8);
     geo.mde = Some((z * stats::sd(&test.pairs.iter().map(|a| a.0).collect::<Vec<_>>())).exp_m1());
+    let trends: Option<Vec<f64>> = stores.iter().map(|s| s.pre_trend).collect();
+    geo.pre_trend = trends.map(|t| {
+        let placebo = RandomizationTest::new(&t, &is_treated, p.seed);
+        PreTrend {
+            lift: placebo.theta.exp_m1(),
+            p_value: placebo.p_value(0.0),
+        }
+    });
     geo.status = GeoStatus::TooFewStores;
     if let Some((lo, hi)) = test.inverted(alpha) {
         geo.status = GeoStatus::Ok;
@@ -526,6 +552,21 @@ mod tests {
         close(g.lift.expect("a lift"), 1.0, 1e-12);
         close(g.incremental_visitors.expect("visitors"), 50.0, 1e-9);
         assert_eq!(g.treated_daily, [10.0, 20.0]);
+        // Flat before the flight: the placebo between the pre-period's halves finds nothing.
+        let trend = g.pre_trend.expect("a pre-trend placebo");
+        close(trend.lift, 0.0, 1e-12);
+        // The near store already doubling in the pre-period's second half (days 102-104 of
+        // 100-104): the placebo finds +100 %.
+        let mut trending = inp.clone();
+        for (id, d, v) in &mut trending.daily {
+            if id == "near" && (102..105).contains(d) {
+                *v = 20.0;
+            }
+        }
+        let t = estimate(&trending, &p)
+            .pre_trend
+            .expect("a pre-trend placebo");
+        close(t.lift, 1.0, 1e-12);
         assert_eq!(g.control_daily, [35.0, 35.0]);
         // Three stores: 3 assignments, the observed alone can be extreme: p >= 1/3.
         assert_eq!(g.status, GeoStatus::TooFewStores);

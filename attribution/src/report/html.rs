@@ -118,7 +118,7 @@ pub(super) fn page(r: &Report) -> String {
             what = if b.bridged {
                 format!(
                     "Devices were followed across it as one ({} had their next key from the sensors' bridge).",
-                    b.pairs
+                    b.pairs.map_or(few.clone(), |n| n.to_string())
                 )
             } else {
                 "Devices were <b>not</b> followed across it (no bridge pairs, or another boundary was \
@@ -371,7 +371,7 @@ fn geo_section(r: &Report) -> String {
             "<p class=\"headline\">Visitors at the stores near the boards: <b>{l}</b> beyond the other \
              stores' trend (95 % interval {lo} to {hi}; p = {p:.3} over {n} {how} assignments), about \
              <b>{v:.0}</b> incremental visitors ({vlo:.0} to {vhi:.0}). The smallest lift this comparison \
-             detects with 80 % power: {mde}.</p>",
+             detects with 80 % power: {mde}.{null}</p>",
             l = pct(l),
             lo = pct(i.lo),
             hi = pct(i.hi),
@@ -381,6 +381,12 @@ fn geo_section(r: &Report) -> String {
             vlo = vi.lo,
             vhi = vi.hi,
             mde = g.mde.map_or("n/a".to_owned(), pct),
+            null = if i.contains(0.0) {
+                " The interval includes 0: this does not show that the campaign had no effect \
+                 on the stores, only that none as large as that was there."
+            } else {
+                ""
+            },
         ),
         (Some(l), None, _, _) => write!(
             s,
@@ -405,6 +411,23 @@ fn geo_section(r: &Report) -> String {
             g.radius_m
         ),
     };
+    if let Some(t) = g.pre_trend {
+        let _ =
+            write!(
+            s,
+            "<p{warn}>Placebo before the flight (the same comparison between the pre-period's two \
+             halves): {l} (p = {p:.3}).{what}</p>",
+            warn = if t.p_value < 0.05 { " class=\"warn\"" } else { "" },
+            l = pct(t.lift),
+            p = t.p_value,
+            what = if t.p_value < 0.05 {
+                " <b>The stores near the boards were already trending apart</b>: the store-level \
+                 estimate may be that trend, not the campaign."
+            } else {
+                " No sign that the two groups were trending apart."
+            }
+        );
+    }
     let _ = write!(
         s,
         "<p><b>The two estimators:</b> {}</p>",

@@ -62,11 +62,21 @@ pub struct Report {
     pub mde_pp: Option<f64>,
     /// Epoch boundaries (device keys changed) inside the period the report reads, and
     /// whether it followed devices across them ([`crate::data::Boundary`]).
-    pub epoch_boundaries: Vec<crate::data::Boundary>,
+    pub epoch_boundaries: Vec<ShownBoundary>,
     /// The store-level estimate from everyone the store sensors counted
     /// ([`estimate::geo`]), and how it compares with the device comparison's.
     pub geo: Geo,
     pub agreement: Agreement,
+}
+
+/// An epoch boundary as published ([`crate::data::Boundary`]): its pairs are devices, so
+/// fewer than k are not shown.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ShownBoundary {
+    pub epoch: u32,
+    pub day: String,
+    pub pairs: Option<u64>,
+    pub bridged: bool,
 }
 
 /// How the two estimators' 95 % intervals compare: the device comparison's headline (the
@@ -339,7 +349,16 @@ pub fn build(inp: &Inputs, p: &Params) -> Report {
         mde_pp,
         windows,
         suppressed_windows,
-        epoch_boundaries: inp.boundaries.clone(),
+        epoch_boundaries: inp
+            .boundaries
+            .iter()
+            .map(|b| ShownBoundary {
+                epoch: b.epoch,
+                day: b.day.clone(),
+                pairs: (b.pairs >= p.k_devices).then_some(b.pairs),
+                bridged: b.bridged,
+            })
+            .collect(),
         geo,
         agreement,
     }
