@@ -93,13 +93,21 @@ impl Setup {
             .spawn()
             .expect("start the collector");
         if before == 0 {
-            wait_for(Duration::from_secs(20), || {
+            // Generous: under the whole suite's load on two cores, a start (migrations, the
+            // inventory, the broker) once took more than 20 s.
+            let subscribed = wait_for(Duration::from_secs(60), || {
                 self.broker
                     .log()
                     .contains(&format!("SUBSCRIBE from collector-{db}"))
                     .then_some(())
-            })
-            .expect("the collector subscribes");
+            });
+            if subscribed.is_none() {
+                let log = std::fs::read_to_string(self.dir.path().join(format!("{db}.log")));
+                panic!(
+                    "collector {db} did not subscribe within 60 s; its log:\n{}",
+                    log.unwrap_or_default()
+                );
+            }
         }
         Running(child)
     }
