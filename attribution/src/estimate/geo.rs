@@ -22,6 +22,8 @@
 //! (the observed assignment, and its mirror when both groups have the same size, out of all
 //! of them) is above 1 - confidence, there is no interval, and the status says so.
 
+use std::collections::HashMap;
+
 use serde::Serialize;
 
 use crate::data::{GeoInputs, Place};
@@ -152,15 +154,14 @@ struct StoreMeans {
 /// The geo estimate for `inp` with `p`.
 pub fn estimate(inp: &GeoInputs, p: &GeoParams) -> Geo {
     let day = |d: i64| crate::data::iso_day(d * crate::data::DAY_MS);
+    let mut by_store: HashMap<&str, Vec<(i64, f64)>> = HashMap::new();
+    for (id, d, v) in &inp.daily {
+        by_store.entry(id).or_default().push((i64::from(*d), *v));
+    }
     let mut excluded = Vec::new();
     let mut stores = Vec::new();
     for s in &inp.stores {
-        let rows: Vec<(i64, f64)> = inp
-            .daily
-            .iter()
-            .filter(|(id, _, _)| *id == s.id)
-            .map(|&(_, d, v)| (i64::from(d), v))
-            .collect();
+        let rows = by_store.get(s.id.as_str()).map_or(&[][..], Vec::as_slice);
         let Some(first) = rows.iter().map(|r| r.0).min() else {
             excluded.push(GeoExcluded {
                 store: s.id.clone(),
