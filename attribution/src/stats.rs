@@ -345,13 +345,15 @@ impl Rng {
     }
 }
 
+/// Asserts `a` is within `tol` of `b` (the unit tests' one comparison of figures).
+#[cfg(test)]
+pub(crate) fn close(a: f64, b: f64, tol: f64) {
+    assert!((a - b).abs() <= tol, "{a} vs {b}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn close(a: f64, b: f64, tol: f64) {
-        assert!((a - b).abs() <= tol, "{a} vs {b}");
-    }
 
     #[test]
     fn the_normal_distribution_matches_known_values() {

@@ -430,10 +430,7 @@ fn next_combination(idx: &mut [usize], n: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn close(a: f64, b: f64, tol: f64) {
-        assert!((a - b).abs() <= tol, "{a} vs {b}");
-    }
+    use crate::stats::close;
 
     /// Four stores, two treated, log ratios 0.3, 0.1 (treated), 0.0, -0.2 (sum 0.2). By hand,
     /// θ_A = S_A/2 - (0.2 - S_A)/2 = S_A - 0.1: {0,1} 0.3, {0,2} 0.2, {0,3} 0.0, {1,2} 0.0,

@@ -109,10 +109,7 @@ pub fn mantel_haenszel(cells: &[Cell]) -> Option<MantelHaenszel> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn close(a: f64, b: f64, tol: f64) {
-        assert!((a - b).abs() <= tol, "{a} vs {b}");
-    }
+    use crate::stats::close;
 
     /// A hand-worked case: two strata of 100 exposed / 100 control at 10 % vs 5 %, and
     /// 300 / 100 at 20 % vs 20 %. Weights 1/4 and 3/4: D = 0.25 * 0.05 + 0.75 * 0 = 0.0125,
