@@ -146,7 +146,6 @@ struct StoreMeans {
     treated: bool,
     pre: f64,
     test: f64,
-    test_days: f64,
     /// ln(mean of the pre-period's second half / its first half), when both had visitors.
     pre_trend: Option<f64>,
 }
@@ -158,6 +157,7 @@ pub fn estimate(inp: &GeoInputs, p: &GeoParams) -> Geo {
     for (id, d, v) in &inp.daily {
         by_store.entry(id).or_default().push((i64::from(*d), *v));
     }
+    let test_days = p.test_last - p.test_first + 1;
     let mut excluded = Vec::new();
     let mut stores = Vec::new();
     for s in &inp.stores {
@@ -176,7 +176,7 @@ pub fn estimate(inp: &GeoInputs, p: &GeoParams) -> Geo {
                 .map(|r| r.1)
                 .sum()
         };
-        let (pre_days, test_days) = (p.test_first - pre_first, p.test_last - p.test_first + 1);
+        let pre_days = p.test_first - pre_first;
         let (pre, test) = (
             sum(pre_first, p.test_first - 1),
             sum(p.test_first, p.test_last),
@@ -202,7 +202,6 @@ pub fn estimate(inp: &GeoInputs, p: &GeoParams) -> Geo {
             treated: inp.boards.iter().any(|b| distance_m(s, b) <= p.radius_m),
             pre: pre / pre_days as f64,
             test: test / test_days as f64,
-            test_days: test_days as f64,
             pre_trend: (pre_days >= 2 && early > 0.0 && late > 0.0).then(|| {
                 ((late / (p.test_first - mid) as f64) / (early / (mid - pre_first) as f64)).ln()
             }),
@@ -248,7 +247,7 @@ pub fn estimate(inp: &GeoInputs, p: &GeoParams) -> Geo {
     let theta = test.theta;
     let alpha = 1.0 - p.confidence;
     // The treated stores' test-period visitors, and what they would have been at effect θ'.
-    let visitors: f64 = treated.iter().map(|s| s.test * s.test_days).sum();
+    let visitors: f64 = treated.iter().map(|s| s.test).sum::<f64>() * test_days as f64;
     let incremental = |t: f64| visitors * (1.0 - (-t).exp());
     geo.log_effect = Some(theta);
     geo.lift = Some(theta.exp_m1());
