@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use firmware_config::{Config, Secret};
+use firmware_config::{Config, Keys, Secret};
 use sensor_agent::pipeline::{Batch, BatchSink, Pipeline, PipelineSettings};
 
 const REPEAT: u64 = 48; // 48 x 21257 = 1 020 336 frames
@@ -44,7 +44,9 @@ fn pipeline() -> Pipeline {
     .expect("valid config");
     Pipeline::new(
         PipelineSettings::from_config(&cfg, HashSet::new()),
-        Secret::from_bytes(b"benchmark-tenant-secret-0123456789".to_vec()),
+        Keys::Tenant(Secret::from_bytes(
+            b"benchmark-tenant-secret-0123456789".to_vec(),
+        )),
         false,
     )
 }

@@ -20,7 +20,10 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use wire::{DeviceKey, Fingerprint, LinkKey};
 
+pub mod keys;
 pub mod link;
+
+pub use keys::EpochKeys;
 
 const HKDF_SALT: &[u8] = b"footfall/v1/device-key";
 

@@ -10,11 +10,13 @@
 //! variable) and loaded by [`SecretSource::load`]; they never appear in `Debug` output.
 
 mod error;
+mod keys;
 mod raw;
 mod secret;
 mod validated;
 
 pub use error::ConfigError;
+pub use keys::{KeySource, Keys, MIN_SECRET_BYTES};
 pub use raw::{merge as merge_toml, over_defaults, read_file, RawConfig};
 pub use secret::{secret, Secret, SecretSource};
 pub use validated::{
@@ -76,6 +78,10 @@ mod tests {
             ("[sightings]\ninterim_secs = 10", "sightings.interim_secs"),
             ("[identity]\nepoch_days = 0", "identity.epoch_days"),
             ("[identity]\nepoch_days = 7", "identity.bridge_days"),
+            (
+                "[identity]\nkeys_file = \"/e\"\nsecret_file = \"/k\"",
+                "identity.keys_file",
+            ),
             (
                 "[identity]\nsecret_env = \"X\"\nsecret_file = \"/k\"",
                 "identity.secret_file",

@@ -55,6 +55,7 @@ pub struct RawSightings {
 pub struct RawIdentity {
     pub secret_file: Option<PathBuf>,
     pub secret_env: Option<String>,
+    pub keys_file: Option<PathBuf>,
     pub epoch_days: u32,
     pub bridge_days: u32,
     pub opt_out_file: Option<PathBuf>,
@@ -88,7 +89,7 @@ pub struct RawSpool {
 }
 
 /// Keys where the file's choice of one replaces the defaults' choice of the other.
-const EXCLUSIVE: &[(&str, &[&str])] = &[("identity", &["secret_file", "secret_env"])];
+const EXCLUSIVE: &[(&str, &[&str])] = &[("identity", &["secret_file", "secret_env", "keys_file"])];
 
 impl RawConfig {
     /// Parses `text` layered over [`DEFAULTS`]; relative paths will resolve against `base_dir`.

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::raw::RawConfig;
-use crate::{ConfigError, SecretSource, VERSION};
+use crate::{ConfigError, KeySource, SecretSource, VERSION};
 
 /// A configuration that passed validation. Sections are read through accessors.
 #[derive(Clone, Debug)]
@@ -69,7 +69,8 @@ pub struct Sightings {
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Identity {
-    pub secret: SecretSource,
+    /// The epoch keys file, or the tenant secret.
+    pub keys: KeySource,
     pub epoch_days: u32,
     /// The last days of each epoch in which sightings also carry the next epoch's key (wire
     /// crate docs, "Epoch bridges"); 0: none.
@@ -302,23 +303,27 @@ impl Config {
         };
 
         let i = raw.identity;
-        let secret = match (i.secret_file, i.secret_env) {
-            (Some(f), None) => SecretSource::File(abs(f)),
-            (None, Some(v)) if !v.is_empty() => SecretSource::Env(v),
-            (None, Some(v)) => return Err(E::invalid("identity.secret_env", v, "is empty")),
-            (Some(f), Some(_)) => {
+        let keys = match (i.keys_file, i.secret_file, i.secret_env) {
+            (Some(k), None, None) => KeySource::EpochKeys(abs(k)),
+            (None, Some(f), None) => KeySource::Tenant(SecretSource::File(abs(f))),
+            (None, None, Some(v)) if !v.is_empty() => KeySource::Tenant(SecretSource::Env(v)),
+            (None, None, Some(v)) => return Err(E::invalid("identity.secret_env", v, "is empty")),
+            (None, None, None) => return Err(E::invalid(
+                "identity.keys_file",
+                "",
+                "set identity.keys_file (or, in development, identity.secret_file or secret_env)",
+            )),
+            (k, _, _) => {
+                let field = if k.is_some() {
+                    "identity.keys_file"
+                } else {
+                    "identity.secret_file"
+                };
                 return Err(E::invalid(
-                    "identity.secret_file",
-                    f,
-                    "set either identity.secret_file or identity.secret_env, not both",
-                ))
-            }
-            (None, None) => {
-                return Err(E::invalid(
-                    "identity.secret_file",
+                    field,
                     "",
-                    "set identity.secret_file or identity.secret_env",
-                ))
+                    "set one of identity.keys_file, identity.secret_file, identity.secret_env",
+                ));
             }
         };
         if !(1..=366).contains(&i.epoch_days) {
@@ -336,7 +341,7 @@ impl Config {
             ));
         }
         let identity = Identity {
-            secret,
+            keys,
             epoch_days: i.epoch_days,
             bridge_days: i.bridge_days,
             opt_out_file: i.opt_out_file.map(abs),

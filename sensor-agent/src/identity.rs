@@ -4,60 +4,77 @@
 //! bridges"). Here the raw address stays inside the crate: only [`Hasher`] reads it.
 
 use device_id::link::{ChainId, Linker};
-use device_id::{epoch_key, EpochHasher, Epochs};
-use firmware_config::Secret;
+use device_id::{EpochHasher, Epochs};
+use firmware_config::Keys;
 use wire::{DeviceKey, Fingerprint};
 
 use crate::mac::RawMac;
 
 /// Maps addresses to device keys. It keeps the current epoch's keyed HMAC state (and the
 /// next one's, in the bridge); callers hash once per sighting (the session table caches the
-/// result), not once per frame.
+/// result), not once per frame. With epoch keys (not the tenant secret) only the epochs
+/// held can be hashed: callers ask [`Hasher::can_hash`] first.
 pub(crate) struct Hasher {
-    secret: Secret,
+    keys: Keys,
     epochs: Epochs,
-    epoch: u32,
-    hasher: EpochHasher,
-    next: Option<(u32, EpochHasher)>,
+    /// The epoch being hashed and its keyed state (none before the first frame).
+    current: Option<(u32, EpochHasher)>,
+    next: Option<(u32, Option<EpochHasher>)>,
 }
 
 impl Hasher {
-    pub(crate) fn new(secret: Secret, epochs: Epochs) -> Hasher {
-        let hasher = keyed(&secret, 0);
+    pub(crate) fn new(keys: Keys, epochs: Epochs) -> Hasher {
         Hasher {
-            secret,
+            keys,
             epochs,
-            epoch: 0,
-            hasher,
+            current: None,
             next: None,
         }
+    }
+
+    /// Whether the keys cover the epoch of `ts_ms` (always, with the tenant secret).
+    pub(crate) fn can_hash(&self, ts_ms: i64) -> bool {
+        let epoch = self.epoch_of(ts_ms);
+        self.current.as_ref().is_some_and(|(e, _)| *e == epoch)
+            || self.keys.epoch_key(epoch).is_some()
     }
 
     /// The epoch that contains `ts_ms`: a range check against the current epoch, which
     /// answers for almost every frame, before a division.
     pub(crate) fn epoch_of(&self, ts_ms: i64) -> u32 {
-        let start = self.epochs.start_of(self.epoch);
-        if (start..start + self.epochs.epoch_ms()).contains(&ts_ms) {
-            return self.epoch;
+        if let Some((epoch, _)) = self.current {
+            let start = self.epochs.start_of(epoch);
+            if (start..start + self.epochs.epoch_ms()).contains(&ts_ms) {
+                return epoch;
+            }
         }
         self.epochs.epoch_of(ts_ms)
     }
 
     /// The next epoch's key of `mac`, if a sighting of it that began at `first_ms` is in its
-    /// epoch's bridge. Hashed once per published sighting version, in the bridge only.
+    /// epoch's bridge (and the next epoch's key is held). Hashed once per published sighting
+    /// version, in the bridge only.
     pub(crate) fn next_key(&mut self, mac: &RawMac, first_ms: i64) -> Option<DeviceKey> {
         let next = self.epochs.bridge_to(first_ms)?;
         if self.next.as_ref().is_none_or(|(e, _)| *e != next) {
-            self.next = Some((next, keyed(&self.secret, next)));
+            let hasher = self.keys.epoch_key(next).map(|k| EpochHasher::new(&k));
+            if hasher.is_none() {
+                tracing::warn!(
+                    epoch = next,
+                    "no key for the next epoch: sightings in the bridge go without their next \
+                     key until it is distributed (footfall-fleet keys)"
+                );
+            }
+            self.next = Some((next, hasher));
         }
         let (_, hasher) = self.next.as_ref().expect("keyed above");
-        Some(hasher.device_key(mac.octets()))
+        hasher.as_ref().map(|h| h.device_key(mac.octets()))
     }
 
     /// The device key of `mac` at time `ts_ms`, with its epoch.
     pub(crate) fn key(&mut self, mac: &RawMac, ts_ms: i64) -> (u32, DeviceKey) {
-        let epoch = self.at(ts_ms);
-        (epoch, self.hasher.device_key(mac.octets()))
+        let (epoch, hasher) = self.at(ts_ms);
+        (epoch, hasher.device_key(mac.octets()))
     }
 
     /// The chain of the randomized address `mac`, first heard at `ts_ms` (`link::Linker`).
@@ -70,28 +87,30 @@ impl Hasher {
         ts_ms: i64,
         rssi: i8,
     ) -> ChainId {
-        self.at(ts_ms);
-        linker.open(&self.hasher, mac.octets(), fingerprint, seq, ts_ms, rssi)
+        let (_, hasher) = self.at(ts_ms);
+        linker.open(hasher, mac.octets(), fingerprint, seq, ts_ms, rssi)
     }
 
-    /// Keys the hasher for the epoch of `ts_ms`; returns the epoch.
-    fn at(&mut self, ts_ms: i64) -> u32 {
+    /// Keys the hasher for the epoch of `ts_ms`; returns the epoch. The caller checked
+    /// [`Hasher::can_hash`].
+    fn at(&mut self, ts_ms: i64) -> (u32, &EpochHasher) {
         let epoch = self.epoch_of(ts_ms);
-        if epoch != self.epoch {
-            self.epoch = epoch;
-            self.hasher = keyed(&self.secret, epoch);
+        if self.current.as_ref().is_none_or(|(e, _)| *e != epoch) {
+            let key = self
+                .keys
+                .epoch_key(epoch)
+                .expect("can_hash checked by the caller");
+            self.current = Some((epoch, EpochHasher::new(&key)));
         }
-        epoch
+        let (_, hasher) = self.current.as_ref().expect("keyed above");
+        (epoch, hasher)
     }
-}
-
-fn keyed(secret: &Secret, epoch: u32) -> EpochHasher {
-    EpochHasher::new(&epoch_key(secret.expose(), epoch))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use firmware_config::Secret;
 
     fn mac(b: [u8; 6]) -> RawMac {
         RawMac::from_slice(&b).expect("six bytes")
@@ -102,7 +121,7 @@ mod tests {
         // Reference computed with Python's hmac/hashlib:
         //   prk = hmac(salt, secret); okm = hmac(prk, b"epoch" + epoch.to_bytes(4) + b"\x01")
         //   hmac(okm, mac).digest()[:8]
-        let secret = Secret::from_bytes(b"tenant-secret-0123456789".to_vec());
+        let secret = Keys::Tenant(Secret::from_bytes(b"tenant-secret-0123456789".to_vec()));
         let mut h = Hasher::new(secret, Epochs::new(45, 30));
         let ts = 1_668_506_405_120; // 2022-11-15, epoch 429 at 45 days
         let (epoch, key) = h.key(&mac([0x3c, 0x22, 0xfb, 0x01, 0x02, 0x03]), ts);
@@ -112,7 +131,7 @@ mod tests {
 
     #[test]
     fn keys_are_stable_within_an_epoch_and_change_across_epochs() {
-        let secret = Secret::from_bytes(b"tenant-secret-0123456789".to_vec());
+        let secret = Keys::Tenant(Secret::from_bytes(b"tenant-secret-0123456789".to_vec()));
         let mut h = Hasher::new(secret.clone(), Epochs::new(1, 0));
         let m = mac([0x3c, 0x22, 0xfb, 0x01, 0x02, 0x03]);
         let day = 86_400_000;
@@ -127,7 +146,7 @@ mod tests {
 
     #[test]
     fn in_the_bridge_the_next_key_is_the_key_the_next_epoch_gives() {
-        let secret = Secret::from_bytes(b"tenant-secret-0123456789".to_vec());
+        let secret = Keys::Tenant(Secret::from_bytes(b"tenant-secret-0123456789".to_vec()));
         let mut h = Hasher::new(secret, Epochs::new(10, 3));
         let m = mac([0x3c, 0x22, 0xfb, 0x01, 0x02, 0x03]);
         let day = 86_400_000;

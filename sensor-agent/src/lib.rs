@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use firmware_config::{Config, ConfigError, Secret, SecretSource};
+use firmware_config::{Config, ConfigError, Keys, Secret, SecretSource};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -39,8 +39,6 @@ use sink::{JsonLinesSink, Origin, SpoolSink};
 use spool::Spool;
 use telemetry::Telemetry;
 
-/// Minimum tenant secret length: 128 bits.
-pub const MIN_SECRET_BYTES: usize = 16;
 /// Upper bound of one sighting's JSON, for the MQTT packet size limit.
 const MAX_SIGHTING_JSON: usize = 320;
 /// How long a stopping sensor keeps delivering before leaving the rest in the spool.
@@ -49,20 +47,18 @@ const SHUTDOWN_DRAIN: Duration = Duration::from_secs(10);
 /// Everything a process needs beyond the configuration file, loaded at start-up.
 pub struct Loaded {
     pub config: Config,
-    pub secret: Secret,
+    /// The epoch keys, or the tenant secret.
+    pub keys: Keys,
     pub opt_out: HashSet<DeviceKey>,
     /// The MQTT password, when the configuration names one.
     pub mqtt_password: Option<Secret>,
 }
 
 impl Loaded {
-    /// Reads the tenant secret and the opt-out list that `config` refers to.
+    /// Reads the keys and the opt-out list that `config` refers to.
     pub fn from_config(config: Config) -> Result<Loaded, ConfigError> {
-        let src = &config.identity().secret;
-        let secret = src.load(
-            field_of(src, "identity.secret_file", "identity.secret_env"),
-            MIN_SECRET_BYTES,
-        )?;
+        let identity = config.identity();
+        let keys = identity.keys.load(identity.epoch_days)?;
         let opt_out = match &config.identity().opt_out_file {
             Some(p) => load_opt_out(p)?,
             None => HashSet::new(),
@@ -83,7 +79,7 @@ impl Loaded {
         };
         Ok(Loaded {
             config,
-            secret,
+            keys,
             opt_out,
             mqtt_password,
         })
@@ -92,7 +88,7 @@ impl Loaded {
     fn pipeline(&self, count_devices: bool) -> Pipeline {
         Pipeline::new(
             PipelineSettings::from_config(&self.config, self.opt_out.clone()),
-            self.secret.clone(),
+            self.keys.clone(),
             count_devices,
         )
     }

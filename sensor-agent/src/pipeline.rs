@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use device_id::Epochs;
-use firmware_config::{Config, FcsPolicy, Secret};
+use firmware_config::{Config, FcsPolicy, Keys};
 use serde::Serialize;
 use wire::{DeviceKey, Millis, Sighting};
 
@@ -64,6 +64,7 @@ struct Counters {
     duplicates: u64,
     no_signal: u64,
     opt_out: u64,
+    no_key: u64,
     sightings: u64,
     interim: u64,
     batches: u64,
@@ -112,6 +113,8 @@ pub struct Pipeline {
     last_probe: Option<(RawMac, u16)>,
     counters: Counters,
     devices: Option<HashSet<(u32, DeviceKey, bool)>>,
+    /// The last epoch whose frames were dropped for want of a key (logged once each).
+    no_key_epoch: Option<u32>,
 }
 
 const SWEEP_EVERY_MS: i64 = 1000;
@@ -119,10 +122,10 @@ const SWEEP_EVERY_MS: i64 = 1000;
 impl Pipeline {
     /// `count_devices` keeps the set of distinct device keys for the summary (replay);
     /// a long-running sensor leaves it off to keep memory bounded.
-    pub fn new(settings: PipelineSettings, secret: Secret, count_devices: bool) -> Pipeline {
+    pub fn new(settings: PipelineSettings, keys: Keys, count_devices: bool) -> Pipeline {
         Pipeline {
             sessions: Sessionizer::new(
-                Hasher::new(secret, settings.epochs),
+                Hasher::new(keys, settings.epochs),
                 settings.gap_secs,
                 settings.interim_secs,
                 settings.max_devices,
@@ -136,6 +139,7 @@ impl Pipeline {
             last_probe: None,
             counters: Counters::default(),
             devices: count_devices.then(HashSet::new),
+            no_key_epoch: None,
             settings,
         }
     }
@@ -193,6 +197,16 @@ impl Pipeline {
         ) {
             Observed::Updated => {}
             Observed::OptedOut => self.counters.opt_out += 1,
+            Observed::NoKey(epoch) => {
+                if self.no_key_epoch.replace(epoch) != Some(epoch) {
+                    tracing::error!(
+                        epoch,
+                        "no device key for this epoch: its frames are dropped (counted as \
+                         no_epoch_key) until its key is distributed (footfall-fleet keys)"
+                    );
+                }
+                self.counters.no_key += 1;
+            }
             Observed::Opened(epoch, device) => {
                 if let Some(d) = &mut self.devices {
                     d.insert((epoch, device, !probe.transmitter.is_local()));
@@ -333,6 +347,7 @@ impl Pipeline {
         s.dropped.insert("duplicate_frame", c.duplicates);
         s.dropped.insert("no_signal", c.no_signal);
         s.dropped.insert("opt_out", c.opt_out);
+        s.dropped.insert("no_epoch_key", c.no_key);
         if let Some(d) = &self.devices {
             let global = d.iter().filter(|(_, _, g)| *g).count() as u64;
             s.devices.insert("global", global);

@@ -218,6 +218,8 @@ pub(crate) enum Observed {
     Opened(u32, DeviceKey),
     /// The device is on the opt-out list: nothing kept.
     OptedOut,
+    /// No key is held for this epoch (the sensor's epoch keys ran out): nothing kept.
+    NoKey(u32),
 }
 
 pub(crate) struct Sessionizer {
@@ -293,6 +295,9 @@ impl Sessionizer {
         out: &mut Vec<Emitted>,
     ) -> Observed {
         let epoch = self.hasher.epoch_of(ts_ms);
+        if !self.hasher.can_hash(ts_ms) {
+            return Observed::NoKey(epoch);
+        }
         if let Some(s) = self.open.get_mut(mac) {
             let same_epoch = self.hasher.epoch_of(s.first) == epoch;
             if same_epoch && ts_ms - s.last() <= self.gap_ms {
@@ -442,13 +447,13 @@ impl Sessionizer {
 
 #[cfg(test)]
 mod tests {
-    use firmware_config::Secret;
+    use firmware_config::{Keys, Secret};
 
     use super::*;
 
     fn sessions(gap: u32, interim: u32, max: usize) -> Sessionizer {
         let h = Hasher::new(
-            Secret::from_bytes(b"0123456789abcdef".to_vec()),
+            Keys::Tenant(Secret::from_bytes(b"0123456789abcdef".to_vec())),
             device_id::Epochs::new(45, 30),
         );
         Sessionizer::new(h, gap, interim, max)

@@ -1,6 +1,7 @@
 //! The privacy invariant: no raw MAC leaves the agent's memory, in any spelling.
 
 use std::collections::HashSet;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -159,4 +160,48 @@ fn the_search_finds_a_mac_where_there_is_one() {
     }
     let raw = [0u8, 0x3c, 0x22, 0xfb, 0x0a, 0x1b, 0x2c, 0];
     assert!(!find_leaks(&[("t", &raw)], &macs).is_empty());
+}
+
+/// A deployed sensor holds epoch keys (`footfall-fleet keys`), not the tenant secret: it
+/// publishes the very device keys the secret gives, and drops (counted) what falls in an
+/// epoch it holds no key for.
+#[test]
+fn a_sensor_holding_only_epoch_keys_publishes_the_keys_the_tenant_secret_gives() {
+    let capture = crate::util::capture("fryza/position_2_2024-02-08.pcap");
+    let (expected, expected_sum) = Sensor::new("mqtt://127.0.0.1:1", "").replay_to_file(&capture);
+    assert!(expected_sum["sightings"].as_u64() > Some(10));
+    let envelope: wire::Envelope = serde_json::from_str(&expected[0]).expect("an envelope");
+    let first_ms = envelope.sightings[0].first_seen.0;
+    let secret = std::fs::read_to_string(Sensor::new("mqtt://127.0.0.1:1", "").path("tenant.key"))
+        .expect("secret");
+    let secret = secret.trim_end().as_bytes();
+
+    let with_keys = |keys: device_id::EpochKeys| {
+        let sensor = Sensor::new("mqtt://127.0.0.1:1", "");
+        std::fs::remove_file(sensor.path("tenant.key")).expect("the secret is not on the sensor");
+        let file = sensor.path("epoch.keys");
+        std::fs::write(&file, keys.to_text()).expect("write keys");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        sensor.edit_config("secret_file = \"tenant.key\"", "keys_file = \"epoch.keys\"");
+        sensor.replay_to_file(&capture)
+    };
+    // The current and the next epoch, as `footfall-fleet keys` writes them.
+    let (got, sum) = with_keys(device_id::EpochKeys::derive(secret, 45, first_ms, 1));
+    assert_eq!(got, expected, "the same envelopes, device keys included");
+    assert_eq!(sum["dropped"]["no_epoch_key"], 0);
+
+    // Keys of the next two epochs only: nothing of the capture's epoch can be hashed.
+    let later = first_ms + 45 * 86_400_000;
+    let (got, sum) = with_keys(device_id::EpochKeys::derive(secret, 45, later, 1));
+    assert!(got.is_empty(), "nothing published without the epoch's key");
+    let dropped = |what: &str| expected_sum["dropped"][what].as_u64().expect(what);
+    let hashed = expected_sum["probe_requests"].as_u64().expect("probes")
+        - dropped("duplicate_frame")
+        - dropped("below_rssi_floor")
+        - dropped("no_signal");
+    assert_eq!(
+        sum["dropped"]["no_epoch_key"].as_u64(),
+        Some(hashed),
+        "every probe that would have been hashed is counted: {sum}"
+    );
 }
