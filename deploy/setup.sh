@@ -10,6 +10,7 @@
 #   python3-venv                  a Python environment for chdb-core (ClickHouse 26.x in-process),
 #                                 which proves the schema and queries on a current release
 #   chromium, chromium-driver     a real browser for the dashboard's end-to-end tests (WebDriver)
+#   systemd                       systemd-analyze, which scores the shipped units' sandboxes
 # and, if cargo is missing, a Rust toolchain through rustup; rustfmt and clippy components.
 # Uses sudo when not root. Idempotent: installs only what is missing.
 set -euo pipefail
@@ -18,7 +19,7 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 need=()
-for pkg in mosquitto mosquitto-clients libpcap-dev pkg-config tshark tcpdump time python3 python3-venv openssl build-essential ca-certificates curl clickhouse-server clickhouse-client chromium chromium-driver; do
+for pkg in mosquitto mosquitto-clients systemd libpcap-dev pkg-config tshark tcpdump time python3 python3-venv openssl build-essential ca-certificates curl clickhouse-server clickhouse-client chromium chromium-driver; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ "${#need[@]}" -gt 0 ]; then

@@ -18,6 +18,8 @@ pub struct Mosquitto {
     extra: String,
     /// For load (benches, the calibration): no persistence, errors and warnings logged only.
     quiet: bool,
+    /// A whole configuration instead of the standard one ([`Mosquitto::start_config`]).
+    config: Option<String>,
     child: Option<Child>,
 }
 
@@ -45,6 +47,25 @@ impl Mosquitto {
         Mosquitto::launched(Workdir::kept(dir), |_| String::new(), quiet)
     }
 
+    /// A broker run from a whole configuration `config(dir, port)`: a shipped file with its
+    /// paths and listener rewritten to the temp dir and the free port (which may be a TLS
+    /// listener). Only the log (every packet) and, as root, `user root` are added.
+    pub fn start_config(config: impl FnOnce(&Path, u16) -> String) -> Mosquitto {
+        let dir = Workdir::temp();
+        let port = free_port();
+        let config = config(dir.path(), port);
+        let mut m = Mosquitto {
+            port,
+            dir,
+            extra: String::new(),
+            quiet: false,
+            config: Some(config),
+            child: None,
+        };
+        m.launch();
+        m
+    }
+
     fn launched(dir: Workdir, extra: impl FnOnce(&Path) -> String, quiet: bool) -> Mosquitto {
         let extra = extra(dir.path());
         let mut m = Mosquitto {
@@ -52,6 +73,7 @@ impl Mosquitto {
             dir,
             extra,
             quiet,
+            config: None,
             child: None,
         };
         m.launch();
@@ -86,15 +108,22 @@ impl Mosquitto {
         } else {
             ("true", "log_type all")
         };
-        let mut c = format!(
-            "per_listener_settings true\npersistence {persistence}\n\
-             persistence_location {dir}/\nlog_dest file {dir}/mosquitto.log\n{logged}\n\
-             max_queued_messages 0\nmax_inflight_messages 0\n\
-             listener {port} 127.0.0.1\nallow_anonymous true\n{extra}\n",
-            port = self.port,
-            dir = d.display(),
-            extra = self.extra,
-        );
+        let mut c = match &self.config {
+            Some(config) => format!(
+                "{config}\npersistence_location {dir}/\nlog_dest file {dir}/mosquitto.log\n\
+                 log_type all\n",
+                dir = d.display()
+            ),
+            None => format!(
+                "per_listener_settings true\npersistence {persistence}\n\
+                 persistence_location {dir}/\nlog_dest file {dir}/mosquitto.log\n{logged}\n\
+                 max_queued_messages 0\nmax_inflight_messages 0\n\
+                 listener {port} 127.0.0.1\nallow_anonymous true\n{extra}\n",
+                port = self.port,
+                dir = d.display(),
+                extra = self.extra,
+            ),
+        };
         if running_as_root() {
             c.insert_str(0, "user root\n");
         }

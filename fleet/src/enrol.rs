@@ -1,0 +1,132 @@
+//! Enrolment: what a sensor or a collector needs to join the fleet, and the broker's record
+//! of what it may do.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use device_id::EpochKeys;
+use firmware_config::{Config, KeySource, SiteKind};
+
+use crate::pki::{self, Use};
+
+/// A sensor's MQTT identity: the certificate's common name, which the broker takes as its
+/// username and client id (`use_identity_as_username`, `use_username_as_clientid`), so
+/// that the ACL pattern `footfall/v1/%u/...` is exactly its own topics.
+pub fn sensor_identity(site: &str, sensor: &str) -> anyhow::Result<String> {
+    wire::validate_id(site).context("the site")?;
+    wire::validate_id(sensor).context("the sensor")?;
+    Ok(format!("{site}/{sensor}"))
+}
+
+/// A collector's MQTT identity. It has no `/`, so the sensors' write pattern gives it no
+/// topic any collector subscribes to.
+pub fn collector_identity(name: &str) -> anyhow::Result<String> {
+    wire::validate_id(name).context("the collector's name")?;
+    Ok(format!("collector-{name}"))
+}
+
+/// What `footfall-fleet sensor` writes.
+pub struct SensorEnrolment<'a> {
+    pub site: &'a str,
+    pub sensor: &'a str,
+    pub site_kind: SiteKind,
+    /// `mqtts://host:port` of the fleet's broker.
+    pub broker: &'a str,
+    pub keys: &'a EpochKeys,
+    pub bridge_days: u32,
+    pub days: u32,
+}
+
+/// Writes a sensor's bundle into `out` (to install as /etc/footfall): its client
+/// certificate and key, the fleet CA, its epoch keys and an `agent.toml` that names them by
+/// relative path. The configuration is validated (and its keys loaded) before this returns.
+pub fn sensor(ca_dir: &Path, out: &Path, e: &SensorEnrolment<'_>) -> anyhow::Result<()> {
+    let identity = sensor_identity(e.site, e.sensor)?;
+    if !e.broker.starts_with("mqtts://") {
+        bail!(
+            "--broker {}: a fleet broker is reached over TLS (mqtts://host:port)",
+            e.broker
+        );
+    }
+    if out.join("sensor.key").exists() {
+        bail!("{} already holds a sensor's identity", out.display());
+    }
+    pki::issue(ca_dir, out, "sensor", &identity, Use::Client, e.days)?;
+    let keys = out.join("epoch.keys");
+    write_private(&keys, e.keys.to_text().as_bytes())?;
+    let kind = match e.site_kind {
+        SiteKind::Store => "store",
+        SiteKind::Billboard => "billboard",
+    };
+    let text = format!(
+        "# Written by footfall-fleet sensor for {identity}; the files it names sit beside it.\n\
+         version = 1\n\n[sensor]\nid = \"{sensor}\"\nsite = \"{site}\"\nsite_kind = \"{kind}\"\n\n\
+         [identity]\n# The current and next epochs' keys, not the tenant secret: replace the file \
+         before the\n# next epoch begins (footfall-fleet keys), then systemctl reload-or-restart.\n\
+         keys_file = \"epoch.keys\"\nepoch_days = {epoch_days}\nbridge_days = {bridge}\n\n\
+         [mqtt]\nurl = \"{broker}\"\nca_file = \"ca.crt\"\ncert_file = \"sensor.crt\"\n\
+         key_file = \"sensor.key\"\n",
+        sensor = e.sensor,
+        site = e.site,
+        epoch_days = e.keys.epoch_days(),
+        bridge = e.bridge_days,
+        broker = e.broker,
+    );
+    let config = Config::from_toml_str(&text, out).context("the sensor's configuration")?;
+    config
+        .identity()
+        .keys
+        .load(config.identity().epoch_days)
+        .context("the sensor's epoch keys")?;
+    debug_assert!(matches!(config.identity().keys, KeySource::EpochKeys(_)));
+    write_private(&out.join("agent.toml"), text.as_bytes())
+}
+
+/// Issues a collector's client certificate into `out` and appends its read-only entry to the
+/// broker's ACL file `acl`. Refuses a collector already there.
+pub fn collector(
+    ca_dir: &Path,
+    out: &Path,
+    name: &str,
+    acl: &Path,
+    days: u32,
+) -> anyhow::Result<()> {
+    let identity = collector_identity(name)?;
+    let existing = fs::read_to_string(acl)
+        .with_context(|| format!("reading the broker's ACL file {}", acl.display()))?;
+    let header = format!("user {identity}\n");
+    if existing.contains(&header) || out.join("collector.key").exists() {
+        bail!(
+            "{identity} is already enrolled ({} or {})",
+            acl.display(),
+            out.display()
+        );
+    }
+    pki::issue(ca_dir, out, "collector", &identity, Use::Client, days)?;
+    let mut f = fs::OpenOptions::new().append(true).open(acl)?;
+    write!(
+        f,
+        "\n# footfall-fleet collector {name}: reads every sensor's topics, writes none.\n\
+         {header}topic read {p}/+/+/sightings\ntopic read {p}/+/+/status\n",
+        p = wire::topic::PREFIX
+    )?;
+    Ok(())
+}
+
+/// Writes `bytes` to a new file readable by its owner only.
+pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.set_permissions(fs::Permissions::from_mode(0o600))?;
+    f.write_all(bytes)?;
+    Ok(())
+}

@@ -1,0 +1,192 @@
+//! `footfall-fleet`: enrols sensors and collectors (README, "Deploying a fleet").
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use device_id::EpochKeys;
+use firmware_config::{SecretSource, SiteKind, MIN_SECRET_BYTES};
+use fleet::enrol::{self, SensorEnrolment};
+use fleet::pki::{self, Use};
+
+#[derive(Parser)]
+#[command(
+    name = "footfall-fleet",
+    version,
+    about = "Enrols Footfall sensors and collectors"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Creates the fleet CA (ca.crt, ca.key mode 0600) in --ca. Keep ca.key offline.
+    Ca {
+        #[arg(long)]
+        ca: PathBuf,
+        #[arg(long, default_value = "footfall-fleet-ca")]
+        name: String,
+        #[arg(long, default_value_t = 3650)]
+        days: u32,
+    },
+    /// Issues the broker's server certificate (broker.crt, broker.key) into --out.
+    Broker {
+        #[arg(long)]
+        ca: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// Host names or IP addresses the sensors and collectors reach it at (repeatable).
+        #[arg(long = "host", required = true)]
+        hosts: Vec<String>,
+        #[arg(long, default_value_t = 825)]
+        days: u32,
+    },
+    /// Enrols a sensor: its client certificate, the fleet CA, its epoch keys and agent.toml
+    /// in --out (install as /etc/footfall, owned by footfall-agent).
+    Sensor {
+        #[arg(long)]
+        ca: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        site: String,
+        #[arg(long)]
+        sensor: String,
+        #[arg(long, value_enum, default_value_t = Kind::Store)]
+        site_kind: Kind,
+        /// The fleet broker, mqtts://host:port.
+        #[arg(long)]
+        broker: String,
+        /// The epoch keys to install (footfall-fleet keys).
+        #[arg(long)]
+        keys: PathBuf,
+        #[arg(long, default_value_t = 30)]
+        bridge_days: u32,
+        #[arg(long, default_value_t = 825)]
+        days: u32,
+    },
+    /// Enrols a collector: its client certificate in --out, and its read-only entry in the
+    /// broker's ACL file (reload the broker after).
+    Collector {
+        #[arg(long)]
+        ca: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        acl: PathBuf,
+        #[arg(long, default_value_t = 825)]
+        days: u32,
+    },
+    /// Derives the epoch keys sensors hold (the epoch containing --at and the next) from the
+    /// tenant secret, into --out (mode 0600). Run it before each epoch ends and send the file
+    /// to every sensor: that is the rotation.
+    Keys {
+        /// The tenant secret (mode 0600); it never leaves this machine.
+        #[arg(long)]
+        secret_file: PathBuf,
+        #[arg(long, default_value_t = 45)]
+        epoch_days: u32,
+        /// RFC 3339 time in the first epoch to cover (default: now).
+        #[arg(long)]
+        at: Option<String>,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Kind {
+    Store,
+    Billboard,
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse().cmd) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("footfall-fleet: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cmd: Cmd) -> anyhow::Result<()> {
+    match cmd {
+        Cmd::Ca { ca, name, days } => pki::create_ca(&ca, &name, days),
+        Cmd::Broker {
+            ca,
+            out,
+            hosts,
+            days,
+        } => pki::issue(
+            &ca,
+            &out,
+            "broker",
+            "footfall-broker",
+            Use::Server(&hosts),
+            days,
+        ),
+        Cmd::Sensor {
+            ca,
+            out,
+            site,
+            sensor,
+            site_kind,
+            broker,
+            keys,
+            bridge_days,
+            days,
+        } => {
+            let text = std::fs::read_to_string(&keys)
+                .with_context(|| format!("reading {}", keys.display()))?;
+            let keys = EpochKeys::parse(&text)
+                .map_err(anyhow::Error::msg)
+                .with_context(|| format!("{}", keys.display()))?;
+            let site_kind = match site_kind {
+                Kind::Store => SiteKind::Store,
+                Kind::Billboard => SiteKind::Billboard,
+            };
+            let e = SensorEnrolment {
+                site: &site,
+                sensor: &sensor,
+                site_kind,
+                broker: &broker,
+                keys: &keys,
+                bridge_days,
+                days,
+            };
+            enrol::sensor(&ca, &out, &e)
+        }
+        Cmd::Collector {
+            ca,
+            out,
+            name,
+            acl,
+            days,
+        } => enrol::collector(&ca, &out, &name, &acl, days),
+        Cmd::Keys {
+            secret_file,
+            epoch_days,
+            at,
+            out,
+        } => {
+            let secret = SecretSource::File(secret_file).load("--secret-file", MIN_SECRET_BYTES)?;
+            let at_ms = match at {
+                Some(t) => chrono::DateTime::parse_from_rfc3339(&t)
+                    .with_context(|| format!("--at {t}: not an RFC 3339 time"))?
+                    .timestamp_millis(),
+                None => chrono::Utc::now().timestamp_millis(),
+            };
+            if !(1..=366).contains(&epoch_days) {
+                anyhow::bail!("--epoch-days {epoch_days}: must be 1-366");
+            }
+            let keys = EpochKeys::derive(secret.expose(), epoch_days, at_ms, 1);
+            enrol::write_private(&out, keys.to_text().as_bytes())
+        }
+    }
+}
