@@ -3,6 +3,7 @@
 //! systemd-analyze.
 
 mod broker;
+mod cli;
 mod systemd;
 
 use std::path::PathBuf;

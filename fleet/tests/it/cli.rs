@@ -1,0 +1,94 @@
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+use device_id::EpochKeys;
+
+const FLEET: &str = env!("CARGO_BIN_EXE_footfall-fleet");
+
+/// `footfall-fleet keys` writes the current and next epochs' keys of the tenant secret, mode
+/// 0600, and refuses a secret others can read; `sensor` turns them into a bundle whose
+/// configuration holds no secret.
+#[test]
+fn keys_and_a_sensor_bundle_from_the_command_line() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let secret = tmp.path().join("tenant.key");
+    fs::write(&secret, "test-tenant-secret-0123456789\n").expect("write");
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o644)).expect("chmod");
+    let keys = tmp.path().join("epoch.keys");
+    let run = |args: &[&str]| Command::new(FLEET).args(args).output().expect("run");
+    let keys_cmd = [
+        "keys",
+        "--secret-file",
+        secret.to_str().expect("utf-8"),
+        "--at",
+        "2026-11-30T12:00:00Z",
+        "--out",
+        keys.to_str().expect("utf-8"),
+    ];
+    let o = run(&keys_cmd);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("--secret-file") && err.contains("0644"),
+        "{err}"
+    );
+    assert!(!keys.exists(), "nothing written from a readable secret");
+
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o600)).expect("chmod");
+    let o = run(&keys_cmd);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        fs::metadata(&keys).expect("keys").permissions().mode() & 0o777,
+        0o600
+    );
+    let written = EpochKeys::parse(&fs::read_to_string(&keys).expect("keys")).expect("parses");
+    // 2026-11-30T12:00Z is 1,796,040,000 s after 1970: epoch 461 of 45 days.
+    assert_eq!(
+        written,
+        EpochKeys::derive(b"test-tenant-secret-0123456789", 45, 1_796_040_000_000, 1)
+    );
+    assert_eq!(written.epochs().collect::<Vec<_>>(), [461, 462]);
+
+    let ca = tmp.path().join("ca");
+    let o = run(&["ca", "--ca", ca.to_str().expect("utf-8"), "--days", "2"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let bundle = tmp.path().join("bundle");
+    let mut sensor = vec![
+        "sensor",
+        "--ca",
+        ca.to_str().expect("utf-8"),
+        "--out",
+        bundle.to_str().expect("utf-8"),
+        "--site",
+        "store-7",
+        "--sensor",
+        "s-01",
+        "--keys",
+        keys.to_str().expect("utf-8"),
+    ];
+    let o = run(&[&sensor[..], &["--broker", "mqtt://broker:1883"]].concat());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("--broker") && err.contains("TLS"),
+        "{err}"
+    );
+    sensor.extend(["--broker", "mqtts://broker:8883"]);
+    let o = run(&sensor);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let toml = fs::read_to_string(bundle.join("agent.toml")).expect("agent.toml");
+    assert!(
+        toml.contains("keys_file = \"epoch.keys\"") && !toml.contains("secret_"),
+        "{toml}"
+    );
+    assert_eq!(
+        fs::read(bundle.join("epoch.keys")).ok(),
+        fs::read(&keys).ok()
+    );
+    let cert = Command::new("openssl")
+        .args(["x509", "-noout", "-subject", "-in"])
+        .arg(bundle.join("sensor.crt"))
+        .output()
+        .expect("openssl");
+    let subject = String::from_utf8_lossy(&cert.stdout);
+    assert!(subject.contains("CN = store-7/s-01"), "{subject}");
+}
