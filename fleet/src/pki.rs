@@ -9,6 +9,16 @@ use std::process::Command;
 
 use anyhow::{bail, Context};
 
+/// `openssl req` options for a new ECDSA P-256 key, unencrypted (the services read it
+/// unattended; it is mode 0600).
+const NEW_KEY: [&str; 5] = [
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+];
+
 /// What a certificate is for.
 pub enum Use<'a> {
     /// A TLS server (a broker) reached at these IP addresses or DNS names.
@@ -31,11 +41,11 @@ pub fn create_ca(dir: &Path, name: &str, days: u32) -> anyhow::Result<()> {
         &[
             "req",
             "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
+            NEW_KEY[0],
+            NEW_KEY[1],
+            NEW_KEY[2],
+            NEW_KEY[3],
+            NEW_KEY[4],
             "-keyout",
             "ca.key",
             "-out",
@@ -101,18 +111,8 @@ pub fn issue(
     openssl(
         out,
         &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            &key,
-            "-out",
-            &csr,
-            "-subj",
-            &subject,
+            "req", NEW_KEY[0], NEW_KEY[1], NEW_KEY[2], NEW_KEY[3], NEW_KEY[4], "-keyout", &key,
+            "-out", &csr, "-subj", &subject,
         ],
     )?;
     private(&out.join(&key))?;

@@ -41,9 +41,15 @@ impl Id {
 }
 
 fn publish(m: &Mosquitto, who: &Id, extra: &[&str], topic: &str, payload: &str) -> Output {
+    let mut args = who.args(m);
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    publish_as(args, topic, payload)
+}
+
+/// mosquitto_pub with connection arguments `args`, QoS 1.
+fn publish_as(args: Vec<String>, topic: &str, payload: &str) -> Output {
     Command::new("mosquitto_pub")
-        .args(who.args(m))
-        .args(extra)
+        .args(args)
         .args(["-q", "1", "-t", topic, "-m", payload])
         .output()
         .expect("mosquitto_pub is installed")
@@ -206,19 +212,12 @@ fn the_shipped_broker_lets_each_identity_do_only_its_own_part() {
         "s1-as-id",
     ));
     // No certificate, or one from another CA: no connection at all.
-    let anonymous = Command::new("mosquitto_pub")
-        .args(["-h", "127.0.0.1", "-p", &m.port.to_string(), "--cafile"])
-        .arg(s1.dir.join("ca.crt"))
-        .args([
-            "-q",
-            "1",
-            "-t",
-            "footfall/v1/site-a/s1/sightings",
-            "-m",
-            "anonymous",
-        ])
-        .output()
-        .expect("mosquitto_pub");
+    let plain: Vec<String> = ["-h", "127.0.0.1", "-p", &m.port.to_string(), "--cafile"]
+        .into_iter()
+        .map(str::to_owned)
+        .chain([s1.dir.join("ca.crt").display().to_string()])
+        .collect();
+    let anonymous = publish_as(plain, "footfall/v1/site-a/s1/sightings", "anonymous");
     assert!(
         !anonymous.status.success(),
         "a client without a certificate connected"
@@ -237,18 +236,7 @@ fn the_shipped_broker_lets_each_identity_do_only_its_own_part() {
     let rogue = id("rogue", "sensor");
     let mut rogue_args = rogue.args(&m);
     rogue_args[5] = s1.dir.join("ca.crt").display().to_string();
-    let o = Command::new("mosquitto_pub")
-        .args(rogue_args)
-        .args([
-            "-q",
-            "1",
-            "-t",
-            "footfall/v1/site-a/s1/sightings",
-            "-m",
-            "rogue",
-        ])
-        .output()
-        .expect("mosquitto_pub");
+    let o = publish_as(rogue_args, "footfall/v1/site-a/s1/sightings", "rogue");
     assert!(
         !o.status.success(),
         "a certificate from another CA connected"
