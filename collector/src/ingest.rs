@@ -12,8 +12,10 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use firmware_config::MqttTlsFiles;
 use rumqttc::{
     AsyncClient, Event, MqttOptions, Outgoing, Packet, Publish, QoS, SubscribeReasonCode,
+    TlsConfiguration, Transport,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -129,13 +131,15 @@ fn request_capacity(cfg: &Config) -> usize {
     2 * cfg.ingest().batch_max_rows() + CHANNEL + 64
 }
 
-fn options(cfg: &Config) -> MqttOptions {
+/// The client's options; `tls`, the TLS files read at start (a missing file stops the start
+/// with its field named).
+fn options(cfg: &Config, tls: Option<MqttTlsFiles>) -> MqttOptions {
     let m = cfg.mqtt();
     let mut o = MqttOptions::new(m.client_id(), m.host(), m.port());
     o.set_keep_alive(m.keepalive())
         .set_clean_session(false)
         .set_manual_acks(true)
-        .set_max_packet_size(16 << 20, 64 << 10)
+        .set_max_packet_size(cfg.ingest().max_payload_bytes() + (64 << 10), 64 << 10)
         .set_request_channel_capacity(request_capacity(cfg));
     if let Some(user) = m.username() {
         let password = m
@@ -144,21 +148,31 @@ fn options(cfg: &Config) -> MqttOptions {
             .unwrap_or_default();
         o.set_credentials(user, password);
     }
+    if let Some(files) = tls {
+        // Ignore the error: it only says a provider is installed already.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        o.set_transport(Transport::Tls(TlsConfiguration::Simple {
+            ca: files.ca,
+            alpn: None,
+            client_auth: files.client_auth,
+        }));
+    }
     o
 }
 
 /// Subscribes and ingests until `shutdown`; then commits and acknowledges what it holds,
 /// disconnects and returns. Rows are written through `db`; committed sightings go to
-/// `feed`.
+/// `feed`. `tls`: the TLS files of an `mqtts://` broker.
 pub async fn run(
     cfg: &Config,
+    tls: Option<MqttTlsFiles>,
     db: clickhouse::Client,
     mut inventory: Inventory,
     feed: Feed,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) -> Result<(), IngestError> {
-    let (client, mut eventloop) = AsyncClient::new(options(cfg), request_capacity(cfg));
+    let (client, mut eventloop) = AsyncClient::new(options(cfg, tls), request_capacity(cfg));
     let filters = cfg.mqtt().filters();
     let (tx, mut rx) = mpsc::channel::<Publish>(CHANNEL);
     // Not a child of `shutdown`: the MQTT task outlives the drain, to send its acknowledgements.

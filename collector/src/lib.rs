@@ -48,6 +48,9 @@ use crate::stream::{Stage, StageError};
 /// the broker and is redelivered to the next start; visits not written are rebuilt then.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A file the configuration names (the MQTT TLS files) cannot be read.
+    #[error(transparent)]
+    Config(#[from] firmware_config::ConfigError),
     /// Another process holds the port: change `metrics.listen`.
     #[error("metrics.listen: cannot listen on {addr}")]
     Listen {
@@ -70,6 +73,11 @@ pub enum Error {
 /// from the sightings table), and ingests. On `shutdown` it commits and acknowledges what
 /// it has read, then the stage writes every stay it holds.
 pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), Error> {
+    let tls = cfg
+        .mqtt()
+        .tls()
+        .map(firmware_config::MqttTls::read)
+        .transpose()?;
     let metrics = Arc::new(Metrics::default());
     let addr = cfg.metrics_listen();
     let listener = tokio::net::TcpListener::bind(addr)
@@ -94,7 +102,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), Error> 
         let current = rules.read().expect("not poisoned").clone();
         stream::recover(&db, &cfg, &current, &feed).await?;
     }
-    ingest::run(&cfg, db, inventory, feed, metrics, shutdown).await?;
+    ingest::run(&cfg, tls, db, inventory, feed, metrics, shutdown).await?;
     // The stream stage writes the stays it holds.
     stage.finish().await?;
     info!("stopped");

@@ -97,6 +97,10 @@ fn main() -> ExitCode {
             eprintln!("footfall-collector: {e:#}");
             if e.downcast_ref::<ConfigError>().is_some()
                 || matches!(
+                    e.downcast_ref::<collector::Error>(),
+                    Some(collector::Error::Config(_))
+                )
+                || matches!(
                     e.downcast_ref::<OfflineError>(),
                     Some(OfflineError::Calibration { .. })
                 )

@@ -20,8 +20,8 @@ pub use keys::{KeySource, Keys, MIN_SECRET_BYTES};
 pub use raw::{merge as merge_toml, over_defaults, read_file, RawConfig};
 pub use secret::{secret, Secret, SecretSource};
 pub use validated::{
-    Capture, ChannelPlan, Config, FcsPolicy, FsyncPolicy, Identity, Mqtt, MqttTls, Sensor,
-    Sightings, SiteKind, Spool,
+    mqtt_endpoint, refuse_plaintext_credentials, Capture, ChannelPlan, Config, FcsPolicy,
+    FsyncPolicy, Identity, Mqtt, MqttTls, MqttTlsFiles, Sensor, Sightings, SiteKind, Spool,
 };
 
 /// The default configuration, every field with its default and a comment.

@@ -348,44 +348,12 @@ impl Config {
         };
 
         let m = raw.mqtt;
-        let (tls_on, host, port) = parse_mqtt_url(&m.url)?;
-        let tls = match (tls_on, m.ca_file, m.cert_file, m.key_file) {
-            (false, None, None, None) => None,
-            (false, ..) => {
-                return Err(E::invalid(
-                    "mqtt.url",
-                    &m.url,
-                    "TLS files are set: use an mqtts:// url",
-                ))
-            }
-            (true, None, ..) => {
-                return Err(E::invalid(
-                    "mqtt.ca_file",
-                    "",
-                    "an mqtts:// url needs the broker's CA certificate",
-                ))
-            }
-            (true, Some(ca), Some(cert), Some(key)) => Some(MqttTls {
-                ca_file: abs(ca),
-                client_auth: Some((abs(cert), abs(key))),
-            }),
-            (true, Some(ca), None, None) => Some(MqttTls {
-                ca_file: abs(ca),
-                client_auth: None,
-            }),
-            (true, Some(_), cert, _) => {
-                let missing = if cert.is_some() {
-                    "mqtt.key_file"
-                } else {
-                    "mqtt.cert_file"
-                };
-                return Err(E::invalid(
-                    missing,
-                    "",
-                    "mqtt.cert_file and mqtt.key_file go together",
-                ));
-            }
-        };
+        let (host, port, tls) = mqtt_endpoint(
+            &m.url,
+            m.ca_file.map(abs),
+            m.cert_file.map(abs),
+            m.key_file.map(abs),
+        )?;
         let password = match (m.password_file, m.password_env) {
             (None, None) => None,
             (Some(f), None) => Some(SecretSource::File(abs(f))),
@@ -405,6 +373,7 @@ impl Config {
                 "a password is configured without a username",
             ));
         }
+        refuse_plaintext_credentials(&host, tls.is_some(), password.is_some())?;
         let client_id = m
             .client_id
             .unwrap_or_else(|| format!("footfall-{}", sensor.id));
@@ -508,6 +477,105 @@ fn secs_in(field: &'static str, v: u64, lo: u64, hi: u64) -> Result<Duration, Co
     } else {
         Err(ConfigError::invalid(field, v, format!("must be {lo}-{hi}")))
     }
+}
+
+/// The broker of an `mqtt://` or `mqtts://` url and its TLS files (`mqtt.ca_file`,
+/// `mqtt.cert_file`, `mqtt.key_file`): shared by the agent's and the collector's
+/// configurations.
+pub fn mqtt_endpoint(
+    url: &str,
+    ca_file: Option<PathBuf>,
+    cert_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
+) -> Result<(String, u16, Option<MqttTls>), ConfigError> {
+    use ConfigError as E;
+    let (tls_on, host, port) = parse_mqtt_url(url)?;
+    let tls = match (tls_on, ca_file, cert_file, key_file) {
+        (false, None, None, None) => None,
+        (false, ..) => {
+            return Err(E::invalid(
+                "mqtt.url",
+                url,
+                "TLS files are set: use an mqtts:// url",
+            ))
+        }
+        (true, None, ..) => {
+            return Err(E::invalid(
+                "mqtt.ca_file",
+                "",
+                "an mqtts:// url needs the broker's CA certificate",
+            ))
+        }
+        (true, Some(ca), Some(cert), Some(key)) => Some(MqttTls {
+            ca_file: ca,
+            client_auth: Some((cert, key)),
+        }),
+        (true, Some(ca), None, None) => Some(MqttTls {
+            ca_file: ca,
+            client_auth: None,
+        }),
+        (true, Some(_), cert, _) => {
+            let missing = if cert.is_some() {
+                "mqtt.key_file"
+            } else {
+                "mqtt.cert_file"
+            };
+            return Err(E::invalid(
+                missing,
+                "",
+                "mqtt.cert_file and mqtt.key_file go together",
+            ));
+        }
+    };
+    Ok((host, port, tls))
+}
+
+/// A password sent over plain `mqtt://` can be read on the way, except on the machine
+/// itself: refused unless the broker is a loopback address.
+pub fn refuse_plaintext_credentials(
+    host: &str,
+    tls: bool,
+    password: bool,
+) -> Result<(), ConfigError> {
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|a| a.is_loopback());
+    if password && !tls && !loopback {
+        return Err(ConfigError::invalid(
+            "mqtt.url",
+            host,
+            "a password would cross the network in plain text: use mqtts:// (or a loopback broker)",
+        ));
+    }
+    Ok(())
+}
+
+impl MqttTls {
+    /// Reads the CA certificate and the client certificate and key, naming the field of a
+    /// file that cannot be read.
+    pub fn read(&self) -> Result<MqttTlsFiles, ConfigError> {
+        let read = |field: &'static str, p: &Path| {
+            std::fs::read(p).map_err(|e| ConfigError::Secret {
+                field,
+                reason: format!("cannot read {}: {e}", p.display()),
+            })
+        };
+        let client_auth = match &self.client_auth {
+            Some((cert, key)) => Some((read("mqtt.cert_file", cert)?, read("mqtt.key_file", key)?)),
+            None => None,
+        };
+        Ok(MqttTlsFiles {
+            ca: read("mqtt.ca_file", &self.ca_file)?,
+            client_auth,
+        })
+    }
+}
+
+/// The TLS files' contents (PEM): the CA, and the client certificate and key.
+pub struct MqttTlsFiles {
+    pub ca: Vec<u8>,
+    pub client_auth: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 fn parse_mqtt_url(url: &str) -> Result<(bool, String, u16), ConfigError> {

@@ -43,12 +43,9 @@ pub enum Error {
     Capture(#[source] pcap::Error),
     #[error("failed to start the channel hopper")]
     Hopper(#[source] std::io::Error),
-    #[error("failed to read {}", path.display())]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// A file the configuration names cannot be read (exit 78, like a bad configuration).
+    #[error(transparent)]
+    Config(#[from] firmware_config::ConfigError),
     #[error("failed to create {}", path.display())]
     Create {
         path: PathBuf,

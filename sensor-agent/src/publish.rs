@@ -89,20 +89,11 @@ impl Publisher {
         }
         if let Some(tls) = &m.tls {
             install_crypto_provider();
-            let read = |p: &std::path::Path| {
-                std::fs::read(p).map_err(|source| Error::Read {
-                    path: p.to_owned(),
-                    source,
-                })
-            };
-            let client_auth = match &tls.client_auth {
-                Some((cert, key)) => Some((read(cert)?, read(key)?)),
-                None => None,
-            };
+            let files = tls.read()?;
             options.set_transport(Transport::Tls(TlsConfiguration::Simple {
-                ca: read(&tls.ca_file)?,
+                ca: files.ca,
                 alpn: None,
-                client_auth,
+                client_auth: files.client_auth,
             }));
         }
         Ok(Publisher {

@@ -18,3 +18,43 @@ pub fn make_test_pki(dir: &Path) {
     )
     .expect("a server certificate");
 }
+
+/// The fleet broker as shipped (`deploy/mosquitto/footfall.conf` and `footfall.acl`), on a
+/// free loopback port: its server certificate for 127.0.0.1 is issued by the fleet CA in
+/// `ca_dir` into `broker_dir`, where the ACL is copied (enrol collectors into
+/// `broker_dir/footfall.acl` before starting it).
+pub fn prepare_fleet_broker(ca_dir: &Path, broker_dir: &Path) {
+    issue(
+        ca_dir,
+        broker_dir,
+        "broker",
+        "broker",
+        Use::Server(&["127.0.0.1".into()]),
+        2,
+    )
+    .expect("the broker's certificate");
+    std::fs::copy(
+        deploy("mosquitto/footfall.acl"),
+        broker_dir.join("footfall.acl"),
+    )
+    .expect("the shipped ACL");
+}
+
+/// Starts the shipped broker configuration with the files [`prepare_fleet_broker`] wrote.
+pub fn start_fleet_broker(broker_dir: &Path) -> crate::Mosquitto {
+    let shipped =
+        std::fs::read_to_string(deploy("mosquitto/footfall.conf")).expect("footfall.conf");
+    let dir = broker_dir.display().to_string();
+    crate::Mosquitto::start_config(|_, port| {
+        shipped
+            .replace("/etc/mosquitto/footfall", &dir)
+            .replace("listener 8883", &format!("listener {port} 127.0.0.1"))
+    })
+}
+
+/// A file of the repository's `deploy/` (shipped configuration).
+pub fn deploy(rel: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../deploy")
+        .join(rel)
+}

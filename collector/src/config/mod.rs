@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use firmware_config::{secret, ConfigError, Secret};
+use firmware_config::{secret, ConfigError, MqttTls, Secret};
 pub use warehouse::ClickHouseConfig;
 
 use self::raw::{RawConfig, RawIngest, RawMetrics, RawMqtt, RawTimely, RawVisits};
@@ -88,6 +88,8 @@ impl Config {
 pub struct MqttConfig {
     host: String,
     port: u16,
+    /// `mqtts://`: the broker's CA, and the collector's client certificate and key.
+    tls: Option<MqttTls>,
     client_id: String,
     shared_group: Option<String>,
     username: Option<String>,
@@ -97,25 +99,8 @@ pub struct MqttConfig {
 
 impl MqttConfig {
     fn from_raw(m: RawMqtt) -> Result<MqttConfig, ConfigError> {
-        let Some(addr) = m.url.strip_prefix("mqtt://") else {
-            return Err(ConfigError::invalid(
-                "mqtt.url",
-                &m.url,
-                "must be mqtt://host:port",
-            ));
-        };
-        let (host, port) = match addr.rsplit_once(':') {
-            Some((h, p)) => (
-                h.to_owned(),
-                p.parse::<u16>().map_err(|_| {
-                    ConfigError::invalid("mqtt.url", &m.url, "the port is not a number")
-                })?,
-            ),
-            None => (addr.to_owned(), 1883),
-        };
-        if host.is_empty() {
-            return Err(ConfigError::invalid("mqtt.url", &m.url, "no host"));
-        }
+        let (host, port, tls) =
+            firmware_config::mqtt_endpoint(&m.url, m.ca_file, m.cert_file, m.key_file)?;
         if m.client_id.is_empty() || m.client_id.len() > 64 {
             return Err(ConfigError::invalid(
                 "mqtt.client_id",
@@ -139,9 +124,11 @@ impl MqttConfig {
             m.password_env,
             ("mqtt.password_file", "mqtt.password_env"),
         )?;
+        firmware_config::refuse_plaintext_credentials(&host, tls.is_some(), password.is_some())?;
         Ok(MqttConfig {
             host,
             port,
+            tls,
             client_id: m.client_id,
             shared_group: m.shared_group,
             username: m.username,
@@ -160,6 +147,10 @@ impl MqttConfig {
 
     pub fn client_id(&self) -> &str {
         &self.client_id
+    }
+
+    pub fn tls(&self) -> Option<&MqttTls> {
+        self.tls.as_ref()
     }
 
     pub fn username(&self) -> Option<&str> {
@@ -464,6 +455,16 @@ mod tests {
             ),
             ("[mqtt]\nurl = \"tcp://x\"", "mqtt.url"),
             ("[mqtt]\nshared_group = \"a/b\"", "mqtt.shared_group"),
+            ("[mqtt]\nurl = \"mqtts://broker:8883\"", "mqtt.ca_file"),
+            ("[mqtt]\nca_file = \"/ca.crt\"", "use an mqtts:// url"),
+            (
+                "[mqtt]\nurl = \"mqtts://b\"\nca_file = \"/c\"\ncert_file = \"/c\"",
+                "mqtt.key_file",
+            ),
+            (
+                "[mqtt]\nurl = \"mqtt://broker.example:1883\"\nusername = \"u\"\npassword_env = \"PATH\"",
+                "plain text",
+            ),
             ("[ingest]\nbatch_max_rows = 0", "ingest.batch_max_rows"),
             ("[ingest]\nbatch_max_rows = -5", "ingest.batch_max_rows"),
             ("[visits]\nhorizon_hours = -1", "visits.horizon_hours"),

@@ -27,6 +27,9 @@ pub(super) struct RawMqtt {
     pub username: Option<String>,
     pub password_file: Option<PathBuf>,
     pub password_env: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
     pub keepalive_secs: u16,
 }
 

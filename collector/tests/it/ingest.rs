@@ -465,3 +465,132 @@ fn published_envelopes_land_once_and_bad_messages_are_rejected_with_their_reason
     });
     assert!(run.stop().success());
 }
+
+/// A fleet as deployed: the shipped broker (TLS only, client certificates, ACL), sensors
+/// publishing with the certificates `footfall-fleet` issued them, and the collector over
+/// `mqtts://` with its own. Every sighting lands, and the broker knows the collector by its
+/// certificate, not by the client id it asked for.
+#[test]
+fn a_fleet_collector_ingests_over_mqtts_with_its_certificate() {
+    let ch = ClickHouse::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let city = dir.path().join("city");
+    let s = Scenario::from_overlay(
+        "preset = \"tiny\"\n[output]\nmode = \"envelopes\"\n",
+        "test",
+    )
+    .expect("scenario");
+    let truth = simulator::generate(&s, 4, &city, 2, &mut |_| {}).expect("generate");
+
+    let (ca, broker_dir) = (dir.path().join("ca"), dir.path().join("broker"));
+    fleet::pki::create_ca(&ca, "test-fleet-ca", 2).expect("the CA");
+    testkit::prepare_fleet_broker(&ca, &broker_dir);
+    let collector_dir = dir.path().join("collector");
+    fleet::enrol::collector(
+        &ca,
+        &collector_dir,
+        "c1",
+        &broker_dir.join("footfall.acl"),
+        2,
+    )
+    .expect("enrol the collector");
+    let broker = testkit::start_fleet_broker(&broker_dir);
+
+    let metrics_port = free_port();
+    let cfg = dir.path().join("collector.toml");
+    let file = |name: &str| collector_dir.join(name).display().to_string();
+    std::fs::write(
+        &cfg,
+        format!(
+            "version = 1\n[clickhouse]\nurl = \"{}\"\ndatabase = \"fleet\"\n\
+             [mqtt]\nurl = \"mqtts://127.0.0.1:{}\"\nclient_id = \"asked-for\"\n\
+             ca_file = \"{}\"\ncert_file = \"{}\"\nkey_file = \"{}\"\n\
+             [ingest]\nbatch_max_age_ms = 200\nmax_age_days = 3650\n\
+             [metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n",
+            ch.url(),
+            broker.port,
+            file("ca.crt"),
+            file("collector.crt"),
+            file("collector.key"),
+        ),
+    )
+    .expect("config");
+    let inventory = city.join("inventory/sensors.csv");
+    assert_success(&collector(
+        &["import", "sensors", inventory.to_str().expect("utf-8")],
+        &cfg,
+    ));
+    let run = Collector::start(&cfg, metrics_port);
+    wait_for(Duration::from_secs(20), || {
+        run.metrics()
+            .contains("\nfootfall_mqtt_subscribed 1\n")
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("the collector did not subscribe:\n{}", broker.log()));
+    assert!(
+        broker.log().contains("as collector-c1") && !broker.log().contains("as asked-for"),
+        "{}",
+        broker.log()
+    );
+
+    let sensors: Vec<(String, String)> = std::fs::read_to_string(&inventory)
+        .expect("inventory")
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0].to_owned(), f[1].to_owned())
+        })
+        .collect();
+    let keys = device_id::EpochKeys::derive(b"unused-in-this-test-0123", 45, 0, 1);
+    for (sensor, site) in &sensors {
+        let bundle = dir.path().join("sensors").join(sensor);
+        let e = fleet::enrol::SensorEnrolment {
+            site,
+            sensor,
+            site_kind: firmware_config::SiteKind::Store,
+            broker: "mqtts://127.0.0.1:8883",
+            keys: &keys,
+            bridge_days: 30,
+            days: 2,
+        };
+        fleet::enrol::sensor(&ca, &bundle, &e).expect("enrol a sensor");
+        let f = |name: &str| bundle.join(name);
+        let o = Command::new("mosquitto_pub")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &broker.port.to_string(),
+                "-q",
+                "1",
+                "-l",
+            ])
+            .arg("--cafile")
+            .arg(f("ca.crt"))
+            .arg("--cert")
+            .arg(f("sensor.crt"))
+            .arg("--key")
+            .arg(f("sensor.key"))
+            .args(["-t", &format!("footfall/v1/{site}/{sensor}/sightings")])
+            .stdin(
+                std::fs::File::open(city.join("envelopes").join(format!("{sensor}.jsonl")))
+                    .expect("envelopes"),
+            )
+            .output()
+            .expect("mosquitto_pub");
+        assert_success(&o);
+    }
+    let want = truth.sightings;
+    let got = wait_for(Duration::from_secs(60), || {
+        let n = count(&ch, "SELECT count() FROM fleet.sightings FINAL");
+        (n == want).then_some(n)
+    });
+    assert_eq!(
+        got,
+        Some(want),
+        "sightings {} of {want}",
+        ch.query("SELECT count() FROM fleet.sightings FINAL")
+    );
+    assert!(run.stop().success(), "a clean drain");
+}

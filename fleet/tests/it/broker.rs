@@ -9,8 +9,6 @@ use fleet::enrol::{self, SensorEnrolment};
 use fleet::pki::{self, Use};
 use testkit::{wait_for, Mosquitto};
 
-use crate::deploy;
-
 /// A client's certificate: its directory and file stem.
 struct Id {
     dir: PathBuf,
@@ -72,17 +70,8 @@ fn the_shipped_broker_lets_each_identity_do_only_its_own_part() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let (ca, broker_dir) = (tmp.path().join("ca"), tmp.path().join("broker"));
     pki::create_ca(&ca, "test-fleet-ca", 2).expect("the CA");
-    pki::issue(
-        &ca,
-        &broker_dir,
-        "broker",
-        "broker",
-        Use::Server(&["127.0.0.1".into()]),
-        2,
-    )
-    .expect("the broker's certificate");
+    testkit::prepare_fleet_broker(&ca, &broker_dir);
     let acl = broker_dir.join("footfall.acl");
-    fs::copy(deploy("mosquitto/footfall.acl"), &acl).expect("the shipped ACL");
     let keys = EpochKeys::derive(b"test-tenant-secret-0123456789", 45, 1_796_000_000_000, 1);
     for (site, sensor) in [("site-a", "s1"), ("site-b", "s2")] {
         let e = SensorEnrolment {
@@ -100,13 +89,7 @@ fn the_shipped_broker_lets_each_identity_do_only_its_own_part() {
     enrol::collector(&ca, &tmp.path().join("c1"), "c1", &acl, 2)
         .expect_err("an enrolled collector is not enrolled twice");
     enrol::collector(&ca, &tmp.path().join("c2"), "c2", &acl, 2).expect("a second collector");
-    let shipped = fs::read_to_string(deploy("mosquitto/footfall.conf")).expect("footfall.conf");
-    let dir = broker_dir.display().to_string();
-    let m = Mosquitto::start_config(|_, port| {
-        shipped
-            .replace("/etc/mosquitto/footfall", &dir)
-            .replace("listener 8883", &format!("listener {port} 127.0.0.1"))
-    });
+    let m = testkit::start_fleet_broker(&broker_dir);
     let id = |who: &str, stem| Id {
         dir: tmp.path().join(who),
         stem,

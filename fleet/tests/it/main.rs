@@ -5,12 +5,3 @@
 mod broker;
 mod cli;
 mod systemd;
-
-use std::path::PathBuf;
-
-/// A file of the repository's `deploy/`.
-fn deploy(rel: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../deploy")
-        .join(rel)
-}

@@ -1,7 +1,7 @@
 use std::fs;
 use std::process::Command;
 
-use crate::deploy;
+use testkit::deploy;
 
 /// The limits: the agent needs raw capture and channel control; servers need
 /// nothing but their sockets.
