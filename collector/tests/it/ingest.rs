@@ -84,6 +84,31 @@ fn publish(broker: &Mosquitto, topic: &str, source: Source) {
     );
 }
 
+/// The tiny preset's city (envelopes) of `seed` in `dir/city`.
+fn tiny_city(dir: &Path, seed: u64) -> (std::path::PathBuf, simulator::Summary) {
+    let city = dir.join("city");
+    let s = Scenario::from_overlay(
+        "preset = \"tiny\"\n[output]\nmode = \"envelopes\"\n",
+        "test",
+    )
+    .expect("scenario");
+    let truth = simulator::generate(&s, seed, &city, 2, &mut |_| {}).expect("generate");
+    (city, truth)
+}
+
+/// (sensor, site) of every sensor in an inventory file.
+fn inventory_sensors(inventory: &Path) -> Vec<(String, String)> {
+    std::fs::read_to_string(inventory)
+        .expect("inventory")
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0].to_owned(), f[1].to_owned())
+        })
+        .collect()
+}
+
 fn count(ch: &ClickHouse, sql: &str) -> u64 {
     ch.query(sql)
         .trim()
@@ -96,13 +121,7 @@ fn published_envelopes_land_once_and_bad_messages_are_rejected_with_their_reason
     let ch = ClickHouse::start();
     let broker = Mosquitto::start();
     let dir = tempfile::tempdir().expect("tempdir");
-    let city = dir.path().join("city");
-    let s = Scenario::from_overlay(
-        "preset = \"tiny\"\n[output]\nmode = \"envelopes\"\n",
-        "test",
-    )
-    .expect("scenario");
-    let truth = simulator::generate(&s, 9, &city, 2, &mut |_| {}).expect("generate");
+    let (city, truth) = tiny_city(dir.path(), 9);
 
     let metrics_port = free_port();
     let cfg = dir.path().join("collector.toml");
@@ -162,15 +181,7 @@ fn published_envelopes_land_once_and_bad_messages_are_rejected_with_their_reason
     assert!(broker.log().contains("SUBSCRIBE from collector-test"));
 
     // Every sensor's envelopes, twice (a spool replay), through mosquitto_pub.
-    let sensors: Vec<(String, String)> = std::fs::read_to_string(&inventory)
-        .expect("inventory")
-        .lines()
-        .skip(1)
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            (f[0].to_owned(), f[1].to_owned())
-        })
-        .collect();
+    let sensors = inventory_sensors(&inventory);
     for _ in 0..2 {
         for (sensor, site) in &sensors {
             let topic = format!("footfall/v1/{site}/{sensor}/sightings");
@@ -474,13 +485,7 @@ fn published_envelopes_land_once_and_bad_messages_are_rejected_with_their_reason
 fn a_fleet_collector_ingests_over_mqtts_with_its_certificate() {
     let ch = ClickHouse::start();
     let dir = tempfile::tempdir().expect("tempdir");
-    let city = dir.path().join("city");
-    let s = Scenario::from_overlay(
-        "preset = \"tiny\"\n[output]\nmode = \"envelopes\"\n",
-        "test",
-    )
-    .expect("scenario");
-    let truth = simulator::generate(&s, 4, &city, 2, &mut |_| {}).expect("generate");
+    let (city, truth) = tiny_city(dir.path(), 4);
 
     let (ca, broker_dir) = (dir.path().join("ca"), dir.path().join("broker"));
     fleet::pki::create_ca(&ca, "test-fleet-ca", 2).expect("the CA");
@@ -533,15 +538,7 @@ fn a_fleet_collector_ingests_over_mqtts_with_its_certificate() {
         broker.log()
     );
 
-    let sensors: Vec<(String, String)> = std::fs::read_to_string(&inventory)
-        .expect("inventory")
-        .lines()
-        .skip(1)
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            (f[0].to_owned(), f[1].to_owned())
-        })
-        .collect();
+    let sensors = inventory_sensors(&inventory);
     let keys = device_id::EpochKeys::derive(b"unused-in-this-test-0123", 45, 0, 1);
     for (sensor, site) in &sensors {
         let bundle = dir.path().join("sensors").join(sensor);
