@@ -60,7 +60,13 @@ enum Source<'a> {
 }
 
 fn publish(broker: &Mosquitto, topic: &str, source: Source) {
+    publish_with(broker, &[], topic, source);
+}
+
+/// As [`publish`], with further mosquitto_pub arguments `extra` (TLS files).
+fn publish_with(broker: &Mosquitto, extra: &[String], topic: &str, source: Source) {
     let mut c = Command::new("mosquitto_pub");
+    c.args(extra);
     c.args([
         "-h",
         "127.0.0.1",
@@ -552,31 +558,20 @@ fn a_fleet_collector_ingests_over_mqtts_with_its_certificate() {
             days: 2,
         };
         fleet::enrol::sensor(&ca, &bundle, &e).expect("enrol a sensor");
-        let f = |name: &str| bundle.join(name);
-        let o = Command::new("mosquitto_pub")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &broker.port.to_string(),
-                "-q",
-                "1",
-                "-l",
-            ])
-            .arg("--cafile")
-            .arg(f("ca.crt"))
-            .arg("--cert")
-            .arg(f("sensor.crt"))
-            .arg("--key")
-            .arg(f("sensor.key"))
-            .args(["-t", &format!("footfall/v1/{site}/{sensor}/sightings")])
-            .stdin(
-                std::fs::File::open(city.join("envelopes").join(format!("{sensor}.jsonl")))
-                    .expect("envelopes"),
-            )
-            .output()
-            .expect("mosquitto_pub");
-        assert_success(&o);
+        let tls: Vec<String> = [
+            ("--cafile", "ca.crt"),
+            ("--cert", "sensor.crt"),
+            ("--key", "sensor.key"),
+        ]
+        .into_iter()
+        .flat_map(|(flag, f)| [flag.to_owned(), bundle.join(f).display().to_string()])
+        .collect();
+        publish_with(
+            &broker,
+            &tls,
+            &format!("footfall/v1/{site}/{sensor}/sightings"),
+            Source::Lines(&city.join("envelopes").join(format!("{sensor}.jsonl"))),
+        );
     }
     let want = truth.sightings;
     let got = wait_for(Duration::from_secs(60), || {
