@@ -71,7 +71,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("decode 500-sighting envelope", |b| {
         b.iter(
             || match decode(&topic, &payload, SENT_MS, &inventory, cfg.ingest()) {
-                Decoded::Sightings(rows, _) => rows,
+                Decoded::Sightings(rows, _, _) => rows,
                 _ => panic!("a valid envelope"),
             },
         )
@@ -79,7 +79,7 @@ fn bench(c: &mut Criterion) {
     g.bench_function("decode + stream records", |b| {
         b.iter(
             || match decode(&topic, &payload, SENT_MS, &inventory, cfg.ingest()) {
-                Decoded::Sightings(rows, _) => {
+                Decoded::Sightings(rows, _, _) => {
                     rows.iter().map(|r| Seen::new(r, false)).collect::<Vec<_>>()
                 }
                 _ => panic!("a valid envelope"),

@@ -12,8 +12,9 @@ use crate::config::IngestConfig;
 use crate::reason::Reason;
 
 pub enum Decoded {
-    /// The envelope's sightings, and the epoch bridges they carry.
-    Sightings(Vec<SightingRow>, Vec<BridgeRow>),
+    /// The envelope's sightings, the epoch bridges they carry, and its sightings refused one
+    /// by one (out of the clock bounds, inconsistent): a bad sighting loses only itself.
+    Sightings(Vec<SightingRow>, Vec<BridgeRow>, Vec<(Reason, RejectedRow)>),
     Status(StatusRow),
     Rejected(Reason, RejectedRow),
 }
@@ -28,20 +29,39 @@ fn reject(
     payload: &[u8],
     received_ms: i64,
 ) -> Decoded {
-    let kept = &payload[..payload.len().min(PAYLOAD_KEPT)];
     Decoded::Rejected(
         reason,
-        RejectedRow {
-            day: day_of(received_ms),
-            reason: reason.as_str().to_owned(),
-            topic: topic.chars().take(512).collect(),
-            payload_hash: fnv64(&[payload]),
-            received_ms,
+        rejected_row(
+            reason,
             detail,
-            payload: String::from_utf8_lossy(kept).into_owned(),
-            payload_bytes: payload.len().min(u32::MAX as usize) as u32,
-        },
+            topic,
+            payload,
+            fnv64(&[payload]),
+            received_ms,
+        ),
     )
+}
+
+/// What the `rejected` table keeps of a refused payload (a message, or one sighting of it).
+fn rejected_row(
+    reason: Reason,
+    detail: String,
+    topic: &str,
+    payload: &[u8],
+    payload_hash: u64,
+    received_ms: i64,
+) -> RejectedRow {
+    let kept = &payload[..payload.len().min(PAYLOAD_KEPT)];
+    RejectedRow {
+        day: day_of(received_ms),
+        reason: reason.as_str().to_owned(),
+        topic: topic.chars().take(512).collect(),
+        payload_hash,
+        received_ms,
+        detail,
+        payload: String::from_utf8_lossy(kept).into_owned(),
+        payload_bytes: payload.len().min(u32::MAX as usize) as u32,
+    }
 }
 
 #[derive(Deserialize)]
@@ -190,36 +210,19 @@ pub fn decode(
     let mut rows = Vec::with_capacity(env.sightings.len());
     let mut bridges = Vec::new();
     let (site, sensor): (Arc<str>, Arc<str>) = (env.site.into(), env.sensor.into());
+    let mut refused = Vec::new();
     for (i, s) in env.sightings.iter().enumerate() {
-        if !sane(s.first_seen.0) || !sane(s.last_seen.0) {
-            return rej(
-                Reason::ClockSkew,
-                format!(
-                    "sighting {i}: {}..{} is outside the clock bounds",
-                    s.first_seen, s.last_seen
-                ),
-            );
-        }
-        if s.last_seen < s.first_seen || s.frames == 0 || !s.rssi_mean.is_finite() {
-            return rej(
-                Reason::InvalidSighting,
-                format!("sighting {i}: last_seen before first_seen, no frames, or a bad RSSI"),
-            );
-        }
-        // Fields a contract version introduced, refused in an older envelope.
-        for (since, present, what) in [
-            (2, s.link.is_some(), "a link"),
-            (3, s.next.is_some(), "a next key"),
-        ] {
-            if env.v < since && present {
-                return rej(
-                    Reason::SchemaMismatch,
-                    format!(
-                        "sighting {i}: {what} in a contract version {} envelope",
-                        env.v
-                    ),
-                );
-            }
+        if let Err((reason, detail)) = check_sighting(s, env.v, &sane) {
+            // The sighting alone, re-encoded, under a hash of the message and its index (a
+            // redelivered message refuses the same rows).
+            let one = serde_json::to_vec(s).expect("a sighting serializes");
+            let hash = fnv64(&[payload, &(i as u64).to_le_bytes()]);
+            let detail = format!("sighting {i}: {detail}");
+            refused.push((
+                reason,
+                rejected_row(reason, detail, topic, &one, hash, received_ms),
+            ));
+            continue;
         }
         if let Some(next) = s.next {
             bridges.push(BridgeRow {
@@ -252,7 +255,43 @@ pub fn decode(
             received_ms,
         });
     }
-    Decoded::Sightings(rows, bridges)
+    Decoded::Sightings(rows, bridges, refused)
+}
+
+/// Why one sighting of a contract version `v` envelope is refused, if it is.
+fn check_sighting(
+    s: &wire::Sighting,
+    v: u32,
+    sane: &impl Fn(i64) -> bool,
+) -> Result<(), (Reason, String)> {
+    if !sane(s.first_seen.0) || !sane(s.last_seen.0) {
+        return Err((
+            Reason::ClockSkew,
+            format!(
+                "{}..{} is outside the clock bounds",
+                s.first_seen, s.last_seen
+            ),
+        ));
+    }
+    if s.last_seen < s.first_seen || s.frames == 0 || !s.rssi_mean.is_finite() {
+        return Err((
+            Reason::InvalidSighting,
+            "last_seen before first_seen, no frames, or a bad RSSI".into(),
+        ));
+    }
+    // Fields a contract version introduced, refused in an older envelope.
+    for (since, present, what) in [
+        (2, s.link.is_some(), "a link"),
+        (3, s.next.is_some(), "a next key"),
+    ] {
+        if v < since && present {
+            return Err((
+                Reason::SchemaMismatch,
+                format!("{what} in a contract version {v} envelope"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -286,6 +325,13 @@ mod tests {
                 assert!(!row.detail.is_empty());
                 Some(r)
             }
+            // A one-sighting envelope whose sighting is refused.
+            Decoded::Sightings(rows, _, refused) if rows.is_empty() && !refused.is_empty() => {
+                let (r, row) = &refused[0];
+                assert_eq!(row.reason, r.as_str());
+                assert!(row.detail.starts_with("sighting 0: "), "{}", row.detail);
+                Some(*r)
+            }
             _ => None,
         }
     }
@@ -295,7 +341,8 @@ mod tests {
     /// The rows of a good one-sighting envelope.
     fn good_rows() -> Vec<SightingRow> {
         let p = envelope(1, "s-1", "store-1", NOW - 60_000, NOW - 1000);
-        let Decoded::Sightings(rows, _) = decode(TOPIC, p.as_bytes(), NOW, &inventory(), &bounds())
+        let Decoded::Sightings(rows, _, _) =
+            decode(TOPIC, p.as_bytes(), NOW, &inventory(), &bounds())
         else {
             panic!("accepted");
         };
@@ -369,7 +416,7 @@ mod tests {
                 r#""link":"00000000000000aa","class":"local""#,
             )
         };
-        let Decoded::Sightings(rows, _) =
+        let Decoded::Sightings(rows, _, _) =
             decode(TOPIC, linked(2).as_bytes(), NOW, &inventory(), &bounds())
         else {
             panic!("accepted");
@@ -392,7 +439,7 @@ mod tests {
                 r#""link":"00000000000000aa","next":"00000000000000bb","class":"local""#,
             )
         };
-        let Decoded::Sightings(rows, bridges) =
+        let Decoded::Sightings(rows, bridges, _) =
             decode(TOPIC, bridged(3).as_bytes(), NOW, &inventory(), &bounds())
         else {
             panic!("accepted");
@@ -407,7 +454,7 @@ mod tests {
             }]
         );
         assert_eq!(reason(TOPIC, &bridged(2)), Some(Reason::SchemaMismatch));
-        let Decoded::Sightings(_, none) = decode(
+        let Decoded::Sightings(_, none, _) = decode(
             TOPIC,
             envelope(3, "s-1", "store-1", NOW - 60_000, NOW - 1000).as_bytes(),
             NOW,
@@ -417,6 +464,33 @@ mod tests {
             panic!("accepted");
         };
         assert!(none.is_empty(), "outside the bridge: no pair");
+    }
+
+    #[test]
+    fn a_bad_sighting_is_refused_alone_and_the_others_kept() {
+        let one = envelope(1, "s-1", "store-1", NOW - 60_000, NOW - 1000);
+        let at = one.find("[{").expect("sightings") + 1;
+        let sighting = &one[at..one.len() - 2];
+        let bad = sighting.replace("\"frames\":3", "\"frames\":0");
+        let three = format!("{}{sighting},{bad},{sighting}]}}", &one[..at]);
+        let decoded = || decode(TOPIC, three.as_bytes(), NOW, &inventory(), &bounds());
+        let Decoded::Sightings(rows, _, refused) = decoded() else {
+            panic!("the envelope is accepted");
+        };
+        assert_eq!(rows.iter().map(|r| r.idx).collect::<Vec<_>>(), [0, 2]);
+        assert_eq!(refused.len(), 1);
+        let (reason, row) = &refused[0];
+        assert_eq!(*reason, Reason::InvalidSighting);
+        assert!(row.detail.starts_with("sighting 1: "), "{}", row.detail);
+        let kept: wire::Sighting = serde_json::from_str(&row.payload).expect("the sighting");
+        assert_eq!(kept.frames, 0, "the refused sighting itself is kept");
+        let Decoded::Sightings(_, _, again) = decoded() else {
+            panic!("accepted");
+        };
+        assert_eq!(
+            again[0].1.payload_hash, row.payload_hash,
+            "a redelivery: the same row"
+        );
     }
 
     #[test]

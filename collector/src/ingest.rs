@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, trace, warn};
 
 use crate::ch::rows::{BridgeRow, RejectedRow, SightingRow, StatusRow};
-use crate::ch::{self, QueryError};
+use crate::ch;
 use crate::config::Config;
 use crate::decode::{decode, Decoded};
 use crate::inventory::Inventory;
@@ -61,9 +61,6 @@ impl Batch {
 /// which redelivers it to the next start.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
-    /// The inventory could not be read again (ClickHouse).
-    #[error("cannot refresh the inventory")]
-    Inventory(#[from] QueryError),
     #[error(transparent)]
     Stage(#[from] StageError),
     /// The MQTT client's request channel closed (its event loop ended).
@@ -297,13 +294,16 @@ pub async fn run(
                 let topic = p.topic.clone();
                 let mut decoded = decode(&topic, &p.payload, now, inventory.sensors(), &bounds);
                 if matches!(decoded, Decoded::Rejected(Reason::UnknownSensor, _))
-                    && inventory.reread_after_miss().await?
+                    && inventory.reread_after_miss().await
                 {
                     // A sensor imported since the last read.
                     decoded = decode(&topic, &p.payload, now, inventory.sensors(), &bounds);
                 }
+                // A refused message, or the refused sightings of an accepted one.
+                let mut rejected = Vec::new();
                 match decoded {
-                    Decoded::Sightings(rows, bridges) => {
+                    Decoded::Sightings(rows, bridges, refused) => {
+                        rejected = refused;
                         if let Some(o) = rows.iter().map(|r| r.last_ms).min() {
                             batch.oldest_ms = Some(batch.oldest_ms.map_or(o, |b| b.min(o)));
                         }
@@ -319,12 +319,13 @@ pub async fn run(
                         batch.sightings.extend(rows);
                     }
                     Decoded::Status(row) => batch.status.push(row),
-                    Decoded::Rejected(reason, row) => {
-                        metrics.rejected(reason);
-                        trace!(reason = reason.as_str(), topic = %row.topic, detail = %row.detail, "message rejected");
-                        rejections.note(reason);
-                        batch.rejected.push(row);
-                    }
+                    Decoded::Rejected(reason, row) => rejected.push((reason, row)),
+                }
+                for (reason, row) in rejected {
+                    metrics.rejected(reason);
+                    trace!(reason = reason.as_str(), topic = %row.topic, detail = %row.detail, "rejected");
+                    rejections.note(reason);
+                    batch.rejected.push(row);
                 }
                 batch.messages.push(p);
                 last_message = Instant::now();
@@ -333,7 +334,7 @@ pub async fn run(
                 if batch.rows().max(batch.messages.len()) >= bounds.batch_max_rows() {
                     committer.start(std::mem::take(&mut batch)).await?;
                 }
-                inventory.refresh_if_due().await?;
+                inventory.refresh_if_due().await;
             }
         }
     }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::ch::rows::{SensorSite, SiteCalibrationRow, SiteRules};
 use crate::ch::{QueryError, What};
@@ -55,26 +55,51 @@ impl Inventory {
     }
 
     /// After a message from a sensor not in the inventory: reads the sensors again unless
-    /// they were read in the last 5 s. True if it read them (decode the message again).
-    pub async fn reread_after_miss(&mut self) -> Result<bool, QueryError> {
+    /// they were read (or tried) in the last 5 s. True if it read them (decode the message
+    /// again). When ClickHouse cannot answer, the last inventory stays.
+    pub async fn reread_after_miss(&mut self) -> bool {
         if self.read_at.elapsed() <= MISS_REREAD {
-            return Ok(false);
+            return false;
         }
-        self.sensors = load_sensors(&self.db).await?;
         self.read_at = Instant::now();
-        Ok(true)
+        match load_sensors(&self.db).await {
+            Ok(sensors) => {
+                self.sensors = sensors;
+                true
+            }
+            Err(e) => {
+                kept_last(&e);
+                false
+            }
+        }
     }
 
-    /// Reads the sensors and the rules again once `inventory_refresh_secs` have passed.
-    pub async fn refresh_if_due(&mut self) -> Result<(), QueryError> {
+    /// Reads the sensors and the rules again once `inventory_refresh_secs` have passed
+    /// since the last read (or try). When ClickHouse cannot answer, the last inventory stays:
+    /// an outage does not stop ingest.
+    pub async fn refresh_if_due(&mut self) {
         if self.read_at.elapsed() <= self.refresh {
-            return Ok(());
+            return;
         }
-        self.sensors = load_sensors(&self.db).await?;
-        *self.rules.write().expect("not poisoned") = load_rules(&self.db, &self.defaults).await?;
         self.read_at = Instant::now();
-        Ok(())
+        let read = async {
+            Ok::<_, QueryError>((
+                load_sensors(&self.db).await?,
+                load_rules(&self.db, &self.defaults).await?,
+            ))
+        };
+        match read.await {
+            Ok((sensors, rules)) => {
+                self.sensors = sensors;
+                *self.rules.write().expect("not poisoned") = rules;
+            }
+            Err(e) => kept_last(&e),
+        }
     }
+}
+
+fn kept_last(e: &QueryError) {
+    warn!(error = %e, "cannot read the inventory again; the last one stays in use");
 }
 
 async fn load_sensors(db: &clickhouse::Client) -> Result<HashMap<String, String>, QueryError> {

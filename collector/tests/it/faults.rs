@@ -52,7 +52,7 @@ impl Setup {
             format!(
                 "version = 1\n[clickhouse]\nurl = \"{}\"\ndatabase = \"{db}\"\n\
                  [mqtt]\nurl = \"{}\"\nclient_id = \"collector-{name}\"\nkeepalive_secs = 10\n{mqtt}\n\
-                 [ingest]\nbatch_max_age_ms = 100\nmax_age_days = 3650\n\
+                 [ingest]\nbatch_max_age_ms = 100\nmax_age_days = 3650\ninventory_refresh_secs = 1\n\
                  [metrics]\nlisten = \"127.0.0.1:{}\"\n{extra}\n",
                 self.ch.url(),
                 self.broker.url(),
@@ -375,6 +375,30 @@ fn clickhouse_down_for_a_minute_loses_nothing_and_the_collector_recovers_by_itse
     s.term(&mut run, "outage");
     s.term(&mut calm, "calm");
     assert_same(&s.visits("outage"), &s.visits("calm"), "visits");
+}
+
+/// An inventory refresh (every second here) that meets a ClickHouse outage keeps the last
+/// inventory: the collector goes on, and what arrived meanwhile lands once ClickHouse is back.
+#[test]
+fn an_inventory_refresh_during_an_outage_keeps_the_last_inventory() {
+    let mut s = setup();
+    let cfg = s.config("refresh");
+    let mut run = s.start(&cfg, "refresh");
+    s.publish(1, Duration::ZERO).join().expect("publisher");
+    s.wait_complete("refresh", Duration::from_secs(60));
+    s.ch.stop();
+    // Idle past the refresh interval, then a message: it is decoded (and the refresh tried)
+    // while ClickHouse is down.
+    std::thread::sleep(Duration::from_secs(2));
+    s.publish(1, Duration::ZERO).join().expect("publisher");
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        run.try_wait().expect("status").is_none(),
+        "the collector keeps its last inventory, it does not exit"
+    );
+    s.ch.launch();
+    s.wait_complete("refresh", Duration::from_secs(60));
+    s.term(&mut run, "refresh");
 }
 
 #[test]
