@@ -21,8 +21,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, trace, warn};
 
-use crate::ch::rows::{BridgeRow, RejectedRow, SightingRow, StatusRow};
 use crate::ch;
+use crate::ch::rows::{BridgeRow, RejectedRow, SightingRow, StatusRow};
 use crate::config::Config;
 use crate::decode::{decode, Decoded};
 use crate::inventory::Inventory;

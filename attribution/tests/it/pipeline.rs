@@ -9,6 +9,9 @@ use simulator::scenario::Scenario;
 use testkit::{city_envelopes, mosquitto_pub_lines, wait_for, ClickHouse, Mosquitto};
 use tokio_util::sync::CancellationToken;
 
+const BRAND: &str = "acme<img src=x onerror=alert(1)>&";
+const CURRENCY: &str = "EUR<script>alert(1)</script>";
+
 #[test]
 fn a_simulated_campaigns_report_agrees_with_the_truth() {
     let ch = ClickHouse::start();
@@ -21,6 +24,28 @@ fn a_simulated_campaigns_report_agrees_with_the_truth() {
     )
     .expect("scenario");
     let truth = simulator::generate(&s, 3, &city, 2, &mut |_| {}).expect("generate");
+    // Markup in every imported free-text field the report shows (the brand, the currency;
+    // ids are refused unless plain): the page must show it as text.
+    for (file, from, to) in [
+        ("inventory/sites.csv", ",acme,", format!(",{BRAND},")),
+        ("ad_plays.csv", ",acme,", format!(",{BRAND},")),
+        (
+            "campaigns.jsonl",
+            "\"brand\":\"acme\"",
+            format!("\"brand\":\"{BRAND}\""),
+        ),
+        (
+            "campaigns.jsonl",
+            "\"currency\":\"EUR\"",
+            format!("\"currency\":\"{CURRENCY}\""),
+        ),
+        ("receipts.csv", ",EUR,", format!(",{CURRENCY},")),
+    ] {
+        let path = city.join(file);
+        let text = std::fs::read_to_string(&path).expect("a city file");
+        assert!(text.contains(from), "{file} has {from}");
+        std::fs::write(&path, text.replace(from, &to)).expect("write");
+    }
 
     let cfg = collector::config::Config::parse(&format!(
         "version = 1\n[clickhouse]\nurl = \"{}\"\n[mqtt]\nurl = \"{}\"\nclient_id = \"report-test\"\n\
@@ -282,6 +307,16 @@ fn a_simulated_campaigns_report_agrees_with_the_truth() {
         }
     }
     let html = std::fs::read_to_string(out.join("report.html")).expect("html");
+    assert!(
+        !html.contains("<img") && !html.contains("<script"),
+        "imported markup reached the page as markup"
+    );
+    for text in [
+        "acme&lt;img src=x onerror=alert(1)&gt;&amp;",
+        "EUR&lt;script&gt;alert(1)&lt;/script&gt;",
+    ] {
+        assert!(html.contains(text), "the page shows {text} as text");
+    }
     assert_eq!(html.matches("<svg").count(), 4, "four charts");
     assert!(html.contains("more often than devices that passed the same boards"));
     assert_eq!(
