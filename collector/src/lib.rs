@@ -90,8 +90,10 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), Error> 
         .await
         .map_err(Error::Inventory)?;
     let rules = inventory.rules();
+    let version_floor = stream::version_floor(&db).await?;
     let stage = Stage::start(
         &cfg,
+        version_floor,
         rules.clone(),
         db.clone(),
         metrics.clone(),

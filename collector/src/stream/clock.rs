@@ -33,9 +33,46 @@ impl Clock {
     }
 }
 
-/// The wall clock in µs since the Unix epoch: the version of the rows written now.
+/// The versions of the rows an operator writes (ReplacingMergeTree keeps the highest): the
+/// wall clock in µs, but always above the last one given and, after a restart, above every
+/// version already in the tables, so a clock stepped back cannot make a newer row lose to
+/// an older one.
+#[derive(Clone, Copy)]
+pub(super) struct Versions {
+    last: u64,
+}
+
+impl Versions {
+    /// Versions above `floor` (the tables' highest).
+    pub(super) fn after(floor: u64) -> Versions {
+        Versions { last: floor }
+    }
+
+    /// The next version, the wall clock reading `now_us`.
+    pub(super) fn next(&mut self, now_us: u64) -> u64 {
+        self.last = now_us.max(self.last.saturating_add(1));
+        self.last
+    }
+}
+
+/// The wall clock in µs since the Unix epoch.
 pub(super) fn wall_clock_us() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_rise_even_when_the_clock_steps_back_or_is_behind_the_tables() {
+        let mut v = Versions::after(0);
+        assert_eq!(v.next(1_000), 1_000, "the wall clock");
+        assert_eq!(v.next(400), 1_001, "a clock stepped back");
+        assert_eq!(v.next(5_000), 5_000);
+        let mut restarted = Versions::after(9_000);
+        assert_eq!(restarted.next(5_000), 9_001, "above what the tables hold");
+    }
 }

@@ -31,8 +31,8 @@ use timely::dataflow::{InputHandle, ProbeHandle};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use self::clock::{wall_clock_us, Clock};
-pub use self::recover::recover;
+use self::clock::{wall_clock_us, Clock, Versions};
+pub use self::recover::{recover, version_floor};
 use self::writer::Writer;
 use crate::ch::rows::{fnv64, SightingRow, VisitRow};
 use crate::config::Config;
@@ -101,6 +101,7 @@ impl Stage {
     /// Starts the timely workers (joining the cluster, if configured) and the visits writer.
     pub fn start(
         cfg: &Config,
+        version_floor: u64,
         rules: Arc<RwLock<Rules>>,
         db: clickhouse::Client,
         metrics: Arc<Metrics>,
@@ -138,6 +139,7 @@ impl Stage {
             },
         };
         let env = WorkerEnv {
+            version_floor,
             clock: Clock {
                 bucket_ms: cfg.visits().bucket_ms(),
                 lateness_ms: cfg.visits().lateness_ms(),
@@ -199,6 +201,8 @@ impl Stage {
 #[derive(Clone)]
 struct WorkerEnv {
     clock: Clock,
+    /// The highest version in the tables at start.
+    version_floor: u64,
     horizon_ms: i64,
     rules: Arc<RwLock<Rules>>,
     out: mpsc::Sender<Out>,
@@ -213,6 +217,7 @@ fn run_worker(
 ) {
     let WorkerEnv {
         mut clock,
+        version_floor,
         horizon_ms,
         rules,
         out,
@@ -255,6 +260,7 @@ fn run_worker(
                 move |cap, _info| {
                     let mut cap = Some(cap);
                     let mut occupancy = Occupancy::default();
+                    let mut versions = Versions::after(version_floor);
                     let mut rows = Vec::new();
                     let mut seen_frontier: Option<u64> = None;
                     move |(input, frontier), output| {
@@ -272,7 +278,7 @@ fn run_worker(
                                 watermark,
                                 horizon_ms,
                                 &rules,
-                                wall_clock_us(),
+                                versions.next(wall_clock_us()),
                                 &mut rows,
                             );
                         }
@@ -293,6 +299,7 @@ fn run_worker(
             move |cap, _info| {
                 let mut cap = Some(cap);
                 let mut visits = Visits::new();
+                let mut versions = Versions::after(version_floor);
                 let mut rows = Vec::new();
                 let mut seen_frontier: Option<u64> = None;
                 let mut held = 0i64;
@@ -310,7 +317,8 @@ fn run_worker(
                     if frontier != seen_frontier || late {
                         seen_frontier = frontier;
                         let before = visits.too_late;
-                        visits.emit(watermark, horizon_ms, &rules, wall_clock_us(), &mut rows);
+                        let version = versions.next(wall_clock_us());
+                        visits.emit(watermark, horizon_ms, &rules, version, &mut rows);
                         op_metrics.visits_too_late.inc_by(visits.too_late - before);
                         let now = visits.stays() as i64;
                         op_metrics.visit_stays.inc_by(now - held);

@@ -118,3 +118,16 @@ pub async fn recover(
     info!(sightings = n, "stays rebuilt from the sightings table");
     Ok(n)
 }
+
+/// The highest version of the rows the stage writes (visits, occupancy, traffic): versions
+/// after a restart start above it ([`super::clock::Versions`]).
+pub async fn version_floor(db: &clickhouse::Client) -> Result<u64, StageError> {
+    db.query(
+        "SELECT greatest(greatest((SELECT max(version) FROM visits), \
+         (SELECT max(version) FROM occupancy)), (SELECT max(version) FROM traffic))",
+    )
+    .fetch_one::<u64>()
+    .await
+    .what(|| "reading the highest version written".into())
+    .map_err(StageError::from)
+}

@@ -401,6 +401,40 @@ fn an_inventory_refresh_during_an_outage_keeps_the_last_inventory() {
     s.term(&mut run, "refresh");
 }
 
+/// Versions rise from what the tables hold, not from the wall clock alone: after a clock
+/// stepped back (here, a row already written far in the future), a new row still wins.
+#[test]
+fn row_versions_start_above_the_tables_highest() {
+    let s = setup();
+    let cfg = s.config("versions");
+    const FUTURE: u64 = 4_000_000_000_000_000; // 2096, in µs
+    s.ch.query(&format!(
+        "INSERT INTO versions.visits (site, day, device, visit_id, version) \
+         VALUES ('elsewhere', '2026-01-01', 1, 1, {FUTURE})"
+    ));
+    let mut run = s.start(&cfg, "versions");
+    s.publish(1, Duration::ZERO).join().expect("publisher");
+    s.wait_complete("versions", Duration::from_secs(60));
+    s.term(&mut run, "versions");
+    let below: u64 =
+        s.ch.query(&format!(
+            "SELECT count() FROM versions.visits WHERE site != 'elsewhere' AND version <= {FUTURE}"
+        ))
+        .trim()
+        .parse()
+        .expect("a count");
+    let written: u64 =
+        s.ch.query("SELECT count() FROM versions.visits WHERE site != 'elsewhere'")
+            .trim()
+            .parse()
+            .expect("a count");
+    assert!(written > 0, "visits were written");
+    assert_eq!(
+        below, 0,
+        "{below} of {written} rows written under the tables' highest version"
+    );
+}
+
 #[test]
 fn visits_are_the_same_with_one_two_or_three_workers_and_as_a_two_process_cluster() {
     let s = setup();
