@@ -7,12 +7,19 @@ use super::{esc, Agreement, Report};
 use crate::design::PassClass;
 use crate::estimate::{Estimate, HeadlineMethod, WindowResult};
 
+/// The confidence level as the page writes it ("95 %").
+fn level(r: &Report) -> String {
+    let pct = format!("{:.1}", 100.0 * r.params.confidence);
+    format!("{} %", pct.trim_end_matches(".0"))
+}
+
 fn pp(x: f64) -> String {
     format!("{:+.2} pp", 100.0 * x)
 }
 
 /// The page.
 pub(super) fn page(r: &Report) -> String {
+    let level = level(r);
     let primary = r.windows.iter().find(|w| w.primary).expect("primary");
     let c = &primary.comparison;
     let money = |x: f64| format!("{x:.0} {}", esc(&r.campaign.currency));
@@ -48,7 +55,7 @@ pub(super) fn page(r: &Report) -> String {
             s,
             "<p class=\"headline\">Devices that passed a board while this creative was on screen visited one of \
              {brand}'s stores within {w} day(s) <b>{d}</b> more often than devices that passed the same boards \
-             during other brands' ads (95 % interval {lo} to {hi}, {method}; {ce:.2} % vs {cc:.2} %; p = {pv:.3}).</p>",
+             during other brands' ads ({level} interval {lo} to {hi}, {method}; {ce:.2} % vs {cc:.2} %; p = {pv:.3}).</p>",
             brand = esc(&r.campaign.brand),
             w = primary.window_days,
             d = pp(primary.headline.estimate),
@@ -131,7 +138,7 @@ pub(super) fn page(r: &Report) -> String {
     s.push_str(&geo_section(r));
     s.push_str("<h2>Conversion over the window</h2><p class=\"key\"><span class=\"exposed-fill\" style=\"background:#d6562b\"></span>exposed<span style=\"background:#2b6cd6\"></span>control</p>");
     s.push_str(&curves_svg(r));
-    s.push_str("<h2>Lift by window</h2><p><small>Absolute lift in percentage points with its 95 % interval \
+    let _ = write!(s, "<h2>Lift by window</h2><p><small>Absolute lift in percentage points with its {level} interval \
         (the board-day cluster bootstrap's with at least as many clusters as the gate asks, else Newcombe's); \
         devices followed up for the whole window.</small></p>");
     let rows: Vec<Bar> = r
@@ -154,8 +161,9 @@ pub(super) fn page(r: &Report) -> String {
         &rows,
         "not yet followed up",
     ));
-    s.push_str(
-        "<table><tr><th>window</th><th>exposed</th><th>control</th><th>lift</th><th>95 % interval</th>\
+    let _ = write!(
+        s,
+        "<table><tr><th>window</th><th>exposed</th><th>control</th><th>lift</th><th>{level} interval</th>\
          <th>relative</th><th>p</th><th>incremental</th><th>attributed</th></tr>",
     );
     for w in &r.windows {
@@ -278,7 +286,7 @@ pub(super) fn page(r: &Report) -> String {
         s,
         "<h2>Revenue</h2><p>Loyalty-linked receipts at {brand} stores within the window, per device \
          (winsorized at the 99th percentile of the spenders{cap}): exposed {re:.2}, control {rc:.2}. Incremental revenue {inc} \
-         (95 % bootstrap interval {lo} to {hi}); iROAS {iroas}.{people}</p>",
+         ({level} bootstrap interval {lo} to {hi}); iROAS {iroas}.{people}</p>",
         brand = esc(&r.campaign.brand),
         cap = rv.winsorized_at.map_or_else(
             || format!(", not shown: fewer than {} spenders reach it", r.params.k_converters),
@@ -336,6 +344,7 @@ pub(super) fn page(r: &Report) -> String {
 
 /// The store-level estimate beside the device comparison, and where the two agree.
 fn geo_section(r: &Report) -> String {
+    let (level, alpha) = (level(r), 1.0 - r.params.confidence);
     let g = &r.geo;
     let pct = |x: f64| format!("{:+.1} %", 100.0 * x);
     let mut s = format!(
@@ -369,7 +378,7 @@ fn geo_section(r: &Report) -> String {
         (Some(l), Some(i), Some(v), Some(vi)) => write!(
             s,
             "<p class=\"headline\">Visitors at the stores near the boards: <b>{l}</b> beyond the other \
-             stores' trend (95 % interval {lo} to {hi}; p = {p:.3} over {n} {how} assignments), about \
+             stores' trend ({level} interval {lo} to {hi}; p = {p:.3} over {n} {how} assignments), about \
              <b>{v:.0}</b> incremental visitors ({vlo:.0} to {vhi:.0}). The smallest lift this comparison \
              detects with 80 % power: {mde}.{null}</p>",
             l = pct(l),
@@ -392,7 +401,7 @@ fn geo_section(r: &Report) -> String {
             s,
             "<p class=\"warn\"><b>Too few stores for a store-level interval.</b> With {nt} store(s) \
              near the boards and {nc} away, the rarest assignment of stores still has a p-value of \
-             {min:.2}, above 0.05: no effect, however large, could be told from chance. The point \
+             {min:.2}, above {alpha:.2}: no effect, however large, could be told from chance. The point \
              estimate, {l}, is for the analyst, not for publication.</p>",
             nt = g.treated.len(),
             nc = g.control.len(),
@@ -417,10 +426,10 @@ fn geo_section(r: &Report) -> String {
             s,
             "<p{warn}>Placebo before the flight (the same comparison between the pre-period's two \
              halves): {l} (p = {p:.3}).{what}</p>",
-            warn = if t.p_value < 0.05 { " class=\"warn\"" } else { "" },
+            warn = if t.p_value < alpha { " class=\"warn\"" } else { "" },
             l = pct(t.lift),
             p = t.p_value,
-            what = if t.p_value < 0.05 {
+            what = if t.p_value < alpha {
                 " <b>The stores near the boards were already trending apart</b>: the store-level \
                  estimate may be that trend, not the campaign."
             } else {
@@ -451,6 +460,7 @@ fn geo_section(r: &Report) -> String {
 
 /// Purchase frequency and mean check of the loyalty-linked devices, primary window.
 fn loyalty_paragraph(r: &Report, w: &WindowResult) -> String {
+    let level = level(r);
     let money = |x: f64| format!("{x:.2} {}", esc(&r.campaign.currency));
     let interval = |e: &Estimate, f: &dyn Fn(f64) -> String| {
         format!("{} to {}", f(e.interval.lo), f(e.interval.hi))
@@ -459,7 +469,7 @@ fn loyalty_paragraph(r: &Report, w: &WindowResult) -> String {
         Some(l) => format!(
             "<h2>Loyalty members</h2><p>Of the devices linked to a loyalty card ({le} exposed, {lc} control; \
              {be} and {bc} bought), the exposed made <b>{fe:.3}</b> purchases each at {brand} within the \
-             window and the control {fc:.3}: a difference of <b>{fd:+.3}</b> (95 % bootstrap interval {fi}). \
+             window and the control {fc:.3}: a difference of <b>{fd:+.3}</b> ({level} bootstrap interval {fi}). \
              Mean check: exposed {ce}, control {cc}, difference {cd}.</p>",
             le = l.linked_exposed,
             lc = l.linked_control,

@@ -318,6 +318,17 @@ fn a_simulated_campaigns_report_agrees_with_the_truth() {
         assert!(html.contains(text), "the page shows {text} as text");
     }
     assert_eq!(html.matches("<svg").count(), 4, "four charts");
+    // The page states the level the intervals were computed at.
+    let mut p90 = p.clone();
+    p90.confidence = 0.9;
+    let out90 = dir.path().join("report-90");
+    attribution::report::write(&attribution::report::build(&inputs, &p90), &out90).expect("write");
+    let html90 = std::fs::read_to_string(out90.join("report.html")).expect("html");
+    assert!(html.contains("95 % interval") && !html.contains("90 % interval"));
+    assert!(
+        html90.contains("90 % interval") && !html90.contains("95 %"),
+        "the level"
+    );
     assert!(html.contains("more often than devices that passed the same boards"));
     assert_eq!(
         html.contains("<b>Underpowered.</b>"),
