@@ -373,7 +373,7 @@ impl Config {
                 "a password is configured without a username",
             ));
         }
-        refuse_plaintext_credentials(&host, tls.is_some(), password.is_some())?;
+        refuse_plaintext_credentials("mqtt.url", &host, tls.is_some(), password.is_some())?;
         let client_id = m
             .client_id
             .unwrap_or_else(|| format!("footfall-{}", sensor.id));
@@ -530,22 +530,25 @@ pub fn mqtt_endpoint(
     Ok((host, port, tls))
 }
 
-/// A password sent over plain `mqtt://` can be read on the way, except on the machine
-/// itself: refused unless the broker is a loopback address.
+/// A password sent without TLS can be read on the way, except on the machine itself:
+/// refused unless `host` is a loopback address. `field` names the URL in the error.
 pub fn refuse_plaintext_credentials(
+    field: &'static str,
     host: &str,
     tls: bool,
     password: bool,
 ) -> Result<(), ConfigError> {
     let loopback = host == "localhost"
         || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
             .parse::<std::net::IpAddr>()
             .is_ok_and(|a| a.is_loopback());
     if password && !tls && !loopback {
         return Err(ConfigError::invalid(
-            "mqtt.url",
+            field,
             host,
-            "a password would cross the network in plain text: use mqtts:// (or a loopback broker)",
+            "a password would cross the network in plain text: use TLS (or a loopback server)",
         ));
     }
     Ok(())

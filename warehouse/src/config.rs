@@ -33,13 +33,15 @@ pub struct ClickHouseConfig {
 impl ClickHouseConfig {
     /// Validates the section; an error names the field.
     pub fn from_raw(c: RawClickHouse) -> Result<ClickHouseConfig, ConfigError> {
-        if !(c.url.starts_with("http://") || c.url.starts_with("https://")) {
-            return Err(ConfigError::invalid(
-                "clickhouse.url",
-                &c.url,
-                "must be an http:// or https:// URL (the HTTP interface, port 8123 by default)",
-            ));
-        }
+        let Some(rest) = c.url.strip_prefix("http://") else {
+            let why = if c.url.starts_with("https://") {
+                "https:// is not supported by this build (no TLS connector): reach ClickHouse \
+                 on this host or a private network, or through a TLS proxy on loopback"
+            } else {
+                "must be an http:// URL (the HTTP interface, port 8123 by default)"
+            };
+            return Err(ConfigError::invalid("clickhouse.url", &c.url, why));
+        };
         if c.database.is_empty()
             || !c
                 .database
@@ -67,6 +69,17 @@ impl ClickHouseConfig {
             c.password_file,
             c.password_env,
             ("clickhouse.password_file", "clickhouse.password_env"),
+        )?;
+        let authority = rest.split('/').next().unwrap_or_default();
+        let host = match authority.rsplit_once(':') {
+            Some((h, p)) if p.bytes().all(|b| b.is_ascii_digit()) => h,
+            _ => authority,
+        };
+        firmware_config::refuse_plaintext_credentials(
+            "clickhouse.url",
+            host,
+            false,
+            password.is_some(),
         )?;
         Ok(ClickHouseConfig {
             url: c.url,

@@ -124,7 +124,12 @@ impl MqttConfig {
             m.password_env,
             ("mqtt.password_file", "mqtt.password_env"),
         )?;
-        firmware_config::refuse_plaintext_credentials(&host, tls.is_some(), password.is_some())?;
+        firmware_config::refuse_plaintext_credentials(
+            "mqtt.url",
+            &host,
+            tls.is_some(),
+            password.is_some(),
+        )?;
         Ok(MqttConfig {
             host,
             port,
@@ -440,6 +445,11 @@ mod tests {
         for (text, field) in [
             ("version = 2", "version"),
             ("[clickhouse]\nurl = \"tcp://x:9000\"", "clickhouse.url"),
+            ("[clickhouse]\nurl = \"https://ch:8443\"", "not supported by this build"),
+            (
+                "[clickhouse]\nurl = \"http://ch.example:8123\"\npassword_env = \"PATH\"",
+                "plain text",
+            ),
             (
                 "[clickhouse]\ndatabase = \"foot-fall\"",
                 "clickhouse.database",
