@@ -22,16 +22,19 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, trace, warn};
 
 use crate::ch;
-use crate::ch::rows::{BridgeRow, RejectedRow, SightingRow, StatusRow};
+use crate::ch::rows::{BridgeRow, QuarantineRow, RejectedRow, SightingRow, StatusRow};
 use crate::config::Config;
 use crate::decode::{decode, Decoded};
 use crate::inventory::Inventory;
 use crate::metrics::Metrics;
+use crate::quarantine;
 use crate::reason::Reason;
 use crate::stream::{Feed, StageError};
 
 /// Messages read ahead of the batch being committed.
 const CHANNEL: usize = 4096;
+/// How often process 0 looks for held messages a `requeue` asked for.
+const REPLAY_EVERY: Duration = Duration::from_secs(2);
 /// A batch closes after this long without a new message.
 const IDLE: Duration = Duration::from_millis(20);
 
@@ -44,6 +47,8 @@ struct Batch {
     drop_bridges_before: Option<u32>,
     status: Vec<StatusRow>,
     rejected: Vec<RejectedRow>,
+    /// Messages held, and replayed ones marked so.
+    quarantine: Vec<QuarantineRow>,
     /// In arrival order, acknowledged after the commit.
     messages: Vec<Publish>,
     opened: Option<Instant>,
@@ -53,7 +58,97 @@ struct Batch {
 
 impl Batch {
     fn rows(&self) -> usize {
-        self.sightings.len() + self.status.len() + self.rejected.len()
+        self.sightings.len() + self.status.len() + self.rejected.len() + self.quarantine.len()
+    }
+}
+
+/// Turns decoded messages into a batch's rows: counts and logs the rejections, holds the
+/// messages refused for a reason the operator can fix (within the day's budget), follows
+/// the newest epoch.
+struct Intake {
+    metrics: Arc<Metrics>,
+    rejections: RejectionLog,
+    /// The newest epoch of a sighting so far (0: none yet, so the first batch checks).
+    newest_epoch: u32,
+    /// (day, payload bytes held that day by this process).
+    held_today: (u16, u64),
+    held_max: u64,
+}
+
+impl Intake {
+    /// Adds what `payload` on `topic`, received at `received_ms`, decoded to. True if it
+    /// was held; `replay`: the held row it was replayed from.
+    fn add(
+        &mut self,
+        batch: &mut Batch,
+        (topic, payload, received_ms): (&str, &[u8], i64),
+        decoded: Decoded,
+        replay: Option<&QuarantineRow>,
+    ) -> bool {
+        // A refused message, or the refused sightings of an accepted one.
+        let mut rejected = Vec::new();
+        match decoded {
+            Decoded::Sightings(rows, bridges, refused) => {
+                rejected = refused;
+                if let Some(o) = rows.iter().map(|r| r.last_ms).min() {
+                    batch.oldest_ms = Some(batch.oldest_ms.map_or(o, |b| b.min(o)));
+                }
+                if let Some(epoch) = rows.first().map(|r| r.epoch) {
+                    if epoch > self.newest_epoch {
+                        self.newest_epoch = epoch;
+                        batch.drop_bridges_before = epoch.checked_sub(1);
+                    }
+                }
+                batch.bridges.extend(bridges);
+                let unlinked = rows.iter().filter(|r| r.link == 0).count();
+                self.metrics.sightings_unlinked.inc_by(unlinked as u64);
+                batch.sightings.extend(rows);
+            }
+            Decoded::Status(row) => batch.status.push(row),
+            Decoded::Rejected(reason, row) => rejected.push((reason, row)),
+        }
+        // The whole message, for a requeue after the fix (its accepted sightings too: a
+        // replay writes them again, which their keys collapse).
+        let fixable = rejected
+            .iter()
+            .find(|(r, _)| r.held())
+            .map(|(r, row)| (*r, row.detail.clone()));
+        for (reason, row) in rejected {
+            self.metrics.rejected(reason);
+            trace!(reason = reason.as_str(), topic = %row.topic, detail = %row.detail, "rejected");
+            self.rejections.note(reason);
+            batch.rejected.push(row);
+        }
+        let Some((reason, detail)) = fixable else {
+            return false;
+        };
+        let day = ch::rows::day_of(wire::Millis::now().0);
+        if self.held_today.0 != day {
+            self.held_today = (day, 0);
+        }
+        // A replay is held already: only new messages count against the budget.
+        if replay.is_none() && self.held_today.1 + payload.len() as u64 > self.held_max {
+            self.metrics.quarantine_full.inc();
+            return false;
+        }
+        if replay.is_none() {
+            self.held_today.1 += payload.len() as u64;
+            self.metrics.quarantined.inc();
+        }
+        let mut row = quarantine::hold(
+            topic,
+            payload,
+            ch::rows::fnv64(&[payload]),
+            received_ms,
+            (reason, &detail),
+            quarantine::now_us(),
+        );
+        if let Some(q) = replay {
+            row.requested = q.requested;
+            row.version = row.version.max(q.version + 1);
+        }
+        batch.quarantine.push(row);
+        true
     }
 }
 
@@ -262,6 +357,7 @@ pub async fn run(
     let bounds = cfg.ingest().clone();
     let max_age = bounds.batch_max_age();
     let mut batch = Batch::default();
+    let replay_db = db.clone();
     let mut committer = Committer {
         db,
         client: client.clone(),
@@ -274,9 +370,17 @@ pub async fn run(
     // flight (Mosquitto's default is 20) would otherwise pace ingest at that many per
     // batch_max_age.
     let mut last_message = Instant::now();
-    let mut rejections = RejectionLog::new();
-    // The newest epoch of a sighting so far (0: none yet, so the first batch checks).
-    let mut newest_epoch = 0;
+    let mut intake = Intake {
+        metrics: metrics.clone(),
+        rejections: RejectionLog::new(),
+        newest_epoch: 0,
+        held_today: (0, 0),
+        held_max: bounds.quarantine_max_bytes_per_day(),
+    };
+    // Held messages a `requeue` asked for are replayed by one process of a cluster.
+    let replays = cfg.timely().process() == 0;
+    let mut replay_tick = tokio::time::interval(REPLAY_EVERY);
+    replay_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let deadline = batch.opened.map(|t| (t + max_age).min(last_message + IDLE));
         tokio::select! {
@@ -299,34 +403,7 @@ pub async fn run(
                     // A sensor imported since the last read.
                     decoded = decode(&topic, &p.payload, now, inventory.sensors(), &bounds);
                 }
-                // A refused message, or the refused sightings of an accepted one.
-                let mut rejected = Vec::new();
-                match decoded {
-                    Decoded::Sightings(rows, bridges, refused) => {
-                        rejected = refused;
-                        if let Some(o) = rows.iter().map(|r| r.last_ms).min() {
-                            batch.oldest_ms = Some(batch.oldest_ms.map_or(o, |b| b.min(o)));
-                        }
-                        if let Some(epoch) = rows.first().map(|r| r.epoch) {
-                            if epoch > newest_epoch {
-                                newest_epoch = epoch;
-                                batch.drop_bridges_before = epoch.checked_sub(1);
-                            }
-                        }
-                        batch.bridges.extend(bridges);
-                        let unlinked = rows.iter().filter(|r| r.link == 0).count();
-                        metrics.sightings_unlinked.inc_by(unlinked as u64);
-                        batch.sightings.extend(rows);
-                    }
-                    Decoded::Status(row) => batch.status.push(row),
-                    Decoded::Rejected(reason, row) => rejected.push((reason, row)),
-                }
-                for (reason, row) in rejected {
-                    metrics.rejected(reason);
-                    trace!(reason = reason.as_str(), topic = %row.topic, detail = %row.detail, "rejected");
-                    rejections.note(reason);
-                    batch.rejected.push(row);
-                }
+                intake.add(&mut batch, (&topic, &p.payload, now), decoded, None);
                 batch.messages.push(p);
                 last_message = Instant::now();
                 batch.opened.get_or_insert(last_message);
@@ -336,11 +413,43 @@ pub async fn run(
                 }
                 inventory.refresh_if_due().await;
             }
+            _ = replay_tick.tick(), if replays => {
+                let held = match quarantine::requested(&replay_db).await {
+                    Ok(held) => held,
+                    Err(e) => {
+                        warn!(error = %e, "cannot read the requested messages; trying again");
+                        continue;
+                    }
+                };
+                if held.is_empty() {
+                    continue;
+                }
+                // The fix is in the inventory (or the configuration this process started with).
+                inventory.reread().await;
+                let n = held.len();
+                for q in held {
+                    let payload = q.payload.as_bytes();
+                    let decoded = decode(&q.topic, payload, q.received_ms, inventory.sensors(), &bounds);
+                    if !intake.add(&mut batch, (&q.topic, payload, q.received_ms), decoded, Some(&q)) {
+                        batch.quarantine.push(QuarantineRow {
+                            state: quarantine::REPLAYED,
+                            version: quarantine::now_us().max(q.version + 1),
+                            ..q
+                        });
+                    }
+                }
+                metrics.replayed.inc_by(n as u64);
+                info!(messages = n, "replaying held messages a requeue asked for");
+                committer.start(std::mem::take(&mut batch)).await?;
+                if n as u64 == quarantine::REPLAY_BATCH {
+                    replay_tick.reset_immediately();
+                }
+            }
         }
     }
     // Drain: what is already read is committed and acknowledged; what waits in the channel or
     // arrives now stays unacknowledged at the broker, which redelivers it.
-    rejections.flush();
+    intake.rejections.flush();
     rx.close();
     committer.start(batch).await?;
     committer.finish().await?;
@@ -373,7 +482,7 @@ impl Committer {
     /// Waits for the previous commit, then starts committing `batch`.
     async fn start(&mut self, batch: Batch) -> Result<(), IngestError> {
         self.finish().await?;
-        if batch.messages.is_empty() {
+        if batch.messages.is_empty() && batch.quarantine.is_empty() {
             return Ok(());
         }
         let (db, client, metrics, shutdown, feed) = (
@@ -428,6 +537,7 @@ async fn commit(
             ch::insert(db, "bridges", &b.bridges).await?;
             ch::insert(db, "sensor_status", &b.status).await?;
             ch::insert(db, "rejected", &b.rejected).await?;
+            ch::insert(db, "quarantine", &b.quarantine).await?;
             match b.drop_bridges_before {
                 Some(epoch) => drop_bridges_before(db, epoch).await,
                 None => Ok(()),
@@ -443,6 +553,7 @@ async fn commit(
     metrics.rows_written("bridges", batch.bridges.len());
     metrics.rows_written("sensor_status", batch.status.len());
     metrics.rows_written("rejected", batch.rejected.len());
+    metrics.rows_written("quarantine", batch.quarantine.len());
     metrics.batch_committed(started.elapsed());
     if let Some(oldest) = batch.oldest_ms {
         metrics.event_lag(wire::Millis::now().0 - oldest);

@@ -54,17 +54,30 @@ impl Inventory {
         self.rules.clone()
     }
 
-    /// After a message from a sensor not in the inventory: reads the sensors again unless
+    /// After a message from a sensor not in the inventory: reads the inventory again unless
     /// they were read (or tried) in the last 5 s. True if it read them (decode the message
     /// again). When ClickHouse cannot answer, the last inventory stays.
     pub async fn reread_after_miss(&mut self) -> bool {
         if self.read_at.elapsed() <= MISS_REREAD {
             return false;
         }
+        self.reread().await
+    }
+
+    /// Reads the sensors and the rules now (before a replay of held messages). True if it
+    /// read them; when ClickHouse cannot answer, the last inventory stays.
+    pub async fn reread(&mut self) -> bool {
         self.read_at = Instant::now();
-        match load_sensors(&self.db).await {
-            Ok(sensors) => {
+        let read = async {
+            Ok::<_, QueryError>((
+                load_sensors(&self.db).await?,
+                load_rules(&self.db, &self.defaults).await?,
+            ))
+        };
+        match read.await {
+            Ok((sensors, rules)) => {
                 self.sensors = sensors;
+                *self.rules.write().expect("not poisoned") = rules;
                 true
             }
             Err(e) => {
@@ -78,22 +91,8 @@ impl Inventory {
     /// since the last read (or try). When ClickHouse cannot answer, the last inventory stays:
     /// an outage does not stop ingest.
     pub async fn refresh_if_due(&mut self) {
-        if self.read_at.elapsed() <= self.refresh {
-            return;
-        }
-        self.read_at = Instant::now();
-        let read = async {
-            Ok::<_, QueryError>((
-                load_sensors(&self.db).await?,
-                load_rules(&self.db, &self.defaults).await?,
-            ))
-        };
-        match read.await {
-            Ok((sensors, rules)) => {
-                self.sensors = sensors;
-                *self.rules.write().expect("not poisoned") = rules;
-            }
-            Err(e) => kept_last(&e),
+        if self.read_at.elapsed() > self.refresh {
+            self.reread().await;
         }
     }
 }

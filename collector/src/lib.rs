@@ -10,6 +10,7 @@
 //!   ([`visits`] is its pure state machine), its writer and its recovery.
 //! - [`ch`]: the ClickHouse client, the one insert and retry, every row type;
 //!   [`migrate`] applies the schema (`collector/migrations/`).
+//! - [`quarantine`]: refused messages held until the operator's fix, and their replay.
 //! - [`import`]: the fleet inventory, proof-of-play logs, campaigns, receipts and
 //!   device-loyalty links.
 //! - [`metrics`]: Prometheus text on `metrics.listen`; [`config`]: the configuration.
@@ -25,6 +26,7 @@ pub mod metrics;
 pub mod migrate;
 pub mod occupancy;
 pub mod offline;
+pub mod quarantine;
 pub mod reason;
 pub mod stream;
 pub mod traffic;

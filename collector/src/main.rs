@@ -3,12 +3,15 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use collector::config::Config;
 use collector::counting::{self, Calibration, FitError};
 use collector::import::Kind;
 use collector::offline::{self, OfflineError};
+use collector::quarantine;
+use collector::reason::Reason;
 use firmware_config::ConfigError;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
@@ -69,12 +72,48 @@ enum Cmd {
         #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..=1440))]
         window_mins: u32,
     },
+    /// Replays held messages (the quarantine) after the fix: a sensor added to the inventory
+    /// or moved, clock bounds widened, the collector upgraded. The running collector decodes
+    /// them again and commits them like new messages; this waits for it and says what
+    /// became of them. Exit 0 when all were replayed, 65 when some were refused again (held
+    /// with the new reason), 75 when no collector took them in --wait-secs.
+    Requeue {
+        #[arg(long)]
+        config: PathBuf,
+        /// Only messages held for this reason (repeatable): unknown_sensor, site_mismatch,
+        /// clock_skew, unsupported_version.
+        #[arg(long, value_parser = held_reason)]
+        reason: Vec<Reason>,
+        /// Only messages of this sensor.
+        #[arg(long)]
+        sensor: Option<String>,
+        #[arg(long, default_value_t = 120)]
+        wait_secs: u64,
+    },
     /// Validates a configuration file (secrets included).
     CheckConfig { file: PathBuf },
     /// Prints the default configuration, every field commented.
     PrintDefaultConfig,
 }
 
+/// A reason messages are held for (`--reason`).
+fn held_reason(name: &str) -> Result<Reason, String> {
+    let held: Vec<&str> = Reason::ALL
+        .into_iter()
+        .filter(|r| r.held())
+        .map(Reason::as_str)
+        .collect();
+    match Reason::parse(name) {
+        Some(r) if r.held() => Ok(r),
+        _ => Err(format!(
+            "no message is held for {name:?}; held reasons: {}",
+            held.join(", ")
+        )),
+    }
+}
+
+/// EX_TEMPFAIL: no collector replayed the requested messages in time.
+const EX_TEMPFAIL: u8 = 75;
 /// EX_CONFIG: a bad configuration.
 const EX_CONFIG: u8 = 78;
 /// EX_DATAERR: an import had bad rows (the good ones were imported), or an offline input
@@ -160,6 +199,43 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             let report = collector::import::import(&db, kind, &file).await?;
             println!("{}: {report}", file.display());
             Ok(if report.bad.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EX_DATAERR)
+            })
+        }
+        Cmd::Requeue {
+            config,
+            reason,
+            sensor,
+            wait_secs,
+        } => {
+            let c = Config::load(&config)?;
+            collector::migrate::migrate(c.clickhouse()).await?;
+            let (db, _) = c.clickhouse().clients();
+            let filter = quarantine::Filter {
+                reasons: reason,
+                sensor,
+            };
+            let (version, n) = quarantine::request(&db, &filter).await?;
+            println!("{n} held message(s) requested");
+            if n == 0 {
+                return Ok(ExitCode::SUCCESS);
+            }
+            let o = quarantine::wait(&db, version, Duration::from_secs(wait_secs)).await?;
+            println!("{} replayed", o.replayed);
+            for (reason, k) in &o.held {
+                println!("{k} refused again and held: {reason}");
+            }
+            Ok(if o.pending > 0 {
+                eprintln!(
+                    "footfall-collector: {} message(s) still wait: no collector replayed them \
+                     within {wait_secs} s (is one running against this database?); they stay \
+                     requested",
+                    o.pending
+                );
+                ExitCode::from(EX_TEMPFAIL)
+            } else if o.held.is_empty() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(EX_DATAERR)

@@ -53,6 +53,11 @@ pub struct Metrics {
     /// 1 while connected with the subscriptions in place (acknowledged by the broker, or kept
     /// in the persistent session), else 0.
     pub mqtt_subscribed: Gauge,
+    /// Messages held in the quarantine; refused ones that found its daily budget spent;
+    /// held ones replayed on a `requeue`.
+    pub quarantined: Counter,
+    pub quarantine_full: Counter,
+    pub replayed: Counter,
     rejected: Family<ReasonLabel, Counter>,
     rows: Family<TableLabel, Counter>,
     registry: Registry,
@@ -73,6 +78,9 @@ impl Default for Metrics {
             visit_stays: Gauge::default(),
             watermark_seconds: Gauge::default(),
             mqtt_subscribed: Gauge::default(),
+            quarantined: Counter::default(),
+            quarantine_full: Counter::default(),
+            replayed: Counter::default(),
             rejected: Family::default(),
             rows: Family::default(),
             registry: Registry::default(),
@@ -106,6 +114,21 @@ impl Default for Metrics {
             "footfall_sightings_unlinked",
             "Sightings that came without a link (contract version 1 agents): each address counts as a device",
             m.sightings_unlinked.clone(),
+        );
+        registry.register(
+            "footfall_quarantined",
+            "Refused messages held whole for a requeue after the fix",
+            m.quarantined.clone(),
+        );
+        registry.register(
+            "footfall_quarantine_full",
+            "Refused messages not held: the day's quarantine budget was spent (their rejected row stays)",
+            m.quarantine_full.clone(),
+        );
+        registry.register(
+            "footfall_replayed",
+            "Held messages replayed on a requeue",
+            m.replayed.clone(),
         );
         registry.register(
             "footfall_rejected",

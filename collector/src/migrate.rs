@@ -55,6 +55,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0009_bridges.sql",
         include_str!("../migrations/0009_bridges.sql"),
     ),
+    (
+        10,
+        "0010_quarantine.sql",
+        include_str!("../migrations/0010_quarantine.sql"),
+    ),
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

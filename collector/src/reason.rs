@@ -30,6 +30,23 @@ impl Reason {
         Reason::InvalidSighting,
     ];
 
+    /// Refused for a reason the operator can fix (the inventory, the clock bounds, the
+    /// collector's version): the whole message is held in the quarantine for `requeue`.
+    pub fn held(self) -> bool {
+        matches!(
+            self,
+            Reason::UnknownSensor
+                | Reason::SiteMismatch
+                | Reason::ClockSkew
+                | Reason::UnsupportedVersion
+        )
+    }
+
+    /// The reason named `name` (as the `rejected` table writes it).
+    pub fn parse(name: &str) -> Option<Reason> {
+        Reason::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::PayloadTooLarge => "payload_too_large",

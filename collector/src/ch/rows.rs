@@ -97,6 +97,22 @@ pub struct RejectedRow {
     pub payload_bytes: u32,
 }
 
+/// A row of the `quarantine` table: a whole message held until `requeue`.
+#[derive(Clone, Debug, PartialEq, Row, Serialize, Deserialize)]
+pub struct QuarantineRow {
+    pub day: u16,
+    pub topic: String,
+    pub payload_hash: u64,
+    pub received_ms: i64,
+    pub reason: String,
+    pub detail: String,
+    pub payload: String,
+    pub state: u8,
+    /// The version of the `requeue` that asked for it last (0: none).
+    pub requested: u64,
+    pub version: u64,
+}
+
 /// A row of the `visits` table.
 #[derive(Clone, Debug, PartialEq, Row, Serialize, Deserialize)]
 pub struct VisitRow {

@@ -192,6 +192,7 @@ pub struct IngestConfig {
     max_future_ms: i64,
     max_age_ms: i64,
     inventory_refresh: Duration,
+    quarantine_max_bytes_per_day: u64,
 }
 
 impl IngestConfig {
@@ -220,6 +221,13 @@ impl IngestConfig {
                 1,
                 86_400,
             )? as u64),
+            quarantine_max_bytes_per_day: within(
+                "ingest.quarantine_max_mib_per_day",
+                i.quarantine_max_mib_per_day,
+                0,
+                1 << 20,
+            )? as u64
+                * (1 << 20),
         })
     }
 
@@ -251,6 +259,12 @@ impl IngestConfig {
     /// How often the inventory is read again.
     pub fn inventory_refresh(&self) -> Duration {
         self.inventory_refresh
+    }
+
+    /// Bytes of payload one process holds in the quarantine per day (UTC); past it a
+    /// refused message keeps only its `rejected` row.
+    pub fn quarantine_max_bytes_per_day(&self) -> u64 {
+        self.quarantine_max_bytes_per_day
     }
 }
 

@@ -42,6 +42,7 @@ pub(super) struct RawIngest {
     pub max_future_secs: i64,
     pub max_age_days: i64,
     pub inventory_refresh_secs: i64,
+    pub quarantine_max_mib_per_day: i64,
 }
 
 #[derive(Debug, Deserialize)]

@@ -586,3 +586,189 @@ fn a_fleet_collector_ingests_over_mqtts_with_its_certificate() {
     );
     assert!(run.stop().success(), "a clean drain");
 }
+
+/// Runs `requeue` with `args`: (exit code, stdout).
+fn requeue(cfg: &Path, args: &[&str]) -> (i32, String) {
+    let mut all = vec!["requeue"];
+    all.extend_from_slice(args);
+    let out = collector(&all, cfg);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
+    )
+}
+
+#[test]
+fn held_messages_are_replayed_after_the_fix_and_make_their_visits() {
+    let ch = ClickHouse::start();
+    let broker = Mosquitto::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (city, truth) = tiny_city(dir.path(), 5);
+    let metrics_port = free_port();
+    let cfg = dir.path().join("collector.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "version = 1\n[clickhouse]\nurl = \"{}\"\ndatabase = \"held\"\n\
+             [mqtt]\nurl = \"{}\"\nclient_id = \"collector-held\"\n\
+             [ingest]\nbatch_max_age_ms = 200\nmax_age_days = 3650\n\
+             [visits]\nbucket_secs = 1\nlateness_secs = 0\nhorizon_hours = 1440\n\
+             [metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n",
+            ch.url(),
+            broker.url()
+        ),
+    )
+    .expect("config");
+    // The inventory without the sensor of a site that has only one: installed, not yet
+    // entered.
+    let inventory = city.join("inventory/sensors.csv");
+    let sensors = inventory_sensors(&inventory);
+    let (late_sensor, late_site) = sensors
+        .iter()
+        .find(|(_, site)| sensors.iter().filter(|(_, s)| s == site).count() == 1)
+        .expect("a site with one sensor")
+        .clone();
+    let text = std::fs::read_to_string(&inventory).expect("inventory");
+    let partial = dir.path().join("partial.csv");
+    std::fs::write(
+        &partial,
+        text.lines()
+            .filter(|l| !l.starts_with(&format!("{late_sensor},")))
+            .map(|l| format!("{l}\n"))
+            .collect::<String>(),
+    )
+    .expect("write");
+    assert_success(&collector(
+        &["import", "sensors", partial.to_str().expect("utf-8")],
+        &cfg,
+    ));
+    let run = Collector::start(&cfg, metrics_port);
+    wait_for(Duration::from_secs(20), || {
+        run.metrics()
+            .contains("\nfootfall_mqtt_subscribed 1\n")
+            .then_some(())
+    })
+    .expect("the collector subscribes");
+    for (sensor, site) in &sensors {
+        publish(
+            &broker,
+            &format!("footfall/v1/{site}/{sensor}/sightings"),
+            Source::Lines(&city.join("envelopes").join(format!("{sensor}.jsonl"))),
+        );
+    }
+    // And one envelope from a sensor whose clock runs a century ahead.
+    let (sensor, site) = sensors
+        .iter()
+        .find(|(s, _)| *s != late_sensor)
+        .expect("another sensor");
+    let ahead = std::fs::read_to_string(city.join("envelopes").join(format!("{sensor}.jsonl")))
+        .expect("envelopes")
+        .lines()
+        .next()
+        .expect("an envelope")
+        .replace("\"20", "\"21");
+    publish(
+        &broker,
+        &format!("footfall/v1/{site}/{sensor}/sightings"),
+        Source::Message(&ahead),
+    );
+    let late_file = city.join("envelopes").join(format!("{late_sensor}.jsonl"));
+    let late_envelopes = std::fs::read_to_string(&late_file)
+        .expect("envelopes")
+        .lines()
+        .count() as u64;
+    let late_sightings = collector::offline::read_envelopes(&late_file)
+        .expect("envelopes")
+        .1
+        .len() as u64;
+    let held = |state: u8, reason: &str| {
+        count(
+            &ch,
+            &format!(
+                "SELECT count() FROM (SELECT argMax(state, version) AS st, argMax(reason, version) \
+                 AS why FROM held.quarantine GROUP BY topic, payload_hash) WHERE st = {state} \
+                 AND why = '{reason}'"
+            ),
+        )
+    };
+    let sightings = || count(&ch, "SELECT count() FROM held.sightings FINAL");
+    wait_for(Duration::from_secs(60), || {
+        (sightings() == truth.sightings - late_sightings
+            && held(0, "unknown_sensor") == late_envelopes
+            && held(0, "clock_skew") == 1)
+            .then_some(())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "sightings {} of {}, held: {}",
+            sightings(),
+            truth.sightings - late_sightings,
+            ch.query("SELECT reason, state, count() FROM held.quarantine GROUP BY reason, state")
+        )
+    });
+    // Held whole: the payload as it came, not the rejected table's 4 KiB.
+    assert_eq!(
+        count(
+            &ch,
+            "SELECT max(length(payload)) FROM held.quarantine WHERE reason = 'unknown_sensor'"
+        ),
+        count(
+            &ch,
+            "SELECT max(payload_bytes) FROM held.rejected WHERE reason = 'unknown_sensor'"
+        ),
+    );
+    assert!(run.metrics().contains(&format!(
+        "\nfootfall_quarantined_total {}\n",
+        late_envelopes + 1
+    )));
+
+    // Before the fix: replayed, and refused again with the reason.
+    let (code, out) = requeue(&cfg, &["--reason", "unknown_sensor"]);
+    assert_eq!(code, 65, "{out}");
+    assert!(
+        out.contains(&format!(
+            "{late_envelopes} refused again and held: unknown_sensor"
+        )),
+        "{out}"
+    );
+    assert_eq!(held(0, "unknown_sensor"), late_envelopes);
+    // The fix (the sensor entered), then the requeue: every sighting lands, once.
+    assert_success(&collector(
+        &["import", "sensors", inventory.to_str().expect("utf-8")],
+        &cfg,
+    ));
+    let (code, out) = requeue(&cfg, &["--reason", "unknown_sensor"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&format!("{late_envelopes} replayed")), "{out}");
+    assert_eq!(sightings(), truth.sightings);
+    assert_eq!(held(2, "unknown_sensor"), late_envelopes);
+    // Nothing of that sensor is held any more; the clock-skewed envelope still is.
+    assert_eq!(
+        requeue(&cfg, &["--sensor", &late_sensor]).1.lines().next(),
+        Some("0 held message(s) requested")
+    );
+    assert_eq!(held(0, "clock_skew"), 1);
+    let status = run.stop();
+    assert!(status.success(), "{status:?}");
+    // The replayed sightings went through the stream stage: every device the late sensor
+    // saw has its stays at that site.
+    let devices = |table: &str| {
+        count(
+            &ch,
+            &format!("SELECT uniqExact(device) FROM held.{table} WHERE site = '{late_site}'"),
+        )
+    };
+    assert!(devices("sightings") > 0);
+    assert_eq!(devices("visits FINAL"), devices("sightings"));
+    // No collector running: the request waits, and says so.
+    let (code, out) = requeue(&cfg, &["--reason", "clock_skew", "--wait-secs", "2"]);
+    assert_eq!(code, 75, "{out}");
+    assert!(out.contains("no collector replayed them"), "{out}");
+    // A reason nothing is held for is refused with the list.
+    let (code, out) = requeue(&cfg, &["--reason", "malformed_json"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        out.contains("held reasons: unsupported_version, unknown_sensor, site_mismatch, clock_skew"),
+        "{out}"
+    );
+}

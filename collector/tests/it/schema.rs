@@ -3,12 +3,13 @@ use testkit::ClickHouse;
 
 use crate::util::{assert_success, collector, config};
 
-const TABLES: [&str; 16] = [
+const TABLES: [&str; 17] = [
     "ad_plays",
     "bridges",
     "campaigns",
     "links",
     "occupancy",
+    "quarantine",
     "receipts",
     "rejected",
     "sensor_latest",
@@ -31,10 +32,10 @@ fn migrations_apply_once_and_history_is_append_only() {
     assert_success(&first);
     assert!(
         String::from_utf8_lossy(&first.stdout).contains(
-            "9 migration(s) applied: 0001_schema.sql, 0002_stream_checkpoints.sql, \
+            "10 migration(s) applied: 0001_schema.sql, 0002_stream_checkpoints.sql, \
                  0003_occupancy.sql, 0004_site_calibrations.sql, 0005_links.sql, \
                  0006_site_time_zones.sql, 0007_traffic.sql, 0008_sensor_latest.sql, \
-                 0009_bridges.sql"
+                 0009_bridges.sql, 0010_quarantine.sql"
         ),
         "{}",
         String::from_utf8_lossy(&first.stdout)
@@ -49,7 +50,7 @@ fn migrations_apply_once_and_history_is_append_only() {
     assert_eq!(
         ch.query("SELECT count() FROM footfall_test.schema_migrations FINAL")
             .trim(),
-        "9"
+        "10"
     );
     assert_eq!(
         ch.query(
@@ -84,7 +85,7 @@ fn migrations_apply_once_and_history_is_append_only() {
     ch.query("DROP TABLE footfall_test.schema_migrations");
     let replayed = collector(&["migrate"], &cfg);
     assert_success(&replayed);
-    assert!(String::from_utf8_lossy(&replayed.stdout).contains("9 migration(s) applied"));
+    assert!(String::from_utf8_lossy(&replayed.stdout).contains("10 migration(s) applied"));
     // Migration 8 copied the sensor's heartbeats, and its view keeps the latest from then on.
     assert_eq!(latest(), "s-1\t2\t20\n");
     status(3, 30);
