@@ -44,6 +44,8 @@ pub struct Metrics {
     event_lag_seconds: Gauge<f64, AtomicU64>,
     /// Sightings too late for the stream stage's state (behind its horizon).
     pub visits_too_late: Counter,
+    /// Recomputes of the visits around sightings that came after the horizon.
+    pub visits_recomputed: Counter,
     /// Sightings without a link (contract version 1 agents): each address counts as a device.
     pub sightings_unlinked: Counter,
     /// Stays the stream stage holds (all workers of this process).
@@ -74,6 +76,7 @@ impl Default for Metrics {
             batch_seconds: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
             event_lag_seconds: Gauge::default(),
             visits_too_late: Counter::default(),
+            visits_recomputed: Counter::default(),
             sightings_unlinked: Counter::default(),
             visit_stays: Gauge::default(),
             watermark_seconds: Gauge::default(),
@@ -107,8 +110,13 @@ impl Default for Metrics {
         );
         registry.register(
             "footfall_visits_too_late",
-            "Sightings that ended behind the stream stage's horizon (kept in sightings, not in visits or occupancy)",
+            "Sightings that ended behind the stream stage's horizon (in sightings; their sites' visits are recomputed, not their occupancy)",
             m.visits_too_late.clone(),
+        );
+        registry.register(
+            "footfall_visits_recomputed",
+            "Recomputes of visits around sightings that came after the horizon",
+            m.visits_recomputed.clone(),
         );
         registry.register(
             "footfall_sightings_unlinked",

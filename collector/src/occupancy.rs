@@ -80,8 +80,10 @@ struct Site {
 impl Occupancy {
     /// Adds a sighting (an interim update too: its final version covers the same span).
     pub fn insert(&mut self, s: &Seen, watermark_ms: Option<i64>, horizon_ms: i64) {
-        if s.written.is_some() {
-            return; // a visit read back at start-up, not a sighting
+        if s.written.is_some() || s.reopened {
+            // A visit read back at start-up, not a sighting; or a sighting read back for the
+            // visits' recompute, behind this horizon too.
+            return;
         }
         if watermark_ms.is_some_and(|w| s.last_ms < w - horizon_ms) {
             // Behind the horizon: left out, as the visits leave it out (and count it in
@@ -370,6 +372,7 @@ mod tests {
             key: device,
             tainted: false,
             written: None,
+            reopened: false,
         }
     }
 

@@ -56,6 +56,10 @@ pub struct Seen {
     /// the stay it now belongs to retracts it if its own identity differs. Its interval is
     /// a union of sightings read back too, so it joins that stay and changes nothing else.
     pub written: Option<(u16, u64)>,
+    /// Read back from the table after sightings came behind the horizon: merged whatever
+    /// the floor, so the stays around them are rebuilt whole and written again
+    /// (`stream::recompute`).
+    pub reopened: bool,
 }
 
 impl Seen {
@@ -74,6 +78,7 @@ impl Seen {
             key: sighting_key(&row.sensor, row.first_ms),
             tainted,
             written: None,
+            reopened: false,
         }
     }
 }
@@ -333,7 +338,7 @@ impl Visits {
     /// Merges a sighting into its device's stays. Returns false if it is too late. At a board,
     /// an interim update below the threshold is left for its final version.
     pub fn insert(&mut self, s: &Seen, rules: &Rules) -> bool {
-        if s.last_ms < self.floor_ms {
+        if s.last_ms < self.floor_ms && !s.reopened {
             self.too_late += 1;
             return false;
         }
@@ -588,6 +593,7 @@ mod tests {
             key,
             tainted: false,
             written: None,
+            reopened: false,
         }
     }
 

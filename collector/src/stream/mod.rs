@@ -17,6 +17,7 @@
 //! ends (SIGTERM), every stay still open is written as it stands; the next run updates it.
 
 mod clock;
+mod recompute;
 mod recover;
 mod writer;
 
@@ -121,6 +122,9 @@ impl Stage {
                 frontiers: vec![None; t.workers()],
                 checkpoint: None,
                 bucket_ms: cfg.visits().bucket_ms(),
+                rules: rules.clone(),
+                late: recompute::Late::default(),
+                feed: feed.downgrade(),
             }
             .run(visits_rx),
         );
@@ -232,6 +236,7 @@ fn run_worker(
     };
     let op_metrics = metrics.clone();
     let occupancy_out = out.clone();
+    let late_out = out.clone();
     // An operator's rows go out at its capability, which then follows the input's frontier
     // (and is dropped when the input ends).
     macro_rules! hand_over {
@@ -308,12 +313,18 @@ fn run_worker(
                     let frontier = frontier.frontier().first().copied();
                     let watermark = frontier.map(|t| (t as i64).saturating_mul(bucket_ms));
                     let mut late = false;
+                    let mut too_late = recompute::Late::default();
                     input.for_each(|_time, data| {
                         for s in data.drain(..) {
                             late |= watermark.is_some_and(|w| s.last_ms + max_gap < w);
-                            visits.insert(&s, &rules);
+                            if !visits.insert(&s, &rules) {
+                                too_late.add(&s.site, s.first_ms, s.last_ms);
+                            }
                         }
                     });
+                    if !too_late.is_empty() {
+                        let _ = late_out.blocking_send(Out::Late(too_late));
+                    }
                     if frontier != seen_frontier || late {
                         seen_frontier = frontier;
                         let before = visits.too_late;
@@ -400,8 +411,10 @@ fn run_worker(
 /// worker's frontier (every visit row of an earlier time has been handed over; occupancy and
 /// traffic rows a crash loses are rebuilt from the sightings read back at start-up, as the
 /// visits are).
-pub enum Out {
+enum Out {
     Rows(Vec<VisitRow>),
+    /// Sites with sightings that came after the horizon: their visits are recomputed.
+    Late(recompute::Late),
     Counted(Vec<Counted>),
     Frontier(usize, u64),
 }

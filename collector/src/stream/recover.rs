@@ -35,18 +35,61 @@ pub async fn recover(
     // A stay that starts within a gap of the floor may have begun before it: rebuilt as
     // state, so later sightings join it, but not written again.
     let taint_below = floor + rules.store_gap_ms.max(rules.board_gap_ms);
-    // The day before the floor's: rows are partitioned by the day of their start.
-    let since = chrono::DateTime::from_timestamp_millis(floor - 86_400_000)
+    let scope = Scope {
+        site: None,
+        from_ms: floor,
+        to_ms: i64::MAX,
+    };
+    let n = read_back(
+        db,
+        &scope,
+        |first_ms, _| first_ms < taint_below,
+        |batch| feed.push(batch),
+    )
+    .await?;
+    info!(sightings = n, "stays rebuilt from the sightings table");
+    Ok(n)
+}
+
+/// What to read back: the sightings (and written visits) of one site or all, that end at or
+/// after `from_ms` and start at or before `to_ms`.
+pub(super) struct Scope<'a> {
+    pub(super) site: Option<&'a str>,
+    pub(super) from_ms: i64,
+    pub(super) to_ms: i64,
+}
+
+/// Reads the sightings in `scope` back as records, then the visits written there (not
+/// retracted), so the stays they make retract those that data committed since superseded;
+/// `taint(first_ms, last_ms)` says which may belong to a stay that reaches out of the scope
+/// (rebuilt, not written). Hands them to `push` in batches; returns the number of sightings.
+pub(super) async fn read_back<P, F>(
+    db: &clickhouse::Client,
+    scope: &Scope<'_>,
+    taint: impl Fn(i64, i64) -> bool,
+    mut push: P,
+) -> Result<u64, StageError>
+where
+    P: FnMut(Vec<Seen>) -> F,
+    F: std::future::Future<Output = Result<(), StageError>>,
+{
+    // From the day before the start's: rows are partitioned by the day of their start.
+    let since = chrono::DateTime::from_timestamp_millis(scope.from_ms - 86_400_000)
         .unwrap_or_default()
         .format("%Y-%m-%d")
         .to_string();
+    let site = scope.site.unwrap_or("");
     let mut cursor = db
         .query(
             "SELECT site, sensor, epoch, device, link, class, fingerprint, first_ms, last_ms, rssi_max, \
-             final AS is_final FROM sightings WHERE day >= toDate(?) AND last_ms >= ?",
+             final AS is_final FROM sightings WHERE day >= toDate(?) AND last_ms >= ? \
+             AND first_ms <= ? AND (? = '' OR site = ?)",
         )
         .bind(&since)
-        .bind(floor)
+        .bind(scope.from_ms)
+        .bind(scope.to_ms)
+        .bind(site)
+        .bind(site)
         .fetch::<RecoveredSighting>()
         .what(|| "reading the sightings back".into())?;
     let mut n = 0u64;
@@ -68,23 +111,26 @@ pub async fn recover(
             last_ms: r.last_ms,
             rssi_max: r.rssi_max,
             is_final: r.is_final != 0,
-            tainted: r.first_ms < taint_below,
+            tainted: taint(r.first_ms, r.last_ms),
             written: None,
+            reopened: false,
         });
         n += 1;
         if batch.len() == RECOVER_BATCH {
-            feed.push(std::mem::take(&mut batch)).await?;
+            push(std::mem::take(&mut batch)).await?;
         }
     }
-    // The visits already written there, so the rebuilt stays retract those that data
-    // committed before the restart superseded.
     let mut cursor = db
         .query(
             "SELECT site, device, day, visit_id, epoch, class, fingerprint, first_ms, last_ms, \
-             rssi_max FROM visits FINAL WHERE day >= toDate(?) AND last_ms >= ? AND retracted = 0",
+             rssi_max FROM visits FINAL WHERE day >= toDate(?) AND last_ms >= ? \
+             AND first_ms <= ? AND (? = '' OR site = ?) AND retracted = 0",
         )
         .bind(since)
-        .bind(floor)
+        .bind(scope.from_ms)
+        .bind(scope.to_ms)
+        .bind(site)
+        .bind(site)
         .fetch::<RecoveredVisit>()
         .what(|| "reading the written visits back".into())?;
     while let Some(v) = cursor
@@ -105,17 +151,17 @@ pub async fn recover(
             rssi_max: v.rssi_max,
             is_final: true,
             key: 0,
-            tainted: v.first_ms < taint_below,
+            tainted: taint(v.first_ms, v.last_ms),
             written: Some((v.day, v.visit_id)),
+            reopened: false,
         });
         if batch.len() == RECOVER_BATCH {
-            feed.push(std::mem::take(&mut batch)).await?;
+            push(std::mem::take(&mut batch)).await?;
         }
     }
     if !batch.is_empty() {
-        feed.push(batch).await?;
+        push(batch).await?;
     }
-    info!(sightings = n, "stays rebuilt from the sightings table");
     Ok(n)
 }
 

@@ -1,18 +1,20 @@
 //! The stage's writer: the workers' visit, occupancy and traffic rows into ClickHouse, in
 //! batches, then the checkpoint.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
-use super::Out;
+use super::recompute::{reopen, Late};
+use super::{Feed, Out, StageError};
 use crate::ch;
 use crate::ch::rows::{CheckpointRow, OccupancyRow, TrafficRow, VisitRow};
 use crate::metrics::Metrics;
 use crate::occupancy::Counted;
+use crate::visits::{Rules, Seen};
 
 /// Commits visit rows in batches (by size and age), retrying the same rows while
 /// ClickHouse refuses them, and after each commit the checkpoint: the least frontier of
@@ -29,7 +31,17 @@ pub(super) struct Writer {
     pub(super) frontiers: Vec<Option<u64>>,
     pub(super) checkpoint: Option<u64>,
     pub(super) bucket_ms: i64,
+    pub(super) rules: Arc<RwLock<Rules>>,
+    /// Sites whose visits wait for a recompute, since sightings after the horizon came.
+    pub(super) late: Late,
+    /// The stage's input, for the recomputes: weak, so it closes when the ingest drops its
+    /// end.
+    pub(super) feed: mpsc::WeakSender<Vec<Seen>>,
 }
+
+/// A recompute waits until sightings after the horizon stop coming for this long (a
+/// drained backlog comes in many batches).
+const LATE_QUIET: Duration = Duration::from_secs(5);
 
 /// The rows of one commit.
 #[derive(Default)]
@@ -49,10 +61,15 @@ impl Writer {
     pub(super) async fn run(mut self, mut rx: mpsc::Receiver<Out>) {
         let mut batch = Batch::default();
         let mut opened: Option<Instant> = None;
+        let mut late_at = Instant::now();
         loop {
             let deadline = opened.map(|t| t + self.max_age);
             let more = tokio::select! {
                 r = rx.recv() => r,
+                _ = tokio::time::sleep_until((late_at + LATE_QUIET).into()), if !self.late.is_empty() => {
+                    self.recompute();
+                    continue;
+                }
                 _ = async { tokio::time::sleep_until(deadline.expect("guarded").into()).await }, if deadline.is_some() => {
                     self.commit(&mut batch).await;
                     opened = None;
@@ -81,6 +98,10 @@ impl Writer {
                         opened = None;
                     }
                 }
+                Some(Out::Late(late)) => {
+                    self.late.merge(late);
+                    late_at = Instant::now();
+                }
                 Some(Out::Frontier(worker, t)) => {
                     self.frontiers[worker] = Some(t);
                     opened.get_or_insert_with(Instant::now);
@@ -89,6 +110,44 @@ impl Writer {
             }
         }
         self.commit(&mut batch).await;
+    }
+
+    /// Has the stays around the sightings that came after the horizon rebuilt: the sites'
+    /// sightings read back into the dataflow (by a task: the writer goes on taking rows,
+    /// which the workers need to go on). Retried while ClickHouse cannot answer; given up
+    /// when the input closes.
+    fn recompute(&mut self) {
+        let Some(feed) = self.feed.upgrade() else {
+            return; // stopping
+        };
+        let (db, metrics) = (self.db.clone(), self.metrics.clone());
+        let gaps: Vec<_> = {
+            let rules = self.rules.read().expect("not poisoned");
+            self.late
+                .take()
+                .into_iter()
+                .map(|(site, span)| (rules.gap_ms(rules.site(&site)), site, span))
+                .collect()
+        };
+        tokio::spawn(async move {
+            let feed = Feed(feed);
+            for (gap, site, span) in gaps {
+                let mut backoff = Duration::from_millis(500);
+                loop {
+                    match reopen(&db, gap, &site, span, &feed).await {
+                        Ok(_) => break,
+                        Err(StageError::Stopped) => return,
+                        Err(e) => {
+                            metrics.clickhouse_errors.inc();
+                            warn!(error = %e, site = %site, "cannot recompute the visits yet; retrying");
+                            tokio::time::sleep(backoff).await;
+                            backoff = (backoff * 2).min(Duration::from_secs(10));
+                        }
+                    }
+                }
+                metrics.visits_recomputed.inc();
+            }
+        });
     }
 
     /// Writes the rows, then the checkpoint they complete; gives up only on shutdown.

@@ -250,7 +250,7 @@ fn assert_same(left: &str, right: &str, what: &str) {
     ) = (left.lines().collect(), right.lines().collect());
     let only = |a: &std::collections::BTreeSet<&str>, b: &std::collections::BTreeSet<&str>| {
         a.difference(b)
-            .take(10)
+            .take(400)
             .copied()
             .collect::<Vec<_>>()
             .join("\n")
@@ -546,4 +546,65 @@ fn visits_are_the_same_with_one_two_or_three_workers_and_as_a_two_process_cluste
          GROUP BY board, kind ORDER BY board, kind",
     );
     assert_eq!(kinds.lines().count(), 4, "{kinds}");
+}
+
+/// A sensor whose day arrives after the horizon (offline longer than `horizon_hours`): its
+/// sightings are behind the stage's state, so the visits of its site around them are
+/// recomputed from the sightings table. The visits end as the stays the sightings make.
+#[test]
+fn sightings_that_come_after_the_horizon_recompute_their_visits() {
+    let s = setup();
+    let cfg = s.config_for("behind", "behind", "", "[visits]\nhorizon_hours = 1\n");
+    let mut run = s.start(&cfg, "behind");
+    // A store's sensor (its store has another, whose stays it extends and joins).
+    let site_of = |t: &str| t.split('/').nth(2).unwrap_or("").to_owned();
+    let late_topic = s
+        .messages
+        .iter()
+        .map(|(t, _)| t)
+        .find(|t| {
+            s.messages
+                .iter()
+                .any(|(o, _)| o != *t && site_of(o) == site_of(t))
+        })
+        .expect("a site with two sensors")
+        .clone();
+    let (late, early): (Vec<_>, Vec<_>) = s
+        .messages
+        .iter()
+        .cloned()
+        .partition(|(t, _)| *t == late_topic);
+    let early_sightings: usize = early
+        .iter()
+        .map(|(_, e)| e.matches("\"first_seen\"").count())
+        .sum();
+    s.publish_these(early, 1, Duration::ZERO)
+        .join()
+        .expect("publisher");
+    wait_for(Duration::from_secs(60), || {
+        (s.ch
+            .query("SELECT count() FROM behind.sightings FINAL")
+            .trim()
+            == early_sightings.to_string())
+        .then_some(())
+    })
+    .expect("the other sensors' sightings land");
+    s.publish_these(late, 1, Duration::ZERO)
+        .join()
+        .expect("publisher");
+    s.wait_complete("behind", Duration::from_secs(60));
+    // Recomputed while the collector runs, once the late sightings stop coming.
+    let log = || std::fs::read_to_string(s.dir.path().join("behind.log")).unwrap_or_default();
+    wait_for(Duration::from_secs(30), || {
+        log()
+            .contains("visits recomputed around sightings that came after the horizon")
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("no recompute; log:\n{}", log()));
+    s.term(&mut run, "behind");
+    assert_same(
+        &s.stays_from_visits("behind"),
+        &s.stays_from_sightings("behind"),
+        "stays in visits and from the sightings",
+    );
 }

@@ -768,7 +768,9 @@ fn held_messages_are_replayed_after_the_fix_and_make_their_visits() {
     let (code, out) = requeue(&cfg, &["--reason", "malformed_json"]);
     assert_eq!(code, 2, "{out}");
     assert!(
-        out.contains("held reasons: unsupported_version, unknown_sensor, site_mismatch, clock_skew"),
+        out.contains(
+            "held reasons: unsupported_version, unknown_sensor, site_mismatch, clock_skew"
+        ),
         "{out}"
     );
 }
