@@ -29,7 +29,7 @@ use crate::inventory::Inventory;
 use crate::metrics::Metrics;
 use crate::quarantine;
 use crate::reason::Reason;
-use crate::stream::{Feed, StageError};
+use crate::stream::{wall_clock_us, Feed, StageError};
 
 /// Messages read ahead of the batch being committed.
 const CHANNEL: usize = 4096;
@@ -141,7 +141,7 @@ impl Intake {
             ch::rows::fnv64(&[payload]),
             received_ms,
             (reason, &detail),
-            quarantine::now_us(),
+            wall_clock_us(),
         );
         if let Some(q) = replay {
             row.requested = q.requested;
@@ -433,7 +433,7 @@ pub async fn run(
                     if !intake.add(&mut batch, (&q.topic, payload, q.received_ms), decoded, Some(&q)) {
                         batch.quarantine.push(QuarantineRow {
                             state: quarantine::REPLAYED,
-                            version: quarantine::now_us().max(q.version + 1),
+                            version: wall_clock_us().max(q.version + 1),
                             ..q
                         });
                     }

@@ -18,6 +18,7 @@ use serde::Deserialize;
 use crate::ch::rows::{day_of, QuarantineRow};
 use crate::ch::{QueryError, What};
 use crate::reason::Reason;
+use crate::stream::wall_clock_us;
 
 pub const HELD: u8 = 0;
 pub const REQUESTED: u8 = 1;
@@ -35,13 +36,6 @@ const CURRENT: &str = "SELECT topic, payload_hash, argMax(day, version) AS d, \
      argMax(detail, version) AS what, argMax(payload, version) AS body, \
      argMax(state, version) AS st, argMax(requested, version) AS rq, max(version) AS v \
      FROM quarantine";
-
-/// A wall clock in µs: the versions of quarantine rows.
-pub fn now_us() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
-}
 
 /// The row that holds a refused message.
 pub fn hold(
@@ -76,7 +70,7 @@ pub struct Filter {
 /// Marks the held messages that `filter` selects as requested, under one new version.
 /// Returns (that version, how many).
 pub async fn request(db: &clickhouse::Client, filter: &Filter) -> Result<(u64, u64), QueryError> {
-    let version = now_us();
+    let version = wall_clock_us();
     // The sensor is the topic's fourth level: footfall/v1/{site}/{sensor}/{kind}.
     let mut sql = format!(
         "INSERT INTO quarantine (day, topic, payload_hash, received_ms, reason, detail, \

@@ -56,7 +56,7 @@ impl Versions {
 }
 
 /// The wall clock in µs since the Unix epoch.
-pub(super) fn wall_clock_us() -> u64 {
+pub fn wall_clock_us() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX))

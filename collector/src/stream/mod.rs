@@ -32,7 +32,8 @@ use timely::dataflow::{InputHandle, ProbeHandle};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use self::clock::{wall_clock_us, Clock, Versions};
+pub use self::clock::wall_clock_us;
+use self::clock::{Clock, Versions};
 pub use self::recover::{recover, version_floor};
 use self::writer::Writer;
 use crate::ch::rows::{fnv64, SightingRow, VisitRow};
