@@ -11,12 +11,14 @@
 
 mod error;
 mod keys;
+mod opt_out;
 mod raw;
 mod secret;
 mod validated;
 
 pub use error::ConfigError;
 pub use keys::{KeySource, Keys, MIN_SECRET_BYTES};
+pub use opt_out::read_opt_out;
 pub use raw::{merge as merge_toml, over_defaults, read_file, RawConfig};
 pub use secret::{secret, Secret, SecretSource};
 pub use validated::{

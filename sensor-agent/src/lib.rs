@@ -20,7 +20,7 @@ pub mod telemetry;
 
 use std::collections::HashSet;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -50,6 +50,8 @@ pub struct Loaded {
     /// The epoch keys, or the tenant secret.
     pub keys: Keys,
     pub opt_out: HashSet<DeviceKey>,
+    /// A new opt-out list read on SIGHUP, for the capture loop to apply.
+    reload: Arc<OptOutReload>,
     /// The MQTT password, when the configuration names one.
     pub mqtt_password: Option<Secret>,
 }
@@ -60,7 +62,7 @@ impl Loaded {
         let identity = config.identity();
         let keys = identity.keys.load(identity.epoch_days)?;
         let opt_out = match &config.identity().opt_out_file {
-            Some(p) => load_opt_out(p)?,
+            Some(p) => firmware_config::read_opt_out(p, "identity.opt_out_file")?,
             None => HashSet::new(),
         };
         let mqtt_password = match &config.mqtt().password {
@@ -81,7 +83,41 @@ impl Loaded {
             config,
             keys,
             opt_out,
+            reload: Arc::default(),
             mqtt_password,
+        })
+    }
+
+    /// Re-reads the opt-out list on every SIGHUP, until the returned task is aborted; a list
+    /// that cannot be read is logged and the last one stays.
+    fn watch_opt_out(&self) -> tokio::task::JoinHandle<()> {
+        let (path, reload) = (
+            self.config.identity().opt_out_file.clone(),
+            self.reload.clone(),
+        );
+        tokio::spawn(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let Ok(mut hup) = signal(SignalKind::hangup()) else {
+                return;
+            };
+            while hup.recv().await.is_some() {
+                let Some(path) = &path else {
+                    tracing::warn!(
+                        "SIGHUP: no identity.opt_out_file is configured, nothing to reload"
+                    );
+                    continue;
+                };
+                match firmware_config::read_opt_out(path, "identity.opt_out_file") {
+                    Ok(list) => {
+                        info!(keys = list.len(), "opt-out list read again (SIGHUP)");
+                        *reload.list.lock().expect("not poisoned") = Some(list);
+                        reload.pending.store(true, Relaxed);
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "the opt-out list was not read again; the last one stays");
+                    }
+                }
+            }
         })
     }
 
@@ -97,6 +133,29 @@ impl Loaded {
         Origin {
             sensor: self.config.sensor().id.clone(),
             site: self.config.sensor().site.clone(),
+        }
+    }
+}
+
+/// An opt-out list read again, waiting for the capture loop (one atomic load per frame).
+#[derive(Default)]
+struct OptOutReload {
+    pending: AtomicBool,
+    list: Mutex<Option<HashSet<DeviceKey>>>,
+}
+
+impl OptOutReload {
+    /// Gives `pipeline` the list read again, if one waits.
+    fn apply(&self, pipeline: &mut Pipeline) {
+        if !self.pending.swap(false, Relaxed) {
+            return;
+        }
+        if let Some(list) = self.list.lock().expect("not poisoned").take() {
+            let dropped = pipeline.set_opt_out(list);
+            info!(
+                dropped_sightings = dropped,
+                "opt-out list applied: its devices' open sightings are dropped"
+            );
         }
     }
 }
@@ -127,28 +186,13 @@ fn field_of(src: &SecretSource, file: &'static str, env: &'static str) -> &'stat
     }
 }
 
-/// Reads an opt-out list: one 16-hex-digit device key per line, `#` comments.
-pub fn load_opt_out(path: &Path) -> Result<HashSet<DeviceKey>, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Secret {
-        field: "identity.opt_out_file",
-        reason: format!("cannot read {}: {e}", path.display()),
-    })?;
-    let mut keys = HashSet::new();
-    for (i, line) in text.lines().enumerate() {
-        let line = line.split('#').next().unwrap_or("").trim();
-        if line.is_empty() {
-            continue;
-        }
-        let key = line
-            .parse::<DeviceKey>()
-            .map_err(|e| ConfigError::Invalid {
-                field: "identity.opt_out_file",
-                value: format!("{}:{}", path.display(), i + 1),
-                reason: e,
-            })?;
-        keys.insert(key);
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
-    Ok(keys)
 }
 
 /// Where `replay` sends its batches.
@@ -179,6 +223,7 @@ pub async fn replay(
     shutdown: CancellationToken,
 ) -> Result<(Summary, Option<Delivered>), Error> {
     let loaded = Arc::new(loaded);
+    let _watch = AbortOnDrop(loaded.watch_opt_out());
     match opts.output.clone() {
         ReplayOutput::JsonLines(path) => {
             let out: Box<dyn Write + Send> = if path.as_os_str() == "-" {
@@ -258,6 +303,7 @@ fn replay_into(
         if pipeline.frames() % 4096 == 0 && shutdown.is_cancelled() {
             break;
         }
+        loaded.reload.apply(&mut pipeline);
         let truncated = packet.header.caplen < packet.header.len;
         pipeline.on_frame(ts, packet.data, truncated, sink)?;
     }
@@ -336,6 +382,7 @@ async fn with_publisher<T: Send + 'static>(
 /// close open sightings, deliver for up to 10 s, and leave the rest in the spool.
 pub async fn run(loaded: Loaded, shutdown: CancellationToken) -> Result<(), Error> {
     let loaded = Arc::new(loaded);
+    let _watch = AbortOnDrop(loaded.watch_opt_out());
     let mut cap = capture::open_live(loaded.config.capture())?;
     let stop_capture = Arc::new(AtomicBool::new(false));
     let hopper = capture::spawn_channel_hopper(
@@ -361,6 +408,7 @@ pub async fn run(loaded: Loaded, shutdown: CancellationToken) -> Result<(), Erro
             let mut pipeline = l.pipeline(false);
             let mut last_report = Instant::now();
             while !stop.load(Relaxed) {
+                l.reload.apply(&mut pipeline);
                 match cap.next_packet() {
                     Ok(p) => {
                         let truncated = p.header.caplen < p.header.len;

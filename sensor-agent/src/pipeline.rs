@@ -236,6 +236,17 @@ impl Pipeline {
         Ok(())
     }
 
+    /// Replaces the opt-out list (reloaded on SIGHUP). The devices it names are dropped from
+    /// here on, with their open sightings and those waiting in the batch. Returns how many
+    /// sightings were dropped.
+    pub fn set_opt_out(&mut self, opt_out: HashSet<DeviceKey>) -> usize {
+        let open = self.sessions.forget(&opt_out);
+        let waiting = self.batch.len();
+        self.batch.retain(|s| !opt_out.contains(&s.device));
+        self.settings.opt_out = opt_out;
+        open + waiting - self.batch.len()
+    }
+
     /// Closes every sighting and flushes the last batch (end of input, shutdown).
     pub fn finish(&mut self, sink: &mut dyn BatchSink) -> Result<(), Error> {
         self.sessions.close_all();

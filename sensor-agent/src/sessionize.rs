@@ -368,6 +368,22 @@ impl Sessionizer {
         }
     }
 
+    /// Forgets the open sightings of the devices in `keys` (an opt-out list reloaded):
+    /// nothing more of them is emitted (their queued expiries and closings find no sighting).
+    /// Returns how many.
+    pub(crate) fn forget(&mut self, keys: &HashSet<DeviceKey>) -> usize {
+        let gone: Vec<RawMac> = self
+            .open
+            .iter()
+            .filter(|(_, s)| keys.contains(&{ s.device }))
+            .map(|(mac, _)| *mac)
+            .collect();
+        for mac in &gone {
+            self.open.remove(mac);
+        }
+        gone.len()
+    }
+
     /// Queues every open sighting for closing (end of input, shutdown).
     pub(crate) fn close_all(&mut self) {
         // The heap is not needed any more; free it before the closing list grows.

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::util::{assert_gapless, assert_success, capture, open_fifo, Sensor};
+use crate::util::{assert_gapless, assert_success, capture, mkfifo, open_fifo, Sensor};
 
 const SIGHTINGS: &str = "footfall/v1/+/+/sightings";
 
@@ -97,11 +97,6 @@ fn batches_spooled_while_the_broker_is_down_all_arrive_gapless() {
     let got = sub.wait_for_lines(expected.len(), Duration::from_secs(60));
     let max = assert_gapless(&got);
     assert_eq!(max as usize, expected.len());
-}
-
-fn mkfifo(path: &Path) {
-    let ok = Command::new("mkfifo").arg(path).status().expect("mkfifo");
-    assert!(ok.success());
 }
 
 /// Streams `records` into a FIFO read by a fresh agent, in chunks, and returns the agent.

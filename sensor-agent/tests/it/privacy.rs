@@ -205,3 +205,146 @@ fn a_sensor_holding_only_epoch_keys_publishes_the_keys_the_tenant_secret_gives()
         "every probe that would have been hashed is counted: {sum}"
     );
 }
+
+/// The opt-out list is read again on SIGHUP while the sensor runs: from then on its devices
+/// are dropped, with their open sightings; a list that cannot be read leaves the last one.
+#[test]
+fn sighup_reloads_the_opt_out_list_and_drops_the_devices_it_adds() {
+    use std::io::{BufRead, Write};
+
+    let pcap = capture("fryza/position_2_2024-02-08.pcap");
+    let records = testkit::PcapRecords::read(&pcap);
+    let half = records.records.len() / 2;
+    let ts_ms = |r: &[u8]| {
+        let word = |i: usize| u32::from_le_bytes(r[i..i + 4].try_into().expect("4 bytes"));
+        i64::from(word(0)) * 1000 + i64::from(word(4)) / 1000
+    };
+    let half_ms = ts_ms(&records.records[half - 1]);
+    // Every sighting, without the reload: (device, first_seen, last_seen ms, JSON).
+    let sightings = |lines: &[String]| -> Vec<(String, i64, i64, String)> {
+        lines
+            .iter()
+            .flat_map(|l| {
+                let env: wire::Envelope = serde_json::from_str(l).expect("an envelope");
+                env.sightings
+            })
+            .map(|s| {
+                (
+                    s.device.to_string(),
+                    s.first_seen.0,
+                    s.last_seen.0,
+                    serde_json::to_string(&s).expect("json"),
+                )
+            })
+            .collect()
+    };
+    let reference = sightings(
+        &Sensor::new("mqtt://127.0.0.1:1", "")
+            .replay_to_file(&pcap)
+            .0,
+    );
+    // A device whose sighting is open across the middle (heard before, and on after), with
+    // the most sightings after it.
+    let device = reference
+        .iter()
+        .filter(|s| s.1 <= half_ms && s.2 > half_ms)
+        .map(|s| s.0.clone())
+        .max_by_key(|d| {
+            reference
+                .iter()
+                .filter(|s| s.0 == *d && s.2 > half_ms)
+                .count()
+        })
+        .expect("a sighting open across the middle of the capture");
+    let sensor = Sensor::new(
+        "mqtt://127.0.0.1:1",
+        "[identity]\nopt_out_file = \"opt-out.txt\"\n",
+    );
+    let list = sensor.path("opt-out.txt");
+    std::fs::write(&list, "# nobody yet\n").expect("write");
+    let fifo = sensor.path("in.pcap");
+    crate::util::mkfifo(&fifo);
+    let out = sensor.path("out.jsonl");
+    let mut agent = sensor
+        .replay(&fifo)
+        .arg("--out")
+        .arg(&out)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("agent");
+    let mut w = crate::util::open_fifo(&fifo, &mut agent);
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stderr = agent.stderr.take().expect("stderr");
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            let _ = tx.send(line);
+        }
+    });
+    let wait_line = |what: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            if let Ok(line) = rx.recv_timeout(left) {
+                if line.contains(what) {
+                    return line;
+                }
+            }
+        }
+        panic!("no log line with {what:?}");
+    };
+    records
+        .write_to(&mut w, &records.records[..half])
+        .expect("write");
+    w.flush().expect("flush");
+    // Read and processed: the agent is waiting on the FIFO.
+    std::thread::sleep(Duration::from_secs(1));
+    let hup = || {
+        assert_success(
+            &std::process::Command::new("kill")
+                .args(["-HUP", &agent.id().to_string()])
+                .output()
+                .expect("kill"),
+        )
+    };
+    std::fs::write(&list, "not a key\n").expect("write");
+    hup();
+    let bad = wait_line("opt-out list was not read again");
+    assert!(bad.contains("opt-out.txt:1"), "{bad}");
+    std::fs::write(&list, format!("{device}  # opted out today\n")).expect("write");
+    hup();
+    wait_line("opt-out list read again");
+    // The next frame applies it.
+    w.write_all(&records.records[half]).expect("write");
+    w.flush().expect("flush");
+    wait_line("opt-out list applied");
+    w.write_all(&records.records[half + 1..].concat())
+        .expect("write");
+    drop(w);
+    let status = agent.wait().expect("agent");
+    assert!(status.success(), "{status:?}");
+
+    let got = sightings(
+        &std::fs::read_to_string(&out)
+            .expect("out")
+            .lines()
+            .map(str::to_owned)
+            .collect::<Vec<_>>(),
+    );
+    // Nothing of the device after the reload; every other device as before.
+    let others = |s: &[(String, i64, i64, String)]| {
+        let mut v: Vec<String> = s
+            .iter()
+            .filter(|x| x.0 != device)
+            .map(|x| x.3.clone())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(others(&got), others(&reference));
+    let kept: Vec<&(String, i64, i64, String)> = got.iter().filter(|s| s.0 == device).collect();
+    assert!(
+        kept.iter().all(|s| s.2 <= half_ms && reference.contains(s)),
+        "a sighting of the opted-out device after the reload"
+    );
+    assert!(kept.len() < reference.iter().filter(|s| s.0 == device).count());
+}
