@@ -224,7 +224,7 @@ pub fn decode(
             ));
             continue;
         }
-        if let Some(next) = s.next {
+        if let Some(next) = s.next.filter(|n| n.0 != 0) {
             bridges.push(BridgeRow {
                 epoch: env.epoch,
                 device: s.device.0,
@@ -271,6 +271,12 @@ fn check_sighting(
                 "{}..{} is outside the clock bounds",
                 s.first_seen, s.last_seen
             ),
+        ));
+    }
+    if s.device.0 == 0 {
+        return Err((
+            Reason::InvalidSighting,
+            "device key 0: removed by an opt-out purge".into(),
         ));
     }
     if s.last_seen < s.first_seen || s.frames == 0 || !s.rssi_mean.is_finite() {
@@ -546,6 +552,11 @@ mod tests {
         );
         assert_eq!(
             reason(TOPIC, &envelope(1, "s-1", "store-1", NOW, NOW - 5)),
+            Some(Reason::InvalidSighting)
+        );
+        // A key an opt-out purge overwrote in a held message.
+        assert_eq!(
+            reason(TOPIC, &ok.replace("00000000000000ff", crate::purge::PURGED)),
             Some(Reason::InvalidSighting)
         );
         assert_eq!(

@@ -10,6 +10,7 @@
 //!   ([`visits`] is its pure state machine), its writer and its recovery.
 //! - [`ch`]: the ClickHouse client, the one insert and retry, every row type;
 //!   [`migrate`] applies the schema (`collector/migrations/`).
+//! - [`purge`]: the opt-out purge of device keys from every table.
 //! - [`quarantine`]: refused messages held until the operator's fix, and their replay.
 //! - [`import`]: the fleet inventory, proof-of-play logs, campaigns, receipts and
 //!   device-loyalty links.
@@ -26,6 +27,7 @@ pub mod metrics;
 pub mod migrate;
 pub mod occupancy;
 pub mod offline;
+pub mod purge;
 pub mod quarantine;
 pub mod reason;
 pub mod stream;

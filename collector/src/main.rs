@@ -10,8 +10,8 @@ use collector::config::Config;
 use collector::counting::{self, Calibration, FitError};
 use collector::import::Kind;
 use collector::offline::{self, OfflineError};
-use collector::quarantine;
 use collector::reason::Reason;
+use collector::{purge, quarantine};
 use firmware_config::ConfigError;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio_util::sync::CancellationToken;
@@ -88,6 +88,17 @@ enum Cmd {
         #[arg(long)]
         sensor: Option<String>,
         #[arg(long, default_value_t = 120)]
+        wait_secs: u64,
+    },
+    /// The opt-out purge: removes every row of the device keys in --keys (an opt-out list,
+    /// as `footfall-fleet opt-out` prints it) from every table that holds keys, and waits
+    /// until ClickHouse has applied it. Update the sensors' lists first.
+    Purge {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        keys: PathBuf,
+        #[arg(long, default_value_t = 600)]
         wait_secs: u64,
     },
     /// Validates a configuration file (secrets included).
@@ -240,6 +251,23 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::from(EX_DATAERR)
             })
+        }
+        Cmd::Purge {
+            config,
+            keys,
+            wait_secs,
+        } => {
+            let c = Config::load(&config)?;
+            let keys = firmware_config::read_opt_out(&keys, "--keys")?;
+            collector::migrate::migrate(c.clickhouse()).await?;
+            let (db, _) = c.clickhouse().clients();
+            let done = purge::purge(&db, &keys, Duration::from_secs(wait_secs)).await?;
+            for (table, n) in &done.rows {
+                println!("{table}: {n} row(s) removed");
+            }
+            println!("quarantine: {} held message(s) rewritten", done.held);
+            println!("{} key(s) purged", keys.len());
+            Ok(ExitCode::SUCCESS)
         }
         Cmd::CheckConfig { file } => {
             let c = Config::load(&file)?;

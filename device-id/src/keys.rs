@@ -64,9 +64,7 @@ impl EpochKeys {
             let b = b.trim();
             if a == "epoch_days" {
                 let d: u32 = b.parse().map_err(|_| bad("epoch_days is not a number"))?;
-                if !(1..=366).contains(&d) {
-                    return Err(bad("epoch_days must be 1-366"));
-                }
+                crate::check_epoch_days(d).map_err(|e| bad(&format!("epoch_days {e}")))?;
                 epoch_days = Some(d);
                 continue;
             }

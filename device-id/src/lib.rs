@@ -40,6 +40,22 @@ pub fn epoch_key(secret: &[u8], epoch: u32) -> [u8; 32] {
 
 const DAY_MS: i64 = 86_400_000;
 
+/// The epoch lengths a tenant may choose, in days.
+pub const EPOCH_DAYS: std::ops::RangeInclusive<u32> = 1..=366;
+
+/// Why `days` is not an epoch length, if it is not.
+pub fn check_epoch_days(days: u32) -> Result<(), String> {
+    if EPOCH_DAYS.contains(&days) {
+        Ok(())
+    } else {
+        Err(format!(
+            "must be {}-{}",
+            EPOCH_DAYS.start(),
+            EPOCH_DAYS.end()
+        ))
+    }
+}
+
 /// The epoch calendar of a tenant: `epoch = floor(unix_ms / epoch length)`, and the bridge,
 /// the last `bridge_days` of each epoch, in which a sighting also carries its device key
 /// under the next epoch's key.

@@ -326,12 +326,8 @@ impl Config {
                 ));
             }
         };
-        if !(1..=366).contains(&i.epoch_days) {
-            return Err(E::invalid(
-                "identity.epoch_days",
-                i.epoch_days,
-                "must be 1-366",
-            ));
+        if let Err(reason) = device_id::check_epoch_days(i.epoch_days) {
+            return Err(E::invalid("identity.epoch_days", i.epoch_days, reason));
         }
         if i.bridge_days >= i.epoch_days {
             return Err(E::invalid(

@@ -10,4 +10,5 @@
 //!   that holds it, never on a sensor.
 
 pub mod enrol;
+pub mod opt_out;
 pub mod pki;

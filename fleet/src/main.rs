@@ -97,6 +97,23 @@ enum Cmd {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Prints the opt-out list of device addresses read from standard input (one per line,
+    /// never on the command line): their device keys in every epoch from --from to --to, for
+    /// the sensors' identity.opt_out_file and `footfall-collector purge --keys`.
+    OptOut {
+        /// The tenant secret (mode 0600).
+        #[arg(long)]
+        secret_file: PathBuf,
+        #[arg(long, default_value_t = 45)]
+        epoch_days: u32,
+        /// RFC 3339 time in the first epoch to cover: as far back as the tables keep rows.
+        #[arg(long)]
+        from: String,
+        /// RFC 3339 time in the last epoch to cover (default: now; the sensors also need
+        /// the next epoch's keys before it begins).
+        #[arg(long)]
+        to: Option<String>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -112,6 +129,16 @@ fn main() -> ExitCode {
             eprintln!("footfall-fleet: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// An RFC 3339 time given as `flag`, or now.
+fn time_or_now(flag: &str, t: Option<String>) -> anyhow::Result<i64> {
+    match t {
+        Some(t) => Ok(chrono::DateTime::parse_from_rfc3339(&t)
+            .with_context(|| format!("{flag} {t}: not an RFC 3339 time"))?
+            .timestamp_millis()),
+        None => Ok(chrono::Utc::now().timestamp_millis()),
     }
 }
 
@@ -176,17 +203,36 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
             out,
         } => {
             let secret = SecretSource::File(secret_file).load("--secret-file", MIN_SECRET_BYTES)?;
-            let at_ms = match at {
-                Some(t) => chrono::DateTime::parse_from_rfc3339(&t)
-                    .with_context(|| format!("--at {t}: not an RFC 3339 time"))?
-                    .timestamp_millis(),
-                None => chrono::Utc::now().timestamp_millis(),
-            };
-            if !(1..=366).contains(&epoch_days) {
-                anyhow::bail!("--epoch-days {epoch_days}: must be 1-366");
-            }
+            let at_ms = time_or_now("--at", at)?;
+            device_id::check_epoch_days(epoch_days)
+                .map_err(|e| anyhow::anyhow!("--epoch-days {epoch_days}: {e}"))?;
             let keys = EpochKeys::derive(secret.expose(), epoch_days, at_ms, 1);
             enrol::write_private(&out, keys.to_text().as_bytes())
+        }
+        Cmd::OptOut {
+            secret_file,
+            epoch_days,
+            from,
+            to,
+        } => {
+            device_id::check_epoch_days(epoch_days)
+                .map_err(|e| anyhow::anyhow!("--epoch-days {epoch_days}: {e}"))?;
+            let secret = SecretSource::File(secret_file).load("--secret-file", MIN_SECRET_BYTES)?;
+            let span = (time_or_now("--from", Some(from))?, time_or_now("--to", to)?);
+            if span.1 < span.0 {
+                anyhow::bail!("--to is before --from");
+            }
+            let mut input = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut input)
+                .context("reading the addresses from standard input")?;
+            let macs = fleet::opt_out::parse_macs(&input)
+                .map_err(|e| anyhow::anyhow!("standard input, {e}"))?;
+            let epochs = device_id::Epochs::new(epoch_days, 0);
+            print!(
+                "{}",
+                fleet::opt_out::list(secret.expose(), epochs, span, &macs)
+            );
+            Ok(())
         }
     }
 }

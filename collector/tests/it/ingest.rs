@@ -598,64 +598,136 @@ fn requeue(cfg: &Path, args: &[&str]) -> (i32, String) {
     )
 }
 
-#[test]
-fn held_messages_are_replayed_after_the_fix_and_make_their_visits() {
-    let ch = ClickHouse::start();
-    let broker = Mosquitto::start();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (city, truth) = tiny_city(dir.path(), 5);
-    let metrics_port = free_port();
-    let cfg = dir.path().join("collector.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "version = 1\n[clickhouse]\nurl = \"{}\"\ndatabase = \"held\"\n\
-             [mqtt]\nurl = \"{}\"\nclient_id = \"collector-held\"\n\
-             [ingest]\nbatch_max_age_ms = 200\nmax_age_days = 3650\n\
-             [visits]\nbucket_secs = 1\nlateness_secs = 0\nhorizon_hours = 1440\n\
-             [metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n",
-            ch.url(),
-            broker.url()
+/// A tiny city published through a collector whose inventory lacks one sensor (of a site
+/// with only that one): installed, not yet entered, so its messages are held.
+struct NotEntered {
+    ch: ClickHouse,
+    broker: Mosquitto,
+    _dir: tempfile::TempDir,
+    city: std::path::PathBuf,
+    truth: simulator::Summary,
+    cfg: std::path::PathBuf,
+    inventory: std::path::PathBuf,
+    sensors: Vec<(String, String)>,
+    late_sensor: String,
+    late_site: String,
+    late_envelopes: u64,
+    late_sightings: u64,
+    run: Collector,
+}
+
+impl NotEntered {
+    fn start(db: &'static str) -> NotEntered {
+        let ch = ClickHouse::start();
+        let broker = Mosquitto::start();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (city, truth) = tiny_city(dir.path(), 5);
+        let metrics_port = free_port();
+        let cfg = dir.path().join("collector.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "version = 1\n[clickhouse]\nurl = \"{}\"\ndatabase = \"{db}\"\n\
+                 [mqtt]\nurl = \"{}\"\nclient_id = \"collector-{db}\"\n\
+                 [ingest]\nbatch_max_age_ms = 200\nmax_age_days = 3650\n\
+                 [visits]\nbucket_secs = 1\nlateness_secs = 0\nhorizon_hours = 1440\n\
+                 [metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n",
+                ch.url(),
+                broker.url()
+            ),
+        )
+        .expect("config");
+        let inventory = city.join("inventory/sensors.csv");
+        let sensors = inventory_sensors(&inventory);
+        let (late_sensor, late_site) = sensors
+            .iter()
+            .find(|(_, site)| sensors.iter().filter(|(_, s)| s == site).count() == 1)
+            .expect("a site with one sensor")
+            .clone();
+        let text = std::fs::read_to_string(&inventory).expect("inventory");
+        let partial = dir.path().join("partial.csv");
+        std::fs::write(
+            &partial,
+            text.lines()
+                .filter(|l| !l.starts_with(&format!("{late_sensor},")))
+                .map(|l| format!("{l}\n"))
+                .collect::<String>(),
+        )
+        .expect("write");
+        assert_success(&collector(
+            &["import", "sensors", partial.to_str().expect("utf-8")],
+            &cfg,
+        ));
+        let run = Collector::start(&cfg, metrics_port);
+        wait_for(Duration::from_secs(20), || {
+            run.metrics()
+                .contains("\nfootfall_mqtt_subscribed 1\n")
+                .then_some(())
+        })
+        .expect("the collector subscribes");
+        for (sensor, site) in &sensors {
+            publish(
+                &broker,
+                &format!("footfall/v1/{site}/{sensor}/sightings"),
+                Source::Lines(&city.join("envelopes").join(format!("{sensor}.jsonl"))),
+            );
+        }
+        let late_file = city.join("envelopes").join(format!("{late_sensor}.jsonl"));
+        let late_envelopes = std::fs::read_to_string(&late_file)
+            .expect("envelopes")
+            .lines()
+            .count() as u64;
+        let late_sightings = collector::offline::read_envelopes(&late_file)
+            .expect("envelopes")
+            .1
+            .len() as u64;
+        NotEntered {
+            ch,
+            broker,
+            _dir: dir,
+            city,
+            truth,
+            cfg,
+            inventory,
+            sensors,
+            late_sensor,
+            late_site,
+            late_envelopes,
+            late_sightings,
+            run,
+        }
+    }
+}
+
+/// Held messages of database `db` whose current state is `state` and reason `reason`.
+fn held_in(ch: &ClickHouse, db: &str, state: u8, reason: &str) -> u64 {
+    count(
+        ch,
+        &format!(
+            "SELECT count() FROM (SELECT argMax(state, version) AS st, argMax(reason, version) \
+             AS why FROM {db}.quarantine GROUP BY topic, payload_hash) WHERE st = {state} \
+             AND why = '{reason}'"
         ),
     )
-    .expect("config");
-    // The inventory without the sensor of a site that has only one: installed, not yet
-    // entered.
-    let inventory = city.join("inventory/sensors.csv");
-    let sensors = inventory_sensors(&inventory);
-    let (late_sensor, late_site) = sensors
-        .iter()
-        .find(|(_, site)| sensors.iter().filter(|(_, s)| s == site).count() == 1)
-        .expect("a site with one sensor")
-        .clone();
-    let text = std::fs::read_to_string(&inventory).expect("inventory");
-    let partial = dir.path().join("partial.csv");
-    std::fs::write(
-        &partial,
-        text.lines()
-            .filter(|l| !l.starts_with(&format!("{late_sensor},")))
-            .map(|l| format!("{l}\n"))
-            .collect::<String>(),
-    )
-    .expect("write");
-    assert_success(&collector(
-        &["import", "sensors", partial.to_str().expect("utf-8")],
-        &cfg,
-    ));
-    let run = Collector::start(&cfg, metrics_port);
-    wait_for(Duration::from_secs(20), || {
-        run.metrics()
-            .contains("\nfootfall_mqtt_subscribed 1\n")
-            .then_some(())
-    })
-    .expect("the collector subscribes");
-    for (sensor, site) in &sensors {
-        publish(
-            &broker,
-            &format!("footfall/v1/{site}/{sensor}/sightings"),
-            Source::Lines(&city.join("envelopes").join(format!("{sensor}.jsonl"))),
-        );
-    }
+}
+
+#[test]
+fn held_messages_are_replayed_after_the_fix_and_make_their_visits() {
+    let NotEntered {
+        ch,
+        broker,
+        _dir,
+        city,
+        truth,
+        cfg,
+        inventory,
+        sensors,
+        late_sensor,
+        late_site,
+        late_envelopes,
+        late_sightings,
+        run,
+    } = NotEntered::start("held");
     // And one envelope from a sensor whose clock runs a century ahead.
     let (sensor, site) = sensors
         .iter()
@@ -672,25 +744,7 @@ fn held_messages_are_replayed_after_the_fix_and_make_their_visits() {
         &format!("footfall/v1/{site}/{sensor}/sightings"),
         Source::Message(&ahead),
     );
-    let late_file = city.join("envelopes").join(format!("{late_sensor}.jsonl"));
-    let late_envelopes = std::fs::read_to_string(&late_file)
-        .expect("envelopes")
-        .lines()
-        .count() as u64;
-    let late_sightings = collector::offline::read_envelopes(&late_file)
-        .expect("envelopes")
-        .1
-        .len() as u64;
-    let held = |state: u8, reason: &str| {
-        count(
-            &ch,
-            &format!(
-                "SELECT count() FROM (SELECT argMax(state, version) AS st, argMax(reason, version) \
-                 AS why FROM held.quarantine GROUP BY topic, payload_hash) WHERE st = {state} \
-                 AND why = '{reason}'"
-            ),
-        )
-    };
+    let held = |state, reason| held_in(&ch, "held", state, reason);
     let sightings = || count(&ch, "SELECT count() FROM held.sightings FINAL");
     wait_for(Duration::from_secs(60), || {
         (sightings() == truth.sightings - late_sightings
@@ -773,4 +827,111 @@ fn held_messages_are_replayed_after_the_fix_and_make_their_visits() {
         ),
         "{out}"
     );
+}
+
+/// The opt-out purge: a device's rows leave every table that holds keys, its key is
+/// overwritten in the held messages, and their replay refuses its sightings alone.
+#[test]
+fn an_opt_out_purge_removes_a_device_everywhere_and_held_messages_keep_the_rest() {
+    let NotEntered {
+        ch,
+        _dir,
+        city,
+        truth,
+        cfg,
+        inventory,
+        sensors,
+        late_sensor,
+        late_envelopes,
+        late_sightings,
+        run,
+        ..
+    } = NotEntered::start("purge");
+    let sightings = || count(&ch, "SELECT count() FROM purge.sightings FINAL");
+    wait_for(Duration::from_secs(60), || {
+        (sightings() == truth.sightings - late_sightings
+            && held_in(&ch, "purge", 0, "unknown_sensor") == late_envelopes)
+            .then_some(())
+    })
+    .expect("the entered sensors' sightings land, the other's are held");
+    // Every sighting's device, by sensor.
+    let devices: Vec<(String, String)> = sensors
+        .iter()
+        .flat_map(|(sensor, _)| {
+            let text =
+                std::fs::read_to_string(city.join("envelopes").join(format!("{sensor}.jsonl")))
+                    .expect("envelopes");
+            text.lines()
+                .flat_map(|l| {
+                    serde_json::from_str::<wire::Envelope>(l)
+                        .expect("an envelope")
+                        .sightings
+                })
+                .map(|s| (sensor.clone(), s.device.to_string()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    // A device the held sensor saw that other sensors saw too, with visits and bridges.
+    let rows = |table: &str, key: &str| {
+        count(
+            &ch,
+            &format!(
+                "SELECT count() FROM purge.{table} WHERE device = reinterpretAsUInt64(reverse(unhex('{key}')))"
+            ),
+        )
+    };
+    let key = devices
+        .iter()
+        .filter(|(s, _)| *s == late_sensor)
+        .map(|(_, d)| d.clone())
+        .find(|d| rows("sightings", d) > 0 && rows("visits", d) > 0 && rows("bridges", d) > 0)
+        .expect("a device of the held sensor seen elsewhere");
+    let everywhere = devices.iter().filter(|(_, d)| *d == key).count() as u64;
+    let before = sightings();
+    let in_table = rows("sightings FINAL", &key);
+    let list = _dir.path().join("opt-out.txt");
+    std::fs::write(&list, format!("# epoch 455\n{key}\n")).expect("write");
+    let o = collector(&["purge", "--keys", list.to_str().expect("utf-8")], &cfg);
+    assert_success(&o);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("1 key(s) purged"), "{out}");
+    for table in ["sightings", "visits", "bridges"] {
+        assert_eq!(rows(table, &key), 0, "{table} still holds the key");
+    }
+    assert_eq!(
+        sightings(),
+        before - in_table,
+        "only the device's sightings left"
+    );
+    let held_with = |text: &str| {
+        count(
+            &ch,
+            &format!("SELECT count() FROM purge.quarantine WHERE position(payload, '{text}') > 0"),
+        )
+    };
+    assert_eq!(held_with(&key), 0);
+    assert!(held_with("\"device\":\"0000000000000000\"") > 0);
+    assert_eq!(
+        count(
+            &ch,
+            &format!("SELECT count() FROM purge.rejected WHERE position(payload, '{key}') > 0")
+        ),
+        0
+    );
+    // The sensor entered and its messages replayed: all but the purged device's sightings.
+    assert_success(&collector(
+        &["import", "sensors", inventory.to_str().expect("utf-8")],
+        &cfg,
+    ));
+    let (code, out) = requeue(&cfg, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(sightings(), truth.sightings - everywhere);
+    assert_eq!(rows("sightings", &key), 0);
+    assert!(
+        count(
+            &ch,
+            "SELECT count() FROM purge.rejected WHERE detail LIKE '%removed by an opt-out purge%'"
+        ) > 0
+    );
+    assert!(run.stop().success());
 }

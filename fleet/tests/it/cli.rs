@@ -92,3 +92,52 @@ fn keys_and_a_sensor_bundle_from_the_command_line() {
     let subject = String::from_utf8_lossy(&cert.stdout);
     assert!(subject.contains("CN = store-7/s-01"), "{subject}");
 }
+
+/// `footfall-fleet opt-out` reads addresses from standard input and prints their keys in
+/// each epoch of the period: the keys the sensors compute (the same derivation).
+#[test]
+fn opt_out_prints_an_address_key_in_each_epoch_and_never_echoes_an_address() {
+    use std::io::Write;
+    use std::process::Stdio;
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let secret = tmp.path().join("tenant.key");
+    fs::write(&secret, "test-tenant-secret-0123456789\n").expect("write");
+    fs::set_permissions(&secret, fs::Permissions::from_mode(0o600)).expect("chmod");
+    let run = |stdin: &str| {
+        let mut child = Command::new(FLEET)
+            .args(["opt-out", "--secret-file"])
+            .arg(&secret)
+            .args(["--from", "2026-11-30T00:00:00Z", "--to", "2026-12-05T00:00:00Z"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(stdin.as_bytes())
+            .expect("write");
+        child.wait_with_output().expect("output")
+    };
+    let o = run("A4:5E:60:01:02:03\n");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let mac = [0xa4, 0x5e, 0x60, 0x01, 0x02, 0x03];
+    // 2026-12-03 begins epoch 462 of 45 days.
+    let want = [461, 462]
+        .map(|e| {
+            let key = device_id::epoch_key(b"test-tenant-secret-0123456789", e);
+            device_id::device_key(&key, &mac).to_string()
+        })
+        .to_vec();
+    let keys: Vec<&str> = out.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(keys, want, "{out}");
+    assert!(out.contains("# epoch 462: 2026-12-03 to 2027-01-16"), "{out}");
+    let o = run("a4:5e:60:01:02:03\na4:5e:60:01:02:0g\n");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("line 2"), "{err}");
+    assert!(!err.contains("a4:5e") && o.stdout.is_empty(), "{err}");
+}
