@@ -158,15 +158,19 @@ pub fn decode(
         if let Err((r, d)) = check_origin(&st.sensor, &st.site) {
             return rej(r, d);
         }
-        if !sane(st.at.0) {
+        // An offline status is stamped with its arrival: a Last Will is composed when the
+        // sensor connects (its `at` may be weeks old) and sent by the broker when the
+        // connection dies.
+        let at_ms = if st.online { st.at.0 } else { received_ms };
+        if !sane(at_ms) {
             return rej(
                 Reason::ClockSkew,
                 format!("status at {} is outside the clock bounds", st.at),
             );
         }
         return Decoded::Status(StatusRow {
-            day: day_of(st.at.0),
-            at_ms: st.at.0,
+            day: day_of(at_ms),
+            at_ms,
             sensor: st.sensor,
             site: st.site,
             online: u8::from(st.online),
@@ -565,6 +569,29 @@ mod tests {
         );
         let big = format!("{}{}", ok, " ".repeat(2 << 20));
         assert_eq!(reason(TOPIC, &big), Some(Reason::PayloadTooLarge));
+    }
+
+    #[test]
+    fn an_offline_status_is_stamped_with_its_arrival() {
+        let status = |online: bool, at: i64| {
+            format!(
+                r#"{{"v":3,"sensor":"s-1","site":"store-1","online":{online},"at":"{}","uptime_secs":0,"frames_captured":0,"frames_dropped":0,"frames_malformed":0,"spool_batches":0,"spool_bytes":0,"spool_dropped_batches":0,"config_version":1,"clock_synced":true}}"#,
+                wire::Millis(at)
+            )
+        };
+        let topic = "footfall/v1/store-1/s-1/status";
+        let decode_at = |payload: String| {
+            match decode(topic, payload.as_bytes(), NOW, &inventory(), &bounds()) {
+                Decoded::Status(row) => Ok(row.at_ms),
+                Decoded::Rejected(r, _) => Err(r),
+                Decoded::Sightings(..) => panic!("a status"),
+            }
+        };
+        // A Last Will composed 90 days ago, when the sensor connected.
+        let will = NOW - 90 * 86_400_000;
+        assert_eq!(decode_at(status(false, will)), Ok(NOW));
+        assert_eq!(decode_at(status(true, NOW - 5_000)), Ok(NOW - 5_000));
+        assert_eq!(decode_at(status(true, will)), Err(Reason::ClockSkew));
     }
 
     #[test]

@@ -40,6 +40,7 @@ pub struct RawCapture {
     pub fcs_policy: String,
     pub snaplen_bytes: u32,
     pub buffer_bytes: u64,
+    pub clock_sync_file: String,
 }
 
 #[derive(Debug, Deserialize)]

@@ -56,6 +56,8 @@ pub struct Capture {
     pub fcs_policy: FcsPolicy,
     pub snaplen_bytes: u32,
     pub buffer_bytes: u32,
+    /// A file that exists while the system clock is synchronised; `None`: do not wait.
+    pub clock_sync_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug)]
@@ -265,6 +267,17 @@ impl Config {
                     "must be 64 KiB to 1 GiB",
                 )
             })?;
+        let clock_sync_file = match c.clock_sync_file.as_str() {
+            "" => None,
+            p if Path::new(p).is_absolute() => Some(PathBuf::from(p)),
+            p => {
+                return Err(E::invalid(
+                    "capture.clock_sync_file",
+                    p,
+                    "must be an absolute path, or \"\" not to wait for a synchronised clock",
+                ))
+            }
+        };
         let capture = Capture {
             interface: c.interface,
             channel_plan,
@@ -272,6 +285,7 @@ impl Config {
             fcs_policy,
             snaplen_bytes: c.snaplen_bytes,
             buffer_bytes,
+            clock_sync_file,
         };
 
         let g = raw.sightings;

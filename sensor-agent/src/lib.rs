@@ -332,7 +332,7 @@ async fn with_publisher<T: Send + 'static>(
     );
     let spool = Arc::new(Mutex::new(spool));
     let wake = Arc::new(Notify::new());
-    let telemetry = Arc::new(Telemetry::default());
+    let telemetry = Arc::new(Telemetry::new(cfg.capture().clock_sync_file.clone()));
     let publisher = Publisher::new(
         cfg,
         loaded.mqtt_password.as_ref(),
@@ -407,6 +407,25 @@ pub async fn run(loaded: Loaded, shutdown: CancellationToken) -> Result<(), Erro
         move |l, sink, telemetry| {
             let mut pipeline = l.pipeline(false);
             let mut last_report = Instant::now();
+            // Checked at start and every second after.
+            let mut clock_synced = None;
+            let mut check_clock = |pipeline: &mut Pipeline| {
+                let synced = telemetry.clock_synced();
+                if clock_synced.replace(synced) == Some(synced) {
+                    return;
+                }
+                pipeline.set_clock_synced(synced);
+                if synced {
+                    info!("the system clock is synchronised: frames are hashed and stamped");
+                } else {
+                    tracing::warn!(
+                        marker = ?l.config.capture().clock_sync_file,
+                        "the system clock is not synchronised: frames are dropped (counted as \
+                         clock_unsynced) until it is"
+                    );
+                }
+            };
+            check_clock(&mut pipeline);
             while !stop.load(Relaxed) {
                 l.reload.apply(&mut pipeline);
                 match cap.next_packet() {
@@ -421,6 +440,7 @@ pub async fn run(loaded: Loaded, shutdown: CancellationToken) -> Result<(), Erro
                 }
                 if last_report.elapsed() >= Duration::from_secs(1) {
                     last_report = Instant::now();
+                    check_clock(&mut pipeline);
                     pipeline.advance(Millis::now().0, sink)?;
                     telemetry.frames_captured.store(pipeline.frames(), Relaxed);
                     telemetry

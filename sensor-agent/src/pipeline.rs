@@ -65,6 +65,7 @@ struct Counters {
     no_signal: u64,
     opt_out: u64,
     no_key: u64,
+    clock_unsynced: u64,
     sightings: u64,
     interim: u64,
     batches: u64,
@@ -115,6 +116,8 @@ pub struct Pipeline {
     devices: Option<HashSet<(u32, DeviceKey, bool)>>,
     /// The last epoch whose frames were dropped for want of a key (logged once each).
     no_key_epoch: Option<u32>,
+    /// False while a live sensor's clock is not synchronised.
+    clock_synced: bool,
 }
 
 const SWEEP_EVERY_MS: i64 = 1000;
@@ -140,6 +143,7 @@ impl Pipeline {
             counters: Counters::default(),
             devices: count_devices.then(HashSet::new),
             no_key_epoch: None,
+            clock_synced: true,
             settings,
         }
     }
@@ -153,6 +157,11 @@ impl Pipeline {
         sink: &mut dyn BatchSink,
     ) -> Result<(), Error> {
         self.counters.frames += 1;
+        if !self.clock_synced {
+            // Neither hashed (its epoch would be wrong) nor stamped.
+            self.counters.clock_unsynced += 1;
+            return Ok(());
+        }
         self.advance(ts_ms, sink)?;
         let frame = match parse::parse(data, truncated, self.settings.fcs_policy) {
             Ok(f) => f,
@@ -234,6 +243,12 @@ impl Pipeline {
             }
         }
         Ok(())
+    }
+
+    /// Whether the system clock is synchronised: until it is, live frames are dropped and
+    /// counted (`clock_unsynced`).
+    pub fn set_clock_synced(&mut self, synced: bool) {
+        self.clock_synced = synced;
     }
 
     /// Replaces the opt-out list (reloaded on SIGHUP). The devices it names are dropped from
@@ -359,6 +374,7 @@ impl Pipeline {
         s.dropped.insert("no_signal", c.no_signal);
         s.dropped.insert("opt_out", c.opt_out);
         s.dropped.insert("no_epoch_key", c.no_key);
+        s.dropped.insert("clock_unsynced", c.clock_unsynced);
         if let Some(d) = &self.devices {
             let global = d.iter().filter(|(_, _, g)| *g).count() as u64;
             s.devices.insert("global", global);
@@ -379,4 +395,63 @@ fn all_rejects() -> impl Iterator<Item = Reject> {
         Reject::BadFcs,
     ]
     .into_iter()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Count(usize);
+
+    impl BatchSink for Count {
+        fn put(&mut self, batch: Batch) -> Result<(), Error> {
+            self.0 += batch.sightings.len();
+            Ok(())
+        }
+    }
+
+    /// A real capture's frames through a pipeline whose clock is, then is not, synchronised.
+    fn run(synced: bool) -> (Summary, usize) {
+        let cfg = Config::from_toml_str(
+            "version = 1\n[sensor]\nid = \"s\"\nsite = \"lab\"\n\
+             [capture]\nfcs_policy = \"trust-flag\"\nrssi_floor_dbm = -128\n\
+             [identity]\nsecret_env = \"UNUSED\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:1\"\n\
+             [spool]\ndir = \"/tmp\"\n",
+            std::path::Path::new("/"),
+        )
+        .expect("config");
+        let keys = Keys::Tenant(firmware_config::Secret::from_bytes(
+            *b"a-tenant-secret-of-some-length",
+        ));
+        let mut p = Pipeline::new(
+            PipelineSettings::from_config(&cfg, HashSet::new()),
+            keys,
+            false,
+        );
+        p.set_clock_synced(synced);
+        let records = testkit::PcapRecords::read(
+            &testkit::pcaps_dir().join("fryza/position_2_2024-02-08.pcap"),
+        );
+        let mut sink = Count(0);
+        for r in records.records.iter().take(20_000) {
+            let word = |i: usize| u32::from_le_bytes(r[i..i + 4].try_into().expect("4 bytes"));
+            let ts = i64::from(word(0)) * 1000 + i64::from(word(4)) / 1000;
+            let truncated = word(8) < word(12);
+            p.on_frame(ts, &r[16..], truncated, &mut sink)
+                .expect("frame");
+        }
+        p.finish(&mut sink).expect("finish");
+        (p.summary(), sink.0)
+    }
+
+    #[test]
+    fn frames_before_the_clock_is_synchronised_are_dropped_unhashed_and_counted() {
+        let (synced, sightings) = run(true);
+        assert!(sightings > 10, "{sightings} sightings");
+        assert_eq!(synced.dropped["clock_unsynced"], 0);
+        let (unsynced, none) = run(false);
+        assert_eq!(none, 0, "no sighting from an unsynchronised clock");
+        assert_eq!(unsynced.dropped["clock_unsynced"], synced.frames);
+        assert_eq!(unsynced.probe_requests, 0, "not even parsed");
+    }
 }

@@ -74,7 +74,11 @@ impl Publisher {
             .set_max_packet_size(64 << 10, max_batch_bytes + 1024)
             .set_inflight(m.max_inflight.max(2))
             .set_request_channel_capacity(usize::from(m.max_inflight) + 8);
-        let will = Telemetry::default().status(&id, false, SpoolFigures::default());
+        let will = Telemetry::new(cfg.capture().clock_sync_file.clone()).status(
+            &id,
+            false,
+            SpoolFigures::default(),
+        );
         options.set_last_will(LastWill::new(
             status_topic.clone(),
             serde_json::to_vec(&will).expect("status serializes"),

@@ -1,7 +1,7 @@
 //! Counters shared between the capture thread and the publisher, and the heartbeat built
 //! from them. Names of the status fields are the wire contract's ([`wire::Status`]).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
@@ -11,15 +11,18 @@ use wire::{Millis, Status};
 #[derive(Debug)]
 pub struct Telemetry {
     started: Instant,
+    /// Exists while the system clock is synchronised (`capture.clock_sync_file`).
+    clock_sync_file: Option<PathBuf>,
     pub frames_captured: AtomicU64,
     pub frames_dropped: AtomicU64,
     pub frames_malformed: AtomicU64,
 }
 
-impl Default for Telemetry {
-    fn default() -> Self {
+impl Telemetry {
+    pub fn new(clock_sync_file: Option<PathBuf>) -> Telemetry {
         Telemetry {
             started: Instant::now(),
+            clock_sync_file,
             frames_captured: AtomicU64::new(0),
             frames_dropped: AtomicU64::new(0),
             frames_malformed: AtomicU64::new(0),
@@ -59,13 +62,16 @@ impl Telemetry {
             spool_bytes: spool.bytes,
             spool_dropped_batches: spool.dropped_batches,
             config_version: id.config_version,
-            clock_synced: clock_synced(),
+            clock_synced: self.clock_synced(),
         }
     }
 }
 
-/// systemd-timesyncd marks a synchronised clock with this file; chrony and ntpd users can
-/// create it from their own hooks.
-fn clock_synced() -> bool {
-    Path::new("/run/systemd/timesync/synchronized").exists()
+impl Telemetry {
+    /// Whether the system clock is synchronised: its marker file exists (systemd-timesyncd
+    /// creates `/run/systemd/timesync/synchronized`; chrony and ntpd users can from their
+    /// hooks), or none is configured.
+    pub fn clock_synced(&self) -> bool {
+        self.clock_sync_file.as_deref().is_none_or(Path::exists)
+    }
 }

@@ -108,7 +108,12 @@ fn opt_out_prints_an_address_key_in_each_epoch_and_never_echoes_an_address() {
         let mut child = Command::new(FLEET)
             .args(["opt-out", "--secret-file"])
             .arg(&secret)
-            .args(["--from", "2026-11-30T00:00:00Z", "--to", "2026-12-05T00:00:00Z"])
+            .args([
+                "--from",
+                "2026-11-30T00:00:00Z",
+                "--to",
+                "2026-12-05T00:00:00Z",
+            ])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -135,7 +140,10 @@ fn opt_out_prints_an_address_key_in_each_epoch_and_never_echoes_an_address() {
         .to_vec();
     let keys: Vec<&str> = out.lines().filter(|l| !l.starts_with('#')).collect();
     assert_eq!(keys, want, "{out}");
-    assert!(out.contains("# epoch 462: 2026-12-03 to 2027-01-16"), "{out}");
+    assert!(
+        out.contains("# epoch 462: 2026-12-03 to 2027-01-16"),
+        "{out}"
+    );
     let o = run("a4:5e:60:01:02:03\na4:5e:60:01:02:0g\n");
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("line 2"), "{err}");
