@@ -580,13 +580,13 @@ mod tests {
             )
         };
         let topic = "footfall/v1/store-1/s-1/status";
-        let decode_at = |payload: String| {
-            match decode(topic, payload.as_bytes(), NOW, &inventory(), &bounds()) {
+        let decode_at =
+            |payload: String| match decode(topic, payload.as_bytes(), NOW, &inventory(), &bounds())
+            {
                 Decoded::Status(row) => Ok(row.at_ms),
                 Decoded::Rejected(r, _) => Err(r),
                 Decoded::Sightings(..) => panic!("a status"),
-            }
-        };
+            };
         // A Last Will composed 90 days ago, when the sensor connected.
         let will = NOW - 90 * 86_400_000;
         assert_eq!(decode_at(status(false, will)), Ok(NOW));

@@ -70,9 +70,40 @@ struct Intake {
     rejections: RejectionLog,
     /// The newest epoch of a sighting so far (0: none yet, so the first batch checks).
     newest_epoch: u32,
-    /// (day, payload bytes held that day by this process).
-    held_today: (u16, u64),
-    held_max: u64,
+    /// Payload bytes this process may hold in the quarantine, and keep in `rejected`, a day.
+    held: DailyBudget,
+    kept: DailyBudget,
+}
+
+/// Bytes allowed a day (UTC), so a flood of refused messages cannot grow a table without
+/// bound.
+struct DailyBudget {
+    day: u16,
+    used: u64,
+    max: u64,
+}
+
+impl DailyBudget {
+    fn new(max: u64) -> DailyBudget {
+        DailyBudget {
+            day: 0,
+            used: 0,
+            max,
+        }
+    }
+
+    /// Takes `bytes` from the budget of `day` (days since 1970); false if they do not fit.
+    fn take(&mut self, bytes: usize, day: u16) -> bool {
+        if self.day != day {
+            (self.day, self.used) = (day, 0);
+        }
+        let bytes = bytes as u64;
+        if self.used + bytes > self.max {
+            return false;
+        }
+        self.used += bytes;
+        true
+    }
 }
 
 impl Intake {
@@ -113,26 +144,27 @@ impl Intake {
             .iter()
             .find(|(r, _)| r.held())
             .map(|(r, row)| (*r, row.detail.clone()));
-        for (reason, row) in rejected {
+        let today = ch::rows::day_of(wire::Millis::now().0);
+        for (reason, mut row) in rejected {
             self.metrics.rejected(reason);
             trace!(reason = reason.as_str(), topic = %row.topic, detail = %row.detail, "rejected");
             self.rejections.note(reason);
+            if !self.kept.take(row.payload.len(), today) {
+                // Counted, with its reason, topic, size and hash; its bytes are not kept.
+                row.payload.clear();
+                self.metrics.rejected_unkept.inc();
+            }
             batch.rejected.push(row);
         }
         let Some((reason, detail)) = fixable else {
             return false;
         };
-        let day = ch::rows::day_of(wire::Millis::now().0);
-        if self.held_today.0 != day {
-            self.held_today = (day, 0);
-        }
         // A replay is held already: only new messages count against the budget.
-        if replay.is_none() && self.held_today.1 + payload.len() as u64 > self.held_max {
-            self.metrics.quarantine_full.inc();
-            return false;
-        }
         if replay.is_none() {
-            self.held_today.1 += payload.len() as u64;
+            if !self.held.take(payload.len(), today) {
+                self.metrics.quarantine_full.inc();
+                return false;
+            }
             self.metrics.quarantined.inc();
         }
         let mut row = quarantine::hold(
@@ -374,8 +406,8 @@ pub async fn run(
         metrics: metrics.clone(),
         rejections: RejectionLog::new(),
         newest_epoch: 0,
-        held_today: (0, 0),
-        held_max: bounds.quarantine_max_bytes_per_day(),
+        held: DailyBudget::new(bounds.quarantine_max_bytes_per_day()),
+        kept: DailyBudget::new(bounds.rejected_max_bytes_per_day()),
     };
     // Held messages a `requeue` asked for are replayed by one process of a cluster.
     let replays = cfg.timely().process() == 0;
@@ -604,4 +636,20 @@ async fn drop_bridges_before(
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DailyBudget;
+
+    #[test]
+    fn a_daily_budget_refuses_what_does_not_fit_and_renews_each_day() {
+        let mut b = DailyBudget::new(10);
+        assert!(b.take(6, 100));
+        assert!(!b.take(5, 100), "11 bytes do not fit in 10");
+        assert!(b.take(4, 100));
+        assert!(!b.take(1, 100));
+        assert!(b.take(10, 101), "a new day");
+        assert!(!DailyBudget::new(0).take(1, 100), "0 keeps nothing");
+    }
 }

@@ -11,6 +11,7 @@
 //! - [`ch`]: the ClickHouse client, the one insert and retry, every row type;
 //!   [`migrate`] applies the schema (`collector/migrations/`).
 //! - [`purge`]: the opt-out purge of device keys from every table.
+//! - [`retention`]: each table's months dropped past their retention.
 //! - [`quarantine`]: refused messages held until the operator's fix, and their replay.
 //! - [`import`]: the fleet inventory, proof-of-play logs, campaigns, receipts and
 //!   device-loyalty links.
@@ -30,6 +31,7 @@ pub mod offline;
 pub mod purge;
 pub mod quarantine;
 pub mod reason;
+pub mod retention;
 pub mod stream;
 pub mod traffic;
 pub mod visits;
@@ -107,6 +109,11 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), Error> 
     if cfg.timely().process() == 0 {
         let current = rules.read().expect("not poisoned").clone();
         stream::recover(&db, &cfg, &current, &feed).await?;
+        tokio::spawn(retention::run(
+            db.clone(),
+            cfg.retention().to_vec(),
+            shutdown.clone(),
+        ));
     }
     ingest::run(&cfg, tls, db, inventory, feed, metrics, shutdown).await?;
     // The stream stage writes the stays it holds.

@@ -101,6 +101,12 @@ enum Cmd {
         #[arg(long, default_value_t = 600)]
         wait_secs: u64,
     },
+    /// Drops each table's months past its retention (`[retention]`) once; the running
+    /// collector does it at start and every hour.
+    Retention {
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Validates a configuration file (secrets included).
     CheckConfig { file: PathBuf },
     /// Prints the default configuration, every field commented.
@@ -267,6 +273,17 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             }
             println!("quarantine: {} held message(s) rewritten", done.held);
             println!("{} key(s) purged", keys.len());
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Retention { config } => {
+            let c = Config::load(&config)?;
+            collector::migrate::migrate(c.clickhouse()).await?;
+            let (db, _) = c.clickhouse().clients();
+            let dropped = collector::retention::apply(&db, c.retention()).await?;
+            for (table, month) in &dropped {
+                println!("{table}: dropped {month}");
+            }
+            println!("{} month(s) dropped", dropped.len());
             Ok(ExitCode::SUCCESS)
         }
         Cmd::CheckConfig { file } => {

@@ -59,6 +59,8 @@ pub struct Metrics {
     /// held ones replayed on a `requeue`.
     pub quarantined: Counter,
     pub quarantine_full: Counter,
+    /// Rejections whose payload was not kept: the day's budget was spent.
+    pub rejected_unkept: Counter,
     pub replayed: Counter,
     rejected: Family<ReasonLabel, Counter>,
     rows: Family<TableLabel, Counter>,
@@ -83,6 +85,7 @@ impl Default for Metrics {
             mqtt_subscribed: Gauge::default(),
             quarantined: Counter::default(),
             quarantine_full: Counter::default(),
+            rejected_unkept: Counter::default(),
             replayed: Counter::default(),
             rejected: Family::default(),
             rows: Family::default(),
@@ -132,6 +135,11 @@ impl Default for Metrics {
             "footfall_quarantine_full",
             "Refused messages not held: the day's quarantine budget was spent (their rejected row stays)",
             m.quarantine_full.clone(),
+        );
+        registry.register(
+            "footfall_rejected_unkept",
+            "Rejections kept without their payload: the day's budget (ingest.rejected_max_mib_per_day) was spent",
+            m.rejected_unkept.clone(),
         );
         registry.register(
             "footfall_replayed",

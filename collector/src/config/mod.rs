@@ -12,7 +12,7 @@ use std::time::Duration;
 use firmware_config::{secret, ConfigError, MqttTls, Secret};
 pub use warehouse::ClickHouseConfig;
 
-use self::raw::{RawConfig, RawIngest, RawMetrics, RawMqtt, RawTimely, RawVisits};
+use self::raw::{RawConfig, RawIngest, RawMetrics, RawMqtt, RawRetention, RawTimely, RawVisits};
 
 pub const DEFAULTS: &str = include_str!("defaults.toml");
 
@@ -25,6 +25,7 @@ pub struct Config {
     visits: VisitsConfig,
     timely: TimelyConfig,
     metrics_listen: SocketAddr,
+    retention: Vec<(&'static str, u32)>,
 }
 
 impl Config {
@@ -47,13 +48,22 @@ impl Config {
                 "this collector reads version 1",
             ));
         }
+        let ingest = IngestConfig::from_raw(raw.ingest)?;
+        // Never less than the age of the rows the collector still accepts: a month it may
+        // yet receive rows for is not dropped.
+        let accepted_days = (ingest.max_age_ms() / 86_400_000) as u32;
+        let retention = retention(raw.retention)?
+            .into_iter()
+            .map(|(table, days)| (table, days.max(accepted_days)))
+            .collect();
         Ok(Config {
             clickhouse: ClickHouseConfig::from_raw(raw.clickhouse)?,
             mqtt: MqttConfig::from_raw(raw.mqtt)?,
-            ingest: IngestConfig::from_raw(raw.ingest)?,
+            ingest,
             visits: VisitsConfig::from_raw(raw.visits)?,
             timely: TimelyConfig::from_raw(raw.timely)?,
             metrics_listen: metrics_listen(raw.metrics)?,
+            retention,
         })
     }
 
@@ -78,6 +88,12 @@ impl Config {
     }
 
     /// Where the Prometheus endpoint listens.
+    /// (table, days its rows are kept: at least `ingest.max_age_days`); tables kept for
+    /// ever are not listed.
+    pub fn retention(&self) -> &[(&'static str, u32)] {
+        &self.retention
+    }
+
     pub fn metrics_listen(&self) -> SocketAddr {
         self.metrics_listen
     }
@@ -193,6 +209,7 @@ pub struct IngestConfig {
     max_age_ms: i64,
     inventory_refresh: Duration,
     quarantine_max_bytes_per_day: u64,
+    rejected_max_bytes_per_day: u64,
 }
 
 impl IngestConfig {
@@ -224,6 +241,13 @@ impl IngestConfig {
             quarantine_max_bytes_per_day: within(
                 "ingest.quarantine_max_mib_per_day",
                 i.quarantine_max_mib_per_day,
+                0,
+                1 << 20,
+            )? as u64
+                * (1 << 20),
+            rejected_max_bytes_per_day: within(
+                "ingest.rejected_max_mib_per_day",
+                i.rejected_max_mib_per_day,
                 0,
                 1 << 20,
             )? as u64
@@ -265,6 +289,12 @@ impl IngestConfig {
     /// refused message keeps only its `rejected` row.
     pub fn quarantine_max_bytes_per_day(&self) -> u64 {
         self.quarantine_max_bytes_per_day
+    }
+
+    /// Bytes of refused payload (4 KiB at most each) one process keeps in `rejected` per day;
+    /// past it a rejection is kept without its payload.
+    pub fn rejected_max_bytes_per_day(&self) -> u64 {
+        self.rejected_max_bytes_per_day
     }
 }
 
@@ -413,6 +443,30 @@ fn metrics_listen(m: RawMetrics) -> Result<SocketAddr, ConfigError> {
             "must be host:port, e.g. 127.0.0.1:9464",
         )
     })
+}
+
+fn retention(r: RawRetention) -> Result<Vec<(&'static str, u32)>, ConfigError> {
+    let days = [
+        ("sightings", "retention.sightings_days", r.sightings_days),
+        ("visits", "retention.visits_days", r.visits_days),
+        (
+            "sensor_status",
+            "retention.sensor_status_days",
+            r.sensor_status_days,
+        ),
+        ("rejected", "retention.rejected_days", r.rejected_days),
+        ("quarantine", "retention.quarantine_days", r.quarantine_days),
+        ("occupancy", "retention.occupancy_days", r.occupancy_days),
+        ("traffic", "retention.traffic_days", r.traffic_days),
+    ];
+    let mut out = Vec::new();
+    for (table, field, d) in days {
+        let d = within(field, d, 0, 36_500)?;
+        if d > 0 {
+            out.push((table, d as u32));
+        }
+    }
+    Ok(out)
 }
 
 /// `v` if it lies within `[lo, hi]`, else an error naming `field`.

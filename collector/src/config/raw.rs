@@ -16,6 +16,19 @@ pub(super) struct RawConfig {
     pub visits: RawVisits,
     pub timely: RawTimely,
     pub metrics: RawMetrics,
+    pub retention: RawRetention,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRetention {
+    pub sightings_days: i64,
+    pub visits_days: i64,
+    pub sensor_status_days: i64,
+    pub rejected_days: i64,
+    pub quarantine_days: i64,
+    pub occupancy_days: i64,
+    pub traffic_days: i64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -43,6 +56,7 @@ pub(super) struct RawIngest {
     pub max_age_days: i64,
     pub inventory_refresh_secs: i64,
     pub quarantine_max_mib_per_day: i64,
+    pub rejected_max_mib_per_day: i64,
 }
 
 #[derive(Debug, Deserialize)]

@@ -229,13 +229,18 @@ impl Setup {
                 == want)
                 .then_some(())
         });
-        assert!(
-            done.is_some(),
-            "{db}: {} of {want} sightings",
-            self.ch
-                .query(&format!("SELECT count() FROM {db}.sightings FINAL"))
-                .trim()
-        );
+        if done.is_none() {
+            let log = std::fs::read_to_string(self.dir.path().join(format!("{db}.log")))
+                .unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            panic!(
+                "{db}: {} of {want} sightings; the end of its log:\n{}",
+                self.ch
+                    .query(&format!("SELECT count() FROM {db}.sightings FINAL"))
+                    .trim(),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
     }
 }
 

@@ -136,3 +136,48 @@ fn the_schema_also_runs_on_a_current_clickhouse() {
     }
     assert_eq!(lines[1], "1", "a redelivered sighting is read once");
 }
+
+/// Retention drops a table's months once their last day is past `retention.<table>_days`,
+/// and keeps the rest; a table kept for ever (0) keeps everything.
+#[test]
+fn retention_drops_the_months_past_it_and_keeps_the_rest() {
+    let ch = ClickHouse::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(dir.path(), &ch, "kept");
+    let text = std::fs::read_to_string(&cfg).expect("config");
+    std::fs::write(
+        &cfg,
+        format!("{text}[retention]\nsightings_days = 30\nrejected_days = 30\ntraffic_days = 0\n"),
+    )
+    .expect("config");
+    assert_success(&collector(&["migrate"], &cfg));
+    let today = ch.query("SELECT today()").trim().to_owned();
+    for day in ["2020-01-15", "2020-02-29", today.as_str()] {
+        ch.query(&format!(
+            "INSERT INTO kept.sightings (site, day, sensor, seq) VALUES ('s', '{day}', 'x', 1)"
+        ));
+        ch.query(&format!(
+            "INSERT INTO kept.rejected (day, reason, topic) VALUES ('{day}', 'bad_topic', 't')"
+        ));
+        ch.query(&format!(
+            "INSERT INTO kept.traffic (site, day, hour_ms) VALUES ('s', '{day}', 1)"
+        ));
+    }
+    let o = collector(&["retention"], &cfg);
+    assert_success(&o);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("sightings: dropped 202001"), "{out}");
+    assert!(out.contains("4 month(s) dropped"), "{out}");
+    for table in ["sightings", "rejected"] {
+        assert_eq!(
+            ch.query(&format!("SELECT toString(day) FROM kept.{table}"))
+                .trim(),
+            today,
+            "{table} keeps this month only"
+        );
+    }
+    assert_eq!(ch.query("SELECT count() FROM kept.traffic").trim(), "3");
+    // Applied again: nothing more to drop.
+    let again = collector(&["retention"], &cfg);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("0 month(s) dropped"));
+}
