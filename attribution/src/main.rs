@@ -24,48 +24,7 @@ struct Cli {
 enum Cmd {
     /// Computes a campaign's lift report from ClickHouse into DIR (report.html,
     /// report.json, CSV tables) and prints the headline.
-    Report {
-        #[arg(long)]
-        campaign: String,
-        #[arg(long)]
-        out: PathBuf,
-        /// The ClickHouse HTTP interface.
-        #[arg(long, default_value = "http://127.0.0.1:8123")]
-        clickhouse_url: String,
-        #[arg(long, default_value = "footfall")]
-        database: String,
-        #[arg(long, default_value = "default")]
-        user: String,
-        /// The name of an environment variable holding the password.
-        #[arg(long)]
-        password_env: Option<String>,
-        /// The primary window in days [the campaign's window_days].
-        #[arg(long)]
-        window_days: Option<u32>,
-        /// Bootstrap replicates (at least 2000 for a published report).
-        #[arg(long, default_value_t = 2000)]
-        bootstrap: usize,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        /// Padding of a pass on each side, seconds (half the median probe interval).
-        #[arg(long, default_value_t = 15)]
-        pad_secs: u32,
-        /// The lift the campaign was planned to detect, percentage points: with an interval
-        /// that includes 0 and a minimum detectable lift above it, the report says
-        /// `underpowered`.
-        #[arg(long, default_value_t = 0.4, value_parser = positive)]
-        target_lift_pp: f64,
-        /// The share of passers the board sensors see, as VALUE:SE (for people-scale figures).
-        #[arg(long, value_parser = capture)]
-        board_capture: Option<(f64, f64)>,
-        /// The share of store visitors the store sensors see, as VALUE:SE.
-        #[arg(long, value_parser = capture)]
-        store_capture: Option<(f64, f64)>,
-        /// The store-level estimate's treated stores: those within this many metres of one
-        /// of the campaign's boards (the others are its control stores).
-        #[arg(long, default_value_t = 1000.0, value_parser = positive)]
-        geo_radius_m: f64,
-    },
+    Report(Box<ReportArgs>),
     /// Interval statistics for two arms' counts, as JSON.
     Compare {
         /// Converters/devices of the exposed arm, e.g. 288/12000.
@@ -94,6 +53,54 @@ enum Cmd {
         #[arg(long, default_value_t = 0.05)]
         alpha: f64,
     },
+}
+
+/// `report`'s arguments.
+#[derive(clap::Args)]
+struct ReportArgs {
+    #[arg(long)]
+    campaign: String,
+    #[arg(long)]
+    out: PathBuf,
+    /// The ClickHouse HTTP interface.
+    #[arg(long, default_value = "http://127.0.0.1:8123")]
+    clickhouse_url: String,
+    #[arg(long, default_value = "footfall")]
+    database: String,
+    #[arg(long, default_value = "default")]
+    user: String,
+    /// The name of an environment variable holding the password.
+    #[arg(long)]
+    password_env: Option<String>,
+    /// For an https:// URL: the CA certificate (PEM) that signed the server's.
+    #[arg(long)]
+    ca_file: Option<PathBuf>,
+    /// The primary window in days [the campaign's window_days].
+    #[arg(long)]
+    window_days: Option<u32>,
+    /// Bootstrap replicates (at least 2000 for a published report).
+    #[arg(long, default_value_t = 2000)]
+    bootstrap: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Padding of a pass on each side, seconds (half the median probe interval).
+    #[arg(long, default_value_t = 15)]
+    pad_secs: u32,
+    /// The lift the campaign was planned to detect, percentage points: with an interval
+    /// that includes 0 and a minimum detectable lift above it, the report says
+    /// `underpowered`.
+    #[arg(long, default_value_t = 0.4, value_parser = positive)]
+    target_lift_pp: f64,
+    /// The share of passers the board sensors see, as VALUE:SE (for people-scale figures).
+    #[arg(long, value_parser = capture)]
+    board_capture: Option<(f64, f64)>,
+    /// The share of store visitors the store sensors see, as VALUE:SE.
+    #[arg(long, value_parser = capture)]
+    store_capture: Option<(f64, f64)>,
+    /// The store-level estimate's treated stores: those within this many metres of one
+    /// of the campaign's boards (the others are its control stores).
+    #[arg(long, default_value_t = 1000.0, value_parser = positive)]
+    geo_radius_m: f64,
 }
 
 fn counts(s: &str) -> Result<(u64, u64), String> {
@@ -201,34 +208,35 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
             });
             println!("{}", serde_json::to_string_pretty(&out)?);
         }
-        Cmd::Report {
-            campaign,
-            out,
-            clickhouse_url,
-            database,
-            user,
-            password_env,
-            window_days,
-            bootstrap,
-            seed,
-            pad_secs,
-            target_lift_pp,
-            board_capture,
-            store_capture,
-            geo_radius_m,
-        } => {
-            let password = password_env
-                .map(|var| {
-                    std::env::var(&var).with_context(|| format!("--password-env: {var} is not set"))
-                })
-                .transpose()?;
-            let (db, _) = warehouse::clients(&warehouse::Target {
-                url: &clickhouse_url,
-                user: &user,
-                password: password.as_deref(),
-                database: &database,
-                lz4: true,
-            });
+        Cmd::Report(args) => {
+            let ReportArgs {
+                campaign,
+                out,
+                clickhouse_url,
+                database,
+                user,
+                password_env,
+                ca_file,
+                window_days,
+                bootstrap,
+                seed,
+                pad_secs,
+                target_lift_pp,
+                board_capture,
+                store_capture,
+                geo_radius_m,
+            } = *args;
+            // The same checks as a configuration file's [clickhouse] section.
+            let (db, _) = warehouse::ClickHouseConfig::from_raw(warehouse::RawClickHouse {
+                url: clickhouse_url,
+                database,
+                user,
+                password_file: None,
+                password_env,
+                compression: "lz4".into(),
+                ca_file,
+            })?
+            .clients();
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()

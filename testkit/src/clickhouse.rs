@@ -13,24 +13,33 @@ use crate::{free_port, wait_for};
 pub struct ClickHouse {
     pub http_port: u16,
     pub tcp_port: u16,
+    /// With TLS: the HTTPS port, and the directory of `server.crt` and `server.key`.
+    https: Option<(u16, std::path::PathBuf)>,
     dir: Workdir,
     child: Option<Child>,
 }
 
 impl ClickHouse {
     pub fn start() -> ClickHouse {
-        ClickHouse::launched(Workdir::temp())
+        ClickHouse::launched(Workdir::temp(), None)
+    }
+
+    /// As [`ClickHouse::start`], also serving HTTPS with `server.crt` and `server.key` of
+    /// `pki` (as [`crate::make_test_pki`] writes them): [`ClickHouse::https_url`].
+    pub fn start_tls(pki: &Path) -> ClickHouse {
+        ClickHouse::launched(Workdir::temp(), Some((free_port(), pki.to_owned())))
     }
 
     /// As [`ClickHouse::start`], with its configuration, data and logs in `dir`, kept.
     pub fn start_in(dir: &Path) -> ClickHouse {
-        ClickHouse::launched(Workdir::kept(dir))
+        ClickHouse::launched(Workdir::kept(dir), None)
     }
 
-    fn launched(dir: Workdir) -> ClickHouse {
+    fn launched(dir: Workdir, https: Option<(u16, std::path::PathBuf)>) -> ClickHouse {
         let mut c = ClickHouse {
             http_port: free_port(),
             tcp_port: free_port(),
+            https,
             dir,
             child: None,
         };
@@ -48,6 +57,12 @@ impl ClickHouse {
         format!("http://127.0.0.1:{}", self.http_port)
     }
 
+    /// The HTTPS interface of a server started with [`ClickHouse::start_tls`].
+    pub fn https_url(&self) -> String {
+        let (port, _) = self.https.as_ref().expect("started with TLS");
+        format!("https://127.0.0.1:{port}")
+    }
+
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }
@@ -57,6 +72,18 @@ impl ClickHouse {
         assert!(self.child.is_none(), "ClickHouse already running");
         let d = self.dir.path();
         let conf = d.join("config.xml");
+        let tls = match &self.https {
+            Some((port, pki)) => format!(
+                "<https_port>{port}</https_port>\n<openSSL><server>\
+                 <certificateFile>{pki}/server.crt</certificateFile>\
+                 <privateKeyFile>{pki}/server.key</privateKeyFile>\
+                 <verificationMode>none</verificationMode><loadDefaultCAFile>false</loadDefaultCAFile>\
+                 <cacheSessions>true</cacheSessions><disableProtocols>sslv2,sslv3</disableProtocols>\
+                 <preferServerCiphers>true</preferServerCiphers></server></openSSL>\n",
+                pki = pki.display()
+            ),
+            None => String::new(),
+        };
         fs::write(
             &conf,
             format!(
@@ -64,7 +91,7 @@ impl ClickHouse {
                  <logger><level>warning</level><log>{d}/server.log</log>\
                  <errorlog>{d}/error.log</errorlog><console>0</console></logger>\n\
                  <http_port>{http}</http_port><tcp_port>{tcp}</tcp_port>\
-                 <listen_host>127.0.0.1</listen_host>\n\
+                 <listen_host>127.0.0.1</listen_host>\n{tls}\
                  <path>{d}/data/</path><tmp_path>{d}/tmp/</tmp_path>\
                  <user_files_path>{d}/user_files/</user_files_path>\
                  <format_schema_path>{d}/format_schemas/</format_schema_path>\n\

@@ -18,6 +18,8 @@ pub struct RawClickHouse {
     pub password_file: Option<PathBuf>,
     pub password_env: Option<String>,
     pub compression: String,
+    /// For an `https://` URL: the CA certificate(s) (PEM) that signed the server's.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Where the tables live.
@@ -28,19 +30,42 @@ pub struct ClickHouseConfig {
     user: String,
     password: Option<Secret>,
     lz4: bool,
+    /// The CA (PEM) of an `https://` server, read and checked at start.
+    ca_pem: Option<Vec<u8>>,
 }
 
 impl ClickHouseConfig {
     /// Validates the section; an error names the field.
     pub fn from_raw(c: RawClickHouse) -> Result<ClickHouseConfig, ConfigError> {
-        let Some(rest) = c.url.strip_prefix("http://") else {
-            let why = if c.url.starts_with("https://") {
-                "https:// is not supported by this build (no TLS connector): reach ClickHouse \
-                 on this host or a private network, or through a TLS proxy on loopback"
-            } else {
-                "must be an http:// URL (the HTTP interface, port 8123 by default)"
-            };
-            return Err(ConfigError::invalid("clickhouse.url", &c.url, why));
+        let (rest, tls) = match (
+            c.url.strip_prefix("http://"),
+            c.url.strip_prefix("https://"),
+        ) {
+            (Some(rest), _) => (rest, false),
+            (_, Some(rest)) => (rest, true),
+            _ => return Err(ConfigError::invalid(
+                "clickhouse.url",
+                &c.url,
+                "must be an http:// or https:// URL (the HTTP interface: 8123, or 8443 with TLS)",
+            )),
+        };
+        let ca_pem = match (&c.ca_file, tls) {
+            (Some(path), true) => Some(crate::tls::read_ca(path)?),
+            (Some(_), false) => {
+                return Err(ConfigError::invalid(
+                    "clickhouse.ca_file",
+                    &c.url,
+                    "is for an https:// URL; this one is http://",
+                ))
+            }
+            (None, true) => {
+                return Err(ConfigError::invalid(
+                    "clickhouse.ca_file",
+                    "(none)",
+                    "an https:// URL needs the CA that signed the server's certificate",
+                ))
+            }
+            (None, false) => None,
         };
         if c.database.is_empty()
             || !c
@@ -78,7 +103,7 @@ impl ClickHouseConfig {
         firmware_config::refuse_plaintext_credentials(
             "clickhouse.url",
             host,
-            false,
+            tls,
             password.is_some(),
         )?;
         Ok(ClickHouseConfig {
@@ -87,6 +112,7 @@ impl ClickHouseConfig {
             user: c.user,
             password,
             lz4,
+            ca_pem,
         })
     }
 
@@ -125,6 +151,7 @@ impl ClickHouseConfig {
             password: password.as_deref(),
             database: &self.database,
             lz4: self.lz4,
+            ca_pem: self.ca_pem.as_deref(),
         })
     }
 }

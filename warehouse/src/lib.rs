@@ -1,27 +1,35 @@
 //! How every server part reaches ClickHouse (the collector writes, the attribution and the
-//! dashboards read): one builder of the official client, over HTTP, without its schema
-//! validation (its check sends a setting that Debian's 18.16 rejects; DESIGN.md).
+//! dashboards read): one builder of the official client, over HTTP or HTTPS (rustls, with
+//! the configured CA), without its schema validation (its check sends a setting that
+//! Debian's 18.16 rejects; DESIGN.md).
 //! The `[clickhouse]` configuration section is here too ([`ClickHouseConfig`]).
 
 mod config;
+mod tls;
 
 pub use config::{ClickHouseConfig, RawClickHouse};
 
 /// Where the tables are and how to reach them.
 #[derive(Clone, Copy, Debug)]
-pub struct Target<'a> {
+pub(crate) struct Target<'a> {
     /// The HTTP interface, e.g. `http://127.0.0.1:8123`.
-    pub url: &'a str,
+    pub(crate) url: &'a str,
     pub user: &'a str,
     pub password: Option<&'a str>,
     pub database: &'a str,
     /// LZ4 on the wire (inserts and results); off suits a ClickHouse on the same host.
     pub lz4: bool,
+    /// For an `https://` URL: the CA certificate(s), PEM, that signed the server's.
+    pub ca_pem: Option<&'a [u8]>,
 }
 
 /// A client for the target's database, and one for the server (to create the database).
-pub fn clients(t: &Target) -> (clickhouse::Client, clickhouse::Client) {
-    let mut server = clickhouse::Client::default()
+pub(crate) fn clients(t: &Target) -> (clickhouse::Client, clickhouse::Client) {
+    let base = match t.ca_pem {
+        Some(pem) => tls::client(pem),
+        None => clickhouse::Client::default(),
+    };
+    let mut server = base
         .with_url(t.url)
         .with_user(t.user)
         .with_validation(false)

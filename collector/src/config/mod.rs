@@ -513,7 +513,19 @@ mod tests {
         for (text, field) in [
             ("version = 2", "version"),
             ("[clickhouse]\nurl = \"tcp://x:9000\"", "clickhouse.url"),
-            ("[clickhouse]\nurl = \"https://ch:8443\"", "not supported by this build"),
+            ("[clickhouse]\nurl = \"https://ch:8443\"", "clickhouse.ca_file"),
+            (
+                "[clickhouse]\nurl = \"https://ch:8443\"\nca_file = \"/nonexistent/ca.crt\"",
+                "cannot be read",
+            ),
+            (
+                "[clickhouse]\nurl = \"https://ch:8443\"\nca_file = \"/etc/hostname\"",
+                "holds no PEM certificate",
+            ),
+            (
+                "[clickhouse]\nca_file = \"/etc/hostname\"",
+                "is for an https:// URL",
+            ),
             (
                 "[clickhouse]\nurl = \"http://ch.example:8123\"\npassword_env = \"PATH\"",
                 "plain text",

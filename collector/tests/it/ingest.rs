@@ -485,12 +485,15 @@ fn published_envelopes_land_once_and_bad_messages_are_rejected_with_their_reason
 
 /// A fleet as deployed: the shipped broker (TLS only, client certificates, ACL), sensors
 /// publishing with the certificates `footfall-fleet` issued them, and the collector over
-/// `mqtts://` with its own. Every sighting lands, and the broker knows the collector by its
+/// `mqtts://` with its own, writing to ClickHouse over HTTPS. Every sighting lands, and the broker knows the collector by its
 /// certificate, not by the client id it asked for.
 #[test]
-fn a_fleet_collector_ingests_over_mqtts_with_its_certificate() {
-    let ch = ClickHouse::start();
+fn a_fleet_collector_ingests_over_mqtts_with_its_certificate_into_clickhouse_over_https() {
     let dir = tempfile::tempdir().expect("tempdir");
+    let ch_pki = dir.path().join("ch-pki");
+    std::fs::create_dir(&ch_pki).expect("mkdir");
+    testkit::make_test_pki(&ch_pki);
+    let ch = ClickHouse::start_tls(&ch_pki);
     let (city, truth) = tiny_city(dir.path(), 4);
 
     let (ca, broker_dir) = (dir.path().join("ca"), dir.path().join("broker"));
@@ -514,11 +517,13 @@ fn a_fleet_collector_ingests_over_mqtts_with_its_certificate() {
         &cfg,
         format!(
             "version = 1\n[clickhouse]\nurl = \"{}\"\ndatabase = \"fleet\"\n\
+             ca_file = \"{}\"\n\
              [mqtt]\nurl = \"mqtts://127.0.0.1:{}\"\nclient_id = \"asked-for\"\n\
              ca_file = \"{}\"\ncert_file = \"{}\"\nkey_file = \"{}\"\n\
              [ingest]\nbatch_max_age_ms = 200\nmax_age_days = 3650\n\
              [metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n",
-            ch.url(),
+            ch.https_url(),
+            ch_pki.join("ca.crt").display(),
             broker.port,
             file("ca.crt"),
             file("collector.crt"),
@@ -526,6 +531,40 @@ fn a_fleet_collector_ingests_over_mqtts_with_its_certificate() {
         ),
     )
     .expect("config");
+    // ClickHouse's certificate is checked: against another CA (the fleet's), nothing is
+    // written; without a CA, the configuration is refused, naming the field.
+    let text = std::fs::read_to_string(&cfg).expect("config");
+    let other = dir.path().join("other-ca.toml");
+    std::fs::write(
+        &other,
+        text.replace(
+            &ch_pki.join("ca.crt").display().to_string(),
+            &collector_dir.join("ca.crt").display().to_string(),
+        ),
+    )
+    .expect("config");
+    let o = collector(&["migrate"], &other);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("invalid peer certificate: UnknownIssuer"),
+        "migrated through an untrusted certificate: {err}"
+    );
+    let no_ca = dir.path().join("no-ca.toml");
+    std::fs::write(
+        &no_ca,
+        text.replacen(
+            &format!("ca_file = \"{}\"\n", ch_pki.join("ca.crt").display()),
+            "",
+            1,
+        ),
+    )
+    .expect("config");
+    let o = collector(&["migrate"], &no_ca);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.code() == Some(78) && err.contains("clickhouse.ca_file"),
+        "{err}"
+    );
     let inventory = city.join("inventory/sensors.csv");
     assert_success(&collector(
         &["import", "sensors", inventory.to_str().expect("utf-8")],
