@@ -184,6 +184,7 @@ impl Rules {
             },
             store_gap_ms: v.store_gap_ms(),
             board_gap_ms: v.board_gap_ms(),
+            max_devices_per_site: v.max_devices_per_site(),
         }
     }
 }

@@ -27,6 +27,11 @@ struct ReasonLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StageLabel {
+    stage: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct TableLabel {
     table: &'static str,
 }
@@ -64,6 +69,7 @@ pub struct Metrics {
     pub replayed: Counter,
     rejected: Family<ReasonLabel, Counter>,
     rows: Family<TableLabel, Counter>,
+    stage_refused: Family<StageLabel, Counter>,
     registry: Registry,
 }
 
@@ -89,6 +95,7 @@ impl Default for Metrics {
             replayed: Counter::default(),
             rejected: Family::default(),
             rows: Family::default(),
+            stage_refused: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -159,6 +166,14 @@ impl Default for Metrics {
             );
         }
         registry.register(
+            "footfall_stage_refused",
+            "Sightings a stage refused at a full site (visits.max_devices_per_site), by stage; they stay in the sightings table",
+            m.stage_refused.clone(),
+        );
+        for stage in ["visits", "occupancy"] {
+            drop(m.stage_refused.get_or_create(&StageLabel { stage }));
+        }
+        registry.register(
             "footfall_rows_written",
             "Rows committed, by table",
             m.rows.clone(),
@@ -198,6 +213,15 @@ impl Metrics {
         self.rejected
             .get_or_create(&ReasonLabel { reason: r.as_str() })
             .inc();
+    }
+
+    /// Sightings `stage` refused at a full site.
+    pub fn stage_refused(&self, stage: &'static str, n: u64) {
+        if n > 0 {
+            self.stage_refused
+                .get_or_create(&StageLabel { stage })
+                .inc_by(n);
+        }
     }
 
     pub fn rows_written(&self, table: &'static str, n: usize) {

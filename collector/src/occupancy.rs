@@ -40,17 +40,27 @@ pub enum Counted {
 }
 
 /// The stage's state for the sites one worker owns.
-#[derive(Default)]
 pub struct Occupancy {
     sites: HashMap<Arc<str>, Site>,
+    /// Sightings a site may hold; past it more are refused (counted in `refused`).
+    max_held: usize,
     /// Days up to this one are incomplete: sightings read back at start-up begin in it (a
     /// day's fixtures need all of it), so their windows, written before, are not rewritten.
     incomplete_through: Option<i64>,
+    /// Sightings refused at a full site, for the metrics.
+    pub refused: u64,
+}
+
+impl Default for Occupancy {
+    fn default() -> Occupancy {
+        Occupancy::new(usize::MAX)
+    }
 }
 
 struct Site {
-    /// Sightings by start time.
+    /// Sightings by start time, and how many.
     sightings: BTreeMap<i64, Vec<Sensed>>,
+    held: usize,
     /// The longest sighting held, ms: how far back a window's sightings can start.
     longest_ms: i64,
     /// Hours each globally addressed device was heard in, per (UTC day, device).
@@ -78,7 +88,18 @@ struct Site {
 }
 
 impl Occupancy {
-    /// Adds a sighting (an interim update too: its final version covers the same span).
+    /// A site holds at most `max_held` sightings.
+    pub fn new(max_held: usize) -> Occupancy {
+        Occupancy {
+            sites: HashMap::new(),
+            max_held,
+            incomplete_through: None,
+            refused: 0,
+        }
+    }
+
+    /// Adds a sighting (an interim update too: its final version covers the same span). A
+    /// full site refuses it (counted in `refused`) until the horizon forgets some.
     pub fn insert(&mut self, s: &Seen, watermark_ms: Option<i64>, horizon_ms: i64) {
         if s.written.is_some() || s.reopened {
             // A visit read back at start-up, not a sighting; or a sighting read back for the
@@ -97,6 +118,7 @@ impl Occupancy {
         let sensed = sensed(s);
         let site = self.sites.entry(s.site.clone()).or_insert_with(|| Site {
             sightings: BTreeMap::new(),
+            held: 0,
             longest_ms: 0,
             hours: HashMap::new(),
             fixed: HashSet::new(),
@@ -110,6 +132,10 @@ impl Occupancy {
             traffic_written: HashMap::new(),
             kept_from_day: i64::MIN,
         });
+        if site.held >= self.max_held {
+            self.refused += 1;
+            return;
+        }
         site.first_ms = site.first_ms.min(s.first_ms);
         site.last_ms = site.last_ms.max(s.last_ms);
         site.longest_ms = site.longest_ms.max(s.last_ms - s.first_ms);
@@ -133,6 +159,7 @@ impl Occupancy {
             site.traffic_dirty = Some(site.traffic_dirty.map_or(changes, |d| d.min(changes)));
         }
         site.sightings.entry(s.first_ms).or_default().push(sensed);
+        site.held += 1;
     }
 
     /// Writes the windows and hours that are final at `watermark_ms` (all of them at
@@ -206,6 +233,7 @@ impl Occupancy {
             if let Some(day) = keep_day.filter(|&d| d > site.kept_from_day) {
                 let keep = day * DAY_MS;
                 site.sightings = site.sightings.split_off(&(keep - site.longest_ms));
+                site.held = site.sightings.values().map(Vec::len).sum();
                 site.hours.retain(|(d, _), _| *d >= day);
                 site.fixed.retain(|(d, _)| *d >= day);
                 site.written.retain(|(_, start), _| *start >= keep);
@@ -392,6 +420,7 @@ mod tests {
             calibrations: HashMap::new(),
             store_gap_ms: 10 * MIN,
             board_gap_ms: 30 * MIN,
+            max_devices_per_site: usize::MAX,
         }
     }
 
@@ -583,5 +612,15 @@ mod tests {
         let visits: u32 = offline.iter().map(|h| h.visitor_devices).sum();
         assert!(visits >= 12, "{offline:?}");
         assert!(offline.iter().any(|h| h.dwell[3] > 0) && offline.iter().any(|h| h.dwell[1] > 0));
+    }
+
+    #[test]
+    fn a_full_site_refuses_more_sightings() {
+        let mut o = Occupancy::new(2);
+        for device in 1..=4 {
+            o.insert(&seen(device, 0, 10), None, 48 * 60 * MIN);
+        }
+        assert_eq!(o.refused, 2);
+        assert_eq!(o.sites["lab"].held, 2);
     }
 }

@@ -128,6 +128,10 @@ pub struct Rules {
     pub calibrations: HashMap<String, Calibration>,
     pub store_gap_ms: i64,
     pub board_gap_ms: i64,
+    /// Devices (units) a site's state may hold: past it a new device's sightings are
+    /// refused by the stage, counted, and kept in `sightings` (a flood of made-up keys
+    /// cannot grow the state without bound, nor push real devices out).
+    pub max_devices_per_site: usize,
 }
 
 impl Rules {
@@ -296,13 +300,14 @@ type Queue = BinaryHeap<Reverse<(i64, u32, u64, bool)>>;
 /// Units holding written stays, by when the earliest falls behind the horizon.
 type Expiry = VecDeque<(i64, u32, u64, bool)>;
 
-/// One site's state. The maps hash with FxHash (rustc-hash): their keys are device keys
-/// (already uniform) and site ids; SipHash's DoS resistance is not needed and cost a tenth
-/// of the stage.
+/// One site's state. Its units hash with foldhash, seeded per process (hashbrown's default):
+/// device keys come from sensors, and a stolen sensor can publish made-up ones, so the
+/// hash must not be predictable (SipHash cost a tenth of the stage; foldhash is as fast as
+/// FxHash here).
 #[derive(Default)]
 struct Site {
     name: Arc<str>,
-    units: FxHashMap<Unit, Stays>,
+    units: hashbrown::HashMap<Unit, Stays>,
 }
 
 /// The visits of the sites one worker owns.
@@ -322,6 +327,8 @@ pub struct Visits {
     floor_ms: i64,
     /// Counters for the metrics.
     pub too_late: u64,
+    /// Sightings of new devices refused at a full site (`max_devices_per_site`).
+    pub refused: u64,
     /// Stays held.
     held: usize,
     last_version: u64,
@@ -356,12 +363,17 @@ impl Visits {
                 self.site_ids.insert(s.site.clone(), id);
                 self.sites.push(Site {
                     name: s.site.clone(),
-                    units: FxHashMap::default(),
+                    units: hashbrown::HashMap::default(),
                 });
                 id
             }
         };
-        let unit_stays = self.sites[site as usize].units.entry(unit).or_default();
+        let units = &mut self.sites[site as usize].units;
+        if units.len() >= rules.max_devices_per_site && !units.contains_key(&unit) {
+            self.refused += 1;
+            return true;
+        }
+        let unit_stays = units.entry(unit).or_default();
         let stays = &mut unit_stays.list;
         let covered = |x: &Stay| {
             x.first_ms <= s.first_ms
@@ -575,6 +587,7 @@ mod tests {
             },
             store_gap_ms: 10 * MIN,
             board_gap_ms: 30 * MIN,
+            max_devices_per_site: usize::MAX,
         }
     }
 
@@ -863,5 +876,38 @@ mod tests {
         v.insert(&tainted, &r);
         v.emit(None, 48 * 60 * MIN, &r, NOW_US, &mut rows);
         assert_eq!(rows.len(), 1, "a tainted stay is state only");
+    }
+
+    #[test]
+    fn a_full_site_refuses_new_devices_and_keeps_its_own() {
+        let r = Rules {
+            max_devices_per_site: 2,
+            ..rules()
+        };
+        let mut v = Visits::new();
+        let t = 100 * 60 * MIN;
+        for device in 1..=5 {
+            assert!(v.insert(&seen("s", device, device, t, t + MIN, -60), &r));
+        }
+        assert_eq!(v.refused, 3, "devices 3, 4 and 5");
+        // A device already held goes on; another site has its own room.
+        v.insert(&seen("s", 1, 9, t + 2 * MIN, t + 3 * MIN, -60), &r);
+        v.insert(&seen("other", 7, 7, t, t + MIN, -60), &r);
+        assert_eq!(v.refused, 3);
+        let mut rows = Vec::new();
+        v.emit(None, 48 * 60 * MIN, &r, NOW_US, &mut rows);
+        let mut got: Vec<(String, u64, i64)> = rows
+            .iter()
+            .map(|row| (row.site.to_string(), row.device, row.last_ms))
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                ("other".to_owned(), 7, t + MIN),
+                ("s".to_owned(), 1, t + 3 * MIN),
+                ("s".to_owned(), 2, t + MIN)
+            ]
+        );
     }
 }

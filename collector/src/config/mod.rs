@@ -307,6 +307,7 @@ pub struct VisitsConfig {
     min_dwell_secs: u32,
     bucket_ms: i64,
     lateness_ms: i64,
+    max_devices_per_site: usize,
     horizon_ms: i64,
 }
 
@@ -319,6 +320,12 @@ impl VisitsConfig {
             min_dwell_secs: within("visits.min_dwell_secs", v.min_dwell_secs, 0, 86_400)? as u32,
             bucket_ms: within("visits.bucket_secs", v.bucket_secs, 1, 3600)? * 1000,
             lateness_ms: within("visits.lateness_secs", v.lateness_secs, 0, 86_400)? * 1000,
+            max_devices_per_site: within(
+                "visits.max_devices_per_site",
+                v.max_devices_per_site,
+                1,
+                100_000_000,
+            )? as usize,
             horizon_ms: within("visits.horizon_hours", v.horizon_hours, 1, 24 * 60)? * 3_600_000,
         })
     }
@@ -351,6 +358,12 @@ impl VisitsConfig {
     /// The watermark trails the newest sighting by this.
     pub fn lateness_ms(&self) -> i64 {
         self.lateness_ms
+    }
+
+    /// Devices one site's state may hold in each stage (visits, occupancy); past it new
+    /// devices' sightings are refused by the stage and counted.
+    pub fn max_devices_per_site(&self) -> usize {
+        self.max_devices_per_site
     }
 
     /// Stays are held this long behind the watermark.

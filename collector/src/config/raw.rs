@@ -68,6 +68,7 @@ pub(super) struct RawVisits {
     pub min_dwell_secs: i64,
     pub bucket_secs: i64,
     pub lateness_secs: i64,
+    pub max_devices_per_site: i64,
     pub horizon_hours: i64,
 }
 

@@ -255,6 +255,8 @@ fn run_worker(
         };
     }
     let occupancy_rules = rules.clone();
+    let op_metrics_occupancy = metrics.clone();
+    let max_per_site = rules.read().expect("not poisoned").max_devices_per_site;
     worker.dataflow::<u64, _, _>(|scope| {
         let seen = input.to_stream(scope);
         // People per window, beside the visits: the same exchange by site, the same
@@ -265,18 +267,21 @@ fn run_worker(
                 "Occupancy",
                 move |cap, _info| {
                     let mut cap = Some(cap);
-                    let mut occupancy = Occupancy::default();
+                    let mut occupancy = Occupancy::new(max_per_site);
                     let mut versions = Versions::after(version_floor);
                     let mut rows = Vec::new();
                     let mut seen_frontier: Option<u64> = None;
                     move |(input, frontier), output| {
                         let frontier = frontier.frontier().first().copied();
                         let watermark = frontier.map(|t| (t as i64).saturating_mul(bucket_ms));
+                        let refused = occupancy.refused;
                         input.for_each(|_time, data| {
                             for s in data.drain(..) {
                                 occupancy.insert(&s, watermark, horizon_ms);
                             }
                         });
+                        op_metrics_occupancy
+                            .stage_refused("occupancy", occupancy.refused - refused);
                         if frontier != seen_frontier {
                             seen_frontier = frontier;
                             let rules = occupancy_rules.read().expect("not poisoned");
@@ -314,6 +319,7 @@ fn run_worker(
                     let frontier = frontier.frontier().first().copied();
                     let watermark = frontier.map(|t| (t as i64).saturating_mul(bucket_ms));
                     let mut late = false;
+                    let refused = visits.refused;
                     let mut too_late = recompute::Late::default();
                     input.for_each(|_time, data| {
                         for s in data.drain(..) {
@@ -323,6 +329,7 @@ fn run_worker(
                             }
                         }
                     });
+                    op_metrics.stage_refused("visits", visits.refused - refused);
                     if !too_late.is_empty() {
                         let _ = late_out.blocking_send(Out::Late(too_late));
                     }

@@ -613,3 +613,145 @@ fn sightings_that_come_after_the_horizon_recompute_their_visits() {
         "stays in visits and from the sightings",
     );
 }
+
+/// The collector's peak resident memory (VmHWM), bytes.
+fn peak_rss(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .expect("/proc status")
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
+        .expect("VmHWM")
+        * 1024
+}
+
+/// Abuse beside real traffic: a stolen sensor floods its site with made-up device keys and
+/// repeats one envelope, an unknown sensor floods, and oversized messages come. The city's
+/// sightings all land, the flooded site's state stops at `max_devices_per_site` (the rest
+/// counted), and the collector's peak memory stays bounded.
+#[test]
+fn floods_of_made_up_keys_unknown_sensors_duplicates_and_oversized_messages_stay_bounded() {
+    let s = setup();
+    let cfg = s.config_for(
+        "flood",
+        "flood",
+        "",
+        "[visits]\nmax_devices_per_site = 2000\n",
+    );
+    let stolen = s.dir.path().join("stolen.csv");
+    std::fs::write(
+        &stolen,
+        "sensor_id,site_id,kind,lat,lon\nstolen-s1,stolen,store,52.0,13.0\n",
+    )
+    .expect("write");
+    assert_success(&collector(
+        &["import", "sensors", stolen.to_str().expect("utf-8")],
+        &cfg,
+    ));
+    let mut run = s.start(&cfg, "flood");
+    let at = s
+        .messages
+        .first()
+        .and_then(|(_, e)| e.split("\"sent_at\":\"").nth(1))
+        .and_then(|r| r.split('"').next())
+        .expect("sent_at")
+        .to_owned();
+    // 40 envelopes of 500 made-up keys each: 20,000 devices at one site.
+    let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut key = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let envelope = |sensor: &str, site: &str, seq: u64, keys: &mut dyn FnMut() -> u64| {
+        let sightings: Vec<String> = (0..500)
+            .map(|_| {
+                format!(
+                    r#"{{"device":"{:016x}","class":"local","fingerprint":"0000abcd","first_seen":"{at}","last_seen":"{at}","frames":1,"rssi_max":-60,"rssi_mean":-60.0,"final":true}}"#,
+                    keys()
+                )
+            })
+            .collect();
+        format!(
+            r#"{{"v":1,"sensor":"{sensor}","site":"{site}","seq":{seq},"epoch":455,"sent_at":"{at}","sightings":[{}]}}"#,
+            sightings.join(",")
+        )
+    };
+    let mut flood = Vec::new();
+    for seq in 1..=40 {
+        flood.push((
+            "footfall/v1/stolen/stolen-s1/sightings".to_owned(),
+            envelope("stolen-s1", "stolen", seq, &mut key),
+        ));
+    }
+    let repeated = flood[0].clone();
+    flood.extend(std::iter::repeat_n(repeated, 200));
+    for seq in 1..=200 {
+        flood.push((
+            "footfall/v1/nowhere/ghost/sightings".to_owned(),
+            envelope("ghost", "nowhere", seq, &mut key),
+        ));
+    }
+    // Over ingest.max_payload_bytes, within the client's packet limit (the shipped broker
+    // refuses anything larger before it reaches a collector).
+    let oversized = format!("{{\"v\":1,\"pad\":\"{}\"}}", "x".repeat((1 << 20) + 1024));
+    flood.extend(std::iter::repeat_n(
+        (
+            "footfall/v1/stolen/stolen-s1/sightings".to_owned(),
+            oversized,
+        ),
+        5,
+    ));
+    let abuse = s.publish_these(flood, 4, Duration::from_millis(200));
+    s.publish(4, Duration::from_millis(200))
+        .join()
+        .expect("publisher");
+    abuse.join().expect("publisher");
+    let city = || {
+        s.ch.query("SELECT count() FROM flood.sightings FINAL WHERE site != 'stolen'")
+            .trim()
+            .to_owned()
+    };
+    wait_for(Duration::from_secs(120), || {
+        (city() == s.sightings.to_string()).then_some(())
+    })
+    .unwrap_or_else(|| panic!("{} of {} city sightings", city(), s.sightings));
+    let stolen_rows = wait_for(Duration::from_secs(60), || {
+        let n: u64 =
+            s.ch.query("SELECT count() FROM flood.sightings FINAL WHERE site = 'stolen'")
+                .trim()
+                .parse()
+                .expect("count");
+        (n == 20_000).then_some(n)
+    });
+    assert_eq!(
+        stolen_rows,
+        Some(20_000),
+        "every made-up sighting is kept, once"
+    );
+    let peak = peak_rss(run.id());
+    s.term(&mut run, "flood");
+    let devices = |site: &str| -> u64 {
+        s.ch.query(&format!(
+            "SELECT uniqExact(device) FROM flood.visits FINAL WHERE site = '{site}' AND retracted = 0"
+        ))
+        .trim()
+        .parse()
+        .expect("count")
+    };
+    assert_eq!(
+        devices("stolen"),
+        2000,
+        "the flooded site's state is capped"
+    );
+    let rejected = s
+        .ch
+        .query("SELECT reason, count() FROM flood.rejected FINAL GROUP BY reason ORDER BY reason");
+    assert_eq!(
+        rejected, "payload_too_large\t1\nunknown_sensor\t200\n",
+        "{rejected}"
+    );
+    eprintln!("flood: the collector's peak RSS was {} MiB", peak >> 20);
+    assert!(peak < 256 << 20, "peak RSS {} MiB", peak >> 20);
+}
