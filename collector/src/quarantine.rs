@@ -95,8 +95,9 @@ pub async fn request(db: &clickhouse::Client, filter: &Filter) -> Result<(u64, u
     q.execute()
         .await
         .what(|| "marking the held messages requested (table quarantine)".into())?;
+    // Messages, not rows: a replay already written carries the request's version too.
     let n = db
-        .query("SELECT count() FROM quarantine WHERE requested = ?")
+        .query("SELECT uniqExact(topic, payload_hash) FROM quarantine WHERE requested = ?")
         .bind(version)
         .fetch_one::<u64>()
         .await
