@@ -51,12 +51,6 @@ pub struct Occupancy {
     pub refused: u64,
 }
 
-impl Default for Occupancy {
-    fn default() -> Occupancy {
-        Occupancy::new(usize::MAX)
-    }
-}
-
 struct Site {
     /// Sightings by start time, and how many.
     sightings: BTreeMap<i64, Vec<Sensed>>,
@@ -455,7 +449,7 @@ mod tests {
     #[test]
     fn windows_are_written_when_final_and_again_when_late_data_changes_them() {
         let rules = rules();
-        let mut o = Occupancy::default();
+        let mut o = Occupancy::new(usize::MAX);
         let mut rows = Vec::new();
         let horizon = 48 * 60 * MIN;
         o.insert(&seen(1, 3, 10), None, horizon);
@@ -501,7 +495,7 @@ mod tests {
                 s
             })
             .collect();
-        let mut o = Occupancy::default();
+        let mut o = Occupancy::new(usize::MAX);
         let mut rows = Vec::new();
         for (k, chunk) in all.chunks(50).enumerate() {
             let w = T0 + (900 + 250 * k as i64) * MIN;
@@ -563,7 +557,7 @@ mod tests {
                 k += 1;
             }
         }
-        let mut o = Occupancy::default();
+        let mut o = Occupancy::new(usize::MAX);
         let mut rows = Vec::new();
         let horizon = 48 * 60 * MIN;
         let order: Vec<usize> = (0..all.len()).map(|i| (i * 7919) % all.len()).collect();

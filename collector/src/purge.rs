@@ -57,7 +57,8 @@ pub async fn purge(
     hex.sort_unstable();
     // Keys are 16 hex digits: nothing to escape in the pattern.
     let pattern = hex.join("|");
-    // Every `?` of a statement is the key list, or the pattern for a `match`.
+    // Every `?` of a statement is the key list, or, in a statement that matches payloads,
+    // the pattern.
     let bind = |sql: &str| {
         let mut q = db.query(sql);
         for _ in 0..sql.matches('?').count() {
@@ -92,12 +93,10 @@ pub async fn purge(
     let held_cond = "match(payload, ?)";
     out.held = count("quarantine", held_cond).await?;
     if out.held > 0 {
-        db.query(&format!(
+        bind(&format!(
             "ALTER TABLE quarantine UPDATE payload = replaceRegexpAll(payload, ?, '{PURGED}') \
-             WHERE match(payload, ?)"
+             WHERE {held_cond}"
         ))
-        .bind(pattern.as_str())
-        .bind(pattern.as_str())
         .execute()
         .await
         .what(|| "overwriting the keys in the held messages (quarantine)".into())?;

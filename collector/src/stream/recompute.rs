@@ -56,23 +56,18 @@ pub(super) async fn reopen(
     span: (i64, i64),
     feed: &Feed,
 ) -> Result<u64, StageError> {
+    let from_ms = span.0 - PAD_MS;
     let scope = Scope {
         site: Some(site),
-        from_ms: span.0 - PAD_MS,
-        to_ms: i64::MAX,
+        from_ms,
+        taint_below: from_ms + gap_ms,
     };
-    let lo = scope.from_ms + gap_ms;
-    let n = read_back(
-        db,
-        &scope,
-        |first_ms, _| first_ms < lo,
-        |mut batch| {
-            for s in &mut batch {
-                s.reopened = true;
-            }
-            feed.push(batch)
-        },
-    )
+    let n = read_back(db, &scope, |mut batch| {
+        for s in &mut batch {
+            s.reopened = true;
+        }
+        feed.push(batch)
+    })
     .await?;
     info!(
         site = %site,

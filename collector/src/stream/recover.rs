@@ -34,39 +34,31 @@ pub async fn recover(
     };
     // A stay that starts within a gap of the floor may have begun before it: rebuilt as
     // state, so later sightings join it, but not written again.
-    let taint_below = floor + rules.store_gap_ms.max(rules.board_gap_ms);
     let scope = Scope {
         site: None,
         from_ms: floor,
-        to_ms: i64::MAX,
+        taint_below: floor + rules.store_gap_ms.max(rules.board_gap_ms),
     };
-    let n = read_back(
-        db,
-        &scope,
-        |first_ms, _| first_ms < taint_below,
-        |batch| feed.push(batch),
-    )
-    .await?;
+    let n = read_back(db, &scope, |batch| feed.push(batch)).await?;
     info!(sightings = n, "stays rebuilt from the sightings table");
     Ok(n)
 }
 
-/// What to read back: the sightings (and written visits) of one site or all, that end at or
-/// after `from_ms` and start at or before `to_ms`.
+/// What to read back: the sightings (and written visits) of one site or all that end at or
+/// after `from_ms`. Those starting before `taint_below` may belong to a stay that began
+/// before the scope: rebuilt, not written.
 pub(super) struct Scope<'a> {
     pub(super) site: Option<&'a str>,
     pub(super) from_ms: i64,
-    pub(super) to_ms: i64,
+    pub(super) taint_below: i64,
 }
 
 /// Reads the sightings in `scope` back as records, then the visits written there (not
-/// retracted), so the stays they make retract those that data committed since superseded;
-/// `taint(first_ms, last_ms)` says which may belong to a stay that reaches out of the scope
-/// (rebuilt, not written). Hands them to `push` in batches; returns the number of sightings.
+/// retracted), so the stays they make retract those that data committed since superseded.
+/// Hands them to `push` in batches; returns the number of sightings.
 pub(super) async fn read_back<P, F>(
     db: &clickhouse::Client,
     scope: &Scope<'_>,
-    taint: impl Fn(i64, i64) -> bool,
     mut push: P,
 ) -> Result<u64, StageError>
 where
@@ -83,11 +75,10 @@ where
         .query(
             "SELECT site, sensor, epoch, device, link, class, fingerprint, first_ms, last_ms, rssi_max, \
              final AS is_final FROM sightings WHERE day >= toDate(?) AND last_ms >= ? \
-             AND first_ms <= ? AND (? = '' OR site = ?)",
+             AND (? = '' OR site = ?)",
         )
         .bind(&since)
         .bind(scope.from_ms)
-        .bind(scope.to_ms)
         .bind(site)
         .bind(site)
         .fetch::<RecoveredSighting>()
@@ -111,7 +102,7 @@ where
             last_ms: r.last_ms,
             rssi_max: r.rssi_max,
             is_final: r.is_final != 0,
-            tainted: taint(r.first_ms, r.last_ms),
+            tainted: r.first_ms < scope.taint_below,
             written: None,
             reopened: false,
         });
@@ -124,11 +115,10 @@ where
         .query(
             "SELECT site, device, day, visit_id, epoch, class, fingerprint, first_ms, last_ms, \
              rssi_max FROM visits FINAL WHERE day >= toDate(?) AND last_ms >= ? \
-             AND first_ms <= ? AND (? = '' OR site = ?) AND retracted = 0",
+             AND (? = '' OR site = ?) AND retracted = 0",
         )
         .bind(since)
         .bind(scope.from_ms)
-        .bind(scope.to_ms)
         .bind(site)
         .bind(site)
         .fetch::<RecoveredVisit>()
@@ -151,7 +141,7 @@ where
             rssi_max: v.rssi_max,
             is_final: true,
             key: 0,
-            tainted: taint(v.first_ms, v.last_ms),
+            tainted: v.first_ms < scope.taint_below,
             written: Some((v.day, v.visit_id)),
             reopened: false,
         });
