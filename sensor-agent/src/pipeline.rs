@@ -434,11 +434,8 @@ mod tests {
         );
         let mut sink = Count(0);
         for r in records.records.iter().take(20_000) {
-            let word = |i: usize| u32::from_le_bytes(r[i..i + 4].try_into().expect("4 bytes"));
-            let ts = i64::from(word(0)) * 1000 + i64::from(word(4)) / 1000;
-            let truncated = word(8) < word(12);
-            p.on_frame(ts, &r[16..], truncated, &mut sink)
-                .expect("frame");
+            let (ts, frame, truncated) = testkit::PcapRecords::frame(r);
+            p.on_frame(ts, frame, truncated, &mut sink).expect("frame");
         }
         p.finish(&mut sink).expect("finish");
         (p.summary(), sink.0)

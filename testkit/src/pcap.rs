@@ -70,6 +70,14 @@ impl PcapRecords {
         }
     }
 
+    /// A record's capture time (ms since the Unix epoch), its frame, and whether the snap
+    /// length cut the frame.
+    pub fn frame(record: &[u8]) -> (i64, &[u8], bool) {
+        let word = |i: usize| u32::from_le_bytes(record[i..i + 4].try_into().expect("4 bytes"));
+        let ts_ms = i64::from(word(0)) * 1000 + i64::from(word(4)) / 1000;
+        (ts_ms, &record[16..], word(8) < word(12))
+    }
+
     /// Writes the header and `records` to `w`.
     pub fn write_to(&self, mut w: impl Write, records: &[Vec<u8>]) -> std::io::Result<()> {
         w.write_all(&self.header)?;

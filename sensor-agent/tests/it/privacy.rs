@@ -215,11 +215,7 @@ fn sighup_reloads_the_opt_out_list_and_drops_the_devices_it_adds() {
     let pcap = capture("fryza/position_2_2024-02-08.pcap");
     let records = testkit::PcapRecords::read(&pcap);
     let half = records.records.len() / 2;
-    let ts_ms = |r: &[u8]| {
-        let word = |i: usize| u32::from_le_bytes(r[i..i + 4].try_into().expect("4 bytes"));
-        i64::from(word(0)) * 1000 + i64::from(word(4)) / 1000
-    };
-    let half_ms = ts_ms(&records.records[half - 1]);
+    let half_ms = testkit::PcapRecords::frame(&records.records[half - 1]).0;
     // Every sighting, without the reload: (device, first_seen, last_seen ms, JSON).
     let sightings = |lines: &[String]| -> Vec<(String, i64, i64, String)> {
         lines
