@@ -101,6 +101,8 @@ mod tests {
             ),
             ("[mqtt]\nurl = \"mqtts://b\"", "mqtt.ca_file"),
             ("[spool]\nmax_bytes = 10", "spool.max_bytes"),
+            ("[spool]\nmemory_max_bytes = 10", "spool.memory_max_bytes"),
+            ("[mqtt]\nkeep_acked_secs = 86400", "mqtt.keep_acked_secs"),
             ("[spool]\nfsync = \"sometimes\"", "fsync"),
             ("[sensor]\ncolour = \"red\"", "colour"),
         ];

@@ -78,6 +78,7 @@ pub struct RawMqtt {
     pub batch_max_age_secs: u64,
     pub max_inflight: u16,
     pub status_interval_secs: u64,
+    pub keep_acked_secs: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -85,6 +86,7 @@ pub struct RawMqtt {
 pub struct RawSpool {
     pub dir: PathBuf,
     pub max_bytes: u64,
+    pub memory_max_bytes: u64,
     pub fsync: String,
     pub fsync_interval_ms: u64,
 }

@@ -102,6 +102,8 @@ pub struct Mqtt {
     pub batch_max_age: Duration,
     pub max_inflight: u16,
     pub status_interval: Duration,
+    /// How long an acknowledged batch is kept for a resend after a reconnect.
+    pub keep_acked: Duration,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,6 +118,8 @@ pub enum FsyncPolicy {
 pub struct Spool {
     pub dir: PathBuf,
     pub max_bytes: u64,
+    /// Batches the disk refuses wait in memory up to this many bytes.
+    pub memory_max_bytes: u64,
     pub fsync: FsyncPolicy,
 }
 
@@ -416,6 +420,7 @@ impl Config {
             1,
             86_400,
         )?;
+        let keep_acked = secs_in("mqtt.keep_acked_secs", m.keep_acked_secs, 0, 3600)?;
         let mqtt = Mqtt {
             host,
             port,
@@ -428,6 +433,7 @@ impl Config {
             batch_max_age,
             max_inflight: m.max_inflight,
             status_interval,
+            keep_acked,
         };
 
         let p = raw.spool;
@@ -436,6 +442,13 @@ impl Config {
                 "spool.max_bytes",
                 p.max_bytes,
                 "must be 1 MiB to 1 TiB",
+            ));
+        }
+        if !(64 << 10..=1 << 30).contains(&p.memory_max_bytes) {
+            return Err(E::invalid(
+                "spool.memory_max_bytes",
+                p.memory_max_bytes,
+                "must be 64 KiB to 1 GiB",
             ));
         }
         let fsync = match p.fsync.as_str() {
@@ -462,6 +475,7 @@ impl Config {
         let spool = Spool {
             dir: abs(p.dir),
             max_bytes: p.max_bytes,
+            memory_max_bytes: p.memory_max_bytes,
             fsync,
         };
 

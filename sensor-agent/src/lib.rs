@@ -323,8 +323,10 @@ async fn with_publisher<T: Send + 'static>(
     produce: impl FnOnce(&Loaded, &mut dyn BatchSink, &Telemetry) -> Result<T, Error> + Send + 'static,
 ) -> Result<(Delivered, T), Error> {
     let cfg = &loaded.config;
-    let (spool, recovery) =
+    let (mut spool, recovery) =
         Spool::open(&cfg.spool().dir, cfg.spool().max_bytes, cfg.spool().fsync)?;
+    spool.set_memory_max(cfg.spool().memory_max_bytes);
+    spool.set_keep_acked(cfg.mqtt().keep_acked);
     info!(
         next_seq = spool.next_seq(),
         pending = recovery.pending,

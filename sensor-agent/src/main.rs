@@ -143,8 +143,9 @@ fn execute(command: Command) -> anyhow::Result<()> {
                 s.batches,
                 delivered
                     .map(|d| format!(
-                        ", {} acknowledged by the broker, {} left in the spool",
-                        d.acked_batches, d.left_in_spool
+                        ", {} acknowledged by the broker ({} published again after a \
+                         reconnect), {} left in the spool",
+                        d.acked_batches, d.resent_batches, d.left_in_spool
                     ))
                     .unwrap_or_default()
             );

@@ -4,7 +4,9 @@
 //! packet id to `seq` is exact: rumqttc announces each publish it writes as
 //! `Outgoing::Publish(pkid)` in request order, and we only request while connected. On any
 //! connection error the session is clean (rumqttc drops its queue on a new session), so
-//! after every CONNACK delivery restarts from the oldest unacknowledged batch in the spool.
+//! after every CONNACK delivery restarts from the oldest unacknowledged batch in the spool,
+//! preceded by the batches the spool keeps after their acknowledgement (`mqtt.keep_acked_secs`:
+//! a restarted broker may have lost them with its unsaved state).
 //! Reconnects back off exponentially (0.5 s doubling to 60 s) with full jitter.
 
 use std::collections::{HashMap, VecDeque};
@@ -50,6 +52,8 @@ pub struct Publisher {
 pub struct Delivered {
     pub acked_batches: u64,
     pub left_in_spool: usize,
+    /// Acknowledged batches published again after a reconnect (`mqtt.keep_acked_secs`).
+    pub resent_batches: u64,
 }
 
 impl Publisher {
@@ -180,7 +184,8 @@ impl Publisher {
             tokio::select! {
                 ev = eventloop.poll() => match ev {
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                        info!(broker = %self.broker(), "connected to broker");
+                        let resent = lock(&spool).resend_kept();
+                        info!(broker = %self.broker(), resent, "connected to broker");
                         connected = true;
                         backoff = Duration::from_millis(500);
                         awaiting.clear();
@@ -194,11 +199,17 @@ impl Publisher {
                             inflight.insert(pkid, seq);
                         }
                     }
-                    Ok(Event::Incoming(Packet::PubAck(ack))) => {
-                        if let Some(seq) = inflight.remove(&ack.pkid) {
-                            lock(&spool).ack(seq);
-                            delivered.acked_batches += 1;
-                            debug!(seq, "batch acknowledged");
+                    Ok(Event::Incoming(packet)) => {
+                        let mut s = lock(&spool);
+                        // Heard from the broker: what it acknowledged a keep window ago is in
+                        // its saved state by now.
+                        s.release_kept(std::time::Instant::now());
+                        if let Packet::PubAck(ack) = packet {
+                            if let Some(seq) = inflight.remove(&ack.pkid) {
+                                s.ack(seq);
+                                delivered.acked_batches += 1;
+                                debug!(seq, "batch acknowledged");
+                            }
                         }
                     }
                     Ok(_) => {}
@@ -247,6 +258,7 @@ impl Publisher {
         }
         lock(&spool).sync();
         delivered.left_in_spool = lock(&spool).pending_batches();
+        delivered.resent_batches = lock(&spool).resent_batches();
         Ok(delivered)
     }
 

@@ -22,6 +22,7 @@ mod process;
 mod tshark;
 
 use std::net::TcpListener;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
@@ -33,6 +34,23 @@ pub use crate::mosquitto::*;
 pub use crate::pcap::*;
 pub use crate::pki::*;
 pub use crate::tshark::*;
+
+/// A binary of another package of the workspace, beside the running test's own (`cargo test
+/// --workspace` builds every package's binaries before it runs any test).
+pub fn workspace_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("a test runs from target/<profile>/deps")
+        .join(name);
+    assert!(
+        bin.exists(),
+        "{} is not built: run the workspace's tests (cargo test --workspace)",
+        bin.display()
+    );
+    bin
+}
 
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {

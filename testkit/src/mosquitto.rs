@@ -148,6 +148,15 @@ impl Mosquitto {
         terminate(self.child.take(), Duration::from_secs(10));
     }
 
+    /// Kills the broker with SIGKILL: what it has not saved yet (persistence is saved every
+    /// `autosave_interval`) is lost, as in a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
     /// Starts `mosquitto_sub` on `topic` with a persistent QoS 1 session `client_id`, and
     /// returns once the broker has its subscription.
     pub fn subscribe(&self, topic: &str, client_id: &str) -> Subscription {

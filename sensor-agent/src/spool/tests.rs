@@ -54,7 +54,7 @@ proptest! {
         for op in ops {
             match op {
                 Op::Append(len) => {
-                    let seq = spool.append(|s| payload(s, len)).expect("append");
+                    let seq = spool.append(|s| payload(s, len));
                     prop_assert!(seq > last_seq, "seq {} after {}", seq, last_seq);
                     last_seq = seq;
                     model.insert(seq, payload(seq, len));
@@ -107,7 +107,7 @@ fn seq_survives_a_restart_after_everything_was_acked() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (mut s, _) = Spool::open(dir.path(), 1 << 20, FsyncPolicy::EveryBatch).expect("open");
     for _ in 0..5 {
-        let seq = s.append(|seq| payload(seq, 10)).expect("append");
+        let seq = s.append(|seq| payload(seq, 10));
         s.ack(seq);
     }
     drop(s);
@@ -125,7 +125,7 @@ fn a_full_spool_drops_the_oldest_and_counts_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (mut s, _) = Spool::open(dir.path(), 1 << 20, FsyncPolicy::Never).expect("open");
     for _ in 0..400 {
-        s.append(|seq| payload(seq, 8000)).expect("append");
+        s.append(|seq| payload(seq, 8000));
     }
     assert!(s.bytes() <= 1 << 20, "{} bytes", s.bytes());
     assert!(s.dropped_batches() > 0);
@@ -139,7 +139,7 @@ fn acked_segments_are_deleted() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (mut s, _) = Spool::open(dir.path(), 1 << 20, FsyncPolicy::Never).expect("open");
     for _ in 0..100 {
-        s.append(|seq| payload(seq, 5000)).expect("append");
+        s.append(|seq| payload(seq, 5000));
     }
     let segments = |d: &Path| {
         fs::read_dir(d)
@@ -164,12 +164,104 @@ fn interval_fsync_asks_for_a_sync_only_while_batches_wait() {
     let policy = FsyncPolicy::Interval(Duration::from_secs(60));
     let (mut s, _) = Spool::open(dir.path(), 1 << 20, policy).expect("open");
     assert_eq!(s.sync_due_in(), None, "nothing written");
-    s.append(|seq| payload(seq, 10)).expect("append");
+    s.append(|seq| payload(seq, 10));
     let due = s.sync_due_in().expect("an unsynced batch waits");
     assert!(due <= Duration::from_secs(60));
     s.sync();
     assert_eq!(s.sync_due_in(), None);
     let (mut never, _) = Spool::open(dir.path(), 1 << 20, FsyncPolicy::Never).expect("open");
-    never.append(|seq| payload(seq, 10)).expect("append");
+    never.append(|seq| payload(seq, 10));
     assert_eq!(never.sync_due_in(), None);
+}
+
+#[test]
+fn acknowledged_batches_are_kept_for_a_resend_until_the_broker_is_heard_from_after_the_window() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut s, _) = Spool::open(dir.path(), 1 << 20, FsyncPolicy::Never).expect("open");
+    s.set_keep_acked(Duration::from_secs(10));
+    for _ in 0..3 {
+        s.append(|seq| payload(seq, 10));
+    }
+    s.ack(1);
+    s.ack(2);
+    assert_eq!(
+        s.next_pending(None),
+        Some(3),
+        "acknowledged batches are not pending"
+    );
+    // Heard from the broker soon after: nothing is safe yet.
+    s.release_kept(Instant::now());
+    assert_eq!(s.resend_kept(), 2, "a reconnect publishes both again");
+    assert_eq!(s.next_pending(None), Some(1));
+    assert_eq!(s.read(1).expect("read"), payload(1, 10));
+    assert_eq!(s.resent_batches(), 2);
+    // Acknowledged again, then the broker is heard from after the window: they go.
+    s.ack(1);
+    s.ack(2);
+    s.release_kept(Instant::now() + Duration::from_secs(11));
+    assert_eq!(s.resend_kept(), 0);
+    assert_eq!(s.next_pending(None), Some(3));
+    // A restart while a batch is kept publishes it again (the hint stays below it).
+    s.ack(3);
+    drop(s);
+    let (s, rec) = Spool::open(dir.path(), 1 << 20, FsyncPolicy::Never).expect("reopen");
+    assert_eq!((rec.pending, s.next_pending(None)), (1, Some(3)));
+}
+
+/// Blocks segment files for sequence numbers `seqs` with directories of their names, so
+/// that rolling to a new segment fails as on a full disk.
+fn block_segments(dir: &Path, seqs: std::ops::RangeInclusive<u64>) {
+    for seq in seqs {
+        fs::create_dir(dir.join(format!("seg-{seq:020}.ffs"))).expect("mkdir");
+    }
+}
+
+#[test]
+fn batches_the_disk_refuses_wait_in_memory_and_are_never_renumbered() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut s, _) = Spool::open(dir.path(), 1 << 20, FsyncPolicy::Never).expect("open");
+    s.set_memory_max(100_000);
+    // 64 KiB segments: the ninth 8000-byte batch needs a new one, which cannot be made.
+    block_segments(dir.path(), 2..=40);
+    for _ in 0..20 {
+        s.append(|seq| payload(seq, 8000));
+    }
+    // Eight on disk, twelve refused; twelve do not fit in 100,000 bytes: the oldest went.
+    assert_eq!(s.pending_batches(), 8 + 12);
+    let in_memory: Vec<u64> = (9..=20).collect();
+    for seq in &in_memory {
+        assert_eq!(s.read(*seq).expect("in memory"), payload(*seq, 8000));
+    }
+    // Too big for memory: 13 * 8000 > 100,000, so the oldest in memory was dropped.
+    s.append(|seq| payload(seq, 8000));
+    assert_eq!(s.dropped_batches(), 1);
+    assert!(s.read(9).is_err(), "the oldest in memory was dropped");
+    assert!(s.bytes() <= (1 << 20) + 100_000);
+    // Acknowledging a batch in memory frees its room.
+    s.ack(10);
+    // The disk comes back: new batches go to disk again.
+    for seq in 2..=40 {
+        fs::remove_dir(dir.path().join(format!("seg-{seq:020}.ffs"))).expect("rmdir");
+    }
+    let back = s.append(|seq| payload(seq, 8000));
+    assert_eq!(back, 22);
+    drop(s);
+    // After a restart, batches that were only in memory are gone, but their numbers are not
+    // given out again.
+    let (mut s, _) = Spool::open(dir.path(), 1 << 20, FsyncPolicy::Never).expect("reopen");
+    assert!(s.read(11).is_err(), "memory does not survive a restart");
+    assert_eq!(s.read(22).expect("on disk"), payload(22, 8000));
+    assert_eq!(s.append(|seq| payload(seq, 10)), 23);
+    // Even when the last batches issued before the restart never reached the disk.
+    block_segments(dir.path(), 24..=60);
+    let mut last = 0;
+    for _ in 0..20 {
+        last = s.append(|seq| payload(seq, 8000));
+    }
+    drop(s);
+    for seq in 24..=60 {
+        let _ = fs::remove_dir(dir.path().join(format!("seg-{seq:020}.ffs")));
+    }
+    let (mut s, _) = Spool::open(dir.path(), 1 << 20, FsyncPolicy::Never).expect("reopen");
+    assert_eq!(s.append(|seq| payload(seq, 10)), last + 1);
 }

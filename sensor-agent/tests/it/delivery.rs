@@ -26,7 +26,7 @@ fn a_subscriber_receives_exactly_what_replay_out_writes() {
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(
         stderr.contains(&format!(
-            "{} acknowledged by the broker, 0 left",
+            "{} acknowledged by the broker (0 published again after a reconnect), 0 left",
             expected.len()
         )),
         "{stderr}"

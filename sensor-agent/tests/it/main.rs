@@ -2,6 +2,7 @@
 
 mod cli;
 mod delivery;
+mod outages;
 mod parity;
 mod privacy;
 mod simulated;
