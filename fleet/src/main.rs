@@ -32,7 +32,8 @@ enum Cmd {
         #[arg(long, default_value_t = 3650)]
         days: u32,
     },
-    /// Issues the broker's server certificate (broker.crt, broker.key) into --out.
+    /// Issues the broker's server certificate (broker.crt, broker.key) into --out, with the
+    /// CA's certificate revocation list (ca.crl).
     Broker {
         #[arg(long)]
         ca: PathBuf,
@@ -81,6 +82,17 @@ enum Cmd {
         acl: PathBuf,
         #[arg(long, default_value_t = 825)]
         days: u32,
+    },
+    /// Revokes every certificate issued to an identity (a stolen sensor: `<site>/<sensor>`;
+    /// a collector: `collector-<name>`) and writes the CA's revocation list to --crl. Copy it
+    /// to the broker (/etc/mosquitto/footfall/ca.crl) and restart the broker.
+    Revoke {
+        #[arg(long)]
+        ca: PathBuf,
+        #[arg(long)]
+        identity: String,
+        #[arg(long)]
+        crl: PathBuf,
     },
     /// Derives the epoch keys sensors hold (the epoch containing --at and the next) from the
     /// tenant secret, into --out (mode 0600). Run it before each epoch ends and send the file
@@ -150,14 +162,27 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
             out,
             hosts,
             days,
-        } => pki::issue(
-            &ca,
-            &out,
-            "broker",
-            "footfall-broker",
-            Use::Server(&hosts),
-            days,
-        ),
+        } => {
+            pki::issue(
+                &ca,
+                &out,
+                "broker",
+                "footfall-broker",
+                Use::Server(&hosts),
+                days,
+            )?;
+            pki::write_crl(&ca, &out.join("ca.crl"))
+        }
+        Cmd::Revoke { ca, identity, crl } => {
+            let n = pki::revoke(&ca, &identity)?;
+            pki::write_crl(&ca, &crl)?;
+            eprintln!(
+                "footfall-fleet: revoked {n} certificate(s) of {identity}; {} lists them: copy \
+                 it to the broker's crlfile and restart the broker",
+                crl.display()
+            );
+            Ok(())
+        }
         Cmd::Sensor {
             ca,
             out,

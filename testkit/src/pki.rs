@@ -33,6 +33,7 @@ pub fn prepare_fleet_broker(ca_dir: &Path, broker_dir: &Path) {
         2,
     )
     .expect("the broker's certificate");
+    fleet::pki::write_crl(ca_dir, &broker_dir.join("ca.crl")).expect("the revocation list");
     std::fs::copy(
         deploy("mosquitto/footfall.acl"),
         broker_dir.join("footfall.acl"),

@@ -8,7 +8,7 @@
 //! durations of a real incident (`FOOTFALL_OUTAGES=full`: the broker down 10 min, ClickHouse
 //! down 10 min, the collector down 30 min); its figures are in benches/README.md.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -48,7 +48,7 @@ const CAPTURES: [&str; 3] = [
 /// The shipped broker file's persistence, queue and size settings (its listeners and
 /// identities are tested in fleet/tests/it/broker.rs).
 fn shipped_broker_settings() -> String {
-    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/mosquitto/footfall.conf");
+    let file = testkit::deploy("mosquitto/footfall.conf");
     let text = std::fs::read_to_string(&file).expect("the shipped broker configuration");
     let keys = [
         "persistence ",
