@@ -106,6 +106,7 @@ fn issued_dir(ca_dir: &Path, identity: &str) -> PathBuf {
 /// Revokes every certificate the CA in `ca_dir` issued to `identity`; returns how many.
 /// Write the new list with [`write_crl`] and give it to the broker.
 pub fn revoke(ca_dir: &Path, identity: &str) -> anyhow::Result<usize> {
+    let ca_dir = &absolute(ca_dir)?;
     ca_database(ca_dir)?;
     let dir = issued_dir(ca_dir, identity);
     let certs: Vec<PathBuf> = match fs::read_dir(&dir) {
@@ -142,7 +143,7 @@ pub fn revoke(ca_dir: &Path, identity: &str) -> anyhow::Result<usize> {
 /// names. It lists every certificate [`revoke`] revoked (none at first).
 pub fn write_crl(ca_dir: &Path, out: &Path) -> anyhow::Result<()> {
     ca_database(ca_dir)?;
-    let out = std::path::absolute(out).with_context(|| format!("{}", out.display()))?;
+    let out = absolute(out)?;
     openssl(
         ca_dir,
         &["ca", "-config", "ca.cnf", "-gencrl", "-out", path(&out)?],
@@ -159,6 +160,7 @@ pub fn issue(
     usage: Use<'_>,
     days: u32,
 ) -> anyhow::Result<()> {
+    let ca_dir = &absolute(ca_dir)?;
     for f in ["ca.crt", "ca.key"] {
         if !ca_dir.join(f).exists() {
             bail!(
@@ -267,6 +269,11 @@ fn escape(s: &str) -> String {
             esc.then_some('\\').into_iter().chain([c])
         })
         .collect()
+}
+
+/// `p` made absolute: openssl runs in another directory than ours.
+fn absolute(p: &Path) -> anyhow::Result<PathBuf> {
+    std::path::absolute(p).with_context(|| format!("{}", p.display()))
 }
 
 fn path(p: &Path) -> anyhow::Result<&str> {

@@ -8,7 +8,8 @@ const FLEET: &str = env!("CARGO_BIN_EXE_footfall-fleet");
 
 /// `footfall-fleet keys` writes the current and next epochs' keys of the tenant secret, mode
 /// 0600, and refuses a secret others can read; `sensor` turns them into a bundle whose
-/// configuration holds no secret.
+/// configuration holds no secret; `revoke` lists its certificate in the CA's revocation
+/// list. Paths are relative, as a person types them.
 #[test]
 fn keys_and_a_sensor_bundle_from_the_command_line() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -16,7 +17,13 @@ fn keys_and_a_sensor_bundle_from_the_command_line() {
     fs::write(&secret, "test-tenant-secret-0123456789\n").expect("write");
     fs::set_permissions(&secret, fs::Permissions::from_mode(0o644)).expect("chmod");
     let keys = tmp.path().join("epoch.keys");
-    let run = |args: &[&str]| Command::new(FLEET).args(args).output().expect("run");
+    let run = |args: &[&str]| {
+        Command::new(FLEET)
+            .current_dir(tmp.path())
+            .args(args)
+            .output()
+            .expect("run")
+    };
     let keys_cmd = [
         "keys",
         "--secret-file",
@@ -49,16 +56,15 @@ fn keys_and_a_sensor_bundle_from_the_command_line() {
     );
     assert_eq!(written.epochs().collect::<Vec<_>>(), [461, 462]);
 
-    let ca = tmp.path().join("ca");
-    let o = run(&["ca", "--ca", ca.to_str().expect("utf-8"), "--days", "2"]);
+    let o = run(&["ca", "--ca", "ca", "--days", "2"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let bundle = tmp.path().join("bundle");
     let mut sensor = vec![
         "sensor",
         "--ca",
-        ca.to_str().expect("utf-8"),
+        "ca",
         "--out",
-        bundle.to_str().expect("utf-8"),
+        "bundle",
         "--site",
         "store-7",
         "--sensor",
@@ -91,6 +97,36 @@ fn keys_and_a_sensor_bundle_from_the_command_line() {
         .expect("openssl");
     let subject = String::from_utf8_lossy(&cert.stdout);
     assert!(subject.contains("CN = store-7/s-01"), "{subject}");
+
+    let o = run(&[
+        "revoke",
+        "--ca",
+        "ca",
+        "--identity",
+        "store-7/s-01",
+        "--crl",
+        "ca.crl",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let serial = Command::new("openssl")
+        .args(["x509", "-noout", "-serial", "-in"])
+        .arg(bundle.join("sensor.crt"))
+        .output()
+        .expect("openssl");
+    let serial = String::from_utf8_lossy(&serial.stdout)
+        .trim()
+        .trim_start_matches("serial=")
+        .to_owned();
+    let crl = Command::new("openssl")
+        .args(["crl", "-noout", "-text", "-in"])
+        .arg(tmp.path().join("ca.crl"))
+        .output()
+        .expect("openssl");
+    let crl = String::from_utf8_lossy(&crl.stdout);
+    assert!(
+        crl.contains(&format!("Serial Number: {serial}")),
+        "{serial} not in\n{crl}"
+    );
 }
 
 /// `footfall-fleet opt-out` reads addresses from standard input and prints their keys in
