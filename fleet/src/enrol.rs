@@ -10,11 +10,12 @@ use anyhow::{bail, Context};
 use device_id::EpochKeys;
 use firmware_config::{Config, KeySource, SiteKind};
 
+use crate::dynsec;
 use crate::pki::{self, Use};
 
 /// A sensor's MQTT identity: the certificate's common name, which the broker takes as its
-/// username and client id (`use_identity_as_username`, `use_username_as_clientid`), so
-/// that the ACL pattern `footfall/v1/%u/...` is exactly its own topics.
+/// username and client id (`use_identity_as_username`, `use_username_as_clientid`), and the
+/// name of its role in the broker's access rules.
 pub fn sensor_identity(site: &str, sensor: &str) -> anyhow::Result<String> {
     wire::validate_id(site).context("the site")?;
     wire::validate_id(sensor).context("the sensor")?;
@@ -38,6 +39,8 @@ pub struct SensorEnrolment<'a> {
     pub keys: &'a EpochKeys,
     pub bridge_days: u32,
     pub days: u32,
+    /// The broker's access rules ([`crate::dynsec`]), where the sensor gets its role.
+    pub access: &'a Path,
 }
 
 /// Writes a sensor's bundle into `out` (to install as /etc/footfall): its client
@@ -55,6 +58,7 @@ pub fn sensor(ca_dir: &Path, out: &Path, e: &SensorEnrolment<'_>) -> anyhow::Res
         bail!("{} already holds a sensor's identity", out.display());
     }
     pki::issue(ca_dir, out, "sensor", &identity, Use::Client, e.days)?;
+    dynsec::add_sensor(e.access, &identity)?;
     let keys = out.join("epoch.keys");
     write_private(&keys, e.keys.to_text().as_bytes())?;
     let kind = match e.site_kind {
@@ -85,35 +89,21 @@ pub fn sensor(ca_dir: &Path, out: &Path, e: &SensorEnrolment<'_>) -> anyhow::Res
     write_private(&out.join("agent.toml"), text.as_bytes())
 }
 
-/// Issues a collector's client certificate into `out` and appends its read-only entry to the
-/// broker's ACL file `acl`. Refuses a collector already there.
+/// Issues a collector's client certificate into `out` and gives it the collectors' role in
+/// the broker's access rules `access`. Refuses a collector whose files are in `out`.
 pub fn collector(
     ca_dir: &Path,
     out: &Path,
     name: &str,
-    acl: &Path,
+    access: &Path,
     days: u32,
 ) -> anyhow::Result<()> {
     let identity = collector_identity(name)?;
-    let existing = fs::read_to_string(acl)
-        .with_context(|| format!("reading the broker's ACL file {}", acl.display()))?;
-    let header = format!("user {identity}\n");
-    if existing.contains(&header) || out.join("collector.key").exists() {
-        bail!(
-            "{identity} is already enrolled ({} or {})",
-            acl.display(),
-            out.display()
-        );
+    if out.join("collector.key").exists() {
+        bail!("{identity} is already enrolled ({})", out.display());
     }
     pki::issue(ca_dir, out, "collector", &identity, Use::Client, days)?;
-    let mut f = fs::OpenOptions::new().append(true).open(acl)?;
-    write!(
-        f,
-        "\n# footfall-fleet collector {name}: reads every sensor's topics, writes none.\n\
-         {header}topic read {p}/+/+/sightings\ntopic read {p}/+/+/status\n",
-        p = wire::topic::PREFIX
-    )?;
-    Ok(())
+    dynsec::add_collector(access, &identity)
 }
 
 /// Writes `bytes` to a new file readable by its owner only.

@@ -33,7 +33,8 @@ enum Cmd {
         days: u32,
     },
     /// Issues the broker's server certificate (broker.crt, broker.key) into --out, with the
-    /// CA's certificate revocation list (ca.crl).
+    /// CA's certificate revocation list (ca.crl) and, unless there, the access rules of a
+    /// fleet with no client yet (dynamic-security.json).
     Broker {
         #[arg(long)]
         ca: PathBuf,
@@ -68,9 +69,13 @@ enum Cmd {
         bridge_days: u32,
         #[arg(long, default_value_t = 825)]
         days: u32,
+        /// The broker's access rules (dynamic-security.json), where the sensor gets its
+        /// role; restart the broker after.
+        #[arg(long)]
+        access: PathBuf,
     },
-    /// Enrols a collector: its client certificate in --out, and its read-only entry in the
-    /// broker's ACL file (reload the broker after).
+    /// Enrols a collector: its client certificate in --out, and its read-only role in the
+    /// broker's access rules (restart the broker after).
     Collector {
         #[arg(long)]
         ca: PathBuf,
@@ -78,8 +83,9 @@ enum Cmd {
         out: PathBuf,
         #[arg(long)]
         name: String,
+        /// The broker's access rules (dynamic-security.json).
         #[arg(long)]
-        acl: PathBuf,
+        access: PathBuf,
         #[arg(long, default_value_t = 825)]
         days: u32,
     },
@@ -171,7 +177,8 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
                 Use::Server(&hosts),
                 days,
             )?;
-            pki::write_crl(&ca, &out.join("ca.crl"))
+            pki::write_crl(&ca, &out.join("ca.crl"))?;
+            fleet::dynsec::create(&out.join("dynamic-security.json"))
         }
         Cmd::Revoke { ca, identity, crl } => {
             let n = pki::revoke(&ca, &identity)?;
@@ -193,6 +200,7 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
             keys,
             bridge_days,
             days,
+            access,
         } => {
             let text = std::fs::read_to_string(&keys)
                 .with_context(|| format!("reading {}", keys.display()))?;
@@ -211,6 +219,7 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
                 keys: &keys,
                 bridge_days,
                 days,
+                access: &access,
             };
             enrol::sensor(&ca, &out, &e)
         }
@@ -218,9 +227,9 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
             ca,
             out,
             name,
-            acl,
+            access,
             days,
-        } => enrol::collector(&ca, &out, &name, &acl, days),
+        } => enrol::collector(&ca, &out, &name, &access, days),
         Cmd::Keys {
             secret_file,
             epoch_days,

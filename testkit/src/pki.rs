@@ -19,10 +19,10 @@ pub fn make_test_pki(dir: &Path) {
     .expect("a server certificate");
 }
 
-/// The fleet broker as shipped (`deploy/mosquitto/footfall.conf` and `footfall.acl`), on a
-/// free loopback port: its server certificate for 127.0.0.1 is issued by the fleet CA in
-/// `ca_dir` into `broker_dir`, where the ACL is copied (enrol collectors into
-/// `broker_dir/footfall.acl` before starting it).
+/// The fleet broker as shipped (`deploy/mosquitto/footfall.conf`), on a free loopback port:
+/// its server certificate for 127.0.0.1 is issued by the fleet CA in `ca_dir` into
+/// `broker_dir`, with the CA's revocation list and the access rules of a fleet with no
+/// client yet (enrol into `broker_dir/dynamic-security.json` before starting it).
 pub fn prepare_fleet_broker(ca_dir: &Path, broker_dir: &Path) {
     issue(
         ca_dir,
@@ -34,11 +34,7 @@ pub fn prepare_fleet_broker(ca_dir: &Path, broker_dir: &Path) {
     )
     .expect("the broker's certificate");
     fleet::pki::write_crl(ca_dir, &broker_dir.join("ca.crl")).expect("the revocation list");
-    std::fs::copy(
-        deploy("mosquitto/footfall.acl"),
-        broker_dir.join("footfall.acl"),
-    )
-    .expect("the shipped ACL");
+    fleet::dynsec::create(&broker_dir.join("dynamic-security.json")).expect("the access rules");
 }
 
 /// Starts the shipped broker configuration with the files [`prepare_fleet_broker`] wrote.

@@ -504,10 +504,26 @@ fn a_fleet_collector_ingests_over_mqtts_with_its_certificate_into_clickhouse_ove
         &ca,
         &collector_dir,
         "c1",
-        &broker_dir.join("footfall.acl"),
+        &broker_dir.join("dynamic-security.json"),
         2,
     )
     .expect("enrol the collector");
+    // The sensors, each with its role in the broker's access rules (read at its start).
+    let keys = device_id::EpochKeys::derive(b"unused-in-this-test-0123", 45, 0, 1);
+    for (sensor, site) in &inventory_sensors(&city.join("inventory/sensors.csv")) {
+        let e = fleet::enrol::SensorEnrolment {
+            site,
+            sensor,
+            site_kind: firmware_config::SiteKind::Store,
+            broker: "mqtts://127.0.0.1:8883",
+            keys: &keys,
+            bridge_days: 30,
+            days: 2,
+            access: &broker_dir.join("dynamic-security.json"),
+        };
+        fleet::enrol::sensor(&ca, &dir.path().join("sensors").join(sensor), &e)
+            .expect("enrol a sensor");
+    }
     let broker = testkit::start_fleet_broker(&broker_dir);
 
     let metrics_port = free_port();
@@ -584,19 +600,8 @@ fn a_fleet_collector_ingests_over_mqtts_with_its_certificate_into_clickhouse_ove
     );
 
     let sensors = inventory_sensors(&inventory);
-    let keys = device_id::EpochKeys::derive(b"unused-in-this-test-0123", 45, 0, 1);
     for (sensor, site) in &sensors {
         let bundle = dir.path().join("sensors").join(sensor);
-        let e = fleet::enrol::SensorEnrolment {
-            site,
-            sensor,
-            site_kind: firmware_config::SiteKind::Store,
-            broker: "mqtts://127.0.0.1:8883",
-            keys: &keys,
-            bridge_days: 30,
-            days: 2,
-        };
-        fleet::enrol::sensor(&ca, &bundle, &e).expect("enrol a sensor");
         let tls: Vec<String> = [
             ("--cafile", "ca.crt"),
             ("--cert", "sensor.crt"),

@@ -71,7 +71,7 @@ fn the_shipped_broker_lets_each_identity_do_only_its_own_part() {
     let (ca, broker_dir) = (tmp.path().join("ca"), tmp.path().join("broker"));
     pki::create_ca(&ca, "test-fleet-ca", 2).expect("the CA");
     testkit::prepare_fleet_broker(&ca, &broker_dir);
-    let acl = broker_dir.join("footfall.acl");
+    let access = broker_dir.join("dynamic-security.json");
     let keys = EpochKeys::derive(b"test-tenant-secret-0123456789", 45, 1_796_000_000_000, 1);
     for (site, sensor) in [("site-a", "s1"), ("site-b", "s2")] {
         let e = SensorEnrolment {
@@ -82,13 +82,14 @@ fn the_shipped_broker_lets_each_identity_do_only_its_own_part() {
             keys: &keys,
             bridge_days: 30,
             days: 2,
+            access: &broker_dir.join("dynamic-security.json"),
         };
         enrol::sensor(&ca, &tmp.path().join(sensor), &e).expect("enrol a sensor");
     }
-    enrol::collector(&ca, &tmp.path().join("c1"), "c1", &acl, 2).expect("enrol a collector");
-    enrol::collector(&ca, &tmp.path().join("c1"), "c1", &acl, 2)
+    enrol::collector(&ca, &tmp.path().join("c1"), "c1", &access, 2).expect("enrol a collector");
+    enrol::collector(&ca, &tmp.path().join("c1"), "c1", &access, 2)
         .expect_err("an enrolled collector is not enrolled twice");
-    enrol::collector(&ca, &tmp.path().join("c2"), "c2", &acl, 2).expect("a second collector");
+    enrol::collector(&ca, &tmp.path().join("c2"), "c2", &access, 2).expect("a second collector");
     let m = testkit::start_fleet_broker(&broker_dir);
     let id = |who: &str, stem| Id {
         dir: tmp.path().join(who),
@@ -120,10 +121,8 @@ fn the_shipped_broker_lets_each_identity_do_only_its_own_part() {
         m.log()
     );
 
-    // A sensor reads nothing: not every topic, not another sensor's. (Not tested here: a
-    // sensor in the collectors' $share group. Mosquitto 2.0's acl_file grants every
-    // subscription and checks reads on delivery, so a member that may not read still takes
-    // its turn of the group's messages, and they are lost: README, "Deploying a fleet".)
+    // A sensor reads nothing: not every topic, not another sensor's, and it cannot join the
+    // collectors' $share group (where it would take its turn of the messages, lost to all).
     let spied = tmp.path().join("spy.out");
     let mut spy: Child = Command::new("mosquitto_sub")
         .args(s2.args(&m))
@@ -140,6 +139,21 @@ fn the_shipped_broker_lets_each_identity_do_only_its_own_part() {
         .stderr(Stdio::null())
         .spawn()
         .expect("mosquitto_sub");
+    let joined = Command::new("mosquitto_sub")
+        .args(s2.args(&m))
+        .args(["-q", "1", "-W", "3", "-d"])
+        .args(["-t", "$share/collectors/footfall/v1/+/+/sightings"])
+        .output()
+        .expect("mosquitto_sub");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&joined.stdout),
+        String::from_utf8_lossy(&joined.stderr)
+    );
+    assert!(
+        said.contains("All subscription requests were denied"),
+        "a sensor joined the collectors' group:\n{said}"
+    );
     wait_for(Duration::from_secs(10), || {
         m.log()
             .contains("Received SUBSCRIBE from site-b/s2")
@@ -282,6 +296,7 @@ fn a_revoked_sensor_is_refused_and_the_others_still_connect() {
             keys: &keys,
             bridge_days: 30,
             days: 2,
+            access: &broker_dir.join("dynamic-security.json"),
         };
         enrol::sensor(&ca, &tmp.path().join(sensor), &e).expect("enrol a sensor");
     }

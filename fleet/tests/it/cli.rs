@@ -58,6 +58,16 @@ fn keys_and_a_sensor_bundle_from_the_command_line() {
 
     let o = run(&["ca", "--ca", "ca", "--days", "2"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run(&[
+        "broker",
+        "--ca",
+        "ca",
+        "--out",
+        "broker",
+        "--host",
+        "127.0.0.1",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let bundle = tmp.path().join("bundle");
     let mut sensor = vec![
         "sensor",
@@ -71,6 +81,8 @@ fn keys_and_a_sensor_bundle_from_the_command_line() {
         "s-01",
         "--keys",
         keys.to_str().expect("utf-8"),
+        "--access",
+        "broker/dynamic-security.json",
     ];
     let o = run(&[&sensor[..], &["--broker", "mqtt://broker:1883"]].concat());
     let err = String::from_utf8_lossy(&o.stderr);
@@ -89,6 +101,13 @@ fn keys_and_a_sensor_bundle_from_the_command_line() {
     assert_eq!(
         fs::read(bundle.join("epoch.keys")).ok(),
         fs::read(&keys).ok()
+    );
+    // Its role in the broker's access rules: its own two topics.
+    let rules = fs::read_to_string(tmp.path().join("broker/dynamic-security.json")).expect("rules");
+    assert!(
+        rules.contains("\"username\": \"store-7/s-01\"")
+            && rules.contains("\"footfall/v1/store-7/s-01/sightings\""),
+        "{rules}"
     );
     let cert = Command::new("openssl")
         .args(["x509", "-noout", "-subject", "-in"])
