@@ -72,6 +72,26 @@ fn ratio_difference(num: [f64; 2], den: [f64; 2]) -> Option<f64> {
     (den[0] > 0.0 && den[1] > 0.0).then(|| num[0] / den[0] - num[1] / den[1])
 }
 
+/// How much the resampled spread understates the spread with `k` clusters, as factors for
+/// (the interval's half-widths, the SE). The bootstrap's variance is the plug-in (CR0) one,
+/// k/(k-1) too small, and a normal quantile ignores that the spread is itself estimated from
+/// k clusters. The correction is the usual one for few clusters (Cameron and Miller 2015):
+/// the CR1 variance, sqrt(k/(k-1)) on the SE, and Student's t with k - 1 degrees of freedom
+/// for the quantile, t/z more on the interval. At 20 clusters the interval is 9.6 % wider, at
+/// 40 4.5 %, at 200 1 %.
+pub fn few_clusters(k: usize, confidence: f64) -> (f64, f64) {
+    if k < 2 {
+        return (f64::NAN, f64::NAN);
+    }
+    let k = k as f64;
+    let se = (k / (k - 1.0)).sqrt();
+    let q = 1.0 - (1.0 - confidence) / 2.0;
+    (
+        se * crate::stats::t_ppf(q, k - 1.0) / crate::stats::norm_ppf(q),
+        se,
+    )
+}
+
 /// `b` draws of `clusters.len()` clusters with replacement, seeded; none under two clusters.
 pub fn resample(clusters: &[&Sums], b: usize, seed: u64, min_stratum: f64) -> Vec<Draw> {
     let k = clusters.len();
@@ -134,6 +154,21 @@ mod tests {
             "{}",
             d.d
         );
+    }
+
+    #[test]
+    fn few_clusters_widen_the_interval_by_the_cr1_variance_and_t_quantiles() {
+        // 20 clusters: sqrt(20/19) = 1.02598, t(0.975, 19) / z(0.975) = 2.09302 / 1.95996.
+        let (interval, se) = few_clusters(20, 0.95);
+        assert!((se - 1.025_978).abs() < 1e-6, "{se}");
+        assert!(
+            (interval - 1.025_978 * 2.093_024 / 1.959_964).abs() < 1e-5,
+            "{interval}"
+        );
+        // Many clusters: hardly any change.
+        let (interval, se) = few_clusters(10_000, 0.95);
+        assert!(interval < 1.0002 && se < 1.0001, "{interval} {se}");
+        assert!(few_clusters(1, 0.95).0.is_nan());
     }
 
     #[test]

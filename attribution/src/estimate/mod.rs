@@ -209,14 +209,21 @@ pub fn window(design: &Design, inp: &Inputs, p: &Params, wi: usize) -> WindowRes
         p.seed ^ u64::from(window_days).wrapping_mul(0x9e37_79b9),
         min,
     );
-    // The draws' percentile interval of one estimate, and their sd (its SE).
+    // The draws' percentile interval of one estimate, widened about the draws' median for
+    // few clusters ([`bootstrap::few_clusters`]), and their sd so corrected (its SE).
+    let (widen, se_factor) = bootstrap::few_clusters(clusters, p.confidence);
     let boot = |f: &dyn Fn(&Draw) -> Option<f64>| -> Option<(Interval, f64)> {
-        let v: Vec<f64> = draws.iter().filter_map(f).collect();
+        let mut v: Vec<f64> = draws.iter().filter_map(f).collect();
+        v.retain(|x| x.is_finite());
         (v.len() >= 2).then(|| {
-            (
-                stats::percentile_interval(v.clone(), p.confidence),
-                stats::sd(&v),
-            )
+            v.sort_by(f64::total_cmp);
+            let mid = stats::percentile(&v, 0.5);
+            let raw = stats::percentile_interval(v.clone(), p.confidence);
+            let interval = Interval {
+                lo: mid - widen * (mid - raw.lo),
+                hi: mid + widen * (raw.hi - mid),
+            };
+            (interval, stats::sd(&v) * se_factor)
         })
     };
     let d_boot = boot(&|d| Some(d.d));
