@@ -33,6 +33,7 @@ pub use crate::layers::*;
 pub use crate::mosquitto::*;
 pub use crate::pcap::*;
 pub use crate::pki::*;
+pub use crate::process::KillOnDrop;
 pub use crate::tshark::*;
 
 /// A binary of another package of the workspace, beside the running test's own (`cargo test

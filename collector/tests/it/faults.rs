@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use simulator::scenario::Scenario;
-use testkit::{free_port, wait_for, ClickHouse, Mosquitto};
+use testkit::{free_port, wait_for, ClickHouse, KillOnDrop, Mosquitto};
 
 use crate::util::{assert_success, collector, COLLECTOR};
 
@@ -74,7 +74,7 @@ impl Setup {
         self.config_for(db, db, "", "")
     }
 
-    fn start(&self, config: &Path, db: &str) -> Running {
+    fn start(&self, config: &Path, db: &str) -> KillOnDrop {
         let before = self
             .broker
             .log()
@@ -109,7 +109,7 @@ impl Setup {
                 );
             }
         }
-        Running(child)
+        KillOnDrop(child)
     }
 
     /// Publishes every message with mosquitto_pub, in `chunks` pieces `pause` apart.
@@ -267,31 +267,6 @@ fn assert_same(left: &str, right: &str, what: &str) {
         only(&l, &r),
         only(&r, &l)
     );
-}
-
-/// A collector process, killed if a failing test leaves it running.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if self.0.try_wait().ok().flatten().is_none() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
-impl std::ops::Deref for Running {
-    type Target = Child;
-    fn deref(&self) -> &Child {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for Running {
-    fn deref_mut(&mut self) -> &mut Child {
-        &mut self.0
-    }
 }
 
 fn kill9(child: &mut Child) {
@@ -469,7 +444,7 @@ fn visits_are_the_same_with_one_two_or_three_workers_and_as_a_two_process_cluste
         .iter()
         .map(|(name, db, mqtt, extra)| s.config_for(name, db, mqtt, extra))
         .collect();
-    let mut children: Vec<Running> = runs
+    let mut children: Vec<KillOnDrop> = runs
         .iter()
         .zip(&configs)
         .map(|((name, ..), c)| s.start(c, name))

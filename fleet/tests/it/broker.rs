@@ -61,17 +61,13 @@ fn lines(p: &Path) -> Vec<String> {
         .collect()
 }
 
-/// The shipped broker configuration and ACL on a real Mosquitto, with identities
-/// footfall-fleet issued: each sensor writes only its own topics and reads nothing, a
-/// collector reads and writes nothing else, no client takes another's client id, and no one
-/// connects without a certificate from the fleet CA.
-#[test]
-fn the_shipped_broker_lets_each_identity_do_only_its_own_part() {
+/// A fleet CA, the broker's files, and two enrolled sensors: site-a/s1 and site-b/s2 (their
+/// bundles in `s1/` and `s2/`). Returns (temp dir, CA dir, broker dir).
+fn fleet_of_two_sensors() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let (ca, broker_dir) = (tmp.path().join("ca"), tmp.path().join("broker"));
     pki::create_ca(&ca, "test-fleet-ca", 2).expect("the CA");
     testkit::prepare_fleet_broker(&ca, &broker_dir);
-    let access = broker_dir.join("dynamic-security.json");
     let keys = EpochKeys::derive(b"test-tenant-secret-0123456789", 45, 1_796_000_000_000, 1);
     for (site, sensor) in [("site-a", "s1"), ("site-b", "s2")] {
         let e = SensorEnrolment {
@@ -86,6 +82,17 @@ fn the_shipped_broker_lets_each_identity_do_only_its_own_part() {
         };
         enrol::sensor(&ca, &tmp.path().join(sensor), &e).expect("enrol a sensor");
     }
+    (tmp, ca, broker_dir)
+}
+
+/// The shipped broker configuration and access rules on a real Mosquitto, with identities
+/// footfall-fleet issued: each sensor writes only its own topics and reads nothing, a
+/// collector reads and writes nothing else, no client takes another's client id, and no one
+/// connects without a certificate from the fleet CA.
+#[test]
+fn the_shipped_broker_lets_each_identity_do_only_its_own_part() {
+    let (tmp, ca, broker_dir) = fleet_of_two_sensors();
+    let access = broker_dir.join("dynamic-security.json");
     enrol::collector(&ca, &tmp.path().join("c1"), "c1", &access, 2).expect("enrol a collector");
     enrol::collector(&ca, &tmp.path().join("c1"), "c1", &access, 2)
         .expect_err("an enrolled collector is not enrolled twice");
@@ -282,24 +289,7 @@ fn the_shipped_broker_lets_each_identity_do_only_its_own_part() {
 /// list (it reads it at start), that sensor cannot connect, and the others still can.
 #[test]
 fn a_revoked_sensor_is_refused_and_the_others_still_connect() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let (ca, broker_dir) = (tmp.path().join("ca"), tmp.path().join("broker"));
-    pki::create_ca(&ca, "test-fleet-ca", 2).expect("the CA");
-    testkit::prepare_fleet_broker(&ca, &broker_dir);
-    let keys = EpochKeys::derive(b"test-tenant-secret-0123456789", 45, 1_796_000_000_000, 1);
-    for (site, sensor) in [("site-a", "s1"), ("site-b", "s2")] {
-        let e = SensorEnrolment {
-            site,
-            sensor,
-            site_kind: SiteKind::Store,
-            broker: "mqtts://127.0.0.1:8883",
-            keys: &keys,
-            bridge_days: 30,
-            days: 2,
-            access: &broker_dir.join("dynamic-security.json"),
-        };
-        enrol::sensor(&ca, &tmp.path().join(sensor), &e).expect("enrol a sensor");
-    }
+    let (tmp, ca, broker_dir) = fleet_of_two_sensors();
     let mut m = testkit::start_fleet_broker(&broker_dir);
     let id = |who: &str| Id {
         dir: tmp.path().join(who),

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use testkit::{free_port, wait_for, ClickHouse, Mosquitto};
+use testkit::{free_port, wait_for, ClickHouse, KillOnDrop, Mosquitto};
 
 use crate::util::{assert_success, capture, Sensor};
 
@@ -66,18 +66,6 @@ fn shipped_broker_settings() -> String {
     lines.join("\n") + "\n"
 }
 
-/// A process killed if the test fails while it runs.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if self.0.try_wait().ok().flatten().is_none() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-}
-
 fn signal(child: &Child, sig: &str) {
     let ok = Command::new("kill")
         .args([sig, &child.id().to_string()])
@@ -89,7 +77,7 @@ fn signal(child: &Child, sig: &str) {
 struct Agent {
     sensor: Sensor,
     id: String,
-    proc: Proc,
+    proc: KillOnDrop,
 }
 
 struct Fleet {
@@ -97,7 +85,7 @@ struct Fleet {
     ch: ClickHouse,
     broker: Mosquitto,
     config: PathBuf,
-    collector: Option<Proc>,
+    collector: Option<KillOnDrop>,
     agents: Vec<Agent>,
     started: Instant,
 }
@@ -184,7 +172,7 @@ impl Fleet {
             .stderr(self.log("collector"))
             .spawn()
             .expect("start the collector");
-        self.collector = Some(Proc(child));
+        self.collector = Some(KillOnDrop(child));
         if subscribed == 0 {
             wait_for(Duration::from_secs(60), || {
                 self.broker
@@ -247,7 +235,7 @@ impl Fleet {
             self.agents.push(Agent {
                 sensor,
                 id,
-                proc: Proc(child),
+                proc: KillOnDrop(child),
             });
         }
         self.started = Instant::now();
