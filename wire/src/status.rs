@@ -24,10 +24,12 @@ pub struct Status {
     pub frames_dropped: u64,
     /// Frames that failed to parse.
     pub frames_malformed: u64,
-    /// Batches on disk waiting for the broker's acknowledgement.
+    /// Batches waiting for the broker's acknowledgement: on disk, or in memory while the
+    /// spool's disk refuses them.
     pub spool_batches: u64,
     pub spool_bytes: u64,
-    /// Batches the spool had to discard because it was full.
+    /// Batches the spool had to discard because it was full (on disk, or in memory while its
+    /// disk failed).
     pub spool_dropped_batches: u64,
     /// The `version` of the sensor's configuration file.
     pub config_version: u32,
