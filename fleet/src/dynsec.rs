@@ -126,6 +126,6 @@ fn known(doc: &Value, identity: &str) -> bool {
 fn write(path: &Path, doc: &Value) -> anyhow::Result<()> {
     let tmp = path.with_extension("json.tmp");
     let text = serde_json::to_string_pretty(doc).expect("JSON serializes");
-    crate::enrol::write_private(&tmp, text.as_bytes())?;
+    crate::pki::write_private(&tmp, text.as_bytes())?;
     fs::rename(&tmp, path).with_context(|| format!("replacing {}", path.display()))
 }

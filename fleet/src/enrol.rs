@@ -1,9 +1,6 @@
 //! Enrolment: what a sensor or a collector needs to join the fleet, and the broker's record
 //! of what it may do.
 
-use std::fs;
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use anyhow::{bail, Context};
@@ -60,7 +57,7 @@ pub fn sensor(ca_dir: &Path, out: &Path, e: &SensorEnrolment<'_>) -> anyhow::Res
     pki::issue(ca_dir, out, "sensor", &identity, Use::Client, e.days)?;
     dynsec::add_sensor(e.access, &identity)?;
     let keys = out.join("epoch.keys");
-    write_private(&keys, e.keys.to_text().as_bytes())?;
+    pki::write_private(&keys, e.keys.to_text().as_bytes())?;
     let kind = match e.site_kind {
         SiteKind::Store => "store",
         SiteKind::Billboard => "billboard",
@@ -86,7 +83,7 @@ pub fn sensor(ca_dir: &Path, out: &Path, e: &SensorEnrolment<'_>) -> anyhow::Res
         .load(config.identity().epoch_days)
         .context("the sensor's epoch keys")?;
     debug_assert!(matches!(config.identity().keys, KeySource::EpochKeys(_)));
-    write_private(&out.join("agent.toml"), text.as_bytes())
+    pki::write_private(&out.join("agent.toml"), text.as_bytes())
 }
 
 /// Issues a collector's client certificate into `out` and gives it the collectors' role in
@@ -104,19 +101,4 @@ pub fn collector(
     }
     pki::issue(ca_dir, out, "collector", &identity, Use::Client, days)?;
     dynsec::add_collector(access, &identity)
-}
-
-/// Writes `bytes` to a new file readable by its owner only.
-pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    f.set_permissions(fs::Permissions::from_mode(0o600))?;
-    f.write_all(bytes)?;
-    Ok(())
 }

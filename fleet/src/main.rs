@@ -241,7 +241,7 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
             device_id::check_epoch_days(epoch_days)
                 .map_err(|e| anyhow::anyhow!("--epoch-days {epoch_days}: {e}"))?;
             let keys = EpochKeys::derive(secret.expose(), epoch_days, at_ms, 1);
-            enrol::write_private(&out, keys.to_text().as_bytes())
+            pki::write_private(&out, keys.to_text().as_bytes())
         }
         Cmd::OptOut {
             secret_file,

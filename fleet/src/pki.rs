@@ -8,6 +8,7 @@
 //! [`write_crl`] writes the list the broker checks (`crlfile`).
 
 use std::fs;
+use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -299,5 +300,20 @@ fn openssl(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
             String::from_utf8_lossy(&o.stderr).trim()
         );
     }
+    Ok(())
+}
+
+/// Writes `bytes` to a new file readable by its owner only.
+pub fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.set_permissions(fs::Permissions::from_mode(0o600))?;
+    f.write_all(bytes)?;
     Ok(())
 }
