@@ -62,6 +62,14 @@ fn io<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -
     }
 }
 
+/// A sequence number kept in a small file (`acked`, `issued`); 0 when missing or unreadable.
+fn read_hint(path: &Path) -> u64 {
+    fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(0)
+}
+
 struct Segment {
     first_seq: u64,
     path: PathBuf,
@@ -136,15 +144,9 @@ impl Spool {
     ) -> Result<(Spool, Recovery), SpoolError> {
         fs::create_dir_all(dir).map_err(io("create spool directory", dir))?;
         let acked_path = dir.join("acked");
-        let acked_hint = fs::read_to_string(&acked_path)
-            .ok()
-            .and_then(|s| s.trim().parse::<u64>().ok())
-            .unwrap_or(0);
+        let acked_hint = read_hint(&acked_path);
         let issued_path = dir.join("issued");
-        let issued_seq = fs::read_to_string(&issued_path)
-            .ok()
-            .and_then(|s| s.trim().parse::<u64>().ok())
-            .unwrap_or(0);
+        let issued_seq = read_hint(&issued_path);
         let issued = match OpenOptions::new()
             .create(true)
             .truncate(false)
