@@ -1,22 +1,31 @@
 #!/usr/bin/env bash
 # Collector ingest throughput for benches/README.md, beside Mosquitto's own delivery rate for
 # the same payloads to mosquitto_sub, in the same run: the `demo` city's envelopes (fast
-# mode) published with mosquitto_pub (one process per sensor, in parallel) to a local
+# mode) published by `publish-city` (benches/src/bin: one MQTT client per sensor, in
+# parallel, QoS 1, the envelopes encoded before the clock starts) to a local
 # Mosquitto, then (a) received by mosquitto_sub alone, (b) ingested by footfall-collector
 # into a local ClickHouse 18.16 while a second mosquitto_sub (b') receives them too, timed
 # from the first publish to the last message (a, b') or the last sighting committed (b, read
 # from the collector's metrics). Also the CPU each part used in (a) and (b).
 # Usage: bash benches/collector.sh [PRESET [BATCH_AGE_SECS [PEOPLE]]]   (default demo, 10: the
 # agent's default batch age; a longer age makes fuller envelopes, up to 500 sightings; PEOPLE
-# scales the preset's population, for a longer, sustained run)
+# scales the preset's population, for a longer, sustained run). BIN=DIR runs the binaries in
+# DIR instead of building them (a baseline kept from another commit, for a same-run figure);
+# ENCODING=binary publishes the envelopes in the wire's binary encoding.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . deploy/local.sh
 PRESET=${1:-demo}
 AGE=${2:-10}
 PEOPLE=${3:-}
-cargo build --release --locked -q -p simulator -p collector -p testkit --bins
-BIN=target/release
+ENCODING=${ENCODING:-json}
+cargo build --release --locked -q -p benches --bin publish-city
+PUBLISH=target/release/publish-city
+if [ -z "${BIN:-}" ]; then
+  cargo build --release --locked -q -p simulator -p collector -p testkit --bins
+  BIN=target/release
+fi
+LOCAL=$BIN/footfall-local
 W=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$W"; }
@@ -28,7 +37,8 @@ printf 'preset = "%s"\n[output]\nmode = "envelopes"\nbatch_max_age_secs = %s\n' 
 "$BIN/footfall-sim" generate --config "$W/scenario.toml" --seed 1 --quiet --out "$W/fast" >/dev/null
 messages=$(cat "$W"/fast/envelopes/*.jsonl | wc -l)
 sightings=$(python3 -c "import json; print(json.load(open('$W/fast/truth/summary.json'))['sightings'])")
-bytes=$(cat "$W"/fast/envelopes/*.jsonl | wc -c)
+"$PUBLISH" prepare "$W/fast" "$W/msgs" "$ENCODING"
+bytes=$(python3 -c "import os,sys; d=sys.argv[1]; print(sum(os.path.getsize(os.path.join(d,f)) for f in os.listdir(d)))" "$W/msgs")
 
 start_servers "$W/broker" --mosquitto quiet
 pids+=("$SERVERS_PID")
@@ -39,8 +49,7 @@ mosquitto_sub -h 127.0.0.1 -p "$mport" -q 1 -t 'footfall/v1/+/+/sightings' -C "$
 sub=$!
 sleep 0.5
 cpu_a0="$(cpu_secs "$MOSQUITTO_PID") $(busy_secs)"
-t0=$(date +%s.%N)
-publish_city "$W/fast" "$mport"
+t0=$("$PUBLISH" send "$W/msgs" "$mport")
 wait "$sub"
 t_sub=$(python3 -c "print($(date +%s.%N) - $t0)")
 cpu_a1="$(cpu_secs "$MOSQUITTO_PID") $(busy_secs)"
@@ -73,8 +82,7 @@ mosquitto_sub -h 127.0.0.1 -p "$mport" -q 1 -t 'footfall/v1/+/+/sightings' -C "$
 sub=$!
 sleep 0.5
 cpu_before="$(cpu_secs "$col") $(cpu_secs "$CLICKHOUSE_PID") $(cpu_secs "$MOSQUITTO_PID") $(busy_secs)"
-t0=$(date +%s.%N)
-publish_city "$W/fast" "$mport"
+t0=$("$PUBLISH" send "$W/msgs" "$mport")
 t_sub_b=
 until [ "$(rows_written "$metrics" sightings)" = "$sightings" ]; do
   if [ -z "$t_sub_b" ] && ! kill -0 "$sub" 2>/dev/null; then
@@ -92,9 +100,9 @@ python3 - <<PY
 m, s, b = $messages, $sightings, $bytes
 ts, tc, tb = $t_sub, $t_col, $t_sub_b
 rate = lambda t: f"{t:.2f} s = {s/t:,.0f} sightings/s ({m/t:,.0f} msgs/s)"
-print(f"input: {s:,} sightings in {m:,} envelopes ({b/2**20:.0f} MiB), preset $PRESET, batch age $AGE s, people ${PEOPLE:-as preset}")
-print(f"(a) mosquitto_pub -> Mosquitto -> mosquitto_sub, alone: {rate(ts)}")
-print(f"(b) mosquitto_pub -> Mosquitto -> collector -> ClickHouse: {rate(tc)}")
+print(f"input: {s:,} sightings in {m:,} envelopes ({b/2**20:.0f} MiB, $ENCODING), preset $PRESET, batch age $AGE s, people ${PEOPLE:-as preset}")
+print(f"(a) publish-city -> Mosquitto -> mosquitto_sub, alone: {rate(ts)}")
+print(f"(b) publish-city -> Mosquitto -> collector -> ClickHouse: {rate(tc)}")
 print(f"(b') the same publish -> Mosquitto -> mosquitto_sub, beside (b): {rate(tb)}")
 print(f"ratio (b)/(a): {ts/tc:.2f}; (b)/(b'): {tb/tc:.2f}; rows in ClickHouse (FINAL): $stored")
 am0, aa0 = map(float, "$cpu_a0".split())

@@ -36,12 +36,6 @@ start_servers() {
   return 1
 }
 
-# publish_city CITY PORT: every sensor's envelopes of a simulated city (fast mode) to the
-# broker on PORT, one mosquitto_pub per sensor, in parallel, QoS 1.
-publish_city() {
-  "$LOCAL" publish-city "$1" "$2"
-}
-
 # rows_written METRICS_PORT TABLE: the rows the collector serving metrics on METRICS_PORT has
 # committed to TABLE (empty before its first).
 rows_written() {

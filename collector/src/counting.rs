@@ -30,7 +30,9 @@
 //!
 //! Pure: the same sightings give the same windows, whatever their order.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use rustc_hash::{FxHashMap, FxHashSet};
 
 /// The estimator's name and version, written beside every estimate.
 pub const VERSION: &str = "present-devices/3";
@@ -136,20 +138,50 @@ pub struct Window {
     pub fixtures: u32,
 }
 
-/// The devices that are fixtures, per (UTC day, [`fixture_key`]): heard (at any strength)
-/// in at least [`FIXTURE_HOURS`] distinct hours of that day.
-pub fn fixtures(sightings: &[Sensed]) -> HashSet<(i64, u64)> {
-    let mut hours: HashMap<(i64, u64), HashSet<i64>> = HashMap::new();
-    for s in sightings {
+/// (UTC day, [`fixture_key`]) of the devices that are fixtures.
+pub type Fixed = FxHashSet<(i64, u64)>;
+
+/// The hours of the day each device was heard in, and which of them are fixtures: heard (at
+/// any strength) in at least [`FIXTURE_HOURS`] distinct hours of a UTC day. Built one
+/// sighting at a time, by the stage and by [`fixtures`].
+#[derive(Default)]
+pub struct Fixtures {
+    /// Per (UTC day, key): the hours of that day heard, one bit each.
+    hours: FxHashMap<(i64, u64), u32>,
+    pub fixed: Fixed,
+}
+
+impl Fixtures {
+    /// Counts `s`'s hours; returns the earliest day it made a fixture of, if it did.
+    pub fn add(&mut self, s: &Sensed) -> Option<i64> {
+        let mut new = None;
         for (key, hour) in hours_heard(s) {
-            hours.entry(key).or_default().insert(hour);
+            let hours = self.hours.entry(key).or_default();
+            let bit = 1u32 << hour.rem_euclid(24);
+            if *hours & bit == 0 {
+                *hours |= bit;
+                if hours.count_ones() as usize >= FIXTURE_HOURS && self.fixed.insert(key) {
+                    new = Some(new.map_or(key.0, |d: i64| d.min(key.0)));
+                }
+            }
         }
+        new
     }
-    hours
-        .into_iter()
-        .filter(|(_, h)| h.len() >= FIXTURE_HOURS)
-        .map(|(k, _)| k)
-        .collect()
+
+    /// Forgets the days before `day`.
+    pub fn keep_from(&mut self, day: i64) {
+        self.hours.retain(|(d, _), _| *d >= day);
+        self.fixed.retain(|(d, _)| *d >= day);
+    }
+}
+
+/// The devices that are fixtures among `sightings` (see [`Fixtures`]).
+pub fn fixtures(sightings: &[Sensed]) -> Fixed {
+    let mut f = Fixtures::default();
+    for s in sightings {
+        f.add(s);
+    }
+    f.fixed
 }
 
 /// The hours a sighting was heard in, each with its (UTC day, [`fixture_key`]): what
@@ -192,7 +224,7 @@ pub(crate) enum Identity {
 }
 
 /// The identities of a set of sightings: one device, one identity (see [`Identity`]).
-pub(crate) struct Identities(HashMap<u64, u64>);
+pub(crate) struct Identities(FxHashMap<u64, u64>);
 
 impl Identities {
     pub(crate) fn of(sightings: &[Sensed]) -> Identities {
@@ -209,14 +241,14 @@ impl Identities {
 }
 
 /// Whether a sighting is of a fixture (`fixed`: see [`fixtures`]), counted apart.
-pub(crate) fn is_fixture(s: &Sensed, fixed: &HashSet<(i64, u64)>) -> bool {
+pub(crate) fn is_fixture(s: &Sensed, fixed: &Fixed) -> bool {
     fixture_key(s).is_some_and(|k| fixed.contains(&(s.first_ms.div_euclid(DAY_MS), k)))
 }
 
 /// The links of randomized sightings joined when two chains (two sensors', or one sensor's
 /// before and after a restart) share an address: a union-find over link values.
-fn joined_links(sightings: &[Sensed]) -> HashMap<u64, u64> {
-    fn root(parent: &mut HashMap<u64, u64>, mut x: u64) -> u64 {
+fn joined_links(sightings: &[Sensed]) -> FxHashMap<u64, u64> {
+    fn root(parent: &mut FxHashMap<u64, u64>, mut x: u64) -> u64 {
         while let Some(&p) = parent.get(&x).filter(|&&p| p != x) {
             let grand = parent.get(&p).copied().unwrap_or(p);
             parent.insert(x, grand);
@@ -224,8 +256,8 @@ fn joined_links(sightings: &[Sensed]) -> HashMap<u64, u64> {
         }
         x
     }
-    let mut parent: HashMap<u64, u64> = HashMap::new();
-    let mut by_address: HashMap<u64, u64> = HashMap::new();
+    let mut parent: FxHashMap<u64, u64> = FxHashMap::default();
+    let mut by_address: FxHashMap<u64, u64> = FxHashMap::default();
     for s in sightings.iter().filter(|s| !s.global && s.link != 0) {
         parent.entry(s.link).or_insert(s.link);
         if let Some(&other) = by_address.get(&s.device) {
@@ -257,12 +289,12 @@ impl Present {
 /// against is a mean over the window too).
 fn present(
     sightings: &[Sensed],
-    fixed: &HashSet<(i64, u64)>,
+    fixed: &Fixed,
     window_ms: i64,
     rssi_min: i8,
 ) -> BTreeMap<i64, Present> {
     let mut by: BTreeMap<i64, Present> = BTreeMap::new();
-    let mut fixtures: BTreeMap<i64, HashSet<u64>> = BTreeMap::new();
+    let mut fixtures: BTreeMap<i64, FxHashSet<u64>> = BTreeMap::new();
     // Intervals per identity. (Ordered: the windows' sums are added in one order, so the
     // same sightings give the same figures to the last bit.)
     let mut spans: BTreeMap<Identity, Vec<(i64, i64)>> = BTreeMap::new();
@@ -332,7 +364,7 @@ pub fn estimate(sightings: &[Sensed], window_ms: i64, cal: &Calibration) -> Vec<
 /// the fixtures of whole days).
 pub fn estimate_between(
     sightings: &[Sensed],
-    fixed: &HashSet<(i64, u64)>,
+    fixed: &Fixed,
     window_ms: i64,
     cal: &Calibration,
     from_ms: i64,
@@ -378,7 +410,7 @@ pub type Labelled<'a> = (&'a [Sensed], &'a BTreeMap<i64, f64>);
 /// error over the labelled windows. For a floor, the best scale is exact: the median of
 /// truth / devices weighted by devices.
 pub fn fit(periods: &[Labelled<'_>], window_ms: i64) -> Result<Calibration, FitError> {
-    let fixed: Vec<HashSet<(i64, u64)>> = periods.iter().map(|(s, _)| fixtures(s)).collect();
+    let fixed: Vec<Fixed> = periods.iter().map(|(s, _)| fixtures(s)).collect();
     let mut best: Option<(f64, i8, f64)> = None;
     let mut overlap = false;
     for floor in -95..=-40 {

@@ -460,7 +460,7 @@ pub async fn run(
                 inventory.reread().await;
                 let n = held.len();
                 for q in held {
-                    let payload = q.payload.as_bytes();
+                    let payload = &q.payload[..];
                     let decoded = decode(&q.topic, payload, q.received_ms, inventory.sensors(), &bounds);
                     if !intake.add(&mut batch, (&q.topic, payload, q.received_ms), decoded, Some(&q)) {
                         batch.quarantine.push(QuarantineRow {
@@ -554,7 +554,7 @@ async fn commit(
     // In the table's order, ClickHouse writes the rows as they come instead of sorting them
     // (it checks): the rows of a message are already in order, so this costs the collector
     // less than it saves the server.
-    batch.sightings.sort_by(SightingRow::table_order);
+    SightingRow::sort_table_order(&mut batch.sightings);
     // One pair per device and epoch, however many of its sightings carried it.
     batch.bridges.sort_unstable();
     batch.bridges.dedup();

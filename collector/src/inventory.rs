@@ -7,6 +7,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use rustc_hash::FxHashMap;
+
 use tracing::{info, warn};
 
 use crate::ch::rows::{SensorSite, SiteCalibrationRow, SiteRules};
@@ -171,8 +173,8 @@ impl Rules {
     /// The rules of a site not in the inventory: the `[visits]` defaults, uncalibrated.
     pub fn defaults(v: &VisitsConfig) -> Rules {
         Rules {
-            sites: HashMap::new(),
-            calibrations: HashMap::new(),
+            sites: FxHashMap::default(),
+            calibrations: FxHashMap::default(),
             default: SiteRule {
                 board: false,
                 rssi_threshold_dbm: v.rssi_threshold_dbm(),

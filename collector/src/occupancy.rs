@@ -14,8 +14,10 @@
 //! days kept up to date as sightings arrive. When the input ends, every window up to the
 //! last sighting is written as it stands.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
 
 use crate::ch::rows::{day_of, OccupancyRow, TrafficRow};
 use crate::counting::{self, Calibration, Sensed, PRESENCE_GAP_MS, PRESENCE_PAD_MS};
@@ -41,7 +43,7 @@ pub enum Counted {
 
 /// The stage's state for the sites one worker owns.
 pub struct Occupancy {
-    sites: HashMap<Arc<str>, Site>,
+    sites: FxHashMap<Arc<str>, Site>,
     /// Sightings a site may hold; past it more are refused (counted in `refused`).
     max_held: usize,
     /// Days up to this one are incomplete: sightings read back at start-up begin in it (a
@@ -57,10 +59,8 @@ struct Site {
     held: usize,
     /// The longest sighting held, ms: how far back a window's sightings can start.
     longest_ms: i64,
-    /// Hours each globally addressed device was heard in, per (UTC day, device).
-    hours: HashMap<(i64, u64), HashSet<i64>>,
-    /// (day, device) heard in enough hours: fixtures.
-    fixed: HashSet<(i64, u64)>,
+    /// The hours each device was heard in, and the fixtures among them.
+    fixtures: counting::Fixtures,
     /// Windows from here on may have changed (late data, a new fixture).
     dirty_from: Option<i64>,
     /// Windows ending at or before this were final at the last emit.
@@ -70,13 +70,13 @@ struct Site {
     last_ms: i64,
     /// What was last written per (window length, start): people, lo, hi, global,
     /// randomized, fixtures.
-    written: HashMap<(u16, i64), [f64; 7]>,
+    written: FxHashMap<(u16, i64), [f64; 7]>,
     /// Hours decided by sightings up to here were final at the last emit.
     traffic_final: i64,
     /// Hours decided by sightings from here on may have changed (late data, a new fixture).
     traffic_dirty: Option<i64>,
     /// What was last written per hour.
-    traffic_written: HashMap<i64, Hour>,
+    traffic_written: FxHashMap<i64, Hour>,
     /// The state holds nothing before this day (UTC days since the epoch).
     kept_from_day: i64,
 }
@@ -85,7 +85,7 @@ impl Occupancy {
     /// A site holds at most `max_held` sightings.
     pub fn new(max_held: usize) -> Occupancy {
         Occupancy {
-            sites: HashMap::new(),
+            sites: FxHashMap::default(),
             max_held,
             incomplete_through: None,
             refused: 0,
@@ -110,22 +110,10 @@ impl Occupancy {
             self.incomplete_through = self.incomplete_through.max(Some(day));
         }
         let sensed = sensed(s);
-        let site = self.sites.entry(s.site.clone()).or_insert_with(|| Site {
-            sightings: BTreeMap::new(),
-            held: 0,
-            longest_ms: 0,
-            hours: HashMap::new(),
-            fixed: HashSet::new(),
-            dirty_from: None,
-            final_to: i64::MIN,
-            first_ms: s.first_ms,
-            last_ms: s.last_ms,
-            written: HashMap::new(),
-            traffic_final: i64::MIN,
-            traffic_dirty: None,
-            traffic_written: HashMap::new(),
-            kept_from_day: i64::MIN,
-        });
+        if !self.sites.contains_key(&s.site) {
+            self.sites.insert(s.site.clone(), Site::new(s));
+        }
+        let site = self.sites.get_mut(&s.site).expect("inserted");
         if site.held >= self.max_held {
             self.refused += 1;
             return;
@@ -136,14 +124,8 @@ impl Occupancy {
         // The earliest time the sighting changes: its start, or its day if it makes a
         // fixture (its whole day counts it apart).
         let mut changes = s.first_ms;
-        for (key, hour) in counting::hours_heard(&sensed) {
-            let hours = site.hours.entry(key).or_default();
-            if hours.insert(hour)
-                && hours.len() >= counting::FIXTURE_HOURS
-                && site.fixed.insert(key)
-            {
-                changes = changes.min(key.0 * DAY_MS);
-            }
+        if let Some(day) = site.fixtures.add(&sensed) {
+            changes = changes.min(day * DAY_MS);
         }
         let dirty = changes.min(s.first_ms - REACH_MS);
         if dirty < site.final_to {
@@ -228,8 +210,7 @@ impl Occupancy {
                 let keep = day * DAY_MS;
                 site.sightings = site.sightings.split_off(&(keep - site.longest_ms));
                 site.held = site.sightings.values().map(Vec::len).sum();
-                site.hours.retain(|(d, _), _| *d >= day);
-                site.fixed.retain(|(d, _)| *d >= day);
+                site.fixtures.keep_from(day);
                 site.written.retain(|(_, start), _| *start >= keep);
                 site.traffic_written.retain(|start, _| *start >= keep);
                 site.kept_from_day = day;
@@ -253,6 +234,25 @@ fn sensed(s: &Seen) -> Sensed {
 }
 
 impl Site {
+    /// An empty site, first seen in `s`.
+    fn new(s: &Seen) -> Site {
+        Site {
+            sightings: BTreeMap::new(),
+            held: 0,
+            longest_ms: 0,
+            fixtures: counting::Fixtures::default(),
+            dirty_from: None,
+            final_to: i64::MIN,
+            first_ms: s.first_ms,
+            last_ms: s.last_ms,
+            written: FxHashMap::default(),
+            traffic_final: i64::MIN,
+            traffic_dirty: None,
+            traffic_written: FxHashMap::default(),
+            kept_from_day: i64::MIN,
+        }
+    }
+
     /// The sightings held that reach into `[from, to]` (ms).
     fn reaching(&self, from: i64, to: i64) -> Vec<Sensed> {
         self.sightings
@@ -276,7 +276,7 @@ impl Site {
     ) {
         let sightings = self.reaching(from - setting.gap_ms, setting.decided_by(to));
         let tz = setting.rule.tz;
-        for hour in traffic::hours_between(&sightings, &self.fixed, setting, from, to) {
+        for hour in traffic::hours_between(&sightings, &self.fixtures.fixed, setting, from, to) {
             if self.traffic_written.get(&hour.start_ms) == Some(&hour) {
                 continue;
             }
@@ -328,7 +328,7 @@ impl Site {
             let window_ms = i64::from(mins) * 60_000;
             let windows = counting::estimate_between(
                 &sightings,
-                &self.fixed,
+                &self.fixtures.fixed,
                 window_ms,
                 cal,
                 from.max(self.first_ms),
@@ -401,7 +401,7 @@ mod tests {
     /// The rules of a store open all day, uncalibrated.
     fn rules() -> Rules {
         Rules {
-            sites: HashMap::new(),
+            sites: FxHashMap::default(),
             default: crate::visits::SiteRule {
                 board: false,
                 rssi_threshold_dbm: -70,
@@ -411,7 +411,7 @@ mod tests {
                 tz: chrono_tz::UTC,
                 capture_rate: None,
             },
-            calibrations: HashMap::new(),
+            calibrations: FxHashMap::default(),
             store_gap_ms: 10 * MIN,
             board_gap_ms: 30 * MIN,
             max_devices_per_site: usize::MAX,

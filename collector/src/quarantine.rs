@@ -53,7 +53,7 @@ pub fn hold(
         received_ms,
         reason: reason.as_str().to_owned(),
         detail: detail.to_owned(),
-        payload: String::from_utf8_lossy(payload).into_owned(),
+        payload: payload.to_vec(),
         state: HELD,
         requested: 0,
         version,
@@ -115,7 +115,8 @@ pub async fn requested(db: &clickhouse::Client) -> Result<Vec<QuarantineRow>, Qu
         r_ms: i64,
         why: String,
         what: String,
-        body: String,
+        #[serde(with = "serde_bytes")]
+        body: Vec<u8>,
         st: u8,
         rq: u64,
         v: u64,

@@ -7,6 +7,7 @@ pub enum Reason {
     PayloadTooLarge,
     BadTopic,
     MalformedJson,
+    MalformedBinary,
     UnsupportedVersion,
     SchemaMismatch,
     TopicMismatch,
@@ -17,10 +18,11 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 10] = [
+    pub const ALL: [Reason; 11] = [
         Reason::PayloadTooLarge,
         Reason::BadTopic,
         Reason::MalformedJson,
+        Reason::MalformedBinary,
         Reason::UnsupportedVersion,
         Reason::SchemaMismatch,
         Reason::TopicMismatch,
@@ -52,6 +54,7 @@ impl Reason {
             Reason::PayloadTooLarge => "payload_too_large",
             Reason::BadTopic => "bad_topic",
             Reason::MalformedJson => "malformed_json",
+            Reason::MalformedBinary => "malformed_binary",
             Reason::UnsupportedVersion => "unsupported_version",
             Reason::SchemaMismatch => "schema_mismatch",
             Reason::TopicMismatch => "topic_mismatch",

@@ -18,9 +18,11 @@
 //! is final once the watermark has passed that end, and the stream stage and an offline run
 //! over the same sightings give the same rows.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 
-use crate::counting::{fixture_key, is_fixture, Calibration, Identities, Identity, Sensed};
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use crate::counting::{self, fixture_key, is_fixture, Calibration, Identities, Identity, Sensed};
 use crate::visits::{Rules, SiteRule};
 
 pub const HOUR_MS: i64 = 3_600_000;
@@ -107,7 +109,7 @@ struct Stay {
 /// hour to [`Setting::decided_by`] the last (more is fine); `fixed` are the fixtures.
 pub fn hours_between(
     sightings: &[Sensed],
-    fixed: &HashSet<(i64, u64)>,
+    fixed: &counting::Fixed,
     setting: &Setting,
     from_ms: i64,
     to_ms: i64,
@@ -130,8 +132,8 @@ pub fn hours_between(
     }
     let identities = Identities::of(sightings);
     let mut spans: BTreeMap<Identity, Vec<&Sensed>> = BTreeMap::new();
-    let mut addresses: HashMap<i64, HashSet<u64>> = HashMap::new();
-    let mut fixtures: HashMap<i64, HashSet<u64>> = HashMap::new();
+    let mut addresses: FxHashMap<i64, FxHashSet<u64>> = FxHashMap::default();
+    let mut fixtures: FxHashMap<i64, FxHashSet<u64>> = FxHashMap::default();
     for s in sightings {
         if is_fixture(s, fixed) {
             let mut h = hour_start(s.first_ms, tz);
@@ -208,7 +210,7 @@ pub fn hours_between(
         .collect()
 }
 
-fn len(set: Option<&HashSet<u64>>) -> u32 {
+fn len(set: Option<&FxHashSet<u64>>) -> u32 {
     set.map_or(0, |s| u32::try_from(s.len()).unwrap_or(u32::MAX))
 }
 
@@ -267,7 +269,7 @@ mod tests {
             // Without a link: an address of its own, flagged.
             s(13, false, 0, 62, 63, -80),
         ];
-        let hours = hours_between(&v, &HashSet::new(), &store(), T0, T0 + HOUR_MS);
+        let hours = hours_between(&v, &counting::Fixed::default(), &store(), T0, T0 + HOUR_MS);
         assert_eq!(hours.len(), 2);
         let (h8, h9) = (&hours[0], &hours[1]);
         assert_eq!(h8.start_ms, T0);
@@ -286,7 +288,7 @@ mod tests {
         let mut setting = store();
         setting.calibration.people_per_device = 1.5;
         setting.rule.capture_rate = Some(0.5);
-        let h = &hours_between(&v, &HashSet::new(), &setting, T0, T0)[0];
+        let h = &hours_between(&v, &counting::Fixed::default(), &setting, T0, T0)[0];
         assert_eq!((h.visitors, h.passers_by), (3.0, 3.0));
     }
 
@@ -298,7 +300,7 @@ mod tests {
         setting.rule.open_hour = 0;
         setting.rule.close_hour = 24;
         let v = [s(1, true, 1, 10, 14, -50), s(2, true, 2, 20, 24, -50)];
-        let hours = hours_between(&v, &HashSet::new(), &setting, T0, T0 + 30 * MIN);
+        let hours = hours_between(&v, &counting::Fixed::default(), &setting, T0, T0 + 30 * MIN);
         let starts: Vec<i64> = hours.iter().map(|h| (h.start_ms - T0) / MIN).collect();
         assert_eq!(starts, [-45, 15]);
         assert_eq!(hours[0].visitor_devices, 1);
@@ -307,7 +309,7 @@ mod tests {
 
     #[test]
     fn fixtures_are_apart_and_an_hour_needs_only_its_reach() {
-        let fixed: HashSet<(i64, u64)> = [(T0.div_euclid(86_400_000), 20)].into();
+        let fixed: counting::Fixed = [(T0.div_euclid(86_400_000), 20)].into_iter().collect();
         let mut v = vec![s(20, true, 20, 0, 59, -40)];
         // A phone every 7 minutes all day long: one stay, started at 8:00.
         v.extend((0..100).map(|k| s(1, true, 1, 7 * k, 7 * k, -50)));

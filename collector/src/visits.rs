@@ -21,7 +21,7 @@
 //! (it is in the sightings table all the same).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, VecDeque};
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
@@ -122,10 +122,10 @@ impl SiteRule {
 /// The rules of every site, with the defaults for a site not (yet) in the inventory.
 #[derive(Clone, Debug)]
 pub struct Rules {
-    pub sites: HashMap<String, SiteRule>,
+    pub sites: FxHashMap<String, SiteRule>,
     pub default: SiteRule,
     /// Sites' counting calibrations (the rest are estimated uncalibrated).
-    pub calibrations: HashMap<String, Calibration>,
+    pub calibrations: FxHashMap<String, Calibration>,
     pub store_gap_ms: i64,
     pub board_gap_ms: i64,
     /// Devices (units) a site's state may hold: past it a new device's sightings are
@@ -553,7 +553,7 @@ fn row(
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashSet;
+    use std::collections::{HashMap, HashSet};
 
     use super::*;
 
@@ -563,8 +563,8 @@ mod tests {
 
     fn rules() -> Rules {
         Rules {
-            calibrations: HashMap::new(),
-            sites: HashMap::from([(
+            calibrations: FxHashMap::default(),
+            sites: FxHashMap::from_iter([(
                 "board".to_owned(),
                 SiteRule {
                     board: true,

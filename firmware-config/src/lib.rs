@@ -103,6 +103,7 @@ mod tests {
             ("[spool]\nmax_bytes = 10", "spool.max_bytes"),
             ("[spool]\nmemory_max_bytes = 10", "spool.memory_max_bytes"),
             ("[mqtt]\nkeep_acked_secs = 86400", "mqtt.keep_acked_secs"),
+            ("[mqtt]\nencoding = \"cbor\"", "mqtt.encoding"),
             ("[spool]\nfsync = \"sometimes\"", "fsync"),
             ("[sensor]\ncolour = \"red\"", "colour"),
         ];

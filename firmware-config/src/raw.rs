@@ -79,6 +79,7 @@ pub struct RawMqtt {
     pub max_inflight: u16,
     pub status_interval_secs: u64,
     pub keep_acked_secs: u64,
+    pub encoding: String,
 }
 
 #[derive(Debug, Deserialize)]

@@ -104,6 +104,8 @@ pub struct Mqtt {
     pub status_interval: Duration,
     /// How long an acknowledged batch is kept for a resend after a reconnect.
     pub keep_acked: Duration,
+    /// How envelopes are encoded on the wire.
+    pub encoding: wire::Encoding,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -421,6 +423,17 @@ impl Config {
             86_400,
         )?;
         let keep_acked = secs_in("mqtt.keep_acked_secs", m.keep_acked_secs, 0, 3600)?;
+        let encoding = match m.encoding.as_str() {
+            "json" => wire::Encoding::Json,
+            "binary" => wire::Encoding::Binary,
+            other => {
+                return Err(E::invalid(
+                    "mqtt.encoding",
+                    other,
+                    "expected \"json\" or \"binary\"",
+                ))
+            }
+        };
         let mqtt = Mqtt {
             host,
             port,
@@ -434,6 +447,7 @@ impl Config {
             max_inflight: m.max_inflight,
             status_interval,
             keep_acked,
+            encoding,
         };
 
         let p = raw.spool;

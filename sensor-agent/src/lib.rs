@@ -350,6 +350,7 @@ async fn with_publisher<T: Send + 'static>(
     let (l, t) = (loaded.clone(), telemetry.clone());
     let mut sink = SpoolSink {
         origin: loaded.origin(),
+        encoding: cfg.mqtt().encoding,
         spool,
         wake: wake.clone(),
     };

@@ -31,9 +31,10 @@ impl Origin {
     }
 }
 
-/// Appends each batch to the spool and wakes the publisher.
+/// Appends each batch to the spool, encoded for the wire, and wakes the publisher.
 pub struct SpoolSink {
     pub origin: Origin,
+    pub encoding: wire::Encoding,
     pub spool: Arc<Mutex<Spool>>,
     pub wake: Arc<Notify>,
 }
@@ -44,7 +45,7 @@ impl BatchSink for SpoolSink {
         let mut spool = self.spool.lock().expect("spool lock is never poisoned");
         spool.append(|seq| {
             let b = batch.take().expect("append calls its payload builder once");
-            serde_json::to_vec(&self.origin.envelope(seq, b)).expect("envelopes serialize")
+            self.origin.envelope(seq, b).encode(self.encoding)
         });
         drop(spool);
         self.wake.notify_one();

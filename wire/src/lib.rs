@@ -31,6 +31,34 @@
 //!   message carries the same `(device, first_seen)` with larger `last_seen`/`frames`, and the
 //!   last one for that key has `final: true`. Consumers keep the latest.
 //!
+//! # Binary encoding
+//! A sensor may send its envelopes in a binary layout instead of JSON ([`Encoding`], the
+//! agent's `mqtt.encoding`): the same fields and the same contract version, on the same
+//! topic. It exists for cost. A sighting is about 230 bytes of JSON and 46 bytes here (54
+//! with a link, 62 with a `next` key), which matters on a billboard's metered cellular link,
+//! and decoding it costs the collector a small fraction of parsing JSON (benches/README.md).
+//! It is not compressed: sensors are Raspberry-Pi-class, and the keys are random bytes that
+//! do not compress.
+//!
+//! Little-endian, fixed width:
+//! ```text
+//! magic      FF 46 46           (0xFF never occurs in UTF-8: no JSON payload starts so)
+//! format     u8 = 1             (the layout's own version, BINARY_FORMAT)
+//! v          u8                 (the contract version, as in JSON)
+//! sensor     u8 length, UTF-8
+//! site       u8 length, UTF-8
+//! seq u64, epoch u32, sent_at i64 (ms since the epoch, UTC), count u32
+//! count x sighting:
+//!   flags u8        bit 0 final, bit 1 class local, bit 2 link follows, bit 3 next follows;
+//!                   other bits must be 0
+//!   device u64, [link u64], [next u64], fingerprint u32,
+//!   first_seen i64, last_seen i64 (ms), frames u32, rssi_max i8, rssi_mean f32
+//! ```
+//! Nothing may follow the last sighting. A consumer refuses a payload that breaks the layout
+//! (reason `malformed_binary`, naming the field and the byte offset) and applies every other
+//! rule exactly as to JSON. Status messages stay JSON: they are few and retained for people
+//! to read.
+//!
 //! # Versions
 //! - **1**: the layout above without `link`.
 //! - **2**: every sighting carries `link`. Consumers accept both; a sighting
@@ -87,11 +115,13 @@
 //! - A report run after its boundary's pairs were dropped (more than an epoch after it)
 //!   splits devices at the boundary again, and says so (`bridged_boundaries`).
 
+mod binary;
 mod envelope;
 mod status;
 mod time;
 pub mod topic;
 
+pub use binary::{is_binary, version_of, BinaryError, BINARY_FORMAT, MAGIC};
 pub use envelope::{DeviceKey, Envelope, Fingerprint, IdentityClass, LinkKey, Sighting};
 pub use status::Status;
 pub use time::Millis;
@@ -101,6 +131,29 @@ pub use topic::{validate_id, InvalidId};
 pub const VERSION: u32 = 3;
 /// The oldest version consumers still accept.
 pub const MIN_VERSION: u32 = 1;
+
+/// How a sensor encodes its envelopes (see "Binary encoding"). Consumers read both, telling
+/// them apart by the first byte.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    /// The JSON layout: readable with any MQTT client, about 230 bytes a sighting.
+    #[default]
+    Json,
+    /// The binary layout: 46-62 bytes a sighting, and a fraction of JSON's CPU to encode and
+    /// decode.
+    Binary,
+}
+
+impl Envelope {
+    /// The envelope as a message payload in `encoding`.
+    pub fn encode(&self, encoding: Encoding) -> Vec<u8> {
+        match encoding {
+            Encoding::Json => serde_json::to_vec(self).expect("an envelope serializes"),
+            Encoding::Binary => self.to_binary(),
+        }
+    }
+}
 
 /// Whether a consumer of this build reads messages of contract version `v`.
 pub fn readable(v: u32) -> bool {

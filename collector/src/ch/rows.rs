@@ -2,7 +2,6 @@
 //! the helpers that define their key columns ([`day_of`], [`fnv64`]). Field order is the
 //! table's column order: the client writes RowBinary.
 
-use std::cmp::Ordering;
 use std::hash::Hasher;
 use std::sync::Arc;
 
@@ -36,23 +35,71 @@ pub struct SightingRow {
 }
 
 impl SightingRow {
-    /// The sightings table's ORDER BY (site, day, sensor, seq, idx), compared as ClickHouse
-    /// does (strings byte by byte).
-    pub fn table_order(a: &SightingRow, b: &SightingRow) -> Ordering {
-        shared_cmp(&a.site, &b.site)
-            .then(a.day.cmp(&b.day))
-            .then_with(|| shared_cmp(&a.sensor, &b.sensor))
-            .then(a.seq.cmp(&b.seq))
-            .then(a.idx.cmp(&b.idx))
+    /// Sorts `rows` into the sightings table's ORDER BY (site, day, sensor, seq, idx), with
+    /// strings compared as ClickHouse does (byte by byte).
+    ///
+    /// Sorts one small key per row (the site's and the sensor's rank among the batch's
+    /// distinct strings, day, seq, idx) and then moves each row once: sorting the rows
+    /// themselves moved and compared 100-byte rows O(n log n) times, a tenth of the
+    /// collector's CPU.
+    pub fn sort_table_order(rows: &mut Vec<SightingRow>) {
+        let mut keys: Vec<(u64, u64, u16, u32)> = {
+            let sites = Ranks::new(rows.iter().map(|r| &r.site));
+            let sensors = Ranks::new(rows.iter().map(|r| &r.sensor));
+            let (mut site, mut sensor) = (sites.cursor(), sensors.cursor());
+            rows.iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    let head = site(&r.site) << 40 | u64::from(r.day) << 24 | sensor(&r.sensor);
+                    (head, r.seq, r.idx, i as u32)
+                })
+                .collect()
+        };
+        keys.sort_unstable();
+        let mut slots: Vec<Option<SightingRow>> = rows.drain(..).map(Some).collect();
+        rows.extend(
+            keys.iter()
+                .map(|k| slots[k.3 as usize].take().expect("each row once")),
+        );
     }
 }
 
-/// Rows of one message share their strings: equal without comparing the bytes.
-fn shared_cmp(a: &Arc<str>, b: &Arc<str>) -> Ordering {
-    if Arc::ptr_eq(a, b) {
-        Ordering::Equal
-    } else {
-        a.as_bytes().cmp(b.as_bytes())
+/// The rank of each of a batch's distinct strings in byte order (at most 2^24 of them: a
+/// batch holds at most 10 M messages).
+struct Ranks<'a>(Vec<&'a Arc<str>>);
+
+impl<'a> Ranks<'a> {
+    fn new(all: impl Iterator<Item = &'a Arc<str>>) -> Ranks<'a> {
+        let mut distinct: Vec<&Arc<str>> = Vec::new();
+        for s in all {
+            // Rows of one message share their string: most rows repeat the last one.
+            if distinct.last().is_none_or(|last| !Arc::ptr_eq(last, s)) {
+                distinct.push(s);
+            }
+        }
+        distinct.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        distinct.dedup_by(|a, b| a == b);
+        assert!(
+            distinct.len() <= 1 << 24,
+            "at most 2^24 sites or sensors a batch"
+        );
+        Ranks(distinct)
+    }
+
+    /// Looks ranks up, remembering the last string (rows of a message come together).
+    fn cursor(&self) -> impl FnMut(&Arc<str>) -> u64 + '_ {
+        let mut last: Option<(Arc<str>, u64)> = None;
+        move |s| match &last {
+            Some((l, rank)) if Arc::ptr_eq(l, s) => *rank,
+            _ => {
+                let rank = self
+                    .0
+                    .binary_search_by(|d| d.as_bytes().cmp(s.as_bytes()))
+                    .expect("every string was ranked") as u64;
+                last = Some((s.clone(), rank));
+                rank
+            }
+        }
     }
 }
 
@@ -93,7 +140,9 @@ pub struct RejectedRow {
     pub payload_hash: u64,
     pub received_ms: i64,
     pub detail: String,
-    pub payload: String,
+    /// The payload's first bytes, as received (a binary envelope is not text).
+    #[serde(with = "serde_bytes")]
+    pub payload: Vec<u8>,
     pub payload_bytes: u32,
 }
 
@@ -106,7 +155,9 @@ pub struct QuarantineRow {
     pub received_ms: i64,
     pub reason: String,
     pub detail: String,
-    pub payload: String,
+    /// The whole payload, byte for byte: `requeue` decodes it again.
+    #[serde(with = "serde_bytes")]
+    pub payload: Vec<u8>,
     pub state: u8,
     /// The version of the `requeue` that asked for it last (0: none).
     pub requested: u64,

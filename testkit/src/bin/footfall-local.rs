@@ -39,9 +39,6 @@ enum Command {
     },
     /// Prints a free TCP port on 127.0.0.1.
     FreePort,
-    /// Publishes a simulated city's envelopes (fast mode) to the broker on PORT: one
-    /// mosquitto_pub per sensor, in parallel, QoS 1; returns once all are acknowledged.
-    PublishCity { city: PathBuf, port: u16 },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -58,7 +55,6 @@ fn main() {
             clickhouse,
         } => servers(&dir, mosquitto, clickhouse),
         Command::FreePort => println!("{}", testkit::free_port()),
-        Command::PublishCity { city, port } => testkit::publish_city(&city, port),
     }
 }
 
