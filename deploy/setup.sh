@@ -11,6 +11,8 @@
 #                                 which proves the schema and queries on a current release
 #   chromium, chromium-driver     a real browser for the dashboard's end-to-end tests (WebDriver)
 #   systemd                       systemd-analyze, which scores the shipped units' sandboxes
+#   zookeeper                     ZooKeeper 3.8 for the ClickHouse cluster test (replicated tables,
+#                                 ON CLUSTER DDL); tests start their own on free ports
 # and, if cargo is missing, a Rust toolchain through rustup; rustfmt and clippy components.
 # Uses sudo when not root. Idempotent: installs only what is missing.
 set -euo pipefail
@@ -19,7 +21,7 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
 need=()
-for pkg in mosquitto mosquitto-clients systemd libpcap-dev pkg-config tshark tcpdump time python3 python3-venv openssl build-essential ca-certificates curl clickhouse-server clickhouse-client chromium chromium-driver; do
+for pkg in mosquitto mosquitto-clients systemd libpcap-dev pkg-config tshark tcpdump time python3 python3-venv openssl build-essential ca-certificates curl clickhouse-server clickhouse-client chromium chromium-driver zookeeper; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ "${#need[@]}" -gt 0 ]; then

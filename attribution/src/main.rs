@@ -75,6 +75,10 @@ struct ReportArgs {
     /// For an https:// URL: the CA certificate (PEM) that signed the server's.
     #[arg(long)]
     ca_file: Option<PathBuf>,
+    /// The ClickHouse cluster the tables are spread over (as the collector's
+    /// `clickhouse.cluster`).
+    #[arg(long)]
+    cluster: Option<String>,
     /// The primary window in days [the campaign's window_days].
     #[arg(long)]
     window_days: Option<u32>,
@@ -217,6 +221,7 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
                 user,
                 password_env,
                 ca_file,
+                cluster,
                 window_days,
                 bootstrap,
                 seed,
@@ -235,6 +240,7 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
                 password_env,
                 compression: "lz4".into(),
                 ca_file,
+                cluster,
             })?
             .clients();
             let runtime = tokio::runtime::Builder::new_current_thread()

@@ -392,6 +392,7 @@ pub async fn run(
     let replay_db = db.clone();
     let mut committer = Committer {
         db,
+        bridges: cfg.clickhouse().local_table("bridges").into(),
         client: client.clone(),
         metrics: metrics.clone(),
         shutdown: shutdown.clone(),
@@ -503,6 +504,8 @@ pub async fn run(
 /// two batches in memory, and acknowledgements in arrival order.
 struct Committer {
     db: clickhouse::Client,
+    /// Where the bridges' partitions are dropped (on a cluster, the shards' tables).
+    bridges: Arc<str>,
     client: AsyncClient,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
@@ -517,15 +520,16 @@ impl Committer {
         if batch.messages.is_empty() && batch.quarantine.is_empty() {
             return Ok(());
         }
-        let (db, client, metrics, shutdown, feed) = (
+        let (db, bridges, client, metrics, shutdown, feed) = (
             self.db.clone(),
+            self.bridges.clone(),
             self.client.clone(),
             self.metrics.clone(),
             self.shutdown.clone(),
             self.feed.clone(),
         );
         self.inflight = Some(tokio::spawn(async move {
-            commit(&db, &client, &feed, batch, &metrics, &shutdown).await
+            commit(&db, &bridges, &client, &feed, batch, &metrics, &shutdown).await
         }));
         Ok(())
     }
@@ -544,6 +548,7 @@ impl Committer {
 /// acknowledging: the broker redelivers.
 async fn commit(
     db: &clickhouse::Client,
+    bridges: &str,
     client: &AsyncClient,
     feed: &Feed,
     mut batch: Batch,
@@ -571,7 +576,7 @@ async fn commit(
             ch::insert(db, "rejected", &b.rejected).await?;
             ch::insert(db, "quarantine", &b.quarantine).await?;
             match b.drop_bridges_before {
-                Some(epoch) => drop_bridges_before(db, epoch).await,
+                Some(epoch) => drop_bridges_before(db, bridges, epoch).await,
                 None => Ok(()),
             }
         },
@@ -617,6 +622,7 @@ async fn commit(
 /// pair links keys more than one boundary apart (wire crate docs, "Epoch bridges").
 async fn drop_bridges_before(
     db: &clickhouse::Client,
+    table: &str,
     epoch: u32,
 ) -> Result<(), clickhouse::error::Error> {
     let old: Vec<u32> = db
@@ -626,7 +632,7 @@ async fn drop_bridges_before(
         .await?;
     for e in old {
         // A partition id is bound like any value: the epoch is a number.
-        db.query("ALTER TABLE bridges DROP PARTITION ?")
+        db.query(&format!("ALTER TABLE {table} DROP PARTITION ?"))
             .bind(e)
             .execute()
             .await?;

@@ -111,6 +111,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), Error> 
         stream::recover(&db, &cfg, &current, &feed).await?;
         tokio::spawn(retention::run(
             db.clone(),
+            cfg.clickhouse().clone(),
             cfg.retention().to_vec(),
             shutdown.clone(),
         ));

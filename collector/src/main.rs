@@ -267,7 +267,8 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             let keys = firmware_config::read_opt_out(&keys, "--keys")?;
             collector::migrate::migrate(c.clickhouse()).await?;
             let (db, _) = c.clickhouse().clients();
-            let done = purge::purge(&db, &keys, Duration::from_secs(wait_secs)).await?;
+            let done =
+                purge::purge(&db, c.clickhouse(), &keys, Duration::from_secs(wait_secs)).await?;
             for (table, n) in &done.rows {
                 println!("{table}: {n} row(s) removed");
             }
@@ -279,7 +280,7 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             let c = Config::load(&config)?;
             collector::migrate::migrate(c.clickhouse()).await?;
             let (db, _) = c.clickhouse().clients();
-            let dropped = collector::retention::apply(&db, c.retention()).await?;
+            let dropped = collector::retention::apply(&db, c.clickhouse(), c.retention()).await?;
             for (table, month) in &dropped {
                 println!("{table}: dropped {month}");
             }

@@ -2,6 +2,8 @@
 //! Every statement is idempotent, so a migration cut short is simply applied again. An
 //! applied migration whose text changed since is refused: schema history is append-only.
 
+mod cluster;
+
 use sha2::{Digest, Sha256};
 
 use crate::ch::rows::Migration;
@@ -83,9 +85,13 @@ pub fn statements(sql: &str) -> Vec<String> {
 /// The (table, column) of an `ALTER TABLE t ADD COLUMN c ...` statement: ClickHouse 18.16
 /// has no `IF NOT EXISTS` there, so the migrator checks for the column itself.
 fn added_column(stmt: &str) -> Option<(&str, &str)> {
-    let words: Vec<&str> = stmt.split_whitespace().take(6).collect();
+    let words: Vec<&str> = stmt.split_whitespace().take(9).collect();
     match words[..] {
-        ["ALTER", "TABLE", table, "ADD", "COLUMN", column] => Some((table, column)),
+        ["ALTER", "TABLE", table, "ADD", "COLUMN", column, ..]
+        | ["ALTER", "TABLE", table, "ON", "CLUSTER", _, "ADD", "COLUMN", column, ..] => {
+            // A cluster's statements name the database too.
+            Some((table.rsplit('.').next().unwrap_or(table), column))
+        }
         _ => None,
     }
 }
@@ -135,16 +141,27 @@ pub enum MigrateError {
 /// those applied now.
 pub async fn migrate(c: &ClickHouseConfig) -> Result<Vec<&'static str>, MigrateError> {
     let (db, server) = c.clients();
+    let on_cluster = c
+        .cluster()
+        .map_or(String::new(), |name| format!(" ON CLUSTER {name}"));
     ch::execute(
         &server,
-        &format!("CREATE DATABASE IF NOT EXISTS {}", c.database()),
+        &format!("CREATE DATABASE IF NOT EXISTS {}{on_cluster}", c.database()),
     )
     .await
     .map_err(|source| MigrateError::Unreachable {
         url: c.url().to_owned(),
         source,
     })?;
-    ch::execute(&db, LEDGER).await?;
+    // The tables created so far, for a cluster's views.
+    let mut tables = Vec::new();
+    let mut for_server = |stmt: &str| match c.cluster() {
+        Some(name) => cluster::rewrite(stmt, name, c.database(), &mut tables),
+        None => vec![stmt.to_owned()],
+    };
+    for stmt in for_server(LEDGER) {
+        ch::execute(&db, &stmt).await?;
+    }
     let applied: Vec<Migration> = db
         .query("SELECT ?fields FROM schema_migrations FINAL ORDER BY version")
         .fetch_all()
@@ -162,9 +179,11 @@ pub async fn migrate(c: &ClickHouseConfig) -> Result<Vec<&'static str>, MigrateE
                     here: sum,
                 });
             }
+            // Its tables, for the views of later ones.
+            statements(sql).iter().for_each(|s| drop(for_server(s)));
             continue;
         }
-        for stmt in statements(sql) {
+        for stmt in statements(sql).iter().flat_map(|s| for_server(s)) {
             if let Some((table, column)) = added_column(&stmt) {
                 let there: u64 = db
                     .query(

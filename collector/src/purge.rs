@@ -48,6 +48,7 @@ pub enum PurgeError {
 /// Removes every row of `keys`, waiting up to `timeout` for ClickHouse to apply it.
 pub async fn purge(
     db: &clickhouse::Client,
+    ch: &warehouse::ClickHouseConfig,
     keys: &HashSet<DeviceKey>,
     timeout: Duration,
 ) -> Result<Purged, PurgeError> {
@@ -84,18 +85,22 @@ pub async fn purge(
         let n = count(table, cond).await?;
         out.rows.push((table, n));
         if n > 0 {
-            bind(&format!("ALTER TABLE {table} DELETE WHERE {cond}"))
-                .execute()
-                .await
-                .what(|| format!("deleting the keys' rows from {table}"))?;
+            bind(&format!(
+                "ALTER TABLE {} DELETE WHERE {cond}",
+                ch.local_table(table)
+            ))
+            .execute()
+            .await
+            .what(|| format!("deleting the keys' rows from {table}"))?;
         }
     }
     let held_cond = "match(payload, ?)";
     out.held = count("quarantine", held_cond).await?;
     if out.held > 0 {
         bind(&format!(
-            "ALTER TABLE quarantine UPDATE payload = replaceRegexpAll(payload, ?, '{PURGED}') \
-             WHERE {held_cond}"
+            "ALTER TABLE {} UPDATE payload = replaceRegexpAll(payload, ?, '{PURGED}') \
+             WHERE {held_cond}",
+            ch.local_table("quarantine")
         ))
         .execute()
         .await
@@ -104,7 +109,11 @@ pub async fn purge(
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let pending = db
-            .query("SELECT count() FROM system.mutations WHERE database = currentDatabase() AND is_done = 0")
+            .query(&format!(
+                "SELECT count() FROM {} WHERE database = ? AND is_done = 0",
+                ch.system_table("mutations")
+            ))
+            .bind(ch.database())
             .fetch_one::<u64>()
             .await
             .what(|| "reading the progress of the deletions (system.mutations)".into())?;

@@ -37,28 +37,33 @@ fn expired(partitions: &[u32], today: NaiveDate, days: u32) -> Vec<u32> {
 /// (table, month) pairs dropped.
 pub async fn apply(
     db: &clickhouse::Client,
+    ch: &warehouse::ClickHouseConfig,
     retention: &[(&'static str, u32)],
 ) -> Result<Vec<(&'static str, u32)>, QueryError> {
     let today = chrono::Utc::now().date_naive();
     let mut dropped = Vec::new();
     for &(table, days) in retention {
         let partitions: Vec<String> = db
-            .query(
-                "SELECT DISTINCT partition FROM system.parts WHERE database = currentDatabase() \
-                 AND table = ? AND active",
-            )
-            .bind(table)
+            .query(&format!(
+                "SELECT DISTINCT partition FROM {} WHERE database = ? AND table = ? AND active",
+                ch.system_table("parts")
+            ))
+            .bind(ch.database())
+            .bind(ch.part_table(table))
             .fetch_all()
             .await
             .what(|| format!("listing the months of {table}"))?;
         let months: Vec<u32> = partitions.iter().filter_map(|p| p.parse().ok()).collect();
         for month in expired(&months, today, days) {
             // A partition id is bound like any value: the month is a number.
-            db.query(&format!("ALTER TABLE {table} DROP PARTITION ?"))
-                .bind(month)
-                .execute()
-                .await
-                .what(|| format!("dropping {table}'s month {month}"))?;
+            db.query(&format!(
+                "ALTER TABLE {} DROP PARTITION ?",
+                ch.local_table(table)
+            ))
+            .bind(month)
+            .execute()
+            .await
+            .what(|| format!("dropping {table}'s month {month}"))?;
             info!(
                 table,
                 month, days, "retention: dropped a month past its retention"
@@ -73,6 +78,7 @@ pub async fn apply(
 /// tried again at the next round.
 pub async fn run(
     db: clickhouse::Client,
+    ch: warehouse::ClickHouseConfig,
     retention: Vec<(&'static str, u32)>,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
@@ -82,7 +88,7 @@ pub async fn run(
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        if let Err(e) = apply(&db, &retention).await {
+        if let Err(e) = apply(&db, &ch, &retention).await {
             warn!(error = %e, "retention not applied; trying again in an hour");
         }
     }

@@ -15,6 +15,8 @@ pub struct ClickHouse {
     pub tcp_port: u16,
     /// With TLS: the HTTPS port, and the directory of `server.crt` and `server.key`.
     https: Option<(u16, std::path::PathBuf)>,
+    /// More of `config.xml` (a cluster node's servers, ZooKeeper and macros).
+    extra: String,
     dir: Workdir,
     child: Option<Child>,
 }
@@ -36,10 +38,21 @@ impl ClickHouse {
     }
 
     fn launched(dir: Workdir, https: Option<(u16, std::path::PathBuf)>) -> ClickHouse {
+        ClickHouse::configured(dir, (free_port(), free_port()), https, String::new())
+    }
+
+    /// A server on the given (HTTP, native) ports with `extra` in its `config.xml`.
+    pub(crate) fn configured(
+        dir: Workdir,
+        (http_port, tcp_port): (u16, u16),
+        https: Option<(u16, std::path::PathBuf)>,
+        extra: String,
+    ) -> ClickHouse {
         let mut c = ClickHouse {
-            http_port: free_port(),
-            tcp_port: free_port(),
+            http_port,
+            tcp_port,
             https,
+            extra,
             dir,
             child: None,
         };
@@ -99,10 +112,11 @@ impl ClickHouse {
                  <default_profile>default</default_profile>\
                  <default_database>default</default_database>\n\
                  <mark_cache_size>268435456</mark_cache_size>\
-                 <max_concurrent_queries>100</max_concurrent_queries>\n</yandex>\n",
+                 <max_concurrent_queries>100</max_concurrent_queries>\n{extra}</yandex>\n",
                 d = d.display(),
                 http = self.http_port,
                 tcp = self.tcp_port,
+                extra = self.extra,
             ),
         )
         .expect("write config.xml");
@@ -154,6 +168,14 @@ impl ClickHouse {
             .unwrap_or_else(|e| panic!("ClickHouse refused {sql}: {e}"))
     }
 
+    /// Kills the server at once (SIGKILL): what it had not written is lost.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// Stops the server (SIGTERM, then SIGKILL after 20 s).
     pub fn stop(&mut self) {
         terminate(self.child.take(), Duration::from_secs(20));
@@ -162,9 +184,6 @@ impl ClickHouse {
 
 impl Drop for ClickHouse {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.kill();
     }
 }

@@ -4,7 +4,8 @@
 //! - [`Mosquitto`]: a real broker process on a free loopback port in a temp dir, which can be
 //!   stopped and restarted on the same port with its persistent sessions; [`Subscription`]:
 //!   `mosquitto_sub` (a client we did not write) recording payloads; [`mosquitto_pub_lines`].
-//! - [`ClickHouse`]: Debian's 18.16 as a server process; [`chdb_queries`]: 26.x in-process.
+//! - [`ClickHouse`]: Debian's 18.16 as a server process; [`chdb_queries`]: 26.x in-process;
+//!   [`ClickHouseCluster`]: shards of replicas on a [`ZooKeeper`].
 //! - [`tshark_probes`]: tshark's view of a capture, the parser oracle.
 //! - [`pcaps_dir`]: where the shared real captures are, failing loudly when absent;
 //!   [`FryzaDay`]: a labelled lab day (frames with the people in the room).
@@ -13,6 +14,7 @@
 
 mod chdb;
 mod clickhouse;
+mod cluster;
 mod fryza;
 mod layers;
 mod mosquitto;
@@ -28,6 +30,7 @@ use std::time::{Duration, Instant};
 
 pub use crate::chdb::*;
 pub use crate::clickhouse::*;
+pub use crate::cluster::*;
 pub use crate::fryza::*;
 pub use crate::layers::*;
 pub use crate::mosquitto::*;

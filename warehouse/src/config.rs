@@ -20,6 +20,9 @@ pub struct RawClickHouse {
     pub compression: String,
     /// For an `https://` URL: the CA certificate(s) (PEM) that signed the server's.
     pub ca_file: Option<PathBuf>,
+    /// The ClickHouse cluster (a `remote_servers` name) the tables are spread over, if any.
+    #[serde(default)]
+    pub cluster: Option<String>,
 }
 
 /// Where the tables live.
@@ -32,6 +35,7 @@ pub struct ClickHouseConfig {
     lz4: bool,
     /// The CA (PEM) of an `https://` server, read and checked at start.
     ca_pem: Option<Vec<u8>>,
+    cluster: Option<String>,
 }
 
 impl ClickHouseConfig {
@@ -79,6 +83,19 @@ impl ClickHouseConfig {
                 "must be letters, digits and _",
             ));
         }
+        if let Some(cluster) = &c.cluster {
+            if cluster.is_empty()
+                || !cluster
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            {
+                return Err(ConfigError::invalid(
+                    "clickhouse.cluster",
+                    cluster,
+                    "must be letters, digits and _ (a name in the servers' remote_servers)",
+                ));
+            }
+        }
         let lz4 = match c.compression.as_str() {
             "lz4" => true,
             "none" => false,
@@ -113,6 +130,7 @@ impl ClickHouseConfig {
             password,
             lz4,
             ca_pem,
+            cluster: c.cluster,
         })
     }
 
@@ -133,13 +151,55 @@ impl ClickHouseConfig {
         self.password.as_ref()
     }
 
+    /// The cluster the tables are spread over (see [`ClickHouseConfig::clients`]); letters,
+    /// digits and `_` only.
+    pub fn cluster(&self) -> Option<&str> {
+        self.cluster.as_deref()
+    }
+
+    /// The table that holds `table`'s rows on each node, for statements a Distributed table
+    /// does not take (mutations, DROP PARTITION): `table`, or on a cluster
+    /// `table_local ON CLUSTER name`.
+    pub fn local_table(&self, table: &str) -> String {
+        match &self.cluster {
+            // Named with the database: the other servers run it in their default one.
+            Some(c) => format!("{}.{table}_local ON CLUSTER {c}", self.database),
+            None => table.to_owned(),
+        }
+    }
+
+    /// A system table of every node the tables live on: `system.name`, or on a cluster
+    /// `cluster(name, system, table)` (its rows from one replica of each shard). Compare
+    /// its `database` with a bound [`ClickHouseConfig::database`]: `currentDatabase()` is
+    /// the remote node's default there.
+    pub fn system_table(&self, table: &str) -> String {
+        match &self.cluster {
+            Some(c) => format!("cluster({c}, system, {table})"),
+            None => format!("system.{table}"),
+        }
+    }
+
+    /// The name the parts of `table` have on each node (in `system.parts`).
+    pub fn part_table(&self, table: &str) -> String {
+        match &self.cluster {
+            Some(_) => format!("{table}_local"),
+            None => table.to_owned(),
+        }
+    }
+
     /// LZ4 on the wire (inserts and results), or none.
     pub fn lz4(&self) -> bool {
         self.lz4
     }
 
     /// A client for the configured database, and one for the server (to create the
-    /// database).
+    /// database). On a cluster, each table is a `Distributed` table over its replicated
+    /// shards (`<table>_local`), so the clients also: wait for an insert to reach its shard
+    /// (`insert_distributed_sync`: a committed batch is on its shard, not in a queue of the
+    /// node that took it), and read a distributed table inside a query's IN or JOIN once,
+    /// on the node that runs the query, sending the result to the shards
+    /// (`distributed_product_mode = 'global'`: a device's passes and visits live on
+    /// different shards, so each shard must see all of the other side).
     pub fn clients(&self) -> (clickhouse::Client, clickhouse::Client) {
         let password = self
             .password
@@ -152,6 +212,7 @@ impl ClickHouseConfig {
             database: &self.database,
             lz4: self.lz4,
             ca_pem: self.ca_pem.as_deref(),
+            cluster: self.cluster.is_some(),
         })
     }
 }

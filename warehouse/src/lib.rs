@@ -21,6 +21,8 @@ pub(crate) struct Target<'a> {
     pub lz4: bool,
     /// For an `https://` URL: the CA certificate(s), PEM, that signed the server's.
     pub ca_pem: Option<&'a [u8]>,
+    /// The tables are spread over a cluster (see [`ClickHouseConfig::clients`]).
+    pub cluster: bool,
 }
 
 /// A client for the target's database, and one for the server (to create the database).
@@ -40,6 +42,11 @@ pub(crate) fn clients(t: &Target) -> (clickhouse::Client, clickhouse::Client) {
         });
     if let Some(p) = t.password {
         server = server.with_password(p);
+    }
+    if t.cluster {
+        server = server
+            .with_setting("insert_distributed_sync", "1")
+            .with_setting("distributed_product_mode", "global");
     }
     (server.clone().with_database(t.database), server)
 }

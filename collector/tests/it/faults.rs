@@ -46,15 +46,27 @@ impl Setup {
     /// A configuration for collector `name` writing to database `db`; `mqtt` adds lines to
     /// its [mqtt] section, `extra` whole sections.
     fn config_for(&self, name: &str, db: &str, mqtt: &str, extra: &str) -> PathBuf {
+        self.config_on(&self.ch.url(), name, db, mqtt, extra)
+    }
+
+    /// As [`Setup::config_for`], on the ClickHouse at `clickhouse` (lines of the
+    /// [clickhouse] section may follow the URL).
+    fn config_on(
+        &self,
+        clickhouse: &str,
+        name: &str,
+        db: &str,
+        mqtt: &str,
+        extra: &str,
+    ) -> PathBuf {
         let path = self.dir.path().join(format!("{name}.toml"));
         std::fs::write(
             &path,
             format!(
-                "version = 1\n[clickhouse]\nurl = \"{}\"\ndatabase = \"{db}\"\n\
+                "version = 1\n[clickhouse]\nurl = \"{clickhouse}\"\ndatabase = \"{db}\"\n\
                  [mqtt]\nurl = \"{}\"\nclient_id = \"collector-{name}\"\nkeepalive_secs = 10\n{mqtt}\n\
                  [ingest]\nbatch_max_age_ms = 100\nmax_age_days = 3650\ninventory_refresh_secs = 1\n\
                  [metrics]\nlisten = \"127.0.0.1:{}\"\n{extra}\n",
-                self.ch.url(),
                 self.broker.url(),
                 free_port()
             ),
@@ -140,17 +152,7 @@ impl Setup {
 
     /// The visits table as readers see it (FINAL, not retracted; versions aside).
     fn visits(&self, db: &str) -> String {
-        let v = self.ch.query(&format!(
-            "SELECT site, day, device, visit_id, epoch, class, fingerprint, first_ms, last_ms, \
-             dwell_secs, rssi_max, sightings, kind FROM {db}.visits FINAL WHERE retracted = 0 \
-             ORDER BY site, device, first_ms"
-        ));
-        assert!(
-            v.lines().count() > 100,
-            "{db}: only {} visits",
-            v.lines().count()
-        );
-        v
+        visits_in(&self.ch, db)
     }
 
     /// Stays computed from the sightings table in one pass, independently of the collector:
@@ -245,6 +247,21 @@ impl Setup {
 }
 
 /// Asserts two table dumps are equal, showing the lines only one of them has.
+/// The current visits of database `db` on `ch`, one line each, in a fixed order.
+fn visits_in(ch: &ClickHouse, db: &str) -> String {
+    let v = ch.query(&format!(
+        "SELECT site, day, device, visit_id, epoch, class, fingerprint, first_ms, last_ms, \
+             dwell_secs, rssi_max, sightings, kind FROM {db}.visits FINAL WHERE retracted = 0 \
+             ORDER BY site, device, first_ms"
+    ));
+    assert!(
+        v.lines().count() > 100,
+        "{db}: only {} visits",
+        v.lines().count()
+    );
+    v
+}
+
 fn assert_same(left: &str, right: &str, what: &str) {
     if left == right {
         return;
@@ -729,4 +746,115 @@ fn floods_of_made_up_keys_unknown_sensors_duplicates_and_oversized_messages_stay
     );
     eprintln!("flood: the collector's peak RSS was {} MiB", peak >> 20);
     assert!(peak < 256 << 20, "peak RSS {} MiB", peak >> 20);
+}
+
+/// The same city into one ClickHouse and into a ClickHouse cluster (2 shards of 2 replicas
+/// on ZooKeeper, `clickhouse.cluster`), the cluster's through two collector processes (a
+/// timely cluster sharing the subscription) writing the Distributed tables, while one
+/// replica is SIGKILLed mid-ingest and started again: the cluster holds every sighting, the
+/// same visits and the same occupancy as the one server, and the killed replica catches up.
+#[test]
+fn a_clickhouse_cluster_holds_what_one_server_holds_through_a_replica_crash() {
+    let s = setup();
+    let mut cluster = testkit::ClickHouseCluster::start(2, 2);
+    let hostfile = s.dir.path().join("cluster-hosts");
+    std::fs::write(
+        &hostfile,
+        format!("127.0.0.1:{}\n127.0.0.1:{}\n", free_port(), free_port()),
+    )
+    .expect("hostfile");
+    let timely = |p: usize| {
+        format!(
+            "[timely]\nworkers = 1\nhostfile = \"{}\"\nprocess = {p}\n",
+            hostfile.display()
+        )
+    };
+    let shared = "shared_group = \"cluster\"";
+    let on = |node: usize| {
+        format!(
+            "{}\"\ncluster = \"{}",
+            cluster.nodes[node].url(),
+            cluster.name
+        )
+    };
+    let single = s.config("single");
+    // Each process talks to a different shard's first replica.
+    let first = s.config_on(&on(0), "first", "fleet", shared, &timely(0));
+    let second = s.config_on(&on(2), "second", "fleet", shared, &timely(1));
+    let mut children = [
+        s.start(&single, "single"),
+        s.start(&first, "first"),
+        s.start(&second, "second"),
+    ];
+    let publishing = s.publish(8, Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(900));
+    // Shard 1's second replica dies with inserts in flight, and comes back.
+    cluster.nodes[1].kill();
+    std::thread::sleep(Duration::from_secs(3));
+    cluster.nodes[1].launch();
+    publishing.join().expect("publisher");
+    s.wait_complete("single", Duration::from_secs(60));
+    let count = |node: usize, table: &str| -> u64 {
+        cluster.nodes[node]
+            .query(&format!("SELECT count() FROM fleet.{table} FINAL"))
+            .trim()
+            .parse()
+            .expect("a count")
+    };
+    let all = wait_for(Duration::from_secs(90), || {
+        (count(0, "sightings") == s.sightings).then_some(())
+    });
+    assert!(
+        all.is_some(),
+        "the cluster holds {} of {} sightings",
+        count(0, "sightings"),
+        s.sightings
+    );
+    let mut all: Vec<(&mut Child, &str)> = children
+        .iter_mut()
+        .zip(["single", "first", "second"])
+        .map(|(c, name)| (&mut c.0, name))
+        .collect();
+    s.term_all(&mut all);
+    assert_same(
+        &visits_in(&cluster.nodes[0], "fleet"),
+        &s.visits("single"),
+        "visits on the cluster and on one server",
+    );
+    let occupancy = |ch: &ClickHouse, db: &str| {
+        ch.query(&format!(
+            "SELECT site, window_mins, start_ms, people, lo, hi, fixtures FROM {db}.occupancy \
+             FINAL ORDER BY site, window_mins, start_ms"
+        ))
+    };
+    let one = occupancy(&s.ch, "single");
+    assert!(one.lines().count() > 100, "{} windows", one.lines().count());
+    assert_same(
+        &occupancy(&cluster.nodes[2], "fleet"),
+        &one,
+        "occupancy on the cluster and on one server",
+    );
+    // The sightings are spread over both shards, and each shard's replicas converge, the
+    // killed one included.
+    let shards: Vec<u64> = [0, 2]
+        .iter()
+        .map(|&n| count(n, "sightings_local"))
+        .collect();
+    assert!(shards.iter().all(|&n| n > 0), "{shards:?}");
+    assert_eq!(shards.iter().sum::<u64>(), s.sightings);
+    for (replica, of) in [(1, 0), (3, 2)] {
+        let caught_up = wait_for(Duration::from_secs(60), || {
+            (count(replica, "sightings_local") == count(of, "sightings_local")
+                && count(replica, "visits_local") == count(of, "visits_local"))
+            .then_some(())
+        });
+        assert!(
+            caught_up.is_some(),
+            "replica {replica}: {} sightings, {} visits; its twin {} and {}",
+            count(replica, "sightings_local"),
+            count(replica, "visits_local"),
+            count(of, "sightings_local"),
+            count(of, "visits_local")
+        );
+    }
 }

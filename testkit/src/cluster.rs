@@ -1,0 +1,141 @@
+//! A ClickHouse cluster as real processes: Debian's ZooKeeper 3.8 and ClickHouse 18.16
+//! servers as shards of replicas, all on free loopback ports, in temp dirs.
+
+use std::fs;
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::clickhouse::ClickHouse;
+use crate::process::Workdir;
+use crate::{free_port, wait_for};
+
+/// A standalone ZooKeeper server (Debian's `zookeeper` package), for replicated tables and
+/// distributed DDL.
+pub struct ZooKeeper {
+    pub port: u16,
+    dir: Workdir,
+    child: Option<Child>,
+}
+
+impl ZooKeeper {
+    pub fn start() -> ZooKeeper {
+        let dir = Workdir::temp();
+        let port = free_port();
+        let d = dir.path();
+        fs::create_dir_all(d.join("data")).expect("ZooKeeper's data dir");
+        fs::write(
+            d.join("zoo.cfg"),
+            format!(
+                "tickTime=500\ninitLimit=10\nsyncLimit=5\ndataDir={}/data\nclientPort={port}\n\
+                 clientPortAddress=127.0.0.1\nadmin.enableServer=false\nmaxClientCnxns=0\n",
+                d.display()
+            ),
+        )
+        .expect("write zoo.cfg");
+        let child = Command::new("java")
+            .args(["-Xmx256m", "-cp"])
+            .arg("/etc/zookeeper/conf_example:/usr/share/java/zookeeper.jar")
+            .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")
+            .arg(d.join("zoo.cfg"))
+            .current_dir(d)
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(d.join("zookeeper.log")).expect("the log"))
+            .spawn()
+            .expect("ZooKeeper is installed (deploy/setup.sh: the zookeeper package)");
+        let zk = ZooKeeper {
+            port,
+            dir,
+            child: Some(child),
+        };
+        let up = wait_for(Duration::from_secs(60), || {
+            TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        assert!(
+            up.is_some(),
+            "ZooKeeper did not listen on {port}:\n{}",
+            fs::read_to_string(zk.dir.path().join("zookeeper.log")).unwrap_or_default()
+        );
+        zk
+    }
+}
+
+impl Drop for ZooKeeper {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// ClickHouse servers as `shards` shards of `replicas` replicas each, named `name` in every
+/// server's `remote_servers`, with the `{shard}` and `{replica}` macros and distributed DDL
+/// on one ZooKeeper. `nodes` is shard-major: shard 1's replicas, then shard 2's, ...
+pub struct ClickHouseCluster {
+    pub name: &'static str,
+    pub nodes: Vec<ClickHouse>,
+    pub zookeeper: ZooKeeper,
+}
+
+impl ClickHouseCluster {
+    pub fn start(shards: usize, replicas: usize) -> ClickHouseCluster {
+        let name = "footfall";
+        let zookeeper = ZooKeeper::start();
+        let ports: Vec<(u16, u16, u16)> = (0..shards * replicas)
+            .map(|_| (free_port(), free_port(), free_port()))
+            .collect();
+        let servers: String = ports
+            .chunks(replicas)
+            .map(|shard| {
+                let replicas: String = shard
+                    .iter()
+                    .map(|(_, tcp, _)| {
+                        format!("<replica><host>127.0.0.1</host><port>{tcp}</port></replica>")
+                    })
+                    .collect();
+                format!(
+                    "<shard><internal_replication>true</internal_replication>{replicas}</shard>"
+                )
+            })
+            .collect();
+        let nodes = ports
+            .iter()
+            .enumerate()
+            .map(|(i, &(http, tcp, interserver))| {
+                let extra = format!(
+                    "<remote_servers><{name}>{servers}</{name}></remote_servers>\n\
+                     <zookeeper><node><host>127.0.0.1</host><port>{zk}</port></node>\
+                     <session_timeout_ms>10000</session_timeout_ms></zookeeper>\n\
+                     <macros><shard>{shard}</shard><replica>r{replica}</replica></macros>\n\
+                     <interserver_http_port>{interserver}</interserver_http_port>\
+                     <interserver_http_host>127.0.0.1</interserver_http_host>\n\
+                     <distributed_ddl><path>/clickhouse/task_queue/ddl</path></distributed_ddl>\n",
+                    zk = zookeeper.port,
+                    shard = i / replicas + 1,
+                    replica = i % replicas + 1,
+                );
+                ClickHouse::configured(Workdir::temp(), (http, tcp), None, extra)
+            })
+            .collect();
+        let cluster = ClickHouseCluster {
+            name,
+            nodes,
+            zookeeper,
+        };
+        // Distributed DDL needs each server's ZooKeeper session: one made just now may not
+        // be up yet.
+        for node in &cluster.nodes {
+            let session = wait_for(Duration::from_secs(60), || {
+                node.try_query("SELECT count() FROM system.zookeeper WHERE path = '/'")
+                    .ok()
+            });
+            assert!(
+                session.is_some(),
+                "ClickHouse on {} has no ZooKeeper session",
+                node.tcp_port
+            );
+        }
+        cluster
+    }
+}
