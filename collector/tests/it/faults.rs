@@ -834,6 +834,58 @@ fn a_clickhouse_cluster_holds_what_one_server_holds_through_a_replica_crash() {
         &one,
         "occupancy on the cluster and on one server",
     );
+    // The campaign's report from the cluster (the attribution reads the Distributed tables,
+    // joining devices across shards) is the one server's, figure for figure.
+    let report = |config: &Path, url: &str, db: &str, cluster: &[&str], out: &str| {
+        for (kind, file) in [
+            ("ad-plays", "ad_plays.csv"),
+            ("campaigns", "campaigns.jsonl"),
+            ("receipts", "receipts.csv"),
+            ("links", "links.csv"),
+        ] {
+            let path = s.dir.path().join("city").join(file);
+            assert_success(&collector(
+                &["import", kind, path.to_str().expect("utf-8")],
+                config,
+            ));
+        }
+        let out = s.dir.path().join(out);
+        assert_success(
+            &Command::new(testkit::workspace_bin("footfall-attribution"))
+                .args(["report", "--campaign", "acme-tiny", "--bootstrap", "400"])
+                .args(["--clickhouse-url", url, "--database", db])
+                .args(cluster)
+                .arg("--out")
+                .arg(&out)
+                .output()
+                .expect("footfall-attribution runs"),
+        );
+        ["windows.csv", "boards.csv", "daily.csv"]
+            .map(|t| std::fs::read_to_string(out.join(t)).expect("the report's tables"))
+            .concat()
+    };
+    let one = report(&single, &s.ch.url(), "single", &[], "report-single");
+    let spread = report(
+        &first,
+        &cluster.nodes[3].url(),
+        "fleet",
+        &["--cluster", cluster.name],
+        "report-cluster",
+    );
+    // Not an empty comparison: devices passed the boards on both sides.
+    let windows = std::fs::read_to_string(s.dir.path().join("report-single/windows.csv"))
+        .expect("windows.csv");
+    let header: Vec<&str> = windows.lines().next().expect("a header").split(',').collect();
+    let column = |name: &str| header.iter().position(|h| *h == name).expect(name);
+    let (exposed, control) = (column("n_exposed"), column("n_control"));
+    assert!(
+        windows.lines().skip(1).any(|row| {
+            let f: Vec<&str> = row.split(',').collect();
+            f[exposed] != "0" && f[control] != "0"
+        }),
+        "{windows}"
+    );
+    assert_same(&spread, &one, "the report on the cluster and on one server");
     // The sightings are spread over both shards, and each shard's replicas converge, the
     // killed one included.
     let shards: Vec<u64> = [0, 2]
