@@ -141,6 +141,12 @@ pub enum MigrateError {
 /// those applied now.
 pub async fn migrate(c: &ClickHouseConfig) -> Result<Vec<&'static str>, MigrateError> {
     let (db, server) = c.clients();
+    // A DDL statement's errors in its status, not a connection cut mid-response (a
+    // cluster's statements stream each server's result as it comes).
+    let (db, server) = (
+        db.with_setting("wait_end_of_query", "1"),
+        server.with_setting("wait_end_of_query", "1"),
+    );
     let on_cluster = c
         .cluster()
         .map_or(String::new(), |name| format!(" ON CLUSTER {name}"));

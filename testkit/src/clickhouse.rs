@@ -17,6 +17,8 @@ pub struct ClickHouse {
     https: Option<(u16, std::path::PathBuf)>,
     /// More of `config.xml` (a cluster node's servers, ZooKeeper and macros).
     extra: String,
+    /// More settings of the default profile (`users.xml`).
+    profile: String,
     dir: Workdir,
     child: Option<Child>,
 }
@@ -38,21 +40,24 @@ impl ClickHouse {
     }
 
     fn launched(dir: Workdir, https: Option<(u16, std::path::PathBuf)>) -> ClickHouse {
-        ClickHouse::configured(dir, (free_port(), free_port()), https, String::new())
+        let ports = (free_port(), free_port());
+        ClickHouse::configured(dir, ports, https, (String::new(), String::new()))
     }
 
-    /// A server on the given (HTTP, native) ports with `extra` in its `config.xml`.
+    /// A server on the given (HTTP, native) ports with `extra` in its `config.xml` and
+    /// `profile` in its default profile.
     pub(crate) fn configured(
         dir: Workdir,
         (http_port, tcp_port): (u16, u16),
         https: Option<(u16, std::path::PathBuf)>,
-        extra: String,
+        (extra, profile): (String, String),
     ) -> ClickHouse {
         let mut c = ClickHouse {
             http_port,
             tcp_port,
             https,
             extra,
+            profile,
             dir,
             child: None,
         };
@@ -122,11 +127,15 @@ impl ClickHouse {
         .expect("write config.xml");
         fs::write(
             d.join("users.xml"),
-            "<?xml version=\"1.0\"?>\n<yandex>\n\
-             <profiles><default><max_memory_usage>4000000000</max_memory_usage></default></profiles>\n\
-             <users><default><password></password><networks><ip>127.0.0.1</ip><ip>::1</ip>\
-             </networks><profile>default</profile><quota>default</quota></default></users>\n\
-             <quotas><default></default></quotas>\n</yandex>\n",
+            format!(
+                "<?xml version=\"1.0\"?>\n<yandex>\n\
+                 <profiles><default><max_memory_usage>4000000000</max_memory_usage>{}\
+                 </default></profiles>\n\
+                 <users><default><password></password><networks><ip>127.0.0.1</ip><ip>::1</ip>\
+                 </networks><profile>default</profile><quota>default</quota></default></users>\n\
+                 <quotas><default></default></quotas>\n</yandex>\n",
+                self.profile
+            ),
         )
         .expect("write users.xml");
         let child = Command::new("/usr/sbin/clickhouse-server")

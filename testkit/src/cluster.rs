@@ -2,6 +2,7 @@
 //! servers as shards of replicas, all on free loopback ports, in temp dirs.
 
 use std::fs;
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -28,7 +29,8 @@ impl ZooKeeper {
             d.join("zoo.cfg"),
             format!(
                 "tickTime=500\ninitLimit=10\nsyncLimit=5\ndataDir={}/data\nclientPort={port}\n\
-                 clientPortAddress=127.0.0.1\nadmin.enableServer=false\nmaxClientCnxns=0\n",
+                 clientPortAddress=127.0.0.1\nadmin.enableServer=false\nmaxClientCnxns=0\n\
+                 4lw.commands.whitelist=srvr\n",
                 d.display()
             ),
         )
@@ -48,8 +50,15 @@ impl ZooKeeper {
             dir,
             child: Some(child),
         };
+        // Serving, not only listening (it refuses sessions while it starts): a ClickHouse
+        // 18.16 whose DDL worker found no ZooKeeper at its start crashes on the first
+        // ON CLUSTER statement.
         let up = wait_for(Duration::from_secs(60), || {
-            TcpStream::connect(("127.0.0.1", port)).ok()
+            let mut c = TcpStream::connect(("127.0.0.1", port)).ok()?;
+            c.write_all(b"srvr").ok()?;
+            let mut answer = String::new();
+            c.read_to_string(&mut answer).ok()?;
+            answer.contains("Mode: standalone").then_some(())
         });
         assert!(
             up.is_some(),
@@ -72,6 +81,8 @@ impl Drop for ZooKeeper {
 /// ClickHouse servers as `shards` shards of `replicas` replicas each, named `name` in every
 /// server's `remote_servers`, with the `{shard}` and `{replica}` macros and distributed DDL
 /// on one ZooKeeper. `nodes` is shard-major: shard 1's replicas, then shard 2's, ...
+/// Inserts into a Distributed table return once the rows are on their shard
+/// (`insert_distributed_sync` in the default profile).
 pub struct ClickHouseCluster {
     pub name: &'static str,
     pub nodes: Vec<ClickHouse>,
@@ -115,7 +126,10 @@ impl ClickHouseCluster {
                     shard = i / replicas + 1,
                     replica = i % replicas + 1,
                 );
-                ClickHouse::configured(Workdir::temp(), (http, tcp), None, extra)
+                // A test's INSERT through clickhouse-client lands on its shard before it
+                // returns, as the collector's do (its client asks for the same).
+                let profile = "<insert_distributed_sync>1</insert_distributed_sync>".to_owned();
+                ClickHouse::configured(Workdir::temp(), (http, tcp), None, (extra, profile))
             })
             .collect();
         let cluster = ClickHouseCluster {

@@ -875,7 +875,12 @@ fn a_clickhouse_cluster_holds_what_one_server_holds_through_a_replica_crash() {
     // Not an empty comparison: devices passed the boards on both sides.
     let windows = std::fs::read_to_string(s.dir.path().join("report-single/windows.csv"))
         .expect("windows.csv");
-    let header: Vec<&str> = windows.lines().next().expect("a header").split(',').collect();
+    let header: Vec<&str> = windows
+        .lines()
+        .next()
+        .expect("a header")
+        .split(',')
+        .collect();
     let column = |name: &str| header.iter().position(|h| *h == name).expect(name);
     let (exposed, control) = (column("n_exposed"), column("n_control"));
     assert!(

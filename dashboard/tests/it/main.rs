@@ -2,6 +2,7 @@
 //! HTTP, signed in with a user from its users file.
 
 mod browser;
+mod cluster;
 mod compare;
 mod modern;
 mod sensors;

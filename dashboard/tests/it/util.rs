@@ -11,9 +11,15 @@ use testkit::{free_port, wait_for, ClickHouse};
 /// A ClickHouse with the collector's schema.
 pub fn clickhouse() -> ClickHouse {
     let ch = ClickHouse::start();
+    migrate(&ch.url());
+    ch
+}
+
+/// The collector's schema on the ClickHouse at `clickhouse` (lines of the [clickhouse]
+/// section may follow the URL).
+pub fn migrate(clickhouse: &str) {
     let cfg = collector::config::Config::parse(&format!(
-        "version = 1\n[clickhouse]\nurl = \"{}\"\n",
-        ch.url()
+        "version = 1\n[clickhouse]\nurl = \"{clickhouse}\"\n"
     ))
     .expect("config");
     tokio::runtime::Builder::new_current_thread()
@@ -22,7 +28,6 @@ pub fn clickhouse() -> ClickHouse {
         .expect("runtime")
         .block_on(collector::migrate::migrate(cfg.clickhouse()))
         .expect("migrate");
-    ch
 }
 
 /// The dashboard process, stopped when dropped.
@@ -57,6 +62,12 @@ pub fn add_user(users: &Path, name: &str, password: &str, brands: &str) {
 }
 
 pub fn start(dir: &Path, ch: &ClickHouse) -> Dashboard {
+    start_on(dir, &ch.url())
+}
+
+/// As [`start`], on the ClickHouse at `clickhouse` (lines of the [clickhouse] section may
+/// follow the URL).
+pub fn start_on(dir: &Path, clickhouse: &str) -> Dashboard {
     let key = dir.join("session.key");
     std::fs::write(&key, (0..64u8).collect::<Vec<u8>>()).expect("key");
     std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
@@ -69,10 +80,9 @@ pub fn start(dir: &Path, ch: &ClickHouse) -> Dashboard {
     std::fs::write(
         &cfg,
         format!(
-            "version = 1\n[clickhouse]\nurl = \"{}\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n\
+            "version = 1\n[clickhouse]\nurl = \"{clickhouse}\"\n[http]\nlisten = \"127.0.0.1:{port}\"\n\
              [auth]\nusers_file = \"{}\"\nsession_key_file = \"{}\"\n[privacy]\nmin_devices = 20\ncount_min_devices = 15\n\
              [reports]\ndir = \"{}\"\n",
-            ch.url(),
             users.display(),
             key.display(),
             dir.join("reports").display()
