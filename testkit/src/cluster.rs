@@ -4,11 +4,11 @@
 use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::clickhouse::ClickHouse;
-use crate::process::Workdir;
+use crate::process::{KillOnDrop, Workdir};
 use crate::{free_port, wait_for};
 
 /// A standalone ZooKeeper server (Debian's `zookeeper` package), for replicated tables and
@@ -16,7 +16,7 @@ use crate::{free_port, wait_for};
 pub struct ZooKeeper {
     pub port: u16,
     dir: Workdir,
-    child: Option<Child>,
+    _child: KillOnDrop,
 }
 
 impl ZooKeeper {
@@ -48,7 +48,7 @@ impl ZooKeeper {
         let zk = ZooKeeper {
             port,
             dir,
-            child: Some(child),
+            _child: KillOnDrop(child),
         };
         // Serving, not only listening (it refuses sessions while it starts): a ClickHouse
         // 18.16 whose DDL worker found no ZooKeeper at its start crashes on the first
@@ -66,15 +66,6 @@ impl ZooKeeper {
             fs::read_to_string(zk.dir.path().join("zookeeper.log")).unwrap_or_default()
         );
         zk
-    }
-}
-
-impl Drop for ZooKeeper {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
     }
 }
 

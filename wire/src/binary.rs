@@ -218,44 +218,31 @@ impl Reader<'_> {
 mod tests {
     use super::*;
 
+    /// The documented sample, with sightings that have no link, a `next` key, or neither.
     fn envelope() -> Envelope {
-        let sighting = |device: u64, link, next, class, is_final| Sighting {
-            device: DeviceKey(device),
-            link,
-            next,
-            class,
-            fingerprint: Fingerprint(0x1a2b_3c4d),
-            first_seen: Millis(1_668_506_341_003),
-            last_seen: Millis(1_668_506_398_870),
-            frames: 12,
-            rssi_max: -51,
-            rssi_mean: -63.4,
-            is_final,
-        };
+        let base = crate::envelope::tests::sample();
+        let one = base.sightings[0].clone();
         Envelope {
-            v: crate::VERSION,
-            sensor: "s-01".into(),
-            site: "store-7".into(),
-            seq: 42,
-            epoch: 437,
-            sent_at: Millis(1_668_506_405_120),
             sightings: vec![
-                sighting(
-                    0x9f86_d081_884c_7d65,
-                    None,
-                    None,
-                    IdentityClass::Global,
-                    true,
-                ),
-                sighting(
-                    u64::MAX,
-                    Some(LinkKey(0x0b1e_55ed_c0ff_ee00)),
-                    Some(DeviceKey(7)),
-                    IdentityClass::Local,
-                    false,
-                ),
-                sighting(1, Some(LinkKey(1)), None, IdentityClass::Local, true),
+                Sighting {
+                    link: None,
+                    ..one.clone()
+                },
+                Sighting {
+                    device: DeviceKey(u64::MAX),
+                    next: Some(DeviceKey(7)),
+                    class: IdentityClass::Local,
+                    is_final: false,
+                    ..one.clone()
+                },
+                Sighting {
+                    device: DeviceKey(1),
+                    link: Some(LinkKey(1)),
+                    class: IdentityClass::Local,
+                    ..one
+                },
             ],
+            ..base
         }
     }
 

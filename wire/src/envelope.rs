@@ -199,12 +199,13 @@ impl Envelope {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use proptest::prelude::*;
 
     use super::*;
 
-    fn sample() -> Envelope {
+    /// The envelope of the crate docs' layout.
+    pub(crate) fn sample() -> Envelope {
         Envelope {
             v: crate::VERSION,
             sensor: "s-01".into(),
@@ -374,7 +375,8 @@ mod tests {
             let e = Envelope { seq, epoch, sightings, ..sample() };
             let json = serde_json::to_vec(&e).expect("serializable");
             let back: Envelope = serde_json::from_slice(&json).expect("round trip");
-            prop_assert_eq!(back, e);
+            prop_assert_eq!(&back, &e);
+            prop_assert_eq!(Envelope::from_binary(&e.to_binary()), Ok(e));
         }
     }
 }

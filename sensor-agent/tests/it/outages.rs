@@ -1,4 +1,5 @@
-//! Outages end to end, with real processes: agents replay real captures at a steady pace
+//! Outages end to end, with real processes: agents replay real captures at a steady pace (one
+//! of them in the binary encoding)
 //! through Mosquitto (with the shipped file's persistence and queue settings) to a
 //! collector and ClickHouse, while one part after another fails. Afterwards every sighting
 //! the agents' summaries say they produced is in the `sightings` table exactly once (every
@@ -203,7 +204,12 @@ impl Fleet {
     fn start_agents(&mut self, run: Duration, namespace: Option<&str>) {
         for (i, name) in CAPTURES.iter().enumerate() {
             let id = format!("s-{}", i + 1);
-            let sensor = Sensor::new(&self.broker.url(), "[mqtt]\nbatch_max_sightings = 20\n");
+            // The second agent sends the binary encoding: the collector takes both at once.
+            let encoding = if i == 1 { "binary" } else { "json" };
+            let sensor = Sensor::new(
+                &self.broker.url(),
+                &format!("[mqtt]\nbatch_max_sightings = 20\nencoding = \"{encoding}\"\n"),
+            );
             sensor.edit_config("id = \"s-1\"", &format!("id = \"{id}\""));
             sensor.edit_config("site = \"lab\"", &format!("site = \"lab-{}\"", i + 1));
             let pcap = capture(name);
