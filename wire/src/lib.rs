@@ -34,9 +34,10 @@
 //! # Binary encoding
 //! A sensor may send its envelopes in a binary layout instead of JSON ([`Encoding`], the
 //! agent's `mqtt.encoding`): the same fields and the same contract version, on the same
-//! topic. It exists for cost. A sighting is about 230 bytes of JSON and 46 bytes here (54
-//! with a link, 62 with a `next` key), which matters on a billboard's metered cellular link,
-//! and decoding it costs the collector a small fraction of parsing JSON (benches/README.md).
+//! topic. It exists for cost. A sighting is about 230 bytes of JSON and 38 bytes here (46
+//! with a link, as every current agent sends, 54 with a `next` key too), which matters on a
+//! billboard's metered cellular link, and decoding it costs the collector a small fraction
+//! of parsing JSON (benches/README.md).
 //! It is not compressed: sensors are Raspberry-Pi-class, and the keys are random bytes that
 //! do not compress.
 //!
@@ -140,7 +141,7 @@ pub enum Encoding {
     /// The JSON layout: readable with any MQTT client, about 230 bytes a sighting.
     #[default]
     Json,
-    /// The binary layout: 46-62 bytes a sighting, and a fraction of JSON's CPU to encode and
+    /// The binary layout: 38-54 bytes a sighting, and a fraction of JSON's CPU to encode and
     /// decode.
     Binary,
 }
