@@ -109,9 +109,12 @@ impl Loaded {
                 };
                 match firmware_config::read_opt_out(path, "identity.opt_out_file") {
                     Ok(list) => {
-                        info!(keys = list.len(), "opt-out list read again (SIGHUP)");
+                        let keys = list.len();
                         *reload.list.lock().expect("not poisoned") = Some(list);
                         reload.pending.store(true, Relaxed);
+                        // Logged once the next frame will apply it (a test waits for the
+                        // line, then sends that frame).
+                        info!(keys, "opt-out list read again (SIGHUP)");
                     }
                     Err(e) => {
                         tracing::error!(error = %e, "the opt-out list was not read again; the last one stays");
