@@ -162,7 +162,7 @@ pub async fn migrate(c: &ClickHouseConfig) -> Result<Vec<&'static str>, MigrateE
     // The tables created so far, for a cluster's views.
     let mut tables = Vec::new();
     let mut for_server = |stmt: &str| match c.cluster() {
-        Some(name) => cluster::rewrite(stmt, name, c.database(), &mut tables),
+        Some(_) => cluster::rewrite(stmt, c, &mut tables),
         None => vec![stmt.to_owned()],
     };
     for stmt in for_server(LEDGER) {

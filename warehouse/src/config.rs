@@ -25,6 +25,11 @@ pub struct RawClickHouse {
     pub cluster: Option<String>,
 }
 
+/// Letters, digits and `_`, at least one: a name safe to write into a statement.
+fn plain_name(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
 /// Where the tables live.
 #[derive(Debug, Clone)]
 pub struct ClickHouseConfig {
@@ -71,12 +76,7 @@ impl ClickHouseConfig {
             }
             (None, false) => None,
         };
-        if c.database.is_empty()
-            || !c
-                .database
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        {
+        if !plain_name(&c.database) {
             return Err(ConfigError::invalid(
                 "clickhouse.database",
                 &c.database,
@@ -84,11 +84,7 @@ impl ClickHouseConfig {
             ));
         }
         if let Some(cluster) = &c.cluster {
-            if cluster.is_empty()
-                || !cluster
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-            {
+            if !plain_name(cluster) {
                 return Err(ConfigError::invalid(
                     "clickhouse.cluster",
                     cluster,

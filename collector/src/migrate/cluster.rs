@@ -13,20 +13,21 @@
 //! (mutations, DROP PARTITION) go to the local tables `ON CLUSTER`
 //! ([`warehouse::ClickHouseConfig::local_table`]).
 
+use warehouse::ClickHouseConfig;
+
 /// The cluster's statements for one statement of the single-server schema, in order.
 /// `tables`: the tables created so far (a materialized view reads their local twins).
 pub fn rewrite(
     stmt: &str,
-    cluster: &str,
-    database: &str,
+    c: &ClickHouseConfig,
     tables: &mut Vec<(String, String)>,
 ) -> Vec<String> {
     let words: Vec<&str> = stmt.split_whitespace().collect();
     match words[..] {
         ["CREATE", "TABLE", "IF", "NOT", "EXISTS", name, ..] => {
-            let (local, key) = table(stmt, name, cluster, database);
+            let (local, key) = table(stmt, name, c);
             tables.push((name.to_owned(), key.clone()));
-            vec![local, distributed(name, &key, cluster, database)]
+            vec![local, distributed(name, &key, c)]
         }
         ["CREATE", "MATERIALIZED", "VIEW", "IF", "NOT", "EXISTS", view, "TO", target, ..] => {
             let head = format!("CREATE MATERIALIZED VIEW IF NOT EXISTS {view} TO {target}");
@@ -34,7 +35,7 @@ pub fn rewrite(
             // The view sees the inserts each server takes into its local table, and writes
             // the local table of its target there.
             let body = tables.iter().fold(body.to_owned(), |b, (t, _)| {
-                let (from, local) = (format!("FROM {t}"), format!("FROM {database}.{t}_local"));
+                let (from, local) = (format!("FROM {t}"), format!("FROM {}", local(c, t)));
                 match b.strip_suffix(&from) {
                     Some(head) => format!("{head}{local}"),
                     None => b
@@ -43,8 +44,10 @@ pub fn rewrite(
                 }
             });
             vec![format!(
-                "CREATE MATERIALIZED VIEW IF NOT EXISTS {database}.{view} ON CLUSTER {cluster} \
-                 TO {database}.{target}_local{body}"
+                "CREATE MATERIALIZED VIEW IF NOT EXISTS {}.{view} ON CLUSTER {} TO {}{body}",
+                c.database(),
+                cluster_of(c),
+                local(c, target)
             )]
         }
         ["ALTER", "TABLE", name, ..] => {
@@ -58,9 +61,13 @@ pub fn rewrite(
             // columns (18.16 takes no ALTER ON CLUSTER of a table that is not replicated, on
             // a cluster of replicas). It holds no rows: inserts wait for their shard.
             vec![
-                format!("ALTER TABLE {database}.{name}_local ON CLUSTER {cluster}{op}"),
-                format!("DROP TABLE IF EXISTS {database}.{name} ON CLUSTER {cluster}"),
-                distributed(name, &key, cluster, database),
+                format!("ALTER TABLE {}{op}", c.local_table(name)),
+                format!(
+                    "DROP TABLE IF EXISTS {}.{name} ON CLUSTER {}",
+                    c.database(),
+                    cluster_of(c)
+                ),
+                distributed(name, &key, c),
             ]
         }
         // INSERT ... SELECT: through the Distributed tables, as any write.
@@ -68,8 +75,19 @@ pub fn rewrite(
     }
 }
 
+/// The cluster's name (`rewrite` is for a configuration that names one).
+fn cluster_of(c: &ClickHouseConfig) -> &str {
+    c.cluster()
+        .expect("a cluster's statements are for a cluster")
+}
+
+/// `table`'s shard table, named with the database.
+fn local(c: &ClickHouseConfig, table: &str) -> String {
+    format!("{}.{}", c.database(), c.part_table(table))
+}
+
 /// The replicated local table for a `CREATE TABLE`, and its shard key.
-fn table(stmt: &str, name: &str, cluster: &str, database: &str) -> (String, String) {
+fn table(stmt: &str, name: &str, c: &ClickHouseConfig) -> (String, String) {
     let head = format!("CREATE TABLE IF NOT EXISTS {name}");
     let rest = &stmt[stmt.find(&head).expect("the head") + head.len()..];
     let at = rest
@@ -78,14 +96,17 @@ fn table(stmt: &str, name: &str, cluster: &str, database: &str) -> (String, Stri
     let (columns, engine) = (&rest[..at], &rest[at + "ENGINE = ".len()..]);
     // `AS other` copies the columns of another table: of its local twin.
     let columns = match columns.trim_start().strip_prefix("AS ") {
-        Some(other) => format!(" AS {database}.{}_local\n", other.trim()),
+        Some(other) => format!(" AS {}\n", local(c, other.trim())),
         None => columns.to_owned(),
     };
     let name_end = engine
         .find(|c: char| !c.is_ascii_alphanumeric())
         .unwrap_or(engine.len());
     let (kind, after) = engine.split_at(name_end);
-    let zk = format!("'/clickhouse/tables/{{shard}}/{database}/{name}', '{{replica}}'");
+    let zk = format!(
+        "'/clickhouse/tables/{{shard}}/{}/{name}', '{{replica}}'",
+        c.database()
+    );
     let (args, tail) = match after.strip_prefix('(') {
         Some(a) => {
             let close = a.find(')').expect("the engine's arguments close");
@@ -93,18 +114,21 @@ fn table(stmt: &str, name: &str, cluster: &str, database: &str) -> (String, Stri
         }
         None => (zk, after),
     };
-    let local = format!(
-        "CREATE TABLE IF NOT EXISTS {database}.{name}_local ON CLUSTER {cluster}{columns}\
-         ENGINE = Replicated{kind}({args}){tail}"
+    let create = format!(
+        "CREATE TABLE IF NOT EXISTS {}{columns}ENGINE = Replicated{kind}({args}){tail}",
+        c.local_table(name)
     );
-    (local, format!("cityHash64({})", shard_key(tail)))
+    (create, format!("cityHash64({})", shard_key(tail)))
 }
 
 /// The Distributed table `name` over the shards' `name_local`, sharded by `key`.
-fn distributed(name: &str, key: &str, cluster: &str, database: &str) -> String {
+fn distributed(name: &str, key: &str, c: &ClickHouseConfig) -> String {
+    let (cluster, database) = (cluster_of(c), c.database());
     format!(
-        "CREATE TABLE IF NOT EXISTS {database}.{name} ON CLUSTER {cluster} AS \
-         {database}.{name}_local ENGINE = Distributed({cluster}, {database}, {name}_local, {key})"
+        "CREATE TABLE IF NOT EXISTS {database}.{name} ON CLUSTER {cluster} AS {} \
+         ENGINE = Distributed({cluster}, {database}, {}, {key})",
+        local(c, name),
+        c.part_table(name)
     )
 }
 
@@ -128,11 +152,22 @@ mod tests {
     use crate::migrate::{statements, MIGRATIONS};
 
     fn all() -> Vec<String> {
+        let c = ClickHouseConfig::from_raw(warehouse::RawClickHouse {
+            url: "http://127.0.0.1:8123".into(),
+            database: "footfall".into(),
+            user: "default".into(),
+            password_file: None,
+            password_env: None,
+            compression: "none".into(),
+            ca_file: None,
+            cluster: Some("fleet".into()),
+        })
+        .expect("a cluster's configuration");
         let mut tables = Vec::new();
         MIGRATIONS
             .iter()
             .flat_map(|m| statements(m.2))
-            .flat_map(|s| rewrite(&s, "fleet", "footfall", &mut tables))
+            .flat_map(|s| rewrite(&s, &c, &mut tables))
             .collect()
     }
 
