@@ -52,9 +52,13 @@ impl ZooKeeper {
         };
         // Serving, not only listening (it refuses sessions while it starts): a ClickHouse
         // 18.16 whose DDL worker found no ZooKeeper at its start crashes on the first
-        // ON CLUSTER statement.
+        // ON CLUSTER statement. A command sent while it starts may be accepted and never
+        // answered, so each probe gives up after a second and the next one asks again.
         let up = wait_for(Duration::from_secs(60), || {
+            let probe = Some(Duration::from_secs(1));
             let mut c = TcpStream::connect(("127.0.0.1", port)).ok()?;
+            c.set_read_timeout(probe).ok()?;
+            c.set_write_timeout(probe).ok()?;
             c.write_all(b"srvr").ok()?;
             let mut answer = String::new();
             c.read_to_string(&mut answer).ok()?;
