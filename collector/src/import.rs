@@ -40,20 +40,36 @@ pub enum Kind {
 pub struct Report {
     pub table: &'static str,
     pub rows: u64,
-    /// "FILE:LINE: reason", in file order.
+    /// How many rows were bad.
+    pub bad_rows: u64,
+    /// "FILE:LINE: reason" of the first [`Report::KEPT`] bad rows, in file order.
     pub bad: Vec<String>,
+}
+
+impl Report {
+    /// Bad rows whose reason is kept: a file of millions of bad rows (the wrong KIND, say)
+    /// says why with its first ones, without holding them all.
+    pub const KEPT: usize = 1000;
+
+    fn bad(&mut self, reason: String) {
+        self.bad_rows += 1;
+        if self.bad.len() < Self::KEPT {
+            self.bad.push(reason);
+        }
+    }
 }
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "imported {} rows into {}", self.rows, self.table)?;
-        if !self.bad.is_empty() {
-            write!(f, "; {} bad rows:", self.bad.len())?;
+        if self.bad_rows > 0 {
+            write!(f, "; {} bad rows:", self.bad_rows)?;
             for b in self.bad.iter().take(50) {
                 write!(f, "\n  {b}")?;
             }
-            if self.bad.len() > 50 {
-                write!(f, "\n  ... and {} more", self.bad.len() - 50)?;
+            let shown = self.bad.len().min(50) as u64;
+            if self.bad_rows > shown {
+                write!(f, "\n  ... and {} more", self.bad_rows - shown)?;
             }
         }
         Ok(())
@@ -128,70 +144,125 @@ impl Fields<'_> {
     }
 }
 
-/// Reads a CSV file (RFC 4180: quoted fields may hold commas, quotes and line breaks) with
-/// a header naming at least `required`, calling `row` per record. A record that cannot be
-/// read (wrong field count, invalid UTF-8) is reported like a bad row, and the rest is read.
+/// A CSV file (RFC 4180: quoted fields may hold commas, quotes and line breaks) with a
+/// header naming at least the required columns, read a chunk of rows at a time: a month of
+/// a city's plays is tens of millions of rows, more than the importer should hold.
+struct CsvFile<'p> {
+    path: &'p Path,
+    reader: csv::Reader<std::io::BufReader<std::fs::File>>,
+    columns: HashMap<String, usize>,
+    record: csv::StringRecord,
+}
+
+impl<'p> CsvFile<'p> {
+    fn open(path: &'p Path, required: &[&str]) -> Result<CsvFile<'p>, ImportError> {
+        let file = std::fs::File::open(path).map_err(|source| ImportError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut reader = csv::ReaderBuilder::new()
+            .flexible(true)
+            .trim(csv::Trim::Headers)
+            .from_reader(std::io::BufReader::new(file));
+        let columns: HashMap<String, usize> = reader
+            .headers()
+            .map_err(|source| ImportError::Header {
+                path: path.to_owned(),
+                source,
+            })?
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.to_owned(), i))
+            .collect();
+        if let Some(missing) = required.iter().find(|c| !columns.contains_key(**c)) {
+            return Err(ImportError::MissingColumn {
+                path: path.to_owned(),
+                column: (*missing).to_owned(),
+                expected: required.join(","),
+            });
+        }
+        Ok(CsvFile {
+            path,
+            reader,
+            columns,
+            record: csv::StringRecord::new(),
+        })
+    }
+
+    /// The next `n` good rows (fewer at the end of the file; none once it is read), `row`
+    /// called per record. A record that cannot be read (wrong field count, invalid UTF-8)
+    /// is reported like a bad row, and the rest is read.
+    fn chunk<T>(
+        &mut self,
+        n: usize,
+        row: &mut impl FnMut(&Fields) -> Result<T, String>,
+        report: &mut Report,
+    ) -> Vec<T> {
+        let mut out = Vec::new();
+        while out.len() < n {
+            let line = self.reader.position().line();
+            let record = &mut self.record;
+            let result = match self.reader.read_record(record) {
+                Ok(false) => break,
+                Ok(true) if record.iter().all(|f| f.trim().is_empty()) && record.len() == 1 => {
+                    continue
+                }
+                Ok(true) if record.len() != self.columns.len() => Err(format!(
+                    "{} fields, the header has {}",
+                    record.len(),
+                    self.columns.len()
+                )),
+                Ok(true) => row(&Fields {
+                    columns: &self.columns,
+                    record,
+                }),
+                Err(e) => Err(match e.kind() {
+                    csv::ErrorKind::Utf8 { .. } => "not valid UTF-8".to_owned(),
+                    _ => e.to_string(),
+                }),
+            };
+            let line = record.position().map_or(line, csv::Position::line);
+            match result {
+                Ok(r) => out.push(r),
+                Err(reason) => report.bad(format!("{}:{line}: {reason}", self.path.display())),
+            }
+        }
+        out
+    }
+}
+
+/// Rows inserted in one request.
+const CHUNK: usize = 100_000;
+
+/// Reads a whole (small) CSV file; see [`CsvFile`].
 fn read_csv<T>(
     path: &Path,
     required: &[&str],
     mut row: impl FnMut(&Fields) -> Result<T, String>,
     report: &mut Report,
 ) -> Result<Vec<T>, ImportError> {
-    let file = std::fs::File::open(path).map_err(|source| ImportError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .trim(csv::Trim::Headers)
-        .from_reader(std::io::BufReader::new(file));
-    let columns: HashMap<String, usize> = reader
-        .headers()
-        .map_err(|source| ImportError::Header {
-            path: path.to_owned(),
-            source,
-        })?
-        .iter()
-        .enumerate()
-        .map(|(i, c)| (c.to_owned(), i))
-        .collect();
-    if let Some(missing) = required.iter().find(|c| !columns.contains_key(**c)) {
-        return Err(ImportError::MissingColumn {
-            path: path.to_owned(),
-            column: (*missing).to_owned(),
-            expected: required.join(","),
-        });
-    }
-    let mut out = Vec::new();
-    let mut record = csv::StringRecord::new();
+    Ok(CsvFile::open(path, required)?.chunk(usize::MAX, &mut row, report))
+}
+
+/// Imports a CSV file into `table` a chunk of rows at a time; the rows imported.
+async fn import_csv<T: clickhouse::RowOwned + clickhouse::RowWrite>(
+    client: &clickhouse::Client,
+    (path, required): (&Path, &[&str]),
+    table: &'static str,
+    mut row: impl FnMut(&Fields) -> Result<T, String>,
+    report: &mut Report,
+) -> Result<usize, ImportError> {
+    report.table = table;
+    let mut file = CsvFile::open(path, required)?;
+    let mut n = 0;
     loop {
-        let line = reader.position().line();
-        let result = match reader.read_record(&mut record) {
-            Ok(false) => break,
-            Ok(true) if record.iter().all(|f| f.trim().is_empty()) && record.len() == 1 => continue,
-            Ok(true) if record.len() != columns.len() => Err(format!(
-                "{} fields, the header has {}",
-                record.len(),
-                columns.len()
-            )),
-            Ok(true) => row(&Fields {
-                columns: &columns,
-                record: &record,
-            }),
-            Err(e) => Err(match e.kind() {
-                csv::ErrorKind::Utf8 { .. } => "not valid UTF-8".to_owned(),
-                _ => e.to_string(),
-            }),
-        };
-        let line = record.position().map_or(line, csv::Position::line);
-        match result {
-            Ok(r) => out.push(r),
-            Err(reason) => report
-                .bad
-                .push(format!("{}:{line}: {reason}", path.display())),
+        let rows = file.chunk(CHUNK, &mut row, report);
+        if rows.is_empty() {
+            return Ok(n);
         }
+        insert(client, table, &rows).await?;
+        n += rows.len();
     }
-    Ok(out)
 }
 
 /// The columns of a calibrations CSV (`footfall-collector calibrate` writes one).
@@ -282,13 +353,13 @@ fn amount_cents(v: &str) -> Result<i64, String> {
     Ok(units * 100 + cents)
 }
 
-/// Inserts in chunks of 100 000 rows, so a large file does not make one huge request.
+/// Inserts in chunks of [`CHUNK`] rows, so a large file does not make one huge request.
 async fn insert<T: clickhouse::RowOwned + clickhouse::RowWrite>(
     client: &clickhouse::Client,
     table: &str,
     rows: &[T],
 ) -> Result<(), ImportError> {
-    for chunk in rows.chunks(100_000) {
+    for chunk in rows.chunks(CHUNK) {
         ch::insert(client, table, chunk)
             .await
             .map_err(|source| ImportError::Insert {
@@ -308,12 +379,9 @@ pub async fn import(
     let now = wire::Millis::now().0;
     let mut report = Report::default();
     macro_rules! csv {
-        ($table:literal, $cols:expr, $row:expr) => {{
-            report.table = $table;
-            let rows = read_csv(path, $cols, $row, &mut report)?;
-            insert(client, $table, &rows).await?;
-            rows.len()
-        }};
+        ($table:literal, $cols:expr, $row:expr) => {
+            import_csv(client, (path, $cols), $table, $row, &mut report).await?
+        };
     }
     let n = match kind {
         Kind::Sites => {
@@ -506,11 +574,7 @@ pub async fn import(
                     });
                 match parsed {
                     Ok(r) => rows.push(r),
-                    Err(reason) => {
-                        report
-                            .bad
-                            .push(format!("{}:{}: {reason}", path.display(), i + 1))
-                    }
+                    Err(reason) => report.bad(format!("{}:{}: {reason}", path.display(), i + 1)),
                 }
             }
             insert(client, "campaigns", &rows).await?;

@@ -215,7 +215,7 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             let (db, _) = c.clickhouse().clients();
             let report = collector::import::import(&db, kind, &file).await?;
             println!("{}: {report}", file.display());
-            Ok(if report.bad.is_empty() {
+            Ok(if report.bad_rows == 0 {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(EX_DATAERR)

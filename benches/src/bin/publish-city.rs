@@ -3,19 +3,30 @@
 //!
 //! `publish-city prepare CITY DIR [json|binary]` encodes every sensor's envelopes (fast mode,
 //! `CITY/envelopes/<sensor>.jsonl`) into `DIR/<sensor>.msgs` once, so that encoding is not
-//! timed; `publish-city send DIR PORT` publishes them to the broker on 127.0.0.1:PORT and
-//! returns once every message is acknowledged, printing the Unix time (seconds) it started
-//! publishing at. mosquitto_pub cannot send binary payloads from a file of many messages.
+//! timed; `publish-city send DIR PORT [SLOT_MINS]` publishes them to the broker on
+//! 127.0.0.1:PORT and returns once every message is acknowledged, printing the Unix time
+//! (seconds) it started publishing at. mosquitto_pub cannot send binary payloads from a file
+//! of many messages.
 //!
-//! A `.msgs` file: the topic (u16 length, bytes), then each payload (u32 length, bytes),
-//! little-endian.
+//! Without `SLOT_MINS` every sensor sends as fast as it can, so a month's city drifts apart
+//! by days (a busy board's sensor has many more messages than a quiet store's). With it, the
+//! sensors keep together as live ones do: event time is cut in slots of `SLOT_MINS` minutes,
+//! and no sensor sends a batch closed in slot k before every sensor's batches of slot k - 2
+//! are acknowledged by the broker (a sensor is at most two slots ahead of the slowest; one
+//! slot of slack keeps the sensors from waiting for each other at every slot).
+//!
+//! A `.msgs` file: the topic (u16 length, bytes), then for each payload the batch's
+//! `sent_at` (i64 ms) and the payload (u32 length, bytes), little-endian.
 
 use std::fs;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use std::sync::{Arc, Mutex};
+
 use anyhow::{bail, Context, Result};
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
+use tokio::sync::watch;
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -29,12 +40,25 @@ fn main() -> Result<()> {
             };
             prepare(Path::new(city), Path::new(dir), encoding)
         }
-        ["send", dir, port] => {
-            let port = port.parse().with_context(|| format!("port {port:?}"))?;
-            send(Path::new(dir), port)
+        ["send", dir, port] => send(Path::new(dir), parse("port", port)?, None),
+        ["send", dir, port, slot_mins] => {
+            let mins: i64 = parse("SLOT_MINS", slot_mins)?;
+            if mins < 1 {
+                bail!("SLOT_MINS {mins}: at least 1");
+            }
+            send(Path::new(dir), parse("port", port)?, Some(mins * 60_000))
         }
-        _ => bail!("usage: publish-city prepare CITY DIR [json|binary] | send DIR PORT"),
+        _ => {
+            bail!("usage: publish-city prepare CITY DIR [json|binary] | send DIR PORT [SLOT_MINS]")
+        }
     }
+}
+
+fn parse<T: std::str::FromStr>(what: &str, s: &str) -> Result<T>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    s.parse().with_context(|| format!("{what} {s:?}"))
 }
 
 fn prepare(city: &Path, dir: &Path, encoding: wire::Encoding) -> Result<()> {
@@ -57,6 +81,7 @@ fn prepare(city: &Path, dir: &Path, encoding: wire::Encoding) -> Result<()> {
                 wire::Encoding::Json => line.as_bytes().to_vec(),
                 wire::Encoding::Binary => env.encode(encoding),
             };
+            out.extend_from_slice(&env.sent_at.0.to_le_bytes());
             out.extend_from_slice(&u32::try_from(payload.len())?.to_le_bytes());
             out.extend_from_slice(&payload);
         }
@@ -68,8 +93,14 @@ fn prepare(city: &Path, dir: &Path, encoding: wire::Encoding) -> Result<()> {
     Ok(())
 }
 
-/// The topic and payloads of a `.msgs` file.
-fn messages(bytes: &[u8]) -> Result<(String, Vec<Vec<u8>>)> {
+/// One sensor's messages: the topic, and each payload with its batch's `sent_at` (ms).
+struct Sensor {
+    topic: String,
+    payloads: Vec<(i64, Vec<u8>)>,
+}
+
+/// A `.msgs` file.
+fn messages(bytes: &[u8]) -> Result<Sensor> {
     let take = |at: &mut usize, n: usize| -> Result<&[u8]> {
         let s = bytes.get(*at..*at + n).context("a truncated .msgs file")?;
         *at += n;
@@ -80,17 +111,34 @@ fn messages(bytes: &[u8]) -> Result<(String, Vec<Vec<u8>>)> {
     let topic = String::from_utf8(take(&mut at, len.into())?.to_vec())?;
     let mut payloads = Vec::new();
     while at < bytes.len() {
+        let sent_at = i64::from_le_bytes(take(&mut at, 8)?.try_into()?);
         let len = u32::from_le_bytes(take(&mut at, 4)?.try_into()?) as usize;
-        payloads.push(take(&mut at, len)?.to_vec());
+        payloads.push((sent_at, take(&mut at, len)?.to_vec()));
     }
-    Ok((topic, payloads))
+    Ok(Sensor { topic, payloads })
 }
 
-fn send(dir: &Path, port: u16) -> Result<()> {
+/// The slots every sensor walks through together: `(first slot's start, slot length, how
+/// many)`, or one slot holding everything.
+fn slots(sensors: &[Sensor], slot_ms: Option<i64>) -> (i64, i64, i64) {
+    let times = sensors.iter().flat_map(|s| s.payloads.iter().map(|p| p.0));
+    let (first, last) = times.fold((i64::MAX, i64::MIN), |(a, b), t| (a.min(t), b.max(t)));
+    match slot_ms {
+        Some(ms) if first <= last => {
+            let start = first.div_euclid(ms) * ms;
+            (start, ms, (last - start) / ms + 1)
+        }
+        _ => (i64::MIN, i64::MAX, 1),
+    }
+}
+
+fn send(dir: &Path, port: u16, slot_ms: Option<i64>) -> Result<()> {
     let mut sensors = Vec::new();
     for entry in fs::read_dir(dir)? {
         sensors.push(messages(&fs::read(entry?.path())?)?);
     }
+    let slots = slots(&sensors, slot_ms);
+    let pace = Arc::new(Pace::new(sensors.len(), slots.2));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -100,7 +148,7 @@ fn send(dir: &Path, port: u16) -> Result<()> {
         let tasks: Vec<_> = sensors
             .into_iter()
             .enumerate()
-            .map(|(i, (topic, payloads))| tokio::spawn(publish(i, port, topic, payloads)))
+            .map(|(i, s)| tokio::spawn(publish(i, port, s, slots, pace.clone())))
             .collect();
         for t in tasks {
             t.await??;
@@ -111,25 +159,84 @@ fn send(dir: &Path, port: u16) -> Result<()> {
     Ok(())
 }
 
-async fn publish(i: usize, port: u16, topic: String, payloads: Vec<Vec<u8>>) -> Result<()> {
+/// How far the sensors have got together.
+struct Pace {
+    sensors: usize,
+    /// Per slot, the sensors whose batches of it are all acknowledged.
+    done: Mutex<Vec<usize>>,
+    /// How many leading slots every sensor has finished.
+    all: watch::Sender<i64>,
+}
+
+impl Pace {
+    fn new(sensors: usize, slots: i64) -> Pace {
+        Pace {
+            sensors,
+            done: Mutex::new(vec![0; usize::try_from(slots).unwrap_or(0)]),
+            all: watch::channel(0).0,
+        }
+    }
+
+    fn finished(&self, slot: i64) {
+        let mut done = self.done.lock().expect("not poisoned");
+        done[slot as usize] += 1;
+        // Wakes the waiting sensors only when a slot is finished by all.
+        self.all.send_if_modified(|all| {
+            let before = *all;
+            while done.get(*all as usize) == Some(&self.sensors) {
+                *all += 1;
+            }
+            *all != before
+        });
+    }
+
+    /// Returns once every sensor has finished the first `n` slots.
+    async fn wait_for_all(&self, n: i64) -> Result<()> {
+        self.all.subscribe().wait_for(|all| *all >= n).await?;
+        Ok(())
+    }
+}
+
+async fn publish(
+    i: usize,
+    port: u16,
+    sensor: Sensor,
+    (start, slot_ms, slots): (i64, i64, i64),
+    pace: Arc<Pace>,
+) -> Result<()> {
     let mut o = MqttOptions::new(format!("publish-city-{i}"), "127.0.0.1", port);
     o.set_keep_alive(Duration::from_secs(30))
         .set_max_packet_size(4 << 20, 4 << 20)
         .set_inflight(20);
     let (client, mut events) = AsyncClient::new(o, 64);
-    let n = payloads.len();
-    let sending = tokio::spawn(async move {
-        for p in payloads {
-            client.publish(&topic, QoS::AtLeastOnce, false, p).await?;
+    let (acks, mut acked) = watch::channel(0usize);
+    let polling = tokio::spawn(async move {
+        let mut n = 0;
+        loop {
+            match events.poll().await? {
+                Event::Incoming(Packet::PubAck(_)) => {
+                    n += 1;
+                    acks.send_replace(n);
+                }
+                Event::Outgoing(Outgoing::Disconnect) => return anyhow::Ok(()),
+                _ => {}
+            }
         }
-        anyhow::Ok(client)
     });
-    let mut acked = 0;
-    while acked < n {
-        if let Event::Incoming(Packet::PubAck(_)) = events.poll().await? {
-            acked += 1;
+    let mut payloads = sensor.payloads.into_iter().peekable();
+    let mut sent = 0;
+    for slot in 0..slots {
+        pace.wait_for_all(slot.saturating_sub(1)).await?;
+        let end = start.saturating_add((slot + 1).saturating_mul(slot_ms));
+        while let Some((_, p)) = payloads.next_if(|(t, _)| *t < end || slot + 1 == slots) {
+            client
+                .publish(&sensor.topic, QoS::AtLeastOnce, false, p)
+                .await?;
+            sent += 1;
         }
+        acked.wait_for(|n| *n >= sent).await?;
+        pace.finished(slot);
     }
-    sending.await??.disconnect().await?;
-    Ok(())
+    client.disconnect().await?;
+    polling.await?
 }

@@ -127,6 +127,47 @@ fn a_simulated_citys_files_import_whole_and_a_second_import_changes_nothing() {
 }
 
 #[test]
+fn a_file_of_several_chunks_imports_whole_and_counts_every_bad_row() {
+    // The importer reads and inserts 100 000 rows at a time (a city's month of plays does
+    // not fit in memory): every chunk, the last partial one included, lands, and every bad
+    // row is counted though only the first ones' reasons are kept.
+    let ch = ClickHouse::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(dir.path(), &ch, "chunks");
+    let file = dir.path().join("receipts.csv");
+    let (good, bad) = (250_001, 1_200);
+    let mut text = String::from("receipt_id,store_id,at,amount,currency,loyalty_id\n");
+    for i in 0..good + bad {
+        let at = if i % 209 == 208 && i / 209 < bad {
+            "never"
+        } else {
+            "2026-03-02T10:00:00.000Z"
+        };
+        text.push_str(&format!("r-{i},acme-001,{at},1.00,EUR,\n"));
+    }
+    std::fs::write(&file, text).expect("write");
+    let o = collector(&["import", "receipts", file.to_str().expect("utf-8")], &cfg);
+    assert_eq!(o.status.code(), Some(65));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let f = file.display();
+    for want in [
+        format!("imported {good} rows into receipts; {bad} bad rows:"),
+        format!("{f}:210: column at: \"never\""),
+        format!("... and {} more", bad - 50),
+    ] {
+        assert!(
+            out.contains(&want),
+            "{want:?} not in:\n{}",
+            &out[..out.len().min(2000)]
+        );
+    }
+    assert_eq!(
+        ch.query("SELECT count(), sum(amount_cents) FROM chunks.receipts FINAL"),
+        format!("{good}\t{}\n", good * 100)
+    );
+}
+
+#[test]
 fn bad_rows_are_reported_with_file_and_line_and_the_good_ones_imported() {
     let ch = ClickHouse::start();
     let dir = tempfile::tempdir().expect("tempdir");
