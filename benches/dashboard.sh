@@ -10,7 +10,10 @@
 #   large  a city of the `city` preset's shape, written straight into ClickHouse 18.16:
 #          760 stores and 420 boards over 30 days (58 days of visits, for the returning
 #          visitors' look-back), 1,180 sensors with a status a minute over the last 30 days
-# Usage: bash benches/dashboard.sh demo|large [LOADS]
+#   attach servers already running with a city in them (benches/city.sh): the environment
+#          gives CLICKHOUSE_HTTP_PORT, CLICKHOUSE_TCP_PORT, REPORTS (the reports directory),
+#          PERIOD and LONG (the pages' query strings for a week and for the whole city)
+# Usage: bash benches/dashboard.sh demo|large|attach [LOADS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . deploy/local.sh
@@ -21,6 +24,15 @@ W=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill -- "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$W"; }
 trap cleanup EXIT
+
+# bench_user: a user of our own, with a session key, for the dashboard this script starts.
+bench_user() {
+  users=$W/users
+  key=$W/session.key
+  head -c 64 /dev/urandom > "$key" && chmod 600 "$key"
+  user=bench; password=bench-password-1
+  echo "$password" | "$BIN/footfall-dashboard" --log warn add-user --users "$users" "$user" >/dev/null
+}
 
 case "$MODE" in
 demo)
@@ -92,16 +104,19 @@ large)
   ch "SELECT table, sum(rows), formatReadableSize(sum(bytes)) FROM system.parts WHERE active AND database = 'footfall' GROUP BY table ORDER BY table FORMAT TSV" | sed 's/^/  /'
   period="from=2026-03-25&to=2026-03-31"
   long="from=2026-03-02&to=2026-03-31"
-  users=$W/users
-  key=$W/session.key
   reports=$W/reports
   mkdir -p "$reports"
-  head -c 64 /dev/urandom > "$key" && chmod 600 "$key"
-  user=bench; password=bench-password-1
-  echo "$password" | "$BIN/footfall-dashboard" --log warn add-user --users "$users" "$user" >/dev/null
+  bench_user
+  ;;
+attach)
+  # The caller has built the binaries (a build of the dashboard alone would unify features
+  # differently, and build it again).
+  period=${PERIOD:?} long=${LONG:?} reports=${REPORTS:?}
+  : "${CLICKHOUSE_HTTP_PORT:?}" "${CLICKHOUSE_TCP_PORT:?}"
+  bench_user
   ;;
 *)
-  echo "usage: bash benches/dashboard.sh demo|large [LOADS]" >&2
+  echo "usage: bash benches/dashboard.sh demo|large|attach [LOADS]" >&2
   exit 64
   ;;
 esac

@@ -40,15 +40,22 @@ pub enum DataError {
     },
 }
 
-/// `.what(...)`: names the query that failed.
-trait What<T> {
-    fn what(self, what: &'static str) -> Result<T, DataError>;
-}
-
-impl<T> What<T> for Result<T, clickhouse::error::Error> {
-    fn what(self, what: &'static str) -> Result<T, DataError> {
-        self.map_err(|source| DataError::Query { what, source })
-    }
+/// Runs a query, naming it if it fails, and logs (debug) how long it took: a report's time
+/// is its queries'.
+async fn timed<T>(
+    what: &'static str,
+    query: impl std::future::Future<Output = Result<T, clickhouse::error::Error>>,
+) -> Result<T, DataError> {
+    let t = std::time::Instant::now();
+    let r = query
+        .await
+        .map_err(|source| DataError::Query { what, source });
+    tracing::debug!(
+        query = what,
+        ms = t.elapsed().as_millis() as u64,
+        "query done"
+    );
+    r
 }
 
 #[derive(Clone, Debug, Row, Deserialize)]
@@ -528,15 +535,16 @@ pub fn queries(
 
 /// Reads one campaign from table `campaigns`.
 pub async fn campaign(db: &clickhouse::Client, campaign_id: &str) -> Result<Campaign, DataError> {
-    let campaigns: Vec<Campaign> = db
-        .query(
+    let campaigns: Vec<Campaign> = timed(
+        "reading table campaigns",
+        db.query(
             "SELECT campaign_id, brand, creative_id, boards, start_ms, end_ms, spend, currency, \
              window_days, slot_secs, loop_slots FROM campaigns FINAL WHERE campaign_id = ?",
         )
         .bind(campaign_id)
-        .fetch_all()
-        .await
-        .what("reading table campaigns")?;
+        .fetch_all(),
+    )
+    .await?;
     let Some(campaign) = campaigns.into_iter().next() else {
         return Err(DataError::NoCampaign(campaign_id.to_owned()));
     };
@@ -552,11 +560,12 @@ pub async fn load(
     campaign: Campaign,
     rules: &Rules,
 ) -> Result<Inputs, DataError> {
-    let sites: Vec<Site> = db
-        .query("SELECT site_id, kind, brand, lat, lon FROM sites FINAL")
-        .fetch_all()
-        .await
-        .what("reading table sites")?;
+    let sites: Vec<Site> = timed(
+        "reading table sites",
+        db.query("SELECT site_id, kind, brand, lat, lon FROM sites FINAL")
+            .fetch_all(),
+    )
+    .await?;
     let place = |s: &Site| Place {
         id: s.site_id.clone(),
         lat: s.lat,
@@ -584,20 +593,22 @@ pub async fn load(
         return Err(DataError::NoStores(campaign.brand));
     }
     let placebo_brand = placebo_of(&stores, &campaign.brand);
-    let epochs: Vec<EpochRow> = db
-        .query(&epochs_query(&campaign, &stores, rules))
-        .fetch_all()
-        .await
-        .what("the epochs query")?;
+    let epochs: Vec<EpochRow> = timed(
+        "the epochs query",
+        db.query(&epochs_query(&campaign, &stores, rules))
+            .fetch_all(),
+    )
+    .await?;
     let mut boundaries = Vec::new();
     for pair in epochs.windows(2) {
         let (before, after) = (&pair[0], &pair[1]);
-        let pairs: u64 = db
-            .query("SELECT uniqExact(device) FROM bridges WHERE epoch = ?")
-            .bind(before.epoch)
-            .fetch_one()
-            .await
-            .what("reading table bridges")?;
+        let pairs: u64 = timed(
+            "reading table bridges",
+            db.query("SELECT uniqExact(device) FROM bridges WHERE epoch = ?")
+                .bind(before.epoch)
+                .fetch_one(),
+        )
+        .await?;
         boundaries.push(Boundary {
             epoch: after.epoch,
             day: iso_day(after.began_ms),
@@ -608,66 +619,59 @@ pub async fn load(
     let bridge = bridged(&mut boundaries, &epochs, campaign.start_ms);
     let q = queries(&campaign, &stores, placebo_brand.as_deref(), rules, bridge);
     tracing::debug!(units = %q.units, revenue = %q.revenue, "the report's queries");
-    let units: Vec<UnitRow> = db
-        .query(&q.units)
-        .fetch_all()
-        .await
-        .what("the arms and outcomes query")?;
-    let staff: Vec<u64> = db
-        .query(&q.staff)
-        .fetch_all()
-        .await
-        .what("the staff query")?;
-    let loyalty: HashMap<u64, Loyalty> = db
-        .query(&q.revenue)
-        .fetch_all::<LoyaltyRow>()
-        .await
-        .what("the loyalty receipts query")?
-        .into_iter()
-        .map(|r| {
-            (
-                r.device,
-                Loyalty {
-                    cents: r.cents,
-                    receipts: r.receipts,
-                },
-            )
-        })
-        .collect();
-    let pass_classes = db
-        .query(&q.classes)
-        .fetch_all::<ClassRow>()
-        .await
-        .what("the pass classes query")?
-        .into_iter()
-        .map(|r| (r.klass, r.passes))
-        .collect();
-    let (passers, linkable_passers): (u64, u64) = db
-        .query(&q.passers)
-        .fetch_one()
-        .await
-        .what("the passers query")?;
-    let daily = db
-        .query(&q.daily)
-        .fetch_all::<DailyRow>()
-        .await
-        .what("the daily passes query")?
-        .into_iter()
-        .map(|r| (r.day, r.exposed, r.control))
-        .collect();
-    let data_end_ms: i64 = db
-        .query("SELECT max(last_ms) FROM sightings")
-        .fetch_one()
-        .await
-        .what("reading the end of the data (table sightings)")?;
-    geo.daily = db
-        .query(&q.traffic)
-        .fetch_all::<TrafficRow>()
-        .await
-        .what("the store traffic query")?
-        .into_iter()
-        .map(|r| (r.site, r.day, r.people))
-        .collect();
+    let units: Vec<UnitRow> = timed(
+        "the arms and outcomes query",
+        db.query(&q.units).fetch_all(),
+    )
+    .await?;
+    let staff: Vec<u64> = timed("the staff query", db.query(&q.staff).fetch_all()).await?;
+    let loyalty: HashMap<u64, Loyalty> = timed(
+        "the loyalty receipts query",
+        db.query(&q.revenue).fetch_all::<LoyaltyRow>(),
+    )
+    .await?
+    .into_iter()
+    .map(|r| {
+        (
+            r.device,
+            Loyalty {
+                cents: r.cents,
+                receipts: r.receipts,
+            },
+        )
+    })
+    .collect();
+    let pass_classes = timed(
+        "the pass classes query",
+        db.query(&q.classes).fetch_all::<ClassRow>(),
+    )
+    .await?
+    .into_iter()
+    .map(|r| (r.klass, r.passes))
+    .collect();
+    let (passers, linkable_passers): (u64, u64) =
+        timed("the passers query", db.query(&q.passers).fetch_one()).await?;
+    let daily = timed(
+        "the daily passes query",
+        db.query(&q.daily).fetch_all::<DailyRow>(),
+    )
+    .await?
+    .into_iter()
+    .map(|r| (r.day, r.exposed, r.control))
+    .collect();
+    let data_end_ms: i64 = timed(
+        "reading the end of the data (table sightings)",
+        db.query("SELECT max(last_ms) FROM sightings").fetch_one(),
+    )
+    .await?;
+    geo.daily = timed(
+        "the store traffic query",
+        db.query(&q.traffic).fetch_all::<TrafficRow>(),
+    )
+    .await?
+    .into_iter()
+    .map(|r| (r.site, r.day, r.people))
+    .collect();
     Ok(Inputs {
         campaign,
         placebo_brand,

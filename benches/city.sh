@@ -1,0 +1,187 @@
+#!/usr/bin/env bash
+# City scale on one server (issue 16), for benches/README.md: the `city` preset (960 k people,
+# ~1 M devices, 760 stores, 420 boards, 30 days, ~100 M sightings) through the real pipeline:
+# its envelopes (fast mode, binary encoding) published by `publish-city` (one MQTT client per
+# sensor, kept within two slots of SLOT_MINS of event time of each other, as live ones are)
+# -> Mosquitto -> footfall-collector -> ClickHouse 18.16, with the city's inventory, plays,
+# campaigns, receipts and loyalty links imported. Then:
+#   - the time of each step, the peak RSS of every process (VmHWM), the disk each table uses,
+#     and that every sighting arrived (sightings FINAL against the simulator's count);
+#   - the campaign report (footfall-attribution report, peak RSS and wall time) beside the
+#     time ClickHouse takes to scan the columns the report reads, with clickhouse-client in
+#     the same run;
+#   - the dashboard's pages on this city (benches/dashboard.sh attach).
+# Usage: bash benches/city.sh [DIR [LOADS]]
+#   DIR keeps the generated city and its encoded messages (about 38 GiB) for another run
+#   (default target/city-bench); LOADS of each dashboard page (default 10).
+#   AGE=60 (the agents' batch age, seconds), SLOT_MINS=5, PEOPLE= (scales the population
+#   down, for a quicker try) in the environment.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. deploy/local.sh
+DIR=${1:-target/city-bench}
+LOADS=${2:-10}
+AGE=${AGE:-60}
+SLOT_MINS=${SLOT_MINS:-5}
+PEOPLE=${PEOPLE:-}
+BIN=target/release
+cargo build --release --locked -q -p simulator -p collector -p attribution -p dashboard -p testkit --bins
+cargo build --release --locked -q -p benches --bin publish-city
+W=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$W"; }
+trap cleanup EXIT
+mkdir -p "$DIR"
+log() { echo "$(date -u +%H:%M:%S) $*" | tee -a "$DIR/city.log"; }
+# peak_rss PID: the process's peak resident set so far, MiB.
+peak_rss() { awk '/^VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
+# timed NAME CMD...: runs CMD under /usr/bin/time; its wall seconds and peak RSS (MiB) in
+# $DIR/NAME.time.
+timed() {
+  local name=$1
+  shift
+  /usr/bin/time -f '%e %M' -o "$DIR/$name.time" "$@"
+  read -r secs kib < "$DIR/$name.time"
+  log "$name: $secs s, peak RSS $((kib / 1024)) MiB"
+}
+
+# 1. The city (kept in DIR: generating it takes about 8 minutes).
+if [ ! -f "$DIR/city/truth/summary.json" ]; then
+  rm -rf "$DIR/city" "$DIR/msgs"
+  printf 'preset = "city"\n[output]\nmode = "envelopes"\nbatch_max_age_secs = %s\n' "$AGE" \
+    > "$DIR/scenario.toml"
+  [ -z "$PEOPLE" ] || printf '[population]\npeople = %s\n' "$PEOPLE" >> "$DIR/scenario.toml"
+  timed generate "$BIN/footfall-sim" generate --config "$DIR/scenario.toml" --seed 1 --quiet \
+    --out "$DIR/city"
+fi
+if [ ! -d "$DIR/msgs" ]; then
+  timed prepare target/release/publish-city prepare "$DIR/city" "$W/msgs" binary
+  mv "$W/msgs" "$DIR/msgs"
+fi
+sightings=$(python3 -c "import json; print(json.load(open('$DIR/city/truth/summary.json'))['sightings'])")
+messages=$(python3 -c "import os, sys; d = sys.argv[1]; print(sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d)))" "$DIR/msgs")
+log "city: $sightings sightings, $((messages / 1048576)) MiB of binary envelopes"
+
+# 2. The servers, the schema, the imported files.
+start_servers "$W/servers" --mosquitto quiet --clickhouse
+pids+=("$SERVERS_PID")
+hport=$CLICKHOUSE_HTTP_PORT
+tport=$CLICKHOUSE_TCP_PORT
+metrics=$(free_port)
+cat > "$W/collector.toml" <<CONF
+version = 1
+[clickhouse]
+url = "http://127.0.0.1:$hport"
+compression = "none"
+[mqtt]
+url = "mqtt://127.0.0.1:$MOSQUITTO_PORT"
+client_id = "city-collector"
+[ingest]
+# The city lives in March 2026.
+max_age_days = 3650
+[visits]
+# The publisher keeps the sensors within two slots of each other: a stay is written once.
+lateness_secs = $((2 * SLOT_MINS * 60 + AGE))
+[metrics]
+listen = "127.0.0.1:$metrics"
+CONF
+ch() { clickhouse-client --port "$tport" --database footfall "$@"; }
+"$BIN/footfall-collector" --log warn migrate --config "$W/collector.toml"
+for kind_file in sites:inventory/sites.csv sensors:inventory/sensors.csv ad-plays:ad_plays.csv \
+                 campaigns:campaigns.jsonl receipts:receipts.csv links:links.csv; do
+  timed "import-${kind_file%%:*}" "$BIN/footfall-collector" --log warn import \
+    --config "$W/collector.toml" "${kind_file%%:*}" "$DIR/city/${kind_file#*:}"
+done
+
+# 3. Ingest: every sensor's envelopes through Mosquitto and the collector.
+"$BIN/footfall-collector" --log warn run --config "$W/collector.toml" 2> "$W/collector.log" &
+col=$!
+pids+=("$col")
+wait_subscribed "$metrics"
+cpu0="$(cpu_secs "$col") $(cpu_secs "$CLICKHOUSE_PID") $(cpu_secs "$MOSQUITTO_PID")"
+/usr/bin/time -f '%e %M' -o "$DIR/publish.time" target/release/publish-city send "$DIR/msgs" \
+  "$MOSQUITTO_PORT" "$SLOT_MINS" > "$W/t0" &
+publisher=$!
+pids+=("$publisher")
+last=0
+until [ "${committed:-}" = "$sightings" ]; do
+  sleep 1
+  committed=$(rows_written "$metrics" sightings)
+  if ! kill -0 "$col" 2>/dev/null; then
+    tail -30 "$W/collector.log"
+    exit 1
+  fi
+  now=$(date +%s)
+  if [ $((now - last)) -ge 60 ]; then
+    log "ingest: ${committed:-0} of $sightings sightings committed"
+    last=$now
+  fi
+done
+t_end=$(date +%s.%N)
+wait "$publisher"
+t_ingest=$(python3 -c "print($t_end - $(cat "$W/t0"))")
+cpu1="$(cpu_secs "$col") $(cpu_secs "$CLICKHOUSE_PID") $(cpu_secs "$MOSQUITTO_PID")"
+rss_collector=$(peak_rss "$col")
+# The stage writes what it holds as it stops.
+t_stop=$(date +%s.%N)
+kill -TERM "$col"
+while kill -0 "$col" 2>/dev/null; do
+  rss_collector=$(peak_rss "$col" 2>/dev/null || echo "$rss_collector")
+  sleep 0.2
+done
+wait "$col" || { tail -30 "$W/collector.log"; exit 1; }
+t_drain=$(python3 -c "print($(date +%s.%N) - $t_stop)")
+read -r _ publisher_kib < "$DIR/publish.time"
+stored=$(ch -q 'SELECT count() FROM sightings FINAL')
+log "ingest: $t_ingest s from the first publish to the last sighting committed, then $t_drain s to stop"
+python3 - "$sightings" "$stored" "$t_ingest" "$cpu0" "$cpu1" <<'PY' | tee -a "$DIR/city.log"
+import sys
+s, stored, t = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
+c0, h0, m0 = map(float, sys.argv[4].split())
+c1, h1, m1 = map(float, sys.argv[5].split())
+print(f"  {s / t:,.0f} sightings/s; in ClickHouse (FINAL) {stored:,} of {s:,}: {'all arrived' if stored == s else 'MISSING ' + str(s - stored)}")
+for name, cpu in [("collector", c1 - c0), ("ClickHouse", h1 - h0), ("Mosquitto", m1 - m0)]:
+    print(f"  CPU {name}: {cpu:.0f} s ({cpu / s * 1e6:.2f} µs/sighting)")
+PY
+log "peak RSS: collector $rss_collector MiB, Mosquitto $(peak_rss "$MOSQUITTO_PID") MiB, publisher $((publisher_kib / 1024)) MiB, ClickHouse so far $(peak_rss "$CLICKHOUSE_PID") MiB"
+ch -q "SELECT table, sum(rows), formatReadableSize(sum(bytes_on_disk)) FROM system.parts WHERE active AND database = 'footfall' GROUP BY table ORDER BY sum(bytes_on_disk) DESC FORMAT PrettyCompactNoEscapes" | tee -a "$DIR/city.log"
+
+# 4. The campaign report, beside ClickHouse scanning the columns it reads (the median of 5
+# runs of each scan; the tables' whole month: the report's period, its pre-period and its
+# windows cover the city's 30 days).
+campaign=$(python3 -c "import json; print(json.loads(open('$DIR/city/campaigns.jsonl').readline())['id'])")
+ch -q "OPTIMIZE TABLE visits FINAL" > /dev/null || true
+scan() {
+  local times=()
+  for _ in 1 2 3 4 5; do
+    times+=("$(ch --time --format Null -q "$1" 2>&1 >/dev/null | tail -1)")
+  done
+  printf '%s\n' "${times[@]}" | sort -n | sed -n 3p
+}
+scans=(
+  "SELECT count() FROM visits WHERE NOT ignore(device, epoch, site, day, class, kind, first_ms, last_ms, retracted)"
+  "SELECT count() FROM ad_plays WHERE NOT ignore(board_id, day, creative_id, start_ms, end_ms)"
+  "SELECT count() FROM links WHERE NOT ignore(epoch, device, loyalty_id)"
+  "SELECT count() FROM receipts WHERE NOT ignore(store_id, day, loyalty_id, at_ms, amount_cents)"
+  "SELECT count() FROM traffic WHERE NOT ignore(site, day, visitors)"
+)
+scan_total=0
+for q in "${scans[@]}"; do
+  t=$(scan "$q")
+  log "scan $t s: $q"
+  scan_total=$(python3 -c "print($scan_total + $t)")
+done
+NO_COLOR=1 timed report "$BIN/footfall-attribution" --log warn,attribution::data=debug report \
+  --campaign "$campaign" --out "$W/report" --clickhouse-url "http://127.0.0.1:$hport" \
+  --board-capture 0.8:0.05 --store-capture 0.43:0.03 2> "$DIR/report.log"
+grep -o 'query done.*' "$DIR/report.log" | sed 's/^/  /' | tee -a "$DIR/city.log"
+read -r report_secs _ < "$DIR/report.time"
+log "report / scan of its columns: $report_secs / $scan_total s = $(python3 -c "print(round($report_secs / $scan_total, 2))")"
+
+# 5. The dashboard's pages on this city: its last week, and its whole month.
+mkdir -p "$W/reports" && ln -s ../report "$W/reports/$campaign"
+read -r first last week < <(ch -q "SELECT min(day), max(day), max(day) - 6 FROM traffic FORMAT TSV")
+CLICKHOUSE_HTTP_PORT=$hport CLICKHOUSE_TCP_PORT=$tport REPORTS=$W/reports \
+  PERIOD="from=$week&to=$last" LONG="from=$first&to=$last" \
+  bash benches/dashboard.sh attach "$LOADS" | tee -a "$DIR/city.log"
+log "peak RSS: ClickHouse $(peak_rss "$CLICKHOUSE_PID") MiB (the whole run)"
