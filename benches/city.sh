@@ -14,8 +14,9 @@
 # Usage: bash benches/city.sh [DIR [LOADS]]
 #   DIR keeps the generated city and its encoded messages (about 38 GiB) for another run
 #   (default target/city-bench); LOADS of each dashboard page (default 10).
-#   AGE=60 (the agents' batch age, seconds), SLOT_MINS=5, PEOPLE= (scales the population
-#   down, for a quicker try) in the environment.
+#   AGE=60 (the agents' batch age, seconds), SLOT_MINS=5, HORIZON_HOURS=6 (the collector's
+#   visits.horizon_hours), PEOPLE= (scales the population down, for a quicker try) in the
+#   environment.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . deploy/local.sh
@@ -23,6 +24,7 @@ DIR=${1:-target/city-bench}
 LOADS=${2:-10}
 AGE=${AGE:-60}
 SLOT_MINS=${SLOT_MINS:-5}
+HORIZON_HOURS=${HORIZON_HOURS:-6}
 PEOPLE=${PEOPLE:-}
 BIN=target/release
 cargo build --release --locked -q -p simulator -p collector -p attribution -p dashboard -p testkit --bins
@@ -59,8 +61,8 @@ if [ ! -d "$DIR/msgs" ]; then
   mv "$W/msgs" "$DIR/msgs"
 fi
 sightings=$(python3 -c "import json; print(json.load(open('$DIR/city/truth/summary.json'))['sightings'])")
-messages=$(python3 -c "import os, sys; d = sys.argv[1]; print(sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d)))" "$DIR/msgs")
-log "city: $sightings sightings, $((messages / 1048576)) MiB of binary envelopes"
+bytes=$(python3 -c "import os, sys; d = sys.argv[1]; print(sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d)))" "$DIR/msgs")
+log "city: $sightings sightings, $((bytes / 1048576)) MiB of binary envelopes"
 
 # 2. The servers, the schema, the imported files.
 start_servers "$W/servers" --mosquitto quiet --clickhouse
@@ -76,12 +78,19 @@ compression = "none"
 [mqtt]
 url = "mqtt://127.0.0.1:$MOSQUITTO_PORT"
 client_id = "city-collector"
+# The broker's backlog for the collector can reach gigabytes while the publishers run ahead:
+# a 30-s keepalive lost the connection (its answer queued behind the backlog), and every
+# reconnection redelivered thousands of messages.
+keepalive_secs = 120
 [ingest]
 # The city lives in March 2026.
 max_age_days = 3650
 [visits]
 # The publisher keeps the sensors within two slots of each other: a stay is written once.
 lateness_secs = $((2 * SLOT_MINS * 60 + AGE))
+# State kept behind the watermark for late data (default 48 h: at this city's scale that held
+# 8.4 M stays in 8.2 GiB by its fourth day, benches/README.md).
+horizon_hours = $HORIZON_HOURS
 [metrics]
 listen = "127.0.0.1:$metrics"
 CONF

@@ -297,6 +297,14 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), IngestError> {
     let (client, mut eventloop) = AsyncClient::new(options(cfg, tls), request_capacity(cfg));
+    // rumqttc gives up on a write (our acknowledgements) after its connection timeout, 5 s
+    // by default. A broker busy with many publishers reads them late, not never: at city
+    // scale the 5 s cut the connection every minute or two, and each reconnection had the
+    // broker send its whole in-flight window again. A dead broker is still found by the
+    // keepalive.
+    let mut network = eventloop.network_options();
+    network.set_connection_timeout(cfg.mqtt().keepalive().as_secs());
+    eventloop.set_network_options(network);
     let filters = cfg.mqtt().filters();
     let (tx, mut rx) = mpsc::channel::<Publish>(CHANNEL);
     // Not a child of `shutdown`: the MQTT task outlives the drain, to send its acknowledgements.
