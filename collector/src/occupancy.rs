@@ -65,13 +65,18 @@ struct Site {
     dirty_from: Option<i64>,
     /// Windows ending at or before this were final at the last emit.
     final_to: i64,
+    /// Windows starting before this were estimated: up to the last sighting's, where it
+    /// came before the watermark (the windows of a quiet spell are estimated when the
+    /// sighting after it comes, not skipped for good).
+    estimated_to: i64,
     /// The first and last times of the site's sightings: the windows written lie between.
     first_ms: i64,
     last_ms: i64,
     /// What was last written per (window length, start): people, lo, hi, global,
     /// randomized, fixtures.
     written: FxHashMap<(u16, i64), [f64; 7]>,
-    /// Hours decided by sightings up to here were final at the last emit.
+    /// Hours decided by sightings up to here were written (up to the hour of the last
+    /// sighting, where it came before the watermark, as `estimated_to`).
     traffic_final: i64,
     /// Hours decided by sightings from here on may have changed (late data, a new fixture).
     traffic_dirty: Option<i64>,
@@ -159,7 +164,7 @@ impl Occupancy {
             let from = site
                 .dirty_from
                 .take()
-                .map_or(site.final_to, |d| d.min(site.final_to))
+                .map_or(site.estimated_to, |d| d.min(site.estimated_to))
                 .max(site.first_ms.div_euclid(ALIGN_MS) * ALIGN_MS)
                 .max(floor);
             let to = final_to.min(site.last_ms);
@@ -178,6 +183,12 @@ impl Occupancy {
                     now_us,
                     out,
                 );
+                // Every window up to the one holding `to` that is final (`final_to` is
+                // aligned, so when `to` is it, the windows up to it): the shortest ones
+                // after it are next (the longer ones holding them are estimated again,
+                // written only if they changed).
+                let through = (to.div_euclid(SHORTEST_MS) + 1).saturating_mul(SHORTEST_MS);
+                site.estimated_to = site.estimated_to.max(through.min(site.final_to));
             }
             // The hours decided by sightings after the last emit's end, or changed since.
             let decided_to = watermark_ms.unwrap_or(i64::MAX);
@@ -187,7 +198,6 @@ impl Occupancy {
                 .map_or(site.traffic_final.saturating_add(1), |d| {
                     d.min(site.traffic_final.saturating_add(1))
                 });
-            site.traffic_final = site.traffic_final.max(decided_to);
             let reach = setting.decided_by(0);
             // The first hour decided by a sighting at `changed_from` or later, and the last
             // decided by the watermark.
@@ -203,6 +213,10 @@ impl Occupancy {
             let last = decided_to.saturating_sub(reach).min(site.last_ms);
             if first <= last {
                 site.traffic(name, first, last, &setting, now_us, out);
+                // Written up to the hour holding `last`: the next emit goes on from the
+                // hour after it.
+                let written = traffic::hour_start(last, setting.rule.tz).saturating_add(reach);
+                site.traffic_final = site.traffic_final.max(written.min(decided_to));
             }
             // Forget what is behind the horizon, a day at a time (not a scan per emit).
             let keep_day = watermark_ms.map(|w| (w - horizon_ms).div_euclid(DAY_MS) - 1);
@@ -243,6 +257,7 @@ impl Site {
             fixtures: counting::Fixtures::default(),
             dirty_from: None,
             final_to: i64::MIN,
+            estimated_to: i64::MIN,
             first_ms: s.first_ms,
             last_ms: s.last_ms,
             written: FxHashMap::default(),
@@ -474,6 +489,55 @@ mod tests {
         assert_eq!(again.len(), 1, "{again:?}");
         assert_eq!((again[0].start_ms, again[0].version), (T0, 4));
         assert!((again[0].people - (11.0 + 15.0) / 15.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_quiet_spells_windows_and_hours_are_written_whenever_the_next_sighting_comes() {
+        // A store hears a phone at 0-7 min, nothing for hours, then one at 400 min. Its
+        // empty windows and hours in between are written (people 0), the same whether the
+        // watermark passes the quiet spell before the next sighting comes or after.
+        let rules = rules();
+        let horizon = 48 * 60 * MIN;
+        let run = |watermark_first: bool| {
+            let mut o = Occupancy::new(usize::MAX);
+            let mut rows = Vec::new();
+            o.insert(&seen(1, 0, 7), Some(T0), horizon);
+            o.emit(Some(T0 + 60 * MIN), horizon, &rules, 1, &mut rows);
+            if watermark_first {
+                o.emit(Some(T0 + 380 * MIN), horizon, &rules, 2, &mut rows);
+            }
+            o.insert(&seen(2, 400, 405), Some(T0 + 380 * MIN), horizon);
+            o.emit(Some(T0 + 390 * MIN), horizon, &rules, 3, &mut rows);
+            o.emit(None, horizon, &rules, 4, &mut rows);
+            let fives: Vec<i64> = occupancy(&rows)
+                .iter()
+                .filter(|r| r.window_mins == 5)
+                .map(|r| r.start_ms)
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            (
+                latest(&rows),
+                fives,
+                hours(&rows).into_keys().collect::<Vec<_>>(),
+            )
+        };
+        let (windows, fives, hours) = run(true);
+        // 15-min windows from 0 to the one holding 405 min, every one.
+        assert_eq!(
+            windows.keys().copied().collect::<Vec<_>>(),
+            (0..=27).map(|w| T0 + w * 15 * MIN).collect::<Vec<_>>()
+        );
+        assert_eq!(windows[&(T0 + 120 * MIN)], 0.0);
+        assert_eq!(
+            fives,
+            (0..=81).map(|w| T0 + w * 5 * MIN).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            hours,
+            (0..=6).map(|h| T0 + h * 60 * MIN).collect::<Vec<_>>()
+        );
+        assert_eq!(run(false), (windows, fives, hours));
     }
 
     #[test]

@@ -276,9 +276,54 @@ impl Batcher {
             site: self.site.clone(),
             seq: self.next_seq,
             epoch: self.epoch,
-            sent_at: Millis(now_ms.max(self.opened_ms)),
+            // The agent sends an aged batch at its next sweep whether or not another
+            // sighting comes: a quiet sensor's last sighting of the evening is not held
+            // until its first of the morning.
+            sent_at: Millis(now_ms.clamp(self.opened_ms, self.opened_ms + self.max_age_ms)),
             sightings: std::mem::take(&mut self.current),
         });
         self.next_seq += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use wire::{DeviceKey, Fingerprint, IdentityClass, Millis, Sighting};
+
+    use super::Batcher;
+
+    fn sighting(at_ms: i64) -> Sighting {
+        Sighting {
+            device: DeviceKey(1),
+            link: None,
+            next: None,
+            class: IdentityClass::Local,
+            fingerprint: Fingerprint(0),
+            first_seen: Millis(at_ms),
+            last_seen: Millis(at_ms),
+            frames: 1,
+            rssi_max: -60,
+            rssi_mean: -60.0,
+            is_final: true,
+        }
+    }
+
+    #[test]
+    fn a_quiet_sensors_batch_is_sent_when_it_ages_not_at_the_next_sighting() {
+        const H: i64 = 3_600_000;
+        let mut b = Batcher::new("s".into(), "site".into(), 3, 60);
+        let mut out = Vec::new();
+        b.push(22 * H, 1, sighting(22 * H), &mut out);
+        // The next sighting comes nine hours later: the agent's sweep sent the first batch
+        // a minute after it opened.
+        b.push(31 * H, 1, sighting(31 * H), &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].sent_at, Millis(22 * H + 60_000));
+        // A batch that fills is sent at once.
+        b.push(31 * H + 1_000, 1, sighting(31 * H + 1_000), &mut out);
+        b.push(31 * H + 2_000, 1, sighting(31 * H + 2_000), &mut out);
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[1].sent_at, Millis(31 * H + 2_000));
+        assert_eq!(out[1].sightings.len(), 3);
     }
 }
