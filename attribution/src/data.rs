@@ -41,15 +41,25 @@ pub enum DataError {
 }
 
 /// Runs a query, naming it if it fails, and logs (debug) how long it took: a report's time
-/// is its queries'.
-async fn timed<T>(
-    what: &'static str,
-    query: impl std::future::Future<Output = Result<T, clickhouse::error::Error>>,
-) -> Result<T, DataError> {
+/// is its queries'. A query the server refuses because the report's session is still busy
+/// with the one before (code 373: the server releases a session just after it has sent the
+/// response) is sent again, for up to 5 s.
+async fn timed<T, F>(what: &'static str, query: impl Fn() -> F) -> Result<T, DataError>
+where
+    F: std::future::Future<Output = Result<T, clickhouse::error::Error>>,
+{
     let t = std::time::Instant::now();
-    let r = query
-        .await
-        .map_err(|source| DataError::Query { what, source });
+    let r = loop {
+        match query().await {
+            Err(clickhouse::error::Error::BadResponse(e))
+                if e.contains("Code: 373") && t.elapsed() < std::time::Duration::from_secs(5) =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            r => break r,
+        }
+    }
+    .map_err(|source| DataError::Query { what, source });
     tracing::debug!(
         query = what,
         ms = t.elapsed().as_millis() as u64,
@@ -350,12 +360,21 @@ pub fn epochs_query(c: &Campaign, stores: &HashMap<String, String>, r: &Rules) -
     )
 }
 
-/// The report's SQL, built for one campaign.
+/// The temporary tables the report's queries share, in its session: the campaign's passes
+/// classified against the plays, and the arms. Each is computed once, not again in every
+/// query that reads it (the join of passes with plays is most of a report's time).
+const PASSES: &str = "report_passes";
+const ARMS: &str = "report_arms";
+
+/// The report's SQL, built for one campaign. `setup` runs first, in the session the others
+/// run in.
 pub struct Queries {
+    /// The passes at the campaign's boards, classified (the rows of `report_passes`).
     pub classified: String,
+    /// Creates and fills `report_passes`, then `report_arms` from it.
+    pub setup: [String; 4],
     /// Assigned devices that look like staff.
     pub staff: String,
-    pub arms: String,
     pub units: String,
     pub revenue: String,
     pub classes: String,
@@ -427,9 +446,23 @@ pub fn queries(
     // Intention to treat: each linkable device's first clean pass.
     let arms = format!(
         "SELECT device, argMin(epoch, first_ms) AS epoch, toUInt8(argMin(klass = 'exposed', first_ms)) \
-         AS exposed, min(first_ms) AS t0, argMin(site, first_ms) AS board FROM ({classified}) \
+         AS exposed, min(first_ms) AS t0, argMin(site, first_ms) AS board FROM {PASSES} \
          WHERE linkable AND klass IN ('exposed', 'control') GROUP BY device"
     );
+    // Created, then filled: 18.16 runs a CREATE ... AS SELECT in the default database, not
+    // the session's.
+    let setup = [
+        format!(
+            "CREATE TEMPORARY TABLE {PASSES} (device UInt64, epoch UInt32, site String, \
+             first_ms Int64, last_ms Int64, linkable UInt8, klass String) ENGINE = Memory"
+        ),
+        format!("INSERT INTO {PASSES} {classified}"),
+        format!(
+            "CREATE TEMPORARY TABLE {ARMS} (device UInt64, epoch UInt32, exposed UInt8, \
+             t0 Int64, board String) ENGINE = Memory"
+        ),
+        format!("INSERT INTO {ARMS} {arms}"),
+    ];
     let within = |col: &str, w: u32| {
         format!(
             "countIf({col} AND is_visitor AND v_first > t0 AND v_first <= t0 + {}) > 0",
@@ -448,7 +481,7 @@ pub fn queries(
         .collect();
     let staff = format!(
         "SELECT DISTINCT device FROM (SELECT device, site, day, sum(last_ms - first_ms) AS stay FROM {stays} \
-         WHERE device IN (SELECT device FROM ({arms})) GROUP BY device, site, day) \
+         WHERE device GLOBAL IN (SELECT device FROM {ARMS}) GROUP BY device, site, day) \
          GROUP BY device, site, toMonday(day) HAVING max(stay) > {} OR count() >= {}",
         r.staff_ms_per_day,
         r.staff_days_per_week,
@@ -465,7 +498,7 @@ pub fn queries(
          if(countIf(is_placebo AND is_visitor AND v_first > t0) = 0, toInt64(0), \
          minIf(v_first, is_placebo AND is_visitor AND v_first > t0)) AS placebo_after, \
          [{converted}] AS converted, [{placebo_w}] AS placebo \
-         FROM ({arms}) AS arms ALL LEFT JOIN (SELECT device, site IN ({brand_stores}) AS is_brand, \
+         FROM {ARMS} AS arms ALL LEFT JOIN (SELECT device, site IN ({brand_stores}) AS is_brand, \
          site IN ({placebo_stores}) AS is_placebo, kind = 'visitor' AS is_visitor, first_ms AS v_first, \
          last_ms AS v_last FROM {stays}) AS stays USING device \
          GROUP BY device, exposed, t0, board ORDER BY device",
@@ -494,7 +527,7 @@ pub fn queries(
     // nothing has at_ms 0, before any t0).
     let revenue = format!(
         "SELECT device, [{}] AS cents, [{}] AS receipts \
-         FROM (SELECT device, t0, loyalty_id FROM ({arms}) AS arms \
+         FROM (SELECT device, t0, loyalty_id FROM {ARMS} AS arms \
          ALL INNER JOIN {links} AS links \
          USING (epoch, device)) AS linked \
          ALL LEFT JOIN (SELECT loyalty_id, at_ms, amount_cents FROM receipts FINAL \
@@ -505,13 +538,12 @@ pub fn queries(
         links = src.links(),
     );
     let classes = format!(
-        "SELECT klass, count() AS passes FROM ({classified}) WHERE linkable GROUP BY klass ORDER BY klass"
+        "SELECT klass, count() AS passes FROM {PASSES} WHERE linkable GROUP BY klass ORDER BY klass"
     );
-    let passers =
-        format!("SELECT uniqExact(device), uniqExactIf(device, linkable) FROM ({classified})");
+    let passers = format!("SELECT uniqExact(device), uniqExactIf(device, linkable) FROM {PASSES}");
     let daily = format!(
         "SELECT toDate(toDateTime(intDiv(first_ms, 1000))) AS day, countIf(klass = 'exposed') AS exposed, \
-         countIf(klass = 'control') AS control FROM ({classified}) WHERE linkable \
+         countIf(klass = 'control') AS control FROM {PASSES} WHERE linkable \
          GROUP BY day ORDER BY day"
     );
     let period = span(c, r);
@@ -522,8 +554,8 @@ pub fn queries(
     );
     Queries {
         classified,
+        setup,
         staff,
-        arms,
         units,
         revenue,
         classes,
@@ -535,15 +567,14 @@ pub fn queries(
 
 /// Reads one campaign from table `campaigns`.
 pub async fn campaign(db: &clickhouse::Client, campaign_id: &str) -> Result<Campaign, DataError> {
-    let campaigns: Vec<Campaign> = timed(
-        "reading table campaigns",
+    let campaigns: Vec<Campaign> = timed("reading table campaigns", || {
         db.query(
             "SELECT campaign_id, brand, creative_id, boards, start_ms, end_ms, spend, currency, \
              window_days, slot_secs, loop_slots FROM campaigns FINAL WHERE campaign_id = ?",
         )
         .bind(campaign_id)
-        .fetch_all(),
-    )
+        .fetch_all()
+    })
     .await?;
     let Some(campaign) = campaigns.into_iter().next() else {
         return Err(DataError::NoCampaign(campaign_id.to_owned()));
@@ -560,11 +591,10 @@ pub async fn load(
     campaign: Campaign,
     rules: &Rules,
 ) -> Result<Inputs, DataError> {
-    let sites: Vec<Site> = timed(
-        "reading table sites",
+    let sites: Vec<Site> = timed("reading table sites", || {
         db.query("SELECT site_id, kind, brand, lat, lon FROM sites FINAL")
-            .fetch_all(),
-    )
+            .fetch_all()
+    })
     .await?;
     let place = |s: &Site| Place {
         id: s.site_id.clone(),
@@ -593,21 +623,19 @@ pub async fn load(
         return Err(DataError::NoStores(campaign.brand));
     }
     let placebo_brand = placebo_of(&stores, &campaign.brand);
-    let epochs: Vec<EpochRow> = timed(
-        "the epochs query",
+    let epochs: Vec<EpochRow> = timed("the epochs query", || {
         db.query(&epochs_query(&campaign, &stores, rules))
-            .fetch_all(),
-    )
+            .fetch_all()
+    })
     .await?;
     let mut boundaries = Vec::new();
     for pair in epochs.windows(2) {
         let (before, after) = (&pair[0], &pair[1]);
-        let pairs: u64 = timed(
-            "reading table bridges",
+        let pairs: u64 = timed("reading table bridges", || {
             db.query("SELECT uniqExact(device) FROM bridges WHERE epoch = ?")
                 .bind(before.epoch)
-                .fetch_one(),
-        )
+                .fetch_one()
+        })
         .await?;
         boundaries.push(Boundary {
             epoch: after.epoch,
@@ -618,17 +646,26 @@ pub async fn load(
     }
     let bridge = bridged(&mut boundaries, &epochs, campaign.start_ms);
     let q = queries(&campaign, &stores, placebo_brand.as_deref(), rules, bridge);
-    tracing::debug!(units = %q.units, revenue = %q.revenue, "the report's queries");
-    let units: Vec<UnitRow> = timed(
-        "the arms and outcomes query",
-        db.query(&q.units).fetch_all(),
-    )
+    tracing::debug!(passes = %q.classified, units = %q.units, revenue = %q.revenue, "the report's queries");
+    // One session from here: the temporary tables live in it, and go with it.
+    let db = &db.clone().with_setting("session_id", session_id());
+    let whats = [
+        "creating report_passes",
+        "classifying the passes (report_passes)",
+        "creating report_arms",
+        "the arms (report_arms)",
+    ];
+    for (what, sql) in whats.into_iter().zip(&q.setup) {
+        timed(what, || db.query(sql).execute()).await?;
+    }
+    let units: Vec<UnitRow> = timed("the arms and outcomes query", || {
+        db.query(&q.units).fetch_all()
+    })
     .await?;
-    let staff: Vec<u64> = timed("the staff query", db.query(&q.staff).fetch_all()).await?;
-    let loyalty: HashMap<u64, Loyalty> = timed(
-        "the loyalty receipts query",
-        db.query(&q.revenue).fetch_all::<LoyaltyRow>(),
-    )
+    let staff: Vec<u64> = timed("the staff query", || db.query(&q.staff).fetch_all()).await?;
+    let loyalty: HashMap<u64, Loyalty> = timed("the loyalty receipts query", || {
+        db.query(&q.revenue).fetch_all::<LoyaltyRow>()
+    })
     .await?
     .into_iter()
     .map(|r| {
@@ -641,33 +678,29 @@ pub async fn load(
         )
     })
     .collect();
-    let pass_classes = timed(
-        "the pass classes query",
-        db.query(&q.classes).fetch_all::<ClassRow>(),
-    )
+    let pass_classes = timed("the pass classes query", || {
+        db.query(&q.classes).fetch_all::<ClassRow>()
+    })
     .await?
     .into_iter()
     .map(|r| (r.klass, r.passes))
     .collect();
     let (passers, linkable_passers): (u64, u64) =
-        timed("the passers query", db.query(&q.passers).fetch_one()).await?;
-    let daily = timed(
-        "the daily passes query",
-        db.query(&q.daily).fetch_all::<DailyRow>(),
-    )
+        timed("the passers query", || db.query(&q.passers).fetch_one()).await?;
+    let daily = timed("the daily passes query", || {
+        db.query(&q.daily).fetch_all::<DailyRow>()
+    })
     .await?
     .into_iter()
     .map(|r| (r.day, r.exposed, r.control))
     .collect();
-    let data_end_ms: i64 = timed(
-        "reading the end of the data (table sightings)",
-        db.query("SELECT max(last_ms) FROM sightings").fetch_one(),
-    )
+    let data_end_ms: i64 = timed("reading the end of the data (table sightings)", || {
+        db.query("SELECT max(last_ms) FROM sightings").fetch_one()
+    })
     .await?;
-    geo.daily = timed(
-        "the store traffic query",
-        db.query(&q.traffic).fetch_all::<TrafficRow>(),
-    )
+    geo.daily = timed("the store traffic query", || {
+        db.query(&q.traffic).fetch_all::<TrafficRow>()
+    })
     .await?
     .into_iter()
     .map(|r| (r.site, r.day, r.people))
@@ -686,6 +719,14 @@ pub async fn load(
         boundaries,
         geo,
     })
+}
+
+/// A session id of this report's own: its process and the wall clock in ns.
+fn session_id() -> String {
+    let ns = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("footfall-report-{}-{ns}", std::process::id())
 }
 
 /// Picks the one boundary the report bridges: the first whose new keys appear at or after
