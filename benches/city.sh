@@ -16,7 +16,8 @@
 #   (default target/city-bench); LOADS of each dashboard page (default 10).
 #   AGE=60 (the agents' batch age, seconds), SLOT_MINS=5, HORIZON_HOURS=6 (the collector's
 #   visits.horizon_hours), PEOPLE= (scales the population down, for a quicker try) in the
-#   environment.
+#   environment; BASELINE=PATH times another build's footfall-attribution on the same data
+#   in the same run (the one before a change), and says whether its tables are the same.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . deploy/local.sh
@@ -186,6 +187,18 @@ NO_COLOR=1 timed report "$BIN/footfall-attribution" --log warn,attribution::data
 grep -o 'query done.*' "$DIR/report.log" | sed 's/^/  /' | tee -a "$DIR/city.log"
 read -r report_secs _ < "$DIR/report.time"
 log "report / scan of its columns: $report_secs / $scan_total s = $(python3 -c "print(round($report_secs / $scan_total, 2))")"
+if [ -n "${BASELINE:-}" ]; then
+  NO_COLOR=1 timed report-baseline "$BASELINE" --log warn,attribution::data=debug report \
+    --campaign "$campaign" --out "$W/report-baseline" --clickhouse-url "http://127.0.0.1:$hport" \
+    --board-capture 0.8:0.05 --store-capture 0.43:0.03 2> "$DIR/report-baseline.log"
+  grep -o 'query done.*' "$DIR/report-baseline.log" | sed 's/^/  baseline: /' | tee -a "$DIR/city.log"
+  read -r base_secs _ < "$DIR/report-baseline.time"
+  log "baseline report / scan of its columns: $base_secs / $scan_total s = $(python3 -c "print(round($base_secs / $scan_total, 2))")"
+  for t in windows.csv boards.csv daily.csv curves.csv; do
+    if cmp -s "$W/report/$t" "$W/report-baseline/$t"; then log "report $t: the same as the baseline's"
+    else log "report $t: DIFFERS from the baseline's"; fi
+  done
+fi
 
 # 5. The dashboard's pages on this city: its last week, and its whole month.
 mkdir -p "$W/reports" && ln -s ../report "$W/reports/$campaign"
