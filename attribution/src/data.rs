@@ -489,6 +489,8 @@ pub fn queries(
             "site IN ({all_stores}) AND day >= {s_from} AND day <= {s_to}"
         )),
     );
+    // The join's right side is held in memory: only the assigned devices' visits (a city's
+    // month of store visits passed 4 GiB).
     let units = format!(
         "SELECT device, exposed, t0, board, \
          toUInt64(countIf(is_brand AND is_visitor AND v_first >= t0 - {pre} AND v_first < t0)) AS pre, \
@@ -500,7 +502,8 @@ pub fn queries(
          [{converted}] AS converted, [{placebo_w}] AS placebo \
          FROM {ARMS} AS arms ALL LEFT JOIN (SELECT device, site IN ({brand_stores}) AS is_brand, \
          site IN ({placebo_stores}) AS is_placebo, kind = 'visitor' AS is_visitor, first_ms AS v_first, \
-         last_ms AS v_last FROM {stays}) AS stays USING device \
+         last_ms AS v_last FROM {stays} WHERE device GLOBAL IN (SELECT device FROM {ARMS})) AS stays \
+         USING device \
          GROUP BY device, exposed, t0, board ORDER BY device",
         pre = r.pre_ms,
         stays = src.visits(&format!(
