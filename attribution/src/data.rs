@@ -417,32 +417,26 @@ pub fn queries(
     // Passes, each with the plays of the creative within reach (joined on board and minute):
     // the overlap of the padded pass with them, and whether one starts within a loop of the
     // pass (the creative is in rotation). Linkable: a global address or a loyalty link.
-    // Each play is keyed by the minute it starts in, and each pass looks in every minute a
-    // play overlapping it (or starting within a loop of it) can start in: back to its padded
-    // start less the longest play. So a pass meets each such play once, and one GROUP BY per
-    // pass sums them (keyed by every minute they span, the pairs met several times and a
-    // GROUP BY per pair and play had to collapse them: most of a report's memory and time).
-    let plays = format!(
-        "ad_plays FINAL WHERE board_id IN ({boards}) AND day >= {d_from} AND day <= {d_to} \
-         AND creative_id = {creative}",
-        creative = bound(&c.creative_id),
-    );
     let classified = format!(
         "SELECT device, epoch, site, first_ms, last_ms, linkable, \
          multiIf(rotation = 0, 'out_of_rotation', last_ms - first_ms + 2 * {pad} > {lp}, 'long', \
          overlap >= 1000, 'exposed', overlap = 0, 'control', 'ambiguous') AS klass \
-         FROM (SELECT device, epoch, site, first_ms, last_ms, linkable, \
-         sum(greatest(0, least(end_ms, last_ms + {pad}) - greatest(start_ms, first_ms - {pad}))) AS overlap, \
-         sum(start_ms != 0 AND start_ms >= first_ms - {lp} AND start_ms <= first_ms + {lp}) AS rotation \
+         FROM (SELECT device, epoch, site, first_ms, last_ms, linkable, sum(ov) AS overlap, \
+         sum(near) AS rotation FROM (SELECT device, epoch, site, first_ms, last_ms, linkable, start_ms, \
+         any(greatest(0, least(end_ms, last_ms + {pad}) - greatest(start_ms, first_ms - {pad}))) AS ov, \
+         any(start_ms != 0 AND start_ms >= first_ms - {lp} AND start_ms <= first_ms + {lp}) AS near \
          FROM (SELECT device, epoch, site, first_ms, last_ms, \
          class = 'global' OR (epoch, device) IN (SELECT epoch, device FROM {links}) AS linkable, \
-         intDiv(first_ms - {reach} - (SELECT max(end_ms - start_ms) FROM {plays}), 60000) AS from_bucket, \
          arrayJoin(range(toUInt64(intDiv(greatest(last_ms + {pad}, first_ms + {lp}), 60000) \
-         - from_bucket + 1))) + from_bucket AS bucket \
+         - intDiv(first_ms - {reach}, 60000) + 1))) + intDiv(first_ms - {reach}, 60000) AS bucket \
          FROM {passes}) AS passes \
-         ALL LEFT JOIN (SELECT board_id AS site, start_ms, end_ms, intDiv(start_ms, 60000) AS bucket \
-         FROM {plays}) AS plays USING (site, bucket) \
+         ALL LEFT JOIN (SELECT board_id AS site, start_ms, end_ms, \
+         arrayJoin(range(toUInt64(intDiv(end_ms, 60000) - intDiv(start_ms, 60000) + 1))) \
+         + intDiv(start_ms, 60000) AS bucket FROM ad_plays FINAL WHERE board_id IN ({boards}) \
+         AND day >= {d_from} AND day <= {d_to} AND creative_id = {creative}) \
+         AS plays USING (site, bucket) GROUP BY device, epoch, site, first_ms, last_ms, linkable, start_ms) \
          GROUP BY device, epoch, site, first_ms, last_ms, linkable)",
+        creative = bound(&c.creative_id),
         links = src.links(),
         passes = src.visits(&format!(
             "site IN ({boards}) AND day >= {d_from} AND day <= {d_to} AND kind = 'visitor' \
