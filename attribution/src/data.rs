@@ -371,8 +371,9 @@ const ARMS: &str = "report_arms";
 pub struct Queries {
     /// The passes at the campaign's boards, classified (the rows of `report_passes`).
     pub classified: String,
-    /// Creates and fills `report_passes`, then `report_arms` from it.
-    pub setup: [String; 4],
+    /// Creates and fills `report_passes`, then `report_arms` from it: what each statement
+    /// does (for the log and errors), and its SQL.
+    pub setup: [(&'static str, String); 4],
     /// Assigned devices that look like staff.
     pub staff: String,
     pub units: String,
@@ -452,16 +453,28 @@ pub fn queries(
     // Created, then filled: 18.16 runs a CREATE ... AS SELECT in the default database, not
     // the session's.
     let setup = [
-        format!(
-            "CREATE TEMPORARY TABLE {PASSES} (device UInt64, epoch UInt32, site String, \
-             first_ms Int64, last_ms Int64, linkable UInt8, klass String) ENGINE = Memory"
+        (
+            "creating report_passes",
+            format!(
+                "CREATE TEMPORARY TABLE {PASSES} (device UInt64, epoch UInt32, site String, \
+                 first_ms Int64, last_ms Int64, linkable UInt8, klass String) ENGINE = Memory"
+            ),
         ),
-        format!("INSERT INTO {PASSES} {classified}"),
-        format!(
-            "CREATE TEMPORARY TABLE {ARMS} (device UInt64, epoch UInt32, exposed UInt8, \
-             t0 Int64, board String) ENGINE = Memory"
+        (
+            "classifying the passes (report_passes)",
+            format!("INSERT INTO {PASSES} {classified}"),
         ),
-        format!("INSERT INTO {ARMS} {arms}"),
+        (
+            "creating report_arms",
+            format!(
+                "CREATE TEMPORARY TABLE {ARMS} (device UInt64, epoch UInt32, exposed UInt8, \
+                 t0 Int64, board String) ENGINE = Memory"
+            ),
+        ),
+        (
+            "the arms (report_arms)",
+            format!("INSERT INTO {ARMS} {arms}"),
+        ),
     ];
     let within = |col: &str, w: u32| {
         format!(
@@ -652,13 +665,7 @@ pub async fn load(
     tracing::debug!(passes = %q.classified, units = %q.units, revenue = %q.revenue, "the report's queries");
     // One session from here: the temporary tables live in it, and go with it.
     let db = &db.clone().with_setting("session_id", session_id());
-    let whats = [
-        "creating report_passes",
-        "classifying the passes (report_passes)",
-        "creating report_arms",
-        "the arms (report_arms)",
-    ];
-    for (what, sql) in whats.into_iter().zip(&q.setup) {
+    for (what, sql) in &q.setup {
         timed(what, || db.query(sql).execute()).await?;
     }
     let units: Vec<UnitRow> = timed("the arms and outcomes query", || {

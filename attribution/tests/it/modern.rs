@@ -74,7 +74,12 @@ fn the_report_queries_run_on_a_current_clickhouse() {
         q.traffic.clone(),
     ];
     // The report's temporary tables, then its queries, in one session.
-    let setup: Vec<String> = schema.iter().cloned().chain(rows).chain(q.setup).collect();
+    let setup: Vec<String> = schema
+        .iter()
+        .cloned()
+        .chain(rows)
+        .chain(q.setup.map(|(_, sql)| sql))
+        .collect();
     let lines = testkit::chdb_queries(&setup, &report);
     // The one device: exposed (the creative overlapped its pass), converted within a day.
     let unit: Vec<&str> = lines[0].split('\t').collect();
@@ -139,7 +144,11 @@ fn a_bridged_boundary_keeps_one_device_one_unit() {
     let rules = Params::defaults(14).rules();
     let run = |bridge: Option<u32>| {
         let q = queries(&campaign, &stores, None, &rules, bridge);
-        let setup: Vec<String> = setup.iter().cloned().chain(q.setup).collect();
+        let setup: Vec<String> = setup
+            .iter()
+            .cloned()
+            .chain(q.setup.map(|(_, sql)| sql))
+            .collect();
         testkit::chdb_queries(&setup, &[q.units, q.revenue, q.passers])
     };
     let bridged = run(Some(455));
