@@ -418,24 +418,31 @@ pub fn queries(
     // Passes, each with the plays of the creative within reach (joined on board and minute):
     // the overlap of the padded pass with them, and whether one starts within a loop of the
     // pass (the creative is in rotation). Linkable: a global address or a loyalty link.
+    //
+    // A pass's minutes run from `first_ms - reach` to `first_ms + lp`: a pass that is not
+    // long ends by then (`last_ms + pad <= first_ms + lp - pad`), and a long one is classified
+    // by rotation alone. A pass and a play that share several minutes are counted in the
+    // first (the later of their first minutes; a pass without plays keeps its row there), so
+    // one GROUP BY per pass classifies it: a GROUP BY per pass and play held most of a month's
+    // report's memory.
     let classified = format!(
         "SELECT device, epoch, site, first_ms, last_ms, linkable, \
          multiIf(rotation = 0, 'out_of_rotation', last_ms - first_ms + 2 * {pad} > {lp}, 'long', \
          overlap >= 1000, 'exposed', overlap = 0, 'control', 'ambiguous') AS klass \
-         FROM (SELECT device, epoch, site, first_ms, last_ms, linkable, sum(ov) AS overlap, \
-         sum(near) AS rotation FROM (SELECT device, epoch, site, first_ms, last_ms, linkable, start_ms, \
-         any(greatest(0, least(end_ms, last_ms + {pad}) - greatest(start_ms, first_ms - {pad}))) AS ov, \
-         any(start_ms != 0 AND start_ms >= first_ms - {lp} AND start_ms <= first_ms + {lp}) AS near \
+         FROM (SELECT device, epoch, site, first_ms, last_ms, linkable, \
+         sum(greatest(0, least(end_ms, last_ms + {pad}) - greatest(start_ms, first_ms - {pad}))) AS overlap, \
+         sum(start_ms != 0 AND start_ms >= first_ms - {lp} AND start_ms <= first_ms + {lp}) AS rotation \
          FROM (SELECT device, epoch, site, first_ms, last_ms, \
          class = 'global' OR (epoch, device) IN (SELECT epoch, device FROM {links}) AS linkable, \
-         arrayJoin(range(toUInt64(intDiv(greatest(last_ms + {pad}, first_ms + {lp}), 60000) \
+         arrayJoin(range(toUInt64(intDiv(first_ms + {lp}, 60000) \
          - intDiv(first_ms - {reach}, 60000) + 1))) + intDiv(first_ms - {reach}, 60000) AS bucket \
          FROM {passes}) AS passes \
          ALL LEFT JOIN (SELECT board_id AS site, start_ms, end_ms, \
          arrayJoin(range(toUInt64(intDiv(end_ms, 60000) - intDiv(start_ms, 60000) + 1))) \
          + intDiv(start_ms, 60000) AS bucket FROM ad_plays FINAL WHERE board_id IN ({boards}) \
          AND day >= {d_from} AND day <= {d_to} AND creative_id = {creative}) \
-         AS plays USING (site, bucket) GROUP BY device, epoch, site, first_ms, last_ms, linkable, start_ms) \
+         AS plays USING (site, bucket) \
+         WHERE bucket = greatest(intDiv(start_ms, 60000), intDiv(first_ms - {reach}, 60000)) \
          GROUP BY device, epoch, site, first_ms, last_ms, linkable)",
         creative = bound(&c.creative_id),
         links = src.links(),

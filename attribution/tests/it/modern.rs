@@ -176,3 +176,84 @@ fn a_bridged_boundary_keeps_one_device_one_unit() {
     );
     assert_eq!(split[1], "", "no link for key 7: {split:?}");
 }
+
+/// Each pass's class, from the plays around it (defaults: 15-s pad, a 60-s loop). `M` is the
+/// start of a minute; the plays of the creative on board-1 are at M+55..65 s and M+175..185 s
+/// (and another brand's at M+125..135 s).
+#[test]
+fn each_pass_is_classified_by_the_plays_around_it() {
+    const M: i64 = 1_772_959_980_000;
+    let campaign = Campaign {
+        campaign_id: "c".into(),
+        brand: "acme".into(),
+        creative_id: "acme-01".into(),
+        boards: vec!["board-1".into()],
+        start_ms: 1_772_928_000_000,
+        end_ms: 1_773_532_800_000,
+        spend: 1000.0,
+        currency: "EUR".into(),
+        window_days: 14,
+        slot_secs: 10,
+        loop_slots: 6,
+    };
+    let q = queries(
+        &campaign,
+        &HashMap::from([("acme-1".to_owned(), "acme".to_owned())]),
+        None,
+        &Params::defaults(14).rules(),
+        None,
+    );
+    let s = |secs: f64| M + (secs * 1000.0) as i64;
+    let passes = [
+        // Padded, it meets the play across a minute's end by 600 ms: ambiguous, though the
+        // two share two minutes (counted in both, 1.2 s would make it exposed).
+        (1, s(30.0), s(40.6), "ambiguous"),
+        // In rotation (a play starts 55 s after it), overlapping none (the other brand's).
+        (2, s(120.0), s(130.0), "control"),
+        (3, s(170.0), s(400.0), "long"),
+        // Long, with a play inside it but none starting within a loop of its start.
+        (4, s(400.0), s(900.0), "out_of_rotation"),
+        // No play for hours: its row is kept.
+        (5, s(7200.0), s(7205.0), "out_of_rotation"),
+        (6, s(178.0), s(190.0), "exposed"),
+    ];
+    let plays = [
+        (s(55.0), s(65.0), "acme-01"),
+        (s(175.0), s(185.0), "acme-01"),
+    ]
+    .into_iter()
+    .chain([
+        (s(125.0), s(135.0), "other-01"),
+        (s(850.0), s(860.0), "acme-01"),
+    ]);
+    let rows = passes
+        .iter()
+        .map(|(device, first, last, _)| {
+            format!(
+                "INSERT INTO visits (site, day, device, visit_id, class, first_ms, last_ms, kind, version) \
+                 VALUES ('board-1', '2026-03-08', {device}, {device}, 'global', {first}, {last}, 'visitor', 1)"
+            )
+        })
+        .chain(plays.map(|(start, end, creative)| {
+            format!(
+                "INSERT INTO ad_plays VALUES ('board-1', '2026-03-08', {start}, {end}, '{creative}', 'x', 'c')"
+            )
+        }));
+    let setup: Vec<String> = MIGRATIONS
+        .iter()
+        .flat_map(|(_, _, sql)| statements(sql))
+        .chain(rows)
+        .collect();
+    let classes = testkit::chdb_queries(
+        &setup,
+        &[format!(
+            "SELECT device, klass FROM ({}) ORDER BY device",
+            q.classified
+        )],
+    );
+    let expected: Vec<String> = passes
+        .iter()
+        .map(|(device, _, _, klass)| format!("{device}\t{klass}"))
+        .collect();
+    assert_eq!(classes, [expected.join(";")]);
+}
