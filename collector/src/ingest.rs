@@ -9,6 +9,7 @@
 //! site visits.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,6 +38,9 @@ const CHANNEL: usize = 4096;
 const REPLAY_EVERY: Duration = Duration::from_secs(2);
 /// A batch closes after this long without a new message.
 const IDLE: Duration = Duration::from_millis(20);
+/// The payload bytes of the messages received and not yet taken by the processor, at most
+/// (and at most `ingest.batch_max_rows` messages): past it the MQTT task stops reading.
+const HELD_MAX_BYTES: usize = 64 << 20;
 
 #[derive(Default)]
 struct Batch {
@@ -249,8 +253,8 @@ impl RejectionLog {
 
 /// Room in the client's request channel for the acknowledgements two batches need (a batch
 /// holds at most batch_max_rows messages; one commits while the next fills). The event loop
-/// sends one per poll and the MQTT task never stops polling it, so a fuller channel only
-/// makes a commit wait.
+/// sends one per poll, and the MQTT task polls it while any is queued, so a fuller channel
+/// only makes a commit wait.
 fn request_capacity(cfg: &Config) -> usize {
     2 * cfg.ingest().batch_max_rows() + CHANNEL + 64
 }
@@ -297,6 +301,10 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), IngestError> {
     let (client, mut eventloop) = AsyncClient::new(options(cfg, tls), request_capacity(cfg));
+    let acker = Acker {
+        client: client.clone(),
+        queued: Arc::default(),
+    };
     // rumqttc gives up on a write (our acknowledgements) after its connection timeout, 5 s
     // by default. A broker busy with many publishers reads them late, not never: at city
     // scale the 5 s cut the connection every minute or two, and each reconnection had the
@@ -310,6 +318,8 @@ pub async fn run(
     // Not a child of `shutdown`: the MQTT task outlives the drain, to send its acknowledgements.
     let mqtt_stop = CancellationToken::new();
     let sub_client = client.clone();
+    let queued = acker.queued.clone();
+    let max_held = cfg.ingest().batch_max_rows();
     let mut mqtt = tokio::spawn({
         let stop = mqtt_stop.clone();
         let metrics = metrics.clone();
@@ -318,27 +328,41 @@ pub async fn run(
             // False once the processor drains: what arrives then stays unacknowledged, and
             // the broker redelivers it.
             let mut forwarding = true;
-            // Received, not yet handed to the processor. The event loop is polled even while
-            // the processor is behind: it sends the acknowledgements (one per poll, while a
-            // poll reads up to a bunch of messages), and a loop that waited for the processor
-            // instead would stop sending them; past the client's request capacity the commit
-            // waits on an acknowledgement the loop never sends (it did: a 200,000-person
-            // city stalled after 242,326 messages). Bounded by the broker's in-flight limit.
+            // Received, not yet handed to the processor: at most `max_held` messages and
+            // HELD_MAX_BYTES, past which the loop stops polling, unless acknowledgements wait
+            // in the client. The bound is ours, not the broker's in-flight limit: Mosquitto
+            // 2.0.11 lets more than `max_inflight_messages` be in flight once
+            // acknowledgements flow (19,898 against 2,000 in a test), and a city's collector
+            // held 3 M messages, GiBs. The event loop writes one acknowledgement per poll,
+            // while a poll reads up to nine messages: a loop that stopped polling with
+            // acknowledgements queued would never send them, and the commit waiting on them
+            // past the client's request capacity would never take another message (a
+            // 200,000-person city stalled so after 242,326 messages). Polled for them, it
+            // reads at most nine messages per acknowledgement queued beyond the bound.
             let mut held: VecDeque<Publish> = VecDeque::new();
+            let mut held_bytes = 0;
+            // Acknowledgements written; the committer counts those it queued.
+            let mut acked = 0;
             loop {
                 let event = tokio::select! {
                     _ = stop.cancelled() => break,
                     permit = tx.reserve(), if forwarding && !held.is_empty() => {
                         match permit {
-                            Ok(permit) => permit.send(held.pop_front().expect("not empty")),
+                            Ok(permit) => {
+                                let p = held.pop_front().expect("not empty");
+                                held_bytes -= p.payload.len();
+                                permit.send(p);
+                            }
                             Err(_) => {
                                 forwarding = false;
                                 held.clear();
+                                held_bytes = 0;
                             }
                         }
                         continue;
                     }
-                    e = eventloop.poll() => e,
+                    e = eventloop.poll(), if (held.len() < max_held && held_bytes < HELD_MAX_BYTES)
+                        || queued.load(Ordering::Acquire) > acked => e,
                 };
                 match event {
                     Ok(Event::Incoming(Packet::ConnAck(ack))) => {
@@ -373,14 +397,19 @@ pub async fn run(
                     Ok(Event::Incoming(Packet::Publish(p))) => {
                         metrics.messages_in.inc();
                         if forwarding {
+                            held_bytes += p.payload.len();
                             held.push_back(p);
                         }
                     }
+                    Ok(Event::Outgoing(Outgoing::PubAck(_))) => acked += 1,
                     // Written after every acknowledgement queued before it: done.
                     Ok(Event::Outgoing(Outgoing::Disconnect)) => break,
                     Ok(_) => {}
                     Err(_) if !forwarding => break,
                     Err(e) => {
+                        // The client drops the acknowledgements it had not written (the
+                        // broker sends those messages again).
+                        acked = queued.load(Ordering::Acquire);
                         metrics.mqtt_errors.inc();
                         metrics.mqtt_subscribed.set(0);
                         warn!(error = %e, "MQTT connection lost; reconnecting");
@@ -401,7 +430,7 @@ pub async fn run(
     let mut committer = Committer {
         db,
         bridges: cfg.clickhouse().local_table("bridges").into(),
-        client: client.clone(),
+        acker,
         metrics: metrics.clone(),
         shutdown: shutdown.clone(),
         feed,
@@ -514,11 +543,27 @@ struct Committer {
     db: clickhouse::Client,
     /// Where the bridges' partitions are dropped (on a cluster, the shards' tables).
     bridges: Arc<str>,
-    client: AsyncClient,
+    acker: Acker,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
     feed: Feed,
     inflight: Option<tokio::task::JoinHandle<Result<(), IngestError>>>,
+}
+
+/// Acknowledges messages through the client, counting those it queued: the MQTT task polls
+/// the event loop while the client holds any it has not written.
+#[derive(Clone)]
+struct Acker {
+    client: AsyncClient,
+    queued: Arc<AtomicU64>,
+}
+
+impl Acker {
+    async fn ack(&self, p: &Publish) -> Result<(), rumqttc::ClientError> {
+        self.client.ack(p).await?;
+        self.queued.fetch_add(1, Ordering::Release);
+        Ok(())
+    }
 }
 
 impl Committer {
@@ -528,16 +573,16 @@ impl Committer {
         if batch.messages.is_empty() && batch.quarantine.is_empty() {
             return Ok(());
         }
-        let (db, bridges, client, metrics, shutdown, feed) = (
+        let (db, bridges, acker, metrics, shutdown, feed) = (
             self.db.clone(),
             self.bridges.clone(),
-            self.client.clone(),
+            self.acker.clone(),
             self.metrics.clone(),
             self.shutdown.clone(),
             self.feed.clone(),
         );
         self.inflight = Some(tokio::spawn(async move {
-            commit(&db, &bridges, &client, &feed, batch, &metrics, &shutdown).await
+            commit(&db, &bridges, &acker, &feed, batch, &metrics, &shutdown).await
         }));
         Ok(())
     }
@@ -557,7 +602,7 @@ impl Committer {
 async fn commit(
     db: &clickhouse::Client,
     bridges: &str,
-    client: &AsyncClient,
+    acker: &Acker,
     feed: &Feed,
     mut batch: Batch,
     metrics: &Metrics,
@@ -607,7 +652,7 @@ async fn commit(
     // next start reads the sightings back from the table.)
     feed.send(&batch.sightings).await?;
     for (i, p) in batch.messages.iter().enumerate() {
-        if let Err(e) = client.ack(p).await {
+        if let Err(e) = acker.ack(p).await {
             // The connection broke during the drain and the MQTT task has ended: the rows
             // are committed, and the broker redelivers these messages to the next session,
             // where (sensor, seq) de-duplicates them. Not a failure of the drain.

@@ -55,6 +55,7 @@ pub struct Metrics {
     pub sightings_unlinked: Counter,
     /// Stays the stream stage holds (all workers of this process).
     pub visit_stays: Gauge,
+    pub occupancy_sightings: Gauge,
     /// The stream stage's watermark (event time), in seconds.
     watermark_seconds: Gauge<f64, AtomicU64>,
     /// 1 while connected with the subscriptions in place (acknowledged by the broker, or kept
@@ -87,6 +88,7 @@ impl Default for Metrics {
             visits_recomputed: Counter::default(),
             sightings_unlinked: Counter::default(),
             visit_stays: Gauge::default(),
+            occupancy_sightings: Gauge::default(),
             watermark_seconds: Gauge::default(),
             mqtt_subscribed: Gauge::default(),
             quarantined: Counter::default(),
@@ -192,6 +194,11 @@ impl Default for Metrics {
             "footfall_visit_stays",
             "Stays held by the stream stage",
             m.visit_stays.clone(),
+        );
+        registry.register(
+            "footfall_occupancy_sightings",
+            "Sightings held by the stream stage's counting (a day or two behind the watermark)",
+            m.occupancy_sightings.clone(),
         );
         registry.register(
             "footfall_watermark_seconds",

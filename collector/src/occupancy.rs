@@ -33,6 +33,10 @@ const ALIGN_MS: i64 = 15 * 60_000;
 const DAY_MS: i64 = 86_400_000;
 /// How far a sighting can change the estimate of an earlier (or later) window.
 const REACH_MS: i64 = PRESENCE_GAP_MS + PRESENCE_PAD_MS;
+/// A site holds its sightings in a `Vec` per this much start time. (A map entry per start
+/// time, each with its own small `Vec`, cost some 250 bytes a sighting: with a day or two
+/// of a city's sightings held, gigabytes.)
+const BUCKET_MS: i64 = ALIGN_MS;
 
 /// What the stage writes.
 #[derive(Clone, Debug, PartialEq)]
@@ -54,7 +58,7 @@ pub struct Occupancy {
 }
 
 struct Site {
-    /// Sightings by start time, and how many.
+    /// Sightings by the [`BUCKET_MS`] their start is in (in arrival order), and how many.
     sightings: BTreeMap<i64, Vec<Sensed>>,
     held: usize,
     /// The longest sighting held, ms: how far back a window's sightings can start.
@@ -139,7 +143,10 @@ impl Occupancy {
         if changes <= site.traffic_final {
             site.traffic_dirty = Some(site.traffic_dirty.map_or(changes, |d| d.min(changes)));
         }
-        site.sightings.entry(s.first_ms).or_default().push(sensed);
+        site.sightings
+            .entry(s.first_ms.div_euclid(BUCKET_MS))
+            .or_default()
+            .push(sensed);
         site.held += 1;
     }
 
@@ -222,7 +229,8 @@ impl Occupancy {
             let keep_day = watermark_ms.map(|w| (w - horizon_ms).div_euclid(DAY_MS) - 1);
             if let Some(day) = keep_day.filter(|&d| d > site.kept_from_day) {
                 let keep = day * DAY_MS;
-                site.sightings = site.sightings.split_off(&(keep - site.longest_ms));
+                let bucket = (keep - site.longest_ms).div_euclid(BUCKET_MS);
+                site.sightings = site.sightings.split_off(&bucket);
                 site.held = site.sightings.values().map(Vec::len).sum();
                 site.fixtures.keep_from(day);
                 site.written.retain(|(_, start), _| *start >= keep);
@@ -231,6 +239,11 @@ impl Occupancy {
             }
         }
         self.sites.retain(|_, s| !s.sightings.is_empty());
+    }
+
+    /// Sightings held, for the metrics.
+    pub fn held(&self) -> usize {
+        self.sites.values().map(|s| s.held).sum()
     }
 }
 
@@ -268,14 +281,19 @@ impl Site {
         }
     }
 
-    /// The sightings held that reach into `[from, to]` (ms).
+    /// The sightings held that reach into `[from, to]` (ms), by start time (ties in arrival
+    /// order).
     fn reaching(&self, from: i64, to: i64) -> Vec<Sensed> {
-        self.sightings
-            .range(from - self.longest_ms..=to)
+        let buckets = (from - self.longest_ms).div_euclid(BUCKET_MS)..=to.div_euclid(BUCKET_MS);
+        let mut v: Vec<Sensed> = self
+            .sightings
+            .range(buckets)
             .flat_map(|(_, v)| v)
-            .filter(|s| s.last_ms >= from)
+            .filter(|s| s.last_ms >= from && s.first_ms <= to)
             .copied()
-            .collect()
+            .collect();
+        v.sort_by_key(|s| s.first_ms);
+        v
     }
 
     /// Computes the site's hours from the one holding `from` to the one holding `to`; writes

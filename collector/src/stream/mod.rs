@@ -271,6 +271,7 @@ fn run_worker(
                     let mut versions = Versions::after(version_floor);
                     let mut rows = Vec::new();
                     let mut seen_frontier: Option<u64> = None;
+                    let mut held = 0i64;
                     move |(input, frontier), output| {
                         let frontier = frontier.frontier().first().copied();
                         let watermark = frontier.map(|t| (t as i64).saturating_mul(bucket_ms));
@@ -292,6 +293,9 @@ fn run_worker(
                                 versions.next(wall_clock_us()),
                                 &mut rows,
                             );
+                            let now = occupancy.held() as i64;
+                            op_metrics_occupancy.occupancy_sightings.inc_by(now - held);
+                            held = now;
                         }
                         hand_over!(cap, output, rows, frontier);
                     }
@@ -320,6 +324,7 @@ fn run_worker(
                     let watermark = frontier.map(|t| (t as i64).saturating_mul(bucket_ms));
                     let mut late = false;
                     let refused = visits.refused;
+                    let too_late_before = visits.too_late;
                     let mut too_late = recompute::Late::default();
                     input.for_each(|_time, data| {
                         for s in data.drain(..) {
@@ -330,15 +335,16 @@ fn run_worker(
                         }
                     });
                     op_metrics.stage_refused("visits", visits.refused - refused);
+                    op_metrics
+                        .visits_too_late
+                        .inc_by(visits.too_late - too_late_before);
                     if !too_late.is_empty() {
                         let _ = late_out.blocking_send(Out::Late(too_late));
                     }
                     if frontier != seen_frontier || late {
                         seen_frontier = frontier;
-                        let before = visits.too_late;
                         let version = versions.next(wall_clock_us());
                         visits.emit(watermark, horizon_ms, &rules, version, &mut rows);
-                        op_metrics.visits_too_late.inc_by(visits.too_late - before);
                         let now = visits.stays() as i64;
                         op_metrics.visit_stays.inc_by(now - held);
                         held = now;

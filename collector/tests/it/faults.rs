@@ -21,8 +21,12 @@ struct Setup {
 }
 
 fn setup() -> Setup {
+    setup_on(Mosquitto::start())
+}
+
+/// The city, a ClickHouse, and `broker`.
+fn setup_on(broker: Mosquitto) -> Setup {
     let ch = ClickHouse::start();
-    let broker = Mosquitto::start();
     let dir = tempfile::tempdir().expect("tempdir");
     let city = dir.path().join("city");
     let s = Scenario::from_overlay(
@@ -80,6 +84,22 @@ impl Setup {
             ));
         }
         path
+    }
+
+    /// The value of the collector's metric `name` (a counter's `_total`), from the metrics
+    /// port its configuration `config` names; `None` while it does not answer.
+    fn metric(&self, config: &Path, name: &str) -> Option<u64> {
+        let text = std::fs::read_to_string(config).expect("config");
+        let port: u16 = text
+            .split("listen = \"127.0.0.1:")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .and_then(|p| p.parse().ok())
+            .expect("the metrics port");
+        crate::util::metrics(port)
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse().ok())
     }
 
     fn config(&self, db: &str) -> PathBuf {
@@ -374,6 +394,63 @@ fn clickhouse_down_for_a_minute_loses_nothing_and_the_collector_recovers_by_itse
     assert_same(&s.visits("outage"), &s.visits("calm"), "visits");
 }
 
+/// A broker that sends without bound (no in-flight limit; Mosquitto 2.0.11 does not keep to
+/// its own once acknowledgements flow) while ClickHouse is down: the collector reads no more
+/// than its processor's channel, a batch and what it holds (`ingest.batch_max_rows`
+/// messages), and the broker keeps the rest; back up, everything lands.
+#[test]
+fn a_broker_without_an_in_flight_limit_does_not_fill_the_collector() {
+    let mut s = setup_on(Mosquitto::start_with(|_| {
+        "max_inflight_messages 0\n".to_owned()
+    }));
+    let cfg = s.config("held");
+    let text = std::fs::read_to_string(&cfg).expect("config");
+    std::fs::write(
+        &cfg,
+        text.replace("[ingest]\n", "[ingest]\nbatch_max_rows = 50\n"),
+    )
+    .expect("config");
+    let received = |s: &Setup| s.metric(&cfg, "footfall_mqtt_messages_total");
+    let mut run = s.start(&cfg, "held");
+    s.ch.stop();
+    // The city, then its smallest envelope again and again: 6,000 messages more.
+    let mut messages = s.messages.clone();
+    let smallest = s
+        .messages
+        .iter()
+        .min_by_key(|(_, m)| m.len())
+        .expect("messages");
+    messages.extend(std::iter::repeat_n(smallest.clone(), 6000));
+    let total = messages.len() as u64;
+    s.publish_these(messages, 1, Duration::ZERO)
+        .join()
+        .expect("publisher");
+    // The processor's channel (4,096), the batch it commits and the one it fills (50 each),
+    // and what the MQTT task holds (50).
+    let bound = 4096 + 3 * 50;
+    let settled = wait_for(Duration::from_secs(10), || {
+        let n = received(&s)?;
+        std::thread::sleep(Duration::from_millis(500));
+        (received(&s)? == n).then_some(n)
+    })
+    .expect("the collector's count of received messages settles");
+    assert!(
+        settled <= bound,
+        "with ClickHouse down the collector read {settled} of {total} messages (at most {bound})"
+    );
+    s.ch.launch();
+    s.wait_complete("held", Duration::from_secs(120));
+    let all = wait_for(Duration::from_secs(60), || {
+        received(&s).filter(|&n| n >= total)
+    });
+    assert!(
+        all.is_some(),
+        "{:?} of {total} messages received",
+        received(&s)
+    );
+    s.term(&mut run, "held");
+}
+
 /// An inventory refresh (every second here) that meets a ClickHouse outage keeps the last
 /// inventory: the collector goes on, and what arrived meanwhile lands once ClickHouse is back.
 #[test]
@@ -598,6 +675,11 @@ fn sightings_that_come_after_the_horizon_recompute_their_visits() {
             .then_some(())
     })
     .unwrap_or_else(|| panic!("no recompute; log:\n{}", log()));
+    let too_late = s.metric(&cfg, "footfall_visits_too_late_total");
+    assert!(
+        too_late.is_some_and(|n| n > 0),
+        "the late sightings are counted: {too_late:?}"
+    );
     s.term(&mut run, "behind");
     assert_same(
         &s.stays_from_visits("behind"),

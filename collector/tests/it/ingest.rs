@@ -31,14 +31,7 @@ impl Collector {
     }
 
     fn metrics(&self) -> String {
-        use std::io::{Read, Write};
-        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.metrics_port)) else {
-            return String::new();
-        };
-        let _ = s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n");
-        let mut out = String::new();
-        let _ = s.read_to_string(&mut out);
-        out
+        crate::util::metrics(self.metrics_port)
     }
 
     fn stop(mut self) -> std::process::ExitStatus {
