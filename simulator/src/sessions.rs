@@ -29,6 +29,9 @@ pub struct Closed {
     pub sighting: Sighting,
     /// Union of the frames' `activity::kind` bits.
     pub kinds: u8,
+    /// When the agent closes it: its sweep, once the gap has passed since the last frame
+    /// (the simulator finds out later, at the sensor's next frame).
+    pub closed_ms: i64,
 }
 
 struct Open {
@@ -209,6 +212,7 @@ impl Sessions {
                 is_final: true,
             },
             kinds: o.kinds,
+            closed_ms: o.last + self.gap_ms,
         }
     }
 }

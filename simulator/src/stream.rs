@@ -180,6 +180,9 @@ impl Shard {
 
     fn drain_closed(&mut self, cx: &Ctx, now_ms: i64) -> Result<(), Error> {
         let (s, w) = (cx.s, cx.w);
+        // In the order the agent's sweep closes them (a frame can close its own device's
+        // sighting after others the sweep would have closed later).
+        self.closed.sort_by_key(|c| c.closed_ms);
         for c in self.closed.drain(..) {
             let dev = &w.devices[c.device as usize];
             let linkable = dev.linkable();
@@ -204,7 +207,15 @@ impl Shard {
                 });
             }
             if let Some(Out::Envelopes(f, b)) = &mut self.outs[sensor] {
-                b.push(now_ms, c.epoch, c.sighting, &mut self.batches);
+                // Batched when the agent would close it, not when the simulator found out
+                // (a quiet store's last sighting of the night at its first frame of the
+                // morning, hours later).
+                b.push(
+                    c.closed_ms.min(now_ms),
+                    c.epoch,
+                    c.sighting,
+                    &mut self.batches,
+                );
                 for e in self.batches.drain(..) {
                     self.counts[sensor].envelopes += 1;
                     serde_json::to_writer(&mut *f, &e)?;

@@ -398,3 +398,34 @@ fn the_demo_city_realizes_its_configured_effect_and_has_enough_devices() {
         summary.store_capture
     );
 }
+
+/// The agent closes a sighting at its sweep once the gap has passed, and sends a batch once it
+/// is `batch_max_age_secs` old: no sighting is sent later than that after its last frame,
+/// however long the sensor is quiet after it (a store at night).
+#[test]
+fn every_sighting_is_sent_within_the_gap_and_the_batch_age_of_its_end() {
+    let (dir, _) = generate(CITY, 24);
+    let dir = dir.path();
+    let o = &scenario(dir).output;
+    let most = (i64::from(o.sighting_gap_secs) + i64::from(o.batch_max_age_secs)) * 1000;
+    let mut latest = (0, String::new());
+    for entry in std::fs::read_dir(dir.join("envelopes")).expect("envelopes") {
+        let path = entry.expect("entry").path();
+        for line in std::fs::read_to_string(&path).expect("read").lines() {
+            let e: wire::Envelope = serde_json::from_str(line).expect("an envelope");
+            for s in &e.sightings {
+                let late = e.sent_at.0 - s.last_seen.0;
+                if late > latest.0 {
+                    latest = (late, format!("{} seq {}", e.sensor, e.seq));
+                }
+            }
+        }
+    }
+    assert!(
+        latest.0 <= most,
+        "{} sent {} s after its sighting's last frame (at most {} s)",
+        latest.1,
+        latest.0 / 1000,
+        most / 1000
+    );
+}
