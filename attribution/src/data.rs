@@ -371,9 +371,9 @@ const ARMS: &str = "report_arms";
 pub struct Queries {
     /// The passes at the campaign's boards, classified (the rows of `report_passes`).
     pub classified: String,
-    /// Creates and fills `report_passes`, then `report_arms` from it: what each statement
-    /// does (for the log and errors), and its SQL.
-    pub setup: [(&'static str, String); 4],
+    /// Creates and fills `report_passes` (a statement per UTC day of the flight), then
+    /// `report_arms` from it: what each statement does (for the log and errors), and its SQL.
+    pub setup: Vec<(&'static str, String)>,
     /// Assigned devices that look like staff.
     pub staff: String,
     pub units: String,
@@ -414,7 +414,6 @@ pub fn queries(
         s_from,
         s_to,
     } = span(c, r);
-    let (d_from, d_to) = (date(from - DAY_MS), date(to + DAY_MS));
     // Passes, each with the plays of the creative within reach (joined on board and minute):
     // the overlap of the padded pass with them, and whether one starts within a loop of the
     // pass (the creative is in rotation). Linkable: a global address or a loyalty link.
@@ -425,7 +424,9 @@ pub fn queries(
     // first (the later of their first minutes; a pass without plays keeps its row there), so
     // one GROUP BY per pass classifies it: a GROUP BY per pass and play held most of a month's
     // report's memory.
-    let classified = format!(
+    let classify = |from: i64, to: i64| {
+        let (d_from, d_to) = (date(from - DAY_MS), date(to + DAY_MS));
+        format!(
         "SELECT device, epoch, site, first_ms, last_ms, linkable, \
          multiIf(rotation = 0, 'out_of_rotation', last_ms - first_ms + 2 * {pad} > {lp}, 'long', \
          overlap >= 1000, 'exposed', overlap = 0, 'control', 'ambiguous') AS klass \
@@ -450,7 +451,9 @@ pub fn queries(
             "site IN ({boards}) AND day >= {d_from} AND day <= {d_to} AND kind = 'visitor' \
              AND first_ms >= {from} AND first_ms < {to}"
         )),
-    );
+        )
+    };
+    let classified = classify(from, to);
     // Intention to treat: each linkable device's first clean pass.
     let arms = format!(
         "SELECT device, argMin(epoch, first_ms) AS epoch, toUInt8(argMin(klass = 'exposed', first_ms)) \
@@ -459,18 +462,25 @@ pub fn queries(
     );
     // Created, then filled: 18.16 runs a CREATE ... AS SELECT in the default database, not
     // the session's.
-    let setup = [
-        (
-            "creating report_passes",
-            format!(
-                "CREATE TEMPORARY TABLE {PASSES} (device UInt64, epoch UInt32, site String, \
-                 first_ms Int64, last_ms Int64, linkable UInt8, klass String) ENGINE = Memory"
-            ),
+    // A statement per UTC day of the flight: a day's GROUP BY of passes fits a query's memory
+    // where a month's of a city did not (it wanted more than 4 GiB).
+    let mut setup = vec![(
+        "creating report_passes",
+        format!(
+            "CREATE TEMPORARY TABLE {PASSES} (device UInt64, epoch UInt32, site String, \
+             first_ms Int64, last_ms Int64, linkable UInt8, klass String) ENGINE = Memory"
         ),
-        (
-            "classifying the passes (report_passes)",
-            format!("INSERT INTO {PASSES} {classified}"),
-        ),
+    )];
+    let mut day = from.div_euclid(DAY_MS) * DAY_MS;
+    while day < to {
+        let (lo, hi) = (day.max(from), (day + DAY_MS).min(to));
+        setup.push((
+            "classifying a day's passes (report_passes)",
+            format!("INSERT INTO {PASSES} {}", classify(lo, hi)),
+        ));
+        day += DAY_MS;
+    }
+    setup.extend([
         (
             "creating report_arms",
             format!(
@@ -482,7 +492,7 @@ pub fn queries(
             "the arms (report_arms)",
             format!("INSERT INTO {ARMS} {arms}"),
         ),
-    ];
+    ]);
     let within = |col: &str, w: u32| {
         format!(
             "countIf({col} AND is_visitor AND v_first > t0 AND v_first <= t0 + {}) > 0",

@@ -78,7 +78,7 @@ fn the_report_queries_run_on_a_current_clickhouse() {
         .iter()
         .cloned()
         .chain(rows)
-        .chain(q.setup.map(|(_, sql)| sql))
+        .chain(q.setup.into_iter().map(|(_, sql)| sql))
         .collect();
     let lines = testkit::chdb_queries(&setup, &report);
     // The one device: exposed (the creative overlapped its pass), converted within a day.
@@ -147,7 +147,7 @@ fn a_bridged_boundary_keeps_one_device_one_unit() {
         let setup: Vec<String> = setup
             .iter()
             .cloned()
-            .chain(q.setup.map(|(_, sql)| sql))
+            .chain(q.setup.into_iter().map(|(_, sql)| sql))
             .collect();
         testkit::chdb_queries(&setup, &[q.units, q.revenue, q.passers])
     };
