@@ -2,8 +2,8 @@
 # City scale on one server (issue 16), for benches/README.md: the `city` preset (960 k people,
 # ~1 M devices, 760 stores, 420 boards, 30 days, ~100 M sightings) through the real pipeline:
 # its envelopes (fast mode, binary encoding) published by `publish-city` (one MQTT client per
-# sensor, kept within two slots of SLOT_MINS of event time of each other, as live ones are)
-# -> Mosquitto -> footfall-collector -> ClickHouse 18.16, with the city's inventory, plays,
+# sensor, kept within two slots of SLOT_MINS of event time of each other, as live ones are,
+# and at most BACKLOG messages ahead of what the collector has received) -> Mosquitto -> footfall-collector -> ClickHouse 18.16, with the city's inventory, plays,
 # campaigns, receipts and loyalty links imported. Then:
 #   - the time of each step, the peak RSS of every process (VmHWM), the disk each table uses,
 #     and that every sighting arrived (sightings FINAL against the simulator's count);
@@ -14,7 +14,7 @@
 # Usage: bash benches/city.sh [DIR [LOADS]]
 #   DIR keeps the generated city and its encoded messages (about 38 GiB) for another run
 #   (default target/city-bench); LOADS of each dashboard page (default 10).
-#   AGE=60 (the agents' batch age, seconds), SLOT_MINS=5, HORIZON_HOURS=6 (the collector's
+#   AGE=60 (the agents' batch age, seconds), SLOT_MINS=5, BACKLOG=20000, HORIZON_HOURS=6 (the collector's
 #   visits.horizon_hours), PEOPLE= (scales the population down, for a quicker try) in the
 #   environment; BASELINE=PATH times another build's footfall-attribution on the same data
 #   in the same run (the one before a change), and says whether its tables are the same.
@@ -25,6 +25,7 @@ DIR=${1:-target/city-bench}
 LOADS=${2:-10}
 AGE=${AGE:-60}
 SLOT_MINS=${SLOT_MINS:-5}
+BACKLOG=${BACKLOG:-20000}
 HORIZON_HOURS=${HORIZON_HOURS:-6}
 PEOPLE=${PEOPLE:-}
 BIN=target/release
@@ -39,13 +40,15 @@ log() { echo "$(date -u +%H:%M:%S) $*" | tee -a "$DIR/city.log"; }
 # peak_rss PID: the process's peak resident set so far, MiB.
 peak_rss() { awk '/^VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
 # timed NAME CMD...: runs CMD under /usr/bin/time; its wall seconds and peak RSS (MiB) in
-# $DIR/NAME.time.
+# $DIR/NAME.time (the last line: time puts a failed command's status before it). Returns
+# CMD's status.
 timed() {
-  local name=$1
+  local name=$1 rc=0
   shift
-  /usr/bin/time -f '%e %M' -o "$DIR/$name.time" "$@"
-  read -r secs kib < "$DIR/$name.time"
+  /usr/bin/time -f '%e %M' -o "$DIR/$name.time" "$@" || rc=$?
+  read -r secs kib < <(tail -1 "$DIR/$name.time")
   log "$name: $secs s, peak RSS $((kib / 1024)) MiB"
+  return $rc
 }
 
 # 1. The city (kept in DIR: generating it takes about 8 minutes).
@@ -79,9 +82,9 @@ compression = "none"
 [mqtt]
 url = "mqtt://127.0.0.1:$MOSQUITTO_PORT"
 client_id = "city-collector"
-# The broker's backlog for the collector can reach gigabytes while the publishers run ahead:
-# a 30-s keepalive lost the connection (its answer queued behind the backlog), and every
-# reconnection redelivered thousands of messages.
+# When the publisher ran ahead of the collector (before it followed the collector's metrics),
+# the broker's backlog reached gigabytes: a 30-s keepalive lost the connection (its answer
+# queued behind the backlog), and every reconnection redelivered thousands of messages.
 keepalive_secs = 120
 [ingest]
 # The city lives in March 2026.
@@ -110,7 +113,7 @@ pids+=("$col")
 wait_subscribed "$metrics"
 cpu0="$(cpu_secs "$col") $(cpu_secs "$CLICKHOUSE_PID") $(cpu_secs "$MOSQUITTO_PID")"
 /usr/bin/time -f '%e %M' -o "$DIR/publish.time" target/release/publish-city send "$DIR/msgs" \
-  "$MOSQUITTO_PORT" "$SLOT_MINS" > "$W/t0" &
+  "$MOSQUITTO_PORT" "$SLOT_MINS" "127.0.0.1:$metrics" "$BACKLOG" > "$W/t0" 2> "$W/publisher.log" &
 publisher=$!
 pids+=("$publisher")
 last=0
@@ -121,14 +124,21 @@ until [ "${committed:-}" = "$sightings" ]; do
     tail -30 "$W/collector.log"
     exit 1
   fi
+  if [ -z "${published:-}" ] && ! kill -0 "$publisher" 2>/dev/null; then
+    wait "$publisher" || { cat "$W/publisher.log"; exit 1; }
+    published=1
+  fi
   now=$(date +%s)
   if [ $((now - last)) -ge 60 ]; then
-    log "ingest: ${committed:-0} of $sightings sightings committed"
+    held=$(curl -s "127.0.0.1:$metrics/metrics" | awk '$1 == "footfall_visit_stays" { s = $2 }
+      $1 == "footfall_occupancy_sightings" { o = $2 } END { printf "%s stays, %s sightings", s, o }')
+    log "ingest: ${committed:-0} of $sightings sightings committed; collector RSS $(awk '/^VmRSS/ { printf "%.0f", $2 / 1024 }' "/proc/$col/status") MiB, holding $held"
     last=$now
   fi
 done
 t_end=$(date +%s.%N)
-wait "$publisher"
+[ -n "${published:-}" ] || wait "$publisher"
+cat "$W/publisher.log" | tee -a "$DIR/city.log"
 t_ingest=$(python3 -c "print($t_end - $(cat "$W/t0"))")
 cpu1="$(cpu_secs "$col") $(cpu_secs "$CLICKHOUSE_PID") $(cpu_secs "$MOSQUITTO_PID")"
 rss_collector=$(peak_rss "$col")
@@ -181,18 +191,26 @@ for q in "${scans[@]}"; do
   log "scan $t s: $q"
   scan_total=$(python3 -c "print($scan_total + $t)")
 done
-NO_COLOR=1 timed report "$BIN/footfall-attribution" --log warn,attribution::data=debug report \
-  --campaign "$campaign" --out "$W/report" --clickhouse-url "http://127.0.0.1:$hport" \
-  --board-capture 0.8:0.05 --store-capture 0.43:0.03 2> "$DIR/report.log"
-grep -o 'query done.*' "$DIR/report.log" | sed 's/^/  /' | tee -a "$DIR/city.log"
-read -r report_secs _ < "$DIR/report.time"
-log "report / scan of its columns: $report_secs / $scan_total s = $(python3 -c "print(round($report_secs / $scan_total, 2))")"
-if [ -n "${BASELINE:-}" ]; then
-  NO_COLOR=1 timed report-baseline "$BASELINE" --log warn,attribution::data=debug report \
-    --campaign "$campaign" --out "$W/report-baseline" --clickhouse-url "http://127.0.0.1:$hport" \
-    --board-capture 0.8:0.05 --store-capture 0.43:0.03 2> "$DIR/report-baseline.log"
+# A report that fails (a query over the server's memory limit) is logged, and the pages are
+# still measured.
+if NO_COLOR=1 timed report "$BIN/footfall-attribution" --log warn,attribution::data=debug \
+    report --campaign "$campaign" --out "$W/report" --clickhouse-url "http://127.0.0.1:$hport" \
+    --board-capture 0.8:0.05 --store-capture 0.43:0.03 2> "$DIR/report.log"; then
+  grep -o 'query done.*' "$DIR/report.log" | sed 's/^/  /' | tee -a "$DIR/city.log"
+  read -r report_secs _ < <(tail -1 "$DIR/report.time")
+  log "report / scan of its columns: $report_secs / $scan_total s = $(python3 -c "print(round($report_secs / $scan_total, 2))")"
+else
+  grep -o 'query done.*' "$DIR/report.log" | sed 's/^/  /' | tee -a "$DIR/city.log"
+  log "report FAILED: $(grep -v 'query done' "$DIR/report.log" | tail -2)"
+fi
+if [ -n "${BASELINE:-}" ] && ! NO_COLOR=1 timed report-baseline "$BASELINE" --log \
+    warn,attribution::data=debug report --campaign "$campaign" --out "$W/report-baseline" \
+    --clickhouse-url "http://127.0.0.1:$hport" --board-capture 0.8:0.05 \
+    --store-capture 0.43:0.03 2> "$DIR/report-baseline.log"; then
+  log "baseline report FAILED: $(grep -v 'query done' "$DIR/report-baseline.log" | tail -3)"
+elif [ -n "${BASELINE:-}" ]; then
   grep -o 'query done.*' "$DIR/report-baseline.log" | sed 's/^/  baseline: /' | tee -a "$DIR/city.log"
-  read -r base_secs _ < "$DIR/report-baseline.time"
+  read -r base_secs _ < <(tail -1 "$DIR/report-baseline.time")
   log "baseline report / scan of its columns: $base_secs / $scan_total s = $(python3 -c "print(round($base_secs / $scan_total, 2))")"
   for t in windows.csv boards.csv daily.csv curves.csv; do
     if cmp -s "$W/report/$t" "$W/report-baseline/$t"; then log "report $t: the same as the baseline's"

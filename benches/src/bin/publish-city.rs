@@ -15,6 +15,17 @@
 //! are acknowledged by the broker (a sensor is at most two slots ahead of the slowest; one
 //! slot of slack keeps the sensors from waiting for each other at every slot).
 //!
+//! With `COLLECTOR BACKLOG` as well (the collector's metrics address, `HOST:PORT`, and a
+//! number of messages), the publisher also keeps pace with the collector, as a fleet whose
+//! broker has room for only so much does: no sensor starts a slot while more than `BACKLOG`
+//! of the messages the broker has acknowledged are not yet received by the collector
+//! (`footfall_mqtt_messages_total`). Without it a publisher faster than the collector fills
+//! the broker's queue until the machine runs out of memory.
+//!
+//! A client whose connection drops (a broker too busy to answer a keepalive) connects again
+//! with its session, and its unacknowledged messages are sent again; each reconnection is
+//! counted on stderr.
+//!
 //! A `.msgs` file: the topic (u16 length, bytes), then for each payload the batch's
 //! `sent_at` (i64 ms) and the payload (u32 length, bytes), little-endian.
 
@@ -22,6 +33,7 @@ use std::fs;
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
@@ -40,18 +52,32 @@ fn main() -> Result<()> {
             };
             prepare(Path::new(city), Path::new(dir), encoding)
         }
-        ["send", dir, port] => send(Path::new(dir), parse("port", port)?, None),
-        ["send", dir, port, slot_mins] => {
-            let mins: i64 = parse("SLOT_MINS", slot_mins)?;
-            if mins < 1 {
-                bail!("SLOT_MINS {mins}: at least 1");
-            }
-            send(Path::new(dir), parse("port", port)?, Some(mins * 60_000))
-        }
-        _ => {
-            bail!("usage: publish-city prepare CITY DIR [json|binary] | send DIR PORT [SLOT_MINS]")
-        }
+        ["send", dir, port] => send(Path::new(dir), parse("port", port)?, None, None),
+        ["send", dir, port, slot_mins] => send(
+            Path::new(dir),
+            parse("port", port)?,
+            Some(slot_ms(slot_mins)?),
+            None,
+        ),
+        ["send", dir, port, slot_mins, collector, backlog] => send(
+            Path::new(dir),
+            parse("port", port)?,
+            Some(slot_ms(slot_mins)?),
+            Some((collector.to_owned(), parse("BACKLOG", backlog)?)),
+        ),
+        _ => bail!(
+            "usage: publish-city prepare CITY DIR [json|binary] \
+             | send DIR PORT [SLOT_MINS [COLLECTOR BACKLOG]]"
+        ),
     }
+}
+
+fn slot_ms(slot_mins: &str) -> Result<i64> {
+    let mins: i64 = parse("SLOT_MINS", slot_mins)?;
+    if mins < 1 {
+        bail!("SLOT_MINS {mins}: at least 1");
+    }
+    Ok(mins * 60_000)
 }
 
 fn parse<T: std::str::FromStr>(what: &str, s: &str) -> Result<T>
@@ -132,13 +158,22 @@ fn slots(sensors: &[Sensor], slot_ms: Option<i64>) -> (i64, i64, i64) {
     }
 }
 
-fn send(dir: &Path, port: u16, slot_ms: Option<i64>) -> Result<()> {
+fn send(
+    dir: &Path,
+    port: u16,
+    slot_ms: Option<i64>,
+    collector: Option<(String, u64)>,
+) -> Result<()> {
     let mut sensors = Vec::new();
     for entry in fs::read_dir(dir)? {
         sensors.push(messages(&fs::read(entry?.path())?)?);
     }
     let slots = slots(&sensors, slot_ms);
     let pace = Arc::new(Pace::new(sensors.len(), slots.2));
+    if let Some((address, backlog)) = collector {
+        let pace = pace.clone();
+        std::thread::spawn(move || pace.follow(&address, backlog));
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -155,6 +190,10 @@ fn send(dir: &Path, port: u16, slot_ms: Option<i64>) -> Result<()> {
         }
         anyhow::Ok(())
     })?;
+    let reconnections = pace.reconnections.load(Ordering::Relaxed);
+    if reconnections > 0 {
+        eprintln!("publish-city: {reconnections} reconnections");
+    }
     println!("{started:.6}");
     Ok(())
 }
@@ -166,6 +205,11 @@ struct Pace {
     done: Mutex<Vec<usize>>,
     /// How many leading slots every sensor has finished.
     all: watch::Sender<i64>,
+    /// Messages the broker has acknowledged, all sensors together.
+    acked: AtomicU64,
+    /// Whether the collector is close enough behind for a sensor to start a slot.
+    open: watch::Sender<bool>,
+    reconnections: AtomicU64,
 }
 
 impl Pace {
@@ -174,6 +218,40 @@ impl Pace {
             sensors,
             done: Mutex::new(vec![0; usize::try_from(slots).unwrap_or(0)]),
             all: watch::channel(0).0,
+            acked: AtomicU64::new(0),
+            open: watch::channel(true).0,
+            reconnections: AtomicU64::new(0),
+        }
+    }
+
+    /// Reads the collector's count of received messages every 100 ms, forever, and opens
+    /// the gate while it is at most `backlog` behind the broker's acknowledgements. While the
+    /// metrics cannot be read, the gate stays as it was.
+    fn follow(&self, address: &str, backlog: u64) {
+        let url = format!("http://{address}/metrics");
+        loop {
+            std::thread::sleep(Duration::from_millis(100));
+            let Some(received) = ureq::get(&url)
+                .call()
+                .ok()
+                .and_then(|r| r.into_string().ok())
+                .and_then(|text| {
+                    text.lines()
+                        .find_map(|l| l.strip_prefix("footfall_mqtt_messages_total "))
+                        .and_then(|v| v.trim().parse::<f64>().ok())
+                })
+            else {
+                continue;
+            };
+            let behind = self
+                .acked
+                .load(Ordering::Relaxed)
+                .saturating_sub(received as u64);
+            self.open.send_if_modified(|open| {
+                let before = *open;
+                *open = behind <= backlog;
+                *open != before
+            });
         }
     }
 
@@ -190,9 +268,11 @@ impl Pace {
         });
     }
 
-    /// Returns once every sensor has finished the first `n` slots.
+    /// Returns once every sensor has finished the first `n` slots and the collector is close
+    /// enough behind.
     async fn wait_for_all(&self, n: i64) -> Result<()> {
         self.all.subscribe().wait_for(|all| *all >= n).await?;
+        self.open.subscribe().wait_for(|open| *open).await?;
         Ok(())
     }
 }
@@ -205,24 +285,35 @@ async fn publish(
     pace: Arc<Pace>,
 ) -> Result<()> {
     let mut o = MqttOptions::new(format!("publish-city-{i}"), "127.0.0.1", port);
+    // A persistent session: after a reconnection the broker and the client resend what is
+    // unacknowledged.
     o.set_keep_alive(Duration::from_secs(30))
+        .set_clean_session(false)
         .set_max_packet_size(4 << 20, 4 << 20)
         .set_inflight(20);
     let (client, mut events) = AsyncClient::new(o, 64);
     let (acks, mut acked) = watch::channel(0usize);
-    let polling = tokio::spawn(async move {
-        let mut n = 0;
-        loop {
-            match events.poll().await? {
-                Event::Incoming(Packet::PubAck(_)) => {
-                    n += 1;
-                    acks.send_replace(n);
+    let polling = {
+        let pace = pace.clone();
+        tokio::spawn(async move {
+            let mut n = 0;
+            loop {
+                match events.poll().await {
+                    Ok(Event::Incoming(Packet::PubAck(_))) => {
+                        n += 1;
+                        acks.send_replace(n);
+                        pace.acked.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(Event::Outgoing(Outgoing::Disconnect)) => return anyhow::Ok(()),
+                    Ok(_) => {}
+                    Err(_) => {
+                        pace.reconnections.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
                 }
-                Event::Outgoing(Outgoing::Disconnect) => return anyhow::Ok(()),
-                _ => {}
             }
-        }
-    });
+        })
+    };
     let mut payloads = sensor.payloads.into_iter().peekable();
     let mut sent = 0;
     for slot in 0..slots {
