@@ -192,6 +192,24 @@ async fn pages(ch: &ClickHouse, base: &str, dir: &Path) {
                 .await
                 .expect("password");
             form.submit().await.expect("submit");
+            // The answer: another page, or the form again with its message (a loaded machine
+            // takes its time to check a password).
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            loop {
+                let url = c.current_url().await.expect("url");
+                let message = match c.find(Locator::Css("main")).await {
+                    Ok(main) => main.text().await.unwrap_or_default(),
+                    Err(_) => String::new(),
+                };
+                if url.path() != "/login" || message.contains("Wrong user name or password.") {
+                    break;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "no answer to the sign-in within 20 s"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
         }
     };
     sign("ana", "not ana's password").await;
