@@ -6,21 +6,30 @@ use attribution::data::{epochs_query, queries, Campaign};
 use attribution::design::Params;
 use collector::migrate::{statements, MIGRATIONS};
 
-#[test]
-fn the_report_queries_run_on_a_current_clickhouse() {
-    let campaign = Campaign {
+/// acme's campaign of creative acme-01 on `boards`, from `start_ms` to `end_ms` (a 60-s loop).
+fn campaign(boards: &[&str], start_ms: i64, end_ms: i64) -> Campaign {
+    Campaign {
         campaign_id: "c".into(),
         brand: "acme".into(),
         creative_id: "acme-01".into(),
-        boards: vec!["board-1".into(), "board-2".into()],
-        start_ms: 1_772_928_000_000,
-        end_ms: 1_773_532_800_000,
+        boards: boards.iter().map(|b| (*b).to_owned()).collect(),
+        start_ms,
+        end_ms,
         spend: 1000.0,
         currency: "EUR".into(),
         window_days: 14,
         slot_secs: 10,
         loop_slots: 6,
-    };
+    }
+}
+
+#[test]
+fn the_report_queries_run_on_a_current_clickhouse() {
+    let campaign = campaign(
+        &["board-1", "board-2"],
+        1_772_928_000_000,
+        1_773_532_800_000,
+    );
     let stores = HashMap::from([
         ("acme-1".to_owned(), "acme".to_owned()),
         ("other-1".to_owned(), "other".to_owned()),
@@ -113,19 +122,11 @@ fn the_report_queries_run_on_a_current_clickhouse() {
 /// converted; not bridged, a unit that did not.
 #[test]
 fn a_bridged_boundary_keeps_one_device_one_unit() {
-    let campaign = Campaign {
-        campaign_id: "c".into(),
-        brand: "acme".into(),
-        creative_id: "acme-01".into(),
-        boards: vec!["board-1".into()],
-        start_ms: 1_772_928_000_000 - 7 * 86_400_000,
-        end_ms: 1_772_928_000_000,
-        spend: 1000.0,
-        currency: "EUR".into(),
-        window_days: 14,
-        slot_secs: 10,
-        loop_slots: 6,
-    };
+    let campaign = campaign(
+        &["board-1"],
+        1_772_928_000_000 - 7 * 86_400_000,
+        1_772_928_000_000,
+    );
     let stores = HashMap::from([("acme-1".to_owned(), "acme".to_owned())]);
     let schema = MIGRATIONS.iter().flat_map(|(_, _, sql)| statements(sql));
     // Epoch 455 ends at 2026-03-08T00:00Z: device 7's pass on the 7th, its visit (as 8) on
@@ -183,19 +184,7 @@ fn a_bridged_boundary_keeps_one_device_one_unit() {
 #[test]
 fn each_pass_is_classified_by_the_plays_around_it() {
     const M: i64 = 1_772_959_980_000;
-    let campaign = Campaign {
-        campaign_id: "c".into(),
-        brand: "acme".into(),
-        creative_id: "acme-01".into(),
-        boards: vec!["board-1".into()],
-        start_ms: 1_772_928_000_000,
-        end_ms: 1_773_532_800_000,
-        spend: 1000.0,
-        currency: "EUR".into(),
-        window_days: 14,
-        slot_secs: 10,
-        loop_slots: 6,
-    };
+    let campaign = campaign(&["board-1"], 1_772_928_000_000, 1_773_532_800_000);
     let q = queries(
         &campaign,
         &HashMap::from([("acme-1".to_owned(), "acme".to_owned())]),
