@@ -55,6 +55,7 @@ pub struct Metrics {
     pub sightings_unlinked: Counter,
     /// Stays the stream stage holds (all workers of this process).
     pub visit_stays: Gauge,
+    /// Sightings the stream stage's counting holds (all workers of this process).
     pub occupancy_sightings: Gauge,
     /// The stream stage's watermark (event time), in seconds.
     watermark_seconds: Gauge<f64, AtomicU64>,
@@ -279,6 +280,28 @@ async fn exposition(State(metrics): State<Arc<Metrics>>) -> impl IntoResponse {
         )],
         metrics.render(),
     )
+}
+
+/// One worker's part of a gauge that sums what every worker of the process holds: each sets
+/// its own count, and the gauge moves by the change.
+pub struct Share {
+    gauge: Gauge,
+    mine: i64,
+}
+
+impl Share {
+    pub fn of(gauge: &Gauge) -> Share {
+        Share {
+            gauge: gauge.clone(),
+            mine: 0,
+        }
+    }
+
+    pub fn set(&mut self, now: usize) {
+        let now = i64::try_from(now).unwrap_or(i64::MAX);
+        self.gauge.inc_by(now - self.mine);
+        self.mine = now;
+    }
 }
 
 #[cfg(test)]

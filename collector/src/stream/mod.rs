@@ -38,7 +38,7 @@ pub use self::recover::{recover, version_floor};
 use self::writer::Writer;
 use crate::ch::rows::{fnv64, SightingRow, VisitRow};
 use crate::config::Config;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Share};
 use crate::occupancy::{Counted, Occupancy};
 use crate::visits::{Rules, Seen, Visits};
 
@@ -271,7 +271,7 @@ fn run_worker(
                     let mut versions = Versions::after(version_floor);
                     let mut rows = Vec::new();
                     let mut seen_frontier: Option<u64> = None;
-                    let mut held = 0i64;
+                    let mut held = Share::of(&op_metrics_occupancy.occupancy_sightings);
                     move |(input, frontier), output| {
                         let frontier = frontier.frontier().first().copied();
                         let watermark = frontier.map(|t| (t as i64).saturating_mul(bucket_ms));
@@ -293,9 +293,7 @@ fn run_worker(
                                 versions.next(wall_clock_us()),
                                 &mut rows,
                             );
-                            let now = occupancy.held() as i64;
-                            op_metrics_occupancy.occupancy_sightings.inc_by(now - held);
-                            held = now;
+                            held.set(occupancy.held());
                         }
                         hand_over!(cap, output, rows, frontier);
                     }
@@ -317,7 +315,7 @@ fn run_worker(
                 let mut versions = Versions::after(version_floor);
                 let mut rows = Vec::new();
                 let mut seen_frontier: Option<u64> = None;
-                let mut held = 0i64;
+                let mut held = Share::of(&op_metrics.visit_stays);
                 move |(input, frontier), output| {
                     let rules = rules.read().expect("not poisoned");
                     let frontier = frontier.frontier().first().copied();
@@ -345,9 +343,7 @@ fn run_worker(
                         seen_frontier = frontier;
                         let version = versions.next(wall_clock_us());
                         visits.emit(watermark, horizon_ms, &rules, version, &mut rows);
-                        let now = visits.stays() as i64;
-                        op_metrics.visit_stays.inc_by(now - held);
-                        held = now;
+                        held.set(visits.stays());
                     }
                     hand_over!(cap, output, rows, frontier);
                 }
