@@ -3,8 +3,9 @@
 # ~1 M devices, 760 stores, 420 boards, 30 days, ~100 M sightings) through the real pipeline:
 # its envelopes (fast mode, binary encoding) published by `publish-city` (one MQTT client per
 # sensor, kept within two slots of SLOT_MINS of event time of each other, as live ones are,
-# and at most BACKLOG messages ahead of what the collector has received) -> Mosquitto -> footfall-collector -> ClickHouse 18.16, with the city's inventory, plays,
-# campaigns, receipts and loyalty links imported. Then:
+# and at most BACKLOG messages ahead of what the collector has received) -> Mosquitto ->
+# footfall-collector -> ClickHouse 18.16, with the city's inventory, plays, campaigns,
+# receipts and loyalty links imported. Then:
 #   - the time of each step, the peak RSS of every process (VmHWM), the disk each table uses,
 #     and that every sighting arrived (sightings FINAL against the simulator's count);
 #   - the campaign report (footfall-attribution report, peak RSS and wall time) beside the
@@ -14,8 +15,8 @@
 # Usage: bash benches/city.sh [DIR [LOADS]]
 #   DIR keeps the generated city and its encoded messages (about 38 GiB) for another run
 #   (default target/city-bench); LOADS of each dashboard page (default 10).
-#   AGE=60 (the agents' batch age, seconds), SLOT_MINS=5, BACKLOG=20000, HORIZON_HOURS=6 (the collector's
-#   visits.horizon_hours), PEOPLE= (scales the population down, for a quicker try) in the
+#   AGE=60 (the agents' batch age, seconds), SLOT_MINS=5, BACKLOG=20000, HORIZON_HOURS=6
+#   (the collector's visits.horizon_hours), PEOPLE= (scales the population down, for a quicker try) in the
 #   environment; BASELINE=PATH times another build's footfall-attribution on the same data
 #   in the same run (the one before a change), and says whether its tables are the same.
 set -euo pipefail
@@ -196,11 +197,13 @@ done
 if NO_COLOR=1 timed report "$BIN/footfall-attribution" --log warn,attribution::data=debug \
     report --campaign "$campaign" --out "$W/report" --clickhouse-url "http://127.0.0.1:$hport" \
     --board-capture 0.8:0.05 --store-capture 0.43:0.03 2> "$DIR/report.log"; then
-  grep -o 'query done.*' "$DIR/report.log" | sed 's/^/  /' | tee -a "$DIR/city.log"
+  report_ok=1
+fi
+grep -o 'query done.*' "$DIR/report.log" | sed 's/^/  /' | tee -a "$DIR/city.log"
+if [ -n "${report_ok:-}" ]; then
   read -r report_secs _ < <(tail -1 "$DIR/report.time")
   log "report / scan of its columns: $report_secs / $scan_total s = $(python3 -c "print(round($report_secs / $scan_total, 2))")"
 else
-  grep -o 'query done.*' "$DIR/report.log" | sed 's/^/  /' | tee -a "$DIR/city.log"
   log "report FAILED: $(grep -v 'query done' "$DIR/report.log" | tail -2)"
 fi
 if [ -n "${BASELINE:-}" ] && ! NO_COLOR=1 timed report-baseline "$BASELINE" --log \
