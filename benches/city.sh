@@ -18,7 +18,9 @@
 #   AGE=60 (the agents' batch age, seconds), SLOT_MINS=5, BACKLOG=20000, HORIZON_HOURS=6
 #   (the collector's visits.horizon_hours), PEOPLE= (scales the population down, for a quicker try) in the
 #   environment; BASELINE=PATH times another build's footfall-attribution on the same data
-#   in the same run (the one before a change), and says whether its tables are the same.
+#   in the same run (the one before a change), and says whether its tables are the same;
+#   HOLD=1 stops after the ingest and keeps ClickHouse up (its ports in the log) for runs by
+#   hand, until the script is killed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . deploy/local.sh
@@ -166,6 +168,12 @@ for name, cpu in [("collector", c1 - c0), ("ClickHouse", h1 - h0), ("Mosquitto",
 PY
 log "peak RSS: collector $rss_collector MiB, Mosquitto $(peak_rss "$MOSQUITTO_PID") MiB, publisher $((publisher_kib / 1024)) MiB, ClickHouse so far $(peak_rss "$CLICKHOUSE_PID") MiB"
 ch -q "SELECT table, sum(rows), formatReadableSize(sum(bytes_on_disk)) FROM system.parts WHERE active AND database = 'footfall' GROUP BY table ORDER BY sum(bytes_on_disk) DESC FORMAT PrettyCompactNoEscapes" | tee -a "$DIR/city.log"
+
+if [ -n "${HOLD:-}" ]; then
+  log "holding: ClickHouse http $hport, tcp $tport (database footfall) until killed"
+  while kill -0 "$CLICKHOUSE_PID" 2>/dev/null; do sleep 5; done
+  exit 1
+fi
 
 # 4. The campaign report, beside ClickHouse scanning the columns it reads (the median of 5
 # runs of each scan; the tables' whole month: the report's period, its pre-period and its

@@ -287,7 +287,8 @@ fn date(ms: i64) -> String {
 
 /// The epoch whose keys replace the next epoch's: `visits` (the columns the queries read)
 /// and `links`, each as a subquery whose `(epoch, device)` of the next epoch is its device's
-/// pair in `bridges`, where it has one. Without a bridge, the tables as they are.
+/// pair in the session's `report_bridge` (the pairs of `bridges` the report can meet), where
+/// it has one. Without a bridge, the tables as they are.
 struct Sources {
     bridge: Option<u32>,
 }
@@ -298,11 +299,23 @@ impl Sources {
         let Some(e) = self.bridge else {
             return format!("(SELECT device, epoch, {cols} FROM {table} WHERE {cond})");
         };
-        // Renamed on both sides of the join (ClickHouse resolves aliases query-wide); a next
-        // key with two pairs (a hash collision) keeps one, so no row is doubled.
+        // Renamed on both sides of the join (ClickHouse resolves aliases query-wide).
         format!(
-            "(SELECT if(b_old = 0, v_device, b_old) AS device, if(b_old = 0, v_epoch, toUInt32({e}))              AS epoch, {cols} FROM (SELECT device AS v_device, epoch AS v_epoch, {cols} FROM {table}              WHERE {cond}) AS keyed ALL LEFT JOIN (SELECT next AS v_device, toUInt32({next}) AS v_epoch,              any(device) AS b_old FROM bridges WHERE epoch = {e} GROUP BY next) AS pairs              USING (v_device, v_epoch))",
+            "(SELECT if(b_old = 0, v_device, b_old) AS device, if(b_old = 0, v_epoch, toUInt32({e})) \
+             AS epoch, {cols} FROM (SELECT device AS v_device, epoch AS v_epoch, {cols} FROM {table} \
+             WHERE {cond}) AS keyed ALL LEFT JOIN (SELECT next AS v_device, toUInt32({next}) AS v_epoch, \
+             device AS b_old FROM {BRIDGE}) AS pairs USING (v_device, v_epoch))",
             next = u64::from(e) + 1
+        )
+    }
+
+    /// Fills `report_bridge` with the pairs of `bridges` (epoch `e`) whose next key `keys`
+    /// selects and that it does not hold yet, one per next key (a next key with two pairs, a
+    /// hash collision, keeps one, so no row is doubled).
+    fn pairs(e: u32, keys: &str) -> String {
+        format!(
+            "INSERT INTO {BRIDGE} SELECT next, any(device) FROM bridges WHERE epoch = {e} \
+             AND ({keys}) AND next NOT IN (SELECT next FROM {BRIDGE}) GROUP BY next"
         )
     }
 
@@ -365,6 +378,11 @@ pub fn epochs_query(c: &Campaign, stores: &HashMap<String, String>, r: &Rules) -
 /// query that reads it (the join of passes with plays is most of a report's time).
 const PASSES: &str = "report_passes";
 const ARMS: &str = "report_arms";
+/// The pairs of the bridged boundary the report meets: those of the next keys that pass the
+/// campaign's boards or hold a loyalty link, then those of the arms' devices. A month of a
+/// city has millions of pairs; a join with all of them, rebuilt in every statement that read
+/// through the bridge, was most of a report's time.
+const BRIDGE: &str = "report_bridge";
 
 /// The report's SQL, built for one campaign. `setup` runs first, in the session the others
 /// run in.
@@ -424,6 +442,15 @@ pub fn queries(
     // first (the later of their first minutes; a pass without plays keeps its row there), so
     // one GROUP BY per pass classifies it: a GROUP BY per pass and play held most of a month's
     // report's memory.
+    // The campaign's boards' visitors (passes) whose first sighting is in [from, to).
+    let passes_in = |from: i64, to: i64| {
+        format!(
+            "site IN ({boards}) AND day >= {} AND day <= {} AND kind = 'visitor' \
+             AND first_ms >= {from} AND first_ms < {to}",
+            date(from - DAY_MS),
+            date(to + DAY_MS)
+        )
+    };
     let classify = |from: i64, to: i64| {
         let (d_from, d_to) = (date(from - DAY_MS), date(to + DAY_MS));
         format!(
@@ -447,10 +474,7 @@ pub fn queries(
          GROUP BY device, epoch, site, first_ms, last_ms, linkable)",
         creative = bound(&c.creative_id),
         links = src.links(),
-        passes = src.visits(&format!(
-            "site IN ({boards}) AND day >= {d_from} AND day <= {d_to} AND kind = 'visitor' \
-             AND first_ms >= {from} AND first_ms < {to}"
-        )),
+        passes = src.visits(&passes_in(from, to)),
         )
     };
     let classified = classify(from, to);
@@ -464,13 +488,36 @@ pub fn queries(
     // the session's.
     // A statement per UTC day of the flight: a day's GROUP BY of passes fits a query's memory
     // where a month's of a city did not (it wanted more than 4 GiB).
-    let mut setup = vec![(
+    let mut setup = Vec::new();
+    if let Some(e) = bridge {
+        let next = u64::from(e) + 1;
+        setup.extend([
+            (
+                "creating report_bridge",
+                format!(
+                    "CREATE TEMPORARY TABLE {BRIDGE} (next UInt64, device UInt64) ENGINE = Memory"
+                ),
+            ),
+            (
+                "the pairs of the passes and links (report_bridge)",
+                Sources::pairs(
+                    e,
+                    &format!(
+                        "next IN (SELECT device FROM visits WHERE epoch = {next} AND {}) \
+                         OR next IN (SELECT device FROM links WHERE epoch = {next})",
+                        passes_in(from, to)
+                    ),
+                ),
+            ),
+        ]);
+    }
+    setup.push((
         "creating report_passes",
         format!(
             "CREATE TEMPORARY TABLE {PASSES} (device UInt64, epoch UInt32, site String, \
              first_ms Int64, last_ms Int64, linkable UInt8, klass String) ENGINE = Memory"
         ),
-    )];
+    ));
     let mut day = from.div_euclid(DAY_MS) * DAY_MS;
     while day < to {
         let (lo, hi) = (day.max(from), (day + DAY_MS).min(to));
@@ -493,6 +540,15 @@ pub fn queries(
             format!("INSERT INTO {ARMS} {arms}"),
         ),
     ]);
+    if let Some(e) = bridge {
+        setup.push((
+            "the pairs of the arms (report_bridge)",
+            Sources::pairs(
+                e,
+                &format!("device IN (SELECT device FROM {ARMS} WHERE epoch = {e})"),
+            ),
+        ));
+    }
     let within = |col: &str, w: u32| {
         format!(
             "countIf({col} AND is_visitor AND v_first > t0 AND v_first <= t0 + {}) > 0",

@@ -119,25 +119,34 @@ fn the_report_queries_run_on_a_current_clickhouse() {
 
 /// Across an epoch boundary: the pass under one key, the store visit (and the loyalty link)
 /// under the next epoch's, with the collector's pair between them. Bridged, one unit that
-/// converted; not bridged, a unit that did not.
+/// converted; not bridged, a unit that did not. A passer seen on both sides is one passer.
 #[test]
 fn a_bridged_boundary_keeps_one_device_one_unit() {
     let campaign = campaign(
         &["board-1"],
         1_772_928_000_000 - 7 * 86_400_000,
-        1_772_928_000_000,
+        1_772_928_000_000 + 2 * 86_400_000,
     );
     let stores = HashMap::from([("acme-1".to_owned(), "acme".to_owned())]);
     let schema = MIGRATIONS.iter().flat_map(|(_, _, sql)| statements(sql));
     // Epoch 455 ends at 2026-03-08T00:00Z: device 7's pass on the 7th, its visit (as 8) on
-    // the 9th; its loyalty link only under the new key.
+    // the 9th; its loyalty link, which makes it linkable (its address is local), only under
+    // the new key. Device 70 (unlinked, so not a unit)
+    // passes on the 7th, and as 80 on the 8th. Device 9 passes on the 7th and visits the
+    // store as 90, with neither a link nor a pass under its new key.
     let rows = [
         "INSERT INTO visits (site, day, device, visit_id, epoch, class, first_ms, last_ms, kind, version) \
-         VALUES ('board-1', '2026-03-07', 7, 1, 455, 'global', 1772900000000, 1772900005000, 'visitor', 1)",
+         VALUES ('board-1', '2026-03-07', 7, 1, 455, 'local', 1772900000000, 1772900005000, 'visitor', 1)",
+        "INSERT INTO visits (site, day, device, visit_id, epoch, class, first_ms, last_ms, kind, version) \
+         VALUES ('board-1', '2026-03-07', 70, 3, 455, 'local', 1772900100000, 1772900105000, 'visitor', 1), \
+         ('board-1', '2026-03-08', 80, 4, 456, 'local', 1773000100000, 1773000105000, 'visitor', 1)",
         "INSERT INTO ad_plays VALUES ('board-1', '2026-03-07', 1772899998000, 1772900008000, 'acme-01', 'acme', 'c')",
         "INSERT INTO visits (site, day, device, visit_id, epoch, class, first_ms, last_ms, kind, version) \
          VALUES ('acme-1', '2026-03-09', 8, 2, 456, 'global', 1773000000000, 1773000600000, 'visitor', 1)",
-        "INSERT INTO bridges VALUES (455, 7, 8), (455, 7, 8), (455, 70, 80)",
+        "INSERT INTO visits (site, day, device, visit_id, epoch, class, first_ms, last_ms, kind, version) \
+         VALUES ('board-1', '2026-03-07', 9, 5, 455, 'global', 1772900001000, 1772900006000, 'visitor', 1), \
+         ('acme-1', '2026-03-09', 90, 6, 456, 'global', 1773000000000, 1773000600000, 'visitor', 1)",
+        "INSERT INTO bridges VALUES (455, 7, 8), (455, 7, 8), (455, 70, 80), (455, 9, 90)",
         "INSERT INTO links VALUES (456, 8, 'card-7', 0)",
         "INSERT INTO receipts VALUES ('acme-1', '2026-03-09', 'r1', 1773000300000, 1250, 'EUR', 'card-7')",
     ];
@@ -153,29 +162,42 @@ fn a_bridged_boundary_keeps_one_device_one_unit() {
         testkit::chdb_queries(&setup, &[q.units, q.revenue, q.passers])
     };
     let bridged = run(Some(455));
-    let unit: Vec<&str> = bridged[0].split('\t').collect();
+    let units: Vec<Vec<&str>> = bridged[0]
+        .split(';')
+        .map(|l| l.split('\t').collect())
+        .collect();
+    assert_eq!(units.len(), 2, "{bridged:?}");
     assert_eq!(
-        &unit[..4],
+        &units[0][..4],
         ["7", "1", "1772900000000", "board-1"],
         "{bridged:?}"
     );
-    // The visit is 1.2 days after the pass: converted in the 3-day window and longer.
-    assert_eq!(
-        unit[8], "[0,1,1,1,1]",
-        "the visit after the change counts: {bridged:?}"
-    );
+    assert_eq!(&units[1][..2], ["9", "1"], "{bridged:?}");
+    // Each visit is 1.2 days after the pass: converted in the 3-day window and longer.
+    for unit in &units {
+        assert_eq!(
+            unit[8], "[0,1,1,1,1]",
+            "the visit after the change counts: {bridged:?}"
+        );
+    }
     assert_eq!(
         bridged[1], "7\t[0,1250,1250,1250,1250]\t[0,1,1,1,1]",
         "the link under the new key, and its receipt, once"
     );
-    assert_eq!(bridged[2], "1\t1", "one passer");
+    assert_eq!(bridged[2], "3\t2", "three passers, two linkable");
     let split = run(None);
-    let unit: Vec<&str> = split[0].split('\t').collect();
-    assert_eq!(
-        unit[8], "[0,0,0,0,0]",
-        "not bridged: the visit is another device's"
-    );
+    for unit in split[0].split(';') {
+        assert_eq!(
+            unit.split('\t').nth(8),
+            Some("[0,0,0,0,0]"),
+            "not bridged: the visit is another device's: {split:?}"
+        );
+    }
     assert_eq!(split[1], "", "no link for key 7: {split:?}");
+    assert_eq!(
+        split[2], "4\t1",
+        "not bridged: 70 and 80 are two passers, 7 is not linked"
+    );
 }
 
 /// Each pass's class, from the plays around it (defaults: 15-s pad, a 60-s loop). `M` is the
