@@ -315,7 +315,7 @@ impl Sources {
     fn pairs(e: u32, keys: &str) -> String {
         format!(
             "INSERT INTO {BRIDGE} SELECT next, any(device) FROM bridges WHERE epoch = {e} \
-             AND ({keys}) AND next NOT IN (SELECT next FROM {BRIDGE}) GROUP BY next"
+             AND ({keys}) AND next GLOBAL NOT IN (SELECT next FROM {BRIDGE}) GROUP BY next"
         )
     }
 
@@ -383,12 +383,16 @@ const ARMS: &str = "report_arms";
 /// city has millions of pairs; a join with all of them, rebuilt in every statement that read
 /// through the bridge, was most of a report's time.
 const BRIDGE: &str = "report_bridge";
+/// The arms' devices' stays at the stores.
+const STAYS: &str = "report_stays";
+/// The flight's passes at the campaign's boards, before they are classified.
+const FLIGHT: &str = "report_flight";
+/// The creative's plays at the campaign's boards, a row per minute each touches.
+const PLAYS: &str = "report_plays";
 
 /// The report's SQL, built for one campaign. `setup` runs first, in the session the others
 /// run in.
 pub struct Queries {
-    /// The passes at the campaign's boards, classified (the rows of `report_passes`).
-    pub classified: String,
     /// Creates and fills `report_passes` (a statement per UTC day of the flight), then
     /// `report_arms` from it: what each statement does (for the log and errors), and its SQL.
     pub setup: Vec<(&'static str, String)>,
@@ -432,9 +436,16 @@ pub fn queries(
         s_from,
         s_to,
     } = span(c, r);
+    // The campaign's boards' visitors (passes) whose first sighting is in the flight.
+    let flight = format!(
+        "site IN ({boards}) AND day >= {} AND day <= {} AND kind = 'visitor' \
+         AND first_ms >= {from} AND first_ms < {to}",
+        date(from - DAY_MS),
+        date(to + DAY_MS)
+    );
     // Passes, each with the plays of the creative within reach (joined on board and minute):
     // the overlap of the padded pass with them, and whether one starts within a loop of the
-    // pass (the creative is in rotation). Linkable: a global address or a loyalty link.
+    // pass (the creative is in rotation).
     //
     // A pass's minutes run from `first_ms - reach` to `first_ms + lp`: a pass that is not
     // long ends by then (`last_ms + pad <= first_ms + lp - pad`), and a long one is classified
@@ -442,42 +453,26 @@ pub fn queries(
     // first (the later of their first minutes; a pass without plays keeps its row there), so
     // one GROUP BY per pass classifies it: a GROUP BY per pass and play held most of a month's
     // report's memory.
-    // The campaign's boards' visitors (passes) whose first sighting is in [from, to).
-    let passes_in = |from: i64, to: i64| {
-        format!(
-            "site IN ({boards}) AND day >= {} AND day <= {} AND kind = 'visitor' \
-             AND first_ms >= {from} AND first_ms < {to}",
-            date(from - DAY_MS),
-            date(to + DAY_MS)
-        )
-    };
     let classify = |from: i64, to: i64| {
-        let (d_from, d_to) = (date(from - DAY_MS), date(to + DAY_MS));
         format!(
-        "SELECT device, epoch, site, first_ms, last_ms, linkable, \
-         multiIf(rotation = 0, 'out_of_rotation', last_ms - first_ms + 2 * {pad} > {lp}, 'long', \
-         overlap >= 1000, 'exposed', overlap = 0, 'control', 'ambiguous') AS klass \
-         FROM (SELECT device, epoch, site, first_ms, last_ms, linkable, \
-         sum(greatest(0, least(end_ms, last_ms + {pad}) - greatest(start_ms, first_ms - {pad}))) AS overlap, \
-         sum(start_ms != 0 AND start_ms >= first_ms - {lp} AND start_ms <= first_ms + {lp}) AS rotation \
-         FROM (SELECT device, epoch, site, first_ms, last_ms, \
-         class = 'global' OR (epoch, device) IN (SELECT epoch, device FROM {links}) AS linkable, \
-         arrayJoin(range(toUInt64(intDiv(first_ms + {lp}, 60000) \
-         - intDiv(first_ms - {reach}, 60000) + 1))) + intDiv(first_ms - {reach}, 60000) AS bucket \
-         FROM {passes}) AS passes \
-         ALL LEFT JOIN (SELECT board_id AS site, start_ms, end_ms, \
-         arrayJoin(range(toUInt64(intDiv(end_ms, 60000) - intDiv(start_ms, 60000) + 1))) \
-         + intDiv(start_ms, 60000) AS bucket FROM ad_plays FINAL WHERE board_id IN ({boards}) \
-         AND day >= {d_from} AND day <= {d_to} AND creative_id = {creative}) \
-         AS plays USING (site, bucket) \
-         WHERE bucket = greatest(intDiv(start_ms, 60000), intDiv(first_ms - {reach}, 60000)) \
-         GROUP BY device, epoch, site, first_ms, last_ms, linkable)",
-        creative = bound(&c.creative_id),
-        links = src.links(),
-        passes = src.visits(&passes_in(from, to)),
+            "SELECT device, epoch, site, first_ms, last_ms, linkable, \
+             multiIf(rotation = 0, 'out_of_rotation', last_ms - first_ms + 2 * {pad} > {lp}, 'long', \
+             overlap >= 1000, 'exposed', overlap = 0, 'control', 'ambiguous') AS klass \
+             FROM (SELECT device, epoch, site, first_ms, last_ms, linkable, \
+             sum(greatest(0, least(end_ms, last_ms + {pad}) - greatest(start_ms, first_ms - {pad}))) AS overlap, \
+             sum(start_ms != 0 AND start_ms >= first_ms - {lp} AND start_ms <= first_ms + {lp}) AS rotation \
+             FROM (SELECT device, epoch, site, first_ms, last_ms, linkable, \
+             arrayJoin(range(toUInt64(intDiv(first_ms + {lp}, 60000) \
+             - intDiv(first_ms - {reach}, 60000) + 1))) + intDiv(first_ms - {reach}, 60000) AS bucket \
+             FROM {FLIGHT} WHERE first_ms >= {from} AND first_ms < {to}) AS passes \
+             ALL LEFT JOIN (SELECT site, start_ms, end_ms, bucket FROM {PLAYS} \
+             WHERE bucket >= {} AND bucket <= {}) AS plays USING (site, bucket) \
+             WHERE bucket = greatest(intDiv(start_ms, 60000), intDiv(first_ms - {reach}, 60000)) \
+             GROUP BY device, epoch, site, first_ms, last_ms, linkable)",
+            (from - reach).div_euclid(60_000),
+            (to + lp).div_euclid(60_000),
         )
     };
-    let classified = classify(from, to);
     // Intention to treat: each linkable device's first clean pass.
     let arms = format!(
         "SELECT device, argMin(epoch, first_ms) AS epoch, toUInt8(argMin(klass = 'exposed', first_ms)) \
@@ -486,8 +481,6 @@ pub fn queries(
     );
     // Created, then filled: 18.16 runs a CREATE ... AS SELECT in the default database, not
     // the session's.
-    // A statement per UTC day of the flight: a day's GROUP BY of passes fits a query's memory
-    // where a month's of a city did not (it wanted more than 4 GiB).
     let mut setup = Vec::new();
     if let Some(e) = bridge {
         let next = u64::from(e) + 1;
@@ -503,14 +496,55 @@ pub fn queries(
                 Sources::pairs(
                     e,
                     &format!(
-                        "next IN (SELECT device FROM visits WHERE epoch = {next} AND {}) \
-                         OR next IN (SELECT device FROM links WHERE epoch = {next})",
-                        passes_in(from, to)
+                        "next GLOBAL IN (SELECT device FROM visits WHERE epoch = {next} AND {flight}) \
+                         OR next GLOBAL IN (SELECT device FROM links WHERE epoch = {next})"
                     ),
                 ),
             ),
         ]);
     }
+    // The flight's passes (FINAL, through the bridge; linkable: a global address or a loyalty
+    // link) and the creative's plays at its boards, each read once.
+    setup.extend([
+        (
+            "creating report_flight",
+            format!(
+                "CREATE TEMPORARY TABLE {FLIGHT} (device UInt64, epoch UInt32, site String, \
+                 first_ms Int64, last_ms Int64, linkable UInt8) ENGINE = Memory"
+            ),
+        ),
+        (
+            "the flight's passes (report_flight)",
+            format!(
+                "INSERT INTO {FLIGHT} SELECT device, epoch, site, first_ms, last_ms, \
+                 class = 'global' OR (epoch, device) IN (SELECT epoch, device FROM {links}) \
+                 FROM {passes}",
+                links = src.links(),
+                passes = src.visits(&flight),
+            ),
+        ),
+        (
+            "creating report_plays",
+            format!(
+                "CREATE TEMPORARY TABLE {PLAYS} (site String, start_ms Int64, end_ms Int64, \
+                 bucket Int64) ENGINE = Memory"
+            ),
+        ),
+        (
+            "the creative's plays by minute (report_plays)",
+            format!(
+                "INSERT INTO {PLAYS} SELECT board_id, start_ms, end_ms, \
+                 arrayJoin(range(toUInt64(intDiv(end_ms, 60000) - intDiv(start_ms, 60000) + 1))) \
+                 + intDiv(start_ms, 60000) FROM ad_plays FINAL WHERE board_id IN ({boards}) \
+                 AND day >= {} AND day <= {} AND creative_id = {}",
+                date(from - DAY_MS),
+                date(to + DAY_MS),
+                bound(&c.creative_id)
+            ),
+        ),
+    ]);
+    // A statement per UTC day of the flight: a day's GROUP BY of passes fits a query's memory
+    // where a month's of a city did not (it wanted 1.5-2 GiB, about 500 bytes a pass).
     setup.push((
         "creating report_passes",
         format!(
@@ -545,7 +579,7 @@ pub fn queries(
             "the pairs of the arms (report_bridge)",
             Sources::pairs(
                 e,
-                &format!("device IN (SELECT device FROM {ARMS} WHERE epoch = {e})"),
+                &format!("device GLOBAL IN (SELECT device FROM {ARMS} WHERE epoch = {e})"),
             ),
         ));
     }
@@ -565,18 +599,41 @@ pub fn queries(
         .iter()
         .map(|&w| within("is_placebo", w))
         .collect();
+    // The stays of the arms' devices at every store over the report's period, read once
+    // (FINAL, through the bridge) for the staff rule and the outcomes: each read them from
+    // a month of a city's store visits before.
+    let keys = match bridge {
+        Some(e) => format!(
+            "device GLOBAL IN (SELECT device FROM {ARMS}) OR device GLOBAL IN (SELECT next \
+             FROM {BRIDGE} WHERE device IN (SELECT device FROM {ARMS} WHERE epoch = {e}))"
+        ),
+        None => format!("device GLOBAL IN (SELECT device FROM {ARMS})"),
+    };
+    setup.extend([
+        (
+            "creating report_stays",
+            format!(
+                "CREATE TEMPORARY TABLE {STAYS} (device UInt64, site String, day Date, \
+                 visitor UInt8, first_ms Int64, last_ms Int64) ENGINE = Memory"
+            ),
+        ),
+        (
+            "the arms' stays at the stores (report_stays)",
+            format!(
+                "INSERT INTO {STAYS} SELECT device, site, day, kind = 'visitor', first_ms, \
+                 last_ms FROM {} WHERE device IN (SELECT device FROM {ARMS})",
+                src.visits(&format!(
+                    "site IN ({all_stores}) AND day >= {s_from} AND day <= {s_to} AND ({keys})"
+                ))
+            ),
+        ),
+    ]);
     let staff = format!(
-        "SELECT DISTINCT device FROM (SELECT device, site, day, sum(last_ms - first_ms) AS stay FROM {stays} \
-         WHERE device GLOBAL IN (SELECT device FROM {ARMS}) GROUP BY device, site, day) \
+        "SELECT DISTINCT device FROM (SELECT device, site, day, sum(last_ms - first_ms) AS stay \
+         FROM {STAYS} GROUP BY device, site, day) \
          GROUP BY device, site, toMonday(day) HAVING max(stay) > {} OR count() >= {}",
-        r.staff_ms_per_day,
-        r.staff_days_per_week,
-        stays = src.visits(&format!(
-            "site IN ({all_stores}) AND day >= {s_from} AND day <= {s_to}"
-        )),
+        r.staff_ms_per_day, r.staff_days_per_week,
     );
-    // The join's right side is held in memory: only the assigned devices' visits (a city's
-    // month of store visits passed 4 GiB).
     let units = format!(
         "SELECT device, exposed, t0, board, \
          toUInt64(countIf(is_brand AND is_visitor AND v_first >= t0 - {pre} AND v_first < t0)) AS pre, \
@@ -587,15 +644,11 @@ pub fn queries(
          minIf(v_first, is_placebo AND is_visitor AND v_first > t0)) AS placebo_after, \
          [{converted}] AS converted, [{placebo_w}] AS placebo \
          FROM {ARMS} AS arms ALL LEFT JOIN (SELECT device, site IN ({brand_stores}) AS is_brand, \
-         site IN ({placebo_stores}) AS is_placebo, kind = 'visitor' AS is_visitor, first_ms AS v_first, \
-         last_ms AS v_last FROM {stays} WHERE device GLOBAL IN (SELECT device FROM {ARMS})) AS stays \
+         site IN ({placebo_stores}) AS is_placebo, visitor AS is_visitor, first_ms AS v_first, \
+         last_ms AS v_last FROM {STAYS} WHERE last_ms >= {lo} AND first_ms < {hi}) AS stays \
          USING device \
          GROUP BY device, exposed, t0, board ORDER BY device",
         pre = r.pre_ms,
-        stays = src.visits(&format!(
-            "site IN ({all_stores}) AND day >= {s_from} AND day <= {s_to} \
-             AND last_ms >= {lo} AND first_ms < {hi}"
-        )),
         converted = converted.join(", "),
         placebo_w = placebo_w.join(", "),
     );
@@ -642,7 +695,6 @@ pub fn queries(
         period.s_from, period.s_to
     );
     Queries {
-        classified,
         setup,
         staff,
         units,
@@ -735,7 +787,8 @@ pub async fn load(
     }
     let bridge = bridged(&mut boundaries, &epochs, campaign.start_ms);
     let q = queries(&campaign, &stores, placebo_brand.as_deref(), rules, bridge);
-    tracing::debug!(passes = %q.classified, units = %q.units, revenue = %q.revenue, "the report's queries");
+    let setup: Vec<&str> = q.setup.iter().map(|(_, sql)| sql.as_str()).collect();
+    tracing::debug!(setup = %setup.join(";\n"), units = %q.units, revenue = %q.revenue, "the report's queries");
     // One session from here: the temporary tables live in it, and go with it.
     let db = &db.clone().with_setting("session_id", session_id());
     for (what, sql) in &q.setup {
@@ -876,22 +929,12 @@ mod tests {
             windows_days: vec![14],
         };
         let q = queries(&c, &HashMap::new(), None, &rules, None);
-        assert!(
-            q.classified.contains(r"creative_id = 'it\'s\\n'"),
-            "{}",
-            q.classified
-        );
-        assert!(
-            q.classified.contains(r"site IN ('b-1', 'b\'2')"),
-            "{}",
-            q.classified
-        );
+        let setup: Vec<&str> = q.setup.iter().map(|(_, sql)| sql.as_str()).collect();
+        let setup = setup.join(";\n");
+        assert!(setup.contains(r"creative_id = 'it\'s\\n'"), "{setup}");
+        assert!(setup.contains(r"site IN ('b-1', 'b\'2')"), "{setup}");
         // A day before the flight, in UTC.
-        assert!(
-            q.classified.contains("day >= toDate('2026-02-28')"),
-            "{}",
-            q.classified
-        );
+        assert!(setup.contains("day >= toDate('2026-02-28')"), "{setup}");
         // No store: an IN list that matches nothing, still valid SQL.
         assert!(q.units.contains("site IN ('')"), "{}", q.units);
     }

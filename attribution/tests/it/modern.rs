@@ -255,12 +255,13 @@ fn each_pass_is_classified_by_the_plays_around_it() {
         .flat_map(|(_, _, sql)| statements(sql))
         .chain(rows)
         .collect();
+    let setup: Vec<String> = setup
+        .into_iter()
+        .chain(q.setup.into_iter().map(|(_, sql)| sql))
+        .collect();
     let classes = testkit::chdb_queries(
         &setup,
-        &[format!(
-            "SELECT device, klass FROM ({}) ORDER BY device",
-            q.classified
-        )],
+        &["SELECT device, klass FROM report_passes ORDER BY device".to_owned()],
     );
     let expected: Vec<String> = passes
         .iter()
