@@ -3,8 +3,6 @@
 //! resampled with replacement and every estimate is recomputed on each draw. A cluster
 //! enters as its sums, so a draw costs O(clusters), not O(devices).
 
-use std::collections::BTreeMap;
-
 use super::cuped::{cuped, Cuped, Moments};
 use super::stratified::{stratified, Cell, Stratified};
 use crate::stats::Rng;
@@ -41,7 +39,12 @@ pub fn draw(sums: &[&Sums], min_stratum: f64) -> Draw {
     let mut arms = [Moments::default(); 2];
     let mut rev = [0.0; 2];
     let (mut linked, mut receipts, mut spent) = ([0.0; 2], [0.0; 2], [0.0; 2]);
-    let mut cells: BTreeMap<usize, Cell> = BTreeMap::new();
+    let strata = sums
+        .iter()
+        .flat_map(|s| s.strata.iter().map(|t| t.0 + 1))
+        .max()
+        .unwrap_or(0);
+    let mut cells: Vec<Cell> = vec![[0.0; 4]; strata];
     for s in sums {
         for a in 0..2 {
             arms[a].merge(&s.arms[a]);
@@ -51,7 +54,7 @@ pub fn draw(sums: &[&Sums], min_stratum: f64) -> Draw {
             spent[a] += s.spent[a];
         }
         for &(stratum, a, n, x) in &s.strata {
-            let c = cells.entry(stratum).or_default();
+            let c = &mut cells[stratum];
             c[2 * a] += n;
             c[2 * a + 1] += x;
         }

@@ -9,8 +9,6 @@
 //! - A stratum with **one arm only** compares nothing: its devices are counted as excluded
 //!   ([`Stratified::excluded_devices`]), never mixed into another stratum's comparison.
 
-use std::collections::BTreeMap;
-
 /// One stratum's `[n_e, x_e, n_c, x_c]`.
 pub type Cell = [f64; 4];
 
@@ -27,14 +25,14 @@ pub struct Stratified {
     pub excluded_devices: f64,
 }
 
-/// The exposed-weighted difference over `cells`; None without a stratum holding both arms.
-/// The strata are summed in their order (a `BTreeMap`), so the same devices give the same
-/// figure to the last digit in every run.
-pub fn stratified(cells: &BTreeMap<usize, Cell>, min: f64) -> Option<Stratified> {
+/// The exposed-weighted difference over `cells` (indexed by stratum; an empty cell is no
+/// stratum); None without a stratum holding both arms. The strata are summed in their order,
+/// so the same devices give the same figure to the last digit in every run.
+pub fn stratified(cells: &[Cell], min: f64) -> Option<Stratified> {
     let mut dense: Vec<Cell> = Vec::new();
     let mut sparse: Vec<Cell> = Vec::new();
     let mut excluded_devices = 0.0;
-    for c in cells.values() {
+    for c in cells {
         if c[0] == 0.0 || c[2] == 0.0 {
             excluded_devices += c[0] + c[2];
         } else if c[0] >= min && c[2] >= min {
@@ -118,10 +116,7 @@ mod tests {
     /// 0.16/100) = 0.0000859375 + 0.0012 = 0.0012859375.
     #[test]
     fn weights_each_strata_difference_by_its_share_of_the_exposed() {
-        let cells = BTreeMap::from([
-            (0, [100.0, 10.0, 100.0, 5.0]),
-            (1, [300.0, 60.0, 100.0, 20.0]),
-        ]);
+        let cells = [[100.0, 10.0, 100.0, 5.0], [300.0, 60.0, 100.0, 20.0]];
         let s = stratified(&cells, 20.0).expect("strata");
         close(s.estimate, 0.0125, 1e-15);
         close(s.variance, 0.001_285_937_5, 1e-15);
@@ -161,7 +156,7 @@ mod tests {
     /// sum n_e n_c / N = 51/20 + 51/20 = 5.1, RD = 0.264705882...
     #[test]
     fn sparse_strata_are_combined_by_mantel_haenszel_not_pooled() {
-        let cells = BTreeMap::from([(0, [3.0, 3.0, 17.0, 9.0]), (1, [17.0, 1.0, 3.0, 0.0])]);
+        let cells = [[3.0, 3.0, 17.0, 9.0], [17.0, 1.0, 3.0, 0.0]];
         let s = stratified(&cells, 20.0).expect("sparse strata");
         close(s.estimate, 1.35 / 5.1, 1e-15);
         assert_eq!((s.dense_strata, s.sparse_strata), (0, 2));
@@ -194,19 +189,19 @@ mod tests {
     /// difference, weighted by their exposed devices; a one-arm stratum is counted, not used.
     #[test]
     fn dense_and_sparse_weigh_by_their_exposed_and_one_arm_strata_are_counted() {
-        let cells = BTreeMap::from([
-            (0, [100.0, 10.0, 100.0, 5.0]),
-            (1, [10.0, 2.0, 10.0, 1.0]),
-            (2, [10.0, 2.0, 10.0, 1.0]),
-            (3, [7.0, 2.0, 0.0, 0.0]),
-        ]);
+        let cells = [
+            [100.0, 10.0, 100.0, 5.0],
+            [10.0, 2.0, 10.0, 1.0],
+            [10.0, 2.0, 10.0, 1.0],
+            [7.0, 2.0, 0.0, 0.0],
+        ];
         let s = stratified(&cells, 20.0).expect("strata");
         // 100/120 * 0.05 + 20/120 * 0.1.
         close(s.estimate, 100.0 / 120.0 * 0.05 + 20.0 / 120.0 * 0.1, 1e-15);
         assert_eq!((s.dense_strata, s.sparse_strata), (1, 2));
         assert_eq!(s.excluded_devices, 7.0);
         // Exposed only: nothing to compare.
-        let cells = BTreeMap::from([(0, [10.0, 2.0, 0.0, 0.0])]);
+        let cells = [[10.0, 2.0, 0.0, 0.0]];
         assert_eq!(stratified(&cells, 20.0), None);
         assert_eq!(mantel_haenszel(&[[10.0, 2.0, 0.0, 0.0]]), None);
     }
