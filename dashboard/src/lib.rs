@@ -916,20 +916,8 @@ async fn sensor_rows(app: &App, s: &Session) -> Result<Vec<sensors::SensorRow>, 
 struct SensorsPage<'a> {
     user: &'a str,
     csrf: &'a str,
-    rows: Vec<SensorCells>,
+    rows: &'a [sensors::SensorRow],
     offline: usize,
-}
-
-/// A sensor as the page prints it.
-struct SensorCells {
-    sensor: String,
-    site: String,
-    online: bool,
-    last_heartbeat: String,
-    spool: String,
-    frames_dropped: String,
-    clock_synced: bool,
-    refused: String,
 }
 
 async fn sensors_html(
@@ -940,35 +928,12 @@ async fn sensors_html(
         Ok(r) => r,
         Err(r) => return r,
     };
-    let page = SensorsPage {
+    render(&SensorsPage {
         user: &s.user,
         csrf: &s.csrf,
         offline: rows.iter().filter(|r| !r.online).count(),
-        rows: rows
-            .iter()
-            .map(|r| SensorCells {
-                sensor: r.sensor.clone(),
-                site: r.site.clone(),
-                online: r.online,
-                last_heartbeat: r
-                    .last_heartbeat_ms
-                    .and_then(chrono::DateTime::from_timestamp_millis)
-                    .map_or("never".into(), |t| {
-                        t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
-                    }),
-                spool: format!("{} batches, {} KiB", r.spool_batches, r.spool_bytes / 1024),
-                frames_dropped: format!("{} of {}", r.frames_dropped, r.frames_captured),
-                clock_synced: r.clock_synced,
-                refused: r
-                    .refused
-                    .iter()
-                    .map(|(k, v)| format!("{k}: {v}"))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })
-            .collect(),
-    };
-    render(&page)
+        rows: &rows,
+    })
 }
 
 async fn sensors_csv(

@@ -72,6 +72,28 @@ pub struct SensorRow {
     pub refused: BTreeMap<String, u64>,
 }
 
+impl SensorRow {
+    /// The last heartbeat as the page prints it: UTC to the second, or "never".
+    pub fn heartbeat(&self) -> Heartbeat {
+        Heartbeat(
+            self.last_heartbeat_ms
+                .and_then(chrono::DateTime::from_timestamp_millis),
+        )
+    }
+}
+
+/// A last heartbeat, written where the page is rendered (no string of its own).
+pub struct Heartbeat(Option<chrono::DateTime<chrono::Utc>>);
+
+impl std::fmt::Display for Heartbeat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(t) => write!(f, "{}", t.format("%Y-%m-%d %H:%M:%S UTC")),
+            None => f.write_str("never"),
+        }
+    }
+}
+
 /// The sensors of `brands`' sites (empty: every sensor), offline first, then by id. A
 /// sensor is online if its last status says so and came within `offline_after_ms` of `now_ms`.
 pub async fn load(
@@ -87,13 +109,15 @@ pub async fn load(
             .to_string()
     };
     let latest: Vec<Latest> = crate::db::fetch_all(db.query(LATEST_SQL)).await?;
-    let brand_of: std::collections::HashMap<String, String> =
-        crate::db::fetch_all::<(String, String)>(
-            db.query("SELECT site_id, brand FROM sites FINAL"),
-        )
-        .await?
-        .into_iter()
-        .collect();
+    // Every brand's sensors (an empty `brands`) need no site's brand.
+    let brand_of: std::collections::HashMap<String, String> = if brands.is_empty() {
+        Default::default()
+    } else {
+        crate::db::fetch_all::<(String, String)>(db.query("SELECT site_id, brand FROM sites FINAL"))
+            .await?
+            .into_iter()
+            .collect()
+    };
     let since = now_ms - 86_400_000;
     let refused: Vec<Refused> =
         crate::db::fetch_all(db.query(REFUSED_SQL).bind(day(since)).bind(since)).await?;

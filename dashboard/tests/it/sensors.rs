@@ -40,6 +40,17 @@ fn offline_sensors_come_first_with_their_health_and_refusals() {
     let (_, res) = get(&format!("{}/sensors", d.base), Some(&ana));
     let html = res.into_string().expect("body");
     assert!(html.contains("Sensors: 3 offline of 4"), "{html}");
+    // s-a's row as people read it: spool, refusals; s-d never heard.
+    let row = |sensor: &str| {
+        html.split("<tr>")
+            .find(|r| r.contains(&format!("<td>{sensor}</td>")))
+            .unwrap_or_else(|| panic!("{sensor}'s row: {html}"))
+            .to_owned()
+    };
+    let a = row("s-a");
+    assert!(a.contains("<td>3 batches, 6 KiB</td>"), "{a}");
+    assert!(a.contains("<td>malformed_json: 2</td>"), "{a}");
+    assert!(row("s-d").contains("<td>never</td>"), "{html}");
     // A user limited to bolt-cola sees its sensor only.
     let bo = sign_in(&d.base, "bo", "bo's long password!");
     let (_, res) = get(&format!("{}/sensors.json", d.base), Some(&bo));
