@@ -149,7 +149,9 @@ rss_collector=$(peak_rss "$col")
 t_stop=$(date +%s.%N)
 kill -TERM "$col"
 while kill -0 "$col" 2>/dev/null; do
-  rss_collector=$(peak_rss "$col" 2>/dev/null || echo "$rss_collector")
+  # (A process that has exited but is not yet reaped has no VmHWM line.)
+  r=$(peak_rss "$col" 2>/dev/null || true)
+  [ -z "$r" ] || rss_collector=$r
   sleep 0.2
 done
 wait "$col" || { tail -30 "$W/collector.log"; exit 1; }
@@ -199,6 +201,13 @@ for q in "${scans[@]}"; do
   t=$(scan "$q")
   log "scan $t s: $q"
   scan_total=$(python3 -c "print($scan_total + $t)")
+done
+# For scale, the same columns of the two tables the report reads with FINAL (the latest
+# version of each row), read so.
+for q in "${scans[@]:0:2}"; do
+  q=${q/FROM visits/FROM visits FINAL}
+  q=${q/FROM ad_plays/FROM ad_plays FINAL}
+  log "scan with FINAL $(scan "$q") s: $q"
 done
 # A report that fails (a query over the server's memory limit) is logged, and the pages are
 # still measured.
