@@ -312,10 +312,14 @@ impl Sources {
     /// Fills `report_bridge` with the pairs of `bridges` (epoch `e`) whose next key `keys`
     /// selects and that it does not hold yet, one per next key (a next key with two pairs, a
     /// hash collision, keeps one, so no row is doubled).
-    fn pairs(e: u32, keys: &str) -> String {
-        format!(
-            "INSERT INTO {BRIDGE} SELECT next, any(device) FROM bridges WHERE epoch = {e} \
-             AND ({keys}) AND next GLOBAL NOT IN (SELECT next FROM {BRIDGE}) GROUP BY next"
+    fn pairs(what: &'static str, e: u32, keys: &str) -> (&'static str, String) {
+        fill(
+            what,
+            BRIDGE,
+            &format!(
+                "SELECT next, any(device) FROM bridges WHERE epoch = {e} AND ({keys}) \
+                 AND next GLOBAL NOT IN (SELECT next FROM {BRIDGE}) GROUP BY next"
+            ),
         )
     }
 
@@ -389,6 +393,21 @@ const STAYS: &str = "report_stays";
 const FLIGHT: &str = "report_flight";
 /// The creative's plays at the campaign's boards, a row per minute each touches.
 const PLAYS: &str = "report_plays";
+
+/// Creates the session's temporary table `name` (logged and named in errors by its name).
+/// Created, then filled ([`fill`]): 18.16 runs a CREATE ... AS SELECT in the default
+/// database, not the session's.
+fn temporary(name: &'static str, columns: &str) -> (&'static str, String) {
+    (
+        name,
+        format!("CREATE TEMPORARY TABLE {name} ({columns}) ENGINE = Memory"),
+    )
+}
+
+/// Adds the rows of `select` to the temporary table `name`; `what` names the step.
+fn fill(what: &'static str, name: &str, select: &str) -> (&'static str, String) {
+    (what, format!("INSERT INTO {name} {select}"))
+}
 
 /// The report's SQL, built for one campaign. `setup` runs first, in the session the others
 /// run in.
@@ -479,26 +498,17 @@ pub fn queries(
          AS exposed, min(first_ms) AS t0, argMin(site, first_ms) AS board FROM {PASSES} \
          WHERE linkable AND klass IN ('exposed', 'control') GROUP BY device"
     );
-    // Created, then filled: 18.16 runs a CREATE ... AS SELECT in the default database, not
-    // the session's.
     let mut setup = Vec::new();
     if let Some(e) = bridge {
         let next = u64::from(e) + 1;
         setup.extend([
-            (
-                "creating report_bridge",
-                format!(
-                    "CREATE TEMPORARY TABLE {BRIDGE} (next UInt64, device UInt64) ENGINE = Memory"
-                ),
-            ),
-            (
+            temporary(BRIDGE, "next UInt64, device UInt64"),
+            Sources::pairs(
                 "the pairs of the passes and links (report_bridge)",
-                Sources::pairs(
-                    e,
-                    &format!(
-                        "next GLOBAL IN (SELECT device FROM visits WHERE epoch = {next} AND {flight}) \
-                         OR next GLOBAL IN (SELECT device FROM links WHERE epoch = {next})"
-                    ),
+                e,
+                &format!(
+                    "next GLOBAL IN (SELECT device FROM visits WHERE epoch = {next} AND {flight}) \
+                     OR next GLOBAL IN (SELECT device FROM links WHERE epoch = {next})"
                 ),
             ),
         ]);
@@ -506,34 +516,31 @@ pub fn queries(
     // The flight's passes (FINAL, through the bridge; linkable: a global address or a loyalty
     // link) and the creative's plays at its boards, each read once.
     setup.extend([
-        (
-            "creating report_flight",
-            format!(
-                "CREATE TEMPORARY TABLE {FLIGHT} (device UInt64, epoch UInt32, site String, \
-                 first_ms Int64, last_ms Int64, linkable UInt8) ENGINE = Memory"
-            ),
+        temporary(
+            FLIGHT,
+            "device UInt64, epoch UInt32, site String, first_ms Int64, last_ms Int64, \
+             linkable UInt8",
         ),
-        (
+        fill(
             "the flight's passes (report_flight)",
-            format!(
-                "INSERT INTO {FLIGHT} SELECT device, epoch, site, first_ms, last_ms, \
+            FLIGHT,
+            &format!(
+                "SELECT device, epoch, site, first_ms, last_ms, \
                  class = 'global' OR (epoch, device) IN (SELECT epoch, device FROM {links}) \
                  FROM {passes}",
                 links = src.links(),
                 passes = src.visits(&flight),
             ),
         ),
-        (
-            "creating report_plays",
-            format!(
-                "CREATE TEMPORARY TABLE {PLAYS} (site String, start_ms Int64, end_ms Int64, \
-                 bucket Int64) ENGINE = Memory"
-            ),
+        temporary(
+            PLAYS,
+            "site String, start_ms Int64, end_ms Int64, bucket Int64",
         ),
-        (
+        fill(
             "the creative's plays by minute (report_plays)",
-            format!(
-                "INSERT INTO {PLAYS} SELECT board_id, start_ms, end_ms, \
+            PLAYS,
+            &format!(
+                "SELECT board_id, start_ms, end_ms, \
                  arrayJoin(range(toUInt64(intDiv(end_ms, 60000) - intDiv(start_ms, 60000) + 1))) \
                  + intDiv(start_ms, 60000) FROM ad_plays FINAL WHERE board_id IN ({boards}) \
                  AND day >= {} AND day <= {} AND creative_id = {}",
@@ -545,42 +552,33 @@ pub fn queries(
     ]);
     // A statement per UTC day of the flight: a day's GROUP BY of passes fits a query's memory
     // where a month's of a city did not (it wanted 1.5-2 GiB, about 500 bytes a pass).
-    setup.push((
-        "creating report_passes",
-        format!(
-            "CREATE TEMPORARY TABLE {PASSES} (device UInt64, epoch UInt32, site String, \
-             first_ms Int64, last_ms Int64, linkable UInt8, klass String) ENGINE = Memory"
-        ),
+    setup.push(temporary(
+        PASSES,
+        "device UInt64, epoch UInt32, site String, first_ms Int64, last_ms Int64, \
+         linkable UInt8, klass String",
     ));
     let mut day = from.div_euclid(DAY_MS) * DAY_MS;
     while day < to {
         let (lo, hi) = (day.max(from), (day + DAY_MS).min(to));
-        setup.push((
+        setup.push(fill(
             "classifying a day's passes (report_passes)",
-            format!("INSERT INTO {PASSES} {}", classify(lo, hi)),
+            PASSES,
+            &classify(lo, hi),
         ));
         day += DAY_MS;
     }
     setup.extend([
-        (
-            "creating report_arms",
-            format!(
-                "CREATE TEMPORARY TABLE {ARMS} (device UInt64, epoch UInt32, exposed UInt8, \
-                 t0 Int64, board String) ENGINE = Memory"
-            ),
+        temporary(
+            ARMS,
+            "device UInt64, epoch UInt32, exposed UInt8, t0 Int64, board String",
         ),
-        (
-            "the arms (report_arms)",
-            format!("INSERT INTO {ARMS} {arms}"),
-        ),
+        fill("the arms (report_arms)", ARMS, &arms),
     ]);
     if let Some(e) = bridge {
-        setup.push((
+        setup.push(Sources::pairs(
             "the pairs of the arms (report_bridge)",
-            Sources::pairs(
-                e,
-                &format!("device GLOBAL IN (SELECT device FROM {ARMS} WHERE epoch = {e})"),
-            ),
+            e,
+            &format!("device GLOBAL IN (SELECT device FROM {ARMS} WHERE epoch = {e})"),
         ));
     }
     let within = |col: &str, w: u32| {
@@ -610,17 +608,16 @@ pub fn queries(
         None => format!("device GLOBAL IN (SELECT device FROM {ARMS})"),
     };
     setup.extend([
-        (
-            "creating report_stays",
-            format!(
-                "CREATE TEMPORARY TABLE {STAYS} (device UInt64, site String, day Date, \
-                 visitor UInt8, first_ms Int64, last_ms Int64) ENGINE = Memory"
-            ),
+        temporary(
+            STAYS,
+            "device UInt64, site String, day Date, visitor UInt8, first_ms Int64, \
+             last_ms Int64",
         ),
-        (
+        fill(
             "the arms' stays at the stores (report_stays)",
-            format!(
-                "INSERT INTO {STAYS} SELECT device, site, day, kind = 'visitor', first_ms, \
+            STAYS,
+            &format!(
+                "SELECT device, site, day, kind = 'visitor', first_ms, \
                  last_ms FROM {} WHERE device IN (SELECT device FROM {ARMS})",
                 src.visits(&format!(
                     "site IN ({all_stores}) AND day >= {s_from} AND day <= {s_to} AND ({keys})"
