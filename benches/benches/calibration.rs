@@ -29,7 +29,6 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Mutex;
@@ -434,18 +433,15 @@ fn run_seed(
     let shutdown = CancellationToken::new();
     let collector = runtime.spawn(collector::run(cfg, shutdown.clone()));
     let metric = |name: &str| -> Option<u64> {
-        metrics_text(metrics_port)?
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().parse().ok())
+        testkit::metric(&testkit::metrics_text(metrics_port)?, name)
     };
     testkit::wait_for(Duration::from_secs(30), || {
-        (metric("footfall_mqtt_subscribed ") == Some(1)).then_some(())
+        (metric("footfall_mqtt_subscribed") == Some(1)).then_some(())
     })
     .context("the collector did not subscribe within 30 s")?;
     testkit::publish_city(&city, broker.port);
     // Every sighting committed; then a clean drain writes every stay the stream stage holds.
-    while metric("footfall_rows_written_total{table=\"sightings\"} ").unwrap_or(0) < truth.sightings
+    while metric("footfall_rows_written_total{table=\"sightings\"}").unwrap_or(0) < truth.sightings
     {
         if collector.is_finished() {
             bail!("the collector stopped before every sighting was written");
@@ -573,17 +569,6 @@ fn boundary_in_flight(s: &Scenario) -> anyhow::Result<Scenario> {
     let boundary = ((start + mid) as f64 / epoch as f64).round() as i64 * epoch;
     s.city.start += chrono::TimeDelta::days(boundary - mid - start);
     Ok(s)
-}
-
-/// `GET /metrics` of the collector on `port`, or None while it does not answer.
-fn metrics_text(port: u16) -> Option<String> {
-    use std::io::Read as _;
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
-        .ok()?;
-    let mut text = String::new();
-    s.read_to_string(&mut text).ok()?;
-    Some(text)
 }
 
 fn read_rows(path: &Path) -> anyhow::Result<Vec<SeedRow>> {

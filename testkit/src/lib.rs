@@ -11,12 +11,14 @@
 //!   [`FryzaDay`]: a labelled lab day (frames with the people in the room).
 //! - [`make_test_pki`]: a throwaway CA and server certificate.
 //! - [`module_cycles`]: the modules of a crate that import one another.
+//! - [`metrics_text`] and [`metric`]: a process's Prometheus metrics, as a scraper reads them.
 
 mod chdb;
 mod clickhouse;
 mod cluster;
 mod fryza;
 mod layers;
+mod metrics;
 mod mosquitto;
 mod pcap;
 mod pki;
@@ -33,6 +35,7 @@ pub use crate::clickhouse::*;
 pub use crate::cluster::*;
 pub use crate::fryza::*;
 pub use crate::layers::*;
+pub use crate::metrics::*;
 pub use crate::mosquitto::*;
 pub use crate::pcap::*;
 pub use crate::pki::*;

@@ -96,10 +96,7 @@ impl Setup {
             .and_then(|r| r.split('"').next())
             .and_then(|p| p.parse().ok())
             .expect("the metrics port");
-        crate::util::metrics(port)
-            .lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
-            .and_then(|v| v.trim().parse().ok())
+        testkit::metric(&testkit::metrics_text(port)?, name)
     }
 
     fn config(&self, db: &str) -> PathBuf {

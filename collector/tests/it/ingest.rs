@@ -31,7 +31,7 @@ impl Collector {
     }
 
     fn metrics(&self) -> String {
-        crate::util::metrics(self.metrics_port)
+        testkit::metrics_text(self.metrics_port).unwrap_or_default()
     }
 
     fn stop(mut self) -> std::process::ExitStatus {
@@ -280,12 +280,8 @@ fn published_envelopes_land_once_and_bad_messages_are_rejected_with_their_reason
         (count(&ch, &sql) > 0).then_some(())
     })
     .expect("the newest stay is written while the input is idle");
-    let watermark: f64 = run
-        .metrics()
-        .lines()
-        .find_map(|l| l.strip_prefix("footfall_watermark_seconds "))
-        .and_then(|v| v.parse().ok())
-        .expect("the watermark gauge");
+    let watermark: f64 =
+        testkit::metric(&run.metrics(), "footfall_watermark_seconds").expect("the watermark gauge");
     assert!(watermark * 1000.0 > newest as f64, "{watermark}");
     let status = run.stop();
     assert!(status.success(), "{status:?}");

@@ -28,15 +28,3 @@ pub fn collector(args: &[&str], config: &Path) -> Output {
         .arg(config);
     c.args(&args[1..]).output().expect("run footfall-collector")
 }
-
-/// The text of `GET /metrics` on 127.0.0.1:`port` (empty if nothing answers).
-pub fn metrics(port: u16) -> String {
-    use std::io::{Read, Write};
-    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return String::new();
-    };
-    let _ = s.write_all(b"GET /metrics HTTP/1.0\r\n\r\n");
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out
-}
