@@ -377,9 +377,9 @@ pub fn epochs_query(c: &Campaign, stores: &HashMap<String, String>, r: &Rules) -
     )
 }
 
-/// The temporary tables the report's queries share, in its session: the campaign's passes
-/// classified against the plays, and the arms. Each is computed once, not again in every
-/// query that reads it (the join of passes with plays is most of a report's time).
+/// The temporary tables the report's queries share, in its session (below: the campaign's
+/// passes classified against the plays, the arms, and what they are computed from). Each is
+/// read or computed once, not again in every query that reads it.
 const PASSES: &str = "report_passes";
 const ARMS: &str = "report_arms";
 /// The pairs of the bridged boundary the report meets: those of the next keys that pass the
@@ -412,8 +412,10 @@ fn fill(what: &'static str, name: &str, select: &str) -> (&'static str, String) 
 /// The report's SQL, built for one campaign. `setup` runs first, in the session the others
 /// run in.
 pub struct Queries {
-    /// Creates and fills `report_passes` (a statement per UTC day of the flight), then
-    /// `report_arms` from it: what each statement does (for the log and errors), and its SQL.
+    /// Creates and fills the session's tables, in order: `report_bridge` (bridged only),
+    /// `report_flight`, `report_plays`, `report_passes` (a statement per UTC day of the
+    /// flight), `report_arms`, then the arms' pairs and `report_stays`: what each statement
+    /// does (for the log and errors), and its SQL.
     pub setup: Vec<(&'static str, String)>,
     /// Assigned devices that look like staff.
     pub staff: String,
@@ -455,12 +457,12 @@ pub fn queries(
         s_from,
         s_to,
     } = span(c, r);
+    // The flight's days, with a day either side (a pass or a play near midnight, UTC).
+    let (d_from, d_to) = (date(from - DAY_MS), date(to + DAY_MS));
     // The campaign's boards' visitors (passes) whose first sighting is in the flight.
     let flight = format!(
-        "site IN ({boards}) AND day >= {} AND day <= {} AND kind = 'visitor' \
-         AND first_ms >= {from} AND first_ms < {to}",
-        date(from - DAY_MS),
-        date(to + DAY_MS)
+        "site IN ({boards}) AND day >= {d_from} AND day <= {d_to} AND kind = 'visitor' \
+         AND first_ms >= {from} AND first_ms < {to}"
     );
     // Passes, each with the plays of the creative within reach (joined on board and minute):
     // the overlap of the padded pass with them, and whether one starts within a loop of the
@@ -543,9 +545,7 @@ pub fn queries(
                 "SELECT board_id, start_ms, end_ms, \
                  arrayJoin(range(toUInt64(intDiv(end_ms, 60000) - intDiv(start_ms, 60000) + 1))) \
                  + intDiv(start_ms, 60000) FROM ad_plays FINAL WHERE board_id IN ({boards}) \
-                 AND day >= {} AND day <= {} AND creative_id = {}",
-                date(from - DAY_MS),
-                date(to + DAY_MS),
+                 AND day >= {d_from} AND day <= {d_to} AND creative_id = {}",
                 bound(&c.creative_id)
             ),
         ),

@@ -39,12 +39,8 @@ pub fn draw(sums: &[&Sums], min_stratum: f64) -> Draw {
     let mut arms = [Moments::default(); 2];
     let mut rev = [0.0; 2];
     let (mut linked, mut receipts, mut spent) = ([0.0; 2], [0.0; 2], [0.0; 2]);
-    let strata = sums
-        .iter()
-        .flat_map(|s| s.strata.iter().map(|t| t.0 + 1))
-        .max()
-        .unwrap_or(0);
-    let mut cells: Vec<Cell> = vec![[0.0; 4]; strata];
+    // By stratum index (dense), grown to the highest one met.
+    let mut cells: Vec<Cell> = Vec::new();
     for s in sums {
         for a in 0..2 {
             arms[a].merge(&s.arms[a]);
@@ -54,6 +50,9 @@ pub fn draw(sums: &[&Sums], min_stratum: f64) -> Draw {
             spent[a] += s.spent[a];
         }
         for &(stratum, a, n, x) in &s.strata {
+            if stratum >= cells.len() {
+                cells.resize(stratum + 1, [0.0; 4]);
+            }
             let c = &mut cells[stratum];
             c[2 * a] += n;
             c[2 * a + 1] += x;
