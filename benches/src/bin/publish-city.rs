@@ -235,11 +235,7 @@ impl Pace {
                 .call()
                 .ok()
                 .and_then(|r| r.into_string().ok())
-                .and_then(|text| {
-                    text.lines()
-                        .find_map(|l| l.strip_prefix("footfall_mqtt_messages_total "))
-                        .and_then(|v| v.trim().parse::<f64>().ok())
-                })
+                .and_then(|text| testkit::metric::<f64>(&text, "footfall_mqtt_messages_total"))
             else {
                 continue;
             };
