@@ -47,7 +47,7 @@ enum Cmd {
         kind: Kind,
         file: PathBuf,
     },
-    /// People per window at one site, from its agents' envelopes (JSON lines, as
+    /// People per window at one site, from its agents' envelopes (JSON lines or binary, as
     /// `footfall-agent replay --out` writes them): CSV `window_start,people,lo,hi` on stdout,
     /// one row per window from the first sighting's to the last's. The estimator the
     /// collector runs (`counting`); calibrated with --calibration, else uncalibrated.

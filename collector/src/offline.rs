@@ -1,10 +1,10 @@
 //! The counting estimator offline, for evaluation and calibration: the agent's `replay --out`
-//! JSON lines in, CSV out (`footfall-collector occupancy`, `footfall-collector calibrate`).
+//! envelopes in, CSV out (`footfall-collector occupancy`, `footfall-collector calibrate`).
 //! The estimate is [`crate::counting`]'s, the code the collector runs, not a copy.
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -21,16 +21,12 @@ pub enum OfflineError {
         source: std::io::Error,
     },
     #[error(
-        "{}:{line}: not an envelope of contract version {}-{}: {reason}",
+        "{}: not a file of envelopes of contract version {}-{}: {reason}",
         path.display(),
         wire::MIN_VERSION,
         wire::VERSION
     )]
-    Envelope {
-        path: PathBuf,
-        line: usize,
-        reason: String,
-    },
+    Envelope { path: PathBuf, reason: String },
     #[error("{}: envelopes from {n} sites ({sites}); the estimate is per site: pass one site's", path.display())]
     Sites {
         path: PathBuf,
@@ -57,30 +53,27 @@ fn read_error(path: &Path) -> impl FnOnce(std::io::Error) -> OfflineError + '_ {
     }
 }
 
-/// Every sighting in a file of envelopes (JSON lines) of one site, and the site (empty for
-/// an empty file). Interim updates are kept: their final version covers the same span, and a
-/// device counts once per window anyway.
+/// Every sighting in a file of envelopes of one site (JSON lines or binary: wire docs, "Files
+/// of envelopes"), and the site (empty for an empty file). Interim updates are kept: their
+/// final version covers the same span, and a device counts once per window anyway.
 pub fn read_envelopes(path: &Path) -> Result<(String, Vec<Sensed>), OfflineError> {
     let file = File::open(path).map_err(read_error(path))?;
     let mut sightings = Vec::new();
     let mut sites = std::collections::BTreeSet::new();
-    for (i, line) in BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(read_error(path))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let env: wire::Envelope =
-            serde_json::from_str(&line).map_err(|e| OfflineError::Envelope {
+    for (i, env) in wire::file::records(BufReader::new(file)).enumerate() {
+        let bad = |reason: String| OfflineError::Envelope {
+            path: path.to_owned(),
+            reason,
+        };
+        let env = env.map_err(|e| match e {
+            wire::file::FileError::Io(source) => OfflineError::Read {
                 path: path.to_owned(),
-                line: i + 1,
-                reason: e.to_string(),
-            })?;
+                source,
+            },
+            e => bad(e.to_string()),
+        })?;
         if !wire::readable(env.v) {
-            return Err(OfflineError::Envelope {
-                path: path.to_owned(),
-                line: i + 1,
-                reason: format!("version {}", env.v),
-            });
+            return Err(bad(format!("envelope {} is of version {}", i + 1, env.v)));
         }
         sites.insert(env.site);
         sightings.extend(env.sightings.iter().map(|s| Sensed {

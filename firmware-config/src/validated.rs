@@ -423,17 +423,10 @@ impl Config {
             86_400,
         )?;
         let keep_acked = secs_in("mqtt.keep_acked_secs", m.keep_acked_secs, 0, 3600)?;
-        let encoding = match m.encoding.as_str() {
-            "json" => wire::Encoding::Json,
-            "binary" => wire::Encoding::Binary,
-            other => {
-                return Err(E::invalid(
-                    "mqtt.encoding",
-                    other,
-                    "expected \"json\" or \"binary\"",
-                ))
-            }
-        };
+        let encoding = m
+            .encoding
+            .parse()
+            .map_err(|reason: String| E::invalid("mqtt.encoding", &m.encoding, reason))?;
         let mqtt = Mqtt {
             host,
             port,

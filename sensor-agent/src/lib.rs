@@ -35,7 +35,7 @@ pub use error::Error;
 pub use parse::Reject;
 use pipeline::{BatchSink, Pipeline, PipelineSettings, Summary};
 use publish::{Delivered, Lifecycle, Publisher};
-use sink::{JsonLinesSink, Origin, SpoolSink};
+use sink::{FileSink, Origin, SpoolSink};
 use spool::Spool;
 use telemetry::Telemetry;
 
@@ -150,7 +150,8 @@ struct OptOutReload {
 impl OptOutReload {
     /// Gives `pipeline` the list read again, if one waits.
     fn apply(&self, pipeline: &mut Pipeline) {
-        if !self.pending.swap(false, Relaxed) {
+        // A plain load first: the swap, a locked write, only when a list waits.
+        if !self.pending.load(Relaxed) || !self.pending.swap(false, Relaxed) {
             return;
         }
         if let Some(list) = self.list.lock().expect("not poisoned").take() {
@@ -201,8 +202,9 @@ impl Drop for AbortOnDrop {
 /// Where `replay` sends its batches.
 #[derive(Clone, Debug)]
 pub enum ReplayOutput {
-    /// JSON lines to a file, or stdout for `-`.
-    JsonLines(PathBuf),
+    /// A file of envelopes (wire docs, "Files of envelopes") in this encoding, or stdout
+    /// for `-`.
+    File(PathBuf, wire::Encoding),
     /// Through the spool to the configured broker, returning once all is delivered.
     Broker,
 }
@@ -228,7 +230,7 @@ pub async fn replay(
     let loaded = Arc::new(loaded);
     let _watch = AbortOnDrop(loaded.watch_opt_out());
     match opts.output.clone() {
-        ReplayOutput::JsonLines(path) => {
+        ReplayOutput::File(path, encoding) => {
             let out: Box<dyn Write + Send> = if path.as_os_str() == "-" {
                 Box::new(std::io::BufWriter::new(std::io::stdout()))
             } else {
@@ -241,7 +243,7 @@ pub async fn replay(
             };
             let l = loaded.clone();
             let summary = tokio::task::spawn_blocking(move || {
-                let mut sink = JsonLinesSink::new(l.origin(), out);
+                let mut sink = FileSink::new(l.origin(), encoding, out);
                 let s = replay_into(&l, &opts, &mut sink, &shutdown)?;
                 sink.flush()?;
                 Ok::<_, Error>(s)

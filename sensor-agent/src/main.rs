@@ -36,9 +36,13 @@ enum Command {
         config: PathBuf,
         #[arg(long)]
         pcap: PathBuf,
-        /// Write the envelopes as JSON lines here (`-` for stdout) instead of publishing.
+        /// Write the envelopes to this file (`-` for stdout) instead of publishing.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// How `--out` encodes them: `json` (one envelope per line) or `binary` (the wire's
+        /// binary layout, back to back). Default: the configuration's `mqtt.encoding`.
+        #[arg(long, requires = "out")]
+        encoding: Option<wire::Encoding>,
         /// Write a JSON summary of what was seen here.
         #[arg(long)]
         summary: Option<PathBuf>,
@@ -108,6 +112,7 @@ fn execute(command: Command) -> anyhow::Result<()> {
             config,
             pcap,
             out,
+            encoding,
             summary,
             speed,
         } => {
@@ -120,7 +125,9 @@ fn execute(command: Command) -> anyhow::Result<()> {
             let loaded = load(&config)?;
             let opts = ReplayOptions {
                 pcap,
-                output: out.map_or(ReplayOutput::Broker, ReplayOutput::JsonLines),
+                output: out.map_or(ReplayOutput::Broker, |path| {
+                    ReplayOutput::File(path, encoding.unwrap_or(loaded.config.mqtt().encoding))
+                }),
                 speed,
                 count_devices: summary.is_some(),
             };

@@ -1,4 +1,4 @@
-//! Where batches go: the spool (then the broker), or JSON lines (`replay --out`).
+//! Where batches go: the spool (then the broker), or a file of envelopes (`replay --out`).
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -53,21 +53,24 @@ impl BatchSink for SpoolSink {
     }
 }
 
-/// Writes each envelope as one JSON line, numbering from 1 as a fresh spool would.
-pub struct JsonLinesSink<W: Write> {
+/// Writes each envelope as a record of a file of envelopes (JSON lines or binary: wire docs,
+/// "Files of envelopes"), numbering from 1 as a fresh spool would.
+pub struct FileSink<W: Write> {
     origin: Origin,
+    encoding: wire::Encoding,
     out: W,
     next_seq: u64,
-    line: Vec<u8>,
+    record: Vec<u8>,
 }
 
-impl<W: Write> JsonLinesSink<W> {
-    pub fn new(origin: Origin, out: W) -> Self {
-        JsonLinesSink {
+impl<W: Write> FileSink<W> {
+    pub fn new(origin: Origin, encoding: wire::Encoding, out: W) -> Self {
+        FileSink {
             origin,
+            encoding,
             out,
             next_seq: 1,
-            line: Vec::new(),
+            record: Vec::new(),
         }
     }
 
@@ -76,14 +79,13 @@ impl<W: Write> JsonLinesSink<W> {
     }
 }
 
-impl<W: Write> BatchSink for JsonLinesSink<W> {
+impl<W: Write> BatchSink for FileSink<W> {
     fn put(&mut self, batch: Batch) -> Result<(), Error> {
         let e = self.origin.envelope(self.next_seq, batch);
         self.next_seq += 1;
-        // Serialize into memory first: one write per envelope, not one per JSON token.
-        self.line.clear();
-        serde_json::to_writer(&mut self.line, &e).expect("envelopes serialize");
-        self.line.push(b'\n');
-        self.out.write_all(&self.line).map_err(Error::Write)
+        // Encoded into memory first: one write per envelope, not one per field.
+        self.record.clear();
+        wire::file::append_record(&e, self.encoding, &mut self.record);
+        self.out.write_all(&self.record).map_err(Error::Write)
     }
 }

@@ -108,11 +108,21 @@ impl Envelope {
     /// Decodes a binary envelope. Checks the layout only; the contract's rules (versions,
     /// clock bounds, ids) are the consumer's, as for JSON.
     pub fn from_binary(payload: &[u8]) -> Result<Envelope, BinaryError> {
-        if !is_binary(payload) {
+        match Envelope::from_binary_prefix(payload)? {
+            (env, len) if len == payload.len() => Ok(env),
+            (_, len) => Err(BinaryError::Trailing(payload.len() - len)),
+        }
+    }
+
+    /// Decodes the binary envelope at the start of `bytes`, returning it and its length: the
+    /// layout delimits itself, so envelopes can follow one another in a file (crate docs,
+    /// "Files of envelopes").
+    pub fn from_binary_prefix(bytes: &[u8]) -> Result<(Envelope, usize), BinaryError> {
+        if !is_binary(bytes) {
             return Err(BinaryError::NotBinary);
         }
         let mut r = Reader {
-            buf: payload,
+            buf: bytes,
             at: MAGIC.len(),
         };
         let format = r.array::<1>("format")?[0];
@@ -126,7 +136,7 @@ impl Envelope {
         let epoch = u32::from_le_bytes(r.array("epoch")?);
         let sent_at = Millis(i64::from_le_bytes(r.array("sent_at")?));
         let n = u32::from_le_bytes(r.array("the sighting count")?) as usize;
-        // Every sighting takes at least SIGHTING_BYTES: a count the payload cannot hold is
+        // Every sighting takes at least SIGHTING_BYTES: a count the bytes cannot hold is
         // refused before anything is allocated for it.
         r.need("sightings", n.saturating_mul(SIGHTING_BYTES))?;
         let mut sightings = Vec::with_capacity(n);
@@ -161,18 +171,16 @@ impl Envelope {
                 is_final: flags & FINAL != 0,
             });
         }
-        match payload.len() - r.at {
-            0 => Ok(Envelope {
-                v,
-                sensor,
-                site,
-                seq,
-                epoch,
-                sent_at,
-                sightings,
-            }),
-            extra => Err(BinaryError::Trailing(extra)),
-        }
+        let env = Envelope {
+            v,
+            sensor,
+            site,
+            seq,
+            epoch,
+            sent_at,
+            sightings,
+        };
+        Ok((env, r.at))
     }
 }
 

@@ -60,6 +60,13 @@
 //! rule exactly as to JSON. Status messages stay JSON: they are few and retained for people
 //! to read.
 //!
+//! # Files of envelopes
+//! `footfall-agent replay --out FILE` writes the envelopes it would have published, and the
+//! offline tools (`footfall-collector occupancy` and `calibrate`) read them ([`file`]): one
+//! JSON envelope per line (`--encoding json`), or binary envelopes back to back with nothing
+//! between them (`--encoding binary`: each one's layout says where it ends). A reader tells
+//! the two apart by the file's first byte, as a consumer tells payloads apart.
+//!
 //! # Versions
 //! - **1**: the layout above without `link`.
 //! - **2**: every sighting carries `link`. Consumers accept both; a sighting
@@ -118,6 +125,7 @@
 
 mod binary;
 mod envelope;
+pub mod file;
 mod status;
 mod time;
 pub mod topic;
@@ -144,6 +152,19 @@ pub enum Encoding {
     /// The binary layout: 38-54 bytes a sighting, and a fraction of JSON's CPU to encode and
     /// decode.
     Binary,
+}
+
+impl std::str::FromStr for Encoding {
+    type Err = String;
+
+    /// `json` or `binary`, as configurations and command lines name them.
+    fn from_str(s: &str) -> Result<Encoding, String> {
+        match s {
+            "json" => Ok(Encoding::Json),
+            "binary" => Ok(Encoding::Binary),
+            _ => Err("expected \"json\" or \"binary\"".into()),
+        }
+    }
 }
 
 impl Envelope {

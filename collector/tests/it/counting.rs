@@ -14,8 +14,8 @@ use crate::util::COLLECTOR;
 
 const WINDOW_MS: i64 = 15 * 60_000;
 
-/// The agent's envelopes of a day's capture, in `dir`.
-fn replay(dir: &Path, day: &FryzaDay) -> PathBuf {
+/// The agent's envelopes of a day's capture, in `dir`, in `encoding`.
+fn replay(dir: &Path, day: &FryzaDay, encoding: wire::Encoding) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
     let key = dir.join("tenant.key");
     std::fs::write(&key, "collector-test-tenant-secret-0123456789").expect("key");
@@ -32,12 +32,12 @@ fn replay(dir: &Path, day: &FryzaDay) -> PathBuf {
         ),
     )
     .expect("agent config");
-    let out = dir.join(format!("{}.jsonl", day.name));
+    let out = dir.join(format!("{}.{encoding:?}", day.name));
     let loaded = Loaded::from_config(firmware_config::Config::load(&config).expect("config"))
         .expect("loads");
     let opts = ReplayOptions {
         pcap: day.pcap.clone(),
-        output: ReplayOutput::JsonLines(out.clone()),
+        output: ReplayOutput::File(out.clone(), encoding),
         speed: None,
         count_devices: false,
     };
@@ -83,9 +83,15 @@ fn mae(truth: &BTreeMap<i64, f64>, est: impl Fn(i64) -> f64) -> f64 {
 fn occupancy_counts_people_not_addresses_on_a_real_lab_day() {
     let dir = tempfile::tempdir().expect("tempdir");
     let day = FryzaDay::load("position_2_2024-03-14");
-    let env = replay(dir.path(), &day);
+    let env = replay(dir.path(), &day, wire::Encoding::Json);
     let env = env.to_str().expect("UTF-8 path");
     let rows = occupancy(&["--envelopes", env]);
+    // The same envelopes in the binary encoding: the same estimates.
+    let binary = replay(dir.path(), &day, wire::Encoding::Binary);
+    assert_eq!(
+        occupancy(&["--envelopes", binary.to_str().expect("UTF-8 path")]),
+        rows
+    );
 
     // One row per 15-min window (aligned to :00/:15/:30/:45 UTC), empty ones included, from
     // the first frame's window to the last's.
@@ -172,7 +178,7 @@ fn occupancy_counts_people_not_addresses_on_a_real_lab_day() {
 fn a_calibration_fitted_on_a_labelled_day_is_used_and_said() {
     let dir = tempfile::tempdir().expect("tempdir");
     let day = FryzaDay::load("position_1_2024-03-14");
-    let env = replay(dir.path(), &day);
+    let env = replay(dir.path(), &day, wire::Encoding::Json);
     let env = env.to_str().expect("UTF-8 path");
     let truth_csv = dir.path().join("truth.csv");
     std::fs::write(&truth_csv, day.truth_csv(WINDOW_MS)).expect("truth");
@@ -235,7 +241,37 @@ fn bad_offline_inputs_are_named_and_refused() {
     let o = collector(&["occupancy", "--envelopes", &p("env.jsonl")]);
     assert_eq!(o.status.code(), Some(65));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains(&format!("{}:2", p("env.jsonl"))), "{err}");
+    assert!(
+        err.contains(&format!("{}: not a file of envelopes", p("env.jsonl")))
+            && err.contains("line 2: "),
+        "{err}"
+    );
+    // A binary file cut inside its second envelope.
+    let mut cut = Vec::new();
+    for seq in 1..=2 {
+        wire::file::append_record(
+            &wire::Envelope {
+                v: wire::VERSION,
+                sensor: "lab".into(),
+                site: "lab".into(),
+                seq,
+                epoch: 0,
+                sent_at: wire::Millis(0),
+                sightings: Vec::new(),
+            },
+            wire::Encoding::Binary,
+            &mut cut,
+        );
+    }
+    let first = cut.len() / 2;
+    std::fs::write(p("env.bin"), &cut[..cut.len() - 1]).expect("write");
+    let o = collector(&["occupancy", "--envelopes", &p("env.bin")]);
+    assert_eq!(o.status.code(), Some(65));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(&format!("the envelope at byte {first}: truncated")),
+        "{err}"
+    );
 
     std::fs::write(p("empty.jsonl"), "").expect("write");
     std::fs::write(

@@ -3,7 +3,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
-use crate::util::{Sensor, AGENT};
+use crate::util::{assert_success, Sensor, AGENT};
 
 #[test]
 fn a_bad_config_exits_78_naming_the_field() {
@@ -159,4 +159,67 @@ fn a_capture_cut_mid_record_is_processed_up_to_the_cut_then_reported() {
     assert!(sum["input_error"]
         .as_str()
         .is_some_and(|e| e.contains("damaged")));
+}
+
+#[test]
+fn replay_writes_the_same_envelopes_in_the_binary_encoding_when_asked() {
+    let pcap = crate::util::capture("fryza/position_2_2024-02-08.pcap");
+    let sensor = Sensor::new("mqtt://127.0.0.1:1", "");
+    let (json, _) = sensor.replay_to_file(&pcap);
+    let json: Vec<wire::Envelope> = json
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("an envelope"))
+        .collect();
+    let read = |path: &std::path::Path| -> Vec<wire::Envelope> {
+        let file = std::io::BufReader::new(std::fs::File::open(path).expect("out"));
+        wire::file::records(file)
+            .collect::<Result<_, _>>()
+            .expect("a file of envelopes")
+    };
+
+    // Asked on the command line.
+    let out = sensor.path("out.bin");
+    let o = sensor
+        .replay(&pcap)
+        .args(["--encoding", "binary", "--out"])
+        .arg(&out)
+        .output()
+        .expect("run");
+    assert_success(&o);
+    let bytes = std::fs::read(&out).expect("out");
+    assert!(wire::is_binary(&bytes));
+    assert_eq!(read(&out), json);
+    let json_len = std::fs::metadata(sensor.path("out.jsonl"))
+        .expect("json")
+        .len();
+    assert!(
+        bytes.len() as u64 * 4 < json_len,
+        "{} bytes binary, {json_len} JSON",
+        bytes.len()
+    );
+
+    // The sensor's own encoding by default.
+    let binary_sensor = Sensor::new("mqtt://127.0.0.1:1", "[mqtt]\nencoding = \"binary\"\n");
+    let out = binary_sensor.path("default.bin");
+    assert_success(
+        &binary_sensor
+            .replay(&pcap)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .expect("run"),
+    );
+    assert_eq!(read(&out), json);
+
+    let o = sensor
+        .replay(&pcap)
+        .args(["--encoding", "cbor", "--out", "-"])
+        .output()
+        .expect("run");
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("--encoding") && err.contains("binary"),
+        "{err}"
+    );
 }
