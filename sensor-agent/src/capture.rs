@@ -8,13 +8,17 @@
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
-use firmware_config::{Capture as CaptureConfig, ChannelPlan};
+use firmware_config::{Capture as CaptureConfig, ChannelPlan, FcsPolicy};
 use pcap::{Activated, Capture, Linktype};
 use tracing::{info, warn};
 
+use crate::mac::RawMac;
+use crate::parse::{self, Frame, FrameType, Probe, Reject};
 use crate::Error;
 
 /// Only probe requests; libpcap compiles this for the radiotap link type.
@@ -28,6 +32,215 @@ pub fn open_file(path: &Path) -> Result<Capture<pcap::Offline>, Error> {
         path: path.to_owned(),
         source,
     })
+}
+
+/// Frames of a capture file read and parsed on a thread of their own, a chunk at a time, so
+/// that libpcap's reading and the parsing overlap the pipeline's work (replay): on two cores
+/// the whole replay takes about as long as the pipeline's sessionizing alone.
+///
+/// A chunk holds each frame's parse and only the information elements of probe requests (the
+/// one part of a frame the pipeline reads later). A file's frames are sent a chunk at a time; a
+/// FIFO's one at a time, as they come, so that none waits for frames that may be minutes away.
+/// The reader checks the link type at the first frame, and stops at the first damaged record,
+/// saying after which frame.
+pub(crate) struct ReadAhead {
+    chunks: Receiver<Chunk>,
+    spare: SyncSender<Chunk>,
+    thread: JoinHandle<Result<Option<String>, Error>>,
+}
+
+/// What [`ReadAhead::next`] found.
+pub(crate) enum Next {
+    Chunk(Chunk),
+    /// The end of the capture: [`ReadAhead::finish`] says whether it was damaged.
+    End,
+    /// Nothing yet (a quiet FIFO): look at the clock or a shutdown, then ask again.
+    Waiting,
+}
+
+/// Parsed frames: a probe request's information elements end at `ies[probe.ies_end]` and
+/// start where the previous probe request's end.
+pub(crate) struct Chunk {
+    ies: Vec<u8>,
+    frames: Vec<Parsed>,
+}
+
+#[derive(Clone, Copy)]
+struct Parsed {
+    ts_ms: i64,
+    frame: Result<Meta, Reject>,
+}
+
+/// A [`Frame`] without its borrow.
+#[derive(Clone, Copy)]
+struct Meta {
+    frame_type: FrameType,
+    signal_dbm: Option<i8>,
+    freq_mhz: Option<u16>,
+    probe: Option<ProbeMeta>,
+}
+
+#[derive(Clone, Copy)]
+struct ProbeMeta {
+    transmitter: RawMac,
+    seq: u16,
+    ies_end: u32,
+}
+
+impl Chunk {
+    /// Room for `bytes` of elements and as many frames as a full chunk can hold, so that a
+    /// chunk is not reallocated as it fills.
+    fn with_capacity(bytes: usize) -> Chunk {
+        Chunk {
+            ies: Vec::with_capacity(bytes + 2048),
+            frames: Vec::with_capacity(bytes.div_ceil(32)),
+        }
+    }
+
+    /// Whether the chunk should be sent now, holding `bytes` or more.
+    fn is_full(&self, bytes: usize) -> bool {
+        self.ies.len() >= bytes || self.frames.len() >= bytes.div_ceil(32)
+    }
+
+    fn push(&mut self, ts_ms: i64, frame: Result<Frame<'_>, Reject>) {
+        let frame = frame.map(|f| Meta {
+            frame_type: f.frame_type,
+            signal_dbm: f.signal_dbm,
+            freq_mhz: f.freq_mhz,
+            probe: f.probe.map(|p| {
+                self.ies.extend_from_slice(p.ies);
+                ProbeMeta {
+                    transmitter: p.transmitter,
+                    seq: p.seq,
+                    ies_end: u32::try_from(self.ies.len()).expect("a chunk is far below 4 GiB"),
+                }
+            }),
+        });
+        self.frames.push(Parsed { ts_ms, frame });
+    }
+
+    /// `(capture timestamp in ms, the frame as parsed)` of each frame, in order.
+    pub(crate) fn frames(&self) -> impl Iterator<Item = (i64, Result<Frame<'_>, Reject>)> {
+        let mut start = 0;
+        self.frames.iter().map(move |f| {
+            let frame = f.frame.map(|m| Frame {
+                frame_type: m.frame_type,
+                signal_dbm: m.signal_dbm,
+                freq_mhz: m.freq_mhz,
+                probe: m.probe.map(|p| {
+                    let end = p.ies_end as usize;
+                    let ies = &self.ies[start..end];
+                    start = end;
+                    Probe {
+                        transmitter: p.transmitter,
+                        seq: p.seq,
+                        ies,
+                    }
+                }),
+            });
+            (f.ts_ms, frame)
+        })
+    }
+}
+
+/// Bytes of elements per chunk (a file's; a FIFO's chunks are one frame each): enough that
+/// handing a chunk over costs little per frame, few enough that a chunk stays in the cache
+/// between the two threads and that the chunks in flight add little to the agent's memory.
+const CHUNK_BYTES: usize = 16 * 1024;
+/// Chunks read ahead of the pipeline.
+const CHUNKS_AHEAD: usize = 2;
+
+impl ReadAhead {
+    /// Opens `path` (errors here are the caller's) and starts reading it, parsing its frames
+    /// under `fcs`.
+    pub(crate) fn open(path: &Path, fcs: FcsPolicy) -> Result<ReadAhead, Error> {
+        let mut cap = open_file(path)?;
+        let chunk_bytes = match std::fs::metadata(path) {
+            Ok(m) if m.is_file() => CHUNK_BYTES,
+            _ => 1,
+        };
+        let path = path.to_owned();
+        let (send, chunks) = sync_channel::<Chunk>(CHUNKS_AHEAD);
+        // Every chunk is allocated here, up front, and goes round: one filling, the ones
+        // queued, one in the pipeline. A thread that allocates gets an allocator arena of its
+        // own, which would cost more memory than the chunks.
+        let (spare, spares) = sync_channel::<Chunk>(CHUNKS_AHEAD + 1);
+        for _ in 0..CHUNKS_AHEAD + 1 {
+            let _ = spare.try_send(Chunk::with_capacity(chunk_bytes));
+        }
+        let mut chunk = Chunk::with_capacity(chunk_bytes);
+        let thread = std::thread::Builder::new()
+            .name("pcap-read".into())
+            .spawn(move || {
+                let link = cap.get_datalink();
+                let mut read = 0u64;
+                let damage = loop {
+                    let packet = match cap.next_packet() {
+                        Ok(p) => p,
+                        Err(pcap::Error::NoMorePackets) => break None,
+                        // A damaged capture (cut mid-record, corrupt record header): what was
+                        // read so far is processed, and the damage reported.
+                        Err(e) => {
+                            break Some(format!(
+                                "{} is damaged after frame {read}: {e}",
+                                path.display()
+                            ))
+                        }
+                    };
+                    if read == 0 {
+                        check_file_link(link, &path)?;
+                    }
+                    read += 1;
+                    let truncated = packet.header.caplen < packet.header.len;
+                    chunk.push(
+                        ts_ms(packet.header),
+                        parse::parse(packet.data, truncated, fcs),
+                    );
+                    if chunk.is_full(chunk_bytes) {
+                        let Ok(next) = spares.recv() else {
+                            return Ok(None); // the pipeline stopped
+                        };
+                        if send.send(std::mem::replace(&mut chunk, next)).is_err() {
+                            return Ok(None);
+                        }
+                    }
+                };
+                if !chunk.frames.is_empty() {
+                    let _ = send.send(chunk);
+                }
+                Ok(damage)
+            })
+            .map_err(|_| Error::Panicked("capture reader's start"))?;
+        Ok(ReadAhead {
+            chunks,
+            spare,
+            thread,
+        })
+    }
+
+    /// The next chunk, or what came instead within `timeout`.
+    pub(crate) fn next(&self, timeout: Duration) -> Next {
+        match self.chunks.recv_timeout(timeout) {
+            Ok(c) => Next::Chunk(c),
+            Err(RecvTimeoutError::Disconnected) => Next::End,
+            Err(RecvTimeoutError::Timeout) => Next::Waiting,
+        }
+    }
+
+    /// Gives a processed chunk's buffers back to the reader.
+    pub(crate) fn recycle(&self, mut chunk: Chunk) {
+        chunk.ies.clear();
+        chunk.frames.clear();
+        let _ = self.spare.try_send(chunk);
+    }
+
+    /// After the last chunk: the damage that stopped reading, if any, or the link-type error.
+    pub(crate) fn finish(self) -> Result<Option<String>, Error> {
+        drop(self.chunks);
+        self.thread
+            .join()
+            .map_err(|_| Error::Panicked("capture reader"))?
+    }
 }
 
 /// Refuses a capture file whose frames are not radiotap.

@@ -269,49 +269,50 @@ fn replay_into(
     sink: &mut dyn BatchSink,
     shutdown: &CancellationToken,
 ) -> Result<Summary, Error> {
-    let mut cap = capture::open_file(&opts.pcap)?;
     let mut pipeline = loaded.pipeline(opts.count_devices);
+    let reader = capture::ReadAhead::open(&opts.pcap, pipeline.fcs_policy())?;
     let started = Instant::now();
     let mut first_ts = None;
-    let link = cap.get_datalink();
-    let mut checked = false;
-    let mut input_error = None;
     loop {
-        let packet = match cap.next_packet() {
-            Ok(p) => p,
-            Err(pcap::Error::NoMorePackets) => break,
-            Err(e) => {
-                // A damaged capture (cut mid-record, corrupt record header): keep everything
-                // read so far, close its sightings, and report the damage.
-                let msg = format!(
-                    "{} is damaged after frame {}: {e}",
-                    opts.pcap.display(),
-                    pipeline.frames()
-                );
-                tracing::error!(error = %msg, "stopped reading the capture");
-                input_error = Some(msg);
-                break;
+        let chunk = match reader.next(Duration::from_millis(250)) {
+            capture::Next::Chunk(c) => c,
+            capture::Next::End => break,
+            // Nothing to read (a quiet FIFO): a shutdown still stops the replay. The reader,
+            // blocked in the FIFO, ends with the process.
+            capture::Next::Waiting if shutdown.is_cancelled() => {
+                return finish(pipeline, sink, None)
             }
+            capture::Next::Waiting => continue,
         };
-        if !checked {
-            capture::check_file_link(link, &opts.pcap)?;
-            checked = true;
-        }
-        let ts = capture::ts_ms(packet.header);
-        if let Some(speed) = opts.speed {
-            let t0 = *first_ts.get_or_insert(ts);
-            let due = Duration::from_millis(((ts - t0).max(0) as f64 / speed) as u64);
-            if let Some(wait) = due.checked_sub(started.elapsed()) {
-                std::thread::sleep(wait);
+        for (ts, frame) in chunk.frames() {
+            if let Some(speed) = opts.speed {
+                let t0 = *first_ts.get_or_insert(ts);
+                let due = Duration::from_millis(((ts - t0).max(0) as f64 / speed) as u64);
+                if let Some(wait) = due.checked_sub(started.elapsed()) {
+                    std::thread::sleep(wait);
+                }
             }
+            loaded.reload.apply(&mut pipeline);
+            pipeline.on_parsed(ts, frame, sink)?;
         }
-        if pipeline.frames() % 4096 == 0 && shutdown.is_cancelled() {
-            break;
+        reader.recycle(chunk);
+        if shutdown.is_cancelled() {
+            return finish(pipeline, sink, None);
         }
-        loaded.reload.apply(&mut pipeline);
-        let truncated = packet.header.caplen < packet.header.len;
-        pipeline.on_frame(ts, packet.data, truncated, sink)?;
     }
+    let input_error = reader.finish()?;
+    if let Some(msg) = &input_error {
+        tracing::error!(error = %msg, "stopped reading the capture");
+    }
+    finish(pipeline, sink, input_error)
+}
+
+/// Closes every open sighting, delivers the last batch and sums up.
+fn finish(
+    mut pipeline: Pipeline,
+    sink: &mut dyn BatchSink,
+    input_error: Option<String>,
+) -> Result<Summary, Error> {
     pipeline.finish(sink)?;
     Ok(Summary {
         input_error,

@@ -156,6 +156,18 @@ impl Pipeline {
         truncated: bool,
         sink: &mut dyn BatchSink,
     ) -> Result<(), Error> {
+        let frame = parse::parse(data, truncated, self.settings.fcs_policy);
+        self.on_parsed(ts_ms, frame, sink)
+    }
+
+    /// Processes one frame parsed already (by a replay's reader thread, under
+    /// [`Pipeline::fcs_policy`]).
+    pub(crate) fn on_parsed(
+        &mut self,
+        ts_ms: i64,
+        frame: Result<parse::Frame<'_>, Reject>,
+        sink: &mut dyn BatchSink,
+    ) -> Result<(), Error> {
         self.counters.frames += 1;
         if !self.clock_synced {
             // Neither hashed (its epoch would be wrong) nor stamped.
@@ -163,7 +175,7 @@ impl Pipeline {
             return Ok(());
         }
         self.advance(ts_ms, sink)?;
-        let frame = match parse::parse(data, truncated, self.settings.fcs_policy) {
+        let frame = match frame {
             Ok(f) => f,
             Err(r) => {
                 self.counters.rejects[r as usize] += 1;
@@ -223,6 +235,11 @@ impl Pipeline {
             }
         }
         self.drain_emitted(sink)
+    }
+
+    /// How frames are to be parsed for [`Pipeline::on_parsed`].
+    pub(crate) fn fcs_policy(&self) -> FcsPolicy {
+        self.settings.fcs_policy
     }
 
     /// Moves event time forward without a frame (an idle live capture calls this with the
@@ -410,11 +427,19 @@ mod tests {
         }
     }
 
-    /// A real capture's frames through a pipeline whose clock is, then is not, synchronised.
-    fn run(synced: bool) -> (Summary, usize) {
+    struct Keep(Vec<Batch>);
+
+    impl BatchSink for Keep {
+        fn put(&mut self, batch: Batch) -> Result<(), Error> {
+            self.0.push(batch);
+            Ok(())
+        }
+    }
+
+    fn pipeline(fcs: FcsPolicy) -> Pipeline {
         let cfg = Config::from_toml_str(
             "version = 1\n[sensor]\nid = \"s\"\nsite = \"lab\"\n\
-             [capture]\nfcs_policy = \"trust-flag\"\nrssi_floor_dbm = -128\n\
+             [capture]\nrssi_floor_dbm = -128\n\
              [identity]\nsecret_env = \"UNUSED\"\n[mqtt]\nurl = \"mqtt://127.0.0.1:1\"\n\
              [spool]\ndir = \"/tmp\"\n",
             std::path::Path::new("/"),
@@ -423,11 +448,14 @@ mod tests {
         let keys = Keys::Tenant(firmware_config::Secret::from_bytes(
             *b"a-tenant-secret-of-some-length",
         ));
-        let mut p = Pipeline::new(
-            PipelineSettings::from_config(&cfg, HashSet::new()),
-            keys,
-            false,
-        );
+        let mut settings = PipelineSettings::from_config(&cfg, HashSet::new());
+        settings.fcs_policy = fcs;
+        Pipeline::new(settings, keys, false)
+    }
+
+    /// A real capture's frames through a pipeline whose clock is, then is not, synchronised.
+    fn run(synced: bool) -> (Summary, usize) {
+        let mut p = pipeline(FcsPolicy::TrustFlag);
         p.set_clock_synced(synced);
         let records = testkit::PcapRecords::read(
             &testkit::pcaps_dir().join("fryza/position_2_2024-02-08.pcap"),
@@ -450,5 +478,50 @@ mod tests {
         assert_eq!(none, 0, "no sighting from an unsynchronised clock");
         assert_eq!(unsynced.dropped["clock_unsynced"], synced.frames);
         assert_eq!(unsynced.probe_requests, 0, "not even parsed");
+    }
+
+    #[test]
+    fn frames_parsed_ahead_on_the_reader_thread_make_the_same_batches_as_in_line() {
+        for (capture, fcs) in [
+            ("fryza/position_2_2024-02-08.pcap", FcsPolicy::TrustFlag),
+            // Frames of every type, some with a bad FCS.
+            ("misc/aircrack-test1-3antenna.pcap", FcsPolicy::Verify),
+        ] {
+            let path = testkit::pcaps_dir().join(capture);
+            let records = testkit::PcapRecords::read(&path);
+            let mut in_line = pipeline(fcs);
+            let mut a = Keep(Vec::new());
+            for r in &records.records {
+                let (ts, frame, truncated) = testkit::PcapRecords::frame(r);
+                in_line
+                    .on_frame(ts, frame, truncated, &mut a)
+                    .expect("frame");
+            }
+            in_line.finish(&mut a).expect("finish");
+
+            let mut ahead = pipeline(fcs);
+            let mut b = Keep(Vec::new());
+            let reader = crate::capture::ReadAhead::open(&path, ahead.fcs_policy()).expect("opens");
+            let mut chunks = 0;
+            while let crate::capture::Next::Chunk(c) =
+                reader.next(std::time::Duration::from_secs(10))
+            {
+                chunks += 1;
+                for (ts, frame) in c.frames() {
+                    ahead.on_parsed(ts, frame, &mut b).expect("frame");
+                }
+                reader.recycle(c);
+            }
+            assert_eq!(reader.finish().expect("undamaged"), None);
+            ahead.finish(&mut b).expect("finish");
+
+            assert!(
+                chunks > 1 || records.records.len() < 200,
+                "{capture}: {chunks} chunks"
+            );
+            assert_eq!(ahead.summary(), in_line.summary(), "{capture}");
+            assert!(!a.0.is_empty(), "{capture}");
+            assert_eq!(b.0, a.0, "{capture}");
+        }
     }
 }

@@ -11,15 +11,15 @@
 //! address stays in this process's memory only, as DESIGN.md allows). Memory is bounded: at
 //! `max_devices` the stalest 1/32 is closed early and counted as evicted (a small share, so
 //! the sightings an eviction emits at once stay small beside the table). An open sighting
-//! costs 36 bytes in the slab, a 12-byte slot in the map and 16 in the expiry heap, and a
+//! costs 36 bytes in the slab, a 12-byte slot in the map and 10 in the expiry heap, and a
 //! randomized one holds a 24-byte chain; closing emits in sorted order
 //! (epoch, first_seen, device key), so replay is deterministic and the order reveals nothing
 //! about addresses.
 //!
-//! Expiry is a min-heap of `(deadline, address)` with one live entry per open sighting: an
-//! entry whose deadline is before its sighting's `first + gap` belongs to an earlier sighting
-//! of the same address and is skipped. A sweep pops only what is due and re-queues sightings
-//! that saw frames since, so an idle sweep is O(1).
+//! Expiry is a min-heap of `(deadline, address)`, the deadline in whole seconds, with one live
+//! entry per open sighting: an entry whose deadline is before its sighting's `first + gap`
+//! belongs to an earlier sighting of the same address and is skipped. A sweep pops only what
+//! is due and re-queues sightings that saw frames since, so an idle sweep is O(1).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashSet};
@@ -150,8 +150,13 @@ impl Table {
         self.slots.contains_key(mac)
     }
 
-    fn get(&self, mac: &RawMac) -> Option<&Open> {
-        self.slots.get(mac).map(|&i| &self.records[i as usize])
+    fn get_slot(&self, mac: &RawMac) -> Option<(u32, &Open)> {
+        self.slots.get(mac).map(|&i| (i, &self.records[i as usize]))
+    }
+
+    /// The sighting in `slot`, which must hold one.
+    fn at(&self, slot: u32) -> &Open {
+        &self.records[slot as usize]
     }
 
     fn get_mut(&mut self, mac: &RawMac) -> Option<&mut Open> {
@@ -178,10 +183,22 @@ impl Table {
         Some(self.records[i as usize])
     }
 
+    /// Removes the sighting of `c`, if it is still the one in its slot.
+    fn remove_queued(&mut self, c: &Closing) -> Option<Open> {
+        let (mac, slot) = (c.mac, c.slot);
+        (self.slots.get(&mac) == Some(&slot))
+            .then(|| self.remove(&mac))
+            .flatten()
+    }
+
     fn iter(&self) -> impl Iterator<Item = (&RawMac, &Open)> {
+        self.iter_slots().map(|(m, _, s)| (m, s))
+    }
+
+    fn iter_slots(&self) -> impl Iterator<Item = (&RawMac, u32, &Open)> {
         self.slots
             .iter()
-            .map(|(m, &i)| (m, &self.records[i as usize]))
+            .map(|(m, &i)| (m, i, &self.records[i as usize]))
     }
 
     fn values(&self) -> impl Iterator<Item = &Open> {
@@ -189,23 +206,25 @@ impl Table {
     }
 }
 
-/// A sighting queued for closing: its sort key and its address. 22 bytes, packed like
-/// [`Open`]: at shutdown every open sighting is queued at once.
+/// A sighting queued for closing: its address and its slot in the table, where its sort key
+/// is read. 10 bytes, packed like [`Open`]: at shutdown every open sighting is queued at once,
+/// and the queue then takes no more memory than the expiry heap freed for it.
 #[repr(Rust, packed(2))]
 #[derive(Clone, Copy)]
 struct Closing {
-    first: i64,
-    device: DeviceKey,
+    slot: u32,
     mac: RawMac,
 }
 
 impl Closing {
-    fn of(mac: &RawMac, s: &Open) -> Closing {
-        Closing {
-            first: s.first,
-            device: s.device,
-            mac: *mac,
-        }
+    fn of(mac: &RawMac, slot: u32) -> Closing {
+        Closing { slot, mac: *mac }
+    }
+
+    /// The closing order: (first seen, device key).
+    fn key(&self, open: &Table) -> (i64, DeviceKey) {
+        let s = open.at(self.slot);
+        (s.first, s.device)
     }
 }
 
@@ -222,11 +241,36 @@ pub(crate) enum Observed {
     NoKey(u32),
 }
 
+/// An entry of the expiry heap: from when (in whole seconds since 1970, rounded up, so a
+/// sighting closes at most a second of event time late) an open sighting of `mac` may have
+/// expired. 10 bytes, packed: at 100 000 devices the heap is a tenth of the agent's memory.
+#[repr(Rust, packed(2))]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Due {
+    secs: u32,
+    mac: RawMac,
+}
+
+impl Due {
+    fn at(deadline_ms: i64, mac: RawMac) -> Due {
+        Due {
+            secs: Due::secs(deadline_ms),
+            mac,
+        }
+    }
+
+    /// `ms` in whole seconds, rounded up, within u32 (1970 to 2106).
+    fn secs(ms: i64) -> u32 {
+        u32::try_from(ms.div_euclid(1000) + i64::from(ms.rem_euclid(1000) != 0))
+            .unwrap_or(if ms < 0 { 0 } else { u32::MAX })
+    }
+}
+
 pub(crate) struct Sessionizer {
     hasher: Hasher,
     linker: Linker,
     open: Table,
-    expiry: BinaryHeap<Reverse<(i64, RawMac)>>,
+    expiry: BinaryHeap<Reverse<Due>>,
     /// Sightings to close, sorted by [`Sessionizer::drain_closing`].
     closing: Vec<Closing>,
     closing_sorted: bool,
@@ -328,7 +372,8 @@ impl Sessionizer {
             self.hasher
                 .chain(&mut self.linker, mac, fingerprint, seq, ts_ms, rssi)
         });
-        self.expiry.push(Reverse((ts_ms + self.gap_ms, *mac)));
+        self.expiry
+            .push(Reverse(Due::at(ts_ms + self.gap_ms, *mac)));
         self.open.insert(
             *mac,
             Open {
@@ -347,23 +392,24 @@ impl Sessionizer {
     /// Queues every sighting whose gap has passed at event time `now_ms` for closing.
     pub(crate) fn advance(&mut self, now_ms: i64) {
         self.linker.advance(now_ms);
-        while let Some(&Reverse((deadline, mac))) = self.expiry.peek() {
-            if deadline >= now_ms {
+        while let Some(&Reverse(Due { secs, mac })) = self.expiry.peek() {
+            if i64::from(secs) * 1000 >= now_ms {
                 break;
             }
             self.expiry.pop();
-            let Some(s) = self.open.get(&mac) else {
+            let Some((slot, s)) = self.open.get_slot(&mac) else {
                 continue; // closed already
             };
-            if deadline < s.first + self.gap_ms {
+            if secs < Due::secs(s.first + self.gap_ms) {
                 continue; // queued for an earlier sighting of this address
             }
             if now_ms - s.last() > self.gap_ms {
                 // Stays in the table until drained: no second copy of it is made.
-                self.closing.push(Closing::of(&mac, s));
+                self.closing.push(Closing::of(&mac, slot));
                 self.closing_sorted = false;
             } else {
-                self.expiry.push(Reverse((s.last() + self.gap_ms, mac)));
+                self.expiry
+                    .push(Reverse(Due::at(s.last() + self.gap_ms, mac)));
             }
         }
     }
@@ -388,8 +434,12 @@ impl Sessionizer {
     pub(crate) fn close_all(&mut self) {
         // The heap is not needed any more; free it before the closing list grows.
         self.expiry = BinaryHeap::new();
-        self.closing
-            .extend(self.open.iter().map(|(mac, s)| Closing::of(mac, s)));
+        self.closing.reserve_exact(self.open.len());
+        self.closing.extend(
+            self.open
+                .iter_slots()
+                .map(|(mac, slot, _)| Closing::of(mac, slot)),
+        );
         self.closing_sorted = false;
     }
 
@@ -400,17 +450,16 @@ impl Sessionizer {
     pub(crate) fn drain_closing(&mut self, max: usize, out: &mut Vec<Emitted>) -> bool {
         if !self.closing_sorted {
             // Sorted descending so the next ones pop off the end.
-            self.closing
-                .sort_unstable_by_key(|c| Reverse((c.first, c.device)));
+            let open = &self.open;
+            self.closing.sort_unstable_by_key(|c| Reverse(c.key(open)));
             self.closing_sorted = true;
         }
         for _ in 0..max {
             let Some(c) = self.closing.pop() else {
                 break;
             };
-            let mac = c.mac;
-            if let Some(s) = self.open.remove(&mac) {
-                self.close(&mac, s, out);
+            if let Some(s) = self.open.remove_queued(&c) {
+                self.close(&{ c.mac }, s, out);
             }
         }
         if self.closing.is_empty() {
@@ -430,34 +479,40 @@ impl Sessionizer {
             return;
         }
         // The n stalest by (last frame, device key), found without a 16-byte copy of every
-        // sighting: the millisecond (after the stalest, 4 bytes) that the n-th falls in, then
-        // the few ties within that millisecond by (last, device).
+        // sighting: the millisecond (after the stalest, 4 bytes) that the n-th falls in, then,
+        // of the sightings last heard in that millisecond (in a burst of new devices, many),
+        // the ones with the lowest device keys, kept in a heap no larger than needed.
         let oldest = self.open.values().map(Open::last).min().unwrap_or(0);
         let offset = |s: &Open| u32::try_from(s.last() - oldest).unwrap_or(u32::MAX);
         let mut offsets: Vec<u32> = self.open.values().map(offset).collect();
         let cut = *offsets.select_nth_unstable(n - 1).1;
+        let tied_needed = n - offsets[..n - 1].iter().filter(|&&o| o < cut).count();
         drop(offsets);
-        let mut stale: Vec<Closing> = Vec::with_capacity(n);
-        let mut tied: Vec<(i64, Closing)> = Vec::new();
-        for (m, s) in self.open.iter() {
-            match offset(s).cmp(&cut) {
-                std::cmp::Ordering::Less => stale.push(Closing::of(m, s)),
-                std::cmp::Ordering::Equal => tied.push((s.last(), Closing::of(m, s))),
-                std::cmp::Ordering::Greater => {}
+        let mut tied = BinaryHeap::with_capacity(tied_needed + 1);
+        for s in self.open.values().filter(|s| offset(s) == cut) {
+            tied.push(s.device);
+            if tied.len() > tied_needed {
+                tied.pop();
             }
         }
-        tied.sort_unstable_by_key(|(last, c)| (*last, c.device));
-        tied.truncate(n - stale.len());
-        stale.extend(tied.into_iter().map(|(_, c)| c));
-        stale.sort_unstable_by_key(|c| (c.first, c.device));
+        let last_tied = tied.peek().copied();
+        drop(tied);
+        let mut stale: Vec<Closing> = Vec::with_capacity(n);
+        for (m, slot, s) in self.open.iter_slots() {
+            let o = offset(s);
+            if o < cut || (o == cut && Some(s.device) <= last_tied) {
+                stale.push(Closing::of(m, slot));
+            }
+        }
+        stale.sort_unstable_by_key(|c| c.key(&self.open));
         self.evicted += stale.len() as u64;
         for c in stale {
-            let mac = c.mac;
-            let s = self.open.remove(&mac).expect("present: just listed");
-            self.close(&mac, s, out);
+            let s = self.open.remove_queued(&c).expect("present: just listed");
+            self.close(&{ c.mac }, s, out);
         }
         let open = &self.open;
-        self.expiry.retain(|Reverse((_, m))| open.contains_key(m));
+        self.expiry
+            .retain(|Reverse(d)| open.contains_key(&{ d.mac }));
     }
 }
 
@@ -614,6 +669,35 @@ mod tests {
             out[0].sighting.first_seen,
             Millis(0),
             "the stalest went first"
+        );
+    }
+
+    #[test]
+    fn eviction_takes_the_stalest_and_breaks_ties_by_device_key() {
+        let mut s = sessions(60, 300, 64);
+        let mut out = vec![];
+        see(&mut s, 0, 0, -60, &mut out);
+        // 63 devices last heard in one millisecond: a burst of new arrivals.
+        for d in 1..64 {
+            see(&mut s, d, 5, -60, &mut out);
+        }
+        assert!(out.is_empty());
+        see(&mut s, 100, 6, -60, &mut out); // the table is full: 64 / 32 = 2 go
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].sighting.first_seen, Millis(0), "the stalest");
+        let tied = out[1].sighting.device;
+        let mut rest = vec![];
+        s.close_all();
+        drain(&mut s, &mut rest);
+        let left: Vec<DeviceKey> = rest
+            .iter()
+            .filter(|e| e.sighting.first_seen == Millis(5))
+            .map(|e| e.sighting.device)
+            .collect();
+        assert_eq!(left.len(), 62);
+        assert!(
+            left.iter().all(|d| *d > tied),
+            "of the tied, the lowest device key went"
         );
     }
 

@@ -223,3 +223,49 @@ fn replay_writes_the_same_envelopes_in_the_binary_encoding_when_asked() {
         "{err}"
     );
 }
+
+#[test]
+fn sigterm_stops_a_replay_waiting_on_a_quiet_fifo_and_keeps_what_it_read() {
+    let sensor = Sensor::new("mqtt://127.0.0.1:1", "");
+    let fifo = sensor.path("in.pcap");
+    crate::util::mkfifo(&fifo);
+    let out = sensor.path("out.jsonl");
+    let mut agent = sensor
+        .replay(&fifo)
+        .arg("--out")
+        .arg(&out)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("agent");
+    let mut w = crate::util::open_fifo(&fifo, &mut agent);
+    let records =
+        testkit::PcapRecords::read(&crate::util::capture("fryza/position_2_2024-02-08.pcap"));
+    records
+        .write_to(&mut w, &records.records[..300])
+        .expect("write");
+    // The writer stays open and quiet, as a live capture's would.
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    let term = Command::new("kill")
+        .args(["-TERM", &agent.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(term.success());
+    let exited = testkit::wait_for(std::time::Duration::from_secs(10), || {
+        agent.try_wait().expect("status")
+    });
+    drop(w);
+    let status = exited.unwrap_or_else(|| {
+        agent.kill().expect("kill");
+        panic!("the agent still waited on its FIFO 10 s after SIGTERM")
+    });
+    assert!(status.success(), "{status}");
+    let envelopes: Vec<wire::Envelope> = std::fs::read_to_string(&out)
+        .expect("out")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("an envelope"))
+        .collect();
+    assert!(
+        envelopes.iter().map(|e| e.sightings.len()).sum::<usize>() > 0,
+        "the frames read before SIGTERM were sessionized and written"
+    );
+}

@@ -109,13 +109,13 @@ fn merge_sections(base: &str, extra: &str) -> String {
     out
 }
 
-/// Opens a FIFO for writing once `agent` opens it for reading; fails with the agent's
-/// stderr instead of blocking forever if the agent died first.
 pub fn mkfifo(path: &Path) {
     let ok = Command::new("mkfifo").arg(path).status().expect("mkfifo");
     assert!(ok.success());
 }
 
+/// Opens a FIFO for writing once `agent` opens it for reading; fails with the agent's
+/// stderr instead of blocking forever if the agent died first.
 pub fn open_fifo(fifo: &Path, agent: &mut std::process::Child) -> std::fs::File {
     let (tx, rx) = std::sync::mpsc::channel();
     let path = fifo.to_owned();
