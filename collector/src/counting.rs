@@ -284,47 +284,57 @@ impl Present {
 }
 
 /// Each device's presence: from its first sighting above the floor to its last, bridging
-/// silences of up to [`PRESENCE_GAP_MS`], widened by [`PRESENCE_PAD_MS`] on both sides;
-/// a window counts the fraction of it each device was present (the truth it is judged
-/// against is a mean over the window too).
-fn present(
-    sightings: &[Sensed],
-    fixed: &Fixed,
-    window_ms: i64,
-    rssi_min: i8,
-) -> BTreeMap<i64, Present> {
-    let mut by: BTreeMap<i64, Present> = BTreeMap::new();
-    let mut fixtures: BTreeMap<i64, FxHashSet<u64>> = BTreeMap::new();
-    // Intervals per identity. (Ordered: the windows' sums are added in one order, so the
-    // same sightings give the same figures to the last bit.)
-    let mut spans: BTreeMap<Identity, Vec<(i64, i64)>> = BTreeMap::new();
-    let identities = Identities::of(sightings);
-    for s in sightings {
-        if is_fixture(s, fixed) {
-            for w in s.first_ms.div_euclid(window_ms)..=s.last_ms.div_euclid(window_ms) {
-                fixtures
-                    .entry(w * window_ms)
+/// silences of up to [`PRESENCE_GAP_MS`], widened by [`PRESENCE_PAD_MS`] on both sides; and
+/// the fixtures' sightings, counted apart. Found once, it is counted into windows of any
+/// length ([`Presence::by_window`]): the stream stage writes two.
+pub struct Presence {
+    /// Each device's stays (padded), devices in [`Identity`] order, stays in time order.
+    stays: Vec<(Identity, i64, i64)>,
+    /// Fixtures' sightings: (first, last, the fixture's key).
+    fixtures: Vec<(i64, i64, u64)>,
+}
+
+impl Presence {
+    /// The presence of the devices in `sightings` whose strongest frame reaches `rssi_min`,
+    /// with the fixtures `fixed` apart.
+    pub fn of(sightings: &[Sensed], fixed: &Fixed, rssi_min: i8) -> Presence {
+        let mut fixtures = Vec::new();
+        // Intervals per identity. (Ordered: the windows' sums are added in one order, so
+        // the same sightings give the same figures to the last bit.)
+        let mut spans: BTreeMap<Identity, Vec<(i64, i64)>> = BTreeMap::new();
+        let identities = Identities::of(sightings);
+        for s in sightings {
+            if is_fixture(s, fixed) {
+                fixtures.extend(fixture_key(s).map(|k| (s.first_ms, s.last_ms, k)));
+            } else if s.rssi_max >= rssi_min {
+                spans
+                    .entry(identities.identity(s))
                     .or_default()
-                    .extend(fixture_key(s));
+                    .push((s.first_ms, s.last_ms));
             }
-        } else if s.rssi_max >= rssi_min {
-            spans
-                .entry(identities.identity(s))
-                .or_default()
-                .push((s.first_ms, s.last_ms));
         }
+        let mut stays: Vec<(Identity, i64, i64)> = Vec::new();
+        for (id, mut v) in spans {
+            v.sort_unstable();
+            let at = stays.len();
+            for (first, last) in v {
+                match stays[at..].last_mut() {
+                    Some((_, _, end)) if first - (*end - PRESENCE_PAD_MS) <= PRESENCE_GAP_MS => {
+                        *end = (*end).max(last + PRESENCE_PAD_MS);
+                    }
+                    _ => stays.push((id, first - PRESENCE_PAD_MS, last + PRESENCE_PAD_MS)),
+                }
+            }
+        }
+        Presence { stays, fixtures }
     }
-    for (id, mut v) in spans {
-        v.sort_unstable();
-        let mut stays: Vec<(i64, i64)> = Vec::new();
-        for (first, last) in v {
-            match stays.last_mut() {
-                Some(stay) if first - stay.1 <= PRESENCE_GAP_MS => stay.1 = stay.1.max(last),
-                _ => stays.push((first, last)),
-            }
-        }
-        for (first, last) in stays {
-            let (from, to) = (first - PRESENCE_PAD_MS, last + PRESENCE_PAD_MS);
+
+    /// Present devices per window of `window_ms` (aligned to multiples of it since the Unix
+    /// epoch), by window start: a window counts the fraction of it each device was present
+    /// (the truth it is judged against is a mean over the window too).
+    fn by_window(&self, window_ms: i64) -> BTreeMap<i64, Present> {
+        let mut by: BTreeMap<i64, Present> = BTreeMap::new();
+        for &(id, from, to) in &self.stays {
             for w in from.div_euclid(window_ms)..=to.div_euclid(window_ms) {
                 let start = w * window_ms;
                 let part = (to.min(start + window_ms) - from.max(start)) as f64 / window_ms as f64;
@@ -339,11 +349,49 @@ fn present(
                 }
             }
         }
+        let mut fixtures: BTreeMap<i64, FxHashSet<u64>> = BTreeMap::new();
+        for &(first, last, key) in &self.fixtures {
+            for w in first.div_euclid(window_ms)..=last.div_euclid(window_ms) {
+                fixtures.entry(w * window_ms).or_default().insert(key);
+            }
+        }
+        for (start, devices) in fixtures {
+            by.entry(start).or_default().fixtures =
+                u32::try_from(devices.len()).unwrap_or(u32::MAX);
+        }
+        by
     }
-    for (start, devices) in fixtures {
-        by.entry(start).or_default().fixtures = u32::try_from(devices.len()).unwrap_or(u32::MAX);
+
+    /// The windows of `window_ms` from the one holding `from_ms` to the one holding `to_ms`,
+    /// each with its estimate under `cal` (whose RSSI floor this presence was found at).
+    pub fn windows(
+        &self,
+        window_ms: i64,
+        cal: &Calibration,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Vec<Window> {
+        let counts = self.by_window(window_ms);
+        (from_ms.div_euclid(window_ms)..=to_ms.div_euclid(window_ms))
+            .map(|w| {
+                let start_ms = w * window_ms;
+                let p = counts.get(&start_ms).copied().unwrap_or_default();
+                let n = p.devices();
+                let (lo, hi) = intervals::poisson(n);
+                let k = cal.people_per_device;
+                Window {
+                    start_ms,
+                    people: k * n,
+                    lo: k * lo,
+                    hi: k * hi,
+                    global: p.global,
+                    randomized: p.randomized,
+                    unlinked: p.unlinked,
+                    fixtures: p.fixtures,
+                }
+            })
+            .collect()
     }
-    by
 }
 
 /// The windows of `window_ms` from the first sighting's window to the last's, empty ones
@@ -359,9 +407,7 @@ pub fn estimate(sightings: &[Sensed], window_ms: i64, cal: &Calibration) -> Vec<
 }
 
 /// The windows of `window_ms` from the one holding `from_ms` to the one holding `to_ms`,
-/// each with its estimate from `sightings` and the fixtures `fixed` (the stream stage
-/// estimates the windows that became final, from the sightings within reach of them, with
-/// the fixtures of whole days).
+/// each with its estimate from `sightings` and the fixtures `fixed`.
 pub fn estimate_between(
     sightings: &[Sensed],
     fixed: &Fixed,
@@ -370,26 +416,7 @@ pub fn estimate_between(
     from_ms: i64,
     to_ms: i64,
 ) -> Vec<Window> {
-    let counts = present(sightings, fixed, window_ms, cal.rssi_min_dbm);
-    (from_ms.div_euclid(window_ms)..=to_ms.div_euclid(window_ms))
-        .map(|w| {
-            let start_ms = w * window_ms;
-            let p = counts.get(&start_ms).copied().unwrap_or_default();
-            let n = p.devices();
-            let (lo, hi) = intervals::poisson(n);
-            let k = cal.people_per_device;
-            Window {
-                start_ms,
-                people: k * n,
-                lo: k * lo,
-                hi: k * hi,
-                global: p.global,
-                randomized: p.randomized,
-                unlinked: p.unlinked,
-                fixtures: p.fixtures,
-            }
-        })
-        .collect()
+    Presence::of(sightings, fixed, cal.rssi_min_dbm).windows(window_ms, cal, from_ms, to_ms)
 }
 
 /// Why a calibration could not be fitted.
@@ -416,7 +443,7 @@ pub fn fit(periods: &[Labelled<'_>], window_ms: i64) -> Result<Calibration, FitE
     for floor in -95..=-40 {
         let mut pairs: Vec<(f64, f64)> = Vec::new();
         for ((sightings, truth), fixed) in periods.iter().zip(&fixed) {
-            let counts = present(sightings, fixed, window_ms, floor);
+            let counts = Presence::of(sightings, fixed, floor).by_window(window_ms);
             overlap |= truth.keys().any(|k| counts.contains_key(k));
             pairs.extend(
                 truth.iter().map(|(start, &people)| {

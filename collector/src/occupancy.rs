@@ -357,16 +357,10 @@ impl Site {
         out: &mut Vec<Counted>,
     ) {
         let sightings = self.reaching(from - REACH_MS, to + REACH_MS);
+        let presence = counting::Presence::of(&sightings, &self.fixtures.fixed, cal.rssi_min_dbm);
         for mins in WINDOW_MINS {
             let window_ms = i64::from(mins) * 60_000;
-            let windows = counting::estimate_between(
-                &sightings,
-                &self.fixtures.fixed,
-                window_ms,
-                cal,
-                from.max(self.first_ms),
-                to,
-            );
+            let windows = presence.windows(window_ms, cal, from.max(self.first_ms), to);
             for w in windows {
                 if w.start_ms < from || w.start_ms + window_ms > self.final_to {
                     continue;
