@@ -227,17 +227,8 @@ fn replay_writes_the_same_envelopes_in_the_binary_encoding_when_asked() {
 #[test]
 fn sigterm_stops_a_replay_waiting_on_a_quiet_fifo_and_keeps_what_it_read() {
     let sensor = Sensor::new("mqtt://127.0.0.1:1", "");
-    let fifo = sensor.path("in.pcap");
-    crate::util::mkfifo(&fifo);
     let out = sensor.path("out.jsonl");
-    let mut agent = sensor
-        .replay(&fifo)
-        .arg("--out")
-        .arg(&out)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("agent");
-    let mut w = crate::util::open_fifo(&fifo, &mut agent);
+    let (mut agent, mut w) = sensor.replay_fifo_to(&out);
     let records =
         testkit::PcapRecords::read(&crate::util::capture("fryza/position_2_2024-02-08.pcap"));
     records

@@ -258,17 +258,8 @@ fn sighup_reloads_the_opt_out_list_and_drops_the_devices_it_adds() {
     );
     let list = sensor.path("opt-out.txt");
     std::fs::write(&list, "# nobody yet\n").expect("write");
-    let fifo = sensor.path("in.pcap");
-    crate::util::mkfifo(&fifo);
     let out = sensor.path("out.jsonl");
-    let mut agent = sensor
-        .replay(&fifo)
-        .arg("--out")
-        .arg(&out)
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("agent");
-    let mut w = crate::util::open_fifo(&fifo, &mut agent);
+    let (mut agent, mut w) = sensor.replay_fifo_to(&out);
     let (tx, rx) = std::sync::mpsc::channel::<String>();
     let stderr = agent.stderr.take().expect("stderr");
     std::thread::spawn(move || {

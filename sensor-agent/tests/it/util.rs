@@ -66,6 +66,22 @@ impl Sensor {
         c
     }
 
+    /// `footfall-agent replay --out out` reading a FIFO (`in.pcap` in the sensor's dir), with
+    /// its stderr piped: the agent, and the FIFO open for writing.
+    pub fn replay_fifo_to(&self, out: &Path) -> (std::process::Child, std::fs::File) {
+        let fifo = self.path("in.pcap");
+        mkfifo(&fifo);
+        let mut agent = self
+            .replay(&fifo)
+            .arg("--out")
+            .arg(out)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("agent");
+        let w = open_fifo(&fifo, &mut agent);
+        (agent, w)
+    }
+
     /// Replays to a JSON-lines file and returns (envelope lines, summary JSON).
     pub fn replay_to_file(&self, pcap: &Path) -> (Vec<String>, serde_json::Value) {
         let out = self.path("out.jsonl");
