@@ -47,8 +47,11 @@ t_tcpdump=$(best tcpdump -r "$W/fryza-1M.pcap" -w /dev/null)
 replay=("$BIN/footfall-agent" --log error replay --config "$W/agent.toml" --pcap "$W/fryza-1M.pcap" --out /dev/null)
 t_json=$(best "${replay[@]}" --encoding json)
 t_binary=$(best "${replay[@]}" --encoding binary)
-# CPU time (both threads: libpcap's reading and the pipeline), mean of 5
-cpu() { perf stat -x, -e task-clock -r 5 "$@" 2>&1 >/dev/null | awk -F, '/task-clock/ {print $1}'; }
+# CPU time in ms (user + system, both threads: libpcap's reading and the pipeline), mean of 5
+cpu() {
+  for _ in 1 2 3 4 5; do /usr/bin/time -f '%U %S' "$@" 2>&1 >/dev/null | tail -1; done |
+    awk '{ s += $1 + $2 } END { print s / NR * 1000 }'
+}
 c_tcpdump=$(cpu tcpdump -r "$W/fryza-1M.pcap" -w /dev/null)
 c_binary=$(cpu "${replay[@]}" --encoding binary)
 python3 - "$frames" "$t_tcpdump" "$t_json" "$t_binary" "$c_tcpdump" "$c_binary" <<'PY'

@@ -27,7 +27,7 @@ pub const BPF_FILTER: &str = "type mgt subtype probe-req";
 /// Opens a pcap or pcapng file (or a FIFO carrying one) for replay. Its link type is
 /// checked by [`check_file_link`] once it shows a frame: an empty capture is just empty,
 /// whatever link type its header names.
-pub fn open_file(path: &Path) -> Result<Capture<pcap::Offline>, Error> {
+fn open_file(path: &Path) -> Result<Capture<pcap::Offline>, Error> {
     Capture::from_file(path).map_err(|source| Error::OpenFile {
         path: path.to_owned(),
         source,
@@ -93,13 +93,19 @@ impl Chunk {
     fn with_capacity(bytes: usize) -> Chunk {
         Chunk {
             ies: Vec::with_capacity(bytes + 2048),
-            frames: Vec::with_capacity(bytes.div_ceil(32)),
+            frames: Vec::with_capacity(Chunk::max_frames(bytes)),
         }
+    }
+
+    /// The frames a chunk of `bytes` holds at most (most frames carry elements; those that
+    /// do not still count).
+    fn max_frames(bytes: usize) -> usize {
+        bytes.div_ceil(32)
     }
 
     /// Whether the chunk should be sent now, holding `bytes` or more.
     fn is_full(&self, bytes: usize) -> bool {
-        self.ies.len() >= bytes || self.frames.len() >= bytes.div_ceil(32)
+        self.ies.len() >= bytes || self.frames.len() >= Chunk::max_frames(bytes)
     }
 
     fn push(&mut self, ts_ms: i64, frame: Result<Frame<'_>, Reject>) {
@@ -244,7 +250,7 @@ impl ReadAhead {
 }
 
 /// Refuses a capture file whose frames are not radiotap.
-pub fn check_file_link(link: Linktype, path: &Path) -> Result<(), Error> {
+fn check_file_link(link: Linktype, path: &Path) -> Result<(), Error> {
     require_radiotap(link, &path.display().to_string())
 }
 

@@ -9,12 +9,9 @@ use crate::{BinaryError, Encoding, Envelope};
 /// Appends `env` to `out` as one record of a file in `encoding`: a JSON line, or the binary
 /// envelope itself (its layout delimits it).
 pub fn append_record(env: &Envelope, encoding: Encoding, out: &mut Vec<u8>) {
-    match encoding {
-        Encoding::Json => {
-            serde_json::to_writer(&mut *out, env).expect("an envelope serializes");
-            out.push(b'\n');
-        }
-        Encoding::Binary => env.encode_binary(out),
+    env.encode_into(encoding, out);
+    if encoding == Encoding::Json {
+        out.push(b'\n');
     }
 }
 

@@ -170,9 +170,16 @@ impl std::str::FromStr for Encoding {
 impl Envelope {
     /// The envelope as a message payload in `encoding`.
     pub fn encode(&self, encoding: Encoding) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode_into(encoding, &mut out);
+        out
+    }
+
+    /// The envelope as a message payload in `encoding`, appended to `out`.
+    pub fn encode_into(&self, encoding: Encoding, out: &mut Vec<u8>) {
         match encoding {
-            Encoding::Json => serde_json::to_vec(self).expect("an envelope serializes"),
-            Encoding::Binary => self.to_binary(),
+            Encoding::Json => serde_json::to_writer(out, self).expect("an envelope serializes"),
+            Encoding::Binary => self.encode_binary(out),
         }
     }
 }
