@@ -232,7 +232,7 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
                 geo_radius_m,
             } = *args;
             // The same checks as a configuration file's [clickhouse] section.
-            let (db, _) = warehouse::ClickHouseConfig::from_raw(warehouse::RawClickHouse {
+            let ch = warehouse::ClickHouseConfig::from_raw(warehouse::RawClickHouse {
                 url: clickhouse_url,
                 database,
                 user,
@@ -241,8 +241,8 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
                 compression: "lz4".into(),
                 ca_file,
                 cluster,
-            })?
-            .clients();
+            })?;
+            let (db, _) = ch.clients();
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -259,7 +259,7 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
             p.board_capture = board_capture;
             p.store_capture = store_capture;
             p.geo_radius_m = geo_radius_m;
-            let inputs = runtime.block_on(data::load(&db, c, &p.rules()))?;
+            let inputs = runtime.block_on(data::load(&ch, c, &p.rules()))?;
             let r = report::build(&inputs, &p);
             report::write(&r, &out)?;
             let w = r.windows.iter().find(|w| w.primary).expect("primary");

@@ -412,6 +412,7 @@ fn run_seed(
         .build()
         .context("a tokio runtime")?;
     let (client, _) = cfg.clickhouse().clients();
+    let tables = cfg.clickhouse().clone();
     runtime.block_on(async {
         collector::migrate::migrate(cfg.clickhouse()).await?;
         use collector::import::Kind;
@@ -459,7 +460,7 @@ fn run_seed(
         let campaign = attribution::data::campaign(&client, &campaign_id).await?;
         let mut p = Params::for_campaign(&campaign);
         p.seed = seed;
-        let inputs = attribution::data::load(&client, campaign, &p.rules()).await?;
+        let inputs = attribution::data::load(&tables, campaign, &p.rules()).await?;
         anyhow::Ok(attribution::report::build(&inputs, &p))
     })?;
     ch.query(&format!("DROP DATABASE {db}"));

@@ -113,6 +113,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), Error> 
             db.clone(),
             cfg.clickhouse().clone(),
             cfg.retention().to_vec(),
+            retention::settle_days(&cfg),
             shutdown.clone(),
         ));
     }

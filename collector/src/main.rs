@@ -101,8 +101,9 @@ enum Cmd {
         #[arg(long, default_value_t = 600)]
         wait_secs: u64,
     },
-    /// Drops each table's months past its retention (`[retention]`) once; the running
-    /// collector does it at start and every hour.
+    /// Drops each table's months past its retention (`[retention]`), and compacts the
+    /// settled months of the tables reports read, once; the running collector does both at
+    /// start and every hour.
     Retention {
         #[arg(long)]
         config: PathBuf,
@@ -285,6 +286,12 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
                 println!("{table}: dropped {month}");
             }
             println!("{} month(s) dropped", dropped.len());
+            let settle = collector::retention::settle_days(&c);
+            let compacted = collector::retention::compact(&db, c.clickhouse(), settle).await?;
+            for (table, partition) in &compacted {
+                println!("{table}: compacted {partition}");
+            }
+            println!("{} partition(s) compacted", compacted.len());
             Ok(ExitCode::SUCCESS)
         }
         Cmd::CheckConfig { file } => {

@@ -1,13 +1,22 @@
 //! Retention: each table's rows are kept `retention.<table>_days`, then dropped a calendar
 //! month at a time. The tables are partitioned by `toYYYYMM(day)` and ClickHouse 18.16 has no
 //! TTL, so a month's partition goes once its last day is older than the retention: dropping
-//! a partition is immediate and rewrites nothing. Process 0 of the collector applies it at
-//! start and every hour; `footfall-collector retention` applies it once.
+//! a partition is immediate and rewrites nothing.
+//!
+//! Compaction: a month of the tables the report reads ([`warehouse::parts::REPORTED`]) that
+//! no sighting can reach any more (its last day more than `ingest.max_age_days` and a day
+//! ago) is merged into one part on each node (`OPTIMIZE ... FINAL`), once, and again if rows
+//! come to it later (a recomputation, an import): the report reads such a month without
+//! `FINAL` (warehouse's `parts`).
+//!
+//! Process 0 of the collector applies both at start and every hour; `footfall-collector
+//! retention` applies both once.
 
 use std::time::Duration;
 
 use chrono::NaiveDate;
 use tracing::{info, warn};
+use warehouse::parts::{partitions, REPORTED};
 
 use crate::ch::{QueryError, What};
 
@@ -74,12 +83,79 @@ pub async fn apply(
     Ok(dropped)
 }
 
-/// Applies the retention now and every [`EVERY`] until `shutdown`; a failure is logged and
-/// tried again at the next round.
+/// Days after its last day that a month is settled: no sighting reaches it any more
+/// (`ingest.max_age_days`, and a day for the clocks).
+pub fn settle_days(cfg: &crate::config::Config) -> u32 {
+    u32::try_from(cfg.ingest().max_age_ms() / 86_400_000 + 1).unwrap_or(u32::MAX)
+}
+
+/// Merges each settled month of the [`REPORTED`] tables that is not one merged part into
+/// one: settled, its last day before `today - settle_days`. An unpartitioned table is merged
+/// whole. Not on a cluster (below). Returns the (table, partition) pairs merged.
+pub async fn compact(
+    db: &clickhouse::Client,
+    ch: &warehouse::ClickHouseConfig,
+    settle_days: u32,
+) -> Result<Vec<(&'static str, String)>, QueryError> {
+    if ch.cluster().is_some() {
+        // 18.16 refuses `OPTIMIZE ... ON CLUSTER` on the non-leader replicas of a replicated
+        // table ("Unknown log entry type: 0"): a cluster's months are left to ClickHouse's
+        // own merges, and read with FINAL until each is one part on every node.
+        return Ok(Vec::new());
+    }
+    let today = chrono::Utc::now().date_naive();
+    let listed = partitions(db, ch, REPORTED)
+        .await
+        .what(|| "listing the parts of the tables reports read".into())?;
+    let mut compacted = Vec::new();
+    for &table in REPORTED {
+        // Per partition: whether it is one merged part on every node.
+        let mut merged: std::collections::BTreeMap<&str, bool> = Default::default();
+        for p in listed.iter().filter(|p| p.table == table) {
+            *merged.entry(p.partition.as_str()).or_insert(true) &= p.compacted();
+        }
+        let months: Vec<u32> = merged
+            .iter()
+            .filter(|(_, &m)| !m)
+            .filter_map(|(p, _)| p.parse().ok())
+            .collect();
+        let mut due: Vec<String> = expired(&months, today, settle_days)
+            .iter()
+            .map(u32::to_string)
+            .collect();
+        if merged.get("tuple()") == Some(&false) {
+            due.push("tuple()".into());
+        }
+        for partition in due {
+            let which = match partition.as_str() {
+                "tuple()" => String::new(),
+                month => format!(" PARTITION {month}"),
+            };
+            let t = std::time::Instant::now();
+            crate::ch::execute(
+                db,
+                &format!("OPTIMIZE TABLE {}{which} FINAL", ch.local_table(table)),
+            )
+            .await?;
+            info!(
+                table,
+                partition,
+                secs = t.elapsed().as_secs_f64(),
+                "compacted a settled month into one part: reports read it without FINAL"
+            );
+            compacted.push((table, partition));
+        }
+    }
+    Ok(compacted)
+}
+
+/// Applies the retention and the compaction (of months `settle_days` past) now and every
+/// [`EVERY`] until `shutdown`; a failure is logged and tried again at the next round.
 pub async fn run(
     db: clickhouse::Client,
     ch: warehouse::ClickHouseConfig,
     retention: Vec<(&'static str, u32)>,
+    settle_days: u32,
     shutdown: tokio_util::sync::CancellationToken,
 ) {
     let mut tick = tokio::time::interval(EVERY);
@@ -90,6 +166,9 @@ pub async fn run(
         }
         if let Err(e) = apply(&db, &ch, &retention).await {
             warn!(error = %e, "retention not applied; trying again in an hour");
+        }
+        if let Err(e) = compact(&db, &ch, settle_days).await {
+            warn!(error = %e, "settled months not compacted; trying again in an hour");
         }
     }
 }

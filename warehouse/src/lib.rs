@@ -5,6 +5,7 @@
 //! The `[clickhouse]` configuration section is here too ([`ClickHouseConfig`]).
 
 mod config;
+pub mod parts;
 mod tls;
 
 pub use config::{ClickHouseConfig, RawClickHouse};

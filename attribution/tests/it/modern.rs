@@ -5,6 +5,25 @@ use std::collections::HashMap;
 use attribution::data::{epochs_query, queries, Campaign};
 use attribution::design::Params;
 use collector::migrate::{statements, MIGRATIONS};
+use warehouse::parts::{Compacted, Partition};
+
+/// March 2026 of `visits` one merged part, April two; the other tables one merged part.
+fn compacted_layout() -> Compacted {
+    let part = |table: &str, partition: &str, parts: &[&str]| Partition {
+        table: table.into(),
+        partition: partition.into(),
+        host: "h".into(),
+        parts: parts.iter().map(|p| (*p).to_owned()).collect(),
+        min_level: if parts.len() == 1 { 1 } else { 0 },
+    };
+    Compacted::of(vec![
+        part("visits", "202603", &["202603_1_3_1"]),
+        part("visits", "202604", &["202604_4_4_0", "202604_5_5_0"]),
+        part("ad_plays", "202603", &["202603_1_1_1"]),
+        part("receipts", "202603", &["202603_1_1_1"]),
+        part("links", "tuple()", &["all_1_1_1"]),
+    ])
+}
 
 /// acme's campaign of creative acme-01 on `boards`, from `start_ms` to `end_ms` (a 60-s loop).
 fn campaign(boards: &[&str], start_ms: i64, end_ms: i64) -> Campaign {
@@ -25,96 +44,101 @@ fn campaign(boards: &[&str], start_ms: i64, end_ms: i64) -> Campaign {
 
 #[test]
 fn the_report_queries_run_on_a_current_clickhouse() {
-    let campaign = campaign(
-        &["board-1", "board-2"],
-        1_772_928_000_000,
-        1_773_532_800_000,
-    );
-    let stores = HashMap::from([
-        ("acme-1".to_owned(), "acme".to_owned()),
-        ("other-1".to_owned(), "other".to_owned()),
-    ]);
-    let q = queries(
-        &campaign,
-        &stores,
-        Some("other"),
-        &Params::defaults(14).rules(),
-        None,
-    );
-    let schema: Vec<String> = MIGRATIONS
-        .iter()
-        .flat_map(|(_, _, sql)| statements(sql))
-        .collect();
-    // A pass at a board while the creative played, and a visit after it.
-    let rows = vec![
-        "INSERT INTO visits (site, day, device, visit_id, class, first_ms, last_ms, kind, version) \
-         VALUES ('board-1', '2026-03-08', 7, 1, 'global', 1772960000000, 1772960005000, 'visitor', 1)"
-            .to_owned(),
-        "INSERT INTO ad_plays VALUES ('board-1', '2026-03-08', 1772959998000, 1772960008000, 'acme-01', 'acme', 'c')"
-            .to_owned(),
-        "INSERT INTO visits (site, day, device, visit_id, class, first_ms, last_ms, kind, version) \
-         VALUES ('acme-1', '2026-03-09', 7, 2, 'global', 1773000000000, 1773000600000, 'visitor', 1)"
-            .to_owned(),
-    ];
-    // Device 7 is a loyalty member who bought nothing: it is counted among the members,
-    // with no receipts, not left out.
-    let rows: Vec<String> = rows
-        .into_iter()
-        .chain(["INSERT INTO links VALUES (0, 7, 'card-7', 0)".to_owned()])
-        // Store traffic: an hour written twice (the later version wins), another hour, and a
-        // store of another brand.
-        .chain([
-            "INSERT INTO traffic (site, day, local_hour, hour_ms, visitors, version) VALUES \
-             ('acme-1', '2026-03-09', 10, 1773050400000, 3.5, 1), \
-             ('acme-1', '2026-03-09', 10, 1773050400000, 4.5, 2), \
-             ('acme-1', '2026-03-09', 11, 1773054000000, 2.0, 1), \
-             ('other-1', '2026-03-09', 11, 1773054000000, 9.0, 1)"
+    // With FINAL throughout, and with the compacted partitions read plainly (visits: one
+    // month plain, the other with FINAL; the other tables plain): the same answers.
+    for compacted in [Compacted::none(), compacted_layout()] {
+        let campaign = campaign(
+            &["board-1", "board-2"],
+            1_772_928_000_000,
+            1_773_532_800_000,
+        );
+        let stores = HashMap::from([
+            ("acme-1".to_owned(), "acme".to_owned()),
+            ("other-1".to_owned(), "other".to_owned()),
+        ]);
+        let q = queries(
+            &campaign,
+            &stores,
+            Some("other"),
+            &Params::defaults(14).rules(),
+            None,
+            &compacted,
+        );
+        let schema: Vec<String> = MIGRATIONS
+            .iter()
+            .flat_map(|(_, _, sql)| statements(sql))
+            .collect();
+        // A pass at a board while the creative played, and a visit after it.
+        let rows = vec![
+            "INSERT INTO visits (site, day, device, visit_id, class, first_ms, last_ms, kind, version) \
+             VALUES ('board-1', '2026-03-08', 7, 1, 'global', 1772960000000, 1772960005000, 'visitor', 1)"
                 .to_owned(),
-        ])
-        .collect();
-    let report = vec![
-        q.units.clone(),
-        q.staff.clone(),
-        q.revenue.clone(),
-        q.classes.clone(),
-        q.passers.clone(),
-        q.daily.clone(),
-        epochs_query(&campaign, &stores, &Params::defaults(14).rules()),
-        q.traffic.clone(),
-    ];
-    // The report's temporary tables, then its queries, in one session.
-    let setup: Vec<String> = schema
-        .iter()
-        .cloned()
-        .chain(rows)
-        .chain(q.setup.into_iter().map(|(_, sql)| sql))
-        .collect();
-    let lines = testkit::chdb_queries(&setup, &report);
-    // The one device: exposed (the creative overlapped its pass), converted within a day.
-    let unit: Vec<&str> = lines[0].split('\t').collect();
-    assert_eq!(
-        &unit[..4],
-        ["7", "1", "1772960000000", "board-1"],
-        "{}",
-        lines[0]
-    );
-    assert_eq!(
-        unit[8], "[1,1,1,1,1]",
-        "converted in every window: {}",
-        lines[0]
-    );
-    assert_eq!(
-        lines[2], "7\t[0,0,0,0,0]\t[0,0,0,0,0]",
-        "a loyalty member without receipts"
-    );
-    assert_eq!(lines[3], "exposed\t1", "pass classes");
-    assert_eq!(lines[4], "1\t1", "passers, linkable");
-    assert_eq!(lines[6], "0\t1772960000000", "one epoch, from the pass");
-    assert_eq!(
-        lines[7], "acme-1\t2026-03-09\t6.5",
-        "the brand's store's visitors that day, the latest version of each hour"
-    );
-    assert_eq!(lines.len(), 8, "{lines:?}");
+            "INSERT INTO ad_plays VALUES ('board-1', '2026-03-08', 1772959998000, 1772960008000, 'acme-01', 'acme', 'c')"
+                .to_owned(),
+            "INSERT INTO visits (site, day, device, visit_id, class, first_ms, last_ms, kind, version) \
+             VALUES ('acme-1', '2026-03-09', 7, 2, 'global', 1773000000000, 1773000600000, 'visitor', 1)"
+                .to_owned(),
+        ];
+        // Device 7 is a loyalty member who bought nothing: it is counted among the members,
+        // with no receipts, not left out.
+        let rows: Vec<String> = rows
+            .into_iter()
+            .chain(["INSERT INTO links VALUES (0, 7, 'card-7', 0)".to_owned()])
+            // Store traffic: an hour written twice (the later version wins), another hour, and a
+            // store of another brand.
+            .chain([
+                "INSERT INTO traffic (site, day, local_hour, hour_ms, visitors, version) VALUES \
+                 ('acme-1', '2026-03-09', 10, 1773050400000, 3.5, 1), \
+                 ('acme-1', '2026-03-09', 10, 1773050400000, 4.5, 2), \
+                 ('acme-1', '2026-03-09', 11, 1773054000000, 2.0, 1), \
+                 ('other-1', '2026-03-09', 11, 1773054000000, 9.0, 1)"
+                    .to_owned(),
+            ])
+            .collect();
+        let report = vec![
+            q.units.clone(),
+            q.staff.clone(),
+            q.revenue.clone(),
+            q.classes.clone(),
+            q.passers.clone(),
+            q.daily.clone(),
+            epochs_query(&campaign, &stores, &Params::defaults(14).rules()),
+            q.traffic.clone(),
+        ];
+        // The report's temporary tables, then its queries, in one session.
+        let setup: Vec<String> = schema
+            .iter()
+            .cloned()
+            .chain(rows)
+            .chain(q.setup.into_iter().map(|(_, sql)| sql))
+            .collect();
+        let lines = testkit::chdb_queries(&setup, &report);
+        // The one device: exposed (the creative overlapped its pass), converted within a day.
+        let unit: Vec<&str> = lines[0].split('\t').collect();
+        assert_eq!(
+            &unit[..4],
+            ["7", "1", "1772960000000", "board-1"],
+            "{}",
+            lines[0]
+        );
+        assert_eq!(
+            unit[8], "[1,1,1,1,1]",
+            "converted in every window: {}",
+            lines[0]
+        );
+        assert_eq!(
+            lines[2], "7\t[0,0,0,0,0]\t[0,0,0,0,0]",
+            "a loyalty member without receipts"
+        );
+        assert_eq!(lines[3], "exposed\t1", "pass classes");
+        assert_eq!(lines[4], "1\t1", "passers, linkable");
+        assert_eq!(lines[6], "0\t1772960000000", "one epoch, from the pass");
+        assert_eq!(
+            lines[7], "acme-1\t2026-03-09\t6.5",
+            "the brand's store's visitors that day, the latest version of each hour"
+        );
+        assert_eq!(lines.len(), 8, "{lines:?}");
+    }
 }
 
 /// Across an epoch boundary: the pass under one key, the store visit (and the loyalty link)
@@ -153,7 +177,7 @@ fn a_bridged_boundary_keeps_one_device_one_unit() {
     let setup: Vec<String> = schema.chain(rows.map(str::to_owned)).collect();
     let rules = Params::defaults(14).rules();
     let run = |bridge: Option<u32>| {
-        let q = queries(&campaign, &stores, None, &rules, bridge);
+        let q = queries(&campaign, &stores, None, &rules, bridge, &Compacted::none());
         let setup: Vec<String> = setup
             .iter()
             .cloned()
@@ -213,6 +237,7 @@ fn each_pass_is_classified_by_the_plays_around_it() {
         None,
         &Params::defaults(14).rules(),
         None,
+        &Compacted::none(),
     );
     let s = |secs: f64| M + (secs * 1000.0) as i64;
     let passes = [

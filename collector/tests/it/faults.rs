@@ -915,7 +915,7 @@ fn a_clickhouse_cluster_holds_what_one_server_holds_through_a_replica_crash() {
     );
     // The campaign's report from the cluster (the attribution reads the Distributed tables,
     // joining devices across shards) is the one server's, figure for figure.
-    let report = |config: &Path, url: &str, db: &str, cluster: &[&str], out: &str| {
+    for config in [&single, &first] {
         for (kind, file) in [
             ("ad-plays", "ad_plays.csv"),
             ("campaigns", "campaigns.jsonl"),
@@ -928,27 +928,46 @@ fn a_clickhouse_cluster_holds_what_one_server_holds_through_a_replica_crash() {
                 config,
             ));
         }
+    }
+    // The report's tables, and the partitions it read without FINAL (its log).
+    let report = |url: &str, db: &str, cluster: &[&str], out: &str| {
         let out = s.dir.path().join(out);
-        assert_success(
-            &Command::new(testkit::workspace_bin("footfall-attribution"))
-                .args(["report", "--campaign", "acme-tiny", "--bootstrap", "400"])
-                .args(["--clickhouse-url", url, "--database", db])
-                .args(cluster)
-                .arg("--out")
-                .arg(&out)
-                .output()
-                .expect("footfall-attribution runs"),
-        );
-        ["windows.csv", "boards.csv", "daily.csv"]
+        let run = Command::new(testkit::workspace_bin("footfall-attribution"))
+            .env("NO_COLOR", "1")
+            .args(["--log", "info", "report", "--campaign", "acme-tiny"])
+            .args([
+                "--bootstrap",
+                "400",
+                "--clickhouse-url",
+                url,
+                "--database",
+                db,
+            ])
+            .args(cluster)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .expect("footfall-attribution runs");
+        assert_success(&run);
+        let log = String::from_utf8_lossy(&run.stderr);
+        let plain = log
+            .lines()
+            .find_map(|l| l.split("read without FINAL partitions=").nth(1))
+            .map(str::to_owned);
+        let tables = ["windows.csv", "boards.csv", "daily.csv"]
             .map(|t| std::fs::read_to_string(out.join(t)).expect("the report's tables"))
-            .concat()
+            .concat();
+        (
+            tables,
+            plain.unwrap_or_else(|| panic!("no compaction line: {log}")),
+        )
     };
-    let one = report(&single, &s.ch.url(), "single", &[], "report-single");
-    let spread = report(
-        &first,
+    let on_cluster = ["--cluster", cluster.name];
+    let (one, _) = report(&s.ch.url(), "single", &[], "report-single");
+    let (spread, _) = report(
         &cluster.nodes[3].url(),
         "fleet",
-        &["--cluster", cluster.name],
+        &on_cluster,
         "report-cluster",
     );
     // Not an empty comparison: devices passed the boards on both sides.
@@ -970,6 +989,38 @@ fn a_clickhouse_cluster_holds_what_one_server_holds_through_a_replica_crash() {
         "{windows}"
     );
     assert_same(&spread, &one, "the report on the cluster and on one server");
+    // Once its months are settled and compacted (here by a collector that takes nothing
+    // older than a day, and keeps every table), one server's report reads them without
+    // FINAL, and says the same. A cluster's are not compacted (18.16, see
+    // collector::retention::compact): its report reads with FINAL what is not one part.
+    for (config, compacted) in [
+        (&single, "links: compacted tuple()"),
+        (&first, "0 partition(s)"),
+    ] {
+        let text = std::fs::read_to_string(config).expect("config");
+        let settled = config.with_extension("settled.toml");
+        std::fs::write(
+            &settled,
+            text.replace("max_age_days = 3650", "max_age_days = 1")
+                + "[retention]\nsightings_days = 0\nvisits_days = 0\nsensor_status_days = 0\n\
+                   rejected_days = 0\nquarantine_days = 0\noccupancy_days = 0\ntraffic_days = 0\n",
+        )
+        .expect("config");
+        let o = collector(&["retention"], &settled);
+        assert_success(&o);
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(out.contains(compacted), "{out}");
+    }
+    let (tables, plain) = report(&s.ch.url(), "single", &[], "compacted-single");
+    assert!(plain.contains("visits 2026"), "read plainly: {plain}");
+    assert_same(&tables, &one, "the report from compacted months");
+    let (tables, _) = report(
+        &cluster.nodes[1].url(),
+        "fleet",
+        &on_cluster,
+        "again-cluster",
+    );
+    assert_same(&tables, &one, "the report on the cluster, again");
     // The sightings are spread over both shards, and each shard's replicas converge, the
     // killed one included.
     let shards: Vec<u64> = [0, 2]

@@ -181,3 +181,54 @@ fn retention_drops_the_months_past_it_and_keeps_the_rest() {
     let again = collector(&["retention"], &cfg);
     assert!(String::from_utf8_lossy(&again.stdout).contains("0 month(s) dropped"));
 }
+
+/// A settled month of a table the report reads (its last day more than `max_age_days` ago)
+/// is merged into one part, so it holds one row per key and is read without FINAL; the
+/// month sightings can still reach is left to ClickHouse's own merges.
+#[test]
+fn settled_months_of_the_reported_tables_are_compacted_once() {
+    let ch = ClickHouse::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(dir.path(), &ch, "compacted");
+    assert_success(&collector(&["migrate"], &cfg));
+    // A month that ended at least 90 days ago (within the visits' 400 days), and this one.
+    let days = ch.query("SELECT today() - 120, toYYYYMM(today() - 120), today()");
+    let [old, month, today]: [&str; 3] = days
+        .trim()
+        .split('\t')
+        .collect::<Vec<_>>()
+        .try_into()
+        .expect("three values");
+    // Two versions of one visit, in two inserts (two parts), in the old month and in this one.
+    for day in [old, today] {
+        for version in [1, 2] {
+            ch.query(&format!(
+                "INSERT INTO compacted.visits (site, day, device, visit_id, last_ms, version) \
+                 VALUES ('s', '{day}', 7, 1, {version}, {version})"
+            ));
+        }
+    }
+    let rows = |cond: &str| {
+        ch.query(&format!(
+            "SELECT count(), max(last_ms) FROM compacted.visits WHERE {cond}"
+        ))
+        .trim()
+        .to_owned()
+    };
+    let (before, after) = (format!("day <= '{old}'"), format!("day > '{old}'"));
+    assert_eq!(rows(&before), "2\t2");
+    let o = collector(&["retention"], &cfg);
+    assert_success(&o);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains(&format!("visits: compacted {month}")), "{out}");
+    assert!(out.contains("1 partition(s) compacted"), "{out}");
+    // Read plainly, the old month holds the latest version alone; this month is as it was.
+    assert_eq!(rows(&before), "1\t2");
+    assert_eq!(rows(&after), "2\t2");
+    let again = collector(&["retention"], &cfg);
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("0 partition(s) compacted"),
+        "{}",
+        String::from_utf8_lossy(&again.stdout)
+    );
+}

@@ -344,11 +344,25 @@ impl Fleet {
             let v = self.query(&in_visits);
             (v == distinct).then_some(v)
         });
-        assert!(
-            counted.is_some(),
-            "{distinct} distinct sightings of the devices gone, {} counted in their visits",
-            self.query(&in_visits)
-        );
+        if counted.is_none() {
+            // Where the visits fall short: per site and hour of event time, the sightings
+            // of the devices gone against those their visits count (a visit by its start).
+            let by_hour = self.query(&format!(
+                "SELECT site, hour, s, v FROM (SELECT site, intDiv(first_ms, 3600000) AS hour, \
+                 uniqExact(device, sensor, first_ms) AS s FROM outages.sightings FINAL \
+                 WHERE {gone} GROUP BY site, hour) ALL LEFT JOIN (SELECT site, \
+                 intDiv(first_ms, 3600000) AS hour, sum(sightings) AS v FROM outages.visits \
+                 FINAL WHERE retracted = 0 AND {gone} GROUP BY site, hour) USING (site, hour) \
+                 ORDER BY site, hour"
+            ));
+            panic!(
+                "{distinct} distinct sightings of the devices gone, {} counted in their visits; \
+                 per site and hour (sightings, counted in visits):\n{by_hour}\n\
+                 the collector's log:\n{}",
+                self.query(&in_visits),
+                self.tail("collector")
+            );
+        }
     }
 }
 
