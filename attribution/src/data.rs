@@ -485,25 +485,23 @@ pub fn queries(
     // by rotation alone. A pass and a play that share several minutes are counted in the
     // first (the later of their first minutes; a pass without plays keeps its row there), so
     // one GROUP BY per pass classifies it: a GROUP BY per pass and play held most of a month's
-    // report's memory. It groups by the pass's number: grouping by its six columns (a
-    // string among them) took 18.16 about 1 µs a pass.
+    // report's memory.
     let classify = |from: i64, to: i64| {
         format!(
-            "SELECT p_device, p_epoch, p_site, p_first, p_last, p_linkable, \
-             multiIf(rotation = 0, 'out_of_rotation', p_last - p_first + 2 * {pad} > {lp}, 'long', \
+            "SELECT device, epoch, site, first_ms, last_ms, linkable, \
+             multiIf(rotation = 0, 'out_of_rotation', last_ms - first_ms + 2 * {pad} > {lp}, 'long', \
              overlap >= 1000, 'exposed', overlap = 0, 'control', 'ambiguous') AS klass \
-             FROM (SELECT any(device) AS p_device, any(epoch) AS p_epoch, any(site) AS p_site, \
-             any(first_ms) AS p_first, any(last_ms) AS p_last, any(linkable) AS p_linkable, \
+             FROM (SELECT device, epoch, site, first_ms, last_ms, linkable, \
              sum(greatest(0, least(end_ms, last_ms + {pad}) - greatest(start_ms, first_ms - {pad}))) AS overlap, \
              sum(start_ms != 0 AND start_ms >= first_ms - {lp} AND start_ms <= first_ms + {lp}) AS rotation \
-             FROM (SELECT pass, device, epoch, site, first_ms, last_ms, linkable, \
+             FROM (SELECT device, epoch, site, first_ms, last_ms, linkable, \
              arrayJoin(range(toUInt64(intDiv(first_ms + {lp}, 60000) \
              - intDiv(first_ms - {reach}, 60000) + 1))) + intDiv(first_ms - {reach}, 60000) AS bucket \
              FROM {FLIGHT} WHERE first_ms >= {from} AND first_ms < {to}) AS passes \
              ALL LEFT JOIN (SELECT site, start_ms, end_ms, bucket FROM {PLAYS} \
              WHERE bucket >= {} AND bucket <= {}) AS plays USING (site, bucket) \
              WHERE bucket = greatest(intDiv(start_ms, 60000), intDiv(first_ms - {reach}, 60000)) \
-             GROUP BY pass)",
+             GROUP BY device, epoch, site, first_ms, last_ms, linkable)",
             (from - reach).div_euclid(60_000),
             (to + lp).div_euclid(60_000),
         )
@@ -534,14 +532,14 @@ pub fn queries(
     setup.extend([
         temporary(
             FLIGHT,
-            "pass UInt64, device UInt64, epoch UInt32, site String, first_ms Int64, \
-             last_ms Int64, linkable UInt8",
+            "device UInt64, epoch UInt32, site String, first_ms Int64, last_ms Int64, \
+             linkable UInt8",
         ),
         fill(
             "the flight's passes (report_flight)",
             FLIGHT,
             &format!(
-                "SELECT rowNumberInAllBlocks(), device, epoch, site, first_ms, last_ms, \
+                "SELECT device, epoch, site, first_ms, last_ms, \
                  class = 'global' OR (epoch, device) IN (SELECT epoch, device FROM {links}) \
                  FROM {passes}",
                 links = src.links(),
