@@ -183,13 +183,24 @@ impl Compacted {
 mod tests {
     use super::*;
 
-    fn part(table: &str, partition: &str, host: &str, parts: &[&str], min_level: u32) -> Partition {
+    /// The partition `table` holds on `host` as the parts `names` (`<partition>_<min block>_
+    /// <max block>_<level>`; `all_...` unpartitioned).
+    fn part(table: &str, host: &str, names: &[&str]) -> Partition {
+        let field = |n: &str, i: usize| n.split('_').nth(i).expect("a part name").to_owned();
+        let partition = match field(names[0], 0).as_str() {
+            "all" => "tuple()".to_owned(),
+            month => month.to_owned(),
+        };
         Partition {
             table: table.into(),
-            partition: partition.into(),
+            partition,
             host: host.into(),
-            parts: parts.iter().map(|p| (*p).to_owned()).collect(),
-            min_level,
+            parts: names.iter().map(|p| (*p).to_owned()).collect(),
+            min_level: names
+                .iter()
+                .map(|n| field(n, 3).parse().expect("a level"))
+                .min()
+                .expect("a part"),
         }
     }
 
@@ -197,27 +208,15 @@ mod tests {
     fn a_partition_is_read_plainly_only_as_one_merged_part_on_every_node() {
         let c = Compacted::of(vec![
             // One merged part: plain.
-            part("visits", "202602", "a", &["202602_1_9_2"], 2),
+            part("visits", "a", &["202602_1_9_2"]),
             // Two parts, or one as inserted: FINAL.
-            part(
-                "visits",
-                "202603",
-                "a",
-                &["202603_1_5_1", "202603_6_6_0"],
-                0,
-            ),
-            part("visits", "202604", "a", &["202604_1_1_0"], 0),
+            part("visits", "a", &["202603_1_5_1", "202603_6_6_0"]),
+            part("visits", "a", &["202604_1_1_0"]),
             // Merged on one shard, two parts on the other: FINAL.
-            part("visits", "202605", "a", &["202605_1_4_1"], 1),
-            part(
-                "visits",
-                "202605",
-                "b",
-                &["202605_1_1_0", "202605_2_2_0"],
-                0,
-            ),
-            part("links", "tuple()", "a", &["all_1_3_1"], 1),
-            part("receipts", "202603", "a", &["202603_1_1_0"], 0),
+            part("visits", "a", &["202605_1_4_1"]),
+            part("visits", "b", &["202605_1_1_0", "202605_2_2_0"]),
+            part("links", "a", &["all_1_3_1"]),
+            part("receipts", "a", &["202603_1_1_0"]),
         ]);
         assert_eq!(
             c.rows("visits", "device", "site = 's'"),
@@ -249,33 +248,21 @@ mod tests {
     #[test]
     fn a_part_that_came_to_a_partition_read_plainly_is_a_change() {
         let before = Compacted::of(vec![
-            part("visits", "202602", "a", &["202602_1_9_2"], 2),
-            part(
-                "visits",
-                "202603",
-                "a",
-                &["202603_1_5_1", "202603_6_6_0"],
-                0,
-            ),
+            part("visits", "a", &["202602_1_9_2"]),
+            part("visits", "a", &["202603_1_5_1", "202603_6_6_0"]),
         ]);
         // Parts of a partition read with FINAL may change.
         let merged = Compacted::of(vec![
-            part("visits", "202602", "a", &["202602_1_9_2"], 2),
-            part("visits", "202603", "a", &["202603_1_6_2"], 2),
+            part("visits", "a", &["202602_1_9_2"]),
+            part("visits", "a", &["202603_1_6_2"]),
         ]);
         assert!(before.unchanged_in(&merged));
         let inserted = Compacted::of(vec![
-            part(
-                "visits",
-                "202602",
-                "a",
-                &["202602_1_9_2", "202602_10_10_0"],
-                0,
-            ),
-            part("visits", "202603", "a", &["202603_1_6_2"], 2),
+            part("visits", "a", &["202602_1_9_2", "202602_10_10_0"]),
+            part("visits", "a", &["202603_1_6_2"]),
         ]);
         assert!(!before.unchanged_in(&inserted));
-        let remerged = Compacted::of(vec![part("visits", "202602", "a", &["202602_1_10_3"], 3)]);
+        let remerged = Compacted::of(vec![part("visits", "a", &["202602_1_10_3"])]);
         assert!(!before.unchanged_in(&remerged));
     }
 }
