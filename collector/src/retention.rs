@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use tracing::{info, warn};
-use warehouse::parts::{partitions, REPORTED};
+use warehouse::parts::{Compacted, REPORTED};
 
 use crate::ch::{QueryError, What};
 
@@ -104,26 +104,18 @@ pub async fn compact(
         return Ok(Vec::new());
     }
     let today = chrono::Utc::now().date_naive();
-    let listed = partitions(db, ch, REPORTED)
+    let listed = Compacted::read(db, ch, REPORTED)
         .await
         .what(|| "listing the parts of the tables reports read".into())?;
     let mut compacted = Vec::new();
     for &table in REPORTED {
-        // Per partition: whether it is one merged part on every node.
-        let mut merged: std::collections::BTreeMap<&str, bool> = Default::default();
-        for p in listed.iter().filter(|p| p.table == table) {
-            *merged.entry(p.partition.as_str()).or_insert(true) &= p.compacted();
-        }
-        let months: Vec<u32> = merged
-            .iter()
-            .filter(|(_, &m)| !m)
-            .filter_map(|(p, _)| p.parse().ok())
-            .collect();
+        let pending = listed.not_compacted(table);
+        let months: Vec<u32> = pending.iter().filter_map(|p| p.parse().ok()).collect();
         let mut due: Vec<String> = expired(&months, today, settle_days)
             .iter()
             .map(u32::to_string)
             .collect();
-        if merged.get("tuple()") == Some(&false) {
+        if pending.contains(&"tuple()") {
             due.push("tuple()".into());
         }
         for partition in due {

@@ -32,13 +32,13 @@ pub struct Partition {
 
 impl Partition {
     /// One part made by a merge: one row per key.
-    pub fn compacted(&self) -> bool {
+    fn compacted(&self) -> bool {
         self.parts.len() == 1 && self.min_level > 0
     }
 }
 
 /// The active partitions of `tables` on every node the tables live on.
-pub async fn partitions(
+async fn partitions(
     db: &clickhouse::Client,
     ch: &ClickHouseConfig,
     tables: &[&str],
@@ -152,6 +152,18 @@ impl Compacted {
         }
     }
 
+    /// The partitions of `table` that are not one merged part on every node (`202603`,
+    /// `tuple()`): what the collector compacts once they are settled.
+    pub fn not_compacted(&self, table: &str) -> Vec<&str> {
+        self.tables.get(table).map_or_else(Vec::new, |partitions| {
+            partitions
+                .iter()
+                .filter(|(_, l)| !l.compacted)
+                .map(|(p, _)| p.as_str())
+                .collect()
+        })
+    }
+
     /// The partitions read plainly, `table partition` each.
     pub fn plain(&self) -> Vec<String> {
         self.tables
@@ -242,6 +254,9 @@ mod tests {
             "(SELECT device FROM links FINAL WHERE (1))"
         );
         assert_eq!(c.plain(), ["links tuple()", "visits 202602"]);
+        assert_eq!(c.not_compacted("visits"), ["202603", "202604", "202605"]);
+        assert_eq!(c.not_compacted("receipts"), ["202603"]);
+        assert!(c.not_compacted("links").is_empty());
         assert!(Compacted::none().plain().is_empty());
     }
 
