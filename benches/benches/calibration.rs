@@ -436,10 +436,19 @@ fn run_seed(
     let metric = |name: &str| -> Option<u64> {
         testkit::metric(&testkit::metrics_text(metrics_port)?, name)
     };
-    testkit::wait_for(Duration::from_secs(30), || {
-        (metric("footfall_mqtt_subscribed") == Some(1)).then_some(())
+    if testkit::wait_for(Duration::from_secs(30), || {
+        (metric("footfall_mqtt_subscribed") == Some(1) || collector.is_finished()).then_some(())
     })
-    .context("the collector did not subscribe within 30 s")?;
+    .is_none()
+    {
+        bail!("the collector did not subscribe within 30 s (it still runs)");
+    }
+    if collector.is_finished() {
+        let ended = runtime
+            .block_on(collector)
+            .context("the collector panicked")?;
+        bail!("the collector stopped before it subscribed: {ended:?}");
+    }
     testkit::publish_city(&city, broker.port);
     // Every sighting committed; then a clean drain writes every stay the stream stage holds.
     while metric("footfall_rows_written_total{table=\"sightings\"}").unwrap_or(0) < truth.sightings
