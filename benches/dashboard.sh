@@ -73,12 +73,12 @@ large)
   ch "INSERT INTO traffic (site, day, local_hour, hour_ms, visitors, passers_by, visitor_devices, passer_by_devices, addresses, unlinked_devices, fixtures, dwell_under_5, dwell_5_20, dwell_20_60, dwell_over_60, capture_rate, estimator, calibrated, version)
       SELECT $site AS name, toDate('2026-03-02') + intDiv(n, 24) AS d, n % 24 AS h, (toUInt32(toDateTime(d)) + h * 3600) * 1000,
         if(h >= 8 AND h < 21, 10 + cityHash64(name, n) % 20, 0) AS v, 4 * v, toUInt32(0.43 * v), toUInt32(1.7 * v), toUInt32(12 * v), 0, 2,
-        toUInt32(0.1 * v), toUInt32(0.2 * v), toUInt32(0.1 * v), 0, 0.43, 'present-devices/3', 0, 1
+        toUInt32(0.1 * v), toUInt32(0.2 * v), toUInt32(0.1 * v), 0, 0.43, 'present-devices/4', 0, 1
       FROM (SELECT number % 760 AS x, intDiv(number, 760) AS n FROM numbers(760 * 30 * 24))"
   for m in 15 5; do
     ch "INSERT INTO occupancy (site, day, window_mins, start_ms, people, lo, hi, global_devices, randomized_devices, fixtures, estimator, calibrated, version)
         SELECT $site, toDate(toDateTime(intDiv(s, 1000))), $m, toInt64(toUInt32(toDateTime('2026-03-02 00:00:00')) * 1000 + i * $m * 60000) AS s,
-          3 + cityHash64(x, i) % 5 AS p, p - 2, p + 3, 0.2, p, 2, 'present-devices/3', 0, 1
+          3 + cityHash64(x, i) % 5 AS p, p - 2, p + 3, 0.2, p, 2, 'present-devices/4', 0, 1
         FROM (SELECT number % 760 AS x, intDiv(number, 760) AS i FROM numbers(760 * $((30 * 1440 / m))))"
   done
   # Visits: 300 stays a day at a store (a quarter visitors, one in twenty global addresses),

@@ -86,10 +86,19 @@ fn main() -> anyhow::Result<()> {
                 baselines: [b[0], b[1], b[2], 0.0],
             });
         }
+        let mae = |m: &BTreeMap<i64, (f64, f64, f64)>| {
+            d.truth
+                .iter()
+                .map(|(start, t)| (m.get(start).map_or(0.0, |e| e.0) - t).abs())
+                .sum::<f64>()
+                / d.truth.len().max(1) as f64
+        };
         eprintln!(
-            "{}: {} labelled windows; leave-one-day-out calibration: floor {} dBm, {:.2} people per device",
+            "{}: {} labelled windows, MAE {:.2} uncalibrated, {:.2} calibrated; leave-one-day-out calibration: floor {} dBm, {:.2} people per device",
             d.name,
             d.truth.len(),
+            mae(&u),
+            mae(&c),
             cal.rssi_min_dbm,
             cal.people_per_device
         );

@@ -20,8 +20,10 @@
 //! - **fixtures and staff apart**: a device heard in at least [`FIXTURE_HOURS`] distinct
 //!   hours of a UTC day (a lab PC, a printer, a staff phone that stays all day) is counted
 //!   apart for that day, never as a visitor: a globally addressed device by its key, a
-//!   randomized one by its link (a chain of addresses that went on for hours). Decided from
-//!   what the sensors heard, never from vendor prefixes or lists.
+//!   randomized one by its link (a chain of addresses that went on for hours). The traffic
+//!   also counts apart a staff phone whose links broke, by its model's **run** (one probe
+//!   fingerprint in the room all along for hours: [`Fixtures`]). Decided from what the
+//!   sensors heard, never from vendor prefixes or lists.
 //!
 //! `people = devices x people_per_device`, with the Poisson 95 % interval of the device count
 //! ([`intervals::poisson`]) scaled the same way: it covers the count's sampling noise, not
@@ -35,7 +37,7 @@ use std::collections::BTreeMap;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 /// The estimator's name and version, written beside every estimate.
-pub const VERSION: &str = "present-devices/3";
+pub const VERSION: &str = "present-devices/4";
 /// A device (a global key, or a link) heard in this many distinct hours of a day is a
 /// fixture.
 pub const FIXTURE_HOURS: usize = 4;
@@ -44,6 +46,9 @@ pub const FIXTURE_HOURS: usize = 4;
 pub const PRESENCE_GAP_MS: i64 = 30 * 60_000;
 /// A device is taken to be present this long before its first and after its last probe.
 pub const PRESENCE_PAD_MS: i64 = 2 * 60_000;
+/// A phone in a room of a few metres around the sensor is heard at this or stronger: the
+/// uncalibrated RSSI floor, and the floor of a fixture's run.
+pub const ROOM_RSSI_DBM: i8 = -65;
 const HOUR_MS: i64 = 3_600_000;
 const DAY_MS: i64 = 86_400_000;
 
@@ -88,7 +93,7 @@ impl Calibration {
     /// a room of a few metres around the sensor) and one person per present device.
     pub fn uncalibrated() -> Calibration {
         Calibration {
-            rssi_min_dbm: -65,
+            rssi_min_dbm: ROOM_RSSI_DBM,
             people_per_device: 1.0,
             fitted: None,
         }
@@ -138,44 +143,167 @@ pub struct Window {
     pub fixtures: u32,
 }
 
-/// (UTC day, [`fixture_key`]) of the devices that are fixtures.
-pub type Fixed = FxHashSet<(i64, u64)>;
+/// What is counted apart: devices that are fixtures for a day (by [`fixture_key`]), and the
+/// runs of a fingerprint (see [`Fixtures`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Fixed {
+    /// (UTC day, [`fixture_key`]).
+    keys: FxHashSet<(i64, u64)>,
+    /// Per (UTC day, fingerprint): the runs, `[start, end)` ms, in time order.
+    runs: FxHashMap<(i64, u32), Vec<(i64, i64)>>,
+}
 
-/// The hours of the day each device was heard in, and which of them are fixtures: heard (at
-/// any strength) in at least [`FIXTURE_HOURS`] distinct hours of a UTC day. Built one
-/// sighting at a time, by the stage and by [`fixtures`].
+impl Fixed {
+    /// The key of the fixture a sighting is of, if it is one's.
+    pub(crate) fn fixture_of(&self, s: &Sensed) -> Option<u64> {
+        fixture_key(s).filter(|&k| self.keys.contains(&(s.first_ms.div_euclid(DAY_MS), k)))
+    }
+
+    /// For a randomized sighting wholly within a run of its fingerprint, the key the run is
+    /// counted by among the fixtures ([`RUN_KEY`] with the fingerprint: one device).
+    pub(crate) fn run_of(&self, s: &Sensed) -> Option<u64> {
+        let runs = self
+            .runs
+            .get(&(s.first_ms.div_euclid(DAY_MS), s.fingerprint))
+            .filter(|_| !s.global)?;
+        runs.iter()
+            .any(|&(from, to)| from <= s.first_ms && s.last_ms < to)
+            .then_some(RUN_KEY | u64::from(s.fingerprint))
+    }
+}
+
+/// What adding a sighting to [`Fixtures`] changed: the earliest start of a sighting that may
+/// have become a fixture's (`fixtures`), or a run's (`runs`).
+#[derive(Debug, Default, PartialEq)]
+pub struct Changed {
+    pub fixtures: Option<i64>,
+    pub runs: Option<i64>,
+}
+
+/// The key a run of a fingerprint is counted by among the fixtures: this bit, with the
+/// fingerprint in the low 32 (a device key with it set is a fixture's key as well, rarely:
+/// the two are only ever counted together, never joined).
+const RUN_KEY: u64 = 1 << 63;
+/// The slots a run is found in.
+const SLOT_MS: i64 = 5 * 60_000;
+const SLOTS_PER_DAY: usize = (DAY_MS / SLOT_MS) as usize;
+/// A run is this long at least ([`FIXTURE_HOURS`])...
+const RUN_SLOTS: usize = FIXTURE_HOURS * (HOUR_MS / SLOT_MS) as usize;
+/// ... and silent for at most this many slots in a row (10 to 15 min).
+const RUN_GAP_SLOTS: usize = 2;
+
+/// Finds the fixtures of each day, one sighting at a time (the stage's, and [`fixtures`]):
+/// - a device (a global key, or a link) heard, at any strength, in at least
+///   [`FIXTURE_HOURS`] distinct hours of a UTC day: counted apart by the occupancy and the
+///   traffic;
+/// - a **run** of a fingerprint: randomized addresses of one probe fingerprint heard in the
+///   room (at [`ROOM_RSSI_DBM`] or stronger) in the 5-min slots of at least
+///   [`FIXTURE_HOURS`] hours, silent for at most 10-15 min at a time. In a store that is a
+///   phone that stayed, a staff phone, whose links broke: phones that draw a new address
+///   and counter with each burst, and probe every few minutes with the screen off, leave
+///   chains the agent cannot continue, and with other phones of their model in the room
+///   their chains are handed to and from the others'. The traffic counts every randomized
+///   sighting of that fingerprint wholly within the run apart, as one device, neither a
+///   visitor nor a passer-by: a visitor with a phone of the staff phone's model, in those
+///   hours, is lost with it (its chains mix with the staff phone's, and cannot be told
+///   apart). The occupancy does not: a room where people stay for hours (a class, an
+///   office) has several phones of a model there all along, and they are people present.
 #[derive(Default)]
 pub struct Fixtures {
     /// Per (UTC day, key): the hours of that day heard, one bit each.
     hours: FxHashMap<(i64, u64), u32>,
+    /// Per (UTC day, fingerprint): the slots of that day heard in the room, one bit each.
+    slots: FxHashMap<(i64, u32), [u64; SLOTS_PER_DAY.div_ceil(64)]>,
+    /// The longest sighting added, ms.
+    longest_ms: i64,
     pub fixed: Fixed,
 }
 
 impl Fixtures {
-    /// Counts `s`'s hours; returns the earliest day it made a fixture of, if it did.
-    pub fn add(&mut self, s: &Sensed) -> Option<i64> {
-        let mut new = None;
+    /// Counts `s`'s hours and slots; says what it changed.
+    pub fn add(&mut self, s: &Sensed) -> Changed {
+        self.longest_ms = self.longest_ms.max(s.last_ms - s.first_ms);
+        let mut changed = Changed::default();
+        let earliest = |at: &mut Option<i64>, t: i64| *at = Some(at.map_or(t, |c| c.min(t)));
         for (key, hour) in hours_heard(s) {
             let hours = self.hours.entry(key).or_default();
             let bit = 1u32 << hour.rem_euclid(24);
             if *hours & bit == 0 {
                 *hours |= bit;
-                if hours.count_ones() as usize >= FIXTURE_HOURS && self.fixed.insert(key) {
-                    new = Some(new.map_or(key.0, |d: i64| d.min(key.0)));
+                if hours.count_ones() as usize >= FIXTURE_HOURS && self.fixed.keys.insert(key) {
+                    earliest(&mut changed.fixtures, key.0 * DAY_MS);
                 }
             }
         }
-        new
+        if !s.global && s.rssi_max >= ROOM_RSSI_DBM {
+            let day = s.first_ms.div_euclid(DAY_MS);
+            let slot = |t: i64| {
+                (t - day * DAY_MS)
+                    .div_euclid(SLOT_MS)
+                    .clamp(0, SLOTS_PER_DAY as i64 - 1)
+            };
+            let (first, last) = (slot(s.first_ms) as usize, slot(s.last_ms) as usize);
+            let bits = self.slots.entry((day, s.fingerprint)).or_default();
+            let new = (first..=last)
+                .filter(|&i| bits[i / 64] & (1 << (i % 64)) == 0)
+                .min();
+            if let Some(new) = new {
+                let before = runs(bits);
+                for i in first..=last {
+                    bits[i / 64] |= 1 << (i % 64);
+                }
+                let after = runs(bits);
+                if after != before {
+                    let to_ms = |i: usize| day * DAY_MS + i as i64 * SLOT_MS;
+                    // A run that only grew at its end holds, newly, the sightings that end
+                    // after its old end; any other change, those from its start.
+                    let grown = after.iter().find(|r| r.contains(&new)).map(|r| {
+                        match before.iter().find(|b| b.start == r.start && b.end <= new) {
+                            Some(b) => to_ms(b.end) - self.longest_ms,
+                            None => to_ms(r.start),
+                        }
+                    });
+                    earliest(&mut changed.runs, grown.unwrap_or(day * DAY_MS));
+                    let ms = after
+                        .iter()
+                        .map(|r| (to_ms(r.start), to_ms(r.end)))
+                        .collect();
+                    self.fixed.runs.insert((day, s.fingerprint), ms);
+                }
+            }
+        }
+        changed
     }
 
     /// Forgets the days before `day`.
     pub fn keep_from(&mut self, day: i64) {
         self.hours.retain(|(d, _), _| *d >= day);
-        self.fixed.retain(|(d, _)| *d >= day);
+        self.slots.retain(|(d, _), _| *d >= day);
+        self.fixed.keys.retain(|(d, _)| *d >= day);
+        self.fixed.runs.retain(|(d, _), _| *d >= day);
     }
 }
 
-/// The devices that are fixtures among `sightings` (see [`Fixtures`]).
+/// The runs among a day's slots: ranges of slots heard, silent for at most
+/// [`RUN_GAP_SLOTS`] in a row, [`RUN_SLOTS`] long at least.
+fn runs(bits: &[u64]) -> Vec<std::ops::Range<usize>> {
+    let heard = |i: usize| bits[i / 64] & (1 << (i % 64)) != 0;
+    let mut out = Vec::new();
+    let mut run: Option<std::ops::Range<usize>> = None;
+    for i in (0..SLOTS_PER_DAY).filter(|&i| heard(i)) {
+        run = match run {
+            Some(r) if i - r.end <= RUN_GAP_SLOTS => Some(r.start..i + 1),
+            r => {
+                out.extend(r.filter(|r| r.len() >= RUN_SLOTS));
+                Some(i..i + 1)
+            }
+        };
+    }
+    out.extend(run.filter(|r| r.len() >= RUN_SLOTS));
+    out
+}
+
+/// The fixtures among `sightings` (see [`Fixtures`]).
 pub fn fixtures(sightings: &[Sensed]) -> Fixed {
     let mut f = Fixtures::default();
     for s in sightings {
@@ -185,8 +313,8 @@ pub fn fixtures(sightings: &[Sensed]) -> Fixed {
 }
 
 /// The hours a sighting was heard in, each with its (UTC day, [`fixture_key`]): what
-/// [`fixtures`] counts (a randomized address without a link: none).
-pub fn hours_heard(s: &Sensed) -> impl Iterator<Item = ((i64, u64), i64)> + '_ {
+/// [`Fixtures`] counts by key (a randomized address without a link: none).
+fn hours_heard(s: &Sensed) -> impl Iterator<Item = ((i64, u64), i64)> + '_ {
     let key = fixture_key(s);
     (s.first_ms.div_euclid(HOUR_MS)..=s.last_ms.div_euclid(HOUR_MS))
         .filter_map(move |hour| key.map(|k| ((hour.div_euclid(24), k), hour)))
@@ -238,11 +366,6 @@ impl Identities {
             None => Identity::Unlinked(s.device),
         }
     }
-}
-
-/// Whether a sighting is of a fixture (`fixed`: see [`fixtures`]), counted apart.
-pub(crate) fn is_fixture(s: &Sensed, fixed: &Fixed) -> bool {
-    fixture_key(s).is_some_and(|k| fixed.contains(&(s.first_ms.div_euclid(DAY_MS), k)))
 }
 
 /// The links of randomized sightings joined when two chains (two sensors', or one sensor's
@@ -304,8 +427,8 @@ impl Presence {
         let mut spans: BTreeMap<Identity, Vec<(i64, i64)>> = BTreeMap::new();
         let identities = Identities::of(sightings);
         for s in sightings {
-            if is_fixture(s, fixed) {
-                fixtures.extend(fixture_key(s).map(|k| (s.first_ms, s.last_ms, k)));
+            if let Some(k) = fixed.fixture_of(s) {
+                fixtures.push((s.first_ms, s.last_ms, k));
             } else if s.rssi_max >= rssi_min {
                 spans
                     .entry(identities.identity(s))
@@ -556,6 +679,68 @@ mod tests {
         assert!(w.iter().all(|x| x.start_ms % (15 * MIN) == 0));
         assert_eq!(w[1].people, 0.0);
         assert!(w[1].hi > 3.0 && w[1].hi < 3.8, "{}", w[1].hi);
+    }
+
+    /// A staff phone of fingerprint 9 that draws a new address, and so a new link, every 3 min
+    /// (its chains broken), heard for a minute each, from `from_min` to `to_min`, at `rssi`.
+    fn staff(from_min: i64, to_min: i64, rssi: i8) -> Vec<Sensed> {
+        (from_min / 3..to_min / 3)
+            .map(|k| Sensed {
+                fingerprint: 9,
+                ..s(
+                    1000 + k as u64,
+                    false,
+                    5000 + k as u64,
+                    3 * k,
+                    3 * k + 1,
+                    rssi,
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_phone_of_one_model_in_the_room_for_hours_makes_a_run_though_its_links_broke() {
+        // Five hours; and a visitor of another model at 2:00-2:10.
+        let mut v = staff(0, 300, -50);
+        let visitor = s(1, false, 7, 120, 130, -50);
+        v.push(visitor);
+        let fixed = fixtures(&v);
+        assert!(v[..100]
+            .iter()
+            .all(|s| fixed.run_of(s) == fixed.run_of(&v[0])));
+        assert!(fixed.run_of(&v[0]).is_some());
+        assert_eq!(fixed.run_of(&visitor), None);
+        // A run is not a fixture by key: the occupancy counts what it holds.
+        assert!(v.iter().all(|s| fixed.fixture_of(s).is_none()));
+        // Whatever the order they come in, one sighting at a time.
+        let mut f = Fixtures::default();
+        for s in v.iter().rev() {
+            f.add(s);
+        }
+        assert_eq!(f.fixed, fixed);
+        // Three hours is not a run; nor five with a 20-min silence in the middle; nor five
+        // outside the room (a phone next door, at -80 dBm).
+        assert_eq!(fixtures(&staff(0, 180, -50)), Fixed::default());
+        let mut gap = staff(0, 140, -50);
+        gap.extend(staff(160, 300, -50));
+        assert_eq!(fixtures(&gap), Fixed::default());
+        assert_eq!(fixtures(&staff(0, 300, -80)), Fixed::default());
+    }
+
+    #[test]
+    fn a_run_that_grows_changes_what_ends_after_its_old_end() {
+        let mut f = Fixtures::default();
+        for s in staff(0, 300, -50) {
+            f.add(&s);
+        }
+        // 5:00-5:01 extends the run at its end: sightings ending after 5:00 (the run's old
+        // end, slot-aligned) may be the run's now, from the longest sighting (1 min) before
+        // it.
+        let next = staff(300, 303, -50)[0];
+        assert_eq!(f.add(&next).runs, Some(T0 + 299 * MIN));
+        // A sighting in slots already heard changes nothing.
+        assert_eq!(f.add(&staff(3, 6, -50)[0]), Changed::default());
     }
 
     #[test]

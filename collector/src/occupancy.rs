@@ -130,13 +130,14 @@ impl Occupancy {
         site.first_ms = site.first_ms.min(s.first_ms);
         site.last_ms = site.last_ms.max(s.last_ms);
         site.longest_ms = site.longest_ms.max(s.last_ms - s.first_ms);
-        // The earliest time the sighting changes: its start, or its day if it makes a
-        // fixture (its whole day counts it apart).
-        let mut changes = s.first_ms;
-        if let Some(day) = site.fixtures.add(&sensed) {
-            changes = changes.min(day * DAY_MS);
-        }
-        let dirty = changes.min(s.first_ms - REACH_MS);
+        // The earliest time the sighting changes the windows: its start, or earlier if it
+        // makes a fixture (its whole day counts it apart); windows this far before a
+        // sighting count its presence. The traffic's hours change from there too, or from
+        // earlier if it makes a run (traffic counts the run apart).
+        let changed = site.fixtures.add(&sensed);
+        let windows = changed.fixtures.map_or(s.first_ms, |t| t.min(s.first_ms));
+        let dirty = windows - REACH_MS;
+        let changes = changed.runs.map_or(windows, |t| t.min(windows));
         if dirty < site.final_to {
             site.dirty_from = Some(site.dirty_from.map_or(dirty, |d| d.min(dirty)));
         }
@@ -633,6 +634,13 @@ mod tests {
                 k += 1;
             }
         }
+        // And a staff phone of another model, there for 8 hours, whose links broke at every
+        // address: a fixture's run.
+        for k in 0..160u64 {
+            let mut x = seen(90_000 + k, 60 + 3 * k as i64, 61 + 3 * k as i64);
+            (x.class, x.link, x.fingerprint) = (1, 90_000 + k, 9);
+            all.push(x);
+        }
         let mut o = Occupancy::new(usize::MAX);
         let mut rows = Vec::new();
         let horizon = 48 * 60 * MIN;
@@ -673,12 +681,15 @@ mod tests {
             let want = [h.visitor_devices, h.passer_by_devices, h.addresses]
                 .into_iter()
                 .chain(h.dwell);
+            assert_eq!(row.fixtures, h.fixtures);
             assert!(
                 got.eq(want),
                 "hour {}: {row:?} vs {h:?}",
                 (h.start_ms - T0) / MIN
             );
         }
+        // The staff phone counted apart in the hours it was there, not as visitors.
+        assert!(offline[2..8].iter().all(|h| h.fixtures == 1), "{offline:?}");
         let visits: u32 = offline.iter().map(|h| h.visitor_devices).sum();
         assert!(visits >= 12, "{offline:?}");
         assert!(offline.iter().any(|h| h.dwell[3] > 0) && offline.iter().any(|h| h.dwell[1] > 0));

@@ -4,7 +4,8 @@
 //! A **stay** is one device's sightings at the site, apart by at most the site kind's gap (as
 //! in [`crate::visits`]), with one device counted once ([`crate::counting`]'s identities: a
 //! global key, a link of rotating addresses, or an unlinked address), and fixtures (devices
-//! heard all day) apart. A stay counts in the local hour it starts in: as a **visitor** if it
+//! heard all day) apart, with the runs of a model's phone that stayed for hours (a staff
+//! phone whose links broke: [`counting::Fixtures`]). A stay counts in the local hour it starts in: as a **visitor** if it
 //! meets the site's visit rule ([`SiteRule::visitor`]: opening hours, minimum dwell, signal),
 //! else as a **passer-by**.
 //!
@@ -22,7 +23,7 @@ use std::collections::BTreeMap;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::counting::{self, fixture_key, is_fixture, Calibration, Identities, Identity, Sensed};
+use crate::counting::{self, Calibration, Identities, Identity, Sensed};
 use crate::visits::{Rules, SiteRule};
 
 pub const HOUR_MS: i64 = 3_600_000;
@@ -135,10 +136,10 @@ pub fn hours_between(
     let mut addresses: FxHashMap<i64, FxHashSet<u64>> = FxHashMap::default();
     let mut fixtures: FxHashMap<i64, FxHashSet<u64>> = FxHashMap::default();
     for s in sightings {
-        if is_fixture(s, fixed) {
+        if let Some(key) = fixed.fixture_of(s).or_else(|| fixed.run_of(s)) {
             let mut h = hour_start(s.first_ms, tz);
             while h <= s.last_ms {
-                fixtures.entry(h).or_default().extend(fixture_key(s));
+                fixtures.entry(h).or_default().insert(key);
                 h += HOUR_MS;
             }
         } else {
@@ -308,9 +309,41 @@ mod tests {
     }
 
     #[test]
+    fn a_staff_phone_whose_links_broke_is_neither_visitor_nor_passer_by() {
+        // A phone of model 9 in the store 8:00-13:00 that draws a new address and a new link
+        // every 3 min, heard for a minute each; a visitor (model 0) at 10:00-10:15.
+        let mut v: Vec<Sensed> = (0..100)
+            .map(|k| Sensed {
+                fingerprint: 9,
+                ..s(
+                    1000 + k,
+                    false,
+                    5000 + k,
+                    3 * k as i64,
+                    3 * k as i64 + 1,
+                    -50,
+                )
+            })
+            .collect();
+        v.push(s(1, false, 7, 120, 135, -55));
+        let fixed = counting::fixtures(&v);
+        let hours = hours_between(&v, &fixed, &store(), T0, T0 + 4 * HOUR_MS);
+        let visitors: Vec<u32> = hours.iter().map(|h| h.visitor_devices).collect();
+        assert_eq!(visitors, [0, 0, 1, 0, 0]);
+        assert!(hours.iter().all(|h| h.passer_by_devices == 0), "{hours:?}");
+        assert!(hours.iter().all(|h| h.fixtures == 1), "{hours:?}");
+        // Without the run, each of its broken chains is a stay: twenty passers-by an hour.
+        let without = hours_between(&v, &counting::Fixed::default(), &store(), T0, T0);
+        assert!(without[0].visitor_devices + without[0].passer_by_devices >= 10);
+    }
+
+    #[test]
     fn fixtures_are_apart_and_an_hour_needs_only_its_reach() {
-        let fixed: counting::Fixed = [(T0.div_euclid(86_400_000), 20)].into_iter().collect();
-        let mut v = vec![s(20, true, 20, 0, 59, -40)];
+        // A lab PC heard in 4 hours of the day.
+        let mut v: Vec<Sensed> = (0..4)
+            .map(|h| s(20, true, 20, h * 60, h * 60 + 59, -40))
+            .collect();
+        let fixed = counting::fixtures(&v);
         // A phone every 7 minutes all day long: one stay, started at 8:00.
         v.extend((0..100).map(|k| s(1, true, 1, 7 * k, 7 * k, -50)));
         let all = hours_between(&v, &fixed, &store(), T0, T0 + 9 * HOUR_MS);
