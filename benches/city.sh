@@ -20,7 +20,8 @@
 #   environment; BASELINE=PATH times another build's footfall-attribution on the same data
 #   in the same run (the one before a change), and says whether its tables are the same;
 #   HOLD=1 stops after the ingest and keeps ClickHouse up (its ports in the log) for runs by
-#   hand, until the script is killed.
+#   hand, until the script is killed; COLLECTOR=PATH ingests with another build's
+#   footfall-collector (the one before a change, for a same-session figure).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . deploy/local.sh
@@ -110,7 +111,7 @@ for kind_file in sites:inventory/sites.csv sensors:inventory/sensors.csv ad-play
 done
 
 # 3. Ingest: every sensor's envelopes through Mosquitto and the collector.
-"$BIN/footfall-collector" --log warn run --config "$W/collector.toml" 2> "$W/collector.log" &
+"${COLLECTOR:-$BIN/footfall-collector}" --log warn run --config "$W/collector.toml" 2> "$W/collector.log" &
 col=$!
 pids+=("$col")
 wait_subscribed "$metrics"

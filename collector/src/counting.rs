@@ -393,11 +393,13 @@ fn joined_links(sightings: &[Sensed]) -> FxHashMap<u64, u64> {
             by_address.insert(s.device, s.link);
         }
     }
+    // Every link straight to its root, in place.
     let links: Vec<u64> = parent.keys().copied().collect();
-    links
-        .into_iter()
-        .map(|l| (l, root(&mut parent, l)))
-        .collect()
+    for l in links {
+        let r = root(&mut parent, l);
+        parent.insert(l, r);
+    }
+    parent
 }
 
 impl Present {
@@ -422,25 +424,23 @@ impl Presence {
     /// with the fixtures `fixed` apart.
     pub fn of(sightings: &[Sensed], fixed: &Fixed, rssi_min: i8) -> Presence {
         let mut fixtures = Vec::new();
-        // Intervals per identity. (Ordered: the windows' sums are added in one order, so
-        // the same sightings give the same figures to the last bit.)
-        let mut spans: BTreeMap<Identity, Vec<(i64, i64)>> = BTreeMap::new();
+        // Intervals by identity, in time order. (Sorted: the windows' sums are added in one
+        // order, so the same sightings give the same figures to the last bit.)
+        let mut spans: Vec<(Identity, i64, i64)> = Vec::with_capacity(sightings.len());
         let identities = Identities::of(sightings);
         for s in sightings {
             if let Some(k) = fixed.fixture_of(s) {
                 fixtures.push((s.first_ms, s.last_ms, k));
             } else if s.rssi_max >= rssi_min {
-                spans
-                    .entry(identities.identity(s))
-                    .or_default()
-                    .push((s.first_ms, s.last_ms));
+                spans.push((identities.identity(s), s.first_ms, s.last_ms));
             }
         }
-        let mut stays: Vec<(Identity, i64, i64)> = Vec::new();
-        for (id, mut v) in spans {
-            v.sort_unstable();
+        spans.sort_unstable();
+        let mut stays: Vec<(Identity, i64, i64)> = Vec::with_capacity(spans.len());
+        for v in spans.chunk_by(|a, b| a.0 == b.0) {
+            let id = v[0].0;
             let at = stays.len();
-            for (first, last) in v {
+            for &(_, first, last) in v {
                 match stays[at..].last_mut() {
                     Some((_, _, end)) if first - (*end - PRESENCE_PAD_MS) <= PRESENCE_GAP_MS => {
                         *end = (*end).max(last + PRESENCE_PAD_MS);

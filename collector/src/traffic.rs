@@ -21,7 +21,7 @@
 
 use std::collections::BTreeMap;
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 
 use crate::counting::{self, Calibration, Identities, Identity, Sensed};
 use crate::visits::{Rules, SiteRule};
@@ -132,22 +132,21 @@ pub fn hours_between(
         return Vec::new();
     }
     let identities = Identities::of(sightings);
-    let mut spans: BTreeMap<Identity, Vec<&Sensed>> = BTreeMap::new();
-    let mut addresses: FxHashMap<i64, FxHashSet<u64>> = FxHashMap::default();
-    let mut fixtures: FxHashMap<i64, FxHashSet<u64>> = FxHashMap::default();
+    // (identity, sighting), sorted below: each device's sightings together, in time order.
+    let mut spans: Vec<(Identity, &Sensed)> = Vec::with_capacity(sightings.len());
+    // (hour, device key) and (hour, fixture key), sorted and deduplicated below.
+    let mut addresses: Vec<(i64, u64)> = Vec::with_capacity(sightings.len());
+    let mut fixtures: Vec<(i64, u64)> = Vec::new();
     for s in sightings {
         if let Some(key) = fixed.fixture_of(s).or_else(|| fixed.run_of(s)) {
             let mut h = hour_start(s.first_ms, tz);
             while h <= s.last_ms {
-                fixtures.entry(h).or_default().insert(key);
+                fixtures.push((h, key));
                 h += HOUR_MS;
             }
         } else {
-            addresses
-                .entry(hour_start(s.first_ms, tz))
-                .or_default()
-                .insert(s.device);
-            spans.entry(identities.identity(s)).or_default().push(s);
+            addresses.push((hour_start(s.first_ms, tz), s.device));
+            spans.push((identities.identity(s), s));
         }
     }
     let count = |stay: &Stay, unlinked: bool, hours: &mut BTreeMap<i64, Hour>| {
@@ -167,11 +166,11 @@ pub fn hours_between(
         }
         hour.unlinked_devices += u32::from(unlinked);
     };
-    for (id, mut v) in spans {
-        v.sort_unstable_by_key(|s| (s.first_ms, s.last_ms));
-        let unlinked = matches!(id, Identity::Unlinked(_));
+    spans.sort_unstable_by_key(|(id, s)| (*id, s.first_ms, s.last_ms));
+    for v in spans.chunk_by(|a, b| a.0 == b.0) {
+        let unlinked = matches!(v[0].0, Identity::Unlinked(_));
         let mut stay: Option<Stay> = None;
-        for s in v {
+        for &(_, s) in v {
             match stay.as_mut() {
                 Some(st) if s.first_ms - st.last_ms <= setting.gap_ms => {
                     st.last_ms = st.last_ms.max(s.last_ms);
@@ -198,12 +197,13 @@ pub fn hours_between(
     }
     let scale =
         setting.calibration.people_per_device / setting.rule.capture_rate.map_or(1.0, f64::from);
+    let (addresses, fixtures) = (per_hour(addresses), per_hour(fixtures));
     hours
         .into_values()
         .map(|mut hour| {
             let h = hour.start_ms;
-            hour.addresses = len(addresses.get(&h));
-            hour.fixtures = len(fixtures.get(&h));
+            hour.addresses = addresses.get(&h).copied().unwrap_or(0);
+            hour.fixtures = fixtures.get(&h).copied().unwrap_or(0);
             hour.visitors = scale * f64::from(hour.visitor_devices);
             hour.passers_by = scale * f64::from(hour.passer_by_devices);
             hour
@@ -211,8 +211,15 @@ pub fn hours_between(
         .collect()
 }
 
-fn len(set: Option<&FxHashSet<u64>>) -> u32 {
-    set.map_or(0, |s| u32::try_from(s.len()).unwrap_or(u32::MAX))
+/// Distinct keys per hour, from (hour, key) pairs.
+fn per_hour(mut pairs: Vec<(i64, u64)>) -> FxHashMap<i64, u32> {
+    pairs.sort_unstable();
+    pairs.dedup();
+    let mut n: FxHashMap<i64, u32> = FxHashMap::default();
+    for (h, _) in pairs {
+        *n.entry(h).or_default() += 1;
+    }
+    n
 }
 
 #[cfg(test)]
