@@ -282,18 +282,23 @@ impl Site {
         }
     }
 
-    /// The sightings held that reach into `[from, to]` (ms), by start time (ties in arrival
-    /// order).
+    /// The sightings held that reach into `[from, to]` (ms), in no particular order: the
+    /// estimators group them by device and time themselves.
     fn reaching(&self, from: i64, to: i64) -> Vec<Sensed> {
         let buckets = (from - self.longest_ms).div_euclid(BUCKET_MS)..=to.div_euclid(BUCKET_MS);
-        let mut v: Vec<Sensed> = self
+        let held = self
             .sightings
-            .range(buckets)
-            .flat_map(|(_, v)| v)
-            .filter(|s| s.last_ms >= from && s.first_ms <= to)
-            .copied()
-            .collect();
-        v.sort_by_key(|s| s.first_ms);
+            .range(buckets.clone())
+            .map(|(_, v)| v.len())
+            .sum();
+        let mut v: Vec<Sensed> = Vec::with_capacity(held);
+        v.extend(
+            self.sightings
+                .range(buckets)
+                .flat_map(|(_, v)| v)
+                .filter(|s| s.last_ms >= from && s.first_ms <= to)
+                .copied(),
+        );
         v
     }
 

@@ -288,6 +288,17 @@ mod tests {
         assert_eq!((h9.visitor_devices, h9.passer_by_devices), (1, 1));
         assert_eq!(h9.dwell, [1, 0, 0, 0]);
         assert_eq!(h9.unlinked_devices, 1);
+        // Whatever the order the sightings come in.
+        let mut reversed = v;
+        reversed.reverse();
+        let again = hours_between(
+            &reversed,
+            &counting::Fixed::default(),
+            &store(),
+            T0,
+            T0 + HOUR_MS,
+        );
+        assert_eq!(again, hours);
     }
 
     #[test]
