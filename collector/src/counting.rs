@@ -244,9 +244,7 @@ impl Fixtures {
             };
             let (first, last) = (slot(s.first_ms) as usize, slot(s.last_ms) as usize);
             let bits = self.slots.entry((day, s.fingerprint)).or_default();
-            let new = (first..=last)
-                .filter(|&i| bits[i / 64] & (1 << (i % 64)) == 0)
-                .min();
+            let new = (first..=last).find(|&i| !heard(bits, i));
             if let Some(new) = new {
                 let before = runs(bits);
                 for i in first..=last {
@@ -287,10 +285,9 @@ impl Fixtures {
 /// The runs among a day's slots: ranges of slots heard, silent for at most
 /// [`RUN_GAP_SLOTS`] in a row, [`RUN_SLOTS`] long at least.
 fn runs(bits: &[u64]) -> Vec<std::ops::Range<usize>> {
-    let heard = |i: usize| bits[i / 64] & (1 << (i % 64)) != 0;
     let mut out = Vec::new();
     let mut run: Option<std::ops::Range<usize>> = None;
-    for i in (0..SLOTS_PER_DAY).filter(|&i| heard(i)) {
+    for i in (0..SLOTS_PER_DAY).filter(|&i| heard(bits, i)) {
         run = match run {
             Some(r) if i - r.end <= RUN_GAP_SLOTS => Some(r.start..i + 1),
             r => {
@@ -301,6 +298,11 @@ fn runs(bits: &[u64]) -> Vec<std::ops::Range<usize>> {
     }
     out.extend(run.filter(|r| r.len() >= RUN_SLOTS));
     out
+}
+
+/// Whether slot `i` of a day's slots was heard.
+fn heard(bits: &[u64], i: usize) -> bool {
+    bits[i / 64] & (1 << (i % 64)) != 0
 }
 
 /// The fixtures among `sightings` (see [`Fixtures`]).
