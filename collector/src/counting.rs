@@ -231,7 +231,9 @@ impl Fixtures {
             if *hours & bit == 0 {
                 *hours |= bit;
                 if hours.count_ones() as usize >= FIXTURE_HOURS && self.fixed.keys.insert(key) {
-                    earliest(&mut changed.fixtures, key.0 * DAY_MS);
+                    // Its sightings are counted apart from the first hour it was heard in.
+                    let first_hour = i64::from(hours.trailing_zeros());
+                    earliest(&mut changed.fixtures, key.0 * DAY_MS + first_hour * HOUR_MS);
                 }
             }
         }
@@ -336,10 +338,11 @@ pub(crate) fn fixture_key(s: &Sensed) -> Option<u64> {
 /// multiples of `window_ms` since the Unix epoch).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 struct Present {
-    /// Time-weighted: the mean number of devices in the room over the window.
-    global: f64,
-    randomized: f64,
-    unlinked: f64,
+    /// The devices' time in the room within the window, ms (whole numbers: the sums are
+    /// the same to the last bit whatever order the devices are added in).
+    global_ms: i64,
+    randomized_ms: i64,
+    unlinked_ms: i64,
     /// Fixtures heard in the window.
     fixtures: u32,
 }
@@ -353,60 +356,107 @@ pub(crate) enum Identity {
     Unlinked(u64),
 }
 
-/// The identities of a set of sightings: one device, one identity (see [`Identity`]).
-pub(crate) struct Identities(FxHashMap<u64, u64>);
+/// Which sightings are one device ([`Identity`]): a randomized device's chains are joined
+/// when they share an address (two sensors' chains, or one sensor's before and after a
+/// restart), within a UTC day (a link never runs across midnight UTC, and a day's joins are
+/// forgotten with it). Built one sighting at a time, by the stream stage, or from a set
+/// ([`Identities::of`]): the same sightings give the same identities in any order, so a
+/// window's estimate does not depend on which other windows were estimated with it.
+#[derive(Clone, Debug, Default)]
+pub struct Identities {
+    days: FxHashMap<i64, Joins>,
+}
+
+/// One day's chains: a union-find over link values, the smallest link of a set its root.
+#[derive(Clone, Debug, Default)]
+struct Joins {
+    /// Per link: its parent (a root's is itself), and for a root, the earliest start of its
+    /// set's sightings.
+    parent: FxHashMap<u64, (u64, i64)>,
+    /// Per address: the first link heard with it.
+    by_address: FxHashMap<u64, u64>,
+}
+
+impl Joins {
+    /// The root of `x`'s set, halving the path to it.
+    fn root(&mut self, mut x: u64) -> u64 {
+        loop {
+            let p = self.parent.get(&x).map_or(x, |e| e.0);
+            if p == x {
+                return x;
+            }
+            let grand = self.parent.get(&p).map_or(p, |e| e.0);
+            if let Some(e) = self.parent.get_mut(&x) {
+                e.0 = grand;
+            }
+            x = grand;
+        }
+    }
+}
 
 impl Identities {
-    pub(crate) fn of(sightings: &[Sensed]) -> Identities {
-        Identities(joined_links(sightings))
+    /// The identities of `sightings`.
+    pub fn of(sightings: &[Sensed]) -> Identities {
+        let mut ids = Identities::default();
+        for s in sightings {
+            ids.add(s);
+        }
+        ids
+    }
+
+    /// Counts `s` in. When it joins two chains, returns the earliest start of their
+    /// sightings: whatever they were counted in from there on may change.
+    pub fn add(&mut self, s: &Sensed) -> Option<i64> {
+        if s.global || s.link == 0 {
+            return None;
+        }
+        let j = self.days.entry(s.first_ms.div_euclid(DAY_MS)).or_default();
+        j.parent.entry(s.link).or_insert((s.link, s.first_ms));
+        let r = j.root(s.link);
+        let first = j.parent.get(&r).map_or(s.first_ms, |e| e.1.min(s.first_ms));
+        let other = *j.by_address.entry(s.device).or_insert(s.link);
+        let o = j.root(other);
+        let first = first.min(j.parent.get(&o).map_or(first, |e| e.1));
+        // The smaller value is the root, so the result does not depend on the order.
+        let root = o.min(r);
+        j.parent.insert(root, (root, first));
+        if o == r {
+            return None;
+        }
+        j.parent.insert(o.max(r), (root, first));
+        Some(first)
+    }
+
+    /// Forgets the days before `day`.
+    pub fn keep_from(&mut self, day: i64) {
+        self.days.retain(|d, _| *d >= day);
     }
 
     pub(crate) fn identity(&self, s: &Sensed) -> Identity {
-        match self.0.get(&s.link) {
-            _ if s.global => Identity::Global(s.device),
-            Some(&joined) => Identity::Linked(joined),
-            None => Identity::Unlinked(s.device),
+        if s.global {
+            return Identity::Global(s.device);
         }
-    }
-}
-
-/// The links of randomized sightings joined when two chains (two sensors', or one sensor's
-/// before and after a restart) share an address: a union-find over link values.
-fn joined_links(sightings: &[Sensed]) -> FxHashMap<u64, u64> {
-    fn root(parent: &mut FxHashMap<u64, u64>, mut x: u64) -> u64 {
-        while let Some(&p) = parent.get(&x).filter(|&&p| p != x) {
-            let grand = parent.get(&p).copied().unwrap_or(p);
-            parent.insert(x, grand);
-            x = p;
+        if s.link == 0 {
+            return Identity::Unlinked(s.device);
         }
-        x
-    }
-    let mut parent: FxHashMap<u64, u64> = FxHashMap::default();
-    let mut by_address: FxHashMap<u64, u64> = FxHashMap::default();
-    for s in sightings.iter().filter(|s| !s.global && s.link != 0) {
-        parent.entry(s.link).or_insert(s.link);
-        if let Some(&other) = by_address.get(&s.device) {
-            let (a, b) = (root(&mut parent, other), root(&mut parent, s.link));
-            if a != b {
-                // The smaller value is the root, so the result does not depend on the order.
-                parent.insert(a.max(b), a.min(b));
+        let mut x = s.link;
+        if let Some(j) = self.days.get(&s.first_ms.div_euclid(DAY_MS)) {
+            while let Some(&(p, _)) = j.parent.get(&x).filter(|e| e.0 != x) {
+                x = p;
             }
-        } else {
-            by_address.insert(s.device, s.link);
         }
+        Identity::Linked(x)
     }
-    // Every link straight to its root, in place.
-    let links: Vec<u64> = parent.keys().copied().collect();
-    for l in links {
-        let r = root(&mut parent, l);
-        parent.insert(l, r);
-    }
-    parent
 }
 
 impl Present {
-    fn devices(&self) -> f64 {
-        self.global + self.randomized
+    /// The mean number of devices in the room over a window of `window_ms`.
+    fn devices(&self, window_ms: i64) -> f64 {
+        Present::mean(self.global_ms + self.randomized_ms, window_ms)
+    }
+
+    fn mean(ms: i64, window_ms: i64) -> f64 {
+        ms as f64 / window_ms as f64
     }
 }
 
@@ -424,12 +474,15 @@ pub struct Presence {
 impl Presence {
     /// The presence of the devices in `sightings` whose strongest frame reaches `rssi_min`,
     /// with the fixtures `fixed` apart.
-    pub fn of(sightings: &[Sensed], fixed: &Fixed, rssi_min: i8) -> Presence {
+    pub fn of(
+        sightings: &[Sensed],
+        fixed: &Fixed,
+        identities: &Identities,
+        rssi_min: i8,
+    ) -> Presence {
         let mut fixtures = Vec::new();
-        // Intervals by identity, in time order. (Sorted: the windows' sums are added in one
-        // order, so the same sightings give the same figures to the last bit.)
+        // Intervals by identity, in time order (each device's together, to join its stays).
         let mut spans: Vec<(Identity, i64, i64)> = Vec::with_capacity(sightings.len());
-        let identities = Identities::of(sightings);
         for s in sightings {
             if let Some(k) = fixed.fixture_of(s) {
                 fixtures.push((s.first_ms, s.last_ms, k));
@@ -462,14 +515,14 @@ impl Presence {
         for &(id, from, to) in &self.stays {
             for w in from.div_euclid(window_ms)..=to.div_euclid(window_ms) {
                 let start = w * window_ms;
-                let part = (to.min(start + window_ms) - from.max(start)) as f64 / window_ms as f64;
+                let part = to.min(start + window_ms) - from.max(start);
                 let p = by.entry(start).or_default();
                 match id {
-                    Identity::Global(_) => p.global += part,
-                    Identity::Linked(_) => p.randomized += part,
+                    Identity::Global(_) => p.global_ms += part,
+                    Identity::Linked(_) => p.randomized_ms += part,
                     Identity::Unlinked(_) => {
-                        p.randomized += part;
-                        p.unlinked += part;
+                        p.randomized_ms += part;
+                        p.unlinked_ms += part;
                     }
                 }
             }
@@ -501,7 +554,7 @@ impl Presence {
             .map(|w| {
                 let start_ms = w * window_ms;
                 let p = counts.get(&start_ms).copied().unwrap_or_default();
-                let n = p.devices();
+                let n = p.devices(window_ms);
                 let (lo, hi) = intervals::poisson(n);
                 let k = cal.people_per_device;
                 Window {
@@ -509,9 +562,9 @@ impl Presence {
                     people: k * n,
                     lo: k * lo,
                     hi: k * hi,
-                    global: p.global,
-                    randomized: p.randomized,
-                    unlinked: p.unlinked,
+                    global: Present::mean(p.global_ms, window_ms),
+                    randomized: Present::mean(p.randomized_ms, window_ms),
+                    unlinked: Present::mean(p.unlinked_ms, window_ms),
                     fixtures: p.fixtures,
                 }
             })
@@ -528,20 +581,13 @@ pub fn estimate(sightings: &[Sensed], window_ms: i64, cal: &Calibration) -> Vec<
     ) else {
         return Vec::new();
     };
-    estimate_between(sightings, &fixtures(sightings), window_ms, cal, first, last)
-}
-
-/// The windows of `window_ms` from the one holding `from_ms` to the one holding `to_ms`,
-/// each with its estimate from `sightings` and the fixtures `fixed`.
-pub fn estimate_between(
-    sightings: &[Sensed],
-    fixed: &Fixed,
-    window_ms: i64,
-    cal: &Calibration,
-    from_ms: i64,
-    to_ms: i64,
-) -> Vec<Window> {
-    Presence::of(sightings, fixed, cal.rssi_min_dbm).windows(window_ms, cal, from_ms, to_ms)
+    Presence::of(
+        sightings,
+        &fixtures(sightings),
+        &Identities::of(sightings),
+        cal.rssi_min_dbm,
+    )
+    .windows(window_ms, cal, first, last)
 }
 
 /// Why a calibration could not be fitted.
@@ -562,19 +608,23 @@ pub type Labelled<'a> = (&'a [Sensed], &'a BTreeMap<i64, f64>);
 /// error over the labelled windows. For a floor, the best scale is exact: the median of
 /// truth / devices weighted by devices.
 pub fn fit(periods: &[Labelled<'_>], window_ms: i64) -> Result<Calibration, FitError> {
-    let fixed: Vec<Fixed> = periods.iter().map(|(s, _)| fixtures(s)).collect();
+    let known: Vec<(Fixed, Identities)> = periods
+        .iter()
+        .map(|(s, _)| (fixtures(s), Identities::of(s)))
+        .collect();
     let mut best: Option<(f64, i8, f64)> = None;
     let mut overlap = false;
     for floor in -95..=-40 {
         let mut pairs: Vec<(f64, f64)> = Vec::new();
-        for ((sightings, truth), fixed) in periods.iter().zip(&fixed) {
-            let counts = Presence::of(sightings, fixed, floor).by_window(window_ms);
+        for ((sightings, truth), (fixed, identities)) in periods.iter().zip(&known) {
+            let counts = Presence::of(sightings, fixed, identities, floor).by_window(window_ms);
             overlap |= truth.keys().any(|k| counts.contains_key(k));
-            pairs.extend(
-                truth.iter().map(|(start, &people)| {
-                    (counts.get(start).map_or(0.0, Present::devices), people)
-                }),
-            );
+            pairs.extend(truth.iter().map(|(start, &people)| {
+                (
+                    counts.get(start).map_or(0.0, |p| p.devices(window_ms)),
+                    people,
+                )
+            }));
         }
         let Some(scale) = weighted_median(pairs.iter().filter(|(n, _)| *n > 0.0).copied()) else {
             continue;
@@ -771,6 +821,47 @@ mod tests {
         reversed.reverse();
         let r = estimate(&reversed, 15 * MIN, &Calibration::uncalibrated());
         assert_eq!(r, w, "joined whatever the order");
+    }
+
+    #[test]
+    fn a_join_says_from_when_the_identities_changed_and_a_day_keeps_its_own() {
+        let mut ids = Identities::default();
+        // Three chains of one phone, each a few sightings: 300 from 40 min, 200 from 20 min,
+        // 100 from 0 min; nothing joins them until an address turns up in two of them.
+        for x in [
+            s(1, false, 300, 40, 41, -50),
+            s(2, false, 200, 20, 21, -50),
+            s(3, false, 200, 25, 26, -50),
+            s(4, false, 100, 0, 1, -50),
+        ] {
+            assert_eq!(ids.add(&x), None);
+        }
+        let chain = |ids: &Identities, link, min| ids.identity(&s(99, false, link, min, min, -50));
+        assert_ne!(chain(&ids, 300, 40), chain(&ids, 200, 20));
+        // Address 3 again, in chain 300: 200 and 300 are one device from 20 min on.
+        assert_eq!(ids.add(&s(3, false, 300, 45, 45, -50)), Some(T0 + 20 * MIN));
+        assert_eq!(chain(&ids, 300, 40), Identity::Linked(200));
+        assert_eq!(chain(&ids, 200, 20), Identity::Linked(200));
+        // Address 4 in chain 300: all three, from the first sighting of any (0 min).
+        assert_eq!(ids.add(&s(4, false, 300, 50, 50, -50)), Some(T0));
+        assert_eq!(chain(&ids, 300, 40), Identity::Linked(100));
+        assert_eq!(
+            ids.add(&s(4, false, 300, 51, 51, -50)),
+            None,
+            "joined already"
+        );
+        // The same address and links the next day are another day's: not joined.
+        let day = 24 * 60;
+        assert_eq!(ids.add(&s(7, false, 500, day, day, -50)), None);
+        assert_eq!(
+            ids.add(&s(7, false, 600, day + 5, day + 5, -50)),
+            Some(T0 + day * MIN)
+        );
+        assert_eq!(ids.add(&s(4, false, 700, day + 9, day + 9, -50)), None);
+        assert_eq!(chain(&ids, 700, day), Identity::Linked(700));
+        ids.keep_from((T0 + day * MIN).div_euclid(DAY_MS));
+        assert_eq!(chain(&ids, 300, 40), Identity::Linked(300), "forgotten");
+        assert_eq!(chain(&ids, 600, day), Identity::Linked(500));
     }
 
     #[test]

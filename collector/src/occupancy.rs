@@ -6,8 +6,9 @@
 //!
 //! A window is written once the watermark has passed its end by the presence gap and pad
 //! (no sighting that is not late can change it then), and written again, with a new
-//! version, when late data changes it, or when a device turns out to be a fixture (heard in
-//! [`counting::FIXTURE_HOURS`] hours of its day: that day is estimated again).
+//! version, when late data changes it, when a device turns out to be a fixture (heard in
+//! [`counting::FIXTURE_HOURS`] hours of its day: its day is estimated again from the first
+//! hour it was heard in), or when a sighting joins two chains into one device.
 //!
 //! The work is incremental: each emit estimates only the windows that became final or that
 //! late data touched, from the sightings within reach of them, with the fixtures of whole
@@ -65,6 +66,8 @@ struct Site {
     longest_ms: i64,
     /// The hours each device was heard in, and the fixtures among them.
     fixtures: counting::Fixtures,
+    /// Which sightings are one device.
+    identities: counting::Identities,
     /// Windows from here on may have changed (late data, a new fixture).
     dirty_from: Option<i64>,
     /// Windows ending at or before this were final at the last emit.
@@ -131,11 +134,16 @@ impl Occupancy {
         site.last_ms = site.last_ms.max(s.last_ms);
         site.longest_ms = site.longest_ms.max(s.last_ms - s.first_ms);
         // The earliest time the sighting changes the windows: its start, or earlier if it
-        // makes a fixture (its whole day counts it apart); windows this far before a
-        // sighting count its presence. The traffic's hours change from there too, or from
-        // earlier if it makes a run (traffic counts the run apart).
+        // makes a fixture (counted apart from the first hour it was heard in) or joins two
+        // chains into one device (from the first sighting of either); windows this far
+        // before a sighting count its presence. The traffic's hours change from there too,
+        // or from earlier if it makes a run (traffic counts the run apart).
         let changed = site.fixtures.add(&sensed);
-        let windows = changed.fixtures.map_or(s.first_ms, |t| t.min(s.first_ms));
+        let joined = site.identities.add(&sensed);
+        let windows = [changed.fixtures, joined]
+            .into_iter()
+            .flatten()
+            .fold(s.first_ms, i64::min);
         let dirty = windows - REACH_MS;
         let changes = changed.runs.map_or(windows, |t| t.min(windows));
         if dirty < site.final_to {
@@ -234,6 +242,7 @@ impl Occupancy {
                 site.sightings = site.sightings.split_off(&bucket);
                 site.held = site.sightings.values().map(Vec::len).sum();
                 site.fixtures.keep_from(day);
+                site.identities.keep_from(day);
                 site.written.retain(|(_, start), _| *start >= keep);
                 site.traffic_written.retain(|start, _| *start >= keep);
                 site.kept_from_day = day;
@@ -269,6 +278,7 @@ impl Site {
             held: 0,
             longest_ms: 0,
             fixtures: counting::Fixtures::default(),
+            identities: counting::Identities::default(),
             dirty_from: None,
             final_to: i64::MIN,
             estimated_to: i64::MIN,
@@ -315,7 +325,8 @@ impl Site {
     ) {
         let sightings = self.reaching(from - setting.gap_ms, setting.decided_by(to));
         let tz = setting.rule.tz;
-        for hour in traffic::hours_between(&sightings, &self.fixtures.fixed, setting, from, to) {
+        let (fixed, identities) = (&self.fixtures.fixed, &self.identities);
+        for hour in traffic::hours_between(&sightings, fixed, identities, setting, from, to) {
             if self.traffic_written.get(&hour.start_ms) == Some(&hour) {
                 continue;
             }
@@ -363,7 +374,12 @@ impl Site {
         out: &mut Vec<Counted>,
     ) {
         let sightings = self.reaching(from - REACH_MS, to + REACH_MS);
-        let presence = counting::Presence::of(&sightings, &self.fixtures.fixed, cal.rssi_min_dbm);
+        let presence = counting::Presence::of(
+            &sightings,
+            &self.fixtures.fixed,
+            &self.identities,
+            cal.rssi_min_dbm,
+        );
         for mins in WINDOW_MINS {
             let window_ms = i64::from(mins) * 60_000;
             let windows = presence.windows(window_ms, cal, from.max(self.first_ms), to);
@@ -510,6 +526,98 @@ mod tests {
     }
 
     #[test]
+    fn a_late_sighting_that_joins_two_chains_rewrites_their_windows_and_hours() {
+        // One phone heard for an hour as two chains (a sensor restarted: links 100 and 200,
+        // a new address every 3 min), written as two devices; then a late sighting at the
+        // end of the hour shows the last address of chain 100 in chain 200: one device, and
+        // every window and hour from the chains' start is written again (not only those
+        // within reach of the sighting), as the offline estimate over all of them says.
+        let rules = rules();
+        let horizon = 48 * 60 * MIN;
+        let randomized = |address: u64, link: u64, min: i64| {
+            let mut x = seen(address, min, min);
+            (x.class, x.link) = (1, link);
+            x
+        };
+        let mut all: Vec<Seen> = (0..20)
+            .flat_map(|k| {
+                [
+                    randomized(1 + k, 100, 3 * k as i64),
+                    randomized(101 + k, 200, 1 + 3 * k as i64),
+                ]
+            })
+            .collect();
+        let mut o = Occupancy::new(usize::MAX);
+        let mut rows = Vec::new();
+        for s in &all {
+            o.insert(s, Some(T0), horizon);
+        }
+        o.emit(Some(T0 + 300 * MIN), horizon, &rules, 1, &mut rows);
+        let before = latest(&rows);
+        assert!(before[&T0] > 1.9, "two devices: {before:?}");
+        let late = randomized(20, 200, 58);
+        o.insert(&late, Some(T0 + 300 * MIN), horizon);
+        o.emit(Some(T0 + 301 * MIN), horizon, &rules, 2, &mut rows);
+        all.push(late);
+        let sensed: Vec<Sensed> = all.iter().map(sensed).collect();
+        let offline: BTreeMap<i64, f64> =
+            counting::estimate(&sensed, 15 * MIN, &Calibration::uncalibrated())
+                .into_iter()
+                .map(|w| (w.start_ms, w.people))
+                .collect();
+        assert!(offline[&T0] < 1.1, "one device: {offline:?}");
+        let after = latest(&rows);
+        assert_eq!(
+            after.range(..T0 + 75 * MIN).collect::<Vec<_>>(),
+            offline.iter().collect::<Vec<_>>()
+        );
+        let offline_hour = &traffic::hours_between(
+            &sensed,
+            &counting::fixtures(&sensed),
+            &counting::Identities::of(&sensed),
+            &Setting::of(&rules, "lab"),
+            T0,
+            T0,
+        )[0];
+        assert_eq!(offline_hour.visitor_devices, 1);
+        assert_eq!(
+            hours(&rows)[&T0].visitor_devices,
+            1,
+            "the hour written again"
+        );
+    }
+
+    #[test]
+    fn a_device_that_becomes_a_fixture_is_taken_out_of_every_window_it_was_in() {
+        // A printer heard every 10 min from 08:00, written as a person present while the
+        // watermark follows it; in its fourth hour it is a fixture, and every window from
+        // 08:00 on is written again without it.
+        let rules = rules();
+        let horizon = 48 * 60 * MIN;
+        let mut o = Occupancy::new(usize::MAX);
+        let mut rows = Vec::new();
+        for k in 0..20 {
+            let t = 10 * k;
+            o.insert(&seen(1, t, t + 1), Some(T0 + t * MIN), horizon);
+            o.emit(
+                Some(T0 + (t + 40) * MIN),
+                horizon,
+                &rules,
+                k as u64,
+                &mut rows,
+            );
+            if t == 170 {
+                let w = latest(&rows);
+                assert!(w[&T0] > 0.9, "a person present, until it is known: {w:?}");
+            }
+        }
+        o.emit(None, horizon, &rules, 99, &mut rows);
+        let w = latest(&rows);
+        assert_eq!(w.len(), 13, "08:00 to 11:00: {w:?}");
+        assert!(w.values().all(|&p| p == 0.0), "{w:?}");
+    }
+
+    #[test]
     fn a_quiet_spells_windows_and_hours_are_written_whenever_the_next_sighting_comes() {
         // A store hears a phone at 0-7 min, nothing for hours, then one at 400 min. Its
         // empty windows and hours in between are written (people 0), the same whether the
@@ -597,6 +705,7 @@ mod tests {
         let offline: Vec<Hour> = traffic::hours_between(
             &sensed,
             &counting::fixtures(&sensed),
+            &counting::Identities::of(&sensed),
             &setting,
             T0 + 900 * MIN,
             T0 + 2400 * MIN,
@@ -667,6 +776,7 @@ mod tests {
         let offline = traffic::hours_between(
             &sensed,
             &counting::fixtures(&sensed),
+            &counting::Identities::of(&sensed),
             &Setting::of(&rules, "lab"),
             T0,
             T0 + 601 * MIN,

@@ -107,10 +107,12 @@ struct Stay {
 
 /// The site's hours from the one holding `from_ms` to the one holding `to_ms`, empty ones
 /// included. `sightings` must hold every sighting that reaches from `gap` before the first
-/// hour to [`Setting::decided_by`] the last (more is fine); `fixed` are the fixtures.
+/// hour to [`Setting::decided_by`] the last (more is fine); `fixed` are the fixtures, and
+/// `identities` say which sightings are one device.
 pub fn hours_between(
     sightings: &[Sensed],
     fixed: &counting::Fixed,
+    identities: &Identities,
     setting: &Setting,
     from_ms: i64,
     to_ms: i64,
@@ -131,7 +133,6 @@ pub fn hours_between(
     if hours.is_empty() {
         return Vec::new();
     }
-    let identities = Identities::of(sightings);
     // (identity, sighting), sorted below: each device's sightings together, in time order.
     let mut spans: Vec<(Identity, &Sensed)> = Vec::with_capacity(sightings.len());
     // (hour, device key) and (hour, fixture key), sorted and deduplicated below.
@@ -277,7 +278,14 @@ mod tests {
             // Without a link: an address of its own, flagged.
             s(13, false, 0, 62, 63, -80),
         ];
-        let hours = hours_between(&v, &counting::Fixed::default(), &store(), T0, T0 + HOUR_MS);
+        let hours = hours_between(
+            &v,
+            &counting::Fixed::default(),
+            &Identities::of(&v),
+            &store(),
+            T0,
+            T0 + HOUR_MS,
+        );
         assert_eq!(hours.len(), 2);
         let (h8, h9) = (&hours[0], &hours[1]);
         assert_eq!(h8.start_ms, T0);
@@ -294,6 +302,7 @@ mod tests {
         let again = hours_between(
             &reversed,
             &counting::Fixed::default(),
+            &Identities::of(&reversed),
             &store(),
             T0,
             T0 + HOUR_MS,
@@ -307,7 +316,14 @@ mod tests {
         let mut setting = store();
         setting.calibration.people_per_device = 1.5;
         setting.rule.capture_rate = Some(0.5);
-        let h = &hours_between(&v, &counting::Fixed::default(), &setting, T0, T0)[0];
+        let h = &hours_between(
+            &v,
+            &counting::Fixed::default(),
+            &Identities::of(&v),
+            &setting,
+            T0,
+            T0,
+        )[0];
         assert_eq!((h.visitors, h.passers_by), (3.0, 3.0));
     }
 
@@ -319,7 +335,14 @@ mod tests {
         setting.rule.open_hour = 0;
         setting.rule.close_hour = 24;
         let v = [s(1, true, 1, 10, 14, -50), s(2, true, 2, 20, 24, -50)];
-        let hours = hours_between(&v, &counting::Fixed::default(), &setting, T0, T0 + 30 * MIN);
+        let hours = hours_between(
+            &v,
+            &counting::Fixed::default(),
+            &Identities::of(&v),
+            &setting,
+            T0,
+            T0 + 30 * MIN,
+        );
         let starts: Vec<i64> = hours.iter().map(|h| (h.start_ms - T0) / MIN).collect();
         assert_eq!(starts, [-45, 15]);
         assert_eq!(hours[0].visitor_devices, 1);
@@ -345,13 +368,27 @@ mod tests {
             .collect();
         v.push(s(1, false, 7, 120, 135, -55));
         let fixed = counting::fixtures(&v);
-        let hours = hours_between(&v, &fixed, &store(), T0, T0 + 4 * HOUR_MS);
+        let hours = hours_between(
+            &v,
+            &fixed,
+            &Identities::of(&v),
+            &store(),
+            T0,
+            T0 + 4 * HOUR_MS,
+        );
         let visitors: Vec<u32> = hours.iter().map(|h| h.visitor_devices).collect();
         assert_eq!(visitors, [0, 0, 1, 0, 0]);
         assert!(hours.iter().all(|h| h.passer_by_devices == 0), "{hours:?}");
         assert!(hours.iter().all(|h| h.fixtures == 1), "{hours:?}");
         // Without the run, each of its broken chains is a stay: twenty passers-by an hour.
-        let without = hours_between(&v, &counting::Fixed::default(), &store(), T0, T0);
+        let without = hours_between(
+            &v,
+            &counting::Fixed::default(),
+            &Identities::of(&v),
+            &store(),
+            T0,
+            T0,
+        );
         assert!(without[0].visitor_devices + without[0].passer_by_devices >= 10);
     }
 
@@ -364,7 +401,14 @@ mod tests {
         let fixed = counting::fixtures(&v);
         // A phone every 7 minutes all day long: one stay, started at 8:00.
         v.extend((0..100).map(|k| s(1, true, 1, 7 * k, 7 * k, -50)));
-        let all = hours_between(&v, &fixed, &store(), T0, T0 + 9 * HOUR_MS);
+        let all = hours_between(
+            &v,
+            &fixed,
+            &Identities::of(&v),
+            &store(),
+            T0,
+            T0 + 9 * HOUR_MS,
+        );
         assert_eq!(all[0].fixtures, 1);
         assert_eq!((all[0].visitor_devices, all[0].passer_by_devices), (1, 0));
         assert!(all[1..]
@@ -378,6 +422,9 @@ mod tests {
             .filter(|s| s.last_ms >= h - setting.gap_ms && s.first_ms <= setting.decided_by(h))
             .copied()
             .collect();
-        assert_eq!(hours_between(&near, &fixed, &setting, h, h)[0], all[2]);
+        assert_eq!(
+            hours_between(&near, &fixed, &Identities::of(&near), &setting, h, h)[0],
+            all[2]
+        );
     }
 }

@@ -26,8 +26,7 @@
 //! with its session, and its unacknowledged messages are sent again; each reconnection is
 //! counted on stderr.
 //!
-//! A `.msgs` file: the topic (u16 length, bytes), then for each payload the batch's
-//! `sent_at` (i64 ms) and the payload (u32 length, bytes), little-endian.
+//! The `.msgs` files are [`benches::msgs`]'s.
 
 use std::fs;
 use std::path::Path;
@@ -37,6 +36,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
+use benches::msgs::{messages, Sensor};
 use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
 use tokio::sync::watch;
 
@@ -117,31 +117,6 @@ fn prepare(city: &Path, dir: &Path, encoding: wire::Encoding) -> Result<()> {
         }
     }
     Ok(())
-}
-
-/// One sensor's messages: the topic, and each payload with its batch's `sent_at` (ms).
-struct Sensor {
-    topic: String,
-    payloads: Vec<(i64, Vec<u8>)>,
-}
-
-/// A `.msgs` file.
-fn messages(bytes: &[u8]) -> Result<Sensor> {
-    let take = |at: &mut usize, n: usize| -> Result<&[u8]> {
-        let s = bytes.get(*at..*at + n).context("a truncated .msgs file")?;
-        *at += n;
-        Ok(s)
-    };
-    let mut at = 0;
-    let len = u16::from_le_bytes(take(&mut at, 2)?.try_into()?);
-    let topic = String::from_utf8(take(&mut at, len.into())?.to_vec())?;
-    let mut payloads = Vec::new();
-    while at < bytes.len() {
-        let sent_at = i64::from_le_bytes(take(&mut at, 8)?.try_into()?);
-        let len = u32::from_le_bytes(take(&mut at, 4)?.try_into()?) as usize;
-        payloads.push((sent_at, take(&mut at, len)?.to_vec()));
-    }
-    Ok(Sensor { topic, payloads })
 }
 
 /// The slots every sensor walks through together: `(first slot's start, slot length, how

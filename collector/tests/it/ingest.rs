@@ -368,6 +368,7 @@ fn published_envelopes_land_once_and_bad_messages_are_rejected_with_their_reason
         let hours = collector::traffic::hours_between(
             sensed,
             &fixed,
+            &collector::counting::Identities::of(sensed),
             &collector::traffic::Setting::of(&rules, site),
             from,
             to,
