@@ -19,8 +19,6 @@
 //! is final once the watermark has passed that end, and the stream stage and an offline run
 //! over the same sightings give the same rows.
 
-use std::collections::BTreeMap;
-
 use rustc_hash::FxHashMap;
 
 use crate::counting::{self, Calibration, Identities, Identity, Sensed};
@@ -118,21 +116,23 @@ pub fn hours_between(
     to_ms: i64,
 ) -> Vec<Hour> {
     let tz = setting.rule.tz;
-    let mut hours: BTreeMap<i64, Hour> = BTreeMap::new();
-    let mut h = hour_start(from_ms, tz);
-    while h <= to_ms {
-        hours.insert(
-            h,
-            Hour {
-                start_ms: h,
-                ..Hour::default()
-            },
-        );
-        h += HOUR_MS;
-    }
+    let first = hour_start(from_ms, tz);
+    let mut hours: Vec<Hour> = (0..)
+        .map(|k| first + k * HOUR_MS)
+        .take_while(|&h| h <= to_ms)
+        .map(|start_ms| Hour {
+            start_ms,
+            ..Hour::default()
+        })
+        .collect();
     if hours.is_empty() {
         return Vec::new();
     }
+    // The local hours from `first` on are an hour each (every UTC offset in use is a whole
+    // number of minutes, and changes by whole hours), so a time finds its hour on that grid
+    // by arithmetic; times before or after the hours asked for find a grid point outside
+    // them, which counts nothing.
+    let start_of = |ms: i64| first + (ms - first).div_euclid(HOUR_MS) * HOUR_MS;
     // (identity, sighting), sorted below: each device's sightings together, in time order.
     let mut spans: Vec<(Identity, &Sensed)> = Vec::with_capacity(sightings.len());
     // (hour, device key) and (hour, fixture key), sorted and deduplicated below.
@@ -140,18 +140,21 @@ pub fn hours_between(
     let mut fixtures: Vec<(i64, u64)> = Vec::new();
     for s in sightings {
         if let Some(key) = fixed.fixture_of(s).or_else(|| fixed.run_of(s)) {
-            let mut h = hour_start(s.first_ms, tz);
+            let mut h = start_of(s.first_ms);
             while h <= s.last_ms {
                 fixtures.push((h, key));
                 h += HOUR_MS;
             }
         } else {
-            addresses.push((hour_start(s.first_ms, tz), s.device));
+            addresses.push((start_of(s.first_ms), s.device));
             spans.push((identities.identity(s), s));
         }
     }
-    let count = |stay: &Stay, unlinked: bool, hours: &mut BTreeMap<i64, Hour>| {
-        let Some(hour) = hours.get_mut(&hour_start(stay.first_ms, tz)) else {
+    let count = |stay: &Stay, unlinked: bool, hours: &mut [Hour]| {
+        let Some(hour) = usize::try_from((stay.first_ms - first).div_euclid(HOUR_MS))
+            .ok()
+            .and_then(|k| hours.get_mut(k))
+        else {
             return;
         };
         let dwell_ms = stay.last_ms - stay.first_ms;
@@ -187,7 +190,7 @@ pub fn hours_between(
                         first_ms: s.first_ms,
                         last_ms: s.last_ms,
                         rssi_max: s.rssi_max,
-                        decided_by: setting.decided_by(hour_start(s.first_ms, tz)),
+                        decided_by: setting.decided_by(start_of(s.first_ms)),
                     });
                 }
             }
@@ -200,7 +203,7 @@ pub fn hours_between(
         setting.calibration.people_per_device / setting.rule.capture_rate.map_or(1.0, f64::from);
     let (addresses, fixtures) = (per_hour(addresses), per_hour(fixtures));
     hours
-        .into_values()
+        .into_iter()
         .map(|mut hour| {
             let h = hour.start_ms;
             hour.addresses = addresses.get(&h).copied().unwrap_or(0);
