@@ -8,11 +8,12 @@
 //!
 //! Input: the `.msgs` files `publish-city prepare` wrote for a city (`benches/city.sh` keeps
 //! them in `DIR/msgs`) and its inventory (`DIR/city/inventory`): the first `DAYS` days of
-//! messages (default 4: the stages hold 48 hours, so the last two are in steady state),
-//! decoded as the collector decodes them before the clock starts.
+//! messages (default 4: the stages hold `HORIZON_HOURS`, default the collector's 48, so the
+//! last two are in steady state; `benches/city.sh` runs the collector with 6), decoded as
+//! the collector decodes them before the clock starts.
 //!
-//! Usage: `cargo bench --profile ci -p benches --bench stages -- MSGS INVENTORY [DAYS]`
-//! (absolute paths: cargo runs a bench in its package's directory).
+//! Usage: `cargo bench --profile ci -p benches --bench stages -- MSGS INVENTORY [DAYS
+//! [HORIZON_HOURS]]` (absolute paths: cargo runs a bench in its package's directory).
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -34,15 +35,22 @@ fn main() -> anyhow::Result<()> {
         .skip(1)
         .filter(|a| !a.starts_with('-'))
         .collect();
-    let (msgs, inventory, days) = match &args[..] {
-        [m, i] => (m, i, 4),
-        [m, i, d] => (m, i, d.parse().context("DAYS")?),
-        _ => bail!("usage: stages MSGS INVENTORY [DAYS] (see benches/README.md)"),
+    let (msgs, inventory, days, horizon) = match &args[..] {
+        [m, i] => (m, i, 4, 48),
+        [m, i, d] => (m, i, d.parse().context("DAYS")?, 48),
+        [m, i, d, h] => (
+            m,
+            i,
+            d.parse().context("DAYS")?,
+            h.parse().context("HORIZON_HOURS")?,
+        ),
+        _ => bail!("usage: stages MSGS INVENTORY [DAYS [HORIZON_HOURS]] (see benches/README.md)"),
     };
-    let cfg = Config::parse(
+    let cfg = Config::parse(&format!(
         "version = 1\n[clickhouse]\nurl = \"http://127.0.0.1:1\"\n[mqtt]\n\
-         url = \"mqtt://127.0.0.1:1\"\n[ingest]\nmax_age_days = 3650\n",
-    )?;
+         url = \"mqtt://127.0.0.1:1\"\n[ingest]\nmax_age_days = 3650\n\
+         [visits]\nhorizon_hours = {horizon}\n"
+    ))?;
     let (sensors, rules) = inventory_of(Path::new(inventory), &cfg)?;
     let batches = read(Path::new(msgs), &sensors, &cfg, days)?;
     let sightings: usize = batches.iter().map(|(_, b)| b.len()).sum();
