@@ -245,6 +245,17 @@ mod tests {
         }
     }
 
+    /// The hours, with the identities of the same sightings.
+    fn hours_of(
+        v: &[Sensed],
+        fixed: &counting::Fixed,
+        setting: &Setting,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Vec<Hour> {
+        hours_between(v, fixed, &Identities::of(v), setting, from_ms, to_ms)
+    }
+
     fn store() -> Setting {
         Setting {
             rule: SiteRule {
@@ -281,14 +292,9 @@ mod tests {
             // Without a link: an address of its own, flagged.
             s(13, false, 0, 62, 63, -80),
         ];
-        let hours = hours_between(
-            &v,
-            &counting::Fixed::default(),
-            &Identities::of(&v),
-            &store(),
-            T0,
-            T0 + HOUR_MS,
-        );
+        let of =
+            |v: &[Sensed]| hours_of(v, &counting::Fixed::default(), &store(), T0, T0 + HOUR_MS);
+        let hours = of(&v);
         assert_eq!(hours.len(), 2);
         let (h8, h9) = (&hours[0], &hours[1]);
         assert_eq!(h8.start_ms, T0);
@@ -302,15 +308,7 @@ mod tests {
         // Whatever the order the sightings come in.
         let mut reversed = v;
         reversed.reverse();
-        let again = hours_between(
-            &reversed,
-            &counting::Fixed::default(),
-            &Identities::of(&reversed),
-            &store(),
-            T0,
-            T0 + HOUR_MS,
-        );
-        assert_eq!(again, hours);
+        assert_eq!(of(&reversed), hours);
     }
 
     #[test]
@@ -319,14 +317,7 @@ mod tests {
         let mut setting = store();
         setting.calibration.people_per_device = 1.5;
         setting.rule.capture_rate = Some(0.5);
-        let h = &hours_between(
-            &v,
-            &counting::Fixed::default(),
-            &Identities::of(&v),
-            &setting,
-            T0,
-            T0,
-        )[0];
+        let h = &hours_of(&v, &counting::Fixed::default(), &setting, T0, T0)[0];
         assert_eq!((h.visitors, h.passers_by), (3.0, 3.0));
     }
 
@@ -338,14 +329,7 @@ mod tests {
         setting.rule.open_hour = 0;
         setting.rule.close_hour = 24;
         let v = [s(1, true, 1, 10, 14, -50), s(2, true, 2, 20, 24, -50)];
-        let hours = hours_between(
-            &v,
-            &counting::Fixed::default(),
-            &Identities::of(&v),
-            &setting,
-            T0,
-            T0 + 30 * MIN,
-        );
+        let hours = hours_of(&v, &counting::Fixed::default(), &setting, T0, T0 + 30 * MIN);
         let starts: Vec<i64> = hours.iter().map(|h| (h.start_ms - T0) / MIN).collect();
         assert_eq!(starts, [-45, 15]);
         assert_eq!(hours[0].visitor_devices, 1);
@@ -371,27 +355,13 @@ mod tests {
             .collect();
         v.push(s(1, false, 7, 120, 135, -55));
         let fixed = counting::fixtures(&v);
-        let hours = hours_between(
-            &v,
-            &fixed,
-            &Identities::of(&v),
-            &store(),
-            T0,
-            T0 + 4 * HOUR_MS,
-        );
+        let hours = hours_of(&v, &fixed, &store(), T0, T0 + 4 * HOUR_MS);
         let visitors: Vec<u32> = hours.iter().map(|h| h.visitor_devices).collect();
         assert_eq!(visitors, [0, 0, 1, 0, 0]);
         assert!(hours.iter().all(|h| h.passer_by_devices == 0), "{hours:?}");
         assert!(hours.iter().all(|h| h.fixtures == 1), "{hours:?}");
         // Without the run, each of its broken chains is a stay: twenty passers-by an hour.
-        let without = hours_between(
-            &v,
-            &counting::Fixed::default(),
-            &Identities::of(&v),
-            &store(),
-            T0,
-            T0,
-        );
+        let without = hours_of(&v, &counting::Fixed::default(), &store(), T0, T0);
         assert!(without[0].visitor_devices + without[0].passer_by_devices >= 10);
     }
 
@@ -404,14 +374,7 @@ mod tests {
         let fixed = counting::fixtures(&v);
         // A phone every 7 minutes all day long: one stay, started at 8:00.
         v.extend((0..100).map(|k| s(1, true, 1, 7 * k, 7 * k, -50)));
-        let all = hours_between(
-            &v,
-            &fixed,
-            &Identities::of(&v),
-            &store(),
-            T0,
-            T0 + 9 * HOUR_MS,
-        );
+        let all = hours_of(&v, &fixed, &store(), T0, T0 + 9 * HOUR_MS);
         assert_eq!(all[0].fixtures, 1);
         assert_eq!((all[0].visitor_devices, all[0].passer_by_devices), (1, 0));
         assert!(all[1..]
@@ -425,9 +388,6 @@ mod tests {
             .filter(|s| s.last_ms >= h - setting.gap_ms && s.first_ms <= setting.decided_by(h))
             .copied()
             .collect();
-        assert_eq!(
-            hours_between(&near, &fixed, &Identities::of(&near), &setting, h, h)[0],
-            all[2]
-        );
+        assert_eq!(hours_of(&near, &fixed, &setting, h, h)[0], all[2]);
     }
 }
