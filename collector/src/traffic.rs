@@ -130,9 +130,10 @@ pub fn hours_between(
     }
     // The local hours from `first` on are an hour each (every UTC offset in use is a whole
     // number of minutes, and changes by whole hours), so a time finds its hour on that grid
-    // by arithmetic; times before or after the hours asked for find a grid point outside
-    // them, which counts nothing.
-    let start_of = |ms: i64| first + (ms - first).div_euclid(HOUR_MS) * HOUR_MS;
+    // by arithmetic (`hour_of`: its index among them); times before or after the hours
+    // asked for find a grid point outside them, which counts nothing.
+    let hour_of = |ms: i64| (ms - first).div_euclid(HOUR_MS);
+    let start_of = |ms: i64| first + hour_of(ms) * HOUR_MS;
     // (identity, sighting), sorted below: each device's sightings together, in time order.
     let mut spans: Vec<(Identity, &Sensed)> = Vec::with_capacity(sightings.len());
     // (hour, device key) and (hour, fixture key), sorted and deduplicated below.
@@ -151,7 +152,7 @@ pub fn hours_between(
         }
     }
     let count = |stay: &Stay, unlinked: bool, hours: &mut [Hour]| {
-        let Some(hour) = usize::try_from((stay.first_ms - first).div_euclid(HOUR_MS))
+        let Some(hour) = usize::try_from(hour_of(stay.first_ms))
             .ok()
             .and_then(|k| hours.get_mut(k))
         else {
