@@ -25,9 +25,13 @@ mod pki;
 mod process;
 mod tshark;
 
+use std::collections::hash_map::RandomState;
+use std::collections::BTreeSet;
+use std::hash::BuildHasher;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 pub use crate::chdb::*;
@@ -59,12 +63,33 @@ pub fn workspace_bin(name: &str) -> PathBuf {
     bin
 }
 
-/// A free TCP port on 127.0.0.1.
+/// A free TCP port on 127.0.0.1 for a server a test starts, never the same twice in one
+/// process, and below the kernel's ephemeral range: an outgoing connection (any client's local
+/// port) cannot take it between its choice here and the server's bind, nor while a test has
+/// the server stopped to restart it on the same port. (A port the kernel chose, as binding
+/// port 0 does, is in that range: a cluster test lost one of its servers' ports that way.)
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind an ephemeral port")
-        .port()
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    let (low, high) = (10_000u16, ephemeral_start().max(11_000));
+    let span = u64::from(high - low);
+    // Processes that run tests side by side start their walks at random places.
+    let start = RandomState::new().hash_one(std::process::id()) % span;
+    (0..span)
+        .map(|i| low + ((start + i) % span) as u16)
+        .find(|&port| !given.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok())
+        .inspect(|&port| {
+            given.insert(port);
+        })
+        .expect("a free loopback port below the ephemeral range")
+}
+
+/// The first port the kernel hands to outgoing connections and binds of port 0.
+fn ephemeral_start() -> u16 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
 }
 
 /// Polls `f` every 20 ms until it returns `Some` or `timeout` passes.
@@ -90,4 +115,21 @@ pub fn assert_success(o: &Output) {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn servers_ports_are_distinct_and_out_of_reach_of_outgoing_connections() {
+        let ports: Vec<u16> = (0..300).map(|_| free_port()).collect();
+        let distinct: BTreeSet<u16> = ports.iter().copied().collect();
+        assert_eq!(distinct.len(), ports.len(), "a port handed out twice");
+        let ephemeral = ephemeral_start();
+        assert!(
+            ports.iter().all(|&p| p < ephemeral),
+            "a port in the ephemeral range (from {ephemeral}): {ports:?}"
+        );
+    }
 }
