@@ -94,13 +94,14 @@ fn main() -> anyhow::Result<()> {
                 / d.truth.len().max(1) as f64
         };
         eprintln!(
-            "{}: {} labelled windows, MAE {:.2} uncalibrated, {:.2} calibrated; leave-one-day-out calibration: floor {} dBm, {:.2} people per device",
+            "{}: {} labelled windows, MAE {:.2} uncalibrated, {:.2} calibrated; leave-one-day-out calibration: floor {} dBm, {:.2} people per device, fixtures in {} hours",
             d.name,
             d.truth.len(),
             mae(&u),
             mae(&c),
             cal.rssi_min_dbm,
-            cal.people_per_device
+            cal.people_per_device,
+            cal.fixture_hours
         );
     }
     let mut table = summary(&scored);
@@ -213,7 +214,7 @@ fn day(dir: &Path, name: &str) -> anyhow::Result<Day> {
     }
     let always: HashSet<&str> = global_hours
         .into_iter()
-        .filter(|(_, h)| h.len() >= counting::FIXTURE_HOURS)
+        .filter(|(_, h)| h.len() >= usize::from(counting::FIXTURE_HOURS))
         .map(|(m, _)| m)
         .collect();
     let baselines = addresses

@@ -17,8 +17,8 @@
 //!   every few minutes), widened by [`PRESENCE_PAD_MS`]; a window counts the fraction of it
 //!   each device was present, so a window's devices are a mean over the window, as the
 //!   people it is judged against are;
-//! - **fixtures and staff apart**: a device heard in at least [`FIXTURE_HOURS`] distinct
-//!   hours of a UTC day (a lab PC, a printer, a staff phone that stays all day) is counted
+//! - **fixtures and staff apart**: a device heard in at least the calibration's fixture
+//!   hours ([`FIXTURE_HOURS`] uncalibrated) distinct hours of a UTC day (a lab PC, a printer, a staff phone that stays all day) is counted
 //!   apart for that day, never as a visitor: a globally addressed device by its key, a
 //!   randomized one by its link (a chain of addresses that went on for hours). The traffic
 //!   also counts apart a staff phone whose links broke, by its model's **run** (one probe
@@ -39,8 +39,10 @@ use rustc_hash::{FxHashMap, FxHashSet};
 /// The estimator's name and version, written beside every estimate.
 pub const VERSION: &str = "present-devices/4";
 /// A device (a global key, or a link) heard in this many distinct hours of a day is a
-/// fixture.
-pub const FIXTURE_HOURS: usize = 4;
+/// fixture, uncalibrated (a calibration fits its site's: [`Calibration::fixture_hours`]).
+pub const FIXTURE_HOURS: u8 = 4;
+/// The fixture hours a calibration may choose among.
+const FIXTURE_HOURS_FITTED: [u8; 6] = [3, 4, 6, 8, 12, 16];
 /// A device silent for longer than this has left (phones with the screen off probe every
 /// few minutes; the pass gap of ATTRIBUTION.md is the same 30 min).
 pub const PRESENCE_GAP_MS: i64 = 30 * 60_000;
@@ -66,8 +68,9 @@ pub struct Sensed {
     pub rssi_max: i8,
 }
 
-/// A site's calibration: the RSSI floor of its room and people per present device. Stored
-/// in the inventory (table `site_calibrations`, imported from the CSV `calibrate` writes).
+/// A site's calibration: the RSSI floor of its room, people per present device, and how
+/// long a device stays in a day before it is a fixture. Stored in the inventory (table
+/// `site_calibrations`, imported from the CSV `calibrate` writes).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Calibration {
     /// Sightings whose strongest frame is weaker than this are outside the site, dBm.
@@ -75,6 +78,10 @@ pub struct Calibration {
     /// People per present device: corrects for phones that do not probe within a window
     /// (more than 1) and for people with several devices (less than 1).
     pub people_per_device: f64,
+    /// A device heard in this many distinct hours of a UTC day is a fixture, counted apart
+    /// (a room where people stay for a whole 4-6 hour class, with a laptop and a phone
+    /// each, fits a longer rule than a shop's).
+    pub fixture_hours: u8,
     /// What it was fitted on; absent for the built-in default.
     pub fitted: Option<Fitted>,
 }
@@ -90,11 +97,13 @@ pub struct Fitted {
 
 impl Calibration {
     /// The default for a site without a fitted calibration: a floor of -65 dBm (a phone in
-    /// a room of a few metres around the sensor) and one person per present device.
+    /// a room of a few metres around the sensor), one person per present device, and
+    /// fixtures heard in [`FIXTURE_HOURS`] hours of their day.
     pub fn uncalibrated() -> Calibration {
         Calibration {
             rssi_min_dbm: ROOM_RSSI_DBM,
             people_per_device: 1.0,
+            fixture_hours: FIXTURE_HOURS,
             fitted: None,
         }
     }
@@ -120,6 +129,12 @@ impl Calibration {
             return Err(format!(
                 "people_per_device: {} is not a positive number",
                 self.people_per_device
+            ));
+        }
+        if !(1..=24).contains(&self.fixture_hours) {
+            return Err(format!(
+                "fixture_hours: {} is not a number of hours in [1, 24]",
+                self.fixture_hours
             ));
         }
         Ok(())
@@ -187,15 +202,16 @@ const RUN_KEY: u64 = 1 << 63;
 /// The slots a run is found in.
 const SLOT_MS: i64 = 5 * 60_000;
 const SLOTS_PER_DAY: usize = (DAY_MS / SLOT_MS) as usize;
-/// A run is this long at least ([`FIXTURE_HOURS`])...
-const RUN_SLOTS: usize = FIXTURE_HOURS * (HOUR_MS / SLOT_MS) as usize;
+/// A run is this long at least ([`FIXTURE_HOURS`], whatever a site's calibration: the
+/// calibration is fitted on the occupancy, which does not count runs apart)...
+const RUN_SLOTS: usize = FIXTURE_HOURS as usize * (HOUR_MS / SLOT_MS) as usize;
 /// ... and silent for at most this many slots in a row (10 to 15 min).
 const RUN_GAP_SLOTS: usize = 2;
 
 /// Finds the fixtures of each day, one sighting at a time (the stage's, and [`fixtures`]):
-/// - a device (a global key, or a link) heard, at any strength, in at least
-///   [`FIXTURE_HOURS`] distinct hours of a UTC day: counted apart by the occupancy and the
-///   traffic;
+/// - a device (a global key, or a link) heard, at any strength, in at least the
+///   calibration's fixture hours (distinct hours of a UTC day): counted apart by the
+///   occupancy and the traffic;
 /// - a **run** of a fingerprint: randomized addresses of one probe fingerprint heard in the
 ///   room (at [`ROOM_RSSI_DBM`] or stronger) in the 5-min slots of at least
 ///   [`FIXTURE_HOURS`] hours, silent for at most 10-15 min at a time. In a store that is a
@@ -208,7 +224,6 @@ const RUN_GAP_SLOTS: usize = 2;
 ///   hours, is lost with it (its chains mix with the staff phone's, and cannot be told
 ///   apart). The occupancy does not: a room where people stay for hours (a class, an
 ///   office) has several phones of a model there all along, and they are people present.
-#[derive(Default)]
 pub struct Fixtures {
     /// Per (UTC day, key): the hours of that day heard, one bit each.
     hours: FxHashMap<(i64, u64), u32>,
@@ -216,10 +231,36 @@ pub struct Fixtures {
     slots: FxHashMap<(i64, u32), [u64; SLOTS_PER_DAY.div_ceil(64)]>,
     /// The longest sighting added, ms.
     longest_ms: i64,
+    /// A device heard in this many hours of its day is a fixture.
+    fixture_hours: u32,
     pub fixed: Fixed,
 }
 
 impl Fixtures {
+    /// None yet; a device heard in `fixture_hours` hours of its day will be a fixture.
+    pub fn new(fixture_hours: u8) -> Fixtures {
+        Fixtures {
+            hours: FxHashMap::default(),
+            slots: FxHashMap::default(),
+            longest_ms: 0,
+            fixture_hours: u32::from(fixture_hours),
+            fixed: Fixed::default(),
+        }
+    }
+
+    /// From now on a device heard in `fixture_hours` hours of its day is a fixture (a new
+    /// calibration): the fixtures of the days held are those heard that long so far.
+    pub fn set_fixture_hours(&mut self, fixture_hours: u8) {
+        let n = u32::from(fixture_hours);
+        if n != self.fixture_hours {
+            self.fixture_hours = n;
+            self.fixed.keys = (self.hours.iter())
+                .filter(|(_, h)| h.count_ones() >= n)
+                .map(|(k, _)| *k)
+                .collect();
+        }
+    }
+
     /// Counts `s`'s hours and slots; says what it changed.
     pub fn add(&mut self, s: &Sensed) -> Changed {
         self.longest_ms = self.longest_ms.max(s.last_ms - s.first_ms);
@@ -230,7 +271,7 @@ impl Fixtures {
             let bit = 1u32 << hour.rem_euclid(24);
             if *hours & bit == 0 {
                 *hours |= bit;
-                if hours.count_ones() as usize >= FIXTURE_HOURS && self.fixed.keys.insert(key) {
+                if hours.count_ones() >= self.fixture_hours && self.fixed.keys.insert(key) {
                     // Its sightings are counted apart from the first hour it was heard in.
                     let first_hour = i64::from(hours.trailing_zeros());
                     earliest(&mut changed.fixtures, key.0 * DAY_MS + first_hour * HOUR_MS);
@@ -307,13 +348,23 @@ fn heard(bits: &[u64], i: usize) -> bool {
     bits[i / 64] & (1 << (i % 64)) != 0
 }
 
-/// The fixtures among `sightings` (see [`Fixtures`]).
-pub fn fixtures(sightings: &[Sensed]) -> Fixed {
-    let mut f = Fixtures::default();
+/// The fixtures among `sightings` (see [`Fixtures`]), heard in `fixture_hours` hours of
+/// their day.
+pub fn fixtures(sightings: &[Sensed], fixture_hours: u8) -> Fixed {
+    let mut f = Fixtures::new(fixture_hours);
     for s in sightings {
         f.add(s);
     }
     f.fixed
+}
+
+/// What the estimate of `sightings` counts apart, and which of them are one device: the
+/// fixtures (heard in `fixture_hours` hours of their day) and the identities.
+pub fn known(sightings: &[Sensed], fixture_hours: u8) -> (Fixed, Identities) {
+    (
+        fixtures(sightings, fixture_hours),
+        Identities::of(sightings),
+    )
 }
 
 /// The hours a sighting was heard in, each with its (UTC day, [`fixture_key`]): what
@@ -581,13 +632,9 @@ pub fn estimate(sightings: &[Sensed], window_ms: i64, cal: &Calibration) -> Vec<
     ) else {
         return Vec::new();
     };
-    Presence::of(
-        sightings,
-        &fixtures(sightings),
-        &Identities::of(sightings),
-        cal.rssi_min_dbm,
-    )
-    .windows(window_ms, cal, first, last)
+    let (fixed, identities) = known(sightings, cal.fixture_hours);
+    Presence::of(sightings, &fixed, &identities, cal.rssi_min_dbm)
+        .windows(window_ms, cal, first, last)
 }
 
 /// Why a calibration could not be fitted.
@@ -595,7 +642,10 @@ pub fn estimate(sightings: &[Sensed], window_ms: i64, cal: &Calibration) -> Vec<
 pub enum FitError {
     #[error("no labelled window has sightings: the truth and the envelopes do not overlap")]
     NoOverlap,
-    #[error("no labelled window has anyone present: a scale cannot be fitted from empty rooms")]
+    #[error(
+        "no labelled window has anyone present, or a device counted in it: a scale cannot be \
+         fitted from empty rooms"
+    )]
     NobodyPresent,
 }
 
@@ -603,55 +653,74 @@ pub enum FitError {
 /// windows (window start -> people).
 pub type Labelled<'a> = (&'a [Sensed], &'a BTreeMap<i64, f64>);
 
-/// Fits a calibration from labelled periods (one site's, or several alike): the RSSI floor
-/// (every whole dBm from -95 to -40) and the scale that together minimize the mean absolute
-/// error over the labelled windows. For a floor, the best scale is exact: the median of
-/// truth / devices weighted by devices.
+/// Fits a calibration from labelled periods (one site's, or several alike): the fixture
+/// hours (3, 4, 6, 8, 12 or 16), the RSSI floor (every whole dBm from -95 to -40) and the
+/// scale that together minimize the mean absolute error over the labelled windows. For a
+/// floor and fixture hours, the best scale is exact: the median of truth / devices weighted
+/// by devices. Of equal errors, the first found wins: the shorter fixture rule, the lower
+/// floor.
 pub fn fit(periods: &[Labelled<'_>], window_ms: i64) -> Result<Calibration, FitError> {
-    let known: Vec<(Fixed, Identities)> = periods
-        .iter()
-        .map(|(s, _)| (fixtures(s), Identities::of(s)))
-        .collect();
-    let mut best: Option<(f64, i8, f64)> = None;
+    let mut best: Option<(f64, u8, i8, f64)> = None;
     let mut overlap = false;
-    for floor in -95..=-40 {
-        let mut pairs: Vec<(f64, f64)> = Vec::new();
-        for ((sightings, truth), (fixed, identities)) in periods.iter().zip(&known) {
-            let counts = Presence::of(sightings, fixed, identities, floor).by_window(window_ms);
-            overlap |= truth.keys().any(|k| counts.contains_key(k));
-            pairs.extend(truth.iter().map(|(start, &people)| {
-                (
-                    counts.get(start).map_or(0.0, |p| p.devices(window_ms)),
-                    people,
-                )
-            }));
-        }
-        let Some(scale) = weighted_median(pairs.iter().filter(|(n, _)| *n > 0.0).copied()) else {
-            continue;
-        };
-        let mae = pairs
-            .iter()
-            .map(|(n, t)| (scale * n - t).abs())
-            .sum::<f64>()
-            / pairs.len() as f64;
-        if best.is_none_or(|(m, _, _)| mae < m) {
-            best = Some((mae, floor, scale));
+    for fixture_hours in FIXTURE_HOURS_FITTED {
+        let known: Vec<(Fixed, Identities)> = (periods.iter())
+            .map(|(s, _)| known(s, fixture_hours))
+            .collect();
+        for floor in -95..=-40 {
+            let Some((mae, scale)) = fit_scale(periods, &known, floor, window_ms, &mut overlap)
+            else {
+                continue;
+            };
+            if best.is_none_or(|(m, ..)| mae < m) {
+                best = Some((mae, fixture_hours, floor, scale));
+            }
         }
     }
-    let (true, Some((mae, floor, scale))) = (overlap, best) else {
+    if !overlap {
         return Err(FitError::NoOverlap);
-    };
-    if scale <= 0.0 {
-        return Err(FitError::NobodyPresent);
     }
+    let Some((mae, fixture_hours, floor, scale)) = best.filter(|b| b.3 > 0.0) else {
+        return Err(FitError::NobodyPresent);
+    };
     Ok(Calibration {
         rssi_min_dbm: floor,
         people_per_device: scale,
+        fixture_hours,
         fitted: Some(Fitted {
             windows: periods.iter().map(|(_, t)| t.len()).sum(),
             mae,
         }),
     })
+}
+
+/// The best scale at `floor`, and its mean absolute error, over `periods` with what each
+/// counts apart and joins (`known`); none if no labelled window has a device. `overlap`
+/// says whether a labelled window had sightings.
+fn fit_scale(
+    periods: &[Labelled<'_>],
+    known: &[(Fixed, Identities)],
+    floor: i8,
+    window_ms: i64,
+    overlap: &mut bool,
+) -> Option<(f64, f64)> {
+    let mut pairs: Vec<(f64, f64)> = Vec::new();
+    for ((sightings, truth), (fixed, identities)) in periods.iter().zip(known) {
+        let counts = Presence::of(sightings, fixed, identities, floor).by_window(window_ms);
+        *overlap |= truth.keys().any(|k| counts.contains_key(k));
+        pairs.extend(truth.iter().map(|(start, &people)| {
+            (
+                counts.get(start).map_or(0.0, |p| p.devices(window_ms)),
+                people,
+            )
+        }));
+    }
+    let scale = weighted_median(pairs.iter().filter(|(n, _)| *n > 0.0).copied())?;
+    let mae = pairs
+        .iter()
+        .map(|(n, t)| (scale * n - t).abs())
+        .sum::<f64>()
+        / pairs.len() as f64;
+    Some((mae, scale))
 }
 
 /// The s minimizing sum |s n - t| over (n, t) with n > 0: the median of t / n weighted by n.
@@ -757,7 +826,7 @@ mod tests {
         let mut v = staff(0, 300, -50);
         let visitor = s(1, false, 7, 120, 130, -50);
         v.push(visitor);
-        let fixed = fixtures(&v);
+        let fixed = fixtures(&v, FIXTURE_HOURS);
         assert!(v[..100]
             .iter()
             .all(|s| fixed.run_of(s) == fixed.run_of(&v[0])));
@@ -766,23 +835,29 @@ mod tests {
         // A run is not a fixture by key: the occupancy counts what it holds.
         assert!(v.iter().all(|s| fixed.fixture_of(s).is_none()));
         // Whatever the order they come in, one sighting at a time.
-        let mut f = Fixtures::default();
+        let mut f = Fixtures::new(FIXTURE_HOURS);
         for s in v.iter().rev() {
             f.add(s);
         }
         assert_eq!(f.fixed, fixed);
         // Three hours is not a run; nor five with a 20-min silence in the middle; nor five
         // outside the room (a phone next door, at -80 dBm).
-        assert_eq!(fixtures(&staff(0, 180, -50)), Fixed::default());
+        assert_eq!(
+            fixtures(&staff(0, 180, -50), FIXTURE_HOURS),
+            Fixed::default()
+        );
         let mut gap = staff(0, 140, -50);
         gap.extend(staff(160, 300, -50));
-        assert_eq!(fixtures(&gap), Fixed::default());
-        assert_eq!(fixtures(&staff(0, 300, -80)), Fixed::default());
+        assert_eq!(fixtures(&gap, FIXTURE_HOURS), Fixed::default());
+        assert_eq!(
+            fixtures(&staff(0, 300, -80), FIXTURE_HOURS),
+            Fixed::default()
+        );
     }
 
     #[test]
     fn a_run_that_grows_changes_what_ends_after_its_old_end() {
-        let mut f = Fixtures::default();
+        let mut f = Fixtures::new(FIXTURE_HOURS);
         for s in staff(0, 300, -50) {
             f.add(&s);
         }
@@ -947,6 +1022,57 @@ mod tests {
     }
 
     #[test]
+    fn a_fit_keeps_a_class_that_stays_for_hours_and_the_pc_that_stays_all_day_apart() {
+        // Six people in a 5-hour class (8:00-13:00), each with a laptop (global) and a
+        // phone (randomized, one link), heard every 10 min; a PC heard all day. Labelled:
+        // the class's windows (6 people) and an hour either side (nobody).
+        let mut v = Vec::new();
+        for p in 0..6u64 {
+            for k in 0..30 {
+                v.push(s(100 + p, true, 100 + p, 10 * k, 10 * k + 1, -50));
+                v.push(s(
+                    1000 + 30 * p + k as u64,
+                    false,
+                    200 + p,
+                    10 * k,
+                    10 * k,
+                    -50,
+                ));
+            }
+        }
+        for h in 0..24 {
+            v.push(s(
+                900,
+                true,
+                900,
+                h * 60 - 8 * 60,
+                h * 60 - 8 * 60 + 50,
+                -40,
+            ));
+        }
+        let window = |k: i64| T0 + k * 15 * MIN;
+        let truth: BTreeMap<i64, f64> = (0..19)
+            .map(|k| (window(k), 6.0))
+            .chain((-8..-1).chain(21..28).map(|k| (window(k), 0.0)))
+            .collect();
+        // The default takes the class's devices for fixtures (heard in 5 hours of the day).
+        let default = estimate(&v, 15 * MIN, &Calibration::uncalibrated());
+        assert!(default.iter().all(|w| w.people == 0.0), "{default:?}");
+        // The fit finds the shortest rule that keeps them (6 hours), two devices a person.
+        let cal = fit(&[(&v, &truth)], 15 * MIN).expect("fits");
+        assert_eq!(
+            (cal.fixture_hours, cal.people_per_device),
+            (6, 0.5),
+            "{cal:?}"
+        );
+        assert_eq!(cal.fitted.as_ref().map(|f| f.mae), Some(0.0));
+        let w = estimate(&v, 15 * MIN, &cal);
+        let at = |k: i64| w.iter().find(|x| x.start_ms == window(k)).expect("window");
+        assert_eq!((at(4).people, at(4).fixtures), (6.0, 1));
+        assert_eq!((at(-4).people, at(-4).fixtures), (0.0, 1));
+    }
+
+    #[test]
     fn a_bad_calibration_file_names_its_field() {
         let mut c = Calibration::uncalibrated();
         c.people_per_device = -1.0;
@@ -960,5 +1086,13 @@ mod tests {
             .validate()
             .expect_err("refused")
             .starts_with("rssi_min_dbm"));
+        for hours in [0, 25] {
+            c = Calibration::uncalibrated();
+            c.fixture_hours = hours;
+            assert!(c
+                .validate()
+                .expect_err("refused")
+                .starts_with("fixture_hours"));
+        }
     }
 }

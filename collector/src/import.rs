@@ -15,7 +15,7 @@ use crate::ch;
 use crate::ch::rows::{
     day_of, CampaignRow, LinkRow, PlayRow, ReceiptRow, SensorRow, SiteCalibrationRow, SiteRow,
 };
-use crate::counting::{Calibration, Fitted};
+use crate::counting::{self, Calibration, Fitted};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Kind {
@@ -265,7 +265,9 @@ async fn import_csv<T: clickhouse::RowOwned + clickhouse::RowWrite>(
     }
 }
 
-/// The columns of a calibrations CSV (`footfall-collector calibrate` writes one).
+/// The columns a calibrations CSV must have (`footfall-collector calibrate` writes them and
+/// `fixture_hours`, which a file written before it was fitted lacks: those were fitted with
+/// the 4-hour rule, [`counting::FIXTURE_HOURS`]).
 pub const CALIBRATION_COLUMNS: [&str; 5] = [
     "site_id",
     "rssi_min_dbm",
@@ -278,6 +280,10 @@ fn calibration(f: &Fields) -> Result<(String, Calibration), String> {
     let cal = Calibration {
         rssi_min_dbm: f.parse("rssi_min_dbm", "a signal level in dBm")?,
         people_per_device: f.parse("people_per_device", "a number")?,
+        fixture_hours: match f.optional("fixture_hours") {
+            Some(_) => f.parse("fixture_hours", "a number of hours")?,
+            None => counting::FIXTURE_HOURS,
+        },
         fitted: Some(Fitted {
             windows: f.parse("windows", "a count of windows")?,
             mae: f.parse("mae", "a number")?,
@@ -526,6 +532,7 @@ pub async fn import(
                 site_id,
                 rssi_min_dbm: c.rssi_min_dbm,
                 people_per_device: c.people_per_device,
+                fixture_hours: c.fixture_hours,
                 windows: u32::try_from(fitted.windows).unwrap_or(u32::MAX),
                 mae: fitted.mae,
                 imported_ms: now,

@@ -124,7 +124,8 @@ async fn load_rules(db: &clickhouse::Client, v: &VisitsConfig) -> Result<Rules, 
         .what(|| "cannot read the sites' rules (table sites)".into())?;
     let calibrations: Vec<SiteCalibrationRow> = db
         .query(
-            "SELECT site_id, rssi_min_dbm, people_per_device, windows, mae, imported_ms \
+            "SELECT site_id, rssi_min_dbm, people_per_device, fixture_hours, windows, mae, \
+             imported_ms \
              FROM site_calibrations FINAL",
         )
         .fetch_all()
@@ -137,6 +138,7 @@ async fn load_rules(db: &clickhouse::Client, v: &VisitsConfig) -> Result<Rules, 
                 let cal = Calibration {
                     rssi_min_dbm: r.rssi_min_dbm,
                     people_per_device: r.people_per_device,
+                    fixture_hours: r.fixture_hours,
                     fitted: Some(Fitted {
                         windows: r.windows as usize,
                         mae: r.mae,

@@ -317,13 +317,15 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             let windows = counting::estimate(&sightings, i64::from(window_mins) * 60_000, &cal);
             offline::write_occupancy(std::io::stdout().lock(), &windows)?;
             eprintln!(
-                "{}: {} windows of {window_mins} min, {} ({}: floor {} dBm, {:.2} people per device)",
+                "{}: {} windows of {window_mins} min, {} ({}: floor {} dBm, {:.2} people per \
+                 device, fixtures heard in {} hours of their day)",
                 envelopes.display(),
                 windows.len(),
                 cal.kind(),
                 counting::VERSION,
                 cal.rssi_min_dbm,
-                cal.people_per_device
+                cal.people_per_device,
+                cal.fixture_hours
             );
             let unlinked = sightings.iter().filter(|s| s.link == 0).count();
             if unlinked > 0 {

@@ -62,6 +62,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0010_quarantine.sql",
         include_str!("../migrations/0010_quarantine.sql"),
     ),
+    (
+        11,
+        "0011_calibrated_fixture_hours.sql",
+        include_str!("../migrations/0011_calibrated_fixture_hours.sql"),
+    ),
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

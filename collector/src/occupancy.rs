@@ -7,8 +7,8 @@
 //! A window is written once the watermark has passed its end by the presence gap and pad
 //! (no sighting that is not late can change it then), and written again, with a new
 //! version, when late data changes it, when a device turns out to be a fixture (heard in
-//! [`counting::FIXTURE_HOURS`] hours of its day: its day is estimated again from the first
-//! hour it was heard in), or when a sighting joins two chains into one device.
+//! the site calibration's fixture hours of its day: its day is estimated again from the
+//! first hour it was heard in), or when a sighting joins two chains into one device.
 //!
 //! The work is incremental: each emit estimates only the windows that became final or that
 //! late data touched, from the sightings within reach of them, with the fixtures of whole
@@ -188,6 +188,10 @@ impl Occupancy {
                 site.final_to = final_to;
             }
             let setting = Setting::of(rules, name);
+            // The site's fixture rule is its calibration's, from the first emit on (and
+            // from a new calibration's first emit, as its floor and scale are).
+            site.fixtures
+                .set_fixture_hours(setting.calibration.fixture_hours);
             // Nothing to do unless a window in [from, to] can be final: most emits, when
             // the watermark has not passed another window's end and no late data came.
             if from <= to && from + SHORTEST_MS <= site.final_to {
@@ -277,7 +281,7 @@ impl Site {
             sightings: BTreeMap::new(),
             held: 0,
             longest_ms: 0,
-            fixtures: counting::Fixtures::default(),
+            fixtures: counting::Fixtures::new(counting::FIXTURE_HOURS),
             identities: counting::Identities::default(),
             dirty_from: None,
             final_to: i64::MIN,
@@ -571,10 +575,11 @@ mod tests {
             after.range(..T0 + 75 * MIN).collect::<Vec<_>>(),
             offline.iter().collect::<Vec<_>>()
         );
+        let (fixed, identities) = counting::known(&sensed, counting::FIXTURE_HOURS);
         let offline_hour = &traffic::hours_between(
             &sensed,
-            &counting::fixtures(&sensed),
-            &counting::Identities::of(&sensed),
+            &fixed,
+            &identities,
             &Setting::of(&rules, "lab"),
             T0,
             T0,
@@ -669,9 +674,34 @@ mod tests {
     #[test]
     fn the_stream_writes_what_the_offline_estimate_says() {
         // Sightings arriving in pieces, out of order, across midnight; at the end of input
-        // every window and hour equals the offline estimate over all of them.
-        let rules = rules();
-        let cal = Calibration::uncalibrated();
+        // every window and hour equals the offline estimate over all of them, uncalibrated
+        // and under a calibration with its own scale and fixture rule.
+        let calibrated = Calibration {
+            rssi_min_dbm: counting::ROOM_RSSI_DBM,
+            people_per_device: 0.5,
+            fixture_hours: 12,
+            fitted: Some(counting::Fitted {
+                windows: 10,
+                mae: 0.5,
+            }),
+        };
+        let devices = [Calibration::uncalibrated(), calibrated].map(|cal| {
+            let mut rules = rules();
+            rules.calibrations.insert("lab".into(), cal.clone());
+            stream_against_offline(&rules, &cal)
+        });
+        // The calibration's fixture rule counts devices that the default takes for fixtures.
+        let [uncal, cal] = devices;
+        assert!(
+            cal > uncal + 1.0,
+            "calibrated {cal:.2}, uncalibrated {uncal:.2}"
+        );
+    }
+
+    /// Streams a day and a half of sightings (in pieces, out of order) under `rules`, and
+    /// checks every window and hour against the offline estimate under `cal` (the site's
+    /// calibration); gives the sum of the windows' devices (people over the scale).
+    fn stream_against_offline(rules: &Rules, cal: &Calibration) -> f64 {
         let all: Vec<Seen> = (0..300i64)
             .map(|i| {
                 let mut s = seen(
@@ -692,20 +722,21 @@ mod tests {
             for s in chunk {
                 o.insert(s, Some(w), 48 * 60 * MIN);
             }
-            o.emit(Some(w), 48 * 60 * MIN, &rules, k as u64, &mut rows);
+            o.emit(Some(w), 48 * 60 * MIN, rules, k as u64, &mut rows);
         }
-        o.emit(None, 48 * 60 * MIN, &rules, 99, &mut rows);
+        o.emit(None, 48 * 60 * MIN, rules, 99, &mut rows);
         let sensed: Vec<Sensed> = all.iter().map(sensed).collect();
-        let offline: BTreeMap<i64, f64> = counting::estimate(&sensed, 15 * MIN, &cal)
+        let offline: BTreeMap<i64, f64> = counting::estimate(&sensed, 15 * MIN, cal)
             .into_iter()
             .map(|w| (w.start_ms, w.people))
             .collect();
         assert_eq!(latest(&rows), offline);
-        let setting = Setting::of(&rules, "lab");
+        let setting = Setting::of(rules, "lab");
+        let (fixed, identities) = counting::known(&sensed, cal.fixture_hours);
         let offline: Vec<Hour> = traffic::hours_between(
             &sensed,
-            &counting::fixtures(&sensed),
-            &counting::Identities::of(&sensed),
+            &fixed,
+            &identities,
             &setting,
             T0 + 900 * MIN,
             T0 + 2400 * MIN,
@@ -720,6 +751,7 @@ mod tests {
             assert_eq!(row.dwell_over_60, h.dwell[3]);
         }
         assert!(offline.iter().map(|h| h.visitor_devices).sum::<u32>() > 10);
+        latest(&rows).values().sum::<f64>() / cal.people_per_device
     }
 
     #[test]
@@ -773,10 +805,11 @@ mod tests {
         }
         o.emit(None, horizon, &rules, 999, &mut rows);
         let sensed: Vec<Sensed> = all.iter().map(sensed).collect();
+        let (fixed, identities) = counting::known(&sensed, counting::FIXTURE_HOURS);
         let offline = traffic::hours_between(
             &sensed,
-            &counting::fixtures(&sensed),
-            &counting::Identities::of(&sensed),
+            &fixed,
+            &identities,
             &Setting::of(&rules, "lab"),
             T0,
             T0 + 601 * MIN,

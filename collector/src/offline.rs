@@ -129,8 +129,16 @@ pub fn write_calibration(
 ) -> Result<(), OfflineError> {
     let mut w = csv::Writer::from_writer(out);
     let io = |e: csv::Error| OfflineError::Write(e.into());
-    w.write_record(crate::import::CALIBRATION_COLUMNS)
-        .map_err(io)?;
+    let [site_id, floor, scale, windows_column, mae_column] = crate::import::CALIBRATION_COLUMNS;
+    w.write_record([
+        site_id,
+        floor,
+        scale,
+        "fixture_hours",
+        windows_column,
+        mae_column,
+    ])
+    .map_err(io)?;
     let (windows, mae) = cal
         .fitted
         .as_ref()
@@ -139,6 +147,7 @@ pub fn write_calibration(
         site.to_owned(),
         cal.rssi_min_dbm.to_string(),
         format!("{:.6}", cal.people_per_device),
+        cal.fixture_hours.to_string(),
         windows.to_string(),
         format!("{mae:.4}"),
     ])

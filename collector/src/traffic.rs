@@ -355,7 +355,7 @@ mod tests {
             })
             .collect();
         v.push(s(1, false, 7, 120, 135, -55));
-        let fixed = counting::fixtures(&v);
+        let fixed = counting::fixtures(&v, counting::FIXTURE_HOURS);
         let hours = hours_of(&v, &fixed, &store(), T0, T0 + 4 * HOUR_MS);
         let visitors: Vec<u32> = hours.iter().map(|h| h.visitor_devices).collect();
         assert_eq!(visitors, [0, 0, 1, 0, 0]);
@@ -372,7 +372,7 @@ mod tests {
         let mut v: Vec<Sensed> = (0..4)
             .map(|h| s(20, true, 20, h * 60, h * 60 + 59, -40))
             .collect();
-        let fixed = counting::fixtures(&v);
+        let fixed = counting::fixtures(&v, counting::FIXTURE_HOURS);
         // A phone every 7 minutes all day long: one stay, started at 8:00.
         v.extend((0..100).map(|k| s(1, true, 1, 7 * k, 7 * k, -50)));
         let all = hours_of(&v, &fixed, &store(), T0, T0 + 9 * HOUR_MS);

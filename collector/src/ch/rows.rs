@@ -399,6 +399,7 @@ pub struct SiteCalibrationRow {
     pub site_id: String,
     pub rssi_min_dbm: i8,
     pub people_per_device: f64,
+    pub fixture_hours: u8,
     pub windows: u32,
     pub mae: f64,
     pub imported_ms: i64,

@@ -60,19 +60,25 @@ fn collector(args: &[&str]) -> Output {
 
 /// (window start ms, people, lo, hi) rows of the occupancy CSV.
 fn occupancy(args: &[&str]) -> Vec<(i64, f64, f64, f64)> {
+    occupancy_said(args).0
+}
+
+/// The rows of the occupancy CSV, and what the command said on stderr.
+fn occupancy_said(args: &[&str]) -> (Vec<(i64, f64, f64, f64)>, String) {
     let o = collector(&[&["occupancy"], args].concat());
     assert_success(&o);
     let text = String::from_utf8(o.stdout).expect("UTF-8");
     let mut lines = text.lines();
     assert_eq!(lines.next(), Some("window_start,people,lo,hi"));
-    lines
+    let rows = lines
         .map(|l| {
             let f: Vec<&str> = l.split(',').collect();
             let start = chrono::DateTime::parse_from_rfc3339(f[0]).expect("RFC 3339");
             let n = |i: usize| f[i].parse::<f64>().expect("a number");
             (start.timestamp_millis(), n(1), n(2), n(3))
         })
-        .collect()
+        .collect();
+    (rows, String::from_utf8_lossy(&o.stderr).into_owned())
 }
 
 fn mae(truth: &BTreeMap<i64, f64>, est: impl Fn(i64) -> f64) -> f64 {
@@ -196,7 +202,7 @@ fn a_calibration_fitted_on_a_labelled_day_is_used_and_said() {
     let text = String::from_utf8_lossy(&o.stdout);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
-        lines[0], "site_id,rssi_min_dbm,people_per_device,windows,mae",
+        lines[0], "site_id,rssi_min_dbm,people_per_device,fixture_hours,windows,mae",
         "{text}"
     );
     assert!(lines[1].starts_with("lab,") && lines.len() == 2, "{text}");
@@ -206,31 +212,45 @@ fn a_calibration_fitted_on_a_labelled_day_is_used_and_said() {
         let est: BTreeMap<i64, f64> = rows.iter().map(|r| (r.0, r.1)).collect();
         mae(&truth, |w| est.get(&w).copied().unwrap_or(0.0))
     };
-    let uncal = score(&occupancy(&["--envelopes", env]));
-    let o = collector(&[
-        "occupancy",
-        "--envelopes",
-        env,
-        "--calibration",
-        cal.to_str().expect("UTF-8"),
-    ]);
-    assert_success(&o);
-    let said = String::from_utf8_lossy(&o.stderr);
-    assert!(said.contains("min, calibrated ("), "{said}");
-    let calibrated = score(&occupancy(&[
-        "--envelopes",
-        env,
-        "--calibration",
-        cal.to_str().expect("UTF-8"),
-    ]));
+    let (uncalibrated, said) = occupancy_said(&["--envelopes", env]);
+    assert!(said.contains("min, uncalibrated ("), "{said}");
+    let with_calibration = || {
+        occupancy_said(&[
+            "--envelopes",
+            env,
+            "--calibration",
+            cal.to_str().expect("UTF-8"),
+        ])
+    };
+    let (calibrated, said) = with_calibration();
+    let fixture_hours = lines[1].split(',').nth(3).expect("fixture_hours");
+    assert!(
+        said.contains("min, calibrated (")
+            && said.contains(&format!("fixtures heard in {fixture_hours} hours")),
+        "{said}"
+    );
     // Fitted on this very day: it must do better than the defaults here.
+    let (calibrated, uncal) = (score(&calibrated), score(&uncalibrated));
     assert!(
         calibrated < uncal,
         "calibrated {calibrated:.2}, uncalibrated {uncal:.2}"
     );
-    let o = collector(&["occupancy", "--envelopes", env]);
-    let said = String::from_utf8_lossy(&o.stderr);
-    assert!(said.contains("min, uncalibrated ("), "{said}");
+    // A calibrations CSV written before the fixture rule was fitted: read with the 4 hours
+    // it was fitted with.
+    let old: String = text
+        .lines()
+        .map(|l| {
+            let mut f: Vec<&str> = l.split(',').collect();
+            f.remove(3);
+            f.join(",") + "\n"
+        })
+        .collect();
+    std::fs::write(&cal, old).expect("an older calibration");
+    let (_, said) = with_calibration();
+    assert!(
+        said.contains("min, calibrated (") && said.contains("fixtures heard in 4 hours"),
+        "{said}"
+    );
 }
 
 #[test]
@@ -274,24 +294,33 @@ fn bad_offline_inputs_are_named_and_refused() {
     );
 
     std::fs::write(p("empty.jsonl"), "").expect("write");
-    std::fs::write(
-        p("cal.csv"),
-        "site_id,rssi_min_dbm,people_per_device,windows,mae\nlab,-60,-2.0,10,1.0\n",
-    )
-    .expect("write");
-    let o = collector(&[
-        "occupancy",
-        "--envelopes",
-        &p("empty.jsonl"),
-        "--calibration",
-        &p("cal.csv"),
-    ]);
-    assert_eq!(o.status.code(), Some(78));
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        err.contains(&format!("{}:2", p("cal.csv"))) && err.contains("people_per_device"),
-        "{err}"
-    );
+    // Calibrations with a bad field: refused, naming the file's line and the field.
+    for (csv, field) in [
+        (
+            "site_id,rssi_min_dbm,people_per_device,windows,mae\nlab,-60,-2.0,10,1.0\n",
+            "people_per_device",
+        ),
+        (
+            "site_id,rssi_min_dbm,people_per_device,fixture_hours,windows,mae\n\
+             lab,-60,0.5,30,10,1.0\n",
+            "fixture_hours: 30",
+        ),
+    ] {
+        std::fs::write(p("cal.csv"), csv).expect("write");
+        let o = collector(&[
+            "occupancy",
+            "--envelopes",
+            &p("empty.jsonl"),
+            "--calibration",
+            &p("cal.csv"),
+        ]);
+        assert_eq!(o.status.code(), Some(78));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains(&format!("{}:2", p("cal.csv"))) && err.contains(field),
+            "{err}"
+        );
+    }
 
     let o = collector(&[
         "occupancy",
