@@ -229,7 +229,7 @@ pub struct Fixtures {
     hours: FxHashMap<(i64, u64), u32>,
     /// Per (UTC day, fingerprint): the slots of that day heard in the room, one bit each.
     slots: FxHashMap<(i64, u32), [u64; SLOTS_PER_DAY.div_ceil(64)]>,
-    /// The longest sighting added, ms.
+    /// The longest sighting added, ms ([`Fixtures::longest_ms`]).
     longest_ms: i64,
     /// A device heard in this many hours of its day is a fixture.
     fixture_hours: u32,
@@ -259,6 +259,12 @@ impl Fixtures {
                 .map(|(k, _)| *k)
                 .collect();
         }
+    }
+
+    /// The longest sighting added, ms: how far before a time a sighting that reaches it
+    /// can start.
+    pub fn longest_ms(&self) -> i64 {
+        self.longest_ms
     }
 
     /// Counts `s`'s hours and slots; says what it changed.
@@ -464,16 +470,20 @@ impl Identities {
         let j = self.days.entry(s.first_ms.div_euclid(DAY_MS)).or_default();
         j.parent.entry(s.link).or_insert((s.link, s.first_ms));
         let r = j.root(s.link);
-        let first = j.parent.get(&r).map_or(s.first_ms, |e| e.1.min(s.first_ms));
         let other = *j.by_address.entry(s.device).or_insert(s.link);
-        let o = j.root(other);
-        let first = first.min(j.parent.get(&o).map_or(first, |e| e.1));
+        let o = if other == s.link { r } else { j.root(other) };
+        let earliest = |j: &Joins, x: u64| j.parent.get(&x).map_or(s.first_ms, |e| e.1);
+        if o == r {
+            // Most sightings: the set only starts earlier, if at all.
+            if let Some(e) = j.parent.get_mut(&r) {
+                e.1 = e.1.min(s.first_ms);
+            }
+            return None;
+        }
+        let first = s.first_ms.min(earliest(j, r)).min(earliest(j, o));
         // The smaller value is the root, so the result does not depend on the order.
         let root = o.min(r);
         j.parent.insert(root, (root, first));
-        if o == r {
-            return None;
-        }
         j.parent.insert(o.max(r), (root, first));
         Some(first)
     }

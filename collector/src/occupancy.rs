@@ -62,8 +62,6 @@ struct Site {
     /// Sightings by the [`BUCKET_MS`] their start is in (in arrival order), and how many.
     sightings: BTreeMap<i64, Vec<Sensed>>,
     held: usize,
-    /// The longest sighting held, ms: how far back a window's sightings can start.
-    longest_ms: i64,
     /// The hours each device was heard in, and the fixtures among them.
     fixtures: counting::Fixtures,
     /// Which sightings are one device.
@@ -132,7 +130,6 @@ impl Occupancy {
         }
         site.first_ms = site.first_ms.min(s.first_ms);
         site.last_ms = site.last_ms.max(s.last_ms);
-        site.longest_ms = site.longest_ms.max(s.last_ms - s.first_ms);
         // The earliest time the sighting changes the windows: its start, or earlier if it
         // makes a fixture (counted apart from the first hour it was heard in) or joins two
         // chains into one device (from the first sighting of either); windows this far
@@ -242,7 +239,7 @@ impl Occupancy {
             let keep_day = watermark_ms.map(|w| (w - horizon_ms).div_euclid(DAY_MS) - 1);
             if let Some(day) = keep_day.filter(|&d| d > site.kept_from_day) {
                 let keep = day * DAY_MS;
-                let bucket = (keep - site.longest_ms).div_euclid(BUCKET_MS);
+                let bucket = (keep - site.fixtures.longest_ms()).div_euclid(BUCKET_MS);
                 site.sightings = site.sightings.split_off(&bucket);
                 site.held = site.sightings.values().map(Vec::len).sum();
                 site.fixtures.keep_from(day);
@@ -280,7 +277,6 @@ impl Site {
         Site {
             sightings: BTreeMap::new(),
             held: 0,
-            longest_ms: 0,
             fixtures: counting::Fixtures::new(counting::FIXTURE_HOURS),
             identities: counting::Identities::default(),
             dirty_from: None,
@@ -299,7 +295,8 @@ impl Site {
     /// The sightings held that reach into `[from, to]` (ms), in no particular order: the
     /// estimators group them by device and time themselves.
     fn reaching(&self, from: i64, to: i64) -> Vec<Sensed> {
-        let buckets = (from - self.longest_ms).div_euclid(BUCKET_MS)..=to.div_euclid(BUCKET_MS);
+        let buckets =
+            (from - self.fixtures.longest_ms()).div_euclid(BUCKET_MS)..=to.div_euclid(BUCKET_MS);
         let held = self
             .sightings
             .range(buckets.clone())
