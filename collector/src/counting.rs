@@ -18,12 +18,13 @@
 //!   each device was present, so a window's devices are a mean over the window, as the
 //!   people it is judged against are;
 //! - **fixtures and staff apart**: a device heard in at least the calibration's fixture
-//!   hours ([`FIXTURE_HOURS`] uncalibrated) distinct hours of a UTC day (a lab PC, a printer, a staff phone that stays all day) is counted
-//!   apart for that day, never as a visitor: a globally addressed device by its key, a
-//!   randomized one by its link (a chain of addresses that went on for hours). The traffic
-//!   also counts apart a staff phone whose links broke, by its model's **run** (one probe
-//!   fingerprint in the room all along for hours: [`Fixtures`]). Decided from what the
-//!   sensors heard, never from vendor prefixes or lists.
+//!   hours ([`FIXTURE_HOURS`] uncalibrated), distinct hours of a UTC day (a lab PC, a
+//!   printer, a staff phone that stays all day), is counted apart for that day, never as a
+//!   visitor: a globally addressed device by its key, a randomized one by its link (a chain
+//!   of addresses that went on for hours). The traffic also counts apart a staff phone
+//!   whose links broke, by its model's **run** (one probe fingerprint in the room all along
+//!   for hours: [`Fixtures`]). Decided from what the sensors heard, never from vendor
+//!   prefixes or lists.
 //!
 //! `people = devices x people_per_device`, with the Poisson 95 % interval of the device count
 //! ([`intervals::poisson`]) scaled the same way: it covers the count's sampling noise, not
