@@ -42,8 +42,9 @@ pub const VERSION: &str = "present-devices/4";
 /// A device (a global key, or a link) heard in this many distinct hours of a day is a
 /// fixture, uncalibrated (a calibration fits its site's: [`Calibration::fixture_hours`]).
 pub const FIXTURE_HOURS: u8 = 4;
-/// The fixture hours a calibration may choose among.
-const FIXTURE_HOURS_FITTED: [u8; 6] = [3, 4, 6, 8, 12, 16];
+/// The fixture hours a calibration may choose among, the default first: a labelled period
+/// that cannot tell them apart (a short one, with nobody there for hours) keeps it.
+const FIXTURE_HOURS_FITTED: [u8; 6] = [FIXTURE_HOURS, 3, 6, 8, 12, 16];
 /// A device silent for longer than this has left (phones with the screen off probe every
 /// few minutes; the pass gap of ATTRIBUTION.md is the same 30 min).
 pub const PRESENCE_GAP_MS: i64 = 30 * 60_000;
@@ -665,11 +666,11 @@ pub enum FitError {
 pub type Labelled<'a> = (&'a [Sensed], &'a BTreeMap<i64, f64>);
 
 /// Fits a calibration from labelled periods (one site's, or several alike): the fixture
-/// hours (3, 4, 6, 8, 12 or 16), the RSSI floor (every whole dBm from -95 to -40) and the
+/// hours (4, 3, 6, 8, 12 or 16), the RSSI floor (every whole dBm from -95 to -40) and the
 /// scale that together minimize the mean absolute error over the labelled windows. For a
 /// floor and fixture hours, the best scale is exact: the median of truth / devices weighted
-/// by devices. Of equal errors, the first found wins: the shorter fixture rule, the lower
-/// floor.
+/// by devices. Of equal errors, the first found wins: the default fixture rule, then the
+/// shorter one; the lower floor.
 pub fn fit(periods: &[Labelled<'_>], window_ms: i64) -> Result<Calibration, FitError> {
     let mut best: Option<(f64, u8, i8, f64)> = None;
     let mut overlap = false;
@@ -1020,6 +1021,8 @@ mod tests {
         let cal = fit(&[(&v, &truth)], 15 * MIN).expect("fits");
         assert!(cal.rssi_min_dbm > -80 && cal.rssi_min_dbm <= -50, "{cal:?}");
         assert_eq!(cal.people_per_device, 2.0);
+        // Nobody stays for hours: every fixture rule fits as well, and the default is kept.
+        assert_eq!(cal.fixture_hours, FIXTURE_HOURS);
         assert_eq!(cal.fitted.as_ref().map(|f| f.mae), Some(0.0));
         let w = estimate(&v, 15 * MIN, &cal);
         assert_eq!(w[6].people, 8.0); // 90 min in: 4 phones, 8 people
