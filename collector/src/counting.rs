@@ -674,12 +674,15 @@ pub type Labelled<'a> = (&'a [Sensed], &'a BTreeMap<i64, f64>);
 pub fn fit(periods: &[Labelled<'_>], window_ms: i64) -> Result<Calibration, FitError> {
     let mut best: Option<(f64, u8, i8, f64)> = None;
     let mut overlap = false;
+    // Which sightings are one device does not depend on the fixture rule: found once.
+    let identities: Vec<Identities> = periods.iter().map(|(s, _)| Identities::of(s)).collect();
     for fixture_hours in FIXTURE_HOURS_FITTED {
-        let known: Vec<(Fixed, Identities)> = (periods.iter())
-            .map(|(s, _)| known(s, fixture_hours))
+        let fixed: Vec<Fixed> = (periods.iter())
+            .map(|(s, _)| fixtures(s, fixture_hours))
             .collect();
+        let known = (fixed.as_slice(), identities.as_slice());
         for floor in -95..=-40 {
-            let Some((mae, scale)) = fit_scale(periods, &known, floor, window_ms, &mut overlap)
+            let Some((mae, scale)) = fit_scale(periods, known, floor, window_ms, &mut overlap)
             else {
                 continue;
             };
@@ -706,17 +709,17 @@ pub fn fit(periods: &[Labelled<'_>], window_ms: i64) -> Result<Calibration, FitE
 }
 
 /// The best scale at `floor`, and its mean absolute error, over `periods` with what each
-/// counts apart and joins (`known`); none if no labelled window has a device. `overlap`
-/// says whether a labelled window had sightings.
+/// counts apart and which of its sightings are one device (`known`, per period); none if no
+/// labelled window has a device. `overlap` says whether a labelled window had sightings.
 fn fit_scale(
     periods: &[Labelled<'_>],
-    known: &[(Fixed, Identities)],
+    (fixed, identities): (&[Fixed], &[Identities]),
     floor: i8,
     window_ms: i64,
     overlap: &mut bool,
 ) -> Option<(f64, f64)> {
     let mut pairs: Vec<(f64, f64)> = Vec::new();
-    for ((sightings, truth), (fixed, identities)) in periods.iter().zip(known) {
+    for (((sightings, truth), fixed), identities) in periods.iter().zip(fixed).zip(identities) {
         let counts = Presence::of(sightings, fixed, identities, floor).by_window(window_ms);
         *overlap |= truth.keys().any(|k| counts.contains_key(k));
         pairs.extend(truth.iter().map(|(start, &people)| {
