@@ -1,10 +1,10 @@
-//! The report's queries. ClickHouse does the per-device work, in portable SQL (Debian's
-//! 18.16 and current releases; a test runs every query on both): passes at the campaign's
-//! boards classified against the creative's plays (a join on board and minute bucket, so
-//! each pass meets only the plays around it), one arm per linkable device from its first
-//! clean pass, and per device its outcomes (visits in each window, the pre-period, the
-//! placebo brand, already inside, staff) and loyalty-linked revenue per window. Rust gets
-//! one row per assigned device and does the statistics.
+//! The report's queries, in portable SQL (Debian's 18.16 and current releases; a test runs
+//! every query on both). ClickHouse selects the rows, each read once: the passes at the
+//! campaign's boards in the flight, the creative's plays there, and the arms' stays at the
+//! stores; [`crate::units`] does the per-device work on them (passes classified, one arm per
+//! linkable device from its first clean pass, its outcomes, staff). The arms go back into
+//! the report's session (`report_arms`), which selects their stays and sums their
+//! loyalty-linked revenue per window.
 //!
 //! Device keys change with the epoch. When the report's period crosses a boundary, its
 //! visits and loyalty links of the new epoch are read through the collector's `bridges`
@@ -12,11 +12,14 @@
 //! of the epoch before, so one phone is one unit on both sides. One boundary per report (the
 //! first in or after the flight), never a chain of them.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use clickhouse::Row;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use warehouse::parts::{Compacted, REPORTED};
+
+use crate::design::PassClass;
+use crate::units;
 
 pub const DAY_MS: i64 = 86_400_000;
 
@@ -90,8 +93,8 @@ impl Campaign {
     }
 }
 
-/// One linkable device with an arm.
-#[derive(Clone, Debug, Row, Deserialize)]
+/// One linkable device with an arm, and its outcomes ([`crate::units::outcomes`]).
+#[derive(Clone, Debug, PartialEq)]
 pub struct UnitRow {
     pub device: u64,
     pub exposed: u8,
@@ -126,16 +129,37 @@ pub struct Loyalty {
 }
 
 #[derive(Row, Deserialize)]
-struct ClassRow {
-    klass: String,
-    passes: u64,
+struct PassRow<'a> {
+    device: u64,
+    epoch: u32,
+    site: &'a str,
+    first_ms: i64,
+    last_ms: i64,
+    linkable: u8,
 }
 
 #[derive(Row, Deserialize)]
-struct DailyRow {
+struct PlayRow<'a> {
+    board_id: &'a str,
+    start_ms: i64,
+    end_ms: i64,
+}
+
+#[derive(Row, Serialize)]
+struct ArmRow {
+    device: u64,
+    epoch: u32,
+    t0: i64,
+}
+
+#[derive(Row, Deserialize)]
+struct StayRow<'a> {
+    device: u64,
+    site: &'a str,
     day: u16,
-    exposed: u64,
-    control: u64,
+    visitor: u8,
+    first_ms: i64,
+    last_ms: i64,
 }
 
 #[derive(Row, Deserialize)]
@@ -205,7 +229,7 @@ pub struct Inputs {
     /// stores per window, none for a member who bought nothing.
     pub loyalty: HashMap<u64, Loyalty>,
     /// Passes of linkable devices in the flight, by class.
-    pub pass_classes: Vec<(String, u64)>,
+    pub pass_classes: BTreeMap<PassClass, u64>,
     pub passers: u64,
     pub linkable_passers: u64,
     /// Per day (days since 1970): exposed and control passes of linkable devices.
@@ -239,7 +263,7 @@ impl Inputs {
             units: vec![],
             staff: Default::default(),
             loyalty: Default::default(),
-            pass_classes: vec![],
+            pass_classes: BTreeMap::new(),
             passers: 0,
             linkable_passers: 0,
             daily: vec![],
@@ -388,22 +412,16 @@ pub fn epochs_query(c: &Campaign, stores: &HashMap<String, String>, r: &Rules) -
     )
 }
 
-/// The temporary tables the report's queries share, in its session (below: the campaign's
-/// passes classified against the plays, the arms, and what they are computed from). Each is
-/// read or computed once, not again in every query that reads it.
-const PASSES: &str = "report_passes";
-const ARMS: &str = "report_arms";
+/// The temporary tables the report's queries share, in its session: what several of them
+/// read is read once.
+/// The arms (device, epoch, t0), as [`crate::units::flight`] assigned them: the stays, the
+/// arms' bridge pairs and the revenue are read for them.
+pub const ARMS: &str = "report_arms";
 /// The pairs of the bridged boundary the report meets: those of the next keys that pass the
 /// campaign's boards or hold a loyalty link, then those of the arms' devices. A month of a
 /// city has millions of pairs; a join with all of them, rebuilt in every statement that read
 /// through the bridge, was most of a report's time.
 const BRIDGE: &str = "report_bridge";
-/// The arms' devices' stays at the stores.
-const STAYS: &str = "report_stays";
-/// The flight's passes at the campaign's boards, before they are classified.
-const FLIGHT: &str = "report_flight";
-/// The creative's plays at the campaign's boards, a row per minute each touches.
-const PLAYS: &str = "report_plays";
 
 /// Creates the session's temporary table `name` (logged and named in errors by its name).
 /// Created, then filled ([`fill`]): 18.16 runs a CREATE ... AS SELECT in the default
@@ -420,97 +438,53 @@ fn fill(what: &'static str, name: &str, select: &str) -> (&'static str, String) 
     (what, format!("INSERT INTO {name} {select}"))
 }
 
-/// The report's SQL, built for one campaign. `setup` runs first, in the session the others
-/// run in.
+/// The report's SQL, built for one campaign, in the order it runs (in one session).
 pub struct Queries {
-    /// Creates and fills the session's tables, in order: `report_bridge` (bridged only),
-    /// `report_flight`, `report_plays`, `report_passes` (a statement per UTC day of the
-    /// flight), `report_arms`, then the arms' pairs and `report_stays`: what each statement
-    /// does (for the log and errors), and its SQL.
+    /// Creates and fills the session's tables: `report_bridge` (bridged only) and an empty
+    /// `report_arms`: what each statement does (for the log and errors), and its SQL.
     pub setup: Vec<(&'static str, String)>,
-    /// Assigned devices that look like staff.
-    pub staff: String,
-    pub units: String,
+    /// The flight's passes: device, epoch, board, first and last ms, linkable.
+    pub passes: String,
+    /// The creative's plays at the campaign's boards around the flight: board, start, end.
+    pub plays: String,
+    /// Once the arms are in `report_arms` (bridged only): adds their pairs to `report_bridge`.
+    pub arms_pairs: Option<(&'static str, String)>,
+    /// The arms' stays at every store over the report's period: device, store, day,
+    /// visitor, first and last ms.
+    pub stays: String,
+    /// Per loyalty-linked arm, its receipts at the brand's stores per window.
     pub revenue: String,
-    pub classes: String,
-    pub passers: String,
-    pub daily: String,
     /// Visitors (people) per brand store and day over the report's period.
     pub traffic: String,
 }
 
-/// Builds the queries. `stores` maps store -> brand; `placebo` is the placebo brand;
-/// `bridge`, the epoch whose devices are followed into the next ([`Boundary`]).
+/// Builds the queries. `stores` maps store -> brand; `bridge`, the epoch whose devices are
+/// followed into the next ([`Boundary`]).
 pub fn queries(
     c: &Campaign,
     stores: &HashMap<String, String>,
-    placebo: Option<&str>,
     r: &Rules,
     bridge: Option<u32>,
     compacted: &Compacted,
 ) -> Queries {
     let src = Sources { bridge, compacted };
     let boards = in_list(&c.boards);
-    let of = |brand: Option<&str>| {
-        in_list(
-            stores
-                .iter()
-                .filter(|(_, b)| Some(b.as_str()) == brand)
-                .map(|(s, _)| s),
-        )
-    };
-    let (brand_stores, placebo_stores) = (of(Some(&c.brand)), of(placebo));
+    let brand_stores = in_list(
+        stores
+            .iter()
+            .filter(|(_, b)| **b == c.brand)
+            .map(|(s, _)| s),
+    );
     let all_stores = in_list(stores.keys());
-    let (from, to, pad, lp) = (c.start_ms, c.end_ms, r.pad_ms, c.loop_ms());
-    let reach = pad.max(lp);
-    let Span {
-        lo,
-        hi,
-        s_from,
-        s_to,
-    } = span(c, r);
+    let (from, to, lp) = (c.start_ms, c.end_ms, c.loop_ms());
+    let reach = r.pad_ms.max(lp);
+    let Span { s_from, s_to, .. } = span(c, r);
     // The flight's days, with a day either side (a pass or a play near midnight, UTC).
     let (d_from, d_to) = (date(from - DAY_MS), date(to + DAY_MS));
     // The campaign's boards' visitors (passes) whose first sighting is in the flight.
     let flight = format!(
         "site IN ({boards}) AND day >= {d_from} AND day <= {d_to} AND kind = 'visitor' \
          AND first_ms >= {from} AND first_ms < {to}"
-    );
-    // Passes, each with the plays of the creative within reach (joined on board and minute):
-    // the overlap of the padded pass with them, and whether one starts within a loop of the
-    // pass (the creative is in rotation).
-    //
-    // A pass's minutes run from `first_ms - reach` to `first_ms + lp`: a pass that is not
-    // long ends by then (`last_ms + pad <= first_ms + lp - pad`), and a long one is classified
-    // by rotation alone. A pass and a play that share several minutes are counted in the
-    // first (the later of their first minutes; a pass without plays keeps its row there), so
-    // one GROUP BY per pass classifies it: a GROUP BY per pass and play held most of a month's
-    // report's memory.
-    let classify = |from: i64, to: i64| {
-        format!(
-            "SELECT device, epoch, site, first_ms, last_ms, linkable, \
-             multiIf(rotation = 0, 'out_of_rotation', last_ms - first_ms + 2 * {pad} > {lp}, 'long', \
-             overlap >= 1000, 'exposed', overlap = 0, 'control', 'ambiguous') AS klass \
-             FROM (SELECT device, epoch, site, first_ms, last_ms, linkable, \
-             sum(greatest(0, least(end_ms, last_ms + {pad}) - greatest(start_ms, first_ms - {pad}))) AS overlap, \
-             sum(start_ms != 0 AND start_ms >= first_ms - {lp} AND start_ms <= first_ms + {lp}) AS rotation \
-             FROM (SELECT device, epoch, site, first_ms, last_ms, linkable, \
-             arrayJoin(range(toUInt64(intDiv(first_ms + {lp}, 60000) \
-             - intDiv(first_ms - {reach}, 60000) + 1))) + intDiv(first_ms - {reach}, 60000) AS bucket \
-             FROM {FLIGHT} WHERE first_ms >= {from} AND first_ms < {to}) AS passes \
-             ALL LEFT JOIN (SELECT site, start_ms, end_ms, bucket FROM {PLAYS} \
-             WHERE bucket >= {} AND bucket <= {}) AS plays USING (site, bucket) \
-             WHERE bucket = greatest(intDiv(start_ms, 60000), intDiv(first_ms - {reach}, 60000)) \
-             GROUP BY device, epoch, site, first_ms, last_ms, linkable)",
-            (from - reach).div_euclid(60_000),
-            (to + lp).div_euclid(60_000),
-        )
-    };
-    // Intention to treat: each linkable device's first clean pass.
-    let arms = format!(
-        "SELECT device, argMin(epoch, first_ms) AS epoch, toUInt8(argMin(klass = 'exposed', first_ms)) \
-         AS exposed, min(first_ms) AS t0, argMin(site, first_ms) AS board FROM {PASSES} \
-         WHERE linkable AND klass IN ('exposed', 'control') GROUP BY device"
     );
     let mut setup = Vec::new();
     if let Some(e) = bridge {
@@ -527,98 +501,40 @@ pub fn queries(
             ),
         ]);
     }
-    // The flight's passes (one row per visit, through the bridge; linkable: a global address or a loyalty
-    // link) and the creative's plays at its boards, each read once.
-    setup.extend([
-        temporary(
-            FLIGHT,
-            "device UInt64, epoch UInt32, site String, first_ms Int64, last_ms Int64, \
-             linkable UInt8",
-        ),
-        fill(
-            "the flight's passes (report_flight)",
-            FLIGHT,
+    setup.push(temporary(ARMS, "device UInt64, epoch UInt32, t0 Int64"));
+    // The flight's passes (one row per visit, through the bridge; linkable: a global address
+    // or a loyalty link) and the creative's plays at its boards: classified in Rust
+    // ([`crate::units`]).
+    let passes = format!(
+        "SELECT device, epoch, site, first_ms, last_ms, \
+         class = 'global' OR (epoch, device) IN (SELECT epoch, device FROM {links}) \
+         FROM {passes}",
+        links = src.links(),
+        passes = src.visits(&flight),
+    );
+    let plays = format!(
+        "SELECT board_id, start_ms, end_ms FROM {}",
+        compacted.rows(
+            "ad_plays",
+            "board_id, start_ms, end_ms",
             &format!(
-                "SELECT device, epoch, site, first_ms, last_ms, \
-                 class = 'global' OR (epoch, device) IN (SELECT epoch, device FROM {links}) \
-                 FROM {passes}",
-                links = src.links(),
-                passes = src.visits(&flight),
-            ),
-        ),
-        temporary(
-            PLAYS,
-            "site String, start_ms Int64, end_ms Int64, bucket Int64",
-        ),
-        fill(
-            "the creative's plays by minute (report_plays)",
-            PLAYS,
-            &format!(
-                "SELECT board_id, start_ms, end_ms, \
-                 arrayJoin(range(toUInt64(intDiv(end_ms, 60000) - intDiv(start_ms, 60000) + 1))) \
-                 + intDiv(start_ms, 60000) FROM {}",
-                compacted.rows(
-                    "ad_plays",
-                    "board_id, start_ms, end_ms",
-                    &format!(
-                        "board_id IN ({boards}) AND day >= {d_from} AND day <= {d_to} \
-                         AND creative_id = {}",
-                        bound(&c.creative_id)
-                    )
-                )
-            ),
-        ),
-    ]);
-    // A statement per UTC day of the flight: a day's GROUP BY of passes fits a query's memory
-    // where a month's of a city did not (it wanted 1.5-2 GiB, about 500 bytes a pass).
-    setup.push(temporary(
-        PASSES,
-        "device UInt64, epoch UInt32, site String, first_ms Int64, last_ms Int64, \
-         linkable UInt8, klass String",
-    ));
-    let mut day = from.div_euclid(DAY_MS) * DAY_MS;
-    while day < to {
-        let (lo, hi) = (day.max(from), (day + DAY_MS).min(to));
-        setup.push(fill(
-            "classifying a day's passes (report_passes)",
-            PASSES,
-            &classify(lo, hi),
-        ));
-        day += DAY_MS;
-    }
-    setup.extend([
-        temporary(
-            ARMS,
-            "device UInt64, epoch UInt32, exposed UInt8, t0 Int64, board String",
-        ),
-        fill("the arms (report_arms)", ARMS, &arms),
-    ]);
-    if let Some(e) = bridge {
-        setup.push(Sources::pairs(
+                "board_id IN ({boards}) AND day >= {d_from} AND day <= {d_to} \
+                 AND creative_id = {} AND end_ms >= {} AND start_ms < {}",
+                bound(&c.creative_id),
+                (from - reach).div_euclid(60_000) * 60_000,
+                ((to + lp).div_euclid(60_000) + 1) * 60_000,
+            )
+        )
+    );
+    let arms_pairs = bridge.map(|e| {
+        Sources::pairs(
             "the pairs of the arms (report_bridge)",
             e,
             &format!("device GLOBAL IN (SELECT device FROM {ARMS} WHERE epoch = {e})"),
-        ));
-    }
-    let within = |col: &str, w: u32| {
-        format!(
-            "countIf({col} AND is_visitor AND v_first > t0 AND v_first <= t0 + {}) > 0",
-            i64::from(w) * DAY_MS
         )
-    };
-    let converted: Vec<String> = r
-        .windows_days
-        .iter()
-        .map(|&w| within("is_brand", w))
-        .collect();
-    let placebo_w: Vec<String> = r
-        .windows_days
-        .iter()
-        .map(|&w| within("is_placebo", w))
-        .collect();
-    // The stays of the arms' devices at every store over the report's period, read once
-    // (one row per visit, through the bridge) for the staff rule and the outcomes: each read them from
-    // a month of a city's store visits before.
+    });
+    // The stays of the arms' devices at every store over the report's period (one row per
+    // visit, through the bridge), for the staff rule and the outcomes.
     let keys = match bridge {
         Some(e) => format!(
             "device GLOBAL IN (SELECT device FROM {ARMS}) OR device GLOBAL IN (SELECT next \
@@ -626,52 +542,12 @@ pub fn queries(
         ),
         None => format!("device GLOBAL IN (SELECT device FROM {ARMS})"),
     };
-    setup.extend([
-        temporary(
-            STAYS,
-            "device UInt64, site String, day Date, visitor UInt8, first_ms Int64, \
-             last_ms Int64",
-        ),
-        fill(
-            "the arms' stays at the stores (report_stays)",
-            STAYS,
-            &format!(
-                "SELECT device, site, day, kind = 'visitor', first_ms, \
-                 last_ms FROM {} WHERE device IN (SELECT device FROM {ARMS})",
-                src.visits(&format!(
-                    "site IN ({all_stores}) AND day >= {s_from} AND day <= {s_to} AND ({keys})"
-                ))
-            ),
-        ),
-    ]);
-    // Only a device and store with that many stays, or that much time in them, can meet
-    // the rule: the days are summed for those alone (a month of a city: 1.1 M devices and
-    // stores, 0.2 M of them with over half the stays; summing every day of every one took 3 s).
-    let (long, days) = (r.staff_ms_per_day, r.staff_days_per_week);
-    let staff = format!(
-        "SELECT DISTINCT device FROM (SELECT device, site, day, sum(last_ms - first_ms) AS stay \
-         FROM {STAYS} WHERE (device, site) IN (SELECT device, site FROM {STAYS} \
-         GROUP BY device, site HAVING count() >= {days} OR sum(last_ms - first_ms) > {long}) \
-         GROUP BY device, site, day) \
-         GROUP BY device, site, toMonday(day) HAVING max(stay) > {long} OR count() >= {days}"
-    );
-    let units = format!(
-        "SELECT device, exposed, t0, board, \
-         toUInt64(countIf(is_brand AND is_visitor AND v_first >= t0 - {pre} AND v_first < t0)) AS pre, \
-         toUInt8(countIf(is_brand AND is_visitor AND v_first <= t0 AND v_last >= t0) > 0) AS inside, \
-         if(countIf(is_brand AND is_visitor AND v_first > t0) = 0, toInt64(0), \
-         minIf(v_first, is_brand AND is_visitor AND v_first > t0)) AS first_after, \
-         if(countIf(is_placebo AND is_visitor AND v_first > t0) = 0, toInt64(0), \
-         minIf(v_first, is_placebo AND is_visitor AND v_first > t0)) AS placebo_after, \
-         [{converted}] AS converted, [{placebo_w}] AS placebo \
-         FROM {ARMS} AS arms ALL LEFT JOIN (SELECT device, site IN ({brand_stores}) AS is_brand, \
-         site IN ({placebo_stores}) AS is_placebo, visitor AS is_visitor, first_ms AS v_first, \
-         last_ms AS v_last FROM {STAYS} WHERE last_ms >= {lo} AND first_ms < {hi}) AS stays \
-         USING device \
-         GROUP BY device, exposed, t0, board ORDER BY device",
-        pre = r.pre_ms,
-        converted = converted.join(", "),
-        placebo_w = placebo_w.join(", "),
+    let stays = format!(
+        "SELECT device, site, day, kind = 'visitor', first_ms, last_ms FROM {} \
+         WHERE device IN (SELECT device FROM {ARMS})",
+        src.visits(&format!(
+            "site IN ({all_stores}) AND day >= {s_from} AND day <= {s_to} AND ({keys})"
+        ))
     );
     // One aggregate per window, over the receipts in (t0, t0 + W].
     let per_window = |aggregate: &dyn Fn(&str) -> String| -> String {
@@ -703,15 +579,6 @@ pub fn queries(
             &format!("store_id IN ({brand_stores}) AND day >= {s_from} AND day <= {s_to}")
         ),
     );
-    let classes = format!(
-        "SELECT klass, count() AS passes FROM {PASSES} WHERE linkable GROUP BY klass ORDER BY klass"
-    );
-    let passers = format!("SELECT uniqExact(device), uniqExactIf(device, linkable) FROM {PASSES}");
-    let daily = format!(
-        "SELECT toDate(toDateTime(intDiv(first_ms, 1000))) AS day, countIf(klass = 'exposed') AS exposed, \
-         countIf(klass = 'control') AS control FROM {PASSES} WHERE linkable \
-         GROUP BY day ORDER BY day"
-    );
     let period = span(c, r);
     let traffic = format!(
         "SELECT site, day, sum(visitors) AS people FROM traffic FINAL WHERE site IN \
@@ -720,12 +587,11 @@ pub fn queries(
     );
     Queries {
         setup,
-        staff,
-        units,
+        passes,
+        plays,
+        arms_pairs,
+        stays,
         revenue,
-        classes,
-        passers,
-        daily,
         traffic,
     }
 }
@@ -841,26 +707,103 @@ async fn read(
         });
     }
     let bridge = bridged(&mut boundaries, &epochs, campaign.start_ms);
-    let q = queries(
-        &campaign,
-        &stores,
-        placebo_brand.as_deref(),
-        rules,
-        bridge,
-        compacted,
-    );
+    let q = queries(&campaign, &stores, rules, bridge, compacted);
     let setup: Vec<&str> = q.setup.iter().map(|(_, sql)| sql.as_str()).collect();
-    tracing::debug!(setup = %setup.join(";\n"), units = %q.units, revenue = %q.revenue, "the report's queries");
+    tracing::debug!(setup = %setup.join(";\n"), passes = %q.passes, stays = %q.stays, revenue = %q.revenue, "the report's queries");
     // One session from here: the temporary tables live in it, and go with it.
     let db = &db.clone().with_setting("session_id", session_id());
     for (what, sql) in &q.setup {
         timed(what, || db.query(sql).execute()).await?;
     }
-    let units: Vec<UnitRow> = timed("the arms and outcomes query", || {
-        db.query(&q.units).fetch_all()
+    let boards: HashMap<&str, u32> = (0u32..)
+        .zip(campaign.boards.iter().map(String::as_str))
+        .map(|(i, b)| (b, i))
+        .collect();
+    let mut passes = timed("the flight's passes", || {
+        each::<PassRow<'_>, _>(db, &q.passes, |r| {
+            boards.get(r.site).map(|&board| units::Pass {
+                device: r.device,
+                epoch: r.epoch,
+                board,
+                first_ms: r.first_ms,
+                last_ms: r.last_ms,
+                linkable: r.linkable != 0,
+            })
+        })
     })
     .await?;
-    let staff: Vec<u64> = timed("the staff query", || db.query(&q.staff).fetch_all()).await?;
+    let plays = timed("the creative's plays", || {
+        each::<PlayRow<'_>, _>(db, &q.plays, |r| {
+            boards.get(r.board_id).map(|&board| units::Play {
+                board,
+                start_ms: r.start_ms,
+                end_ms: r.end_ms,
+            })
+        })
+    })
+    .await?;
+    let plays = units::Plays::new(campaign.boards.len(), plays);
+    let flight = units::flight(&mut passes, &plays, rules.pad_ms, campaign.loop_ms());
+    drop(passes);
+    timed("writing the arms (report_arms)", || async {
+        if flight.arms.is_empty() {
+            return Ok(());
+        }
+        let mut insert = db.insert::<ArmRow>(ARMS).await?;
+        for a in &flight.arms {
+            insert
+                .write(&ArmRow {
+                    device: a.device,
+                    epoch: a.epoch,
+                    t0: a.t0,
+                })
+                .await?;
+        }
+        insert.end().await
+    })
+    .await?;
+    if let Some((what, sql)) = &q.arms_pairs {
+        timed(what, || db.query(sql).execute()).await?;
+    }
+    // The stores by index: the stays name theirs so.
+    let mut names: Vec<&str> = stores.keys().map(String::as_str).collect();
+    names.sort_unstable();
+    let index: HashMap<&str, u32> = (0u32..)
+        .zip(names.iter().copied())
+        .map(|(i, s)| (s, i))
+        .collect();
+    let mut stays = timed("the arms' stays at the stores", || {
+        each::<StayRow<'_>, _>(db, &q.stays, |r| {
+            index.get(r.site).map(|&store| units::Stay {
+                device: r.device,
+                store,
+                day: r.day,
+                visitor: r.visitor != 0,
+                first_ms: r.first_ms,
+                last_ms: r.last_ms,
+            })
+        })
+    })
+    .await?;
+    units::sort_stays(&mut stays);
+    let of = |brand: Option<&str>| -> Vec<bool> {
+        names
+            .iter()
+            .map(|s| stores.get(*s).map(String::as_str) == brand)
+            .collect()
+    };
+    let period = span(&campaign, rules);
+    let units = units::outcomes(
+        &flight.arms,
+        &stays,
+        &of(Some(&campaign.brand)),
+        &of(placebo_brand.as_deref()),
+        &campaign.boards,
+        rules,
+        (period.lo, period.hi),
+    );
+    let staff = units::staff(&stays, rules);
+    drop(stays);
     let loyalty: HashMap<u64, Loyalty> = timed("the loyalty receipts query", || {
         db.query(&q.revenue).fetch_all::<LoyaltyRow>()
     })
@@ -875,22 +818,6 @@ async fn read(
             },
         )
     })
-    .collect();
-    let pass_classes = timed("the pass classes query", || {
-        db.query(&q.classes).fetch_all::<ClassRow>()
-    })
-    .await?
-    .into_iter()
-    .map(|r| (r.klass, r.passes))
-    .collect();
-    let (passers, linkable_passers): (u64, u64) =
-        timed("the passers query", || db.query(&q.passers).fetch_one()).await?;
-    let daily = timed("the daily passes query", || {
-        db.query(&q.daily).fetch_all::<DailyRow>()
-    })
-    .await?
-    .into_iter()
-    .map(|r| (r.day, r.exposed, r.control))
     .collect();
     let data_end_ms: i64 = timed("reading the end of the data (table sightings)", || {
         db.query("SELECT max(last_ms) FROM sightings").fetch_one()
@@ -907,16 +834,32 @@ async fn read(
         campaign,
         placebo_brand,
         units,
-        staff: staff.into_iter().collect(),
+        staff,
         loyalty,
-        pass_classes,
-        passers,
-        linkable_passers,
-        daily,
+        pass_classes: flight.pass_classes,
+        passers: flight.passers,
+        linkable_passers: flight.linkable_passers,
+        daily: flight.daily,
         data_end_ms,
         boundaries,
         geo,
     })
+}
+
+/// What `keep` makes of each row of `sql`, as the rows stream in (a row it makes nothing of
+/// is left out): a row borrows its strings from the response, so a million rows are not a
+/// million allocations.
+async fn each<T: clickhouse::RowRead, U>(
+    db: &clickhouse::Client,
+    sql: &str,
+    mut keep: impl FnMut(T::Value<'_>) -> Option<U>,
+) -> Result<Vec<U>, clickhouse::error::Error> {
+    let mut cursor = db.query(sql).fetch::<T>()?;
+    let mut out = Vec::new();
+    while let Some(row) = cursor.next().await? {
+        out.extend(keep(row));
+    }
+    Ok(out)
 }
 
 /// A session id of this report's own: its process and the wall clock in ns.
@@ -990,14 +933,20 @@ mod tests {
             staff_days_per_week: 5,
             windows_days: vec![14],
         };
-        let q = queries(&c, &HashMap::new(), None, &rules, None, &Compacted::none());
-        let setup: Vec<&str> = q.setup.iter().map(|(_, sql)| sql.as_str()).collect();
-        let setup = setup.join(";\n");
-        assert!(setup.contains(r"creative_id = 'it\'s\\n'"), "{setup}");
-        assert!(setup.contains(r"site IN ('b-1', 'b\'2')"), "{setup}");
+        let q = queries(&c, &HashMap::new(), &rules, None, &Compacted::none());
+        assert!(q.plays.contains(r"creative_id = 'it\'s\\n'"), "{}", q.plays);
+        assert!(
+            q.passes.contains(r"site IN ('b-1', 'b\'2')"),
+            "{}",
+            q.passes
+        );
         // A day before the flight, in UTC.
-        assert!(setup.contains("day >= toDate('2026-02-28')"), "{setup}");
+        assert!(
+            q.passes.contains("day >= toDate('2026-02-28')"),
+            "{}",
+            q.passes
+        );
         // No store: an IN list that matches nothing, still valid SQL.
-        assert!(q.units.contains("site IN ('')"), "{}", q.units);
+        assert!(q.stays.contains("site IN ('')"), "{}", q.stays);
     }
 }

@@ -173,18 +173,11 @@ pub fn design(inp: &Inputs, p: &Params) -> Design {
         .enumerate()
         .map(|(i, b)| (b.as_str(), i))
         .collect();
-    let mut ex = Exclusions::default();
-    for (class, n) in &inp.pass_classes {
-        let k = match class.as_str() {
-            "exposed" => PassClass::Exposed,
-            "control" => PassClass::Control,
-            "ambiguous" => PassClass::Ambiguous,
-            "long" => PassClass::Long,
-            _ => PassClass::OutOfRotation,
-        };
-        *ex.passes.entry(k).or_default() += n;
-    }
-    ex.devices_without_a_clean_pass = inp.linkable_passers.saturating_sub(inp.units.len() as u64);
+    let mut ex = Exclusions {
+        passes: inp.pass_classes.clone(),
+        devices_without_a_clean_pass: inp.linkable_passers.saturating_sub(inp.units.len() as u64),
+        ..Exclusions::default()
+    };
     let block = i64::from(p.hour_block_hours.max(1));
     let mut strata: Vec<(usize, u32, u32)> = Vec::new();
     let mut stratum_index: HashMap<(usize, u32, u32), usize> = HashMap::new();
@@ -292,7 +285,7 @@ mod tests {
                     receipts: vec![1; 6],
                 },
             )]),
-            pass_classes: vec![("exposed".into(), 4), ("long".into(), 2)],
+            pass_classes: BTreeMap::from([(PassClass::Exposed, 4), (PassClass::Long, 2)]),
             passers: 20,
             linkable_passers: 9,
             ..Inputs::for_test(&["b1", "b2"])

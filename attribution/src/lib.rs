@@ -1,7 +1,8 @@
 //! Footfall attribution: the offline lift of outdoor campaigns (ATTRIBUTION.md).
 //!
-//! - [`data`]: the queries; ClickHouse does the per-device work and returns one row per
-//!   assigned device ([`data::Inputs`]).
+//! - [`data`]: the queries; ClickHouse selects the rows a report reads, each once.
+//! - [`units`]: the per-device work on them: passes classified, arms, outcomes, staff
+//!   ([`data::Inputs`]: one row per assigned device).
 //! - [`design`]: the method's settings ([`design::Params`]) and the design built from the
 //!   rows: arms, strata, clusters, exclusions.
 //! - [`estimate`]: the estimates per window, one module per estimator.
@@ -14,3 +15,4 @@ pub mod design;
 pub mod estimate;
 pub mod report;
 pub mod stats;
+pub mod units;

@@ -1,9 +1,13 @@
 //! The report's queries also run on a current ClickHouse: chdb-core embeds 26.x in-process.
+//! Each test runs the report's flow there: its session's setup, the flight's passes and the
+//! creative's plays, the arms `units::flight` assigns from them written into `report_arms`,
+//! then the queries that read the arms.
 
 use std::collections::HashMap;
 
-use attribution::data::{epochs_query, queries, Campaign};
-use attribution::design::Params;
+use attribution::data::{epochs_query, queries, Campaign, Queries, Rules, ARMS};
+use attribution::design::{Params, PassClass};
+use attribution::units::{self, Flight, Pass, Play, Plays, Stay};
 use collector::migrate::{statements, MIGRATIONS};
 use warehouse::parts::{Compacted, Partition};
 
@@ -42,6 +46,97 @@ fn campaign(boards: &[&str], start_ms: i64, end_ms: i64) -> Campaign {
     }
 }
 
+/// The UTC day of a TSV date, days since 1970.
+fn day(text: &str) -> u16 {
+    let d = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").expect("a date");
+    (d - chrono::NaiveDate::default()).num_days() as u16
+}
+
+/// A number in a TSV answer.
+fn num<T: std::str::FromStr>(field: &str) -> T {
+    field.parse().ok().expect("a number")
+}
+
+/// The rows of one TSV answer (`;` between rows).
+fn rows(answer: &str) -> Vec<Vec<&str>> {
+    answer
+        .split(';')
+        .filter(|l| !l.is_empty())
+        .map(|l| l.split('\t').collect())
+        .collect()
+}
+
+/// Runs the report's flow on chdb: `data` (the schema and rows), the session's setup, the
+/// passes and plays, then (in a second session over the same rows) the arms written and
+/// their pairs added, and `after`, whose answers it returns beside the flight.
+fn report_on_chdb(
+    data: &[String],
+    q: &Queries,
+    c: &Campaign,
+    rules: &Rules,
+    after: &[String],
+) -> (Flight, Vec<String>) {
+    let setup: Vec<String> = data
+        .iter()
+        .cloned()
+        .chain(q.setup.iter().map(|(_, sql)| sql.clone()))
+        .collect();
+    let read = testkit::chdb_queries(&setup, &[q.passes.clone(), q.plays.clone()]);
+    let board = |name: &str| c.boards.iter().position(|b| b == name).expect("a board") as u32;
+    let mut passes: Vec<Pass> = rows(&read[0])
+        .iter()
+        .map(|r| Pass {
+            device: num(r[0]),
+            epoch: num(r[1]),
+            board: board(r[2]),
+            first_ms: num(r[3]),
+            last_ms: num(r[4]),
+            linkable: r[5] == "1",
+        })
+        .collect();
+    let plays = rows(&read[1]).into_iter().map(|r| Play {
+        board: board(r[0]),
+        start_ms: num(r[1]),
+        end_ms: num(r[2]),
+    });
+    let flight = units::flight(
+        &mut passes,
+        &Plays::new(c.boards.len(), plays),
+        rules.pad_ms,
+        c.loop_ms(),
+    );
+    let arms: Vec<String> = flight
+        .arms
+        .iter()
+        .map(|a| {
+            format!(
+                "INSERT INTO {ARMS} VALUES ({}, {}, {})",
+                a.device, a.epoch, a.t0
+            )
+        })
+        .chain(q.arms_pairs.iter().map(|(_, sql)| sql.clone()))
+        .collect();
+    let setup: Vec<String> = setup.into_iter().chain(arms).collect();
+    (flight, testkit::chdb_queries(&setup, after))
+}
+
+/// The arms' stays from the stays query's answer, sorted; `stores` are the stores by index.
+fn stays(answer: &str, stores: &[&str]) -> Vec<Stay> {
+    let mut stays: Vec<Stay> = rows(answer)
+        .iter()
+        .map(|r| Stay {
+            device: num(r[0]),
+            store: stores.iter().position(|s| *s == r[1]).expect("a store") as u32,
+            day: day(r[2]),
+            visitor: r[3] == "1",
+            first_ms: num(r[4]),
+            last_ms: num(r[5]),
+        })
+        .collect();
+    units::sort_stays(&mut stays);
+    stays
+}
+
 #[test]
 fn the_report_queries_run_on_a_current_clickhouse() {
     // With FINAL throughout, and with the compacted partitions read plainly (visits: one
@@ -56,37 +151,26 @@ fn the_report_queries_run_on_a_current_clickhouse() {
             ("acme-1".to_owned(), "acme".to_owned()),
             ("other-1".to_owned(), "other".to_owned()),
         ]);
-        let q = queries(
-            &campaign,
-            &stores,
-            Some("other"),
-            &Params::defaults(14).rules(),
-            None,
-            &compacted,
-        );
-        let schema: Vec<String> = MIGRATIONS
+        let rules = Params::defaults(14).rules();
+        let q = queries(&campaign, &stores, &rules, None, &compacted);
+        // A pass at a board while the creative played, and a visit after it.
+        let data: Vec<String> = MIGRATIONS
             .iter()
             .flat_map(|(_, _, sql)| statements(sql))
-            .collect();
-        // A pass at a board while the creative played, and a visit after it.
-        let rows = vec![
-            "INSERT INTO visits (site, day, device, visit_id, class, first_ms, last_ms, kind, version) \
-             VALUES ('board-1', '2026-03-08', 7, 1, 'global', 1772960000000, 1772960005000, 'visitor', 1)"
-                .to_owned(),
-            "INSERT INTO ad_plays VALUES ('board-1', '2026-03-08', 1772959998000, 1772960008000, 'acme-01', 'acme', 'c')"
-                .to_owned(),
-            "INSERT INTO visits (site, day, device, visit_id, class, first_ms, last_ms, kind, version) \
-             VALUES ('acme-1', '2026-03-09', 7, 2, 'global', 1773000000000, 1773000600000, 'visitor', 1)"
-                .to_owned(),
-        ];
-        // Device 7 is a loyalty member who bought nothing: it is counted among the members,
-        // with no receipts, not left out.
-        let rows: Vec<String> = rows
-            .into_iter()
-            .chain(["INSERT INTO links VALUES (0, 7, 'card-7', 0)".to_owned()])
-            // Store traffic: an hour written twice (the later version wins), another hour, and a
-            // store of another brand.
             .chain([
+                "INSERT INTO visits (site, day, device, visit_id, class, first_ms, last_ms, kind, version) \
+                 VALUES ('board-1', '2026-03-08', 7, 1, 'global', 1772960000000, 1772960005000, 'visitor', 1)"
+                    .to_owned(),
+                "INSERT INTO ad_plays VALUES ('board-1', '2026-03-08', 1772959998000, 1772960008000, 'acme-01', 'acme', 'c')"
+                    .to_owned(),
+                "INSERT INTO visits (site, day, device, visit_id, class, first_ms, last_ms, kind, version) \
+                 VALUES ('acme-1', '2026-03-09', 7, 2, 'global', 1773000000000, 1773000600000, 'visitor', 1)"
+                    .to_owned(),
+                // Device 7 is a loyalty member who bought nothing: it is counted among the
+                // members, with no receipts, not left out.
+                "INSERT INTO links VALUES (0, 7, 'card-7', 0)".to_owned(),
+                // Store traffic: an hour written twice (the later version wins), another hour,
+                // and a store of another brand.
                 "INSERT INTO traffic (site, day, local_hour, hour_ms, visitors, version) VALUES \
                  ('acme-1', '2026-03-09', 10, 1773050400000, 3.5, 1), \
                  ('acme-1', '2026-03-09', 10, 1773050400000, 4.5, 2), \
@@ -95,49 +179,55 @@ fn the_report_queries_run_on_a_current_clickhouse() {
                     .to_owned(),
             ])
             .collect();
-        let report = vec![
-            q.units.clone(),
-            q.staff.clone(),
-            q.revenue.clone(),
-            q.classes.clone(),
-            q.passers.clone(),
-            q.daily.clone(),
-            epochs_query(&campaign, &stores, &Params::defaults(14).rules()),
-            q.traffic.clone(),
-        ];
-        // The report's temporary tables, then its queries, in one session.
-        let setup: Vec<String> = schema
-            .iter()
-            .cloned()
-            .chain(rows)
-            .chain(q.setup.into_iter().map(|(_, sql)| sql))
-            .collect();
-        let lines = testkit::chdb_queries(&setup, &report);
+        let (flight, lines) = report_on_chdb(
+            &data,
+            &q,
+            &campaign,
+            &rules,
+            &[
+                q.stays.clone(),
+                q.revenue.clone(),
+                epochs_query(&campaign, &stores, &rules),
+                q.traffic.clone(),
+            ],
+        );
         // The one device: exposed (the creative overlapped its pass), converted within a day.
-        let unit: Vec<&str> = lines[0].split('\t').collect();
+        assert_eq!(flight.arms.len(), 1, "{flight:?}");
+        let arm = flight.arms[0];
         assert_eq!(
-            &unit[..4],
-            ["7", "1", "1772960000000", "board-1"],
-            "{}",
-            lines[0]
+            (arm.device, arm.exposed, arm.t0, arm.board),
+            (7, true, 1772960000000, 0)
+        );
+        assert_eq!(flight.pass_classes.get(&PassClass::Exposed), Some(&1));
+        assert_eq!((flight.passers, flight.linkable_passers), (1, 1));
+        let stores_by_index = ["acme-1", "other-1"];
+        let units = units::outcomes(
+            &flight.arms,
+            &stays(&lines[0], &stores_by_index),
+            &[true, false],
+            &[false, true],
+            &campaign.boards,
+            &rules,
+            (
+                campaign.start_ms - rules.pre_ms,
+                campaign.end_ms + 28 * 86_400_000,
+            ),
         );
         assert_eq!(
-            unit[8], "[1,1,1,1,1]",
-            "converted in every window: {}",
-            lines[0]
+            units[0].converted,
+            [1, 1, 1, 1, 1],
+            "converted in every window: {lines:?}"
         );
         assert_eq!(
-            lines[2], "7\t[0,0,0,0,0]\t[0,0,0,0,0]",
+            lines[1], "7\t[0,0,0,0,0]\t[0,0,0,0,0]",
             "a loyalty member without receipts"
         );
-        assert_eq!(lines[3], "exposed\t1", "pass classes");
-        assert_eq!(lines[4], "1\t1", "passers, linkable");
-        assert_eq!(lines[6], "0\t1772960000000", "one epoch, from the pass");
+        assert_eq!(lines[2], "0\t1772960000000", "one epoch, from the pass");
         assert_eq!(
-            lines[7], "acme-1\t2026-03-09\t6.5",
+            lines[3], "acme-1\t2026-03-09\t6.5",
             "the brand's store's visitors that day, the latest version of each hour"
         );
-        assert_eq!(lines.len(), 8, "{lines:?}");
+        assert_eq!(lines.len(), 4, "{lines:?}");
     }
 }
 
@@ -152,7 +242,6 @@ fn a_bridged_boundary_keeps_one_device_one_unit() {
         1_772_928_000_000 + 2 * 86_400_000,
     );
     let stores = HashMap::from([("acme-1".to_owned(), "acme".to_owned())]);
-    let schema = MIGRATIONS.iter().flat_map(|(_, _, sql)| statements(sql));
     // Epoch 455 ends at 2026-03-08T00:00Z: device 7's pass on the 7th, its visit (as 8) on
     // the 9th; its loyalty link, which makes it linkable (its address is local), only under
     // the new key. Device 70 (unlinked, so not a unit)
@@ -174,123 +263,116 @@ fn a_bridged_boundary_keeps_one_device_one_unit() {
         "INSERT INTO links VALUES (456, 8, 'card-7', 0)",
         "INSERT INTO receipts VALUES ('acme-1', '2026-03-09', 'r1', 1773000300000, 1250, 'EUR', 'card-7')",
     ];
-    let setup: Vec<String> = schema.chain(rows.map(str::to_owned)).collect();
-    let rules = Params::defaults(14).rules();
-    let run = |bridge: Option<u32>| {
-        let q = queries(&campaign, &stores, None, &rules, bridge, &Compacted::none());
-        let setup: Vec<String> = setup
-            .iter()
-            .cloned()
-            .chain(q.setup.into_iter().map(|(_, sql)| sql))
-            .collect();
-        testkit::chdb_queries(&setup, &[q.units, q.revenue, q.passers])
-    };
-    let bridged = run(Some(455));
-    let units: Vec<Vec<&str>> = bridged[0]
-        .split(';')
-        .map(|l| l.split('\t').collect())
+    let data: Vec<String> = MIGRATIONS
+        .iter()
+        .flat_map(|(_, _, sql)| statements(sql))
+        .chain(rows.map(str::to_owned))
         .collect();
-    assert_eq!(units.len(), 2, "{bridged:?}");
-    assert_eq!(
-        &units[0][..4],
-        ["7", "1", "1772900000000", "board-1"],
-        "{bridged:?}"
+    let rules = Params::defaults(14).rules();
+    let period = (
+        campaign.start_ms - rules.pre_ms,
+        campaign.end_ms + 28 * 86_400_000,
     );
-    assert_eq!(&units[1][..2], ["9", "1"], "{bridged:?}");
+    let run = |bridge: Option<u32>| {
+        let q = queries(&campaign, &stores, &rules, bridge, &Compacted::none());
+        let (flight, lines) = report_on_chdb(
+            &data,
+            &q,
+            &campaign,
+            &rules,
+            &[q.stays.clone(), q.revenue.clone()],
+        );
+        let units = units::outcomes(
+            &flight.arms,
+            &stays(&lines[0], &["acme-1"]),
+            &[true],
+            &[false],
+            &campaign.boards,
+            &rules,
+            period,
+        );
+        (flight, units, lines)
+    };
+    let (flight, units, lines) = run(Some(455));
+    let devices: Vec<(u64, bool)> = units.iter().map(|u| (u.device, u.exposed == 1)).collect();
+    assert_eq!(devices, [(7, true), (9, true)], "{lines:?}");
+    assert_eq!(units[0].t0, 1772900000000);
     // Each visit is 1.2 days after the pass: converted in the 3-day window and longer.
     for unit in &units {
         assert_eq!(
-            unit[8], "[0,1,1,1,1]",
-            "the visit after the change counts: {bridged:?}"
+            unit.converted,
+            [0, 1, 1, 1, 1],
+            "the visit after the change counts: {lines:?}"
         );
     }
     assert_eq!(
-        bridged[1], "7\t[0,1250,1250,1250,1250]\t[0,1,1,1,1]",
+        lines[1], "7\t[0,1250,1250,1250,1250]\t[0,1,1,1,1]",
         "the link under the new key, and its receipt, once"
     );
-    assert_eq!(bridged[2], "3\t2", "three passers, two linkable");
-    let split = run(None);
-    for unit in split[0].split(';') {
-        assert_eq!(
-            unit.split('\t').nth(8),
-            Some("[0,0,0,0,0]"),
-            "not bridged: the visit is another device's: {split:?}"
-        );
-    }
-    assert_eq!(split[1], "", "no link for key 7: {split:?}");
     assert_eq!(
-        split[2], "4\t1",
+        (flight.passers, flight.linkable_passers),
+        (3, 2),
+        "three passers, two linkable"
+    );
+    let (flight, units, lines) = run(None);
+    assert_eq!(units.len(), 1, "not bridged, 7 is not linked: {lines:?}");
+    assert_eq!(
+        units[0].converted,
+        [0, 0, 0, 0, 0],
+        "not bridged: the visit is another device's: {lines:?}"
+    );
+    assert_eq!(lines[1], "", "no link for key 7: {lines:?}");
+    assert_eq!(
+        (flight.passers, flight.linkable_passers),
+        (4, 1),
         "not bridged: 70 and 80 are two passers, 7 is not linked"
     );
 }
 
-/// Each pass's class, from the plays around it (defaults: 15-s pad, a 60-s loop). `M` is the
-/// start of a minute; the plays of the creative on board-1 are at M+55..65 s and M+175..185 s
-/// (and another brand's at M+125..135 s).
+/// The plays a pass is classified by come from the plays query on a current ClickHouse:
+/// the creative's alone, at the campaign's boards, around the flight (ATTRIBUTION.md's
+/// classes on crafted plays are `units`' unit tests).
 #[test]
-fn each_pass_is_classified_by_the_plays_around_it() {
+fn the_plays_query_reads_the_creatives_plays_around_the_flight() {
     const M: i64 = 1_772_959_980_000;
-    let campaign = campaign(&["board-1"], 1_772_928_000_000, 1_773_532_800_000);
+    let campaign = campaign(&["board-1"], M, M + 86_400_000);
+    let stores = HashMap::from([("acme-1".to_owned(), "acme".to_owned())]);
     let q = queries(
         &campaign,
-        &HashMap::from([("acme-1".to_owned(), "acme".to_owned())]),
-        None,
+        &stores,
         &Params::defaults(14).rules(),
         None,
         &Compacted::none(),
     );
-    let s = |secs: f64| M + (secs * 1000.0) as i64;
-    let passes = [
-        // Padded, it meets the play across a minute's end by 600 ms: ambiguous, though the
-        // two share two minutes (counted in both, 1.2 s would make it exposed).
-        (1, s(30.0), s(40.6), "ambiguous"),
-        // In rotation (a play starts 55 s after it), overlapping none (the other brand's).
-        (2, s(120.0), s(130.0), "control"),
-        (3, s(170.0), s(400.0), "long"),
-        // Long, with a play inside it but none starting within a loop of its start.
-        (4, s(400.0), s(900.0), "out_of_rotation"),
-        // No play for hours: its row is kept.
-        (5, s(7200.0), s(7205.0), "out_of_rotation"),
-        (6, s(178.0), s(190.0), "exposed"),
-    ];
     let plays = [
-        (s(55.0), s(65.0), "acme-01"),
-        (s(175.0), s(185.0), "acme-01"),
-    ]
-    .into_iter()
-    .chain([
-        (s(125.0), s(135.0), "other-01"),
-        (s(850.0), s(860.0), "acme-01"),
-    ]);
-    let rows = passes
-        .iter()
-        .map(|(device, first, last, _)| {
-            format!(
-                "INSERT INTO visits (site, day, device, visit_id, class, first_ms, last_ms, kind, version) \
-                 VALUES ('board-1', '2026-03-08', {device}, {device}, 'global', {first}, {last}, 'visitor', 1)"
-            )
-        })
-        .chain(plays.map(|(start, end, creative)| {
-            format!(
-                "INSERT INTO ad_plays VALUES ('board-1', '2026-03-08', {start}, {end}, '{creative}', 'x', 'c')"
-            )
-        }));
-    let setup: Vec<String> = MIGRATIONS
+        ("board-1", M + 55_000, "acme-01"),
+        ("board-1", M + 125_000, "other-01"),
+        ("board-2", M + 175_000, "acme-01"),
+        // Ends a minute before the first pass could look for it, or starts after the last.
+        ("board-1", M - 130_000, "acme-01"),
+        ("board-1", M + 86_400_000 + 120_000, "acme-01"),
+        // Ends in the minute a first pass looks from.
+        ("board-1", M - 70_000, "acme-01"),
+    ];
+    let data: Vec<String> = MIGRATIONS
         .iter()
         .flat_map(|(_, _, sql)| statements(sql))
-        .chain(rows)
+        .chain(plays.iter().map(|(board, start, creative)| {
+            format!(
+                "INSERT INTO ad_plays VALUES ('{board}', '2026-03-08', {start}, {}, '{creative}', 'x', 'c')",
+                start + 10_000
+            )
+        }))
         .collect();
-    let setup: Vec<String> = setup
-        .into_iter()
-        .chain(q.setup.into_iter().map(|(_, sql)| sql))
-        .collect();
-    let classes = testkit::chdb_queries(
-        &setup,
-        &["SELECT device, klass FROM report_passes ORDER BY device".to_owned()],
+    let answer = testkit::chdb_queries(&data, &[format!("{} ORDER BY start_ms", q.plays)]);
+    assert_eq!(
+        answer,
+        [format!(
+            "board-1\t{}\t{};board-1\t{}\t{}",
+            M - 70_000,
+            M - 60_000,
+            M + 55_000,
+            M + 65_000
+        )]
     );
-    let expected: Vec<String> = passes
-        .iter()
-        .map(|(device, _, _, klass)| format!("{device}\t{klass}"))
-        .collect();
-    assert_eq!(classes, [expected.join(";")]);
 }
