@@ -5,6 +5,7 @@
 
 use rand_xoshiro::rand_core::{RngCore, SeedableRng};
 use serde::Serialize;
+use strength_reduce::StrengthReducedU64;
 
 /// The standard normal CDF.
 pub fn norm_cdf(x: f64) -> f64 {
@@ -357,6 +358,12 @@ impl Rng {
     pub fn below(&mut self, n: usize) -> usize {
         (self.0.next_u64() % n as u64) as usize
     }
+
+    /// [`Rng::below`] for an `n` that repeats, by multiplication, not division: the same
+    /// draw.
+    pub fn below_reduced(&mut self, n: StrengthReducedU64) -> usize {
+        (self.0.next_u64() % n) as usize
+    }
 }
 
 /// Asserts `a` is within `tol` of `b` (the unit tests' one comparison of figures).
@@ -368,6 +375,17 @@ pub(crate) fn close(a: f64, b: f64, tol: f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reduced_bound_draws_what_the_plain_one_draws() {
+        for n in [1u64, 2, 3, 7, 1000, 65_537, 1 << 40, u64::MAX] {
+            let (mut a, mut b) = (Rng::new(n), Rng::new(n));
+            let reduced = StrengthReducedU64::new(n);
+            for _ in 0..1000 {
+                assert_eq!(a.below(n as usize), b.below_reduced(reduced), "n = {n}");
+            }
+        }
+    }
 
     #[test]
     fn students_t_matches_tabulated_quantiles() {

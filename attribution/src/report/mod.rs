@@ -256,9 +256,18 @@ fn iso(ms: i64) -> String {
 
 pub fn build(inp: &Inputs, p: &Params) -> Report {
     let design: Design = design::design(inp, p);
-    let all: Vec<WindowResult> = (0..p.windows.len())
-        .map(|wi| estimate::window(&design, inp, p, wi))
-        .collect();
+    // The windows are independent (each with its own seeds), so each is estimated on a
+    // thread of its own: the primary's permutation test and the others' bootstraps at once.
+    let all: Vec<WindowResult> = std::thread::scope(|s| {
+        let design = &design;
+        let threads: Vec<_> = (0..p.windows.len())
+            .map(|wi| s.spawn(move || estimate::window(design, inp, p, wi)))
+            .collect();
+        threads
+            .into_iter()
+            .map(|t| t.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
     let hidden = small_windows(&all, p);
     let suppressed_windows: Vec<u32> = all
         .iter()
