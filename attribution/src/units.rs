@@ -40,23 +40,62 @@ pub struct Play {
 
 /// The creative's plays per board, sorted by start.
 pub struct Plays {
-    /// Per board: (start, end) of each play, and the longest play's length (a pass looks for
-    /// the plays that meet it from its first minute back by that much).
-    by_board: Vec<(Vec<(i64, i64)>, i64)>,
+    by_board: Vec<Board>,
+}
+
+/// One board's plays, and where a pass looks for those that meet it.
+#[derive(Clone, Default)]
+struct Board {
+    /// (start, end) of each play, by start.
+    plays: Vec<(i64, i64)>,
+    /// The minute of the first play's start.
+    first_minute: i64,
+    /// Per minute from `first_minute` on, the first play that can reach into it: the first
+    /// whose start is at most the longest play's length before the minute. (A binary search
+    /// for it, in a month of a city's plays, was a cache miss at each step: 90 % of the
+    /// classification's time.)
+    from: Vec<u32>,
+}
+
+impl Board {
+    /// The plays that can meet the minutes from `lo` (a minute's start) on.
+    fn from(&self, lo: i64) -> &[(i64, i64)] {
+        let minute = lo.div_euclid(MINUTE_MS) - self.first_minute;
+        let i = match usize::try_from(minute) {
+            Err(_) => 0,
+            Ok(m) => self.from.get(m).map_or(self.plays.len(), |&i| i as usize),
+        };
+        &self.plays[i..]
+    }
 }
 
 impl Plays {
     /// The plays of a campaign with `boards` boards; a play of another board is left out.
     pub fn new(boards: usize, plays: impl IntoIterator<Item = Play>) -> Plays {
-        let mut by_board = vec![(Vec::new(), 0); boards];
+        let mut by_board = vec![Board::default(); boards];
         for p in plays {
-            if let Some((v, longest)) = by_board.get_mut(p.board as usize) {
-                v.push((p.start_ms, p.end_ms));
-                *longest = (*longest).max(p.end_ms - p.start_ms);
+            if let Some(b) = by_board.get_mut(p.board as usize) {
+                b.plays.push((p.start_ms, p.end_ms));
             }
         }
-        for (v, _) in &mut by_board {
-            v.sort_unstable();
+        for b in &mut by_board {
+            b.plays.sort_unstable();
+            let (Some(first), Some(last)) = (b.plays.first(), b.plays.last()) else {
+                continue;
+            };
+            let longest = b.plays.iter().map(|(s, e)| e - s).max().unwrap_or(0);
+            b.first_minute = first.0.div_euclid(MINUTE_MS);
+            let minutes = (last.0 + longest).div_euclid(MINUTE_MS) - b.first_minute + 1;
+            let mut i = 0;
+            b.from = (0..minutes)
+                .map(|m| {
+                    let t = (b.first_minute + m) * MINUTE_MS - longest;
+                    while i < b.plays.len() && b.plays[i].0 < t {
+                        i += 1;
+                    }
+                    i as u32
+                })
+                .collect();
         }
         Plays { by_board }
     }
@@ -70,16 +109,15 @@ impl Plays {
     ///   nothing; ambiguous: in between.
     pub fn classify(&self, pass: &Pass, pad_ms: i64, loop_ms: i64) -> PassClass {
         let reach = pad_ms.max(loop_ms);
-        let Some((plays, longest)) = self.by_board.get(pass.board as usize) else {
+        let Some(board) = self.by_board.get(pass.board as usize) else {
             return PassClass::OutOfRotation;
         };
         // The plays whose minutes meet the pass's: a start before the end of its last minute,
         // an end in or after its first.
         let lo = (pass.first_ms - reach).div_euclid(MINUTE_MS) * MINUTE_MS;
         let hi = ((pass.first_ms + loop_ms).div_euclid(MINUTE_MS) + 1) * MINUTE_MS;
-        let from = plays.partition_point(|&(start, _)| start < lo - longest);
         let (mut overlap, mut rotation) = (0, 0u32);
-        for &(start, end) in plays[from..].iter().take_while(|(start, _)| *start < hi) {
+        for &(start, end) in board.from(lo).iter().take_while(|(start, _)| *start < hi) {
             if end < lo {
                 continue;
             }
