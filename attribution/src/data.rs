@@ -715,10 +715,7 @@ async fn read(
     for (what, sql) in &q.setup {
         timed(what, || db.query(sql).execute()).await?;
     }
-    let boards: HashMap<&str, u32> = (0u32..)
-        .zip(campaign.boards.iter().map(String::as_str))
-        .map(|(i, b)| (b, i))
-        .collect();
+    let boards = indexed(campaign.boards.iter().map(String::as_str));
     let mut passes = timed("the flight's passes", || {
         each::<PassRow<'_>, _>(db, &q.passes, |r| {
             boards.get(r.site).map(|&board| units::Pass {
@@ -768,10 +765,7 @@ async fn read(
     // The stores by index: the stays name theirs so.
     let mut names: Vec<&str> = stores.keys().map(String::as_str).collect();
     names.sort_unstable();
-    let index: HashMap<&str, u32> = (0u32..)
-        .zip(names.iter().copied())
-        .map(|(i, s)| (s, i))
-        .collect();
+    let index = indexed(names.iter().copied());
     let mut stays = timed("the arms' stays at the stores", || {
         each::<StayRow<'_>, _>(db, &q.stays, |r| {
             index.get(r.site).map(|&store| units::Stay {
@@ -844,6 +838,11 @@ async fn read(
         boundaries,
         geo,
     })
+}
+
+/// Each name's index in `names`.
+fn indexed<'a>(names: impl IntoIterator<Item = &'a str>) -> HashMap<&'a str, u32> {
+    (0u32..).zip(names).map(|(i, name)| (name, i)).collect()
 }
 
 /// What `keep` makes of each row of `sql`, as the rows stream in (a row it makes nothing of
