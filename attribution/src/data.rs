@@ -18,10 +18,9 @@ use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 use warehouse::parts::{Compacted, REPORTED};
 
-use crate::design::PassClass;
-use crate::units;
+use crate::units::{self, PassClass};
 
-pub const DAY_MS: i64 = 86_400_000;
+pub use crate::units::{Rules, UnitRow, DAY_MS};
 
 /// Why a campaign's rows could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -91,27 +90,6 @@ impl Campaign {
     pub fn loop_ms(&self) -> i64 {
         i64::from(self.slot_secs) * i64::from(self.loop_slots) * 1000
     }
-}
-
-/// One linkable device with an arm, and its outcomes ([`crate::units::outcomes`]).
-#[derive(Clone, Debug, PartialEq)]
-pub struct UnitRow {
-    pub device: u64,
-    pub exposed: u8,
-    pub t0: i64,
-    pub board: String,
-    /// Visits to the brand's stores in the pre-period.
-    pub pre: u64,
-    /// Inside a brand store at t0.
-    pub inside: u8,
-    /// The first visit to a brand store after t0 (0: none).
-    pub first_after: i64,
-    /// The same for the placebo brand.
-    pub placebo_after: i64,
-    /// Per window of the report: a brand visit in (t0, t0 + W].
-    pub converted: Vec<u8>,
-    /// Per window: the placebo brand.
-    pub placebo: Vec<u8>,
 }
 
 #[derive(Row, Deserialize)]
@@ -272,16 +250,6 @@ impl Inputs {
             geo: GeoInputs::default(),
         }
     }
-}
-
-/// How the queries classify passes and define visits (ATTRIBUTION.md's defaults).
-#[derive(Clone, Debug)]
-pub struct Rules {
-    pub pad_ms: i64,
-    pub pre_ms: i64,
-    pub staff_ms_per_day: i64,
-    pub staff_days_per_week: u32,
-    pub windows_days: Vec<u32>,
 }
 
 /// `'a', 'b'` for an IN list (`''` when empty, which matches no id).

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 
 use crate::data::{Inputs, Loyalty};
+pub use crate::units::PassClass;
 
 pub const DAY_MS: i64 = 86_400_000;
 pub const HOUR_MS: i64 = 3_600_000;
@@ -82,20 +83,6 @@ impl Params {
             geo_radius_m: 1000.0,
         }
     }
-}
-
-/// How a pass compares with the creative's plays.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PassClass {
-    Exposed,
-    Control,
-    /// Overlaps the creative by less than 1 s.
-    Ambiguous,
-    /// Longer than a loop: saw every creative.
-    Long,
-    /// The creative was not in the board's rotation then.
-    OutOfRotation,
 }
 
 /// One assigned device.

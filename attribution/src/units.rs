@@ -11,10 +11,55 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use crate::data::{Rules, UnitRow, DAY_MS};
-use crate::design::PassClass;
+use serde::Serialize;
 
+pub const DAY_MS: i64 = 86_400_000;
 const MINUTE_MS: i64 = 60_000;
+
+/// How the queries classify passes and define visits (ATTRIBUTION.md's defaults).
+#[derive(Clone, Debug)]
+pub struct Rules {
+    pub pad_ms: i64,
+    pub pre_ms: i64,
+    pub staff_ms_per_day: i64,
+    pub staff_days_per_week: u32,
+    pub windows_days: Vec<u32>,
+}
+
+/// How a pass compares with the creative's plays.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PassClass {
+    Exposed,
+    Control,
+    /// Overlaps the creative by less than 1 s.
+    Ambiguous,
+    /// Longer than a loop: saw every creative.
+    Long,
+    /// The creative was not in the board's rotation then.
+    OutOfRotation,
+}
+
+/// One linkable device with an arm, and its outcomes ([`outcomes`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct UnitRow {
+    pub device: u64,
+    pub exposed: u8,
+    pub t0: i64,
+    pub board: String,
+    /// Visits to the brand's stores in the pre-period.
+    pub pre: u64,
+    /// Inside a brand store at t0.
+    pub inside: u8,
+    /// The first visit to a brand store after t0 (0: none).
+    pub first_after: i64,
+    /// The same for the placebo brand.
+    pub placebo_after: i64,
+    /// Per window of the report: a brand visit in (t0, t0 + W].
+    pub converted: Vec<u8>,
+    /// Per window: the placebo brand.
+    pub placebo: Vec<u8>,
+}
 
 /// A visit at one of the campaign's boards whose first sighting is in the flight, under its
 /// key after the epoch bridge.
