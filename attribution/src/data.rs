@@ -1,23 +1,24 @@
 //! The report's queries, in portable SQL (Debian's 18.16 and current releases; a test runs
 //! every query on both). ClickHouse selects the rows, each read once: the passes at the
-//! campaign's boards in the flight, the creative's plays there, and the arms' stays at the
-//! stores; [`crate::units`] does the per-device work on them (passes classified, one arm per
-//! linkable device from its first clean pass, its outcomes, staff). The arms go back into
-//! the report's session (`report_arms`), which selects their stays and sums their
-//! loyalty-linked revenue per window.
+//! campaign's boards in the flight, the creative's plays there, the loyalty links, and the
+//! arms' stays at the stores; [`crate::units`] does the per-device work on them (passes
+//! classified, one arm per linkable device from its first clean pass, its outcomes, staff).
+//! The queries that need no other's answer run at once. The arms' keys go into the report's
+//! session (`report_keys`), which selects their stays; their cards (`report_linked`), whose
+//! receipts are summed per window.
 //!
-//! Device keys change with the epoch. When the report's period crosses a boundary, its
-//! visits and loyalty links of the new epoch are read through the collector's `bridges`
-//! (wire crate docs, "Epoch bridges"): a key that has a pair is replaced by its device's key
-//! of the epoch before, so one phone is one unit on both sides. One boundary per report (the
-//! first in or after the flight), never a chain of them.
+//! Device keys change with the epoch. When the report's period crosses a boundary, the keys
+//! of the new epoch are followed back through the collector's `bridges` ([`crate::bridge`]):
+//! the session selects the pairs of the keys the report meets, and the rows are rekeyed as
+//! they stream in.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use clickhouse::Row;
 use serde::{Deserialize, Serialize};
 use warehouse::parts::{Compacted, REPORTED};
 
+use crate::bridge::{self, Bridge, Links};
 use crate::units::{self, PassClass};
 
 pub use crate::units::{Rules, UnitRow, DAY_MS};
@@ -113,7 +114,7 @@ struct PassRow<'a> {
     site: &'a str,
     first_ms: i64,
     last_ms: i64,
-    linkable: u8,
+    global: u8,
 }
 
 #[derive(Row, Deserialize)]
@@ -123,16 +124,29 @@ struct PlayRow<'a> {
     end_ms: i64,
 }
 
-#[derive(Row, Serialize)]
-struct ArmRow {
-    device: u64,
+#[derive(Row, Deserialize)]
+struct LinkRow<'a> {
     epoch: u32,
+    device: u64,
+    loyalty_id: &'a str,
+}
+
+#[derive(Row, Serialize)]
+struct KeyRow {
+    device: u64,
+}
+
+#[derive(Row, Serialize)]
+struct LinkedRow {
+    device: u64,
     t0: i64,
+    loyalty_id: String,
 }
 
 #[derive(Row, Deserialize)]
 struct StayRow<'a> {
     device: u64,
+    epoch: u32,
     site: &'a str,
     day: u16,
     visitor: u8,
@@ -279,70 +293,10 @@ fn date(ms: i64) -> String {
     format!("toDate({})", bound(iso_day(ms)))
 }
 
-/// The epoch whose keys replace the next epoch's: `visits` (the columns the queries read)
-/// and `links`, each as a subquery whose `(epoch, device)` of the next epoch is its device's
-/// pair in the session's `report_bridge` (the pairs of `bridges` the report can meet), where
-/// it has one. Without a bridge, the tables as they are.
-struct Sources<'a> {
-    bridge: Option<u32>,
-    compacted: &'a Compacted,
-}
-
-impl Sources<'_> {
-    /// `(SELECT device, epoch, {cols} FROM {table} WHERE {cond})`, one row per key (FINAL
-    /// where a partition is not compacted), through the bridge.
-    fn read(&self, table: &str, cols: &str, cond: &str) -> String {
-        let Some(e) = self.bridge else {
-            return self
-                .compacted
-                .rows(table, &format!("device, epoch, {cols}"), cond);
-        };
-        // Renamed on both sides of the join (ClickHouse resolves aliases query-wide).
-        format!(
-            "(SELECT if(b_old = 0, v_device, b_old) AS device, if(b_old = 0, v_epoch, toUInt32({e})) \
-             AS epoch, {cols} FROM {keyed} AS keyed ALL LEFT JOIN (SELECT next AS v_device, \
-             toUInt32({next}) AS v_epoch, device AS b_old FROM {BRIDGE}) AS pairs \
-             USING (v_device, v_epoch))",
-            keyed = self.compacted.rows(
-                table,
-                &format!("device AS v_device, epoch AS v_epoch, {cols}"),
-                cond
-            ),
-            next = u64::from(e) + 1
-        )
-    }
-
-    /// Fills `report_bridge` with the pairs of `bridges` (epoch `e`) whose next key `keys`
-    /// selects and that it does not hold yet, one per next key (a next key with two pairs, a
-    /// hash collision, keeps one, so no row is doubled).
-    fn pairs(what: &'static str, e: u32, keys: &str) -> (&'static str, String) {
-        fill(
-            what,
-            BRIDGE,
-            &format!(
-                "SELECT next, any(device) FROM bridges WHERE epoch = {e} AND ({keys}) \
-                 AND next GLOBAL NOT IN (SELECT next FROM {BRIDGE}) GROUP BY next"
-            ),
-        )
-    }
-
-    /// Retained visits meeting `cond`, with the columns the report reads.
-    fn visits(&self, cond: &str) -> String {
-        self.read(
-            "visits",
-            "site, day, class, kind, first_ms, last_ms",
-            &format!("retracted = 0 AND {cond}"),
-        )
-    }
-
-    /// Loyalty links, one per (epoch, device, card) after the bridge (a member linked in both
-    /// epochs is one link, not two).
-    fn links(&self) -> String {
-        format!(
-            "(SELECT DISTINCT epoch, device, loyalty_id FROM {})",
-            self.read("links", "loyalty_id", "1")
-        )
-    }
+/// Retained visits meeting `cond` (one row per visit, FINAL where a partition is not
+/// compacted): `cols` of them.
+fn visits(compacted: &Compacted, cols: &str, cond: &str) -> String {
+    compacted.rows("visits", cols, &format!("retracted = 0 AND {cond}"))
 }
 
 /// The period a report reads, and its partitions' days.
@@ -380,20 +334,18 @@ pub fn epochs_query(c: &Campaign, stores: &HashMap<String, String>, r: &Rules) -
     )
 }
 
-/// The temporary tables the report's queries share, in its session: what several of them
-/// read is read once.
-/// The arms (device, epoch, t0), as [`crate::units::flight`] assigned them: the stays, the
-/// arms' bridge pairs and the revenue are read for them.
-pub const ARMS: &str = "report_arms";
-/// The pairs of the bridged boundary the report meets: those of the next keys that pass the
-/// campaign's boards or hold a loyalty link, then those of the arms' devices. A month of a
-/// city has millions of pairs; a join with all of them, rebuilt in every statement that read
-/// through the bridge, was most of a report's time.
-const BRIDGE: &str = "report_bridge";
+/// The temporary tables of the report's session: what its later statements select by.
+/// The next epoch's keys of the flight's passes and links whose pairs the report reads
+/// ([`crate::bridge::Bridge::wanted`]).
+pub const NEXT: &str = "report_next";
+/// The arms' keys: their own, then also the next keys paired with them
+/// ([`crate::bridge::Bridge::arms_keys`]): their pairs and stays are selected by them.
+pub const KEYS: &str = "report_keys";
+/// The linked arms' cards (device, t0, card), whose receipts are the revenue.
+pub const LINKED: &str = "report_linked";
 
-/// Creates the session's temporary table `name` (logged and named in errors by its name).
-/// Created, then filled ([`fill`]): 18.16 runs a CREATE ... AS SELECT in the default
-/// database, not the session's.
+/// Creates the session's temporary table `name`. Created, then filled: 18.16 runs a
+/// CREATE ... AS SELECT in the default database, not the session's.
 fn temporary(name: &'static str, columns: &str) -> (&'static str, String) {
     (
         name,
@@ -401,41 +353,53 @@ fn temporary(name: &'static str, columns: &str) -> (&'static str, String) {
     )
 }
 
-/// Adds the rows of `select` to the temporary table `name`; `what` names the step.
-fn fill(what: &'static str, name: &str, select: &str) -> (&'static str, String) {
-    (what, format!("INSERT INTO {name} {select}"))
-}
-
-/// The report's SQL, built for one campaign, in the order it runs (in one session).
+/// The report's SQL, built for one campaign.
 pub struct Queries {
-    /// Creates and fills the session's tables: `report_bridge` (bridged only) and an empty
-    /// `report_arms`: what each statement does (for the log and errors), and its SQL.
+    /// Creates the session's tables ([`NEXT`], [`KEYS`], [`LINKED`]), empty: what each
+    /// statement does (for the log and errors), and its SQL.
     pub setup: Vec<(&'static str, String)>,
-    /// The flight's passes: device, epoch, board, first and last ms, linkable.
+    /// The flight's passes under their own keys: device, epoch, board, first and last ms,
+    /// a global address.
     pub passes: String,
     /// The creative's plays at the campaign's boards around the flight: board, start, end.
     pub plays: String,
-    /// Once the arms are in `report_arms` (bridged only): adds their pairs to `report_bridge`.
-    pub arms_pairs: Option<(&'static str, String)>,
-    /// The arms' stays at every store over the report's period: device, store, day,
-    /// visitor, first and last ms.
+    /// The arms' stays (by [`KEYS`]) at every store over the report's period, under their
+    /// own keys: device, epoch, store, day, visitor, first and last ms.
     pub stays: String,
-    /// Per loyalty-linked arm, its receipts at the brand's stores per window.
+    /// Per linked arm (in [`LINKED`]), its receipts at the brand's stores per window.
     pub revenue: String,
     /// Visitors (people) per brand store and day over the report's period.
     pub traffic: String,
 }
 
-/// Builds the queries. `stores` maps store -> brand; `bridge`, the epoch whose devices are
-/// followed into the next ([`Boundary`]).
+/// The loyalty links of the epochs `epochs`: epoch, device, card.
+pub fn links_query(epochs: std::ops::RangeInclusive<u32>, compacted: &Compacted) -> String {
+    format!(
+        "SELECT epoch, device, loyalty_id FROM {}",
+        compacted.rows(
+            "links",
+            "epoch, device, loyalty_id",
+            &format!("epoch >= {} AND epoch <= {}", epochs.start(), epochs.end())
+        )
+    )
+}
+
+/// The pairs (next key, key before) of `bridges` from epoch `e` whose `column` (`next` or
+/// `device`) is a key in the session's table `keys`, one per next key.
+pub fn pairs_query(e: u32, column: &str, keys: &str) -> String {
+    format!(
+        "SELECT next, any(device) FROM bridges WHERE epoch = {e} \
+         AND {column} GLOBAL IN (SELECT device FROM {keys}) GROUP BY next"
+    )
+}
+
+/// Builds the queries. `stores` maps store -> brand.
 pub fn queries(
     c: &Campaign,
     stores: &HashMap<String, String>,
     r: &Rules,
-    bridge: Option<u32>,
     compacted: &Compacted,
 ) -> Queries {
-    let src = Sources { bridge, compacted };
     let boards = in_list(&c.boards);
     let brand_stores = in_list(
         stores
@@ -449,36 +413,22 @@ pub fn queries(
     let Span { s_from, s_to, .. } = span(c, r);
     // The flight's days, with a day either side (a pass or a play near midnight, UTC).
     let (d_from, d_to) = (date(from - DAY_MS), date(to + DAY_MS));
+    let setup = vec![
+        temporary(NEXT, "device UInt64"),
+        temporary(KEYS, "device UInt64"),
+        temporary(LINKED, "device UInt64, t0 Int64, loyalty_id String"),
+    ];
     // The campaign's boards' visitors (passes) whose first sighting is in the flight.
-    let flight = format!(
-        "site IN ({boards}) AND day >= {d_from} AND day <= {d_to} AND kind = 'visitor' \
-         AND first_ms >= {from} AND first_ms < {to}"
-    );
-    let mut setup = Vec::new();
-    if let Some(e) = bridge {
-        let next = u64::from(e) + 1;
-        setup.extend([
-            temporary(BRIDGE, "next UInt64, device UInt64"),
-            Sources::pairs(
-                "the pairs of the passes and links (report_bridge)",
-                e,
-                &format!(
-                    "next GLOBAL IN (SELECT device FROM visits WHERE epoch = {next} AND {flight}) \
-                     OR next GLOBAL IN (SELECT device FROM links WHERE epoch = {next})"
-                ),
-            ),
-        ]);
-    }
-    setup.push(temporary(ARMS, "device UInt64, epoch UInt32, t0 Int64"));
-    // The flight's passes (one row per visit, through the bridge; linkable: a global address
-    // or a loyalty link) and the creative's plays at its boards: classified in Rust
-    // ([`crate::units`]).
     let passes = format!(
-        "SELECT device, epoch, site, first_ms, last_ms, \
-         class = 'global' OR (epoch, device) IN (SELECT epoch, device FROM {links}) \
-         FROM {passes}",
-        links = src.links(),
-        passes = src.visits(&flight),
+        "SELECT device, epoch, site, first_ms, last_ms, class = 'global' FROM {}",
+        visits(
+            compacted,
+            "device, epoch, site, first_ms, last_ms, class",
+            &format!(
+                "site IN ({boards}) AND day >= {d_from} AND day <= {d_to} AND kind = 'visitor' \
+                 AND first_ms >= {from} AND first_ms < {to}"
+            )
+        )
     );
     let plays = format!(
         "SELECT board_id, start_ms, end_ms FROM {}",
@@ -494,28 +444,18 @@ pub fn queries(
             )
         )
     );
-    let arms_pairs = bridge.map(|e| {
-        Sources::pairs(
-            "the pairs of the arms (report_bridge)",
-            e,
-            &format!("device GLOBAL IN (SELECT device FROM {ARMS} WHERE epoch = {e})"),
-        )
-    });
-    // The stays of the arms' devices at every store over the report's period (one row per
-    // visit, through the bridge), for the staff rule and the outcomes.
-    let keys = match bridge {
-        Some(e) => format!(
-            "device GLOBAL IN (SELECT device FROM {ARMS}) OR device GLOBAL IN (SELECT next \
-             FROM {BRIDGE} WHERE device IN (SELECT device FROM {ARMS} WHERE epoch = {e}))"
-        ),
-        None => format!("device GLOBAL IN (SELECT device FROM {ARMS})"),
-    };
+    // The arms' stays at every store over the report's period, for the staff rule and the
+    // outcomes.
     let stays = format!(
-        "SELECT device, site, day, kind = 'visitor', first_ms, last_ms FROM {} \
-         WHERE device IN (SELECT device FROM {ARMS})",
-        src.visits(&format!(
-            "site IN ({all_stores}) AND day >= {s_from} AND day <= {s_to} AND ({keys})"
-        ))
+        "SELECT device, epoch, site, day, kind = 'visitor', first_ms, last_ms FROM {}",
+        visits(
+            compacted,
+            "device, epoch, site, day, kind, first_ms, last_ms",
+            &format!(
+                "site IN ({all_stores}) AND day >= {s_from} AND day <= {s_to} \
+                 AND device GLOBAL IN (SELECT device FROM {KEYS})"
+            )
+        )
     );
     // One aggregate per window, over the receipts in (t0, t0 + W].
     let per_window = |aggregate: &dyn Fn(&str) -> String| -> String {
@@ -530,34 +470,28 @@ pub fn queries(
             .collect::<Vec<_>>()
             .join(", ")
     };
-    // Every linked device, with or without receipts (a LEFT JOIN: a member who bought
-    // nothing has at_ms 0, before any t0).
+    // Every linked arm, with or without receipts (a LEFT JOIN: a member who bought nothing
+    // has at_ms 0, before any t0).
     let revenue = format!(
-        "SELECT device, [{}] AS cents, [{}] AS receipts \
-         FROM (SELECT device, t0, loyalty_id FROM {ARMS} AS arms \
-         ALL INNER JOIN {links} AS links \
-         USING (epoch, device)) AS linked \
+        "SELECT device, [{}] AS cents, [{}] AS receipts FROM {LINKED} AS linked \
          ALL LEFT JOIN {bought} AS bought USING loyalty_id GROUP BY device",
         per_window(&|c| format!("sumIf(amount_cents, {c})")),
         per_window(&|c| format!("countIf({c})")),
-        links = src.links(),
         bought = compacted.rows(
             "receipts",
             "loyalty_id, at_ms, amount_cents",
             &format!("store_id IN ({brand_stores}) AND day >= {s_from} AND day <= {s_to}")
         ),
     );
-    let period = span(c, r);
     let traffic = format!(
         "SELECT site, day, sum(visitors) AS people FROM traffic FINAL WHERE site IN \
-         ({brand_stores}) AND day >= {} AND day <= {} GROUP BY site, day ORDER BY site, day",
-        period.s_from, period.s_to
+         ({brand_stores}) AND day >= {s_from} AND day <= {s_to} GROUP BY site, day \
+         ORDER BY site, day"
     );
     Queries {
         setup,
         passes,
         plays,
-        arms_pairs,
         stays,
         revenue,
         traffic,
@@ -651,11 +585,48 @@ async fn read(
         return Err(DataError::NoStores(campaign.brand));
     }
     let placebo_brand = placebo_of(&stores, &campaign.brand);
-    let epochs: Vec<EpochRow> = timed("the epochs query", || {
-        db.query(&epochs_query(&campaign, &stores, rules))
-            .fetch_all()
-    })
-    .await?;
+    let q = queries(&campaign, &stores, rules, compacted);
+    let epochs_sql = epochs_query(&campaign, &stores, rules);
+    tracing::debug!(passes = %q.passes, stays = %q.stays, revenue = %q.revenue, "the report's queries");
+    let boards = indexed(campaign.boards.iter().map(String::as_str));
+    // What needs neither the session nor another query's answer, at once: ClickHouse reads
+    // one while the report decodes another's rows.
+    let (epochs, mut passes, plays, data_end_ms, daily) = tokio::try_join!(
+        timed("the epochs query", || db
+            .query(&epochs_sql)
+            .fetch_all::<EpochRow>()),
+        timed("the flight's passes", || {
+            each::<PassRow<'_>, _>(db, &q.passes, |r| {
+                boards.get(r.site).map(|&board| units::Pass {
+                    device: r.device,
+                    epoch: r.epoch,
+                    board,
+                    first_ms: r.first_ms,
+                    last_ms: r.last_ms,
+                    linkable: r.global != 0,
+                })
+            })
+        }),
+        timed("the creative's plays", || {
+            each::<PlayRow<'_>, _>(db, &q.plays, |r| {
+                boards.get(r.board_id).map(|&board| units::Play {
+                    board,
+                    start_ms: r.start_ms,
+                    end_ms: r.end_ms,
+                })
+            })
+        }),
+        timed("reading the end of the data (table sightings)", || db
+            .query("SELECT max(last_ms) FROM sightings")
+            .fetch_one::<i64>()),
+        timed("the store traffic query", || db
+            .query(&q.traffic)
+            .fetch_all::<TrafficRow>()),
+    )?;
+    geo.daily = daily
+        .into_iter()
+        .map(|r| (r.site, r.day, r.people))
+        .collect();
     let mut boundaries = Vec::new();
     for pair in epochs.windows(2) {
         let (before, after) = (&pair[0], &pair[1]);
@@ -674,70 +645,68 @@ async fn read(
             bridged: false,
         });
     }
-    let bridge = bridged(&mut boundaries, &epochs, campaign.start_ms);
-    let q = queries(&campaign, &stores, rules, bridge, compacted);
-    let setup: Vec<&str> = q.setup.iter().map(|(_, sql)| sql.as_str()).collect();
-    tracing::debug!(setup = %setup.join(";\n"), passes = %q.passes, stays = %q.stays, revenue = %q.revenue, "the report's queries");
+    let mut bridge = Bridge::new(bridged(&mut boundaries, &epochs, campaign.start_ms));
+    let links_sql = links_query(
+        epochs.first().map_or(1, |e| e.epoch)..=epochs.last().map_or(0, |e| e.epoch),
+        compacted,
+    );
+    let links = timed("the loyalty links", || {
+        each::<LinkRow<'_>, _>(db, &links_sql, |r| {
+            Some((r.epoch, r.device, r.loyalty_id.to_owned()))
+        })
+    })
+    .await?;
     // One session from here: the temporary tables live in it, and go with it.
     let db = &db.clone().with_setting("session_id", session_id());
     for (what, sql) in &q.setup {
         timed(what, || db.query(sql).execute()).await?;
     }
-    let boards = indexed(campaign.boards.iter().map(String::as_str));
-    let mut passes = timed("the flight's passes", || {
-        each::<PassRow<'_>, _>(db, &q.passes, |r| {
-            boards.get(r.site).map(|&board| units::Pass {
-                device: r.device,
-                epoch: r.epoch,
-                board,
-                first_ms: r.first_ms,
-                last_ms: r.last_ms,
-                linkable: r.linkable != 0,
-            })
+    if let Some(e) = bridge.epoch() {
+        let next = bridge.wanted(
+            passes
+                .iter()
+                .map(|p| (p.epoch, p.device))
+                .chain(links.iter().map(|l| (l.0, l.1))),
+        );
+        write_keys(db, NEXT, &next).await?;
+        let pairs = timed("the pairs of the passes and links", || {
+            db.query(&pairs_query(e, "next", NEXT))
+                .fetch_all::<(u64, u64)>()
         })
-    })
-    .await?;
-    let plays = timed("the creative's plays", || {
-        each::<PlayRow<'_>, _>(db, &q.plays, |r| {
-            boards.get(r.board_id).map(|&board| units::Play {
-                board,
-                start_ms: r.start_ms,
-                end_ms: r.end_ms,
-            })
-        })
-    })
-    .await?;
+        .await?;
+        bridge.add(pairs);
+    }
+    let links = Links::new(links, &bridge);
+    bridge::follow(&mut passes, &bridge, &links);
     let plays = units::Plays::new(campaign.boards.len(), plays);
     let flight = units::flight(&mut passes, &plays, rules.pad_ms, campaign.loop_ms());
     drop(passes);
-    timed("writing the arms (report_arms)", || async {
-        if flight.arms.is_empty() {
-            return Ok(());
-        }
-        let mut insert = db.insert::<ArmRow>(ARMS).await?;
-        for a in &flight.arms {
-            insert
-                .write(&ArmRow {
-                    device: a.device,
-                    epoch: a.epoch,
-                    t0: a.t0,
-                })
-                .await?;
-        }
-        insert.end().await
-    })
-    .await?;
-    if let Some((what, sql)) = &q.arms_pairs {
-        timed(what, || db.query(sql).execute()).await?;
+    let keys = bridge.arms_keys(&flight.arms);
+    write_keys(db, KEYS, &keys).await?;
+    if let Some(e) = bridge.epoch() {
+        let pairs = timed("the pairs of the arms", || {
+            db.query(&pairs_query(e, "device", KEYS))
+                .fetch_all::<(u64, u64)>()
+        })
+        .await?;
+        bridge.add(pairs);
+        let more: Vec<u64> = bridge
+            .arms_keys(&flight.arms)
+            .into_iter()
+            .filter(|k| keys.binary_search(k).is_err())
+            .collect();
+        write_keys(db, KEYS, &more).await?;
     }
     // The stores by index: the stays name theirs so.
     let mut names: Vec<&str> = stores.keys().map(String::as_str).collect();
     names.sort_unstable();
     let index = indexed(names.iter().copied());
+    let arms: HashSet<u64> = flight.arms.iter().map(|a| a.device).collect();
     let mut stays = timed("the arms' stays at the stores", || {
         each::<StayRow<'_>, _>(db, &q.stays, |r| {
+            let device = bridge.arm(&arms, r.epoch, r.device)?;
             index.get(r.site).map(|&store| units::Stay {
-                device: r.device,
+                device,
                 store,
                 day: r.day,
                 visitor: r.visitor != 0,
@@ -766,6 +735,15 @@ async fn read(
     );
     let staff = units::staff(&stays, rules);
     drop(stays);
+    let linked: Vec<LinkedRow> = links
+        .of(&flight.arms)
+        .map(|(device, t0, card)| LinkedRow {
+            device,
+            t0,
+            loyalty_id: card.to_owned(),
+        })
+        .collect();
+    write(db, LINKED, &linked).await?;
     let loyalty: HashMap<u64, Loyalty> = timed("the loyalty receipts query", || {
         db.query(&q.revenue).fetch_all::<LoyaltyRow>()
     })
@@ -781,17 +759,6 @@ async fn read(
         )
     })
     .collect();
-    let data_end_ms: i64 = timed("reading the end of the data (table sightings)", || {
-        db.query("SELECT max(last_ms) FROM sightings").fetch_one()
-    })
-    .await?;
-    geo.daily = timed("the store traffic query", || {
-        db.query(&q.traffic).fetch_all::<TrafficRow>()
-    })
-    .await?
-    .into_iter()
-    .map(|r| (r.site, r.day, r.people))
-    .collect();
     Ok(Inputs {
         campaign,
         placebo_brand,
@@ -806,6 +773,35 @@ async fn read(
         boundaries,
         geo,
     })
+}
+
+/// Writes `keys` into the session's table `table` (one `device` column).
+async fn write_keys(
+    db: &clickhouse::Client,
+    table: &'static str,
+    keys: &[u64],
+) -> Result<(), DataError> {
+    let rows: Vec<KeyRow> = keys.iter().map(|&device| KeyRow { device }).collect();
+    write(db, table, &rows).await
+}
+
+/// Adds `rows` to the session's table `table` (none: nothing is sent).
+async fn write<T: Row + Serialize + for<'a> clickhouse::RowWrite<Value<'a> = T>>(
+    db: &clickhouse::Client,
+    table: &'static str,
+    rows: &[T],
+) -> Result<(), DataError> {
+    timed(table, || async {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut insert = db.insert::<T>(table).await?;
+        for row in rows {
+            insert.write(row).await?;
+        }
+        insert.end().await
+    })
+    .await
 }
 
 /// Each name's index in `names`.
@@ -900,7 +896,7 @@ mod tests {
             staff_days_per_week: 5,
             windows_days: vec![14],
         };
-        let q = queries(&c, &HashMap::new(), &rules, None, &Compacted::none());
+        let q = queries(&c, &HashMap::new(), &rules, &Compacted::none());
         assert!(q.plays.contains(r"creative_id = 'it\'s\\n'"), "{}", q.plays);
         assert!(
             q.passes.contains(r"site IN ('b-1', 'b\'2')"),

@@ -10,6 +10,7 @@
 //! - [`report`]: the model ([`report::build`]) and its presentations: JSON, CSV, HTML with
 //!   inline SVG charts.
 
+pub mod bridge;
 pub mod data;
 pub mod design;
 pub mod estimate;

@@ -1,11 +1,14 @@
 //! The report's queries also run on a current ClickHouse: chdb-core embeds 26.x in-process.
-//! Each test runs the report's flow there: its session's setup, the flight's passes and the
-//! creative's plays, the arms `units::flight` assigns from them written into `report_arms`,
-//! then the queries that read the arms.
+//! Each test runs the report's flow there: its session's setup, the flight's passes, the
+//! creative's plays and the links, the bridge's pairs, the arms `units::flight` assigns
+//! from them and their keys written into `report_keys`, then the queries that read them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use attribution::data::{epochs_query, queries, Campaign, Queries, Rules, ARMS};
+use attribution::bridge::{self, Bridge, Links};
+use attribution::data::{
+    epochs_query, links_query, pairs_query, queries, Campaign, Queries, Rules, KEYS, LINKED, NEXT,
+};
 use attribution::design::{Params, PassClass};
 use attribution::units::{self, Flight, Pass, Play, Plays, Stay};
 use collector::migrate::{statements, MIGRATIONS};
@@ -66,75 +69,156 @@ fn rows(answer: &str) -> Vec<Vec<&str>> {
         .collect()
 }
 
-/// Runs the report's flow on chdb: `data` (the schema and rows), the session's setup, the
-/// passes and plays, then (in a second session over the same rows) the arms written and
-/// their pairs added, and `after`, whose answers it returns beside the flight.
-fn report_on_chdb(
-    data: &[String],
-    q: &Queries,
-    c: &Campaign,
-    rules: &Rules,
-    after: &[String],
-) -> (Flight, Vec<String>) {
-    let setup: Vec<String> = data
-        .iter()
-        .cloned()
-        .chain(q.setup.iter().map(|(_, sql)| sql.clone()))
-        .collect();
-    let read = testkit::chdb_queries(&setup, &[q.passes.clone(), q.plays.clone()]);
-    let board = |name: &str| c.boards.iter().position(|b| b == name).expect("a board") as u32;
-    let mut passes: Vec<Pass> = rows(&read[0])
-        .iter()
-        .map(|r| Pass {
-            device: num(r[0]),
-            epoch: num(r[1]),
-            board: board(r[2]),
-            first_ms: num(r[3]),
-            last_ms: num(r[4]),
-            linkable: r[5] == "1",
-        })
-        .collect();
-    let plays = rows(&read[1]).into_iter().map(|r| Play {
-        board: board(r[0]),
-        start_ms: num(r[1]),
-        end_ms: num(r[2]),
-    });
-    let flight = units::flight(
-        &mut passes,
-        &Plays::new(c.boards.len(), plays),
-        rules.pad_ms,
-        c.loop_ms(),
-    );
-    let arms: Vec<String> = flight
-        .arms
-        .iter()
-        .map(|a| {
-            format!(
-                "INSERT INTO {ARMS} VALUES ({}, {}, {})",
-                a.device, a.epoch, a.t0
-            )
-        })
-        .chain(q.arms_pairs.iter().map(|(_, sql)| sql.clone()))
-        .collect();
-    let setup: Vec<String> = setup.into_iter().chain(arms).collect();
-    (flight, testkit::chdb_queries(&setup, after))
+/// `INSERT INTO {table} VALUES ...` of `rows` (none for no rows).
+fn insert(table: &str, rows: impl IntoIterator<Item = String>) -> Option<String> {
+    let rows: Vec<String> = rows.into_iter().collect();
+    (!rows.is_empty()).then(|| format!("INSERT INTO {table} VALUES {}", rows.join(", ")))
 }
 
-/// The arms' stays from the stays query's answer, sorted; `stores` are the stores by index.
-fn stays(answer: &str, stores: &[&str]) -> Vec<Stay> {
-    let mut stays: Vec<Stay> = rows(answer)
+/// `device` rows.
+fn keys(table: &str, keys: &[u64]) -> Option<String> {
+    insert(table, keys.iter().map(|k| format!("({k})")))
+}
+
+/// Pairs (next key, key before) from a pairs query's answer.
+fn pairs(answer: &str) -> Vec<(u64, u64)> {
+    rows(answer)
         .iter()
-        .map(|r| Stay {
-            device: num(r[0]),
-            store: stores.iter().position(|s| *s == r[1]).expect("a store") as u32,
-            day: day(r[2]),
-            visitor: r[3] == "1",
-            first_ms: num(r[4]),
-            last_ms: num(r[5]),
-        })
-        .collect();
-    units::sort_stays(&mut stays);
-    stays
+        .map(|r| (num(r[0]), num(r[1])))
+        .collect()
+}
+
+/// What the report's flow read on chdb: the flight, the bridge and the arms' stays.
+struct Read {
+    flight: Flight,
+    stays: Vec<Stay>,
+    /// The answers of the queries after the stays.
+    after: Vec<String>,
+}
+
+/// One report's flow on chdb: its queries and links query (`links_query`), the epoch it
+/// bridges from, and its stores by index.
+struct Report<'a> {
+    c: &'a Campaign,
+    rules: &'a Rules,
+    q: Queries,
+    links: String,
+    bridged: Option<u32>,
+    stores: &'a [&'a str],
+}
+
+impl Report<'_> {
+    /// Runs the report's flow on chdb: `data` (the schema and rows), the session's setup, the
+    /// passes, plays and links, through the bridge (its pairs selected as the report does);
+    /// the arms' keys written and their stays read, the linked arms written, then `after`,
+    /// whose answers it returns. Each step is a chdb session of its own over the statements
+    /// so far.
+    fn run(&self, data: &[String], after: &[String]) -> Read {
+        let Report {
+            c,
+            rules,
+            q,
+            bridged,
+            stores,
+            ..
+        } = self;
+        let bridged = *bridged;
+        let mut setup: Vec<String> = data
+            .iter()
+            .cloned()
+            .chain(q.setup.iter().map(|(_, sql)| sql.clone()))
+            .collect();
+        let read = testkit::chdb_queries(
+            &setup,
+            &[q.passes.clone(), q.plays.clone(), self.links.clone()],
+        );
+        let board = |name: &str| c.boards.iter().position(|b| b == name).expect("a board") as u32;
+        let mut passes: Vec<Pass> = rows(&read[0])
+            .iter()
+            .map(|r| Pass {
+                device: num(r[0]),
+                epoch: num(r[1]),
+                board: board(r[2]),
+                first_ms: num(r[3]),
+                last_ms: num(r[4]),
+                linkable: r[5] == "1",
+            })
+            .collect();
+        let plays = rows(&read[1]).into_iter().map(|r| Play {
+            board: board(r[0]),
+            start_ms: num(r[1]),
+            end_ms: num(r[2]),
+        });
+        let links: Vec<(u32, u64, String)> = rows(&read[2])
+            .iter()
+            .map(|r| (num(r[0]), num(r[1]), r[2].to_owned()))
+            .collect();
+        let mut bridge = Bridge::new(bridged);
+        if let Some(e) = bridged {
+            let next = bridge.wanted(
+                passes
+                    .iter()
+                    .map(|p| (p.epoch, p.device))
+                    .chain(links.iter().map(|l| (l.0, l.1))),
+            );
+            setup.extend(keys(NEXT, &next));
+            bridge.add(pairs(
+                &testkit::chdb_queries(&setup, &[pairs_query(e, "next", NEXT)])[0],
+            ));
+        }
+        let links = Links::new(links, &bridge);
+        bridge::follow(&mut passes, &bridge, &links);
+        let flight = units::flight(
+            &mut passes,
+            &Plays::new(c.boards.len(), plays),
+            rules.pad_ms,
+            c.loop_ms(),
+        );
+        let arms_keys = bridge.arms_keys(&flight.arms);
+        setup.extend(keys(KEYS, &arms_keys));
+        if let Some(e) = bridged {
+            bridge.add(pairs(
+                &testkit::chdb_queries(&setup, &[pairs_query(e, "device", KEYS)])[0],
+            ));
+            let more: Vec<u64> = bridge
+                .arms_keys(&flight.arms)
+                .into_iter()
+                .filter(|k| !arms_keys.contains(k))
+                .collect();
+            setup.extend(keys(KEYS, &more));
+        }
+        setup.extend(insert(
+            LINKED,
+            links
+                .of(&flight.arms)
+                .map(|(device, t0, card)| format!("({device}, {t0}, '{card}')")),
+        ));
+        let queries: Vec<String> = [q.stays.clone()]
+            .into_iter()
+            .chain(after.iter().cloned())
+            .collect();
+        let mut answers = testkit::chdb_queries(&setup, &queries);
+        let arms: HashSet<u64> = flight.arms.iter().map(|a| a.device).collect();
+        let mut stays: Vec<Stay> = rows(&answers.remove(0))
+            .iter()
+            .filter_map(|r| {
+                Some(Stay {
+                    device: bridge.arm(&arms, num(r[1]), num(r[0]))?,
+                    store: stores.iter().position(|s| *s == r[2]).expect("a store") as u32,
+                    day: day(r[3]),
+                    visitor: r[4] == "1",
+                    first_ms: num(r[5]),
+                    last_ms: num(r[6]),
+                })
+            })
+            .collect();
+        units::sort_stays(&mut stays);
+        Read {
+            flight,
+            stays,
+            after: answers,
+        }
+    }
 }
 
 #[test]
@@ -152,7 +236,15 @@ fn the_report_queries_run_on_a_current_clickhouse() {
             ("other-1".to_owned(), "other".to_owned()),
         ]);
         let rules = Params::defaults(14).rules();
-        let q = queries(&campaign, &stores, &rules, None, &compacted);
+        let report = Report {
+            c: &campaign,
+            rules: &rules,
+            q: queries(&campaign, &stores, &rules, &compacted),
+            links: links_query(0..=0, &compacted),
+            bridged: None,
+            stores: &["acme-1", "other-1"],
+        };
+        let q = &report.q;
         // A pass at a board while the creative played, and a visit after it.
         let data: Vec<String> = MIGRATIONS
             .iter()
@@ -179,13 +271,13 @@ fn the_report_queries_run_on_a_current_clickhouse() {
                     .to_owned(),
             ])
             .collect();
-        let (flight, lines) = report_on_chdb(
+        let Read {
+            flight,
+            stays,
+            after: lines,
+        } = report.run(
             &data,
-            &q,
-            &campaign,
-            &rules,
             &[
-                q.stays.clone(),
                 q.revenue.clone(),
                 epochs_query(&campaign, &stores, &rules),
                 q.traffic.clone(),
@@ -200,10 +292,9 @@ fn the_report_queries_run_on_a_current_clickhouse() {
         );
         assert_eq!(flight.pass_classes.get(&PassClass::Exposed), Some(&1));
         assert_eq!((flight.passers, flight.linkable_passers), (1, 1));
-        let stores_by_index = ["acme-1", "other-1"];
         let units = units::outcomes(
             &flight.arms,
-            &stays(&lines[0], &stores_by_index),
+            &stays,
             &[true, false],
             &[false, true],
             &campaign.boards,
@@ -219,15 +310,15 @@ fn the_report_queries_run_on_a_current_clickhouse() {
             "converted in every window: {lines:?}"
         );
         assert_eq!(
-            lines[1], "7\t[0,0,0,0,0]\t[0,0,0,0,0]",
+            lines[0], "7\t[0,0,0,0,0]\t[0,0,0,0,0]",
             "a loyalty member without receipts"
         );
-        assert_eq!(lines[2], "0\t1772960000000", "one epoch, from the pass");
+        assert_eq!(lines[1], "0\t1772960000000", "one epoch, from the pass");
         assert_eq!(
-            lines[3], "acme-1\t2026-03-09\t6.5",
+            lines[2], "acme-1\t2026-03-09\t6.5",
             "the brand's store's visitors that day, the latest version of each hour"
         );
-        assert_eq!(lines.len(), 4, "{lines:?}");
+        assert_eq!(lines.len(), 3, "{lines:?}");
     }
 }
 
@@ -273,18 +364,23 @@ fn a_bridged_boundary_keeps_one_device_one_unit() {
         campaign.start_ms - rules.pre_ms,
         campaign.end_ms + 28 * 86_400_000,
     );
-    let run = |bridge: Option<u32>| {
-        let q = queries(&campaign, &stores, &rules, bridge, &Compacted::none());
-        let (flight, lines) = report_on_chdb(
-            &data,
-            &q,
-            &campaign,
-            &rules,
-            &[q.stays.clone(), q.revenue.clone()],
-        );
+    let run = |bridged: Option<u32>| {
+        let report = Report {
+            c: &campaign,
+            rules: &rules,
+            q: queries(&campaign, &stores, &rules, &Compacted::none()),
+            links: links_query(455..=456, &Compacted::none()),
+            bridged,
+            stores: &["acme-1"],
+        };
+        let Read {
+            flight,
+            stays,
+            after: lines,
+        } = report.run(&data, std::slice::from_ref(&report.q.revenue));
         let units = units::outcomes(
             &flight.arms,
-            &stays(&lines[0], &["acme-1"]),
+            &stays,
             &[true],
             &[false],
             &campaign.boards,
@@ -306,7 +402,7 @@ fn a_bridged_boundary_keeps_one_device_one_unit() {
         );
     }
     assert_eq!(
-        lines[1], "7\t[0,1250,1250,1250,1250]\t[0,1,1,1,1]",
+        lines[0], "7\t[0,1250,1250,1250,1250]\t[0,1,1,1,1]",
         "the link under the new key, and its receipt, once"
     );
     assert_eq!(
@@ -321,7 +417,7 @@ fn a_bridged_boundary_keeps_one_device_one_unit() {
         [0, 0, 0, 0, 0],
         "not bridged: the visit is another device's: {lines:?}"
     );
-    assert_eq!(lines[1], "", "no link for key 7: {lines:?}");
+    assert_eq!(lines[0], "", "no link for key 7: {lines:?}");
     assert_eq!(
         (flight.passers, flight.linkable_passers),
         (4, 1),
@@ -341,7 +437,6 @@ fn the_plays_query_reads_the_creatives_plays_around_the_flight() {
         &campaign,
         &stores,
         &Params::defaults(14).rules(),
-        None,
         &Compacted::none(),
     );
     let plays = [

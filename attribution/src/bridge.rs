@@ -1,0 +1,227 @@
+//! The epoch bridge applied to the rows a report reads (wire crate docs, "Epoch bridges"): a
+//! key of the next epoch that has a pair in the collector's `bridges` is replaced by its
+//! device's key of the epoch before, so one phone is one unit on both sides of the boundary.
+//! One boundary per report, never a chain of them.
+//!
+//! ClickHouse selects the pairs of the keys the report meets ([`Bridge::wanted`]); the rows
+//! are rekeyed here, as they stream in ([`Bridge::key`]). The join of every row read with
+//! the pairs ran in SQL until a month of a city showed its cost: 5.6 of a report's 17.8 s
+//! were statements reading `visits` through it.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::units::{Arm, Pass};
+
+/// The pairs a report follows devices across one boundary by.
+#[derive(Debug, Default)]
+pub struct Bridge {
+    /// The epoch before the bridged boundary; `None`: no boundary is bridged.
+    epoch: Option<u32>,
+    /// Next key -> its device's key of `epoch`.
+    before: HashMap<u64, u64>,
+}
+
+impl Bridge {
+    /// A bridge from `epoch` into the next, without pairs yet (`None`: rows keep their keys).
+    pub fn new(epoch: Option<u32>) -> Bridge {
+        Bridge {
+            epoch,
+            before: HashMap::new(),
+        }
+    }
+
+    /// The epoch before the bridged boundary.
+    pub fn epoch(&self) -> Option<u32> {
+        self.epoch
+    }
+
+    /// The keys among `keys` (epoch, device) whose pairs the report needs: those of the
+    /// epoch after the boundary, sorted, once each (none when no boundary is bridged).
+    pub fn wanted(&self, keys: impl IntoIterator<Item = (u32, u64)>) -> Vec<u64> {
+        let Some(next) = self.epoch.map(|e| e + 1) else {
+            return Vec::new();
+        };
+        let mut wanted: Vec<u64> = keys
+            .into_iter()
+            .filter(|&(epoch, _)| epoch == next)
+            .map(|(_, device)| device)
+            .collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        wanted
+    }
+
+    /// Adds pairs (next key, key before). A next key with two pairs (a hash collision)
+    /// keeps the first, so no row is doubled.
+    pub fn add(&mut self, pairs: impl IntoIterator<Item = (u64, u64)>) {
+        for (next, before) in pairs {
+            self.before.entry(next).or_insert(before);
+        }
+    }
+
+    /// The key a row of `epoch` and `device` is followed under: its device's key of the
+    /// epoch before where it has a pair, else its own.
+    pub fn key(&self, epoch: u32, device: u64) -> (u32, u64) {
+        match (self.epoch, self.before.get(&device)) {
+            (Some(e), Some(&before)) if epoch == e + 1 => (e, before),
+            _ => (epoch, device),
+        }
+    }
+
+    /// The arm (of `arms`, their devices) a row of `epoch` and `device` belongs to, under its
+    /// key after the bridge: a stay of the arm's device, or none.
+    pub fn arm(&self, arms: &HashSet<u64>, epoch: u32, device: u64) -> Option<u64> {
+        let (_, device) = self.key(epoch, device);
+        arms.contains(&device).then_some(device)
+    }
+
+    /// The keys the arms' stays are selected by: the arms' own and the next keys paired
+    /// with an arm of the epoch before the boundary, sorted, once each.
+    pub fn arms_keys(&self, arms: &[Arm]) -> Vec<u64> {
+        let before: HashSet<u64> = arms
+            .iter()
+            .filter(|a| Some(a.epoch) == self.epoch)
+            .map(|a| a.device)
+            .collect();
+        let mut keys: Vec<u64> = arms.iter().map(|a| a.device).collect();
+        keys.extend(
+            self.before
+                .iter()
+                .filter(|(_, b)| before.contains(b))
+                .map(|(&next, _)| next),
+        );
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    }
+}
+
+/// Loyalty links under their keys after the bridge: each key's cards, once each (a member
+/// linked in both epochs is one link, not two).
+#[derive(Debug, Default)]
+pub struct Links {
+    cards: HashMap<(u32, u64), Vec<String>>,
+}
+
+impl Links {
+    /// The links `rows` (epoch, device, card) through `bridge`.
+    pub fn new(rows: impl IntoIterator<Item = (u32, u64, String)>, bridge: &Bridge) -> Links {
+        let mut cards: HashMap<(u32, u64), Vec<String>> = HashMap::new();
+        for (epoch, device, card) in rows {
+            let of = cards.entry(bridge.key(epoch, device)).or_default();
+            if !of.contains(&card) {
+                of.push(card);
+            }
+        }
+        Links { cards }
+    }
+
+    /// Whether the key holds a link.
+    pub fn linked(&self, epoch: u32, device: u64) -> bool {
+        self.cards.contains_key(&(epoch, device))
+    }
+
+    /// Each linked arm's cards: (device, t0, card), for its revenue.
+    pub fn of<'a>(&'a self, arms: &'a [Arm]) -> impl Iterator<Item = (u64, i64, &'a str)> + 'a {
+        arms.iter().flat_map(move |a| {
+            self.cards
+                .get(&(a.epoch, a.device))
+                .into_iter()
+                .flatten()
+                .map(move |card| (a.device, a.t0, card.as_str()))
+        })
+    }
+}
+
+/// The flight's passes as read (their own keys; linkable: a global address) rekeyed through
+/// `bridge`, and linkable also where the key holds a loyalty link.
+pub fn follow(passes: &mut [Pass], bridge: &Bridge, links: &Links) {
+    for p in passes {
+        (p.epoch, p.device) = bridge.key(p.epoch, p.device);
+        p.linkable |= links.linked(p.epoch, p.device);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn arm(device: u64, epoch: u32) -> Arm {
+        Arm {
+            device,
+            epoch,
+            exposed: true,
+            t0: 100 + device as i64,
+            board: 0,
+        }
+    }
+
+    #[test]
+    fn next_keys_with_a_pair_take_the_key_before() {
+        let mut b = Bridge::new(Some(455));
+        assert_eq!(
+            b.wanted([(456, 9), (455, 7), (456, 8), (456, 8), (457, 6)]),
+            [8, 9],
+            "the next epoch's keys, once each"
+        );
+        b.add([(8, 7), (9, 3)]);
+        b.add([(8, 70)]);
+        assert_eq!(
+            b.key(456, 8),
+            (455, 7),
+            "the first pair of a next key holds"
+        );
+        assert_eq!(b.key(456, 9), (455, 3));
+        assert_eq!(b.key(456, 5), (456, 5), "no pair: its own key");
+        assert_eq!(b.key(457, 8), (457, 8), "two epochs on: not bridged");
+        assert_eq!(b.key(455, 8), (455, 8), "the epoch before: its own key");
+        assert_eq!(
+            b.arms_keys(&[arm(7, 455), arm(3, 454), arm(50, 456)]),
+            [3, 7, 8, 50],
+            "the arms' keys and the next key of the arm before the boundary"
+        );
+        let arms = HashSet::from([7, 50]);
+        assert_eq!(b.arm(&arms, 456, 8), Some(7), "a stay under the next key");
+        assert_eq!(b.arm(&arms, 456, 50), Some(50));
+        assert_eq!(b.arm(&arms, 456, 9), None, "paired with no arm");
+        let none = Bridge::new(None);
+        assert!(none.wanted([(456, 8)]).is_empty());
+        assert_eq!(none.key(456, 8), (456, 8));
+    }
+
+    #[test]
+    fn links_follow_the_bridge_and_mark_passes() {
+        let mut b = Bridge::new(Some(455));
+        b.add([(8, 7)]);
+        let links = Links::new(
+            [
+                (456, 8, "card-7".to_owned()),
+                (455, 7, "card-7".to_owned()),
+                (455, 7, "card-x".to_owned()),
+                (455, 1, "card-1".to_owned()),
+            ],
+            &b,
+        );
+        let arms = [arm(7, 455), arm(2, 455)];
+        let of: Vec<_> = links.of(&arms).collect();
+        assert_eq!(
+            of,
+            [(7, 107, "card-7"), (7, 107, "card-x")],
+            "a card linked in both epochs once; an arm without a link has none"
+        );
+        let pass = |device, epoch, linkable| Pass {
+            device,
+            epoch,
+            board: 0,
+            first_ms: 0,
+            last_ms: 0,
+            linkable,
+        };
+        let mut passes = [pass(8, 456, false), pass(5, 456, true), pass(4, 455, false)];
+        follow(&mut passes, &b, &links);
+        assert_eq!(
+            passes.map(|p| (p.device, p.epoch, p.linkable)),
+            [(7, 455, true), (5, 456, true), (4, 455, false)]
+        );
+    }
+}
