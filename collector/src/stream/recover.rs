@@ -70,18 +70,26 @@ where
         .unwrap_or_default()
         .format("%Y-%m-%d")
         .to_string();
-    let site = scope.site.unwrap_or("");
-    let mut cursor = db
-        .query(
+    // One site's rows by the tables' primary key (site first). Written as `(? = '' OR site
+    // = ?)`, ClickHouse 18.16 read every site's: a recompute of one site of a city's month
+    // took 8.9 s instead of 0.05, and a few hundred of them after an outage stalled ingest.
+    let one = if scope.site.is_some() {
+        "AND site = ?"
+    } else {
+        ""
+    };
+    let select = |sql: &str| {
+        let q = db.query(sql).bind(&since).bind(scope.from_ms);
+        match scope.site {
+            Some(site) => q.bind(site),
+            None => q,
+        }
+    };
+    let mut cursor = select(&format!(
             "SELECT site, sensor, epoch, device, link, class, fingerprint, first_ms, last_ms, rssi_max, \
-             final AS is_final FROM sightings WHERE day >= toDate(?) AND last_ms >= ? \
-             AND (? = '' OR site = ?)",
-        )
-        .bind(&since)
-        .bind(scope.from_ms)
-        .bind(site)
-        .bind(site)
-        .fetch::<RecoveredSighting>()
+             final AS is_final FROM sightings WHERE day >= toDate(?) AND last_ms >= ? {one}"
+    ))
+    .fetch::<RecoveredSighting>()
         .what(|| "reading the sightings back".into())?;
     let mut n = 0u64;
     let mut batch = Vec::with_capacity(RECOVER_BATCH);
@@ -111,18 +119,13 @@ where
             push(std::mem::take(&mut batch)).await?;
         }
     }
-    let mut cursor = db
-        .query(
-            "SELECT site, device, day, visit_id, epoch, class, fingerprint, first_ms, last_ms, \
-             rssi_max FROM visits FINAL WHERE day >= toDate(?) AND last_ms >= ? \
-             AND (? = '' OR site = ?) AND retracted = 0",
-        )
-        .bind(since)
-        .bind(scope.from_ms)
-        .bind(site)
-        .bind(site)
-        .fetch::<RecoveredVisit>()
-        .what(|| "reading the written visits back".into())?;
+    let mut cursor = select(&format!(
+        "SELECT site, device, day, visit_id, epoch, class, fingerprint, first_ms, last_ms, \
+         rssi_max FROM visits FINAL WHERE day >= toDate(?) AND last_ms >= ? {one} \
+         AND retracted = 0"
+    ))
+    .fetch::<RecoveredVisit>()
+    .what(|| "reading the written visits back".into())?;
     while let Some(v) = cursor
         .next()
         .await
