@@ -8,7 +8,7 @@
 //! the pairs ran in SQL until a month of a city showed its cost: 5.6 of a report's 17.8 s
 //! were statements reading `visits` through it.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::units::{Arm, Pass};
 
@@ -17,8 +17,9 @@ use crate::units::{Arm, Pass};
 pub struct Bridge {
     /// The epoch before the bridged boundary; `None`: no boundary is bridged.
     epoch: Option<u32>,
-    /// Next key -> its device's key of `epoch`.
-    before: HashMap<u64, u64>,
+    /// Next key -> its device's key of `epoch` (device keys are hashes already: FxHash, for
+    /// millions of lookups a report).
+    before: FxHashMap<u64, u64>,
 }
 
 impl Bridge {
@@ -26,7 +27,7 @@ impl Bridge {
     pub fn new(epoch: Option<u32>) -> Bridge {
         Bridge {
             epoch,
-            before: HashMap::new(),
+            before: FxHashMap::default(),
         }
     }
 
@@ -62,15 +63,18 @@ impl Bridge {
     /// The key a row of `epoch` and `device` is followed under: its device's key of the
     /// epoch before where it has a pair, else its own.
     pub fn key(&self, epoch: u32, device: u64) -> (u32, u64) {
-        match (self.epoch, self.before.get(&device)) {
-            (Some(e), Some(&before)) if epoch == e + 1 => (e, before),
+        match self.epoch {
+            Some(e) if epoch == e + 1 => self
+                .before
+                .get(&device)
+                .map_or((epoch, device), |&before| (e, before)),
             _ => (epoch, device),
         }
     }
 
     /// The arm (of `arms`, their devices) a row of `epoch` and `device` belongs to, under its
     /// key after the bridge: a stay of the arm's device, or none.
-    pub fn arm(&self, arms: &HashSet<u64>, epoch: u32, device: u64) -> Option<u64> {
+    pub fn arm(&self, arms: &FxHashSet<u64>, epoch: u32, device: u64) -> Option<u64> {
         let (_, device) = self.key(epoch, device);
         arms.contains(&device).then_some(device)
     }
@@ -78,7 +82,7 @@ impl Bridge {
     /// The keys the arms' stays are selected by: the arms' own and the next keys paired
     /// with an arm of the epoch before the boundary, sorted, once each.
     pub fn arms_keys(&self, arms: &[Arm]) -> Vec<u64> {
-        let before: HashSet<u64> = arms
+        let before: FxHashSet<u64> = arms
             .iter()
             .filter(|a| Some(a.epoch) == self.epoch)
             .map(|a| a.device)
@@ -100,13 +104,13 @@ impl Bridge {
 /// linked in both epochs is one link, not two).
 #[derive(Debug, Default)]
 pub struct Links {
-    cards: HashMap<(u32, u64), Vec<String>>,
+    cards: FxHashMap<(u32, u64), Vec<String>>,
 }
 
 impl Links {
     /// The links `rows` (epoch, device, card) through `bridge`.
     pub fn new(rows: impl IntoIterator<Item = (u32, u64, String)>, bridge: &Bridge) -> Links {
-        let mut cards: HashMap<(u32, u64), Vec<String>> = HashMap::new();
+        let mut cards: FxHashMap<(u32, u64), Vec<String>> = FxHashMap::default();
         for (epoch, device, card) in rows {
             let of = cards.entry(bridge.key(epoch, device)).or_default();
             if !of.contains(&card) {
@@ -180,7 +184,7 @@ mod tests {
             [3, 7, 8, 50],
             "the arms' keys and the next key of the arm before the boundary"
         );
-        let arms = HashSet::from([7, 50]);
+        let arms = FxHashSet::from_iter([7, 50]);
         assert_eq!(b.arm(&arms, 456, 8), Some(7), "a stay under the next key");
         assert_eq!(b.arm(&arms, 456, 50), Some(50));
         assert_eq!(b.arm(&arms, 456, 9), None, "paired with no arm");

@@ -12,9 +12,10 @@
 //! the session selects the pairs of the keys the report meets, and the rows are rekeyed as
 //! they stream in.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use clickhouse::Row;
+use rustc_hash::FxHashSet;
 use serde::{Deserialize, Serialize};
 use warehouse::parts::{Compacted, REPORTED};
 
@@ -701,7 +702,7 @@ async fn read(
     let mut names: Vec<&str> = stores.keys().map(String::as_str).collect();
     names.sort_unstable();
     let index = indexed(names.iter().copied());
-    let arms: HashSet<u64> = flight.arms.iter().map(|a| a.device).collect();
+    let arms: FxHashSet<u64> = flight.arms.iter().map(|a| a.device).collect();
     let mut stays = timed("the arms' stays at the stores", || {
         each::<StayRow<'_>, _>(db, &q.stays, |r| {
             let device = bridge.arm(&arms, r.epoch, r.device)?;

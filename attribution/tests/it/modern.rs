@@ -3,7 +3,9 @@
 //! creative's plays and the links, the bridge's pairs, the arms `units::flight` assigns
 //! from them and their keys written into `report_keys`, then the queries that read them.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+
+use rustc_hash::FxHashSet;
 
 use attribution::bridge::{self, Bridge, Links};
 use attribution::data::{
@@ -198,7 +200,7 @@ impl Report<'_> {
             .chain(after.iter().cloned())
             .collect();
         let mut answers = testkit::chdb_queries(&setup, &queries);
-        let arms: HashSet<u64> = flight.arms.iter().map(|a| a.device).collect();
+        let arms: FxHashSet<u64> = flight.arms.iter().map(|a| a.device).collect();
         let mut stays: Vec<Stay> = rows(&answers.remove(0))
             .iter()
             .filter_map(|r| {
