@@ -590,8 +590,9 @@ async fn read(
     let epochs_sql = epochs_query(&campaign, &stores, rules);
     tracing::debug!(passes = %q.passes, stays = %q.stays, revenue = %q.revenue, "the report's queries");
     let boards = indexed(campaign.boards.iter().map(String::as_str));
-    // What needs neither the session nor another query's answer, at once: ClickHouse reads
-    // one while the report decodes another's rows.
+    // What needs neither the session nor another query's answer, at once, so the report's
+    // decoding can overlap ClickHouse's reads (on two cores, where ClickHouse is CPU-bound,
+    // no faster than one after the other: benches/README.md, "Run 14").
     let (epochs, mut passes, plays, data_end_ms, daily) = tokio::try_join!(
         timed("the epochs query", || db
             .query(&epochs_sql)
