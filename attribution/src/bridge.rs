@@ -79,24 +79,22 @@ impl Bridge {
         arms.contains(&device).then_some(device)
     }
 
-    /// The keys the arms' stays are selected by: the arms' own and the next keys paired
-    /// with an arm of the epoch before the boundary, sorted, once each.
-    pub fn arms_keys(&self, arms: &[Arm]) -> Vec<u64> {
+    /// The next keys paired with an arm of the epoch before the boundary, sorted: with the
+    /// arms' own, what their stays are selected by.
+    pub fn arms_next(&self, arms: &[Arm]) -> Vec<u64> {
         let before: FxHashSet<u64> = arms
             .iter()
             .filter(|a| Some(a.epoch) == self.epoch)
             .map(|a| a.device)
             .collect();
-        let mut keys: Vec<u64> = arms.iter().map(|a| a.device).collect();
-        keys.extend(
-            self.before
-                .iter()
-                .filter(|(_, b)| before.contains(b))
-                .map(|(&next, _)| next),
-        );
-        keys.sort_unstable();
-        keys.dedup();
-        keys
+        let mut next: Vec<u64> = self
+            .before
+            .iter()
+            .filter(|(_, b)| before.contains(b))
+            .map(|(&next, _)| next)
+            .collect();
+        next.sort_unstable();
+        next
     }
 }
 
@@ -180,9 +178,9 @@ mod tests {
         assert_eq!(b.key(457, 8), (457, 8), "two epochs on: not bridged");
         assert_eq!(b.key(455, 8), (455, 8), "the epoch before: its own key");
         assert_eq!(
-            b.arms_keys(&[arm(7, 455), arm(3, 454), arm(50, 456)]),
-            [3, 7, 8, 50],
-            "the arms' keys and the next key of the arm before the boundary"
+            b.arms_next(&[arm(7, 455), arm(3, 454), arm(50, 456)]),
+            [8],
+            "the next key of the arm before the boundary; 9's device is another epoch's arm"
         );
         let arms = FxHashSet::from_iter([7, 50]);
         assert_eq!(b.arm(&arms, 456, 8), Some(7), "a stay under the next key");

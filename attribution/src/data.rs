@@ -340,7 +340,7 @@ pub fn epochs_query(c: &Campaign, stores: &HashMap<String, String>, r: &Rules) -
 /// ([`crate::bridge::Bridge::wanted`]).
 pub const NEXT: &str = "report_next";
 /// The arms' keys: their own, then also the next keys paired with them
-/// ([`crate::bridge::Bridge::arms_keys`]): their pairs and stays are selected by them.
+/// ([`crate::bridge::Bridge::arms_next`]): their pairs and stays are selected by them.
 pub const KEYS: &str = "report_keys";
 /// The linked arms' cards (device, t0, card), whose receipts are the revenue.
 pub const LINKED: &str = "report_linked";
@@ -683,8 +683,8 @@ async fn read(
     let plays = units::Plays::new(campaign.boards.len(), plays);
     let flight = units::flight(&mut passes, &plays, rules.pad_ms, campaign.loop_ms());
     drop(passes);
-    let keys = bridge.arms_keys(&flight.arms);
-    write_keys(db, KEYS, &keys).await?;
+    let devices: Vec<u64> = flight.arms.iter().map(|a| a.device).collect();
+    write_keys(db, KEYS, &devices).await?;
     if let Some(e) = bridge.epoch() {
         let pairs = timed("the pairs of the arms", || {
             db.query(&pairs_query(e, "device", KEYS))
@@ -692,12 +692,7 @@ async fn read(
         })
         .await?;
         bridge.add(pairs);
-        let more: Vec<u64> = bridge
-            .arms_keys(&flight.arms)
-            .into_iter()
-            .filter(|k| keys.binary_search(k).is_err())
-            .collect();
-        write_keys(db, KEYS, &more).await?;
+        write_keys(db, KEYS, &bridge.arms_next(&flight.arms)).await?;
     }
     // The stores by index: the stays name theirs so.
     let mut names: Vec<&str> = stores.keys().map(String::as_str).collect();
@@ -788,22 +783,12 @@ async fn write_keys(
 }
 
 /// Adds `rows` to the session's table `table` (none: nothing is sent).
-async fn write<T: Row + Serialize + for<'a> clickhouse::RowWrite<Value<'a> = T>>(
+async fn write<T: clickhouse::RowOwned + clickhouse::RowWrite>(
     db: &clickhouse::Client,
     table: &'static str,
     rows: &[T],
 ) -> Result<(), DataError> {
-    timed(table, || async {
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let mut insert = db.insert::<T>(table).await?;
-        for row in rows {
-            insert.write(row).await?;
-        }
-        insert.end().await
-    })
-    .await
+    timed(table, || warehouse::insert(db, table, rows)).await
 }
 
 /// Each name's index in `names`.

@@ -10,6 +10,22 @@ mod tls;
 
 pub use config::{ClickHouseConfig, RawClickHouse};
 
+/// Writes `rows` into `table` in one INSERT (none when there are no rows).
+pub async fn insert<T: clickhouse::RowOwned + clickhouse::RowWrite>(
+    db: &clickhouse::Client,
+    table: &str,
+    rows: &[T],
+) -> Result<(), clickhouse::error::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut ins = db.insert::<T>(table).await?;
+    for r in rows {
+        ins.write(r).await?;
+    }
+    ins.end().await
+}
+
 /// Where the tables are and how to reach them.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Target<'a> {

@@ -176,18 +176,13 @@ impl Report<'_> {
             rules.pad_ms,
             c.loop_ms(),
         );
-        let arms_keys = bridge.arms_keys(&flight.arms);
-        setup.extend(keys(KEYS, &arms_keys));
+        let devices: Vec<u64> = flight.arms.iter().map(|a| a.device).collect();
+        setup.extend(keys(KEYS, &devices));
         if let Some(e) = bridged {
             bridge.add(pairs(
                 &testkit::chdb_queries(&setup, &[pairs_query(e, "device", KEYS)])[0],
             ));
-            let more: Vec<u64> = bridge
-                .arms_keys(&flight.arms)
-                .into_iter()
-                .filter(|k| !arms_keys.contains(k))
-                .collect();
-            setup.extend(keys(KEYS, &more));
+            setup.extend(keys(KEYS, &bridge.arms_next(&flight.arms)));
         }
         setup.extend(insert(
             LINKED,

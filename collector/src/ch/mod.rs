@@ -43,21 +43,7 @@ pub async fn execute(client: &clickhouse::Client, sql: &str) -> Result<(), Query
         .what(|| format!("ClickHouse refused: {}", sql.lines().next().unwrap_or("")))
 }
 
-/// Writes `rows` into `table` in one INSERT (none when there are no rows).
-pub async fn insert<T: clickhouse::RowOwned + clickhouse::RowWrite>(
-    db: &clickhouse::Client,
-    table: &str,
-    rows: &[T],
-) -> Result<(), clickhouse::error::Error> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let mut ins = db.insert::<T>(table).await?;
-    for r in rows {
-        ins.write(r).await?;
-    }
-    ins.end().await
-}
+pub use warehouse::insert;
 
 /// Runs `write` until it succeeds (the same rows each time), counting each failure in
 /// `errors` and logging it, with a backoff from 100 ms doubling to 5 s. Returns false if
