@@ -72,11 +72,29 @@ impl Bridge {
         }
     }
 
-    /// The arm (of `arms`, their devices) a row of `epoch` and `device` belongs to, under its
-    /// key after the bridge: a stay of the arm's device, or none.
-    pub fn arm(&self, arms: &FxHashSet<u64>, epoch: u32, device: u64) -> Option<u64> {
-        let (_, device) = self.key(epoch, device);
-        arms.contains(&device).then_some(device)
+    /// The arms' keys as stay rows carry them, under their keys after the bridge
+    /// ([`ArmKeys::arm`]).
+    pub fn arm_keys(&self, arms: &[Arm]) -> ArmKeys {
+        let devices: FxHashSet<u64> = arms.iter().map(|a| a.device).collect();
+        let mut next = FxHashMap::default();
+        if self.epoch.is_some() {
+            // A next key with a pair is its pair's; one without is its own.
+            next.extend(
+                (self.before.iter())
+                    .filter(|(_, b)| devices.contains(b))
+                    .map(|(&n, &b)| (n, b)),
+            );
+            next.extend(
+                (devices.iter())
+                    .filter(|d| !self.before.contains_key(d))
+                    .map(|&d| (d, d)),
+            );
+        }
+        ArmKeys {
+            next_epoch: self.epoch.map(|e| e + 1),
+            next,
+            devices,
+        }
     }
 
     /// The next keys paired with an arm of the epoch before the boundary, sorted: with the
@@ -95,6 +113,30 @@ impl Bridge {
             .collect();
         next.sort_unstable();
         next
+    }
+}
+
+/// Which arm a stay row belongs to, in one lookup a row (a month of a city's stays is
+/// millions of rows): the keys of the epoch after the bridged boundary mapped to their arm,
+/// and the arms' own keys for the rows of every other epoch.
+#[derive(Debug)]
+pub struct ArmKeys {
+    next_epoch: Option<u32>,
+    /// The next epoch's keys that are an arm's: paired with one, or one's own.
+    next: FxHashMap<u64, u64>,
+    /// The arms' devices.
+    devices: FxHashSet<u64>,
+}
+
+impl ArmKeys {
+    /// The arm (its device) a row of `epoch` and `device` belongs to, under its key after
+    /// the bridge ([`Bridge::key`]): a stay of the arm's device, or none.
+    pub fn arm(&self, epoch: u32, device: u64) -> Option<u64> {
+        if Some(epoch) == self.next_epoch {
+            self.next.get(&device).copied()
+        } else {
+            self.devices.contains(&device).then_some(device)
+        }
     }
 }
 
@@ -182,10 +224,16 @@ mod tests {
             [8],
             "the next key of the arm before the boundary; 9's device is another epoch's arm"
         );
-        let arms = FxHashSet::from_iter([7, 50]);
-        assert_eq!(b.arm(&arms, 456, 8), Some(7), "a stay under the next key");
-        assert_eq!(b.arm(&arms, 456, 50), Some(50));
-        assert_eq!(b.arm(&arms, 456, 9), None, "paired with no arm");
+        let keys = b.arm_keys(&[arm(7, 455), arm(50, 456), arm(60, 454)]);
+        assert_eq!(keys.arm(456, 8), Some(7), "a stay under the next key");
+        assert_eq!(keys.arm(456, 50), Some(50), "an arm's own next key");
+        assert_eq!(keys.arm(456, 9), None, "paired with no arm");
+        assert_eq!(keys.arm(455, 7), Some(7));
+        assert_eq!(keys.arm(454, 60), Some(60));
+        assert_eq!(keys.arm(455, 8), None, "a next key in another epoch");
+        assert_eq!(keys.arm(457, 8), None);
+        let keys = Bridge::new(None).arm_keys(&[arm(7, 455)]);
+        assert_eq!(keys.arm(456, 7), Some(7), "no bridge: own keys");
         let none = Bridge::new(None);
         assert!(none.wanted([(456, 8)]).is_empty());
         assert_eq!(none.key(456, 8), (456, 8));

@@ -15,7 +15,6 @@
 use std::collections::{BTreeMap, HashMap};
 
 use clickhouse::Row;
-use rustc_hash::FxHashSet;
 use serde::{Deserialize, Serialize};
 use warehouse::parts::{Compacted, REPORTED};
 
@@ -698,10 +697,10 @@ async fn read(
     let mut names: Vec<&str> = stores.keys().map(String::as_str).collect();
     names.sort_unstable();
     let index = indexed(names.iter().copied());
-    let arms: FxHashSet<u64> = flight.arms.iter().map(|a| a.device).collect();
+    let arms = bridge.arm_keys(&flight.arms);
     let mut stays = timed("the arms' stays at the stores", || {
         each::<StayRow<'_>, _>(db, &q.stays, |r| {
-            let device = bridge.arm(&arms, r.epoch, r.device)?;
+            let device = arms.arm(r.epoch, r.device)?;
             index.get(r.site).map(|&store| units::Stay {
                 device,
                 store,

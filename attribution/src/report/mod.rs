@@ -256,17 +256,19 @@ fn iso(ms: i64) -> String {
 
 pub fn build(inp: &Inputs, p: &Params) -> Report {
     let design: Design = design::design(inp, p);
-    // The windows are independent (each with its own seeds), so each is estimated on a
-    // thread of its own: the primary's permutation test and the others' bootstraps at once.
-    let all: Vec<WindowResult> = std::thread::scope(|s| {
+    // The windows are independent (each with its own seeds), and so is the store-level
+    // estimate: each on a thread of its own, the primary's permutation test, the others'
+    // bootstraps and the geo's randomization at once.
+    let (all, geo): (Vec<WindowResult>, _) = std::thread::scope(|s| {
         let design = &design;
+        fn join<T>(t: std::thread::ScopedJoinHandle<'_, T>) -> T {
+            t.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
+        }
+        let geo = s.spawn(|| estimate::geo::of_campaign(inp, p));
         let threads: Vec<_> = (0..p.windows.len())
             .map(|wi| s.spawn(move || estimate::window(design, inp, p, wi)))
             .collect();
-        threads
-            .into_iter()
-            .map(|t| t.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
+        (threads.into_iter().map(join).collect(), join(geo))
     });
     let hidden = small_windows(&all, p);
     let suppressed_windows: Vec<u32> = all
@@ -323,7 +325,6 @@ pub fn build(inp: &Inputs, p: &Params) -> Report {
                 0.8,
             )
     });
-    let geo = estimate::geo::of_campaign(inp, p);
     let agreement = Agreement::of(primary.headline.interval, geo.interval);
     let status = status(
         primary.gate.passed,

@@ -5,8 +5,6 @@
 
 use std::collections::HashMap;
 
-use rustc_hash::FxHashSet;
-
 use attribution::bridge::{self, Bridge, Links};
 use attribution::data::{
     epochs_query, links_query, pairs_query, queries, Campaign, Queries, Rules, KEYS, LINKED, NEXT,
@@ -195,12 +193,12 @@ impl Report<'_> {
             .chain(after.iter().cloned())
             .collect();
         let mut answers = testkit::chdb_queries(&setup, &queries);
-        let arms: FxHashSet<u64> = flight.arms.iter().map(|a| a.device).collect();
+        let arms = bridge.arm_keys(&flight.arms);
         let mut stays: Vec<Stay> = rows(&answers.remove(0))
             .iter()
             .filter_map(|r| {
                 Some(Stay {
-                    device: bridge.arm(&arms, num(r[1]), num(r[0]))?,
+                    device: arms.arm(num(r[1]), num(r[0]))?,
                     store: stores.iter().position(|s| *s == r[2]).expect("a store") as u32,
                     day: day(r[3]),
                     visitor: r[4] == "1",
