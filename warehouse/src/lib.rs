@@ -10,16 +10,50 @@ mod tls;
 
 pub use config::{ClickHouseConfig, RawClickHouse};
 
-/// Writes `rows` into `table` in one INSERT (none when there are no rows).
+/// How long an INSERT waits before it fails: to hand ClickHouse each chunk of its rows
+/// (`send`), and for ClickHouse's answer once all are sent (`answer`). The client waits for
+/// ever by default, and a write that stopped making progress then stopped the collector with
+/// it: at city scale a visits INSERT waited 10 minutes with no connection to ClickHouse open,
+/// and ingest behind it (benches/README.md, "Run 15"). Failed, the write is retried with the
+/// same rows, which the tables' keys collapse.
+#[derive(Clone, Copy, Debug)]
+pub struct Patience {
+    pub send: std::time::Duration,
+    pub answer: std::time::Duration,
+}
+
+/// Every INSERT's patience: far above a healthy server's (a batch's INSERT at city scale
+/// takes well under a second; a server that delays inserts for too many parts, about a
+/// second each).
+pub const PATIENCE: Patience = Patience {
+    send: std::time::Duration::from_secs(60),
+    answer: std::time::Duration::from_secs(120),
+};
+
+/// Writes `rows` into `table` in one INSERT (none when there are no rows), within
+/// [`PATIENCE`].
 pub async fn insert<T: clickhouse::RowOwned + clickhouse::RowWrite>(
     db: &clickhouse::Client,
     table: &str,
     rows: &[T],
 ) -> Result<(), clickhouse::error::Error> {
+    insert_within(db, table, rows, PATIENCE).await
+}
+
+/// [`insert`] with another patience (the tests' is short).
+pub async fn insert_within<T: clickhouse::RowOwned + clickhouse::RowWrite>(
+    db: &clickhouse::Client,
+    table: &str,
+    rows: &[T],
+    patience: Patience,
+) -> Result<(), clickhouse::error::Error> {
     if rows.is_empty() {
         return Ok(());
     }
-    let mut ins = db.insert::<T>(table).await?;
+    let mut ins = db
+        .insert::<T>(table)
+        .await?
+        .with_timeouts(Some(patience.send), Some(patience.answer));
     for r in rows {
         ins.write(r).await?;
     }

@@ -1045,3 +1045,70 @@ fn a_clickhouse_cluster_holds_what_one_server_holds_through_a_replica_crash() {
         );
     }
 }
+
+/// One `UInt64` row of the stall test's table.
+#[derive(clickhouse::Row, serde::Serialize)]
+struct Number {
+    x: u64,
+}
+
+/// A ClickHouse that stops answering in the middle of a write (SIGSTOP: the connection is
+/// accepted, nothing more is read or answered) fails the INSERT within its patience instead
+/// of holding the writer for ever (a visits INSERT held 10 minutes stopped a city's ingest),
+/// and the same rows sent again land once it answers, each once.
+#[test]
+fn an_insert_clickhouse_stops_answering_fails_in_time_and_lands_when_sent_again() {
+    let ch = ClickHouse::start();
+    // Keyed like the collector's tables: rows sent twice collapse.
+    ch.query("CREATE TABLE default.numbers (x UInt64) ENGINE = ReplacingMergeTree ORDER BY x");
+    let (db, _) = warehouse::ClickHouseConfig::from_raw(warehouse::RawClickHouse {
+        url: ch.url(),
+        database: "default".into(),
+        user: "default".into(),
+        password_file: None,
+        password_env: None,
+        compression: "none".into(),
+        ca_file: None,
+        cluster: None,
+    })
+    .expect("config")
+    .clients();
+    // Megabytes: more than the sockets' buffers hold, so the rows wait to be sent.
+    let rows: Vec<Number> = (0..1_000_000).map(|x| Number { x }).collect();
+    let patience = warehouse::Patience {
+        send: Duration::from_secs(2),
+        answer: Duration::from_secs(2),
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let pid = ch.pid().expect("running").to_string();
+    let signal = |name: &str| {
+        assert_success(
+            &Command::new("kill")
+                .args([name, &pid])
+                .output()
+                .expect("kill"),
+        )
+    };
+    signal("-STOP");
+    let stalled = rt.block_on(async {
+        tokio::time::timeout(
+            Duration::from_secs(30),
+            warehouse::insert_within(&db, "numbers", &rows, patience),
+        )
+        .await
+    });
+    signal("-CONT");
+    let failed = stalled.expect("the INSERT gave up by itself, not after 30 s");
+    assert!(failed.is_err(), "an INSERT nobody answered succeeded");
+    rt.block_on(warehouse::insert_within(&db, "numbers", &rows, patience))
+        .expect("sent again, it lands");
+    assert_eq!(
+        ch.query("SELECT count() FROM default.numbers FINAL").trim(),
+        "1000000",
+        "each row once (the abandoned INSERT may have written some, as a broken connection's \
+         may: the same rows again collapse)"
+    );
+}
