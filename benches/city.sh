@@ -9,8 +9,9 @@
 #   - the time of each step, the peak RSS of every process (VmHWM), the disk each table uses,
 #     and that every sighting arrived (sightings FINAL against the simulator's count);
 #   - the campaign report (footfall-attribution report, peak RSS and wall time) beside the
-#     time ClickHouse takes to scan the columns the report reads, with clickhouse-client in
-#     the same run;
+#     time ClickHouse takes to scan the columns the report reads (visits, ad_plays, links,
+#     receipts, traffic, the bridges' pairs and the sightings' ends), with clickhouse-client
+#     in the same run;
 #   - the dashboard's pages on this city (benches/dashboard.sh attach).
 # Usage: bash benches/city.sh [DIR [LOADS]]
 #   DIR keeps the generated city and its encoded messages (about 38 GiB) for another run
@@ -208,6 +209,8 @@ scans=(
   "SELECT count() FROM links WHERE NOT ignore(epoch, device, loyalty_id)"
   "SELECT count() FROM receipts WHERE NOT ignore(store_id, day, loyalty_id, at_ms, amount_cents)"
   "SELECT count() FROM traffic WHERE NOT ignore(site, day, visitors)"
+  "SELECT count() FROM bridges WHERE NOT ignore(epoch, next, device)"
+  "SELECT count() FROM sightings WHERE NOT ignore(last_ms)"
 )
 scan_total=0
 for q in "${scans[@]}"; do
