@@ -241,6 +241,7 @@ fn run(cmd: Cmd) -> anyhow::Result<()> {
                 compression: "lz4".into(),
                 ca_file,
                 cluster,
+                timeout_secs: None,
             })?;
             let (db, _) = ch.clients();
             let runtime = tokio::runtime::Builder::new_current_thread()

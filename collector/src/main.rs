@@ -287,7 +287,7 @@ async fn run(cmd: Cmd) -> anyhow::Result<ExitCode> {
             }
             println!("{} month(s) dropped", dropped.len());
             let settle = collector::retention::settle_days(&c);
-            let compacted = collector::retention::compact(&db, c.clickhouse(), settle).await?;
+            let compacted = collector::retention::compact(c.clickhouse(), settle).await?;
             for (table, partition) in &compacted {
                 println!("{table}: compacted {partition}");
             }

@@ -23,6 +23,10 @@ use crate::ch::{QueryError, What};
 /// How often the collector applies the retention.
 pub const EVERY: Duration = Duration::from_secs(3600);
 
+/// How long a month's merge may go without an answer (ClickHouse sends none until it is
+/// done): a round's length.
+const MERGE_TIMEOUT: Duration = EVERY;
+
 /// The months of `table` whose last day is before `today - days`: partition ids (YYYYMM).
 fn expired(partitions: &[u32], today: NaiveDate, days: u32) -> Vec<u32> {
     let cutoff = today - chrono::Days::new(u64::from(days));
@@ -93,7 +97,6 @@ pub fn settle_days(cfg: &crate::config::Config) -> u32 {
 /// one: settled, its last day before `today - settle_days`. An unpartitioned table is merged
 /// whole. Not on a cluster (below). Returns the (table, partition) pairs merged.
 pub async fn compact(
-    db: &clickhouse::Client,
     ch: &warehouse::ClickHouseConfig,
     settle_days: u32,
 ) -> Result<Vec<(&'static str, String)>, QueryError> {
@@ -103,6 +106,9 @@ pub async fn compact(
         // own merges, and read with FINAL until each is one part on every node.
         return Ok(Vec::new());
     }
+    // `OPTIMIZE ... FINAL` answers only once its merge is done: minutes for a city's month.
+    let (db, _) = ch.clients_within(MERGE_TIMEOUT);
+    let db = &db;
     let today = chrono::Utc::now().date_naive();
     let listed = Compacted::read(db, ch, REPORTED)
         .await
@@ -159,7 +165,7 @@ pub async fn run(
         if let Err(e) = apply(&db, &ch, &retention).await {
             warn!(error = %e, "retention not applied; trying again in an hour");
         }
-        if let Err(e) = compact(&db, &ch, settle_days).await {
+        if let Err(e) = compact(&ch, settle_days).await {
             warn!(error = %e, "settled months not compacted; trying again in an hour");
         }
     }

@@ -2,11 +2,12 @@
 //! written ([`RawClickHouse`]), then validated ([`ClickHouseConfig`]).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use firmware_config::{secret, ConfigError, Secret};
 use serde::Deserialize;
 
-use crate::{clients, Target};
+use crate::{clients, Target, DEFAULT_TIMEOUT};
 
 /// The section as written (TOML over the binary's defaults); checked only for its types.
 #[derive(Debug, Deserialize)]
@@ -23,6 +24,10 @@ pub struct RawClickHouse {
     /// The ClickHouse cluster (a `remote_servers` name) the tables are spread over, if any.
     #[serde(default)]
     pub cluster: Option<String>,
+    /// Seconds a request may make no progress before it fails ([`crate::DEFAULT_TIMEOUT`]
+    /// when absent).
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
 }
 
 /// Letters, digits and `_`, at least one: a name safe to write into a statement.
@@ -41,6 +46,7 @@ pub struct ClickHouseConfig {
     /// The CA (PEM) of an `https://` server, read and checked at start.
     ca_pem: Option<Vec<u8>>,
     cluster: Option<String>,
+    timeout: Duration,
 }
 
 impl ClickHouseConfig {
@@ -103,6 +109,17 @@ impl ClickHouseConfig {
                 ))
             }
         };
+        let timeout = match c.timeout_secs {
+            None => DEFAULT_TIMEOUT,
+            Some(0) => {
+                return Err(ConfigError::invalid(
+                    "clickhouse.timeout_secs",
+                    0,
+                    "must be at least 1 (seconds a request may wait without progress)",
+                ))
+            }
+            Some(secs) => Duration::from_secs(secs),
+        };
         let password = secret(
             c.password_file,
             c.password_env,
@@ -127,6 +144,7 @@ impl ClickHouseConfig {
             lz4,
             ca_pem,
             cluster: c.cluster,
+            timeout,
         })
     }
 
@@ -197,6 +215,12 @@ impl ClickHouseConfig {
     /// (`distributed_product_mode = 'global'`: a device's passes and visits live on
     /// different shards, so each shard must see all of the other side).
     pub fn clients(&self) -> (clickhouse::Client, clickhouse::Client) {
+        self.clients_within(self.timeout)
+    }
+
+    /// [`ClickHouseConfig::clients`] whose requests may make no progress for `timeout`: for
+    /// a statement that answers only once a long job is done (a month's merge).
+    pub fn clients_within(&self, timeout: Duration) -> (clickhouse::Client, clickhouse::Client) {
         let password = self
             .password
             .as_ref()
@@ -209,6 +233,7 @@ impl ClickHouseConfig {
             lz4: self.lz4,
             ca_pem: self.ca_pem.as_deref(),
             cluster: self.cluster.is_some(),
+            timeout,
         })
     }
 }

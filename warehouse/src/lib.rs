@@ -8,52 +8,37 @@ mod config;
 pub mod parts;
 mod tls;
 
+use std::time::Duration;
+
+use hyper_timeout::TimeoutConnector;
+use hyper_util::client::legacy::connect::{Connect, HttpConnector};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
 pub use config::{ClickHouseConfig, RawClickHouse};
 
-/// How long an INSERT waits before it fails: to hand ClickHouse each chunk of its rows
-/// (`send`), and for ClickHouse's answer once all are sent (`answer`). The client waits for
-/// ever by default, and a write that stopped making progress then stopped the collector with
-/// it: at city scale a visits INSERT waited 10 minutes with no connection to ClickHouse open,
-/// and ingest behind it (benches/README.md, "Run 15"). Failed, the write is retried with the
-/// same rows, which the tables' keys collapse.
-#[derive(Clone, Copy, Debug)]
-pub struct Patience {
-    pub send: std::time::Duration,
-    pub answer: std::time::Duration,
-}
+/// How long a connection to ClickHouse may make no progress (connecting; a write of the
+/// request that the server does not take; no byte of an answer since the last one written or
+/// read) before the request fails, unless `clickhouse.timeout_secs` says otherwise. Without
+/// one, the client waits for ever on a connection that died silently (a server stopped, a
+/// route or NAT entry lost), and a collector waiting so stops: at city scale a visits INSERT
+/// waited 10 minutes with no connection to ClickHouse open, and ingest behind it
+/// (benches/README.md, "Run 15"). A failed write is retried with the same rows, which the
+/// tables' keys collapse. Far above a healthy server's pauses: a batch's INSERT at city scale
+/// takes well under a second, a city's report reads for about 15 s in all, and a server that
+/// delays inserts for too many parts does so for about a second each.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Every INSERT's patience: far above a healthy server's (a batch's INSERT at city scale
-/// takes well under a second; a server that delays inserts for too many parts, about a
-/// second each).
-pub const PATIENCE: Patience = Patience {
-    send: std::time::Duration::from_secs(60),
-    answer: std::time::Duration::from_secs(120),
-};
-
-/// Writes `rows` into `table` in one INSERT (none when there are no rows), within
-/// [`PATIENCE`].
+/// Writes `rows` into `table` in one INSERT (none when there are no rows).
 pub async fn insert<T: clickhouse::RowOwned + clickhouse::RowWrite>(
     db: &clickhouse::Client,
     table: &str,
     rows: &[T],
 ) -> Result<(), clickhouse::error::Error> {
-    insert_within(db, table, rows, PATIENCE).await
-}
-
-/// [`insert`] with another patience (the tests' is short).
-pub async fn insert_within<T: clickhouse::RowOwned + clickhouse::RowWrite>(
-    db: &clickhouse::Client,
-    table: &str,
-    rows: &[T],
-    patience: Patience,
-) -> Result<(), clickhouse::error::Error> {
     if rows.is_empty() {
         return Ok(());
     }
-    let mut ins = db
-        .insert::<T>(table)
-        .await?
-        .with_timeouts(Some(patience.send), Some(patience.answer));
+    let mut ins = db.insert::<T>(table).await?;
     for r in rows {
         ins.write(r).await?;
     }
@@ -74,13 +59,36 @@ pub(crate) struct Target<'a> {
     pub ca_pem: Option<&'a [u8]>,
     /// The tables are spread over a cluster (see [`ClickHouseConfig::clients`]).
     pub cluster: bool,
+    /// See [`DEFAULT_TIMEOUT`].
+    pub timeout: Duration,
 }
 
 /// A client for the target's database, and one for the server (to create the database).
+/// The official client over `c`, each connection given up after `timeout` without progress
+/// (the reader's clock restarts on every write: an INSERT that sends for minutes is making
+/// progress).
+fn with_timeout<C>(mut c: TimeoutConnector<C>, timeout: Duration) -> clickhouse::Client
+where
+    TimeoutConnector<C>: Connect + Clone + Send + Sync + 'static,
+{
+    c.set_connect_timeout(Some(timeout));
+    c.set_write_timeout(Some(timeout));
+    c.set_read_timeout(Some(timeout));
+    c.set_reset_reader_on_write(true);
+    // The server closes idle connections after 3 s (18.16's keep_alive_timeout).
+    clickhouse::Client::with_http_client(
+        Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(2))
+            .build(c),
+    )
+}
+
 pub(crate) fn clients(t: &Target) -> (clickhouse::Client, clickhouse::Client) {
+    let mut tcp = HttpConnector::new();
+    tcp.set_keepalive(Some(Duration::from_secs(60)));
     let base = match t.ca_pem {
-        Some(pem) => tls::client(pem),
-        None => clickhouse::Client::default(),
+        Some(pem) => with_timeout(TimeoutConnector::new(tls::connector(pem, tcp)), t.timeout),
+        None => with_timeout(TimeoutConnector::new(tcp), t.timeout),
     };
     let mut server = base
         .with_url(t.url)

@@ -2,12 +2,10 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use firmware_config::ConfigError;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 
@@ -39,9 +37,8 @@ pub(crate) fn read_ca(path: &Path) -> Result<Vec<u8>, ConfigError> {
     Ok(pem)
 }
 
-/// The official ClickHouse client over HTTPS only, trusting the CA in `pem` (checked by
-/// [`read_ca`]).
-pub(crate) fn client(pem: &[u8]) -> clickhouse::Client {
+/// HTTPS only over `tcp`, trusting the CA in `pem` (checked by [`read_ca`]).
+pub(crate) fn connector(pem: &[u8], mut tcp: HttpConnector) -> HttpsConnector<HttpConnector> {
     let roots = roots(pem).expect("checked when the configuration was read");
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let tls = rustls::ClientConfig::builder_with_provider(provider)
@@ -49,18 +46,10 @@ pub(crate) fn client(pem: &[u8]) -> clickhouse::Client {
         .expect("ring supports the default protocol versions")
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let mut tcp = HttpConnector::new();
     tcp.enforce_http(false);
-    tcp.set_keepalive(Some(Duration::from_secs(60)));
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
+    hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_only()
         .enable_http1()
-        .wrap_connector(tcp);
-    // The server closes idle connections after 3 s (18.16's keep_alive_timeout).
-    clickhouse::Client::with_http_client(
-        Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(2))
-            .build(https),
-    )
+        .wrap_connector(tcp)
 }

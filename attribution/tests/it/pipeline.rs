@@ -120,7 +120,7 @@ fn a_simulated_campaigns_report_agrees_with_the_truth() {
     // The same report from compacted months, read without FINAL.
     let again = runtime
         .block_on(async {
-            let merged = collector::retention::compact(&db, &tables, 0)
+            let merged = collector::retention::compact(&tables, 0)
                 .await
                 .expect("compact");
             assert!(

@@ -556,6 +556,8 @@ mod tests {
                 "[clickhouse]\ncompression = \"zstd\"",
                 "clickhouse.compression",
             ),
+            ("[clickhouse]\ntimeout_secs = 0", "clickhouse.timeout_secs"),
+            ("[clickhouse]\ntimeout_secs = -1", "clickhouse.timeout_secs"),
             ("[mqtt]\nurl = \"tcp://x\"", "mqtt.url"),
             ("[mqtt]\nshared_group = \"a/b\"", "mqtt.shared_group"),
             ("[mqtt]\nurl = \"mqtts://broker:8883\"", "mqtt.ca_file"),

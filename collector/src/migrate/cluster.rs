@@ -161,6 +161,7 @@ mod tests {
             compression: "none".into(),
             ca_file: None,
             cluster: Some("fleet".into()),
+            timeout_secs: None,
         })
         .expect("a cluster's configuration");
         let mut tables = Vec::new();

@@ -1052,12 +1052,13 @@ struct Number {
     x: u64,
 }
 
-/// A ClickHouse that stops answering in the middle of a write (SIGSTOP: the connection is
-/// accepted, nothing more is read or answered) fails the INSERT within its patience instead
-/// of holding the writer for ever (a visits INSERT held 10 minutes stopped a city's ingest),
-/// and the same rows sent again land once it answers, each once.
+/// A ClickHouse that stops answering (SIGSTOP: connections are accepted, nothing more is read
+/// or answered, as on a connection that died silently) fails a write in the middle of its
+/// rows, and a read, within `clickhouse.timeout_secs` instead of holding the caller for ever
+/// (a visits INSERT held 10 minutes stopped a city's ingest); the same rows sent again land
+/// once it answers, each once.
 #[test]
-fn an_insert_clickhouse_stops_answering_fails_in_time_and_lands_when_sent_again() {
+fn requests_clickhouse_stops_answering_fail_in_time_and_a_write_lands_when_sent_again() {
     let ch = ClickHouse::start();
     // Keyed like the collector's tables: rows sent twice collapse.
     ch.query("CREATE TABLE default.numbers (x UInt64) ENGINE = ReplacingMergeTree ORDER BY x");
@@ -1070,15 +1071,12 @@ fn an_insert_clickhouse_stops_answering_fails_in_time_and_lands_when_sent_again(
         compression: "none".into(),
         ca_file: None,
         cluster: None,
+        timeout_secs: Some(2),
     })
     .expect("config")
     .clients();
     // Megabytes: more than the sockets' buffers hold, so the rows wait to be sent.
     let rows: Vec<Number> = (0..1_000_000).map(|x| Number { x }).collect();
-    let patience = warehouse::Patience {
-        send: Duration::from_secs(2),
-        answer: Duration::from_secs(2),
-    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -1092,18 +1090,26 @@ fn an_insert_clickhouse_stops_answering_fails_in_time_and_lands_when_sent_again(
                 .expect("kill"),
         )
     };
+    // Within 30 s, or the request waited for ever.
+    let guarded = |what: &str, result: Result<Result<(), clickhouse::error::Error>, _>| {
+        let failed = result.unwrap_or_else(|_| panic!("{what} did not give up by itself in 30 s"));
+        assert!(failed.is_err(), "{what} nobody answered succeeded");
+    };
     signal("-STOP");
-    let stalled = rt.block_on(async {
-        tokio::time::timeout(
-            Duration::from_secs(30),
-            warehouse::insert_within(&db, "numbers", &rows, patience),
+    let (write, read) = rt.block_on(async {
+        let guard = Duration::from_secs(30);
+        let write = tokio::time::timeout(guard, warehouse::insert(&db, "numbers", &rows)).await;
+        let read = tokio::time::timeout(
+            guard,
+            db.query("SELECT count() FROM numbers").fetch_one::<u64>(),
         )
-        .await
+        .await;
+        (write, read.map(|r| r.map(|_| ())))
     });
     signal("-CONT");
-    let failed = stalled.expect("the INSERT gave up by itself, not after 30 s");
-    assert!(failed.is_err(), "an INSERT nobody answered succeeded");
-    rt.block_on(warehouse::insert_within(&db, "numbers", &rows, patience))
+    guarded("an INSERT", write);
+    guarded("a SELECT", read);
+    rt.block_on(warehouse::insert(&db, "numbers", &rows))
         .expect("sent again, it lands");
     assert_eq!(
         ch.query("SELECT count() FROM default.numbers FINAL").trim(),
