@@ -23,6 +23,10 @@
 #   HOLD=1 stops after the ingest and keeps ClickHouse up (its ports in the log) for runs by
 #   hand, until the script is killed; COLLECTOR=PATH ingests with another build's
 #   footfall-collector (the one before a change, for a same-session figure).
+#   FAULTS=1 stops Mosquitto for 300 s (past 1.5 keepalives: the collector loses its
+#   connection) once a third of the sightings are committed, and ClickHouse for 200 s (past
+#   clickhouse.timeout_secs: writes fail and are sent again; the collector stops reading, and
+#   the broker drops it) at two thirds: every sighting must still arrive.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . deploy/local.sh
@@ -122,9 +126,32 @@ cpu0="$(cpu_secs "$col") $(cpu_secs "$CLICKHOUSE_PID") $(cpu_secs "$MOSQUITTO_PI
 publisher=$!
 pids+=("$publisher")
 last=0
-until [ "${committed:-}" = "$sightings" ]; do
+# fault NAME PID SECS: stops the process (SIGSTOP: its connections stay open, silent) for SECS.
+fault() {
+  log "faults: $1 stopped for $3 s at ${committed:-0} of $sightings sightings committed"
+  kill -STOP "$2"
+  sleep "$3"
+  kill -CONT "$2"
+  log "faults: $1 running again"
+}
+while :; do
   sleep 1
   committed=$(rows_written "$metrics" sightings)
+  if [ "${committed:-0}" -ge "$sightings" ]; then
+    # Redelivered messages are written again (the table's key collapses them): done once
+    # every distinct sighting is in.
+    t_end=$(date +%s.%N)
+    [ "$(ch -q 'SELECT count() FROM sightings FINAL')" -lt "$sightings" ] || break
+  fi
+  if [ -n "${FAULTS:-}" ]; then
+    if [ -z "${broker_fault:-}" ] && [ "${committed:-0}" -ge $((sightings / 3)) ]; then
+      fault Mosquitto "$MOSQUITTO_PID" 300
+      broker_fault=1
+    elif [ -z "${clickhouse_fault:-}" ] && [ "${committed:-0}" -ge $((2 * sightings / 3)) ]; then
+      fault ClickHouse "$CLICKHOUSE_PID" 200
+      clickhouse_fault=1
+    fi
+  fi
   if ! kill -0 "$col" 2>/dev/null; then
     tail -30 "$W/collector.log"
     exit 1
@@ -141,7 +168,7 @@ until [ "${committed:-}" = "$sightings" ]; do
     last=$now
   fi
 done
-t_end=$(date +%s.%N)
+log "collector: $(curl -s "127.0.0.1:$metrics/metrics" | awk '$1 ~ /^footfall_(mqtt_errors|mqtt_redeliveries|clickhouse_errors)_total$/ { printf "%s %s; ", $1, $2 }')rows written $committed"
 [ -n "${published:-}" ] || wait "$publisher"
 cat "$W/publisher.log" | tee -a "$DIR/city.log"
 t_ingest=$(python3 -c "print($t_end - $(cat "$W/t0"))")
