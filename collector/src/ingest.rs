@@ -1,7 +1,8 @@
 //! MQTT -> rows -> ClickHouse, at least once: a message is acknowledged (manual QoS 1 acks,
 //! in arrival order) only after the rows it produced, or its rejection, are committed. A
 //! crash loses nothing (the broker redelivers what was not acknowledged), and redeliveries
-//! collapse on the tables' keys. While ClickHouse is down the batch is retried with the same
+//! collapse on the tables' keys (within a session, a message taken already is only
+//! acknowledged, `Taken`). While ClickHouse is down the batch is retried with the same
 //! rows and nothing more is read: the channel from the MQTT task fills, the task stops
 //! polling, and the broker holds the messages (backpressure, bounded memory).
 //!
@@ -9,7 +10,7 @@
 //! site visits.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -41,6 +42,49 @@ const IDLE: Duration = Duration::from_millis(20);
 /// The payload bytes of the messages received and not yet taken by the processor, at most
 /// (and at most `ingest.batch_max_rows` messages): past it the MQTT task stops reading.
 const HELD_MAX_BYTES: usize = 64 << 20;
+/// Messages remembered by [`Taken`]: above what a broker sent again at city scale (851,012
+/// messages over three reconnections: benches/README.md, "Run 16"); about 27 MiB when full.
+const TAKEN: usize = 1 << 20;
+/// Room kept in the client's request channel for the subscriptions a reconnection sends.
+const SUBSCRIPTION_ROOM: usize = 64;
+
+/// The messages the processor took in this session, the last [`TAKEN`], by a 64-bit hash of
+/// topic and payload. After a reconnection the broker sends again every message it had in
+/// flight, most of them committed already and only not yet acknowledged. Decoded again,
+/// their sightings were written again and reached the stream stage behind its watermark,
+/// where each reopened its site's stays: at city scale a collector's RSS went from 3.8 to
+/// 11 GiB in the four minutes after a reconnection (up to 22 M stays held). A message taken
+/// already is only acknowledged, after the batch it is in like any other (its first copy is
+/// in that batch or an earlier one, which commits first, or the process stops and the broker
+/// sends both again). Byte for byte the same message only: a sensor that reused a batch
+/// number for other sightings is decoded as before.
+struct Taken {
+    order: VecDeque<u64>,
+    seen: hashbrown::HashSet<u64>,
+}
+
+impl Taken {
+    fn new() -> Taken {
+        Taken {
+            order: VecDeque::new(),
+            seen: hashbrown::HashSet::new(),
+        }
+    }
+
+    /// True if the message was taken already; else remembers it.
+    fn again(&mut self, topic: &str, payload: &[u8]) -> bool {
+        let id = self.seen.hasher().hash_one((topic, payload));
+        if !self.seen.insert(id) {
+            return true;
+        }
+        if self.order.len() == TAKEN {
+            let oldest = self.order.pop_front().expect("full");
+            self.seen.remove(&oldest);
+        }
+        self.order.push_back(id);
+        false
+    }
+}
 
 #[derive(Default)]
 struct Batch {
@@ -194,9 +238,9 @@ impl Intake {
 pub enum IngestError {
     #[error(transparent)]
     Stage(#[from] StageError),
-    /// The MQTT client's request channel closed (its event loop ended).
-    #[error("the MQTT client stopped")]
-    Mqtt(#[source] rumqttc::ClientError),
+    /// The MQTT task ended: acknowledgements can no longer be sent.
+    #[error("the MQTT task stopped")]
+    Mqtt,
     #[error("the commit task panicked")]
     Commit(#[source] tokio::task::JoinError),
 }
@@ -252,11 +296,11 @@ impl RejectionLog {
 }
 
 /// Room in the client's request channel for the acknowledgements two batches need (a batch
-/// holds at most batch_max_rows messages; one commits while the next fills). The event loop
-/// sends one per poll, and the MQTT task polls it while any is queued, so a fuller channel
-/// only makes a commit wait.
+/// holds at most batch_max_rows messages; one commits while the next fills), and for the
+/// subscriptions ([`SUBSCRIPTION_ROOM`]). The event loop sends one per poll; the MQTT task
+/// hands the client no more than there is room for, and polls while the client holds any.
 fn request_capacity(cfg: &Config) -> usize {
-    2 * cfg.ingest().batch_max_rows() + CHANNEL + 64
+    2 * cfg.ingest().batch_max_rows() + CHANNEL + SUBSCRIPTION_ROOM
 }
 
 /// The client's options; `tls`, the TLS files read at start (a missing file stops the start
@@ -301,9 +345,9 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), IngestError> {
     let (client, mut eventloop) = AsyncClient::new(options(cfg, tls), request_capacity(cfg));
-    let acker = Acker {
-        client: client.clone(),
-        queued: Arc::default(),
+    let (acker, mut acks) = {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (Acker(tx), rx)
     };
     // rumqttc gives up on a write (our acknowledgements) after its connection timeout, 5 s
     // by default. A broker busy with many publishers reads them late, not never: at city
@@ -317,9 +361,8 @@ pub async fn run(
     let (tx, mut rx) = mpsc::channel::<Publish>(CHANNEL);
     // Not a child of `shutdown`: the MQTT task outlives the drain, to send its acknowledgements.
     let mqtt_stop = CancellationToken::new();
-    let sub_client = client.clone();
-    let queued = acker.queued.clone();
     let max_held = cfg.ingest().batch_max_rows();
+    let ack_room = request_capacity(cfg) - SUBSCRIPTION_ROOM;
     let mut mqtt = tokio::spawn({
         let stop = mqtt_stop.clone();
         let metrics = metrics.clone();
@@ -341,11 +384,39 @@ pub async fn run(
             // reads at most nine messages per acknowledgement queued beyond the bound.
             let mut held: VecDeque<Publish> = VecDeque::new();
             let mut held_bytes = 0;
-            // Acknowledgements written; the committer counts those it queued.
-            let mut acked = 0;
+            // Acknowledgements the committer handed over, in arrival order (packet ids), not
+            // yet given to the client; and how many the client holds unwritten. This task
+            // alone gives the client acknowledgements, so it knows what the client holds, and
+            // a new one wakes it. (Counted by the committer instead, an acknowledgement could
+            // come while the loop waited on the processor alone; a city's collector stopped
+            // for good after a reconnection, both tasks waiting: benches/README.md, "Run 16".)
+            let mut unsent: VecDeque<u16> = VecDeque::new();
+            let mut in_client = 0;
+            // The committer is done (the drain): the disconnect goes after the last
+            // acknowledgement.
+            let mut acks_open = true;
+            let mut disconnecting = false;
             loop {
+                while in_client < ack_room {
+                    let Some(&pkid) = unsent.front() else { break };
+                    if client.try_ack(&acknowledgement(pkid)).is_err() {
+                        break;
+                    }
+                    unsent.pop_front();
+                    in_client += 1;
+                }
+                if !acks_open && unsent.is_empty() && !disconnecting {
+                    disconnecting = client.try_disconnect().is_ok();
+                }
                 let event = tokio::select! {
                     _ = stop.cancelled() => break,
+                    pkid = acks.recv(), if acks_open => {
+                        match pkid {
+                            Some(pkid) => unsent.push_back(pkid),
+                            None => acks_open = false,
+                        }
+                        continue;
+                    }
                     permit = tx.reserve(), if forwarding && !held.is_empty() => {
                         match permit {
                             Ok(permit) => {
@@ -362,7 +433,7 @@ pub async fn run(
                         continue;
                     }
                     e = eventloop.poll(), if (held.len() < max_held && held_bytes < HELD_MAX_BYTES)
-                        || queued.load(Ordering::Acquire) > acked => e,
+                        || in_client > 0 || !unsent.is_empty() || disconnecting => e,
                 };
                 match event {
                     Ok(Event::Incoming(Packet::ConnAck(ack))) => {
@@ -375,7 +446,9 @@ pub async fn run(
                         } else {
                             pending_subacks = filters.len();
                             for f in &filters {
-                                let _ = sub_client.subscribe(f.clone(), QoS::AtLeastOnce).await;
+                                if let Err(e) = client.try_subscribe(f.clone(), QoS::AtLeastOnce) {
+                                    warn!(error = %e, filter = %f, "cannot subscribe");
+                                }
                             }
                         }
                     }
@@ -401,15 +474,17 @@ pub async fn run(
                             held.push_back(p);
                         }
                     }
-                    Ok(Event::Outgoing(Outgoing::PubAck(_))) => acked += 1,
-                    // Written after every acknowledgement queued before it: done.
+                    Ok(Event::Outgoing(Outgoing::PubAck(_))) => {
+                        in_client = in_client.saturating_sub(1);
+                    }
+                    // Written after every acknowledgement before it: done.
                     Ok(Event::Outgoing(Outgoing::Disconnect)) => break,
                     Ok(_) => {}
                     Err(_) if !forwarding => break,
                     Err(e) => {
                         // The client drops the acknowledgements it had not written (the
                         // broker sends those messages again).
-                        acked = queued.load(Ordering::Acquire);
+                        in_client = 0;
                         metrics.mqtt_errors.inc();
                         metrics.mqtt_subscribed.set(0);
                         warn!(error = %e, "MQTT connection lost; reconnecting");
@@ -447,6 +522,7 @@ pub async fn run(
         held: DailyBudget::new(bounds.quarantine_max_bytes_per_day()),
         kept: DailyBudget::new(bounds.rejected_max_bytes_per_day()),
     };
+    let mut taken = Taken::new();
     // Held messages a `requeue` asked for are replayed by one process of a cluster.
     let replays = cfg.timely().process() == 0;
     let mut replay_tick = tokio::time::interval(REPLAY_EVERY);
@@ -464,16 +540,20 @@ pub async fn run(
                 if p.dup {
                     metrics.redeliveries.inc();
                 }
-                let now = wire::Millis::now().0;
-                let topic = p.topic.clone();
-                let mut decoded = decode(&topic, &p.payload, now, inventory.sensors(), &bounds);
-                if matches!(decoded, Decoded::Rejected(Reason::UnknownSensor, _))
-                    && inventory.reread_after_miss().await
-                {
-                    // A sensor imported since the last read.
-                    decoded = decode(&topic, &p.payload, now, inventory.sensors(), &bounds);
+                if taken.again(&p.topic, &p.payload) {
+                    metrics.repeats.inc();
+                } else {
+                    let now = wire::Millis::now().0;
+                    let topic = p.topic.clone();
+                    let mut decoded = decode(&topic, &p.payload, now, inventory.sensors(), &bounds);
+                    if matches!(decoded, Decoded::Rejected(Reason::UnknownSensor, _))
+                        && inventory.reread_after_miss().await
+                    {
+                        // A sensor imported since the last read.
+                        decoded = decode(&topic, &p.payload, now, inventory.sensors(), &bounds);
+                    }
+                    intake.add(&mut batch, (&topic, &p.payload, now), decoded, None);
                 }
-                intake.add(&mut batch, (&topic, &p.payload, now), decoded, None);
                 batch.messages.push(p);
                 last_message = Instant::now();
                 batch.opened.get_or_insert(last_message);
@@ -523,9 +603,9 @@ pub async fn run(
     rx.close();
     committer.start(batch).await?;
     committer.finish().await?;
+    // The MQTT task sends the disconnect after the last acknowledgement, and ends once it
+    // is written.
     drop(committer);
-    // The MQTT task ends once the disconnect, queued after the acknowledgements, is written.
-    let _ = client.disconnect().await;
     if tokio::time::timeout(Duration::from_secs(5), &mut mqtt)
         .await
         .is_err()
@@ -550,20 +630,23 @@ struct Committer {
     inflight: Option<tokio::task::JoinHandle<Result<(), IngestError>>>,
 }
 
-/// Acknowledges messages through the client, counting those it queued: the MQTT task polls
-/// the event loop while the client holds any it has not written.
+/// Hands the MQTT task the messages to acknowledge, in order.
 #[derive(Clone)]
-struct Acker {
-    client: AsyncClient,
-    queued: Arc<AtomicU64>,
-}
+struct Acker(mpsc::UnboundedSender<u16>);
 
 impl Acker {
-    async fn ack(&self, p: &Publish) -> Result<(), rumqttc::ClientError> {
-        self.client.ack(p).await?;
-        self.queued.fetch_add(1, Ordering::Release);
-        Ok(())
+    /// Fails once the MQTT task has ended.
+    fn ack(&self, p: &Publish) -> Result<(), IngestError> {
+        self.0.send(p.pkid).map_err(|_| IngestError::Mqtt)
     }
+}
+
+/// The acknowledgement of the QoS 1 message `pkid` (all the client reads of a message to
+/// acknowledge it).
+fn acknowledgement(pkid: u16) -> Publish {
+    let mut p = Publish::new("", QoS::AtLeastOnce, Vec::new());
+    p.pkid = pkid;
+    p
 }
 
 impl Committer {
@@ -652,7 +735,7 @@ async fn commit(
     // next start reads the sightings back from the table.)
     feed.send(&batch.sightings).await?;
     for (i, p) in batch.messages.iter().enumerate() {
-        if let Err(e) = acker.ack(p).await {
+        if let Err(e) = acker.ack(p) {
             // The connection broke during the drain and the MQTT task has ended: the rows
             // are committed, and the broker redelivers these messages to the next session,
             // where (sensor, seq) de-duplicates them. Not a failure of the drain.
@@ -664,7 +747,7 @@ async fn commit(
                 );
                 return Ok(());
             }
-            return Err(IngestError::Mqtt(e));
+            return Err(e);
         }
     }
     Ok(())

@@ -41,6 +41,8 @@ pub struct Metrics {
     pub messages_in: Counter,
     /// Messages the broker flagged as redelivered (QoS 1 DUP).
     pub redeliveries: Counter,
+    /// Messages taken already in this session, received again: acknowledged, not decoded.
+    pub repeats: Counter,
     pub mqtt_errors: Counter,
     pub clickhouse_errors: Counter,
     /// Time to commit a batch, in seconds.
@@ -81,6 +83,7 @@ impl Default for Metrics {
         let mut m = Metrics {
             messages_in: Counter::default(),
             redeliveries: Counter::default(),
+            repeats: Counter::default(),
             mqtt_errors: Counter::default(),
             clickhouse_errors: Counter::default(),
             batch_seconds: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
@@ -110,6 +113,12 @@ impl Default for Metrics {
             "footfall_mqtt_redeliveries",
             "Messages the broker flagged as redelivered",
             m.redeliveries.clone(),
+        );
+        registry.register(
+            "footfall_mqtt_repeats",
+            "Messages taken already in this session and received again (the broker resends \
+             what was in flight after a reconnection): acknowledged, not written again",
+            m.repeats.clone(),
         );
         registry.register(
             "footfall_mqtt_errors",
