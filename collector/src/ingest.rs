@@ -42,22 +42,22 @@ const IDLE: Duration = Duration::from_millis(20);
 /// The payload bytes of the messages received and not yet taken by the processor, at most
 /// (and at most `ingest.batch_max_rows` messages): past it the MQTT task stops reading.
 const HELD_MAX_BYTES: usize = 64 << 20;
-/// Messages remembered by [`Taken`]: above what a broker sent again at city scale (851,012
-/// messages over three reconnections: benches/README.md, "Run 16"); about 27 MiB when full.
+/// Messages remembered by [`Taken`]: a million, more than a collector holds unacknowledged
+/// (its channel, what the MQTT task holds, two batches); about 27 MiB when full.
 const TAKEN: usize = 1 << 20;
 /// Room kept in the client's request channel for the subscriptions a reconnection sends.
 const SUBSCRIPTION_ROOM: usize = 64;
 
 /// The messages the processor took in this session, the last [`TAKEN`], by a 64-bit hash of
-/// topic and payload. After a reconnection the broker sends again every message it had in
-/// flight, most of them committed already and only not yet acknowledged. Decoded again,
-/// their sightings were written again and reached the stream stage behind its watermark,
-/// where each reopened its site's stays: at city scale a collector's RSS went from 3.8 to
-/// 11 GiB in the four minutes after a reconnection (up to 22 M stays held). A message taken
-/// already is only acknowledged, after the batch it is in like any other (its first copy is
-/// in that batch or an earlier one, which commits first, or the process stops and the broker
-/// sends both again). Byte for byte the same message only: a sensor that reused a batch
-/// number for other sightings is decoded as before.
+/// topic and payload. A message the collector took but had not acknowledged when the
+/// connection broke comes again after the reconnection, and a sensor that replays its spool
+/// sends again what it sent: a message taken already is only acknowledged (after the batch it
+/// is in, like any other; its first copy is in that batch or an earlier one, which commits
+/// first, or the process stops and the broker sends both again), not decoded, written or fed
+/// to the stream stage again. Byte for byte the same message only: a sensor that reused a
+/// batch number for other sightings is decoded as before. (Most of what a broker flags as
+/// sent again after a reconnection was never read: 959 of 3,616,804 at city scale were
+/// repeats, benches/README.md, "Run 16b".)
 struct Taken {
     order: VecDeque<u64>,
     seen: hashbrown::HashSet<u64>,

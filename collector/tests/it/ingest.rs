@@ -2,16 +2,17 @@
 //! binary, and `mosquitto_pub` (a client we did not write) as the publisher.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use simulator::scenario::Scenario;
-use testkit::{free_port, wait_for, ClickHouse, Mosquitto};
+use testkit::{free_port, wait_for, ClickHouse, KillOnDrop, Mosquitto};
 
 use crate::util::{assert_success, collector, COLLECTOR};
 
+/// A collector process, killed if a failed test leaves it running.
 struct Collector {
-    child: Child,
+    child: KillOnDrop,
     metrics_port: u16,
 }
 
@@ -25,7 +26,7 @@ impl Collector {
             .spawn()
             .expect("start the collector");
         Collector {
-            child,
+            child: KillOnDrop(child),
             metrics_port,
         }
     }
