@@ -116,8 +116,9 @@ impl Default for Metrics {
         );
         registry.register(
             "footfall_mqtt_repeats",
-            "Messages taken already in this session and received again (the broker resends \
-             what was in flight after a reconnection): acknowledged, not written again",
+            "Messages taken already in this session and received again (one taken but not yet \
+             acknowledged when the connection broke, or a sensor's spool replayed): \
+             acknowledged, not written again",
             m.repeats.clone(),
         );
         registry.register(

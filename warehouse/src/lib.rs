@@ -63,7 +63,6 @@ pub(crate) struct Target<'a> {
     pub timeout: Duration,
 }
 
-/// A client for the target's database, and one for the server (to create the database).
 /// The official client over `c`, each connection given up after `timeout` without progress
 /// (the reader's clock restarts on every write: an INSERT that sends for minutes is making
 /// progress).
@@ -83,6 +82,7 @@ where
     )
 }
 
+/// A client for the target's database, and one for the server (to create the database).
 pub(crate) fn clients(t: &Target) -> (clickhouse::Client, clickhouse::Client) {
     let mut tcp = HttpConnector::new();
     tcp.set_keepalive(Some(Duration::from_secs(60)));
