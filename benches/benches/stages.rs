@@ -76,7 +76,7 @@ fn main() -> anyhow::Result<()> {
         let watermark = bucket.map(|b| b * bucket_ms);
         let t = Instant::now();
         for s in batch {
-            visits.insert(s, &rules);
+            visits.insert(s, &rules, 0);
         }
         let t1 = Instant::now();
         for s in batch {

@@ -18,7 +18,10 @@
 //!
 //! State is kept for `horizon` of event time behind the watermark. A sighting that ends
 //! before that floor is too late to merge safely: it is counted and left out of the visits
-//! (it is in the sightings table all the same).
+//! (it is in the sightings table all the same). Its site's stays around it are rebuilt from
+//! the table later (`stream::recompute`): those records, marked reopened, are merged whatever
+//! the floor, and the stays they make behind it are forgotten once they are written and every
+//! record of their recompute has come.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -57,7 +60,8 @@ pub struct Seen {
     pub written: Option<(u16, u64)>,
     /// Read back from the table after sightings came behind the horizon: merged whatever
     /// the floor, so the stays around them are rebuilt whole and written again
-    /// (`stream::recompute`).
+    /// (`stream::recompute`). A recompute's records are fed together, at one time of the
+    /// stage's input.
     pub reopened: bool,
 }
 
@@ -265,6 +269,16 @@ struct Stays {
 }
 
 impl Stays {
+    /// Drops the written stays that no sighting at or above `floor_ms` can join; returns how
+    /// many.
+    fn drop_behind(&mut self, floor_ms: i64, gap: i64) -> usize {
+        let before = self.list.len();
+        self.list.retain(|s| s.dirty || s.last_ms + gap >= floor_ms);
+        before - self.list.len()
+    }
+}
+
+impl Stays {
     /// Asks to be looked at by `at`: pushes an entry unless an earlier one is queued.
     fn call_by(&mut self, at: i64, site: u32, unit: Unit, queue: &mut Queue) {
         if self.due.is_none_or(|d| at < d) {
@@ -375,6 +389,11 @@ pub struct Visits {
     expiry: Expiry,
     /// The entries an emit takes from `due` (kept for its allocation).
     taken: Vec<Due>,
+    /// Units whose stays behind the floor reopened records changed, with the time (ms) of
+    /// the stage's input they were fed at, in that order: once the watermark is past it,
+    /// every record fed with them has come, and those stays, written, are forgotten (the
+    /// horizon's wait in `expiry` is for sightings yet to come, and none can join them).
+    reopened: VecDeque<(i64, u32, Unit)>,
     /// Sightings ending before this are too late (event time, ms).
     floor_ms: i64,
     /// Counters for the metrics.
@@ -394,9 +413,10 @@ impl Visits {
         }
     }
 
-    /// Merges a sighting into its device's stays. Returns false if it is too late. At a board,
-    /// an interim update below the threshold is left for its final version.
-    pub fn insert(&mut self, s: &Seen, rules: &Rules) -> bool {
+    /// Merges a sighting, fed at time `fed_ms` of the stage's input, into its device's stays.
+    /// Returns false if it is too late. At a board, an interim update below the threshold is
+    /// left for its final version.
+    pub fn insert(&mut self, s: &Seen, rules: &Rules, fed_ms: i64) -> bool {
         if s.last_ms < self.floor_ms && !s.reopened {
             self.too_late += 1;
             return false;
@@ -458,6 +478,10 @@ impl Visits {
         let at = stays.partition_point(|x| x.first_ms < merged.first_ms);
         stays.insert(at, merged);
         unit_stays.call_by(close_at, site, unit, &mut self.due);
+        if s.reopened && last < self.floor_ms && self.reopened.back() != Some(&(fed_ms, site, unit))
+        {
+            self.reopened.push_back((fed_ms, site, unit));
+        }
         true
     }
 
@@ -523,6 +547,26 @@ impl Visits {
         if let Some(w) = watermark_ms {
             self.floor_ms = self.floor_ms.max(w - horizon_ms);
             self.forget(horizon_ms, rules);
+            self.release(w, rules);
+        }
+    }
+
+    /// Forgets the written stays behind the floor of the units reopened records changed,
+    /// once the watermark is past the time the records were fed at.
+    fn release(&mut self, watermark_ms: i64, rules: &Rules) {
+        while let Some(&(fed_ms, site, unit)) = self.reopened.front() {
+            if fed_ms >= watermark_ms {
+                break;
+            }
+            self.reopened.pop_front();
+            let Site { name, units } = &mut self.sites[site as usize];
+            let Some(stays) = units.get_mut(&unit) else {
+                continue;
+            };
+            self.held -= stays.drop_behind(self.floor_ms, rules.gap_ms(rules.site(name)));
+            if stays.list.is_empty() {
+                units.remove(&unit);
+            }
         }
     }
 
@@ -547,11 +591,7 @@ impl Visits {
             };
             stays.expiring = false;
             let gap = rules.gap_ms(rules.site(name));
-            let before = stays.list.len();
-            stays
-                .list
-                .retain(|s| s.dirty || s.last_ms + gap >= floor_ms);
-            self.held -= before - stays.list.len();
+            self.held -= stays.drop_behind(floor_ms, gap);
             if stays.list.is_empty() {
                 units.remove(&unit);
             } else {
@@ -809,7 +849,7 @@ mod tests {
             let mut rows = Vec::new();
             // A watermark that runs ahead of part of the data: the rest arrives late.
             for (i, s) in input.iter().enumerate() {
-                assert!(v.insert(s, &r));
+                assert!(v.insert(s, &r, 0));
                 if i % 37 == 0 {
                     v.emit(Some(s.last_ms), 48 * 60 * MIN, &r, NOW_US, &mut rows);
                 }
@@ -857,14 +897,14 @@ mod tests {
         let mut v = Visits::new();
         let mut rows = Vec::new();
         let t = 10 * 60 * MIN;
-        v.insert(&seen("s", 1, 1, t, t + 2 * MIN, -60), &r);
-        v.insert(&seen("s", 1, 2, t + 20 * MIN, t + 24 * MIN, -60), &r);
+        v.insert(&seen("s", 1, 1, t, t + 2 * MIN, -60), &r, 0);
+        v.insert(&seen("s", 1, 2, t + 20 * MIN, t + 24 * MIN, -60), &r, 0);
         v.emit(Some(t + 60 * MIN), 48 * 60 * MIN, &r, NOW_US, &mut rows);
         assert_eq!(rows.len(), 2);
         assert!(rows.iter().all(|x| x.retracted == 0));
         let (first, second) = (rows[0].clone(), rows[1].clone());
         // A sensor's spool drains: the sighting in between arrives an hour late.
-        v.insert(&seen("s", 1, 3, t + 9 * MIN, t + 15 * MIN, -65), &r);
+        v.insert(&seen("s", 1, 3, t + 9 * MIN, t + 15 * MIN, -65), &r, 0);
         v.emit(Some(t + 61 * MIN), 48 * 60 * MIN, &r, NOW_US, &mut rows);
         let late = &rows[2..];
         let joined = late
@@ -894,7 +934,7 @@ mod tests {
         let a = seen("s", 1, 1, t + 20 * MIN, t + 24 * MIN, -60);
         let mut before = Visits::new();
         let mut rows = Vec::new();
-        before.insert(&a, &r);
+        before.insert(&a, &r, 0);
         before.emit(Some(t + 60 * MIN), 48 * 60 * MIN, &r, NOW_US, &mut rows);
         let written = rows[0].clone();
         // A crash; the late sighting was committed to the table but its effect not written.
@@ -904,7 +944,7 @@ mod tests {
         let mut marker = seen("s", 1, 0, written.first_ms, written.last_ms, i8::MIN);
         marker.written = Some((written.day, written.visit_id));
         for s in [&marker, &a, &late] {
-            after.insert(s, &r);
+            after.insert(s, &r, 0);
         }
         after.emit(None, 48 * 60 * MIN, &r, NOW_US + 2_000, &mut rows);
         let t = table(&rows);
@@ -928,7 +968,7 @@ mod tests {
             ("board", 22 * h, 22 * h + 5 * MIN, -76, false),
         ];
         for (i, c) in cases.iter().enumerate() {
-            v.insert(&seen(c.0, i as u64, 1, c.1, c.2, c.3), &r);
+            v.insert(&seen(c.0, i as u64, 1, c.1, c.2, c.3), &r, 0);
         }
         v.emit(None, 0, &r, NOW_US, &mut rows);
         for (i, c) in cases.iter().enumerate() {
@@ -954,7 +994,7 @@ mod tests {
             ("store", 23 * h, false), // the same instant at a UTC store
         ];
         for (i, c) in cases.iter().enumerate() {
-            v.insert(&seen(c.0, i as u64, 1, c.1, c.1 + 30 * MIN, -50), &r);
+            v.insert(&seen(c.0, i as u64, 1, c.1, c.1 + 30 * MIN, -50), &r, 0);
         }
         v.emit(None, 0, &r, NOW_US, &mut rows);
         for (i, c) in cases.iter().enumerate() {
@@ -969,7 +1009,7 @@ mod tests {
         let mut v = Visits::new();
         let mut rows = Vec::new();
         let t = 100 * 60 * MIN;
-        v.insert(&seen("s", 1, 1, t, t + MIN, -60), &r);
+        v.insert(&seen("s", 1, 1, t, t + MIN, -60), &r, 0);
         v.emit(
             Some(t + 48 * 60 * MIN + 2 * 60 * MIN),
             48 * 60 * MIN,
@@ -979,13 +1019,58 @@ mod tests {
         );
         assert_eq!(rows.len(), 1);
         assert_eq!(v.stays(), 0, "forgotten behind the horizon");
-        assert!(!v.insert(&seen("s", 1, 2, t, t + 2 * MIN, -60), &r));
+        assert!(!v.insert(&seen("s", 1, 2, t, t + 2 * MIN, -60), &r, 0));
         assert_eq!(v.too_late, 1);
         let mut tainted = seen("s", 2, 3, t + 60 * 60 * MIN, t + 61 * 60 * MIN, -60);
         tainted.tainted = true;
-        v.insert(&tainted, &r);
+        v.insert(&tainted, &r, 0);
         v.emit(None, 48 * 60 * MIN, &r, NOW_US, &mut rows);
         assert_eq!(rows.len(), 1, "a tainted stay is state only");
+    }
+
+    #[test]
+    fn a_recomputes_stays_behind_the_floor_are_written_then_forgotten_once_its_records_are_in() {
+        let r = rules();
+        let horizon = 6 * 60 * MIN;
+        let mut v = Visits::new();
+        let mut rows = Vec::new();
+        let t = 100 * 60 * MIN;
+        // Device 1's visit, written, then forgotten behind the horizon.
+        let first = seen("s", 1, 1, t, t + 5 * MIN, -60);
+        v.insert(&first, &r, 0);
+        v.emit(Some(t + 30 * MIN), horizon, &r, NOW_US, &mut rows);
+        assert_eq!(rows.len(), 1);
+        let written = rows[0].clone();
+        // Device 2's, later: written and held for the horizon.
+        let w = t + horizon + 60 * MIN;
+        v.insert(&seen("s", 2, 2, w - 30 * MIN, w - 25 * MIN, -60), &r, 0);
+        v.emit(Some(w), horizon, &r, NOW_US + 1, &mut rows);
+        assert_eq!((rows.len(), v.stays()), (2, 1), "device 1's stay forgotten");
+        // A sighting that extends device 1's visit comes too late...
+        let late = seen("s", 1, 3, t + 10 * MIN, t + 20 * MIN, -60);
+        assert!(!v.insert(&late, &r, w));
+        // ... and the recompute reads the site's sightings and visits back, fed at `w`.
+        let mut marker = seen("s", 1, 0, written.first_ms, written.last_ms, -60);
+        marker.written = Some((written.day, written.visit_id));
+        for mut s in [first, late, marker] {
+            s.reopened = true;
+            assert!(v.insert(&s, &r, w));
+        }
+        v.emit(Some(w), horizon, &r, NOW_US + 2, &mut rows);
+        let again = &rows[2..];
+        assert_eq!(again.len(), 1, "{again:?}");
+        assert_eq!(
+            (again[0].visit_id, again[0].last_ms, again[0].sightings),
+            (written.visit_id, t + 20 * MIN, 2),
+            "the visit extended"
+        );
+        assert_eq!(v.stays(), 2, "held while records fed at w may still come");
+        v.emit(Some(w + MIN), horizon, &r, NOW_US + 3, &mut rows);
+        assert_eq!(
+            (rows.len(), v.stays()),
+            (3, 1),
+            "the rebuilt stay forgotten, device 2's held"
+        );
     }
 
     #[test]
@@ -997,12 +1082,12 @@ mod tests {
         let mut v = Visits::new();
         let t = 100 * 60 * MIN;
         for device in 1..=5 {
-            assert!(v.insert(&seen("s", device, device, t, t + MIN, -60), &r));
+            assert!(v.insert(&seen("s", device, device, t, t + MIN, -60), &r, 0));
         }
         assert_eq!(v.refused, 3, "devices 3, 4 and 5");
         // A device already held goes on; another site has its own room.
-        v.insert(&seen("s", 1, 9, t + 2 * MIN, t + 3 * MIN, -60), &r);
-        v.insert(&seen("other", 7, 7, t, t + MIN, -60), &r);
+        v.insert(&seen("s", 1, 9, t + 2 * MIN, t + 3 * MIN, -60), &r, 0);
+        v.insert(&seen("other", 7, 7, t, t + MIN, -60), &r, 0);
         assert_eq!(v.refused, 3);
         let mut rows = Vec::new();
         v.emit(None, 48 * 60 * MIN, &r, NOW_US, &mut rows);

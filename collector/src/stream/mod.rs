@@ -124,7 +124,9 @@ impl Stage {
                 checkpoint: None,
                 bucket_ms: cfg.visits().bucket_ms(),
                 rules: rules.clone(),
+                horizon_ms: cfg.visits().horizon_ms(),
                 late: recompute::Late::default(),
+                recomputing: None,
                 feed: feed.downgrade(),
             }
             .run(visits_rx),
@@ -324,10 +326,16 @@ fn run_worker(
                     let refused = visits.refused;
                     let too_late_before = visits.too_late;
                     let mut too_late = recompute::Late::default();
-                    input.for_each(|_time, data| {
+                    input.for_each(|time, data| {
+                        // Our input stamps every record (else: the frontier, a lower bound).
+                        let fed_ms = time
+                            .least()
+                            .copied()
+                            .or(frontier)
+                            .map_or(i64::MAX, |t| (t as i64).saturating_mul(bucket_ms));
                         for s in data.drain(..) {
                             late |= watermark.is_some_and(|w| s.last_ms + max_gap < w);
-                            if !visits.insert(&s, &rules) {
+                            if !visits.insert(&s, &rules, fed_ms) {
                                 too_late.add(&s.site, s.first_ms, s.last_ms);
                             }
                         }

@@ -1,12 +1,23 @@
 //! Visits after an outage longer than the horizon. A sighting that ends behind the stage's
 //! floor (watermark - `horizon_hours`) is too late for the state the stage holds: it is in
 //! the sightings table, and once such sightings stop coming for a while the writer has its
-//! site's sightings from [`PAD_MS`] before them on, and the visits written there, read back
-//! into the dataflow marked `reopened` ([`crate::visits::Seen::reopened`]): merged whatever
-//! the floor, so the stays around them are rebuilt whole, joined with the stays the stage
-//! still holds, written again, and the visits they supersede retracted.
+//! site's sightings around them ([`PAD_MS`] before and after), and the visits written there,
+//! read back into the dataflow marked `reopened` ([`crate::visits::Seen::reopened`]): merged
+//! whatever the floor, so the stays around them are rebuilt whole, joined with the stays the
+//! stage still holds, written again, and the visits they supersede retracted.
 //!
-//! A stay that may begin before the range read (a sighting within a gap of its start) is
+//! Memory stays bounded by one site's sightings over one span of late ones, whatever the
+//! outage: one recompute runs at a time, site by site, and span by span (late sightings
+//! apart by more than two pads are recomputed apart, their ranges apart); each is fed in
+//! one batch, at one time of the stage's input, and the stays it rebuilt behind the floor
+//! are forgotten once they are written and the watermark is past that time. (Read from each
+//! site's earliest late sighting on to its newest sighting, and held for the horizon after,
+//! the recomputes after a broker outage held 23.7 M stays of a city's month, and the
+//! collector was killed for memory: benches/README.md, run 16b.) A span is not cut in
+//! pieces: pieces overlap, and the records one reads at its edge (tainted) would keep the
+//! stays another rebuilt from being written.
+//!
+//! A stay that may reach past the range read (a sighting within a gap of either end) is
 //! rebuilt but not written: a stay longer than [`PAD_MS`] that a too-late sighting extends
 //! keeps its old row. A recompute still waiting when the collector stops is not done (the
 //! sightings are counted in `footfall_visits_too_late`).
@@ -22,19 +33,35 @@ use super::{Feed, StageError};
 /// How far around the too-late sightings a recompute reads.
 pub(super) const PAD_MS: i64 = 6 * 3_600_000;
 
-/// Sites with too-late sightings, and the event time they span: (first, last).
+/// Sites with too-late sightings, and the event time they span: per site, disjoint spans
+/// (first, last), apart by more than two pads.
 #[derive(Default)]
-pub(super) struct Late(HashMap<Arc<str>, (i64, i64)>);
+pub(super) struct Late(HashMap<Arc<str>, Vec<(i64, i64)>>);
 
 impl Late {
     pub(super) fn add(&mut self, site: &Arc<str>, first_ms: i64, last_ms: i64) {
-        let span = self.0.entry(site.clone()).or_insert((first_ms, last_ms));
-        *span = (span.0.min(first_ms), span.1.max(last_ms));
+        let spans = self.0.entry(site.clone()).or_default();
+        let (mut first, mut last) = (first_ms, last_ms.max(first_ms));
+        if spans.iter().any(|&(f, l)| f <= first && last <= l) {
+            return;
+        }
+        // The spans within two pads of this one join it. (One pass is enough: the spans
+        // are apart by more than that, so one the union reaches, this one reaches.)
+        spans.retain(|&(f, l)| {
+            let near = f <= last + 2 * PAD_MS && first <= l + 2 * PAD_MS;
+            if near {
+                (first, last) = (first.min(f), last.max(l));
+            }
+            !near
+        });
+        spans.push((first, last));
     }
 
     pub(super) fn merge(&mut self, other: Late) {
-        for (site, (first, last)) in other.0 {
-            self.add(&site, first, last);
+        for (site, spans) in other.0 {
+            for (first, last) in spans {
+                self.add(&site, first, last);
+            }
         }
     }
 
@@ -42,37 +69,90 @@ impl Late {
         self.0.is_empty()
     }
 
+    /// The recomputes to run: each site's spans.
     pub(super) fn take(&mut self) -> Vec<(Arc<str>, (i64, i64))> {
-        self.0.drain().collect()
+        self.0
+            .drain()
+            .flat_map(|(site, spans)| spans.into_iter().map(move |span| (site.clone(), span)))
+            .collect()
     }
 }
 
-/// Reads `site`'s sightings from [`PAD_MS`] before `span` on, and its visits written there,
-/// back into the dataflow through `feed`, marked reopened. Returns the sightings read.
+/// Reads `site`'s sightings from [`PAD_MS`] before `span` to [`PAD_MS`] after it, and its
+/// visits written there, back into the dataflow through `feed`, marked reopened, in one
+/// batch. When the range's end is not a gap behind `floor_ms` (the stage's floor, if
+/// known), where the stage may hold stays that reach it, the read goes on to the newest
+/// sighting instead. Returns the sightings read.
 pub(super) async fn reopen(
     db: &clickhouse::Client,
     gap_ms: i64,
     site: &str,
     span: (i64, i64),
+    floor_ms: Option<i64>,
     feed: &Feed,
 ) -> Result<u64, StageError> {
     let from_ms = span.0 - PAD_MS;
+    let to_ms = Some(span.1 + PAD_MS).filter(|&to| floor_ms.is_some_and(|f| to + gap_ms < f));
     let scope = Scope {
         site: Some(site),
         from_ms,
         taint_below: from_ms + gap_ms,
+        to_ms,
+        taint_above: to_ms.map_or(i64::MAX, |to| to - gap_ms),
     };
-    let n = read_back(db, &scope, |mut batch| {
-        for s in &mut batch {
-            s.reopened = true;
-        }
-        feed.push(batch)
+    let mut all = Vec::new();
+    let n = read_back(db, &scope, |batch| {
+        all.extend(batch);
+        std::future::ready(Ok(()))
     })
     .await?;
+    for s in &mut all {
+        s.reopened = true;
+    }
+    if !all.is_empty() {
+        feed.push(all).await?;
+    }
+    let ms = |ms: i64| wire::Millis(ms).to_string();
     info!(
         site = %site,
         sightings = n,
+        from = %ms(from_ms),
+        to = %to_ms.map_or_else(|| "the newest".to_owned(), ms),
         "visits recomputed around sightings that came after the horizon"
     );
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: i64 = 3_600_000;
+
+    fn pieces(late: &mut Late) -> Vec<(i64, i64)> {
+        let mut p: Vec<_> = late.take().into_iter().map(|(_, span)| span).collect();
+        p.sort_unstable();
+        p
+    }
+
+    #[test]
+    fn late_sightings_apart_are_recomputed_apart() {
+        let a: Arc<str> = "a".into();
+        let mut late = Late::default();
+        // Within two pads of each other: one range. Further: two.
+        late.add(&a, 10 * H, 11 * H);
+        late.add(&a, 20 * H, 21 * H);
+        late.add(&a, 100 * H, 101 * H);
+        late.add(&a, 100 * H + 5, 100 * H + 6);
+        assert_eq!(pieces(&mut late), [(10 * H, 21 * H), (100 * H, 101 * H)]);
+        assert!(late.is_empty());
+        // A sighting between two spans joins them (merged from another worker's).
+        late.add(&a, 0, H);
+        late.add(&a, 20 * H, 21 * H);
+        assert_eq!(late.0[&a].len(), 2);
+        let mut other = Late::default();
+        other.add(&a, 10 * H, 11 * H);
+        late.merge(other);
+        assert_eq!(pieces(&mut late), [(0, 21 * H)]);
+    }
 }

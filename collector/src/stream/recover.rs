@@ -38,6 +38,8 @@ pub async fn recover(
         site: None,
         from_ms: floor,
         taint_below: floor + rules.store_gap_ms.max(rules.board_gap_ms),
+        to_ms: None,
+        taint_above: i64::MAX,
     };
     let n = read_back(db, &scope, |batch| feed.push(batch)).await?;
     info!(sightings = n, "stays rebuilt from the sightings table");
@@ -45,12 +47,15 @@ pub async fn recover(
 }
 
 /// What to read back: the sightings (and written visits) of one site or all that end at or
-/// after `from_ms`. Those starting before `taint_below` may belong to a stay that began
-/// before the scope: rebuilt, not written.
+/// after `from_ms` (and start at or before `to_ms`, if given). Those starting before
+/// `taint_below`, or ending after `taint_above`, may belong to a stay that reaches out of the
+/// scope: rebuilt, not written.
 pub(super) struct Scope<'a> {
     pub(super) site: Option<&'a str>,
     pub(super) from_ms: i64,
     pub(super) taint_below: i64,
+    pub(super) to_ms: Option<i64>,
+    pub(super) taint_above: i64,
 }
 
 /// Reads the sightings in `scope` back as records, then the visits written there (not
@@ -65,11 +70,15 @@ where
     P: FnMut(Vec<Seen>) -> F,
     F: std::future::Future<Output = Result<(), StageError>>,
 {
-    // From the day before the start's: rows are partitioned by the day of their start.
-    let since = chrono::DateTime::from_timestamp_millis(scope.from_ms - 86_400_000)
-        .unwrap_or_default()
-        .format("%Y-%m-%d")
-        .to_string();
+    // Rows are partitioned by the day of their start: from the day before the range's.
+    let day = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .unwrap_or_default()
+            .format("%Y-%m-%d")
+            .to_string()
+    };
+    let since = day(scope.from_ms - 86_400_000);
+    let until = scope.to_ms.map(|to| (day(to), to));
     // One site's rows by the tables' primary key (site first). Written as `(? = '' OR site
     // = ?)`, ClickHouse 18.16 read every site's: a recompute of one site of a city's month
     // took 8.9 s instead of 0.05, and a few hundred of them after an outage stalled ingest.
@@ -78,19 +87,30 @@ where
     } else {
         ""
     };
+    let before = if until.is_some() {
+        "AND day <= toDate(?) AND first_ms <= ?"
+    } else {
+        ""
+    };
     let select = |sql: &str| {
-        let q = db.query(sql).bind(&since).bind(scope.from_ms);
+        let mut q = db.query(sql).bind(&since).bind(scope.from_ms);
+        if let Some((day, to)) = &until {
+            q = q.bind(day).bind(*to);
+        }
         match scope.site {
             Some(site) => q.bind(site),
             None => q,
         }
     };
+    let tainted =
+        |first_ms: i64, last_ms: i64| first_ms < scope.taint_below || last_ms > scope.taint_above;
     let mut cursor = select(&format!(
-            "SELECT site, sensor, epoch, device, link, class, fingerprint, first_ms, last_ms, rssi_max, \
-             final AS is_final FROM sightings WHERE day >= toDate(?) AND last_ms >= ? {one}"
+        "SELECT site, sensor, epoch, device, link, class, fingerprint, first_ms, last_ms, \
+         rssi_max, final AS is_final FROM sightings WHERE day >= toDate(?) AND last_ms >= ? \
+         {before} {one}"
     ))
     .fetch::<RecoveredSighting>()
-        .what(|| "reading the sightings back".into())?;
+    .what(|| "reading the sightings back".into())?;
     let mut n = 0u64;
     let mut batch = Vec::with_capacity(RECOVER_BATCH);
     while let Some(r) = cursor
@@ -110,7 +130,7 @@ where
             last_ms: r.last_ms,
             rssi_max: r.rssi_max,
             is_final: r.is_final != 0,
-            tainted: r.first_ms < scope.taint_below,
+            tainted: tainted(r.first_ms, r.last_ms),
             written: None,
             reopened: false,
         });
@@ -121,7 +141,7 @@ where
     }
     let mut cursor = select(&format!(
         "SELECT site, device, day, visit_id, epoch, class, fingerprint, first_ms, last_ms, \
-         rssi_max FROM visits FINAL WHERE day >= toDate(?) AND last_ms >= ? {one} \
+         rssi_max FROM visits FINAL WHERE day >= toDate(?) AND last_ms >= ? {before} {one} \
          AND retracted = 0"
     ))
     .fetch::<RecoveredVisit>()
@@ -144,7 +164,7 @@ where
             rssi_max: v.rssi_max,
             is_final: true,
             key: 0,
-            tainted: v.first_ms < scope.taint_below,
+            tainted: tainted(v.first_ms, v.last_ms),
             written: Some((v.day, v.visit_id)),
             reopened: false,
         });

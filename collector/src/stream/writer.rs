@@ -32,8 +32,11 @@ pub(super) struct Writer {
     pub(super) checkpoint: Option<u64>,
     pub(super) bucket_ms: i64,
     pub(super) rules: Arc<RwLock<Rules>>,
+    pub(super) horizon_ms: i64,
     /// Sites whose visits wait for a recompute, since sightings after the horizon came.
     pub(super) late: Late,
+    /// The recompute running, if any: one at a time.
+    pub(super) recomputing: Option<tokio::task::JoinHandle<()>>,
     /// The stage's input, for the recomputes: weak, so it closes when the ingest drops its
     /// end.
     pub(super) feed: mpsc::WeakSender<Vec<Seen>>,
@@ -67,7 +70,11 @@ impl Writer {
             let more = tokio::select! {
                 r = rx.recv() => r,
                 _ = tokio::time::sleep_until((late_at + LATE_QUIET).into()), if !self.late.is_empty() => {
-                    self.recompute();
+                    if self.recomputing.as_ref().is_some_and(|r| !r.is_finished()) {
+                        late_at = Instant::now();
+                    } else {
+                        self.recompute();
+                    }
                     continue;
                 }
                 _ = async { tokio::time::sleep_until(deadline.expect("guarded").into()).await }, if deadline.is_some() => {
@@ -114,13 +121,18 @@ impl Writer {
 
     /// Has the stays around the sightings that came after the horizon rebuilt: the sites'
     /// sightings read back into the dataflow (by a task: the writer goes on taking rows,
-    /// which the workers need to go on). Retried while ClickHouse cannot answer; given up
-    /// when the input closes.
+    /// which the workers need to go on), one range after another. Retried while ClickHouse
+    /// cannot answer; given up when the input closes.
     fn recompute(&mut self) {
         let Some(feed) = self.feed.upgrade() else {
             return; // stopping
         };
         let (db, metrics) = (self.db.clone(), self.metrics.clone());
+        // The stage's floor: every visit behind it is written, and no stay held reaches it.
+        let floor =
+            self.frontiers.iter().copied().min().flatten().map(|t| {
+                i64::try_from(t).unwrap_or(i64::MAX / 2) * self.bucket_ms - self.horizon_ms
+            });
         let gaps: Vec<_> = {
             let rules = self.rules.read().expect("not poisoned");
             self.late
@@ -129,12 +141,12 @@ impl Writer {
                 .map(|(site, span)| (rules.gap_ms(rules.site(&site)), site, span))
                 .collect()
         };
-        tokio::spawn(async move {
+        self.recomputing = Some(tokio::spawn(async move {
             let feed = Feed(feed);
             for (gap, site, span) in gaps {
                 let mut backoff = Duration::from_millis(500);
                 loop {
-                    match reopen(&db, gap, &site, span, &feed).await {
+                    match reopen(&db, gap, &site, span, floor, &feed).await {
                         Ok(_) => break,
                         Err(StageError::Stopped) => return,
                         Err(e) => {
@@ -147,7 +159,7 @@ impl Writer {
                 }
                 metrics.visits_recomputed.inc();
             }
-        });
+        }));
     }
 
     /// Writes the rows, then the checkpoint they complete; gives up only on shutdown.
