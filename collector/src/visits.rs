@@ -389,11 +389,11 @@ pub struct Visits {
     expiry: Expiry,
     /// The entries an emit takes from `due` (kept for its allocation).
     taken: Vec<Due>,
-    /// Units whose stays behind the floor reopened records changed, with the time (ms) of
-    /// the stage's input they were fed at, in that order: once the watermark is past it,
-    /// every record fed with them has come, and those stays, written, are forgotten (the
+    /// Units whose stays behind the floor reopened records changed, with the time of the
+    /// stage's input they were fed at, in that order: once the frontier is past it, every
+    /// record fed with them has come, and those stays, written, are forgotten (the
     /// horizon's wait in `expiry` is for sightings yet to come, and none can join them).
-    reopened: VecDeque<(i64, u32, Unit)>,
+    reopened: VecDeque<(u64, u32, Unit)>,
     /// Sightings ending before this are too late (event time, ms).
     floor_ms: i64,
     /// Counters for the metrics.
@@ -413,10 +413,10 @@ impl Visits {
         }
     }
 
-    /// Merges a sighting, fed at time `fed_ms` of the stage's input, into its device's stays.
+    /// Merges a sighting, fed at time `fed` of the stage's input, into its device's stays.
     /// Returns false if it is too late. At a board, an interim update below the threshold is
     /// left for its final version.
-    pub fn insert(&mut self, s: &Seen, rules: &Rules, fed_ms: i64) -> bool {
+    pub fn insert(&mut self, s: &Seen, rules: &Rules, fed: u64) -> bool {
         if s.last_ms < self.floor_ms && !s.reopened {
             self.too_late += 1;
             return false;
@@ -478,9 +478,8 @@ impl Visits {
         let at = stays.partition_point(|x| x.first_ms < merged.first_ms);
         stays.insert(at, merged);
         unit_stays.call_by(close_at, site, unit, &mut self.due);
-        if s.reopened && last < self.floor_ms && self.reopened.back() != Some(&(fed_ms, site, unit))
-        {
-            self.reopened.push_back((fed_ms, site, unit));
+        if s.reopened && last < self.floor_ms && self.reopened.back() != Some(&(fed, site, unit)) {
+            self.reopened.push_back((fed, site, unit));
         }
         true
     }
@@ -547,15 +546,15 @@ impl Visits {
         if let Some(w) = watermark_ms {
             self.floor_ms = self.floor_ms.max(w - horizon_ms);
             self.forget(horizon_ms, rules);
-            self.release(w, rules);
         }
     }
 
     /// Forgets the written stays behind the floor of the units reopened records changed,
-    /// once the watermark is past the time the records were fed at.
-    fn release(&mut self, watermark_ms: i64, rules: &Rules) {
-        while let Some(&(fed_ms, site, unit)) = self.reopened.front() {
-            if fed_ms >= watermark_ms {
+    /// once the stage's `frontier` is past the time the records were fed at (after the
+    /// [`Visits::emit`] that wrote them).
+    pub fn release(&mut self, frontier: u64, rules: &Rules) {
+        while let Some(&(fed, site, unit)) = self.reopened.front() {
+            if fed >= frontier {
                 break;
             }
             self.reopened.pop_front();
@@ -1048,15 +1047,16 @@ mod tests {
         assert_eq!((rows.len(), v.stays()), (2, 1), "device 1's stay forgotten");
         // A sighting that extends device 1's visit comes too late...
         let late = seen("s", 1, 3, t + 10 * MIN, t + 20 * MIN, -60);
-        assert!(!v.insert(&late, &r, w));
+        assert!(!v.insert(&late, &r, w as u64));
         // ... and the recompute reads the site's sightings and visits back, fed at `w`.
         let mut marker = seen("s", 1, 0, written.first_ms, written.last_ms, -60);
         marker.written = Some((written.day, written.visit_id));
         for mut s in [first, late, marker] {
             s.reopened = true;
-            assert!(v.insert(&s, &r, w));
+            assert!(v.insert(&s, &r, w as u64));
         }
         v.emit(Some(w), horizon, &r, NOW_US + 2, &mut rows);
+        v.release(w as u64, &r);
         let again = &rows[2..];
         assert_eq!(again.len(), 1, "{again:?}");
         assert_eq!(
@@ -1065,7 +1065,7 @@ mod tests {
             "the visit extended"
         );
         assert_eq!(v.stays(), 2, "held while records fed at w may still come");
-        v.emit(Some(w + MIN), horizon, &r, NOW_US + 3, &mut rows);
+        v.release(w as u64 + 1, &r);
         assert_eq!(
             (rows.len(), v.stays()),
             (3, 1),

@@ -3,6 +3,19 @@
 
 use std::time::Instant;
 
+/// The stage's timestamps: the event-time bucket in the high bits, and below it a step the
+/// feeding worker takes after each recompute's batch, so the frontier passes the batch (and
+/// the stays it rebuilt are forgotten) without event time moving on.
+pub(super) const STEP_BITS: u32 = 16;
+pub(super) const STEP_MASK: u64 = (1 << STEP_BITS) - 1;
+
+/// The watermark (ms) of a frontier: its bucket's start.
+pub(super) fn watermark_ms(t: u64, bucket_ms: i64) -> i64 {
+    i64::try_from(t >> STEP_BITS)
+        .unwrap_or(i64::MAX)
+        .saturating_mul(bucket_ms)
+}
+
 /// The input's event-time clock: the newest sighting seen, moving on with the wall clock
 /// while no data comes, minus the allowed lateness, in buckets.
 #[derive(Clone)]
@@ -25,10 +38,11 @@ impl Clock {
         self.at = Instant::now();
     }
 
-    /// The input's time (a bucket number); 0 before any data.
+    /// The input's time (its bucket's, step 0); 0 before any data.
     pub(super) fn time(&self) -> u64 {
         self.now_ms().map_or(0, |h| {
             u64::try_from((h - self.lateness_ms).div_euclid(self.bucket_ms)).unwrap_or(0)
+                << STEP_BITS
         })
     }
 }

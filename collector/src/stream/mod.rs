@@ -9,7 +9,9 @@
 //! to the bucket of (newest sighting - `lateness_secs`), and while no data comes, with the
 //! clock. The dataflow's frontier, the least of every process's input, is the watermark:
 //! a stay is written when the watermark has passed its end by the gap. Late records are fed
-//! at the input's current time and update the visits they belong to.
+//! at the input's current time and update the visits they belong to. (A timestamp is the
+//! bucket and, below it, a step: the input steps on after a recompute's batch, so the
+//! frontier passes the batch within the bucket: [`clock::STEP_BITS`].)
 //!
 //! The sightings table is the durable log: the visits are derived from it. At start, process
 //! 0 reads the last `horizon_hours` of sightings back into the dataflow to rebuild the stays
@@ -33,7 +35,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub use self::clock::wall_clock_us;
-use self::clock::{Clock, Versions};
+use self::clock::{watermark_ms, Clock, Versions, STEP_BITS, STEP_MASK};
 pub use self::recover::{recover, version_floor};
 use self::writer::Writer;
 use crate::ch::rows::{fnv64, SightingRow, VisitRow};
@@ -157,6 +159,7 @@ impl Stage {
             rules,
             out,
             metrics,
+            alone: t.cluster().is_none(),
         };
         let threads = t.workers();
         let rx = Mutex::new(Some(rx));
@@ -214,6 +217,8 @@ struct WorkerEnv {
     rules: Arc<RwLock<Rules>>,
     out: mpsc::Sender<Out>,
     metrics: Arc<Metrics>,
+    /// One process, not a cluster.
+    alone: bool,
 }
 
 fn run_worker(
@@ -229,6 +234,7 @@ fn run_worker(
         rules,
         out,
         metrics,
+        alone,
     } = env;
     let mut input: InputHandle<u64, CapacityContainerBuilder<Vec<Seen>>> = InputHandle::new();
     let probe = ProbeHandle::new();
@@ -272,11 +278,11 @@ fn run_worker(
                     let mut occupancy = Occupancy::new(max_per_site);
                     let mut versions = Versions::after(version_floor);
                     let mut rows = Vec::new();
-                    let mut seen_frontier: Option<u64> = None;
+                    let mut seen_watermark: Option<i64> = None;
                     let mut held = Share::of(&op_metrics_occupancy.occupancy_sightings);
                     move |(input, frontier), output| {
                         let frontier = frontier.frontier().first().copied();
-                        let watermark = frontier.map(|t| (t as i64).saturating_mul(bucket_ms));
+                        let watermark = frontier.map(|t| watermark_ms(t, bucket_ms));
                         let refused = occupancy.refused;
                         input.for_each(|_time, data| {
                             for s in data.drain(..) {
@@ -285,8 +291,8 @@ fn run_worker(
                         });
                         op_metrics_occupancy
                             .stage_refused("occupancy", occupancy.refused - refused);
-                        if frontier != seen_frontier {
-                            seen_frontier = frontier;
+                        if watermark != seen_watermark {
+                            seen_watermark = watermark;
                             let rules = occupancy_rules.read().expect("not poisoned");
                             occupancy.emit(
                                 watermark,
@@ -321,21 +327,17 @@ fn run_worker(
                 move |(input, frontier), output| {
                     let rules = rules.read().expect("not poisoned");
                     let frontier = frontier.frontier().first().copied();
-                    let watermark = frontier.map(|t| (t as i64).saturating_mul(bucket_ms));
+                    let watermark = frontier.map(|t| watermark_ms(t, bucket_ms));
                     let mut late = false;
                     let refused = visits.refused;
                     let too_late_before = visits.too_late;
                     let mut too_late = recompute::Late::default();
                     input.for_each(|time, data| {
                         // Our input stamps every record (else: the frontier, a lower bound).
-                        let fed_ms = time
-                            .least()
-                            .copied()
-                            .or(frontier)
-                            .map_or(i64::MAX, |t| (t as i64).saturating_mul(bucket_ms));
+                        let fed = time.least().copied().or(frontier).unwrap_or(u64::MAX);
                         for s in data.drain(..) {
                             late |= watermark.is_some_and(|w| s.last_ms + max_gap < w);
-                            if !visits.insert(&s, &rules, fed_ms) {
+                            if !visits.insert(&s, &rules, fed) {
                                 too_late.add(&s.site, s.first_ms, s.last_ms);
                             }
                         }
@@ -351,6 +353,9 @@ fn run_worker(
                         seen_frontier = frontier;
                         let version = versions.next(wall_clock_us());
                         visits.emit(watermark, horizon_ms, &rules, version, &mut rows);
+                        if let Some(t) = frontier {
+                            visits.release(t, &rules);
+                        }
                         held.set(visits.stays());
                     }
                     hand_over!(cap, output, rows, frontier);
@@ -392,8 +397,23 @@ fn run_worker(
                     if let Some(newest) = batch.iter().map(|s| s.last_ms).max() {
                         clock.saw(newest);
                     }
+                    let reopened = batch.first().is_some_and(|s| s.reopened);
                     for s in batch {
                         input.send(s);
+                    }
+                    if reopened {
+                        // A recompute's batch: a step on, so the frontier passes it and the
+                        // stays it rebuilt are forgotten, without event time moving on (no
+                        // step is left in the bucket: at the next). Alone, wait for that:
+                        // one batch's stays at a time. (In a cluster the frontier waits for
+                        // every process's input, and the stays for the next bucket.)
+                        let next = *input.time() + 1;
+                        if next & STEP_MASK != 0 {
+                            input.advance_to(next);
+                            while alone && probe.less_than(&next) {
+                                worker.step();
+                            }
+                        }
                     }
                 }
                 Err(mpsc::error::TryRecvError::Empty) => break,
@@ -409,10 +429,10 @@ fn run_worker(
         let t = clock.time();
         if t > *input.time() {
             input.advance_to(t);
-            metrics.watermark(i64::try_from(t).unwrap_or(0) * bucket_ms);
+            metrics.watermark(watermark_ms(t, bucket_ms));
         }
         // Do not run more than a bucket ahead of the dataflow.
-        while probe.less_than(&input.time().saturating_sub(1)) {
+        while probe.less_than(&input.time().saturating_sub(1 << STEP_BITS)) {
             worker.step();
         }
         worker.step_or_park(if fed > 0 {

@@ -9,11 +9,14 @@
 //! Memory stays bounded by one site's sightings over one span of late ones, whatever the
 //! outage: one recompute runs at a time, site by site, and span by span (late sightings
 //! apart by more than two pads are recomputed apart, their ranges apart); each is fed in
-//! one batch, at one time of the stage's input, and the stays it rebuilt behind the floor
-//! are forgotten once they are written and the watermark is past that time. (Read from each
-//! site's earliest late sighting on to its newest sighting, and held for the horizon after,
-//! the recomputes after a broker outage held 23.7 M stays of a city's month, and the
-//! collector was killed for memory: benches/README.md, run 16b.) A span is not cut in
+//! one batch, at one time of the stage's input, the input then steps on within its bucket,
+//! and the stays the batch rebuilt behind the floor are forgotten once they are written and
+//! the frontier is past its time; one process alone waits for that before the next batch.
+//! (Read from each site's earliest late sighting on to its newest sighting, and held for
+//! the horizon after, the recomputes after a broker outage held 23.7 M stays of a city's
+//! month, and the collector was killed for memory: benches/README.md, run 16b. Released
+//! only when the watermark moved, they held 4.7 M when ingest had stopped and the
+//! watermark moved with the clock: run 17.) A span is not cut in
 //! pieces: pieces overlap, and the records one reads at its edge (tainted) would keep the
 //! stays another rebuilt from being written.
 //!

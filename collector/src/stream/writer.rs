@@ -8,6 +8,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
+use super::clock::watermark_ms;
 use super::recompute::{reopen, Late};
 use super::{Feed, Out, StageError};
 use crate::ch;
@@ -129,10 +130,13 @@ impl Writer {
         };
         let (db, metrics) = (self.db.clone(), self.metrics.clone());
         // The stage's floor: every visit behind it is written, and no stay held reaches it.
-        let floor =
-            self.frontiers.iter().copied().min().flatten().map(|t| {
-                i64::try_from(t).unwrap_or(i64::MAX / 2) * self.bucket_ms - self.horizon_ms
-            });
+        let floor = self
+            .frontiers
+            .iter()
+            .copied()
+            .min()
+            .flatten()
+            .map(|t| watermark_ms(t, self.bucket_ms) - self.horizon_ms);
         let gaps: Vec<_> = {
             let rules = self.rules.read().expect("not poisoned");
             self.late
@@ -169,7 +173,7 @@ impl Writer {
         let checkpoint = match least {
             Some(t) if Some(t) > self.checkpoint => Some(CheckpointRow {
                 process: u16::try_from(self.process).unwrap_or(u16::MAX),
-                watermark_ms: i64::try_from(t).unwrap_or(0) * self.bucket_ms,
+                watermark_ms: watermark_ms(t, self.bucket_ms),
                 at_ms: wire::Millis::now().0,
             }),
             _ => None,
