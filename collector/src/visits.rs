@@ -276,9 +276,7 @@ impl Stays {
         self.list.retain(|s| s.dirty || s.last_ms + gap >= floor_ms);
         before - self.list.len()
     }
-}
 
-impl Stays {
     /// Asks to be looked at by `at`: pushes an entry unless an earlier one is queued.
     fn call_by(&mut self, at: i64, site: u32, unit: Unit, queue: &mut Queue) {
         if self.due.is_none_or(|d| at < d) {

@@ -32,6 +32,7 @@ use tracing::info;
 
 use super::recover::{read_back, Scope};
 use super::{Feed, StageError};
+use crate::visits::Seen;
 
 /// How far around the too-late sightings a recompute reads.
 pub(super) const PAD_MS: i64 = 6 * 3_600_000;
@@ -99,19 +100,18 @@ pub(super) async fn reopen(
     let scope = Scope {
         site: Some(site),
         from_ms,
-        taint_below: from_ms + gap_ms,
         to_ms,
-        taint_above: to_ms.map_or(i64::MAX, |to| to - gap_ms),
+        gap_ms,
     };
     let mut all = Vec::new();
     let n = read_back(db, &scope, |batch| {
-        all.extend(batch);
+        all.extend(batch.into_iter().map(|s| Seen {
+            reopened: true,
+            ..s
+        }));
         std::future::ready(Ok(()))
     })
     .await?;
-    for s in &mut all {
-        s.reopened = true;
-    }
     if !all.is_empty() {
         feed.push(all).await?;
     }

@@ -37,9 +37,8 @@ pub async fn recover(
     let scope = Scope {
         site: None,
         from_ms: floor,
-        taint_below: floor + rules.store_gap_ms.max(rules.board_gap_ms),
         to_ms: None,
-        taint_above: i64::MAX,
+        gap_ms: rules.store_gap_ms.max(rules.board_gap_ms),
     };
     let n = read_back(db, &scope, |batch| feed.push(batch)).await?;
     info!(sightings = n, "stays rebuilt from the sightings table");
@@ -47,15 +46,13 @@ pub async fn recover(
 }
 
 /// What to read back: the sightings (and written visits) of one site or all that end at or
-/// after `from_ms` (and start at or before `to_ms`, if given). Those starting before
-/// `taint_below`, or ending after `taint_above`, may belong to a stay that reaches out of the
-/// scope: rebuilt, not written.
+/// after `from_ms` (and start at or before `to_ms`, if given). Those within `gap_ms` of
+/// either end may belong to a stay that reaches out of the scope: rebuilt, not written.
 pub(super) struct Scope<'a> {
     pub(super) site: Option<&'a str>,
     pub(super) from_ms: i64,
-    pub(super) taint_below: i64,
     pub(super) to_ms: Option<i64>,
-    pub(super) taint_above: i64,
+    pub(super) gap_ms: i64,
 }
 
 /// Reads the sightings in `scope` back as records, then the visits written there (not
@@ -102,8 +99,10 @@ where
             None => q,
         }
     };
-    let tainted =
-        |first_ms: i64, last_ms: i64| first_ms < scope.taint_below || last_ms > scope.taint_above;
+    let tainted = |first_ms: i64, last_ms: i64| {
+        first_ms < scope.from_ms + scope.gap_ms
+            || scope.to_ms.is_some_and(|to| last_ms > to - scope.gap_ms)
+    };
     let mut cursor = select(&format!(
         "SELECT site, sensor, epoch, device, link, class, fingerprint, first_ms, last_ms, \
          rssi_max, final AS is_final FROM sightings WHERE day >= toDate(?) AND last_ms >= ? \

@@ -642,19 +642,13 @@ fn sightings_that_come_after_the_horizon_recompute_their_visits() {
         .clone();
     // Its first day's messages (the city lasts days): a recompute reads its site's
     // sightings up to a few hours after them, not the days after.
-    let sent_at = |e: &str| {
-        e.split("\"sent_at\":\"")
-            .nth(1)
-            .and_then(|r| r.get(..10))
-            .expect("sent_at")
-            .to_owned()
-    };
-    let first_day = sent_at(&s.messages[0].1);
+    let day = |e: &str| sent_at(e).get(..10).expect("a date").to_owned();
+    let first_day = day(&s.messages[0].1);
     let (late, early): (Vec<_>, Vec<_>) = s
         .messages
         .iter()
         .cloned()
-        .partition(|(t, e)| *t == late_topic && sent_at(e) == first_day);
+        .partition(|(t, e)| *t == late_topic && day(e) == first_day);
     let early_sightings: usize = early
         .iter()
         .map(|(_, e)| e.matches("\"first_seen\"").count())
@@ -695,6 +689,15 @@ fn sightings_that_come_after_the_horizon_recompute_their_visits() {
     );
 }
 
+/// An envelope's `sent_at` (JSON).
+fn sent_at(envelope: &str) -> &str {
+    envelope
+        .split("\"sent_at\":\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("sent_at")
+}
+
 /// The collector's peak resident memory (VmHWM), bytes.
 fn peak_rss(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -730,13 +733,7 @@ fn floods_of_made_up_keys_unknown_sensors_duplicates_and_oversized_messages_stay
         &cfg,
     ));
     let mut run = s.start(&cfg, "flood");
-    let at = s
-        .messages
-        .first()
-        .and_then(|(_, e)| e.split("\"sent_at\":\"").nth(1))
-        .and_then(|r| r.split('"').next())
-        .expect("sent_at")
-        .to_owned();
+    let at = sent_at(&s.messages[0].1).to_owned();
     // 40 envelopes of 500 made-up keys each: 20,000 devices at one site.
     let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
     let mut key = move || {
