@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use firmware_config::MqttTlsFiles;
 use rumqttc::{
-    AsyncClient, Event, MqttOptions, Outgoing, Packet, Publish, QoS, SubscribeReasonCode,
-    TlsConfiguration, Transport,
+    AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, Publish, QoS,
+    SubscribeReasonCode, TlsConfiguration, Transport,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -333,6 +333,24 @@ fn options(cfg: &Config, tls: Option<MqttTlsFiles>) -> MqttOptions {
     o
 }
 
+/// Sets how long the MQTT client waits for the broker: `timeout` bounds a CONNECT (the next
+/// poll's, when not connected) and each write once connected.
+///
+/// Connected, it is the keepalive. A broker busy with many publishers reads our
+/// acknowledgements late, not never: at city scale rumqttc's default of 5 s cut the
+/// connection every minute or two, and each reconnection had the broker send its whole
+/// in-flight window again. A dead broker is still found by the keepalive.
+///
+/// Connecting, it is `mqtt.connect_timeout_secs`, longer: Mosquitto 2.0.11 answers a CONNECT
+/// only after walking every message in flight for the session, which took more than the
+/// 120-s keepalive with millions in flight (benches/README.md, run 17). Each retry started the
+/// walk anew, and the collector never got back in.
+fn timeout_for(eventloop: &mut EventLoop, timeout: Duration) {
+    let mut network = eventloop.network_options();
+    network.set_connection_timeout(timeout.as_secs());
+    eventloop.set_network_options(network);
+}
+
 /// Subscribes and ingests until `shutdown`; then commits and acknowledges what it holds,
 /// disconnects and returns. Rows are written through `db`; committed sightings go to
 /// `feed`. `tls`: the TLS files of an `mqtts://` broker.
@@ -350,15 +368,12 @@ pub async fn run(
         let (tx, rx) = mpsc::unbounded_channel();
         (Acker(tx), rx)
     };
-    // rumqttc gives up on a write (our acknowledgements) after its connection timeout, 5 s
-    // by default. A broker busy with many publishers reads them late, not never: at city
-    // scale the 5 s cut the connection every minute or two, and each reconnection had the
-    // broker send its whole in-flight window again. A dead broker is still found by the
-    // keepalive.
-    let mut network = eventloop.network_options();
-    network.set_connection_timeout(cfg.mqtt().keepalive().as_secs());
-    eventloop.set_network_options(network);
+    // rumqttc's one connection timeout bounds both a CONNECT and, once connected, each write
+    // (our acknowledgements); 5 s by default. It is `mqtt.connect_timeout` until the broker
+    // answers a CONNECT and the keepalive from then on (`timeout_for`).
+    timeout_for(&mut eventloop, cfg.mqtt().connect_timeout());
     let filters = cfg.mqtt().filters();
+    let (keepalive, connect_timeout) = (cfg.mqtt().keepalive(), cfg.mqtt().connect_timeout());
     let (tx, mut rx) = mpsc::channel::<Publish>(CHANNEL);
     // Not a child of `shutdown`: the MQTT task outlives the drain, to send its acknowledgements.
     let mqtt_stop = CancellationToken::new();
@@ -438,6 +453,7 @@ pub async fn run(
                 };
                 match event {
                     Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                        timeout_for(&mut eventloop, keepalive);
                         info!(
                             session_present = ack.session_present,
                             "connected to the broker"
@@ -486,6 +502,7 @@ pub async fn run(
                         // The client drops the acknowledgements it had not written (the
                         // broker sends those messages again).
                         in_client = 0;
+                        timeout_for(&mut eventloop, connect_timeout);
                         metrics.mqtt_errors.inc();
                         metrics.mqtt_subscribed.set(0);
                         warn!(error = %e, "MQTT connection lost; reconnecting");

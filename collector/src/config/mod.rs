@@ -111,6 +111,7 @@ pub struct MqttConfig {
     username: Option<String>,
     password: Option<Secret>,
     keepalive: Duration,
+    connect_timeout: Duration,
 }
 
 impl MqttConfig {
@@ -135,6 +136,13 @@ impl MqttConfig {
                 "at least 5",
             ));
         }
+        if m.connect_timeout_secs < 5 {
+            return Err(ConfigError::invalid(
+                "mqtt.connect_timeout_secs",
+                m.connect_timeout_secs.to_string(),
+                "at least 5",
+            ));
+        }
         let password = secret(
             m.password_file,
             m.password_env,
@@ -155,6 +163,7 @@ impl MqttConfig {
             username: m.username,
             password,
             keepalive: Duration::from_secs(u64::from(m.keepalive_secs)),
+            connect_timeout: Duration::from_secs(u64::from(m.connect_timeout_secs)),
         })
     }
 
@@ -184,6 +193,11 @@ impl MqttConfig {
 
     pub fn keepalive(&self) -> Duration {
         self.keepalive
+    }
+
+    /// How long a CONNECT may wait for the broker's answer.
+    pub fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
     }
 
     /// The topic filters to subscribe to (sightings and status of every sensor).
@@ -509,7 +523,8 @@ mod tests {
     fn units_are_converted_once_at_validation() {
         let c = Config::parse(
             "[visits]\nstore_gap_secs = 90\nhorizon_hours = 2\n[ingest]\nbatch_max_age_ms = 250\n\
-             max_age_days = 3\n[mqtt]\nurl = \"mqtt://broker:1884\"\nkeepalive_secs = 7",
+             max_age_days = 3\n[mqtt]\nurl = \"mqtt://broker:1884\"\nkeepalive_secs = 7\n\
+             connect_timeout_secs = 90",
         )
         .expect("valid");
         assert_eq!(c.visits().store_gap_ms(), 90_000);
@@ -518,6 +533,7 @@ mod tests {
         assert_eq!(c.ingest().max_age_ms(), 3 * 86_400_000);
         assert_eq!((c.mqtt().host(), c.mqtt().port()), ("broker", 1884));
         assert_eq!(c.mqtt().keepalive(), Duration::from_secs(7));
+        assert_eq!(c.mqtt().connect_timeout(), Duration::from_secs(90));
         assert_eq!(c.timely().process(), 0);
     }
 
@@ -560,6 +576,7 @@ mod tests {
             ("[clickhouse]\ntimeout_secs = -1", "clickhouse.timeout_secs"),
             ("[mqtt]\nurl = \"tcp://x\"", "mqtt.url"),
             ("[mqtt]\nshared_group = \"a/b\"", "mqtt.shared_group"),
+            ("[mqtt]\nconnect_timeout_secs = 1", "mqtt.connect_timeout_secs"),
             ("[mqtt]\nurl = \"mqtts://broker:8883\"", "mqtt.ca_file"),
             ("[mqtt]\nca_file = \"/ca.crt\"", "use an mqtts:// url"),
             (

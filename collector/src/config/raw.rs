@@ -44,6 +44,7 @@ pub(super) struct RawMqtt {
     pub cert_file: Option<PathBuf>,
     pub key_file: Option<PathBuf>,
     pub keepalive_secs: u16,
+    pub connect_timeout_secs: u32,
 }
 
 #[derive(Debug, Deserialize)]

@@ -991,3 +991,86 @@ fn an_opt_out_purge_removes_a_device_everywhere_and_held_messages_keep_the_rest(
     );
     assert!(run.stop().success());
 }
+
+/// A broker slow to answer a CONNECT (here SIGSTOPped: the kernel accepts the connection,
+/// nothing answers it, as a Mosquitto walking millions of in-flight messages before its
+/// CONNACK) is waited for past the keepalive, for `mqtt.connect_timeout_secs`: the collector
+/// gets in with its first CONNECT once the broker answers. Given up at the keepalive, each
+/// new CONNECT would start the broker's walk anew.
+#[test]
+fn a_broker_slow_to_answer_the_connect_is_waited_for_past_the_keepalive() {
+    let ch = ClickHouse::start();
+    let broker = Mosquitto::start();
+    let broker_port: u16 = broker
+        .url()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("the broker's port");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let metrics_port = free_port();
+    let keepalive = 5;
+    let cfg = dir.path().join("collector.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "version = 1\n[clickhouse]\nurl = \"{}\"\ndatabase = \"slow\"\n\
+             [mqtt]\nurl = \"{}\"\nclient_id = \"collector-slow\"\nkeepalive_secs = {keepalive}\n\
+             [metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n",
+            ch.url(),
+            broker.url()
+        ),
+    )
+    .expect("config");
+    let pid = broker.pid().expect("running").to_string();
+    let signal = |name: &str| {
+        assert_success(
+            &Command::new("kill")
+                .args([name, &pid])
+                .output()
+                .expect("kill"),
+        )
+    };
+    signal("-STOP");
+    let run = Collector::start(&cfg, metrics_port);
+    wait_for(Duration::from_secs(60), || {
+        (connections_to(broker_port) > 0).then_some(())
+    })
+    .expect("the collector connects to the stopped broker's port");
+    // Two keepalives with the CONNECT unanswered.
+    std::thread::sleep(Duration::from_secs(2 * keepalive));
+    signal("-CONT");
+    wait_for(Duration::from_secs(30), || {
+        run.metrics()
+            .contains("\nfootfall_mqtt_subscribed 1\n")
+            .then_some(())
+    })
+    .expect("the collector subscribes once the broker answers");
+    let metrics = run.metrics();
+    assert_eq!(
+        testkit::metric::<u64>(&metrics, "footfall_mqtt_errors_total"),
+        Some(0),
+        "the collector gave up on a CONNECT the broker answered late:\n{metrics}"
+    );
+    assert_eq!(
+        broker.log().matches("New client connected").count(),
+        1,
+        "one CONNECT, answered:\n{}",
+        broker.log()
+    );
+    assert!(run.stop().success());
+}
+
+/// Established TCP connections (IPv4) to `port` on this machine, from /proc/net/tcp.
+fn connections_to(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp");
+    let remote = format!(":{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter(|l| {
+            let fields: Vec<&str> = l.split_whitespace().collect();
+            fields.get(2).is_some_and(|r| r.ends_with(&remote)) && fields.get(3) == Some(&"01")
+        })
+        .count()
+}
