@@ -77,8 +77,12 @@ sightings=$(python3 -c "import json; print(json.load(open('$DIR/city/truth/summa
 bytes=$(python3 -c "import os, sys; d = sys.argv[1]; print(sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d)))" "$DIR/msgs")
 log "city: $sightings sightings, $((bytes / 1048576)) MiB of binary envelopes"
 
-# 2. The servers, the schema, the imported files.
-start_servers "$W/servers" --mosquitto quiet --clickhouse
+# 2. The servers, the schema, the imported files. The broker with the shipped limits on what
+# it holds in flight: without one, Mosquitto 2.0.11 sent the collector every message it
+# held, each reconnection had it send them all again, and each acknowledgement (and
+# CONNECT) walked that list: with 0.7-0.9 M in flight under faults, ingest stood still for
+# minutes (benches/README.md, runs 18 and 19).
+start_servers "$W/servers" --mosquitto quiet --shipped-limits --clickhouse
 pids+=("$SERVERS_PID")
 hport=$CLICKHOUSE_HTTP_PORT
 tport=$CLICKHOUSE_TCP_PORT

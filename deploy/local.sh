@@ -10,7 +10,7 @@ free_port() {
   "$LOCAL" free-port
 }
 
-# start_servers DIR [--mosquitto quiet|all] [--clickhouse]: the servers in the background
+# start_servers DIR [--mosquitto quiet|all [--shipped-limits]] [--clickhouse]: the servers in the background
 # (footfall-local's pid in SERVERS_PID: kill it with TERM to stop them gracefully), their
 # files under DIR; returns once they answer, with DIR/servers.env sourced: MOSQUITTO_PORT,
 # MOSQUITTO_PID, MOSQUITTO_LOG, CLICKHOUSE_HTTP_PORT, CLICKHOUSE_TCP_PORT, CLICKHOUSE_PID.

@@ -44,7 +44,36 @@ impl Mosquitto {
     /// (`quiet`, as [`Mosquitto::start_quiet`]) or logging every packet (as
     /// [`Mosquitto::start`]).
     pub fn start_in(dir: &Path, quiet: bool) -> Mosquitto {
-        Mosquitto::launched(Workdir::kept(dir), |_| String::new(), quiet)
+        Mosquitto::start_in_with(dir, quiet, String::new())
+    }
+
+    /// As [`Mosquitto::start_in`], with `extra` appended to the configuration (settings
+    /// given there again win: Mosquitto keeps the last value of a setting).
+    pub fn start_in_with(dir: &Path, quiet: bool, extra: String) -> Mosquitto {
+        Mosquitto::launched(Workdir::kept(dir), |_| extra, quiet)
+    }
+
+    /// The shipped broker's (`deploy/mosquitto/footfall.conf`) limits on what it holds per
+    /// session and accepts: messages in flight and queued, and the largest message. The
+    /// standard configuration here has none.
+    pub fn shipped_limits() -> String {
+        let shipped = fs::read_to_string(crate::deploy("mosquitto/footfall.conf"))
+            .expect("deploy/mosquitto/footfall.conf");
+        let limits: Vec<&str> = shipped
+            .lines()
+            .filter(|l| {
+                l.starts_with("max_inflight_")
+                    || l.starts_with("max_queued_")
+                    || l.starts_with("message_size_limit ")
+            })
+            .collect();
+        assert!(
+            limits
+                .iter()
+                .any(|l| l.starts_with("max_inflight_messages ")),
+            "footfall.conf sets max_inflight_messages"
+        );
+        limits.join("\n") + "\n"
     }
 
     /// A broker run from a whole configuration `config(dir, port)`: a shipped file with its

@@ -33,6 +33,10 @@ enum Command {
         /// to log every packet (scripts that wait for a SUBSCRIBE in DIR/mosquitto/mosquitto.log).
         #[arg(long, value_enum)]
         mosquitto: Option<Log>,
+        /// The broker with the shipped configuration's limits on messages in flight and
+        /// queued (deploy/mosquitto/footfall.conf), instead of none.
+        #[arg(long, requires = "mosquitto")]
+        shipped_limits: bool,
         /// Debian's ClickHouse, data in DIR/clickhouse.
         #[arg(long)]
         clickhouse: bool,
@@ -52,21 +56,28 @@ fn main() {
         Command::Servers {
             dir,
             mosquitto,
+            shipped_limits,
             clickhouse,
-        } => servers(&dir, mosquitto, clickhouse),
+        } => servers(&dir, mosquitto.map(|log| (log, shipped_limits)), clickhouse),
         Command::FreePort => println!("{}", testkit::free_port()),
     }
 }
 
-fn servers(dir: &Path, mosquitto: Option<Log>, clickhouse: bool) {
+/// `mosquitto`: the broker's log, and whether it has the shipped limits.
+fn servers(dir: &Path, mosquitto: Option<(Log, bool)>, clickhouse: bool) {
     // The servers' configurations name their files by absolute path.
     let dir = &std::path::absolute(dir).expect("the current directory exists");
     let mut signals = Signals::new([SIGTERM, SIGINT]).expect("install signal handlers");
     let env = dir.join("servers.env");
     let _ = fs::remove_file(&env);
     let mut lines = Vec::new();
-    let mut broker = mosquitto.map(|log| {
-        let m = Mosquitto::start_in(&dir.join("mosquitto"), matches!(log, Log::Quiet));
+    let mut broker = mosquitto.map(|(log, limited)| {
+        let extra = if limited {
+            Mosquitto::shipped_limits()
+        } else {
+            String::new()
+        };
+        let m = Mosquitto::start_in_with(&dir.join("mosquitto"), matches!(log, Log::Quiet), extra);
         lines.push(format!("MOSQUITTO_PORT={}", m.port));
         lines.push(format!("MOSQUITTO_PID={}", m.pid().unwrap_or(0)));
         lines.push(format!(
