@@ -43,7 +43,7 @@ pub use crate::metrics::*;
 pub use crate::mosquitto::*;
 pub use crate::pcap::*;
 pub use crate::pki::*;
-pub use crate::process::KillOnDrop;
+pub use crate::process::{signal, KillOnDrop};
 pub use crate::tshark::*;
 
 /// A binary of another package of the workspace, beside the running test's own (`cargo test

@@ -84,3 +84,13 @@ impl std::ops::DerefMut for KillOnDrop {
         &mut self.0
     }
 }
+
+/// Sends signal `sig` (`kill`'s form: `-STOP`, `-CONT`, `-KILL`) to process `pid`; panics if
+/// it cannot be sent.
+pub fn signal(pid: u32, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(ok.success(), "kill {sig} {pid}");
+}

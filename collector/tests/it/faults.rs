@@ -1088,21 +1088,13 @@ fn requests_clickhouse_stops_answering_fail_in_time_and_a_write_lands_when_sent_
         .enable_all()
         .build()
         .expect("runtime");
-    let pid = ch.pid().expect("running").to_string();
-    let signal = |name: &str| {
-        assert_success(
-            &Command::new("kill")
-                .args([name, &pid])
-                .output()
-                .expect("kill"),
-        )
-    };
+    let pid = ch.pid().expect("running");
     // Within 30 s, or the request waited for ever.
     let guarded = |what: &str, result: Result<Result<(), clickhouse::error::Error>, _>| {
         let failed = result.unwrap_or_else(|_| panic!("{what} did not give up by itself in 30 s"));
         assert!(failed.is_err(), "{what} nobody answered succeeded");
     };
-    signal("-STOP");
+    testkit::signal(pid, "-STOP");
     let (write, read) = rt.block_on(async {
         let guard = Duration::from_secs(30);
         let write = tokio::time::timeout(guard, warehouse::insert(&db, "numbers", &rows)).await;
@@ -1113,7 +1105,7 @@ fn requests_clickhouse_stops_answering_fail_in_time_and_a_write_lands_when_sent_
         .await;
         (write, read.map(|r| r.map(|_| ())))
     });
-    signal("-CONT");
+    testkit::signal(pid, "-CONT");
     guarded("an INSERT", write);
     guarded("a SELECT", read);
     rt.block_on(warehouse::insert(&db, "numbers", &rows))

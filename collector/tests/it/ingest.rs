@@ -1022,16 +1022,8 @@ fn a_broker_slow_to_answer_the_connect_is_waited_for_past_the_keepalive() {
         ),
     )
     .expect("config");
-    let pid = broker.pid().expect("running").to_string();
-    let signal = |name: &str| {
-        assert_success(
-            &Command::new("kill")
-                .args([name, &pid])
-                .output()
-                .expect("kill"),
-        )
-    };
-    signal("-STOP");
+    let pid = broker.pid().expect("running");
+    testkit::signal(pid, "-STOP");
     let run = Collector::start(&cfg, metrics_port);
     wait_for(Duration::from_secs(60), || {
         (connections_to(broker_port) > 0).then_some(())
@@ -1039,7 +1031,7 @@ fn a_broker_slow_to_answer_the_connect_is_waited_for_past_the_keepalive() {
     .expect("the collector connects to the stopped broker's port");
     // Two keepalives with the CONNECT unanswered.
     std::thread::sleep(Duration::from_secs(2 * keepalive));
-    signal("-CONT");
+    testkit::signal(pid, "-CONT");
     wait_for(Duration::from_secs(30), || {
         run.metrics()
             .contains("\nfootfall_mqtt_subscribed 1\n")

@@ -67,14 +67,6 @@ fn shipped_broker_settings() -> String {
     lines.join("\n") + "\n"
 }
 
-fn signal(child: &Child, sig: &str) {
-    let ok = Command::new("kill")
-        .args([sig, &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(ok.success(), "kill {sig}");
-}
-
 struct Agent {
     sensor: Sensor,
     id: String,
@@ -380,12 +372,12 @@ fn a_broker_killed_with_acknowledged_messages_queued_and_then_down_loses_nothing
     // acknowledges each to its agent. Then the broker is killed 8 s later: what it queued
     // since its last save (every 5 s) is gone from it; the agents still have it.
     f.at(Duration::from_secs(6));
-    signal(f.collector(), "-STOP");
+    testkit::signal(f.collector().id(), "-STOP");
     f.at(Duration::from_secs(14));
     f.broker.kill();
     f.at(Duration::from_secs(16));
     f.broker.launch();
-    signal(f.collector(), "-CONT");
+    testkit::signal(f.collector().id(), "-CONT");
     // Then the broker is down a while (a clean stop) and the agents spool.
     f.at(Duration::from_secs(24));
     f.broker.stop();
