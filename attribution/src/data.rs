@@ -445,9 +445,7 @@ pub fn queries(
         )
     );
     // The arms' stays at every store over the report's period, for the staff rule and the
-    // outcomes. Arms are linkable devices, and a device key's class is its address's, so
-    // their stays are all global: the test of that one-byte column first spares the key
-    // set's lookup to the randomized addresses' many rows.
+    // outcomes.
     let stays = format!(
         "SELECT device, epoch, site, day, kind = 'visitor', first_ms, last_ms FROM {}",
         visits(
@@ -455,7 +453,7 @@ pub fn queries(
             "device, epoch, site, day, kind, first_ms, last_ms",
             &format!(
                 "site IN ({all_stores}) AND day >= {s_from} AND day <= {s_to} \
-                 AND class = 'global' AND device GLOBAL IN (SELECT device FROM {KEYS})"
+                 AND device GLOBAL IN (SELECT device FROM {KEYS})"
             )
         )
     );
