@@ -371,9 +371,9 @@ pub async fn run(
     // rumqttc's one connection timeout bounds both a CONNECT and, once connected, each write
     // (our acknowledgements); 5 s by default. It is `mqtt.connect_timeout` until the broker
     // answers a CONNECT and the keepalive from then on (`timeout_for`).
-    timeout_for(&mut eventloop, cfg.mqtt().connect_timeout());
-    let filters = cfg.mqtt().filters();
     let (keepalive, connect_timeout) = (cfg.mqtt().keepalive(), cfg.mqtt().connect_timeout());
+    timeout_for(&mut eventloop, connect_timeout);
+    let filters = cfg.mqtt().filters();
     let (tx, mut rx) = mpsc::channel::<Publish>(CHANNEL);
     // Not a child of `shutdown`: the MQTT task outlives the drain, to send its acknowledgements.
     let mqtt_stop = CancellationToken::new();

@@ -42,14 +42,9 @@ impl Mosquitto {
 
     /// A broker with its configuration, persistence and log in `dir`, kept: for load
     /// (`quiet`, as [`Mosquitto::start_quiet`]) or logging every packet (as
-    /// [`Mosquitto::start`]).
-    pub fn start_in(dir: &Path, quiet: bool) -> Mosquitto {
-        Mosquitto::start_in_with(dir, quiet, String::new())
-    }
-
-    /// As [`Mosquitto::start_in`], with `extra` appended to the configuration (settings
-    /// given there again win: Mosquitto keeps the last value of a setting).
-    pub fn start_in_with(dir: &Path, quiet: bool, extra: String) -> Mosquitto {
+    /// [`Mosquitto::start`]); `extra` is appended to the configuration (settings given there
+    /// again win: Mosquitto keeps the last value of a setting).
+    pub fn start_in(dir: &Path, quiet: bool, extra: String) -> Mosquitto {
         Mosquitto::launched(Workdir::kept(dir), |_| extra, quiet)
     }
 
@@ -57,23 +52,12 @@ impl Mosquitto {
     /// session and accepts: messages in flight and queued, and the largest message. The
     /// standard configuration here has none.
     pub fn shipped_limits() -> String {
-        let shipped = fs::read_to_string(crate::deploy("mosquitto/footfall.conf"))
-            .expect("deploy/mosquitto/footfall.conf");
-        let limits: Vec<&str> = shipped
-            .lines()
-            .filter(|l| {
-                l.starts_with("max_inflight_")
-                    || l.starts_with("max_queued_")
-                    || l.starts_with("message_size_limit ")
-            })
-            .collect();
-        assert!(
-            limits
-                .iter()
-                .any(|l| l.starts_with("max_inflight_messages ")),
-            "footfall.conf sets max_inflight_messages"
-        );
-        limits.join("\n") + "\n"
+        shipped_broker_settings(&[
+            "max_queued_messages ",
+            "max_inflight_messages ",
+            "max_inflight_bytes ",
+            "message_size_limit ",
+        ])
     }
 
     /// A broker run from a whole configuration `config(dir, port)`: a shipped file with its
@@ -395,3 +379,17 @@ pub fn mosquitto_pub_lines(
 }
 
 static DIRS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The lines of the shipped broker configuration (`deploy/mosquitto/footfall.conf`) that set
+/// `keys` (each with its trailing space), as configuration text; panics unless each is set
+/// exactly once.
+pub fn shipped_broker_settings(keys: &[&str]) -> String {
+    let file = crate::deploy("mosquitto/footfall.conf");
+    let text = fs::read_to_string(&file).expect("the shipped broker configuration");
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| keys.iter().any(|k| l.starts_with(k)))
+        .collect();
+    assert_eq!(lines.len(), keys.len(), "{}: {lines:?}", file.display());
+    lines.join("\n") + "\n"
+}

@@ -1001,12 +1001,6 @@ fn an_opt_out_purge_removes_a_device_everywhere_and_held_messages_keep_the_rest(
 fn a_broker_slow_to_answer_the_connect_is_waited_for_past_the_keepalive() {
     let ch = ClickHouse::start();
     let broker = Mosquitto::start();
-    let broker_port: u16 = broker
-        .url()
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("the broker's port");
     let dir = tempfile::tempdir().expect("tempdir");
     let metrics_port = free_port();
     let keepalive = 5;
@@ -1026,7 +1020,7 @@ fn a_broker_slow_to_answer_the_connect_is_waited_for_past_the_keepalive() {
     testkit::signal(pid, "-STOP");
     let run = Collector::start(&cfg, metrics_port);
     wait_for(Duration::from_secs(60), || {
-        (connections_to(broker_port) > 0).then_some(())
+        (connections_to(broker.port) > 0).then_some(())
     })
     .expect("the collector connects to the stopped broker's port");
     // Two keepalives with the CONNECT unanswered.

@@ -49,22 +49,8 @@ const CAPTURES: [&str; 3] = [
 /// The shipped broker file's persistence, queue and size settings (its listeners and
 /// identities are tested in fleet/tests/it/broker.rs).
 fn shipped_broker_settings() -> String {
-    let file = testkit::deploy("mosquitto/footfall.conf");
-    let text = std::fs::read_to_string(&file).expect("the shipped broker configuration");
-    let keys = [
-        "persistence ",
-        "autosave_interval ",
-        "max_queued_messages ",
-        "max_inflight_messages ",
-        "max_inflight_bytes ",
-        "message_size_limit ",
-    ];
-    let lines: Vec<&str> = text
-        .lines()
-        .filter(|l| keys.iter().any(|k| l.starts_with(k)))
-        .collect();
-    assert_eq!(lines.len(), keys.len(), "{}: {lines:?}", file.display());
-    lines.join("\n") + "\n"
+    testkit::shipped_broker_settings(&["persistence ", "autosave_interval "])
+        + &testkit::Mosquitto::shipped_limits()
 }
 
 struct Agent {

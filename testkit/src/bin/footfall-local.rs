@@ -77,7 +77,7 @@ fn servers(dir: &Path, mosquitto: Option<(Log, bool)>, clickhouse: bool) {
         } else {
             String::new()
         };
-        let m = Mosquitto::start_in_with(&dir.join("mosquitto"), matches!(log, Log::Quiet), extra);
+        let m = Mosquitto::start_in(&dir.join("mosquitto"), matches!(log, Log::Quiet), extra);
         lines.push(format!("MOSQUITTO_PORT={}", m.port));
         lines.push(format!("MOSQUITTO_PID={}", m.pid().unwrap_or(0)));
         lines.push(format!(
