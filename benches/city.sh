@@ -20,8 +20,8 @@
 #   (the collector's visits.horizon_hours), PEOPLE= (scales the population down, for a quicker try) in the
 #   environment; BASELINE=PATH times another build's footfall-attribution on the same data
 #   in the same run (the one before a change), and says whether its tables are the same;
-#   HOLD=1 stops after the ingest and keeps ClickHouse up (its ports in the log) for runs by
-#   hand, until the script is killed; COLLECTOR=PATH ingests with another build's
+#   HOLD=1 stops after the report (the month compacted, its scans timed) and keeps ClickHouse
+#   up (its ports in the log) for runs by hand, until the script is killed; COLLECTOR=PATH ingests with another build's
 #   footfall-collector (the one before a change, for a same-session figure).
 #   FAULTS=1 stops Mosquitto for 300 s (past 1.5 keepalives: the collector loses its
 #   connection) once a third of the sightings are committed, and ClickHouse for 200 s (past
@@ -204,12 +204,6 @@ PY
 log "peak RSS: collector $rss_collector MiB, Mosquitto $(peak_rss "$MOSQUITTO_PID") MiB, publisher $((publisher_kib / 1024)) MiB, ClickHouse so far $(peak_rss "$CLICKHOUSE_PID") MiB"
 ch -q "SELECT table, sum(rows), formatReadableSize(sum(bytes_on_disk)) FROM system.parts WHERE active AND database = 'footfall' GROUP BY table ORDER BY sum(bytes_on_disk) DESC FORMAT PrettyCompactNoEscapes" | tee -a "$DIR/city.log"
 
-if [ -n "${HOLD:-}" ]; then
-  log "holding: ClickHouse http $hport, tcp $tport (database footfall) until killed"
-  while kill -0 "$CLICKHOUSE_PID" 2>/dev/null; do sleep 5; done
-  exit 1
-fi
-
 # 4. The campaign report, beside ClickHouse scanning the columns it reads (the median of 5
 # runs of each scan; the tables' whole month: the report's period, its pre-period and its
 # windows cover the city's 30 days).
@@ -283,6 +277,12 @@ elif [ -n "${BASELINE:-}" ]; then
     if cmp -s "$W/report/$t" "$W/report-baseline/$t"; then log "report $t: the same as the baseline's"
     else log "report $t: DIFFERS from the baseline's"; fi
   done
+fi
+
+if [ -n "${HOLD:-}" ]; then
+  log "holding: ClickHouse http $hport, tcp $tport (database footfall) until killed"
+  while kill -0 "$CLICKHOUSE_PID" 2>/dev/null; do sleep 5; done
+  exit 1
 fi
 
 # 5. The dashboard's pages on this city: its last week, and its whole month.

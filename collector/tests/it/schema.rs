@@ -233,3 +233,58 @@ fn settled_months_of_the_reported_tables_are_compacted_once() {
         String::from_utf8_lossy(&again.stdout)
     );
 }
+
+/// A settled month whose parts a merge holds (here another `OPTIMIZE`, as a background
+/// merge would): ClickHouse answers the collector's `OPTIMIZE` at once having done nothing,
+/// so `retention` waits for that merge and says the month is compacted only once it is one
+/// part, as the report then reads it.
+#[test]
+fn compaction_waits_for_a_merge_that_holds_the_months_parts() {
+    let ch = ClickHouse::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = config(dir.path(), &ch, "merging");
+    assert_success(&collector(&["migrate"], &cfg));
+    let old = ch.query("SELECT today() - 120").trim().to_owned();
+    // 6 M visits in parts of at most a million (an insert's block): their merge takes a
+    // second or more.
+    for part in 0..2 {
+        ch.query(&format!(
+            "INSERT INTO merging.visits (site, day, device, visit_id, first_ms, last_ms, version) \
+             SELECT concat('s', toString(number % 50)), toDate('{old}'), number * 2 + {part}, \
+             number, number, number + 60000, 1 FROM system.numbers LIMIT 3000000"
+        ));
+    }
+    let parts = || {
+        ch.query(&format!(
+            "SELECT count() FROM system.parts WHERE database = 'merging' AND table = 'visits' \
+             AND active AND partition = toString(toYYYYMM(toDate('{old}')))"
+        ))
+        .trim()
+        .parse::<u32>()
+        .expect("a count")
+    };
+    assert!(parts() > 1);
+    let other = std::thread::scope(|s| {
+        let other = s.spawn(|| ch.query("OPTIMIZE TABLE merging.visits FINAL"));
+        let merging = || ch.query("SELECT count() FROM system.merges WHERE database = 'merging'");
+        let t = std::time::Instant::now();
+        while merging().trim() == "0" {
+            assert!(
+                t.elapsed().as_secs() < 30,
+                "the other OPTIMIZE never started"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let o = collector(&["retention"], &cfg);
+        assert_success(&o);
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(out.contains("1 partition(s) compacted"), "{out}");
+        assert_eq!(
+            parts(),
+            1,
+            "retention said compacted with the merge still running"
+        );
+        other.join().expect("the other OPTIMIZE")
+    });
+    assert_eq!(other.trim(), "");
+}
