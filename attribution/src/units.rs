@@ -16,6 +16,39 @@ use serde::Serialize;
 pub const DAY_MS: i64 = 86_400_000;
 const MINUTE_MS: i64 = 60_000;
 
+/// Device keys are hashes: their top bit cuts a set of devices into two halves of about one
+/// size, every device of the lower half below every one of the upper. The per-device work
+/// runs on the halves at once, on the two cores ClickHouse leaves idle meanwhile.
+const UPPER: u64 = 1 << 63;
+
+/// `a()` on another thread and `b()` on this one, at once.
+pub(crate) fn at_once<A: Send, B>(a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B) -> (A, B) {
+    std::thread::scope(|s| {
+        let a = s.spawn(a);
+        let b = b();
+        (a.join().unwrap_or_else(|e| std::panic::resume_unwind(e)), b)
+    })
+}
+
+/// `f` of the lower and the upper half of `items` by device ([`UPPER`]), at once: `items`
+/// is reordered, the lower half first.
+fn by_halves<T: Send, R: Send>(
+    items: &mut [T],
+    device: impl Fn(&T) -> u64,
+    f: impl Fn(&mut [T]) -> R + Sync,
+) -> (R, R) {
+    let mut lower = 0;
+    for i in 0..items.len() {
+        if device(&items[i]) < UPPER {
+            items.swap(lower, i);
+            lower += 1;
+        }
+    }
+    let (lo, hi) = items.split_at_mut(lower);
+    let (upper, lower) = at_once(|| f(hi), || f(lo));
+    (lower, upper)
+}
+
 /// How the queries classify passes and define visits (ATTRIBUTION.md's defaults).
 #[derive(Clone, Debug)]
 pub struct Rules {
@@ -213,6 +246,35 @@ pub struct Flight {
 /// device and time: of two passes at the same instant, the one at the board listed first
 /// makes the arm).
 pub fn flight(passes: &mut [Pass], plays: &Plays, pad_ms: i64, loop_ms: i64) -> Flight {
+    let (lower, upper) = by_halves(
+        passes,
+        |p| p.device,
+        |half| flight_of(half, plays, pad_ms, loop_ms),
+    );
+    lower.and(upper)
+}
+
+impl Flight {
+    /// This flight's devices' and `upper`'s, whose devices all come after these.
+    fn and(mut self, upper: Flight) -> Flight {
+        for (class, n) in upper.pass_classes {
+            *self.pass_classes.entry(class).or_default() += n;
+        }
+        self.passers += upper.passers;
+        self.linkable_passers += upper.linkable_passers;
+        let mut daily: BTreeMap<u16, (u64, u64)> = BTreeMap::new();
+        for (d, e, c) in self.daily.into_iter().chain(upper.daily) {
+            let day = daily.entry(d).or_default();
+            (day.0, day.1) = (day.0 + e, day.1 + c);
+        }
+        self.daily = daily.into_iter().map(|(d, (e, c))| (d, e, c)).collect();
+        self.arms.extend(upper.arms);
+        self
+    }
+}
+
+/// [`flight`] of some of the devices' passes, all of each device's.
+fn flight_of(passes: &mut [Pass], plays: &Plays, pad_ms: i64, loop_ms: i64) -> Flight {
     passes.sort_unstable_by_key(|p| (p.device, p.first_ms, p.board, p.last_ms, p.epoch));
     let mut f = Flight::default();
     let mut daily: BTreeMap<u16, (u64, u64)> = BTreeMap::new();
@@ -262,7 +324,11 @@ pub struct Stay {
 
 /// Sorts the stays as [`outcomes`] and [`staff`] read them: by device, store and day.
 pub fn sort_stays(stays: &mut [Stay]) {
-    stays.sort_unstable_by_key(|s| (s.device, s.store, s.day, s.first_ms, s.last_ms));
+    by_halves(
+        stays,
+        |s| s.device,
+        |half| half.sort_unstable_by_key(|s| (s.device, s.store, s.day, s.first_ms, s.last_ms)),
+    );
 }
 
 /// Arms' devices with a week, at one store, of a day longer than the rule's hours or of at
@@ -301,6 +367,30 @@ pub fn staff(stays: &[Stay], rules: &Rules) -> HashSet<u64> {
 /// `brand` and `placebo` say which stores are the brand's and the placebo brand's;
 /// `boards` names the boards.
 pub fn outcomes(
+    arms: &[Arm],
+    stays: &[Stay],
+    brand: &[bool],
+    placebo: &[bool],
+    boards: &[String],
+    rules: &Rules,
+    period: (i64, i64),
+) -> Vec<UnitRow> {
+    // The arms come by device, as the stays do: each half of the devices at once.
+    let (a, s) = (
+        arms.partition_point(|a| a.device < UPPER),
+        stays.partition_point(|s| s.device < UPPER),
+    );
+    let of = |arms, stays| outcomes_of(arms, stays, brand, placebo, boards, rules, period);
+    let (upper, mut units) = at_once(
+        || of(&arms[a..], &stays[s..]),
+        || of(&arms[..a], &stays[..s]),
+    );
+    units.extend(upper);
+    units
+}
+
+/// [`outcomes`] of some of the arms, with (at least) all of their stays.
+fn outcomes_of(
     arms: &[Arm],
     stays: &[Stay],
     brand: &[bool],

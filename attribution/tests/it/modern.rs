@@ -7,7 +7,8 @@ use std::collections::HashMap;
 
 use attribution::bridge::{self, Bridge, Links};
 use attribution::data::{
-    epochs_query, links_query, pairs_query, queries, Campaign, Queries, Rules, KEYS, LINKED, NEXT,
+    epoch_days_query, epochs_query, links_query, pairs_query, queries, Campaign, Queries, Rules,
+    KEYS, LINKED, NEXT,
 };
 use attribution::design::{Params, PassClass};
 use attribution::units::{self, Flight, Pass, Play, Plays, Stay};
@@ -274,7 +275,9 @@ fn the_report_queries_run_on_a_current_clickhouse() {
             &data,
             &[
                 q.revenue.clone(),
-                epochs_query(&campaign, &stores, &rules),
+                epoch_days_query(&campaign, &rules),
+                epochs_query(&campaign, &rules, &[(0, day("2026-03-08"))], true),
+                epochs_query(&campaign, &rules, &[(0, day("2026-03-08"))], false),
                 q.traffic.clone(),
             ],
         );
@@ -308,12 +311,14 @@ fn the_report_queries_run_on_a_current_clickhouse() {
             lines[0], "7\t[0,0,0,0,0]\t[0,0,0,0,0]",
             "a loyalty member without receipts"
         );
-        assert_eq!(lines[1], "0\t1772960000000", "one epoch, from the pass");
+        assert_eq!(lines[1], "0\t2026-03-08", "one epoch, from the pass's day");
+        assert_eq!(lines[2], "0\t1772960000000", "its first visit, the pass");
+        assert_eq!(lines[3], lines[2], "the same, read on every day");
         assert_eq!(
-            lines[2], "acme-1\t2026-03-09\t6.5",
+            lines[4], "acme-1\t2026-03-09\t6.5",
             "the brand's store's visitors that day, the latest version of each hour"
         );
-        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert_eq!(lines.len(), 5, "{lines:?}");
     }
 }
 
