@@ -373,30 +373,6 @@ pub fn outcomes(
     placebo: &[bool],
     boards: &[String],
     rules: &Rules,
-    period: (i64, i64),
-) -> Vec<UnitRow> {
-    // The arms come by device, as the stays do: each half of the devices at once.
-    let (a, s) = (
-        arms.partition_point(|a| a.device < UPPER),
-        stays.partition_point(|s| s.device < UPPER),
-    );
-    let of = |arms, stays| outcomes_of(arms, stays, brand, placebo, boards, rules, period);
-    let (upper, mut units) = at_once(
-        || of(&arms[a..], &stays[s..]),
-        || of(&arms[..a], &stays[..s]),
-    );
-    units.extend(upper);
-    units
-}
-
-/// [`outcomes`] of some of the arms, with (at least) all of their stays.
-fn outcomes_of(
-    arms: &[Arm],
-    stays: &[Stay],
-    brand: &[bool],
-    placebo: &[bool],
-    boards: &[String],
-    rules: &Rules,
     (lo, hi): (i64, i64),
 ) -> Vec<UnitRow> {
     let windows: Vec<i64> = rules
@@ -405,58 +381,71 @@ fn outcomes_of(
         .map(|&w| i64::from(w) * DAY_MS)
         .collect();
     let is = |flags: &[bool], s: &Stay| flags.get(s.store as usize).copied().unwrap_or(false);
-    let mut rest = stays;
-    arms.iter()
-        .map(|a| {
-            let start = rest.partition_point(|s| s.device < a.device);
-            let end = start + rest[start..].partition_point(|s| s.device == a.device);
-            let (mine, after) = (&rest[start..end], &rest[end..]);
-            rest = after;
-            let mut u = UnitRow {
-                device: a.device,
-                exposed: u8::from(a.exposed),
-                t0: a.t0,
-                board: boards.get(a.board as usize).cloned().unwrap_or_default(),
-                pre: 0,
-                inside: 0,
-                first_after: 0,
-                placebo_after: 0,
-                converted: vec![0; windows.len()],
-                placebo: vec![0; windows.len()],
-            };
-            let visits = mine
-                .iter()
-                .filter(|s| s.visitor && s.last_ms >= lo && s.first_ms < hi);
-            for s in visits {
-                let t = s.first_ms;
-                let (ours, theirs) = (is(brand, s), is(placebo, s));
-                if ours {
-                    u.pre += u64::from(t >= a.t0 - rules.pre_ms && t < a.t0);
-                    u.inside |= u8::from(t <= a.t0 && s.last_ms >= a.t0);
-                }
-                if t <= a.t0 {
-                    continue;
-                }
-                for (flag, first, converted) in [
-                    (ours, &mut u.first_after, &mut u.converted),
-                    (theirs, &mut u.placebo_after, &mut u.placebo),
-                ] {
-                    if !flag {
+    // Each of `arms`' rows, from `stays`, which hold (at least) all of theirs.
+    let of = |arms: &[Arm], stays: &[Stay]| -> Vec<UnitRow> {
+        let mut rest = stays;
+        arms.iter()
+            .map(|a| {
+                let start = rest.partition_point(|s| s.device < a.device);
+                let end = start + rest[start..].partition_point(|s| s.device == a.device);
+                let (mine, after) = (&rest[start..end], &rest[end..]);
+                rest = after;
+                let mut u = UnitRow {
+                    device: a.device,
+                    exposed: u8::from(a.exposed),
+                    t0: a.t0,
+                    board: boards.get(a.board as usize).cloned().unwrap_or_default(),
+                    pre: 0,
+                    inside: 0,
+                    first_after: 0,
+                    placebo_after: 0,
+                    converted: vec![0; windows.len()],
+                    placebo: vec![0; windows.len()],
+                };
+                let visits = mine
+                    .iter()
+                    .filter(|s| s.visitor && s.last_ms >= lo && s.first_ms < hi);
+                for s in visits {
+                    let t = s.first_ms;
+                    let (ours, theirs) = (is(brand, s), is(placebo, s));
+                    if ours {
+                        u.pre += u64::from(t >= a.t0 - rules.pre_ms && t < a.t0);
+                        u.inside |= u8::from(t <= a.t0 && s.last_ms >= a.t0);
+                    }
+                    if t <= a.t0 {
                         continue;
                     }
-                    if *first == 0 || t < *first {
-                        *first = t;
-                    }
-                    for (c, w) in converted.iter_mut().zip(&windows) {
-                        *c |= u8::from(t <= a.t0 + w);
+                    for (flag, first, converted) in [
+                        (ours, &mut u.first_after, &mut u.converted),
+                        (theirs, &mut u.placebo_after, &mut u.placebo),
+                    ] {
+                        if !flag {
+                            continue;
+                        }
+                        if *first == 0 || t < *first {
+                            *first = t;
+                        }
+                        for (c, w) in converted.iter_mut().zip(&windows) {
+                            *c |= u8::from(t <= a.t0 + w);
+                        }
                     }
                 }
-            }
-            u
-        })
-        .collect()
+                u
+            })
+            .collect()
+    };
+    // The arms come by device, as the stays do: each half of the devices at once.
+    let (a, s) = (
+        arms.partition_point(|a| a.device < UPPER),
+        stays.partition_point(|s| s.device < UPPER),
+    );
+    let (upper, mut units) = at_once(
+        || of(&arms[a..], &stays[s..]),
+        || of(&arms[..a], &stays[..s]),
+    );
+    units.extend(upper);
+    units
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
