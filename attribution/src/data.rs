@@ -403,8 +403,9 @@ async fn first_visits(
 
 /// The end of the data: the latest end of a sighting that began on the data's last two UTC
 /// days. Read so, it is two days of one column, not the month's (a city's: 0.15 against
-/// 0.48 s). A sighting that began earlier and is still open (a device seen without a break
-/// for over a day) would end later only if no other device had been seen since.
+/// 0.48 s). A sighting that began earlier (a device seen without a break for over a day: a
+/// fixture) ends later than all of those only if no other device was seen after its last
+/// update; the end read is then earlier, never later.
 pub const DATA_END: &str =
     "SELECT max(last_ms) FROM sightings WHERE day >= (SELECT max(day) FROM sightings) - 1";
 
