@@ -602,6 +602,52 @@ mod tests {
     }
 
     #[test]
+    fn devices_of_both_halves_are_one_flight_and_one_set_of_outcomes() {
+        // Devices either side of the halves' cut, interleaved, two passes each (one exposed,
+        // one in the control's plays), on the same days.
+        let devices = [UPPER + 3, 2, UPPER, 9, u64::MAX, 0];
+        let mut passes: Vec<Pass> = devices
+            .iter()
+            .flat_map(|&d| [pass(d, s(176.0), s(177.0)), pass(d, s(300.0), s(301.0))])
+            .collect();
+        let mut whole = passes.clone();
+        let f = flight(&mut passes, &plays(), PAD, 60_000);
+        // As one thread makes it.
+        assert_eq!(f, flight_of(&mut whole, &plays(), PAD, 60_000));
+        assert_eq!(passes, whole, "sorted as one sort sorts them");
+        assert_eq!((f.passers, f.linkable_passers), (6, 6));
+        let arms: Vec<u64> = f.arms.iter().map(|a| a.device).collect();
+        assert_eq!(arms, [0, 2, 9, UPPER, UPPER + 3, u64::MAX]);
+        // Each arm converts on a day of its own: the halves' outcomes are each arm's own.
+        let mut stays: Vec<Stay> = (f.arms.iter().zip(1..))
+            .map(|(a, days)| stay(a.device, 0, a.t0 + days * DAY_MS - 60_000, 10))
+            .collect();
+        stays.reverse();
+        sort_stays(&mut stays);
+        let of = |arms: &[Arm]| {
+            let boards = ["b-0".to_owned()];
+            outcomes(
+                arms,
+                &stays,
+                &[true],
+                &[false],
+                &boards,
+                &rules(),
+                (0, i64::MAX),
+            )
+        };
+        let one_by_one: Vec<UnitRow> = f.arms.iter().flat_map(|a| of(&[*a])).collect();
+        let units = of(&f.arms);
+        assert_eq!(units, one_by_one);
+        let converted: Vec<&[u8]> = units.iter().map(|u| u.converted.as_slice()).collect();
+        assert_eq!(
+            converted,
+            [[1, 1], [0, 1], [0, 1], [0, 1], [0, 1], [0, 1]],
+            "within a day only the first"
+        );
+    }
+
+    #[test]
     fn an_arms_outcomes_come_from_its_stays() {
         let t0 = M;
         let arms = [
