@@ -21,8 +21,9 @@
 #   environment; BASELINE=PATH times another build's footfall-attribution on the same data
 #   in the same run (the one before a change), and says whether its tables are the same;
 #   HOLD=1 stops after the report (the month compacted, its scans timed) and keeps ClickHouse
-#   up (its ports in the log) for runs by hand, until the script is killed; COLLECTOR=PATH ingests with another build's
-#   footfall-collector (the one before a change, for a same-session figure).
+#   up (its ports in the log) for runs by hand, until the script is killed; COLLECTOR=PATH
+#   ingests with another build's footfall-collector (the one before a change, for a
+#   same-session figure).
 #   FAULTS=1 stops Mosquitto for 300 s (past 1.5 keepalives: the collector loses its
 #   connection) once a third of the sightings are committed, and ClickHouse for 200 s (past
 #   clickhouse.timeout_secs: writes fail and are sent again; the collector stops reading, and

@@ -26,8 +26,15 @@ pub(crate) fn at_once<A: Send, B>(a: impl FnOnce() -> A + Send, b: impl FnOnce()
     std::thread::scope(|s| {
         let a = s.spawn(a);
         let b = b();
-        (a.join().unwrap_or_else(|e| std::panic::resume_unwind(e)), b)
+        (joined(a), b)
     })
+}
+
+/// A scoped thread's result; its panic goes on in the thread that joins it.
+pub(crate) fn joined<T>(thread: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    thread
+        .join()
+        .unwrap_or_else(|e| std::panic::resume_unwind(e))
 }
 
 /// `f` of the lower and the upper half of `items` by device ([`UPPER`]), at once: `items`
@@ -446,6 +453,7 @@ pub fn outcomes(
     units.extend(upper);
     units
 }
+
 #[cfg(test)]
 mod tests {
     use super::*;

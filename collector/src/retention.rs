@@ -151,8 +151,8 @@ pub async fn compact(
 /// of the partition's parts are being merged.
 const CANNOT_ASSIGN_OPTIMIZE: &str = "Code: 388";
 
-/// How long [`optimize`] waits for the table's background merges between attempts, and how
-/// many attempts it makes: a background merge of a city's month takes about a minute.
+/// How often [`optimize`] asks whether the partition's merges are done, and how many times
+/// it sends the `OPTIMIZE`: a background merge of a city's month takes about a minute.
 const MERGE_POLL: Duration = Duration::from_secs(1);
 const ATTEMPTS: u32 = 600;
 

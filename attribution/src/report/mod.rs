@@ -17,6 +17,7 @@ use crate::design::{self, Design, Params, PassClass, DAY_MS};
 use crate::estimate::geo::Geo;
 use crate::estimate::{self, BoardRow, WindowResult};
 use crate::stats::Interval;
+use crate::units::joined;
 
 #[derive(Serialize)]
 pub struct CampaignInfo {
@@ -261,14 +262,11 @@ pub fn build(inp: &Inputs, p: &Params) -> Report {
     // bootstraps and the geo's randomization at once.
     let (all, geo): (Vec<WindowResult>, _) = std::thread::scope(|s| {
         let design = &design;
-        fn join<T>(t: std::thread::ScopedJoinHandle<'_, T>) -> T {
-            t.join().unwrap_or_else(|e| std::panic::resume_unwind(e))
-        }
         let geo = s.spawn(|| estimate::geo::of_campaign(inp, p));
         let threads: Vec<_> = (0..p.windows.len())
             .map(|wi| s.spawn(move || estimate::window(design, inp, p, wi)))
             .collect();
-        (threads.into_iter().map(join).collect(), join(geo))
+        (threads.into_iter().map(joined).collect(), joined(geo))
     });
     let hidden = small_windows(&all, p);
     let suppressed_windows: Vec<u32> = all
