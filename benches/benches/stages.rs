@@ -61,8 +61,8 @@ fn main() -> anyhow::Result<()> {
 
     let v = cfg.visits();
     let (bucket_ms, lateness_ms, horizon_ms) = (v.bucket_ms(), v.lateness_ms(), v.horizon_ms());
-    let mut visits = Visits::new();
-    let mut occupancy = Occupancy::new(v.max_devices_per_site());
+    let mut visits = Visits::new(i64::MIN);
+    let mut occupancy = Occupancy::new(v.max_devices_per_site(), i64::MIN);
     let (mut visit_rows, mut counted) = (Vec::new(), Vec::new());
     let (mut written, mut written_counted) = (0usize, 0usize);
     let (mut t_visits, mut t_occupancy) = (Duration::ZERO, Duration::ZERO);

@@ -31,7 +31,7 @@ use crate::inventory::Inventory;
 use crate::metrics::Metrics;
 use crate::quarantine;
 use crate::reason::Reason;
-use crate::stream::{wall_clock_us, Feed, StageError};
+use crate::stream::{wall_clock_us, Feed, StageError, Ticket};
 
 /// Messages read ahead of the batch being committed.
 const CHANNEL: usize = 4096;
@@ -103,6 +103,8 @@ struct Batch {
     opened: Option<Instant>,
     /// Oldest event time in the batch, for the lag gauge.
     oldest_ms: Option<i64>,
+    /// Unsettled from its first message until the stream stage has what it made of it.
+    ticket: Option<Ticket>,
 }
 
 impl Batch {
@@ -561,7 +563,7 @@ pub async fn run(
                 if taken.again(&p.topic, &p.payload) {
                     metrics.repeats.inc();
                 } else {
-                    let now = wire::Millis::now().0;
+                    let now = committer.feed.receive(&mut batch.ticket, None);
                     let topic = p.topic.clone();
                     let mut decoded = decode(&topic, &p.payload, now, inventory.sensors(), &bounds);
                     if matches!(decoded, Decoded::Rejected(Reason::UnknownSensor, _))
@@ -596,6 +598,7 @@ pub async fn run(
                 inventory.reread().await;
                 let n = held.len();
                 for q in held {
+                    committer.feed.receive(&mut batch.ticket, Some(q.received_ms));
                     let payload = &q.payload[..];
                     let decoded = decode(&q.topic, payload, q.received_ms, inventory.sensors(), &bounds);
                     if !intake.add(&mut batch, (&q.topic, payload, q.received_ms), decoded, Some(&q)) {
@@ -751,7 +754,7 @@ async fn commit(
     }
     // Committed: on to the stream stage, then acknowledged. (After a crash in between, the
     // next start reads the sightings back from the table.)
-    feed.send(&batch.sightings).await?;
+    feed.send(&batch.sightings, batch.ticket.take()).await?;
     for (i, p) in batch.messages.iter().enumerate() {
         if let Err(e) = acker.ack(p) {
             // The connection broke during the drain and the MQTT task has ended: the rows

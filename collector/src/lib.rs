@@ -96,10 +96,11 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), Error> 
         .await
         .map_err(Error::Inventory)?;
     let rules = inventory.rules();
-    let version_floor = stream::version_floor(&db).await?;
+    let resume = stream::Resume::read(&db, &cfg).await?;
+    let floor_ms = resume.floor_ms;
     let stage = Stage::start(
         &cfg,
-        version_floor,
+        resume,
         rules.clone(),
         db.clone(),
         metrics.clone(),
@@ -108,7 +109,7 @@ pub async fn run(cfg: Config, shutdown: CancellationToken) -> Result<(), Error> 
     let feed = stage.feed();
     if cfg.timely().process() == 0 {
         let current = rules.read().expect("not poisoned").clone();
-        stream::recover(&db, &cfg, &current, &feed).await?;
+        stream::recover(&db, floor_ms, &current, &feed).await?;
         tokio::spawn(retention::run(
             db.clone(),
             cfg.clickhouse().clone(),

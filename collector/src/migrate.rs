@@ -67,6 +67,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0011_calibrated_fixture_hours.sql",
         include_str!("../migrations/0011_calibrated_fixture_hours.sql"),
     ),
+    (
+        12,
+        "0012_settled.sql",
+        include_str!("../migrations/0012_settled.sql"),
+    ),
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -54,6 +54,9 @@ pub struct Occupancy {
     /// Days up to this one are incomplete: sightings read back at start-up begin in it (a
     /// day's fixtures need all of it), so their windows, written before, are not rewritten.
     incomplete_through: Option<i64>,
+    /// Sightings that end before this are behind the horizon from the start (after a
+    /// restart, the floor of the sightings read back).
+    floor_ms: i64,
     /// Sightings refused at a full site, for the metrics.
     pub refused: u64,
 }
@@ -92,12 +95,14 @@ struct Site {
 }
 
 impl Occupancy {
-    /// A site holds at most `max_held` sightings.
-    pub fn new(max_held: usize) -> Occupancy {
+    /// A site holds at most `max_held` sightings; those that end before `floor_ms` are
+    /// left out (`i64::MIN`: none).
+    pub fn new(max_held: usize, floor_ms: i64) -> Occupancy {
         Occupancy {
             sites: FxHashMap::default(),
             max_held,
             incomplete_through: None,
+            floor_ms,
             refused: 0,
         }
     }
@@ -110,7 +115,7 @@ impl Occupancy {
             // visits' recompute, behind this horizon too.
             return;
         }
-        if watermark_ms.is_some_and(|w| s.last_ms < w - horizon_ms) {
+        if s.last_ms < self.floor_ms || watermark_ms.is_some_and(|w| s.last_ms < w - horizon_ms) {
             // Behind the horizon: left out, as the visits leave it out (and count it in
             // footfall_visits_too_late).
             return;
@@ -445,6 +450,7 @@ mod tests {
             tainted: false,
             written: None,
             reopened: false,
+            received_ms: 0,
         }
     }
 
@@ -499,7 +505,7 @@ mod tests {
     #[test]
     fn windows_are_written_when_final_and_again_when_late_data_changes_them() {
         let rules = rules();
-        let mut o = Occupancy::new(usize::MAX);
+        let mut o = Occupancy::new(usize::MAX, i64::MIN);
         let mut rows = Vec::new();
         let horizon = 48 * 60 * MIN;
         o.insert(&seen(1, 3, 10), None, horizon);
@@ -548,7 +554,7 @@ mod tests {
                 ]
             })
             .collect();
-        let mut o = Occupancy::new(usize::MAX);
+        let mut o = Occupancy::new(usize::MAX, i64::MIN);
         let mut rows = Vec::new();
         for s in &all {
             o.insert(s, Some(T0), horizon);
@@ -596,7 +602,7 @@ mod tests {
         // 08:00 on is written again without it.
         let rules = rules();
         let horizon = 48 * 60 * MIN;
-        let mut o = Occupancy::new(usize::MAX);
+        let mut o = Occupancy::new(usize::MAX, i64::MIN);
         let mut rows = Vec::new();
         for k in 0..20 {
             let t = 10 * k;
@@ -627,7 +633,7 @@ mod tests {
         let rules = rules();
         let horizon = 48 * 60 * MIN;
         let run = |watermark_first: bool| {
-            let mut o = Occupancy::new(usize::MAX);
+            let mut o = Occupancy::new(usize::MAX, i64::MIN);
             let mut rows = Vec::new();
             o.insert(&seen(1, 0, 7), Some(T0), horizon);
             o.emit(Some(T0 + 60 * MIN), horizon, &rules, 1, &mut rows);
@@ -712,7 +718,7 @@ mod tests {
                 s
             })
             .collect();
-        let mut o = Occupancy::new(usize::MAX);
+        let mut o = Occupancy::new(usize::MAX, i64::MIN);
         let mut rows = Vec::new();
         for (k, chunk) in all.chunks(50).enumerate() {
             let w = T0 + (900 + 250 * k as i64) * MIN;
@@ -784,7 +790,7 @@ mod tests {
             (x.class, x.link, x.fingerprint) = (1, 90_000 + k, 9);
             all.push(x);
         }
-        let mut o = Occupancy::new(usize::MAX);
+        let mut o = Occupancy::new(usize::MAX, i64::MIN);
         let mut rows = Vec::new();
         let horizon = 48 * 60 * MIN;
         let order: Vec<usize> = (0..all.len()).map(|i| (i * 7919) % all.len()).collect();
@@ -842,7 +848,7 @@ mod tests {
 
     #[test]
     fn a_full_site_refuses_more_sightings() {
-        let mut o = Occupancy::new(2);
+        let mut o = Occupancy::new(2, i64::MIN);
         for device in 1..=4 {
             o.insert(&seen(device, 0, 10), None, 48 * 60 * MIN);
         }

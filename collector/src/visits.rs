@@ -63,6 +63,10 @@ pub struct Seen {
     /// (`stream::recompute`). A recompute's records are fed together, at one time of the
     /// stage's input.
     pub reopened: bool,
+    /// When the collector received it (the table's `received_ms`); `i64::MAX` when read
+    /// back from the table, as it is not new. A sighting too late for the state keeps the
+    /// checkpoint's `settled_ms` behind this until its visits are recomputed.
+    pub received_ms: i64,
 }
 
 impl Seen {
@@ -82,6 +86,7 @@ impl Seen {
             tainted,
             written: None,
             reopened: false,
+            received_ms: row.received_ms,
         }
     }
 }
@@ -182,7 +187,48 @@ struct Stay {
     /// Identities written for this stay or the stays merged into it.
     written: SmallVec<[Written; 1]>,
     dirty: bool,
-    tainted: bool,
+    taint: Taint,
+}
+
+/// Whether a stay may reach beyond the sightings read back (its start before the range
+/// read): then it is state only, not written. A recompute's records were read over a range
+/// of their own, which holds every sighting of the stay that the records read back at
+/// start-up hold, or else one of its own tainted ones (the stay is connected): where a
+/// stay has a recompute's records, their taint is the stay's.
+#[derive(Clone, Copy, Debug)]
+struct Taint {
+    read_back: bool,
+    reread: Option<bool>,
+}
+
+impl Taint {
+    fn of(s: &Seen) -> Taint {
+        if s.reopened {
+            Taint {
+                read_back: false,
+                reread: Some(s.tainted),
+            }
+        } else {
+            Taint {
+                read_back: s.tainted,
+                reread: None,
+            }
+        }
+    }
+
+    fn join(self, o: Taint) -> Taint {
+        Taint {
+            read_back: self.read_back | o.read_back,
+            reread: match (self.reread, o.reread) {
+                (Some(a), Some(b)) => Some(a | b),
+                (a, b) => a.or(b),
+            },
+        }
+    }
+
+    fn is_tainted(self) -> bool {
+        self.reread.unwrap_or(self.read_back)
+    }
 }
 
 impl Stay {
@@ -201,7 +247,7 @@ impl Stay {
             sightings,
             written,
             dirty: true,
-            tainted: s.tainted,
+            taint: Taint::of(s),
         }
     }
 
@@ -230,7 +276,7 @@ impl Stay {
                 }
             }
         }
-        self.tainted |= s.tainted;
+        self.taint = self.taint.join(Taint::of(s));
         self.dirty = true;
     }
 
@@ -245,7 +291,7 @@ impl Stay {
         self.sightings.sort_unstable();
         self.sightings.dedup();
         self.written.extend(o.written);
-        self.tainted |= o.tainted;
+        self.taint = self.taint.join(o.taint);
         self.dirty = true;
     }
 
@@ -404,9 +450,12 @@ pub struct Visits {
 }
 
 impl Visits {
-    pub fn new() -> Visits {
+    /// Stays of sightings that end at or after `floor_ms`: after a restart, the floor of
+    /// the stays read back, so data behind it waits for a recompute from the start, as it
+    /// will once the watermark is known (`i64::MIN`: none).
+    pub fn new(floor_ms: i64) -> Visits {
         Visits {
-            floor_ms: i64::MIN,
+            floor_ms,
             ..Visits::default()
         }
     }
@@ -518,7 +567,7 @@ impl Visits {
                     continue;
                 }
                 stay.dirty = false;
-                if stay.tainted {
+                if stay.taint.is_tainted() {
                     // Perhaps only the end of a stay: its identity cannot be known.
                     continue;
                 }
@@ -723,6 +772,7 @@ mod tests {
             tainted: false,
             written: None,
             reopened: false,
+            received_ms: 0,
         }
     }
 
@@ -842,7 +892,7 @@ mod tests {
             let mut input = workload(seed);
             let want = naive(&input, &r);
             shuffle(&mut input, seed * 7919);
-            let mut v = Visits::new();
+            let mut v = Visits::new(i64::MIN);
             let mut rows = Vec::new();
             // A watermark that runs ahead of part of the data: the rest arrives late.
             for (i, s) in input.iter().enumerate() {
@@ -891,7 +941,7 @@ mod tests {
     #[test]
     fn late_data_that_joins_two_visits_retracts_one() {
         let r = rules();
-        let mut v = Visits::new();
+        let mut v = Visits::new(i64::MIN);
         let mut rows = Vec::new();
         let t = 10 * 60 * MIN;
         v.insert(&seen("s", 1, 1, t, t + 2 * MIN, -60), &r, 0);
@@ -929,7 +979,7 @@ mod tests {
         let r = rules();
         let t = 10 * 60 * MIN;
         let a = seen("s", 1, 1, t + 20 * MIN, t + 24 * MIN, -60);
-        let mut before = Visits::new();
+        let mut before = Visits::new(i64::MIN);
         let mut rows = Vec::new();
         before.insert(&a, &r, 0);
         before.emit(Some(t + 60 * MIN), 48 * 60 * MIN, &r, NOW_US, &mut rows);
@@ -937,7 +987,7 @@ mod tests {
         // A crash; the late sighting was committed to the table but its effect not written.
         // The next run's clock is later.
         let late = seen("s", 1, 2, t + 12 * MIN, t + 15 * MIN, -60);
-        let mut after = Visits::new();
+        let mut after = Visits::new(i64::MIN);
         let mut marker = seen("s", 1, 0, written.first_ms, written.last_ms, i8::MIN);
         marker.written = Some((written.day, written.visit_id));
         for s in [&marker, &a, &late] {
@@ -952,7 +1002,7 @@ mod tests {
     #[test]
     fn classification_follows_the_site_rules() {
         let r = rules();
-        let mut v = Visits::new();
+        let mut v = Visits::new(i64::MIN);
         let mut rows = Vec::new();
         let h = 60 * MIN;
         let cases = [
@@ -980,7 +1030,7 @@ mod tests {
         let mut ny = r.default;
         ny.tz = chrono_tz::America::New_York; // UTC-5 in January 1970, the clock here
         r.sites.insert("ny".to_owned(), ny);
-        let mut v = Visits::new();
+        let mut v = Visits::new(i64::MIN);
         let mut rows = Vec::new();
         let h = 60 * MIN;
         let cases = [
@@ -1003,7 +1053,7 @@ mod tests {
     #[test]
     fn too_late_data_is_counted_not_merged_and_tainted_stays_are_not_written() {
         let r = rules();
-        let mut v = Visits::new();
+        let mut v = Visits::new(i64::MIN);
         let mut rows = Vec::new();
         let t = 100 * 60 * MIN;
         v.insert(&seen("s", 1, 1, t, t + MIN, -60), &r, 0);
@@ -1026,10 +1076,24 @@ mod tests {
     }
 
     #[test]
+    fn after_a_restart_data_behind_the_floor_read_back_is_too_late_before_any_watermark() {
+        let r = rules();
+        let t = 100 * 60 * MIN;
+        let mut v = Visits::new(t);
+        assert!(!v.insert(&seen("s", 1, 1, t - 20 * MIN, t - MIN, -60), &r, 0));
+        assert_eq!(
+            v.too_late, 1,
+            "left to a recompute, not made a visit of its own"
+        );
+        assert!(v.insert(&seen("s", 2, 2, t - 20 * MIN, t, -60), &r, 0));
+        assert_eq!(v.stays(), 1);
+    }
+
+    #[test]
     fn a_recomputes_stays_behind_the_floor_are_written_then_forgotten_once_its_records_are_in() {
         let r = rules();
         let horizon = 6 * 60 * MIN;
-        let mut v = Visits::new();
+        let mut v = Visits::new(i64::MIN);
         let mut rows = Vec::new();
         let t = 100 * 60 * MIN;
         // Device 1's visit, written, then forgotten behind the horizon.
@@ -1077,7 +1141,7 @@ mod tests {
             max_devices_per_site: 2,
             ..rules()
         };
-        let mut v = Visits::new();
+        let mut v = Visits::new(i64::MIN);
         let t = 100 * 60 * MIN;
         for device in 1..=5 {
             assert!(v.insert(&seen("s", device, device, t, t + MIN, -60), &r, 0));

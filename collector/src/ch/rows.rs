@@ -251,12 +251,14 @@ pub fn fnv64(parts: &[&[u8]]) -> u64 {
 }
 
 /// A stream-stage checkpoint (`stream_checkpoints`): every visit of `process` closed before
-/// `watermark_ms` is committed.
+/// `watermark_ms` is committed, and every sighting it was handed that was received before
+/// `settled_ms` is in its state or recomputed.
 #[derive(Row, Serialize)]
 pub struct CheckpointRow {
     pub process: u16,
     pub watermark_ms: i64,
     pub at_ms: i64,
+    pub settled_ms: i64,
 }
 
 /// A sighting read back at recovery.

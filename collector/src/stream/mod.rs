@@ -21,6 +21,7 @@
 mod clock;
 mod recompute;
 mod recover;
+mod settle;
 mod writer;
 
 use std::sync::{Arc, Mutex, RwLock};
@@ -36,7 +37,9 @@ use tokio_util::sync::CancellationToken;
 
 pub use self::clock::wall_clock_us;
 use self::clock::{watermark_ms, Clock, Versions, STEP_BITS, STEP_MASK};
-pub use self::recover::{recover, version_floor};
+pub use self::recover::{recover, Resume};
+pub use self::settle::Ticket;
+use self::settle::Unsettled;
 use self::writer::Writer;
 use crate::ch::rows::{fnv64, SightingRow, VisitRow};
 use crate::config::Config;
@@ -76,28 +79,70 @@ pub enum StageError {
 
 /// The running stage: feed it, then [`Stage::finish`].
 pub struct Stage {
-    feed: mpsc::Sender<Vec<Seen>>,
+    feed: Feed,
     workers: std::thread::JoinHandle<Result<(), StageError>>,
     writer: tokio::task::JoinHandle<()>,
 }
 
+/// A batch for the dataflow, and its ticket if it is unsettled ([`settle`]).
+type Handed = (Option<Ticket>, Vec<Seen>);
+
 /// A clone of the stage's input, for the ingest path.
 #[derive(Clone)]
-pub struct Feed(mpsc::Sender<Vec<Seen>>);
+pub struct Feed {
+    tx: mpsc::Sender<Handed>,
+    unsettled: Unsettled,
+}
 
 impl Feed {
-    /// Hands committed sightings to the dataflow (waits while it is behind: backpressure).
-    pub async fn send(&self, rows: &[SightingRow]) -> Result<(), StageError> {
-        if rows.is_empty() {
-            return Ok(());
+    /// The receive time of a message going into the batch `ticket` opens (opened with the
+    /// first): `at` for a held message replayed, else now. The batch is unsettled from then
+    /// on ([`settle`]).
+    pub fn receive(&self, ticket: &mut Option<Ticket>, at: Option<i64>) -> i64 {
+        match ticket {
+            None => {
+                let (t, received_ms) = self.unsettled.open(at);
+                *ticket = Some(t);
+                received_ms
+            }
+            // The ticket's time is no later than now: only a replay's can be earlier.
+            Some(t) => match at {
+                Some(received_ms) => {
+                    self.unsettled.received(t, received_ms);
+                    received_ms
+                }
+                None => wire::Millis::now().0,
+            },
         }
-        self.push(rows.iter().map(|r| Seen::new(r, false)).collect())
+    }
+
+    /// Hands committed sightings, of the batch `ticket` opened, to the dataflow (waits
+    /// while it is behind: backpressure).
+    pub async fn send(
+        &self,
+        rows: &[SightingRow],
+        ticket: Option<Ticket>,
+    ) -> Result<(), StageError> {
+        if rows.is_empty() {
+            return Ok(()); // the ticket, dropped, settles nothing
+        }
+        self.hand((ticket, rows.iter().map(|r| Seen::new(r, false)).collect()))
             .await
     }
 
-    /// Hands records to the dataflow, waiting while it is behind.
-    pub(crate) async fn push(&self, batch: Vec<Seen>) -> Result<(), StageError> {
-        self.0.send(batch).await.map_err(|_| StageError::Stopped)
+    /// Hands records read back from the table to the dataflow, waiting while it is behind;
+    /// unsettled until taken if they stand for sightings received at `received_ms`.
+    pub(crate) async fn push(
+        &self,
+        batch: Vec<Seen>,
+        received_ms: Option<i64>,
+    ) -> Result<(), StageError> {
+        let ticket = received_ms.map(|at| self.unsettled.open(Some(at)).0);
+        self.hand((ticket, batch)).await
+    }
+
+    async fn hand(&self, handed: Handed) -> Result<(), StageError> {
+        self.tx.send(handed).await.map_err(|_| StageError::Stopped)
     }
 }
 
@@ -105,13 +150,14 @@ impl Stage {
     /// Starts the timely workers (joining the cluster, if configured) and the visits writer.
     pub fn start(
         cfg: &Config,
-        version_floor: u64,
+        resume: Resume,
         rules: Arc<RwLock<Rules>>,
         db: clickhouse::Client,
         metrics: Arc<Metrics>,
         shutdown: CancellationToken,
     ) -> Result<Stage, StageError> {
-        let (feed, rx) = mpsc::channel::<Vec<Seen>>(FEED);
+        let (tx, rx) = mpsc::channel::<Handed>(FEED);
+        let unsettled = Unsettled::default();
         let (out, visits_rx) = mpsc::channel::<Out>(FEED);
         let t = cfg.timely();
         let writer = tokio::spawn(
@@ -127,9 +173,11 @@ impl Stage {
                 bucket_ms: cfg.visits().bucket_ms(),
                 rules: rules.clone(),
                 horizon_ms: cfg.visits().horizon_ms(),
-                late: recompute::Late::default(),
+                late: resume.late,
                 recomputing: None,
-                feed: feed.downgrade(),
+                feed: tx.downgrade(),
+                unsettled: unsettled.clone(),
+                settled: None,
             }
             .run(visits_rx),
         );
@@ -148,7 +196,9 @@ impl Stage {
             },
         };
         let env = WorkerEnv {
-            version_floor,
+            version_floor: resume.version_floor,
+            floor_ms: resume.floor_ms,
+            unsettled: unsettled.clone(),
             clock: Clock {
                 bucket_ms: cfg.visits().bucket_ms(),
                 lateness_ms: cfg.visits().lateness_ms(),
@@ -184,14 +234,14 @@ impl Stage {
             })
             .map_err(StageError::Thread)?;
         Ok(Stage {
-            feed,
+            feed: Feed { tx, unsettled },
             workers,
             writer,
         })
     }
 
     pub fn feed(&self) -> Feed {
-        Feed(self.feed.clone())
+        self.feed.clone()
     }
 
     /// Ends the input: the workers write every stay still open, the writer commits them.
@@ -213,6 +263,10 @@ struct WorkerEnv {
     clock: Clock,
     /// The highest version in the tables at start.
     version_floor: u64,
+    /// Sightings that end before this are too late from the start: the recovery floor.
+    floor_ms: i64,
+    /// The feeding worker's record of what it fed when.
+    unsettled: Unsettled,
     horizon_ms: i64,
     rules: Arc<RwLock<Rules>>,
     out: mpsc::Sender<Out>,
@@ -224,12 +278,14 @@ struct WorkerEnv {
 fn run_worker(
     worker: &mut timely::worker::Worker,
     local: usize,
-    feeder: Option<mpsc::Receiver<Vec<Seen>>>,
+    feeder: Option<mpsc::Receiver<Handed>>,
     env: WorkerEnv,
 ) {
     let WorkerEnv {
         mut clock,
         version_floor,
+        floor_ms,
+        unsettled,
         horizon_ms,
         rules,
         out,
@@ -275,7 +331,7 @@ fn run_worker(
                 "Occupancy",
                 move |cap, _info| {
                     let mut cap = Some(cap);
-                    let mut occupancy = Occupancy::new(max_per_site);
+                    let mut occupancy = Occupancy::new(max_per_site, floor_ms);
                     let mut versions = Versions::after(version_floor);
                     let mut rows = Vec::new();
                     let mut seen_watermark: Option<i64> = None;
@@ -319,7 +375,7 @@ fn run_worker(
             "Visits",
             move |cap, _info| {
                 let mut cap = Some(cap);
-                let mut visits = Visits::new();
+                let mut visits = Visits::new(floor_ms);
                 let mut versions = Versions::after(version_floor);
                 let mut rows = Vec::new();
                 let mut seen_frontier: Option<u64> = None;
@@ -338,7 +394,14 @@ fn run_worker(
                         for s in data.drain(..) {
                             late |= watermark.is_some_and(|w| s.last_ms + max_gap < w);
                             if !visits.insert(&s, &rules, fed) {
-                                too_late.add(&s.site, s.first_ms, s.last_ms);
+                                too_late.add(
+                                    &s.site,
+                                    recompute::Span {
+                                        first_ms: s.first_ms,
+                                        last_ms: s.last_ms,
+                                        received_ms: s.received_ms,
+                                    },
+                                );
                             }
                         }
                     });
@@ -392,7 +455,7 @@ fn run_worker(
         // Take what is queued, a bounded amount per round so the dataflow keeps up.
         while fed < 100_000 {
             match rx.try_recv() {
-                Ok(batch) => {
+                Ok((ticket, batch)) => {
                     fed += batch.len();
                     if let Some(newest) = batch.iter().map(|s| s.last_ms).max() {
                         clock.saw(newest);
@@ -400,6 +463,9 @@ fn run_worker(
                     let reopened = batch.first().is_some_and(|s| s.reopened);
                     for s in batch {
                         input.send(s);
+                    }
+                    if let Some(ticket) = ticket {
+                        unsettled.fed(ticket, *input.time());
                     }
                     if reopened {
                         // A recompute's batch: a step on, so the frontier passes it and the

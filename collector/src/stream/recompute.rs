@@ -22,8 +22,9 @@
 //!
 //! A stay that may reach past the range read (a sighting within a gap of either end) is
 //! rebuilt but not written: a stay longer than [`PAD_MS`] that a too-late sighting extends
-//! keeps its old row. A recompute still waiting when the collector stops is not done (the
-//! sightings are counted in `footfall_visits_too_late`).
+//! keeps its old row. A recompute still waiting when the collector stops is done at the
+//! next start: the late sightings keep the checkpoint unsettled until then
+//! ([`super::settle`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -37,34 +38,54 @@ use crate::visits::Seen;
 /// How far around the too-late sightings a recompute reads.
 pub(super) const PAD_MS: i64 = 6 * 3_600_000;
 
-/// Sites with too-late sightings, and the event time they span: per site, disjoint spans
-/// (first, last), apart by more than two pads.
+/// A span of too-late sightings at a site: their event time, and the earliest time the
+/// collector received one of them.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) struct Span {
+    pub(super) first_ms: i64,
+    pub(super) last_ms: i64,
+    pub(super) received_ms: i64,
+}
+
+/// Sites with too-late sightings: per site, disjoint spans, apart by more than two pads.
 #[derive(Default)]
-pub(super) struct Late(HashMap<Arc<str>, Vec<(i64, i64)>>);
+pub(super) struct Late(HashMap<Arc<str>, Vec<Span>>);
 
 impl Late {
-    pub(super) fn add(&mut self, site: &Arc<str>, first_ms: i64, last_ms: i64) {
+    pub(super) fn add(&mut self, site: &Arc<str>, span: Span) {
         let spans = self.0.entry(site.clone()).or_default();
-        let (mut first, mut last) = (first_ms, last_ms.max(first_ms));
-        if spans.iter().any(|&(f, l)| f <= first && last <= l) {
+        let mut span = Span {
+            last_ms: span.last_ms.max(span.first_ms),
+            ..span
+        };
+        if let Some(within) = spans
+            .iter_mut()
+            .find(|o| o.first_ms <= span.first_ms && span.last_ms <= o.last_ms)
+        {
+            within.received_ms = within.received_ms.min(span.received_ms);
             return;
         }
         // The spans within two pads of this one join it. (One pass is enough: the spans
         // are apart by more than that, so one the union reaches, this one reaches.)
-        spans.retain(|&(f, l)| {
-            let near = f <= last + 2 * PAD_MS && first <= l + 2 * PAD_MS;
+        spans.retain(|o| {
+            let near =
+                o.first_ms <= span.last_ms + 2 * PAD_MS && span.first_ms <= o.last_ms + 2 * PAD_MS;
             if near {
-                (first, last) = (first.min(f), last.max(l));
+                span = Span {
+                    first_ms: span.first_ms.min(o.first_ms),
+                    last_ms: span.last_ms.max(o.last_ms),
+                    received_ms: span.received_ms.min(o.received_ms),
+                };
             }
             !near
         });
-        spans.push((first, last));
+        spans.push(span);
     }
 
     pub(super) fn merge(&mut self, other: Late) {
         for (site, spans) in other.0 {
-            for (first, last) in spans {
-                self.add(&site, first, last);
+            for span in spans {
+                self.add(&site, span);
             }
         }
     }
@@ -73,8 +94,13 @@ impl Late {
         self.0.is_empty()
     }
 
+    /// The earliest time a sighting waiting for its recompute was received.
+    pub(super) fn received_ms(&self) -> Option<i64> {
+        self.0.values().flatten().map(|s| s.received_ms).min()
+    }
+
     /// The recomputes to run: each site's spans.
-    pub(super) fn take(&mut self) -> Vec<(Arc<str>, (i64, i64))> {
+    pub(super) fn take(&mut self) -> Vec<(Arc<str>, Span)> {
         self.0
             .drain()
             .flat_map(|(site, spans)| spans.into_iter().map(move |span| (site.clone(), span)))
@@ -84,19 +110,19 @@ impl Late {
 
 /// Reads `site`'s sightings from [`PAD_MS`] before `span` to [`PAD_MS`] after it, and its
 /// visits written there, back into the dataflow through `feed`, marked reopened, in one
-/// batch. When the range's end is not a gap behind `floor_ms` (the stage's floor, if
+/// batch (unsettled, as the span's sightings, until the stage has taken it). When the range's end is not a gap behind `floor_ms` (the stage's floor, if
 /// known), where the stage may hold stays that reach it, the read goes on to the newest
 /// sighting instead. Returns the sightings read.
 pub(super) async fn reopen(
     db: &clickhouse::Client,
     gap_ms: i64,
     site: &str,
-    span: (i64, i64),
+    span: Span,
     floor_ms: Option<i64>,
     feed: &Feed,
 ) -> Result<u64, StageError> {
-    let from_ms = span.0 - PAD_MS;
-    let to_ms = Some(span.1 + PAD_MS).filter(|&to| floor_ms.is_some_and(|f| to + gap_ms < f));
+    let from_ms = span.first_ms - PAD_MS;
+    let to_ms = Some(span.last_ms + PAD_MS).filter(|&to| floor_ms.is_some_and(|f| to + gap_ms < f));
     let scope = Scope {
         site: Some(site),
         from_ms,
@@ -113,7 +139,7 @@ pub(super) async fn reopen(
     })
     .await?;
     if !all.is_empty() {
-        feed.push(all).await?;
+        feed.push(all, Some(span.received_ms)).await?;
     }
     let ms = |ms: i64| wire::Millis(ms).to_string();
     info!(
@@ -132,30 +158,48 @@ mod tests {
 
     const H: i64 = 3_600_000;
 
-    fn pieces(late: &mut Late) -> Vec<(i64, i64)> {
-        let mut p: Vec<_> = late.take().into_iter().map(|(_, span)| span).collect();
+    fn pieces(late: &mut Late) -> Vec<(i64, i64, i64)> {
+        let mut p: Vec<_> = late
+            .take()
+            .into_iter()
+            .map(|(_, s)| (s.first_ms, s.last_ms, s.received_ms))
+            .collect();
         p.sort_unstable();
         p
+    }
+
+    fn span(first_ms: i64, last_ms: i64, received_ms: i64) -> Span {
+        Span {
+            first_ms,
+            last_ms,
+            received_ms,
+        }
     }
 
     #[test]
     fn late_sightings_apart_are_recomputed_apart() {
         let a: Arc<str> = "a".into();
         let mut late = Late::default();
-        // Within two pads of each other: one range. Further: two.
-        late.add(&a, 10 * H, 11 * H);
-        late.add(&a, 20 * H, 21 * H);
-        late.add(&a, 100 * H, 101 * H);
-        late.add(&a, 100 * H + 5, 100 * H + 6);
-        assert_eq!(pieces(&mut late), [(10 * H, 21 * H), (100 * H, 101 * H)]);
+        // Within two pads of each other: one range. Further: two. Each keeps the earliest
+        // time one of its sightings was received.
+        late.add(&a, span(10 * H, 11 * H, 7));
+        late.add(&a, span(20 * H, 21 * H, 5));
+        late.add(&a, span(100 * H, 101 * H, 9));
+        late.add(&a, span(100 * H + 5, 100 * H + 6, 3));
+        assert_eq!(late.received_ms(), Some(3));
+        assert_eq!(
+            pieces(&mut late),
+            [(10 * H, 21 * H, 5), (100 * H, 101 * H, 3)]
+        );
         assert!(late.is_empty());
+        assert_eq!(late.received_ms(), None);
         // A sighting between two spans joins them (merged from another worker's).
-        late.add(&a, 0, H);
-        late.add(&a, 20 * H, 21 * H);
+        late.add(&a, span(0, H, 4));
+        late.add(&a, span(20 * H, 21 * H, 6));
         assert_eq!(late.0[&a].len(), 2);
         let mut other = Late::default();
-        other.add(&a, 10 * H, 11 * H);
+        other.add(&a, span(10 * H, 11 * H, 2));
         late.merge(other);
-        assert_eq!(pieces(&mut late), [(0, 21 * H)]);
+        assert_eq!(pieces(&mut late), [(0, 21 * H, 2)]);
     }
 }

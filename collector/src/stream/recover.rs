@@ -2,45 +2,108 @@
 
 use tracing::info;
 
+use super::recompute::{Late, Span, PAD_MS};
 use super::{Feed, StageError, RECOVER_BATCH};
 use crate::ch::rows::{RecoveredSighting, RecoveredVisit};
 use crate::ch::What;
 use crate::config::Config;
 use crate::visits::{sighting_key, Rules, Seen};
 
-/// Reads the sightings from `horizon` before the checkpoint back into the dataflow, so the
-/// stays held before a restart (or a crash) are rebuilt and the visits a crash kept from
-/// being written are written. Returns the number of sightings read.
+/// Where a start resumes, read in every process before the stage starts.
+pub struct Resume {
+    /// The highest version of the rows the stage writes (visits, occupancy, traffic):
+    /// versions after a restart start above it ([`super::clock::Versions`]).
+    pub(super) version_floor: u64,
+    /// The sightings read back end at or after this (the least checkpoint of the
+    /// processes, minus the horizon; 0 without one): those that end before it are too late
+    /// from the start.
+    pub floor_ms: i64,
+    /// Sightings too late for the state that a stop left before their visits were
+    /// recomputed (read by process 0): recomputed first.
+    pub(super) late: Late,
+}
+
+impl Resume {
+    pub async fn read(db: &clickhouse::Client, cfg: &Config) -> Result<Resume, StageError> {
+        let version_floor = version_floor(db).await?;
+        // The least checkpoint of the processes: every visit closed before it is committed,
+        // and every sighting received before `settled` is in the state or recomputed.
+        let (checkpoint, settled, processes): (i64, i64, u64) = db
+            .query(
+                "SELECT min(w), min(s), count() FROM (SELECT process, \
+                 argMax(watermark_ms, at_ms) AS w, argMax(settled_ms, at_ms) AS s \
+                 FROM stream_checkpoints GROUP BY process)",
+            )
+            .fetch_one()
+            .await
+            .what(|| "reading the stream checkpoints".into())?;
+        // Without a checkpoint (no visit committed yet), every sighting is read back.
+        if processes == 0 {
+            return Ok(Resume {
+                version_floor,
+                floor_ms: 0,
+                late: Late::default(),
+            });
+        }
+        let floor_ms = checkpoint - cfg.visits().horizon_ms();
+        let mut late = Late::default();
+        if cfg.timely().process() == 0 && settled < i64::MAX {
+            // Per site and pad of event time, to be joined as the stage joins them.
+            let spans: Vec<(String, i64, i64, i64, i64)> = db
+                .query(
+                    "SELECT site, intDiv(first_ms, ?) AS piece, min(first_ms), max(last_ms), \
+                     min(received_ms) FROM sightings WHERE received_ms >= ? AND last_ms < ? \
+                     GROUP BY site, piece",
+                )
+                .bind(PAD_MS)
+                .bind(settled)
+                .bind(floor_ms)
+                .fetch_all()
+                .await
+                .what(|| "reading the sightings a stop left unsettled".into())?;
+            for (site, _, first_ms, last_ms, received_ms) in &spans {
+                let span = Span {
+                    first_ms: *first_ms,
+                    last_ms: *last_ms,
+                    received_ms: *received_ms,
+                };
+                late.add(&site.as_str().into(), span);
+            }
+            if !spans.is_empty() {
+                info!(
+                    since = %wire::Millis(settled),
+                    pieces = spans.len(),
+                    "sightings received since the last checkpoint settled are behind its \
+                     horizon: their visits are recomputed"
+                );
+            }
+        }
+        Ok(Resume {
+            version_floor,
+            floor_ms,
+            late,
+        })
+    }
+}
+
+/// Reads the sightings from `floor_ms` ([`Resume::floor_ms`]) on back into the dataflow, so
+/// the stays held before a restart (or a crash) are rebuilt and the visits a crash kept
+/// from being written are written. Returns the number of sightings read.
 pub async fn recover(
     db: &clickhouse::Client,
-    cfg: &Config,
+    floor_ms: i64,
     rules: &Rules,
     feed: &Feed,
 ) -> Result<u64, StageError> {
-    // The least checkpoint of the processes: every visit closed before it is committed.
-    let (checkpoint, processes): (i64, u64) = db
-        .query(
-            "SELECT min(w), count() FROM (SELECT process, argMax(watermark_ms, at_ms) AS w \
-             FROM stream_checkpoints GROUP BY process)",
-        )
-        .fetch_one()
-        .await
-        .what(|| "reading the stream checkpoints".into())?;
-    // Without a checkpoint (no visit committed yet), every sighting is read back.
-    let floor = if processes == 0 {
-        0
-    } else {
-        checkpoint - cfg.visits().horizon_ms()
-    };
     // A stay that starts within a gap of the floor may have begun before it: rebuilt as
     // state, so later sightings join it, but not written again.
     let scope = Scope {
         site: None,
-        from_ms: floor,
+        from_ms: floor_ms,
         to_ms: None,
         gap_ms: rules.store_gap_ms.max(rules.board_gap_ms),
     };
-    let n = read_back(db, &scope, |batch| feed.push(batch)).await?;
+    let n = read_back(db, &scope, |batch| feed.push(batch, None)).await?;
     info!(sightings = n, "stays rebuilt from the sightings table");
     Ok(n)
 }
@@ -132,6 +195,7 @@ where
             tainted: tainted(r.first_ms, r.last_ms),
             written: None,
             reopened: false,
+            received_ms: i64::MAX,
         });
         n += 1;
         if batch.len() == RECOVER_BATCH {
@@ -166,6 +230,7 @@ where
             tainted: tainted(v.first_ms, v.last_ms),
             written: Some((v.day, v.visit_id)),
             reopened: false,
+            received_ms: i64::MAX,
         });
         if batch.len() == RECOVER_BATCH {
             push(std::mem::take(&mut batch)).await?;
@@ -177,9 +242,8 @@ where
     Ok(n)
 }
 
-/// The highest version of the rows the stage writes (visits, occupancy, traffic): versions
-/// after a restart start above it ([`super::clock::Versions`]).
-pub async fn version_floor(db: &clickhouse::Client) -> Result<u64, StageError> {
+/// The highest version of the rows the stage writes (visits, occupancy, traffic).
+async fn version_floor(db: &clickhouse::Client) -> Result<u64, StageError> {
     db.query(
         "SELECT greatest(greatest((SELECT max(version) FROM visits), \
          (SELECT max(version) FROM occupancy)), (SELECT max(version) FROM traffic))",

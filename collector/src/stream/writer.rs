@@ -10,17 +10,19 @@ use tracing::warn;
 
 use super::clock::watermark_ms;
 use super::recompute::{reopen, Late};
-use super::{Feed, Out, StageError};
+use super::settle::Unsettled;
+use super::{Feed, Handed, Out, StageError};
 use crate::ch;
 use crate::ch::rows::{CheckpointRow, OccupancyRow, TrafficRow, VisitRow};
 use crate::metrics::Metrics;
 use crate::occupancy::Counted;
-use crate::visits::{Rules, Seen};
+use crate::visits::Rules;
 
 /// Commits visit rows in batches (by size and age), retrying the same rows while
-/// ClickHouse refuses them, and after each commit the checkpoint: the least frontier of
-/// this process's workers, up to which every visit is committed. Rows a crash loses are
-/// rebuilt from the checkpoint at the next start.
+/// ClickHouse refuses them, and with each commit the checkpoint: the least frontier of
+/// this process's workers, up to which every visit is committed, and the receive time up to
+/// which every sighting is settled ([`super::settle`]). Rows a crash loses are rebuilt from
+/// the checkpoint at the next start.
 pub(super) struct Writer {
     pub(super) db: clickhouse::Client,
     pub(super) max_rows: usize,
@@ -36,11 +38,16 @@ pub(super) struct Writer {
     pub(super) horizon_ms: i64,
     /// Sites whose visits wait for a recompute, since sightings after the horizon came.
     pub(super) late: Late,
-    /// The recompute running, if any: one at a time.
-    pub(super) recomputing: Option<tokio::task::JoinHandle<()>>,
+    /// The recompute running, if any (one at a time), and the earliest receive time of
+    /// the late sightings it is for.
+    pub(super) recomputing: Option<(tokio::task::JoinHandle<()>, Option<i64>)>,
     /// The stage's input, for the recomputes: weak, so it closes when the ingest drops its
     /// end.
-    pub(super) feed: mpsc::WeakSender<Vec<Seen>>,
+    pub(super) feed: mpsc::WeakSender<Handed>,
+    /// The batches handed to the stage and not yet settled.
+    pub(super) unsettled: Unsettled,
+    /// The receive time the last checkpoint settled.
+    pub(super) settled: Option<i64>,
 }
 
 /// A recompute waits until sightings after the horizon stop coming for this long (a
@@ -71,7 +78,7 @@ impl Writer {
             let more = tokio::select! {
                 r = rx.recv() => r,
                 _ = tokio::time::sleep_until((late_at + LATE_QUIET).into()), if !self.late.is_empty() => {
-                    if self.recomputing.as_ref().is_some_and(|r| !r.is_finished()) {
+                    if self.recomputing.as_ref().is_some_and(|(r, _)| !r.is_finished()) {
                         late_at = Instant::now();
                     } else {
                         self.recompute();
@@ -125,9 +132,10 @@ impl Writer {
     /// which the workers need to go on), one range after another. Retried while ClickHouse
     /// cannot answer; given up when the input closes.
     fn recompute(&mut self) {
-        let Some(feed) = self.feed.upgrade() else {
+        let Some(tx) = self.feed.upgrade() else {
             return; // stopping
         };
+        let unsettled = self.unsettled.clone();
         let (db, metrics) = (self.db.clone(), self.metrics.clone());
         // The stage's floor: every visit behind it is written, and no stay held reaches it.
         let floor = self
@@ -137,6 +145,7 @@ impl Writer {
             .min()
             .flatten()
             .map(|t| watermark_ms(t, self.bucket_ms) - self.horizon_ms);
+        let received = self.late.received_ms();
         let gaps: Vec<_> = {
             let rules = self.rules.read().expect("not poisoned");
             self.late
@@ -145,8 +154,8 @@ impl Writer {
                 .map(|(site, span)| (rules.gap_ms(rules.site(&site)), site, span))
                 .collect()
         };
-        self.recomputing = Some(tokio::spawn(async move {
-            let feed = Feed(feed);
+        let task = tokio::spawn(async move {
+            let feed = Feed { tx, unsettled };
             for (gap, site, span) in gaps {
                 let mut backoff = Duration::from_millis(500);
                 loop {
@@ -163,19 +172,35 @@ impl Writer {
                 }
                 metrics.visits_recomputed.inc();
             }
-        }));
+        });
+        self.recomputing = Some((task, received));
     }
 
     /// Writes the rows, then the checkpoint they complete; gives up only on shutdown.
     async fn commit(&mut self, batch: &mut Batch) {
-        // The rows received so far cover every time before `least`.
+        // The rows received so far cover every time before `least`, and every late
+        // sighting fed before it is in `late` or recomputing (its report comes before the
+        // frontier).
         let least = self.frontiers.iter().copied().min().flatten();
-        let checkpoint = match least {
-            Some(t) if Some(t) > self.checkpoint => Some(CheckpointRow {
-                process: u16::try_from(self.process).unwrap_or(u16::MAX),
-                watermark_ms: watermark_ms(t, self.bucket_ms),
-                at_ms: wire::Millis::now().0,
-            }),
+        // A recompute finished has handed its batches over: they are unsettled as batches.
+        let recomputing = self
+            .recomputing
+            .as_ref()
+            .filter(|(task, _)| !task.is_finished())
+            .and_then(|&(_, received)| received);
+        let pending = self.late.received_ms().into_iter().chain(recomputing).min();
+        let settled = least.map(|t| self.unsettled.settle(t, pending));
+        let checkpoint = match (least, settled) {
+            (Some(t), Some(settled))
+                if Some(t) > self.checkpoint || Some(settled) != self.settled =>
+            {
+                Some(CheckpointRow {
+                    process: u16::try_from(self.process).unwrap_or(u16::MAX),
+                    watermark_ms: watermark_ms(t, self.bucket_ms),
+                    at_ms: wire::Millis::now().0,
+                    settled_ms: settled,
+                })
+            }
             _ => None,
         };
         let (db, rows, checkpoint) = (&self.db, &*batch, &checkpoint);
@@ -212,5 +237,8 @@ impl Writer {
         batch.occupancy.clear();
         batch.traffic.clear();
         self.checkpoint = self.checkpoint.max(least);
+        if checkpoint.is_some() {
+            self.settled = settled;
+        }
     }
 }

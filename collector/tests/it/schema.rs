@@ -32,10 +32,11 @@ fn migrations_apply_once_and_history_is_append_only() {
     assert_success(&first);
     assert!(
         String::from_utf8_lossy(&first.stdout).contains(
-            "11 migration(s) applied: 0001_schema.sql, 0002_stream_checkpoints.sql, \
+            "12 migration(s) applied: 0001_schema.sql, 0002_stream_checkpoints.sql, \
                  0003_occupancy.sql, 0004_site_calibrations.sql, 0005_links.sql, \
                  0006_site_time_zones.sql, 0007_traffic.sql, 0008_sensor_latest.sql, \
-                 0009_bridges.sql, 0010_quarantine.sql, 0011_calibrated_fixture_hours.sql"
+                 0009_bridges.sql, 0010_quarantine.sql, 0011_calibrated_fixture_hours.sql, \
+                 0012_settled.sql"
         ),
         "{}",
         String::from_utf8_lossy(&first.stdout)
@@ -50,17 +51,18 @@ fn migrations_apply_once_and_history_is_append_only() {
     assert_eq!(
         ch.query("SELECT count() FROM footfall_test.schema_migrations FINAL")
             .trim(),
-        "11"
+        "12"
     );
     assert_eq!(
         ch.query(
             "SELECT table, name, type FROM system.columns WHERE database = 'footfall_test' \
-             AND name IN ('link', 'unlinked_devices', 'tz', 'capture_rate', 'fixture_hours') \
-             AND table != 'traffic' ORDER BY table, name"
+             AND name IN ('link', 'unlinked_devices', 'tz', 'capture_rate', 'fixture_hours', \
+             'settled_ms') AND table != 'traffic' ORDER BY table, name"
         ),
         "occupancy\tunlinked_devices\tFloat64\nsightings\tlink\tUInt64\n\
          site_calibrations\tfixture_hours\tUInt8\n\
-         sites\tcapture_rate\tFloat32\nsites\ttz\tString\n"
+         sites\tcapture_rate\tFloat32\nsites\ttz\tString\n\
+         stream_checkpoints\tsettled_ms\tInt64\n"
     );
 
     // A database from before migration 8, with heartbeats in it.
@@ -86,7 +88,7 @@ fn migrations_apply_once_and_history_is_append_only() {
     ch.query("DROP TABLE footfall_test.schema_migrations");
     let replayed = collector(&["migrate"], &cfg);
     assert_success(&replayed);
-    assert!(String::from_utf8_lossy(&replayed.stdout).contains("11 migration(s) applied"));
+    assert!(String::from_utf8_lossy(&replayed.stdout).contains("12 migration(s) applied"));
     // Migration 8 copied the sensor's heartbeats, and its view keeps the latest from then on.
     assert_eq!(latest(), "s-1\t2\t20\n");
     status(3, 30);
