@@ -48,14 +48,19 @@ impl Resume {
         let floor_ms = checkpoint - cfg.visits().horizon_ms();
         let mut late = Late::default();
         if cfg.timely().process() == 0 && settled < i64::MAX {
-            // Per site and pad of event time, to be joined as the stage joins them.
+            // Per site and pad of event time, to be joined as the stage joins them. (A
+            // sighting starts no more than `ingest.max_age_days` before its receipt: the
+            // days to read.)
             let spans: Vec<(String, i64, i64, i64, i64)> = db
                 .query(
                     "SELECT site, intDiv(first_ms, ?) AS piece, min(first_ms), max(last_ms), \
-                     min(received_ms) FROM sightings WHERE received_ms >= ? AND last_ms < ? \
+                     min(received_ms) FROM sightings WHERE day >= toDate(?) \
+                     AND day <= toDate(?) AND received_ms >= ? AND last_ms < ? \
                      GROUP BY site, piece",
                 )
                 .bind(PAD_MS)
+                .bind(date(settled - cfg.ingest().max_age_ms()))
+                .bind(date(floor_ms))
                 .bind(settled)
                 .bind(floor_ms)
                 .fetch_all()
@@ -131,14 +136,8 @@ where
     F: std::future::Future<Output = Result<(), StageError>>,
 {
     // Rows are partitioned by the day of their start: from the day before the range's.
-    let day = |ms: i64| {
-        chrono::DateTime::from_timestamp_millis(ms)
-            .unwrap_or_default()
-            .format("%Y-%m-%d")
-            .to_string()
-    };
-    let since = day(scope.from_ms - 86_400_000);
-    let until = scope.to_ms.map(|to| (day(to), to));
+    let since = date(scope.from_ms - 86_400_000);
+    let until = scope.to_ms.map(|to| (date(to), to));
     // One site's rows by the tables' primary key (site first). Written as `(? = '' OR site
     // = ?)`, ClickHouse 18.16 read every site's: a recompute of one site of a city's month
     // took 8.9 s instead of 0.05, and a few hundred of them after an outage stalled ingest.
@@ -240,6 +239,14 @@ where
         push(batch).await?;
     }
     Ok(n)
+}
+
+/// The UTC date of `ms`, as ClickHouse reads a date.
+fn date(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .format("%Y-%m-%d")
+        .to_string()
 }
 
 /// The highest version of the rows the stage writes (visits, occupancy, traffic).
