@@ -1,6 +1,7 @@
 //! The stage's writer: the workers' visit, occupancy and traffic rows into ClickHouse, in
 //! batches, then the checkpoint.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -39,8 +40,9 @@ pub(super) struct Writer {
     /// Sites whose visits wait for a recompute, since sightings after the horizon came.
     pub(super) late: Late,
     /// The recompute running, if any (one at a time), and the earliest receive time of
-    /// the late sightings it is for.
-    pub(super) recomputing: Option<(tokio::task::JoinHandle<()>, Option<i64>)>,
+    /// the late sightings whose records it has not handed over yet (`i64::MAX`: none; kept
+    /// if it gives up).
+    pub(super) recomputing: Option<(tokio::task::JoinHandle<()>, Arc<AtomicI64>)>,
     /// The stage's input, for the recomputes: weak, so it closes when the ingest drops its
     /// end.
     pub(super) feed: mpsc::WeakSender<Handed>,
@@ -145,7 +147,6 @@ impl Writer {
             .min()
             .flatten()
             .map(|t| watermark_ms(t, self.bucket_ms) - self.horizon_ms);
-        let received = self.late.received_ms();
         let gaps: Vec<_> = {
             let rules = self.rules.read().expect("not poisoned");
             self.late
@@ -154,12 +155,20 @@ impl Writer {
                 .map(|(site, span)| (rules.gap_ms(rules.site(&site)), site, span))
                 .collect()
         };
+        // The earliest receive time of the spans not yet handed over, for the checkpoint.
+        let left = Arc::new(AtomicI64::new(
+            gaps.iter()
+                .map(|(_, _, s)| s.received_ms)
+                .min()
+                .unwrap_or(i64::MAX),
+        ));
+        let task_left = left.clone();
         let task = tokio::spawn(async move {
             let feed = Feed { tx, unsettled };
-            for (gap, site, span) in gaps {
+            for (i, &(gap, ref site, span)) in gaps.iter().enumerate() {
                 let mut backoff = Duration::from_millis(500);
                 loop {
-                    match reopen(&db, gap, &site, span, floor, &feed).await {
+                    match reopen(&db, gap, site, span, floor, &feed).await {
                         Ok(_) => break,
                         Err(StageError::Stopped) => return,
                         Err(e) => {
@@ -171,9 +180,12 @@ impl Writer {
                     }
                 }
                 metrics.visits_recomputed.inc();
+                // Handed over: unsettled as a batch from here.
+                let rest = gaps[i + 1..].iter().map(|(_, _, s)| s.received_ms).min();
+                task_left.store(rest.unwrap_or(i64::MAX), Ordering::Release);
             }
         });
-        self.recomputing = Some((task, received));
+        self.recomputing = Some((task, left));
     }
 
     /// Writes the rows, then the checkpoint they complete; gives up only on shutdown.
@@ -182,12 +194,11 @@ impl Writer {
         // sighting fed before it is in `late` or recomputing (its report comes before the
         // frontier).
         let least = self.frontiers.iter().copied().min().flatten();
-        // A recompute finished has handed its batches over: they are unsettled as batches.
         let recomputing = self
             .recomputing
             .as_ref()
-            .filter(|(task, _)| !task.is_finished())
-            .and_then(|&(_, received)| received);
+            .map(|(_, left)| left.load(Ordering::Acquire))
+            .filter(|&left| left < i64::MAX);
         let pending = self.late.received_ms().into_iter().chain(recomputing).min();
         let settled = least.map(|t| self.unsettled.settle(t, pending));
         let checkpoint = match (least, settled) {
