@@ -61,6 +61,8 @@ pub struct Metrics {
     pub occupancy_sightings: Gauge,
     /// The stream stage's watermark (event time), in seconds.
     watermark_seconds: Gauge<f64, AtomicU64>,
+    /// The receive time the last checkpoint settled (Unix seconds).
+    settled_seconds: Gauge<f64, AtomicU64>,
     /// 1 while connected with the subscriptions in place (acknowledged by the broker, or kept
     /// in the persistent session), else 0.
     pub mqtt_subscribed: Gauge,
@@ -94,6 +96,7 @@ impl Default for Metrics {
             visit_stays: Gauge::default(),
             occupancy_sightings: Gauge::default(),
             watermark_seconds: Gauge::default(),
+            settled_seconds: Gauge::default(),
             mqtt_subscribed: Gauge::default(),
             quarantined: Counter::default(),
             quarantine_full: Counter::default(),
@@ -217,6 +220,13 @@ impl Default for Metrics {
             m.watermark_seconds.clone(),
         );
         registry.register(
+            "footfall_settled_seconds",
+            "The receive time (Unix seconds) before which every sighting is in the stream \
+             stage's state or recomputed: a start recomputes the visits around the late \
+             sightings received since",
+            m.settled_seconds.clone(),
+        );
+        registry.register(
             "footfall_mqtt_subscribed",
             "1 while connected with the subscriptions in place",
             m.mqtt_subscribed.clone(),
@@ -258,6 +268,10 @@ impl Metrics {
 
     pub fn watermark(&self, ms: i64) {
         self.watermark_seconds.set(ms as f64 / 1e3);
+    }
+
+    pub fn settled(&self, ms: i64) {
+        self.settled_seconds.set(ms as f64 / 1e3);
     }
 
     /// The OpenMetrics text exposition.
@@ -333,6 +347,7 @@ mod tests {
         m.rows_written("sightings", 2);
         m.mqtt_subscribed.set(1);
         m.watermark(1_500);
+        m.settled(2_500);
         m.batch_committed(Duration::from_millis(30));
         let text = m.render();
         for want in [
@@ -340,6 +355,7 @@ mod tests {
             "footfall_rows_written_total{table=\"sightings\"} 7\n",
             "\nfootfall_mqtt_subscribed 1\n",
             "\nfootfall_watermark_seconds 1.5\n",
+            "\nfootfall_settled_seconds 2.5\n",
             "\nfootfall_batch_seconds_count 1\n",
         ] {
             assert!(text.contains(want), "{want:?} not in\n{text}");

@@ -248,8 +248,9 @@ impl Writer {
         batch.occupancy.clear();
         batch.traffic.clear();
         self.checkpoint = self.checkpoint.max(least);
-        if checkpoint.is_some() {
-            self.settled = settled;
+        if let Some(row) = &checkpoint {
+            self.settled = Some(row.settled_ms);
+            self.metrics.settled(row.settled_ms);
         }
     }
 }

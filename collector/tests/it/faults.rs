@@ -88,7 +88,7 @@ impl Setup {
 
     /// The value of the collector's metric `name` (a counter's `_total`), from the metrics
     /// port its configuration `config` names; `None` while it does not answer.
-    fn metric(&self, config: &Path, name: &str) -> Option<u64> {
+    fn metric<T: std::str::FromStr>(&self, config: &Path, name: &str) -> Option<T> {
         let text = std::fs::read_to_string(config).expect("config");
         let port: u16 = text
             .split("listen = \"127.0.0.1:")
@@ -407,7 +407,7 @@ fn a_broker_without_an_in_flight_limit_does_not_fill_the_collector() {
         text.replace("[ingest]\n", "[ingest]\nbatch_max_rows = 50\n"),
     )
     .expect("config");
-    let received = |s: &Setup| s.metric(&cfg, "footfall_mqtt_messages_total");
+    let received = |s: &Setup| s.metric::<u64>(&cfg, "footfall_mqtt_messages_total");
     let mut run = s.start(&cfg, "held");
     s.ch.stop();
     // The city, then its smallest envelope again and again: 6,000 messages more.
@@ -664,7 +664,7 @@ fn sightings_that_come_after_the_horizon_recompute_their_visits() {
             .then_some(())
     })
     .unwrap_or_else(|| panic!("no recompute; log:\n{}", log()));
-    let too_late = s.metric(&cfg, "footfall_visits_too_late_total");
+    let too_late = s.metric::<u64>(&cfg, "footfall_visits_too_late_total");
     assert!(
         too_late.is_some_and(|n| n > 0),
         "the late sightings are counted: {too_late:?}"
@@ -708,7 +708,13 @@ impl Setup {
 #[test]
 fn late_sightings_whose_recompute_a_kill_cut_short_are_recomputed_at_the_next_start() {
     let s = setup();
-    let cfg = s.config_for("cut", "cut", "", "[visits]\nhorizon_hours = 1\n");
+    // Buckets of 5 s: the frontier passes what was fed within seconds of the wall clock.
+    let cfg = s.config_for(
+        "cut",
+        "cut",
+        "",
+        "[visits]\nhorizon_hours = 1\nbucket_secs = 5\n",
+    );
     let mut run = s.start(&cfg, "cut");
     let late_topic = s.late_topic();
     let (late, early): (Vec<_>, Vec<_>) = s
@@ -765,6 +771,22 @@ fn late_sightings_whose_recompute_a_kill_cut_short_are_recomputed_at_the_next_st
         quiet = if now > 0 && now == seen { quiet + 1 } else { 0 };
         seen = now;
     }
+    // Everything is merged or recomputed: the checkpoint settles up to about now (else the
+    // next start would read the late sightings again).
+    let behind = || {
+        let settled: f64 = s.metric(&cfg, "footfall_settled_seconds")?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs_f64();
+        Some(now - settled)
+    };
+    let settled = wait_for(Duration::from_secs(60), || behind().filter(|&b| b < 15.0));
+    assert!(
+        settled.is_some(),
+        "the checkpoint settles no later than {:?} s ago",
+        behind()
+    );
     s.term(&mut run, "cut");
     assert_same(
         &s.stays_from_visits("cut"),
