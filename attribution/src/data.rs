@@ -342,22 +342,26 @@ pub fn epochs_query(c: &Campaign, r: &Rules, days: &[(u32, u16)], near: bool) ->
     let two = |d: u16| [date(i64::from(d) * DAY_MS), date(i64::from(d + 1) * DAY_MS)];
     let which = days
         .iter()
-        .map(|&(e, d)| match near {
-            true => format!("(epoch = {e} AND day IN ({}))", two(d).join(", ")),
-            false => format!("epoch = {e}"),
+        .map(|&(e, d)| {
+            if near {
+                format!("(epoch = {e} AND day IN ({}))", two(d).join(", "))
+            } else {
+                format!("epoch = {e}")
+            }
         })
         .collect::<Vec<_>>()
         .join(" OR ");
     // Also as a condition on `day` alone, which the key index uses.
-    let first_days = match near {
-        true => format!(
+    let first_days = if near {
+        format!(
             " AND day IN ({})",
             days.iter()
                 .flat_map(|&(_, d)| two(d))
                 .collect::<Vec<_>>()
                 .join(", ")
-        ),
-        false => String::new(),
+        )
+    } else {
+        String::new()
     };
     format!(
         "SELECT epoch, min(first_ms) AS began_ms FROM visits WHERE day >= {} AND day <= {}\

@@ -110,9 +110,10 @@ impl Late {
 
 /// Reads `site`'s sightings from [`PAD_MS`] before `span` to [`PAD_MS`] after it, and its
 /// visits written there, back into the dataflow through `feed`, marked reopened, in one
-/// batch (unsettled, as the span's sightings, until the stage has taken it). When the range's end is not a gap behind `floor_ms` (the stage's floor, if
-/// known), where the stage may hold stays that reach it, the read goes on to the newest
-/// sighting instead. Returns the sightings read.
+/// batch (unsettled, as the span's sightings, until the stage has taken it). When the
+/// range's end is not a gap behind `floor_ms` (the stage's floor, if known), where the
+/// stage may hold stays that reach it, the read goes on to the newest sighting instead.
+/// Returns the sightings read.
 pub(super) async fn reopen(
     db: &clickhouse::Client,
     gap_ms: i64,

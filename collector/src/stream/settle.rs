@@ -15,8 +15,8 @@
 //!
 //! (In a timely cluster, a worker of another process may merge a batch, and report its
 //! late sightings to that process's writer: between that report and that writer's next
-//! checkpoint, a few hundred milliseconds, a kill of that process alone can still lose
-//! them.)
+//! checkpoint, within a commit (`ingest.batch_max_age_ms`, a second by default), a kill of
+//! that process alone can still lose them.)
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -79,6 +79,7 @@ impl Unsettled {
 
     /// The batch is in the dataflow, at input time `t`.
     pub(super) fn fed(&self, ticket: Ticket, t: u64) {
+        // (`ticket` drops after the lock is released: parameters drop after locals.)
         let mut open = self.0.lock().expect("not poisoned");
         if let Some((_, fed)) = open.batches.get_mut(&ticket.id) {
             *fed = Some(t);

@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use super::clock::watermark_ms;
-use super::recompute::{reopen, Late};
+use super::recompute::{reopen, Late, Span};
 use super::settle::Unsettled;
 use super::{Feed, Handed, Out, StageError};
 use crate::ch;
@@ -155,13 +155,16 @@ impl Writer {
                 .map(|(site, span)| (rules.gap_ms(rules.site(&site)), site, span))
                 .collect()
         };
-        // The earliest receive time of the spans not yet handed over, for the checkpoint.
-        let left = Arc::new(AtomicI64::new(
-            gaps.iter()
+        // The earliest receive time of the spans from the `i`th on, which are not handed
+        // over yet: for the checkpoint.
+        let from = |gaps: &[(i64, Arc<str>, Span)], i: usize| {
+            gaps[i..]
+                .iter()
                 .map(|(_, _, s)| s.received_ms)
                 .min()
-                .unwrap_or(i64::MAX),
-        ));
+                .unwrap_or(i64::MAX)
+        };
+        let left = Arc::new(AtomicI64::new(from(&gaps, 0)));
         let task_left = left.clone();
         let task = tokio::spawn(async move {
             let feed = Feed { tx, unsettled };
@@ -181,8 +184,7 @@ impl Writer {
                 }
                 metrics.visits_recomputed.inc();
                 // Handed over: unsettled as a batch from here.
-                let rest = gaps[i + 1..].iter().map(|(_, _, s)| s.received_ms).min();
-                task_left.store(rest.unwrap_or(i64::MAX), Ordering::Release);
+                task_left.store(from(&gaps, i + 1), Ordering::Release);
             }
         });
         self.recomputing = Some((task, left));
