@@ -334,17 +334,21 @@ pub fn epoch_days_query(c: &Campaign, r: &Rules) -> String {
 /// Of the epochs `days` ((epoch, first day), from [`epoch_days_query`]), those with retained
 /// visits in the report's period, each with its first visit: where keys changed. At any
 /// site: every sensor of a tenant changes keys at once. With `near`, an epoch's visits are
-/// read on its first two days only (the key index finds them): a visit's `day` is its first
-/// millisecond's, so a first visit found there is the epoch's. An epoch with none there is
-/// asked for again without `near` ([`first_visits`]).
+/// read on its first days only ([`near_days`]; the key index finds them): a visit's `day` is
+/// its first millisecond's, so a first visit found there is the epoch's. An epoch with none
+/// there is asked for again without `near` ([`first_visits`]).
 pub fn epochs_query(c: &Campaign, r: &Rules, days: &[(u32, u16)], near: bool) -> String {
     let s = span(c, r);
-    let two = |d: u16| [date(i64::from(d) * DAY_MS), date(i64::from(d + 1) * DAY_MS)];
+    let near_days = |d: u16| -> Vec<String> {
+        near_days(&s, d)
+            .map(|d| date(i64::from(d) * DAY_MS))
+            .collect()
+    };
     let which = days
         .iter()
         .map(|&(e, d)| {
             if near {
-                format!("(epoch = {e} AND day IN ({}))", two(d).join(", "))
+                format!("(epoch = {e} AND day IN ({}))", near_days(d).join(", "))
             } else {
                 format!("epoch = {e}")
             }
@@ -356,7 +360,7 @@ pub fn epochs_query(c: &Campaign, r: &Rules, days: &[(u32, u16)], near: bool) ->
         format!(
             " AND day IN ({})",
             days.iter()
-                .flat_map(|&(_, d)| two(d))
+                .flat_map(|&(_, d)| near_days(d))
                 .collect::<Vec<_>>()
                 .join(", ")
         )
@@ -371,25 +375,55 @@ pub fn epochs_query(c: &Campaign, r: &Rules, days: &[(u32, u16)], near: bool) ->
     )
 }
 
-/// The epochs of the report's period, each with its first visit ([`epochs_query`]).
+/// Whether a visit whose first millisecond is on `day` (days since 1970) surely overlaps
+/// the period `s`: the day lies strictly between the period's first and last days.
+fn inside(s: &Span, day: u16) -> bool {
+    let day = i64::from(day);
+    day > s.lo.div_euclid(DAY_MS) && day < s.hi.div_euclid(DAY_MS)
+}
+
+/// The days an epoch's first visit in the period `s` is looked for on, given its first day
+/// there: that day alone when it lies inside the period (its visits there all overlap it),
+/// else that day and the next (its visits there may all end before the period).
+fn near_days(s: &Span, first: u16) -> impl Iterator<Item = u16> {
+    first..=first + u16::from(!inside(s, first))
+}
+
+/// The epochs of the report's period: the first, and each later one with its first visit
+/// (where keys changed). The first's first visit is never read: a boundary is where a later
+/// epoch begins.
+struct Epochs {
+    first: u32,
+    later: Vec<EpochRow>,
+}
+
+/// The epochs of the report's period, each later one with its first visit ([`epochs_query`]).
 async fn first_visits(
     db: &clickhouse::Client,
     c: &Campaign,
     r: &Rules,
-) -> Result<Vec<EpochRow>, DataError> {
+) -> Result<Option<Epochs>, DataError> {
     let days: Vec<(u32, u16)> = timed("the epochs' first days", || {
         db.query(&epoch_days_query(c, r)).fetch_all()
     })
     .await?;
-    if days.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut epochs: Vec<EpochRow> = timed("the epochs' first visits", || {
-        db.query(&epochs_query(c, r, &days, true)).fetch_all()
-    })
-    .await?;
-    let later: Vec<(u32, u16)> = days
-        .into_iter()
+    let Some(&(first, first_day)) = days.first() else {
+        return Ok(None);
+    };
+    // The first epoch needs no read when it surely has a visit in the period.
+    let sure = inside(&span(c, r), first_day);
+    let asked = if sure { &days[1..] } else { &days[..] };
+    let mut epochs: Vec<EpochRow> = if asked.is_empty() {
+        Vec::new()
+    } else {
+        timed("the epochs' first visits", || {
+            db.query(&epochs_query(c, r, asked, true)).fetch_all()
+        })
+        .await?
+    };
+    let later: Vec<(u32, u16)> = asked
+        .iter()
+        .copied()
         .filter(|&(e, _)| !epochs.iter().any(|f| f.epoch == e))
         .collect();
     if !later.is_empty() {
@@ -402,16 +436,83 @@ async fn first_visits(
         );
         epochs.sort_unstable_by_key(|e| e.epoch);
     }
-    Ok(epochs)
+    Ok(if sure {
+        Some(Epochs {
+            first,
+            later: epochs,
+        })
+    } else {
+        (!epochs.is_empty()).then(|| Epochs {
+            first: epochs[0].epoch,
+            later: epochs.split_off(1),
+        })
+    })
 }
 
-/// The end of the data: the latest end of a sighting that began on the data's last two UTC
-/// days. Read so, it is two days of one column, not the month's (a city's: 0.15 against
-/// 0.48 s). A sighting that began earlier (a device seen without a break for over a day: a
-/// fixture) ends later than all of those only if no other device was seen after its last
-/// update; the end read is then earlier, never later.
-pub const DATA_END: &str =
-    "SELECT max(last_ms) FROM sightings WHERE day >= (SELECT max(day) FROM sightings) - 1";
+/// The epoch boundaries of the report's period, each with its pairs, the epoch before the
+/// one it bridges ([`bridged`]), and the loyalty links of the period's epochs.
+async fn boundaries_and_links(
+    db: &clickhouse::Client,
+    c: &Campaign,
+    r: &Rules,
+    compacted: &Compacted,
+) -> Result<(Vec<Boundary>, Option<u32>, Vec<(u32, u64, String)>), DataError> {
+    let Some(epochs) = first_visits(db, c, r).await? else {
+        return Ok((Vec::new(), None, Vec::new()));
+    };
+    let mut boundaries = Vec::new();
+    let mut before = epochs.first;
+    for after in &epochs.later {
+        let pairs: u64 = timed("reading table bridges", || {
+            // uniq: exact up to 65 536 devices, within about 1 % above (a month of a city's
+            // 16 M pairs: 0.07 s, where uniqExact took 1.3 s).
+            db.query("SELECT uniq(device) FROM bridges WHERE epoch = ?")
+                .bind(before)
+                .fetch_one()
+        })
+        .await?;
+        boundaries.push(Boundary {
+            epoch: after.epoch,
+            day: iso_day(after.began_ms),
+            pairs,
+            bridged: false,
+        });
+        before = after.epoch;
+    }
+    let bridge_epoch = bridged(&mut boundaries, &epochs.later, c.start_ms);
+    let links_sql = links_query(epochs.first..=before, compacted);
+    let links = timed("the loyalty links", || {
+        each::<LinkRow<'_>, _>(db, &links_sql, |r| {
+            Some((r.epoch, r.device, r.loyalty_id.to_owned()))
+        })
+    })
+    .await?;
+    Ok((boundaries, bridge_epoch, links))
+}
+
+/// The end of the data: the latest end of a sighting that began on the last two UTC days
+/// the sightings' parts hold ([`warehouse::parts::last_day`]). Read so, it is two days of
+/// one column, not the month's (a city's: 0.15 against 0.48 s), and finding the last day
+/// reads no row. A sighting that began earlier (a device seen without a break for over a
+/// day: a fixture) ends later than all of those only if no other device was seen after its
+/// last update; the end read is then earlier, never later.
+async fn data_end(
+    db: &clickhouse::Client,
+    ch: &warehouse::ClickHouseConfig,
+) -> Result<i64, DataError> {
+    let last = timed("the sightings' last day (system.parts)", || {
+        warehouse::parts::last_day(db, ch, "sightings")
+    })
+    .await?;
+    timed("reading the end of the data (table sightings)", || {
+        db.query(&format!(
+            "SELECT max(last_ms) FROM sightings WHERE day >= {}",
+            date(i64::from(last.saturating_sub(1)) * DAY_MS)
+        ))
+        .fetch_one::<i64>()
+    })
+    .await
+}
 
 /// The temporary tables of the report's session: what its later statements select by.
 /// The next epoch's keys of the flight's passes and links whose pairs the report reads
@@ -615,19 +716,20 @@ pub async fn load(
     let compacted = parts().await?;
     let plain = compacted.plain();
     tracing::info!(partitions = %plain.join(", "), "compacted: read without FINAL");
-    let inputs = read(&db, campaign.clone(), rules, &compacted).await?;
+    let inputs = read(&db, ch, campaign.clone(), rules, &compacted).await?;
     if plain.is_empty() || compacted.unchanged_in(&parts().await?) {
         return Ok(inputs);
     }
     tracing::warn!(
         "a partition read without FINAL changed while the report read it: reading again with FINAL"
     );
-    read(&db, campaign, rules, &Compacted::none()).await
+    read(&db, ch, campaign, rules, &Compacted::none()).await
 }
 
 /// [`load`] with the partitions `compacted` says.
 async fn read(
     db: &clickhouse::Client,
+    ch: &warehouse::ClickHouseConfig,
     campaign: Campaign,
     rules: &Rules,
     compacted: &Compacted,
@@ -667,11 +769,14 @@ async fn read(
     let q = queries(&campaign, &stores, rules, compacted);
     tracing::debug!(passes = %q.passes, stays = %q.stays, revenue = %q.revenue, "the report's queries");
     let boards = indexed(campaign.boards.iter().map(String::as_str));
-    // What needs neither the session nor another query's answer, at once, so the report's
-    // decoding can overlap ClickHouse's reads (on two cores, where ClickHouse is CPU-bound,
-    // no faster than one after the other: benches/README.md, "Run 14").
-    let (epochs, mut passes, plays, data_end_ms, daily) = tokio::try_join!(
-        first_visits(db, &campaign, rules),
+    // One session for the statements that select by the report's temporary tables: they
+    // live in it, and go with it.
+    let session = &db.clone().with_setting("session_id", session_id());
+    // What needs no other query's answer, at once, so the report's decoding can overlap
+    // ClickHouse's reads (on two cores, where ClickHouse is CPU-bound, no faster than one
+    // after the other: benches/README.md, "Run 14").
+    let ((boundaries, bridge_epoch, links), mut passes, plays, data_end_ms, daily, ()) = tokio::try_join!(
+        boundaries_and_links(db, &campaign, rules, compacted),
         timed("the flight's passes", || {
             each::<PassRow<'_>, _>(db, &q.passes, |r| {
                 boards.get(r.site).map(|&board| units::Pass {
@@ -693,51 +798,23 @@ async fn read(
                 })
             })
         }),
-        timed("reading the end of the data (table sightings)", || db
-            .query(DATA_END)
-            .fetch_one::<i64>()),
+        data_end(db, ch),
         timed("the store traffic query", || db
             .query(&q.traffic)
             .fetch_all::<TrafficRow>()),
+        async {
+            for (what, sql) in &q.setup {
+                timed(what, || session.query(sql).execute()).await?;
+            }
+            Ok(())
+        },
     )?;
     geo.daily = daily
         .into_iter()
         .map(|r| (r.site, r.day, r.people))
         .collect();
-    let mut boundaries = Vec::new();
-    for pair in epochs.windows(2) {
-        let (before, after) = (&pair[0], &pair[1]);
-        let pairs: u64 = timed("reading table bridges", || {
-            // uniq: exact up to 65 536 devices, within about 1 % above (a month of a city's
-            // 16 M pairs: 0.07 s, where uniqExact took 1.3 s).
-            db.query("SELECT uniq(device) FROM bridges WHERE epoch = ?")
-                .bind(before.epoch)
-                .fetch_one()
-        })
-        .await?;
-        boundaries.push(Boundary {
-            epoch: after.epoch,
-            day: iso_day(after.began_ms),
-            pairs,
-            bridged: false,
-        });
-    }
-    let mut bridge = Bridge::new(bridged(&mut boundaries, &epochs, campaign.start_ms));
-    let links_sql = links_query(
-        epochs.first().map_or(1, |e| e.epoch)..=epochs.last().map_or(0, |e| e.epoch),
-        compacted,
-    );
-    let links = timed("the loyalty links", || {
-        each::<LinkRow<'_>, _>(db, &links_sql, |r| {
-            Some((r.epoch, r.device, r.loyalty_id.to_owned()))
-        })
-    })
-    .await?;
-    // One session from here: the temporary tables live in it, and go with it.
-    let db = &db.clone().with_setting("session_id", session_id());
-    for (what, sql) in &q.setup {
-        timed(what, || db.query(sql).execute()).await?;
-    }
+    let mut bridge = Bridge::new(bridge_epoch);
+    let db = session;
     if let Some(e) = bridge.epoch() {
         let next = bridge.wanted(
             passes
@@ -895,11 +972,11 @@ fn session_id() -> String {
     format!("footfall-report-{}-{ns}", std::process::id())
 }
 
-/// Picks the one boundary the report bridges: the first whose new keys appear at or after
+/// Picks the one boundary the report bridges (`later`: the epochs that begin at each): the first whose new keys appear at or after
 /// the flight's start (exposures and conversions straddle it), else the last before it (the
 /// look-back does), among those with pairs; marks it; returns the epoch before it.
-fn bridged(boundaries: &mut [Boundary], epochs: &[EpochRow], start_ms: i64) -> Option<u32> {
-    let firsts: Vec<i64> = epochs.iter().skip(1).map(|e| e.began_ms).collect();
+fn bridged(boundaries: &mut [Boundary], later: &[EpochRow], start_ms: i64) -> Option<u32> {
+    let firsts: Vec<i64> = later.iter().map(|e| e.began_ms).collect();
     let candidates: Vec<usize> = (0..boundaries.len())
         .filter(|&i| boundaries[i].pairs > 0)
         .collect();
@@ -973,5 +1050,24 @@ mod tests {
         );
         // No store: an IN list that matches nothing, still valid SQL.
         assert!(q.stays.contains("site IN ('')"), "{}", q.stays);
+    }
+
+    /// A visit that begins on a day strictly inside the period overlaps it; one on the
+    /// period's first day (it may end before the period's start) or last (it may begin
+    /// after its end) need not. An epoch's first visit is looked for on its first day alone
+    /// only when that day is inside.
+    #[test]
+    fn an_epochs_first_day_is_inside_the_period_only_strictly_between_its_ends() {
+        let s = Span {
+            lo: 20_500 * DAY_MS + 3_600_000,
+            hi: 20_530 * DAY_MS + 3_600_000,
+            s_from: String::new(),
+            s_to: String::new(),
+        };
+        let inside_days: Vec<u16> = (20_498..20_533).filter(|&d| inside(&s, d)).collect();
+        assert_eq!(inside_days, (20_501..20_530).collect::<Vec<u16>>());
+        assert_eq!(near_days(&s, 20_500).collect::<Vec<_>>(), [20_500, 20_501]);
+        assert_eq!(near_days(&s, 20_501).collect::<Vec<_>>(), [20_501]);
+        assert_eq!(near_days(&s, 20_530).collect::<Vec<_>>(), [20_530, 20_531]);
     }
 }

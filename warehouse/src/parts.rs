@@ -65,6 +65,24 @@ async fn partitions(
     Ok(rows)
 }
 
+/// The last day (days since 1970) of `table`'s rows on every node, from its active parts'
+/// `max_date` (the minmax index of the `day` it is partitioned by): no read of the table's
+/// rows. 0 (1970-01-01) when it has none.
+pub async fn last_day(
+    db: &clickhouse::Client,
+    ch: &ClickHouseConfig,
+    table: &str,
+) -> Result<u16, clickhouse::error::Error> {
+    db.query(&format!(
+        "SELECT max(max_date) FROM {} WHERE database = ? AND active AND table = ?",
+        ch.system_table("parts")
+    ))
+    .bind(ch.database())
+    .bind(ch.part_table(table))
+    .fetch_one()
+    .await
+}
+
 /// Which partitions of the [`REPORTED`] tables a reader can read without `FINAL`: those
 /// compacted on every node that holds them.
 #[derive(Clone, Debug, Default, PartialEq)]
