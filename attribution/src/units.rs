@@ -393,8 +393,15 @@ pub fn outcomes(
         let mut rest = stays;
         arms.iter()
             .map(|a| {
-                let start = rest.partition_point(|s| s.device < a.device);
-                let end = start + rest[start..].partition_point(|s| s.device == a.device);
+                // A walk, not a binary search: both come by device, and an arm's stays are
+                // a few rows on, where a search of the millions left would miss the cache
+                // at each step.
+                let start = rest.iter().take_while(|s| s.device < a.device).count();
+                let end = start
+                    + rest[start..]
+                        .iter()
+                        .take_while(|s| s.device == a.device)
+                        .count();
                 let (mine, after) = (&rest[start..end], &rest[end..]);
                 rest = after;
                 let mut u = UnitRow {
