@@ -505,13 +505,17 @@ async fn data_end(
     })
     .await?;
     timed("reading the end of the data (table sightings)", || {
-        db.query(&format!(
-            "SELECT max(last_ms) FROM sightings WHERE day >= {}",
-            date(i64::from(last.saturating_sub(1)) * DAY_MS)
-        ))
-        .fetch_one::<i64>()
+        db.query(&data_end_query(last)).fetch_one::<i64>()
     })
     .await
+}
+
+/// The latest end of a sighting that began on `last` (days since 1970) or the day before.
+pub fn data_end_query(last: u16) -> String {
+    format!(
+        "SELECT max(last_ms) FROM sightings WHERE day >= {}",
+        date(i64::from(last.saturating_sub(1)) * DAY_MS)
+    )
 }
 
 /// The temporary tables of the report's session: what its later statements select by.

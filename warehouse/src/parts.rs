@@ -73,14 +73,19 @@ pub async fn last_day(
     ch: &ClickHouseConfig,
     table: &str,
 ) -> Result<u16, clickhouse::error::Error> {
-    db.query(&format!(
+    db.query(&last_day_query(ch))
+        .bind(ch.database())
+        .bind(ch.part_table(table))
+        .fetch_one()
+        .await
+}
+
+/// [`last_day`]'s statement, the database and the parts' table bound to its `?`s.
+pub fn last_day_query(ch: &ClickHouseConfig) -> String {
+    format!(
         "SELECT max(max_date) FROM {} WHERE database = ? AND active AND table = ?",
         ch.system_table("parts")
-    ))
-    .bind(ch.database())
-    .bind(ch.part_table(table))
-    .fetch_one()
-    .await
+    )
 }
 
 /// Which partitions of the [`REPORTED`] tables a reader can read without `FINAL`: those

@@ -7,8 +7,8 @@ use std::collections::HashMap;
 
 use attribution::bridge::{self, Bridge, Links};
 use attribution::data::{
-    epoch_days_query, epochs_query, links_query, pairs_query, queries, Campaign, Queries, Rules,
-    KEYS, LINKED, NEXT,
+    data_end_query, epoch_days_query, epochs_query, links_query, pairs_query, queries, Campaign,
+    Queries, Rules, KEYS, LINKED, NEXT,
 };
 use attribution::design::{Params, PassClass};
 use attribution::units::{self, Flight, Pass, Play, Plays, Stay};
@@ -469,5 +469,52 @@ fn the_plays_query_reads_the_creatives_plays_around_the_flight() {
             M + 55_000,
             M + 65_000
         )]
+    );
+}
+
+/// The data's end on a current ClickHouse: the sightings' last day from their parts'
+/// `max_date` (three inserts, three parts; none read), then the latest end of a sighting
+/// begun on that day or the one before. A sighting begun earlier is not read, though it
+/// ends later (a fixture's stay held open: the end is earlier, never later).
+#[test]
+fn the_data_end_is_found_from_the_sightings_parts_on_a_current_clickhouse() {
+    let sighting = |day: &str, last_ms: i64| {
+        format!(
+            "INSERT INTO sightings (site, day, sensor, seq, idx, first_ms, last_ms) \
+             VALUES ('s', '{day}', 'n', 1, 0, 0, {last_ms})"
+        )
+    };
+    let data: Vec<String> = MIGRATIONS
+        .iter()
+        .flat_map(|(_, _, sql)| statements(sql))
+        .chain([
+            sighting("2026-03-01", 1_775_000_000_000),
+            sighting("2026-03-30", 1_774_900_000_000),
+            sighting("2026-03-31", 1_774_950_000_000),
+        ])
+        .collect();
+    let ch = warehouse::ClickHouseConfig::from_raw(warehouse::RawClickHouse {
+        url: "http://127.0.0.1:8123".into(),
+        database: "footfall".into(),
+        user: "default".into(),
+        password_file: None,
+        password_env: None,
+        compression: "none".into(),
+        ca_file: None,
+        cluster: None,
+        timeout_secs: None,
+    })
+    .expect("a configuration");
+    let last_day = clickhouse::Client::default()
+        .query(&warehouse::parts::last_day_query(&ch))
+        .bind(ch.database())
+        .bind(ch.part_table("sightings"))
+        .sql_display()
+        .to_string();
+    let answers = testkit::chdb_queries(&data, &[last_day, data_end_query(day("2026-03-31"))]);
+    assert_eq!(answers[0], "2026-03-31", "the last day, from the parts");
+    assert_eq!(
+        answers[1], "1774950000000",
+        "the latest end of the last two days' sightings"
     );
 }
