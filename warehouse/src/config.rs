@@ -10,7 +10,8 @@ use serde::Deserialize;
 use crate::{clients, Target, DEFAULT_TIMEOUT};
 
 /// The section as written (TOML over the binary's defaults); checked only for its types.
-#[derive(Debug, Deserialize)]
+/// Its `Default` is all empty, for a section built in code.
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawClickHouse {
     pub url: String,

@@ -496,13 +496,8 @@ fn the_data_end_is_found_from_the_sightings_parts_on_a_current_clickhouse() {
     let ch = warehouse::ClickHouseConfig::from_raw(warehouse::RawClickHouse {
         url: "http://127.0.0.1:8123".into(),
         database: "footfall".into(),
-        user: "default".into(),
-        password_file: None,
-        password_env: None,
         compression: "none".into(),
-        ca_file: None,
-        cluster: None,
-        timeout_secs: None,
+        ..Default::default()
     })
     .expect("a configuration");
     let last_day = clickhouse::Client::default()
