@@ -339,7 +339,8 @@ pub fn epoch_days_query(c: &Campaign, r: &Rules) -> String {
 /// there is asked for again without `near` ([`first_visits`]).
 pub fn epochs_query(c: &Campaign, r: &Rules, days: &[(u32, u16)], near: bool) -> String {
     let s = span(c, r);
-    let near_days = |d: u16| -> Vec<String> {
+    // The `near` days of an epoch first seen on `d`, as dates.
+    let dates = |d: u16| -> Vec<String> {
         near_days(&s, d)
             .map(|d| date(i64::from(d) * DAY_MS))
             .collect()
@@ -348,7 +349,7 @@ pub fn epochs_query(c: &Campaign, r: &Rules, days: &[(u32, u16)], near: bool) ->
         .iter()
         .map(|&(e, d)| {
             if near {
-                format!("(epoch = {e} AND day IN ({}))", near_days(d).join(", "))
+                format!("(epoch = {e} AND day IN ({}))", dates(d).join(", "))
             } else {
                 format!("epoch = {e}")
             }
@@ -360,7 +361,7 @@ pub fn epochs_query(c: &Campaign, r: &Rules, days: &[(u32, u16)], near: bool) ->
         format!(
             " AND day IN ({})",
             days.iter()
-                .flat_map(|&(_, d)| near_days(d))
+                .flat_map(|&(_, d)| dates(d))
                 .collect::<Vec<_>>()
                 .join(", ")
         )
