@@ -19,8 +19,10 @@
 //! over a thousand random addresses), every phone's captures shifted to one start so all ten
 //! are in the room at once (`overlay-pcap`), replayed the same way to `DIR/pintor/all.jsonl`:
 //! how well the agent's links group one phone's addresses, as a V-measure over the addresses,
-//! beside the probe fingerprint and one group per address. `benches/counting.sh` is the
-//! command line.
+//! beside the probe fingerprint, one group per address, and two groupings that know the
+//! phones: what a link that never joins two fingerprints can score at best, and what it can
+//! score when it also ends after the link's horizon of silence. `benches/counting.sh` is
+//! the command line.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
@@ -248,8 +250,8 @@ fn pintor(dir: &Path) -> anyhow::Result<String> {
             }
         }
     }
-    // Per address: its phone, its link (the first it carried), its fingerprint.
-    let mut addresses: HashMap<u64, (char, u64, u64)> = HashMap::new();
+    // Per address: its phone, its link (the first it carried), its fingerprint, when heard.
+    let mut addresses: HashMap<u64, Address> = HashMap::new();
     for s in collector::offline::read_envelopes(&dir.join("all.jsonl"))?.1 {
         let phone = *phone_of
             .get(&s.device)
@@ -259,11 +261,19 @@ fn pintor(dir: &Path) -> anyhow::Result<String> {
         } else {
             1 << 63 | u64::from(s.fingerprint)
         };
-        addresses
-            .entry(s.device)
-            .or_insert((phone, s.link, fingerprint));
+        let a = addresses.entry(s.device).or_insert(Address {
+            phone,
+            link: s.link,
+            fingerprint,
+            first_ms: s.first_ms,
+            last_ms: s.last_ms,
+            session: 0,
+        });
+        a.first_ms = a.first_ms.min(s.first_ms);
+        a.last_ms = a.last_ms.max(s.last_ms);
     }
-    let phones: HashSet<char> = addresses.values().map(|a| a.0).collect();
+    sessions(&mut addresses);
+    let phones: HashSet<char> = addresses.values().map(|a| a.phone).collect();
     let mut t = format!(
         "\nPintor, every phone in one room: {} addresses of {} phones\n{:<40} {:>9} {:>12} {:>13} {:>10}\n",
         addresses.len(),
@@ -274,14 +284,29 @@ fn pintor(dir: &Path) -> anyhow::Result<String> {
         "completeness",
         "groups"
     );
-    type Group = fn(u64, &(char, u64, u64)) -> u64;
-    let groupings: [(&str, Group); 3] = [
-        ("the agent's links", |_, a| a.1),
-        ("probe fingerprint", |_, a| a.2),
-        ("one per address", |key, _| key),
+    // Groupings that know the phones: the best a link can be that never joins two
+    // fingerprints (a chain continues only a chain of its fingerprint), and the best such a
+    // link can be that also ends after the link's horizon of silence.
+    let of_phone = |a: &Address| u64::from(a.phone).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    type Group<'a> = Box<dyn Fn(u64, &Address) -> u64 + 'a>;
+    let groupings: [(&str, Group<'_>); 5] = [
+        ("the agent's links", Box::new(|_, a| a.link)),
+        ("probe fingerprint", Box::new(|_, a| a.fingerprint)),
+        (
+            "each phone's fingerprints apart",
+            Box::new(|_, a| a.fingerprint ^ of_phone(a)),
+        ),
+        (
+            "  and its silences past the horizon",
+            Box::new(|_, a| a.fingerprint ^ of_phone(a) ^ a.session.rotate_left(32)),
+        ),
+        ("one per address", Box::new(|key, _| key)),
     ];
     for (name, group) in groupings {
-        let p: Vec<(char, u64)> = addresses.iter().map(|(k, a)| (a.0, group(*k, a))).collect();
+        let p: Vec<(char, u64)> = addresses
+            .iter()
+            .map(|(k, a)| (a.phone, group(*k, a)))
+            .collect();
         let (h, c) = homogeneity_completeness(&p);
         let groups: HashSet<u64> = p.iter().map(|(_, g)| *g).collect();
         let v = if h + c > 0.0 {
@@ -296,6 +321,38 @@ fn pintor(dir: &Path) -> anyhow::Result<String> {
         );
     }
     Ok(t)
+}
+
+/// One address of the Pintor overlay.
+struct Address {
+    phone: char,
+    link: u64,
+    /// The probe fingerprint of a randomized address; a global address's own key.
+    fingerprint: u64,
+    first_ms: i64,
+    last_ms: i64,
+    /// Which of its phone's runs of one fingerprint it is in: a run ends where the phone
+    /// was silent in that fingerprint for longer than the link's horizon.
+    session: u64,
+}
+
+/// Numbers each phone's runs of one fingerprint ([`Address::session`]).
+fn sessions(addresses: &mut HashMap<u64, Address>) {
+    let mut by: BTreeMap<(char, u64), Vec<&mut Address>> = BTreeMap::new();
+    for a in addresses.values_mut() {
+        by.entry((a.phone, a.fingerprint)).or_default().push(a);
+    }
+    for run in by.values_mut() {
+        run.sort_by_key(|a| a.first_ms);
+        let (mut session, mut end) = (0, i64::MIN);
+        for a in run.iter_mut() {
+            if a.first_ms > end.saturating_add(device_id::link::HORIZON_MS) {
+                session += 1;
+            }
+            end = end.max(a.last_ms);
+            a.session = session;
+        }
+    }
 }
 
 /// Homogeneity and completeness (Rosenberg & Hirschberg 2007) of groups against classes.
