@@ -14,7 +14,7 @@
 #     in the same run;
 #   - the dashboard's pages on this city (benches/dashboard.sh attach).
 # Usage: bash benches/city.sh [DIR [LOADS]]
-#   DIR keeps the generated city and its encoded messages (about 38 GiB) for another run
+#   DIR keeps the generated city and its encoded messages (about 15 GiB) for another run
 #   (default target/city-bench); LOADS of each dashboard page (default 10).
 #   AGE=60 (the agents' batch age, seconds), SLOT_MINS=5, BACKLOG=20000, HORIZON_HOURS=6
 #   (the collector's visits.horizon_hours), PEOPLE= (scales the population down, for a quicker try) in the
@@ -61,8 +61,11 @@ timed() {
   return $rc
 }
 
-# 1. The city (kept in DIR: generating it takes about 8 minutes).
-if [ ! -f "$DIR/city/truth/summary.json" ]; then
+# 1. The city (kept in DIR: generating it takes about 8 minutes). Its JSON envelopes are
+# read once, to encode the messages, and then removed: 26 GiB that the database's merges
+# need more (a month's compaction ran out of disk beside them).
+if [ ! -f "$DIR/city/truth/summary.json" ] \
+  || { [ ! -d "$DIR/msgs" ] && [ ! -d "$DIR/city/envelopes" ]; }; then
   rm -rf "$DIR/city" "$DIR/msgs"
   printf 'preset = "city"\n[output]\nmode = "envelopes"\nbatch_max_age_secs = %s\n' "$AGE" \
     > "$DIR/scenario.toml"
@@ -74,6 +77,7 @@ if [ ! -d "$DIR/msgs" ]; then
   timed prepare target/release/publish-city prepare "$DIR/city" "$W/msgs" binary
   mv "$W/msgs" "$DIR/msgs"
 fi
+rm -rf "$DIR/city/envelopes"
 sightings=$(python3 -c "import json; print(json.load(open('$DIR/city/truth/summary.json'))['sightings'])")
 bytes=$(python3 -c "import os, sys; d = sys.argv[1]; print(sum(os.path.getsize(os.path.join(d, f)) for f in os.listdir(d)))" "$DIR/msgs")
 log "city: $sightings sightings, $((bytes / 1048576)) MiB of binary envelopes"
