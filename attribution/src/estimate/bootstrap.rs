@@ -34,28 +34,34 @@ pub struct Draw {
     pub check: Option<f64>,
 }
 
-/// The estimates over the clusters `sums` (with repeats, in a draw).
+/// The estimates over the clusters `sums`, each once (the sample itself).
 pub fn draw(sums: &[&Sums], min_stratum: f64) -> Draw {
+    weighted(sums.iter().map(|&s| (s, 1.0)), min_stratum)
+}
+
+/// The estimates over clusters each taken a number of times (a draw: how often each cluster
+/// was drawn, the ones never drawn left out).
+fn weighted<'a>(sums: impl Iterator<Item = (&'a Sums, f64)>, min_stratum: f64) -> Draw {
     let mut arms = [Moments::default(); 2];
     let mut rev = [0.0; 2];
     let (mut linked, mut receipts, mut spent) = ([0.0; 2], [0.0; 2], [0.0; 2]);
     // By stratum index (dense), grown to the highest one met.
     let mut cells: Vec<Cell> = Vec::new();
-    for s in sums {
+    for (s, times) in sums {
         for a in 0..2 {
-            arms[a].merge(&s.arms[a]);
-            rev[a] += s.rev[a];
-            linked[a] += s.linked[a];
-            receipts[a] += s.receipts[a];
-            spent[a] += s.spent[a];
+            arms[a].merge_times(&s.arms[a], times);
+            rev[a] += times * s.rev[a];
+            linked[a] += times * s.linked[a];
+            receipts[a] += times * s.receipts[a];
+            spent[a] += times * s.spent[a];
         }
         for &(stratum, a, n, x) in &s.strata {
             if stratum >= cells.len() {
                 cells.resize(stratum + 1, [0.0; 4]);
             }
             let c = &mut cells[stratum];
-            c[2 * a] += n;
-            c[2 * a + 1] += x;
+            c[2 * a] += times * n;
+            c[2 * a + 1] += times * x;
         }
     }
     let per_device = |v: f64, a: usize| if arms[a].n > 0.0 { v / arms[a].n } else { 0.0 };
@@ -95,16 +101,25 @@ pub fn few_clusters(k: usize, confidence: f64) -> (f64, f64) {
 }
 
 /// `b` draws of `clusters.len()` clusters with replacement, seeded; none under two clusters.
+/// A draw sums each cluster drawn once, times how often it was drawn (about a third of the
+/// clusters are not drawn at all), in the clusters' order.
 pub fn resample(clusters: &[&Sums], b: usize, seed: u64, min_stratum: f64) -> Vec<Draw> {
     let k = clusters.len();
     if k < 2 {
         return Vec::new();
     }
     let mut rng = Rng::new(seed);
+    let mut times = vec![0u32; k];
     (0..b)
         .map(|_| {
-            let pick: Vec<&Sums> = (0..k).map(|_| clusters[rng.below(k)]).collect();
-            draw(&pick, min_stratum)
+            times.fill(0);
+            for _ in 0..k {
+                times[rng.below(k)] += 1;
+            }
+            let drawn = (clusters.iter().zip(&times))
+                .filter(|(_, &t)| t > 0)
+                .map(|(&s, &t)| (s, f64::from(t)));
+            weighted(drawn, min_stratum)
         })
         .collect()
 }
@@ -156,6 +171,63 @@ mod tests {
             "{}",
             d.d
         );
+    }
+
+    /// A draw sums each cluster once times how often it was drawn: the same figures as the
+    /// drawn clusters summed one by one, in the order drawn (exactly, for counts).
+    #[test]
+    fn a_cluster_drawn_twice_weighs_as_two_copies_of_it() {
+        let with = |mut s: Sums, pre: f64, strata: Vec<(usize, usize, f64, f64)>| {
+            s.arms[0].add(pre, 1.0);
+            s.arms[1].add(pre + 1.0, 0.0);
+            (s.rev, s.linked, s.receipts, s.spent) =
+                ([pre, 2.0], [3.0, 2.0], [pre, 1.0], [10.0 * pre, 7.0]);
+            s.strata = strata;
+            s
+        };
+        // Dense and sparse strata; each cluster alone has one of both arms.
+        let a = with(
+            cluster(30, 6, 40, 4),
+            2.0,
+            vec![(0, 0, 31.0, 7.0), (0, 1, 41.0, 4.0)],
+        );
+        let b = with(
+            cluster(20, 2, 10, 1),
+            5.0,
+            vec![(1, 0, 21.0, 3.0), (1, 1, 11.0, 1.0), (2, 0, 3.0, 1.0)],
+        );
+        let c = with(
+            cluster(25, 9, 30, 2),
+            1.0,
+            vec![(2, 0, 26.0, 10.0), (2, 1, 31.0, 2.0), (0, 1, 5.0, 0.0)],
+        );
+        let clusters = [&a, &b, &c];
+        let mut rng = Rng::new(3);
+        let draws = resample(&clusters, 40, 3, 20.0);
+        assert_eq!(draws.len(), 40);
+        for got in &draws {
+            let picked: Vec<&Sums> = (0..3).map(|_| clusters[rng.below(3)]).collect();
+            let want = draw(&picked, 20.0);
+            assert!(want.strat.is_some() && want.cuped.is_some());
+            assert_eq!(
+                (
+                    got.d,
+                    got.strat,
+                    got.cuped,
+                    got.rev,
+                    got.frequency,
+                    got.check
+                ),
+                (
+                    want.d,
+                    want.strat,
+                    want.cuped,
+                    want.rev,
+                    want.frequency,
+                    want.check
+                )
+            );
+        }
     }
 
     #[test]

@@ -23,11 +23,16 @@ impl Moments {
     }
 
     pub fn merge(&mut self, o: &Moments) {
-        self.n += o.n;
-        self.y += o.y;
-        self.x += o.x;
-        self.x2 += o.x2;
-        self.xy += o.xy;
+        self.merge_times(o, 1.0);
+    }
+
+    /// Merges `o` taken `times` times (a cluster drawn that often).
+    pub fn merge_times(&mut self, o: &Moments, times: f64) {
+        self.n += times * o.n;
+        self.y += times * o.y;
+        self.x += times * o.x;
+        self.x2 += times * o.x2;
+        self.xy += times * o.xy;
     }
 }
 
