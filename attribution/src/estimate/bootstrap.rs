@@ -34,7 +34,8 @@ pub struct Draw {
     pub check: Option<f64>,
 }
 
-/// The estimates over the clusters `sums`, each once (the sample itself).
+/// The estimates over the clusters `sums`, each entry once (the sample itself: every
+/// cluster once).
 pub fn draw(sums: &[&Sums], min_stratum: f64) -> Draw {
     weighted(sums.iter().map(|&s| (s, 1.0)), min_stratum)
 }
