@@ -989,9 +989,10 @@ fn session_id() -> String {
     format!("footfall-report-{}-{ns}", std::process::id())
 }
 
-/// Picks the one boundary the report bridges (`later`: the epochs that begin at each): the first whose new keys appear at or after
-/// the flight's start (exposures and conversions straddle it), else the last before it (the
-/// look-back does), among those with pairs; marks it; returns the epoch before it.
+/// Picks the one boundary the report bridges (`later`: the epochs that begin at each): the
+/// first whose new keys appear at or after the flight's start (exposures and conversions
+/// straddle it), else the last before it (the look-back does), among those with pairs;
+/// marks it; returns the epoch before it.
 fn bridged(boundaries: &mut [Boundary], later: &[EpochRow], start_ms: i64) -> Option<u32> {
     let firsts: Vec<i64> = later.iter().map(|e| e.began_ms).collect();
     let candidates: Vec<usize> = (0..boundaries.len())
