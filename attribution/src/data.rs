@@ -320,12 +320,15 @@ fn span(c: &Campaign, r: &Rules) -> Span {
 }
 
 /// The epochs of the retained visits in the report's period at any site, each with the
-/// first day it has one (days since 1970): a read of two small columns, where the epochs'
-/// first visits ([`epochs_query`]) read two large ones.
+/// first day it has one (days since 1970), from the days each epoch has retained visits on
+/// (`visit_epochs`, kept from the visits by the collector's migration 13): a few rows,
+/// where the visits' own epoch and day columns are a row per visit (a city's month: 100 M,
+/// 0.47 s of ClickHouse's CPU) and the epochs' first visits ([`epochs_query`]) read two
+/// more.
 pub fn epoch_days_query(c: &Campaign, r: &Rules) -> String {
     let s = span(c, r);
     format!(
-        "SELECT epoch, min(day) FROM visits WHERE retracted = 0 AND day >= {} AND day <= {} \
+        "SELECT epoch, min(day) FROM visit_epochs WHERE day >= {} AND day <= {} \
          GROUP BY epoch ORDER BY epoch",
         s.s_from, s.s_to
     )
@@ -411,7 +414,8 @@ async fn first_visits(
     let Some(&(first, first_day)) = days.first() else {
         return Ok(None);
     };
-    // The first epoch needs no read when it surely has a visit in the period.
+    // The first epoch needs no read when it surely has a visit in the period (unless every
+    // visit of its first day there was purged since: `visit_epochs` keeps the day).
     let sure = inside(&span(c, r), first_day);
     let asked = if sure { &days[1..] } else { &days[..] };
     let mut epochs: Vec<EpochRow> = if asked.is_empty() {

@@ -72,6 +72,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0012_settled.sql",
         include_str!("../migrations/0012_settled.sql"),
     ),
+    (
+        13,
+        "0013_visit_epochs.sql",
+        include_str!("../migrations/0013_visit_epochs.sql"),
+    ),
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

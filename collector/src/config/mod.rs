@@ -476,6 +476,8 @@ fn retention(r: RawRetention) -> Result<Vec<(&'static str, u32)>, ConfigError> {
     let days = [
         ("sightings", "retention.sightings_days", r.sightings_days),
         ("visits", "retention.visits_days", r.visits_days),
+        // The days each epoch has visits on (migration 13) go with the visits.
+        ("visit_epochs", "retention.visits_days", r.visits_days),
         (
             "sensor_status",
             "retention.sensor_status_days",

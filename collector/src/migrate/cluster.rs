@@ -233,6 +233,20 @@ mod tests {
             view.ends_with("FROM footfall.sensor_status_local"),
             "{view}"
         );
+        // A view whose source is followed by more of its statement.
+        let epochs = all
+            .iter()
+            .find(|s| {
+                s.starts_with("CREATE MATERIALIZED VIEW IF NOT EXISTS footfall.visit_epochs_mv")
+            })
+            .expect("the epochs' view");
+        assert!(
+            epochs.ends_with(
+                "TO footfall.visit_epochs_local AS\nSELECT epoch, day FROM footfall.visits_local \
+                 WHERE retracted = 0 GROUP BY epoch, day"
+            ),
+            "{epochs}"
+        );
         let at = all
             .iter()
             .position(|s| s.contains("ADD COLUMN link"))

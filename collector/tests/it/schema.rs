@@ -3,7 +3,7 @@ use testkit::ClickHouse;
 
 use crate::util::{assert_success, collector, config};
 
-const TABLES: [&str; 17] = [
+const TABLES: [&str; 18] = [
     "ad_plays",
     "bridges",
     "campaigns",
@@ -20,6 +20,7 @@ const TABLES: [&str; 17] = [
     "sites",
     "stream_checkpoints",
     "traffic",
+    "visit_epochs",
     "visits",
 ];
 
@@ -32,11 +33,11 @@ fn migrations_apply_once_and_history_is_append_only() {
     assert_success(&first);
     assert!(
         String::from_utf8_lossy(&first.stdout).contains(
-            "12 migration(s) applied: 0001_schema.sql, 0002_stream_checkpoints.sql, \
+            "13 migration(s) applied: 0001_schema.sql, 0002_stream_checkpoints.sql, \
                  0003_occupancy.sql, 0004_site_calibrations.sql, 0005_links.sql, \
                  0006_site_time_zones.sql, 0007_traffic.sql, 0008_sensor_latest.sql, \
                  0009_bridges.sql, 0010_quarantine.sql, 0011_calibrated_fixture_hours.sql, \
-                 0012_settled.sql"
+                 0012_settled.sql, 0013_visit_epochs.sql"
         ),
         "{}",
         String::from_utf8_lossy(&first.stdout)
@@ -51,7 +52,7 @@ fn migrations_apply_once_and_history_is_append_only() {
     assert_eq!(
         ch.query("SELECT count() FROM footfall_test.schema_migrations FINAL")
             .trim(),
-        "12"
+        "13"
     );
     assert_eq!(
         ch.query(
@@ -76,6 +77,23 @@ fn migrations_apply_once_and_history_is_append_only() {
     };
     status(2, 20);
     status(1, 10);
+    // And from before migration 13, with visits in it: one retained, one retracted.
+    ch.query("DROP TABLE footfall_test.visit_epochs_mv");
+    ch.query("TRUNCATE TABLE footfall_test.visit_epochs");
+    let visit = |epoch: u32, day: &str, retracted: u8| {
+        ch.query(&format!(
+            "INSERT INTO footfall_test.visits (site, day, device, epoch, retracted) \
+             VALUES ('a', '{day}', 7, {epoch}, {retracted})"
+        ))
+    };
+    visit(3, "2026-03-02", 0);
+    visit(4, "2026-03-03", 1);
+    let epochs = || {
+        ch.query(
+            "SELECT epoch, min(day), max(day) FROM footfall_test.visit_epochs \
+             GROUP BY epoch ORDER BY epoch",
+        )
+    };
     let latest = || {
         ch.query(
             "SELECT sensor, max(at_ms), argMax(spool_batches, at_ms) \
@@ -88,11 +106,21 @@ fn migrations_apply_once_and_history_is_append_only() {
     ch.query("DROP TABLE footfall_test.schema_migrations");
     let replayed = collector(&["migrate"], &cfg);
     assert_success(&replayed);
-    assert!(String::from_utf8_lossy(&replayed.stdout).contains("12 migration(s) applied"));
+    assert!(String::from_utf8_lossy(&replayed.stdout).contains("13 migration(s) applied"));
     // Migration 8 copied the sensor's heartbeats, and its view keeps the latest from then on.
     assert_eq!(latest(), "s-1\t2\t20\n");
     status(3, 30);
     assert_eq!(latest(), "s-1\t3\t30\n");
+    // Migration 13 copied the retained visits' epoch and day, and its view adds those
+    // written from then on.
+    assert_eq!(epochs(), "3\t2026-03-02\t2026-03-02\n");
+    visit(5, "2026-03-04", 0);
+    visit(5, "2026-03-06", 0);
+    visit(6, "2026-03-05", 1);
+    assert_eq!(
+        epochs(),
+        "3\t2026-03-02\t2026-03-02\n5\t2026-03-04\t2026-03-06\n"
+    );
 
     // A database whose ledger says migration 1 had other text is refused, naming it.
     ch.query("CREATE DATABASE tampered");
