@@ -178,7 +178,10 @@ fn retention_drops_the_months_past_it_and_keeps_the_rest() {
     let text = std::fs::read_to_string(&cfg).expect("config");
     std::fs::write(
         &cfg,
-        format!("{text}[retention]\nsightings_days = 30\nrejected_days = 30\ntraffic_days = 0\n"),
+        format!(
+            "{text}[retention]\nsightings_days = 30\nrejected_days = 30\ntraffic_days = 0\n\
+             visits_days = 30\n"
+        ),
     )
     .expect("config");
     assert_success(&collector(&["migrate"], &cfg));
@@ -193,13 +196,17 @@ fn retention_drops_the_months_past_it_and_keeps_the_rest() {
         ch.query(&format!(
             "INSERT INTO kept.traffic (site, day, hour_ms) VALUES ('s', '{day}', 1)"
         ));
+        // The days each epoch has visits on (migration 13) go with the visits.
+        ch.query(&format!(
+            "INSERT INTO kept.visits (site, day, device) VALUES ('s', '{day}', 1)"
+        ));
     }
     let o = collector(&["retention"], &cfg);
     assert_success(&o);
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("sightings: dropped 202001"), "{out}");
-    assert!(out.contains("4 month(s) dropped"), "{out}");
-    for table in ["sightings", "rejected"] {
+    assert!(out.contains("8 month(s) dropped"), "{out}");
+    for table in ["sightings", "rejected", "visits", "visit_epochs"] {
         assert_eq!(
             ch.query(&format!("SELECT toString(day) FROM kept.{table}"))
                 .trim(),
