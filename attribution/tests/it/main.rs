@@ -2,5 +2,6 @@
 //! simulated city run through the real collector and ClickHouse, checked against the truth.
 
 mod cli;
+mod epochs;
 mod modern;
 mod pipeline;

@@ -257,6 +257,13 @@ fn the_report_queries_run_on_a_current_clickhouse() {
                 // Device 7 is a loyalty member who bought nothing: it is counted among the
                 // members, with no receipts, not left out.
                 "INSERT INTO links VALUES (0, 7, 'card-7', 0)".to_owned(),
+                // Two more visits on the pass's day, of devices no arm has: one later, and
+                // one earlier but retracted. Neither is the epoch's first visit.
+                "INSERT INTO visits (site, day, device, visit_id, class, first_ms, last_ms, kind, \
+                 retracted, version) VALUES \
+                 ('other-1', '2026-03-08', 9, 3, 'local', 1772961000000, 1772961600000, 'visitor', 0, 1), \
+                 ('other-1', '2026-03-08', 8, 4, 'local', 1772950000000, 1772950600000, 'visitor', 1, 2)"
+                    .to_owned(),
                 // Store traffic: an hour written twice (the later version wins), another hour,
                 // and a store of another brand.
                 "INSERT INTO traffic (site, day, local_hour, hour_ms, visitors, version) VALUES \
@@ -311,7 +318,10 @@ fn the_report_queries_run_on_a_current_clickhouse() {
             lines[0], "7\t[0,0,0,0,0]\t[0,0,0,0,0]",
             "a loyalty member without receipts"
         );
-        assert_eq!(lines[1], "0\t2026-03-08", "one epoch, from the pass's day");
+        assert_eq!(
+            lines[1], "0\t2026-03-08\t1772960000000",
+            "one epoch, from the pass's day, where the pass is its first visit"
+        );
         assert_eq!(lines[2], "0\t1772960000000", "its first visit, the pass");
         assert_eq!(lines[3], lines[2], "the same, read on every day");
         assert_eq!(

@@ -242,8 +242,8 @@ mod tests {
             .expect("the epochs' view");
         assert!(
             epochs.ends_with(
-                "TO footfall.visit_epochs_local AS\nSELECT epoch, day FROM footfall.visits_local \
-                 WHERE retracted = 0 GROUP BY epoch, day"
+                "TO footfall.visit_epochs_local AS\nSELECT epoch, day, minState(first_ms) AS \
+                 first_ms FROM footfall.visits_local WHERE retracted = 0\nGROUP BY epoch, day"
             ),
             "{epochs}"
         );

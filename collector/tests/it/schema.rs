@@ -80,17 +80,20 @@ fn migrations_apply_once_and_history_is_append_only() {
     // And from before migration 13, with visits in it: one retained, one retracted.
     ch.query("DROP TABLE footfall_test.visit_epochs_mv");
     ch.query("TRUNCATE TABLE footfall_test.visit_epochs");
-    let visit = |epoch: u32, day: &str, retracted: u8| {
+    let visit = |epoch: u32, day: &str, first_ms: i64, retracted: u8| {
         ch.query(&format!(
-            "INSERT INTO footfall_test.visits (site, day, device, epoch, retracted) \
-             VALUES ('a', '{day}', 7, {epoch}, {retracted})"
+            "INSERT INTO footfall_test.visits (site, day, device, epoch, first_ms, retracted) \
+             VALUES ('a', '{day}', 7, {epoch}, {first_ms}, {retracted})"
         ))
     };
-    visit(3, "2026-03-02", 0);
-    visit(4, "2026-03-03", 1);
+    visit(3, "2026-03-02", 20, 0);
+    visit(3, "2026-03-02", 10, 1);
+    visit(4, "2026-03-03", 30, 1);
+    // Each epoch's days, and the first start on its first day.
     let epochs = || {
         ch.query(
-            "SELECT epoch, min(day), max(day) FROM footfall_test.visit_epochs \
+            "SELECT epoch, min(day), max(day), argMin(first, day) FROM (SELECT epoch, day, \
+             minMerge(first_ms) AS first FROM footfall_test.visit_epochs GROUP BY epoch, day) \
              GROUP BY epoch ORDER BY epoch",
         )
     };
@@ -111,15 +114,16 @@ fn migrations_apply_once_and_history_is_append_only() {
     assert_eq!(latest(), "s-1\t2\t20\n");
     status(3, 30);
     assert_eq!(latest(), "s-1\t3\t30\n");
-    // Migration 13 copied the retained visits' epoch and day, and its view adds those
-    // written from then on.
-    assert_eq!(epochs(), "3\t2026-03-02\t2026-03-02\n");
-    visit(5, "2026-03-04", 0);
-    visit(5, "2026-03-06", 0);
-    visit(6, "2026-03-05", 1);
+    // Migration 13 copied the retained visits' epoch, day and start, and its view adds
+    // those written from then on.
+    assert_eq!(epochs(), "3\t2026-03-02\t2026-03-02\t20\n");
+    visit(5, "2026-03-04", 50, 0);
+    visit(5, "2026-03-04", 40, 0);
+    visit(5, "2026-03-06", 60, 0);
+    visit(6, "2026-03-05", 70, 1);
     assert_eq!(
         epochs(),
-        "3\t2026-03-02\t2026-03-02\n5\t2026-03-04\t2026-03-06\n"
+        "3\t2026-03-02\t2026-03-02\t20\n5\t2026-03-04\t2026-03-06\t40\n"
     );
 
     // A database whose ledger says migration 1 had other text is refused, naming it.
