@@ -425,29 +425,22 @@ async fn first_visits(
         .iter()
         .map(|&&(epoch, _, began_ms)| EpochRow { epoch, began_ms })
         .collect();
-    let unknown: Vec<(u32, u16)> = unknown.iter().map(|&&(e, d, _)| (e, d)).collect();
-    if !unknown.is_empty() {
-        epochs.extend(
-            timed("the epochs' first visits", || {
-                db.query(&epochs_query(c, r, &unknown, true))
-                    .fetch_all::<EpochRow>()
-            })
-            .await?,
-        );
-    }
-    let later: Vec<(u32, u16)> = unknown
-        .iter()
-        .copied()
-        .filter(|&(e, _)| !epochs.iter().any(|f| f.epoch == e))
-        .collect();
-    if !later.is_empty() {
-        epochs.extend(
-            timed("the epochs' later first visits", || {
-                db.query(&epochs_query(c, r, &later, false))
-                    .fetch_all::<EpochRow>()
-            })
-            .await?,
-        );
+    // The others' first visits read from the visits: near their first days, then, for an
+    // epoch with none there, anywhere in the period.
+    let mut missing: Vec<(u32, u16)> = unknown.iter().map(|&&(e, d, _)| (e, d)).collect();
+    for (near, what) in [
+        (true, "the epochs' first visits"),
+        (false, "the epochs' later first visits"),
+    ] {
+        if missing.is_empty() {
+            break;
+        }
+        let found: Vec<EpochRow> = timed(what, || {
+            db.query(&epochs_query(c, r, &missing, near)).fetch_all()
+        })
+        .await?;
+        missing.retain(|&(e, _)| !found.iter().any(|f| f.epoch == e));
+        epochs.extend(found);
     }
     epochs.sort_unstable_by_key(|e| e.epoch);
     Ok(if sure {

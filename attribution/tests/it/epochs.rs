@@ -1,6 +1,7 @@
 //! Where keys changed, as the report finds it on Debian's ClickHouse 18.16: from the days each
 //! epoch has visits on (`visit_epochs`, kept from the visits by the collector's migrations),
-//! and the first visit of the new epoch that day, retracted versions left out.
+//! and the first visit of the new epoch that day, retracted versions left out; at the
+//! period's edge, from the visits themselves.
 
 use attribution::data::{load, Boundary};
 use attribution::design::Params;
@@ -9,6 +10,8 @@ use testkit::ClickHouse;
 /// 2026-03-08T00:00Z: where epoch 455's keys give way to 456's.
 const CHANGE_MS: i64 = 1_772_928_000_000;
 const HOUR_MS: i64 = 3_600_000;
+/// The report's period begins 28 days before the campaign's start, 3 days before the change.
+const PERIOD_MS: i64 = CHANGE_MS - 31 * 24 * HOUR_MS;
 
 #[test]
 fn the_report_finds_the_boundary_from_the_new_epochs_first_visit() {
@@ -54,6 +57,15 @@ fn the_report_finds_the_boundary_from_the_new_epochs_first_visit() {
         visit("acme-1", 81, 456, CHANGE_MS + 3 * HOUR_MS, 0),
         visit("acme-1", 83, 456, CHANGE_MS + 5 * HOUR_MS, 0),
         visit("acme-1", 82, 456, CHANGE_MS - 2 * HOUR_MS, 1),
+        // At the period's start (2026-02-05: the campaign's start less the 28-day
+        // pre-period), two older epochs, one of them still heard after the other began (a
+        // sensor late to change keys). 453 is first heard the day before, in a visit that
+        // ends before the period, then on the 6th; 454 in a visit that runs into the
+        // period. Neither first day lies inside the period, so their first visits in it are
+        // read from the visits: 454's near its first day, 453's anywhere in the period.
+        visit("acme-1", 453, 453, PERIOD_MS - 20 * HOUR_MS, 0),
+        visit("acme-1", 454, 454, PERIOD_MS - 5 * 60_000, 0),
+        visit("acme-1", 4530, 453, PERIOD_MS + 25 * HOUR_MS, 0),
     ];
     for sql in [
         "INSERT INTO footfall.sites (site_id, kind, brand, lat, lon) VALUES \
@@ -95,12 +107,26 @@ fn the_report_finds_the_boundary_from_the_new_epochs_first_visit() {
         .expect("load");
     assert_eq!(
         inputs.boundaries,
-        [Boundary {
-            epoch: 456,
-            day: "2026-03-08".into(),
-            pairs: 1,
-            bridged: true,
-        }]
+        [
+            Boundary {
+                epoch: 454,
+                day: "2026-02-04".into(),
+                pairs: 0,
+                bridged: false,
+            },
+            Boundary {
+                epoch: 455,
+                day: "2026-03-07".into(),
+                pairs: 0,
+                bridged: false,
+            },
+            Boundary {
+                epoch: 456,
+                day: "2026-03-08".into(),
+                pairs: 1,
+                bridged: true,
+            }
+        ]
     );
     // Bridged: device 7's store visit under its new key is its conversion.
     let units: Vec<(u64, u8)> = inputs.units.iter().map(|u| (u.device, u.exposed)).collect();
