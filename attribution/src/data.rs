@@ -335,11 +335,11 @@ pub fn epoch_days_query(c: &Campaign, r: &Rules) -> String {
 
 /// Of the epochs `days` ((epoch, first day), from [`epoch_days_query`], whose first day is
 /// not inside the period), those with retained visits in the period, each with its first
-/// visit: where keys changed. At any
-/// site: every sensor of a tenant changes keys at once. With `near`, an epoch's visits are
-/// read on its first days only ([`near_days`]; the key index finds them): a visit's `day` is
-/// its first millisecond's, so a first visit found there is the epoch's. An epoch with none
-/// there is asked for again without `near` ([`first_visits`]).
+/// visit: where keys changed. At any site: every sensor of a tenant changes keys at once.
+/// With `near`, an epoch's visits are read on its first days only ([`near_days`]; the key
+/// index finds them): a visit's `day` is its first millisecond's, so a first visit found
+/// there is the epoch's. An epoch with none there is asked for again without `near`
+/// ([`first_visits`]).
 pub fn epochs_query(c: &Campaign, r: &Rules, days: &[(u32, u16)], near: bool) -> String {
     let s = span(c, r);
     // The `near` days of an epoch first seen on `d`, as dates.
