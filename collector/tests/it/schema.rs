@@ -77,7 +77,8 @@ fn migrations_apply_once_and_history_is_append_only() {
     };
     status(2, 20);
     status(1, 10);
-    // And from before migration 13, with visits in it: one retained, one retracted.
+    // And from before migration 13, with visits in it: epoch 3 retained from 20 ms on (an
+    // earlier version of it retracted), and epoch 4 only retracted.
     ch.query("DROP TABLE footfall_test.visit_epochs_mv");
     ch.query("TRUNCATE TABLE footfall_test.visit_epochs");
     let visit = |epoch: u32, day: &str, first_ms: i64, retracted: u8| {
