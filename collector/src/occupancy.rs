@@ -34,9 +34,13 @@ const ALIGN_MS: i64 = 15 * 60_000;
 const DAY_MS: i64 = 86_400_000;
 /// How far a sighting can change the estimate of an earlier (or later) window.
 const REACH_MS: i64 = PRESENCE_GAP_MS + PRESENCE_PAD_MS;
-/// A site holds its sightings in a `Vec` per this much start time. (A map entry per start
-/// time, each with its own small `Vec`, cost some 250 bytes a sighting: with a day or two
-/// of a city's sightings held, gigabytes.)
+/// A site holds its sightings in a `Vec` per this much end time. (A map entry per time,
+/// each with its own small `Vec`, cost some 250 bytes a sighting: with a day or two of a
+/// city's sightings held, gigabytes.) By end, not start: the sightings that reach a time
+/// are then in its bucket and the later ones. By start, those before it had to be read as
+/// far back as the longest sighting held, and a device heard without a break for hours (a
+/// PC, a printer: an agent's sighting lasts while frames keep coming) made every estimate
+/// read hours of the site's sightings.
 const BUCKET_MS: i64 = ALIGN_MS;
 
 /// What the stage writes.
@@ -62,8 +66,13 @@ pub struct Occupancy {
 }
 
 struct Site {
-    /// Sightings by the [`BUCKET_MS`] their start is in (in arrival order), and how many.
+    /// Sightings by the [`BUCKET_MS`] their end is in (in arrival order).
     sightings: BTreeMap<i64, Vec<Sensed>>,
+    /// The latest interim update of each sighting still open, by (device, start, link).
+    /// The agent sends an open sighting again every `sightings.interim_secs`: were each
+    /// version held, a device heard for hours would be held, and read, once per update.
+    open: FxHashMap<(u64, i64, u64), Sensed>,
+    /// Sightings held (both kinds).
     held: usize,
     /// The hours each device was heard in, and the fixtures among them.
     fixtures: counting::Fixtures,
@@ -107,8 +116,11 @@ impl Occupancy {
         }
     }
 
-    /// Adds a sighting (an interim update too: its final version covers the same span). A
-    /// full site refuses it (counted in `refused`) until the horizon forgets some.
+    /// Adds a sighting. An interim update is held until a later version of the sighting
+    /// that covers it replaces it: left out, the earlier one changes no window, and the
+    /// later one changes them only from the earlier one's end, unless it is stronger. A
+    /// full site refuses new sightings (counted in `refused`) until the horizon forgets
+    /// some.
     pub fn insert(&mut self, s: &Seen, watermark_ms: Option<i64>, horizon_ms: i64) {
         if s.written.is_some() || s.reopened {
             // A visit read back at start-up, not a sighting; or a sighting read back for the
@@ -129,36 +141,66 @@ impl Occupancy {
             self.sites.insert(s.site.clone(), Site::new(s));
         }
         let site = self.sites.get_mut(&s.site).expect("inserted");
-        if site.held >= self.max_held {
+        let version = (sensed.device, sensed.first_ms, sensed.link);
+        let earlier = site.open.get(&version).copied();
+        if earlier.is_some_and(|o| covers(&o, &sensed)) {
+            // An update older than one held (redelivered, or out of order).
+            return;
+        }
+        let earlier = earlier.filter(|o| covers(&sensed, o));
+        if site.held >= self.max_held && earlier.is_none() {
             self.refused += 1;
             return;
         }
         site.first_ms = site.first_ms.min(s.first_ms);
         site.last_ms = site.last_ms.max(s.last_ms);
-        // The earliest time the sighting changes the windows: its start, or earlier if it
-        // makes a fixture (counted apart from the first hour it was heard in) or joins two
-        // chains into one device (from the first sighting of either); windows this far
-        // before a sighting count its presence. The traffic's hours change from there too,
-        // or from earlier if it makes a run (traffic counts the run apart).
+        // The earliest time the sighting changes the windows: its start (the earlier
+        // version's end, if it replaces one), or earlier if it makes a fixture (counted
+        // apart from the first hour it was heard in) or joins two chains into one device
+        // (from the first sighting of either); windows this far before a sighting count its
+        // presence. The traffic's hours change from its start (a stay's hour is its start's,
+        // and its dwell decides its class), or from earlier if it makes a run (traffic
+        // counts the run apart).
         let changed = site.fixtures.add(&sensed);
         let joined = site.identities.add(&sensed);
-        let windows = [changed.fixtures, joined]
-            .into_iter()
-            .flatten()
-            .fold(s.first_ms, i64::min);
-        let dirty = windows - REACH_MS;
-        let changes = changed.runs.map_or(windows, |t| t.min(windows));
+        let earliest = |from: i64| {
+            [changed.fixtures, joined]
+                .into_iter()
+                .flatten()
+                .fold(from, i64::min)
+        };
+        // A version as strong as the one it replaces adds presence only after that one's end;
+        // a stronger one may reach the room's floor, and count from its start.
+        let new_from = earlier
+            .filter(|o| o.rssi_max == s.rssi_max)
+            .map_or(s.first_ms, |o| o.last_ms);
+        let dirty = earliest(new_from) - REACH_MS;
+        let changes = earliest(changed.runs.map_or(s.first_ms, |t| t.min(s.first_ms)));
         if dirty < site.final_to {
             site.dirty_from = Some(site.dirty_from.map_or(dirty, |d| d.min(dirty)));
         }
         if changes <= site.traffic_final {
             site.traffic_dirty = Some(site.traffic_dirty.map_or(changes, |d| d.min(changes)));
         }
-        site.sightings
-            .entry(s.first_ms.div_euclid(BUCKET_MS))
-            .or_default()
-            .push(sensed);
-        site.held += 1;
+        let held = if s.is_final {
+            if earlier.is_some() {
+                site.open.remove(&version);
+            }
+            site.store(sensed);
+            earlier.is_none()
+        } else {
+            match site.open.insert(version, sensed) {
+                // An update of another sighting alike in device, start and link, where
+                // neither holds the other: held among the sightings.
+                Some(other) if earlier.is_none() => {
+                    site.store(other);
+                    true
+                }
+                Some(_) => false,
+                None => true,
+            }
+        };
+        site.held += usize::from(held);
     }
 
     /// Writes the windows and hours that are final at `watermark_ms` (all of them at
@@ -244,9 +286,13 @@ impl Occupancy {
             let keep_day = watermark_ms.map(|w| (w - horizon_ms).div_euclid(DAY_MS) - 1);
             if let Some(day) = keep_day.filter(|&d| d > site.kept_from_day) {
                 let keep = day * DAY_MS;
-                let bucket = (keep - site.fixtures.longest_ms()).div_euclid(BUCKET_MS);
+                // Those that end in time to reach a window of the day kept (or its traffic's
+                // hours), with room to spare.
+                let bucket = (keep - 2 * REACH_MS).div_euclid(BUCKET_MS);
                 site.sightings = site.sightings.split_off(&bucket);
-                site.held = site.sightings.values().map(Vec::len).sum();
+                let kept_from = bucket * BUCKET_MS;
+                site.open.retain(|_, o| o.last_ms >= kept_from);
+                site.held = site.sightings.values().map(Vec::len).sum::<usize>() + site.open.len();
                 site.fixtures.keep_from(day);
                 site.identities.keep_from(day);
                 site.written.retain(|(_, start), _| *start >= keep);
@@ -254,13 +300,24 @@ impl Occupancy {
                 site.kept_from_day = day;
             }
         }
-        self.sites.retain(|_, s| !s.sightings.is_empty());
+        self.sites
+            .retain(|_, s| !s.sightings.is_empty() || !s.open.is_empty());
     }
 
     /// Sightings held, for the metrics.
     pub fn held(&self) -> usize {
         self.sites.values().map(|s| s.held).sum()
     }
+}
+
+/// Whether version `a` of a sighting holds all that `b` does: same device, link and kind,
+/// and a span and a strongest frame at least as long and as strong. Left out, `b` changes
+/// no window: its presence lies within `a`'s.
+fn covers(a: &Sensed, b: &Sensed) -> bool {
+    (a.device, a.link, a.global, a.fingerprint, a.first_ms)
+        == (b.device, b.link, b.global, b.fingerprint, b.first_ms)
+        && a.last_ms >= b.last_ms
+        && a.rssi_max >= b.rssi_max
 }
 
 /// A stage record as the estimator sees it.
@@ -281,6 +338,7 @@ impl Site {
     fn new(s: &Seen) -> Site {
         Site {
             sightings: BTreeMap::new(),
+            open: FxHashMap::default(),
             held: 0,
             fixtures: counting::Fixtures::new(counting::FIXTURE_HOURS),
             identities: counting::Identities::default(),
@@ -300,22 +358,31 @@ impl Site {
     /// The sightings held that reach into `[from, to]` (ms), in no particular order: the
     /// estimators group them by device and time themselves.
     fn reaching(&self, from: i64, to: i64) -> Vec<Sensed> {
-        let buckets =
-            (from - self.fixtures.longest_ms()).div_euclid(BUCKET_MS)..=to.div_euclid(BUCKET_MS);
-        let held = self
+        let buckets = from.div_euclid(BUCKET_MS)
+            ..=(to.saturating_add(self.fixtures.longest_ms())).div_euclid(BUCKET_MS);
+        let held: usize = self
             .sightings
             .range(buckets.clone())
             .map(|(_, v)| v.len())
             .sum();
-        let mut v: Vec<Sensed> = Vec::with_capacity(held);
+        let mut v: Vec<Sensed> = Vec::with_capacity(held + self.open.len());
         v.extend(
             self.sightings
                 .range(buckets)
                 .flat_map(|(_, v)| v)
+                .chain(self.open.values())
                 .filter(|s| s.last_ms >= from && s.first_ms <= to)
                 .copied(),
         );
         v
+    }
+
+    /// Holds a sighting among those by end.
+    fn store(&mut self, s: Sensed) {
+        self.sightings
+            .entry(s.last_ms.div_euclid(BUCKET_MS))
+            .or_default()
+            .push(s);
     }
 
     /// Computes the site's hours from the one holding `from` to the one holding `to`; writes
@@ -844,6 +911,117 @@ mod tests {
         let visits: u32 = offline.iter().map(|h| h.visitor_devices).sum();
         assert!(visits >= 12, "{offline:?}");
         assert!(offline.iter().any(|h| h.dwell[3] > 0) && offline.iter().any(|h| h.dwell[1] > 0));
+    }
+
+    /// The 15-min windows of the offline estimate over `sightings`, uncalibrated.
+    fn offline(sightings: &[Seen]) -> BTreeMap<i64, f64> {
+        let sensed: Vec<Sensed> = sightings.iter().map(sensed).collect();
+        counting::estimate(&sensed, 15 * MIN, &Calibration::uncalibrated())
+            .into_iter()
+            .map(|w| (w.start_ms, w.people))
+            .collect()
+    }
+
+    #[test]
+    fn a_sighting_sent_again_and_again_while_open_is_held_once_and_counted_as_its_last_version() {
+        // A laptop heard for three hours (not yet a fixture): its agent sends the open
+        // sighting every hour (`sightings.interim_secs`), each version an hour behind the
+        // watermark (its sensor's backlog), so each extends windows already written, by
+        // more than a sighting's reach; then the final version. Another device comes and
+        // goes beside it. The stage holds one version of the laptop's sighting at a time,
+        // and writes the windows the final version alone gives, as the offline estimate
+        // does; an update redelivered after the final changes no window (it is held beside
+        // it: the final is not looked for, and the update adds nothing).
+        let rules = rules();
+        let horizon = 48 * 60 * MIN;
+        let mut o = Occupancy::new(usize::MAX, i64::MIN);
+        let mut rows = Vec::new();
+        let other = seen(2, 20, 70);
+        o.insert(&other, Some(T0), horizon);
+        let version = |k: i64| {
+            let mut s = seen(1, 0, 60 * k);
+            s.is_final = false;
+            s
+        };
+        for k in 1..=2 {
+            let w = Some(T0 + (60 * k + 60) * MIN);
+            o.insert(&version(k), w, horizon);
+            assert_eq!(o.held(), 2, "after version {k}");
+            o.emit(w, horizon, &rules, k as u64, &mut rows);
+        }
+        let last = seen(1, 0, 175);
+        let w = Some(T0 + 245 * MIN);
+        o.insert(&last, w, horizon);
+        assert_eq!(o.held(), 2);
+        o.emit(w, horizon, &rules, 3, &mut rows);
+        let written = rows.len();
+        o.insert(&version(1), w, horizon);
+        o.emit(Some(T0 + 246 * MIN), horizon, &rules, 4, &mut rows);
+        o.emit(None, horizon, &rules, 5, &mut rows);
+        let want = offline(&[other, last]);
+        assert!((want[&(T0 + 150 * MIN)] - 1.0).abs() < 1e-9, "{want:?}");
+        assert_eq!(latest(&rows), want);
+        assert!(
+            occupancy(&rows[written..])
+                .iter()
+                .all(|r| r.start_ms > T0 + 175 * MIN),
+            "the redelivered update rewrote a window"
+        );
+    }
+
+    #[test]
+    fn a_sighting_counts_in_the_windows_it_reaches_before_the_watermark_reaches_its_end() {
+        // Held by the time it ends, a sighting of 100 min is found for the windows at its
+        // start, which are final long before its end is.
+        let rules = rules();
+        let horizon = 48 * 60 * MIN;
+        let mut o = Occupancy::new(usize::MAX, i64::MIN);
+        let mut rows = Vec::new();
+        o.insert(&seen(1, 0, 100), Some(T0), horizon);
+        o.emit(Some(T0 + 80 * MIN), horizon, &rules, 1, &mut rows);
+        let w = latest(&rows);
+        assert_eq!(w.keys().max(), Some(&(T0 + 30 * MIN)), "{w:?}");
+        assert!(w.values().all(|&p| (p - 1.0).abs() < 1e-9), "{w:?}");
+    }
+
+    #[test]
+    fn a_stronger_version_counts_from_the_sightings_start() {
+        // An update heard below the room's floor counts nowhere; its final version, heard
+        // above it, counts from the start, in windows written before it came.
+        let rules = rules();
+        let horizon = 48 * 60 * MIN;
+        let mut o = Occupancy::new(usize::MAX, i64::MIN);
+        let mut rows = Vec::new();
+        let mut faint = seen(1, 0, 60);
+        (faint.is_final, faint.rssi_max) = (false, -80);
+        o.insert(&faint, Some(T0), horizon);
+        o.emit(Some(T0 + 120 * MIN), horizon, &rules, 1, &mut rows);
+        assert_eq!(latest(&rows)[&T0], 0.0);
+        let last = seen(1, 0, 90);
+        o.insert(&last, Some(T0 + 120 * MIN), horizon);
+        o.emit(None, horizon, &rules, 2, &mut rows);
+        assert_eq!(latest(&rows), offline(&[last]));
+        assert_eq!(latest(&rows)[&T0], 1.0);
+    }
+
+    #[test]
+    fn two_sightings_alike_in_device_start_and_link_are_both_held() {
+        // Updates of two sightings that share device, start and link but where neither
+        // holds the other (one longer, the other stronger): both count, as offline.
+        let rules = rules();
+        let horizon = 48 * 60 * MIN;
+        let mut o = Occupancy::new(usize::MAX, i64::MIN);
+        let mut rows = Vec::new();
+        let mut longer = seen(1, 0, 40);
+        longer.is_final = false;
+        let mut stronger = seen(1, 0, 10);
+        (stronger.is_final, stronger.rssi_max) = (false, -40);
+        o.insert(&longer, Some(T0), horizon);
+        o.insert(&stronger, Some(T0), horizon);
+        assert_eq!(o.held(), 2);
+        o.emit(None, horizon, &rules, 1, &mut rows);
+        assert_eq!(latest(&rows), offline(&[longer, stronger]));
+        assert!((latest(&rows)[&(T0 + 30 * MIN)] - 12.0 / 15.0).abs() < 1e-9);
     }
 
     #[test]
