@@ -95,8 +95,13 @@ struct Site {
     /// Hours decided by sightings up to here were written (up to the hour of the last
     /// sighting, where it came before the watermark, as `estimated_to`).
     traffic_final: i64,
-    /// Hours decided by sightings from here on may have changed (late data, a new fixture).
-    traffic_dirty: Option<i64>,
+    /// Hours decided by sightings from here on may have changed (late data, a new fixture),
+    /// and the watermark when the first of those changes came. They are computed again with
+    /// the next hour decided, or an hour (of event time) after that change, whichever comes
+    /// first: changes come in bursts (a fixture found, chains joined, a long sighting's
+    /// updates each change the hours from early in the day), and computed at each, the
+    /// hours were read some three times over.
+    traffic_dirty: Option<(i64, i64)>,
     /// What was last written per hour.
     traffic_written: FxHashMap<i64, Hour>,
     /// The state holds nothing before this day (UTC days since the epoch).
@@ -180,7 +185,11 @@ impl Occupancy {
             site.dirty_from = Some(site.dirty_from.map_or(dirty, |d| d.min(dirty)));
         }
         if changes <= site.traffic_final {
-            site.traffic_dirty = Some(site.traffic_dirty.map_or(changes, |d| d.min(changes)));
+            let at = watermark_ms.unwrap_or(i64::MIN);
+            site.traffic_dirty = Some(
+                site.traffic_dirty
+                    .map_or((changes, at), |(d, a)| (d.min(changes), a)),
+            );
         }
         let held = if s.is_final {
             if earlier.is_some() {
@@ -254,27 +263,31 @@ impl Occupancy {
                 let through = (to.div_euclid(SHORTEST_MS) + 1).saturating_mul(SHORTEST_MS);
                 site.estimated_to = site.estimated_to.max(through.min(site.final_to));
             }
-            // The hours decided by sightings after the last emit's end, or changed since.
+            // The hours decided by sightings after the last emit's end, with those changed
+            // since if the hours are due (`traffic_dirty`).
             let decided_to = watermark_ms.unwrap_or(i64::MAX);
-            let changed_from = site
-                .traffic_dirty
-                .take()
-                .map_or(site.traffic_final.saturating_add(1), |d| {
-                    d.min(site.traffic_final.saturating_add(1))
-                });
             let reach = setting.decided_by(0);
-            // The first hour decided by a sighting at `changed_from` or later, and the last
-            // decided by the watermark.
-            let first = traffic::hour_start(
-                changed_from
-                    .saturating_sub(reach)
-                    .saturating_add(HOUR_MS - 1)
-                    .max(site.first_ms)
-                    .max(floor),
-                setting.rule.tz,
-            )
-            .max(traffic::hour_start(site.first_ms, setting.rule.tz));
+            // The first hour decided by a sighting at `from` or later, and the last decided
+            // by the watermark.
+            let first_from = |from: i64| {
+                traffic::hour_start(
+                    from.saturating_sub(reach)
+                        .saturating_add(HOUR_MS - 1)
+                        .max(site.first_ms)
+                        .max(floor),
+                    setting.rule.tz,
+                )
+                .max(traffic::hour_start(site.first_ms, setting.rule.tz))
+            };
             let last = decided_to.saturating_sub(reach).min(site.last_ms);
+            let next = site.traffic_final.saturating_add(1);
+            let due = (site.traffic_dirty)
+                .is_some_and(|(_, at)| decided_to >= at.saturating_add(HOUR_MS));
+            let first = if first_from(next) <= last || due {
+                first_from(site.traffic_dirty.take().map_or(next, |(d, _)| d.min(next)))
+            } else {
+                i64::MAX
+            };
             if first <= last {
                 site.traffic(name, first, last, &setting, now_us, out);
                 // Written up to the hour holding `last`: the next emit goes on from the
@@ -604,8 +617,9 @@ mod tests {
         // One phone heard for an hour as two chains (a sensor restarted: links 100 and 200,
         // a new address every 3 min), written as two devices; then a late sighting at the
         // end of the hour shows the last address of chain 100 in chain 200: one device, and
-        // every window and hour from the chains' start is written again (not only those
-        // within reach of the sighting), as the offline estimate over all of them says.
+        // every window from the chains' start is written again (not only those within reach
+        // of the sighting), and every hour within an hour of event time, as the offline
+        // estimate over all of them says.
         let rules = rules();
         let horizon = 48 * 60 * MIN;
         let randomized = |address: u64, link: u64, min: i64| {
@@ -655,6 +669,10 @@ mod tests {
             T0,
         )[0];
         assert_eq!(offline_hour.visitor_devices, 1);
+        // The hours go with the next hour decided, or an hour of event time after the
+        // change: not yet, then.
+        assert_eq!(hours(&rows)[&T0].visitor_devices, 2);
+        o.emit(Some(T0 + 360 * MIN), horizon, &rules, 3, &mut rows);
         assert_eq!(
             hours(&rows)[&T0].visitor_devices,
             1,
