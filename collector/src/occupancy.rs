@@ -78,8 +78,11 @@ struct Site {
     fixtures: counting::Fixtures,
     /// Which sightings are one device.
     identities: counting::Identities,
-    /// Windows from here on may have changed (late data, a new fixture).
-    dirty_from: Option<i64>,
+    /// Windows from here on may have changed (late data, a new fixture), and the watermark
+    /// when the first of those changes came: they are estimated again with the next window
+    /// final, or [`ALIGN_MS`] of event time after that change, whichever comes first (as
+    /// the hours are, `traffic_dirty`).
+    dirty_from: Option<(i64, i64)>,
     /// Windows ending at or before this were final at the last emit.
     final_to: i64,
     /// Windows starting before this were estimated: up to the last sighting's, where it
@@ -182,7 +185,11 @@ impl Occupancy {
         let dirty = earliest(new_from) - REACH_MS;
         let changes = earliest(changed.runs.map_or(s.first_ms, |t| t.min(s.first_ms)));
         if dirty < site.final_to {
-            site.dirty_from = Some(site.dirty_from.map_or(dirty, |d| d.min(dirty)));
+            let at = watermark_ms.unwrap_or(i64::MIN);
+            site.dirty_from = Some(
+                site.dirty_from
+                    .map_or((dirty, at), |(d, a)| (d.min(dirty), a)),
+            );
         }
         if changes <= site.traffic_final {
             let at = watermark_ms.unwrap_or(i64::MIN);
@@ -229,17 +236,23 @@ impl Occupancy {
         let floor = self
             .incomplete_through
             .map_or(i64::MIN, |d| (d + 1) * DAY_MS);
+        let now = watermark_ms.unwrap_or(i64::MAX);
         for (name, site) in &mut self.sites {
-            let from = site
-                .dirty_from
-                .take()
-                .map_or(site.estimated_to, |d| d.min(site.estimated_to))
-                .max(site.first_ms.div_euclid(ALIGN_MS) * ALIGN_MS)
-                .max(floor);
             let to = final_to.min(site.last_ms);
             if final_to > site.final_to {
                 site.final_to = final_to;
             }
+            let first = site.first_ms.div_euclid(ALIGN_MS) * ALIGN_MS;
+            let next = site.estimated_to.max(first).max(floor);
+            let due = (site.dirty_from).is_some_and(|(_, at)| now >= at.saturating_add(ALIGN_MS));
+            let from = if next <= to && next + SHORTEST_MS <= site.final_to || due {
+                (site.dirty_from.take())
+                    .map_or(site.estimated_to, |(d, _)| d.min(site.estimated_to))
+                    .max(first)
+                    .max(floor)
+            } else {
+                i64::MAX
+            };
             let setting = Setting::of(rules, name);
             // The site's fixture rule is its calibration's, from the first emit on (and
             // from a new calibration's first emit, as its floor and scale are).
@@ -600,15 +613,18 @@ mod tests {
         // Nothing new: nothing written.
         o.emit(Some(T0 + 61 * MIN), horizon, &rules, 3, &mut rows);
         assert_eq!(rows.len(), written);
-        // A late sighting of another device in 0-15: a new version of that window.
+        // A late sighting of another device in 0-15: a new version of that window, with the
+        // next window final or 15 min of event time later (here, the latter).
         o.insert(&seen(2, 0, 14), Some(T0 + 61 * MIN), horizon);
-        o.emit(Some(T0 + 62 * MIN), horizon, &rules, 4, &mut rows);
+        o.emit(Some(T0 + 75 * MIN), horizon, &rules, 4, &mut rows);
+        assert_eq!(rows.len(), written);
+        o.emit(Some(T0 + 76 * MIN), horizon, &rules, 5, &mut rows);
         let again: Vec<&OccupancyRow> = occupancy(&rows[written..])
             .into_iter()
             .filter(|r| r.window_mins == 15)
             .collect();
         assert_eq!(again.len(), 1, "{again:?}");
-        assert_eq!((again[0].start_ms, again[0].version), (T0, 4));
+        assert_eq!((again[0].start_ms, again[0].version), (T0, 5));
         assert!((again[0].people - (11.0 + 15.0) / 15.0).abs() < 1e-9);
     }
 
@@ -618,8 +634,8 @@ mod tests {
         // a new address every 3 min), written as two devices; then a late sighting at the
         // end of the hour shows the last address of chain 100 in chain 200: one device, and
         // every window from the chains' start is written again (not only those within reach
-        // of the sighting), and every hour within an hour of event time, as the offline
-        // estimate over all of them says.
+        // of the sighting), within 15 min of event time, and every hour within an hour, as
+        // the offline estimate over all of them says.
         let rules = rules();
         let horizon = 48 * 60 * MIN;
         let randomized = |address: u64, link: u64, min: i64| {
@@ -645,7 +661,7 @@ mod tests {
         assert!(before[&T0] > 1.9, "two devices: {before:?}");
         let late = randomized(20, 200, 58);
         o.insert(&late, Some(T0 + 300 * MIN), horizon);
-        o.emit(Some(T0 + 301 * MIN), horizon, &rules, 2, &mut rows);
+        o.emit(Some(T0 + 315 * MIN), horizon, &rules, 2, &mut rows);
         all.push(late);
         let sensed: Vec<Sensed> = all.iter().map(sensed).collect();
         let offline: BTreeMap<i64, f64> =
