@@ -12,8 +12,11 @@
 //!
 //! The work is incremental: each emit estimates only the windows that became final or that
 //! late data touched, from the sightings within reach of them, with the fixtures of whole
-//! days kept up to date as sightings arrive. When the input ends, every window up to the
-//! last sighting is written as it stands.
+//! days kept up to date as sightings arrive. What changed is estimated again with the next
+//! window final (hour decided), or 15 min (an hour) of event time after the change, not at
+//! once: changes come in bursts, and each estimated at once, a site's day was read several
+//! times over. When the input ends, every window up to the last sighting is written as it
+//! stands.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
