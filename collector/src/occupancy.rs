@@ -667,11 +667,7 @@ mod tests {
         o.emit(Some(T0 + 315 * MIN), horizon, &rules, 2, &mut rows);
         all.push(late);
         let sensed: Vec<Sensed> = all.iter().map(sensed).collect();
-        let offline: BTreeMap<i64, f64> =
-            counting::estimate(&sensed, 15 * MIN, &Calibration::uncalibrated())
-                .into_iter()
-                .map(|w| (w.start_ms, w.people))
-                .collect();
+        let offline = offline(&all);
         assert!(offline[&T0] < 1.1, "one device: {offline:?}");
         let after = latest(&rows);
         assert_eq!(
