@@ -187,19 +187,12 @@ impl Occupancy {
             .map_or(s.first_ms, |o| o.last_ms);
         let dirty = earliest(new_from) - REACH_MS;
         let changes = earliest(changed.runs.map_or(s.first_ms, |t| t.min(s.first_ms)));
+        let at = watermark_ms.unwrap_or(i64::MIN);
         if dirty < site.final_to {
-            let at = watermark_ms.unwrap_or(i64::MIN);
-            site.dirty_from = Some(
-                site.dirty_from
-                    .map_or((dirty, at), |(d, a)| (d.min(dirty), a)),
-            );
+            changed_from(&mut site.dirty_from, dirty, at);
         }
         if changes <= site.traffic_final {
-            let at = watermark_ms.unwrap_or(i64::MIN);
-            site.traffic_dirty = Some(
-                site.traffic_dirty
-                    .map_or((changes, at), |(d, a)| (d.min(changes), a)),
-            );
+            changed_from(&mut site.traffic_dirty, changes, at);
         }
         let held = if s.is_final {
             if earlier.is_some() {
@@ -337,6 +330,12 @@ impl Occupancy {
     pub fn held(&self) -> usize {
         self.sites.values().map(|s| s.held).sum()
     }
+}
+
+/// Marks what `dirty` tracks (windows or hours) changed from `from`, at watermark `at`: the
+/// earliest change, and when the first came.
+fn changed_from(dirty: &mut Option<(i64, i64)>, from: i64, at: i64) {
+    *dirty = Some(dirty.map_or((from, at), |(d, a)| (d.min(from), a)));
 }
 
 /// Whether version `a` of a sighting holds all that `b` does: same device, link and kind,
