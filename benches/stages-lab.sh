@@ -9,6 +9,7 @@
 # DIR target/stages-lab). STAGES=BINARY runs a stages bench binary kept from another commit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+[ $# -ge 1 ] || { echo "usage: bash benches/stages-lab.sh COUNTING_OUT [REPLICAS [DIR]]" >&2; exit 2; }
 IN=$(realpath "$1")
 REPLICAS=${2:-40}
 DIR=$(realpath -m "${3:-target/stages-lab}")
