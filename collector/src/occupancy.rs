@@ -85,7 +85,7 @@ struct Site {
     /// when the first of those changes came: they are estimated again with the next window
     /// final, or [`ALIGN_MS`] of event time after that change, whichever comes first (as
     /// the hours are, `traffic_dirty`).
-    dirty_from: Option<(i64, i64)>,
+    dirty_from: Changes,
     /// Windows ending at or before this were final at the last emit.
     final_to: i64,
     /// Windows starting before this were estimated: up to the last sighting's, where it
@@ -107,7 +107,7 @@ struct Site {
     /// first: changes come in bursts (a fixture found, chains joined, a long sighting's
     /// updates each change the hours from early in the day), and computed at each, the
     /// hours were read some three times over.
-    traffic_dirty: Option<(i64, i64)>,
+    traffic_dirty: Changes,
     /// What was last written per hour.
     traffic_written: FxHashMap<i64, Hour>,
     /// The state holds nothing before this day (UTC days since the epoch).
@@ -189,10 +189,10 @@ impl Occupancy {
         let changes = earliest(changed.runs.map_or(s.first_ms, |t| t.min(s.first_ms)));
         let at = watermark_ms.unwrap_or(i64::MIN);
         if dirty < site.final_to {
-            changed_from(&mut site.dirty_from, dirty, at);
+            site.dirty_from.mark(dirty, at);
         }
         if changes <= site.traffic_final {
-            changed_from(&mut site.traffic_dirty, changes, at);
+            site.traffic_dirty.mark(changes, at);
         }
         let held = if s.is_final {
             if earlier.is_some() {
@@ -240,15 +240,14 @@ impl Occupancy {
             }
             let first = site.first_ms.div_euclid(ALIGN_MS) * ALIGN_MS;
             let next = site.estimated_to.max(first).max(floor);
-            let due = (site.dirty_from).is_some_and(|(_, at)| now >= at.saturating_add(ALIGN_MS));
-            let from = if next <= to && next + SHORTEST_MS <= site.final_to || due {
-                (site.dirty_from.take())
-                    .map_or(site.estimated_to, |(d, _)| d.min(site.estimated_to))
-                    .max(first)
-                    .max(floor)
-            } else {
-                i64::MAX
-            };
+            let from = (site.dirty_from)
+                .take(
+                    next,
+                    next <= to && next + SHORTEST_MS <= site.final_to,
+                    now,
+                    ALIGN_MS,
+                )
+                .map_or(i64::MAX, |f| f.max(first).max(floor));
             let setting = Setting::of(rules, name);
             // The site's fixture rule is its calibration's, from the first emit on (and
             // from a new calibration's first emit, as its floor and scale are).
@@ -290,13 +289,9 @@ impl Occupancy {
             };
             let last = decided_to.saturating_sub(reach).min(site.last_ms);
             let next = site.traffic_final.saturating_add(1);
-            let due = (site.traffic_dirty)
-                .is_some_and(|(_, at)| decided_to >= at.saturating_add(HOUR_MS));
-            let first = if first_from(next) <= last || due {
-                first_from(site.traffic_dirty.take().map_or(next, |(d, _)| d.min(next)))
-            } else {
-                i64::MAX
-            };
+            let first = (site.traffic_dirty)
+                .take(next, first_from(next) <= last, decided_to, HOUR_MS)
+                .map_or(i64::MAX, first_from);
             if first <= last {
                 site.traffic(name, first, last, &setting, now_us, out);
                 // Written up to the hour holding `last`: the next emit goes on from the
@@ -332,10 +327,24 @@ impl Occupancy {
     }
 }
 
-/// Marks what `dirty` tracks (windows or hours) changed from `from`, at watermark `at`: the
-/// earliest change, and when the first came.
-fn changed_from(dirty: &mut Option<(i64, i64)>, from: i64, at: i64) {
-    *dirty = Some(dirty.map_or((from, at), |(d, a)| (d.min(from), a)));
+/// What changed of a site's windows or hours since they were written: from when, and the
+/// watermark when the first change came.
+#[derive(Clone, Copy, Debug, Default)]
+struct Changes(Option<(i64, i64)>);
+
+impl Changes {
+    /// Those from `from` on changed, at watermark `at`.
+    fn mark(&mut self, from: i64, at: i64) {
+        self.0 = Some(self.0.map_or((from, at), |(d, a)| (d.min(from), a)));
+    }
+
+    /// Where to compute from at watermark `now`: from `next` if `next_due` (the next window
+    /// final, hour decided), or from the changes too; from the changes alone once they have
+    /// waited `wait`; else nothing (the changes wait).
+    fn take(&mut self, next: i64, next_due: bool, now: i64, wait: i64) -> Option<i64> {
+        let waited = self.0.is_some_and(|(_, at)| now >= at.saturating_add(wait));
+        (next_due || waited).then(|| self.0.take().map_or(next, |(d, _)| d.min(next)))
+    }
 }
 
 /// Whether version `a` of a sighting holds all that `b` does: same device, link and kind,
@@ -370,14 +379,14 @@ impl Site {
             held: 0,
             fixtures: counting::Fixtures::new(counting::FIXTURE_HOURS),
             identities: counting::Identities::default(),
-            dirty_from: None,
+            dirty_from: Changes::default(),
             final_to: i64::MIN,
             estimated_to: i64::MIN,
             first_ms: s.first_ms,
             last_ms: s.last_ms,
             written: FxHashMap::default(),
             traffic_final: i64::MIN,
-            traffic_dirty: None,
+            traffic_dirty: Changes::default(),
             traffic_written: FxHashMap::default(),
             kept_from_day: i64::MIN,
         }
