@@ -4,7 +4,10 @@
 //! give (the newest sighting less the lateness, in buckets), on one thread, with no broker
 //! or ClickHouse beside them. Where `benches/city.sh` measures the collector's whole CPU
 //! per sighting, this says what each stage costs of it, and runs in minutes where the
-//! city's ingest takes a quarter of an hour: the bench to profile the stages with.
+//! city's ingest takes a quarter of an hour: the bench to profile the stages with. Beside
+//! them, the ingest's sort of each batch into the sightings table's order (the commit's,
+//! [`SightingRow::sort_table_order`]), over the same rows in batches of
+//! `ingest.batch_max_rows`.
 //!
 //! Input: the `.msgs` files `publish-city prepare` wrote for a city (`benches/city.sh` keeps
 //! them in `DIR/msgs`) and its inventory (`DIR/city/inventory`): the first `DAYS` days of
@@ -22,7 +25,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use collector::ch::rows::VisitRow;
+use collector::ch::rows::{SightingRow, VisitRow};
 use collector::config::Config;
 use collector::decode::{decode, Decoded};
 use collector::occupancy::{Counted, Occupancy};
@@ -52,7 +55,11 @@ fn main() -> anyhow::Result<()> {
          [visits]\nhorizon_hours = {horizon}\n"
     ))?;
     let (sensors, rules) = inventory_of(Path::new(inventory), &cfg)?;
-    let batches = read(Path::new(msgs), &sensors, &cfg, days)?;
+    let messages = read(Path::new(msgs), &sensors, &cfg, days)?;
+    let sort = commit_sort(&messages, cfg.ingest().batch_max_rows());
+    let batches: Vec<(i64, Vec<Seen>)> = (messages.into_iter())
+        .map(|(at, rows)| (at, rows.iter().map(|r| Seen::new(r, false)).collect()))
+        .collect();
     let sightings: usize = batches.iter().map(|(_, b)| b.len()).sum();
     eprintln!(
         "{sightings} sightings in {} messages, {days} days",
@@ -125,12 +132,38 @@ fn main() -> anyhow::Result<()> {
     );
     println!("  both       {:>6.3}", per(t_visits + t_occupancy));
     println!(
+        "  and the commit's sort of its batches into the table's order {:.3} ({:.1} s)",
+        per(sort),
+        sort.as_secs_f64()
+    );
+    println!(
         "the tables as they would stand (the last version of each row): {} visits, {} occupancy and traffic rows, digest {:016x}",
         tables.visits.len(),
         tables.counted.len(),
         tables.digest()
     );
     Ok(())
+}
+
+/// The time the ingest's commit takes to sort the messages' rows into the sightings table's
+/// order, in batches of `batch_max_rows` taken in the order the messages were sent.
+fn commit_sort(messages: &[(i64, Vec<SightingRow>)], batch_max_rows: usize) -> Duration {
+    let mut took = Duration::ZERO;
+    let mut batch: Vec<SightingRow> = Vec::with_capacity(batch_max_rows);
+    let mut sort = |batch: &mut Vec<SightingRow>| {
+        let t = Instant::now();
+        SightingRow::sort_table_order(batch);
+        took += t.elapsed();
+        batch.clear();
+    };
+    for (_, rows) in messages {
+        batch.extend(rows.iter().cloned());
+        if batch.len() >= batch_max_rows {
+            sort(&mut batch);
+        }
+    }
+    sort(&mut batch);
+    took
 }
 
 /// The rows' last versions, as a ReplacingMergeTree keeps them: by each table's key, a hash
@@ -219,7 +252,7 @@ fn read(
     sensors: &HashMap<String, String>,
     cfg: &Config,
     days: i64,
-) -> anyhow::Result<Vec<(i64, Vec<Seen>)>> {
+) -> anyhow::Result<Vec<(i64, Vec<SightingRow>)>> {
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .with_context(|| dir.display().to_string())?
         .map(|e| e.map(|e| e.path()))
@@ -245,9 +278,7 @@ fn read(
         let sensor = benches::msgs::messages(&std::fs::read(p)?)?;
         for (sent_at, payload) in sensor.payloads.iter().take_while(|p| p.0 < end) {
             match decode(&sensor.topic, payload, *sent_at, sensors, cfg.ingest()) {
-                Decoded::Sightings(rows, _, _) => {
-                    out.push((*sent_at, rows.iter().map(|r| Seen::new(r, false)).collect()))
-                }
+                Decoded::Sightings(rows, _, _) => out.push((*sent_at, rows)),
                 Decoded::Status(_) => {}
                 Decoded::Rejected(reason, row) => {
                     bail!("{}: {} ({})", sensor.topic, reason.as_str(), row.detail)

@@ -537,15 +537,15 @@ pub struct Presence {
 impl Presence {
     /// The presence of the devices in `sightings` whose strongest frame reaches `rssi_min`,
     /// with the fixtures `fixed` apart.
-    pub fn of(
-        sightings: &[Sensed],
+    pub fn of<'a>(
+        sightings: impl IntoIterator<Item = &'a Sensed>,
         fixed: &Fixed,
         identities: &Identities,
         rssi_min: i8,
     ) -> Presence {
         let mut fixtures = Vec::new();
         // Intervals by identity, in time order (each device's together, to join its stays).
-        let mut spans: Vec<(Identity, i64, i64)> = Vec::with_capacity(sightings.len());
+        let mut spans: Vec<(Identity, i64, i64)> = Vec::new();
         for s in sightings {
             if let Some(k) = fixed.fixture_of(s) {
                 fixtures.push((s.first_ms, s.last_ms, k));
@@ -590,15 +590,17 @@ impl Presence {
                 }
             }
         }
-        let mut fixtures: BTreeMap<i64, FxHashSet<u64>> = BTreeMap::new();
-        for &(first, last, key) in &self.fixtures {
-            for w in first.div_euclid(window_ms)..=last.div_euclid(window_ms) {
-                fixtures.entry(w * window_ms).or_default().insert(key);
-            }
-        }
-        for (start, devices) in fixtures {
-            by.entry(start).or_default().fixtures =
-                u32::try_from(devices.len()).unwrap_or(u32::MAX);
+        // (window start, fixture key), each once: the distinct fixtures of each window.
+        let mut fixtures: Vec<(i64, u64)> = (self.fixtures.iter())
+            .flat_map(|&(first, last, key)| {
+                (first.div_euclid(window_ms)..=last.div_euclid(window_ms))
+                    .map(move |w| (w * window_ms, key))
+            })
+            .collect();
+        fixtures.sort_unstable();
+        fixtures.dedup();
+        for v in fixtures.chunk_by(|a, b| a.0 == b.0) {
+            by.entry(v[0].0).or_default().fixtures = u32::try_from(v.len()).unwrap_or(u32::MAX);
         }
         by
     }
@@ -720,7 +722,7 @@ fn fit_scale(
 ) -> Option<(f64, f64)> {
     let mut pairs: Vec<(f64, f64)> = Vec::new();
     for (((sightings, truth), fixed), identities) in periods.iter().zip(fixed).zip(identities) {
-        let counts = Presence::of(sightings, fixed, identities, floor).by_window(window_ms);
+        let counts = Presence::of(*sightings, fixed, identities, floor).by_window(window_ms);
         *overlap |= truth.keys().any(|k| counts.contains_key(k));
         pairs.extend(truth.iter().map(|(start, &people)| {
             (

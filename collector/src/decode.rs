@@ -453,6 +453,75 @@ mod tests {
     }
 
     #[test]
+    fn a_batch_sorts_as_its_rows_one_by_one_would_with_messages_twice_and_split_days() {
+        // Messages of 1-6 rows (a row's day is its own: a message may span midnight; some
+        // rows refused) from a few sites and sensors, in random order, some of them twice;
+        // the reference is a stable sort of the rows by the table's key, so ties keep their
+        // arrival order.
+        let base = good_rows().remove(0);
+        let names: Vec<Arc<str>> = ["a", "a-1", "a1", "b", "s-10", "s-9"]
+            .into_iter()
+            .map(Arc::from)
+            .collect();
+        let mut x = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let mut rows = Vec::new();
+        let mut sent = Vec::new();
+        for _ in 0..400 {
+            let message = if !sent.is_empty() && next(8) == 0 {
+                sent[next(sent.len() as u64) as usize]
+            } else {
+                let m = (next(3), 3 + next(3), next(8), next(6) + 1, next(4));
+                sent.push(m);
+                m
+            };
+            let (site, sensor, seq, n, split) = message;
+            // Some rows refused: a message's rows need not start at idx 0.
+            for idx in (0..n as u16).filter(|_| next(4) > 0) {
+                rows.push(SightingRow {
+                    site: names[site as usize].clone(),
+                    sensor: names[sensor as usize].clone(),
+                    seq,
+                    idx,
+                    day: 100 + u16::from(u64::from(idx) >= split),
+                    received_ms: rows.len() as i64,
+                    ..base.clone()
+                });
+            }
+        }
+        let key = |r: &SightingRow| {
+            (
+                r.site.as_bytes().to_vec(),
+                r.day,
+                r.sensor.as_bytes().to_vec(),
+                r.seq,
+                r.idx,
+            )
+        };
+        let mut want = rows.clone();
+        want.sort_by_key(key);
+        let mut got = rows.clone();
+        SightingRow::sort_table_order(&mut got);
+        let arrival = |v: &[SightingRow]| v.iter().map(|r| r.received_ms).collect::<Vec<_>>();
+        assert_eq!(arrival(&got), arrival(&want));
+        // Without a message twice, the runs are sorted whole; the same order.
+        let once: Vec<SightingRow> = {
+            let mut seen = std::collections::HashSet::new();
+            rows.into_iter().filter(|r| seen.insert(key(r))).collect()
+        };
+        let mut want = once.clone();
+        want.sort_by_key(key);
+        let mut got = once;
+        SightingRow::sort_table_order(&mut got);
+        assert_eq!(arrival(&got), arrival(&want));
+    }
+
+    #[test]
     fn links_are_kept_from_version_2_and_refused_in_version_1() {
         assert_eq!(good_rows()[0].link, 0, "version 1: no link");
         let linked = |v: u32| {

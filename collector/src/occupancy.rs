@@ -393,25 +393,15 @@ impl Site {
     }
 
     /// The sightings held that reach into `[from, to]` (ms), in no particular order: the
-    /// estimators group them by device and time themselves.
-    fn reaching(&self, from: i64, to: i64) -> Vec<Sensed> {
+    /// estimators group them by device and time themselves. Read where they are held, not
+    /// copied out: a read takes more than an hour of a site's sightings.
+    fn reaching(&self, from: i64, to: i64) -> impl Iterator<Item = &Sensed> {
         let buckets = from.div_euclid(BUCKET_MS)
             ..=(to.saturating_add(self.fixtures.longest_ms())).div_euclid(BUCKET_MS);
-        let held: usize = self
-            .sightings
-            .range(buckets.clone())
-            .map(|(_, v)| v.len())
-            .sum();
-        let mut v: Vec<Sensed> = Vec::with_capacity(held + self.open.len());
-        v.extend(
-            self.sightings
-                .range(buckets)
-                .flat_map(|(_, v)| v)
-                .chain(self.open.values())
-                .filter(|s| s.last_ms >= from && s.first_ms <= to)
-                .copied(),
-        );
-        v
+        (self.sightings.range(buckets))
+            .flat_map(|(_, v)| v)
+            .chain(self.open.values())
+            .filter(move |s| s.last_ms >= from && s.first_ms <= to)
     }
 
     /// Holds a sighting among those by end.
@@ -436,7 +426,7 @@ impl Site {
         let sightings = self.reaching(from - setting.gap_ms, setting.decided_by(to));
         let tz = setting.rule.tz;
         let (fixed, identities) = (&self.fixtures.fixed, &self.identities);
-        for hour in traffic::hours_between(&sightings, fixed, identities, setting, from, to) {
+        for hour in traffic::hours_between(sightings, fixed, identities, setting, from, to) {
             if self.traffic_written.get(&hour.start_ms) == Some(&hour) {
                 continue;
             }
@@ -483,9 +473,8 @@ impl Site {
         now_us: u64,
         out: &mut Vec<Counted>,
     ) {
-        let sightings = self.reaching(from - REACH_MS, to + REACH_MS);
         let presence = counting::Presence::of(
-            &sightings,
+            self.reaching(from - REACH_MS, to + REACH_MS),
             &self.fixtures.fixed,
             &self.identities,
             cal.rssi_min_dbm,

@@ -107,8 +107,8 @@ struct Stay {
 /// included. `sightings` must hold every sighting that reaches from `gap` before the first
 /// hour to [`Setting::decided_by`] the last (more is fine); `fixed` are the fixtures, and
 /// `identities` say which sightings are one device.
-pub fn hours_between(
-    sightings: &[Sensed],
+pub fn hours_between<'a>(
+    sightings: impl IntoIterator<Item = &'a Sensed>,
     fixed: &counting::Fixed,
     identities: &Identities,
     setting: &Setting,
@@ -134,10 +134,12 @@ pub fn hours_between(
     // asked for find a grid point outside them, which counts nothing.
     let hour_of = |ms: i64| (ms - first).div_euclid(HOUR_MS);
     let start_of = |ms: i64| first + hour_of(ms) * HOUR_MS;
-    // (identity, sighting), sorted below: each device's sightings together, in time order.
-    let mut spans: Vec<(Identity, &Sensed)> = Vec::with_capacity(sightings.len());
+    // (identity, start, end, strongest frame), sorted below: each device's sightings
+    // together, in time order. Copied out of the sightings, so that neither the sort nor
+    // the stays read them again.
+    let mut spans: Vec<(Identity, i64, i64, i8)> = Vec::new();
     // (hour, device key) and (hour, fixture key), sorted and deduplicated below.
-    let mut addresses: Vec<(i64, u64)> = Vec::with_capacity(sightings.len());
+    let mut addresses: Vec<(i64, u64)> = Vec::new();
     let mut fixtures: Vec<(i64, u64)> = Vec::new();
     for s in sightings {
         if let Some(key) = fixed.fixture_of(s).or_else(|| fixed.run_of(s)) {
@@ -148,7 +150,7 @@ pub fn hours_between(
             }
         } else {
             addresses.push((start_of(s.first_ms), s.device));
-            spans.push((identities.identity(s), s));
+            spans.push((identities.identity(s), s.first_ms, s.last_ms, s.rssi_max));
         }
     }
     let count = |stay: &Stay, unlinked: bool, hours: &mut [Hour]| {
@@ -171,16 +173,16 @@ pub fn hours_between(
         }
         hour.unlinked_devices += u32::from(unlinked);
     };
-    spans.sort_unstable_by_key(|(id, s)| (*id, s.first_ms, s.last_ms));
+    spans.sort_unstable();
     for v in spans.chunk_by(|a, b| a.0 == b.0) {
         let unlinked = matches!(v[0].0, Identity::Unlinked(_));
         let mut stay: Option<Stay> = None;
-        for &(_, s) in v {
+        for &(_, first_ms, last_ms, rssi_max) in v {
             match stay.as_mut() {
-                Some(st) if s.first_ms - st.last_ms <= setting.gap_ms => {
-                    st.last_ms = st.last_ms.max(s.last_ms);
-                    if s.first_ms <= st.decided_by {
-                        st.rssi_max = st.rssi_max.max(s.rssi_max);
+                Some(st) if first_ms - st.last_ms <= setting.gap_ms => {
+                    st.last_ms = st.last_ms.max(last_ms);
+                    if first_ms <= st.decided_by {
+                        st.rssi_max = st.rssi_max.max(rssi_max);
                     }
                 }
                 _ => {
@@ -188,10 +190,10 @@ pub fn hours_between(
                         count(&done, unlinked, &mut hours);
                     }
                     stay = Some(Stay {
-                        first_ms: s.first_ms,
-                        last_ms: s.last_ms,
-                        rssi_max: s.rssi_max,
-                        decided_by: setting.decided_by(start_of(s.first_ms)),
+                        first_ms,
+                        last_ms,
+                        rssi_max,
+                        decided_by: setting.decided_by(start_of(first_ms)),
                     });
                 }
             }
