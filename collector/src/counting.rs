@@ -523,6 +523,34 @@ impl Present {
     }
 }
 
+/// What [`Presence::by_window`] finds: per window from the first a stay or a fixture's
+/// sighting reaches to the last, the devices present, or none where nothing reaches it. (A
+/// window of a few hours' read at a time: an array, not a map, for a map's entry per
+/// device and window cost a tenth of the stage's emit.)
+struct ByWindow {
+    /// The first window's index (its start over the window length).
+    first: i64,
+    window_ms: i64,
+    present: Vec<Option<Present>>,
+}
+
+impl ByWindow {
+    /// The devices present in the window starting at `start_ms`, if anything reached it.
+    fn get(&self, start_ms: i64) -> Option<&Present> {
+        if start_ms.rem_euclid(self.window_ms) != 0 {
+            return None;
+        }
+        let i = usize::try_from(start_ms.div_euclid(self.window_ms) - self.first).ok()?;
+        self.present.get(i)?.as_ref()
+    }
+
+    /// Window `w`'s count (`w` its index: its start over the window length), within the
+    /// span.
+    fn at(&mut self, w: i64) -> &mut Present {
+        self.present[(w - self.first) as usize].get_or_insert_with(Present::default)
+    }
+}
+
 /// Each device's presence: from its first sighting above the floor to its last, bridging
 /// silences of up to [`PRESENCE_GAP_MS`], widened by [`PRESENCE_PAD_MS`] on both sides; and
 /// the fixtures' sightings, counted apart. Found once, it is counted into windows of any
@@ -571,15 +599,27 @@ impl Presence {
     }
 
     /// Present devices per window of `window_ms` (aligned to multiples of it since the Unix
-    /// epoch), by window start: a window counts the fraction of it each device was present
-    /// (the truth it is judged against is a mean over the window too).
-    fn by_window(&self, window_ms: i64) -> BTreeMap<i64, Present> {
-        let mut by: BTreeMap<i64, Present> = BTreeMap::new();
+    /// epoch): a window counts the fraction of it each device was present (the truth it is
+    /// judged against is a mean over the window too).
+    fn by_window(&self, window_ms: i64) -> ByWindow {
+        let spans = (self.stays.iter().map(|&(_, from, to)| (from, to)))
+            .chain(self.fixtures.iter().map(|&(first, last, _)| (first, last)));
+        let (first, last) = spans.fold((i64::MAX, i64::MIN), |(lo, hi), (from, to)| {
+            (
+                lo.min(from.div_euclid(window_ms)),
+                hi.max(to.div_euclid(window_ms)),
+            )
+        });
+        let mut by = ByWindow {
+            first,
+            window_ms,
+            present: vec![None; usize::try_from(last - first + 1).unwrap_or(0)],
+        };
         for &(id, from, to) in &self.stays {
             for w in from.div_euclid(window_ms)..=to.div_euclid(window_ms) {
                 let start = w * window_ms;
                 let part = to.min(start + window_ms) - from.max(start);
-                let p = by.entry(start).or_default();
+                let p = by.at(w);
                 match id {
                     Identity::Global(_) => p.global_ms += part,
                     Identity::Linked(_) => p.randomized_ms += part,
@@ -590,17 +630,16 @@ impl Presence {
                 }
             }
         }
-        // (window start, fixture key), each once: the distinct fixtures of each window.
+        // (window, fixture key), each once: the distinct fixtures of each window.
         let mut fixtures: Vec<(i64, u64)> = (self.fixtures.iter())
             .flat_map(|&(first, last, key)| {
-                (first.div_euclid(window_ms)..=last.div_euclid(window_ms))
-                    .map(move |w| (w * window_ms, key))
+                (first.div_euclid(window_ms)..=last.div_euclid(window_ms)).map(move |w| (w, key))
             })
             .collect();
         fixtures.sort_unstable();
         fixtures.dedup();
         for v in fixtures.chunk_by(|a, b| a.0 == b.0) {
-            by.entry(v[0].0).or_default().fixtures = u32::try_from(v.len()).unwrap_or(u32::MAX);
+            by.at(v[0].0).fixtures = u32::try_from(v.len()).unwrap_or(u32::MAX);
         }
         by
     }
@@ -618,7 +657,7 @@ impl Presence {
         (from_ms.div_euclid(window_ms)..=to_ms.div_euclid(window_ms))
             .map(|w| {
                 let start_ms = w * window_ms;
-                let p = counts.get(&start_ms).copied().unwrap_or_default();
+                let p = counts.get(start_ms).copied().unwrap_or_default();
                 let n = p.devices(window_ms);
                 let (lo, hi) = intervals::poisson(n);
                 let k = cal.people_per_device;
@@ -723,10 +762,10 @@ fn fit_scale(
     let mut pairs: Vec<(f64, f64)> = Vec::new();
     for (((sightings, truth), fixed), identities) in periods.iter().zip(fixed).zip(identities) {
         let counts = Presence::of(*sightings, fixed, identities, floor).by_window(window_ms);
-        *overlap |= truth.keys().any(|k| counts.contains_key(k));
+        *overlap |= truth.keys().any(|&k| counts.get(k).is_some());
         pairs.extend(truth.iter().map(|(start, &people)| {
             (
-                counts.get(start).map_or(0.0, |p| p.devices(window_ms)),
+                counts.get(*start).map_or(0.0, |p| p.devices(window_ms)),
                 people,
             )
         }));
