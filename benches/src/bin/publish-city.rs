@@ -28,13 +28,13 @@
 //!
 //! A client whose connection drops (a broker too busy to answer a keepalive) connects again
 //! with its session, and its unacknowledged messages are sent again; each reconnection is
-//! counted on stderr.
+//! said on stderr as it happens, and counted at the end.
 //!
 //! The `.msgs` files are [`benches::msgs`]'s.
 
 use std::fs;
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -205,9 +205,12 @@ impl Pace {
 
     /// Reads the collector's count of messages received once every 100 ms, forever, and opens
     /// the gate while it is at most `backlog` behind the broker's acknowledgements. While the
-    /// metrics cannot be read, the gate stays as it was.
+    /// metrics cannot be read, the gate stays as it was. A gate shut for a minute is said on
+    /// stderr, with both counts, each minute it stays shut.
     fn follow(&self, address: &str, backlog: u64) {
         let url = format!("http://{address}/metrics");
+        let mut shut_since: Option<Instant> = None;
+        let mut said = 0;
         loop {
             std::thread::sleep(Duration::from_millis(100));
             let Some(received) = ureq::get(&url)
@@ -224,10 +227,24 @@ impl Pace {
             else {
                 continue;
             };
-            let behind = self
-                .acked
-                .load(Ordering::Relaxed)
-                .saturating_sub(received as u64);
+            let acked = self.acked.load(Ordering::Relaxed);
+            let behind = acked.saturating_sub(received as u64);
+            if behind <= backlog {
+                (shut_since, said) = (None, 0);
+            } else {
+                let shut = shut_since
+                    .get_or_insert_with(Instant::now)
+                    .elapsed()
+                    .as_secs()
+                    / 60;
+                if shut > said {
+                    eprintln!(
+                        "publish-city: held back for {shut} min: {acked} messages acknowledged by \
+                         the broker, {received} received by the collector (repeats excluded)"
+                    );
+                }
+                said = shut;
+            }
             self.open.send_if_modified(|open| {
                 let before = *open;
                 *open = behind <= backlog;
@@ -287,7 +304,8 @@ async fn publish(
                     }
                     Ok(Event::Outgoing(Outgoing::Disconnect)) => return anyhow::Ok(()),
                     Ok(_) => {}
-                    Err(_) => {
+                    Err(e) => {
+                        eprintln!("publish-city: sensor {i} reconnecting: {e}");
                         pace.reconnections.fetch_add(1, Ordering::Relaxed);
                         tokio::time::sleep(Duration::from_secs(1)).await;
                     }
