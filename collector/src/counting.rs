@@ -610,10 +610,16 @@ impl Presence {
                 hi.max(to.div_euclid(window_ms)),
             )
         });
+        // No stay and no fixture: no window (the fold's bounds are then i64::MAX and MIN).
+        let (first, len) = if first <= last {
+            (first, last - first + 1)
+        } else {
+            (0, 0)
+        };
         let mut by = ByWindow {
             first,
             window_ms,
-            present: vec![None; usize::try_from(last - first + 1).unwrap_or(0)],
+            present: vec![None; len as usize],
         };
         for &(id, from, to) in &self.stays {
             for w in from.div_euclid(window_ms)..=to.div_euclid(window_ms) {
@@ -1128,6 +1134,18 @@ mod tests {
         let at = |k: i64| w.iter().find(|x| x.start_ms == window(k)).expect("window");
         assert_eq!((at(4).people, at(4).fixtures), (6.0, 1));
         assert_eq!((at(-4).people, at(-4).fixtures), (0.0, 1));
+    }
+
+    #[test]
+    fn devices_all_below_the_floor_make_empty_windows() {
+        // Only the corridor's devices: no stay, no fixture, so no window reached.
+        let v = vec![s(11, true, 2, 5, 5, -85), s(12, false, 3, 20, 21, -80)];
+        let w = estimate(&v, 15 * MIN, &Calibration::uncalibrated());
+        assert_eq!(w.len(), 2);
+        assert!(
+            w.iter().all(|x| x.people == 0.0 && x.fixtures == 0),
+            "{w:?}"
+        );
     }
 
     #[test]
