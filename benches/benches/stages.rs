@@ -82,13 +82,9 @@ fn main() -> anyhow::Result<()> {
         let now = (newest - lateness_ms).div_euclid(bucket_ms);
         let watermark = bucket.map(|b| b * bucket_ms);
         let t = Instant::now();
-        for s in batch {
-            visits.insert(s, &rules, 0);
-        }
+        visits.insert_all(batch, &rules, 0, |_| {});
         let t1 = Instant::now();
-        for s in batch {
-            occupancy.insert(s, watermark, horizon_ms);
-        }
+        occupancy.insert_all(batch, watermark, horizon_ms);
         let t2 = Instant::now();
         t_visits += t1 - t;
         t_occupancy += t2 - t1;

@@ -324,6 +324,16 @@ impl Fixtures {
         changed
     }
 
+    /// Reads what [`Fixtures::add`] of `s` will look up first, its key's hours of the day
+    /// (for `Occupancy::insert_all`: a chunk's reads at once, their cache misses
+    /// overlapping); returns what it read.
+    pub(crate) fn look(&self, s: &Sensed) -> u32 {
+        fixture_key(s)
+            .and_then(|k| self.hours.get(&(s.first_ms.div_euclid(DAY_MS), k)))
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// Forgets the days before `day`.
     pub fn keep_from(&mut self, day: i64) {
         self.hours.retain(|(d, _), _| *d >= day);
@@ -488,6 +498,20 @@ impl Identities {
         j.parent.insert(root, (root, first));
         j.parent.insert(o.max(r), (root, first));
         Some(first)
+    }
+
+    /// Reads what [`Identities::add`] of `s` will look up, its link's and its address's
+    /// entries (as [`Fixtures::look`]); returns what it read.
+    pub(crate) fn look(&self, s: &Sensed) -> u64 {
+        if s.global || s.link == 0 {
+            return 0;
+        }
+        self.days
+            .get(&s.first_ms.div_euclid(DAY_MS))
+            .map_or(0, |j| {
+                j.parent.get(&s.link).map_or(0, |e| e.0)
+                    ^ j.by_address.get(&s.device).copied().unwrap_or(0)
+            })
     }
 
     /// Forgets the days before `day`.

@@ -341,9 +341,8 @@ fn run_worker(
                         let watermark = frontier.map(|t| watermark_ms(t, bucket_ms));
                         let refused = occupancy.refused;
                         input.for_each(|_time, data| {
-                            for s in data.drain(..) {
-                                occupancy.insert(&s, watermark, horizon_ms);
-                            }
+                            occupancy.insert_all(data, watermark, horizon_ms);
+                            data.clear();
                         });
                         op_metrics_occupancy
                             .stage_refused("occupancy", occupancy.refused - refused);
@@ -391,19 +390,19 @@ fn run_worker(
                     input.for_each(|time, data| {
                         // Our input stamps every record (else: the frontier, a lower bound).
                         let fed = time.least().copied().or(frontier).unwrap_or(u64::MAX);
-                        for s in data.drain(..) {
-                            late |= watermark.is_some_and(|w| s.last_ms + max_gap < w);
-                            if !visits.insert(&s, &rules, fed) {
-                                too_late.add(
-                                    &s.site,
-                                    recompute::Span {
-                                        first_ms: s.first_ms,
-                                        last_ms: s.last_ms,
-                                        received_ms: s.received_ms,
-                                    },
-                                );
-                            }
-                        }
+                        late |= (watermark)
+                            .is_some_and(|w| data.iter().any(|s| s.last_ms + max_gap < w));
+                        visits.insert_all(data, &rules, fed, |s| {
+                            too_late.add(
+                                &s.site,
+                                recompute::Span {
+                                    first_ms: s.first_ms,
+                                    last_ms: s.last_ms,
+                                    received_ms: s.received_ms,
+                                },
+                            );
+                        });
+                        data.clear();
                     });
                     op_metrics.stage_refused("visits", visits.refused - refused);
                     op_metrics
