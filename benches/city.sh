@@ -165,6 +165,24 @@ while :; do
     tail -30 "$W/collector.log"
     exit 1
   fi
+  # Mosquitto drops a client's messages it has acknowledged to their sender when it deems
+  # that client's queue full, and says so once, at notice level: those sightings cannot
+  # arrive. Said here; and the run stops once nothing has moved for two minutes after.
+  if [ -z "${broker_dropped:-}" ] && grep -q "Outgoing messages are being dropped" "$MOSQUITTO_LOG"; then
+    broker_dropped=$(date +%s)
+    log "broker: $(grep -m1 "Outgoing messages are being dropped" "$MOSQUITTO_LOG"); \
+dropped a minute, 15-min average: $(mosquitto_sub -p "$MOSQUITTO_PORT" -C 1 -W 15 \
+      -t '$SYS/broker/load/publish/dropped/15min' 2>/dev/null || echo unknown)"
+  fi
+  if [ -n "${broker_dropped:-}" ]; then
+    if [ "${committed:-0}" != "${moved:-}" ]; then
+      moved=${committed:-0} moved_at=$(date +%s)
+    elif [ -n "${published:-}" ] && [ $(($(date +%s) - moved_at)) -ge 120 ]; then
+      log "ingest: stopped at $(ch -q 'SELECT count() FROM sightings FINAL') of $sightings \
+sightings: the broker dropped messages (above)"
+      exit 1
+    fi
+  fi
   if [ -z "${published:-}" ] && ! kill -0 "$publisher" 2>/dev/null; then
     wait "$publisher" || { cat "$W/publisher.log"; exit 1; }
     published=1

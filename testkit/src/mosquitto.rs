@@ -16,7 +16,8 @@ pub struct Mosquitto {
     pub port: u16,
     dir: Workdir,
     extra: String,
-    /// For load (benches, the calibration): no persistence, errors and warnings logged only.
+    /// For load (benches, the calibration): no persistence, and only errors, warnings and
+    /// notices logged (a notice says when the broker drops a client's messages).
     quiet: bool,
     /// A whole configuration instead of the standard one ([`Mosquitto::start_config`]).
     config: Option<String>,
@@ -35,7 +36,7 @@ impl Mosquitto {
     }
 
     /// A broker for load: as [`Mosquitto::start`], without persistence and logging only
-    /// errors and warnings (a log of every packet would cost as much as the broker).
+    /// errors, warnings and notices (a log of every packet would cost as much as the broker).
     pub fn start_quiet() -> Mosquitto {
         Mosquitto::launched(Workdir::temp(), |_| String::new(), true)
     }
@@ -117,7 +118,7 @@ impl Mosquitto {
         let d = self.dir.path();
         let conf = d.join("mosquitto.conf");
         let (persistence, logged) = if self.quiet {
-            ("false", "log_type error\nlog_type warning")
+            ("false", "log_type error\nlog_type warning\nlog_type notice")
         } else {
             ("true", "log_type all")
         };
