@@ -636,7 +636,8 @@ mod tests {
             .map(|k| {
                 let first = (k as i64 * 7) % (20 * 60);
                 let mut x = seen(k % 41, first, first + (k as i64 % 9));
-                x.link = k % 13;
+                // Randomized addresses, each heard with several links: chains join.
+                (x.class, x.link) = (i8::from(k % 2 == 0), 1 + k % 13);
                 if k % 3 == 0 {
                     x.site = "other".into();
                 }
