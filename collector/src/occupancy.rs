@@ -26,7 +26,7 @@ use rustc_hash::FxHashMap;
 use crate::ch::rows::{day_of, OccupancyRow, TrafficRow};
 use crate::counting::{self, Calibration, Sensed, PRESENCE_GAP_MS, PRESENCE_PAD_MS};
 use crate::traffic::{self, Hour, Setting, HOUR_MS};
-use crate::visits::{local_hour, Rules, Seen};
+use crate::visits::{local_hour, per_site_run, Rules, Seen};
 
 /// The window lengths written, minutes. Both divide [`ALIGN_MS`].
 pub const WINDOW_MINS: [u16; 2] = [5, 15];
@@ -136,16 +136,8 @@ impl Occupancy {
     /// ([`crate::visits::Visits::insert_all`]).
     pub fn insert_all(&mut self, batch: &[Seen], watermark_ms: Option<i64>, horizon_ms: i64) {
         for chunk in batch.chunks(LOOK_AHEAD) {
-            let mut last: Option<(&str, Option<&Site>)> = None;
-            let read = chunk.iter().fold(0u64, |read, s| {
-                let site = match last {
-                    Some((name, site)) if name == &*s.site => site,
-                    _ => {
-                        let site = self.sites.get(&s.site);
-                        last = Some((&*s.site, site));
-                        site
-                    }
-                };
+            let sites = per_site_run(chunk, |name| self.sites.get(name));
+            let read = chunk.iter().zip(sites).fold(0u64, |read, (s, site)| {
                 site.map_or(read, |site| {
                     let sensed = sensed(s);
                     read ^ u64::from(site.fixtures.look(&sensed)) ^ site.identities.look(&sensed)

@@ -554,17 +554,9 @@ impl Visits {
     ) {
         let (mut sites, mut units) = (Vec::with_capacity(WARM), Vec::with_capacity(WARM));
         for chunk in batch.chunks(WARM) {
-            // A batch is a few messages, each of one site: its id and rule looked up once
-            // for a run of its sightings.
-            let mut last: Option<(&str, (Option<u32>, SiteRule))> = None;
             sites.clear();
-            sites.extend(chunk.iter().map(|s| match last {
-                Some((name, site)) if name == &*s.site => site,
-                _ => {
-                    let site = (self.site_ids.get(&*s.site).copied(), rules.site(&s.site));
-                    last = Some((&*s.site, site));
-                    site
-                }
+            sites.extend(per_site_run(chunk, |name| {
+                (self.site_ids.get(name).copied(), rules.site(name))
             }));
             units.clear();
             units.extend(
@@ -700,6 +692,23 @@ impl Visits {
     pub fn stays(&self) -> usize {
         self.held
     }
+}
+
+/// `of(site)` for each of `chunk`'s sightings, called once for each run of one site's: a
+/// batch is a few messages, each of one site.
+pub(crate) fn per_site_run<'a, T: Copy, F: FnMut(&'a str) -> T>(
+    chunk: &'a [Seen],
+    mut of: F,
+) -> impl Iterator<Item = T> + use<'a, T, F> {
+    let mut last: Option<(&str, T)> = None;
+    chunk.iter().map(move |s| match last {
+        Some((name, t)) if name == &*s.site => t,
+        _ => {
+            let t = of(&s.site);
+            last = Some((&*s.site, t));
+            t
+        }
+    })
 }
 
 /// How many units [`warm`] loads at once.

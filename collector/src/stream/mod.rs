@@ -390,8 +390,8 @@ fn run_worker(
                     input.for_each(|time, data| {
                         // Our input stamps every record (else: the frontier, a lower bound).
                         let fed = time.least().copied().or(frontier).unwrap_or(u64::MAX);
-                        late |= (watermark)
-                            .is_some_and(|w| data.iter().any(|s| s.last_ms + max_gap < w));
+                        late |=
+                            watermark.is_some_and(|w| data.iter().any(|s| s.last_ms + max_gap < w));
                         visits.insert_all(data, &rules, fed, |s| {
                             too_late.add(
                                 &s.site,
