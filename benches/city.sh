@@ -7,7 +7,8 @@
 # footfall-collector -> ClickHouse 18.16, with the city's inventory, plays, campaigns,
 # receipts and loyalty links imported. Then:
 #   - the time of each step, the peak RSS of every process (VmHWM), the disk each table uses,
-#     and that every sighting arrived (sightings FINAL against the simulator's count);
+#     and that every sighting arrived (sightings FINAL against the simulator's count), and
+#     the batches missing as the Sensors page counts them;
 #   - the campaign report (footfall-attribution report, peak RSS and wall time) beside the
 #     time ClickHouse takes to scan the columns the report reads (visits, ad_plays, links,
 #     receipts, traffic, the bridges' pairs and the sightings' ends), with clickhouse-client
@@ -224,6 +225,11 @@ print(f"  {s / t:,.0f} sightings/s; in ClickHouse (FINAL) {stored:,} of {s:,}: {
 for name, cpu in [("collector", c1 - c0), ("ClickHouse", h1 - h0), ("Mosquitto", m1 - m0)]:
     print(f"  CPU {name}: {cpu:.0f} s ({cpu / s * 1e6:.2f} µs/sighting)")
 PY
+# The batches that never came, as the dashboard's Sensors page counts them (each sensor's
+# numbers missing between its first and last stored), here over the whole month.
+log "batches missing: $(ch -q "SELECT sum(missing), countIf(missing > 0), count() FROM \
+  (SELECT sensor, max(seq) - min(seq) + 1 - uniqExact(seq) AS missing FROM batches GROUP BY sensor) \
+  FORMAT TSV" | awk '{print $1 " at " $2 " of " $3 " sensors"}')"
 log "peak RSS: collector $rss_collector MiB, Mosquitto $(peak_rss "$MOSQUITTO_PID") MiB, publisher $((publisher_kib / 1024)) MiB, ClickHouse so far $(peak_rss "$CLICKHOUSE_PID") MiB"
 ch -q "SELECT table, sum(rows), formatReadableSize(sum(bytes_on_disk)) FROM system.parts WHERE active AND database = 'footfall' GROUP BY table ORDER BY sum(bytes_on_disk) DESC FORMAT PrettyCompactNoEscapes" | tee -a "$DIR/city.log"
 

@@ -408,6 +408,24 @@ mod tests {
     }
 
     #[test]
+    fn a_message_is_one_batch_on_the_day_it_was_sent() {
+        // A sighting opened at 23:00 the day before, sent at 09:59:59.
+        let p = envelope(2, "s-1", "store-1", NOW - 11 * 3_600_000, NOW - 1000);
+        let Decoded::Sightings(rows, _, _) =
+            decode(TOPIC, p.as_bytes(), NOW, &inventory(), &bounds())
+        else {
+            panic!("accepted");
+        };
+        assert_eq!(rows[0].day, day_of(NOW) - 1);
+        let b = crate::ch::rows::BatchRow::of(&rows).expect("a batch");
+        assert_eq!(
+            (&*b.site, b.day, &*b.sensor, b.seq, b.sent_ms),
+            ("store-1", day_of(NOW), "s-1", 7, NOW - 1000)
+        );
+        assert_eq!(crate::ch::rows::BatchRow::of(&[]), None);
+    }
+
+    #[test]
     fn batches_sort_in_the_tables_order() {
         // Rows of four messages, interleaved as they arrive; "a" < "a-1" < "a1" < "b" byte by
         // byte, as ClickHouse compares strings.

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, trace, warn};
 
 use crate::ch;
-use crate::ch::rows::{BridgeRow, QuarantineRow, RejectedRow, SightingRow, StatusRow};
+use crate::ch::rows::{BatchRow, BridgeRow, QuarantineRow, RejectedRow, SightingRow, StatusRow};
 use crate::config::Config;
 use crate::decode::{decode, Decoded};
 use crate::inventory::Inventory;
@@ -90,6 +90,8 @@ impl Taken {
 #[derive(Default)]
 struct Batch {
     sightings: Vec<SightingRow>,
+    /// A row for each message with sightings stored (its sensor's `seq`).
+    batches: Vec<BatchRow>,
     bridges: Vec<BridgeRow>,
     /// Sightings of a newer epoch came: the bridges of epochs before this one are dropped
     /// after the commit (wire crate docs, "Epoch bridges").
@@ -184,6 +186,7 @@ impl Intake {
                 batch.bridges.extend(bridges);
                 let unlinked = rows.iter().filter(|r| r.link == 0).count();
                 self.metrics.sightings_unlinked.inc_by(unlinked as u64);
+                batch.batches.extend(BatchRow::of(&rows));
                 batch.sightings.extend(rows);
             }
             Decoded::Status(row) => batch.status.push(row),
@@ -728,6 +731,7 @@ async fn commit(
         b.rows(),
         || async move {
             ch::insert(db, "sightings", &b.sightings).await?;
+            ch::insert(db, "batches", &b.batches).await?;
             ch::insert(db, "bridges", &b.bridges).await?;
             ch::insert(db, "sensor_status", &b.status).await?;
             ch::insert(db, "rejected", &b.rejected).await?;
@@ -744,6 +748,7 @@ async fn commit(
         return Ok(());
     }
     metrics.rows_written("sightings", batch.sightings.len());
+    metrics.rows_written("batches", batch.batches.len());
     metrics.rows_written("bridges", batch.bridges.len());
     metrics.rows_written("sensor_status", batch.status.len());
     metrics.rows_written("rejected", batch.rejected.len());

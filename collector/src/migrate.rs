@@ -77,6 +77,11 @@ pub const MIGRATIONS: &[(u32, &str, &str)] = &[
         "0013_visit_epochs.sql",
         include_str!("../migrations/0013_visit_epochs.sql"),
     ),
+    (
+        14,
+        "0014_batches.sql",
+        include_str!("../migrations/0014_batches.sql"),
+    ),
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (

@@ -1,8 +1,9 @@
 //! The Sensors page's rows: every sensor of the inventory with its last heartbeat (table
 //! `sensor_latest`, the latest of `sensor_status`: the agent's status every minute, and its
 //! Last Will, `online = 0`, when it drops off the broker), spool depth, frames dropped, clock
-//! sync, and the messages the collector refused from it in the last day, by reason (table
-//! `rejected`). Offline sensors first.
+//! sync, the messages the collector refused from it in the last day, by reason (table
+//! `rejected`), and the batches it sent in the last day that never came (table `batches`).
+//! Offline sensors first.
 
 use std::collections::BTreeMap;
 
@@ -42,6 +43,17 @@ pub const LATEST_SQL: &str = "SELECT s.sensor_id, s.site_id, t.l_at, t.l_online,
         argMax(clock_synced, at_ms) AS l_synced \
         FROM sensor_latest GROUP BY sensor) AS t USING sensor_id";
 
+/// Batch numbers missing per sensor among the batches sent since a time (ms; the sensor's
+/// clock): between the first and the last stored (table `batches`, a row for each message
+/// of sightings the collector stored), those not stored. A sensor's `seq` rises by one a
+/// batch, across restarts (the agent's spool), so a hole is a batch lost in the sensor's
+/// spool (its `spool_dropped_batches`), refused whole (its refusals), or dropped on the way
+/// (a broker's loss shows nowhere else). A batch's day is its sent_at's, so a spool emptied
+/// late fills the holes it left.
+pub const MISSING_SQL: &str = "SELECT sensor, \
+    toUInt64(max(seq) - min(seq) + 1 - uniqExact(seq)) AS missing \
+    FROM batches WHERE day >= toDate(?) AND sent_ms >= ? GROUP BY sensor";
+
 #[derive(Debug, Row, Deserialize)]
 struct Refused {
     sensor: String,
@@ -70,6 +82,8 @@ pub struct SensorRow {
     pub clock_synced: bool,
     /// Messages refused in the last day, by reason.
     pub refused: BTreeMap<String, u64>,
+    /// Batches sent in the last day that never came ([`MISSING_SQL`]).
+    pub batches_missing: u64,
 }
 
 impl SensorRow {
@@ -125,6 +139,11 @@ pub async fn load(
     for r in refused {
         by_sensor.entry(r.sensor).or_default().insert(r.reason, r.n);
     }
+    let mut missing: std::collections::HashMap<String, u64> =
+        crate::db::fetch_all::<(String, u64)>(db.query(MISSING_SQL).bind(day(since)).bind(since))
+            .await?
+            .into_iter()
+            .collect();
     let mut rows: Vec<SensorRow> = latest
         .into_iter()
         .filter(|l| {
@@ -134,6 +153,7 @@ pub async fn load(
             online: l.online == 1 && now_ms - l.at_ms <= offline_after_ms,
             last_heartbeat_ms: (l.at_ms > 0).then_some(l.at_ms),
             refused: by_sensor.remove(&l.sensor_id).unwrap_or_default(),
+            batches_missing: missing.remove(&l.sensor_id).unwrap_or_default(),
             sensor: l.sensor_id,
             site: l.site_id,
             uptime_secs: l.uptime_secs,
@@ -165,6 +185,7 @@ pub fn csv(rows: &[SensorRow]) -> Result<String, csv::Error> {
         "spool_dropped_batches",
         "clock_synced",
         "refused_last_day",
+        "batches_missing_last_day",
     ])?;
     for r in rows {
         let refused: Vec<String> = r.refused.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -181,6 +202,7 @@ pub fn csv(rows: &[SensorRow]) -> Result<String, csv::Error> {
             r.spool_dropped_batches.to_string(),
             r.clock_synced.to_string(),
             refused.join(";"),
+            r.batches_missing.to_string(),
         ])?;
     }
     let bytes = w.into_inner().map_err(|e| e.into_error())?;

@@ -23,7 +23,10 @@
 //! ```
 //! Invariants:
 //! - `seq` rises strictly per sensor, across restarts; `(sensor, seq)` identifies a batch, and
-//!   a redelivered batch is byte-identical to the first delivery.
+//!   a redelivered batch is byte-identical to the first delivery. The agent numbers its
+//!   batches one after another, so a number the collector never stored is a batch missing
+//!   (the dashboard's Sensors page counts them): dropped by a full spool, refused whole, or
+//!   lost on the way.
 //! - `device` is 16 lowercase hex digits (a `u64` keyed hash: JSON numbers lose precision
 //!   past 2^53). All sightings of an envelope belong to the envelope's `epoch`.
 //! - Times are UTC with millisecond precision; `first_seen <= last_seen`.

@@ -167,6 +167,29 @@ impl<'a> Ranks<'a> {
     }
 }
 
+/// A row of the `batches` table: a message of sightings stored, on the day it was sent.
+#[derive(Clone, Debug, PartialEq, Row, Serialize, Deserialize)]
+pub struct BatchRow {
+    pub site: Arc<str>,
+    pub day: u16,
+    pub sensor: Arc<str>,
+    pub seq: u64,
+    pub sent_ms: i64,
+}
+
+impl BatchRow {
+    /// The batch of a message's stored sightings (none if it has none).
+    pub fn of(rows: &[SightingRow]) -> Option<BatchRow> {
+        rows.first().map(|r| BatchRow {
+            site: r.site.clone(),
+            day: day_of(r.sent_ms),
+            sensor: r.sensor.clone(),
+            seq: r.seq,
+            sent_ms: r.sent_ms,
+        })
+    }
+}
+
 /// A row of the `bridges` table: a device key and its key in the next epoch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Row, Serialize, Deserialize)]
 pub struct BridgeRow {

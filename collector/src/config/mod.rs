@@ -475,6 +475,8 @@ fn metrics_listen(m: RawMetrics) -> Result<SocketAddr, ConfigError> {
 fn retention(r: RawRetention) -> Result<Vec<(&'static str, u32)>, ConfigError> {
     let days = [
         ("sightings", "retention.sightings_days", r.sightings_days),
+        // The batches of the sightings (migration 14) go with them.
+        ("batches", "retention.sightings_days", r.sightings_days),
         ("visits", "retention.visits_days", r.visits_days),
         // The days each epoch has visits on (migration 13) go with the visits.
         ("visit_epochs", "retention.visits_days", r.visits_days),

@@ -252,6 +252,37 @@ fn published_envelopes_land_once_and_bad_messages_are_rejected_with_their_reason
         count(&ch, "SELECT count() FROM (SELECT sensor, seq, idx FROM ingest.sightings FINAL GROUP BY sensor, seq, idx)"),
         want
     );
+    // One row a batch (message) stored: every sensor's numbers run without a hole (the
+    // Sensors page's batches missing are 0).
+    let envelopes: usize = sensors
+        .iter()
+        .map(|(sensor, _)| {
+            std::fs::read_to_string(city.join("envelopes").join(format!("{sensor}.jsonl")))
+                .expect("envelopes")
+                .lines()
+                .count()
+        })
+        .sum();
+    assert_eq!(
+        count(&ch, "SELECT count() FROM ingest.batches FINAL"),
+        envelopes as u64
+    );
+    // The same (sensor, seq, sent_at) as the sightings'.
+    assert_eq!(
+        count(
+            &ch,
+            "SELECT uniqExact(sensor, seq, sent_ms) FROM (SELECT sensor, seq, sent_ms FROM \
+             ingest.batches UNION ALL SELECT sensor, seq, sent_ms FROM ingest.sightings)"
+        ),
+        envelopes as u64
+    );
+    assert_eq!(
+        ch.query(
+            "SELECT sensor FROM ingest.batches GROUP BY sensor \
+             HAVING max(seq) - min(seq) + 1 != uniqExact(seq)"
+        ),
+        ""
+    );
     // The tiny city's days are in the last 30 of epoch 455: every sighting carried its next
     // key, and the collector kept one pair per device.
     let pairs = count(&ch, "SELECT count() FROM ingest.bridges FINAL");
@@ -263,21 +294,13 @@ fn published_envelopes_land_once_and_bad_messages_are_rejected_with_their_reason
     // Published twice, every envelope was decoded and written once: the second copies were
     // taken for what they are, repeats (after a reconnection the broker sends hundreds of
     // thousands so at city scale).
-    let envelopes: usize = sensors
-        .iter()
-        .map(|(sensor, _)| {
-            std::fs::read_to_string(city.join("envelopes").join(format!("{sensor}.jsonl")))
-                .expect("envelopes")
-                .lines()
-                .count()
-        })
-        .sum();
     let written = format!("\nfootfall_rows_written_total{{table=\"sightings\"}} {want}\n");
+    let batches = format!("\nfootfall_rows_written_total{{table=\"batches\"}} {envelopes}\n");
     let repeats = format!("\nfootfall_mqtt_repeats_total {envelopes}\n");
     // (The counters follow the commit that made the rows visible.)
     let metrics = wait_for(Duration::from_secs(10), || {
         let m = run.metrics();
-        (m.contains(&written) && m.contains(&repeats)).then_some(m)
+        (m.contains(&written) && m.contains(&batches) && m.contains(&repeats)).then_some(m)
     })
     .unwrap_or_else(|| {
         panic!(

@@ -3,8 +3,9 @@ use testkit::ClickHouse;
 
 use crate::util::{assert_success, collector, config};
 
-const TABLES: [&str; 18] = [
+const TABLES: [&str; 19] = [
     "ad_plays",
+    "batches",
     "bridges",
     "campaigns",
     "links",
@@ -33,11 +34,11 @@ fn migrations_apply_once_and_history_is_append_only() {
     assert_success(&first);
     assert!(
         String::from_utf8_lossy(&first.stdout).contains(
-            "13 migration(s) applied: 0001_schema.sql, 0002_stream_checkpoints.sql, \
+            "14 migration(s) applied: 0001_schema.sql, 0002_stream_checkpoints.sql, \
                  0003_occupancy.sql, 0004_site_calibrations.sql, 0005_links.sql, \
                  0006_site_time_zones.sql, 0007_traffic.sql, 0008_sensor_latest.sql, \
                  0009_bridges.sql, 0010_quarantine.sql, 0011_calibrated_fixture_hours.sql, \
-                 0012_settled.sql, 0013_visit_epochs.sql"
+                 0012_settled.sql, 0013_visit_epochs.sql, 0014_batches.sql"
         ),
         "{}",
         String::from_utf8_lossy(&first.stdout)
@@ -52,7 +53,7 @@ fn migrations_apply_once_and_history_is_append_only() {
     assert_eq!(
         ch.query("SELECT count() FROM footfall_test.schema_migrations FINAL")
             .trim(),
-        "13"
+        "14"
     );
     assert_eq!(
         ch.query(
@@ -90,6 +91,25 @@ fn migrations_apply_once_and_history_is_append_only() {
     visit(3, "2026-03-02", 20, 0);
     visit(3, "2026-03-02", 10, 1);
     visit(4, "2026-03-03", 30, 1);
+    // And from before migration 14, with sightings in it: batch 7 received an hour ago (two
+    // sightings, opened 40 days before it was sent), batch 2 three days ago.
+    ch.query("DROP TABLE footfall_test.batches");
+    let sighting = |seq: u32, idx: u32, received_ago_secs: u32| {
+        ch.query(&format!(
+            "INSERT INTO footfall_test.sightings (site, day, sensor, seq, idx, sent_ms, \
+             received_ms) VALUES ('a', '2026-03-02', 's-1', {seq}, {idx}, 1776000000000, \
+             toInt64(toUInt64(now()) - {received_ago_secs}) * 1000)"
+        ))
+    };
+    sighting(7, 0, 3600);
+    sighting(7, 1, 3600);
+    sighting(2, 0, 3 * 86400);
+    let batches = || {
+        ch.query(
+            "SELECT sensor, seq, toString(day), count() FROM footfall_test.batches FINAL \
+             GROUP BY sensor, seq, day ORDER BY seq",
+        )
+    };
     // Each epoch's days, and the first start on its first day.
     let epochs = || {
         ch.query(
@@ -110,7 +130,7 @@ fn migrations_apply_once_and_history_is_append_only() {
     ch.query("DROP TABLE footfall_test.schema_migrations");
     let replayed = collector(&["migrate"], &cfg);
     assert_success(&replayed);
-    assert!(String::from_utf8_lossy(&replayed.stdout).contains("13 migration(s) applied"));
+    assert!(String::from_utf8_lossy(&replayed.stdout).contains("14 migration(s) applied"));
     // Migration 8 copied the sensor's heartbeats, and its view keeps the latest from then on.
     assert_eq!(latest(), "s-1\t2\t20\n");
     status(3, 30);
@@ -126,6 +146,9 @@ fn migrations_apply_once_and_history_is_append_only() {
         epochs(),
         "3\t2026-03-02\t2026-03-02\t20\n5\t2026-03-04\t2026-03-06\t40\n"
     );
+    // Migration 14 copied the batches received in the last two days, one row a batch, on
+    // the day they were sent (2026-04-12 UTC, not the sightings' day).
+    assert_eq!(batches(), "s-1\t7\t2026-04-12\t1\n");
 
     // A database whose ledger says migration 1 had other text is refused, naming it.
     ch.query("CREATE DATABASE tampered");
@@ -195,6 +218,10 @@ fn retention_drops_the_months_past_it_and_keeps_the_rest() {
         ch.query(&format!(
             "INSERT INTO kept.sightings (site, day, sensor, seq) VALUES ('s', '{day}', 'x', 1)"
         ));
+        // The batches of the sightings (migration 14) go with them.
+        ch.query(&format!(
+            "INSERT INTO kept.batches (site, day, sensor, seq) VALUES ('s', '{day}', 'x', 1)"
+        ));
         ch.query(&format!(
             "INSERT INTO kept.rejected (day, reason, topic) VALUES ('{day}', 'bad_topic', 't')"
         ));
@@ -210,8 +237,8 @@ fn retention_drops_the_months_past_it_and_keeps_the_rest() {
     assert_success(&o);
     let out = String::from_utf8_lossy(&o.stdout);
     assert!(out.contains("sightings: dropped 202001"), "{out}");
-    assert!(out.contains("8 month(s) dropped"), "{out}");
-    for table in ["sightings", "rejected", "visits", "visit_epochs"] {
+    assert!(out.contains("10 month(s) dropped"), "{out}");
+    for table in ["sightings", "batches", "rejected", "visits", "visit_epochs"] {
         assert_eq!(
             ch.query(&format!("SELECT toString(day) FROM kept.{table}"))
                 .trim(),

@@ -42,6 +42,11 @@ fn the_dashboards_queries_run_on_a_current_clickhouse() {
          ('s-a', '2026-03-20', 1773997200000, 'acme-1', 1, 3)",
         "INSERT INTO rejected (day, reason, topic, payload_hash, received_ms) VALUES \
          ('2026-03-20', 'malformed_json', 'footfall/v1/acme-1/s-a/sightings', 1, 1773997200000)",
+        // Batches 1, 2 and 4 of s-a: 3 is missing.
+        "INSERT INTO batches (site, day, sensor, seq, sent_ms) VALUES \
+         ('acme-1', '2026-03-20', 's-a', 1, 1773997200000), \
+         ('acme-1', '2026-03-20', 's-a', 2, 1773997260000), \
+         ('acme-1', '2026-03-20', 's-a', 4, 1773997380000)",
         "INSERT INTO campaigns (campaign_id, brand, creative_id, boards, start_ms, end_ms, spend, \
          currency, imported_ms) VALUES ('spring', 'acme', 'c', ['b-1', 'b-2'], 1, 2, 100, 'EUR', 1)",
     ];
@@ -107,6 +112,7 @@ fn the_dashboards_queries_run_on_a_current_clickhouse() {
         campaigns::CAMPAIGNS_SQL.to_owned(),
         sensors::LATEST_SQL.to_owned(),
         bound(sensors::REFUSED_SQL, &["'2026-03-19'", "1773900000000"]),
+        bound(sensors::MISSING_SQL, &["'2026-03-19'", "1773900000000"]),
     ];
     let setup: Vec<String> = schema
         .into_iter()
@@ -144,4 +150,5 @@ fn the_dashboards_queries_run_on_a_current_clickhouse() {
         out[7]
     );
     assert_eq!(first(8), ["s-a", "malformed_json", "1"], "{}", out[8]);
+    assert_eq!(first(9), ["s-a", "1"], "{}", out[9]);
 }

@@ -1,5 +1,6 @@
 //! The Sensors page against a real ClickHouse: offline sensors first (silent too long, or
-//! their Last Will), spool depth, frames dropped, clock sync, refusals of the last day.
+//! their Last Will), spool depth, frames dropped, clock sync, refusals and batches missing in
+//! the last day.
 
 use crate::util::{clickhouse, fill_sensors, fill_stores, get, sign_in, start};
 
@@ -32,9 +33,11 @@ fn offline_sensors_come_first_with_their_health_and_refusals() {
     );
     let a = &rows[3];
     assert_eq!(
-        (a[7], a[8], a[10], a[11]),
-        ("3", "6144", "true", "malformed_json=2")
+        (a[7], a[8], a[10], a[11], a[12]),
+        ("3", "6144", "true", "malformed_json=2", "2")
     );
+    let missing: Vec<&str> = rows.iter().map(|r| r[12]).collect();
+    assert_eq!(missing, ["0", "0", "0", "2"], "{csv}");
     assert_eq!(rows[0][10], "false", "s-b's clock");
     assert_eq!(rows[2][3], "", "s-d never sent a status");
     let (_, res) = get(&format!("{}/sensors", d.base), Some(&ana));
@@ -50,6 +53,8 @@ fn offline_sensors_come_first_with_their_health_and_refusals() {
     let a = row("s-a");
     assert!(a.contains("<td>3 batches, 6 KiB</td>"), "{a}");
     assert!(a.contains("<td>malformed_json: 2</td>"), "{a}");
+    assert!(a.contains("<td class=\"error\">2</td>"), "{a}");
+    assert!(row("s-b").contains("<td>0</td>\n</tr>"), "{html}");
     assert!(row("s-d").contains("<td>never</td>"), "{html}");
     // A user limited to bolt-cola sees its sensor only.
     let bo = sign_in(&d.base, "bo", "bo's long password!");

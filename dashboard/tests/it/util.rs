@@ -185,8 +185,9 @@ pub fn fill_stores(ch: &ClickHouse) {
 }
 
 /// Sensors of acme-1 and bolt-1 (after [`fill_stores`]) whose health is known: s-a a minute ago,
-/// online, a spool of 3 batches, two refusals in the last day; s-b online but two hours ago;
-/// s-c its Last Will a minute ago; s-d never heard.
+/// online, a spool of 3 batches, two refusals in the last day, 2 batches missing in the last
+/// day; s-b online but two hours ago, no batch missing; s-c its Last Will a minute ago; s-d
+/// never heard.
 pub fn fill_sensors(ch: &ClickHouse) {
     ch.query(
         "INSERT INTO footfall.sensors (sensor_id, site_id, kind, lat, lon, imported_ms) VALUES \
@@ -222,6 +223,32 @@ pub fn fill_sensors(ch: &ClickHouse) {
          (today(), 'malformed_json', 'footfall/v1/acme-1/s-a/sightings', 2, toUInt64(now()) * 1000 - 120000, '', '', 3), \
          (today() - 2, 'malformed_json', 'footfall/v1/acme-1/s-a/sightings', 3, toUInt64(now()) * 1000 - 172800000, '', '', 3)",
     );
+    // Batches of sightings stored (the collector writes a row for each). s-a sent 10, 11,
+    // 13, 14 and 16 in the last hours (12 and 15 missing), 8 25 hours ago and 5 two days
+    // ago (not in the last day, or 9 or 6-9 would be missing too); s-b sent 1, 2 and 3.
+    let batch = |sensor: &str, site: &str, seq: u32, sent_ago_secs: u32| {
+        let sent = format!("toInt64(toUInt64(now()) - {sent_ago_secs}) * 1000");
+        format!("('{site}', toDate(toUInt16(intDiv({sent}, 86400000))), '{sensor}', {seq}, {sent})")
+    };
+    let rows = [
+        batch("s-a", "acme-1", 5, 172_800),
+        batch("s-a", "acme-1", 8, 90_000),
+        batch("s-a", "acme-1", 10, 7200),
+        batch("s-a", "acme-1", 11, 7000),
+        batch("s-a", "acme-1", 13, 6000),
+        batch("s-a", "acme-1", 14, 5000),
+        batch("s-a", "acme-1", 16, 60),
+        batch("s-b", "bolt-1", 1, 9000),
+        batch("s-b", "bolt-1", 2, 8000),
+        batch("s-b", "bolt-1", 3, 7500),
+    ];
+    // Twice, as a redelivery would: the same batches, nothing more missing.
+    for _ in 0..2 {
+        ch.query(&format!(
+            "INSERT INTO footfall.batches (site, day, sensor, seq, sent_ms) VALUES {}",
+            rows.join(", ")
+        ));
+    }
 }
 
 /// acme-2 (Europe/Berlin, after [`fill_stores`]) from 2026-03-16 to 2026-03-29, whose figures
