@@ -384,6 +384,7 @@ pub async fn run(
     let mqtt_stop = CancellationToken::new();
     let max_held = cfg.ingest().batch_max_rows();
     let ack_room = request_capacity(cfg) - SUBSCRIPTION_ROOM;
+    let silence = cfg.mqtt().silence_reconnect();
     let mut mqtt = tokio::spawn({
         let stop = mqtt_stop.clone();
         let metrics = metrics.clone();
@@ -417,7 +418,24 @@ pub async fn run(
             // acknowledgement.
             let mut acks_open = true;
             let mut disconnecting = false;
+            // Since when the broker has sent nothing while this task could read, subscribed,
+            // with every message it sent acknowledged (so none of the broker's in-flight
+            // window is in use: while ClickHouse is down the broker rightly waits).
+            // Mosquitto 2.0.11 can stop sending to a session it still answers pings on: its
+            // count of the session's messages in flight stays at the limit although the
+            // collector acknowledged them all; a reconnection resets it (benches/README.md,
+            // run 30).
+            let mut quiet_since = Instant::now();
+            let mut subscribed = false;
+            // Messages handed on to the processor whose acknowledgement it has not handed back.
+            let mut outstanding: u64 = 0;
             loop {
+                let can_read = held.len() < max_held && held_bytes < HELD_MAX_BYTES;
+                let armed = can_read && subscribed && forwarding && outstanding == 0;
+                if !armed {
+                    quiet_since = Instant::now();
+                }
+                let silent_until = silence.filter(|_| armed).map(|s| quiet_since + s);
                 while in_client < ack_room {
                     let Some(&pkid) = unsent.front() else { break };
                     if client.try_ack(&acknowledgement(pkid)).is_err() {
@@ -433,7 +451,10 @@ pub async fn run(
                     _ = stop.cancelled() => break,
                     pkid = acks.recv(), if acks_open => {
                         match pkid {
-                            Some(pkid) => unsent.push_back(pkid),
+                            Some(pkid) => {
+                                unsent.push_back(pkid);
+                                outstanding = outstanding.saturating_sub(1);
+                            }
                             None => acks_open = false,
                         }
                         continue;
@@ -453,8 +474,23 @@ pub async fn run(
                         }
                         continue;
                     }
-                    e = eventloop.poll(), if (held.len() < max_held && held_bytes < HELD_MAX_BYTES)
-                        || in_client > 0 || !unsent.is_empty() || disconnecting => e,
+                    _ = async { tokio::time::sleep_until(silent_until.expect("guarded").into()).await },
+                        if silent_until.is_some() && !disconnecting => {
+                        warn!(
+                            silent_secs = silence.expect("set").as_secs(),
+                            "the broker sent nothing while subscribed; reconnecting (the session keeps what it holds)"
+                        );
+                        metrics.mqtt_silence_reconnects.inc();
+                        // As after a lost connection: the client drops the acknowledgements
+                        // it had not written, and the broker sends those messages again.
+                        eventloop.clean();
+                        in_client = 0;
+                        subscribed = false;
+                        metrics.mqtt_subscribed.set(0);
+                        timeout_for(&mut eventloop, connect_timeout);
+                        continue;
+                    }
+                    e = eventloop.poll(), if can_read || in_client > 0 || !unsent.is_empty() || disconnecting => e,
                 };
                 match event {
                     Ok(Event::Incoming(Packet::ConnAck(ack))) => {
@@ -464,6 +500,7 @@ pub async fn run(
                             "connected to the broker"
                         );
                         if ack.session_present {
+                            subscribed = true;
                             metrics.mqtt_subscribed.set(1);
                         } else {
                             pending_subacks = filters.len();
@@ -485,15 +522,18 @@ pub async fn run(
                             pending_subacks = pending_subacks.saturating_sub(1);
                             if pending_subacks == 0 {
                                 info!(filters = ?filters, "subscribed");
+                                subscribed = true;
                                 metrics.mqtt_subscribed.set(1);
                             }
                         }
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
+                        quiet_since = Instant::now();
                         metrics.messages_in.inc();
                         if forwarding {
                             held_bytes += p.payload.len();
                             held.push_back(p);
+                            outstanding += 1;
                         }
                     }
                     Ok(Event::Outgoing(Outgoing::PubAck(_))) => {
@@ -507,6 +547,7 @@ pub async fn run(
                         // The client drops the acknowledgements it had not written (the
                         // broker sends those messages again).
                         in_client = 0;
+                        subscribed = false;
                         timeout_for(&mut eventloop, connect_timeout);
                         metrics.mqtt_errors.inc();
                         metrics.mqtt_subscribed.set(0);

@@ -44,6 +44,8 @@ pub struct Metrics {
     /// Messages taken already in this session, received again: acknowledged, not decoded.
     pub repeats: Counter,
     pub mqtt_errors: Counter,
+    /// Reconnections after the broker sent nothing for `mqtt.silence_reconnect_secs`.
+    pub mqtt_silence_reconnects: Counter,
     pub clickhouse_errors: Counter,
     /// Time to commit a batch, in seconds.
     batch_seconds: Histogram,
@@ -87,6 +89,7 @@ impl Default for Metrics {
             redeliveries: Counter::default(),
             repeats: Counter::default(),
             mqtt_errors: Counter::default(),
+            mqtt_silence_reconnects: Counter::default(),
             clickhouse_errors: Counter::default(),
             batch_seconds: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
             event_lag_seconds: Gauge::default(),
@@ -128,6 +131,12 @@ impl Default for Metrics {
             "footfall_mqtt_errors",
             "MQTT connection errors",
             m.mqtt_errors.clone(),
+        );
+        registry.register(
+            "footfall_mqtt_silence_reconnects",
+            "Reconnections to the broker after it sent nothing for mqtt.silence_reconnect_secs \
+             while the collector could read (a broker that stopped sending to the session)",
+            m.mqtt_silence_reconnects.clone(),
         );
         registry.register(
             "footfall_clickhouse_errors",

@@ -112,6 +112,7 @@ pub struct MqttConfig {
     password: Option<Secret>,
     keepalive: Duration,
     connect_timeout: Duration,
+    silence_reconnect: Option<Duration>,
 }
 
 impl MqttConfig {
@@ -143,6 +144,13 @@ impl MqttConfig {
                 "at least 5",
             ));
         }
+        if (1..5).contains(&m.silence_reconnect_secs) {
+            return Err(ConfigError::invalid(
+                "mqtt.silence_reconnect_secs",
+                m.silence_reconnect_secs.to_string(),
+                "0 (never) or at least 5",
+            ));
+        }
         let password = secret(
             m.password_file,
             m.password_env,
@@ -164,6 +172,8 @@ impl MqttConfig {
             password,
             keepalive: Duration::from_secs(u64::from(m.keepalive_secs)),
             connect_timeout: Duration::from_secs(u64::from(m.connect_timeout_secs)),
+            silence_reconnect: (m.silence_reconnect_secs > 0)
+                .then(|| Duration::from_secs(u64::from(m.silence_reconnect_secs))),
         })
     }
 
@@ -198,6 +208,12 @@ impl MqttConfig {
     /// How long a CONNECT may wait for the broker's answer.
     pub fn connect_timeout(&self) -> Duration {
         self.connect_timeout
+    }
+
+    /// How long the broker may send nothing, while the collector can read, before it
+    /// reconnects (none: never).
+    pub fn silence_reconnect(&self) -> Option<Duration> {
+        self.silence_reconnect
     }
 
     /// The topic filters to subscribe to (sightings and status of every sensor).
@@ -581,6 +597,10 @@ mod tests {
             ("[mqtt]\nurl = \"tcp://x\"", "mqtt.url"),
             ("[mqtt]\nshared_group = \"a/b\"", "mqtt.shared_group"),
             ("[mqtt]\nconnect_timeout_secs = 1", "mqtt.connect_timeout_secs"),
+            (
+                "[mqtt]\nsilence_reconnect_secs = 2",
+                "mqtt.silence_reconnect_secs",
+            ),
             ("[mqtt]\nurl = \"mqtts://broker:8883\"", "mqtt.ca_file"),
             ("[mqtt]\nca_file = \"/ca.crt\"", "use an mqtts:// url"),
             (

@@ -45,6 +45,7 @@ pub(super) struct RawMqtt {
     pub key_file: Option<PathBuf>,
     pub keepalive_secs: u16,
     pub connect_timeout_secs: u32,
+    pub silence_reconnect_secs: u32,
 }
 
 #[derive(Debug, Deserialize)]

@@ -109,6 +109,11 @@ fn inventory_sensors(inventory: &Path) -> Vec<(String, String)> {
         .collect()
 }
 
+/// Each sensor's batch numbers missing between its first and last stored (as the dashboard's
+/// Sensors page counts them, over all time).
+const HOLES: &str = "SELECT sensor, max(seq) - min(seq) + 1 - uniqExact(seq) AS missing \
+    FROM ingest.batches GROUP BY sensor";
+
 fn count(ch: &ClickHouse, sql: &str) -> u64 {
     ch.query(sql)
         .trim()
@@ -184,15 +189,42 @@ fn published_envelopes_land_once_and_bad_messages_are_rejected_with_their_reason
     .expect("the collector reports its subscriptions in place");
     assert!(broker.log().contains("SUBSCRIBE from collector-test"));
 
-    // Every sensor's envelopes, twice (a spool replay), through mosquitto_pub.
+    // Every sensor's envelopes, twice (a spool replay), through mosquitto_pub. The first
+    // time, the last sensor's second batch is lost on the way: its hole shows until the
+    // second time fills it.
     let sensors = inventory_sensors(&inventory);
-    for _ in 0..2 {
+    let (lossy, _) = sensors.last().expect("sensors");
+    let lines = std::fs::read_to_string(city.join("envelopes").join(format!("{lossy}.jsonl")))
+        .expect("envelopes");
+    let lost: wire::Envelope =
+        serde_json::from_str(lines.lines().nth(1).expect("a second batch")).expect("envelope");
+    assert!(lines.lines().count() > 2, "the lost batch is not the last");
+    let without = dir.path().join("without-one.jsonl");
+    let kept: Vec<&str> = (lines.lines().enumerate())
+        .filter_map(|(i, l)| (i != 1).then_some(l))
+        .collect();
+    std::fs::write(&without, kept.join("\n") + "\n").expect("write");
+    for pass in 0..2 {
         for (sensor, site) in &sensors {
             let topic = format!("footfall/v1/{site}/{sensor}/sightings");
+            let file = city.join("envelopes").join(format!("{sensor}.jsonl"));
+            let lossy_now = pass == 0 && sensor == lossy;
             publish(
                 &broker,
                 &topic,
-                Source::Lines(&city.join("envelopes").join(format!("{sensor}.jsonl"))),
+                Source::Lines(if lossy_now { &without } else { &file }),
+            );
+        }
+        if pass == 0 {
+            let short = truth.sightings - lost.sightings.len() as u64;
+            wait_for(Duration::from_secs(60), || {
+                (count(&ch, "SELECT count() FROM ingest.sightings FINAL") == short).then_some(())
+            })
+            .expect("all but the lost batch's sightings");
+            assert_eq!(
+                ch.query(&format!("{HOLES} HAVING missing > 0")),
+                format!("{lossy}\t1\n"),
+                "one batch of {lossy} missing"
             );
         }
     }
@@ -276,13 +308,7 @@ fn published_envelopes_land_once_and_bad_messages_are_rejected_with_their_reason
         ),
         envelopes as u64
     );
-    assert_eq!(
-        ch.query(
-            "SELECT sensor FROM ingest.batches GROUP BY sensor \
-             HAVING max(seq) - min(seq) + 1 != uniqExact(seq)"
-        ),
-        ""
-    );
+    assert_eq!(ch.query(&format!("{HOLES} HAVING missing > 0")), "");
     // The tiny city's days are in the last 30 of epoch 455: every sighting carried its next
     // key, and the collector kept one pair per device.
     let pairs = count(&ch, "SELECT count() FROM ingest.bridges FINAL");
@@ -296,7 +322,8 @@ fn published_envelopes_land_once_and_bad_messages_are_rejected_with_their_reason
     // thousands so at city scale).
     let written = format!("\nfootfall_rows_written_total{{table=\"sightings\"}} {want}\n");
     let batches = format!("\nfootfall_rows_written_total{{table=\"batches\"}} {envelopes}\n");
-    let repeats = format!("\nfootfall_mqtt_repeats_total {envelopes}\n");
+    // (All but the batch lost the first time.)
+    let repeats = format!("\nfootfall_mqtt_repeats_total {}\n", envelopes - 1);
     // (The counters follow the commit that made the rows visible.)
     let metrics = wait_for(Duration::from_secs(10), || {
         let m = run.metrics();
@@ -1082,4 +1109,142 @@ fn connections_to(port: u16) -> usize {
             fields.get(2).is_some_and(|r| r.ends_with(&remote)) && fields.get(3) == Some(&"01")
         })
         .count()
+}
+
+/// A TCP relay to the broker that can stop passing what the broker sends on the connections
+/// open so far (read and dropped), as a broker that stops sending to a session while the
+/// connection stays up; the connections opened after pass everything.
+struct Relay {
+    port: u16,
+    /// Connections numbered below this one pass nothing from the broker.
+    mute_below: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    opened: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Relay {
+    fn to(broker_port: u16) -> Relay {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let mute_below = Arc::new(AtomicUsize::new(0));
+        let opened = Arc::new(AtomicUsize::new(0));
+        let (mute, count) = (mute_below.clone(), opened.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { return };
+                let id = count.fetch_add(1, Ordering::SeqCst);
+                let broker =
+                    std::net::TcpStream::connect(("127.0.0.1", broker_port)).expect("the broker");
+                let (mut c_in, mut b_out) = (
+                    client.try_clone().expect("clone"),
+                    broker.try_clone().expect("clone"),
+                );
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut c_in, &mut b_out);
+                });
+                let (mut b_in, mut c_out, mute) = (broker, client, mute.clone());
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 65536];
+                    use std::io::{Read, Write};
+                    while let Ok(n @ 1..) = b_in.read(&mut buf) {
+                        if id >= mute.load(Ordering::SeqCst) && c_out.write_all(&buf[..n]).is_err()
+                        {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Relay {
+            port,
+            mute_below,
+            opened,
+        }
+    }
+
+    /// The broker's bytes stop reaching the connections open now.
+    fn mute_open_connections(&self) {
+        use std::sync::atomic::Ordering;
+        self.mute_below
+            .store(self.opened.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+}
+
+/// A broker that stops sending to the collector's session but keeps the connection (as
+/// Mosquitto 2.0.11 did at city scale, its count of messages in flight stuck): with the
+/// keepalive far off, the collector reconnects after `mqtt.silence_reconnect_secs` of
+/// silence, and the message the broker held arrives.
+#[test]
+fn a_broker_silent_on_a_live_connection_is_reconnected_to() {
+    let ch = ClickHouse::start();
+    let broker = Mosquitto::start();
+    let relay = Relay::to(broker.port);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let metrics_port = free_port();
+    let cfg = dir.path().join("collector.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "version = 1\n[clickhouse]\nurl = \"{}\"\ndatabase = \"silent\"\n\
+             [mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\nclient_id = \"collector-silent\"\n\
+             keepalive_secs = 120\nsilence_reconnect_secs = 5\n\
+             [metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n",
+            ch.url(),
+            relay.port
+        ),
+    )
+    .expect("config");
+    let run = Collector::start(&cfg, metrics_port);
+    wait_for(Duration::from_secs(30), || {
+        run.metrics()
+            .contains("\nfootfall_mqtt_subscribed 1\n")
+            .then_some(())
+    })
+    .expect("the collector subscribes through the relay");
+    relay.mute_open_connections();
+    let muted_at = std::time::Instant::now();
+    publish(
+        &broker,
+        "footfall/v1/store-1/s-1/status",
+        Source::Message("{\"not\": \"a status\"}"),
+    );
+    let metrics = wait_for(Duration::from_secs(30), || {
+        let m = run.metrics();
+        (testkit::metric::<u64>(&m, "footfall_mqtt_messages_total") == Some(1)).then_some(m)
+    })
+    .unwrap_or_else(|| panic!("the held message never came:\n{}", run.metrics()));
+    // Well before the keepalive would have found anything wrong.
+    assert!(muted_at.elapsed() < Duration::from_secs(60));
+    assert!(
+        testkit::metric::<u64>(&metrics, "footfall_mqtt_silence_reconnects_total")
+            .is_some_and(|n| n >= 1),
+        "{metrics}"
+    );
+    assert_eq!(
+        testkit::metric::<u64>(&metrics, "footfall_mqtt_errors_total"),
+        Some(0),
+        "{metrics}"
+    );
+    // A message the collector cannot commit (ClickHouse stopped) is not acknowledged: the
+    // broker rightly waits, and the collector does not reconnect over that silence.
+    let pid = ch.pid().expect("running");
+    testkit::signal(pid, "-STOP");
+    publish(
+        &broker,
+        "footfall/v1/store-1/s-1/status",
+        Source::Message("{\"still\": \"not a status\"}"),
+    );
+    let reconnects = |m: &str| testkit::metric::<u64>(m, "footfall_mqtt_silence_reconnects_total");
+    let before = wait_for(Duration::from_secs(30), || {
+        let m = run.metrics();
+        (testkit::metric::<u64>(&m, "footfall_mqtt_messages_total") == Some(2))
+            .then(|| reconnects(&m))
+    })
+    .expect("the second message");
+    std::thread::sleep(Duration::from_secs(12));
+    let held = run.metrics();
+    testkit::signal(pid, "-CONT");
+    assert_eq!(reconnects(&held), before, "{held}");
+    assert!(run.stop().success());
 }
