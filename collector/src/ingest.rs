@@ -528,7 +528,6 @@ pub async fn run(
                         }
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) => {
-                        quiet_since = Instant::now();
                         metrics.messages_in.inc();
                         if forwarding {
                             held_bytes += p.payload.len();
