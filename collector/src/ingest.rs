@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use firmware_config::MqttTlsFiles;
 use rumqttc::{
-    AsyncClient, Event, EventLoop, MqttOptions, Outgoing, Packet, Publish, QoS,
+    AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, Outgoing, Packet, Publish, QoS,
     SubscribeReasonCode, TlsConfiguration, Transport,
 };
 use tokio::sync::mpsc;
@@ -427,6 +427,16 @@ pub async fn run(
             // run 30).
             let mut quiet_since = Instant::now();
             let mut subscribed = false;
+            // Since when nothing has come from the broker while connected and reading. rumqttc
+            // gives a connection up when a keepalive finds its last PINGREQ unanswered; but
+            // the PINGRESP can wait, behind the messages this task had no room to read (held
+            // for a slow ClickHouse), past the next keepalive: a city's collector reconnected
+            // so three times in one run, each a takeover after which Mosquitto 2.0.11 dropped
+            // messages (benches/README.md, runs 29 and 30). So the client's check is cleared
+            // before each poll, and the connection is given up here after 1.5 keepalives with
+            // nothing heard while reading (the broker's own rule for a silent client).
+            let mut unheard_since = Instant::now();
+            let mut connected = false;
             // Messages handed on to the processor whose acknowledgement it has not handed back.
             let mut outstanding: u64 = 0;
             loop {
@@ -436,6 +446,12 @@ pub async fn run(
                     quiet_since = Instant::now();
                 }
                 let silent_until = silence.filter(|_| armed).map(|s| quiet_since + s);
+                let reading = can_read || in_client > 0 || !unsent.is_empty() || disconnecting;
+                if !(connected && reading) {
+                    unheard_since = Instant::now();
+                }
+                let dead_at = (connected && reading).then(|| unheard_since + keepalive * 3 / 2);
+                eventloop.state.await_pingresp = false;
                 while in_client < ack_room {
                     let Some(&pkid) = unsent.front() else { break };
                     if client.try_ack(&acknowledgement(pkid)).is_err() {
@@ -486,14 +502,29 @@ pub async fn run(
                         eventloop.clean();
                         in_client = 0;
                         subscribed = false;
+                        connected = false;
                         metrics.mqtt_subscribed.set(0);
                         timeout_for(&mut eventloop, connect_timeout);
                         continue;
                     }
-                    e = eventloop.poll(), if can_read || in_client > 0 || !unsent.is_empty() || disconnecting => e,
+                    _ = async { tokio::time::sleep_until(dead_at.expect("guarded").into()).await },
+                        if dead_at.is_some() => {
+                        warn!(
+                            unheard_secs = (keepalive * 3 / 2).as_secs(),
+                            "nothing came from the broker while reading; the connection is taken for dead"
+                        );
+                        // What rumqttc does with a connection that failed.
+                        eventloop.clean();
+                        Err(ConnectionError::NetworkTimeout)
+                    }
+                    e = eventloop.poll(), if reading => e,
                 };
+                if let Ok(Event::Incoming(_)) = event {
+                    unheard_since = Instant::now();
+                }
                 match event {
                     Ok(Event::Incoming(Packet::ConnAck(ack))) => {
+                        connected = true;
                         timeout_for(&mut eventloop, keepalive);
                         info!(
                             session_present = ack.session_present,
@@ -547,6 +578,7 @@ pub async fn run(
                         // broker sends those messages again).
                         in_client = 0;
                         subscribed = false;
+                        connected = false;
                         timeout_for(&mut eventloop, connect_timeout);
                         metrics.mqtt_errors.inc();
                         metrics.mqtt_subscribed.set(0);
