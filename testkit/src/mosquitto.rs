@@ -19,6 +19,8 @@ pub struct Mosquitto {
     /// For load (benches, the calibration): no persistence, and only errors, warnings and
     /// notices logged (a notice says when the broker drops a client's messages).
     quiet: bool,
+    /// `per_listener_settings true` ([`Mosquitto::start_with_listeners`]).
+    per_listener: bool,
     /// A whole configuration instead of the standard one ([`Mosquitto::start_config`]).
     config: Option<String>,
     child: Option<Child>,
@@ -29,16 +31,24 @@ impl Mosquitto {
         Mosquitto::start_with(|_| String::new())
     }
 
-    /// Starts a broker whose configuration also has `extra(dir)` appended: further listeners
-    /// (TLS, passwords) with files in the broker's temp dir. Settings are per listener.
+    /// Starts a broker whose configuration also has `extra(dir)` appended (settings for the
+    /// whole broker; files in its temp dir).
     pub fn start_with(extra: impl FnOnce(&Path) -> String) -> Mosquitto {
-        Mosquitto::launched(Workdir::temp(), extra, false)
+        Mosquitto::launched(Workdir::temp(), extra, false, false)
+    }
+
+    /// As [`Mosquitto::start_with`], with `per_listener_settings true`: `extra` adds listeners
+    /// with their own authentication (TLS, passwords) beside the plain, anonymous one. Not for
+    /// a client that leaves and comes back: Mosquitto 2.0.21 keeps no message for a persistent
+    /// session whose client is away under this setting (2.0.11 did).
+    pub fn start_with_listeners(extra: impl FnOnce(&Path) -> String) -> Mosquitto {
+        Mosquitto::launched(Workdir::temp(), extra, false, true)
     }
 
     /// A broker for load: as [`Mosquitto::start`], without persistence and logging only
     /// errors, warnings and notices (a log of every packet would cost as much as the broker).
     pub fn start_quiet() -> Mosquitto {
-        Mosquitto::launched(Workdir::temp(), |_| String::new(), true)
+        Mosquitto::launched(Workdir::temp(), |_| String::new(), true, false)
     }
 
     /// A broker with its configuration, persistence and log in `dir`, kept: for load
@@ -46,7 +56,7 @@ impl Mosquitto {
     /// [`Mosquitto::start`]); `extra` is appended to the configuration (settings given there
     /// again win: Mosquitto keeps the last value of a setting).
     pub fn start_in(dir: &Path, quiet: bool, extra: String) -> Mosquitto {
-        Mosquitto::launched(Workdir::kept(dir), |_| extra, quiet)
+        Mosquitto::launched(Workdir::kept(dir), |_| extra, quiet, false)
     }
 
     /// The shipped broker's (`deploy/mosquitto/footfall.conf`) limits on what it holds per
@@ -73,6 +83,7 @@ impl Mosquitto {
             dir,
             extra: String::new(),
             quiet: false,
+            per_listener: false,
             config: Some(config),
             child: None,
         };
@@ -80,13 +91,19 @@ impl Mosquitto {
         m
     }
 
-    fn launched(dir: Workdir, extra: impl FnOnce(&Path) -> String, quiet: bool) -> Mosquitto {
+    fn launched(
+        dir: Workdir,
+        extra: impl FnOnce(&Path) -> String,
+        quiet: bool,
+        per_listener: bool,
+    ) -> Mosquitto {
         let extra = extra(dir.path());
         let mut m = Mosquitto {
             port: free_port(),
             dir,
             extra,
             quiet,
+            per_listener,
             config: None,
             child: None,
         };
@@ -129,13 +146,14 @@ impl Mosquitto {
                 dir = d.display()
             ),
             None => format!(
-                "per_listener_settings true\npersistence {persistence}\n\
+                "per_listener_settings {per_listener}\npersistence {persistence}\n\
                  persistence_location {dir}/\nlog_dest file {dir}/mosquitto.log\n{logged}\n\
                  max_queued_messages 0\nmax_inflight_messages 0\n\
                  listener {port} 127.0.0.1\nallow_anonymous true\n{extra}\n",
                 port = self.port,
                 dir = d.display(),
                 extra = self.extra,
+                per_listener = self.per_listener,
             ),
         };
         if running_as_root() {

@@ -228,7 +228,7 @@ fn a_torn_spool_tail_is_skipped_and_the_rest_delivered() {
 #[test]
 fn delivers_over_tls_with_username_and_password() {
     let tls_port = testkit::free_port();
-    let broker = testkit::Mosquitto::start_with(|dir| {
+    let broker = testkit::Mosquitto::start_with_listeners(|dir| {
         testkit::make_test_pki(dir);
         let passwd = dir.join("passwd");
         let ok = Command::new("mosquitto_passwd")
