@@ -1191,32 +1191,65 @@ impl Relay {
     }
 }
 
+/// ClickHouse, a broker, a [`Relay`] to it (passing the broker's bytes `lag` late when
+/// asked) and a collector subscribed through the relay: database `name`, client id
+/// `collector-<name>`, `mqtt` added to its `[mqtt]` section.
+struct Relayed {
+    ch: ClickHouse,
+    broker: Mosquitto,
+    relay: Relay,
+    run: Collector,
+    _dir: tempfile::TempDir,
+}
+
+impl Relayed {
+    fn start(name: &str, lag: Duration, mqtt: &str) -> Relayed {
+        let ch = ClickHouse::start();
+        let broker = Mosquitto::start();
+        let relay = Relay::to(broker.port, lag);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let metrics_port = free_port();
+        let cfg = dir.path().join("collector.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "version = 1\n[clickhouse]\nurl = \"{}\"\ndatabase = \"{name}\"\n\
+                 [mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\nclient_id = \"collector-{name}\"\n{mqtt}\n\
+                 [metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n",
+                ch.url(),
+                relay.port
+            ),
+        )
+        .expect("config");
+        let run = Collector::start(&cfg, metrics_port);
+        run.wait_subscribed(Duration::from_secs(30));
+        Relayed {
+            ch,
+            broker,
+            relay,
+            run,
+            _dir: dir,
+        }
+    }
+}
+
 /// A broker that stops sending to the collector's session but keeps the connection (as
 /// Mosquitto 2.0.11 did at city scale, its count of messages in flight stuck): with the
 /// keepalive far off, the collector reconnects after `mqtt.silence_reconnect_secs` of
 /// silence, and the message the broker held arrives.
 #[test]
 fn a_broker_silent_on_a_live_connection_is_reconnected_to() {
-    let ch = ClickHouse::start();
-    let broker = Mosquitto::start();
-    let relay = Relay::to(broker.port, Duration::ZERO);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let metrics_port = free_port();
-    let cfg = dir.path().join("collector.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "version = 1\n[clickhouse]\nurl = \"{}\"\ndatabase = \"silent\"\n\
-             [mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\nclient_id = \"collector-silent\"\n\
-             keepalive_secs = 120\nsilence_reconnect_secs = 5\n\
-             [metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n",
-            ch.url(),
-            relay.port
-        ),
-    )
-    .expect("config");
-    let run = Collector::start(&cfg, metrics_port);
-    run.wait_subscribed(Duration::from_secs(30));
+    let Relayed {
+        ch,
+        broker,
+        relay,
+        run,
+        _dir,
+    } = Relayed::start(
+        "silent",
+        Duration::ZERO,
+        "keepalive_secs = 120\nsilence_reconnect_secs = 5",
+    );
     relay.mute_open_connections();
     let muted_at = Instant::now();
     publish(
@@ -1274,27 +1307,18 @@ fn a_broker_silent_on_a_live_connection_is_reconnected_to() {
 /// gets in again.
 #[test]
 fn a_ping_answered_late_keeps_the_connection_and_a_dead_one_is_left() {
-    let ch = ClickHouse::start();
-    let broker = Mosquitto::start();
     let keepalive = Duration::from_secs(8);
-    let relay = Relay::to(broker.port, keepalive * 6 / 5);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let metrics_port = free_port();
-    let cfg = dir.path().join("collector.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "version = 1\n[clickhouse]\nurl = \"{}\"\ndatabase = \"late_ping\"\n\
-             [mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\nclient_id = \"collector-late-ping\"\n\
-             keepalive_secs = {}\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n",
-            ch.url(),
-            relay.port,
-            keepalive.as_secs()
-        ),
-    )
-    .expect("config");
-    let run = Collector::start(&cfg, metrics_port);
-    run.wait_subscribed(Duration::from_secs(30));
+    let Relayed {
+        ch: _ch,
+        broker,
+        relay,
+        run,
+        _dir,
+    } = Relayed::start(
+        "late_ping",
+        keepalive * 6 / 5,
+        &format!("keepalive_secs = {}", keepalive.as_secs()),
+    );
     let messages = |m: &str| testkit::metric::<u64>(m, "footfall_mqtt_messages_total");
     let errors = |m: &str| testkit::metric::<u64>(m, "footfall_mqtt_errors_total");
     let mut sensor = KillOnDrop(
