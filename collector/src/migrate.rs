@@ -157,6 +157,38 @@ pub enum MigrateError {
     Ledger(#[from] QueryError),
 }
 
+/// The statements that bring a database to the schema, for one server or, when the
+/// configuration names a cluster, for its shards and replicas ([`cluster`]).
+pub struct Plan {
+    /// Creates the database.
+    pub database: String,
+    /// Creates the ledger of applied migrations, `schema_migrations`.
+    pub ledger: Vec<String>,
+    /// Each migration's statements, in [`MIGRATIONS`]' order.
+    pub migrations: Vec<Vec<String>>,
+}
+
+/// The statements for the server or cluster `c` names.
+pub fn plan(c: &ClickHouseConfig) -> Plan {
+    let on_cluster = c
+        .cluster()
+        .map_or(String::new(), |name| format!(" ON CLUSTER {name}"));
+    // The tables created so far, for a cluster's views.
+    let mut tables = Vec::new();
+    let mut for_server = |stmt: &str| match c.cluster() {
+        Some(_) => cluster::rewrite(stmt, c, &mut tables),
+        None => vec![stmt.to_owned()],
+    };
+    Plan {
+        database: format!("CREATE DATABASE IF NOT EXISTS {}{on_cluster}", c.database()),
+        ledger: for_server(LEDGER),
+        migrations: MIGRATIONS
+            .iter()
+            .map(|m| statements(m.2).iter().flat_map(|s| for_server(s)).collect())
+            .collect(),
+    }
+}
+
 /// Creates the database if needed and applies the missing migrations; returns the names of
 /// those applied now.
 pub async fn migrate(c: &ClickHouseConfig) -> Result<Vec<&'static str>, MigrateError> {
@@ -167,26 +199,15 @@ pub async fn migrate(c: &ClickHouseConfig) -> Result<Vec<&'static str>, MigrateE
         db.with_setting("wait_end_of_query", "1"),
         server.with_setting("wait_end_of_query", "1"),
     );
-    let on_cluster = c
-        .cluster()
-        .map_or(String::new(), |name| format!(" ON CLUSTER {name}"));
-    ch::execute(
-        &server,
-        &format!("CREATE DATABASE IF NOT EXISTS {}{on_cluster}", c.database()),
-    )
-    .await
-    .map_err(|source| MigrateError::Unreachable {
-        url: c.url().to_owned(),
-        source,
-    })?;
-    // The tables created so far, for a cluster's views.
-    let mut tables = Vec::new();
-    let mut for_server = |stmt: &str| match c.cluster() {
-        Some(_) => cluster::rewrite(stmt, c, &mut tables),
-        None => vec![stmt.to_owned()],
-    };
-    for stmt in for_server(LEDGER) {
-        ch::execute(&db, &stmt).await?;
+    let plan = plan(c);
+    ch::execute(&server, &plan.database)
+        .await
+        .map_err(|source| MigrateError::Unreachable {
+            url: c.url().to_owned(),
+            source,
+        })?;
+    for stmt in &plan.ledger {
+        ch::execute(&db, stmt).await?;
     }
     let applied: Vec<Migration> = db
         .query("SELECT ?fields FROM schema_migrations FINAL ORDER BY version")
@@ -194,7 +215,7 @@ pub async fn migrate(c: &ClickHouseConfig) -> Result<Vec<&'static str>, MigrateE
         .await
         .what(|| "cannot read schema_migrations".into())?;
     let mut now_applied = Vec::new();
-    for &(version, name, sql) in MIGRATIONS {
+    for (&(version, name, sql), stmts) in MIGRATIONS.iter().zip(&plan.migrations) {
         let sum = checksum(sql);
         if let Some(a) = applied.iter().find(|a| a.version == version) {
             if a.checksum != sum {
@@ -205,12 +226,10 @@ pub async fn migrate(c: &ClickHouseConfig) -> Result<Vec<&'static str>, MigrateE
                     here: sum,
                 });
             }
-            // Its tables, for the views of later ones.
-            statements(sql).iter().for_each(|s| drop(for_server(s)));
             continue;
         }
-        for stmt in statements(sql).iter().flat_map(|s| for_server(s)) {
-            if let Some((table, column)) = added_column(&stmt) {
+        for stmt in stmts {
+            if let Some((table, column)) = added_column(stmt) {
                 let there: u64 = db
                     .query(
                         "SELECT count() FROM system.columns \
@@ -225,7 +244,7 @@ pub async fn migrate(c: &ClickHouseConfig) -> Result<Vec<&'static str>, MigrateE
                     continue;
                 }
             }
-            ch::execute(&db, &stmt)
+            ch::execute(&db, stmt)
                 .await
                 .map_err(|source| MigrateError::Failed { name, source })?;
         }

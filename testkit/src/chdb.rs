@@ -24,9 +24,19 @@ pub fn chdb_python() -> PathBuf {
 
 /// Runs the `setup` statements, then the `queries`, in a fresh chdb session (ClickHouse 26.x
 /// in-process, database `footfall` current): proof that they run on a current release.
-/// Returns each query's result as TSV, its rows joined by `;`. Fails the test, with Python's
-/// error, if a statement is refused, and if the engine is older than 24.
+/// Returns each query's result as TSV, its rows joined by `;`. Fails the test, with the
+/// engine's error and the statement, if a statement is refused, and if the engine is older than 24.
 pub fn chdb_queries(setup: &[String], queries: &[String]) -> Vec<String> {
+    chdb_run(None, setup, queries)
+}
+
+/// [`chdb_queries`] in an engine started with `config`: XML elements of a server
+/// configuration (`<zookeeper>`, `<macros>`, `<remote_servers>`, ...).
+pub fn chdb_queries_configured(config: &str, setup: &[String], queries: &[String]) -> Vec<String> {
+    chdb_run(Some(config), setup, queries)
+}
+
+fn chdb_run(config: Option<&str>, setup: &[String], queries: &[String]) -> Vec<String> {
     let dir = tempfile::tempdir().expect("tempdir");
     let input = dir.path().join("statements.json");
     fs::write(
@@ -34,20 +44,44 @@ pub fn chdb_queries(setup: &[String], queries: &[String]) -> Vec<String> {
         serde_json::to_string(&(setup, queries)).expect("json"),
     )
     .expect("write");
+    let mut db = format!("file:{}", dir.path().join("db").display());
+    if let Some(config) = config {
+        let file = dir.path().join("config.xml");
+        fs::write(&file, format!("<clickhouse>\n{config}\n</clickhouse>\n")).expect("write");
+        db = format!("{db}?config-file={}", file.display());
+    }
+    // It leaves at once, not through Python's teardown: a session that holds replicated
+    // tables waits there for minutes.
     let script = dir.path().join("run.py");
     fs::write(
         &script,
-        "import json, sys\nfrom chdb import session\ns = session.Session(sys.argv[1])\n\
-         s.query('CREATE DATABASE IF NOT EXISTS footfall')\ns.query('USE footfall')\n\
-         setup, queries = json.load(open(sys.argv[2]))\n\
-         for q in setup:\n    s.query(q)\n\
-         print(s.query('SELECT version()', 'TSV').bytes().decode().strip())\n\
-         for q in queries:\n    print(s.query(q, 'TSV').bytes().decode().strip().replace('\\n', ';'))\n",
+        r#"import json, os, sys, traceback
+from chdb import session
+try:
+    s = session.Session(sys.argv[1])
+    s.query('CREATE DATABASE IF NOT EXISTS footfall')
+    s.query('USE footfall')
+    setup, queries = json.load(open(sys.argv[2]))
+    for q in setup:
+        try:
+            s.query(q)
+        except Exception as e:
+            raise RuntimeError(f'{e}\nin: {q}')
+    print(s.query('SELECT version()', 'TSV').bytes().decode().strip())
+    for q in queries:
+        print(s.query(q, 'TSV').bytes().decode().strip().replace('\n', ';'))
+except Exception:
+    traceback.print_exc()
+    sys.stderr.flush()
+    os._exit(1)
+sys.stdout.flush()
+os._exit(0)
+"#,
     )
     .expect("write");
     let out = Command::new(chdb_python())
         .arg(&script)
-        .arg(dir.path().join("db"))
+        .arg(&db)
         .arg(&input)
         .output()
         .expect("run python");

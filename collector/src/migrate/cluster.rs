@@ -149,7 +149,7 @@ fn shard_key(clauses: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::migrate::{statements, MIGRATIONS};
+    use crate::migrate::plan;
 
     fn all() -> Vec<String> {
         let c = ClickHouseConfig::from_raw(warehouse::RawClickHouse {
@@ -164,12 +164,7 @@ mod tests {
             timeout_secs: None,
         })
         .expect("a cluster's configuration");
-        let mut tables = Vec::new();
-        MIGRATIONS
-            .iter()
-            .flat_map(|m| statements(m.2))
-            .flat_map(|s| rewrite(&s, &c, &mut tables))
-            .collect()
+        plan(&c).migrations.concat()
     }
 
     #[test]

@@ -1,5 +1,5 @@
-use collector::migrate::{statements, MIGRATIONS};
-use testkit::ClickHouse;
+use collector::migrate::{plan, statements, MIGRATIONS};
+use testkit::{ClickHouse, ZooKeeper};
 
 use crate::util::{assert_success, collector, config};
 
@@ -194,6 +194,101 @@ fn the_schema_also_runs_on_a_current_clickhouse() {
         );
     }
     assert_eq!(lines[1], "1", "a redelivered sighting is read once");
+}
+
+#[test]
+fn the_cluster_schema_also_runs_on_a_current_clickhouse() {
+    // What a server of a cluster runs of the migrations on ClickHouse 26.x. A distributed
+    // DDL statement runs on each server without its ON CLUSTER, so here without it, as one
+    // replica of shard 2, with a real ZooKeeper (a replicated table's creation writes its
+    // nodes there). chdb runs no replication: its replicated tables stay read-only. So this
+    // runs what a cluster adds to one server's schema (the replicated tables, the
+    // Distributed ones, the views between the shards' tables), and checks that its ALTERs
+    // are one server's, which the test above runs on 26.x. Replication, the DDL queue and
+    // the backfills (INSERT ... SELECT through the Distributed tables, which read the
+    // other servers) are not run on 26.x here.
+    let zk = ZooKeeper::start();
+    let plan_for = |cluster: Option<&str>| {
+        plan(
+            &warehouse::ClickHouseConfig::from_raw(warehouse::RawClickHouse {
+                url: "http://127.0.0.1:8123".into(),
+                database: "footfall".into(),
+                compression: "none".into(),
+                cluster: cluster.map(str::to_owned),
+                ..Default::default()
+            })
+            .expect("a configuration"),
+        )
+    };
+    let (cluster, one) = (plan_for(Some("fleet")), plan_for(None).migrations.concat());
+    let all: Vec<String> = std::iter::once(cluster.database)
+        .chain(cluster.ledger)
+        .chain(cluster.migrations.concat())
+        .collect();
+    assert!(
+        all.iter()
+            .all(|s| s.starts_with("INSERT") || s.contains(" ON CLUSTER fleet")),
+        "every DDL statement runs on the whole cluster"
+    );
+    let (alters, setup): (Vec<String>, Vec<String>) = all
+        .iter()
+        .filter(|s| !s.starts_with("INSERT"))
+        .map(|s| s.replace(" ON CLUSTER fleet", ""))
+        .partition(|s| s.starts_with("ALTER"));
+    assert!(!alters.is_empty());
+    for alter in &alters {
+        let (table, op) = alter
+            .strip_prefix("ALTER TABLE footfall.")
+            .and_then(|rest| rest.split_once("_local "))
+            .unwrap_or_else(|| panic!("an ALTER of a shard's table: {alter}"));
+        let single = format!("ALTER TABLE {table} {op}");
+        assert!(one.contains(&single), "{alter}: not one server's");
+    }
+    let config = format!(
+        "<zookeeper><node><host>127.0.0.1</host><port>{}</port></node></zookeeper>\n\
+         <macros><shard>2</shard><replica>r1</replica></macros>\n\
+         <remote_servers><fleet><shard><replica><host>127.0.0.1</host><port>9000</port>\
+         </replica></shard></fleet></remote_servers>",
+        zk.port
+    );
+    let lines = testkit::chdb_queries_configured(
+        &config,
+        &setup,
+        &[
+            "SELECT name, engine FROM system.tables WHERE database = 'footfall'".to_owned(),
+            "SELECT table, zookeeper_path, replica_name FROM system.replicas \
+             WHERE database = 'footfall'"
+                .to_owned(),
+            "SELECT engine_full FROM system.tables WHERE database = 'footfall' \
+             AND name = 'visits'"
+                .to_owned(),
+        ],
+    );
+    let tables: Vec<&str> = lines[0].split(';').collect();
+    let replicas: Vec<&str> = lines[1].split(';').collect();
+    for t in TABLES.iter().chain(&["schema_migrations"]) {
+        assert!(
+            tables.contains(&format!("{t}\tDistributed").as_str()),
+            "{t}: {tables:?}"
+        );
+        let local = format!("{t}_local\tReplicated");
+        assert!(
+            tables
+                .iter()
+                .any(|l| l.starts_with(&local) && l.ends_with("MergeTree")),
+            "{t}_local: {tables:?}"
+        );
+        let replica = format!("{t}_local\t/clickhouse/tables/2/footfall/{t}\tr1");
+        assert!(
+            replicas.contains(&replica.as_str()),
+            "{replica}: {replicas:?}"
+        );
+    }
+    assert!(
+        lines[2].contains("visits_local") && lines[2].contains("cityHash64(site)"),
+        "visits sharded by site: {}",
+        lines[2]
+    );
 }
 
 /// Retention drops a table's months once their last day is past `retention.<table>_days`,
