@@ -196,7 +196,19 @@ sightings: the broker dropped messages (above)"
     last=$now
   fi
 done
-log "collector: $(curl -s "127.0.0.1:$metrics/metrics" | awk '$1 ~ /^footfall_(mqtt_errors|mqtt_redeliveries|clickhouse_errors)_total$/ { printf "%s %s; ", $1, $2 }')rows written $committed"
+log "collector: $(curl -s "127.0.0.1:$metrics/metrics" | awk '$1 ~ /^footfall_(mqtt_errors|mqtt_redeliveries|clickhouse_errors)_total$/ { printf "%s %s; ", $1, $2 }
+  $1 == "footfall_batch_seconds_count" { b = $2 } END { printf "batches %s; ", b }')rows written $committed"
+# The sightings per batch: their mean, and the share of the batches of at most each size
+# (cumulative, from the histogram's buckets).
+log "batches by sightings: $(curl -s "127.0.0.1:$metrics/metrics" | awk '
+  $1 ~ /^footfall_batch_rows_bucket/ { match($1, /le="[^"]*"/); le[++n] = substr($1, RSTART + 4, RLENGTH - 5); c[n] = $2 }
+  $1 == "footfall_batch_rows_count" { total = $2 } $1 == "footfall_batch_rows_sum" { sum = $2 }
+  END { printf "mean %.0f;", (total ? sum / total : 0); for (i = 1; i <= n; i++) if (c[i] > 0) printf " <=%s %.0f%%", le[i], 100 * c[i] / total }')"
+# What ClickHouse did for them: inserts, and rows merged per row inserted (its merges' share
+# of the CPU grows with it).
+log "ClickHouse: $(ch -q "SELECT event, value FROM system.events WHERE event IN ('InsertQuery', \
+  'InsertedRows', 'Merge', 'MergedRows') ORDER BY event FORMAT TSV" | awk '{ printf "%s %s; ", $1, $2; v[$1] = $2 }
+  END { if (v["InsertedRows"] > 0) printf "merged per inserted %.2f", v["MergedRows"] / v["InsertedRows"] }')"
 [ -n "${published:-}" ] || wait "$publisher"
 cat "$W/publisher.log" | tee -a "$DIR/city.log"
 t_ingest=$(python3 -c "print($t_end - $(cat "$W/t0"))")

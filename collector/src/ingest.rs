@@ -825,7 +825,7 @@ async fn commit(
     metrics.rows_written("sensor_status", batch.status.len());
     metrics.rows_written("rejected", batch.rejected.len());
     metrics.rows_written("quarantine", batch.quarantine.len());
-    metrics.batch_committed(started.elapsed());
+    metrics.batch_committed(started.elapsed(), batch.sightings.len());
     if let Some(oldest) = batch.oldest_ms {
         metrics.event_lag(wire::Millis::now().0 - oldest);
     }

@@ -49,6 +49,8 @@ pub struct Metrics {
     pub clickhouse_errors: Counter,
     /// Time to commit a batch, in seconds.
     batch_seconds: Histogram,
+    /// Sightings in a committed batch: ClickHouse's cost per row falls as they grow.
+    batch_rows: Histogram,
     /// Now minus the oldest event time of the last committed batch, in seconds.
     event_lag_seconds: Gauge<f64, AtomicU64>,
     /// Sightings too late for the stream stage's state (behind its horizon).
@@ -92,6 +94,7 @@ impl Default for Metrics {
             mqtt_silence_reconnects: Counter::default(),
             clickhouse_errors: Counter::default(),
             batch_seconds: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
+            batch_rows: Histogram::new(exponential_buckets(100.0, 2.0, 12)),
             event_lag_seconds: Gauge::default(),
             visits_too_late: Counter::default(),
             visits_recomputed: Counter::default(),
@@ -209,6 +212,11 @@ impl Default for Metrics {
             m.batch_seconds.clone(),
         );
         registry.register(
+            "footfall_batch_rows",
+            "Sightings in a committed batch",
+            m.batch_rows.clone(),
+        );
+        registry.register(
             "footfall_event_lag_seconds",
             "Now minus the oldest event time of the last batch",
             m.event_lag_seconds.clone(),
@@ -267,8 +275,9 @@ impl Metrics {
             .inc_by(n as u64);
     }
 
-    pub fn batch_committed(&self, took: Duration) {
+    pub fn batch_committed(&self, took: Duration, sightings: usize) {
         self.batch_seconds.observe(took.as_secs_f64());
+        self.batch_rows.observe(sightings as f64);
     }
 
     pub fn event_lag(&self, ms: i64) {
@@ -357,7 +366,7 @@ mod tests {
         m.mqtt_subscribed.set(1);
         m.watermark(1_500);
         m.settled(2_500);
-        m.batch_committed(Duration::from_millis(30));
+        m.batch_committed(Duration::from_millis(30), 7);
         let text = m.render();
         for want in [
             "footfall_rejected_total{reason=\"unknown_sensor\"} 1\n",
@@ -366,6 +375,8 @@ mod tests {
             "\nfootfall_watermark_seconds 1.5\n",
             "\nfootfall_settled_seconds 2.5\n",
             "\nfootfall_batch_seconds_count 1\n",
+            "\nfootfall_batch_rows_sum 7.0\n",
+            "\nfootfall_batch_rows_bucket{le=\"100.0\"} 1\n",
         ] {
             assert!(text.contains(want), "{want:?} not in\n{text}");
         }
