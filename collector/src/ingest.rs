@@ -37,7 +37,8 @@ use crate::stream::{wall_clock_us, Feed, StageError, Ticket};
 const CHANNEL: usize = 4096;
 /// How often process 0 looks for held messages a `requeue` asked for.
 const REPLAY_EVERY: Duration = Duration::from_secs(2);
-/// A batch closes after this long without a new message.
+/// A batch closes after this long without a new message, once nothing is being written and
+/// it is at least a quarter of `ingest.batch_max_age` old.
 const IDLE: Duration = Duration::from_millis(20);
 /// The payload bytes of the messages received and not yet taken by the processor, at most
 /// (and at most `ingest.batch_max_rows` messages): past it the MQTT task stops reading.
@@ -606,9 +607,14 @@ pub async fn run(
         feed,
         inflight: None,
     };
-    // A batch also closes when no message came for IDLE: a broker that allows few messages in
-    // flight (Mosquitto's default is 20) would otherwise pace ingest at that many per
-    // batch_max_age.
+    // A batch closes when full, or `batch_max_age` old. It also closes after a pause (no
+    // message for IDLE): a broker that allows few messages in flight (Mosquitto's default is
+    // 20) would otherwise pace ingest at that many per batch_max_age. But not while the batch
+    // before it is being written: it would wait as long closed, and it takes the messages
+    // that come meanwhile, so the slower ClickHouse writes, the larger the batches it gets.
+    // Nor before it is a quarter of batch_max_age old: a pause in a trickle of messages (a
+    // few sensors still sending) would close batches of a few rows, and ClickHouse pays for
+    // every insert, and for every part it then merges.
     let mut last_message = Instant::now();
     let mut intake = Intake {
         metrics: metrics.clone(),
@@ -623,10 +629,18 @@ pub async fn run(
     let mut replay_tick = tokio::time::interval(REPLAY_EVERY);
     replay_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let deadline = batch.opened.map(|t| (t + max_age).min(last_message + IDLE));
+        let writing = committer.inflight.is_some();
+        let deadline = batch.opened.map(|t| match writing {
+            true => t + max_age,
+            false => (t + max_age).min((last_message + IDLE).max(t + max_age / 4)),
+        });
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,
+            done = async { committer.inflight.as_mut().expect("guarded").await }, if writing => {
+                committer.inflight = None;
+                done.map_err(IngestError::Commit)??;
+            }
             _ = async { tokio::time::sleep_until(deadline.expect("guarded").into()).await }, if deadline.is_some() => {
                 committer.start(std::mem::take(&mut batch)).await?;
             }

@@ -1373,3 +1373,65 @@ fn a_ping_answered_late_keeps_the_connection_and_a_dead_one_is_left() {
     );
     assert!(run.stop().success());
 }
+
+/// A trickle of messages, each after a pause longer than the one that closes a batch (a few
+/// sensors still sending): written in batches of a quarter of `ingest.batch_max_age_ms` or
+/// more, not one insert a message, and each message still within about that age.
+#[test]
+fn a_trickle_of_messages_is_written_in_few_batches_each_within_its_age() {
+    let ch = ClickHouse::start();
+    let broker = Mosquitto::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let metrics_port = free_port();
+    let cfg = dir.path().join("collector.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "version = 1\n[clickhouse]\nurl = \"{}\"\ndatabase = \"trickle\"\n\
+             [mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\nclient_id = \"collector-trickle\"\n\
+             [ingest]\nbatch_max_age_ms = 1000\n\
+             [metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n",
+            ch.url(),
+            broker.port
+        ),
+    )
+    .expect("config");
+    let run = Collector::start(&cfg, metrics_port);
+    run.wait_subscribed(Duration::from_secs(30));
+    let mut sensor = KillOnDrop(
+        Command::new("mosquitto_pub")
+            .args(["-h", "127.0.0.1", "-p", &broker.port.to_string(), "-q", "1"])
+            .args(["-t", "footfall/v1/store-1/s-1/status", "-l"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("mosquitto_pub"),
+    );
+    let mut lines = sensor.0.stdin.take().expect("stdin");
+    // Kept with their reason, a row each in `rejected`: 60 messages 40 ms apart (each
+    // different: a message taken already is not written again).
+    let sent = 60;
+    for n in 0..sent {
+        writeln!(lines, "{{\"not\": \"a status\", \"n\": {n}}}").expect("to mosquitto_pub");
+        std::thread::sleep(Duration::from_millis(40));
+    }
+    let last_sent = Instant::now();
+    let written =
+        |m: &str| testkit::metric::<u64>(m, "footfall_rows_written_total{table=\"rejected\"}");
+    let metrics = wait_for(Duration::from_secs(20), || {
+        let m = run.metrics();
+        (written(&m) == Some(sent)).then_some(m)
+    })
+    .unwrap_or_else(|| panic!("{sent} sent:\n{}", run.metrics()));
+    let took = last_sent.elapsed();
+    let batches =
+        testkit::metric::<u64>(&metrics, "footfall_batch_seconds_count").expect("batches");
+    // 2.4 s of messages in batches of 0.25 s or more: at most 10, and a few more for the
+    // scheduler's delays.
+    assert!(batches <= 12, "{sent} messages in {batches} batches");
+    assert!(
+        took <= Duration::from_millis(2500),
+        "the last message written after {took:?}"
+    );
+    drop(lines);
+    assert!(run.stop().success());
+}
