@@ -1233,6 +1233,21 @@ impl Relayed {
     }
 }
 
+/// A sensor that sends each line written to its stdin as a status message (QoS 1), through
+/// `mosquitto_pub -l`; killed with the test.
+fn status_sensor(broker: &Mosquitto) -> (KillOnDrop, std::process::ChildStdin) {
+    let mut sensor = KillOnDrop(
+        Command::new("mosquitto_pub")
+            .args(["-h", "127.0.0.1", "-p", &broker.port.to_string(), "-q", "1"])
+            .args(["-t", "footfall/v1/store-1/s-1/status", "-l"])
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("mosquitto_pub"),
+    );
+    let lines = sensor.0.stdin.take().expect("stdin");
+    (sensor, lines)
+}
+
 /// A broker that stops sending to the collector's session but keeps the connection (as
 /// Mosquitto 2.0.11 did at city scale, its count of messages in flight stuck): with the
 /// keepalive far off, the collector reconnects after `mqtt.silence_reconnect_secs` of
@@ -1321,15 +1336,7 @@ fn a_ping_answered_late_keeps_the_connection_and_a_dead_one_is_left() {
     );
     let messages = |m: &str| testkit::metric::<u64>(m, "footfall_mqtt_messages_total");
     let errors = |m: &str| testkit::metric::<u64>(m, "footfall_mqtt_errors_total");
-    let mut sensor = KillOnDrop(
-        Command::new("mosquitto_pub")
-            .args(["-h", "127.0.0.1", "-p", &broker.port.to_string(), "-q", "1"])
-            .args(["-t", "footfall/v1/store-1/s-1/status", "-l"])
-            .stdin(Stdio::piped())
-            .spawn()
-            .expect("mosquitto_pub"),
-    );
-    let mut lines = sensor.0.stdin.take().expect("stdin");
+    let (_sensor, mut lines) = status_sensor(&broker);
     let mut sent = 0;
     // n messages, two a second.
     let mut send = |n: u64| {
@@ -1398,15 +1405,7 @@ fn a_trickle_of_messages_is_written_in_few_batches_each_within_its_age() {
     .expect("config");
     let run = Collector::start(&cfg, metrics_port);
     run.wait_subscribed(Duration::from_secs(30));
-    let mut sensor = KillOnDrop(
-        Command::new("mosquitto_pub")
-            .args(["-h", "127.0.0.1", "-p", &broker.port.to_string(), "-q", "1"])
-            .args(["-t", "footfall/v1/store-1/s-1/status", "-l"])
-            .stdin(Stdio::piped())
-            .spawn()
-            .expect("mosquitto_pub"),
-    );
-    let mut lines = sensor.0.stdin.take().expect("stdin");
+    let (_sensor, mut lines) = status_sensor(&broker);
     // Kept with their reason, a row each in `rejected`: 60 messages 40 ms apart (each
     // different: a message taken already is not written again).
     let sent = 60;
