@@ -34,6 +34,33 @@ impl Collector {
         }
     }
 
+    /// A collector of database `name` on `ch`, reading the broker at `mqtt_port`, with
+    /// `extra` after its `[mqtt]` lines (more of them, or further sections); started, and
+    /// subscribed. Its configuration lives in the directory returned.
+    fn subscribed(
+        ch: &ClickHouse,
+        name: &str,
+        mqtt_port: u16,
+        extra: &str,
+    ) -> (Collector, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let metrics_port = free_port();
+        let cfg = dir.path().join("collector.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "version = 1\n[clickhouse]\nurl = \"{}\"\ndatabase = \"{name}\"\n\
+                 [mqtt]\nurl = \"mqtt://127.0.0.1:{mqtt_port}\"\nclient_id = \"collector-{name}\"\n\
+                 {extra}\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n",
+                ch.url()
+            ),
+        )
+        .expect("config");
+        let run = Collector::start(&cfg, metrics_port);
+        run.wait_subscribed(Duration::from_secs(30));
+        (run, dir)
+    }
+
     fn metrics(&self) -> String {
         testkit::metrics_text(self.metrics_port).unwrap_or_default()
     }
@@ -1207,22 +1234,7 @@ impl Relayed {
         let ch = ClickHouse::start();
         let broker = Mosquitto::start();
         let relay = Relay::to(broker.port, lag);
-        let dir = tempfile::tempdir().expect("tempdir");
-        let metrics_port = free_port();
-        let cfg = dir.path().join("collector.toml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "version = 1\n[clickhouse]\nurl = \"{}\"\ndatabase = \"{name}\"\n\
-                 [mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\nclient_id = \"collector-{name}\"\n{mqtt}\n\
-                 [metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n",
-                ch.url(),
-                relay.port
-            ),
-        )
-        .expect("config");
-        let run = Collector::start(&cfg, metrics_port);
-        run.wait_subscribed(Duration::from_secs(30));
+        let (run, dir) = Collector::subscribed(&ch, name, relay.port, mqtt);
         Relayed {
             ch,
             broker,
@@ -1388,23 +1400,12 @@ fn a_ping_answered_late_keeps_the_connection_and_a_dead_one_is_left() {
 fn a_trickle_of_messages_is_written_in_few_batches_each_within_its_age() {
     let ch = ClickHouse::start();
     let broker = Mosquitto::start();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let metrics_port = free_port();
-    let cfg = dir.path().join("collector.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "version = 1\n[clickhouse]\nurl = \"{}\"\ndatabase = \"trickle\"\n\
-             [mqtt]\nurl = \"mqtt://127.0.0.1:{}\"\nclient_id = \"collector-trickle\"\n\
-             [ingest]\nbatch_max_age_ms = 1000\n\
-             [metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n",
-            ch.url(),
-            broker.port
-        ),
-    )
-    .expect("config");
-    let run = Collector::start(&cfg, metrics_port);
-    run.wait_subscribed(Duration::from_secs(30));
+    let (run, _dir) = Collector::subscribed(
+        &ch,
+        "trickle",
+        broker.port,
+        "[ingest]\nbatch_max_age_ms = 1000",
+    );
     let (_sensor, mut lines) = status_sensor(&broker);
     // Kept with their reason, a row each in `rejected`: 60 messages 40 ms apart (each
     // different: a message taken already is not written again).
