@@ -18,7 +18,6 @@
 //! times over. When the input ends, every window up to the last sighting is written as it
 //! stands.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
@@ -46,6 +45,55 @@ const REACH_MS: i64 = PRESENCE_GAP_MS + PRESENCE_PAD_MS;
 /// read hours of the site's sightings.
 const BUCKET_MS: i64 = ALIGN_MS;
 
+/// A site's sightings by the [`BUCKET_MS`] their end is in, the buckets in time order, each
+/// in arrival order. Sensors send in time order, within minutes of each other, so nearly
+/// every sighting goes to the last bucket or one just before it: a sighting looks there
+/// first, and searches a run of memory only when it is late. (In a `BTreeMap`, each
+/// sighting walked the tree's nodes to its bucket: 2.5 % of the stages bench's time.)
+#[derive(Default)]
+struct Buckets(Vec<(i64, Vec<Sensed>)>);
+
+impl Buckets {
+    fn push(&mut self, s: Sensed) {
+        let bucket = s.last_ms.div_euclid(BUCKET_MS);
+        let at = match self.0.last() {
+            Some(&(last, _)) if last == bucket => self.0.len() - 1,
+            _ => {
+                let at = self.0.partition_point(|&(b, _)| b < bucket);
+                if self.0.get(at).is_none_or(|&(b, _)| b != bucket) {
+                    // As many as the bucket before it held: a bucket grows to about that,
+                    // without copying itself at each doubling on the way.
+                    let capacity = at.checked_sub(1).map_or(0, |i| self.0[i].1.len());
+                    self.0.insert(at, (bucket, Vec::with_capacity(capacity)));
+                }
+                at
+            }
+        };
+        self.0[at].1.push(s);
+    }
+
+    /// The sightings of the buckets from `first` to `last` (inclusive).
+    fn range(&self, first: i64, last: i64) -> impl Iterator<Item = &Sensed> {
+        let from = self.0.partition_point(|&(b, _)| b < first);
+        let to = self.0.partition_point(|&(b, _)| b <= last);
+        self.0[from..to.max(from)].iter().flat_map(|(_, v)| v)
+    }
+
+    /// Forgets the buckets before `first`.
+    fn keep_from(&mut self, first: i64) {
+        let before = self.0.partition_point(|&(b, _)| b < first);
+        self.0.drain(..before);
+    }
+
+    fn len(&self) -> usize {
+        self.0.iter().map(|(_, v)| v.len()).sum()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// What the stage writes.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Counted {
@@ -69,8 +117,8 @@ pub struct Occupancy {
 }
 
 struct Site {
-    /// Sightings by the [`BUCKET_MS`] their end is in (in arrival order).
-    sightings: BTreeMap<i64, Vec<Sensed>>,
+    /// Sightings by the [`BUCKET_MS`] their end is in.
+    sightings: Buckets,
     /// The latest interim update of each sighting still open, by (device, start, link).
     /// The agent sends an open sighting again every `sightings.interim_secs`: were each
     /// version held, a device heard for hours would be held, and read, once per update.
@@ -329,10 +377,10 @@ impl Occupancy {
                 // Those that end in time to reach a window of the day kept (or its traffic's
                 // hours), with room to spare.
                 let bucket = (keep - 2 * REACH_MS).div_euclid(BUCKET_MS);
-                site.sightings = site.sightings.split_off(&bucket);
+                site.sightings.keep_from(bucket);
                 let kept_from = bucket * BUCKET_MS;
                 site.open.retain(|_, o| o.last_ms >= kept_from);
-                site.held = site.sightings.values().map(Vec::len).sum::<usize>() + site.open.len();
+                site.held = site.sightings.len() + site.open.len();
                 site.fixtures.keep_from(day);
                 site.identities.keep_from(day);
                 site.written.retain(|(_, start), _| *start >= keep);
@@ -397,7 +445,7 @@ impl Site {
     /// An empty site, first seen in `s`.
     fn new(s: &Seen) -> Site {
         Site {
-            sightings: BTreeMap::new(),
+            sightings: Buckets::default(),
             open: FxHashMap::default(),
             held: 0,
             fixtures: counting::Fixtures::new(counting::FIXTURE_HOURS),
@@ -419,20 +467,15 @@ impl Site {
     /// estimators group them by device and time themselves. Read where they are held, not
     /// copied out: a read takes more than an hour of a site's sightings.
     fn reaching(&self, from: i64, to: i64) -> impl Iterator<Item = &Sensed> {
-        let buckets = from.div_euclid(BUCKET_MS)
-            ..=(to.saturating_add(self.fixtures.longest_ms())).div_euclid(BUCKET_MS);
-        (self.sightings.range(buckets))
-            .flat_map(|(_, v)| v)
+        let last = (to.saturating_add(self.fixtures.longest_ms())).div_euclid(BUCKET_MS);
+        (self.sightings.range(from.div_euclid(BUCKET_MS), last))
             .chain(self.open.values())
             .filter(move |s| s.last_ms >= from && s.first_ms <= to)
     }
 
     /// Holds a sighting among those by end.
     fn store(&mut self, s: Sensed) {
-        self.sightings
-            .entry(s.last_ms.div_euclid(BUCKET_MS))
-            .or_default()
-            .push(s);
+        self.sightings.push(s);
     }
 
     /// Computes the site's hours from the one holding `from` to the one holding `to`; writes
@@ -545,6 +588,8 @@ impl Site {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     const MIN: i64 = 60_000;

@@ -19,8 +19,6 @@
 //! is final once the watermark has passed that end, and the stream stage and an offline run
 //! over the same sightings give the same rows.
 
-use rustc_hash::FxHashMap;
-
 use crate::counting::{self, Calibration, Identities, Identity, Sensed};
 use crate::visits::{Rules, SiteRule};
 
@@ -138,18 +136,22 @@ pub fn hours_between<'a>(
     // together, in time order. Copied out of the sightings, so that neither the sort nor
     // the stays read them again.
     let mut spans: Vec<(Identity, i64, i64, i8)> = Vec::new();
-    // (hour, device key) and (hour, fixture key), sorted and deduplicated below.
-    let mut addresses: Vec<(i64, u64)> = Vec::new();
-    let mut fixtures: Vec<(i64, u64)> = Vec::new();
+    // (hour's index, device key) and (hour's index, fixture key) of the hours computed,
+    // sorted and deduplicated below.
+    let mut addresses: Vec<(usize, u64)> = Vec::new();
+    let mut fixtures: Vec<(usize, u64)> = Vec::new();
+    let last_hour = hours.len() as i64 - 1;
     for s in sightings {
         if let Some(key) = fixed.fixture_of(s).or_else(|| fixed.run_of(s)) {
-            let mut h = start_of(s.first_ms);
-            while h <= s.last_ms {
-                fixtures.push((h, key));
-                h += HOUR_MS;
-            }
+            let heard = hour_of(s.first_ms).max(0)..=hour_of(s.last_ms).min(last_hour);
+            fixtures.extend(heard.map(|k| (k as usize, key)));
         } else {
-            addresses.push((start_of(s.first_ms), s.device));
+            if let Some(k) = usize::try_from(hour_of(s.first_ms))
+                .ok()
+                .filter(|&k| k < hours.len())
+            {
+                addresses.push((k, s.device));
+            }
             spans.push((identities.identity(s), s.first_ms, s.last_ms, s.rssi_max));
         }
     }
@@ -204,29 +206,26 @@ pub fn hours_between<'a>(
     }
     let scale =
         setting.calibration.people_per_device / setting.rule.capture_rate.map_or(1.0, f64::from);
-    let (addresses, fixtures) = (per_hour(addresses), per_hour(fixtures));
+    let n = hours.len();
+    let (addresses, fixtures) = (per_hour(addresses, n), per_hour(fixtures, n));
+    for ((hour, addresses), fixtures) in hours.iter_mut().zip(addresses).zip(fixtures) {
+        hour.addresses = addresses;
+        hour.fixtures = fixtures;
+        hour.visitors = scale * f64::from(hour.visitor_devices);
+        hour.passers_by = scale * f64::from(hour.passer_by_devices);
+    }
     hours
-        .into_iter()
-        .map(|mut hour| {
-            let h = hour.start_ms;
-            hour.addresses = addresses.get(&h).copied().unwrap_or(0);
-            hour.fixtures = fixtures.get(&h).copied().unwrap_or(0);
-            hour.visitors = scale * f64::from(hour.visitor_devices);
-            hour.passers_by = scale * f64::from(hour.passer_by_devices);
-            hour
-        })
-        .collect()
 }
 
-/// Distinct keys per hour, from (hour, key) pairs.
-fn per_hour(mut pairs: Vec<(i64, u64)>) -> FxHashMap<i64, u32> {
+/// Distinct keys in each of `n` hours, from (hour's index, key) pairs.
+fn per_hour(mut pairs: Vec<(usize, u64)>, n: usize) -> Vec<u32> {
     pairs.sort_unstable();
     pairs.dedup();
-    let mut n: FxHashMap<i64, u32> = FxHashMap::default();
-    for (h, _) in pairs {
-        *n.entry(h).or_default() += 1;
+    let mut counts = vec![0; n];
+    for (k, _) in pairs {
+        counts[k] += 1;
     }
-    n
+    counts
 }
 
 #[cfg(test)]
@@ -366,6 +365,21 @@ mod tests {
         // Without the run, each of its broken chains is a stay: twenty passers-by an hour.
         let without = hours_of(&v, &counting::Fixed::default(), &store(), T0, T0);
         assert!(without[0].visitor_devices + without[0].passer_by_devices >= 10);
+    }
+
+    #[test]
+    fn a_fixture_counts_in_each_hour_asked_for_that_it_is_heard_in() {
+        // A printer heard without a break from 7:30 to 11:10: five hours of its day. A phone
+        // from 7:50, and one from 8:05.
+        let v = [
+            s(30, true, 30, -30, 190, -40),
+            s(2, true, 2, -10, 5, -50),
+            s(3, true, 3, 5, 6, -50),
+        ];
+        let fixed = counting::fixtures(&v, counting::FIXTURE_HOURS);
+        let hours = hours_of(&v, &fixed, &store(), T0, T0 + 2 * HOUR_MS);
+        let counted: Vec<(u32, u32)> = hours.iter().map(|h| (h.fixtures, h.addresses)).collect();
+        assert_eq!(counted, [(1, 1), (1, 0), (1, 0)]);
     }
 
     #[test]
