@@ -132,13 +132,14 @@ impl Writer {
     /// Has the stays around the sightings that came after the horizon rebuilt: the sites'
     /// sightings read back into the dataflow (by a task: the writer goes on taking rows,
     /// which the workers need to go on), one range after another. Retried while ClickHouse
-    /// cannot answer; given up when the input closes.
+    /// cannot answer; given up when the input closes, or on shutdown.
     fn recompute(&mut self) {
         let Some(tx) = self.feed.upgrade() else {
             return; // stopping
         };
         let unsettled = self.unsettled.clone();
-        let (db, metrics) = (self.db.clone(), self.metrics.clone());
+        let (db, metrics, shutdown) =
+            (self.db.clone(), self.metrics.clone(), self.shutdown.clone());
         // The stage's floor: every visit behind it is written, and no stay held reaches it.
         let floor = self
             .frontiers
@@ -171,13 +172,23 @@ impl Writer {
             for (i, &(gap, ref site, span)) in gaps.iter().enumerate() {
                 let mut backoff = Duration::from_millis(500);
                 loop {
-                    match reopen(&db, gap, site, span, floor, &feed).await {
+                    // Given up on shutdown: this task holds the stage's input open, and the
+                    // stop waits for the input to close. What it did not hand over stays
+                    // unsettled, for the next start.
+                    let done = tokio::select! {
+                        done = reopen(&db, gap, site, span, floor, &feed) => done,
+                        () = shutdown.cancelled() => return,
+                    };
+                    match done {
                         Ok(_) => break,
                         Err(StageError::Stopped) => return,
                         Err(e) => {
                             metrics.clickhouse_errors.inc();
                             warn!(error = %e, site = %site, "cannot recompute the visits yet; retrying");
-                            tokio::time::sleep(backoff).await;
+                            tokio::select! {
+                                () = tokio::time::sleep(backoff) => {}
+                                () = shutdown.cancelled() => return,
+                            }
                             backoff = (backoff * 2).min(Duration::from_secs(10));
                         }
                     }

@@ -677,6 +677,78 @@ fn sightings_that_come_after_the_horizon_recompute_their_visits() {
     );
 }
 
+/// A collector told to stop while it retries a recompute that ClickHouse refuses stops in
+/// time, and its next start makes the recompute. (The retrying recompute held the stage's
+/// input open, and the stop waited for the input to close: a bench's collector ignored
+/// SIGTERM for a quarter of an hour after its ClickHouse went away.)
+#[test]
+fn a_stop_while_a_recompute_is_refused_ends_and_the_next_start_recomputes() {
+    let s = setup();
+    let cfg = s.config_for("held", "held", "", "[visits]\nhorizon_hours = 1\n");
+    let mut run = s.start(&cfg, "held");
+    let late_topic = s.late_topic();
+    let (late, early): (Vec<_>, Vec<_>) = s
+        .messages
+        .iter()
+        .cloned()
+        .partition(|(t, _)| *t == late_topic);
+    let early_sightings: usize = early
+        .iter()
+        .map(|(_, e)| e.matches("\"first_seen\"").count())
+        .sum();
+    s.publish_these(early, 1, Duration::ZERO)
+        .join()
+        .expect("publisher");
+    wait_for(Duration::from_secs(60), || {
+        (s.ch
+            .query("SELECT count() FROM held.sightings FINAL")
+            .trim()
+            == early_sightings.to_string())
+        .then_some(())
+    })
+    .expect("the other sensors' sightings land");
+    s.publish_these(late, 1, Duration::ZERO)
+        .join()
+        .expect("publisher");
+    s.wait_complete("held", Duration::from_secs(60));
+    // The recompute waits 5 s for late sightings to stop coming, then reads the sightings
+    // table: gone by then, it is refused, and retried.
+    s.ch.query("RENAME TABLE held.sightings TO held.sightings_away");
+    let log = || s.log("held");
+    let retrying = wait_for(Duration::from_secs(60), || {
+        log()
+            .contains("cannot recompute the visits yet")
+            .then_some(())
+    });
+    let _ = Command::new("kill")
+        .args(["-TERM", &run.0.id().to_string()])
+        .status();
+    let status = wait_for(Duration::from_secs(30), || run.0.try_wait().ok().flatten());
+    s.ch.query("RENAME TABLE held.sightings_away TO held.sightings");
+    retrying.unwrap_or_else(|| panic!("the recompute was not refused; log:\n{}", log()));
+    let status = status.unwrap_or_else(|| panic!("the stop waited 30 s; log:\n{}", log()));
+    assert!(status.success(), "{status:?}; log:\n{}", log());
+    let before = log();
+    assert!(
+        !before.contains("visits recomputed around"),
+        "the premise: nothing was recomputed before the stop; log:\n{before}"
+    );
+    let mut run = s.start(&cfg, "held");
+    let after = || s.log("held")[before.len()..].to_owned();
+    wait_for(Duration::from_secs(60), || {
+        after()
+            .contains("visits recomputed around sightings that came after the horizon")
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("no recompute after the start; log:\n{}", after()));
+    s.term(&mut run, "held");
+    assert_same(
+        &s.stays_from_visits("held"),
+        &s.stays_from_sightings("held"),
+        "stays in visits and from the sightings",
+    );
+}
+
 impl Setup {
     /// The topic of a store's sensor whose store has another, whose stays its sightings
     /// extend and join: the sensor the recompute tests hold back.
