@@ -132,7 +132,8 @@ impl Writer {
     /// Has the stays around the sightings that came after the horizon rebuilt: the sites'
     /// sightings read back into the dataflow (by a task: the writer goes on taking rows,
     /// which the workers need to go on), one range after another. Retried while ClickHouse
-    /// cannot answer; given up when the input closes, or on shutdown.
+    /// cannot answer, until the input closes or the collector stops (a stop waits for a
+    /// recompute that goes on, not for one ClickHouse refuses).
     fn recompute(&mut self) {
         let Some(tx) = self.feed.upgrade() else {
             return; // stopping
@@ -172,19 +173,15 @@ impl Writer {
             for (i, &(gap, ref site, span)) in gaps.iter().enumerate() {
                 let mut backoff = Duration::from_millis(500);
                 loop {
-                    // Given up on shutdown: this task holds the stage's input open, and the
-                    // stop waits for the input to close. What it did not hand over stays
-                    // unsettled, for the next start.
-                    let done = tokio::select! {
-                        done = reopen(&db, gap, site, span, floor, &feed) => done,
-                        () = shutdown.cancelled() => return,
-                    };
-                    match done {
+                    match reopen(&db, gap, site, span, floor, &feed).await {
                         Ok(_) => break,
                         Err(StageError::Stopped) => return,
                         Err(e) => {
                             metrics.clickhouse_errors.inc();
                             warn!(error = %e, site = %site, "cannot recompute the visits yet; retrying");
+                            // Not retried after a shutdown: this task holds the stage's input
+                            // open, and the stop waits for the input to close. What it did not
+                            // hand over stays unsettled, for the next start.
                             tokio::select! {
                                 () = tokio::time::sleep(backoff) => {}
                                 () = shutdown.cancelled() => return,

@@ -11,12 +11,15 @@ use testkit::{free_port, wait_for, ClickHouse, KillOnDrop, Mosquitto};
 
 use crate::util::{assert_success, collector, COLLECTOR};
 
+/// (topic, envelope) pairs.
+type Messages = Vec<(String, String)>;
+
 struct Setup {
     ch: ClickHouse,
     broker: Mosquitto,
     dir: tempfile::TempDir,
     /// (topic, envelope) in publishing order.
-    messages: Vec<(String, String)>,
+    messages: Messages,
     sightings: u64,
 }
 
@@ -148,7 +151,7 @@ impl Setup {
 
     fn publish_these(
         &self,
-        messages: Vec<(String, String)>,
+        messages: Messages,
         chunks: usize,
         pause: Duration,
     ) -> std::thread::JoinHandle<()> {
@@ -637,25 +640,7 @@ fn sightings_that_come_after_the_horizon_recompute_their_visits() {
         .iter()
         .cloned()
         .partition(|(t, e)| *t == late_topic && day(e) == first_day);
-    let early_sightings: usize = early
-        .iter()
-        .map(|(_, e)| e.matches("\"first_seen\"").count())
-        .sum();
-    s.publish_these(early, 1, Duration::ZERO)
-        .join()
-        .expect("publisher");
-    wait_for(Duration::from_secs(60), || {
-        (s.ch
-            .query("SELECT count() FROM behind.sightings FINAL")
-            .trim()
-            == early_sightings.to_string())
-        .then_some(())
-    })
-    .expect("the other sensors' sightings land");
-    s.publish_these(late, 1, Duration::ZERO)
-        .join()
-        .expect("publisher");
-    s.wait_complete("behind", Duration::from_secs(60));
+    s.publish_behind("behind", early, late);
     // Recomputed while the collector runs, once the late sightings stop coming.
     let log = || s.log("behind");
     wait_for(Duration::from_secs(30), || {
@@ -686,31 +671,8 @@ fn a_stop_while_a_recompute_is_refused_ends_and_the_next_start_recomputes() {
     let s = setup();
     let cfg = s.config_for("held", "held", "", "[visits]\nhorizon_hours = 1\n");
     let mut run = s.start(&cfg, "held");
-    let late_topic = s.late_topic();
-    let (late, early): (Vec<_>, Vec<_>) = s
-        .messages
-        .iter()
-        .cloned()
-        .partition(|(t, _)| *t == late_topic);
-    let early_sightings: usize = early
-        .iter()
-        .map(|(_, e)| e.matches("\"first_seen\"").count())
-        .sum();
-    s.publish_these(early, 1, Duration::ZERO)
-        .join()
-        .expect("publisher");
-    wait_for(Duration::from_secs(60), || {
-        (s.ch
-            .query("SELECT count() FROM held.sightings FINAL")
-            .trim()
-            == early_sightings.to_string())
-        .then_some(())
-    })
-    .expect("the other sensors' sightings land");
-    s.publish_these(late, 1, Duration::ZERO)
-        .join()
-        .expect("publisher");
-    s.wait_complete("held", Duration::from_secs(60));
+    let (late, early) = s.late_and_early();
+    s.publish_behind("held", early, late);
     // The recompute waits 5 s for late sightings to stop coming, then reads the sightings
     // table: gone by then, it is refused, and retried.
     s.ch.query("RENAME TABLE held.sightings TO held.sightings_away");
@@ -750,6 +712,40 @@ fn a_stop_while_a_recompute_is_refused_ends_and_the_next_start_recomputes() {
 }
 
 impl Setup {
+    /// Publishes `early` and waits until its sightings are in `db`'s table; then `late`, and
+    /// waits until every sighting is in: the late ones come behind the stage's horizon.
+    fn publish_behind(&self, db: &str, early: Messages, late: Messages) {
+        let early_sightings: usize = early
+            .iter()
+            .map(|(_, e)| e.matches("\"first_seen\"").count())
+            .sum();
+        self.publish_these(early, 1, Duration::ZERO)
+            .join()
+            .expect("publisher");
+        wait_for(Duration::from_secs(60), || {
+            (self
+                .ch
+                .query(&format!("SELECT count() FROM {db}.sightings FINAL"))
+                .trim()
+                == early_sightings.to_string())
+            .then_some(())
+        })
+        .expect("the other sensors' sightings land");
+        self.publish_these(late, 1, Duration::ZERO)
+            .join()
+            .expect("publisher");
+        self.wait_complete(db, Duration::from_secs(60));
+    }
+
+    /// The messages of [`Setup::late_topic`]'s sensor, and the others.
+    fn late_and_early(&self) -> (Messages, Messages) {
+        let late_topic = self.late_topic();
+        self.messages
+            .iter()
+            .cloned()
+            .partition(|(t, _)| *t == late_topic)
+    }
+
     /// The topic of a store's sensor whose store has another, whose stays its sightings
     /// extend and join: the sensor the recompute tests hold back.
     fn late_topic(&self) -> String {
@@ -788,12 +784,7 @@ fn late_sightings_whose_recompute_a_kill_cut_short_are_recomputed_at_the_next_st
         "[visits]\nhorizon_hours = 1\nbucket_secs = 5\n",
     );
     let mut run = s.start(&cfg, "cut");
-    let late_topic = s.late_topic();
-    let (late, early): (Vec<_>, Vec<_>) = s
-        .messages
-        .iter()
-        .cloned()
-        .partition(|(t, _)| *t == late_topic);
+    let (late, early) = s.late_and_early();
     let count = |e: &str| e.matches("\"first_seen\"").count();
     let early_sightings: usize = early.iter().map(|(_, e)| count(e)).sum();
     let late_sightings: usize = late.iter().map(|(_, e)| count(e)).sum();
