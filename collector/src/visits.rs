@@ -695,7 +695,7 @@ impl Visits {
 }
 
 /// The rules of the sites an emit looks at, each site's looked up by name once. Looked up
-/// for each unit, the names' compares alone took 1.7 % of the collector's CPU at city scale
+/// for each unit, the names' compares alone took 0.7 % of the collector's CPU at city scale
 /// (benches/README.md, run 33).
 struct SiteRules<'a> {
     rules: &'a Rules,
