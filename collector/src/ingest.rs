@@ -630,9 +630,12 @@ pub async fn run(
     replay_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let writing = committer.inflight.is_some();
-        let deadline = batch.opened.map(|t| match writing {
-            true => t + max_age,
-            false => (t + max_age).min((last_message + IDLE).max(t + max_age / 4)),
+        let deadline = batch.opened.map(|t| {
+            if writing {
+                t + max_age
+            } else {
+                (t + max_age).min((last_message + IDLE).max(t + max_age / 4))
+            }
         });
         tokio::select! {
             biased;
