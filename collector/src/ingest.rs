@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use firmware_config::MqttTlsFiles;
 use rumqttc::{
-    AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, Outgoing, Packet, Publish, QoS,
-    SubscribeReasonCode, TlsConfiguration, Transport,
+    AsyncClient, ConnectionError, Event, EventLoop, MqttOptions, Outgoing, Packet, PubAck, Publish,
+    QoS, SubscribeReasonCode, TlsConfiguration, Transport,
 };
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -47,8 +47,9 @@ const HELD_MAX_BYTES: usize = 64 << 20;
 /// (its channel, what the MQTT task holds, two batches); when full, about 27 MiB by
 /// arithmetic (8 bytes each in the queue, and a set of 2^21 slots of 9 bytes).
 const TAKEN: usize = 1 << 20;
-/// Room kept in the client's request channel for the subscriptions a reconnection sends.
-const SUBSCRIPTION_ROOM: usize = 64;
+/// The client's request channel: the subscriptions a connection sends, and the disconnect
+/// (the acknowledgements do not go through it: [`write_acks`]).
+const REQUEST_ROOM: usize = 64;
 
 /// The messages the processor took in this session, the last [`TAKEN`], by a 64-bit hash of
 /// topic and payload. A message the collector took but had not acknowledged when the
@@ -302,14 +303,6 @@ impl RejectionLog {
     }
 }
 
-/// Room in the client's request channel for the acknowledgements two batches need (a batch
-/// holds at most batch_max_rows messages; one commits while the next fills), and for the
-/// subscriptions ([`SUBSCRIPTION_ROOM`]). The event loop sends one per poll; the MQTT task
-/// hands the client no more than there is room for, and polls while the client holds any.
-fn request_capacity(cfg: &Config) -> usize {
-    2 * cfg.ingest().batch_max_rows() + CHANNEL + SUBSCRIPTION_ROOM
-}
-
 /// The client's options; `tls`, the TLS files read at start (a missing file stops the start
 /// with its field named).
 fn options(cfg: &Config, tls: Option<MqttTlsFiles>) -> MqttOptions {
@@ -319,7 +312,7 @@ fn options(cfg: &Config, tls: Option<MqttTlsFiles>) -> MqttOptions {
         .set_clean_session(false)
         .set_manual_acks(true)
         .set_max_packet_size(cfg.ingest().max_payload_bytes() + (64 << 10), 64 << 10)
-        .set_request_channel_capacity(request_capacity(cfg));
+        .set_request_channel_capacity(REQUEST_ROOM);
     if let Some(user) = m.username() {
         let password = m
             .password()
@@ -369,7 +362,7 @@ pub async fn run(
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) -> Result<(), IngestError> {
-    let (client, mut eventloop) = AsyncClient::new(options(cfg, tls), request_capacity(cfg));
+    let (client, mut eventloop) = AsyncClient::new(options(cfg, tls), REQUEST_ROOM);
     let (acker, mut acks) = {
         let (tx, rx) = mpsc::unbounded_channel();
         (Acker(tx), rx)
@@ -384,7 +377,6 @@ pub async fn run(
     // Not a child of `shutdown`: the MQTT task outlives the drain, to send its acknowledgements.
     let mqtt_stop = CancellationToken::new();
     let max_held = cfg.ingest().batch_max_rows();
-    let ack_room = request_capacity(cfg) - SUBSCRIPTION_ROOM;
     let silence = cfg.mqtt().silence_reconnect();
     let mut mqtt = tokio::spawn({
         let stop = mqtt_stop.clone();
@@ -395,26 +387,19 @@ pub async fn run(
             // the broker redelivers it.
             let mut forwarding = true;
             // Received, not yet handed to the processor: at most `max_held` messages and
-            // HELD_MAX_BYTES, past which the loop stops polling, unless acknowledgements wait
-            // in the client. The bound is ours, not the broker's in-flight limit: Mosquitto
-            // 2.0.11 lets more than `max_inflight_messages` be in flight once
-            // acknowledgements flow (19,898 against 2,000 in a test), and a city's collector
-            // held 3 M messages, GiBs. The event loop writes one acknowledgement per poll,
-            // while a poll reads up to nine messages: a loop that stopped polling with
-            // acknowledgements queued would never send them, and the commit waiting on them
-            // past the client's request capacity would never take another message (a
-            // 200,000-person city stalled so after 242,326 messages). Polled for them, it
-            // reads at most nine messages per acknowledgement queued beyond the bound.
+            // HELD_MAX_BYTES, past which the loop stops polling. The bound is ours, not the
+            // broker's in-flight limit: Mosquitto 2.0.11 lets more than
+            // `max_inflight_messages` be in flight once acknowledgements flow (19,898 against
+            // 2,000 in a test), and a city's collector held 3 M messages, GiBs. The
+            // acknowledgements are written whether the loop polls or not ([`write_acks`]).
             let mut held: VecDeque<Publish> = VecDeque::new();
             let mut held_bytes = 0;
             // Acknowledgements the committer handed over, in arrival order (packet ids), not
-            // yet given to the client; and how many the client holds unwritten. This task
-            // alone gives the client acknowledgements, so it knows what the client holds, and
-            // a new one wakes it. (Counted by the committer instead, an acknowledgement could
-            // come while the loop waited on the processor alone; a city's collector stopped
-            // for good after a reconnection, both tasks waiting: benches/README.md, "Run 16".)
+            // yet written. This task alone writes them, and a new one wakes it. (Counted by
+            // the committer instead, an acknowledgement could come while the loop waited on
+            // the processor alone; a city's collector stopped for good after a reconnection,
+            // both tasks waiting: benches/README.md, "Run 16".)
             let mut unsent: VecDeque<u16> = VecDeque::new();
-            let mut in_client = 0;
             // The committer is done (the drain): the disconnect goes after the last
             // acknowledgement.
             let mut acks_open = true;
@@ -447,78 +432,80 @@ pub async fn run(
                     quiet_since = Instant::now();
                 }
                 let silent_until = silence.filter(|_| armed).map(|s| quiet_since + s);
-                let reading = can_read || in_client > 0 || !unsent.is_empty() || disconnecting;
+                let reading = can_read || !unsent.is_empty() || disconnecting;
                 if !(connected && reading) {
                     unheard_since = Instant::now();
                 }
                 let dead_at = (connected && reading).then(|| unheard_since + keepalive * 3 / 2);
                 eventloop.state.await_pingresp = false;
-                while in_client < ack_room {
-                    let Some(&pkid) = unsent.front() else { break };
-                    if client.try_ack(&acknowledgement(pkid)).is_err() {
-                        break;
-                    }
-                    unsent.pop_front();
-                    in_client += 1;
-                }
+                let written = write_acks(&mut eventloop, &mut unsent, keepalive).await;
                 if !acks_open && unsent.is_empty() && !disconnecting {
                     disconnecting = client.try_disconnect().is_ok();
                 }
-                let event = tokio::select! {
-                    _ = stop.cancelled() => break,
-                    pkid = acks.recv(), if acks_open => {
-                        match pkid {
-                            Some(pkid) => {
-                                unsent.push_back(pkid);
-                                outstanding = outstanding.saturating_sub(1);
+                let event = if let Err(e) = written {
+                    // What rumqttc does with a connection that failed.
+                    eventloop.clean();
+                    Err(e)
+                } else {
+                    tokio::select! {
+                        _ = stop.cancelled() => break,
+                        pkid = acks.recv(), if acks_open => {
+                            match pkid {
+                                Some(pkid) => {
+                                    // And every one the committer has handed over since: written
+                                    // together, in one write (a batch's, most often).
+                                    let more = std::iter::from_fn(|| acks.try_recv().ok());
+                                    let before = unsent.len();
+                                    unsent.extend(std::iter::once(pkid).chain(more));
+                                    let n = (unsent.len() - before) as u64;
+                                    outstanding = outstanding.saturating_sub(n);
+                                }
+                                None => acks_open = false,
                             }
-                            None => acks_open = false,
+                            continue;
                         }
-                        continue;
-                    }
-                    permit = tx.reserve(), if forwarding && !held.is_empty() => {
-                        match permit {
-                            Ok(permit) => {
-                                let p = held.pop_front().expect("not empty");
-                                held_bytes -= p.payload.len();
-                                permit.send(p);
+                        permit = tx.reserve(), if forwarding && !held.is_empty() => {
+                            match permit {
+                                Ok(permit) => {
+                                    let p = held.pop_front().expect("not empty");
+                                    held_bytes -= p.payload.len();
+                                    permit.send(p);
+                                }
+                                Err(_) => {
+                                    forwarding = false;
+                                    held.clear();
+                                    held_bytes = 0;
+                                }
                             }
-                            Err(_) => {
-                                forwarding = false;
-                                held.clear();
-                                held_bytes = 0;
-                            }
+                            continue;
                         }
-                        continue;
+                        _ = async { tokio::time::sleep_until(silent_until.expect("guarded").into()).await },
+                            if silent_until.is_some() && !disconnecting => {
+                            warn!(
+                                silent_secs = silence.expect("set").as_secs(),
+                                "the broker sent nothing while subscribed; reconnecting (the session keeps what it holds)"
+                            );
+                            metrics.mqtt_silence_reconnects.inc();
+                            // As after a lost connection.
+                            eventloop.clean();
+                            subscribed = false;
+                            connected = false;
+                            metrics.mqtt_subscribed.set(0);
+                            timeout_for(&mut eventloop, connect_timeout);
+                            continue;
+                        }
+                        _ = async { tokio::time::sleep_until(dead_at.expect("guarded").into()).await },
+                            if dead_at.is_some() => {
+                            warn!(
+                                unheard_secs = (keepalive * 3 / 2).as_secs(),
+                                "nothing came from the broker while reading; the connection is taken for dead"
+                            );
+                            // What rumqttc does with a connection that failed.
+                            eventloop.clean();
+                            Err(ConnectionError::NetworkTimeout)
+                        }
+                        e = eventloop.poll(), if reading => e,
                     }
-                    _ = async { tokio::time::sleep_until(silent_until.expect("guarded").into()).await },
-                        if silent_until.is_some() && !disconnecting => {
-                        warn!(
-                            silent_secs = silence.expect("set").as_secs(),
-                            "the broker sent nothing while subscribed; reconnecting (the session keeps what it holds)"
-                        );
-                        metrics.mqtt_silence_reconnects.inc();
-                        // As after a lost connection: the client drops the acknowledgements
-                        // it had not written, and the broker sends those messages again.
-                        eventloop.clean();
-                        in_client = 0;
-                        subscribed = false;
-                        connected = false;
-                        metrics.mqtt_subscribed.set(0);
-                        timeout_for(&mut eventloop, connect_timeout);
-                        continue;
-                    }
-                    _ = async { tokio::time::sleep_until(dead_at.expect("guarded").into()).await },
-                        if dead_at.is_some() => {
-                        warn!(
-                            unheard_secs = (keepalive * 3 / 2).as_secs(),
-                            "nothing came from the broker while reading; the connection is taken for dead"
-                        );
-                        // What rumqttc does with a connection that failed.
-                        eventloop.clean();
-                        Err(ConnectionError::NetworkTimeout)
-                    }
-                    e = eventloop.poll(), if reading => e,
                 };
                 if let Ok(Event::Incoming(_)) = event {
                     unheard_since = Instant::now();
@@ -567,17 +554,15 @@ pub async fn run(
                             outstanding += 1;
                         }
                     }
-                    Ok(Event::Outgoing(Outgoing::PubAck(_))) => {
-                        in_client = in_client.saturating_sub(1);
-                    }
                     // Written after every acknowledgement before it: done.
                     Ok(Event::Outgoing(Outgoing::Disconnect)) => break,
                     Ok(_) => {}
                     Err(_) if !forwarding => break,
                     Err(e) => {
-                        // The client drops the acknowledgements it had not written (the
-                        // broker sends those messages again).
-                        in_client = 0;
+                        // Acknowledgements not written stay in `unsent`, for the next
+                        // connection (the session's packet ids are the broker's until it has
+                        // them); those written and lost with the connection, the broker
+                        // sends the messages again.
                         subscribed = false;
                         connected = false;
                         timeout_for(&mut eventloop, connect_timeout);
@@ -754,12 +739,29 @@ impl Acker {
     }
 }
 
-/// The acknowledgement of the QoS 1 message `pkid` (all the client reads of a message to
-/// acknowledge it).
-fn acknowledgement(pkid: u16) -> Publish {
-    let mut p = Publish::new("", QoS::AtLeastOnce, Vec::new());
-    p.pkid = pkid;
-    p
+/// Writes the acknowledgements in `unsent` (QoS 1 packet ids, in arrival order) to the
+/// broker, in one write, when connected; a write that makes no progress for `timeout` fails
+/// as rumqttc's own writes do. Not through the client: its event loop writes each request it
+/// takes in a write of its own, one system call an acknowledgement, a twentieth of the
+/// collector's CPU at city scale (benches/README.md, run 34).
+async fn write_acks(
+    eventloop: &mut EventLoop,
+    unsent: &mut VecDeque<u16>,
+    timeout: Duration,
+) -> Result<(), ConnectionError> {
+    let Some(network) = eventloop.network.as_mut().filter(|_| !unsent.is_empty()) else {
+        return Ok(());
+    };
+    let write = async {
+        while let Some(pkid) = unsent.pop_front() {
+            network.write(Packet::PubAck(PubAck::new(pkid))).await?;
+        }
+        network.flush().await
+    };
+    match tokio::time::timeout(timeout, write).await {
+        Ok(written) => written.map_err(ConnectionError::MqttState),
+        Err(_) => Err(ConnectionError::FlushTimeout),
+    }
 }
 
 impl Committer {
