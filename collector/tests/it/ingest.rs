@@ -536,9 +536,16 @@ fn published_envelopes_land_once_and_bad_messages_are_rejected_with_their_reason
         assert_eq!(stored.get(key), Some(row), "{key:?}");
     }
 
+    // The first run acknowledged every message it took before it stopped: the broker, which
+    // keeps the session, sends the next run none of them again.
+    let run = Collector::start(&cfg, metrics_port);
+    run.wait_subscribed(Duration::from_secs(20));
+    std::thread::sleep(Duration::from_secs(2));
+    let again = testkit::metric::<u64>(&run.metrics(), "footfall_mqtt_messages_total");
+    assert_eq!(again, Some(0), "messages sent again after a clean stop");
+
     // The pairs of epoch 455 stay while epoch 456's sightings may come, and go once a
     // sighting of epoch 457 arrives: no stored pair links keys two boundaries apart.
-    let run = Collector::start(&cfg, metrics_port);
     let later = |epoch: u32, seq: u64| {
         let first = good.find("\"seq\":").expect("a seq") + 6;
         let end = first + good[first..].find(',').expect("a comma");
