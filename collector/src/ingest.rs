@@ -438,7 +438,12 @@ pub async fn run(
                 }
                 let dead_at = (connected && reading).then(|| unheard_since + keepalive * 3 / 2);
                 eventloop.state.await_pingresp = false;
-                let written = write_acks(&mut eventloop, &mut unsent, keepalive).await;
+                // (A broker that stops reading holds a write up to the keepalive: a stop
+                // does not wait for it.)
+                let written = tokio::select! {
+                    _ = stop.cancelled() => break,
+                    w = write_acks(&mut eventloop, &mut unsent, keepalive) => w,
+                };
                 if !acks_open && unsent.is_empty() && !disconnecting {
                     disconnecting = client.try_disconnect().is_ok();
                 }
@@ -740,8 +745,8 @@ impl Acker {
 }
 
 /// Writes the acknowledgements in `unsent` (QoS 1 packet ids, in arrival order) to the
-/// broker, in one write, when connected; a write that makes no progress for `timeout` fails
-/// as rumqttc's own writes do. Not through the client: its event loop writes each request it
+/// broker, in one write, when connected; a write not done within `timeout` fails, as
+/// rumqttc's own flushes do. Not through the client: its event loop writes each request it
 /// takes in a write of its own, one system call an acknowledgement, a twentieth of the
 /// collector's CPU at city scale (benches/README.md, run 34).
 async fn write_acks(
