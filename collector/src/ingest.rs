@@ -440,9 +440,13 @@ pub async fn run(
                 eventloop.state.await_pingresp = false;
                 // (A broker that stops reading holds a write up to the keepalive: a stop
                 // does not wait for it.)
-                let written = tokio::select! {
-                    _ = stop.cancelled() => break,
-                    w = write_acks(&mut eventloop, &mut unsent, keepalive) => w,
+                let written = if unsent.is_empty() {
+                    Ok(())
+                } else {
+                    tokio::select! {
+                        _ = stop.cancelled() => break,
+                        w = write_acks(&mut eventloop, &mut unsent, keepalive) => w,
+                    }
                 };
                 if !acks_open && unsent.is_empty() && !disconnecting {
                     disconnecting = client.try_disconnect().is_ok();
@@ -459,10 +463,12 @@ pub async fn run(
                                 Some(pkid) => {
                                     // And every one the committer has handed over since: written
                                     // together, in one write (a batch's, most often).
-                                    let more = std::iter::from_fn(|| acks.try_recv().ok());
-                                    let before = unsent.len();
-                                    unsent.extend(std::iter::once(pkid).chain(more));
-                                    let n = (unsent.len() - before) as u64;
+                                    unsent.push_back(pkid);
+                                    let mut n = 1;
+                                    while let Ok(pkid) = acks.try_recv() {
+                                        unsent.push_back(pkid);
+                                        n += 1;
+                                    }
                                     outstanding = outstanding.saturating_sub(n);
                                 }
                                 None => acks_open = false,
@@ -754,7 +760,7 @@ async fn write_acks(
     unsent: &mut VecDeque<u16>,
     timeout: Duration,
 ) -> Result<(), ConnectionError> {
-    let Some(network) = eventloop.network.as_mut().filter(|_| !unsent.is_empty()) else {
+    let Some(network) = eventloop.network.as_mut() else {
         return Ok(());
     };
     let write = async {
