@@ -46,7 +46,7 @@ pub async fn execute(client: &clickhouse::Client, sql: &str) -> Result<(), Query
 pub use warehouse::insert;
 
 /// Runs `write` until it succeeds (the same rows each time), counting each failure in
-/// `errors` and logging it, with a backoff from 100 ms doubling to 5 s. Returns false if
+/// `errors` and logging it, with a [`Backoff`] from 100 ms to 5 s. Returns false if
 /// `shutdown` came first.
 pub async fn retry<F, Fut>(
     errors: &Counter,
@@ -59,17 +59,41 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<(), clickhouse::error::Error>>,
 {
-    let mut backoff = Duration::from_millis(100);
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(5));
     loop {
         let Err(e) = write().await else {
             return true;
         };
         errors.inc();
         warn!(error = %e, rows, what, "ClickHouse write failed; retrying the same rows");
-        tokio::select! {
-            _ = shutdown.cancelled() => return false,
-            _ = tokio::time::sleep(backoff) => {}
+        if !backoff.wait(shutdown).await {
+            return false;
         }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// The waits between tries of a request ClickHouse failed: from a first delay, doubling
+/// up to a longest.
+pub struct Backoff {
+    next: Duration,
+    longest: Duration,
+}
+
+impl Backoff {
+    pub fn new(first: Duration, longest: Duration) -> Backoff {
+        Backoff {
+            next: first,
+            longest,
+        }
+    }
+
+    /// Waits the next delay; false if `shutdown` came first (the caller gives up).
+    pub async fn wait(&mut self, shutdown: &CancellationToken) -> bool {
+        let delay = self.next;
+        self.next = (self.next * 2).min(self.longest);
+        tokio::select! {
+            () = shutdown.cancelled() => false,
+            () = tokio::time::sleep(delay) => true,
+        }
     }
 }

@@ -171,7 +171,8 @@ impl Writer {
         let task = tokio::spawn(async move {
             let feed = Feed { tx, unsettled };
             for (i, &(gap, ref site, span)) in gaps.iter().enumerate() {
-                let mut backoff = Duration::from_millis(500);
+                let mut backoff =
+                    ch::Backoff::new(Duration::from_millis(500), Duration::from_secs(10));
                 loop {
                     match reopen(&db, gap, site, span, floor, &feed).await {
                         Ok(_) => break,
@@ -182,11 +183,9 @@ impl Writer {
                             // Not retried after a shutdown: this task holds the stage's input
                             // open, and the stop waits for the input to close. What it did not
                             // hand over stays unsettled, for the next start.
-                            tokio::select! {
-                                () = tokio::time::sleep(backoff) => {}
-                                () = shutdown.cancelled() => return,
+                            if !backoff.wait(&shutdown).await {
+                                return;
                             }
-                            backoff = (backoff * 2).min(Duration::from_secs(10));
                         }
                     }
                 }
