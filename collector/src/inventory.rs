@@ -79,7 +79,11 @@ impl Inventory {
         match read.await {
             Ok((sensors, rules)) => {
                 self.sensors = sensors;
-                *self.rules.write().expect("not poisoned") = rules;
+                let mut current = self.rules.write().expect("not poisoned");
+                *current = Rules {
+                    generation: current.generation + 1,
+                    ..rules
+                };
                 true
             }
             Err(e) => {
@@ -189,6 +193,7 @@ impl Rules {
             store_gap_ms: v.store_gap_ms(),
             board_gap_ms: v.board_gap_ms(),
             max_devices_per_site: v.max_devices_per_site(),
+            generation: 0,
         }
     }
 }

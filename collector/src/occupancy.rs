@@ -25,7 +25,7 @@ use rustc_hash::FxHashMap;
 use crate::ch::rows::{day_of, OccupancyRow, TrafficRow};
 use crate::counting::{self, Calibration, Sensed, PRESENCE_GAP_MS, PRESENCE_PAD_MS};
 use crate::traffic::{self, Hour, Setting, HOUR_MS};
-use crate::visits::{local_hour, per_site_run, Rules, Seen};
+use crate::visits::{local_hour, per_site_run, ByRules, Rules, Seen};
 
 /// The window lengths written, minutes. Both divide [`ALIGN_MS`].
 pub const WINDOW_MINS: [u16; 2] = [5, 15];
@@ -160,6 +160,8 @@ struct Site {
     traffic_written: FxHashMap<i64, Hour>,
     /// The state holds nothing before this day (UTC days since the epoch).
     kept_from_day: i64,
+    /// What decides its traffic, and its calibration.
+    setting: ByRules<Setting>,
 }
 
 /// How many sightings [`Occupancy::insert_all`] looks ahead.
@@ -319,7 +321,9 @@ impl Occupancy {
                     ALIGN_MS,
                 )
                 .map_or(i64::MAX, |f| f.max(first).max(floor));
-            let setting = Setting::of(rules, name);
+            let setting = (site.setting)
+                .get(rules, |rules| Setting::of(rules, name))
+                .clone();
             // The site's fixture rule is its calibration's, from the first emit on (and
             // from a new calibration's first emit, as its floor and scale are).
             site.fixtures
@@ -460,6 +464,7 @@ impl Site {
             traffic_dirty: Changes::default(),
             traffic_written: FxHashMap::default(),
             kept_from_day: i64::MIN,
+            setting: ByRules::default(),
         }
     }
 
@@ -632,6 +637,7 @@ mod tests {
             store_gap_ms: 10 * MIN,
             board_gap_ms: 30 * MIN,
             max_devices_per_site: usize::MAX,
+            generation: 0,
         }
     }
 
@@ -732,6 +738,31 @@ mod tests {
         assert_eq!(again.len(), 1, "{again:?}");
         assert_eq!((again[0].start_ms, again[0].version), (T0, 5));
         assert!((again[0].people - (11.0 + 15.0) / 15.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_calibration_read_after_the_start_scales_the_windows_from_then_on() {
+        let mut rules = rules();
+        let mut o = Occupancy::new(usize::MAX, i64::MIN);
+        let mut rows = Vec::new();
+        let horizon = 48 * 60 * MIN;
+        o.insert(&seen(1, 0, 15), None, horizon);
+        o.emit(Some(T0 + 60 * MIN), horizon, &rules, 1, &mut rows);
+        assert_eq!(latest(&rows)[&T0], 1.0, "uncalibrated: a person per device");
+        // The inventory read again, with a calibration of two people per device.
+        rules.calibrations.insert(
+            "lab".into(),
+            Calibration {
+                people_per_device: 2.0,
+                ..Calibration::uncalibrated()
+            },
+        );
+        rules.generation += 1;
+        o.insert(&seen(2, 60, 75), Some(T0 + 60 * MIN), horizon);
+        o.emit(Some(T0 + 120 * MIN), horizon, &rules, 2, &mut rows);
+        let w = latest(&rows);
+        assert_eq!(w[&(T0 + 60 * MIN)], 2.0, "{w:?}");
+        assert_eq!(w[&T0], 1.0, "a window written before is not written again");
     }
 
     #[test]

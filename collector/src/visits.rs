@@ -140,6 +140,9 @@ pub struct Rules {
     /// refused by the stage, counted, and kept in `sightings` (a flood of made-up keys
     /// cannot grow the state without bound, nor push real devices out).
     pub max_devices_per_site: usize,
+    /// Which read of the inventory these are (each read counts one more): what the stages
+    /// keep of a site's rule stands until it changes.
+    pub generation: u64,
 }
 
 impl Rules {
@@ -162,6 +165,27 @@ impl Rules {
         } else {
             self.store_gap_ms
         }
+    }
+}
+
+/// What a stage keeps of a site's rule, found again only when the rules are read again.
+/// (Looked up by the site's name at each emit, the rules took 2.8 % of the stages bench's
+/// samples at city scale: benches/README.md, run 35.)
+pub(crate) struct ByRules<T>(Option<(u64, T)>);
+
+impl<T> Default for ByRules<T> {
+    fn default() -> Self {
+        ByRules(None)
+    }
+}
+
+impl<T> ByRules<T> {
+    /// The value under `rules`: the one kept, or `of(rules)` if they were read again since.
+    pub(crate) fn get(&mut self, rules: &Rules, of: impl FnOnce(&Rules) -> T) -> &T {
+        if self.0.as_ref().is_none_or(|(g, _)| *g != rules.generation) {
+            self.0 = Some((rules.generation, of(rules)));
+        }
+        &self.0.as_ref().expect("just kept").1
     }
 }
 
@@ -416,6 +440,19 @@ type Expiry = VecDeque<Due>;
 struct Site {
     name: Arc<str>,
     units: hashbrown::HashMap<Unit, Stays>,
+    /// Its rule and gap.
+    rule: ByRules<(SiteRule, i64)>,
+}
+
+impl Site {
+    /// Its rule and gap under `rules`.
+    fn rule(&mut self, rules: &Rules) -> (SiteRule, i64) {
+        let name = &self.name;
+        *self.rule.get(rules, |rules| {
+            let rule = rules.site(name);
+            (rule, rules.gap_ms(rule))
+        })
+    }
 }
 
 /// The visits of the sites one worker owns.
@@ -464,39 +501,37 @@ impl Visits {
     /// Returns false if it is too late. At a board, an interim update below the threshold is
     /// left for its final version.
     pub fn insert(&mut self, s: &Seen, rules: &Rules, fed: u64) -> bool {
-        self.insert_of(s, (None, rules.site(&s.site)), rules, fed)
+        let site = self.site_id(&s.site);
+        self.insert_of(s, site, rules, fed)
     }
 
-    /// [`Visits::insert`], with the site's id if it has one already, and its rule.
-    fn insert_of(
-        &mut self,
-        s: &Seen,
-        (id, rule): (Option<u32>, SiteRule),
-        rules: &Rules,
-        fed: u64,
-    ) -> bool {
+    /// The id of the site named `name`: a new one if it has none yet.
+    fn site_id(&mut self, name: &Arc<str>) -> u32 {
+        if let Some(&id) = self.site_ids.get(name) {
+            return id;
+        }
+        let id = u32::try_from(self.sites.len()).expect("fewer than 2^32 sites");
+        self.site_ids.insert(name.clone(), id);
+        self.sites.push(Site {
+            name: name.clone(),
+            units: hashbrown::HashMap::default(),
+            rule: ByRules::default(),
+        });
+        id
+    }
+
+    /// [`Visits::insert`] at the site of id `site`.
+    fn insert_of(&mut self, s: &Seen, site: u32, rules: &Rules, fed: u64) -> bool {
         if s.last_ms < self.floor_ms && !s.reopened {
             self.too_late += 1;
             return false;
         }
-        let gap = rules.gap_ms(rule);
+        let (rule, gap) = self.sites[site as usize].rule(rules);
         let unit = (s.device, rule.in_view(s.rssi_max));
         if !unit.1 && !s.is_final {
             // Out of view so far: the final version may come into view, so wait for it.
             return true;
         }
-        let site = match id.or_else(|| self.site_ids.get(&*s.site).copied()) {
-            Some(id) => id,
-            None => {
-                let id = u32::try_from(self.sites.len()).expect("fewer than 2^32 sites");
-                self.site_ids.insert(s.site.clone(), id);
-                self.sites.push(Site {
-                    name: s.site.clone(),
-                    units: hashbrown::HashMap::default(),
-                });
-                id
-            }
-        };
         let units = &mut self.sites[site as usize].units;
         if units.len() >= rules.max_devices_per_site && !units.contains_key(&unit) {
             self.refused += 1;
@@ -556,16 +591,16 @@ impl Visits {
         for chunk in batch.chunks(WARM) {
             sites.clear();
             sites.extend(per_site_run(chunk, |name| {
-                (self.site_ids.get(name).copied(), rules.site(name))
+                let id = self.site_id(name);
+                (id, self.sites[id as usize].rule(rules).0)
             }));
             units.clear();
             units.extend(
-                chunk.iter().zip(&sites).filter_map(|(s, &(id, rule))| {
-                    Some((0, id?, s.device, rule.in_view(s.rssi_max)))
-                }),
+                (chunk.iter().zip(&sites))
+                    .map(|(s, &(id, rule))| (0, id, s.device, rule.in_view(s.rssi_max))),
             );
             warm(&self.sites, &units);
-            for (s, &site) in chunk.iter().zip(&sites) {
+            for (s, &(site, _)) in chunk.iter().zip(&sites) {
                 if !self.insert_of(s, site, rules, fed) {
                     too_late(s);
                 }
@@ -586,13 +621,14 @@ impl Visits {
     ) {
         let mut taken = std::mem::take(&mut self.taken);
         self.due.take_due(watermark_ms, &mut taken);
-        let mut rule_of = SiteRules::new(rules, self.sites.len());
         for (i, &(due, site, device, view)) in taken.iter().enumerate() {
             if i % WARM == 0 {
                 warm(&self.sites, &taken[i..(i + WARM).min(taken.len())]);
             }
             let unit = (device, view);
-            let Site { name, units } = &mut self.sites[site as usize];
+            let at = &mut self.sites[site as usize];
+            let (rule, gap) = at.rule(rules);
+            let Site { name, units, .. } = at;
             let Some(stays) = units.get_mut(&unit) else {
                 continue;
             };
@@ -600,7 +636,6 @@ impl Visits {
                 continue;
             }
             stays.due = None;
-            let (rule, gap) = rule_of.get(site, name);
             let mut open = None::<i64>;
             for stay in stays.list.iter_mut().filter(|s| s.dirty) {
                 let close = stay.last_ms + gap;
@@ -634,7 +669,7 @@ impl Visits {
         self.taken = taken;
         if let Some(w) = watermark_ms {
             self.floor_ms = self.floor_ms.max(w - horizon_ms);
-            self.forget(horizon_ms, &mut rule_of);
+            self.forget(horizon_ms, rules);
         }
     }
 
@@ -647,19 +682,20 @@ impl Visits {
                 break;
             }
             self.reopened.pop_front();
-            let Site { name, units } = &mut self.sites[site as usize];
-            let Some(stays) = units.get_mut(&unit) else {
+            let at = &mut self.sites[site as usize];
+            let (_, gap) = at.rule(rules);
+            let Some(stays) = at.units.get_mut(&unit) else {
                 continue;
             };
-            self.held -= stays.drop_behind(self.floor_ms, rules.gap_ms(rules.site(name)));
+            self.held -= stays.drop_behind(self.floor_ms, gap);
             if stays.list.is_empty() {
-                units.remove(&unit);
+                at.units.remove(&unit);
             }
         }
     }
 
     /// Forgets the written stays that no sighting at or above the floor can join.
-    fn forget(&mut self, horizon_ms: i64, rule_of: &mut SiteRules) {
+    fn forget(&mut self, horizon_ms: i64, rules: &Rules) {
         let floor_ms = self.floor_ms;
         let mut n = 0;
         while let Some(&(at, site, device, view)) = self.expiry.front() {
@@ -673,15 +709,15 @@ impl Visits {
             n += 1;
             self.expiry.pop_front();
             let unit = (device, view);
-            let Site { name, units } = &mut self.sites[site as usize];
-            let Some(stays) = units.get_mut(&unit) else {
+            let at = &mut self.sites[site as usize];
+            let (_, gap) = at.rule(rules);
+            let Some(stays) = at.units.get_mut(&unit) else {
                 continue;
             };
             stays.expiring = false;
-            let (_, gap) = rule_of.get(site, name);
             self.held -= stays.drop_behind(floor_ms, gap);
             if stays.list.is_empty() {
-                units.remove(&unit);
+                at.units.remove(&unit);
             } else {
                 stays.expire(gap, horizon_ms, site, unit, &mut self.expiry);
             }
@@ -694,44 +730,19 @@ impl Visits {
     }
 }
 
-/// The rules of the sites an emit looks at, each site's looked up by name once. Looked up
-/// for each unit, the names' compares alone took 0.7 % of the collector's CPU at city scale
-/// (benches/README.md, run 33).
-struct SiteRules<'a> {
-    rules: &'a Rules,
-    /// By site id: the rule and its gap.
-    by_id: Vec<Option<(SiteRule, i64)>>,
-}
-
-impl<'a> SiteRules<'a> {
-    fn new(rules: &'a Rules, sites: usize) -> SiteRules<'a> {
-        SiteRules {
-            rules,
-            by_id: vec![None; sites],
-        }
-    }
-
-    /// The rule of site `id`, named `name`, and its gap.
-    fn get(&mut self, id: u32, name: &str) -> (SiteRule, i64) {
-        *self.by_id[id as usize].get_or_insert_with(|| {
-            let rule = self.rules.site(name);
-            (rule, self.rules.gap_ms(rule))
-        })
-    }
-}
-
 /// `of(site)` for each of `chunk`'s sightings, called once for each run of one site's: a
 /// batch is a few messages, each of one site.
-pub(crate) fn per_site_run<'a, T: Copy, F: FnMut(&'a str) -> T>(
+pub(crate) fn per_site_run<'a, T: Copy, F: FnMut(&'a Arc<str>) -> T>(
     chunk: &'a [Seen],
     mut of: F,
 ) -> impl Iterator<Item = T> + use<'a, T, F> {
-    let mut last: Option<(&str, T)> = None;
+    let mut last: Option<(&Arc<str>, T)> = None;
     chunk.iter().map(move |s| match last {
-        Some((name, t)) if name == &*s.site => t,
+        // A message's sightings share their site's name.
+        Some((name, t)) if Arc::ptr_eq(name, &s.site) || *name == s.site => t,
         _ => {
             let t = of(&s.site);
-            last = Some((&*s.site, t));
+            last = Some((&s.site, t));
             t
         }
     })
@@ -845,6 +856,7 @@ mod tests {
             store_gap_ms: 10 * MIN,
             board_gap_ms: 30 * MIN,
             max_devices_per_site: usize::MAX,
+            generation: 0,
         }
     }
 
@@ -1173,6 +1185,33 @@ mod tests {
     }
 
     #[test]
+    fn a_sites_rule_read_after_the_start_decides_its_stays_from_then_on() {
+        // A site not in the inventory yet has the default rule (open 8-20 UTC); then the
+        // inventory is read again with its own (the same hours in New York).
+        let mut r = rules();
+        let mut v = Visits::new(i64::MIN);
+        let mut rows = Vec::new();
+        let h = 60 * MIN;
+        v.insert(&seen("ny", 1, 1, 12 * h, 12 * h + 30 * MIN, -50), &r, 0);
+        v.emit(Some(20 * h), 48 * h, &r, NOW_US, &mut rows);
+        let mut ny = r.default;
+        ny.tz = chrono_tz::America::New_York;
+        r.sites.insert("ny".to_owned(), ny);
+        r.generation += 1;
+        // 12:00 UTC a day later: 07:00 in New York, before opening.
+        v.insert(&seen("ny", 2, 2, 36 * h, 36 * h + 30 * MIN, -50), &r, 0);
+        v.emit(Some(40 * h), 48 * h, &r, NOW_US, &mut rows);
+        let kind = |device| {
+            rows.iter()
+                .find(|x| x.device == device)
+                .expect("a row")
+                .kind
+        };
+        assert_eq!(kind(1), VISITOR, "12:00 UTC under the default rule");
+        assert_ne!(kind(2), VISITOR, "07:00 in New York under the site's own");
+    }
+
+    #[test]
     fn too_late_data_is_counted_not_merged_and_tainted_stays_are_not_written() {
         let r = rules();
         let mut v = Visits::new(i64::MIN);
@@ -1261,6 +1300,7 @@ mod tests {
     fn a_full_site_refuses_new_devices_and_keeps_its_own() {
         let r = Rules {
             max_devices_per_site: 2,
+            generation: 0,
             ..rules()
         };
         let mut v = Visits::new(i64::MIN);

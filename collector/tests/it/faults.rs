@@ -475,6 +475,107 @@ fn an_inventory_refresh_during_an_outage_keeps_the_last_inventory() {
     s.term(&mut run, "refresh");
 }
 
+/// A calibration imported while the collector runs is used from the next read of the
+/// inventory on: the windows estimated after it are scaled by it, and say so; those written
+/// before stay as they were.
+#[test]
+fn a_calibration_imported_while_the_collector_runs_scales_the_windows_after_it() {
+    let s = setup();
+    let cfg = s.config("recal");
+    let mut run = s.start(&cfg, "recal");
+    let half = s.messages.len() / 2;
+    (s.publish_these(s.messages[..half].to_vec(), 1, Duration::ZERO))
+        .join()
+        .expect("publisher");
+    let site = std::fs::read_to_string(s.dir.path().join("city/inventory/sites.csv"))
+        .expect("sites")
+        .lines()
+        .find(|l| l.contains(",store,"))
+        .and_then(|l| l.split(',').next())
+        .expect("a store")
+        .to_owned();
+    let windows = format!("SELECT count() FROM recal.occupancy WHERE site = '{site}'");
+    let written = wait_for(Duration::from_secs(60), || {
+        (s.ch.query(&windows).trim() != "0").then_some(())
+    });
+    assert!(written.is_some(), "no window written from the first half");
+    let calibrations = s.dir.path().join("calibrations.csv");
+    std::fs::write(
+        &calibrations,
+        format!(
+            "site_id,rssi_min_dbm,people_per_device,fixture_hours,windows,mae\n\
+             {site},-65,3,4,96,0.5\n"
+        ),
+    )
+    .expect("calibrations");
+    assert_success(&collector(
+        &[
+            "import",
+            "calibrations",
+            calibrations.to_str().expect("utf-8"),
+        ],
+        &cfg,
+    ));
+    // Past `inventory_refresh_secs`: the next message reads the inventory again.
+    std::thread::sleep(Duration::from_millis(1500));
+    (s.publish_these(s.messages[half..].to_vec(), 1, Duration::ZERO))
+        .join()
+        .expect("publisher");
+    s.wait_complete("recal", Duration::from_secs(60));
+    s.term(&mut run, "recal");
+    // Every version written: each scaled as it says.
+    let rows = s.ch.query(&format!(
+        "SELECT calibrated, people, global_devices + randomized_devices \
+         FROM recal.occupancy WHERE site = '{site}'"
+    ));
+    let mut before = 0;
+    for line in rows.lines() {
+        let v: Vec<f64> = line
+            .split('\t')
+            .map(|x| x.parse().expect("a number"))
+            .collect();
+        let (calibrated, people, devices) = (v[0] == 1.0, v[1], v[2]);
+        let scale = if calibrated { 3.0 } else { 1.0 };
+        assert!(
+            (people - scale * devices).abs() < 1e-6,
+            "calibrated {calibrated}: {people} people for {devices} devices"
+        );
+        before += usize::from(!calibrated && devices > 0.0);
+    }
+    assert!(
+        before > 0,
+        "no window with devices written before the import"
+    );
+    // The windows as they stand: those of the second half estimated under the calibration
+    // (and those of the first that later sightings changed).
+    let after =
+        s.ch.query(&format!(
+        "SELECT countIf(calibrated = 1 AND people > 0), countIf(calibrated = 0 AND people > 0) \
+         FROM recal.occupancy FINAL WHERE site = '{site}' AND start_ms >= {}",
+        s.messages[half..].first().map_or(0, |(_, env)| sent_ms(env))
+    ));
+    assert_eq!(
+        after
+            .split('\t')
+            .map(|x| x.trim() != "0")
+            .collect::<Vec<_>>(),
+        [true, false],
+        "windows after the import with people, calibrated and not: {after}"
+    );
+}
+
+/// The time an envelope was sent, ms since the epoch.
+fn sent_ms(envelope: &str) -> i64 {
+    let at = envelope
+        .split("\"sent_at\":\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("sent_at");
+    chrono::DateTime::parse_from_rfc3339(at)
+        .expect("RFC 3339")
+        .timestamp_millis()
+}
+
 /// Versions rise from what the tables hold, not from the wall clock alone: after a clock
 /// stepped back (here, a row already written far in the future), a new row still wins.
 #[test]
