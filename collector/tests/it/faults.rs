@@ -9,7 +9,7 @@ use std::time::Duration;
 use simulator::scenario::Scenario;
 use testkit::{free_port, wait_for, ClickHouse, KillOnDrop, Mosquitto};
 
-use crate::util::{assert_success, collector, COLLECTOR};
+use crate::util::{assert_success, collector, first_store, import_calibration, COLLECTOR};
 
 /// (topic, envelope) pairs.
 type Messages = Vec<(String, String)>;
@@ -487,35 +487,13 @@ fn a_calibration_imported_while_the_collector_runs_scales_the_windows_after_it()
     (s.publish_these(s.messages[..half].to_vec(), 1, Duration::ZERO))
         .join()
         .expect("publisher");
-    let site = std::fs::read_to_string(s.dir.path().join("city/inventory/sites.csv"))
-        .expect("sites")
-        .lines()
-        .find(|l| l.contains(",store,"))
-        .and_then(|l| l.split(',').next())
-        .expect("a store")
-        .to_owned();
+    let site = first_store(&s.dir.path().join("city"));
     let windows = format!("SELECT count() FROM recal.occupancy WHERE site = '{site}'");
     let written = wait_for(Duration::from_secs(60), || {
         (s.ch.query(&windows).trim() != "0").then_some(())
     });
     assert!(written.is_some(), "no window written from the first half");
-    let calibrations = s.dir.path().join("calibrations.csv");
-    std::fs::write(
-        &calibrations,
-        format!(
-            "site_id,rssi_min_dbm,people_per_device,fixture_hours,windows,mae\n\
-             {site},-65,3,4,96,0.5\n"
-        ),
-    )
-    .expect("calibrations");
-    assert_success(&collector(
-        &[
-            "import",
-            "calibrations",
-            calibrations.to_str().expect("utf-8"),
-        ],
-        &cfg,
-    ));
+    import_calibration(s.dir.path(), &cfg, &site, "-65,3,4,96,0.5");
     // Past `inventory_refresh_secs`: the next message reads the inventory again.
     std::thread::sleep(Duration::from_millis(1500));
     (s.publish_these(s.messages[half..].to_vec(), 1, Duration::ZERO))

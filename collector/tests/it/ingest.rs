@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use simulator::scenario::Scenario;
 use testkit::{free_port, wait_for, ClickHouse, KillOnDrop, Mosquitto};
 
-use crate::util::{assert_success, collector, COLLECTOR};
+use crate::util::{assert_success, collector, first_store, import_calibration, COLLECTOR};
 
 /// A collector process, killed if a failed test leaves it running.
 struct Collector {
@@ -192,30 +192,8 @@ fn published_envelopes_land_once_and_bad_messages_are_rejected_with_their_reason
     // One store calibrated (imported into the inventory as `calibrate` writes it): its
     // windows are estimated with its floor, scale and fixture rule (a device heard in 2
     // hours of its day), the others uncalibrated.
-    let calibrated_site = std::fs::read_to_string(city.join("inventory/sites.csv"))
-        .expect("sites")
-        .lines()
-        .find(|l| l.contains(",store,"))
-        .and_then(|l| l.split(',').next())
-        .expect("a store")
-        .to_owned();
-    let calibrations = dir.path().join("calibrations.csv");
-    std::fs::write(
-        &calibrations,
-        format!(
-            "site_id,rssi_min_dbm,people_per_device,fixture_hours,windows,mae\n\
-             {calibrated_site},-70,2.5,2,96,0.8\n"
-        ),
-    )
-    .expect("calibrations");
-    assert_success(&collector(
-        &[
-            "import",
-            "calibrations",
-            calibrations.to_str().expect("utf-8"),
-        ],
-        &cfg,
-    ));
+    let calibrated_site = first_store(&city);
+    let calibrations = import_calibration(dir.path(), &cfg, &calibrated_site, "-70,2.5,2,96,0.8");
     let run = Collector::start(&cfg, metrics_port);
     wait_for(Duration::from_secs(20), || {
         broker.log().contains("collector-test").then_some(())
