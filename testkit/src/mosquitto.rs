@@ -315,17 +315,20 @@ pub fn city_envelopes(city: &Path) -> Vec<(String, String)> {
     for (topic, envelopes) in city_sensors(city) {
         for env in fs::read_to_string(envelopes).expect("envelopes").lines() {
             // RFC 3339 UTC with milliseconds: sorts as text.
-            let at = env
-                .split("\"sent_at\":\"")
-                .nth(1)
-                .and_then(|r| r.split('"').next())
-                .expect("sent_at")
-                .to_owned();
-            messages.push((at, topic.clone(), env.to_owned()));
+            messages.push((sent_at(env).to_owned(), topic.clone(), env.to_owned()));
         }
     }
     messages.sort();
     messages.into_iter().map(|(_, t, e)| (t, e)).collect()
+}
+
+/// An envelope's `sent_at` (JSON), as it is written: RFC 3339 UTC.
+pub fn sent_at(envelope: &str) -> &str {
+    envelope
+        .split("\"sent_at\":\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("sent_at")
 }
 
 /// Publishes a simulated city's envelopes (fast mode) to the broker on `port`: one

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use simulator::scenario::Scenario;
-use testkit::{free_port, wait_for, ClickHouse, KillOnDrop, Mosquitto};
+use testkit::{free_port, sent_at, wait_for, ClickHouse, KillOnDrop, Mosquitto};
 
 use crate::util::{assert_success, collector, first_store, import_calibration, COLLECTOR};
 
@@ -476,8 +476,8 @@ fn an_inventory_refresh_during_an_outage_keeps_the_last_inventory() {
 }
 
 /// A calibration imported while the collector runs is used from the next read of the
-/// inventory on: the windows estimated after it are scaled by it, and say so; those written
-/// before stay as they were.
+/// inventory on: the windows estimated after it (those of later sightings, and those of
+/// earlier ones that later sightings changed) are scaled by it, and say so.
 #[test]
 fn a_calibration_imported_while_the_collector_runs_scales_the_windows_after_it() {
     let s = setup();
@@ -526,11 +526,12 @@ fn a_calibration_imported_while_the_collector_runs_scales_the_windows_after_it()
     );
     // The windows as they stand: those of the second half estimated under the calibration
     // (and those of the first that later sightings changed).
-    let after =
-        s.ch.query(&format!(
+    let after = s.ch.query(&format!(
         "SELECT countIf(calibrated = 1 AND people > 0), countIf(calibrated = 0 AND people > 0) \
          FROM recal.occupancy FINAL WHERE site = '{site}' AND start_ms >= {}",
-        s.messages[half..].first().map_or(0, |(_, env)| sent_ms(env))
+        chrono::DateTime::parse_from_rfc3339(sent_at(&s.messages[half].1))
+            .expect("RFC 3339")
+            .timestamp_millis()
     ));
     assert_eq!(
         after
@@ -540,18 +541,6 @@ fn a_calibration_imported_while_the_collector_runs_scales_the_windows_after_it()
         [true, false],
         "windows after the import with people, calibrated and not: {after}"
     );
-}
-
-/// The time an envelope was sent, ms since the epoch.
-fn sent_ms(envelope: &str) -> i64 {
-    let at = envelope
-        .split("\"sent_at\":\"")
-        .nth(1)
-        .and_then(|r| r.split('"').next())
-        .expect("sent_at");
-    chrono::DateTime::parse_from_rfc3339(at)
-        .expect("RFC 3339")
-        .timestamp_millis()
 }
 
 /// Versions rise from what the tables hold, not from the wall clock alone: after a clock
@@ -940,15 +929,6 @@ fn late_sightings_whose_recompute_a_kill_cut_short_are_recomputed_at_the_next_st
         "the start found the late sightings unsettled; log:\n{}",
         after()
     );
-}
-
-/// An envelope's `sent_at` (JSON).
-fn sent_at(envelope: &str) -> &str {
-    envelope
-        .split("\"sent_at\":\"")
-        .nth(1)
-        .and_then(|r| r.split('"').next())
-        .expect("sent_at")
 }
 
 /// The collector's peak resident memory (VmHWM), bytes.
