@@ -19,8 +19,9 @@
 #   (default target/city-bench); LOADS of each dashboard page (default 10).
 #   AGE=60 (the agents' batch age, seconds), SLOT_MINS=5, BACKLOG=20000, HORIZON_HOURS=6
 #   (the collector's visits.horizon_hours), PEOPLE= (scales the population down, for a quicker try) in the
-#   environment; BASELINE=PATH times another build's footfall-attribution on the same data
-#   in the same run (the one before a change), and says whether its tables are the same;
+#   environment; REPORT_RUNS=3 reports are timed, the median counted; BASELINE=PATH times
+#   another build's footfall-attribution on the same data in the same run (the one before a
+#   change), a run of it after each of this build's, and says whether its tables are the same;
 #   HOLD=1 stops after the report (the month compacted, its scans timed) and keeps ClickHouse
 #   up (its ports in the log) for runs by hand, until the script is killed; COLLECTOR=PATH
 #   ingests with another build's footfall-collector (the one before a change, for a
@@ -291,29 +292,47 @@ for q in "${scans[@]:0:2}"; do
   q=${q/FROM ad_plays/FROM ad_plays FINAL}
   log "scan with FINAL $(scan "$q") s: $q"
 done
-# A report that fails (a query over the server's memory limit) is logged, and the pages are
-# still measured.
-if NO_COLOR=1 timed report "$BIN/footfall-attribution" --log warn,attribution::data=debug \
-    report --campaign "$campaign" --out "$W/report" --clickhouse-url "http://127.0.0.1:$hport" \
-    --board-capture 0.8:0.05 --store-capture 0.43:0.03 2> "$DIR/report.log"; then
-  report_ok=1
+# The report REPORT_RUNS times (default 3; with BASELINE, each run beside one of the baseline's,
+# alternated), its time the median of the runs, as each scan's is. A report that fails (a
+# query over the server's memory limit) is logged, and the pages are still measured.
+# report_run NAME BIN OUT: one report into OUT, its log in $DIR/NAME.log; its wall seconds in
+# $DIR/NAME.time (`timed`).
+report_run() {
+  rm -rf "$3"
+  NO_COLOR=1 timed "$1" "$2" --log warn,attribution::data=debug report --campaign "$campaign" \
+    --out "$3" --clickhouse-url "http://127.0.0.1:$hport" --board-capture 0.8:0.05 \
+    --store-capture 0.43:0.03 2> "$DIR/$1.log"
+}
+# median FILE...: the median of the wall seconds in the `timed` files (the middle run, or the
+# mean of the two middle ones).
+median() {
+  for f in "$@"; do tail -1 "$f" | cut -d' ' -f1; done | sort -n \
+    | awk '{ v[NR] = $1 } END { print (v[int((NR + 1) / 2)] + v[int(NR / 2) + 1]) / 2 }'
+}
+reports=() baselines=()
+for i in $(seq "${REPORT_RUNS:-3}"); do
+  if report_run "report-$i" "$BIN/footfall-attribution" "$W/report"; then
+    reports+=("$DIR/report-$i.time")
+    grep -o 'query done.*' "$DIR/report-$i.log" | sed 's/^/  /' | tee -a "$DIR/city.log"
+  else
+    log "report FAILED: $(grep -v 'query done' "$DIR/report-$i.log" | tail -2)"
+  fi
+  if [ -n "${BASELINE:-}" ]; then
+    if report_run "report-baseline-$i" "$BASELINE" "$W/report-baseline"; then
+      baselines+=("$DIR/report-baseline-$i.time")
+    else
+      log "baseline report FAILED: $(grep -v 'query done' "$DIR/report-baseline-$i.log" | tail -3)"
+    fi
+  fi
+done
+ratio() { python3 -c "print(round($1 / $scan_total, 2))"; }
+if [ "${#reports[@]}" -gt 0 ]; then
+  report_secs=$(median "${reports[@]}")
+  log "report / scan of its columns: $report_secs / $scan_total s = $(ratio "$report_secs") (the median of ${#reports[@]} runs)"
 fi
-grep -o 'query done.*' "$DIR/report.log" | sed 's/^/  /' | tee -a "$DIR/city.log"
-if [ -n "${report_ok:-}" ]; then
-  read -r report_secs _ < <(tail -1 "$DIR/report.time")
-  log "report / scan of its columns: $report_secs / $scan_total s = $(python3 -c "print(round($report_secs / $scan_total, 2))")"
-else
-  log "report FAILED: $(grep -v 'query done' "$DIR/report.log" | tail -2)"
-fi
-if [ -n "${BASELINE:-}" ] && ! NO_COLOR=1 timed report-baseline "$BASELINE" --log \
-    warn,attribution::data=debug report --campaign "$campaign" --out "$W/report-baseline" \
-    --clickhouse-url "http://127.0.0.1:$hport" --board-capture 0.8:0.05 \
-    --store-capture 0.43:0.03 2> "$DIR/report-baseline.log"; then
-  log "baseline report FAILED: $(grep -v 'query done' "$DIR/report-baseline.log" | tail -3)"
-elif [ -n "${BASELINE:-}" ]; then
-  grep -o 'query done.*' "$DIR/report-baseline.log" | sed 's/^/  baseline: /' | tee -a "$DIR/city.log"
-  read -r base_secs _ < <(tail -1 "$DIR/report-baseline.time")
-  log "baseline report / scan of its columns: $base_secs / $scan_total s = $(python3 -c "print(round($base_secs / $scan_total, 2))")"
+if [ "${#baselines[@]}" -gt 0 ]; then
+  base_secs=$(median "${baselines[@]}")
+  log "baseline report / scan of its columns: $base_secs / $scan_total s = $(ratio "$base_secs") (the median of ${#baselines[@]} runs)"
   for t in windows.csv boards.csv daily.csv curves.csv; do
     if cmp -s "$W/report/$t" "$W/report-baseline/$t"; then log "report $t: the same as the baseline's"
     else log "report $t: DIFFERS from the baseline's"; fi
