@@ -1088,6 +1088,80 @@ mod tests {
     }
 
     #[test]
+    fn windows_estimated_as_the_watermark_moves_on_equal_those_of_all_the_sightings_at_once() {
+        // Eight hours of a room, delivered a few sightings at a time, each delivery followed
+        // by an emit (the windows become final one at a time, as in a live stream): phones
+        // whose addresses rotate, a chain continued under a new link from an address of the
+        // one before (the chains join; the joining sighting often an hour late), long stays
+        // sent as open updates first, two devices heard all day (fixtures), other sightings
+        // an hour late. Every window as last written equals the offline estimate of the
+        // final versions.
+        let rules = rules();
+        let horizon = 48 * 60 * MIN;
+        let mut rng = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        // (sighting, delivered at): the final versions, and the updates sent before them.
+        let mut sent: Vec<(Seen, i64)> = Vec::new();
+        let mut finals: Vec<Seen> = Vec::new();
+        for phone in 0..24u64 {
+            let mut t = next(420) as i64;
+            let mut address = phone * 1000;
+            for j in 0..(4 + next(14)) {
+                let last = t + 1 + next(if j % 5 == 4 { 50 } else { 4 }) as i64;
+                let mut s = seen(address, t, last);
+                (s.class, s.link, s.fingerprint) = (1, phone * 100 + j / 6, phone as u32);
+                s.rssi_max = -45 - next(30) as i8;
+                // A new chain's first sighting is of the last address of the one before.
+                if j % 6 != 5 {
+                    address += 1;
+                }
+                for update in (t + 10..last).step_by(10) {
+                    let mut open = s.clone();
+                    (open.last_ms, open.is_final) = (T0 + update * MIN, false);
+                    sent.push((open, update));
+                }
+                // Late: now and then, and often the sighting that joins two chains (after
+                // the windows of both were written).
+                let late = if next(12) == 0 || (j % 6 == 0 && j > 0 && next(2) == 0) {
+                    60
+                } else {
+                    next(4) as i64
+                };
+                sent.push((s.clone(), last + late));
+                finals.push(s);
+                let pause = if next(3) == 0 { 90 } else { 8 };
+                t = last + next(pause) as i64;
+            }
+        }
+        for fixture in [7_000_001u64, 7_000_002] {
+            for k in 0..24 {
+                let s = seen(fixture, k * 20, k * 20 + 2);
+                sent.push((s.clone(), k * 20 + 2));
+                finals.push(s);
+            }
+        }
+        sent.sort_by_key(|(s, at)| (*at, s.device, s.last_ms));
+        let mut o = Occupancy::new(usize::MAX, i64::MIN);
+        let mut rows = Vec::new();
+        for (k, chunk) in sent.chunks(3).enumerate() {
+            let w = Some(T0 + (chunk[chunk.len() - 1].1 - 2) * MIN);
+            for (s, _) in chunk {
+                o.insert(s, w, horizon);
+            }
+            o.emit(w, horizon, &rules, k as u64, &mut rows);
+        }
+        o.emit(None, horizon, &rules, u64::MAX, &mut rows);
+        let want = offline(&finals);
+        assert!(want.values().any(|&p| p >= 4.0), "{want:?}");
+        assert_eq!(latest(&rows), want);
+    }
+
+    #[test]
     fn a_sighting_sent_again_and_again_while_open_is_held_once_and_counted_as_its_last_version() {
         // A laptop heard for three hours (not yet a fixture): its agent sends the open
         // sighting every hour (`sightings.interim_secs`), each version an hour behind the
