@@ -481,13 +481,7 @@ mod tests {
             .into_iter()
             .map(Arc::from)
             .collect();
-        let mut x = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = |n: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % n
-        };
+        let mut next = testkit::xorshift(0x2545_f491_4f6c_dd1d);
         let mut rows = Vec::new();
         let mut sent = Vec::new();
         for _ in 0..400 {

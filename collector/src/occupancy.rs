@@ -1098,13 +1098,7 @@ mod tests {
         // final versions.
         let rules = rules();
         let horizon = 48 * 60 * MIN;
-        let mut rng = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = |n: u64| {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng % n
-        };
+        let mut next = testkit::xorshift(0x2545_f491_4f6c_dd1d);
         // (sighting, delivered at): the final versions, and the updates sent before them.
         let mut sent: Vec<(Seen, i64)> = Vec::new();
         let mut finals: Vec<Seen> = Vec::new();

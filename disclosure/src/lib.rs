@@ -140,13 +140,7 @@ mod tests {
     #[test]
     fn no_subtraction_recovers_a_small_figure() {
         let k = [50, 10];
-        let mut state = 0x2545_f491_4f6c_dd1d_u64;
-        let mut next = |m: u64| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state % m
-        };
+        let mut next = testkit::xorshift(0x2545_f491_4f6c_dd1d);
         let mut old_rule_leaks = 0;
         for _ in 0..2000 {
             let n = 1 + next(9) as usize;

@@ -63,6 +63,19 @@ pub fn workspace_bin(name: &str) -> PathBuf {
     bin
 }
 
+/// A seeded generator of made-up test data (xorshift64): each call gives a number in
+/// `[0, n)`. The same seed gives the same data on every machine, so a failure can be run
+/// again.
+pub fn xorshift(seed: u64) -> impl FnMut(u64) -> u64 {
+    let mut x = seed;
+    move |n| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    }
+}
+
 /// A free TCP port on 127.0.0.1 for a server a test starts, never the same twice in one
 /// process, and below the kernel's ephemeral range: an outgoing connection (any client's local
 /// port) cannot take it between its choice here and the server's bind, nor while a test has
