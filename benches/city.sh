@@ -328,11 +328,11 @@ done
 ratio() { python3 -c "print(round($1 / $scan_total, 2))"; }
 if [ "${#reports[@]}" -gt 0 ]; then
   report_secs=$(median "${reports[@]}")
-  log "report / scan of its columns: $report_secs / $scan_total s = $(ratio "$report_secs") (the median of ${#reports[@]} runs)"
+  log "report / scan of its columns: $report_secs / $scan_total s = $(ratio "$report_secs") (median of ${#reports[@]} runs)"
 fi
 if [ "${#baselines[@]}" -gt 0 ]; then
   base_secs=$(median "${baselines[@]}")
-  log "baseline report / scan of its columns: $base_secs / $scan_total s = $(ratio "$base_secs") (the median of ${#baselines[@]} runs)"
+  log "baseline report / scan of its columns: $base_secs / $scan_total s = $(ratio "$base_secs") (median of ${#baselines[@]} runs)"
   for t in windows.csv boards.csv daily.csv curves.csv; do
     if cmp -s "$W/report/$t" "$W/report-baseline/$t"; then log "report $t: the same as the baseline's"
     else log "report $t: DIFFERS from the baseline's"; fi
