@@ -12,6 +12,7 @@
 //! - [`make_test_pki`]: a throwaway CA and server certificate.
 //! - [`module_cycles`]: the modules of a crate that import one another.
 //! - [`metrics_text`] and [`metric`]: a process's Prometheus metrics, as a scraper reads them.
+//! - [`xorshift`]: seeded made-up data for tests that draw many cases.
 
 mod chdb;
 mod clickhouse;
