@@ -951,24 +951,17 @@ mod tests {
         v
     }
 
-    /// A deterministic shuffle (xorshift), so the test needs no RNG crate.
-    fn shuffle<T>(v: &mut [T], mut x: u64) {
+    /// A deterministic shuffle, so the test needs no RNG crate.
+    fn shuffle<T>(v: &mut [T], seed: u64) {
+        let mut next = testkit::xorshift(seed);
         for i in (1..v.len()).rev() {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            v.swap(i, (x % (i as u64 + 1)) as usize);
+            v.swap(i, next(i as u64 + 1) as usize);
         }
     }
 
     fn workload(seed: u64) -> Vec<Seen> {
-        let mut x = seed;
-        let mut next = move |m: i64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x % m as u64) as i64
-        };
+        let mut draw = testkit::xorshift(seed);
+        let mut next = move |m: i64| draw(m as u64) as i64;
         let mut v = Vec::new();
         for key in 0..400u64 {
             let site = ["store-a", "store-b", "board"][next(3) as usize];

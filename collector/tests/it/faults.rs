@@ -968,13 +968,8 @@ fn floods_of_made_up_keys_unknown_sensors_duplicates_and_oversized_messages_stay
     let mut run = s.start(&cfg, "flood");
     let at = sent_at(&s.messages[0].1).to_owned();
     // 40 envelopes of 500 made-up keys each: 20,000 devices at one site.
-    let mut rng = 0x9e37_79b9_7f4a_7c15_u64;
-    let mut key = move || {
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        rng
-    };
+    let mut draw = testkit::xorshift(0x9e37_79b9_7f4a_7c15);
+    let mut key = move || draw(u64::MAX);
     let envelope = |sensor: &str, site: &str, seq: u64, keys: &mut dyn FnMut() -> u64| {
         let sightings: Vec<String> = (0..500)
             .map(|_| {
