@@ -320,6 +320,8 @@ for i in $(seq "${REPORT_RUNS:-3}"); do
   if [ -n "${BASELINE:-}" ]; then
     if report_run "report-baseline-$i" "$BASELINE" "$W/report-baseline"; then
       baselines+=("$DIR/report-baseline-$i.time")
+      grep -o 'query done.*' "$DIR/report-baseline-$i.log" | sed 's/^/  baseline: /' \
+        | tee -a "$DIR/city.log"
     else
       log "baseline report FAILED: $(grep -v 'query done' "$DIR/report-baseline-$i.log" | tail -3)"
     fi
