@@ -526,11 +526,13 @@ pub fn data_end_query(last: u16) -> String {
 }
 
 /// The temporary tables of the report's session: what its later statements select by.
-/// The next epoch's keys of the flight's passes and links whose pairs the report reads
-/// ([`crate::bridge::Bridge::wanted`]).
+/// The keys of the flight's passes and links whose pairs the report reads
+/// ([`crate::bridge::Bridge::wanted`]): the next epoch's, by their next key ...
 pub const NEXT: &str = "report_next";
-/// The arms' keys: their own, then also the next keys paired with them
-/// ([`crate::bridge::Bridge::arms_next`]): their pairs and stays are selected by them.
+/// ... and those of the epoch before the boundary, by their key there.
+pub const BEFORE: &str = "report_before";
+/// The arms' keys: their own, and the next keys paired with them
+/// ([`crate::bridge::Bridge::arms_next`]): their stays are selected by them.
 pub const KEYS: &str = "report_keys";
 /// The linked arms' cards (device, t0, card), whose receipts are the revenue.
 pub const LINKED: &str = "report_linked";
@@ -546,8 +548,8 @@ fn temporary(name: &'static str, columns: &str) -> (&'static str, String) {
 
 /// The report's SQL, built for one campaign.
 pub struct Queries {
-    /// Creates the session's tables ([`NEXT`], [`KEYS`], [`LINKED`]), empty: what each
-    /// statement does (for the log and errors), and its SQL.
+    /// Creates the session's tables ([`NEXT`], [`BEFORE`], [`KEYS`], [`LINKED`]), empty:
+    /// what each statement does (for the log and errors), and its SQL.
     pub setup: Vec<(&'static str, String)>,
     /// The flight's passes under their own keys: device, epoch, board, first and last ms,
     /// a global address.
@@ -575,12 +577,13 @@ pub fn links_query(epochs: std::ops::RangeInclusive<u32>, compacted: &Compacted)
     )
 }
 
-/// The pairs (next key, key before) of `bridges` from epoch `e` whose `column` (`next` or
-/// `device`) is a key in the session's table `keys`, one per next key.
-pub fn pairs_query(e: u32, column: &str, keys: &str) -> String {
+/// The pairs (next key, key before) of `bridges` from epoch `e` whose next key is in
+/// [`NEXT`] or whose key before is in [`BEFORE`], one per next key.
+pub fn pairs_query(e: u32) -> String {
     format!(
         "SELECT next, any(device) FROM bridges WHERE epoch = {e} \
-         AND {column} GLOBAL IN (SELECT device FROM {keys}) GROUP BY next"
+         AND (next GLOBAL IN (SELECT device FROM {NEXT}) \
+         OR device GLOBAL IN (SELECT device FROM {BEFORE})) GROUP BY next"
     )
 }
 
@@ -606,6 +609,7 @@ pub fn queries(
     let (d_from, d_to) = (date(from - DAY_MS), date(to + DAY_MS));
     let setup = vec![
         temporary(NEXT, "device UInt64"),
+        temporary(BEFORE, "device UInt64"),
         temporary(KEYS, "device UInt64"),
         temporary(LINKED, "device UInt64, t0 Int64, loyalty_id String"),
     ];
@@ -827,16 +831,16 @@ async fn read(
     let mut bridge = Bridge::new(bridge_epoch);
     let db = session;
     if let Some(e) = bridge.epoch() {
-        let next = bridge.wanted(
+        let wanted = bridge.wanted(
             passes
                 .iter()
-                .map(|p| (p.epoch, p.device))
-                .chain(links.iter().map(|l| (l.0, l.1))),
+                .map(|p| (p.epoch, p.device, p.linkable))
+                .chain(links.iter().map(|l| (l.0, l.1, true))),
         );
-        write_keys(db, NEXT, &next).await?;
+        write_keys(db, NEXT, &wanted.next).await?;
+        write_keys(db, BEFORE, &wanted.before).await?;
         let pairs = timed("the pairs of the passes and links", || {
-            db.query(&pairs_query(e, "next", NEXT))
-                .fetch_all::<(u64, u64)>()
+            db.query(&pairs_query(e)).fetch_all::<(u64, u64)>()
         })
         .await?;
         bridge.add(pairs);
@@ -846,17 +850,11 @@ async fn read(
     let plays = units::Plays::new(campaign.boards.len(), plays);
     let flight = units::flight(&mut passes, &plays, rules.pad_ms, campaign.loop_ms());
     drop(passes);
-    let devices: Vec<u64> = flight.arms.iter().map(|a| a.device).collect();
-    write_keys(db, KEYS, &devices).await?;
-    if let Some(e) = bridge.epoch() {
-        let pairs = timed("the pairs of the arms", || {
-            db.query(&pairs_query(e, "device", KEYS))
-                .fetch_all::<(u64, u64)>()
-        })
-        .await?;
-        bridge.add(pairs);
-        write_keys(db, KEYS, &bridge.arms_next(&flight.arms)).await?;
-    }
+    // The arms' keys, and the next keys of those before the boundary: every arm of that
+    // epoch is a pass's key there, so its pair was read with the passes'.
+    let mut keys: Vec<u64> = flight.arms.iter().map(|a| a.device).collect();
+    keys.extend(bridge.arms_next(&flight.arms));
+    write_keys(db, KEYS, &keys).await?;
     // The stores by index: the stays name theirs so.
     let mut names: Vec<&str> = stores.keys().map(String::as_str).collect();
     names.sort_unstable();

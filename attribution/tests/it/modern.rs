@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use attribution::bridge::{self, Bridge, Links};
 use attribution::data::{
     data_end_query, epoch_days_query, epochs_query, links_query, pairs_query, queries, Campaign,
-    Queries, Rules, KEYS, LINKED, NEXT,
+    Queries, Rules, BEFORE, KEYS, LINKED, NEXT,
 };
 use attribution::design::{Params, PassClass};
 use attribution::units::{self, Flight, Pass, Play, Plays, Stay};
@@ -156,16 +156,15 @@ impl Report<'_> {
             .collect();
         let mut bridge = Bridge::new(bridged);
         if let Some(e) = bridged {
-            let next = bridge.wanted(
+            let wanted = bridge.wanted(
                 passes
                     .iter()
-                    .map(|p| (p.epoch, p.device))
-                    .chain(links.iter().map(|l| (l.0, l.1))),
+                    .map(|p| (p.epoch, p.device, p.linkable))
+                    .chain(links.iter().map(|l| (l.0, l.1, true))),
             );
-            setup.extend(keys(NEXT, &next));
-            bridge.add(pairs(
-                &testkit::chdb_queries(&setup, &[pairs_query(e, "next", NEXT)])[0],
-            ));
+            setup.extend(keys(NEXT, &wanted.next));
+            setup.extend(keys(BEFORE, &wanted.before));
+            bridge.add(pairs(&testkit::chdb_queries(&setup, &[pairs_query(e)])[0]));
         }
         let links = Links::new(links, &bridge);
         bridge::follow(&mut passes, &bridge, &links);
@@ -175,14 +174,9 @@ impl Report<'_> {
             rules.pad_ms,
             c.loop_ms(),
         );
-        let devices: Vec<u64> = flight.arms.iter().map(|a| a.device).collect();
-        setup.extend(keys(KEYS, &devices));
-        if let Some(e) = bridged {
-            bridge.add(pairs(
-                &testkit::chdb_queries(&setup, &[pairs_query(e, "device", KEYS)])[0],
-            ));
-            setup.extend(keys(KEYS, &bridge.arms_next(&flight.arms)));
-        }
+        let mut arm_keys: Vec<u64> = flight.arms.iter().map(|a| a.device).collect();
+        arm_keys.extend(bridge.arms_next(&flight.arms));
+        setup.extend(keys(KEYS, &arm_keys));
         setup.extend(insert(
             LINKED,
             links
@@ -334,7 +328,8 @@ fn the_report_queries_run_on_a_current_clickhouse() {
 
 /// Across an epoch boundary: the pass under one key, the store visit (and the loyalty link)
 /// under the next epoch's, with the collector's pair between them. Bridged, one unit that
-/// converted; not bridged, a unit that did not. A passer seen on both sides is one passer.
+/// converted; not bridged, a unit that did not. A passer seen on both sides is one passer,
+/// and a randomized address linked only before the boundary is linkable after it.
 #[test]
 fn a_bridged_boundary_keeps_one_device_one_unit() {
     let campaign = campaign(
@@ -347,7 +342,8 @@ fn a_bridged_boundary_keeps_one_device_one_unit() {
     // the 9th; its loyalty link, which makes it linkable (its address is local), only under
     // the new key. Device 70 (unlinked, so not a unit)
     // passes on the 7th, and as 80 on the 8th. Device 9 passes on the 7th and visits the
-    // store as 90, with neither a link nor a pass under its new key.
+    // store as 90, with neither a link nor a pass under its new key. Device 11 (local) is
+    // linked under its old key only, and passes as 12 on the 8th, out of rotation.
     let rows = [
         "INSERT INTO visits (site, day, device, visit_id, epoch, class, first_ms, last_ms, kind, version) \
          VALUES ('board-1', '2026-03-07', 7, 1, 455, 'local', 1772900000000, 1772900005000, 'visitor', 1)",
@@ -360,8 +356,11 @@ fn a_bridged_boundary_keeps_one_device_one_unit() {
         "INSERT INTO visits (site, day, device, visit_id, epoch, class, first_ms, last_ms, kind, version) \
          VALUES ('board-1', '2026-03-07', 9, 5, 455, 'global', 1772900001000, 1772900006000, 'visitor', 1), \
          ('acme-1', '2026-03-09', 90, 6, 456, 'global', 1773000000000, 1773000600000, 'visitor', 1)",
-        "INSERT INTO bridges VALUES (455, 7, 8), (455, 7, 8), (455, 70, 80), (455, 9, 90)",
-        "INSERT INTO links VALUES (456, 8, 'card-7', 0)",
+        "INSERT INTO visits (site, day, device, visit_id, epoch, class, first_ms, last_ms, kind, version) \
+         VALUES ('board-1', '2026-03-08', 12, 7, 456, 'local', 1773000200000, 1773000205000, 'visitor', 1)",
+        "INSERT INTO bridges VALUES (455, 7, 8), (455, 7, 8), (455, 70, 80), (455, 9, 90), \
+         (455, 11, 12)",
+        "INSERT INTO links VALUES (456, 8, 'card-7', 0), (455, 11, 'card-11', 0)",
         "INSERT INTO receipts VALUES ('acme-1', '2026-03-09', 'r1', 1773000300000, 1250, 'EUR', 'card-7')",
     ];
     let data: Vec<String> = MIGRATIONS
@@ -417,8 +416,8 @@ fn a_bridged_boundary_keeps_one_device_one_unit() {
     );
     assert_eq!(
         (flight.passers, flight.linkable_passers),
-        (3, 2),
-        "three passers, two linkable"
+        (4, 3),
+        "four passers, three linkable (11 as 12 through its old key's link)"
     );
     let (flight, units, lines) = run(None);
     assert_eq!(units.len(), 1, "not bridged, 7 is not linked: {lines:?}");
@@ -430,8 +429,8 @@ fn a_bridged_boundary_keeps_one_device_one_unit() {
     assert_eq!(lines[0], "", "no link for key 7: {lines:?}");
     assert_eq!(
         (flight.passers, flight.linkable_passers),
-        (4, 1),
-        "not bridged: 70 and 80 are two passers, 7 is not linked"
+        (5, 1),
+        "not bridged: 70 and 80 are two passers, 7 and 12 are not linked"
     );
 }
 
