@@ -827,15 +827,25 @@ fn weighted_median(pairs: impl Iterator<Item = (f64, f64)>) -> Option<f64> {
     v.last().map(|(r, _)| *r)
 }
 
+/// The tests' time: minutes from `T0`, and their sightings (the traffic's and the
+/// occupancy stage's tests use them too).
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    const MIN: i64 = 60_000;
-    const T0: i64 = 1_710_403_200_000; // 2024-03-14T08:00Z
+    pub(crate) const MIN: i64 = 60_000;
+    pub(crate) const T0: i64 = 1_710_403_200_000; // 2024-03-14T08:00Z
 
-    /// A sighting of address `device` with the link `link` (a randomized address's chain).
-    fn s(device: u64, global: bool, link: u64, first_min: i64, last_min: i64, rssi: i8) -> Sensed {
+    /// A sighting of address `device` with the link `link` (a randomized address's chain),
+    /// from `first_min` to `last_min` minutes after `T0`.
+    pub(crate) fn s(
+        device: u64,
+        global: bool,
+        link: u64,
+        first_min: i64,
+        last_min: i64,
+        rssi: i8,
+    ) -> Sensed {
         Sensed {
             device,
             link,

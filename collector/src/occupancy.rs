@@ -596,9 +596,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-
-    const MIN: i64 = 60_000;
-    const T0: i64 = 1_710_403_200_000; // 2024-03-14T08:00Z
+    use crate::counting::tests::{MIN, T0};
 
     fn seen(device: u64, first_min: i64, last_min: i64) -> Seen {
         Seen {

@@ -231,21 +231,7 @@ fn per_hour(mut pairs: Vec<(usize, u64)>, n: usize) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const MIN: i64 = 60_000;
-    const T0: i64 = 1_710_403_200_000; // 2024-03-14T08:00Z
-
-    fn s(device: u64, global: bool, link: u64, first_min: i64, last_min: i64, rssi: i8) -> Sensed {
-        Sensed {
-            device,
-            link,
-            global,
-            fingerprint: 0,
-            first_ms: T0 + first_min * MIN,
-            last_ms: T0 + last_min * MIN,
-            rssi_max: rssi,
-        }
-    }
+    use crate::counting::tests::{s, MIN, T0};
 
     /// The hours, with the identities of the same sightings.
     fn hours_of(
