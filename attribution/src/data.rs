@@ -294,10 +294,10 @@ fn date(ms: i64) -> String {
     format!("toDate({})", bound(iso_day(ms)))
 }
 
-/// Retained visits meeting `cond` (one row per visit, FINAL where a partition is not
-/// compacted): `cols` of them.
-fn visits(compacted: &Compacted, cols: &str, cond: &str) -> String {
-    compacted.rows("visits", cols, &format!("retracted = 0 AND {cond}"))
+/// Retained visits meeting `cond`, and `pre` before it ([`Compacted::rows_pre`]): `cols`
+/// of them (one row per visit, FINAL where a partition is not compacted).
+fn visits(compacted: &Compacted, cols: &str, pre: Option<&str>, cond: &str) -> String {
+    compacted.rows_pre("visits", cols, pre, &format!("retracted = 0 AND {cond}"))
 }
 
 /// The period a report reads, and its partitions' days.
@@ -619,6 +619,7 @@ pub fn queries(
         visits(
             compacted,
             "device, epoch, site, first_ms, last_ms, class",
+            None,
             &format!(
                 "site IN ({boards}) AND day >= {d_from} AND day <= {d_to} AND kind = 'visitor' \
                  AND first_ms >= {from} AND first_ms < {to}"
@@ -640,16 +641,15 @@ pub fn queries(
         )
     );
     // The arms' stays at every store over the report's period, for the staff rule and the
-    // outcomes.
+    // outcomes: by the arms' keys first, which keep an eighth of the stores' visits in a
+    // month of a city (the rest of the condition is then evaluated on those alone).
     let stays = format!(
         "SELECT device, epoch, site, day, kind = 'visitor', first_ms, last_ms FROM {}",
         visits(
             compacted,
             "device, epoch, site, day, kind, first_ms, last_ms",
-            &format!(
-                "site IN ({all_stores}) AND day >= {s_from} AND day <= {s_to} \
-                 AND device GLOBAL IN (SELECT device FROM {KEYS})"
-            )
+            Some(&format!("device GLOBAL IN (SELECT device FROM {KEYS})")),
+            &format!("site IN ({all_stores}) AND day >= {s_from} AND day <= {s_to}")
         )
     );
     // One aggregate per window, over the receipts in (t0, t0 + W].

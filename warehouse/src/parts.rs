@@ -157,8 +157,16 @@ impl Compacted {
     /// `(SELECT {cols} FROM {table} WHERE {cond})` with one row per key: the compacted
     /// partitions read plainly, the others with `FINAL` (each partition read once).
     pub fn rows(&self, table: &str, cols: &str, cond: &str) -> String {
+        self.rows_pre(table, cols, None, cond)
+    }
+
+    /// [`Compacted::rows`], with the rows first filtered by `pre` (`PREWHERE`): the rest of
+    /// the condition is evaluated on the rows it keeps only. `pre` reads key columns alone,
+    /// since a read with `FINAL` filters by it before it collapses the versions of a key.
+    pub fn rows_pre(&self, table: &str, cols: &str, pre: Option<&str>, cond: &str) -> String {
+        let pre = pre.map_or(String::new(), |p| format!(" PREWHERE {p}"));
         let select = |fin: &str, extra: &str| {
-            format!("SELECT {cols} FROM {table}{fin} WHERE ({cond}){extra}")
+            format!("SELECT {cols} FROM {table}{fin}{pre} WHERE ({cond}){extra}")
         };
         match self.split(table) {
             (plain, true) if plain.is_empty() => format!("({})", select(" FINAL", "")),
@@ -258,6 +266,14 @@ mod tests {
             "(SELECT device FROM visits WHERE (site = 's') AND toYYYYMM(day) IN (202602) \
              UNION ALL SELECT device FROM visits FINAL WHERE (site = 's') \
              AND toYYYYMM(day) NOT IN (202602))"
+        );
+        assert_eq!(
+            c.rows_pre("visits", "device", Some("device = 7"), "site = 's'"),
+            "(SELECT device FROM visits PREWHERE device = 7 WHERE (site = 's') \
+             AND toYYYYMM(day) IN (202602) \
+             UNION ALL SELECT device FROM visits FINAL PREWHERE device = 7 WHERE (site = 's') \
+             AND toYYYYMM(day) NOT IN (202602))",
+            "the rows first filtered by it, in both reads"
         );
         assert_eq!(
             c.rows("links", "device", "1"),
