@@ -36,24 +36,29 @@ impl Bridge {
         self.epoch
     }
 
-    /// The keys among `keys` (epoch, device, and whether the key is a global address's or a
-    /// loyalty link's) whose pairs the report needs, each sorted, once each (none when no
-    /// boundary is bridged):
+    /// The keys of the flight's `passes` (as read: linkable where global) and of the loyalty
+    /// `links` (epoch, device, card) whose pairs the report needs, each sorted, once each
+    /// (none when no boundary is bridged):
     /// - `next`: the next epoch's keys of global addresses and links. Followed across the
     ///   boundary, each can be an arm's, or its link.
     /// - `before`: every key of the epoch before. A next key paired with one of them is the
     ///   same device as a pass or a link the report holds; and every arm of that epoch is
     ///   one of them, so these are also the pairs its stays after the boundary are found by
-    ///   ([`Bridge::arms_next`]).
+    ///   ([`Bridge::stay_keys`]).
     ///
     /// A next key in neither (a randomized address's pass) counts the same under either key,
     /// so its pair is not read: a month of a city's report sends 0.35 M keys, where all the
     /// next keys were 2.24 M (benches/README.md, "Run 37").
-    pub fn wanted(&self, keys: impl IntoIterator<Item = (u32, u64, bool)>) -> Wanted {
+    pub fn wanted(&self, passes: &[Pass], links: &[(u32, u64, String)]) -> Wanted {
         let mut wanted = Wanted::default();
         let Some(before) = self.epoch else {
             return wanted;
         };
+        let keys = (passes.iter().map(|p| (p.epoch, p.device, p.linkable))).chain(
+            links
+                .iter()
+                .map(|&(epoch, device, _)| (epoch, device, true)),
+        );
         for (epoch, device, sure) in keys {
             if epoch == before {
                 wanted.before.push(device);
@@ -113,9 +118,9 @@ impl Bridge {
         }
     }
 
-    /// The next keys paired with an arm of the epoch before the boundary, sorted: with the
-    /// arms' own, what their stays are selected by.
-    pub fn arms_next(&self, arms: &[Arm]) -> Vec<u64> {
+    /// What the arms' stays are selected by: their own keys, in order, then the next keys
+    /// paired with an arm of the epoch before the boundary, sorted.
+    pub fn stay_keys(&self, arms: &[Arm]) -> Vec<u64> {
         let before: FxHashSet<u64> = arms
             .iter()
             .filter(|a| Some(a.epoch) == self.epoch)
@@ -128,7 +133,7 @@ impl Bridge {
             .map(|(&next, _)| next)
             .collect();
         next.sort_unstable();
-        next
+        arms.iter().map(|a| a.device).chain(next).collect()
     }
 }
 
@@ -229,22 +234,34 @@ mod tests {
         }
     }
 
+    fn pass(device: u64, epoch: u32, linkable: bool) -> Pass {
+        Pass {
+            device,
+            epoch,
+            board: 0,
+            first_ms: 0,
+            last_ms: 0,
+            linkable,
+        }
+    }
+
     #[test]
     fn next_keys_with_a_pair_take_the_key_before() {
         let mut b = Bridge::new(Some(455));
+        let passes = [
+            pass(9, 456, true),
+            pass(7, 455, false),
+            pass(8, 456, true),
+            pass(8, 456, true),
+            pass(6, 457, true),
+            pass(5, 456, false),
+            pass(3, 454, true),
+        ];
+        let links = [(455, 4, "card-4".to_owned()), (456, 2, "card-2".to_owned())];
         assert_eq!(
-            b.wanted([
-                (456, 9, true),
-                (455, 7, false),
-                (456, 8, true),
-                (456, 8, true),
-                (457, 6, true),
-                (456, 5, false),
-                (455, 4, true),
-                (454, 3, true),
-            ]),
+            b.wanted(&passes, &links),
             Wanted {
-                next: vec![8, 9],
+                next: vec![2, 8, 9],
                 before: vec![4, 7],
             },
             "the next epoch's global and linked keys, every key before, once each; a next \
@@ -262,9 +279,10 @@ mod tests {
         assert_eq!(b.key(457, 8), (457, 8), "two epochs on: not bridged");
         assert_eq!(b.key(455, 8), (455, 8), "the epoch before: its own key");
         assert_eq!(
-            b.arms_next(&[arm(7, 455), arm(3, 454), arm(50, 456)]),
-            [8],
-            "the next key of the arm before the boundary; 9's device is another epoch's arm"
+            b.stay_keys(&[arm(7, 455), arm(3, 454), arm(50, 456)]),
+            [7, 3, 50, 8],
+            "the arms' keys, then the next key of the arm before the boundary; 9's device is \
+             another epoch's arm"
         );
         let keys = b.arm_keys(&[arm(7, 455), arm(50, 456), arm(60, 454)]);
         assert_eq!(keys.arm(456, 8), Some(7), "a stay under the next key");
@@ -277,10 +295,8 @@ mod tests {
         let keys = Bridge::new(None).arm_keys(&[arm(7, 455)]);
         assert_eq!(keys.arm(456, 7), Some(7), "no bridge: own keys");
         let none = Bridge::new(None);
-        assert_eq!(
-            none.wanted([(456, 8, true), (455, 7, true)]),
-            Wanted::default()
-        );
+        assert_eq!(none.wanted(&passes, &links), Wanted::default());
+        assert_eq!(none.stay_keys(&[arm(7, 455)]), [7], "no bridge: own keys");
         assert_eq!(none.key(456, 8), (456, 8));
     }
 
@@ -304,14 +320,6 @@ mod tests {
             [(7, 107, "card-7"), (7, 107, "card-x")],
             "a card linked in both epochs once; an arm without a link has none"
         );
-        let pass = |device, epoch, linkable| Pass {
-            device,
-            epoch,
-            board: 0,
-            first_ms: 0,
-            last_ms: 0,
-            linkable,
-        };
         let mut passes = [pass(8, 456, false), pass(5, 456, true), pass(4, 455, false)];
         follow(&mut passes, &b, &links);
         assert_eq!(

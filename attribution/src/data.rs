@@ -532,7 +532,7 @@ pub const NEXT: &str = "report_next";
 /// ... and those of the epoch before the boundary, by their key there.
 pub const BEFORE: &str = "report_before";
 /// The arms' keys: their own, and the next keys paired with them
-/// ([`crate::bridge::Bridge::arms_next`]): their stays are selected by them.
+/// ([`crate::bridge::Bridge::stay_keys`]): their stays are selected by them.
 pub const KEYS: &str = "report_keys";
 /// The linked arms' cards (device, t0, card), whose receipts are the revenue.
 pub const LINKED: &str = "report_linked";
@@ -831,12 +831,7 @@ async fn read(
     let mut bridge = Bridge::new(bridge_epoch);
     let db = session;
     if let Some(e) = bridge.epoch() {
-        let wanted = bridge.wanted(
-            passes
-                .iter()
-                .map(|p| (p.epoch, p.device, p.linkable))
-                .chain(links.iter().map(|l| (l.0, l.1, true))),
-        );
+        let wanted = bridge.wanted(&passes, &links);
         write_keys(db, NEXT, &wanted.next).await?;
         write_keys(db, BEFORE, &wanted.before).await?;
         let pairs = timed("the pairs of the passes and links", || {
@@ -850,11 +845,9 @@ async fn read(
     let plays = units::Plays::new(campaign.boards.len(), plays);
     let flight = units::flight(&mut passes, &plays, rules.pad_ms, campaign.loop_ms());
     drop(passes);
-    // The arms' keys, and the next keys of those before the boundary: every arm of that
-    // epoch is a pass's key there, so its pair was read with the passes'.
-    let mut keys: Vec<u64> = flight.arms.iter().map(|a| a.device).collect();
-    keys.extend(bridge.arms_next(&flight.arms));
-    write_keys(db, KEYS, &keys).await?;
+    // Every arm before the boundary is a pass's key there, so its pair was read with the
+    // passes'.
+    write_keys(db, KEYS, &bridge.stay_keys(&flight.arms)).await?;
     // The stores by index: the stays name theirs so.
     let mut names: Vec<&str> = stores.keys().map(String::as_str).collect();
     names.sort_unstable();

@@ -156,12 +156,7 @@ impl Report<'_> {
             .collect();
         let mut bridge = Bridge::new(bridged);
         if let Some(e) = bridged {
-            let wanted = bridge.wanted(
-                passes
-                    .iter()
-                    .map(|p| (p.epoch, p.device, p.linkable))
-                    .chain(links.iter().map(|l| (l.0, l.1, true))),
-            );
+            let wanted = bridge.wanted(&passes, &links);
             setup.extend(keys(NEXT, &wanted.next));
             setup.extend(keys(BEFORE, &wanted.before));
             bridge.add(pairs(&testkit::chdb_queries(&setup, &[pairs_query(e)])[0]));
@@ -174,9 +169,7 @@ impl Report<'_> {
             rules.pad_ms,
             c.loop_ms(),
         );
-        let mut arm_keys: Vec<u64> = flight.arms.iter().map(|a| a.device).collect();
-        arm_keys.extend(bridge.arms_next(&flight.arms));
-        setup.extend(keys(KEYS, &arm_keys));
+        setup.extend(keys(KEYS, &bridge.stay_keys(&flight.arms)));
         setup.extend(insert(
             LINKED,
             links
