@@ -35,6 +35,17 @@ use crate::stream::{wall_clock_us, Feed, StageError, Ticket};
 
 /// Messages read ahead of the batch being committed.
 const CHANNEL: usize = 4096;
+/// Messages the processor takes from the channel at a time, at most.
+const DRAIN: usize = 256;
+/// How long the MQTT task lets messages gather in the socket after a read that emptied it.
+/// Mosquitto writes each message as it gets one, so a collector that keeps up read them one
+/// by one, and each cost a read and a wakeup of both tasks: half the collector's CPU at the
+/// agents' default batch age (benches/README.md, run 38). A few milliseconds more before a
+/// message is in a batch, against batches of seconds.
+const GATHER: Duration = Duration::from_millis(2);
+/// The packets rumqttc takes from the socket in one read, at most (its `max_readb_count`, 10,
+/// counted from 1).
+const READ_MAX: usize = 9;
 /// How often process 0 looks for held messages a `requeue` asked for.
 const REPLAY_EVERY: Duration = Duration::from_secs(2);
 /// A batch closes after this long without a new message, once nothing is being written and
@@ -425,7 +436,11 @@ pub async fn run(
             let mut connected = false;
             // Messages handed on to the processor whose acknowledgement it has not handed back.
             let mut outstanding: u64 = 0;
+            // Until when the socket is left to fill (GATHER): set when a read took all that
+            // had come (fewer than rumqttc takes in one read), so that the next takes many.
+            let mut gather_until: Option<Instant> = None;
             loop {
+                let buffered = !eventloop.state.events.is_empty();
                 let can_read = held.len() < max_held && held_bytes < HELD_MAX_BYTES;
                 let armed = can_read && subscribed && forwarding && outstanding == 0;
                 if !armed {
@@ -477,10 +492,18 @@ pub async fn run(
                         }
                         permit = tx.reserve(), if forwarding && !held.is_empty() => {
                             match permit {
-                                Ok(permit) => {
-                                    let p = held.pop_front().expect("not empty");
-                                    held_bytes -= p.payload.len();
-                                    permit.send(p);
+                                Ok(mut permit) => {
+                                    // And as many more as the channel takes now: the
+                                    // processor, woken once, finds them all.
+                                    loop {
+                                        let p = held.pop_front().expect("not empty");
+                                        held_bytes -= p.payload.len();
+                                        permit.send(p);
+                                        match tx.try_reserve() {
+                                            Ok(next) if !held.is_empty() => permit = next,
+                                            _ => break,
+                                        }
+                                    }
                                 }
                                 Err(_) => {
                                     forwarding = false;
@@ -515,9 +538,21 @@ pub async fn run(
                             eventloop.clean();
                             Err(ConnectionError::NetworkTimeout)
                         }
-                        e = eventloop.poll(), if reading => e,
+                        _ = async { tokio::time::sleep_until(gather_until.expect("guarded").into()).await },
+                            if reading && !buffered && gather_until.is_some() => {
+                            gather_until = None;
+                            continue;
+                        }
+                        e = eventloop.poll(), if reading && (buffered || gather_until.is_none()) => e,
                     }
                 };
+                if connected
+                    && !buffered
+                    && event.is_ok()
+                    && eventloop.state.events.len() + 1 < READ_MAX
+                {
+                    gather_until = Some(Instant::now() + GATHER);
+                }
                 if let Ok(Event::Incoming(_)) = event {
                     unheard_since = Instant::now();
                 }
@@ -644,31 +679,42 @@ pub async fn run(
                 committer.start(std::mem::take(&mut batch)).await?;
             }
             msg = rx.recv() => {
-                let Some(p) = msg else { break };
-                if p.dup {
-                    metrics.redeliveries.inc();
-                }
-                if taken.again(&p.topic, &p.payload) {
-                    metrics.repeats.inc();
-                } else {
-                    let now = committer.feed.receive(&mut batch.ticket, None);
-                    let topic = p.topic.clone();
-                    let mut decoded = decode(&topic, &p.payload, now, inventory.sensors(), &bounds);
-                    if matches!(decoded, Decoded::Rejected(Reason::UnknownSensor, _))
-                        && inventory.reread_after_miss().await
-                    {
-                        // A sensor imported since the last read.
-                        decoded = decode(&topic, &p.payload, now, inventory.sensors(), &bounds);
+                let Some(mut p) = msg else { break };
+                // And the messages queued behind it, up to DRAIN (the other branches wait
+                // meanwhile): one wakeup for a burst, not one for each message.
+                for more in 1.. {
+                    if p.dup {
+                        metrics.redeliveries.inc();
                     }
-                    intake.add(&mut batch, (&topic, &p.payload, now), decoded, None);
+                    if taken.again(&p.topic, &p.payload) {
+                        metrics.repeats.inc();
+                    } else {
+                        let now = committer.feed.receive(&mut batch.ticket, None);
+                        let topic = p.topic.clone();
+                        let mut decoded = decode(&topic, &p.payload, now, inventory.sensors(), &bounds);
+                        if matches!(decoded, Decoded::Rejected(Reason::UnknownSensor, _))
+                            && inventory.reread_after_miss().await
+                        {
+                            // A sensor imported since the last read.
+                            decoded = decode(&topic, &p.payload, now, inventory.sensors(), &bounds);
+                        }
+                        intake.add(&mut batch, (&topic, &p.payload, now), decoded, None);
+                    }
+                    batch.messages.push(p);
+                    batch.opened.get_or_insert_with(Instant::now);
+                    // Bounded in rows and in messages (an empty envelope makes no row).
+                    if batch.rows().max(batch.messages.len()) >= bounds.batch_max_rows() {
+                        committer.start(std::mem::take(&mut batch)).await?;
+                    }
+                    if more == DRAIN {
+                        break;
+                    }
+                    match rx.try_recv() {
+                        Ok(next) => p = next,
+                        Err(_) => break,
+                    }
                 }
-                batch.messages.push(p);
                 last_message = Instant::now();
-                batch.opened.get_or_insert(last_message);
-                // Bounded in rows and in messages (an empty envelope makes no row).
-                if batch.rows().max(batch.messages.len()) >= bounds.batch_max_rows() {
-                    committer.start(std::mem::take(&mut batch)).await?;
-                }
                 inventory.refresh_if_due().await;
             }
             _ = replay_tick.tick(), if replays => {
