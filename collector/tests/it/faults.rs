@@ -488,11 +488,38 @@ fn a_calibration_imported_while_the_collector_runs_scales_the_windows_after_it()
         .join()
         .expect("publisher");
     let site = first_store(&s.dir.path().join("city"));
-    let windows = format!("SELECT count() FROM recal.occupancy WHERE site = '{site}'");
-    let written = wait_for(Duration::from_secs(60), || {
-        (s.ch.query(&windows).trim() != "0").then_some(())
+    // Every version written so far, each checked to be scaled as it says; how many are
+    // uncalibrated windows with devices. (Read before the import as well as after: by the
+    // end the first half's windows are all estimated again, calibrated, and a merge may
+    // already have dropped the versions before.)
+    let versions = || {
+        let rows = s.ch.query(&format!(
+            "SELECT calibrated, people, global_devices + randomized_devices \
+             FROM recal.occupancy WHERE site = '{site}'"
+        ));
+        let mut uncalibrated = 0;
+        for line in rows.lines() {
+            let v: Vec<f64> = line
+                .split('\t')
+                .map(|x| x.parse().expect("a number"))
+                .collect();
+            let (calibrated, people, devices) = (v[0] == 1.0, v[1], v[2]);
+            let scale = if calibrated { 3.0 } else { 1.0 };
+            assert!(
+                (people - scale * devices).abs() < 1e-6,
+                "calibrated {calibrated}: {people} people for {devices} devices"
+            );
+            uncalibrated += usize::from(!calibrated && devices > 0.0);
+        }
+        uncalibrated
+    };
+    let before = wait_for(Duration::from_secs(60), || {
+        Some(versions()).filter(|&n| n > 0)
     });
-    assert!(written.is_some(), "no window written from the first half");
+    assert!(
+        before.is_some(),
+        "no window with devices written from the first half"
+    );
     import_calibration(s.dir.path(), &cfg, &site, "-65,3,4,96,0.5");
     // Past `inventory_refresh_secs`: the next message reads the inventory again.
     std::thread::sleep(Duration::from_millis(1500));
@@ -501,29 +528,7 @@ fn a_calibration_imported_while_the_collector_runs_scales_the_windows_after_it()
         .expect("publisher");
     s.wait_complete("recal", Duration::from_secs(60));
     s.term(&mut run, "recal");
-    // Every version written: each scaled as it says.
-    let rows = s.ch.query(&format!(
-        "SELECT calibrated, people, global_devices + randomized_devices \
-         FROM recal.occupancy WHERE site = '{site}'"
-    ));
-    let mut before = 0;
-    for line in rows.lines() {
-        let v: Vec<f64> = line
-            .split('\t')
-            .map(|x| x.parse().expect("a number"))
-            .collect();
-        let (calibrated, people, devices) = (v[0] == 1.0, v[1], v[2]);
-        let scale = if calibrated { 3.0 } else { 1.0 };
-        assert!(
-            (people - scale * devices).abs() < 1e-6,
-            "calibrated {calibrated}: {people} people for {devices} devices"
-        );
-        before += usize::from(!calibrated && devices > 0.0);
-    }
-    assert!(
-        before > 0,
-        "no window with devices written before the import"
-    );
+    versions();
     // The windows as they stand: those of the second half estimated under the calibration
     // (and those of the first that later sightings changed).
     let after = s.ch.query(&format!(
